@@ -1,0 +1,64 @@
+# One target per habit. `make run` and `make test` set up everything they need on a fresh machine.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+PYTHON_MINOR := 3.13
+VENV := .venv
+SAM_VENV := .venv-sam
+PY := $(VENV)/bin/python
+SAM := $(SAM_VENV)/bin/sam
+SAM_CLI_VERSION := 1.170.0
+export SAM_CLI_TELEMETRY := 0
+export AWS_DEFAULT_REGION ?= us-east-1
+export PYTHONDONTWRITEBYTECODE := 1
+
+.PHONY: help run token test test-fast lint typecheck validate build bench lock clean
+
+help: ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
+
+$(VENV)/.installed: requirements-dev.lock layers/support/requirements.txt layers/support/pyproject.toml
+	@test -x $(PY) || "$$(local/find_python.sh $(PYTHON_MINOR))" -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -r requirements-dev.lock
+	$(PY) -m pip install --quiet --no-deps -e layers/support
+	@touch $@
+
+$(SAM_VENV)/.installed:
+	@test -x $(SAM_VENV)/bin/python || "$$(local/find_python.sh $(PYTHON_MINOR))" -m venv $(SAM_VENV)
+	$(SAM_VENV)/bin/python -m pip install --quiet aws-sam-cli==$(SAM_CLI_VERSION)
+	@touch $@
+
+run: $(VENV)/.installed ## the local API on an embedded PostgreSQL, with demo data
+	$(PY) -m local.run
+
+token: $(VENV)/.installed ## print a JWT for the local gateway: make token TENANT=<uuid> ROLE=admin|agent [AGENT=<uuid>]
+	@$(PY) -m local.token --tenant "$(TENANT)" --role "$(or $(ROLE),admin)" $(if $(AGENT),--agent "$(AGENT)")
+
+test: $(VENV)/.installed $(SAM_VENV)/.installed lint validate build ## the whole suite: lint, template checks, sam build, all tests
+	$(PY) -m pytest
+
+test-fast: $(VENV)/.installed ## the tests only
+	$(PY) -m pytest
+
+lint: $(VENV)/.installed ## ruff and mypy
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/mypy
+
+validate: $(SAM_VENV)/.installed ## sam validate --lint (offline)
+	$(SAM) validate --lint
+
+build: $(SAM_VENV)/.installed ## sam build without Docker, with the runtime's Python on PATH
+	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(SAM) build --parallel --cached
+
+bench: $(VENV)/.installed ## benchmarks (see bench/README.md); figures go to bench/RESULTS.md
+	$(PY) -m bench.tickets
+
+lock: $(VENV)/.installed ## re-pin the layer's and the development environment's dependencies
+	$(PY) -m pip install --quiet uv
+	$(VENV)/bin/uv pip compile --quiet --python-version $(PYTHON_MINOR) --python-platform x86_64-manylinux_2_28 layers/support/pyproject.toml -o layers/support/requirements.txt
+	$(VENV)/bin/uv pip compile --quiet --universal --python-version $(PYTHON_MINOR) requirements-dev.in -o requirements-dev.lock
+
+clean: ## remove environments, build output and local databases
+	rm -rf $(VENV) $(SAM_VENV) .aws-sam .local .pytest_cache .mypy_cache .ruff_cache

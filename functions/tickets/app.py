@@ -1,0 +1,125 @@
+"""Tickets endpoint group: tickets, their conversations, assignment and feedback (and, for now, agents)."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+from uuid import UUID
+
+from aws_lambda_powertools.event_handler import Response
+from aws_lambda_powertools.event_handler.openapi.params import Query
+from aws_lambda_powertools.logging import correlation_paths
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from support.http import create_resolver, created, current_principal, ok, page
+from support.models.agents import AgentCreate
+from support.models.base import Category
+from support.models.tickets import (
+    AssignRequest,
+    ConversationCreate,
+    FeedbackCreate,
+    SearchText,
+    TicketCreate,
+    TicketPriority,
+    TicketQuery,
+    TicketStatus,
+    TicketUpdate,
+)
+from support.observability import logger, metrics
+from support.pagination import DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE
+from support.services import agents, tickets
+
+app = create_resolver()
+
+Limit = Annotated[int, Query(ge=1, le=MAX_PAGE_SIZE)]
+Cursor = Annotated[str | None, Query(max_length=512)]
+TenantParam = Annotated[UUID | None, Query(alias="userId")]
+
+
+@app.get("/api/support/tickets")
+def list_tickets(
+    user_id: TenantParam = None,
+    status: Annotated[TicketStatus | None, Query()] = None,
+    priority: Annotated[TicketPriority | None, Query()] = None,
+    assigned_agent_id: Annotated[UUID | None, Query(alias="assignedAgentId")] = None,
+    category: Annotated[Category | None, Query()] = None,
+    search: Annotated[SearchText | None, Query()] = None,
+    limit: Limit = DEFAULT_PAGE_SIZE,
+    cursor: Cursor = None,
+) -> Response[Any]:
+    principal = current_principal(app)
+    principal.require_tenant(user_id)
+    query = TicketQuery(
+        status=status,
+        priority=priority,
+        assigned_agent_id=assigned_agent_id,
+        category=category,
+        search=search,
+        limit=limit,
+        cursor=cursor,
+    )
+    return page(tickets.list_tickets(principal, query))
+
+
+@app.post("/api/support/tickets")
+def create_ticket(data: TicketCreate, user_id: TenantParam = None) -> Response[Any]:
+    principal = current_principal(app)
+    principal.require_tenant(user_id)
+    ticket = tickets.create_ticket(principal, data)
+    metrics.add_metric(name="TicketsCreated", unit="Count", value=1)
+    return created(ticket)
+
+
+@app.get("/api/support/tickets/<ticket_id>")
+def get_ticket(ticket_id: UUID) -> Response[Any]:
+    return ok(tickets.get_ticket(current_principal(app), ticket_id))
+
+
+@app.patch("/api/support/tickets/<ticket_id>")
+def update_ticket(ticket_id: UUID, changes: TicketUpdate) -> Response[Any]:
+    return ok(tickets.update_ticket(current_principal(app), ticket_id, changes))
+
+
+@app.post("/api/support/tickets/<ticket_id>/close")
+def close_ticket(ticket_id: UUID) -> Response[Any]:
+    return ok(tickets.close_ticket(current_principal(app), ticket_id))
+
+
+@app.post("/api/support/tickets/<ticket_id>/assign")
+def assign_ticket(ticket_id: UUID, request: AssignRequest) -> Response[Any]:
+    return ok(tickets.assign_ticket(current_principal(app), ticket_id, request.agent_id))
+
+
+@app.get("/api/support/tickets/<ticket_id>/conversations")
+def list_conversations(ticket_id: UUID, limit: Limit = DEFAULT_PAGE_SIZE, cursor: Cursor = None) -> Response[Any]:
+    return page(tickets.list_conversations(current_principal(app), ticket_id, limit=limit, cursor=cursor))
+
+
+@app.post("/api/support/tickets/<ticket_id>/conversations")
+def add_conversation(ticket_id: UUID, message: ConversationCreate) -> Response[Any]:
+    return created(tickets.add_conversation(current_principal(app), ticket_id, message))
+
+
+@app.get("/api/support/tickets/<ticket_id>/feedback")
+def get_feedback(ticket_id: UUID) -> Response[Any]:
+    return ok(tickets.get_feedback(current_principal(app), ticket_id))
+
+
+@app.post("/api/support/tickets/<ticket_id>/feedback")
+def add_feedback(ticket_id: UUID, feedback: FeedbackCreate) -> Response[Any]:
+    return created(tickets.add_feedback(current_principal(app), ticket_id, feedback))
+
+
+@app.get("/api/support/agents")
+def list_agents(limit: Limit = DEFAULT_PAGE_SIZE, cursor: Cursor = None) -> Response[Any]:
+    return page(agents.list_agents(current_principal(app), limit=limit, cursor=cursor))
+
+
+@app.post("/api/support/agents")
+def create_agent(data: AgentCreate) -> Response[Any]:
+    return created(agents.create_agent(current_principal(app), data))
+
+
+@logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_HTTP)
+@metrics.log_metrics
+def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    return app.resolve(event, context)

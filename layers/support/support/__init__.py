@@ -1,0 +1,1 @@
+"""The shared layer of the support backend: models, services, database access, auth, errors, config."""

@@ -1,0 +1,39 @@
+"""Typed configuration, read from the environment once per execution environment and validated then."""
+
+from __future__ import annotations
+
+import os
+from functools import cache
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+
+class ConfigurationError(RuntimeError):
+    """The function's environment is incomplete or invalid: a deployment bug, reported at cold start."""
+
+
+class Settings(BaseModel):
+    model_config = ConfigDict(frozen=True, populate_by_name=True, extra="ignore")
+
+    # Locally (and in tests) a libpq URL; in AWS the ARN of a Secrets Manager secret in the RDS format
+    # ({"host", "port", "username", "password", "dbname"}).
+    database_url: str | None = Field(default=None, alias="DATABASE_URL")
+    db_secret_arn: str | None = Field(default=None, alias="DB_SECRET_ARN")
+    db_secret_max_age_seconds: int = Field(default=300, alias="DB_SECRET_MAX_AGE_SECONDS", ge=0)
+    db_connect_timeout_seconds: int = Field(default=5, alias="DB_CONNECT_TIMEOUT_SECONDS", ge=1, le=60)
+    # Kept below the function timeout so a slow query fails as a query, not as a killed invocation.
+    db_statement_timeout_ms: int = Field(default=5000, alias="DB_STATEMENT_TIMEOUT_MS", ge=100)
+
+    @model_validator(mode="after")
+    def _one_database_source(self) -> Settings:
+        if not self.database_url and not self.db_secret_arn:
+            raise ValueError("set DATABASE_URL (local) or DB_SECRET_ARN (AWS)")
+        return self
+
+
+@cache
+def get_settings() -> Settings:
+    try:
+        return Settings.model_validate(dict(os.environ))
+    except ValidationError as exc:
+        raise ConfigurationError(f"invalid configuration: {exc}") from exc

@@ -1,0 +1,91 @@
+"""One PostgreSQL connection per execution environment, opened lazily and reused across invocations.
+
+Every unit of work runs in `tenant_transaction`, which first binds the tenant with
+`set_config('app.tenant_id', ..., true)`: transaction-local, so it can never leak into the next
+invocation, and safe behind RDS Proxy (a session `SET` would pin the connection).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
+from typing import Any
+from urllib.parse import quote
+from uuid import UUID
+
+import psycopg
+from psycopg.rows import DictRow, dict_row
+
+from support.config import Settings, get_settings
+from support.observability import logger
+
+Connection = psycopg.Connection[DictRow]
+Cursor = psycopg.Cursor[DictRow]
+
+_connection: Connection | None = None
+
+
+def _conninfo(settings: Settings) -> str:
+    if settings.database_url:
+        return settings.database_url
+    # Imported here so that local runs and cold starts without a secret never pay for boto3.
+    from aws_lambda_powertools.utilities import parameters
+
+    secret: Any = parameters.get_secret(
+        settings.db_secret_arn or "", transform="json", max_age=settings.db_secret_max_age_seconds
+    )
+    return (
+        f"postgresql://{quote(secret['username'], safe='')}:{quote(secret['password'], safe='')}"
+        f"@{secret['host']}:{secret.get('port', 5432)}/{secret.get('dbname', 'support')}"
+    )
+
+
+def _connect(settings: Settings) -> Connection:
+    return psycopg.connect(
+        _conninfo(settings),
+        autocommit=True,  # transactions are explicit, see tenant_transaction
+        prepare_threshold=None,  # no server-side prepared statements: safe behind RDS Proxy and PgBouncer
+        connect_timeout=settings.db_connect_timeout_seconds,
+        options=f"-c statement_timeout={settings.db_statement_timeout_ms}",
+        application_name="support-backend",
+        row_factory=dict_row,
+    )
+
+
+def get_connection() -> Connection:
+    global _connection
+    if _connection is None or _connection.closed or _connection.broken:
+        _connection = _connect(get_settings())
+    return _connection
+
+
+def reset_connection() -> None:
+    """Close the cached connection (tests, and after a failure that leaves it unusable)."""
+    global _connection
+    if _connection is not None:
+        _connection.close()
+    _connection = None
+
+
+SET_TENANT = "SELECT set_config('app.tenant_id', %s, true)"
+
+
+def _enter(conn: Connection, tenant_id: str) -> tuple[ExitStack, Cursor]:
+    with ExitStack() as stack:
+        stack.enter_context(conn.transaction())
+        cur = stack.enter_context(conn.cursor())
+        cur.execute(SET_TENANT, (tenant_id,))
+        return stack.pop_all(), cur
+
+
+@contextmanager
+def tenant_transaction(tenant_id: UUID) -> Iterator[Cursor]:
+    """A transaction bound to one tenant. Reconnects once if the cached connection went stale."""
+    try:
+        stack, cur = _enter(get_connection(), str(tenant_id))
+    except psycopg.OperationalError:
+        logger.warning("database connection was unusable; reconnecting once")
+        reset_connection()
+        stack, cur = _enter(get_connection(), str(tenant_id))
+    with stack:
+        yield cur

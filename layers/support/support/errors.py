@@ -1,0 +1,59 @@
+"""Domain errors, defined once. `support.http` maps them to HTTP status codes in one place."""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+class DomainError(Exception):
+    """A request the domain refuses. `code` is stable and machine-readable; `message` is for people."""
+
+    code = "error"
+    status = 400
+
+    def __init__(self, message: str, *, details: list[dict[str, Any]] | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.details = details or []
+
+
+class BadRequest(DomainError):
+    code = "bad_request"
+    status = 400
+
+
+class Unauthorized(DomainError):
+    code = "unauthorized"
+    status = 401
+
+
+class Forbidden(DomainError):
+    code = "forbidden"
+    status = 403
+
+
+class NotFound(DomainError):
+    """Unknown id, or another tenant's id: the two are indistinguishable on purpose."""
+
+    code = "not_found"
+    status = 404
+
+
+class Conflict(DomainError):
+    code = "conflict"
+    status = 409
+
+
+class PayloadTooLarge(DomainError):
+    code = "payload_too_large"
+    status = 413
+
+
+class InvalidInput(DomainError):
+    code = "validation_error"
+    status = 422
+
+
+class QuotaExceeded(DomainError):
+    code = "quota_exceeded"
+    status = 429

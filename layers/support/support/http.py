@@ -1,0 +1,100 @@
+"""The HTTP edge shared by every endpoint group: the resolver, the caller, the envelope, the error mapping.
+
+Every function builds its resolver with `create_resolver()`, so domain errors, validation errors and bugs
+map to `{"success": false, "error": {"code", "message", "details"}}` the same way everywhere.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response, content_types
+from aws_lambda_powertools.event_handler.exceptions import NotFoundError
+from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValidationError
+from pydantic import BaseModel
+
+from support.auth import Principal, principal_from_claims
+from support.errors import DomainError
+from support.observability import logger
+from support.pagination import Page
+
+# Pydantic error types that mean "too big" rather than "malformed": answered 413, not 422.
+_TOO_LARGE = {"payload_too_large"}
+
+
+def _error(status: int, code: str, message: str, details: list[dict[str, Any]] | None = None) -> Response[Any]:
+    return Response(
+        status_code=status,
+        content_type=content_types.APPLICATION_JSON,
+        body={"success": False, "error": {"code": code, "message": message, "details": details or []}},
+    )
+
+
+def _field_path(loc: tuple[Any, ...]) -> str:
+    return ".".join(str(part) for part in loc)
+
+
+def create_resolver() -> APIGatewayHttpResolver:
+    app = APIGatewayHttpResolver(enable_validation=True)
+
+    @app.exception_handler(DomainError)  # type: ignore[untyped-decorator]
+    def _domain_error(exc: DomainError) -> Response[Any]:
+        return _error(exc.status, exc.code, exc.message, exc.details)
+
+    @app.exception_handler(RequestValidationError)  # type: ignore[untyped-decorator]
+    def _validation_error(exc: RequestValidationError) -> Response[Any]:
+        errors = exc.errors()
+        if any(err["type"] == "json_invalid" for err in errors):
+            return _error(400, "malformed_json", "the request body is not valid JSON")
+        details = [
+            {"field": _field_path(err["loc"]), "message": err.get("msg", ""), "type": err["type"]} for err in errors
+        ]
+        if any(err["type"] in _TOO_LARGE for err in errors):
+            return _error(413, "payload_too_large", "a field is over its size limit", details)
+        return _error(422, "validation_error", "the request is not valid", details)
+
+    @app.not_found
+    def _no_route(_exc: NotFoundError) -> Response[Any]:
+        return _error(404, "not_found", "no such route")
+
+    @app.exception_handler(Exception)  # type: ignore[untyped-decorator]
+    def _bug(exc: Exception) -> Response[Any]:
+        logger.exception("unhandled error")
+        return _error(500, "internal_error", "an internal error occurred; it has been logged")
+
+    return app
+
+
+def current_principal(app: APIGatewayHttpResolver) -> Principal:
+    """The caller, from the claims API Gateway's JWT authorizer verified."""
+    authorizer = app.current_event.request_context.authorizer
+    claims = authorizer.jwt_claim if authorizer is not None else None
+    return principal_from_claims(claims)
+
+
+def ok(data: BaseModel | list[BaseModel], status: int = 200) -> Response[Any]:
+    if isinstance(data, list):
+        payload: Any = [item.model_dump(mode="json", by_alias=True) for item in data]
+    else:
+        payload = data.model_dump(mode="json", by_alias=True)
+    return Response(
+        status_code=status,
+        content_type=content_types.APPLICATION_JSON,
+        body={"success": True, "data": payload},
+    )
+
+
+def created(data: BaseModel) -> Response[Any]:
+    return ok(data, status=201)
+
+
+def page(result: Page[Any]) -> Response[Any]:
+    return Response(
+        status_code=200,
+        content_type=content_types.APPLICATION_JSON,
+        body={
+            "success": True,
+            "data": [item.model_dump(mode="json", by_alias=True) for item in result.data],
+            "nextCursor": result.next_cursor,
+        },
+    )

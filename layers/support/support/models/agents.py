@@ -1,0 +1,50 @@
+"""Support agents."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import StrEnum
+from typing import Annotated
+from uuid import UUID
+
+from pydantic import EmailStr, Field, StringConstraints
+
+from support.models.base import ApiModel, Name, Record
+
+
+class AgentStatus(StrEnum):
+    AVAILABLE = "available"
+    BUSY = "busy"
+    AWAY = "away"
+    OFFLINE = "offline"
+
+
+Skill = Annotated[str, StringConstraints(min_length=1, max_length=50)]
+
+
+class AgentCreate(ApiModel):
+    agent_name: Name
+    agent_email: EmailStr
+    department: Annotated[str, StringConstraints(min_length=1, max_length=100)] | None = None
+    skills: list[Skill] = Field(default_factory=list, max_length=50)
+    status: AgentStatus = AgentStatus.OFFLINE
+    max_concurrent_chats: int = Field(default=5, ge=1, le=50)
+
+
+class Agent(Record):
+    id: UUID
+    user_id: UUID
+    agent_name: str
+    agent_email: str
+    department: str | None
+    skills: list[str]
+    status: AgentStatus
+    current_chats: int
+    max_concurrent_chats: int
+    total_tickets_resolved: int
+    average_resolution_time: int | None = Field(description="seconds")
+    average_rating: float | None
+    response_time_average: int | None = Field(description="seconds")
+    created_at: datetime
+    updated_at: datetime
+    last_activity_at: datetime | None

