@@ -1,0 +1,57 @@
+"""Shared fixtures: one real, migrated PostgreSQL for the session (embedded unless DATABASE_URL is set).
+
+Tests isolate themselves by tenant: each one makes fresh tenant ids, so nothing needs truncating.
+"""
+
+from __future__ import annotations
+
+import os
+
+# What template.yaml's Globals give every function; set before the layer is imported, as in Lambda.
+os.environ.setdefault("POWERTOOLS_SERVICE_NAME", "support")
+os.environ.setdefault("POWERTOOLS_METRICS_NAMESPACE", "SupportDesk")
+
+from collections.abc import Iterator
+from uuid import UUID, uuid4
+
+import pytest
+
+from local.database import DatabaseUrls, database
+from support.config import get_settings
+from support.db import reset_connection
+from tests.http_events import HandlerClient
+
+
+@pytest.fixture(scope="session")
+def db() -> Iterator[DatabaseUrls]:
+    with database("support_test", purpose="test", recreate=True, quiet=True) as urls:
+        previous = os.environ.get("DATABASE_URL")
+        os.environ["DATABASE_URL"] = urls.app  # the handlers run as the runtime role, under RLS
+        get_settings.cache_clear()
+        reset_connection()
+        try:
+            yield urls
+        finally:
+            reset_connection()
+            get_settings.cache_clear()
+            if previous is None:
+                os.environ.pop("DATABASE_URL", None)
+            else:
+                os.environ["DATABASE_URL"] = previous
+
+
+@pytest.fixture
+def tenant() -> UUID:
+    return uuid4()
+
+
+@pytest.fixture
+def other_tenant() -> UUID:
+    return uuid4()
+
+
+@pytest.fixture
+def tickets_api(db: DatabaseUrls, tenant: UUID) -> HandlerClient:
+    from functions.tickets import app
+
+    return HandlerClient(app.lambda_handler, tenant=tenant)

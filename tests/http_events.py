@@ -1,0 +1,81 @@
+"""Call a handler in-process with the event API Gateway's HTTP API (payload 2.0) would send it."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import urlencode
+from uuid import UUID, uuid4
+
+from local.events import http_event, lambda_context
+
+
+@dataclass
+class Reply:
+    status: int
+    body: dict[str, Any]
+    headers: dict[str, str]
+
+    @property
+    def data(self) -> Any:
+        assert self.body.get("success") is True, self.body
+        return self.body["data"]
+
+    @property
+    def error(self) -> dict[str, Any]:
+        assert self.body.get("success") is False, self.body
+        return dict(self.body["error"])
+
+
+@dataclass
+class HandlerClient:
+    handler: Callable[[dict[str, Any], Any], dict[str, Any]]
+    tenant: UUID
+    role: str = "admin"
+    agent_id: UUID | None = None
+    claims: dict[str, Any] | None = field(default=None)
+
+    def as_tenant(self, tenant: UUID, role: str = "admin") -> HandlerClient:
+        return HandlerClient(self.handler, tenant=tenant, role=role)
+
+    def request(
+        self,
+        method: str,
+        path: str,
+        *,
+        json_body: Any = None,
+        raw_body: str | None = None,
+        query: dict[str, Any] | None = None,
+        claims: dict[str, Any] | None = None,
+    ) -> Reply:
+        if claims is None:
+            claims = self.claims or {"sub": f"user-{uuid4()}", "tenant_id": str(self.tenant), "role": self.role}
+            if self.agent_id:
+                claims["agent_id"] = str(self.agent_id)
+        body = raw_body if raw_body is not None else (json.dumps(json_body) if json_body is not None else None)
+        event = http_event(
+            method=method,
+            path=path,
+            route_key=f"{method} {path}",
+            query_string=urlencode(query or {}, doseq=True),
+            headers={"content-type": "application/json"} if body is not None else {},
+            body=body,
+            claims=claims,
+        )
+        result = self.handler(event, lambda_context("TicketsFunction"))
+        return Reply(
+            status=result["statusCode"],
+            body=json.loads(result["body"]) if result.get("body") else {},
+            headers=result.get("headers") or {},
+        )
+
+    def get(self, path: str, **kw: Any) -> Reply:
+        return self.request("GET", path, **kw)
+
+    def post(self, path: str, body: Any = None, **kw: Any) -> Reply:
+        return self.request("POST", path, json_body=body, **kw)
+
+    def patch(self, path: str, body: Any = None, **kw: Any) -> Reply:
+        return self.request("PATCH", path, json_body=body, **kw)
