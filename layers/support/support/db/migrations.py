@@ -50,6 +50,7 @@ def discover(directory: Path) -> list[Migration]:
 
 def migrate(conninfo: str, directory: Path, *, log: Callable[[str], None] = print) -> list[str]:
     """Apply pending migrations; returns the names applied by this call."""
+    pending = discover(directory)
     applied_now: list[str] = []
     with psycopg.connect(conninfo, autocommit=True) as conn:
         with conn.transaction():
@@ -59,7 +60,7 @@ def migrate(conninfo: str, directory: Path, *, log: Callable[[str], None] = prin
                 " version text PRIMARY KEY, name text NOT NULL, checksum text NOT NULL,"
                 " applied_at timestamptz NOT NULL DEFAULT now())"
             )
-        for migration in discover(directory):
+        for migration in pending:
             with conn.transaction():
                 conn.execute("SELECT pg_advisory_xact_lock(%s)", (_LOCK_KEY,))
                 row = conn.execute(

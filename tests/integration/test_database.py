@@ -1,0 +1,130 @@
+"""The schema's own guarantees, the migration runner and the connection handling."""
+
+from __future__ import annotations
+
+import shutil
+import threading
+from pathlib import Path
+from uuid import UUID
+
+import psycopg
+import pytest
+
+from local.database import MIGRATIONS, DatabaseUrls, create_database
+from support.db import get_connection, tenant_transaction
+from support.db.migrations import MigrationError, migrate
+
+
+def _owner(db: DatabaseUrls, tenant: UUID) -> psycopg.Connection[tuple[object, ...]]:
+    conn = psycopg.connect(db.owner)
+    conn.execute("SELECT set_config('app.tenant_id', %s, true)", (str(tenant),))
+    return conn
+
+
+@pytest.mark.parametrize(
+    "statement",
+    [
+        "INSERT INTO support_tickets (user_id, customer_name, customer_email, subject, status) "
+        "VALUES (%(t)s, 'a', 'a@b.c', 's', 'pending')",
+        "INSERT INTO support_tickets (user_id, customer_name, customer_email, subject, priority) "
+        "VALUES (%(t)s, 'a', 'a@b.c', 's', 'critical')",
+        "INSERT INTO support_agents (user_id, agent_name, agent_email, status) VALUES (%(t)s, 'a', 'a@b.c', 'gone')",
+        "INSERT INTO support_agents (user_id, agent_name, agent_email, max_concurrent_chats) "
+        "VALUES (%(t)s, 'a', 'a@b.c', 0)",
+        "INSERT INTO live_chat_sessions (user_id, visitor_id, status) VALUES (%(t)s, 'v', 'lost')",
+        "INSERT INTO live_chat_sessions (user_id, visitor_id, rating) VALUES (%(t)s, 'v', 6)",
+        "INSERT INTO canned_responses (user_id, response_title, response_content, shortcut_key) "
+        "VALUES (%(t)s, 't', 'c', 'has space')",
+        "INSERT INTO support_tickets (user_id, customer_name, customer_email, subject) "
+        "VALUES (%(t)s, 'a', 'a@b.c', '')",
+    ],
+)
+def test_check_constraints_refuse_values_outside_the_domain(db: DatabaseUrls, tenant: UUID, statement: str) -> None:
+    with _owner(db, tenant) as conn, pytest.raises(psycopg.errors.CheckViolation):
+        conn.execute(statement.encode(), {"t": tenant})
+
+
+def test_updated_at_is_kept_current(db: DatabaseUrls, tenant: UUID) -> None:
+    with _owner(db, tenant) as conn:
+        row = conn.execute(
+            "INSERT INTO support_tickets (user_id, customer_name, customer_email, subject) "
+            "VALUES (%s, 'a', 'a@b.c', 's') RETURNING id, updated_at",
+            (tenant,),
+        ).fetchone()
+        assert row is not None
+        conn.commit()
+        conn.execute("SELECT set_config('app.tenant_id', %s, true)", (str(tenant),))
+        after = conn.execute("UPDATE support_tickets SET subject = 't' WHERE id = %s RETURNING updated_at", (row[0],))
+        assert after.fetchone()[0] > row[1]  # type: ignore[index]
+
+
+def test_migrations_apply_once_and_rerun_as_a_no_op(db: DatabaseUrls) -> None:
+    assert migrate(db.owner, MIGRATIONS, log=lambda _: None) == []
+    with psycopg.connect(db.owner) as conn:
+        versions = [r[0] for r in conn.execute("SELECT version FROM schema_migrations ORDER BY version")]
+    assert versions == [p.name[:4] for p in sorted(MIGRATIONS.glob("*.sql"))]
+
+
+def test_two_runners_at_once_apply_each_migration_exactly_once(db: DatabaseUrls) -> None:
+    urls = create_database(db.admin, "support_race", recreate=True, quiet=True)
+    # Start from an empty database again, then race two runners.
+    with psycopg.connect(db.admin.replace("dbname=support_test", "dbname=postgres"), autocommit=True) as conn:
+        conn.execute("DROP DATABASE support_race WITH (FORCE)")
+        conn.execute("CREATE DATABASE support_race OWNER support_owner")
+    results: list[list[str]] = []
+    errors: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            results.append(migrate(urls.owner, MIGRATIONS, log=lambda _: None))
+        except BaseException as exc:
+            errors.append(exc)
+
+    threads = [threading.Thread(target=run) for _ in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+
+    assert errors == []
+    applied = sorted(name for names in results for name in names)
+    assert applied == sorted(p.name for p in MIGRATIONS.glob("*.sql"))
+
+
+def test_an_edited_migration_is_reported_not_skipped(db: DatabaseUrls, tmp_path: Path) -> None:
+    for path in MIGRATIONS.glob("*.sql"):
+        shutil.copy(path, tmp_path / path.name)
+    first = sorted(tmp_path.glob("*.sql"))[0]
+    first.write_text(first.read_text() + "\n-- edited after the fact\n")
+    with pytest.raises(MigrationError, match="changed after it was applied"):
+        migrate(db.owner, tmp_path, log=lambda _: None)
+
+
+def test_badly_named_migration_is_refused(tmp_path: Path) -> None:
+    (tmp_path / "create_things.sql").write_text("SELECT 1")
+    with pytest.raises(MigrationError, match=r"0001_name\.sql"):
+        migrate("dbname=unused", tmp_path, log=lambda _: None)
+
+
+def test_a_killed_connection_is_replaced_once(db: DatabaseUrls, tenant: UUID) -> None:
+    conn = get_connection()
+    pid = conn.info.backend_pid
+    with psycopg.connect(db.admin) as admin:
+        admin.execute("SELECT pg_terminate_backend(%s)", (pid,))
+
+    with tenant_transaction(tenant) as cur:
+        cur.execute("SELECT current_setting('app.tenant_id') AS t, pg_backend_pid() AS pid")
+        row = cur.fetchone()
+    assert row is not None
+    assert row["t"] == str(tenant)
+    assert row["pid"] != pid
+    assert get_connection().info.backend_pid == row["pid"]  # and reused afterwards
+
+
+def test_connection_settings(db: DatabaseUrls, tenant: UUID) -> None:
+    conn = get_connection()
+    assert conn.prepare_threshold is None
+    with tenant_transaction(tenant) as cur:
+        cur.execute("SELECT current_setting('statement_timeout') AS timeout, current_user AS who")
+        row = cur.fetchone()
+    assert row == {"timeout": "5s", "who": "support_app"}

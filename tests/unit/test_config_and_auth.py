@@ -1,0 +1,75 @@
+"""Configuration validated at cold start, credentials from Secrets Manager, and principals from claims."""
+
+from __future__ import annotations
+
+import json
+from uuid import uuid4
+
+import boto3
+import pytest
+from moto import mock_aws
+
+from support.auth import Principal, Role, principal_from_claims
+from support.config import ConfigurationError, Settings, get_settings
+from support.db.connection import _conninfo
+from support.errors import Forbidden, Unauthorized
+
+
+def test_missing_database_configuration_fails_at_cold_start(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("DATABASE_URL", raising=False)
+    monkeypatch.delenv("DB_SECRET_ARN", raising=False)
+    get_settings.cache_clear()
+    try:
+        with pytest.raises(ConfigurationError, match="DATABASE_URL"):
+            get_settings()
+    finally:
+        get_settings.cache_clear()
+
+
+def test_invalid_numbers_are_refused() -> None:
+    with pytest.raises(ValueError, match="DB_CONNECT_TIMEOUT_SECONDS"):
+        Settings.model_validate({"DATABASE_URL": "x", "DB_CONNECT_TIMEOUT_SECONDS": "0"})
+
+
+@mock_aws
+def test_credentials_come_from_the_secret(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
+    client = boto3.client("secretsmanager", region_name="us-east-1")
+    secret = {"host": "db.internal", "port": 5432, "username": "support_app", "password": "p@ss:/word", "dbname": "s"}
+    arn = client.create_secret(Name="support/db", SecretString=json.dumps(secret))["ARN"]
+
+    conninfo = _conninfo(Settings.model_validate({"DB_SECRET_ARN": arn}))
+
+    assert conninfo == "postgresql://support_app:p%40ss%3A%2Fword@db.internal:5432/s"
+
+
+def test_principal_from_claims() -> None:
+    tenant, agent = uuid4(), uuid4()
+    principal = principal_from_claims(
+        {"sub": "u1", "tenant_id": str(tenant), "role": "agent", "agent_id": str(agent), "exp": "1"}
+    )
+    assert principal == Principal(tenant_id=tenant, role=Role.AGENT, subject="u1", agent_id=agent)
+
+
+@pytest.mark.parametrize(
+    "claims",
+    [
+        None,
+        {},
+        {"sub": "u", "role": "admin"},
+        {"sub": "u", "tenant_id": "x", "role": "admin"},
+        {"tenant_id": str(uuid4()), "role": "owner"},
+    ],
+)
+def test_bad_claims_are_unauthorized(claims: dict[str, str] | None) -> None:
+    with pytest.raises(Unauthorized):
+        principal_from_claims(claims)
+
+
+def test_user_id_must_match_the_tenant() -> None:
+    tenant = uuid4()
+    principal = Principal(tenant_id=tenant, role=Role.ADMIN, subject="u")
+    principal.require_tenant(None)
+    principal.require_tenant(str(tenant).upper())
+    with pytest.raises(Forbidden):
+        principal.require_tenant(uuid4())
