@@ -1,0 +1,79 @@
+"""`make run` as a newcomer uses it: it serves, its printed curl returns the demo tickets, and SIGTERM
+stops everything, leaving no process behind."""
+
+from __future__ import annotations
+
+import os
+import shlex
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import psutil
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def test_run_serves_demo_tickets_and_stops_cleanly() -> None:
+    port = _free_port()
+    env = {**os.environ, "PORT": str(port)}
+    env.pop("DATABASE_URL", None)  # the embedded PostgreSQL, as on a fresh laptop
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "local.run"],
+        cwd=REPO,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    output: list[str] = []
+    try:
+        assert proc.stdout is not None
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            line = proc.stdout.readline()
+            if not line:
+                break
+            output.append(line)
+            if line.strip().startswith("curl "):
+                break
+        curl = next(line.strip() for line in output if line.strip().startswith("curl "))
+        args = shlex.split(curl)
+        header = args[args.index("-H") + 1]
+        url = args[-1]
+        assert url == f"http://127.0.0.1:{port}/api/support/tickets"
+
+        reply = httpx.get(url, headers=dict([header.split(": ", 1)]), timeout=10)
+
+        assert reply.status_code == 200
+        subjects = {t["subject"] for t in reply.json()["data"]}
+        assert "Order arrived damaged" in subjects
+        assert _embedded_postgres(), "the embedded PostgreSQL should be running"
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=60)
+
+    assert proc.returncode == 0, "".join(output)
+    assert _embedded_postgres() == []
+
+
+def _embedded_postgres() -> list[psutil.Process]:
+    data_dir = str(REPO / ".local" / "pg-run")
+    found = []
+    for process in psutil.process_iter(["name"]):
+        try:
+            if process.info["name"] == "postgres" and process.cwd() == data_dir:
+                found.append(process)
+        except psutil.Error:
+            continue
+    return found
