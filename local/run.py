@@ -7,22 +7,22 @@ route of template.yaml on http://127.0.0.1:3000 (PORT to change). Ctrl-C or SIGT
 from __future__ import annotations
 
 import os
-import warnings
 import shlex
 import signal
 import threading
+import warnings
 from uuid import UUID
 
 from local.database import database
-from local.template import http_routes, load_template
+from local.template import cors_configuration, function_environment, http_routes
 
 
 def _apply_function_environment() -> None:
-    """The handlers see what template.yaml's Globals give them in Lambda (the database URL is ours)."""
-    variables = load_template().get("Globals", {}).get("Function", {}).get("Environment", {}).get("Variables", {})
-    for name, value in variables.items():
-        if isinstance(value, str | int) and name not in ("DATABASE_URL", "DB_SECRET_ARN"):
-            os.environ.setdefault(name, str(value))
+    """The handlers see what template.yaml gives them in Lambda (the database settings are ours)."""
+    for variables in function_environment().values():
+        for name, value in variables.items():
+            if name not in ("DATABASE_URL", "DB_SECRET_ARN"):
+                os.environ.setdefault(name, value)
 
 
 def main() -> None:
@@ -40,7 +40,7 @@ def main() -> None:
         for signum in (signal.SIGINT, signal.SIGTERM):
             signal.signal(signum, lambda *_: stop.set())
         port = int(os.environ.get("PORT", "3000"))
-        with running_gateway(create_app(http_routes()), port=port, access_log=True) as base:
+        with running_gateway(create_app(http_routes(), cors=cors_configuration()), port=port, access_log=True) as base:
             _print_welcome(base, tenants)
             stop.wait()
         print("stopping", flush=True)

@@ -3,13 +3,32 @@
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import cache
 from typing import Any
 from urllib.parse import urlencode
 from uuid import UUID, uuid4
 
-from local.events import http_event, lambda_context
+from local.gateway import LambdaContext, build_http_event
+from local.template import http_routes
+
+
+@cache
+def _route_patterns() -> list[tuple[str, str, re.Pattern[str]]]:
+    return [
+        (r.method, r.route_key, re.compile("^" + re.sub(r"\\{[^/]+?\\}", "[^/]+", re.escape(r.path)) + "$"))
+        for r in http_routes()
+    ]
+
+
+def route_key(method: str, path: str) -> str:
+    """The template's route key for a request, as API Gateway puts it in the event."""
+    for route_method, key, pattern in _route_patterns():
+        if route_method == method and pattern.match(path):
+            return key
+    raise AssertionError(f"no template route for {method} {path}")
 
 
 @dataclass
@@ -55,16 +74,17 @@ class HandlerClient:
             if self.agent_id:
                 claims["agent_id"] = str(self.agent_id)
         body = raw_body if raw_body is not None else (json.dumps(json_body) if json_body is not None else None)
-        event = http_event(
+        event = build_http_event(
+            route_key=route_key(method, path),
             method=method,
-            path=path,
-            route_key=f"{method} {path}",
-            query_string=urlencode(query or {}, doseq=True),
-            headers={"content-type": "application/json"} if body is not None else {},
-            body=body,
+            raw_path=path,
+            raw_query_string=urlencode(query or {}, doseq=True),
+            headers=[("content-type", "application/json")] if body is not None else [],
+            body=body.encode() if body is not None else b"",
             claims=claims,
         )
-        result = self.handler(event, lambda_context("TicketsFunction"))
+        context = LambdaContext(function_name="TicketsFunction", memory_limit_in_mb=512, timeout_seconds=10)
+        result = self.handler(event, context)
         return Reply(
             status=result["statusCode"],
             body=json.loads(result["body"]) if result.get("body") else {},

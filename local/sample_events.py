@@ -1,0 +1,196 @@
+"""The sample events in `events/`, one per route kind, for `sam local invoke -e` and the tests.
+
+They are built by the local gateway's own event builder, so they have the shape API Gateway's HTTP API
+sends (payload format 2.0, claims from the JWT authorizer). Regenerate after changing a route or a
+request model: `python -m local.sample_events` (a contract test fails when the files are stale).
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlencode
+
+from local.gateway import build_http_event
+from local.jwt_keys import AUDIENCE, ISSUER
+from local.template import REPO
+
+EVENTS_DIR = REPO / "events"
+TENANT_ID = "11111111-1111-4111-8111-111111111111"
+TICKET_ID = "22222222-2222-4222-8222-222222222222"
+AGENT_ID = "33333333-3333-4333-8333-333333333333"
+DOMAIN = "a1b2c3d4e5.execute-api.us-east-1.amazonaws.com"
+RECEIVED_AT = datetime(2025, 1, 15, 10, 0, 0, tzinfo=UTC)
+TICKET_PATH = f"/api/support/tickets/{TICKET_ID}"
+
+
+@dataclass(frozen=True)
+class SampleEvent:
+    file: str  # relative to events/
+    route_key: str
+    path: str
+    query: dict[str, str] | None = None
+    body: dict[str, Any] | None = None
+
+
+SAMPLES = (
+    SampleEvent(
+        "tickets/list.json",
+        "GET /api/support/tickets",
+        "/api/support/tickets",
+        query={"status": "open", "priority": "high", "limit": "20"},
+    ),
+    SampleEvent(
+        "tickets/create.json",
+        "POST /api/support/tickets",
+        "/api/support/tickets",
+        body={
+            "customerName": "Ada Lovelace",
+            "customerEmail": "ada@example.com",
+            "customerPhone": "+44 20 7946 0018",
+            "subject": "Order #1042 arrived damaged",
+            "description": "The box was crushed and the mug inside is broken.",
+            "category": "shipping",
+            "priority": "high",
+        },
+    ),
+    SampleEvent("tickets/get.json", "GET /api/support/tickets/{ticketId}", TICKET_PATH),
+    SampleEvent(
+        "tickets/update.json",
+        "PATCH /api/support/tickets/{ticketId}",
+        TICKET_PATH,
+        body={
+            "status": "waiting_customer",
+            "priority": "urgent",
+            "category": "shipping",
+            "customFields": {"orderNumber": "1042", "carrier": "DHL"},
+        },
+    ),
+    SampleEvent("tickets/close.json", "POST /api/support/tickets/{ticketId}/close", f"{TICKET_PATH}/close"),
+    SampleEvent(
+        "tickets/assign.json",
+        "POST /api/support/tickets/{ticketId}/assign",
+        f"{TICKET_PATH}/assign",
+        body={"agentId": AGENT_ID},
+    ),
+    SampleEvent(
+        "tickets/list_conversations.json",
+        "GET /api/support/tickets/{ticketId}/conversations",
+        f"{TICKET_PATH}/conversations",
+        query={"limit": "50"},
+    ),
+    SampleEvent(
+        "tickets/add_conversation.json",
+        "POST /api/support/tickets/{ticketId}/conversations",
+        f"{TICKET_PATH}/conversations",
+        body={
+            "senderType": "agent",
+            "senderName": "Grace Hopper",
+            "senderEmail": "grace@support.example.com",
+            "message": "Sorry about that! A replacement is on its way; here is the return label.",
+            "isInternal": False,
+            "attachments": [
+                {
+                    "fileName": "return-label.pdf",
+                    "contentType": "application/pdf",
+                    "sizeBytes": 48213,
+                    "url": "https://files.example.com/labels/return-label.pdf",
+                }
+            ],
+        },
+    ),
+    SampleEvent(
+        "tickets/get_feedback.json",
+        "GET /api/support/tickets/{ticketId}/feedback",
+        f"{TICKET_PATH}/feedback",
+    ),
+    SampleEvent(
+        "tickets/add_feedback.json",
+        "POST /api/support/tickets/{ticketId}/feedback",
+        f"{TICKET_PATH}/feedback",
+        body={
+            "rating": 5,
+            "recommendation": 9,
+            "feedback": "Quick and friendly, thank you.",
+            "resolvedIssue": True,
+            "agentRating": 5,
+            "responseTimeRating": 4,
+            "communicationRating": 5,
+        },
+    ),
+    SampleEvent("tickets/list_agents.json", "GET /api/support/agents", "/api/support/agents", query={"limit": "20"}),
+    SampleEvent(
+        "tickets/create_agent.json",
+        "POST /api/support/agents",
+        "/api/support/agents",
+        body={
+            "agentName": "Grace Hopper",
+            "agentEmail": "grace@support.example.com",
+            "department": "Customer Care",
+            "skills": ["shipping", "refunds"],
+            "maxConcurrentChats": 5,
+        },
+    ),
+)
+
+
+def render(sample: SampleEvent) -> dict[str, Any]:
+    method, template_path = sample.route_key.split(" ", 1)
+    names = [part[1:-1] for part in template_path.split("/") if part.startswith("{")]
+    values = [v for t, v in zip(template_path.split("/"), sample.path.split("/"), strict=True) if t[:1] == "{"]
+    body = json.dumps(sample.body, separators=(",", ":")).encode() if sample.body is not None else b""
+    headers = [
+        ("accept", "application/json"),
+        ("authorization", "Bearer <redacted>"),
+        ("host", DOMAIN),
+        ("user-agent", "curl/8.5.0"),
+    ]
+    if body:
+        headers += [("content-type", "application/json"), ("content-length", str(len(body)))]
+    issued_at = int(RECEIVED_AT.timestamp()) - 60
+    event = build_http_event(
+        route_key=sample.route_key,
+        method=method,
+        raw_path=sample.path,
+        raw_query_string=urlencode(sample.query or {}),
+        headers=headers,
+        body=body,
+        path_parameters=dict(zip(names, values, strict=True)),
+        claims={
+            "iss": ISSUER,
+            "aud": AUDIENCE,
+            "sub": f"local|admin|{TENANT_ID}",
+            "iat": issued_at,
+            "exp": issued_at + 3600,
+            "tenant_id": TENANT_ID,
+            "role": "admin",
+        },
+        source_ip="203.0.113.10",
+        domain_name=DOMAIN,
+        api_id=DOMAIN.split(".", 1)[0],
+        request_id="EXAMPLEreqId0=",
+        received_at=RECEIVED_AT,
+    )
+    event["headers"]["x-amzn-trace-id"] = "Root=1-67878660-0123456789abcdef01234567"
+    return event
+
+
+def rendered() -> dict[Path, str]:
+    """Each sample file's path and its exact expected content."""
+    return {EVENTS_DIR / s.file: json.dumps(render(s), indent=2, sort_keys=False) + "\n" for s in SAMPLES}
+
+
+def main() -> int:
+    for path, content in rendered().items():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(content, encoding="utf-8")
+        sys.stdout.write(f"wrote {path.relative_to(REPO)}\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

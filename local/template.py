@@ -1,0 +1,306 @@
+"""Routes and handlers read from `template.yaml`, the single source of truth for what the API serves.
+
+The local gateway and the contract tests both start here, so a route added to the template is served
+locally without further wiring, and a route missing from it is not.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import re
+import sys
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+import yaml
+
+REPO = Path(__file__).resolve().parent.parent
+TEMPLATE = REPO / "template.yaml"
+
+# SAM's own defaults where neither the function nor Globals says otherwise.
+LAMBDA_DEFAULT_TIMEOUT_SECONDS = 3
+LAMBDA_DEFAULT_MEMORY_MB = 128
+
+type LambdaHandler = Callable[[dict[str, Any], Any], Any]
+
+
+class TemplateError(ValueError):
+    """The template says something the local tools cannot serve (for example code in S3)."""
+
+
+@dataclass(frozen=True)
+class HttpRoute:
+    """One `HttpApi` event of a function: `method` upper case (or ANY), `path` as API Gateway writes it."""
+
+    method: str
+    path: str  # "/api/support/tickets/{ticketId}", "/{proxy+}", or "$default"
+    function_logical_id: str
+    code_uri: str  # relative to the template's folder, as written in the template
+    handler: str  # "app.lambda_handler"
+    timeout_seconds: int = LAMBDA_DEFAULT_TIMEOUT_SECONDS
+    memory_size_mb: int = LAMBDA_DEFAULT_MEMORY_MB
+
+    @property
+    def route_key(self) -> str:
+        """API Gateway's route key: "GET /api/support/tickets/{ticketId}", or "$default"."""
+        return "$default" if self.path == "$default" else f"{self.method} {self.path}"
+
+
+# CloudFormation short-form tags, read as the long form CloudFormation itself sees: `!Ref X` is
+# {"Ref": "X"}, `!GetAtt A.B` is {"Fn::GetAtt": ["A", "B"]}, `!Sub s` is {"Fn::Sub": "s"}.
+_SHORT_TAGS = (
+    "Base64",
+    "Cidr",
+    "Condition",
+    "FindInMap",
+    "GetAtt",
+    "GetAZs",
+    "ImportValue",
+    "Join",
+    "Select",
+    "Split",
+    "Sub",
+    "Transform",
+    "And",
+    "Equals",
+    "If",
+    "Not",
+    "Or",
+    "ToJsonString",
+    "Length",
+)
+
+
+class CloudFormationLoader(yaml.SafeLoader):
+    """A safe YAML loader that also accepts CloudFormation's short-form intrinsic function tags."""
+
+
+def _intrinsic(name: str) -> Callable[[yaml.SafeLoader, yaml.Node], dict[str, Any]]:
+    key = name if name in ("Ref", "Condition") else f"Fn::{name}"
+
+    def construct(loader: yaml.SafeLoader, node: yaml.Node) -> dict[str, Any]:
+        value: Any
+        if isinstance(node, yaml.ScalarNode):
+            value = loader.construct_scalar(node)
+            if name == "GetAtt":
+                value = str(value).split(".", 1)
+        elif isinstance(node, yaml.SequenceNode):
+            value = loader.construct_sequence(node, deep=True)
+        elif isinstance(node, yaml.MappingNode):
+            value = loader.construct_mapping(node, deep=True)
+        else:  # pragma: no cover - yaml has only these three node kinds
+            raise TemplateError(f"unexpected node for !{name}")
+        return {key: value}
+
+    return construct
+
+
+CloudFormationLoader.add_constructor("!Ref", _intrinsic("Ref"))
+for _tag in _SHORT_TAGS:
+    CloudFormationLoader.add_constructor(f"!{_tag}", _intrinsic(_tag))
+
+
+def load_template(path: Path = TEMPLATE) -> dict[str, Any]:
+    with path.open(encoding="utf-8") as stream:
+        document = yaml.load(stream, Loader=CloudFormationLoader)  # noqa: S506 - a SafeLoader subclass
+    if not isinstance(document, dict) or not isinstance(document.get("Resources"), dict):
+        raise TemplateError(f"{path} has no Resources")
+    return document
+
+
+def function_properties(template: Mapping[str, Any], logical_id: str) -> dict[str, Any]:
+    """A function's properties with Globals.Function applied the way SAM applies them (own value wins;
+    maps such as Environment.Variables merge; lists such as Layers are prepended by Globals)."""
+    globals_ = dict(template.get("Globals", {}).get("Function", {}))
+    own = dict(template["Resources"][logical_id].get("Properties", {}))
+    return _merge_globals(globals_, own)
+
+
+def _merge_globals(globals_: Mapping[str, Any], own: Mapping[str, Any]) -> dict[str, Any]:
+    merged: dict[str, Any] = dict(globals_)
+    for key, value in own.items():
+        base = merged.get(key)
+        if isinstance(base, dict) and isinstance(value, dict) and not _is_intrinsic(value):
+            merged[key] = _merge_globals(base, value)
+        elif isinstance(base, list) and isinstance(value, list):
+            merged[key] = [*base, *value]
+        else:
+            merged[key] = value
+    return merged
+
+
+def _is_intrinsic(value: Mapping[str, Any]) -> bool:
+    return len(value) == 1 and next(iter(value)).startswith(("Fn::", "Ref", "Condition"))
+
+
+def http_routes(template_path: Path = TEMPLATE) -> list[HttpRoute]:
+    """Every `HttpApi` event of every `AWS::Serverless::Function`, in template order."""
+    template = load_template(template_path)
+    resources: dict[str, Any] = template["Resources"]
+    http_apis = {name for name, res in resources.items() if res.get("Type") == "AWS::Serverless::HttpApi"}
+    routes: list[HttpRoute] = []
+    for logical_id, resource in resources.items():
+        if resource.get("Type") != "AWS::Serverless::Function":
+            continue
+        props = function_properties(template, logical_id)
+        for event_id, event in (props.get("Events") or {}).items():
+            if event.get("Type") != "HttpApi":
+                continue
+            event_props = event.get("Properties") or {}
+            api_id = event_props.get("ApiId")
+            if api_id is not None and _ref_target(api_id) not in http_apis:
+                raise TemplateError(f"{logical_id}.{event_id}: ApiId must be !Ref to an HttpApi resource")
+            method = str(event_props.get("Method", "ANY")).upper()
+            path = str(event_props.get("Path", "$default"))
+            if method == "X-AMAZON-APIGATEWAY-ANY-METHOD":
+                method = "ANY"
+            routes.append(
+                HttpRoute(
+                    method=method,
+                    path=path,
+                    function_logical_id=logical_id,
+                    code_uri=_code_uri(logical_id, props),
+                    handler=_required_str(logical_id, props, "Handler"),
+                    timeout_seconds=int(props.get("Timeout", LAMBDA_DEFAULT_TIMEOUT_SECONDS)),
+                    memory_size_mb=int(props.get("MemorySize", LAMBDA_DEFAULT_MEMORY_MB)),
+                )
+            )
+    return routes
+
+
+def _ref_target(value: Any) -> str | None:
+    return value.get("Ref") if isinstance(value, dict) else None
+
+
+def _code_uri(logical_id: str, props: Mapping[str, Any]) -> str:
+    code_uri = props.get("CodeUri", ".")
+    if not isinstance(code_uri, str) or code_uri.startswith("s3://"):
+        raise TemplateError(f"{logical_id}: CodeUri must be a local folder to run it locally")
+    return code_uri
+
+
+def _required_str(logical_id: str, props: Mapping[str, Any], key: str) -> str:
+    value = props.get(key)
+    if not isinstance(value, str):
+        raise TemplateError(f"{logical_id}: {key} must be a plain string")
+    return value
+
+
+@dataclass(frozen=True)
+class CorsConfig:
+    """An HttpApi's CorsConfiguration, parameters resolved to their defaults."""
+
+    allow_origins: tuple[str, ...] = ()
+    allow_methods: tuple[str, ...] = ()
+    allow_headers: tuple[str, ...] = ()
+    expose_headers: tuple[str, ...] = ()
+    allow_credentials: bool = False
+    max_age: int = 0
+
+
+def cors_configuration(template_path: Path = TEMPLATE, api_id: str = "HttpApi") -> CorsConfig | None:
+    """The CORS settings API Gateway applies to `api_id` (it answers preflight requests itself)."""
+    template = load_template(template_path)
+    cors = template["Resources"][api_id].get("Properties", {}).get("CorsConfiguration")
+    if cors is None or cors is False:
+        return None
+    if cors is True:
+        return CorsConfig(allow_origins=("*",), allow_methods=("*",), allow_headers=("*",))
+    parameters: dict[str, Any] = template.get("Parameters", {})
+
+    def values(key: str) -> tuple[str, ...]:
+        return tuple(str(v) for v in _as_list(_resolve(cors.get(key, []), parameters)))
+
+    return CorsConfig(
+        allow_origins=values("AllowOrigins"),
+        allow_methods=values("AllowMethods"),
+        allow_headers=values("AllowHeaders"),
+        expose_headers=values("ExposeHeaders"),
+        allow_credentials=bool(_resolve(cors.get("AllowCredentials", False), parameters)),
+        max_age=int(_resolve(cors.get("MaxAge", 0), parameters)),
+    )
+
+
+def _resolve(value: Any, parameters: Mapping[str, Any]) -> Any:
+    """A `!Ref` to a parameter becomes the parameter's default (a list for CommaDelimitedList)."""
+    if isinstance(value, dict) and set(value) == {"Ref"} and value["Ref"] in parameters:
+        parameter = parameters[value["Ref"]]
+        default = parameter.get("Default")
+        if default is None:
+            raise TemplateError(f"parameter {value['Ref']} has no default to run with locally")
+        if parameter.get("Type") == "CommaDelimitedList":
+            return [item.strip() for item in str(default).split(",")]
+        return default
+    if isinstance(value, list):
+        return [_resolve(item, parameters) for item in value]
+    return value
+
+
+def _as_list(value: Any) -> list[Any]:
+    return value if isinstance(value, list) else [value]
+
+
+def function_environment(template_path: Path = TEMPLATE) -> dict[str, dict[str, str]]:
+    """Each function's environment variables with plain values (Globals applied); variables set by
+    intrinsic functions (parameters, conditions) are left out: locally the caller provides those."""
+    template = load_template(template_path)
+    environments: dict[str, dict[str, str]] = {}
+    for logical_id, resource in template["Resources"].items():
+        if resource.get("Type") != "AWS::Serverless::Function":
+            continue
+        variables = function_properties(template, logical_id).get("Environment", {}).get("Variables", {})
+        environments[logical_id] = {
+            name: str(value) for name, value in variables.items() if isinstance(value, str | int | float)
+        }
+    return environments
+
+
+def module_name(code_uri: str, handler: str, repo: Path = REPO) -> str:
+    """A module name unique across functions: functions/tickets/ + app.lambda_handler -> functions.tickets.app."""
+    module_path, _, _ = handler.rpartition(".")
+    folder = (repo / code_uri).resolve()
+    try:
+        parts = folder.relative_to(repo.resolve()).parts
+    except ValueError:  # code outside the repository (a test's temporary folder)
+        parts = ("_local_functions", re.sub(r"\W", "_", str(folder)))
+    return ".".join((*parts, module_path))
+
+
+def load_module(code_uri: str, handler: str, repo: Path = REPO) -> ModuleType:
+    """Import a function's handler module from its file, as Lambda would import it from the code folder,
+    under a name that cannot collide with another function's `app` module. Imported once."""
+    module_path, _, function_name = handler.rpartition(".")
+    if not module_path or not function_name:
+        raise TemplateError(f"handler {handler!r} is not of the form module.function")
+    name = module_name(code_uri, handler, repo)
+    if name in sys.modules:
+        return sys.modules[name]
+    file = (repo / code_uri).resolve().joinpath(*module_path.split(".")).with_suffix(".py")
+    spec = importlib.util.spec_from_file_location(name, file)
+    if spec is None or spec.loader is None or not file.is_file():
+        raise TemplateError(f"no handler module at {file}")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    try:
+        spec.loader.exec_module(module)
+    except BaseException:
+        del sys.modules[name]
+        raise
+    return module
+
+
+def load_handler(code_uri: str, handler: str, repo: Path = REPO) -> LambdaHandler:
+    """The handler callable named by a function's CodeUri and Handler (`app.lambda_handler`)."""
+    module = load_module(code_uri, handler, repo)
+    function_name = handler.rpartition(".")[2]
+    func = getattr(module, function_name, None)
+    if not callable(func):
+        raise TemplateError(f"{module.__name__} has no callable {function_name!r}")
+    return func  # type: ignore[no-any-return]
+
+
+def load_route_handler(route: HttpRoute) -> LambdaHandler:
+    return load_handler(route.code_uri, route.handler)

@@ -1,0 +1,207 @@
+"""Contract: template.yaml and the code agree.
+
+Every HttpApi route of a function is served by that function's Powertools resolver and every resolver
+route is declared in the template; the sample events in events/ are real payload 2.0 events for
+declared routes with valid bodies; the template keeps the shape ARCHITECTURE.md promises.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections import defaultdict
+from pathlib import Path
+from typing import Any
+
+import pytest
+from aws_lambda_powertools.event_handler import APIGatewayHttpResolver
+from aws_lambda_powertools.utilities.parser.models import APIGatewayProxyEventV2Model
+from pydantic import BaseModel
+
+from local import sample_events
+from local.template import REPO, HttpRoute, http_routes, load_module, load_template
+from support.models.agents import AgentCreate
+from support.models.tickets import AssignRequest, ConversationCreate, FeedbackCreate, TicketCreate, TicketUpdate
+
+TEMPLATE = load_template()
+ROUTES = http_routes()
+EVENT_FILES = sorted((REPO / "events").rglob("*.json"))
+
+# What each route with a request body parses it into (the handler's model), to check the samples.
+REQUEST_MODELS: dict[str, type[BaseModel]] = {
+    "POST /api/support/tickets": TicketCreate,
+    "PATCH /api/support/tickets/{ticketId}": TicketUpdate,
+    "POST /api/support/tickets/{ticketId}/assign": AssignRequest,
+    "POST /api/support/tickets/{ticketId}/conversations": ConversationCreate,
+    "POST /api/support/tickets/{ticketId}/feedback": FeedbackCreate,
+    "POST /api/support/agents": AgentCreate,
+}
+
+
+def normalise(path: str) -> str:
+    """Placeholder names differ by convention (`<ticket_id>` in Powertools, `{ticketId}` in the
+    template), so compare shapes only."""
+    return re.sub(r"<[^>]+>|\{[^}]+\}", "{}", path.rstrip("/") or "/")
+
+
+def routes_by_function() -> dict[str, list[HttpRoute]]:
+    grouped: dict[str, list[HttpRoute]] = defaultdict(list)
+    for route in ROUTES:
+        grouped[route.function_logical_id].append(route)
+    return dict(grouped)
+
+
+def resolver_of(route: HttpRoute) -> APIGatewayHttpResolver:
+    module = load_module(route.code_uri, route.handler)
+    resolver = getattr(module, "app", None)
+    assert isinstance(resolver, APIGatewayHttpResolver), f"{module.__name__}.app is not an APIGatewayHttpResolver"
+    return resolver
+
+
+def served_routes(resolver: APIGatewayHttpResolver) -> set[tuple[str, str]]:
+    # The resolver's registered routes (include_router() adds a Router's routes to these lists too).
+    return {(r.method, normalise(r.path)) for r in [*resolver._static_routes, *resolver._dynamic_routes]}
+
+
+def functions() -> dict[str, dict[str, Any]]:
+    return {
+        name: resource
+        for name, resource in TEMPLATE["Resources"].items()
+        if resource.get("Type") == "AWS::Serverless::Function"
+    }
+
+
+def test_the_template_declares_http_routes() -> None:
+    assert ROUTES, "template.yaml declares no HttpApi routes"
+    keys = [route.route_key for route in ROUTES]
+    assert len(keys) == len(set(keys)), "a route key is declared twice"
+
+
+@pytest.mark.parametrize("function_id", sorted(routes_by_function()))
+def test_template_routes_and_resolver_routes_are_the_same(function_id: str) -> None:
+    # Given the HttpApi routes the template sends to one function
+    routes = routes_by_function()[function_id]
+    declared = {(route.method, normalise(route.path)) for route in routes}
+
+    # When its handler module is imported
+    served = served_routes(resolver_of(routes[0]))
+
+    # Then the function serves exactly those routes
+    assert declared - served == set(), f"{function_id}: declared in template.yaml but not served"
+    assert served - declared == set(), f"{function_id}: served but not declared in template.yaml"
+
+
+@pytest.mark.parametrize("function_id", sorted(functions()))
+def test_every_function_has_explicit_routes(function_id: str) -> None:
+    events = functions()[function_id]["Properties"].get("Events") or {}
+    for event_id, event in events.items():
+        if event["Type"] != "HttpApi":
+            continue
+        props = event.get("Properties") or {}
+        assert props.get("Method"), f"{function_id}.{event_id}: no Method (an ANY catch-all)"
+        assert props.get("Path"), f"{function_id}.{event_id}: no Path (the $default catch-all)"
+        assert "+}" not in props["Path"], f"{function_id}.{event_id}: greedy path {props['Path']}"
+        assert props["Method"].upper() != "ANY", f"{function_id}.{event_id}: ANY method"
+        assert props.get("ApiId") == {"Ref": "HttpApi"}, f"{function_id}.{event_id}: not on the HttpApi"
+
+
+def test_globals_give_every_function_the_runtime_and_the_layer() -> None:
+    function_globals = TEMPLATE["Globals"]["Function"]
+    assert function_globals["Runtime"] == "python3.13"
+    assert function_globals["Architectures"] == ["x86_64"]
+    assert {"Ref": "SupportLayer"} in function_globals["Layers"]
+    variables = function_globals["Environment"]["Variables"]
+    assert variables["POWERTOOLS_SERVICE_NAME"] == "support"
+    assert "POWERTOOLS_METRICS_NAMESPACE" in variables
+    # The statement timeout stays below the function timeout, so a slow query fails as a query.
+    assert int(variables["DB_STATEMENT_TIMEOUT_MS"]) < function_globals["Timeout"] * 1000
+    for function_id, function in functions().items():
+        props = function["Properties"]
+        assert "Runtime" not in props, f"{function_id} overrides the Globals runtime"
+        assert "Layers" not in props, f"{function_id} replaces the Globals layers"
+
+
+def test_the_layer_is_built_by_sam_for_the_runtime() -> None:
+    layer = TEMPLATE["Resources"]["SupportLayer"]
+    assert layer["Type"] == "AWS::Serverless::LayerVersion"
+    assert layer["Metadata"]["BuildMethod"] == "python3.13"
+    assert layer["Properties"]["CompatibleRuntimes"] == ["python3.13"]
+    content = REPO / layer["Properties"]["ContentUri"]
+    assert (content / "requirements.txt").is_file(), "sam build installs the layer's pinned requirements"
+    assert (content / "support" / "__init__.py").is_file()
+
+
+def test_the_http_api_requires_a_jwt_on_every_route() -> None:
+    api = TEMPLATE["Resources"]["HttpApi"]["Properties"]
+    assert api["Auth"]["DefaultAuthorizer"] == "JwtAuthorizer"
+    authorizer = api["Auth"]["Authorizers"]["JwtAuthorizer"]
+    assert authorizer["IdentitySource"] == "$request.header.Authorization"
+    assert authorizer["JwtConfiguration"]["issuer"] == {"Ref": "JwtIssuer"}
+    assert authorizer["JwtConfiguration"]["audience"] == {"Ref": "JwtAudience"}
+    for function_id, function in functions().items():
+        for event_id, event in (function["Properties"].get("Events") or {}).items():
+            auth = (event.get("Properties") or {}).get("Auth") or {}
+            assert auth.get("Authorizer") != "NONE", f"{function_id}.{event_id} opts out of the authorizer"
+
+
+def test_functions_get_no_policies_beyond_the_database_secret() -> None:
+    for function_id, function in functions().items():
+        policies = function["Properties"].get("Policies", [])
+        for policy in policies if isinstance(policies, list) else [policies]:
+            assert policy == {
+                "Fn::If": [
+                    "HasDatabaseSecret",
+                    {"AWSSecretsManagerGetSecretValuePolicy": {"SecretArn": {"Ref": "DatabaseSecretArn"}}},
+                    {"Ref": "AWS::NoValue"},
+                ]
+            }, f"{function_id} has a policy beyond reading the database secret"
+
+
+def test_there_is_a_sample_event_for_every_route() -> None:
+    covered = {json.loads(path.read_text())["routeKey"] for path in EVENT_FILES}
+    assert {route.route_key for route in ROUTES} - covered == set()
+
+
+@pytest.mark.parametrize("path", EVENT_FILES, ids=lambda p: str(p.relative_to(REPO / "events")))
+def test_sample_event_is_a_payload_2_event_for_a_declared_route(path: Path) -> None:
+    # Given a sample event as `sam local invoke -e` would read it
+    event = json.loads(path.read_text())
+
+    # When it is parsed as API Gateway's HTTP API payload format 2.0
+    parsed = APIGatewayProxyEventV2Model.model_validate(event)
+
+    # Then it names a declared route, and its path, parameters and claims are consistent with it
+    routes = {route.route_key: route for route in ROUTES}
+    assert parsed.version == "2.0"
+    assert parsed.routeKey in routes, f"{parsed.routeKey} is not in template.yaml"
+    assert parsed.requestContext.routeKey == parsed.routeKey
+    route = routes[parsed.routeKey]
+    assert parsed.requestContext.http.method == route.method
+    pattern = re.sub(r"\\\{(\w+)\\\}", r"(?P<\1>[^/]+)", re.escape(route.path))
+    found = re.fullmatch(pattern, parsed.rawPath)
+    assert found, f"{parsed.rawPath} does not match {route.path}"
+    assert (parsed.pathParameters or {}) == found.groupdict()
+    assert parsed.requestContext.authorizer is not None and parsed.requestContext.authorizer.jwt is not None
+    claims = parsed.requestContext.authorizer.jwt.claims
+    assert claims["tenant_id"] == sample_events.TENANT_ID
+    assert claims["role"] == "admin"
+    assert claims["sub"]
+    assert all(isinstance(value, str) for value in claims.values()), "API Gateway passes claims as strings"
+
+    # And its body, if the route takes one, is valid for the route's request model
+    model = REQUEST_MODELS.get(parsed.routeKey)
+    if model is not None:
+        assert isinstance(event.get("body"), str) and not parsed.isBase64Encoded
+        model.model_validate_json(event["body"])
+    else:
+        assert "body" not in event
+
+
+def test_sample_events_are_up_to_date() -> None:
+    stale = [
+        str(path.relative_to(REPO))
+        for path, content in sample_events.rendered().items()
+        if not path.is_file() or path.read_text() != content
+    ]
+    assert stale == [], "run `python -m local.sample_events` and commit the result"
+    assert set(sample_events.rendered()) == set(EVENT_FILES), "events/ holds files the generator does not make"
