@@ -161,9 +161,12 @@ def create_database(admin_url: str, name: str, *, recreate: bool = False, quiet:
 
 
 @contextmanager
-def database(name: str, *, purpose: str, recreate: bool = False, quiet: bool = False) -> Iterator[DatabaseUrls]:
-    """A migrated database for `purpose` (run, test, bench): embedded unless DATABASE_URL is set."""
-    given = os.environ.get("DATABASE_URL")
+def database(
+    name: str, *, purpose: str, recreate: bool = False, quiet: bool = False, server_url: str | None = None
+) -> Iterator[DatabaseUrls]:
+    """A migrated database for `purpose` (run, test, bench) on `server_url`, by default DATABASE_URL;
+    with neither, on an embedded PostgreSQL started for the duration."""
+    given = server_url if server_url is not None else os.environ.get("DATABASE_URL")
     if given:
         yield create_database(given, name, recreate=recreate, quiet=quiet)
         return

@@ -10,6 +10,10 @@ import os
 # What template.yaml's Globals give every function; set before the layer is imported, as in Lambda.
 os.environ.setdefault("POWERTOOLS_SERVICE_NAME", "support")
 os.environ.setdefault("POWERTOOLS_METRICS_NAMESPACE", "SupportDesk")
+# The server to test against, if the developer named one; else an embedded PostgreSQL is started.
+GIVEN_DATABASE_URL = os.environ.get("DATABASE_URL") or ""
+# Handlers validate their configuration at import; the `db` fixture replaces this with the real database.
+os.environ.setdefault("DATABASE_URL", "postgresql://database-not-started.invalid/support")
 
 from collections.abc import Iterator
 from uuid import UUID, uuid4
@@ -24,7 +28,7 @@ from tests.http_events import HandlerClient
 
 @pytest.fixture(scope="session")
 def db() -> Iterator[DatabaseUrls]:
-    with database("support_test", purpose="test", recreate=True, quiet=True) as urls:
+    with database("support_test", purpose="test", recreate=True, quiet=True, server_url=GIVEN_DATABASE_URL) as urls:
         previous = os.environ.get("DATABASE_URL")
         os.environ["DATABASE_URL"] = urls.app  # the handlers run as the runtime role, under RLS
         get_settings.cache_clear()

@@ -73,3 +73,16 @@ def test_user_id_must_match_the_tenant() -> None:
     principal.require_tenant(str(tenant).upper())
     with pytest.raises(Forbidden):
         principal.require_tenant(uuid4())
+
+
+def test_a_function_without_database_settings_fails_at_cold_start(monkeypatch: pytest.MonkeyPatch) -> None:
+    from support.http import create_resolver
+
+    monkeypatch.delenv("DATABASE_URL", raising=False)
+    monkeypatch.delenv("DB_SECRET_ARN", raising=False)
+    get_settings.cache_clear()
+    try:
+        with pytest.raises(ConfigurationError):
+            create_resolver()
+    finally:
+        get_settings.cache_clear()

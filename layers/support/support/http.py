@@ -14,6 +14,7 @@ from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValida
 from pydantic import BaseModel
 
 from support.auth import Principal, principal_from_claims
+from support.config import get_settings
 from support.errors import DomainError
 from support.observability import logger
 from support.pagination import Page
@@ -35,6 +36,8 @@ def _field_path(loc: tuple[Any, ...]) -> str:
 
 
 def create_resolver() -> APIGatewayHttpResolver:
+    """Called at module level by each function, so a misconfigured function fails at cold start."""
+    get_settings()
     app = APIGatewayHttpResolver(enable_validation=True)
 
     @app.exception_handler(DomainError)  # type: ignore[untyped-decorator]
