@@ -17,16 +17,19 @@ export PYTHONDONTWRITEBYTECODE := 1
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
 
+# Set-up output goes to stderr, so `make token` prints the token alone on stdout even on a fresh clone.
 $(VENV)/.installed: requirements-dev.lock layers/support/requirements.txt layers/support/pyproject.toml
+	@echo "Setting up $(VENV) (Python $(PYTHON_MINOR)) from requirements-dev.lock ..." >&2
 	@test -x $(PY) || "$$(local/find_python.sh $(PYTHON_MINOR))" -m venv $(VENV)
-	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -r requirements-dev.lock
-	$(PY) -m pip install --quiet --no-deps -e layers/support
+	@$(PY) -m pip install --quiet --upgrade pip >&2
+	@$(PY) -m pip install --quiet -r requirements-dev.lock >&2
+	@$(PY) -m pip install --quiet --no-deps -e layers/support >&2
 	@touch $@
 
 $(SAM_VENV)/.installed:
+	@echo "Setting up $(SAM_VENV) with aws-sam-cli $(SAM_CLI_VERSION) ..." >&2
 	@test -x $(SAM_VENV)/bin/python || "$$(local/find_python.sh $(PYTHON_MINOR))" -m venv $(SAM_VENV)
-	$(SAM_VENV)/bin/python -m pip install --quiet aws-sam-cli==$(SAM_CLI_VERSION)
+	@$(SAM_VENV)/bin/python -m pip install --quiet aws-sam-cli==$(SAM_CLI_VERSION) >&2
 	@touch $@
 
 run: $(VENV)/.installed ## the local API on an embedded PostgreSQL, with demo data

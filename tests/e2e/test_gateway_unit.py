@@ -18,7 +18,7 @@ import httpx
 import jwt
 import pytest
 
-from local.gateway import MAX_REQUEST_BYTES, create_app, running_gateway
+from local.gateway import MAX_REQUEST_BYTES, JwtAuthorizer, create_app, running_gateway
 from local.jwt_keys import AUDIENCE, ISSUER, signing_key
 from local.template import REPO, HttpRoute, cors_configuration
 from local.token import mint_token
@@ -381,7 +381,7 @@ def test_cors_preflight_is_answered_before_the_authorizer(stub: StubFunction) ->
 
 
 def run_token_cli(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(  # noqa: S603 - our own interpreter and module, test-chosen arguments
+    return subprocess.run(
         [sys.executable, "-m", "local.token", *args], cwd=REPO, capture_output=True, text=True, timeout=60
     )
 
@@ -415,3 +415,18 @@ def test_the_token_command_refuses_bad_input(args: list[str], complaint: str) ->
     assert result.returncode == 2
     assert result.stdout == ""
     assert complaint in result.stderr
+
+
+def test_make_token_prints_only_a_token_the_gateway_accepts() -> None:
+    tenant, agent = "a0000000-0000-4000-8000-00000000000a", "c0000000-0000-4000-8000-00000000000c"
+    out = subprocess.run(
+        ["make", "--no-print-directory", "token", f"TENANT={tenant}", "ROLE=agent", f"AGENT={agent}"],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+
+    assert out.count("\n") == 1
+    claims = JwtAuthorizer.local().claims(f"Bearer {out.strip()}")
+    assert (claims["tenant_id"], claims["role"], claims["agent_id"]) == (tenant, "agent", agent)
