@@ -36,11 +36,12 @@ FEEDBACK_COLUMNS = """id, ticket_id, user_id, rating, recommendation, feedback, 
 
 # Whole seconds from creation until now, as the seed's durations are (`averageResolutionTime: 28800`).
 SECONDS_SINCE_CREATED = "greatest(0, round(extract(epoch FROM now() - created_at)))::integer"
-# Each word of the search text becomes a prefix match, all of them required. The text goes through the
-# same parser as the indexed document, so tokens (words, emails, host names) line up.
-SEARCH_MATCHES = """search_vector @@ (
-    SELECT to_tsquery('simple', string_agg(quote_literal(lexeme) || ':*', ' & '))
-    FROM unnest(to_tsvector('simple', %(search)s)))"""
+# Search runs in the database function search_ticket_ids (sql/0003_ticket_search_index.sql), which can use
+# the full-text index that row-level security keeps away from ordinary queries. Its ids are then read back
+# from support_tickets under the caller's own RLS.
+SEARCH_MATCHES = """id IN (SELECT ticket_id FROM search_ticket_ids(
+    %(search)s, %(limit)s, %(after_at)s, %(after_id)s, %(status)s, %(priority)s, %(assigned_agent_id)s,
+    %(category)s))"""
 FINISHED = (TicketStatus.RESOLVED, TicketStatus.CLOSED)
 
 
@@ -69,23 +70,31 @@ def _require_agent(cur: Cursor, principal: Principal, agent_id: UUID) -> None:
 
 def list_tickets(principal: Principal, query: TicketQuery) -> Page[Ticket]:
     """getTickets: newest first, filtered, keyset-paginated."""
+    filters = {
+        "status": query.status,
+        "priority": query.priority,
+        "assigned_agent_id": query.assigned_agent_id,
+        "category": query.category,
+    }
+    after_at, after_id = decode_cursor(query.cursor) if query.cursor else (None, None)
+    params: dict[str, Any] = {
+        **filters,
+        "tenant": principal.tenant_id,
+        "limit": query.limit + 1,
+        "search": query.search,
+        "after_at": after_at,
+        "after_id": after_id,
+    }
     conditions: list[sql.Composable] = [sql.SQL("user_id = %(tenant)s")]
-    params: dict[str, Any] = {"tenant": principal.tenant_id, "limit": query.limit + 1}
-    for column, value in (
-        ("status", query.status),
-        ("priority", query.priority),
-        ("assigned_agent_id", query.assigned_agent_id),
-        ("category", query.category),
-    ):
-        if value is not None:
-            conditions.append(sql.SQL("{} = {}").format(sql.Identifier(column), sql.Placeholder(column)))
-            params[column] = value
+    conditions += [
+        sql.SQL("{} = {}").format(sql.Identifier(column), sql.Placeholder(column))
+        for column, value in filters.items()
+        if value is not None
+    ]
+    if query.cursor:
+        conditions.append(sql.SQL("(created_at, id) < (%(after_at)s, %(after_id)s)"))
     if query.search:
         conditions.append(sql.SQL(SEARCH_MATCHES))
-        params["search"] = query.search
-    if query.cursor:
-        params["after_at"], params["after_id"] = decode_cursor(query.cursor)
-        conditions.append(sql.SQL("(created_at, id) < (%(after_at)s, %(after_id)s)"))
     statement = sql.SQL(
         "SELECT {columns} FROM support_tickets WHERE {conditions} ORDER BY created_at DESC, id DESC LIMIT %(limit)s"
     ).format(columns=sql.SQL(TICKET_COLUMNS), conditions=sql.SQL(" AND ").join(conditions))
