@@ -7,9 +7,9 @@ from enum import StrEnum
 from typing import Annotated
 from uuid import UUID
 
-from pydantic import EmailStr, Field, StringConstraints
+from pydantic import Field, StringConstraints
 
-from support.models.base import ApiModel, Name, Record
+from support.models.base import ApiModel, Email, Name, Record
 
 
 class AgentStatus(StrEnum):
@@ -24,7 +24,7 @@ Skill = Annotated[str, StringConstraints(min_length=1, max_length=50)]
 
 class AgentCreate(ApiModel):
     agent_name: Name
-    agent_email: EmailStr
+    agent_email: Email
     department: Annotated[str, StringConstraints(min_length=1, max_length=100)] | None = None
     skills: list[Skill] = Field(default_factory=list, max_length=50)
     status: AgentStatus = AgentStatus.OFFLINE

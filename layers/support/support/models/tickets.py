@@ -7,9 +7,9 @@ from enum import StrEnum
 from typing import Annotated, Any
 from uuid import UUID
 
-from pydantic import EmailStr, Field, StringConstraints
+from pydantic import Field, StringConstraints
 
-from support.models.base import ApiModel, Category, MessageText, Name, OptionalLongText, Phone, Record
+from support.models.base import ApiModel, Category, Email, MessageText, Name, OptionalLongText, Phone, Record
 from support.pagination import DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE
 
 
@@ -40,7 +40,7 @@ SearchText = Annotated[str, StringConstraints(strip_whitespace=True, min_length=
 
 class TicketCreate(ApiModel):
     customer_name: Name
-    customer_email: EmailStr
+    customer_email: Email
     customer_phone: Phone | None = None
     subject: Subject
     description: OptionalLongText | None = None
@@ -105,7 +105,7 @@ class Attachment(ApiModel):
 class ConversationCreate(ApiModel):
     sender_type: SenderType
     sender_name: Name
-    sender_email: EmailStr | None = None
+    sender_email: Email | None = None
     message: MessageText
     is_internal: bool = False
     attachments: list[Attachment] = Field(default_factory=list, max_length=20)
