@@ -68,6 +68,7 @@ class HandlerClient:
         raw_body: str | None = None,
         query: dict[str, Any] | None = None,
         claims: dict[str, Any] | None = None,
+        content_type: str = "application/json",
     ) -> Reply:
         if claims is None:
             claims = self.claims or {"sub": f"user-{uuid4()}", "tenant_id": str(self.tenant), "role": self.role}
@@ -79,7 +80,7 @@ class HandlerClient:
             method=method,
             raw_path=path,
             raw_query_string=urlencode(query or {}, doseq=True),
-            headers=[("content-type", "application/json")] if body is not None else [],
+            headers=[("content-type", content_type)] if body is not None else [],
             body=body.encode() if body is not None else b"",
             claims=claims,
         )

@@ -89,6 +89,22 @@ class TestCreateAndGet:
         assert reply.status == 400
         assert reply.error["code"] == "malformed_json"
 
+    def test_json_nested_deeper_than_python_parses_is_400(self, tickets_api: HandlerClient) -> None:
+        reply = tickets_api.request("POST", BASE, raw_body="[" * 100_000 + "]" * 100_000)
+        assert reply.status == 400
+        assert reply.error["code"] == "malformed_json"
+
+    def test_a_body_that_is_not_json_is_415(self, tickets_api: HandlerClient) -> None:
+        reply = tickets_api.request("POST", BASE, raw_body="customer: Ada", content_type="text/plain")
+        assert reply.status == 415
+        assert reply.error["code"] == "unsupported_media_type"
+
+    @pytest.mark.parametrize("body", ["[]", '"ticket"', "null", "42"])
+    def test_a_json_body_that_is_not_an_object_is_422(self, tickets_api: HandlerClient, body: str) -> None:
+        reply = tickets_api.request("POST", BASE, raw_body=body)
+        assert reply.status == 422
+        assert reply.error["details"][0]["field"] == "body"
+
     def test_description_over_50kb_is_413(self, tickets_api: HandlerClient) -> None:
         body = {"customerName": "A", "customerEmail": "a@example.com", "subject": "s", "description": "x" * 51201}
         reply = tickets_api.post(BASE, body)
@@ -407,3 +423,35 @@ class TestAgents:
         )
         assert bad.status == 422
         assert bad.error["details"][0]["field"] == "body.maxConcurrentChats"
+
+
+class TestInputThePostgresTypesCannotHold:
+    """Bad input is a 4xx, never a 500 from the database refusing it."""
+
+    @pytest.mark.parametrize(
+        ("overrides", "field"),
+        [
+            ({"subject": "a\u0000b"}, "body.subject"),
+            ({"description": "a\u0000b"}, "body.description"),
+            ({"customFields": {"note": "a\u0000b"}}, "body.customFields"),
+        ],
+    )
+    def test_nul_characters_are_422(self, tickets_api: HandlerClient, overrides: dict[str, Any], field: str) -> None:
+        body = {"customerName": "A", "customerEmail": "a@example.com", "subject": "s", **overrides}
+        reply = tickets_api.post(BASE, body)
+        assert reply.status == 422
+        assert reply.error["details"][0]["field"] == field
+
+    def test_nul_in_a_search_is_422(self, tickets_api: HandlerClient) -> None:
+        reply = tickets_api.get(BASE, query={"search": "a\u0000b"})
+        assert reply.status == 422
+        assert reply.error["details"][0]["field"] == "query.search"
+
+    def test_custom_fields_over_16kb_are_413(self, tickets_api: HandlerClient) -> None:
+        body = {
+            "customerName": "A",
+            "customerEmail": "a@example.com",
+            "subject": "s",
+            "customFields": {"x": "y" * 17000},
+        }
+        assert tickets_api.post(BASE, body).status == 413

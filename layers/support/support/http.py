@@ -6,12 +6,16 @@ map to `{"success": false, "error": {"code", "message", "details"}}` the same wa
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response, content_types
 from aws_lambda_powertools.event_handler.exceptions import NotFoundError
-from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValidationError
-from pydantic import BaseModel
+from aws_lambda_powertools.event_handler.openapi.exceptions import (
+    RequestUnsupportedContentType,
+    RequestValidationError,
+)
+from pydantic import BaseModel, ValidationError
 
 from support.auth import Principal, principal_from_claims
 from support.config import get_settings
@@ -35,10 +39,21 @@ def _field_path(loc: tuple[Any, ...]) -> str:
     return ".".join(str(part) for part in loc)
 
 
+def _parse_json(body: str) -> Any:
+    try:
+        return json.loads(body)
+    except RecursionError as exc:  # nested deeper than Python will parse: malformed for us, not a crash
+        raise json.JSONDecodeError("nested too deeply", body, 0) from exc
+
+
 def create_resolver() -> APIGatewayHttpResolver:
     """Called at module level by each function, so a misconfigured function fails at cold start."""
     get_settings()
-    app = APIGatewayHttpResolver(enable_validation=True)
+    app = APIGatewayHttpResolver(enable_validation=True, json_body_deserializer=_parse_json)
+
+    @app.exception_handler(RequestUnsupportedContentType)  # type: ignore[untyped-decorator]
+    def _unsupported_content_type(exc: RequestUnsupportedContentType) -> Response[Any]:
+        return _error(415, "unsupported_media_type", "send the request body as application/json")
 
     @app.exception_handler(DomainError)  # type: ignore[untyped-decorator]
     def _domain_error(exc: DomainError) -> Response[Any]:
@@ -54,6 +69,15 @@ def create_resolver() -> APIGatewayHttpResolver:
         ]
         if any(err["type"] in _TOO_LARGE for err in errors):
             return _error(413, "payload_too_large", "a field is over its size limit", details)
+        return _error(422, "validation_error", "the request is not valid", details)
+
+    @app.exception_handler(ValidationError)  # type: ignore[untyped-decorator]
+    def _model_error(exc: ValidationError) -> Response[Any]:
+        # A model built inside a route from values the resolver already accepted: still the caller's input.
+        details = [
+            {"field": _field_path(err["loc"]), "message": err.get("msg", ""), "type": err["type"]}
+            for err in exc.errors()
+        ]
         return _error(422, "validation_error", "the request is not valid", details)
 
     @app.not_found

@@ -9,7 +9,7 @@ from uuid import UUID
 
 from pydantic import Field, StringConstraints
 
-from support.models.base import ApiModel, Email, Name, Record
+from support.models.base import ApiModel, Email, Name, NoNul, Record
 
 
 class AgentStatus(StrEnum):
@@ -19,13 +19,13 @@ class AgentStatus(StrEnum):
     OFFLINE = "offline"
 
 
-Skill = Annotated[str, StringConstraints(min_length=1, max_length=50)]
+Skill = Annotated[str, StringConstraints(min_length=1, max_length=50), NoNul]
 
 
 class AgentCreate(ApiModel):
     agent_name: Name
     agent_email: Email
-    department: Annotated[str, StringConstraints(min_length=1, max_length=100)] | None = None
+    department: Annotated[str, StringConstraints(min_length=1, max_length=100), NoNul] | None = None
     skills: list[Skill] = Field(default_factory=list, max_length=50)
     status: AgentStatus = AgentStatus.OFFLINE
     max_concurrent_chats: int = Field(default=5, ge=1, le=50)

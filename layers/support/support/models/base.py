@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+import json
+from typing import Annotated, Any
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, StringConstraints, WithJsonSchema
 from pydantic.alias_generators import to_camel
 from pydantic_core import PydanticCustomError
 
 MESSAGE_MAX_BYTES = 50 * 1024  # the seed's "Message Size: Up to 50KB per message"
+CUSTOM_FIELDS_MAX_BYTES = 16 * 1024
 
 
 class ApiModel(BaseModel):
@@ -26,6 +28,30 @@ class Record(BaseModel):
     """A row as the API returns it: built from database rows, serialised by alias."""
 
     model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, from_attributes=True)
+
+
+def _no_nul(value: str) -> str:
+    # PostgreSQL text and jsonb cannot hold U+0000: refuse it here as bad input, not later as a 500.
+    if "\x00" in value:
+        raise PydanticCustomError("string_nul", "text may not contain the NUL character")
+    return value
+
+
+NoNul = AfterValidator(_no_nul)
+
+
+def _json_object_within_limits(value: dict[str, Any]) -> dict[str, Any]:
+    encoded = json.dumps(value)  # escapes U+0000 as \u0000
+    if "\\u0000" in encoded:
+        raise PydanticCustomError("string_nul", "text may not contain the NUL character")
+    if len(encoded.encode()) > CUSTOM_FIELDS_MAX_BYTES:
+        raise PydanticCustomError(
+            "payload_too_large", "custom fields take at most {limit} bytes of JSON", {"limit": CUSTOM_FIELDS_MAX_BYTES}
+        )
+    return value
+
+
+JsonObject = Annotated[dict[str, Any], AfterValidator(_json_object_within_limits)]
 
 
 def _within_message_limit(value: str) -> str:
@@ -61,8 +87,8 @@ Email = Annotated[
 ]
 
 # Text whose size is bounded by the message limit (counted in UTF-8 bytes, as stored).
-MessageText = Annotated[str, StringConstraints(min_length=1), AfterValidator(_within_message_limit)]
-OptionalLongText = Annotated[str, AfterValidator(_within_message_limit)]
-Name = Annotated[str, StringConstraints(min_length=1, max_length=200)]
-Category = Annotated[str, StringConstraints(min_length=1, max_length=100)]
+MessageText = Annotated[str, StringConstraints(min_length=1), NoNul, AfterValidator(_within_message_limit)]
+OptionalLongText = Annotated[str, NoNul, AfterValidator(_within_message_limit)]
+Name = Annotated[str, StringConstraints(min_length=1, max_length=200), NoNul]
+Category = Annotated[str, StringConstraints(min_length=1, max_length=100), NoNul]
 Phone = Annotated[str, StringConstraints(min_length=3, max_length=40, pattern=r"^[0-9+()\-. ]+$")]

@@ -9,7 +9,18 @@ from uuid import UUID
 
 from pydantic import Field, StringConstraints
 
-from support.models.base import ApiModel, Category, Email, MessageText, Name, OptionalLongText, Phone, Record
+from support.models.base import (
+    ApiModel,
+    Category,
+    Email,
+    JsonObject,
+    MessageText,
+    Name,
+    NoNul,
+    OptionalLongText,
+    Phone,
+    Record,
+)
 from support.pagination import DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE
 
 
@@ -34,8 +45,8 @@ class SenderType(StrEnum):
     SYSTEM = "system"
 
 
-Subject = Annotated[str, StringConstraints(min_length=1, max_length=500)]
-SearchText = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
+Subject = Annotated[str, StringConstraints(min_length=1, max_length=500), NoNul]
+SearchText = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200), NoNul]
 
 
 class TicketCreate(ApiModel):
@@ -46,7 +57,7 @@ class TicketCreate(ApiModel):
     description: OptionalLongText | None = None
     category: Category | None = None
     priority: TicketPriority = TicketPriority.MEDIUM
-    custom_fields: dict[str, Any] = Field(default_factory=dict)
+    custom_fields: JsonObject = Field(default_factory=dict)
 
 
 class TicketUpdate(ApiModel):
@@ -56,7 +67,7 @@ class TicketUpdate(ApiModel):
     priority: TicketPriority | None = None
     assigned_agent_id: UUID | None = None
     category: Category | None = None
-    custom_fields: dict[str, Any] | None = None
+    custom_fields: JsonObject | None = None
 
 
 class TicketQuery(ApiModel):
@@ -96,10 +107,10 @@ class Ticket(Record):
 class Attachment(ApiModel):
     """Metadata only: files go straight to S3 with a presigned URL, never through Lambda."""
 
-    file_name: Annotated[str, StringConstraints(min_length=1, max_length=255)]
-    content_type: Annotated[str, StringConstraints(min_length=1, max_length=255)]
+    file_name: Annotated[str, StringConstraints(min_length=1, max_length=255), NoNul]
+    content_type: Annotated[str, StringConstraints(min_length=1, max_length=255), NoNul]
     size_bytes: int = Field(ge=0, le=100 * 1024 * 1024)  # the seed's 100 MB per file
-    url: Annotated[str, StringConstraints(max_length=2048)] | None = None
+    url: Annotated[str, StringConstraints(max_length=2048), NoNul] | None = None
 
 
 class ConversationCreate(ApiModel):
@@ -131,7 +142,7 @@ ScoreOneToFive = Annotated[int, Field(ge=1, le=5)]
 class FeedbackCreate(ApiModel):
     rating: ScoreOneToFive
     recommendation: Annotated[int, Field(ge=0, le=10)] | None = None
-    feedback: Annotated[str, StringConstraints(max_length=5000)] | None = None
+    feedback: Annotated[str, StringConstraints(max_length=5000), NoNul] | None = None
     resolved_issue: bool | None = None
     agent_rating: ScoreOneToFive | None = None
     response_time_rating: ScoreOneToFive | None = None
