@@ -65,7 +65,7 @@ class HandlerClient:
         path: str,
         *,
         json_body: Any = None,
-        raw_body: str | None = None,
+        raw_body: str | bytes | None = None,
         query: dict[str, Any] | None = None,
         claims: dict[str, Any] | None = None,
         content_type: str = "application/json",
@@ -81,7 +81,7 @@ class HandlerClient:
             raw_path=path,
             raw_query_string=urlencode(query or {}, doseq=True),
             headers=[("content-type", content_type)] if body is not None else [],
-            body=body.encode() if body is not None else b"",
+            body=body.encode() if isinstance(body, str) else (body or b""),
             claims=claims,
         )
         context = LambdaContext(function_name="TicketsFunction", memory_limit_in_mb=512, timeout_seconds=10)

@@ -47,7 +47,9 @@ def test_run_serves_demo_tickets_and_stops_cleanly() -> None:
             output.append(line)
             if line.strip().startswith("curl "):
                 break
-        curl = next(line.strip() for line in output if line.strip().startswith("curl "))
+        curls = [line.strip() for line in output if line.strip().startswith("curl ")]
+        assert curls, "make run printed no curl:\n" + "".join(output)
+        curl = curls[0]
         args = shlex.split(curl)
         header = args[args.index("-H") + 1]
         url = args[-1]

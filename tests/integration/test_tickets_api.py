@@ -99,6 +99,18 @@ class TestCreateAndGet:
         assert reply.status == 415
         assert reply.error["code"] == "unsupported_media_type"
 
+    @pytest.mark.parametrize(
+        "content_type", ["multipart/form-data", "multipart/form-data; boundary=x", "application/x-www-form-urlencoded"]
+    )
+    def test_form_bodies_are_415(self, tickets_api: HandlerClient, content_type: str) -> None:
+        reply = tickets_api.request("POST", BASE, raw_body="customerName=Ada", content_type=content_type)
+        assert reply.status == 415
+
+    def test_a_body_that_is_not_utf8_is_400(self, tickets_api: HandlerClient) -> None:
+        reply = tickets_api.request("POST", BASE, raw_body=b'{"customerName": "\xe5\xff"}')
+        assert reply.status == 400
+        assert reply.error["code"] == "malformed_json"
+
     @pytest.mark.parametrize("body", ["[]", '"ticket"', "null", "42"])
     def test_a_json_body_that_is_not_an_object_is_422(self, tickets_api: HandlerClient, body: str) -> None:
         reply = tickets_api.request("POST", BASE, raw_body=body)

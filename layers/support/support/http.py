@@ -6,7 +6,10 @@ map to `{"success": false, "error": {"code", "message", "details"}}` the same wa
 
 from __future__ import annotations
 
+import base64
+import binascii
 import json
+from collections.abc import Mapping
 from typing import Any
 
 from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response, content_types
@@ -15,6 +18,7 @@ from aws_lambda_powertools.event_handler.openapi.exceptions import (
     RequestUnsupportedContentType,
     RequestValidationError,
 )
+from aws_lambda_powertools.utilities.typing import LambdaContext
 from pydantic import BaseModel, ValidationError
 
 from support.auth import Principal, principal_from_claims
@@ -46,14 +50,47 @@ def _parse_json(body: str) -> Any:
         raise json.JSONDecodeError("nested too deeply", body, 0) from exc
 
 
+def _refusal(status: int, code: str, message: str) -> dict[str, Any]:
+    """A response made before routing, for a body no route could read."""
+    return {
+        "statusCode": status,
+        "headers": {"Content-Type": "application/json"},
+        "body": json.dumps({"success": False, "error": {"code": code, "message": message, "details": []}}),
+        "isBase64Encoded": False,
+    }
+
+
+NOT_JSON = (415, "unsupported_media_type", "send the request body as application/json")
+NOT_UTF8 = (400, "malformed_json", "the request body is not UTF-8 encoded JSON")
+
+
+class SupportResolver(APIGatewayHttpResolver):
+    """Powertools' HTTP API resolver that takes UTF-8 JSON bodies only. Powertools would also parse form and
+    multipart bodies, and a malformed multipart header or a body that is not UTF-8 crashes its parsing
+    (a 500 for bad input)."""
+
+    def resolve(self, event: Mapping[str, Any], context: LambdaContext) -> dict[str, Any]:
+        body = event.get("body")
+        if body:
+            headers = {k.lower(): v for k, v in (event.get("headers") or {}).items()}
+            if headers.get("content-type", "").split(";")[0].strip().lower() not in ("", "application/json"):
+                return _refusal(*NOT_JSON)
+            if event.get("isBase64Encoded"):
+                try:
+                    base64.b64decode(body).decode()
+                except (binascii.Error, UnicodeDecodeError):
+                    return _refusal(*NOT_UTF8)
+        return super().resolve(event, context)
+
+
 def create_resolver() -> APIGatewayHttpResolver:
     """Called at module level by each function, so a misconfigured function fails at cold start."""
     get_settings()
-    app = APIGatewayHttpResolver(enable_validation=True, json_body_deserializer=_parse_json)
+    app = SupportResolver(enable_validation=True, json_body_deserializer=_parse_json)
 
     @app.exception_handler(RequestUnsupportedContentType)  # type: ignore[untyped-decorator]
     def _unsupported_content_type(exc: RequestUnsupportedContentType) -> Response[Any]:
-        return _error(415, "unsupported_media_type", "send the request body as application/json")
+        return _error(*NOT_JSON)
 
     @app.exception_handler(DomainError)  # type: ignore[untyped-decorator]
     def _domain_error(exc: DomainError) -> Response[Any]:
