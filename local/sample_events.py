@@ -26,6 +26,7 @@ AGENT_ID = "33333333-3333-4333-8333-333333333333"
 DOMAIN = "a1b2c3d4e5.execute-api.us-east-1.amazonaws.com"
 RECEIVED_AT = datetime(2025, 1, 15, 10, 0, 0, tzinfo=UTC)
 TICKET_PATH = f"/api/support/tickets/{TICKET_ID}"
+AGENT_PATH = f"/api/support/agents/{AGENT_ID}"
 
 
 @dataclass(frozen=True)
@@ -122,9 +123,23 @@ SAMPLES = (
             "communicationRating": 5,
         },
     ),
-    SampleEvent("tickets/list_agents.json", "GET /api/support/agents", "/api/support/agents", query={"limit": "20"}),
+    # agents
+    SampleEvent("agents/list.json", "GET /api/support/agents", "/api/support/agents", query={"status": "available"}),
+    SampleEvent("agents/get.json", "GET /api/support/agents/{agentId}", AGENT_PATH),
     SampleEvent(
-        "tickets/create_agent.json",
+        "agents/update.json",
+        "PATCH /api/support/agents/{agentId}",
+        AGENT_PATH,
+        body={"department": "Billing", "skills": ["billing", "refunds"], "maxConcurrentChats": 8},
+    ),
+    SampleEvent(
+        "agents/update_status.json",
+        "PATCH /api/support/agents/{agentId}/status",
+        f"{AGENT_PATH}/status",
+        body={"status": "available"},
+    ),
+    SampleEvent(
+        "agents/create.json",
         "POST /api/support/agents",
         "/api/support/agents",
         body={

@@ -59,3 +59,10 @@ def tickets_api(db: DatabaseUrls, tenant: UUID) -> HandlerClient:
     from functions.tickets import app
 
     return HandlerClient(app.lambda_handler, tenant=tenant)
+
+
+@pytest.fixture
+def agents_api(db: DatabaseUrls, tenant: UUID) -> HandlerClient:
+    from functions.agents import app
+
+    return HandlerClient(app.lambda_handler, tenant=tenant)

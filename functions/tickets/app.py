@@ -1,4 +1,4 @@
-"""Tickets endpoint group: tickets, their conversations, assignment and feedback (and, for now, agents)."""
+"""Tickets endpoint group: tickets, their conversations, assignment and feedback."""
 
 from __future__ import annotations
 
@@ -11,13 +11,11 @@ from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from support.http import create_resolver, created, current_principal, ok, page
-from support.models.agents import AgentCreate
-from support.models.base import Category
+from support.models.base import Category, SearchText
 from support.models.tickets import (
     AssignRequest,
     ConversationCreate,
     FeedbackCreate,
-    SearchText,
     TicketCreate,
     TicketPriority,
     TicketQuery,
@@ -26,7 +24,7 @@ from support.models.tickets import (
 )
 from support.observability import logger, metrics
 from support.pagination import DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE
-from support.services import agents, tickets
+from support.services import tickets
 
 app = create_resolver()
 
@@ -107,16 +105,6 @@ def get_feedback(ticket_id: UUID) -> Response[Any]:
 @app.post("/api/support/tickets/<ticket_id>/feedback")
 def add_feedback(ticket_id: UUID, feedback: FeedbackCreate) -> Response[Any]:
     return created(tickets.add_feedback(current_principal(app), ticket_id, feedback))
-
-
-@app.get("/api/support/agents")
-def list_agents(limit: Limit = DEFAULT_PAGE_SIZE, cursor: Cursor = None) -> Response[Any]:
-    return page(agents.list_agents(current_principal(app), limit=limit, cursor=cursor))
-
-
-@app.post("/api/support/agents")
-def create_agent(data: AgentCreate) -> Response[Any]:
-    return created(agents.create_agent(current_principal(app), data))
 
 
 @logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_HTTP)

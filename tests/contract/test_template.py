@@ -20,7 +20,7 @@ from pydantic import BaseModel
 
 from local import sample_events
 from local.template import REPO, HttpRoute, http_routes, load_module, load_template
-from support.models.agents import AgentCreate
+from support.models.agents import AgentCreate, AgentStatusUpdate, AgentUpdate
 from support.models.tickets import AssignRequest, ConversationCreate, FeedbackCreate, TicketCreate, TicketUpdate
 
 TEMPLATE = load_template()
@@ -35,6 +35,8 @@ REQUEST_MODELS: dict[str, type[BaseModel]] = {
     "POST /api/support/tickets/{ticketId}/conversations": ConversationCreate,
     "POST /api/support/tickets/{ticketId}/feedback": FeedbackCreate,
     "POST /api/support/agents": AgentCreate,
+    "PATCH /api/support/agents/{agentId}": AgentUpdate,
+    "PATCH /api/support/agents/{agentId}/status": AgentStatusUpdate,
 }
 
 

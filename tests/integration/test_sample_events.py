@@ -17,10 +17,8 @@ AGENT = "33333333-3333-4333-8333-333333333333"
 
 # In an order that makes every one succeed against the ticket and agent the events name.
 JOURNEY = [
-    ("create_agent", 201),
     ("create", 201),
     ("list", 200),
-    ("list_agents", 200),
     ("get", 200),
     ("update", 200),
     ("add_conversation", 201),

@@ -78,7 +78,10 @@ def test_lists_and_search_never_show_another_tenants_rows(
         assert reply.status == 200
         assert {t["userId"] for t in reply.data} <= {str(other_tenant)}
     assert [t["id"] for t in b.get(BASE, query={"search": "merger"}).data] == [b_ticket["id"]]
-    assert [a["id"] for a in b.get("/api/support/agents").data] == []
+    from functions.agents import app as agents_app
+
+    b_agents = HandlerClient(agents_app.lambda_handler, tenant=other_tenant)
+    assert [a["id"] for a in b_agents.get("/api/support/agents").data] == []
 
 
 def _as_runtime_role(db: DatabaseUrls, tenant: UUID | None, statement: str) -> list[tuple[Any, ...]]:

@@ -31,6 +31,20 @@ class AgentCreate(ApiModel):
     max_concurrent_chats: int = Field(default=5, ge=1, le=50)
 
 
+class AgentUpdate(ApiModel):
+    """Only the fields present are changed."""
+
+    agent_name: Name | None = None
+    agent_email: Email | None = None
+    department: Annotated[str, StringConstraints(min_length=1, max_length=100), NoNul] | None = None
+    skills: list[Skill] | None = Field(default=None, max_length=50)
+    max_concurrent_chats: int | None = Field(default=None, ge=1, le=50)
+
+
+class AgentStatusUpdate(ApiModel):
+    status: AgentStatus
+
+
 class Agent(Record):
     id: UUID
     user_id: UUID

@@ -91,4 +91,5 @@ MessageText = Annotated[str, StringConstraints(min_length=1), NoNul, AfterValida
 OptionalLongText = Annotated[str, NoNul, AfterValidator(_within_message_limit)]
 Name = Annotated[str, StringConstraints(min_length=1, max_length=200), NoNul]
 Category = Annotated[str, StringConstraints(min_length=1, max_length=100), NoNul]
+SearchText = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200), NoNul]
 Phone = Annotated[str, StringConstraints(min_length=3, max_length=40, pattern=r"^[0-9+()\-. ]+$")]

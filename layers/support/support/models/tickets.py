@@ -20,6 +20,7 @@ from support.models.base import (
     OptionalLongText,
     Phone,
     Record,
+    SearchText,
 )
 from support.pagination import DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE
 
@@ -46,7 +47,6 @@ class SenderType(StrEnum):
 
 
 Subject = Annotated[str, StringConstraints(min_length=1, max_length=500), NoNul]
-SearchText = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200), NoNul]
 
 
 class TicketCreate(ApiModel):

@@ -1,16 +1,22 @@
-"""Agents: the minimum tickets need (create, list, look up). The agents endpoint group extends this."""
+"""Agents: the team of a support desk, their availability, capacity and performance figures.
+
+The performance figures (`total_tickets_resolved`, `average_resolution_time`, `average_rating`,
+`response_time_average`) are kept true by the database itself (sql/0004_agent_metrics.sql), so every path
+that changes a ticket or its feedback updates them; `current_chats` is kept by the chat service.
+"""
 
 from __future__ import annotations
 
+from typing import Any
 from uuid import UUID
 
-from psycopg import errors
+from psycopg import errors, sql
 from psycopg.types.json import Jsonb
 
 from support.auth import Principal, Role
 from support.db import tenant_transaction
 from support.errors import Conflict, Forbidden, NotFound
-from support.models.agents import Agent, AgentCreate
+from support.models.agents import Agent, AgentCreate, AgentStatus, AgentUpdate
 from support.pagination import Page, decode_cursor, page_of
 
 MAX_AGENTS_PER_TENANT = 500  # the seed's "Agents: Up to 500 per organization"
@@ -20,9 +26,19 @@ AGENT_COLUMNS = """id, user_id, agent_name, agent_email, department, skills, sta
     response_time_average, created_at, updated_at, last_activity_at"""
 
 
-def create_agent(principal: Principal, data: AgentCreate) -> Agent:
+def _require_admin(principal: Principal, action: str) -> None:
     if principal.role is not Role.ADMIN:
-        raise Forbidden("only an admin may add agents")
+        raise Forbidden(f"only an admin may {action}")
+
+
+def _agent(row: dict[str, Any] | None) -> Agent:
+    if row is None:
+        raise NotFound("agent not found")
+    return Agent.model_validate(row)
+
+
+def create_agent(principal: Principal, data: AgentCreate) -> Agent:
+    _require_admin(principal, "add agents")
     with tenant_transaction(principal.tenant_id) as cur:
         # Serialise agent creation per tenant so the cap holds under concurrent requests.
         cur.execute("SELECT pg_advisory_xact_lock(hashtextextended('agents:' || %s, 0))", (str(principal.tenant_id),))
@@ -39,7 +55,7 @@ def create_agent(principal: Principal, data: AgentCreate) -> Agent:
                 (
                     principal.tenant_id,
                     data.agent_name,
-                    str(data.agent_email),
+                    data.agent_email,
                     data.department,
                     Jsonb(data.skills),
                     data.status,
@@ -48,8 +64,7 @@ def create_agent(principal: Principal, data: AgentCreate) -> Agent:
             )
         except errors.UniqueViolation as exc:
             raise Conflict("an agent with this email already exists") from exc
-        created = cur.fetchone()
-    return Agent.model_validate(created)
+        return _agent(cur.fetchone())
 
 
 def get_agent(principal: Principal, agent_id: UUID) -> Agent:
@@ -58,26 +73,88 @@ def get_agent(principal: Principal, agent_id: UUID) -> Agent:
             f"SELECT {AGENT_COLUMNS} FROM support_agents WHERE user_id = %s AND id = %s",
             (principal.tenant_id, agent_id),
         )
-        row = cur.fetchone()
-    if row is None:
-        raise NotFound("agent not found")
-    return Agent.model_validate(row)
+        return _agent(cur.fetchone())
 
 
-def list_agents(principal: Principal, *, limit: int, cursor: str | None = None) -> Page[Agent]:
-    after = decode_cursor(cursor) if cursor else None
+def list_agents(
+    principal: Principal,
+    *,
+    limit: int,
+    cursor: str | None = None,
+    status: AgentStatus | None = None,
+    department: str | None = None,
+    skill: str | None = None,
+) -> Page[Agent]:
+    """getAgents: newest first; `department` matches exactly, ignoring case; `skill` is one of the skills."""
+    conditions: list[sql.Composable] = [sql.SQL("user_id = %(tenant)s")]
+    params: dict[str, Any] = {"tenant": principal.tenant_id, "limit": limit + 1}
+    if status is not None:
+        conditions.append(sql.SQL("status = %(status)s"))
+        params["status"] = status
+    if department is not None:
+        conditions.append(sql.SQL("lower(department) = lower(%(department)s)"))
+        params["department"] = department
+    if skill is not None:
+        conditions.append(sql.SQL("skills @> %(skill)s"))
+        params["skill"] = Jsonb([skill])
+    if cursor:
+        params["after_at"], params["after_id"] = decode_cursor(cursor)
+        conditions.append(sql.SQL("(created_at, id) < (%(after_at)s, %(after_id)s)"))
     with tenant_transaction(principal.tenant_id) as cur:
         cur.execute(
-            f"""SELECT {AGENT_COLUMNS} FROM support_agents
-            WHERE user_id = %(tenant)s
-              AND (%(after_at)s::timestamptz IS NULL OR (created_at, id) < (%(after_at)s, %(after_id)s))
-            ORDER BY created_at DESC, id DESC LIMIT %(limit)s""",
-            {
-                "tenant": principal.tenant_id,
-                "after_at": after[0] if after else None,
-                "after_id": after[1] if after else None,
-                "limit": limit + 1,
-            },
+            sql.SQL(
+                "SELECT {columns} FROM support_agents WHERE {conditions} "
+                "ORDER BY created_at DESC, id DESC LIMIT %(limit)s"
+            ).format(columns=sql.SQL(AGENT_COLUMNS), conditions=sql.SQL(" AND ").join(conditions)),
+            params,
         )
         rows = cur.fetchall()
     return page_of(rows, limit, Agent.model_validate)
+
+
+def update_agent(principal: Principal, agent_id: UUID, changes: AgentUpdate) -> Agent:
+    """An admin edits an agent's profile and capacity. Capacity cannot drop below the chats they hold."""
+    _require_admin(principal, "edit agents")
+    fields = changes.model_dump(exclude_unset=True)
+    for not_nullable in ("agent_name", "agent_email", "skills", "max_concurrent_chats"):
+        if fields.get(not_nullable, "") is None:
+            del fields[not_nullable]
+    with tenant_transaction(principal.tenant_id) as cur:
+        cur.execute(
+            f"SELECT {AGENT_COLUMNS} FROM support_agents WHERE user_id = %s AND id = %s FOR UPDATE",
+            (principal.tenant_id, agent_id),
+        )
+        current = _agent(cur.fetchone())
+        if not fields:
+            return current
+        if fields.get("max_concurrent_chats", current.max_concurrent_chats) < current.current_chats:
+            raise Conflict(f"the agent is in {current.current_chats} chats now; end or transfer some first")
+        if "skills" in fields:
+            fields["skills"] = Jsonb(fields["skills"])
+        assignments = sql.SQL(", ").join(
+            sql.SQL("{} = {}").format(sql.Identifier(column), sql.Placeholder(column)) for column in fields
+        )
+        try:
+            cur.execute(
+                sql.SQL(
+                    "UPDATE support_agents SET {assignments} WHERE user_id = %(tenant)s AND id = %(id)s "
+                    "RETURNING {columns}"
+                ).format(assignments=assignments, columns=sql.SQL(AGENT_COLUMNS)),
+                {**fields, "tenant": principal.tenant_id, "id": agent_id},
+            )
+        except errors.UniqueViolation as exc:
+            raise Conflict("an agent with this email already exists") from exc
+        return _agent(cur.fetchone())
+
+
+def update_agent_status(principal: Principal, agent_id: UUID, status: AgentStatus) -> Agent:
+    """updateAgentStatus: an admin sets anyone's; an agent sets their own. Records the activity."""
+    if principal.role is not Role.ADMIN and principal.agent_id != agent_id:
+        raise Forbidden("an agent may change only their own status")
+    with tenant_transaction(principal.tenant_id) as cur:
+        cur.execute(
+            f"""UPDATE support_agents SET status = %s, last_activity_at = now()
+            WHERE user_id = %s AND id = %s RETURNING {AGENT_COLUMNS}""",
+            (status, principal.tenant_id, agent_id),
+        )
+        return _agent(cur.fetchone())

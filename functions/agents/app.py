@@ -1,0 +1,65 @@
+"""Agents endpoint group: the support team, their status, capacity and performance figures."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+from uuid import UUID
+
+from aws_lambda_powertools.event_handler import Response
+from aws_lambda_powertools.event_handler.openapi.params import Query
+from aws_lambda_powertools.logging import correlation_paths
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from support.http import create_resolver, created, current_principal, ok, page
+from support.models.agents import AgentCreate, AgentStatus, AgentStatusUpdate, AgentUpdate, Skill
+from support.models.base import Category
+from support.observability import logger, metrics
+from support.pagination import DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE
+from support.services import agents
+
+app = create_resolver()
+
+Limit = Annotated[int, Query(ge=1, le=MAX_PAGE_SIZE)]
+Cursor = Annotated[str | None, Query(max_length=512)]
+
+
+@app.get("/api/support/agents")
+def list_agents(
+    user_id: Annotated[UUID | None, Query(alias="userId")] = None,
+    status: Annotated[AgentStatus | None, Query()] = None,
+    department: Annotated[Category | None, Query()] = None,
+    skill: Annotated[Skill | None, Query()] = None,
+    limit: Limit = DEFAULT_PAGE_SIZE,
+    cursor: Cursor = None,
+) -> Response[Any]:
+    principal = current_principal(app)
+    principal.require_tenant(user_id)
+    return page(
+        agents.list_agents(principal, limit=limit, cursor=cursor, status=status, department=department, skill=skill)
+    )
+
+
+@app.post("/api/support/agents")
+def create_agent(data: AgentCreate) -> Response[Any]:
+    return created(agents.create_agent(current_principal(app), data))
+
+
+@app.get("/api/support/agents/<agent_id>")
+def get_agent(agent_id: UUID) -> Response[Any]:
+    return ok(agents.get_agent(current_principal(app), agent_id))
+
+
+@app.patch("/api/support/agents/<agent_id>")
+def update_agent(agent_id: UUID, changes: AgentUpdate) -> Response[Any]:
+    return ok(agents.update_agent(current_principal(app), agent_id, changes))
+
+
+@app.patch("/api/support/agents/<agent_id>/status")
+def update_agent_status(agent_id: UUID, request: AgentStatusUpdate) -> Response[Any]:
+    return ok(agents.update_agent_status(current_principal(app), agent_id, request.status))
+
+
+@logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_HTTP)
+@metrics.log_metrics
+def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    return app.resolve(event, context)
