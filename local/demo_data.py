@@ -1,7 +1,8 @@
-"""Demo data for `make run`: two tenants, a few agents, tickets in every state, with conversations.
+"""Demo data for `make run`: two tenants, a few agents, tickets in every state, with conversations, and a
+few canned responses.
 
 Written through the real services (as each tenant's admin), so demo rows obey every rule real ones do.
-Idempotent: a tenant that already has tickets is left alone.
+Idempotent: a tenant that already has tickets (or canned responses) is left alone in that respect.
 """
 
 from __future__ import annotations
@@ -10,8 +11,9 @@ from uuid import UUID
 
 from support.auth import Principal, Role
 from support.models.agents import AgentCreate
+from support.models.canned import CannedResponseCreate, CannedResponseQuery
 from support.models.tickets import ConversationCreate, FeedbackCreate, TicketCreate, TicketQuery, TicketUpdate
-from support.services import agents, tickets
+from support.services import agents, canned_responses, tickets
 
 DEMO_TENANTS = {
     "Acme Outfitters": UUID("a0000000-0000-4000-8000-00000000000a"),
@@ -46,9 +48,30 @@ _TICKETS = [
 ]
 
 
+_CANNED_RESPONSES = [
+    ("Greeting", "Hi there, thanks for contacting us! How can I help you today?", "hi", "general"),
+    ("Refund timeline", "Refunds reach your original payment method within 5 to 7 business days.", "refund", "billing"),
+    ("Tracking link", "You can follow your parcel with the tracking link in your shipping email.", "track", "shipping"),
+    ("Password reset", "Use 'Forgot password' on the sign-in page; the email takes a few minutes.", "pw-reset", None),
+]
+
+
+def _seed_canned_responses(admin: Principal) -> None:
+    if canned_responses.list_canned_responses(admin, CannedResponseQuery(limit=1)).data:
+        return
+    for title, content, shortcut, category in _CANNED_RESPONSES:
+        canned_responses.create_canned_response(
+            admin,
+            CannedResponseCreate(
+                response_title=title, response_content=content, shortcut_key=shortcut, category=category
+            ),
+        )
+
+
 def seed_demo_data() -> dict[str, UUID]:
     for tenant_name, tenant_id in DEMO_TENANTS.items():
         admin = Principal(tenant_id=tenant_id, role=Role.ADMIN, subject="demo-seed")
+        _seed_canned_responses(admin)  # its own check, so a desk seeded before canned responses gets them
         if tickets.list_tickets(admin, TicketQuery(limit=1)).data:
             continue
         domain = tenant_name.split()[0].lower() + ".example"

@@ -27,6 +27,9 @@ DOMAIN = "a1b2c3d4e5.execute-api.us-east-1.amazonaws.com"
 RECEIVED_AT = datetime(2025, 1, 15, 10, 0, 0, tzinfo=UTC)
 TICKET_PATH = f"/api/support/tickets/{TICKET_ID}"
 AGENT_PATH = f"/api/support/agents/{AGENT_ID}"
+CANNED_RESPONSE_ID = "66666666-6666-4666-8666-666666666666"
+CANNED_BASE = "/api/support/canned-responses"
+CANNED_PATH = f"{CANNED_BASE}/{CANNED_RESPONSE_ID}"
 
 
 @dataclass(frozen=True)
@@ -150,6 +153,37 @@ SAMPLES = (
             "maxConcurrentChats": 5,
         },
     ),
+    # canned responses
+    SampleEvent(
+        "canned_responses/list.json",
+        f"GET {CANNED_BASE}",
+        CANNED_BASE,
+        query={"category": "billing", "search": "refund", "sort": "usage", "limit": "20"},
+    ),
+    SampleEvent(
+        "canned_responses/create.json",
+        f"POST {CANNED_BASE}",
+        CANNED_BASE,
+        body={
+            "responseTitle": "Refund policy",
+            "responseContent": "Refunds go back to the original payment method within 5 to 7 business days.",
+            "shortcutKey": "refund-policy",
+            "category": "billing",
+        },
+    ),
+    SampleEvent(
+        "canned_responses/get_by_shortcut.json",
+        f"GET {CANNED_BASE}/by-shortcut/{{shortcutKey}}",
+        f"{CANNED_BASE}/by-shortcut/refund-policy",
+    ),
+    SampleEvent(
+        "canned_responses/update.json",
+        f"PATCH {CANNED_BASE}/{{responseId}}",
+        CANNED_PATH,
+        body={"responseTitle": "Shipping delay apology", "category": "shipping"},
+    ),
+    SampleEvent("canned_responses/use.json", f"POST {CANNED_BASE}/{{responseId}}/use", f"{CANNED_PATH}/use"),
+    SampleEvent("canned_responses/delete.json", f"DELETE {CANNED_BASE}/{{responseId}}", CANNED_PATH),
 )
 
 

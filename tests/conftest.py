@@ -66,3 +66,10 @@ def agents_api(db: DatabaseUrls, tenant: UUID) -> HandlerClient:
     from functions.agents import app
 
     return HandlerClient(app.lambda_handler, tenant=tenant)
+
+
+@pytest.fixture
+def canned_api(db: DatabaseUrls, tenant: UUID) -> HandlerClient:
+    from functions.canned_responses import app
+
+    return HandlerClient(app.lambda_handler, tenant=tenant)

@@ -100,3 +100,6 @@ class HandlerClient:
 
     def patch(self, path: str, body: Any = None, **kw: Any) -> Reply:
         return self.request("PATCH", path, json_body=body, **kw)
+
+    def delete(self, path: str, **kw: Any) -> Reply:
+        return self.request("DELETE", path, **kw)

@@ -21,6 +21,7 @@ from pydantic import BaseModel
 from local import sample_events
 from local.template import REPO, HttpRoute, http_routes, load_module, load_template
 from support.models.agents import AgentCreate, AgentStatusUpdate, AgentUpdate
+from support.models.canned import CannedResponseCreate, CannedResponseUpdate
 from support.models.tickets import AssignRequest, ConversationCreate, FeedbackCreate, TicketCreate, TicketUpdate
 
 TEMPLATE = load_template()
@@ -37,6 +38,8 @@ REQUEST_MODELS: dict[str, type[BaseModel]] = {
     "POST /api/support/agents": AgentCreate,
     "PATCH /api/support/agents/{agentId}": AgentUpdate,
     "PATCH /api/support/agents/{agentId}/status": AgentStatusUpdate,
+    "POST /api/support/canned-responses": CannedResponseCreate,
+    "PATCH /api/support/canned-responses/{responseId}": CannedResponseUpdate,
 }
 
 

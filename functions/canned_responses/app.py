@@ -1,0 +1,84 @@
+"""Canned responses endpoint group: the tenant's library of reusable replies, found by shortcut, counted in use."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+from uuid import UUID
+
+from aws_lambda_powertools.event_handler import Response
+from aws_lambda_powertools.event_handler.openapi.params import Path, Query
+from aws_lambda_powertools.logging import correlation_paths
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from support.http import create_resolver, created, current_principal, ok, page
+from support.models.base import Category, SearchText
+from support.models.canned import (
+    SHORTCUT_KEY_PATTERN,
+    CannedResponseCreate,
+    CannedResponseQuery,
+    CannedResponseSort,
+    CannedResponseUpdate,
+)
+from support.observability import logger, metrics
+from support.pagination import DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE
+from support.services import canned_responses
+
+app = create_resolver()
+
+BASE = "/api/support/canned-responses"
+Limit = Annotated[int, Query(ge=1, le=MAX_PAGE_SIZE)]
+Cursor = Annotated[str | None, Query(max_length=512)]
+TenantParam = Annotated[UUID | None, Query(alias="userId")]
+
+
+@app.get(BASE)
+def list_canned_responses(
+    user_id: TenantParam = None,
+    category: Annotated[Category | None, Query()] = None,
+    search: Annotated[SearchText | None, Query()] = None,
+    sort: Annotated[CannedResponseSort, Query()] = CannedResponseSort.NEWEST,
+    limit: Limit = DEFAULT_PAGE_SIZE,
+    cursor: Cursor = None,
+) -> Response[Any]:
+    principal = current_principal(app)
+    principal.require_tenant(user_id)
+    query = CannedResponseQuery(category=category, search=search, sort=sort, limit=limit, cursor=cursor)
+    return page(canned_responses.list_canned_responses(principal, query))
+
+
+@app.post(BASE)
+def create_canned_response(data: CannedResponseCreate, user_id: TenantParam = None) -> Response[Any]:
+    principal = current_principal(app)
+    principal.require_tenant(user_id)
+    return created(canned_responses.create_canned_response(principal, data))
+
+
+# A key that does not match the pattern cannot exist: 422 as for a malformed id, before any lookup.
+@app.get(f"{BASE}/by-shortcut/<shortcut_key>")
+def get_canned_response_by_shortcut(
+    shortcut_key: Annotated[str, Path(min_length=1, max_length=32, pattern=SHORTCUT_KEY_PATTERN)],
+) -> Response[Any]:
+    return ok(canned_responses.get_canned_response_by_shortcut(current_principal(app), shortcut_key))
+
+
+@app.patch(f"{BASE}/<response_id>")
+def update_canned_response(response_id: UUID, changes: CannedResponseUpdate) -> Response[Any]:
+    return ok(canned_responses.update_canned_response(current_principal(app), response_id, changes))
+
+
+@app.delete(f"{BASE}/<response_id>")
+def delete_canned_response(response_id: UUID) -> Response[Any]:
+    return ok(canned_responses.delete_canned_response(current_principal(app), response_id))
+
+
+@app.post(f"{BASE}/<response_id>/use")
+def use_canned_response(response_id: UUID) -> Response[Any]:
+    response = canned_responses.use_canned_response(current_principal(app), response_id)
+    metrics.add_metric(name="CannedResponsesUsed", unit="Count", value=1)
+    return ok(response)
+
+
+@logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_HTTP)
+@metrics.log_metrics
+def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    return app.resolve(event, context)

@@ -1,0 +1,52 @@
+"""Each canned responses sample event in events/ (what `sam local invoke -e` would send) through the real handler."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import psycopg
+
+from local.database import DatabaseUrls
+from local.gateway import LambdaContext
+from local.sample_events import CANNED_RESPONSE_ID, TENANT_ID
+
+EVENTS = Path(__file__).resolve().parents[2] / "events" / "canned_responses"
+
+# In an order that makes every one succeed against the response the events name by id (made below) and
+# the one `create` makes (which `get_by_shortcut` and `list` then find).
+JOURNEY = [
+    ("create", 201),
+    ("get_by_shortcut", 200),
+    ("list", 200),
+    ("update", 200),
+    ("use", 200),
+    ("delete", 200),
+]
+
+
+def test_the_journey_covers_every_sample_event() -> None:
+    assert sorted(name for name, _ in JOURNEY) == sorted(p.stem for p in EVENTS.glob("*.json"))
+
+
+def test_every_sample_event_succeeds_against_the_handler(db: DatabaseUrls) -> None:
+    from functions.canned_responses import app
+
+    with psycopg.connect(db.admin) as conn:
+        conn.execute("DELETE FROM canned_responses WHERE user_id = %s", (TENANT_ID,))
+        conn.execute(
+            "INSERT INTO canned_responses (id, user_id, response_title, response_content, shortcut_key) "
+            "VALUES (%s, %s, 'Late parcel', 'Sorry, your parcel is late.', 'late-parcel')",
+            (CANNED_RESPONSE_ID, TENANT_ID),
+        )
+
+    answers = {}
+    for name, _ in JOURNEY:
+        event = json.loads((EVENTS / f"{name}.json").read_text())
+        result = app.lambda_handler(event, LambdaContext("CannedResponsesFunction", 512, 10))
+        answers[name] = (result["statusCode"], json.loads(result["body"]))
+        assert answers[name][1]["success"] is True, (name, result["body"])
+
+    assert {name: status for name, (status, _) in answers.items()} == dict(JOURNEY)
+    assert [r["shortcutKey"] for r in answers["list"][1]["data"]] == ["refund-policy"]
+    assert answers["use"][1]["data"]["usageCount"] == 1
