@@ -30,6 +30,10 @@ AGENT_PATH = f"/api/support/agents/{AGENT_ID}"
 CANNED_RESPONSE_ID = "66666666-6666-4666-8666-666666666666"
 CANNED_BASE = "/api/support/canned-responses"
 CANNED_PATH = f"{CANNED_BASE}/{CANNED_RESPONSE_ID}"
+CHAT_SESSION_ID = "77777777-7777-4777-8777-777777777777"
+CHAT_MESSAGE_ID = "88888888-8888-4888-8888-888888888888"
+CHAT_BASE = "/api/support/chat/sessions"
+CHAT_PATH = f"{CHAT_BASE}/{CHAT_SESSION_ID}"
 
 
 @dataclass(frozen=True)
@@ -126,6 +130,19 @@ SAMPLES = (
             "communicationRating": 5,
         },
     ),
+    # dashboard
+    SampleEvent(
+        "dashboard/get.json",
+        "GET /api/support/dashboard",
+        "/api/support/dashboard",
+        query={"userId": TENANT_ID},
+    ),
+    SampleEvent(
+        "dashboard/analytics.json",
+        "GET /api/support/analytics",
+        "/api/support/analytics",
+        query={"from": "2025-01-01", "to": "2025-01-31"},
+    ),
     # agents
     SampleEvent("agents/list.json", "GET /api/support/agents", "/api/support/agents", query={"status": "available"}),
     SampleEvent("agents/get.json", "GET /api/support/agents/{agentId}", AGENT_PATH),
@@ -184,6 +201,52 @@ SAMPLES = (
     ),
     SampleEvent("canned_responses/use.json", f"POST {CANNED_BASE}/{{responseId}}/use", f"{CANNED_PATH}/use"),
     SampleEvent("canned_responses/delete.json", f"DELETE {CANNED_BASE}/{{responseId}}", CANNED_PATH),
+    # live chat (the visitor's IP and browser come from the event's source IP and User-Agent, not the body)
+    SampleEvent(
+        "chat/start.json",
+        f"POST {CHAT_BASE}",
+        CHAT_BASE,
+        body={"visitorId": "visitor-5f2c", "visitorName": "Ada Lovelace", "visitorEmail": "ada@example.com"},
+    ),
+    SampleEvent("chat/list.json", f"GET {CHAT_BASE}", CHAT_BASE, query={"status": "active", "limit": "20"}),
+    SampleEvent("chat/get.json", f"GET {CHAT_BASE}/{{sessionId}}", CHAT_PATH),
+    SampleEvent(
+        "chat/transfer.json",
+        f"POST {CHAT_BASE}/{{sessionId}}/transfer",
+        f"{CHAT_PATH}/transfer",
+        body={"toAgentId": AGENT_ID},
+    ),
+    SampleEvent(
+        "chat/list_messages.json",
+        f"GET {CHAT_BASE}/{{sessionId}}/messages",
+        f"{CHAT_PATH}/messages",
+        query={"limit": "50"},
+    ),
+    SampleEvent(
+        "chat/add_message.json",
+        f"POST {CHAT_BASE}/{{sessionId}}/messages",
+        f"{CHAT_PATH}/messages",
+        body={
+            "senderType": "agent",
+            "senderName": "Grace Hopper",
+            "message": "Here is the return label for your order.",
+            "attachmentUrl": "https://files.example.com/labels/return-label.pdf",
+            "attachmentType": "application/pdf",
+        },
+    ),
+    SampleEvent(
+        "chat/read.json",
+        f"POST {CHAT_BASE}/{{sessionId}}/read",
+        f"{CHAT_PATH}/read",
+        body={"upToMessageId": CHAT_MESSAGE_ID},
+    ),
+    SampleEvent("chat/end.json", f"POST {CHAT_BASE}/{{sessionId}}/end", f"{CHAT_PATH}/end"),
+    SampleEvent(
+        "chat/rating.json",
+        f"POST {CHAT_BASE}/{{sessionId}}/rating",
+        f"{CHAT_PATH}/rating",
+        body={"rating": 5, "feedback": "Quick and friendly, thank you."},
+    ),
 )
 
 

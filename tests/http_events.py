@@ -69,6 +69,8 @@ class HandlerClient:
         query: dict[str, Any] | None = None,
         claims: dict[str, Any] | None = None,
         content_type: str = "application/json",
+        headers: dict[str, str] | None = None,
+        source_ip: str = "127.0.0.1",
     ) -> Reply:
         if claims is None:
             claims = self.claims or {"sub": f"user-{uuid4()}", "tenant_id": str(self.tenant), "role": self.role}
@@ -80,9 +82,10 @@ class HandlerClient:
             method=method,
             raw_path=path,
             raw_query_string=urlencode(query or {}, doseq=True),
-            headers=[("content-type", content_type)] if body is not None else [],
+            headers=([("content-type", content_type)] if body is not None else []) + list((headers or {}).items()),
             body=body.encode() if isinstance(body, str) else (body or b""),
             claims=claims,
+            source_ip=source_ip,
         )
         context = LambdaContext(function_name="TicketsFunction", memory_limit_in_mb=512, timeout_seconds=10)
         result = self.handler(event, context)

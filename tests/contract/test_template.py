@@ -22,6 +22,7 @@ from local import sample_events
 from local.template import REPO, HttpRoute, http_routes, load_module, load_template
 from support.models.agents import AgentCreate, AgentStatusUpdate, AgentUpdate
 from support.models.canned import CannedResponseCreate, CannedResponseUpdate
+from support.models.chat import ChatMessageCreate, ChatRating, ChatReadRequest, ChatSessionStart, ChatTransfer
 from support.models.tickets import AssignRequest, ConversationCreate, FeedbackCreate, TicketCreate, TicketUpdate
 
 TEMPLATE = load_template()
@@ -40,6 +41,13 @@ REQUEST_MODELS: dict[str, type[BaseModel]] = {
     "PATCH /api/support/agents/{agentId}/status": AgentStatusUpdate,
     "POST /api/support/canned-responses": CannedResponseCreate,
     "PATCH /api/support/canned-responses/{responseId}": CannedResponseUpdate,
+    "POST /api/support/chat/sessions": ChatSessionStart,
+    "POST /api/support/chat/sessions/{sessionId}/transfer": ChatTransfer,
+    "POST /api/support/chat/sessions/{sessionId}/rating": ChatRating,
+    "POST /api/support/chat/sessions/{sessionId}/messages": ChatMessageCreate,
+    "POST /api/support/chat/sessions/{sessionId}/read": ChatReadRequest,
+    # POST .../chat/sessions/{sessionId}/end takes an optional body that accepts nothing (ChatSessionEnd
+    # refuses a client duration): its sample is sent without one.
 }
 
 

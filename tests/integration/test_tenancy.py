@@ -21,6 +21,10 @@ TENANT_TABLES = [
     "canned_responses",
     "support_analytics",
     "ticket_feedback",
+    # the dashboard's running totals (sql/0007)
+    "ticket_totals",
+    "chat_totals",
+    "feedback_totals",
 ]
 
 
@@ -98,7 +102,7 @@ def test_rls_alone_hides_other_tenants_rows(
     # No WHERE user_id = ...: the application's own tenant filter is out of the way.
     count = f"SELECT count(*) FROM {table}"
     assert _as_runtime_role(db, other_tenant, count) == [(0,)]
-    if table in {"support_tickets", "ticket_conversations", "support_agents", "ticket_feedback"}:
+    if table in {"support_tickets", "ticket_conversations", "support_agents", "ticket_feedback", "ticket_totals"}:
         assert _as_runtime_role(db, tenant, count)[0][0] >= 1
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 import base64
 import binascii
 import json
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response, content_types
@@ -136,8 +136,8 @@ def current_principal(app: APIGatewayHttpResolver) -> Principal:
     return principal_from_claims(claims)
 
 
-def ok(data: BaseModel | list[BaseModel], status: int = 200) -> Response[Any]:
-    if isinstance(data, list):
+def ok(data: BaseModel | Sequence[BaseModel], status: int = 200) -> Response[Any]:
+    if not isinstance(data, BaseModel):
         payload: Any = [item.model_dump(mode="json", by_alias=True) for item in data]
     else:
         payload = data.model_dump(mode="json", by_alias=True)

@@ -1,0 +1,97 @@
+"""Live chat over HTTP: sessions (start, list, get, end, transfer, rating) and their messages (list, add, read)."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+from uuid import UUID
+
+from aws_lambda_powertools.event_handler import Response
+from aws_lambda_powertools.event_handler.openapi.params import Body, Query
+from aws_lambda_powertools.logging import correlation_paths
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from support.http import create_resolver, created, current_principal, ok, page
+from support.models.chat import (
+    ChatMessageCreate,
+    ChatRating,
+    ChatReadRequest,
+    ChatSessionEnd,
+    ChatSessionStart,
+    ChatStatus,
+    ChatTransfer,
+    VisitorContext,
+)
+from support.observability import logger, metrics
+from support.pagination import DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE
+from support.services import chat
+
+app = create_resolver()
+
+Limit = Annotated[int, Query(ge=1, le=MAX_PAGE_SIZE)]
+Cursor = Annotated[str | None, Query(max_length=512)]
+TenantParam = Annotated[UUID | None, Query(alias="userId")]
+
+
+@app.post("/api/support/chat/sessions")
+def start_session(data: ChatSessionStart, user_id: TenantParam = None) -> Response[Any]:
+    principal = current_principal(app)
+    principal.require_tenant(user_id)
+    event = app.current_event
+    visitor = VisitorContext.from_request(event.request_context.http.source_ip, event.headers.get("user-agent"))
+    session = chat.start_chat_session(principal, data, visitor)
+    metrics.add_metric(name="ChatSessionsStarted", unit="Count", value=1)
+    return created(session)
+
+
+@app.get("/api/support/chat/sessions")
+def list_sessions(
+    user_id: TenantParam = None,
+    status: Annotated[ChatStatus | None, Query()] = None,
+    limit: Limit = DEFAULT_PAGE_SIZE,
+    cursor: Cursor = None,
+) -> Response[Any]:
+    principal = current_principal(app)
+    principal.require_tenant(user_id)
+    return page(chat.list_chat_sessions(principal, status=status, limit=limit, cursor=cursor))
+
+
+@app.get("/api/support/chat/sessions/<session_id>")
+def get_session(session_id: UUID) -> Response[Any]:
+    return ok(chat.get_chat_session(current_principal(app), session_id))
+
+
+@app.post("/api/support/chat/sessions/<session_id>/end")
+def end_session(session_id: UUID, request: Annotated[ChatSessionEnd | None, Body()] = None) -> Response[Any]:
+    # The body is optional and takes nothing: the model only refuses a client-supplied duration.
+    return ok(chat.end_chat_session(current_principal(app), session_id))
+
+
+@app.post("/api/support/chat/sessions/<session_id>/transfer")
+def transfer_session(session_id: UUID, request: ChatTransfer) -> Response[Any]:
+    return ok(chat.transfer_chat_session(current_principal(app), session_id, request.to_agent_id))
+
+
+@app.post("/api/support/chat/sessions/<session_id>/rating")
+def rate_session(session_id: UUID, rating: ChatRating) -> Response[Any]:
+    return ok(chat.rate_chat_session(current_principal(app), session_id, rating))
+
+
+@app.get("/api/support/chat/sessions/<session_id>/messages")
+def list_messages(session_id: UUID, limit: Limit = DEFAULT_PAGE_SIZE, cursor: Cursor = None) -> Response[Any]:
+    return page(chat.list_chat_messages(current_principal(app), session_id, limit=limit, cursor=cursor))
+
+
+@app.post("/api/support/chat/sessions/<session_id>/messages")
+def add_message(session_id: UUID, message: ChatMessageCreate) -> Response[Any]:
+    return created(chat.add_chat_message(current_principal(app), session_id, message))
+
+
+@app.post("/api/support/chat/sessions/<session_id>/read")
+def mark_read(session_id: UUID, request: ChatReadRequest) -> Response[Any]:
+    return ok(chat.mark_chat_messages_read(current_principal(app), session_id, request.up_to_message_id))
+
+
+@logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_HTTP)
+@metrics.log_metrics
+def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    return app.resolve(event, context)

@@ -1,0 +1,44 @@
+"""Dashboard and analytics reads: the support dashboard's KPIs and the daily analytics rows."""
+
+from __future__ import annotations
+
+from datetime import date
+from typing import Annotated, Any
+from uuid import UUID
+
+from aws_lambda_powertools.event_handler import Response
+from aws_lambda_powertools.event_handler.openapi.params import Query
+from aws_lambda_powertools.logging import correlation_paths
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from support.http import create_resolver, current_principal, ok
+from support.observability import logger, metrics
+from support.services import dashboard
+
+app = create_resolver()
+
+TenantParam = Annotated[UUID | None, Query(alias="userId")]
+
+
+@app.get("/api/support/dashboard")
+def get_dashboard(user_id: TenantParam = None) -> Response[Any]:
+    principal = current_principal(app)
+    principal.require_tenant(user_id)
+    return ok(dashboard.get_dashboard(principal))
+
+
+@app.get("/api/support/analytics")
+def list_analytics(
+    start: Annotated[date, Query(alias="from")],
+    end: Annotated[date, Query(alias="to")],
+    user_id: TenantParam = None,
+) -> Response[Any]:
+    principal = current_principal(app)
+    principal.require_tenant(user_id)
+    return ok(dashboard.list_analytics(principal, start, end))
+
+
+@logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_HTTP)
+@metrics.log_metrics
+def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    return app.resolve(event, context)

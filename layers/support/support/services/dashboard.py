@@ -1,0 +1,157 @@
+"""getSupportDashboardData and the daily analytics rows.
+
+Counts and averages come from the running totals the database keeps (sql/0007_dashboard_summaries.sql), so
+the dashboard costs the same at a thousand tickets as at a million; only the day-by-day figures read rows,
+and only a week of them, along the creation-time indexes. Days are UTC days.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime, timedelta
+from typing import Any
+
+from support.auth import Principal
+from support.db import tenant_transaction
+from support.db.connection import Cursor
+from support.errors import InvalidInput
+from support.models.agents import Agent, AgentStatus
+from support.models.analytics import SupportAnalytics
+from support.models.dashboard import DailyCount, DailyScore, SupportDashboard
+from support.models.tickets import Ticket, TicketPriority, TicketStatus
+from support.services.agents import AGENT_COLUMNS
+from support.services.tickets import TICKET_COLUMNS
+
+OPEN = {TicketStatus.OPEN, TicketStatus.IN_PROGRESS, TicketStatus.WAITING_CUSTOMER}
+RESOLVED = {TicketStatus.RESOLVED, TicketStatus.CLOSED}
+TREND_DAYS = 7
+MAX_ANALYTICS_DAYS = 366
+UNCATEGORIZED = "uncategorized"
+
+
+def _mean(total: int, count: int) -> int | None:
+    return round(total / count) if count else None
+
+
+def _one(cur: Cursor, query: str, params: tuple[Any, ...]) -> dict[str, Any]:
+    cur.execute(query.encode(), params)
+    row = cur.fetchone()
+    assert row is not None  # aggregate queries always return a row
+    return row
+
+
+def get_dashboard(principal: Principal, *, now: datetime | None = None) -> SupportDashboard:
+    tenant = principal.tenant_id
+    today = (now or datetime.now(UTC)).astimezone(UTC).date()
+    midnight = datetime.combine(today, datetime.min.time(), UTC)
+    week_start = midnight - timedelta(days=TREND_DAYS - 1)
+    with tenant_transaction(tenant) as cur:
+        cur.execute(
+            "SELECT status, priority, category, tickets, resolution_seconds, resolution_count,"
+            " first_response_seconds, first_response_count FROM ticket_totals WHERE user_id = %s",
+            (tenant,),
+        )
+        ticket_groups = cur.fetchall()
+        cur.execute(
+            "SELECT status, sessions, duration_seconds, duration_count FROM chat_totals WHERE user_id = %s",
+            (tenant,),
+        )
+        chat_groups = cur.fetchall()
+        feedback = _one(
+            cur,
+            "SELECT coalesce(sum(ratings), 0) AS n, coalesce(sum(rating_sum), 0) AS total"
+            " FROM feedback_totals WHERE user_id = %s",
+            (tenant,),
+        )
+        cur.execute("SELECT status, count(*) AS n FROM support_agents WHERE user_id = %s GROUP BY status", (tenant,))
+        agents_by_status = {row["status"]: row["n"] for row in cur.fetchall()}
+        today_counts = _one(
+            cur,
+            "SELECT (SELECT count(*) FROM support_tickets WHERE user_id = %s AND created_at >= %s) AS tickets,"
+            " (SELECT count(*) FROM live_chat_sessions WHERE user_id = %s AND session_start_time >= %s) AS chats",
+            (tenant, midnight, tenant, midnight),
+        )
+        cur.execute(
+            f"SELECT {TICKET_COLUMNS} FROM support_tickets WHERE user_id = %s"
+            " ORDER BY created_at DESC, id DESC LIMIT 5",
+            (tenant,),
+        )
+        recent = cur.fetchall()
+        cur.execute(
+            f"""SELECT {AGENT_COLUMNS} FROM support_agents WHERE user_id = %s
+            ORDER BY total_tickets_resolved DESC, average_rating DESC NULLS LAST, agent_name, id LIMIT 5""",
+            (tenant,),
+        )
+        top = cur.fetchall()
+        cur.execute(
+            "SELECT (created_at AT TIME ZONE 'UTC')::date AS day, count(*) AS n FROM support_tickets"
+            " WHERE user_id = %s AND created_at >= %s GROUP BY 1",
+            (tenant, week_start),
+        )
+        volume = {row["day"]: row["n"] for row in cur.fetchall()}
+        cur.execute(
+            "SELECT (created_at AT TIME ZONE 'UTC')::date AS day, avg(rating)::float AS score FROM ticket_feedback"
+            " WHERE user_id = %s AND created_at >= %s GROUP BY 1",
+            (tenant, week_start),
+        )
+        satisfaction = {row["day"]: round(row["score"], 2) for row in cur.fetchall()}
+
+    by_status = dict.fromkeys(TicketStatus, 0)
+    by_priority = dict.fromkeys(TicketPriority, 0)
+    by_category: dict[str, int] = {}
+    sums = {"resolution_seconds": 0, "resolution_count": 0, "first_response_seconds": 0, "first_response_count": 0}
+    for group in ticket_groups:
+        by_status[group["status"]] += group["tickets"]
+        by_priority[group["priority"]] += group["tickets"]
+        category = group["category"] or UNCATEGORIZED
+        by_category[category] = by_category.get(category, 0) + group["tickets"]
+        for key in sums:
+            sums[key] += group[key]
+    chats = {row["status"]: row for row in chat_groups}
+    days = [today - timedelta(days=offset) for offset in range(TREND_DAYS - 1, -1, -1)]
+    return SupportDashboard(
+        total_tickets=sum(by_status.values()),
+        open_tickets=sum(by_status[s] for s in OPEN),
+        resolved_tickets=sum(by_status[s] for s in RESOLVED),
+        total_chats=sum(row["sessions"] for row in chat_groups),
+        active_chats=chats["active"]["sessions"] if "active" in chats else 0,
+        total_agents=sum(agents_by_status.values()),
+        available_agents=agents_by_status.get(AgentStatus.AVAILABLE, 0),
+        average_resolution_time=_mean(sums["resolution_seconds"], sums["resolution_count"]),
+        average_first_response_time=_mean(sums["first_response_seconds"], sums["first_response_count"]),
+        customer_satisfaction_score=round(feedback["total"] / feedback["n"], 2) if feedback["n"] else None,
+        average_chat_duration=_mean(
+            sum(row["duration_seconds"] for row in chat_groups), sum(row["duration_count"] for row in chat_groups)
+        ),
+        tickets_created_today=today_counts["tickets"],
+        chats_started_today=today_counts["chats"],
+        recent_tickets=[Ticket.model_validate(row) for row in recent],
+        top_agents=[Agent.model_validate(row) for row in top],
+        tickets_by_status={str(k): v for k, v in by_status.items()},
+        tickets_by_priority={str(k): v for k, v in by_priority.items()},
+        tickets_by_category=dict(sorted(by_category.items())),
+        agent_availability={str(s): agents_by_status.get(s, 0) for s in AgentStatus},
+        satisfaction_trend_last_week=[DailyScore(date=d, score=satisfaction.get(d)) for d in days],
+        ticket_volume_trend_last_week=[DailyCount(date=d, count=volume.get(d, 0)) for d in days],
+    )
+
+
+def list_analytics(principal: Principal, start: date, end: date) -> list[SupportAnalytics]:
+    """The tenant's daily rollup rows from `start` to `end`, both included, oldest first."""
+    if end < start:
+        raise InvalidInput("`to` is before `from`", details=[{"field": "query.to", "message": "before from"}])
+    if (end - start).days + 1 > MAX_ANALYTICS_DAYS:
+        raise InvalidInput(
+            f"a range covers at most {MAX_ANALYTICS_DAYS} days",
+            details=[{"field": "query.to", "message": f"more than {MAX_ANALYTICS_DAYS} days after from"}],
+        )
+    with tenant_transaction(principal.tenant_id) as cur:
+        cur.execute(
+            """SELECT id, user_id, analytics_date, total_tickets_created, total_tickets_resolved,
+                total_chats_started, total_chats_completed, average_resolution_time, average_first_response_time,
+                average_chat_duration, customer_satisfaction_score, agent_response_time, tickets_by_status,
+                tickets_by_priority, tickets_by_category, chats_by_agent, created_at
+            FROM support_analytics WHERE user_id = %s AND analytics_date BETWEEN %s AND %s
+            ORDER BY analytics_date""",
+            (principal.tenant_id, start, end),
+        )
+        return [SupportAnalytics.model_validate(row) for row in cur.fetchall()]
