@@ -1,5 +1,5 @@
 """Demo data for `make run`: two tenants, a few agents, tickets in every state, with conversations, and a
-few canned responses.
+few canned responses and live chats.
 
 Written through the real services (as each tenant's admin), so demo rows obey every rule real ones do.
 Idempotent: a tenant that already has tickets (or canned responses) is left alone in that respect.
@@ -7,13 +7,22 @@ Idempotent: a tenant that already has tickets (or canned responses) is left alon
 
 from __future__ import annotations
 
+from ipaddress import IPv4Address
 from uuid import UUID
 
 from support.auth import Principal, Role
-from support.models.agents import AgentCreate
+from support.models.agents import AgentCreate, AgentStatus
 from support.models.canned import CannedResponseCreate, CannedResponseQuery
-from support.models.tickets import ConversationCreate, FeedbackCreate, TicketCreate, TicketQuery, TicketUpdate
-from support.services import agents, canned_responses, tickets
+from support.models.chat import ChatMessageCreate, ChatRating, ChatSessionStart, VisitorContext
+from support.models.tickets import (
+    ConversationCreate,
+    FeedbackCreate,
+    SenderType,
+    TicketCreate,
+    TicketQuery,
+    TicketUpdate,
+)
+from support.services import agents, canned_responses, chat, tickets
 
 DEMO_TENANTS = {
     "Acme Outfitters": UUID("a0000000-0000-4000-8000-00000000000a"),
@@ -68,57 +77,102 @@ def _seed_canned_responses(admin: Principal) -> None:
         )
 
 
+_CHATS = [
+    ("visitor-1001", "Lin", "Hi, where is my order #1042?", "transfer"),
+    ("visitor-1002", "Sam", "Do you ship to Canada?", "end"),
+    ("visitor-1003", "Noor", "Hello?", "wait"),
+]
+
+
+def _seed_chats(admin: Principal) -> None:
+    """Three chats: one with an agent, one ended and rated, one waiting for an agent."""
+    if chat.list_chat_sessions(admin, limit=1).data:
+        return
+    available = agents.list_agents(admin, limit=1, status=AgentStatus.AVAILABLE).data
+    for visitor_id, name, first_message, outcome in _CHATS:
+        session = chat.start_chat_session(
+            admin,
+            ChatSessionStart(visitor_id=visitor_id, visitor_name=name),
+            VisitorContext(ip=IPv4Address("203.0.113.7"), browser="Mozilla/5.0 (demo)"),
+        )
+        chat.add_chat_message(
+            admin,
+            session.id,
+            ChatMessageCreate(sender_type=SenderType.CUSTOMER, sender_name=name, message=first_message),
+        )
+        if outcome == "wait" or not available:
+            continue
+        chat.transfer_chat_session(admin, session.id, available[0].id)
+        chat.add_chat_message(
+            admin,
+            session.id,
+            ChatMessageCreate(
+                sender_type=SenderType.AGENT, sender_name=available[0].agent_name, message=f"Hi {name}, let me check."
+            ),
+        )
+        if outcome == "end":
+            chat.end_chat_session(admin, session.id)
+            chat.rate_chat_session(admin, session.id, ChatRating(rating=5, feedback="Quick answer, thanks"))
+
+
 def seed_demo_data() -> dict[str, UUID]:
     for tenant_name, tenant_id in DEMO_TENANTS.items():
         admin = Principal(tenant_id=tenant_id, role=Role.ADMIN, subject="demo-seed")
-        _seed_canned_responses(admin)  # its own check, so a desk seeded before canned responses gets them
-        if tickets.list_tickets(admin, TicketQuery(limit=1)).data:
-            continue
-        domain = tenant_name.split()[0].lower() + ".example"
-        staff = [
-            agents.create_agent(
-                admin,
-                AgentCreate(
-                    agent_name=name,
-                    agent_email=f"{handle}@{domain}",
-                    department=department,
-                    skills=skills,
-                    status=status,
-                ),
-            )
-            for name, handle, department, skills, status in _AGENTS
-        ]
-        for i, (customer, handle, subject, description, category, priority) in enumerate(_TICKETS):
-            ticket = tickets.create_ticket(
-                admin,
-                TicketCreate(
-                    customer_name=customer,
-                    customer_email=f"{handle}@customers.example",
-                    subject=subject,
-                    description=description,
-                    category=category,
-                    priority=priority,
-                ),
-            )
-            tickets.add_conversation(
-                admin,
-                ticket.id,
-                ConversationCreate(sender_type="customer", sender_name=customer, message=description),
-            )
-            if i % 4 == 3:
-                continue  # left open and unanswered
-            agent = staff[i % len(staff)]
-            tickets.assign_ticket(admin, ticket.id, agent.id)
-            tickets.add_conversation(
-                admin,
-                ticket.id,
-                ConversationCreate(
-                    sender_type="agent",
-                    sender_name=agent.agent_name,
-                    message=f"Hi {customer.split()[0]}, thanks for reaching out. I'm looking into it now.",
-                ),
-            )
-            if i % 2 == 0:
-                tickets.update_ticket(admin, ticket.id, TicketUpdate(status="resolved"))
-                tickets.add_feedback(admin, ticket.id, FeedbackCreate(rating=5 - i % 3, agent_rating=5))
+        _seed_desk(admin, tenant_name)
+        # Each has its own check, so a desk seeded by an earlier version gets what was added since.
+        _seed_canned_responses(admin)
+        _seed_chats(admin)
     return DEMO_TENANTS
+
+
+def _seed_desk(admin: Principal, tenant_name: str) -> None:
+    """Agents and tickets in every state, with conversations and feedback."""
+    if tickets.list_tickets(admin, TicketQuery(limit=1)).data:
+        return
+    domain = tenant_name.split()[0].lower() + ".example"
+    staff = [
+        agents.create_agent(
+            admin,
+            AgentCreate(
+                agent_name=name,
+                agent_email=f"{handle}@{domain}",
+                department=department,
+                skills=skills,
+                status=status,
+            ),
+        )
+        for name, handle, department, skills, status in _AGENTS
+    ]
+    for i, (customer, handle, subject, description, category, priority) in enumerate(_TICKETS):
+        ticket = tickets.create_ticket(
+            admin,
+            TicketCreate(
+                customer_name=customer,
+                customer_email=f"{handle}@customers.example",
+                subject=subject,
+                description=description,
+                category=category,
+                priority=priority,
+            ),
+        )
+        tickets.add_conversation(
+            admin,
+            ticket.id,
+            ConversationCreate(sender_type="customer", sender_name=customer, message=description),
+        )
+        if i % 4 == 3:
+            continue  # left open and unanswered
+        agent = staff[i % len(staff)]
+        tickets.assign_ticket(admin, ticket.id, agent.id)
+        tickets.add_conversation(
+            admin,
+            ticket.id,
+            ConversationCreate(
+                sender_type="agent",
+                sender_name=agent.agent_name,
+                message=f"Hi {customer.split()[0]}, thanks for reaching out. I'm looking into it now.",
+            ),
+        )
+        if i % 2 == 0:
+            tickets.update_ticket(admin, ticket.id, TicketUpdate(status="resolved"))
+            tickets.add_feedback(admin, ticket.id, FeedbackCreate(rating=5 - i % 3, agent_rating=5))

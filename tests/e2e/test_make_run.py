@@ -60,6 +60,14 @@ def test_run_serves_demo_tickets_and_stops_cleanly() -> None:
         assert reply.status_code == 200
         subjects = {t["subject"] for t in reply.json()["data"]}
         assert "Order arrived damaged" in subjects
+        base = url.removesuffix("/api/support/tickets")
+        auth = dict([header.split(": ", 1)])
+        chats = httpx.get(f"{base}/api/support/chat/sessions", headers=auth, timeout=10).json()["data"]
+        assert sorted(c["status"] for c in chats) == ["active", "closed", "waiting"]
+        canned = httpx.get(f"{base}/api/support/canned-responses", headers=auth, timeout=10).json()["data"]
+        assert canned
+        dashboard = httpx.get(f"{base}/api/support/dashboard", headers=auth, timeout=10).json()["data"]
+        assert (dashboard["totalTickets"], dashboard["totalChats"]) == (len(reply.json()["data"]), 3)
         assert _embedded_postgres(), "the embedded PostgreSQL should be running"
     finally:
         proc.send_signal(signal.SIGTERM)
