@@ -10,27 +10,24 @@ from aws_lambda_powertools.event_handler.openapi.params import Query
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from support.http import create_resolver, created, current_principal, ok, page
+from support.http import PageCursor, PageSize, TenantParam, create_resolver, created, current_principal, ok, page
 from support.models.agents import AgentCreate, AgentStatus, AgentStatusUpdate, AgentUpdate, Skill
 from support.models.base import Category
 from support.observability import logger, metrics
-from support.pagination import DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE
+from support.pagination import DEFAULT_PAGE_SIZE
 from support.services import agents
 
 app = create_resolver()
 
-Limit = Annotated[int, Query(ge=1, le=MAX_PAGE_SIZE)]
-Cursor = Annotated[str | None, Query(max_length=512)]
-
 
 @app.get("/api/support/agents")
 def list_agents(
-    user_id: Annotated[UUID | None, Query(alias="userId")] = None,
+    user_id: TenantParam = None,
     status: Annotated[AgentStatus | None, Query()] = None,
     department: Annotated[Category | None, Query()] = None,
     skill: Annotated[Skill | None, Query()] = None,
-    limit: Limit = DEFAULT_PAGE_SIZE,
-    cursor: Cursor = None,
+    limit: PageSize = DEFAULT_PAGE_SIZE,
+    cursor: PageCursor = None,
 ) -> Response[Any]:
     principal = current_principal(app)
     principal.require_tenant(user_id)

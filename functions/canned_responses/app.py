@@ -10,7 +10,7 @@ from aws_lambda_powertools.event_handler.openapi.params import Path, Query
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from support.http import create_resolver, created, current_principal, ok, page
+from support.http import PageCursor, PageSize, TenantParam, create_resolver, created, current_principal, ok, page
 from support.models.base import Category, SearchText
 from support.models.canned import (
     SHORTCUT_KEY_PATTERN,
@@ -20,15 +20,12 @@ from support.models.canned import (
     CannedResponseUpdate,
 )
 from support.observability import logger, metrics
-from support.pagination import DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE
+from support.pagination import DEFAULT_PAGE_SIZE
 from support.services import canned_responses
 
 app = create_resolver()
 
 BASE = "/api/support/canned-responses"
-Limit = Annotated[int, Query(ge=1, le=MAX_PAGE_SIZE)]
-Cursor = Annotated[str | None, Query(max_length=512)]
-TenantParam = Annotated[UUID | None, Query(alias="userId")]
 
 
 @app.get(BASE)
@@ -37,8 +34,8 @@ def list_canned_responses(
     category: Annotated[Category | None, Query()] = None,
     search: Annotated[SearchText | None, Query()] = None,
     sort: Annotated[CannedResponseSort, Query()] = CannedResponseSort.NEWEST,
-    limit: Limit = DEFAULT_PAGE_SIZE,
-    cursor: Cursor = None,
+    limit: PageSize = DEFAULT_PAGE_SIZE,
+    cursor: PageCursor = None,
 ) -> Response[Any]:
     principal = current_principal(app)
     principal.require_tenant(user_id)

@@ -10,7 +10,7 @@ from aws_lambda_powertools.event_handler.openapi.params import Body, Query
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from support.http import create_resolver, created, current_principal, ok, page
+from support.http import PageCursor, PageSize, TenantParam, create_resolver, created, current_principal, ok, page
 from support.models.chat import (
     ChatMessageCreate,
     ChatRating,
@@ -22,14 +22,10 @@ from support.models.chat import (
     VisitorContext,
 )
 from support.observability import logger, metrics
-from support.pagination import DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE
+from support.pagination import DEFAULT_PAGE_SIZE
 from support.services import chat
 
 app = create_resolver()
-
-Limit = Annotated[int, Query(ge=1, le=MAX_PAGE_SIZE)]
-Cursor = Annotated[str | None, Query(max_length=512)]
-TenantParam = Annotated[UUID | None, Query(alias="userId")]
 
 
 @app.post("/api/support/chat/sessions")
@@ -47,8 +43,8 @@ def start_session(data: ChatSessionStart, user_id: TenantParam = None) -> Respon
 def list_sessions(
     user_id: TenantParam = None,
     status: Annotated[ChatStatus | None, Query()] = None,
-    limit: Limit = DEFAULT_PAGE_SIZE,
-    cursor: Cursor = None,
+    limit: PageSize = DEFAULT_PAGE_SIZE,
+    cursor: PageCursor = None,
 ) -> Response[Any]:
     principal = current_principal(app)
     principal.require_tenant(user_id)
@@ -77,7 +73,7 @@ def rate_session(session_id: UUID, rating: ChatRating) -> Response[Any]:
 
 
 @app.get("/api/support/chat/sessions/<session_id>/messages")
-def list_messages(session_id: UUID, limit: Limit = DEFAULT_PAGE_SIZE, cursor: Cursor = None) -> Response[Any]:
+def list_messages(session_id: UUID, limit: PageSize = DEFAULT_PAGE_SIZE, cursor: PageCursor = None) -> Response[Any]:
     return page(chat.list_chat_messages(current_principal(app), session_id, limit=limit, cursor=cursor))
 
 

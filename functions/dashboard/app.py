@@ -4,20 +4,17 @@ from __future__ import annotations
 
 from datetime import date
 from typing import Annotated, Any
-from uuid import UUID
 
 from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.event_handler.openapi.params import Query
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from support.http import create_resolver, current_principal, ok
+from support.http import TenantParam, create_resolver, current_principal, ok
 from support.observability import logger, metrics
 from support.services import dashboard
 
 app = create_resolver()
-
-TenantParam = Annotated[UUID | None, Query(alias="userId")]
 
 
 @app.get("/api/support/dashboard")

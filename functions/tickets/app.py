@@ -10,7 +10,7 @@ from aws_lambda_powertools.event_handler.openapi.params import Query
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from support.http import create_resolver, created, current_principal, ok, page
+from support.http import PageCursor, PageSize, TenantParam, create_resolver, created, current_principal, ok, page
 from support.models.base import Category, SearchText
 from support.models.tickets import (
     AssignRequest,
@@ -23,14 +23,10 @@ from support.models.tickets import (
     TicketUpdate,
 )
 from support.observability import logger, metrics
-from support.pagination import DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE
+from support.pagination import DEFAULT_PAGE_SIZE
 from support.services import tickets
 
 app = create_resolver()
-
-Limit = Annotated[int, Query(ge=1, le=MAX_PAGE_SIZE)]
-Cursor = Annotated[str | None, Query(max_length=512)]
-TenantParam = Annotated[UUID | None, Query(alias="userId")]
 
 
 @app.get("/api/support/tickets")
@@ -41,8 +37,8 @@ def list_tickets(
     assigned_agent_id: Annotated[UUID | None, Query(alias="assignedAgentId")] = None,
     category: Annotated[Category | None, Query()] = None,
     search: Annotated[SearchText | None, Query()] = None,
-    limit: Limit = DEFAULT_PAGE_SIZE,
-    cursor: Cursor = None,
+    limit: PageSize = DEFAULT_PAGE_SIZE,
+    cursor: PageCursor = None,
 ) -> Response[Any]:
     principal = current_principal(app)
     principal.require_tenant(user_id)
@@ -88,7 +84,9 @@ def assign_ticket(ticket_id: UUID, request: AssignRequest) -> Response[Any]:
 
 
 @app.get("/api/support/tickets/<ticket_id>/conversations")
-def list_conversations(ticket_id: UUID, limit: Limit = DEFAULT_PAGE_SIZE, cursor: Cursor = None) -> Response[Any]:
+def list_conversations(
+    ticket_id: UUID, limit: PageSize = DEFAULT_PAGE_SIZE, cursor: PageCursor = None
+) -> Response[Any]:
     return page(tickets.list_conversations(current_principal(app), ticket_id, limit=limit, cursor=cursor))
 
 

@@ -10,7 +10,8 @@ import base64
 import binascii
 import json
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import Annotated, Any
+from uuid import UUID
 
 from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response, content_types
 from aws_lambda_powertools.event_handler.exceptions import NotFoundError
@@ -18,6 +19,7 @@ from aws_lambda_powertools.event_handler.openapi.exceptions import (
     RequestUnsupportedContentType,
     RequestValidationError,
 )
+from aws_lambda_powertools.event_handler.openapi.params import Query
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from pydantic import BaseModel, ValidationError
 
@@ -25,7 +27,12 @@ from support.auth import Principal, principal_from_claims
 from support.config import get_settings
 from support.errors import DomainError
 from support.observability import logger
-from support.pagination import Page
+from support.pagination import MAX_PAGE_SIZE, Page
+
+# Query parameters every endpoint group shares.
+PageSize = Annotated[int, Query(ge=1, le=MAX_PAGE_SIZE, description="at most 100")]
+PageCursor = Annotated[str | None, Query(max_length=512, description="nextCursor of the previous page")]
+TenantParam = Annotated[UUID | None, Query(alias="userId", description="if given, must be the caller's tenant")]
 
 # Pydantic error types that mean "too big" rather than "malformed": answered 413, not 422.
 _TOO_LARGE = {"payload_too_large"}
