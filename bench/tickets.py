@@ -1,15 +1,17 @@
-"""The tickets benchmark: service latency on a 1,000,000-ticket tenant, and handler cold-import time.
+"""The benchmark: service latency on a 1,000,000-ticket tenant, the dashboard, and handler cold-import time.
 
     python -m bench.tickets                  # seed if needed, time the services, time the imports
     python -m bench.tickets --tickets 10000  # a quick run on a small tenant (its own database)
     python -m bench.tickets --imports-only   # cold-import times only, no database
-    python -m bench.tickets --explain        # also EXPLAIN (ANALYZE, BUFFERS) the list and search queries
+    python -m bench.tickets --explain        # also EXPLAIN (ANALYZE, BUFFERS) the list, search and dashboard queries
 
 Latency is measured in-process around the service call (`support.services.tickets`), with
 `time.perf_counter`, as the runtime role `support_app` over TCP (loopback to the embedded server): the database
 round trips (BEGIN, set_config, the statement, COMMIT) plus building the pydantic models. Each case
 cycles through varied inputs; it runs a warm-up, then `--iterations` timed calls (fewer if a case would
 take longer than `--budget` seconds, which only happens when a target is missed by far).
+On the same data, `bench.desk` then times the dashboard handler (big and small tenant) against a
+straightforward aggregate of the same figures, canned responses by shortcut and chat message pages.
 
 Cold import: each handler module under functions/*/app.py, and `bench/bare_handler.py`, is imported by
 path in fresh interpreters with the environment the Lambda function would have; the median of
@@ -19,8 +21,6 @@ path in fresh interpreters with the environment the Lambda function would have; 
 from __future__ import annotations
 
 import argparse
-import gc
-import itertools
 import os
 import platform
 import statistics
@@ -28,18 +28,19 @@ import subprocess
 import sys
 import time
 from collections import defaultdict
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 from uuid import UUID
 
 import psycopg
-from psycopg import sql
 
+from bench import desk
 from bench import seed as seeding
+from bench.timing import Case, explaining, run_case
 
 REPO = Path(__file__).resolve().parent.parent
 BARE_HANDLER = Path(__file__).resolve().parent / "bare_handler.py"
@@ -54,70 +55,6 @@ PAGE_SIZE = 50
 STATUSES = ("open", "in_progress", "waiting_customer", "resolved", "closed")
 PRIORITIES = ("low", "medium", "high", "urgent")
 COMMON_WORDS = ("refund", "password", "charged", "invoice", "tracking", "cancel", "shipping", "account")
-
-
-# --------------------------------------------------------------------------------------------- timing
-
-
-@dataclass
-class Case:
-    name: str
-    target_ms: float | None
-    inputs: list[tuple[str, Any]]  # (label, input), cycled
-    matches: str = ""  # how many rows the inputs select, for the reader
-    samples: list[float] = field(default_factory=list)
-    by_input: dict[str, list[float]] = field(default_factory=lambda: defaultdict(list))
-    error: str = ""  # the call raised (a statement timeout, say): the case stopped there
-
-    @property
-    def median_ms(self) -> float:
-        return statistics.median(self.samples) * 1000 if self.samples else float("nan")
-
-    @property
-    def p95_ms(self) -> float:
-        if len(self.samples) < 2:
-            return self.samples[0] * 1000 if self.samples else float("nan")
-        return statistics.quantiles(self.samples, n=20, method="inclusive")[18] * 1000
-
-    @property
-    def verdict(self) -> str:
-        if self.error:
-            return "FAIL (error)"
-        if self.target_ms is None:
-            return ""
-        return "PASS" if self.median_ms <= self.target_ms else "FAIL"
-
-    def slowest_input(self) -> str:
-        if len(self.by_input) < 2:
-            return ""
-        label, times = max(self.by_input.items(), key=lambda item: statistics.median(item[1]))
-        return f"{label} ({statistics.median(times) * 1000:.1f})"
-
-
-def run_case(case: Case, call: Callable[[Any], Any], *, iterations: int, warmup: int, budget: float) -> Case:
-    """Warm up, then time `iterations` calls (stopping early past `budget` seconds), cycling the inputs."""
-    inputs = itertools.cycle(case.inputs)
-    try:
-        deadline = time.perf_counter() + budget / 4
-        for _ in range(warmup):
-            call(next(inputs)[1])
-            if time.perf_counter() > deadline:
-                break
-        gc.collect()
-        deadline = time.perf_counter() + budget
-        for _ in range(iterations):
-            label, value = next(inputs)
-            started = time.perf_counter()
-            call(value)
-            elapsed = time.perf_counter() - started
-            case.samples.append(elapsed)
-            case.by_input[label].append(elapsed)
-            if time.perf_counter() > deadline:
-                break
-    except Exception as exc:  # reported in the table; the other cases still run
-        case.error = f"{type(exc).__name__}: {str(exc).strip().splitlines()[0] if str(exc).strip() else ''}"
-        print(f"bench: {case.name} stopped: {case.error}", flush=True)
-    return case
 
 
 # ------------------------------------------------------------------------------------- service cases
@@ -170,40 +107,9 @@ def _average_matches(url: str, tenant: UUID, terms: list[str]) -> str:
     return f"~{mean:,.0f}" if mean >= 10 else f"~{mean:.0f}"
 
 
-@contextmanager
-def _explaining(module: Any, plans: list[tuple[str, list[str]]], label: str) -> Iterator[None]:
-    """Run the service with its SELECTs also EXPLAINed: the exact statement and parameters it sends."""
-    original = module.tenant_transaction
-
-    class ExplainingCursor:
-        def __init__(self, cur: Any) -> None:
-            self._cur = cur
-
-        def execute(self, query: Any, params: Any = None) -> Any:
-            text = query.as_string(self._cur) if hasattr(query, "as_string") else str(query)
-            if text.lstrip().upper().startswith("SELECT") and "support_tickets" in text:
-                prefix = "EXPLAIN (ANALYZE, BUFFERS) "
-                explain = sql.SQL(prefix) + query if hasattr(query, "as_string") else prefix + query
-                self._cur.execute(explain, params)
-                plans.append((label, [row["QUERY PLAN"] for row in self._cur.fetchall()]))
-            return self._cur.execute(query, params)
-
-        def __getattr__(self, name: str) -> Any:
-            return getattr(self._cur, name)
-
-    @contextmanager
-    def explaining_transaction(tenant_id: UUID) -> Iterator[Any]:
-        with original(tenant_id) as cur:
-            yield ExplainingCursor(cur)
-
-    module.tenant_transaction = explaining_transaction
-    try:
-        yield
-    finally:
-        module.tenant_transaction = original
-
-
 def run_services(args: argparse.Namespace) -> tuple[list[Case], dict[str, Any], list[tuple[str, list[str]]]]:
+    """Seed if needed, then time the tickets cases here and the dashboard, canned-response and chat cases
+    (`bench.desk`) on the same data. `info` carries the seeding figures, the ratios and notes."""
     from local.database import database
 
     info: dict[str, Any] = {}
@@ -216,6 +122,10 @@ def run_services(args: argparse.Namespace) -> tuple[list[Case], dict[str, Any], 
                 "SELECT seconds, seeded_at FROM bench_seed WHERE tenant_id = %s", (seeding.BIG_TENANT,)
             ).fetchone()
             info["seeded"] = (float(row[0]), row[1]) if row else None
+            info["steps"] = conn.execute(
+                "SELECT step, rows, seconds FROM bench_seed_steps WHERE tenant_id = %s ORDER BY updated_at",
+                (seeding.BIG_TENANT,),
+            ).fetchall()
             info["server"] = conn.execute("SHOW server_version").fetchone()[0]  # type: ignore[index]
             info["table_size"] = conn.execute(
                 "SELECT pg_size_pretty(pg_total_relation_size('support_tickets'))"
@@ -323,8 +233,16 @@ def run_services(args: argparse.Namespace) -> tuple[list[Case], dict[str, Any], 
                 *((f"{case.name}: {case.inputs[0][0]}", case.inputs[0][1]) for case in searches if case.inputs),
             ]
             for label, query in explained:
-                with _explaining(tickets, plans, label):
+                with explaining(tickets, plans, label):
                     list_page(query)
+
+        try:
+            desk_cases, info["ratios"], info["notes"] = desk.run(urls, args, plans if args.explain else None)
+            cases += desk_cases
+        except Exception as exc:  # the tickets' figures still print
+            info["ratios"], info["notes"] = [], [f"the dashboard, canned and chat cases failed: {exc!r}"]
+            info["desk_failed"] = True
+            print(f"bench: {info['notes'][0]}", flush=True)
         reset_connection()
     return cases, info, plans
 
@@ -458,7 +376,8 @@ def print_service_table(cases: list[Case], iterations: int) -> None:
     print("|---|---|---|---:|---:|---:|---:|---|---|")
     for case in cases:
         target = f"<= {case.target_ms:g} ms" if case.target_ms is not None else "-"
-        stopped = " (error)" if case.error else " (budget)" if len(case.samples) < iterations else ""
+        planned = case.iterations if case.iterations is not None else iterations
+        stopped = " (error)" if case.error else " (budget)" if len(case.samples) < planned else ""
         n = f"{len(case.samples)}{stopped}"
         print(
             f"| {case.name} | {len(case.by_input)} | {case.matches} | {n} | {case.median_ms:.2f} | "
@@ -492,7 +411,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--budget", type=float, default=30.0, help="seconds at most per case")
     parser.add_argument("--import-runs", type=int, default=5, help="fresh processes per module")
     parser.add_argument("--imports-only", action="store_true", help="cold-import times only (no database)")
-    parser.add_argument("--explain", action="store_true", help="EXPLAIN (ANALYZE, BUFFERS) the list and searches")
+    parser.add_argument("--explain", action="store_true", help="EXPLAIN (ANALYZE, BUFFERS) the main queries")
     parser.add_argument("--reseed", action="store_true", help="truncate the bench database and seed again")
     parser.add_argument("--check", action="store_true", help="exit 1 when a target is missed")
     args = parser.parse_args(argv)
@@ -509,14 +428,25 @@ def main(argv: list[str] | None = None) -> int:
         cases, info, plans = run_services(args)
         seeded = info["seeded"]
         seed_note = f"its tickets seeded in {seeded[0]:.0f} s on {seeded[1]:%Y-%m-%d}" if seeded else "no seed record"
+        steps = ", ".join(f"{step} {rows:,} in {seconds:.0f} s" for step, rows, seconds in info["steps"])
+        tenants = seeding.plan(args.tickets)
+        big, others, small = tenants[0], tenants[1:-1], tenants[-1]
         print(
-            f"\nPostgreSQL {info['server']} · {args.tickets:,} tickets in the measured tenant "
-            f"(+{sum(t.tickets for t in seeding.plan(args.tickets)[1:]):,} in {seeding.OTHER_TENANTS} others) · "
-            f"support_tickets {info['table_size']} · "
-            f"{seed_note}; this run spent {info['seed_check_seconds']:.1f} s seeding/checking"
+            f"\nPostgreSQL {info['server']} · measured tenant: {big.tickets:,} tickets, {big.chats:,} chats, "
+            f"{big.agents:,} agents, {big.canned:,} canned responses · small tenant: {small.tickets:,} tickets · "
+            f"{len(others)} others: {sum(t.tickets for t in others):,} tickets · "
+            f"support_tickets {info['table_size']} · {seed_note}"
+            + (f"; then {steps}" if steps else "")
+            + f" · this run spent {info['seed_check_seconds']:.1f} s seeding/checking"
         )
         print_service_table(cases, args.iterations)
         failures += [case.name for case in cases if case.verdict.startswith("FAIL")]
+        if info["ratios"]:
+            desk.print_ratio_table(info["ratios"])
+        failures += [ratio.name for ratio in info["ratios"] if not ratio.passed]
+        for note in info["notes"]:
+            print(f"\n{note}")
+        failures += [note for note in info["notes"] if "disagree" in note or "failed" in note]
         for label, plan in plans:
             print(f"\n-- EXPLAIN (ANALYZE, BUFFERS): {label}")
             print("\n".join(plan))

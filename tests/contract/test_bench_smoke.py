@@ -18,6 +18,7 @@ CASES = [
     "search: customer email (rare)",
     "search: common subject word",
     "create",
+    "dashboard: big tenant (handler)",
 ]
 
 

@@ -1,0 +1,121 @@
+"""Timing cases for the benchmarks: warm up, then time calls one by one, cycling through varied inputs."""
+
+from __future__ import annotations
+
+import gc
+import itertools
+import statistics
+import time
+from collections import defaultdict
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Any
+from uuid import UUID
+
+from psycopg import sql
+
+
+@dataclass
+class Case:
+    name: str
+    target_ms: float | None
+    inputs: list[tuple[str, Any]]  # (label, input), cycled
+    matches: str = ""  # how many rows the inputs select, for the reader
+    iterations: int | None = None  # timed calls for this case, when not the run's --iterations
+    warmup: int | None = None  # untimed calls first, when not the run's --warmup
+    samples: list[float] = field(default_factory=list)
+    by_input: dict[str, list[float]] = field(default_factory=lambda: defaultdict(list))
+    error: str = ""  # the call raised (a statement timeout, say): the case stopped there
+
+    @property
+    def median_ms(self) -> float:
+        return statistics.median(self.samples) * 1000 if self.samples else float("nan")
+
+    @property
+    def p95_ms(self) -> float:
+        if len(self.samples) < 2:
+            return self.samples[0] * 1000 if self.samples else float("nan")
+        return statistics.quantiles(self.samples, n=20, method="inclusive")[18] * 1000
+
+    @property
+    def verdict(self) -> str:
+        if self.error:
+            return "FAIL (error)"
+        if self.target_ms is None:
+            return ""
+        return "PASS" if self.median_ms <= self.target_ms else "FAIL"
+
+    def slowest_input(self) -> str:
+        if len(self.by_input) < 2:
+            return ""
+        label, times = max(self.by_input.items(), key=lambda item: statistics.median(item[1]))
+        return f"{label} ({statistics.median(times) * 1000:.1f})"
+
+
+def run_case(case: Case, call: Callable[[Any], Any], *, iterations: int, warmup: int, budget: float) -> Case:
+    """Warm up, then time `iterations` calls (stopping early past `budget` seconds), cycling the inputs."""
+    iterations = case.iterations if case.iterations is not None else iterations
+    warmup = case.warmup if case.warmup is not None else warmup
+    case.iterations = iterations
+    inputs = itertools.cycle(case.inputs)
+    try:
+        deadline = time.perf_counter() + budget / 4
+        for _ in range(warmup):
+            call(next(inputs)[1])
+            if time.perf_counter() > deadline:
+                break
+        gc.collect()
+        deadline = time.perf_counter() + budget
+        for _ in range(iterations):
+            label, value = next(inputs)
+            started = time.perf_counter()
+            call(value)
+            elapsed = time.perf_counter() - started
+            case.samples.append(elapsed)
+            case.by_input[label].append(elapsed)
+            if time.perf_counter() > deadline:
+                break
+    except Exception as exc:  # reported in the table; the other cases still run
+        case.error = f"{type(exc).__name__}: {str(exc).strip().splitlines()[0] if str(exc).strip() else ''}"
+        print(f"bench: {case.name} stopped: {case.error}", flush=True)
+    return case
+
+
+@contextmanager
+def explaining(
+    module: Any, plans: list[tuple[str, list[str]]], label: str, tables: tuple[str, ...] | None = ("support_tickets",)
+) -> Iterator[None]:
+    """Run the service with its SELECTs (those naming one of `tables`; every one with None) also EXPLAINed:
+    the exact statement and parameters it sends, in its own transaction."""
+    original = module.tenant_transaction
+
+    class ExplainingCursor:
+        def __init__(self, cur: Any) -> None:
+            self._cur = cur
+
+        def execute(self, query: Any, params: Any = None) -> Any:
+            if isinstance(query, bytes):
+                query = query.decode()
+            text = query.as_string(self._cur) if hasattr(query, "as_string") else str(query)
+            named = tables is None or any(table in text for table in tables)
+            if text.lstrip().upper().startswith("SELECT") and named:
+                prefix = "EXPLAIN (ANALYZE, BUFFERS) "
+                explain = sql.SQL(prefix) + query if hasattr(query, "as_string") else prefix + query
+                self._cur.execute(explain, params)
+                plans.append((label, [row["QUERY PLAN"] for row in self._cur.fetchall()]))
+            return self._cur.execute(query, params)
+
+        def __getattr__(self, name: str) -> Any:
+            return getattr(self._cur, name)
+
+    @contextmanager
+    def explaining_transaction(tenant_id: UUID) -> Iterator[Any]:
+        with original(tenant_id) as cur:
+            yield ExplainingCursor(cur)
+
+    module.tenant_transaction = explaining_transaction
+    try:
+        yield
+    finally:
+        module.tenant_transaction = original
