@@ -200,6 +200,37 @@ class TestFiguresStayTrue:
         reopened = agents_api.get(f"{AGENTS}/{second['id']}").data
         assert (reopened["totalTicketsResolved"], reopened["averageResolutionTime"]) == (0, None)
 
+    def test_bulk_inserts_and_deletes_keep_the_figures(
+        self, tickets_api: HandlerClient, agents_api: HandlerClient, db: DatabaseUrls
+    ) -> None:
+        agent = new_agent(agents_api)
+        with psycopg.connect(db.owner) as conn:  # a bulk load, as an import would do it
+            conn.execute("SELECT set_config('app.tenant_id', %s, true)", (str(agents_api.tenant),))
+            conn.execute(
+                "INSERT INTO support_tickets (user_id, customer_name, customer_email, subject, status,"
+                " assigned_agent_id, resolved_at, resolution_time, first_response_time)"
+                " SELECT %s, 'C', 'c@example.com', 's', 'resolved', %s, now(), 100 * n, 10 * n"
+                " FROM generate_series(1, 4) n",
+                (agents_api.tenant, agent["id"]),
+            )
+        loaded = agents_api.get(f"{AGENTS}/{agent['id']}").data
+        assert (loaded["totalTicketsResolved"], loaded["averageResolutionTime"], loaded["responseTimeAverage"]) == (
+            4,
+            250,
+            25,
+        )
+
+        with psycopg.connect(db.admin) as conn:  # an admin deletes two of them
+            conn.execute(
+                "DELETE FROM support_tickets WHERE assigned_agent_id = %s AND resolution_time >= 300", (agent["id"],)
+            )
+        after = agents_api.get(f"{AGENTS}/{agent['id']}").data
+        assert (after["totalTicketsResolved"], after["averageResolutionTime"], after["responseTimeAverage"]) == (
+            2,
+            150,
+            15,
+        )
+
 
 class TestTenancy:
     def test_another_tenants_agent_answers_404_everywhere(self, agents_api: HandlerClient, other_tenant: UUID) -> None:
