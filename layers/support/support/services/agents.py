@@ -15,6 +15,7 @@ from psycopg.types.json import Jsonb
 
 from support.auth import Principal, Role
 from support.db import tenant_transaction
+from support.db.statements import equals_placeholders
 from support.errors import Conflict, Forbidden, NotFound
 from support.models.agents import Agent, AgentCreate, AgentStatus, AgentUpdate
 from support.pagination import Page, decode_cursor, page_of
@@ -131,9 +132,7 @@ def update_agent(principal: Principal, agent_id: UUID, changes: AgentUpdate) -> 
             raise Conflict(f"the agent is in {current.current_chats} chats now; end or transfer some first")
         if "skills" in fields:
             fields["skills"] = Jsonb(fields["skills"])
-        assignments = sql.SQL(", ").join(
-            sql.SQL("{} = {}").format(sql.Identifier(column), sql.Placeholder(column)) for column in fields
-        )
+        assignments = sql.SQL(", ").join(equals_placeholders(fields))
         try:
             cur.execute(
                 sql.SQL(

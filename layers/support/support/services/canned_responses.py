@@ -16,6 +16,7 @@ from psycopg import errors, sql
 
 from support.auth import Principal
 from support.db import tenant_transaction
+from support.db.statements import equals_placeholders
 from support.errors import Conflict, NotFound
 from support.models.canned import (
     CannedResponse,
@@ -141,9 +142,7 @@ def update_canned_response(principal: Principal, response_id: UUID, changes: Can
                 (principal.tenant_id, response_id),
             )
             return _canned_response(cur.fetchone())
-        assignments = sql.SQL(", ").join(
-            sql.SQL("{} = {}").format(sql.Identifier(column), sql.Placeholder(column)) for column in fields
-        )
+        assignments = sql.SQL(", ").join(equals_placeholders(fields))
         try:
             cur.execute(
                 sql.SQL(

@@ -11,6 +11,7 @@ from psycopg.types.json import Jsonb
 from support.auth import Principal
 from support.db import tenant_transaction
 from support.db.connection import Cursor
+from support.db.statements import equals_placeholders
 from support.errors import Conflict, NotFound
 from support.models.tickets import (
     Conversation,
@@ -86,11 +87,7 @@ def list_tickets(principal: Principal, query: TicketQuery) -> Page[Ticket]:
         "after_id": after_id,
     }
     conditions: list[sql.Composable] = [sql.SQL("user_id = %(tenant)s")]
-    conditions += [
-        sql.SQL("{} = {}").format(sql.Identifier(column), sql.Placeholder(column))
-        for column, value in filters.items()
-        if value is not None
-    ]
+    conditions += equals_placeholders(column for column, value in filters.items() if value is not None)
     if query.cursor:
         conditions.append(sql.SQL("(created_at, id) < (%(after_at)s, %(after_id)s)"))
     if query.search:
@@ -149,9 +146,7 @@ def update_ticket(principal: Principal, ticket_id: UUID, changes: TicketUpdate) 
             return Ticket.model_validate(current)
         if fields.get("assigned_agent_id") is not None:
             _require_agent(cur, principal, fields["assigned_agent_id"])
-        assignments: list[sql.Composable] = [
-            sql.SQL("{} = {}").format(sql.Identifier(column), sql.Placeholder(column)) for column in fields
-        ]
+        assignments = equals_placeholders(fields)
         new_status = fields.get("status")
         if new_status in FINISHED:
             assignments.append(sql.SQL("resolved_at = coalesce(resolved_at, now())"))
