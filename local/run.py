@@ -13,7 +13,6 @@ import threading
 import warnings
 from uuid import UUID
 
-from local.database import database
 from local.template import cors_configuration, function_environment, http_routes
 
 
@@ -29,6 +28,10 @@ def main() -> None:
     # Powertools warns on every request that publishes no metric; locally that is only noise.
     warnings.filterwarnings("ignore", "No application metrics to publish")
     _apply_function_environment()
+    # Only now anything that imports the layer: Powertools reads its settings (the metrics namespace among
+    # them) when the layer's logger and metrics are created, as at a Lambda cold start.
+    from local.database import database
+
     with database("support", purpose="run") as urls:
         os.environ["DATABASE_URL"] = urls.app  # handlers connect as the runtime role, under RLS
         # Imported once DATABASE_URL is set: the layer reads its configuration once, like a cold start.

@@ -26,8 +26,10 @@ def _free_port() -> int:
 
 def test_run_serves_demo_tickets_and_stops_cleanly() -> None:
     port = _free_port()
-    env = {**os.environ, "PORT": str(port)}
-    env.pop("DATABASE_URL", None)  # the embedded PostgreSQL, as on a fresh laptop
+    # As from a developer's shell: none of the Lambda settings the test process gave itself, and the
+    # embedded PostgreSQL, as on a fresh laptop.
+    env = {k: v for k, v in os.environ.items() if not k.startswith("POWERTOOLS_") and k != "DATABASE_URL"}
+    env["PORT"] = str(port)
     proc = subprocess.Popen(
         [sys.executable, "-m", "local.run"],
         cwd=REPO,
@@ -66,8 +68,15 @@ def test_run_serves_demo_tickets_and_stops_cleanly() -> None:
         assert sorted(c["status"] for c in chats) == ["active", "closed", "waiting"]
         canned = httpx.get(f"{base}/api/support/canned-responses", headers=auth, timeout=10).json()["data"]
         assert canned
+        created = httpx.post(
+            f"{base}/api/support/tickets",
+            json={"customerName": "Ada", "customerEmail": "ada@example.com", "subject": "From the test"},
+            headers=auth,
+            timeout=10,
+        )
+        assert created.status_code == 201, created.text  # a route that publishes a metric, too
         dashboard = httpx.get(f"{base}/api/support/dashboard", headers=auth, timeout=10).json()["data"]
-        assert (dashboard["totalTickets"], dashboard["totalChats"]) == (len(reply.json()["data"]), 3)
+        assert (dashboard["totalTickets"], dashboard["totalChats"]) == (len(reply.json()["data"]) + 1, 3)
         assert _embedded_postgres(), "the embedded PostgreSQL should be running"
     finally:
         proc.send_signal(signal.SIGTERM)
