@@ -7,6 +7,7 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import cache
+from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
 from uuid import UUID, uuid4
@@ -29,6 +30,13 @@ def route_key(method: str, path: str) -> str:
         if route_method == method and pattern.match(path):
             return key
     raise AssertionError(f"no template route for {method} {path}")
+
+
+def invoke_sample_event(
+    handler: Callable[[dict[str, Any], Any], dict[str, Any]], path: Path, function_name: str
+) -> dict[str, Any]:
+    """A sample event from events/ through a handler, as `sam local invoke -e` would send it."""
+    return handler(json.loads(path.read_text()), LambdaContext(function_name, 512, 10))
 
 
 @dataclass

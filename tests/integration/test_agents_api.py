@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import statistics
 import time
 from pathlib import Path
@@ -13,8 +12,7 @@ import psycopg
 import pytest
 
 from local.database import DatabaseUrls
-from local.gateway import LambdaContext
-from tests.http_events import HandlerClient
+from tests.http_events import HandlerClient, invoke_sample_event
 from tests.integration.test_tickets_api import BASE as TICKETS
 from tests.integration.test_tickets_api import new_agent, new_ticket
 
@@ -263,6 +261,5 @@ def test_every_agents_sample_event_succeeds(db: DatabaseUrls) -> None:
     expected = {"create": 201, "list": 200, "get": 200, "update": 200, "update_status": 200}
     assert sorted(p.stem for p in EVENTS.glob("*.json")) == sorted(expected)
     for name, status in expected.items():
-        event = json.loads((EVENTS / f"{name}.json").read_text())
-        result = app.lambda_handler(event, LambdaContext("AgentsFunction", 512, 10))
+        result = invoke_sample_event(app.lambda_handler, EVENTS / f"{name}.json", "AgentsFunction")
         assert result["statusCode"] == status, (name, result["body"])

@@ -8,8 +8,8 @@ from pathlib import Path
 import psycopg
 
 from local.database import DatabaseUrls
-from local.gateway import LambdaContext
 from local.sample_events import CANNED_RESPONSE_ID, TENANT_ID
+from tests.http_events import invoke_sample_event
 
 EVENTS = Path(__file__).resolve().parents[2] / "events" / "canned_responses"
 
@@ -42,8 +42,7 @@ def test_every_sample_event_succeeds_against_the_handler(db: DatabaseUrls) -> No
 
     answers = {}
     for name, _ in JOURNEY:
-        event = json.loads((EVENTS / f"{name}.json").read_text())
-        result = app.lambda_handler(event, LambdaContext("CannedResponsesFunction", 512, 10))
+        result = invoke_sample_event(app.lambda_handler, EVENTS / f"{name}.json", "CannedResponsesFunction")
         answers[name] = (result["statusCode"], json.loads(result["body"]))
         assert answers[name][1]["success"] is True, (name, result["body"])
 

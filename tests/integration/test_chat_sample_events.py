@@ -10,7 +10,7 @@ import psycopg
 
 from local import sample_events
 from local.database import DatabaseUrls
-from local.gateway import LambdaContext
+from tests.http_events import invoke_sample_event
 
 EVENTS = Path(__file__).resolve().parents[2] / "events" / "chat"
 TENANT = sample_events.TENANT_ID
@@ -59,8 +59,7 @@ def test_every_chat_sample_event_succeeds_against_the_handler(db: DatabaseUrls) 
     replies: dict[str, dict[str, Any]] = {}
     statuses = {}
     for name, _ in JOURNEY:
-        event = json.loads((EVENTS / f"{name}.json").read_text())
-        result = app.lambda_handler(event, LambdaContext("ChatFunction", 512, 10))
+        result = invoke_sample_event(app.lambda_handler, EVENTS / f"{name}.json", "ChatFunction")
         statuses[name] = result["statusCode"]
         replies[name] = json.loads(result["body"])
         assert replies[name]["success"] is True, (name, result["body"])

@@ -14,7 +14,7 @@ import pytest
 from psycopg.rows import dict_row
 
 from local.database import DatabaseUrls
-from tests.http_events import HandlerClient
+from tests.http_events import HandlerClient, invoke_sample_event
 from tests.integration.test_tickets_api import BASE as TICKETS
 from tests.integration.test_tickets_api import new_agent, new_ticket
 
@@ -224,14 +224,12 @@ class TestAnalytics:
 
 
 def test_the_dashboard_sample_events_succeed(db: DatabaseUrls) -> None:
-    import json
     from pathlib import Path
 
     from functions.dashboard import app
-    from local.gateway import LambdaContext
 
     events = Path(__file__).resolve().parents[2] / "events" / "dashboard"
     assert sorted(p.stem for p in events.glob("*.json")) == ["analytics", "get"]
     for path in events.glob("*.json"):
-        result = app.lambda_handler(json.loads(path.read_text()), LambdaContext("DashboardFunction", 512, 10))
+        result = invoke_sample_event(app.lambda_handler, path, "DashboardFunction")
         assert result["statusCode"] == 200, (path.name, result["body"])

@@ -8,7 +8,7 @@ from pathlib import Path
 import psycopg
 
 from local.database import DatabaseUrls
-from local.gateway import LambdaContext
+from tests.http_events import invoke_sample_event
 
 EVENTS = Path(__file__).resolve().parents[2] / "events" / "tickets"
 TENANT = "11111111-1111-4111-8111-111111111111"
@@ -53,8 +53,7 @@ def test_every_sample_event_succeeds_against_the_handler(db: DatabaseUrls) -> No
 
     statuses = {}
     for name, _ in JOURNEY:
-        event = json.loads((EVENTS / f"{name}.json").read_text())
-        result = app.lambda_handler(event, LambdaContext("TicketsFunction", 512, 10))
+        result = invoke_sample_event(app.lambda_handler, EVENTS / f"{name}.json", "TicketsFunction")
         statuses[name] = result["statusCode"]
         assert json.loads(result["body"])["success"] is True, (name, result["body"])
 

@@ -57,3 +57,10 @@ class InvalidInput(DomainError):
 class QuotaExceeded(DomainError):
     code = "quota_exceeded"
     status = 429
+
+
+def found[T](row: T | None, what: str) -> T:
+    """`row`, or NotFound("<what> not found"): the one way a lookup says an id is unknown (or not the caller's)."""
+    if row is None:
+        raise NotFound(f"{what} not found")
+    return row

@@ -16,7 +16,7 @@ from psycopg.types.json import Jsonb
 from support.auth import Principal, Role
 from support.db import tenant_transaction
 from support.db.statements import equals_placeholders
-from support.errors import Conflict, Forbidden, NotFound
+from support.errors import Conflict, Forbidden, found
 from support.models.agents import Agent, AgentCreate, AgentStatus, AgentUpdate
 from support.pagination import Page, decode_cursor, page_of
 
@@ -33,9 +33,7 @@ def _require_admin(principal: Principal, action: str) -> None:
 
 
 def _agent(row: dict[str, Any] | None) -> Agent:
-    if row is None:
-        raise NotFound("agent not found")
-    return Agent.model_validate(row)
+    return Agent.model_validate(found(row, "agent"))
 
 
 def create_agent(principal: Principal, data: AgentCreate) -> Agent:

@@ -17,7 +17,7 @@ from psycopg import errors, sql
 from support.auth import Principal
 from support.db import tenant_transaction
 from support.db.statements import equals_placeholders
-from support.errors import Conflict, NotFound
+from support.errors import Conflict, found
 from support.models.canned import (
     CannedResponse,
     CannedResponseCreate,
@@ -62,9 +62,7 @@ _ORDERS = {
 
 
 def _canned_response(row: dict[str, Any] | None) -> CannedResponse:
-    if row is None:
-        raise NotFound("canned response not found")
-    return CannedResponse.model_validate(row)
+    return CannedResponse.model_validate(found(row, "canned response"))
 
 
 def _duplicate_shortcut(shortcut_key: str) -> Conflict:

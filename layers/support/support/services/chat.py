@@ -28,7 +28,7 @@ from psycopg import sql
 from support.auth import Principal
 from support.db import tenant_transaction
 from support.db.connection import Cursor
-from support.errors import Conflict, NotFound
+from support.errors import Conflict, NotFound, found
 from support.models.chat import (
     ChatMessage,
     ChatMessageCreate,
@@ -53,9 +53,7 @@ CONVERSATION_SENDERS = (SenderType.CUSTOMER, SenderType.AGENT)
 
 
 def _session(row: dict[str, Any] | None) -> ChatSession:
-    if row is None:
-        raise NotFound("chat session not found")
-    return ChatSession.model_validate(row)
+    return ChatSession.model_validate(found(row, "chat session"))
 
 
 def _lock_session(cur: Cursor, principal: Principal, session_id: UUID) -> dict[str, Any]:
@@ -63,16 +61,12 @@ def _lock_session(cur: Cursor, principal: Principal, session_id: UUID) -> dict[s
         f"SELECT {SESSION_COLUMNS} FROM live_chat_sessions WHERE user_id = %s AND id = %s FOR UPDATE",
         (principal.tenant_id, session_id),
     )
-    row = cur.fetchone()
-    if row is None:
-        raise NotFound("chat session not found")
-    return row
+    return found(cur.fetchone(), "chat session")
 
 
 def _require_session(cur: Cursor, principal: Principal, session_id: UUID) -> None:
     cur.execute("SELECT 1 FROM live_chat_sessions WHERE user_id = %s AND id = %s", (principal.tenant_id, session_id))
-    if cur.fetchone() is None:
-        raise NotFound("chat session not found")
+    found(cur.fetchone(), "chat session")
 
 
 def _lock_agents(cur: Cursor, principal: Principal, agent_ids: set[UUID]) -> dict[UUID, dict[str, Any]]:

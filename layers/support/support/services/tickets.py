@@ -12,7 +12,7 @@ from support.auth import Principal
 from support.db import tenant_transaction
 from support.db.connection import Cursor
 from support.db.statements import equals_placeholders
-from support.errors import Conflict, NotFound
+from support.errors import Conflict, NotFound, found
 from support.models.tickets import (
     Conversation,
     ConversationCreate,
@@ -47,9 +47,7 @@ FINISHED = (TicketStatus.RESOLVED, TicketStatus.CLOSED)
 
 
 def _ticket(row: dict[str, Any] | None) -> Ticket:
-    if row is None:
-        raise NotFound("ticket not found")
-    return Ticket.model_validate(row)
+    return Ticket.model_validate(found(row, "ticket"))
 
 
 def _lock_ticket(cur: Cursor, principal: Principal, ticket_id: UUID) -> dict[str, Any]:
@@ -57,16 +55,12 @@ def _lock_ticket(cur: Cursor, principal: Principal, ticket_id: UUID) -> dict[str
         f"SELECT {TICKET_COLUMNS} FROM support_tickets WHERE user_id = %s AND id = %s FOR UPDATE",
         (principal.tenant_id, ticket_id),
     )
-    row = cur.fetchone()
-    if row is None:
-        raise NotFound("ticket not found")
-    return row
+    return found(cur.fetchone(), "ticket")
 
 
 def _require_agent(cur: Cursor, principal: Principal, agent_id: UUID) -> None:
     cur.execute("SELECT 1 FROM support_agents WHERE user_id = %s AND id = %s", (principal.tenant_id, agent_id))
-    if cur.fetchone() is None:
-        raise NotFound("agent not found")
+    found(cur.fetchone(), "agent")
 
 
 def list_tickets(principal: Principal, query: TicketQuery) -> Page[Ticket]:
@@ -204,10 +198,7 @@ def _require_ticket(cur: Cursor, principal: Principal, ticket_id: UUID) -> dict[
         "SELECT id, status FROM support_tickets WHERE user_id = %s AND id = %s",
         (principal.tenant_id, ticket_id),
     )
-    row = cur.fetchone()
-    if row is None:
-        raise NotFound("ticket not found")
-    return row
+    return found(cur.fetchone(), "ticket")
 
 
 def list_conversations(
