@@ -218,7 +218,8 @@ class TestFiguresStayTrue:
             25,
         )
 
-        with psycopg.connect(db.admin) as conn:  # an admin deletes two of them
+        with psycopg.connect(db.admin) as conn:  # an admin deletes two of them, naming the tenant as a fix must
+            conn.execute("SELECT set_config('app.tenant_id', %s, true)", (str(agents_api.tenant),))
             conn.execute(
                 "DELETE FROM support_tickets WHERE assigned_agent_id = %s AND resolution_time >= 300", (agent["id"],)
             )

@@ -346,6 +346,7 @@ class TestEnd:
         session = new_session(chat_api)
         transfer(chat_api, session["id"], agent)
         with psycopg.connect(db.admin) as conn:  # as if the chat had started 90 seconds ago
+            conn.execute("SELECT set_config('app.tenant_id', %s, true)", (str(chat_api.tenant),))
             conn.execute(
                 "UPDATE live_chat_sessions SET session_start_time = session_start_time - interval '90 seconds' "
                 "WHERE id = %s",

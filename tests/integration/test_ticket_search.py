@@ -71,11 +71,13 @@ def test_the_index_follows_edits_and_deletes(tickets_api: HandlerClient, db: Dat
     assert [t["id"] for t in tickets_api.get(BASE, query={"search": "persimmon"}).data] == [created["id"]]
 
     with psycopg.connect(db.admin) as conn:
+        conn.execute("SELECT set_config('app.tenant_id', %s, true)", (str(tickets_api.tenant),))
         conn.execute("UPDATE support_tickets SET subject = 'pomegranate' WHERE id = %s", (created["id"],))
     assert tickets_api.get(BASE, query={"search": "persimmon"}).data == []
     assert [t["id"] for t in tickets_api.get(BASE, query={"search": "pomegranate"}).data] == [created["id"]]
 
     with psycopg.connect(db.admin) as conn:
+        conn.execute("SELECT set_config('app.tenant_id', %s, true)", (str(tickets_api.tenant),))
         conn.execute("DELETE FROM support_tickets WHERE id = %s", (created["id"],))
         left = conn.execute("SELECT count(*) FROM ticket_search_index WHERE ticket_id = %s", (created["id"],))
         assert left.fetchone() == (0,)
