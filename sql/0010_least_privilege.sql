@@ -649,7 +649,7 @@ GRANT UPDATE (status, priority, assigned_agent_id, category, custom_fields, reso
     ON public.support_tickets TO support_app;
 
 GRANT INSERT (user_id, ticket_id, sender_type, sender_name, sender_email, message, is_internal, attachments,
-              created_at)
+              created_at, updated_at)
     ON public.ticket_conversations TO support_app;
 
 GRANT INSERT (user_id, agent_name, agent_email, department, skills, status, max_concurrent_chats)

@@ -71,6 +71,7 @@ class TestCreateListGet:
         assert agents_api.post(AGENTS, {"agentName": "500th", "agentEmail": "a500@desk.example"}).status == 201
         refused = agents_api.post(AGENTS, {"agentName": "501st", "agentEmail": "a501@desk.example"})
         assert refused.status == 409
+        assert refused.error["code"] == "quota_exceeded"
         assert "500" in refused.error["message"]
 
     @pytest.mark.parametrize(

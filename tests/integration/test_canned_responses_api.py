@@ -16,7 +16,7 @@ from psycopg.rows import dict_row
 from local.database import DatabaseUrls
 from support.auth import Principal, Role
 from support.db.connection import SET_TENANT, Cursor
-from support.errors import Conflict
+from support.errors import QuotaExceeded
 from support.models.canned import CannedResponseCreate
 from support.services import canned_responses
 from tests.http_events import HandlerClient
@@ -182,6 +182,7 @@ class TestTenantCap:
 
         # Then the 10,001st is refused, saying why
         assert refused.status == 409
+        assert refused.error["code"] == "quota_exceeded"
         assert "at most 10000 canned responses" in refused.error["message"]
         # and deleting one makes room for it
         assert canned_api.delete(f"{BASE}/{last['id']}").status == 200
@@ -207,7 +208,7 @@ class TestTenantCap:
 
         # Then exactly 3 got in, and the others were told the library is full
         assert sum(not isinstance(r, Exception) for r in results) == 3
-        assert all(isinstance(r, Conflict) for r in results if isinstance(r, Exception))
+        assert all(isinstance(r, QuotaExceeded) for r in results if isinstance(r, Exception))
         with psycopg.connect(db.admin) as conn:
             count = conn.execute("SELECT count(*) FROM canned_responses WHERE user_id = %s", (tenant,)).fetchone()
         assert count == (canned_responses.MAX_CANNED_RESPONSES_PER_TENANT,)

@@ -55,8 +55,12 @@ class InvalidInput(DomainError):
 
 
 class QuotaExceeded(DomainError):
+    """A count cap of the product (500 agents, 10,000 canned responses, 1,000,000 tickets per tenant) is reached.
+    A conflict with the tenant's current state, not a rate: retrying later does not help until something is
+    removed, so 409 and no Retry-After."""
+
     code = "quota_exceeded"
-    status = 429
+    status = 409
 
 
 def found[T](row: T | None, what: str) -> T:

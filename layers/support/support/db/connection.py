@@ -70,7 +70,11 @@ def reset_connection() -> None:
 SET_TENANT = "SELECT set_config('app.tenant_id', %s, true)"
 
 
-def _enter(conn: Connection, tenant_id: str) -> tuple[ExitStack, Cursor]:
+def _enter(conn: Connection, tenant_id: str, snapshot: bool) -> tuple[ExitStack, Cursor]:
+    # BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY (psycopg builds it from these two attributes): part of the
+    # transaction's own BEGIN, no session SET.
+    conn.isolation_level = psycopg.IsolationLevel.REPEATABLE_READ if snapshot else None
+    conn.read_only = True if snapshot else None
     with ExitStack() as stack:
         stack.enter_context(conn.transaction())
         cur = stack.enter_context(conn.cursor())
@@ -79,13 +83,16 @@ def _enter(conn: Connection, tenant_id: str) -> tuple[ExitStack, Cursor]:
 
 
 @contextmanager
-def tenant_transaction(tenant_id: UUID) -> Iterator[Cursor]:
-    """A transaction bound to one tenant. Reconnects once if the cached connection went stale."""
+def tenant_transaction(tenant_id: UUID, *, snapshot: bool = False) -> Iterator[Cursor]:
+    """A transaction bound to one tenant. Reconnects once if the cached connection went stale.
+
+    `snapshot=True` makes it REPEATABLE READ READ ONLY: every statement reads the same snapshot, so figures
+    read by several statements (the dashboard's) agree with each other, and nothing can be written."""
     try:
-        stack, cur = _enter(get_connection(), str(tenant_id))
+        stack, cur = _enter(get_connection(), str(tenant_id), snapshot)
     except psycopg.OperationalError:
         logger.warning("database connection was unusable; reconnecting once")
         reset_connection()
-        stack, cur = _enter(get_connection(), str(tenant_id))
+        stack, cur = _enter(get_connection(), str(tenant_id), snapshot)
     with stack:
         yield cur

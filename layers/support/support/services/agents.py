@@ -1,8 +1,9 @@
 """Agents: the team of a support desk, their availability, capacity and performance figures.
 
 The performance figures (`total_tickets_resolved`, `average_resolution_time`, `average_rating`,
-`response_time_average`) are kept true by the database itself (sql/0004_agent_metrics.sql), so every path
-that changes a ticket or its feedback updates them; `current_chats` is kept by the chat service.
+`response_time_average`) are kept true by the database itself (running sums per agent, sql/0009 and sql/0010),
+so every path that changes a ticket or its feedback updates them, and the runtime role cannot write them;
+`current_chats` is kept by the chat service.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from psycopg.types.json import Jsonb
 from support.auth import Principal, Role
 from support.db import tenant_transaction
 from support.db.statements import equals_placeholders
-from support.errors import Conflict, Forbidden, found
+from support.errors import Conflict, Forbidden, QuotaExceeded, found
 from support.models.agents import Agent, AgentCreate, AgentStatus, AgentUpdate
 from support.pagination import Page, decode_cursor, page_of
 
@@ -44,7 +45,7 @@ def create_agent(principal: Principal, data: AgentCreate) -> Agent:
         cur.execute("SELECT count(*) AS n FROM support_agents WHERE user_id = %s", (principal.tenant_id,))
         row = cur.fetchone()
         if row is not None and row["n"] >= MAX_AGENTS_PER_TENANT:
-            raise Conflict(f"a tenant may have at most {MAX_AGENTS_PER_TENANT} agents")
+            raise QuotaExceeded(f"a tenant may have at most {MAX_AGENTS_PER_TENANT} agents")
         try:
             cur.execute(
                 f"""INSERT INTO support_agents

@@ -17,7 +17,7 @@ from psycopg import errors, sql
 from support.auth import Principal
 from support.db import tenant_transaction
 from support.db.statements import equals_placeholders
-from support.errors import Conflict, found
+from support.errors import Conflict, QuotaExceeded, found
 from support.models.canned import (
     CannedResponse,
     CannedResponseCreate,
@@ -106,7 +106,7 @@ def create_canned_response(principal: Principal, data: CannedResponseCreate) -> 
         cur.execute("SELECT count(*) AS n FROM canned_responses WHERE user_id = %s", (principal.tenant_id,))
         row = cur.fetchone()
         if row is not None and row["n"] >= MAX_CANNED_RESPONSES_PER_TENANT:
-            raise Conflict(
+            raise QuotaExceeded(
                 f"a tenant may have at most {MAX_CANNED_RESPONSES_PER_TENANT} canned responses; "
                 "delete one before adding another"
             )

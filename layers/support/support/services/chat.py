@@ -80,8 +80,9 @@ def _lock_agents(cur: Cursor, principal: Principal, agent_ids: set[UUID]) -> dic
 
 
 def _change_current_chats(cur: Cursor, principal: Principal, agent_id: UUID, delta: int) -> None:
+    # No clamp at zero: a double decrement is a bug, and the column's CHECK (>= 0) makes it fail loudly.
     cur.execute(
-        "UPDATE support_agents SET current_chats = greatest(current_chats + %s, 0) WHERE user_id = %s AND id = %s",
+        "UPDATE support_agents SET current_chats = current_chats + %s WHERE user_id = %s AND id = %s",
         (delta, principal.tenant_id, agent_id),
     )
 

@@ -1,8 +1,11 @@
 """getSupportDashboardData and the daily analytics rows.
 
-Counts and averages come from the running totals the database keeps (sql/0007_dashboard_summaries.sql), so
-the dashboard costs the same at a thousand tickets as at a million; only the day-by-day figures read rows,
-and only a week of them, along the creation-time indexes. Days are UTC days.
+Counts and averages come from the running totals the database keeps (sql/0007, sql/0010), so the dashboard
+costs the same at a thousand tickets as at a million; only the day-by-day figures read rows, and only a week
+of them, along the creation-time indexes. Days are UTC days.
+
+Its statements read one REPEATABLE READ READ ONLY snapshot, so its figures agree with each other (a ticket
+created meanwhile is in every figure or in none). Averages follow support.averages (half away from zero).
 """
 
 from __future__ import annotations
@@ -11,6 +14,7 @@ from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 from support.auth import Principal
+from support.averages import mean_score, mean_seconds
 from support.db import tenant_transaction
 from support.db.connection import Cursor
 from support.errors import InvalidInput
@@ -28,10 +32,6 @@ MAX_ANALYTICS_DAYS = 366
 UNCATEGORIZED = "uncategorized"
 
 
-def _mean(total: int, count: int) -> int | None:
-    return round(total / count) if count else None
-
-
 def _one(cur: Cursor, query: str, params: tuple[Any, ...]) -> dict[str, Any]:
     cur.execute(query.encode(), params)
     row = cur.fetchone()
@@ -44,15 +44,18 @@ def get_dashboard(principal: Principal, *, now: datetime | None = None) -> Suppo
     today = (now or datetime.now(UTC)).astimezone(UTC).date()
     midnight = datetime.combine(today, datetime.min.time(), UTC)
     week_start = midnight - timedelta(days=TREND_DAYS - 1)
-    with tenant_transaction(tenant) as cur:
+    with tenant_transaction(tenant, snapshot=True) as cur:
+        # Groups at zero are deleted by the database as they empty (sql/0010); the filter only keeps a row
+        # that a manual fix left behind out of the figures.
         cur.execute(
             "SELECT status, priority, category, tickets, resolution_seconds, resolution_count,"
-            " first_response_seconds, first_response_count FROM ticket_totals WHERE user_id = %s",
+            " first_response_seconds, first_response_count FROM ticket_totals WHERE user_id = %s AND tickets > 0",
             (tenant,),
         )
         ticket_groups = cur.fetchall()
         cur.execute(
-            "SELECT status, sessions, duration_seconds, duration_count FROM chat_totals WHERE user_id = %s",
+            "SELECT status, sessions, duration_seconds, duration_count FROM chat_totals"
+            " WHERE user_id = %s AND sessions > 0",
             (tenant,),
         )
         chat_groups = cur.fetchall()
@@ -89,11 +92,11 @@ def get_dashboard(principal: Principal, *, now: datetime | None = None) -> Suppo
         )
         volume = {row["day"]: row["n"] for row in cur.fetchall()}
         cur.execute(
-            "SELECT (created_at AT TIME ZONE 'UTC')::date AS day, avg(rating)::float AS score FROM ticket_feedback"
-            " WHERE user_id = %s AND created_at >= %s GROUP BY 1",
+            "SELECT (created_at AT TIME ZONE 'UTC')::date AS day, sum(rating) AS total, count(*) AS n"
+            " FROM ticket_feedback WHERE user_id = %s AND created_at >= %s GROUP BY 1",
             (tenant, week_start),
         )
-        satisfaction = {row["day"]: round(row["score"], 2) for row in cur.fetchall()}
+        satisfaction = {row["day"]: mean_score(row["total"], row["n"]) for row in cur.fetchall()}
 
     by_status = dict.fromkeys(TicketStatus, 0)
     by_priority = dict.fromkeys(TicketPriority, 0)
@@ -116,10 +119,10 @@ def get_dashboard(principal: Principal, *, now: datetime | None = None) -> Suppo
         active_chats=chats["active"]["sessions"] if "active" in chats else 0,
         total_agents=sum(agents_by_status.values()),
         available_agents=agents_by_status.get(AgentStatus.AVAILABLE, 0),
-        average_resolution_time=_mean(sums["resolution_seconds"], sums["resolution_count"]),
-        average_first_response_time=_mean(sums["first_response_seconds"], sums["first_response_count"]),
-        customer_satisfaction_score=round(feedback["total"] / feedback["n"], 2) if feedback["n"] else None,
-        average_chat_duration=_mean(
+        average_resolution_time=mean_seconds(sums["resolution_seconds"], sums["resolution_count"]),
+        average_first_response_time=mean_seconds(sums["first_response_seconds"], sums["first_response_count"]),
+        customer_satisfaction_score=mean_score(feedback["total"], feedback["n"]),
+        average_chat_duration=mean_seconds(
             sum(row["duration_seconds"] for row in chat_groups), sum(row["duration_count"] for row in chat_groups)
         ),
         tickets_created_today=today_counts["tickets"],

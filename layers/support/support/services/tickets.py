@@ -12,7 +12,7 @@ from support.auth import Principal
 from support.db import tenant_transaction
 from support.db.connection import Cursor
 from support.db.statements import equals_placeholders
-from support.errors import Conflict, NotFound, found
+from support.errors import Conflict, NotFound, QuotaExceeded, found
 from support.models.tickets import (
     Conversation,
     ConversationCreate,
@@ -45,6 +45,14 @@ SEARCH_MATCHES = """id IN (SELECT ticket_id FROM search_ticket_ids(
     %(category)s))"""
 FINISHED = (TicketStatus.RESOLVED, TicketStatus.CLOSED)
 
+MAX_TICKETS_PER_TENANT = 1_000_000  # the product's "Ticket Volume: up to 1,000,000 tickets per user" (the tenant)
+# Categories are for grouping and routing, not free-form tags: each one in use is a group of the dashboard's
+# running totals (and a key of its ticketsByCategory), so a tenant may use at most this many at once.
+MAX_CATEGORIES_PER_TENANT = 200
+# Creates far from the ticket cap take no lock; within this many of it they queue per tenant, so concurrent
+# creates (at most a few hundred in flight per tenant: the functions' concurrency) cannot overshoot it.
+TICKET_CAP_MARGIN = 1_000
+
 
 def _ticket(row: dict[str, Any] | None) -> Ticket:
     return Ticket.model_validate(found(row, "ticket"))
@@ -61,6 +69,52 @@ def _lock_ticket(cur: Cursor, principal: Principal, ticket_id: UUID) -> dict[str
 def _require_agent(cur: Cursor, principal: Principal, agent_id: UUID) -> None:
     cur.execute("SELECT 1 FROM support_agents WHERE user_id = %s AND id = %s", (principal.tenant_id, agent_id))
     found(cur.fetchone(), "agent")
+
+
+def _tenant_lock(cur: Cursor, principal: Principal, what: str) -> None:
+    """Serialise one kind of change per tenant until the transaction ends (a count cap's check and write)."""
+    cur.execute("SELECT pg_advisory_xact_lock(hashtextextended(%s || ':' || %s, 0))", (what, str(principal.tenant_id)))
+
+
+def _ticket_count(cur: Cursor, principal: Principal) -> int:
+    # From the running totals (a few hundred rows at most), never a count of the tickets themselves.
+    cur.execute("SELECT coalesce(sum(tickets), 0) AS n FROM ticket_totals WHERE user_id = %s", (principal.tenant_id,))
+    row = cur.fetchone()
+    return int(row["n"]) if row else 0
+
+
+def _admit_ticket(cur: Cursor, principal: Principal) -> None:
+    """The 1,000,000-ticket cap: 409 quota_exceeded for the ticket over it."""
+    count = _ticket_count(cur, principal)
+    if count >= MAX_TICKETS_PER_TENANT - TICKET_CAP_MARGIN:
+        _tenant_lock(cur, principal, "tickets")
+        count = _ticket_count(cur, principal)  # a new statement: sees every create committed before the lock
+    if count >= MAX_TICKETS_PER_TENANT:
+        raise QuotaExceeded(
+            f"a tenant may have at most {MAX_TICKETS_PER_TENANT:,} tickets",
+            details=[{"field": "tickets", "message": f"{count:,} tickets exist"}],
+        )
+
+
+def _admit_category(cur: Cursor, principal: Principal, category: str | None) -> None:
+    """A category already in use is always fine; a new one only while fewer than the cap are in use."""
+    if category is None:
+        return
+    in_use = "SELECT 1 FROM ticket_totals WHERE user_id = %s AND category = %s LIMIT 1"
+    cur.execute(in_use, (principal.tenant_id, category))
+    if cur.fetchone() is not None:
+        return
+    _tenant_lock(cur, principal, "categories")
+    cur.execute(
+        "SELECT count(DISTINCT category) AS n FROM ticket_totals WHERE user_id = %s AND category IS NOT NULL",
+        (principal.tenant_id,),
+    )
+    row = cur.fetchone()
+    if row is not None and row["n"] >= MAX_CATEGORIES_PER_TENANT:
+        raise QuotaExceeded(
+            f"a tenant may use at most {MAX_CATEGORIES_PER_TENANT} categories at once; reuse one or retire one",
+            details=[{"field": "body.category", "message": "a new category over the cap"}],
+        )
 
 
 def list_tickets(principal: Principal, query: TicketQuery) -> Page[Ticket]:
@@ -96,7 +150,10 @@ def list_tickets(principal: Principal, query: TicketQuery) -> Page[Ticket]:
 
 
 def create_ticket(principal: Principal, data: TicketCreate) -> Ticket:
+    """createTicket. Over the ticket cap, or a new category over the category cap: 409 quota_exceeded."""
     with tenant_transaction(principal.tenant_id) as cur:
+        _admit_ticket(cur, principal)
+        _admit_category(cur, principal, data.category)
         cur.execute(
             f"""INSERT INTO support_tickets (user_id, customer_name, customer_email, customer_phone, subject,
                 description, category, priority, custom_fields)
@@ -140,6 +197,8 @@ def update_ticket(principal: Principal, ticket_id: UUID, changes: TicketUpdate) 
             return Ticket.model_validate(current)
         if fields.get("assigned_agent_id") is not None:
             _require_agent(cur, principal, fields["assigned_agent_id"])
+        if fields.get("category") is not None and fields["category"] != current["category"]:
+            _admit_category(cur, principal, fields["category"])
         assignments = equals_placeholders(fields)
         new_status = fields.get("status")
         if new_status in FINISHED:
@@ -193,9 +252,20 @@ def assign_ticket(principal: Principal, ticket_id: UUID, agent_id: UUID) -> Tick
         return _ticket(cur.fetchone())
 
 
-def _require_ticket(cur: Cursor, principal: Principal, ticket_id: UUID) -> dict[str, Any]:
+# Row locks for a check of the ticket's status that must still hold at commit. FOR SHARE lets feedback and
+# other readers in together but waits for a writer (a reopen, a close) and then reads the ticket as it
+# committed. A message takes FOR NO KEY UPDATE: it may go on to stamp the first response on the ticket,
+# and two FOR SHARE holders upgrading together would deadlock; it also orders the thread (see below).
+NO_LOCK = sql.SQL("")
+SHARE = sql.SQL("FOR SHARE")
+NO_KEY_UPDATE = sql.SQL("FOR NO KEY UPDATE")
+
+
+def _require_ticket(
+    cur: Cursor, principal: Principal, ticket_id: UUID, lock: sql.Composable = NO_LOCK
+) -> dict[str, Any]:
     cur.execute(
-        "SELECT id, status FROM support_tickets WHERE user_id = %s AND id = %s",
+        sql.SQL("SELECT id, status FROM support_tickets WHERE user_id = %s AND id = %s {}").format(lock),
         (principal.tenant_id, ticket_id),
     )
     return found(cur.fetchone(), "ticket")
@@ -224,15 +294,20 @@ def list_conversations(
 
 
 def add_conversation(principal: Principal, ticket_id: UUID, data: ConversationCreate) -> Conversation:
-    """addTicketConversation. The first public agent reply records the ticket's first response time, once."""
+    """addTicketConversation. The first public agent reply records the ticket's first response time, once.
+
+    The message is stamped with a clock read under the ticket's lock, not the transaction's start time, so
+    messages are stamped in the order they commit and a reader paging the thread oldest first by
+    (created_at, id) never finds one appear behind its cursor."""
     with tenant_transaction(principal.tenant_id) as cur:
-        ticket = _require_ticket(cur, principal, ticket_id)
+        ticket = _require_ticket(cur, principal, ticket_id, NO_KEY_UPDATE)
         if ticket["status"] == TicketStatus.CLOSED:
             raise Conflict("a closed ticket takes no new messages")
         cur.execute(
-            f"""INSERT INTO ticket_conversations
-                (ticket_id, user_id, sender_type, sender_name, sender_email, message, is_internal, attachments)
-            VALUES (%s, %s, %s, %s, %s, %s, %s, %s) RETURNING {CONVERSATION_COLUMNS}""",
+            f"""INSERT INTO ticket_conversations (ticket_id, user_id, sender_type, sender_name, sender_email,
+                message, is_internal, attachments, created_at, updated_at)
+            SELECT %s, %s, %s, %s, %s, %s, %s, %s, stamp.at, stamp.at FROM (SELECT clock_timestamp() AS at) stamp
+            RETURNING {CONVERSATION_COLUMNS}""",
             (
                 ticket_id,
                 principal.tenant_id,
@@ -257,7 +332,7 @@ def add_conversation(principal: Principal, ticket_id: UUID, data: ConversationCr
 def add_feedback(principal: Principal, ticket_id: UUID, data: FeedbackCreate) -> Feedback:
     """Customer satisfaction for a resolved or closed ticket, once per ticket."""
     with tenant_transaction(principal.tenant_id) as cur:
-        ticket = _require_ticket(cur, principal, ticket_id)
+        ticket = _require_ticket(cur, principal, ticket_id, SHARE)
         if ticket["status"] not in FINISHED:
             raise Conflict("feedback is taken only for a resolved or closed ticket")
         try:
