@@ -12,7 +12,7 @@ export SAM_CLI_TELEMETRY := 0
 export AWS_DEFAULT_REGION ?= us-east-1
 export PYTHONDONTWRITEBYTECODE := 1
 
-.PHONY: help run token test test-fast lint typecheck validate build bench lock clean
+.PHONY: help run token test test-fast lint typecheck validate build bench lock clean verify-totals
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -37,6 +37,9 @@ run: $(VENV)/.installed ## the local API on an embedded PostgreSQL, with demo da
 
 token: $(VENV)/.installed ## print a JWT for the local gateway: make token TENANT=<uuid> ROLE=admin|agent [AGENT=<uuid>]
 	@$(PY) -m local.token --tenant "$(TENANT)" --role "$(or $(ROLE),admin)" $(if $(AGENT),--agent "$(AGENT)")
+
+verify-totals: $(VENV)/.installed ## recount every running total and agent figure from the rows; REPAIR=1 mends differences
+	$(PY) -m local.verify_totals $(if $(REPAIR),--repair) $(if $(TENANT),--tenant "$(TENANT)")
 
 test: $(VENV)/.installed $(SAM_VENV)/.installed lint validate build ## the whole suite: lint, template checks, sam build, all tests
 	$(PY) -m pytest

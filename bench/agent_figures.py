@@ -3,8 +3,9 @@
     .venv/bin/python -m bench.agent_figures
 
 On the bench database (`make bench` seeds it): times closing one ticket of the busiest agent as the runtime
-role (each in a transaction that is rolled back, so the data set stays the same), then recounts every
-agent's figures with a plain aggregate as the superuser and reports how many differ from the kept ones.
+role (each in a transaction that is rolled back, so the data set stays the same), then recounts the tenant's
+running totals and every agent's figures with the database's recount (recount_tenant_figures, sql/0010) and
+prints each difference from the kept ones.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import time
 import psycopg
 
 from local.database import database
+from local.verify_totals import recount
 
 RUNS = 20
 
@@ -48,32 +50,16 @@ def main() -> None:
                 )
                 times.append((time.perf_counter() - started) * 1000)
                 conn.rollback()
-        with psycopg.connect(urls.admin) as conn:
-            differ = conn.execute(
-                """WITH recount AS (
-                    SELECT ag.id,
-                           count(*) FILTER (WHERE t.status IN ('resolved', 'closed')) AS resolved,
-                           round(avg(t.resolution_time) FILTER (WHERE t.status IN ('resolved', 'closed')))::int
-                               AS resolution,
-                           round(avg(t.first_response_time))::int AS first_response,
-                           round(avg(f.agent_rating), 2) AS rating
-                    FROM support_agents ag
-                    LEFT JOIN support_tickets t ON t.assigned_agent_id = ag.id
-                    LEFT JOIN ticket_feedback f ON f.ticket_id = t.id
-                    GROUP BY ag.id)
-                SELECT count(*) FILTER (WHERE (a.total_tickets_resolved, a.average_resolution_time,
-                                               a.response_time_average, a.average_rating)
-                                              IS DISTINCT FROM (r.resolved, r.resolution, r.first_response, r.rating)),
-                       count(*)
-                FROM recount r JOIN support_agents a USING (id)"""
-            ).fetchone()
-    assert differ is not None
+        # The database's own recount (sql/0010), over the whole tenant: totals and every agent's figures.
+        differences = recount(urls.owner, tenant, repair=False)
     print(f"busiest agent: {tickets:,} tickets")
     print(
         f"close one of their tickets (ms, n={len(times)}): p50 {statistics.median(times):.2f}, "
         f"p95 {statistics.quantiles(times, n=20)[-1]:.2f}, max {max(times):.2f}"
     )
-    print(f"agents whose figures differ from a recount: {differ[0]} of {differ[1]}")
+    print(f"figures that differ from recount_tenant_figures: {len(differences)}")
+    for figure, key, stored, recounted in differences:
+        print(f"  {figure} {key}: stored {stored}, recount {recounted}")
 
 
 if __name__ == "__main__":
