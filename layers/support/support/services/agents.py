@@ -51,7 +51,7 @@ def create_agent(principal: Principal, data: AgentCreate) -> Agent:
                 f"""INSERT INTO support_agents
                     (user_id, agent_name, agent_email, department, skills, status, max_concurrent_chats)
                 VALUES (%s, %s, %s, %s, %s, %s, %s)
-                RETURNING {AGENT_COLUMNS}""",
+                RETURNING {AGENT_COLUMNS}""",  # noqa: S608
                 (
                     principal.tenant_id,
                     data.agent_name,
@@ -70,7 +70,7 @@ def create_agent(principal: Principal, data: AgentCreate) -> Agent:
 def get_agent(principal: Principal, agent_id: UUID) -> Agent:
     with tenant_transaction(principal.tenant_id) as cur:
         cur.execute(
-            f"SELECT {AGENT_COLUMNS} FROM support_agents WHERE user_id = %s AND id = %s",
+            f"SELECT {AGENT_COLUMNS} FROM support_agents WHERE user_id = %s AND id = %s",  # noqa: S608
             (principal.tenant_id, agent_id),
         )
         return _agent(cur.fetchone())
@@ -121,7 +121,7 @@ def update_agent(principal: Principal, agent_id: UUID, changes: AgentUpdate) -> 
             del fields[not_nullable]
     with tenant_transaction(principal.tenant_id) as cur:
         cur.execute(
-            f"SELECT {AGENT_COLUMNS} FROM support_agents WHERE user_id = %s AND id = %s FOR UPDATE",
+            f"SELECT {AGENT_COLUMNS} FROM support_agents WHERE user_id = %s AND id = %s FOR UPDATE",  # noqa: S608
             (principal.tenant_id, agent_id),
         )
         current = _agent(cur.fetchone())
@@ -152,7 +152,7 @@ def update_agent_status(principal: Principal, agent_id: UUID, status: AgentStatu
     with tenant_transaction(principal.tenant_id) as cur:
         cur.execute(
             f"""UPDATE support_agents SET status = %s, last_activity_at = now()
-            WHERE user_id = %s AND id = %s RETURNING {AGENT_COLUMNS}""",
+            WHERE user_id = %s AND id = %s RETURNING {AGENT_COLUMNS}""",  # noqa: S608
             (status, principal.tenant_id, agent_id),
         )
         return _agent(cur.fetchone())

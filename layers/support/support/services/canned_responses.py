@@ -46,7 +46,7 @@ SEARCH_MATCHES = """0 < ALL (
 # The lookup by shortcut: one probe of the unique index on (user_id, shortcut_key_lower), a generated
 # column holding lower(shortcut_key). Comparing the column itself keeps the condition leakproof, which
 # row-level security requires before it lets an index evaluate it (sql/0006_canned_responses_shortcut_lookup.sql).
-BY_SHORTCUT = f"SELECT {CANNED_COLUMNS} FROM canned_responses WHERE user_id = %s AND shortcut_key_lower = lower(%s)"
+BY_SHORTCUT = f"SELECT {CANNED_COLUMNS} FROM canned_responses WHERE user_id = %s AND shortcut_key_lower = lower(%s)"  # noqa: S608
 
 
 @dataclass(frozen=True)
@@ -113,7 +113,7 @@ def create_canned_response(principal: Principal, data: CannedResponseCreate) -> 
         try:
             cur.execute(
                 f"""INSERT INTO canned_responses (user_id, response_title, response_content, shortcut_key, category)
-                VALUES (%s, %s, %s, %s, %s) RETURNING {CANNED_COLUMNS}""",
+                VALUES (%s, %s, %s, %s, %s) RETURNING {CANNED_COLUMNS}""",  # noqa: S608
                 (principal.tenant_id, data.response_title, data.response_content, data.shortcut_key, data.category),
             )
         except errors.UniqueViolation as exc:
@@ -136,7 +136,7 @@ def update_canned_response(principal: Principal, response_id: UUID, changes: Can
     with tenant_transaction(principal.tenant_id) as cur:
         if not fields:
             cur.execute(
-                f"SELECT {CANNED_COLUMNS} FROM canned_responses WHERE user_id = %s AND id = %s",
+                f"SELECT {CANNED_COLUMNS} FROM canned_responses WHERE user_id = %s AND id = %s",  # noqa: S608
                 (principal.tenant_id, response_id),
             )
             return _canned_response(cur.fetchone())
@@ -158,7 +158,7 @@ def delete_canned_response(principal: Principal, response_id: UUID) -> CannedRes
     """The deleted response is returned, so a client can offer to undo (by creating it again)."""
     with tenant_transaction(principal.tenant_id) as cur:
         cur.execute(
-            f"DELETE FROM canned_responses WHERE user_id = %s AND id = %s RETURNING {CANNED_COLUMNS}",
+            f"DELETE FROM canned_responses WHERE user_id = %s AND id = %s RETURNING {CANNED_COLUMNS}",  # noqa: S608
             (principal.tenant_id, response_id),
         )
         return _canned_response(cur.fetchone())
@@ -171,7 +171,7 @@ def use_canned_response(principal: Principal, response_id: UUID) -> CannedRespon
     with tenant_transaction(principal.tenant_id) as cur:
         cur.execute(
             f"""UPDATE canned_responses SET usage_count = usage_count + 1, last_used_at = now()
-            WHERE user_id = %s AND id = %s RETURNING {CANNED_COLUMNS}""",
+            WHERE user_id = %s AND id = %s RETURNING {CANNED_COLUMNS}""",  # noqa: S608
             (principal.tenant_id, response_id),
         )
         return _canned_response(cur.fetchone())

@@ -58,7 +58,7 @@ def _session(row: dict[str, Any] | None) -> ChatSession:
 
 def _lock_session(cur: Cursor, principal: Principal, session_id: UUID) -> dict[str, Any]:
     cur.execute(
-        f"SELECT {SESSION_COLUMNS} FROM live_chat_sessions WHERE user_id = %s AND id = %s FOR UPDATE",
+        f"SELECT {SESSION_COLUMNS} FROM live_chat_sessions WHERE user_id = %s AND id = %s FOR UPDATE",  # noqa: S608
         (principal.tenant_id, session_id),
     )
     return found(cur.fetchone(), "chat session")
@@ -94,7 +94,7 @@ def start_chat_session(principal: Principal, data: ChatSessionStart, visitor: Vi
         cur.execute(
             f"""INSERT INTO live_chat_sessions
                 (user_id, visitor_id, visitor_name, visitor_email, status, visitor_ip, visitor_browser)
-            VALUES (%s, %s, %s, %s, %s, %s, %s) RETURNING {SESSION_COLUMNS}""",
+            VALUES (%s, %s, %s, %s, %s, %s, %s) RETURNING {SESSION_COLUMNS}""",  # noqa: S608
             (
                 principal.tenant_id,
                 data.visitor_id,
@@ -131,7 +131,7 @@ def list_chat_sessions(
 def get_chat_session(principal: Principal, session_id: UUID) -> ChatSession:
     with tenant_transaction(principal.tenant_id) as cur:
         cur.execute(
-            f"SELECT {SESSION_COLUMNS} FROM live_chat_sessions WHERE user_id = %s AND id = %s",
+            f"SELECT {SESSION_COLUMNS} FROM live_chat_sessions WHERE user_id = %s AND id = %s",  # noqa: S608
             (principal.tenant_id, session_id),
         )
         return _session(cur.fetchone())
@@ -155,7 +155,7 @@ def end_chat_session(principal: Principal, session_id: UUID) -> ChatSession:
                 duration = round(extract(epoch FROM e.at - s.session_start_time))::integer
             FROM (SELECT greatest(clock_timestamp(), %s) AS at) e
             WHERE s.user_id = %s AND s.id = %s
-            RETURNING {SESSION_COLUMNS}""",
+            RETURNING {SESSION_COLUMNS}""",  # noqa: S608
             (current["session_start_time"], principal.tenant_id, session_id),
         )
         return _session(cur.fetchone())
@@ -187,7 +187,7 @@ def transfer_chat_session(principal: Principal, session_id: UUID, to_agent_id: U
             f"""UPDATE live_chat_sessions
             SET assigned_agent_id = %s, transferred_from_agent_id = coalesce(%s, transferred_from_agent_id),
                 status = %s
-            WHERE user_id = %s AND id = %s RETURNING {SESSION_COLUMNS}""",
+            WHERE user_id = %s AND id = %s RETURNING {SESSION_COLUMNS}""",  # noqa: S608
             (to_agent_id, from_agent_id, ChatStatus.ACTIVE, principal.tenant_id, session_id),
         )
         return _session(cur.fetchone())
@@ -203,7 +203,7 @@ def rate_chat_session(principal: Principal, session_id: UUID, data: ChatRating) 
             raise Conflict("this chat session has already been rated")
         cur.execute(
             f"""UPDATE live_chat_sessions SET rating = %s, feedback = %s
-            WHERE user_id = %s AND id = %s RETURNING {SESSION_COLUMNS}""",
+            WHERE user_id = %s AND id = %s RETURNING {SESSION_COLUMNS}""",  # noqa: S608
             (data.rating, data.feedback, principal.tenant_id, session_id),
         )
         return _session(cur.fetchone())
@@ -243,7 +243,7 @@ def add_chat_message(principal: Principal, session_id: UUID, data: ChatMessageCr
         cur.execute(
             f"""INSERT INTO chat_messages
                 (session_id, user_id, sender_type, sender_name, message, attachment_url, attachment_type, created_at)
-            VALUES (%s, %s, %s, %s, %s, %s, %s, clock_timestamp()) RETURNING {MESSAGE_COLUMNS}""",
+            VALUES (%s, %s, %s, %s, %s, %s, %s, clock_timestamp()) RETURNING {MESSAGE_COLUMNS}""",  # noqa: S608
             (
                 session_id,
                 principal.tenant_id,

@@ -74,14 +74,14 @@ def get_dashboard(principal: Principal, *, now: datetime | None = None) -> Suppo
             (tenant, midnight, tenant, midnight),
         )
         cur.execute(
-            f"SELECT {TICKET_COLUMNS} FROM support_tickets WHERE user_id = %s"
+            f"SELECT {TICKET_COLUMNS} FROM support_tickets WHERE user_id = %s"  # noqa: S608
             " ORDER BY created_at DESC, id DESC LIMIT 5",
             (tenant,),
         )
         recent = cur.fetchall()
         cur.execute(
             f"""SELECT {AGENT_COLUMNS} FROM support_agents WHERE user_id = %s
-            ORDER BY total_tickets_resolved DESC, average_rating DESC NULLS LAST, agent_name, id LIMIT 5""",
+            ORDER BY total_tickets_resolved DESC, average_rating DESC NULLS LAST, agent_name, id LIMIT 5""",  # noqa: S608
             (tenant,),
         )
         top = cur.fetchall()

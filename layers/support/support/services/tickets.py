@@ -60,7 +60,7 @@ def _ticket(row: dict[str, Any] | None) -> Ticket:
 
 def _lock_ticket(cur: Cursor, principal: Principal, ticket_id: UUID) -> dict[str, Any]:
     cur.execute(
-        f"SELECT {TICKET_COLUMNS} FROM support_tickets WHERE user_id = %s AND id = %s FOR UPDATE",
+        f"SELECT {TICKET_COLUMNS} FROM support_tickets WHERE user_id = %s AND id = %s FOR UPDATE",  # noqa: S608
         (principal.tenant_id, ticket_id),
     )
     return found(cur.fetchone(), "ticket")
@@ -158,7 +158,7 @@ def create_ticket(principal: Principal, data: TicketCreate) -> Ticket:
             f"""INSERT INTO support_tickets (user_id, customer_name, customer_email, customer_phone, subject,
                 description, category, priority, custom_fields)
             VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s)
-            RETURNING {TICKET_COLUMNS}""",
+            RETURNING {TICKET_COLUMNS}""",  # noqa: S608
             (
                 principal.tenant_id,
                 data.customer_name,
@@ -177,7 +177,7 @@ def create_ticket(principal: Principal, data: TicketCreate) -> Ticket:
 def get_ticket(principal: Principal, ticket_id: UUID) -> Ticket:
     with tenant_transaction(principal.tenant_id) as cur:
         cur.execute(
-            f"SELECT {TICKET_COLUMNS} FROM support_tickets WHERE user_id = %s AND id = %s",
+            f"SELECT {TICKET_COLUMNS} FROM support_tickets WHERE user_id = %s AND id = %s",  # noqa: S608
             (principal.tenant_id, ticket_id),
         )
         return _ticket(cur.fetchone())
@@ -230,7 +230,7 @@ def close_ticket(principal: Principal, ticket_id: UUID) -> Ticket:
         cur.execute(
             f"""UPDATE support_tickets SET status = 'closed', resolved_at = coalesce(resolved_at, now()),
                 resolution_time = coalesce(resolution_time, {SECONDS_SINCE_CREATED})
-            WHERE user_id = %s AND id = %s RETURNING {TICKET_COLUMNS}""",
+            WHERE user_id = %s AND id = %s RETURNING {TICKET_COLUMNS}""",  # noqa: S608
             (principal.tenant_id, ticket_id),
         )
         return _ticket(cur.fetchone())
@@ -246,7 +246,7 @@ def assign_ticket(principal: Principal, ticket_id: UUID, agent_id: UUID) -> Tick
         cur.execute(
             f"""UPDATE support_tickets SET assigned_agent_id = %s, status = 'in_progress',
                 resolved_at = NULL, resolution_time = NULL
-            WHERE user_id = %s AND id = %s RETURNING {TICKET_COLUMNS}""",
+            WHERE user_id = %s AND id = %s RETURNING {TICKET_COLUMNS}""",  # noqa: S608
             (agent_id, principal.tenant_id, ticket_id),
         )
         return _ticket(cur.fetchone())
@@ -307,7 +307,7 @@ def add_conversation(principal: Principal, ticket_id: UUID, data: ConversationCr
             f"""INSERT INTO ticket_conversations (ticket_id, user_id, sender_type, sender_name, sender_email,
                 message, is_internal, attachments, created_at, updated_at)
             SELECT %s, %s, %s, %s, %s, %s, %s, %s, stamp.at, stamp.at FROM (SELECT clock_timestamp() AS at) stamp
-            RETURNING {CONVERSATION_COLUMNS}""",
+            RETURNING {CONVERSATION_COLUMNS}""",  # noqa: S608
             (
                 ticket_id,
                 principal.tenant_id,
@@ -323,7 +323,7 @@ def add_conversation(principal: Principal, ticket_id: UUID, data: ConversationCr
         if data.sender_type is SenderType.AGENT and not data.is_internal:
             cur.execute(
                 f"""UPDATE support_tickets SET first_response_time = {SECONDS_SINCE_CREATED}
-                WHERE user_id = %s AND id = %s AND first_response_time IS NULL""",
+                WHERE user_id = %s AND id = %s AND first_response_time IS NULL""",  # noqa: S608
                 (principal.tenant_id, ticket_id),
             )
     return Conversation.model_validate(created)
@@ -339,7 +339,7 @@ def add_feedback(principal: Principal, ticket_id: UUID, data: FeedbackCreate) ->
             cur.execute(
                 f"""INSERT INTO ticket_feedback (ticket_id, user_id, rating, recommendation, feedback,
                     resolved_issue, agent_rating, response_time_rating, communication_rating)
-                VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s) RETURNING {FEEDBACK_COLUMNS}""",
+                VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s) RETURNING {FEEDBACK_COLUMNS}""",  # noqa: S608
                 (
                     ticket_id,
                     principal.tenant_id,
@@ -361,7 +361,7 @@ def get_feedback(principal: Principal, ticket_id: UUID) -> Feedback:
     with tenant_transaction(principal.tenant_id) as cur:
         _require_ticket(cur, principal, ticket_id)
         cur.execute(
-            f"SELECT {FEEDBACK_COLUMNS} FROM ticket_feedback WHERE user_id = %s AND ticket_id = %s",
+            f"SELECT {FEEDBACK_COLUMNS} FROM ticket_feedback WHERE user_id = %s AND ticket_id = %s",  # noqa: S608
             (principal.tenant_id, ticket_id),
         )
         row = cur.fetchone()
