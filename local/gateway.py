@@ -367,13 +367,15 @@ def create_app(
         if found is None:
             return _json_message(404, "Not Found")
         entry, path_parameters = found
-        try:
-            claims = authorizer.claims(request.headers.get("authorization"))
-        except jwt.PyJWTError as exc:
-            logger.info("401 %s %s: %s", method, raw_path, exc)
-            error = "the token has expired" if isinstance(exc, jwt.ExpiredSignatureError) else "invalid token"
-            challenge = f'Bearer scope="" error="invalid_token" error_description="{error}"'
-            return _json_message(401, "Unauthorized", {"www-authenticate": challenge})
+        claims: dict[str, Any] | None = None
+        if not entry.route.public:
+            try:
+                claims = authorizer.claims(request.headers.get("authorization"))
+            except jwt.PyJWTError as exc:
+                logger.info("401 %s %s: %s", method, raw_path, exc)
+                error = "the token has expired" if isinstance(exc, jwt.ExpiredSignatureError) else "invalid token"
+                challenge = f'Bearer scope="" error="invalid_token" error_description="{error}"'
+                return _json_message(401, "Unauthorized", {"www-authenticate": challenge})
 
         declared = request.headers.get("content-length")
         if declared is not None and declared.isdigit() and int(declared) > MAX_REQUEST_BYTES:

@@ -34,6 +34,8 @@ CHAT_SESSION_ID = "77777777-7777-4777-8777-777777777777"
 CHAT_MESSAGE_ID = "88888888-8888-4888-8888-888888888888"
 CHAT_BASE = "/api/support/chat/sessions"
 CHAT_PATH = f"{CHAT_BASE}/{CHAT_SESSION_ID}"
+WIDGET_KEY = "wk_SampleWidgetKey0123456789abcdef"
+WIDGET_ORIGIN = "https://shop.example"
 
 
 @dataclass(frozen=True)
@@ -43,6 +45,8 @@ class SampleEvent:
     path: str
     query: dict[str, str] | None = None
     body: dict[str, Any] | None = None
+    # A public route (no JWT authorizer): no Authorization header and no claims; a browser's Origin instead.
+    origin: str | None = None
 
 
 SAMPLES = (
@@ -247,6 +251,21 @@ SAMPLES = (
         f"{CHAT_PATH}/rating",
         body={"rating": 5, "feedback": "Quick and friendly, thank you."},
     ),
+    SampleEvent(
+        "widgets/create.json",
+        "POST /api/support/widgets",
+        "/api/support/widgets",
+        body={"name": "Demo shop", "allowedOrigins": [WIDGET_ORIGIN]},
+    ),
+    SampleEvent("widgets/list.json", "GET /api/support/widgets", "/api/support/widgets", query={"limit": "20"}),
+    SampleEvent("widgets/revoke.json", "DELETE /api/support/widgets/{widgetKey}", f"/api/support/widgets/{WIDGET_KEY}"),
+    SampleEvent(
+        "widgets/start_visitor_session.json",
+        "POST /api/support/widget/session",
+        "/api/support/widget/session",
+        body={"widgetKey": WIDGET_KEY},
+        origin=WIDGET_ORIGIN,
+    ),
 )
 
 
@@ -255,12 +274,9 @@ def render(sample: SampleEvent) -> dict[str, Any]:
     names = [part[1:-1] for part in template_path.split("/") if part.startswith("{")]
     values = [v for t, v in zip(template_path.split("/"), sample.path.split("/"), strict=True) if t[:1] == "{"]
     body = json.dumps(sample.body, separators=(",", ":")).encode() if sample.body is not None else b""
-    headers = [
-        ("accept", "application/json"),
-        ("authorization", "Bearer <redacted>"),
-        ("host", DOMAIN),
-        ("user-agent", "curl/8.5.0"),
-    ]
+    headers = [("accept", "application/json")]
+    headers += [("origin", sample.origin)] if sample.origin else [("authorization", "Bearer <redacted>")]
+    headers += [("host", DOMAIN), ("user-agent", "curl/8.5.0")]
     if body:
         headers += [("content-type", "application/json"), ("content-length", str(len(body)))]
     issued_at = int(RECEIVED_AT.timestamp()) - 60
@@ -272,7 +288,9 @@ def render(sample: SampleEvent) -> dict[str, Any]:
         headers=headers,
         body=body,
         path_parameters=dict(zip(names, values, strict=True)),
-        claims={
+        claims=None
+        if sample.origin
+        else {
             "iss": ISSUER,
             "aud": AUDIENCE,
             "sub": f"local|admin|{TENANT_ID}",

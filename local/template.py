@@ -42,6 +42,7 @@ class HttpRoute:
     handler: str  # "app.lambda_handler"
     timeout_seconds: int = LAMBDA_DEFAULT_TIMEOUT_SECONDS
     memory_size_mb: int = LAMBDA_DEFAULT_MEMORY_MB
+    public: bool = False  # `Auth: {Authorizer: NONE}`: the API's JWT authorizer does not run for this route
 
     @property
     def route_key(self) -> str:
@@ -166,6 +167,7 @@ def http_routes(template_path: Path = TEMPLATE) -> list[HttpRoute]:
                     handler=_required_str(logical_id, props, "Handler"),
                     timeout_seconds=int(props.get("Timeout", LAMBDA_DEFAULT_TIMEOUT_SECONDS)),
                     memory_size_mb=int(props.get("MemorySize", LAMBDA_DEFAULT_MEMORY_MB)),
+                    public=(event_props.get("Auth") or {}).get("Authorizer") == "NONE",
                 )
             )
     return routes

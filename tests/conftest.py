@@ -10,6 +10,8 @@ import os
 # What template.yaml's Globals give every function; set before the layer is imported, as in Lambda.
 os.environ.setdefault("POWERTOOLS_SERVICE_NAME", "support")
 os.environ.setdefault("POWERTOOLS_METRICS_NAMESPACE", "SupportDesk")
+# The visitor token key the template's VisitorTokenSecret holds in AWS (any 32+ bytes will do in tests).
+os.environ.setdefault("VISITOR_TOKEN_SECRET", "test-visitor-key-" + "x" * 32)
 # The server to test against, if the developer named one; else an embedded PostgreSQL is started.
 GIVEN_DATABASE_URL = os.environ.get("DATABASE_URL") or ""
 # Handlers validate their configuration at import; the `db` fixture replaces this with the real database.

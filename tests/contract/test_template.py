@@ -24,6 +24,7 @@ from support.models.agents import AgentCreate, AgentStatusUpdate, AgentUpdate
 from support.models.canned import CannedResponseCreate, CannedResponseUpdate
 from support.models.chat import ChatMessageCreate, ChatRating, ChatReadRequest, ChatSessionStart, ChatTransfer
 from support.models.tickets import AssignRequest, ConversationCreate, FeedbackCreate, TicketCreate, TicketUpdate
+from support.models.widgets import WidgetCreate, WidgetSessionRequest
 
 TEMPLATE = load_template()
 ROUTES = http_routes()
@@ -46,6 +47,8 @@ REQUEST_MODELS: dict[str, type[BaseModel]] = {
     "POST /api/support/chat/sessions/{sessionId}/rating": ChatRating,
     "POST /api/support/chat/sessions/{sessionId}/messages": ChatMessageCreate,
     "POST /api/support/chat/sessions/{sessionId}/read": ChatReadRequest,
+    "POST /api/support/widgets": WidgetCreate,
+    "POST /api/support/widget/session": WidgetSessionRequest,
     # POST .../chat/sessions/{sessionId}/end takes an optional body that accepts nothing (ChatSessionEnd
     # refuses a client duration): its sample is sent without one.
 }
@@ -144,30 +147,52 @@ def test_the_layer_is_built_by_sam_for_the_runtime() -> None:
     assert (content / "support" / "__init__.py").is_file()
 
 
-def test_the_http_api_requires_a_jwt_on_every_route() -> None:
+# The only routes without the JWT authorizer: the chat widget's, called from a merchant's page by a visitor
+# who has no account (the handler checks the widget key and the browser's Origin instead).
+PUBLIC_ROUTES = {"POST /api/support/widget/session"}
+
+
+def test_the_http_api_requires_a_jwt_on_every_route_but_the_widgets_public_one() -> None:
     api = TEMPLATE["Resources"]["HttpApi"]["Properties"]
     assert api["Auth"]["DefaultAuthorizer"] == "JwtAuthorizer"
     authorizer = api["Auth"]["Authorizers"]["JwtAuthorizer"]
     assert authorizer["IdentitySource"] == "$request.header.Authorization"
     assert authorizer["JwtConfiguration"]["issuer"] == {"Ref": "JwtIssuer"}
     assert authorizer["JwtConfiguration"]["audience"] == {"Ref": "JwtAudience"}
-    for function_id, function in functions().items():
-        for event_id, event in (function["Properties"].get("Events") or {}).items():
-            auth = (event.get("Properties") or {}).get("Auth") or {}
-            assert auth.get("Authorizer") != "NONE", f"{function_id}.{event_id} opts out of the authorizer"
+    public = set()
+    for function in functions().values():
+        for event in (function["Properties"].get("Events") or {}).values():
+            props = event.get("Properties") or {}
+            if (props.get("Auth") or {}).get("Authorizer") == "NONE":
+                public.add(f"{props['Method']} {props['Path']}")
+    assert public == PUBLIC_ROUTES
+    # and the public route has a throttle of its own, tighter than the API's default
+    settings = api["RouteSettings"]
+    assert set(settings) == PUBLIC_ROUTES
 
 
-def test_functions_get_no_policies_beyond_the_database_secret() -> None:
+DATABASE_SECRET_POLICY = {
+    "Fn::If": [
+        "HasDatabaseSecret",
+        {"AWSSecretsManagerGetSecretValuePolicy": {"SecretArn": {"Ref": "DatabaseSecretArn"}}},
+        {"Ref": "AWS::NoValue"},
+    ]
+}
+VISITOR_SECRET_POLICY = {"AWSSecretsManagerGetSecretValuePolicy": {"SecretArn": {"Ref": "VisitorTokenSecret"}}}
+# Which functions may read the visitor token key: those that issue or check visitor tokens.
+VISITOR_KEY_READERS = {"WidgetsFunction"}
+
+
+def test_functions_get_no_policies_beyond_the_secrets_they_read() -> None:
     for function_id, function in functions().items():
         policies = function["Properties"].get("Policies", [])
-        for policy in policies if isinstance(policies, list) else [policies]:
-            assert policy == {
-                "Fn::If": [
-                    "HasDatabaseSecret",
-                    {"AWSSecretsManagerGetSecretValuePolicy": {"SecretArn": {"Ref": "DatabaseSecretArn"}}},
-                    {"Ref": "AWS::NoValue"},
-                ]
-            }, f"{function_id} has a policy beyond reading the database secret"
+        policies = policies if isinstance(policies, list) else [policies]
+        expected = [DATABASE_SECRET_POLICY]
+        if function_id in VISITOR_KEY_READERS:
+            expected = [VISITOR_SECRET_POLICY, DATABASE_SECRET_POLICY]
+        assert policies == expected, f"{function_id} has policies beyond the secrets it reads"
+        variables = (function["Properties"].get("Environment") or {}).get("Variables") or {}
+        assert ("VISITOR_TOKEN_SECRET_ARN" in variables) == (function_id in VISITOR_KEY_READERS), function_id
 
 
 def test_there_is_a_sample_event_for_every_route() -> None:
@@ -194,12 +219,16 @@ def test_sample_event_is_a_payload_2_event_for_a_declared_route(path: Path) -> N
     found = re.fullmatch(pattern, parsed.rawPath)
     assert found, f"{parsed.rawPath} does not match {route.path}"
     assert (parsed.pathParameters or {}) == found.groupdict()
-    assert parsed.requestContext.authorizer is not None and parsed.requestContext.authorizer.jwt is not None
-    claims = parsed.requestContext.authorizer.jwt.claims
-    assert claims["tenant_id"] == sample_events.TENANT_ID
-    assert claims["role"] == "admin"
-    assert claims["sub"]
-    assert all(isinstance(value, str) for value in claims.values()), "API Gateway passes claims as strings"
+    if route.public:  # no authorizer ran: no claims, no Authorization; the browser's Origin
+        assert parsed.requestContext.authorizer is None
+        assert "authorization" not in event["headers"] and event["headers"]["origin"]
+    else:
+        assert parsed.requestContext.authorizer is not None and parsed.requestContext.authorizer.jwt is not None
+        claims = parsed.requestContext.authorizer.jwt.claims
+        assert claims["tenant_id"] == sample_events.TENANT_ID
+        assert claims["role"] == "admin"
+        assert claims["sub"]
+        assert all(isinstance(value, str) for value in claims.values()), "API Gateway passes claims as strings"
 
     # And its body, if the route takes one, is valid for the route's request model
     model = REQUEST_MODELS.get(parsed.routeKey)

@@ -31,6 +31,11 @@ class Principal(BaseModel):
     subject: str
     agent_id: UUID | None = None
 
+    def require_admin(self, action: str) -> None:
+        """Forbidden unless the caller is an admin of the desk; `action` completes "only an admin may ..."."""
+        if self.role is not Role.ADMIN:
+            raise Forbidden(f"only an admin may {action}")
+
     def require_tenant(self, user_id: UUID | str | None) -> None:
         """The seed's `userId` query parameter may be given, and must then name the caller's own tenant."""
         if user_id is None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from functools import cache
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, model_validator
 
 
 class ConfigurationError(RuntimeError):
@@ -23,6 +23,11 @@ class Settings(BaseModel):
     db_connect_timeout_seconds: int = Field(default=5, alias="DB_CONNECT_TIMEOUT_SECONDS", ge=1, le=60)
     # Kept below the function timeout so a slow query fails as a query, not as a killed invocation.
     db_statement_timeout_ms: int = Field(default=5000, alias="DB_STATEMENT_TIMEOUT_MS", ge=100)
+
+    # The key that signs visitors' connect and resume tokens (the widget routes and the WebSocket authorizer):
+    # locally the value itself, in AWS the ARN of the Secrets Manager secret that holds it.
+    visitor_token_secret: SecretStr | None = Field(default=None, alias="VISITOR_TOKEN_SECRET")
+    visitor_token_secret_arn: str | None = Field(default=None, alias="VISITOR_TOKEN_SECRET_ARN")
 
     @model_validator(mode="after")
     def _one_database_source(self) -> Settings:

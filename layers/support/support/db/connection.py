@@ -70,7 +70,7 @@ def reset_connection() -> None:
 SET_TENANT = "SELECT set_config('app.tenant_id', %s, true)"
 
 
-def _enter(conn: Connection, tenant_id: str, snapshot: bool) -> tuple[ExitStack, Cursor]:
+def _enter(conn: Connection, tenant_id: str | None, snapshot: bool) -> tuple[ExitStack, Cursor]:
     # BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY (psycopg builds it from these two attributes): part of the
     # transaction's own BEGIN, no session SET.
     conn.isolation_level = psycopg.IsolationLevel.REPEATABLE_READ if snapshot else None
@@ -78,8 +78,21 @@ def _enter(conn: Connection, tenant_id: str, snapshot: bool) -> tuple[ExitStack,
     with ExitStack() as stack:
         stack.enter_context(conn.transaction())
         cur = stack.enter_context(conn.cursor())
-        cur.execute(SET_TENANT, (tenant_id,))
+        if tenant_id is not None:
+            cur.execute(SET_TENANT, (tenant_id,))
         return stack.pop_all(), cur
+
+
+@contextmanager
+def _transaction(tenant_id: str | None, snapshot: bool) -> Iterator[Cursor]:
+    try:
+        stack, cur = _enter(get_connection(), tenant_id, snapshot)
+    except psycopg.OperationalError:
+        logger.warning("database connection was unusable; reconnecting once")
+        reset_connection()
+        stack, cur = _enter(get_connection(), tenant_id, snapshot)
+    with stack:
+        yield cur
 
 
 @contextmanager
@@ -88,11 +101,13 @@ def tenant_transaction(tenant_id: UUID, *, snapshot: bool = False) -> Iterator[C
 
     `snapshot=True` makes it REPEATABLE READ READ ONLY: every statement reads the same snapshot, so figures
     read by several statements (the dashboard's) agree with each other, and nothing can be written."""
-    try:
-        stack, cur = _enter(get_connection(), str(tenant_id), snapshot)
-    except psycopg.OperationalError:
-        logger.warning("database connection was unusable; reconnecting once")
-        reset_connection()
-        stack, cur = _enter(get_connection(), str(tenant_id), snapshot)
-    with stack:
+    with _transaction(str(tenant_id), snapshot) as cur:
+        yield cur
+
+
+@contextmanager
+def anonymous_transaction() -> Iterator[Cursor]:
+    """A transaction bound to no tenant, for the one thing a public route does before it knows the tenant: a
+    lookup through a SECURITY DEFINER function (the widget key's). Every tenant table fails closed in it."""
+    with _transaction(None, snapshot=False) as cur:
         yield cur

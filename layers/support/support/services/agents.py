@@ -28,17 +28,12 @@ AGENT_COLUMNS = """id, user_id, agent_name, agent_email, department, skills, sta
     response_time_average, created_at, updated_at, last_activity_at"""
 
 
-def _require_admin(principal: Principal, action: str) -> None:
-    if principal.role is not Role.ADMIN:
-        raise Forbidden(f"only an admin may {action}")
-
-
 def _agent(row: dict[str, Any] | None) -> Agent:
     return Agent.model_validate(found(row, "agent"))
 
 
 def create_agent(principal: Principal, data: AgentCreate) -> Agent:
-    _require_admin(principal, "add agents")
+    principal.require_admin("add agents")
     with tenant_transaction(principal.tenant_id) as cur:
         # Serialise agent creation per tenant so the cap holds under concurrent requests.
         cur.execute("SELECT pg_advisory_xact_lock(hashtextextended('agents:' || %s, 0))", (str(principal.tenant_id),))
@@ -114,7 +109,7 @@ def list_agents(
 
 def update_agent(principal: Principal, agent_id: UUID, changes: AgentUpdate) -> Agent:
     """An admin edits an agent's profile and capacity. Capacity cannot drop below the chats they hold."""
-    _require_admin(principal, "edit agents")
+    principal.require_admin("edit agents")
     fields = changes.model_dump(exclude_unset=True)
     for not_nullable in ("agent_name", "agent_email", "skills", "max_concurrent_chats"):
         if fields.get(not_nullable, "") is None:

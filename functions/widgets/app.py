@@ -1,0 +1,52 @@
+"""Widgets endpoint group: the widget keys a merchant embeds (admins), and the public visitor session route the
+chat widget calls from the merchant's page (no JWT: the key, the browser's Origin and our signed tokens)."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from aws_lambda_powertools.event_handler import Response
+from aws_lambda_powertools.event_handler.openapi.params import Path
+from aws_lambda_powertools.logging import correlation_paths
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from support.http import PageCursor, PageSize, create_resolver, created, current_principal, ok, page
+from support.models.widgets import WIDGET_KEY_PATTERN, WidgetCreate, WidgetSessionRequest
+from support.observability import logger, metrics
+from support.pagination import DEFAULT_PAGE_SIZE
+from support.services import widgets
+from support.visitors import signing_key
+
+app = create_resolver()
+signing_key()  # read the visitor key at cold start: a function without one fails here, not on a visitor
+
+BASE = "/api/support/widgets"
+
+
+@app.post(BASE)
+def create_widget(data: WidgetCreate) -> Response[Any]:
+    return created(widgets.create_widget(current_principal(app), data))
+
+
+@app.get(BASE)
+def list_widgets(limit: PageSize = DEFAULT_PAGE_SIZE, cursor: PageCursor = None) -> Response[Any]:
+    return page(widgets.list_widgets(current_principal(app), limit=limit, cursor=cursor))
+
+
+@app.delete(f"{BASE}/<widget_key>")
+def revoke_widget(widget_key: Annotated[str, Path(pattern=WIDGET_KEY_PATTERN)]) -> Response[Any]:
+    return ok(widgets.revoke_widget(current_principal(app), widget_key))
+
+
+@app.post("/api/support/widget/session")
+def start_visitor_session(request: WidgetSessionRequest) -> Response[Any]:
+    origin = app.current_event.headers.get("origin")
+    session = widgets.start_visitor_session(request.widget_key, origin, request.resume_token)
+    metrics.add_metric(name="VisitorSessionsStarted", unit="Count", value=1)
+    return created(session)
+
+
+@logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_HTTP)
+@metrics.log_metrics
+def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    return app.resolve(event, context)

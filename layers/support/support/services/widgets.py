@@ -1,0 +1,125 @@
+"""Widget keys and the visitors who come through them.
+
+A widget key is public (it sits in the merchant's page source), so it is not a secret that proves anything on
+its own: what makes a visitor session legitimate is the browser's Origin header matching one of the key's
+allowed origins, and every later step carries a token this desk signed (support.visitors). Revoking a key
+(admins only) stops new visitor sessions and new connections at once; it never deletes the key, so it is never
+issued again.
+
+A tenant has at most 100 widget keys (409 quota_exceeded beyond), created under a per-tenant lock so the cap
+holds under concurrent requests.
+"""
+
+from __future__ import annotations
+
+import secrets
+from typing import Any
+from uuid import UUID
+
+from psycopg import sql
+
+from support.auth import Principal
+from support.db import tenant_transaction
+from support.db.connection import anonymous_transaction
+from support.errors import Forbidden, QuotaExceeded, found
+from support.models.widgets import Widget, WidgetCreate, WidgetSession, normalize_origin
+from support.pagination import Page, decode_cursor, page_of
+from support.visitors import issue_connect_token, issue_resume_token, new_visitor_id, verify_resume_token
+
+MAX_WIDGET_KEYS_PER_TENANT = 100
+WIDGET_COLUMNS = "id, widget_key, name, allowed_origins, created_at, revoked_at"
+
+
+def _new_widget_key() -> str:
+    return "wk_" + secrets.token_urlsafe(24)  # 32 characters after the prefix: 192 random bits
+
+
+def create_widget(principal: Principal, data: WidgetCreate) -> Widget:
+    principal.require_admin("create widget keys")
+    with tenant_transaction(principal.tenant_id) as cur:
+        cur.execute(
+            "SELECT pg_advisory_xact_lock(hashtextextended('widget_keys:' || %s, 0))", (str(principal.tenant_id),)
+        )
+        cur.execute("SELECT count(*) AS n FROM widget_keys WHERE user_id = %s", (principal.tenant_id,))
+        row = cur.fetchone()
+        if row is not None and row["n"] >= MAX_WIDGET_KEYS_PER_TENANT:
+            raise QuotaExceeded(f"a tenant may have at most {MAX_WIDGET_KEYS_PER_TENANT} widget keys")
+        cur.execute(
+            f"""INSERT INTO widget_keys (user_id, widget_key, name, allowed_origins) VALUES (%s, %s, %s, %s)
+            RETURNING {WIDGET_COLUMNS}""",  # noqa: S608
+            (principal.tenant_id, _new_widget_key(), data.name, data.allowed_origins),
+        )
+        return Widget.model_validate(cur.fetchone())
+
+
+def list_widgets(principal: Principal, *, limit: int, cursor: str | None = None) -> Page[Widget]:
+    """Newest first, revoked ones included (with `revokedAt`), keyset-paginated."""
+    params: dict[str, Any] = {"tenant": principal.tenant_id, "limit": limit + 1}
+    after = sql.SQL("")
+    if cursor:
+        params["after_at"], params["after_id"] = decode_cursor(cursor)
+        after = sql.SQL("AND (created_at, id) < (%(after_at)s, %(after_id)s)")
+    with tenant_transaction(principal.tenant_id) as cur:
+        cur.execute(
+            sql.SQL(
+                "SELECT {columns} FROM widget_keys WHERE user_id = %(tenant)s {after} "
+                "ORDER BY created_at DESC, id DESC LIMIT %(limit)s"
+            ).format(columns=sql.SQL(WIDGET_COLUMNS), after=after),
+            params,
+        )
+        rows = cur.fetchall()
+    return page_of(rows, limit, Widget.model_validate)
+
+
+def revoke_widget(principal: Principal, widget_key: str) -> Widget:
+    """Revoke (idempotent: revoking again keeps the first revocation's time). Another tenant's key is a 404."""
+    principal.require_admin("revoke widget keys")
+    with tenant_transaction(principal.tenant_id) as cur:
+        cur.execute(
+            f"""UPDATE widget_keys SET revoked_at = coalesce(revoked_at, now())
+            WHERE user_id = %s AND widget_key = %s RETURNING {WIDGET_COLUMNS}""",  # noqa: S608
+            (principal.tenant_id, widget_key),
+        )
+        return Widget.model_validate(found(cur.fetchone(), "widget key"))
+
+
+def _admitted(widget_key: str, origin: str | None) -> UUID:
+    """The key's tenant, if the key is live and `origin` is one of its origins; Forbidden otherwise (one answer for
+    an unknown and a revoked key, so a prober learns nothing about keys it does not hold)."""
+    with anonymous_transaction() as cur:
+        cur.execute("SELECT user_id, allowed_origins, revoked FROM widget_key_for_visitors(%s)", (widget_key,))
+        row = cur.fetchone()
+    if row is None or row["revoked"]:
+        raise Forbidden("this widget key is unknown or revoked")
+    if not origin_allowed(origin, row["allowed_origins"]):
+        raise Forbidden("this page's origin is not one the widget key allows")
+    return UUID(str(row["user_id"]))
+
+
+def origin_allowed(origin: str | None, allowed: list[str]) -> bool:
+    if not origin:
+        return False
+    try:
+        return normalize_origin(origin) in allowed
+    except ValueError:
+        return False
+
+
+def start_visitor_session(widget_key: str, origin: str | None, resume_token: str | None) -> WidgetSession:
+    """The public widget route: a visitor (new, or the same one again with a valid resume token of this key)
+    and the tokens it needs."""
+    tenant_id = _admitted(widget_key, origin)
+    claims = verify_resume_token(resume_token) if resume_token else None
+    if claims is not None and claims.widget_key == widget_key and claims.tenant_id == tenant_id:
+        visitor_id = claims.visitor_id
+    else:
+        visitor_id = new_visitor_id()  # none, foreign, tampered or expired: a new visitor
+    connect_token, expires_at = issue_connect_token(tenant_id, widget_key, visitor_id)
+    resume, resume_expires_at = issue_resume_token(tenant_id, widget_key, visitor_id)
+    return WidgetSession(
+        visitor_id=visitor_id,
+        connect_token=connect_token,
+        expires_at=expires_at,
+        resume_token=resume,
+        resume_expires_at=resume_expires_at,
+    )

@@ -1,0 +1,42 @@
+"""Each widgets sample event in events/ (what `sam local invoke -e` would send) through the real handler."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import psycopg
+
+from local.database import DatabaseUrls
+from local.sample_events import TENANT_ID, WIDGET_KEY, WIDGET_ORIGIN
+from tests.http_events import invoke_sample_event
+
+EVENTS = Path(__file__).resolve().parents[2] / "events" / "widgets"
+
+# The visitor session before the revocation, both on the key the events name (made below).
+JOURNEY = [("create", 201), ("list", 200), ("start_visitor_session", 201), ("revoke", 200)]
+
+
+def test_the_journey_covers_every_sample_event() -> None:
+    assert sorted(name for name, _ in JOURNEY) == sorted(p.stem for p in EVENTS.glob("*.json"))
+
+
+def test_every_widget_sample_event_succeeds_against_the_handler(db: DatabaseUrls) -> None:
+    from functions.widgets import app
+
+    with psycopg.connect(db.owner) as conn:  # the key the events name, live again
+        conn.execute("DELETE FROM widget_keys WHERE widget_key = %s", (WIDGET_KEY,))
+        conn.execute(
+            "INSERT INTO widget_keys (user_id, widget_key, name, allowed_origins) VALUES (%s, %s, 'Sample', %s)",
+            (TENANT_ID, WIDGET_KEY, [WIDGET_ORIGIN]),
+        )
+
+    answers = {}
+    for name, _ in JOURNEY:
+        result = invoke_sample_event(app.lambda_handler, EVENTS / f"{name}.json", "WidgetsFunction")
+        answers[name] = (result["statusCode"], json.loads(result["body"]))
+        assert answers[name][1]["success"] is True, (name, result["body"])
+
+    assert {name: status for name, (status, _) in answers.items()} == dict(JOURNEY)
+    assert answers["start_visitor_session"][1]["data"]["connectToken"]
+    assert answers["revoke"][1]["data"]["revokedAt"] is not None
