@@ -547,8 +547,8 @@ def test_conversation_pages_never_skip_a_message_that_commits_late(db: DatabaseU
         assert row is not None
         late = str(row[0])
         agent_session.execute(
-            "UPDATE support_tickets SET first_response_time = 1 WHERE user_id = %s AND id = %s"
-            " AND first_response_time IS NULL",
+            f"UPDATE support_tickets SET first_response_time = {SECONDS_SINCE_CREATED}"
+            " WHERE user_id = %s AND id = %s AND first_response_time IS NULL",
             (tenant, ticket),
         )
         # and two customer messages are added through the service meanwhile (each commits, or waits)
