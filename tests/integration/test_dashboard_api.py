@@ -15,6 +15,7 @@ import pytest
 from psycopg.rows import dict_row
 
 from local.database import DatabaseUrls
+from tests import recount
 from tests.http_events import HandlerClient, invoke_sample_event
 from tests.integration.test_tickets_api import BASE as TICKETS
 from tests.integration.test_tickets_api import new_agent, new_ticket
@@ -92,6 +93,35 @@ def desk(db: DatabaseUrls, tickets_api: HandlerClient) -> None:
     )
 
 
+def expected_top_agents(db: DatabaseUrls, tenant: UUID, shown: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The five agents get_dashboard documents, ranked from a recount of the tickets and feedback (not from the
+    agent columns the triggers keep): resolved tickets, then average agent rating (none last), then name, then
+    id; each with its recounted figures. `shown` gives the other fields, as the API returned them."""
+    figures = recount.recount_agent_figures(db, tenant)
+    agents = _rows(db, tenant, "support_agents")
+
+    def rank(agent: dict[str, Any]) -> tuple[Any, ...]:
+        mine = figures[agent["id"]]
+        rating = mine["average_rating"]
+        return (-mine["total_tickets_resolved"], rating is None, -(rating or 0), agent["agent_name"], agent["id"])
+
+    by_id = {a["id"]: a for a in shown}
+    expected = []
+    for agent in sorted(agents, key=rank)[:5]:
+        mine = figures[agent["id"]]
+        rating = mine["average_rating"]
+        expected.append(
+            {
+                **by_id.get(str(agent["id"]), {"id": str(agent["id"])}),
+                "totalTicketsResolved": mine["total_tickets_resolved"],
+                "averageRating": None if rating is None else float(rating),
+                "averageResolutionTime": mine["average_resolution_time"],
+                "responseTimeAverage": mine["response_time_average"],
+            }
+        )
+    return expected
+
+
 def _rows(db: DatabaseUrls, tenant: UUID, table: str) -> list[dict[str, Any]]:
     with psycopg.connect(db.admin, row_factory=dict_row) as conn:
         return conn.execute(f"SELECT * FROM {table} WHERE user_id = %s".encode(), (tenant,)).fetchall()
@@ -134,11 +164,7 @@ def test_every_field_against_the_raw_rows(desk: None, dashboard_api: HandlerClie
     assert data["chatsStartedToday"] == sum(c["session_start_time"] >= midnight for c in chats)
     newest = sorted(tickets, key=lambda t: (t["created_at"], t["id"]), reverse=True)[:5]
     assert [t["id"] for t in data["recentTickets"]] == [str(t["id"]) for t in newest]
-    ranked = sorted(
-        agents,
-        key=lambda a: (-a["total_tickets_resolved"], -(a["average_rating"] or 0), a["agent_name"], str(a["id"])),
-    )
-    assert [a["id"] for a in data["topAgents"]] == [str(a["id"]) for a in ranked[:5]]
+    assert data["topAgents"] == expected_top_agents(db, tenant, data["topAgents"])
     assert data["topAgents"][0]["totalTicketsResolved"] == 2
     assert data["ticketsByStatus"] == {
         s: sum(t["status"] == s for t in tickets)
@@ -166,6 +192,184 @@ def test_every_field_against_the_raw_rows(desk: None, dashboard_api: HandlerClie
         "ticketsByStatus", "ticketsByPriority", "ticketsByCategory", "agentAvailability",
         "satisfactionTrendLastWeek", "ticketVolumeTrendLastWeek",
     }  # fmt: skip
+
+
+def _backdate(db: DatabaseUrls, ticket: dict[str, Any], seconds: int) -> None:
+    """As if the ticket had been created `seconds` ago: its resolution and first response times follow."""
+    _as_owner(
+        db,
+        UUID(ticket["userId"]),
+        "UPDATE support_tickets SET created_at = now() - make_interval(secs => %s) WHERE id = %s",
+        (seconds, ticket["id"]),
+    )
+
+
+def _ok(reply: Any, status: int = 200) -> dict[str, Any]:
+    assert reply.status == status, reply.body
+    return dict(reply.data)
+
+
+def recount_figures(db: DatabaseUrls, tenant: UUID) -> dict[str, Any]:
+    """The dashboard's ticket figures, counted here from the tenant's rows."""
+    tickets = _rows(db, tenant, "support_tickets")
+    feedback = _rows(db, tenant, "ticket_feedback")
+    resolution = [t["resolution_time"] for t in tickets if t["resolution_time"] is not None]
+    first_response = [t["first_response_time"] for t in tickets if t["first_response_time"] is not None]
+    satisfaction = recount.half_up(sum(f["rating"] for f in feedback), len(feedback), 2)
+    return {
+        "totalTickets": len(tickets),
+        "openTickets": sum(t["status"] in ("open", "in_progress", "waiting_customer") for t in tickets),
+        "resolvedTickets": sum(t["status"] in ("resolved", "closed") for t in tickets),
+        "ticketsByStatus": {
+            s: sum(t["status"] == s for t in tickets)
+            for s in ("open", "in_progress", "waiting_customer", "resolved", "closed")
+        },
+        "ticketsByPriority": {p: sum(t["priority"] == p for t in tickets) for p in ("low", "medium", "high", "urgent")},
+        # only categories that hold a ticket now
+        "ticketsByCategory": dict(sorted(Counter(t["category"] or "uncategorized" for t in tickets).items())),
+        "averageResolutionTime": _int(recount.half_up(sum(resolution), len(resolution))),
+        "averageFirstResponseTime": _int(recount.half_up(sum(first_response), len(first_response))),
+        "customerSatisfactionScore": None if satisfaction is None else float(satisfaction),
+    }
+
+
+def _int(value: Any) -> int | None:
+    return None if value is None else int(value)
+
+
+class TestFiguresFollowTheTickets:
+    """Tickets move between categories, priorities, agents and states; every figure follows, by a recount."""
+
+    @pytest.fixture
+    def moved(self, db: DatabaseUrls, tickets_api: HandlerClient) -> None:
+        api = tickets_api
+        crew = {
+            name: new_agent(api, agentName=name) for name in ("Gus", "Bob", "Ann", "Cid", "Dee", "Eve", "Fay", "Abe")
+        }
+        made: dict[str, dict[str, Any]] = {}
+        # name: (agent, category, priority, age in s, reply?, resolve?, feedback (rating, agentRating))
+        plan: dict[str, tuple[str | None, str | None, str, int, bool, bool, tuple[int, int] | None]] = {
+            "T1": ("Gus", "billing", "high", 1000, True, True, (4, 3)),
+            "T2": ("Gus", "billing", "urgent", 2000, True, True, (2, 2)),
+            "T3": ("Gus", "billing", "low", 3000, False, True, None),
+            "T4": ("Ann", "shipping", "medium", 4000, True, True, (5, 4)),
+            "T5": ("Ann", "shipping", "low", 5000, False, True, (3, 4)),
+            "T6": ("Bob", None, "medium", 6000, True, True, (4, 5)),
+            "T7": ("Bob", "billing", "medium", 7000, True, False, None),
+            "T8": ("Cid", "returns", "high", 8000, False, True, None),
+            "T9": ("Cid", "returns", "low", 9000, True, True, None),
+            "T10": ("Dee", "shipping", "urgent", 10000, False, True, (3, 3)),
+            "T11": ("Eve", None, "low", 11000, True, True, (1, 3)),
+            "T12": (None, "billing", "low", 12000, False, False, None),
+            "T13": ("Fay", None, "medium", 13000, False, False, None),
+            "T14": ("Cid", "returns", "medium", 14000, False, True, None),
+            "T15": ("Abe", None, "high", 15000, True, True, (4, 3)),
+        }
+        for name, (agent, category, priority, age, replied, resolved, rated) in plan.items():
+            ticket = new_ticket(api, priority=priority, **({"category": category} if category else {}))
+            _backdate(db, ticket, age)
+            made[name] = ticket
+            if agent:
+                _ok(api.post(f"{TICKETS}/{ticket['id']}/assign", {"agentId": crew[agent]["id"]}))
+            if replied:
+                message = {"senderType": "agent", "senderName": "A", "message": "x"}
+                _ok(api.post(f"{TICKETS}/{ticket['id']}/conversations", message), 201)
+            if resolved:
+                _ok(api.patch(f"{TICKETS}/{ticket['id']}", {"status": "resolved"}))
+            if rated:
+                body = {"rating": rated[0], "agentRating": rated[1]}
+                _ok(api.post(f"{TICKETS}/{ticket['id']}/feedback", body), 201)
+        _ok(api.patch(f"{TICKETS}/{made['T12']['id']}", {"status": "waiting_customer"}))
+
+        def patch(name: str, body: dict[str, Any]) -> None:
+            _ok(api.patch(f"{TICKETS}/{made[name]['id']}", body))
+
+        patch("T2", {"assignedAgentId": crew["Bob"]["id"]})  # resolved, rated 2: both move to Bob
+        patch("T3", {"status": "open"})  # reopened: no longer resolved, resolution time cleared
+        _ok(api.post(f"{TICKETS}/{made['T3']['id']}/assign", {"agentId": crew["Eve"]["id"]}))
+        patch("T3", {"status": "resolved"})
+        patch("T7", {"status": "resolved"})
+        patch("T9", {"status": "open"})  # Cid keeps it, unresolved
+        for name in ("T1", "T2", "T3", "T7", "T12"):  # every billing ticket
+            patch(name, {"category": "shipping"})
+        patch("T5", {"category": "returns"})
+        patch("T4", {"priority": "urgent"})
+        _ok(api.post(f"{TICKETS}/{made['T13']['id']}/close"))
+        # Now: Bob 3 resolved (ratings 5, 2); Ann 2 (4, 4); Eve 2 (3); Cid 2 (none); Gus, Dee, Abe 1 (3 each);
+        # Fay 1 (none).
+
+    def test_every_ticket_figure_matches_a_recount(
+        self, moved: None, db: DatabaseUrls, dashboard_api: HandlerClient
+    ) -> None:
+        data = _ok(dashboard_api.get(DASHBOARD))
+        expected = recount_figures(db, dashboard_api.tenant)
+        assert {key: data[key] for key in expected} == expected
+        assert "billing" not in data["ticketsByCategory"]  # every billing ticket moved to shipping
+        assert data["ticketsByCategory"] == {"returns": 4, "shipping": 7, "uncategorized": 4}
+
+    def test_top_agents_are_ranked_by_a_recount_of_the_rows(
+        self, moved: None, db: DatabaseUrls, dashboard_api: HandlerClient
+    ) -> None:
+        top = _ok(dashboard_api.get(DASHBOARD))["topAgents"]
+        assert top == expected_top_agents(db, dashboard_api.tenant, top)
+        # most resolved first; then the better rating, no rating last; then the name (Abe before Dee and Gus)
+        assert [a["agentName"] for a in top] == ["Bob", "Ann", "Eve", "Cid", "Abe"]
+        assert [(a["totalTicketsResolved"], a["averageRating"]) for a in top] == [
+            (3, 3.5),
+            (2, 4.0),
+            (2, 3.0),
+            (2, None),
+            (1, 3.0),
+        ]
+
+
+def test_a_category_whose_last_ticket_moved_away_is_not_listed(
+    tickets_api: HandlerClient, dashboard_api: HandlerClient
+) -> None:
+    # Given two billing tickets and one about shipping
+    billing = [new_ticket(tickets_api, category="billing") for _ in range(2)]
+    new_ticket(tickets_api, category="shipping")
+    assert _ok(dashboard_api.get(DASHBOARD))["ticketsByCategory"] == {"billing": 2, "shipping": 1}
+
+    # When both billing tickets move to shipping
+    for ticket in billing:
+        _ok(tickets_api.patch(f"{TICKETS}/{ticket['id']}", {"category": "shipping"}))
+
+    # Then billing is gone from the dashboard, not listed with 0
+    assert _ok(dashboard_api.get(DASHBOARD))["ticketsByCategory"] == {"shipping": 3}
+
+
+@pytest.fixture
+def rated_an_eighth_above_3_12(db: DatabaseUrls, tickets_api: HandlerClient) -> dict[str, Any]:
+    """Eight resolved tickets of one agent whose ratings, and agent ratings, are 3 x 7 and 4: mean 3.125."""
+    agent = new_agent(tickets_api, agentName="Grace")
+    for rating in (3, 3, 3, 3, 3, 3, 3, 4):
+        ticket = new_ticket(tickets_api)
+        _ok(tickets_api.post(f"{TICKETS}/{ticket['id']}/assign", {"agentId": agent["id"]}))
+        _ok(tickets_api.patch(f"{TICKETS}/{ticket['id']}", {"status": "resolved"}))
+        _ok(tickets_api.post(f"{TICKETS}/{ticket['id']}/feedback", {"rating": rating, "agentRating": rating}), 201)
+    return agent
+
+
+def test_satisfaction_and_agent_rating_both_round_half_away_from_zero(
+    rated_an_eighth_above_3_12: dict[str, Any], dashboard_api: HandlerClient
+) -> None:
+    # Given ratings with a mean of exactly 3.125, for the tickets and for their agent
+    # When the dashboard is read
+    data = _ok(dashboard_api.get(DASHBOARD))
+    # Then both means round the same way, half away from zero, as PostgreSQL's round(numeric) does
+    (agent,) = data["topAgents"]
+    assert agent["id"] == rated_an_eighth_above_3_12["id"]
+    assert (data["customerSatisfactionScore"], agent["averageRating"]) == (3.13, 3.13)
+
+
+def test_the_satisfaction_trend_rounds_as_the_score_does(
+    rated_an_eighth_above_3_12: dict[str, Any], dashboard_api: HandlerClient
+) -> None:
+    # Given today's ratings with a mean of exactly 3.125; When the dashboard is read
+    data = _ok(dashboard_api.get(DASHBOARD))
+    # Then today's point of the trend is the same 3.13 (the trend's last day is today)
+    assert data["satisfactionTrendLastWeek"][-1]["score"] == 3.13
 
 
 def test_a_new_tenant_has_an_empty_dashboard(dashboard_api: HandlerClient) -> None:

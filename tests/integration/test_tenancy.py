@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import date
 from typing import Any
 from uuid import UUID, uuid4
 
@@ -9,6 +10,7 @@ import psycopg
 import pytest
 
 from local.database import DatabaseUrls
+from support.db.connection import SET_TENANT
 from tests.http_events import HandlerClient
 from tests.integration.test_tickets_api import BASE, new_agent, new_ticket, resolve
 
@@ -26,6 +28,8 @@ TENANT_TABLES = [
     "chat_totals",
     "feedback_totals",
 ]
+# Tables with a user_id that the runtime role cannot touch at all (read only through SECURITY DEFINER functions).
+SIDE_TABLES = ["ticket_search_index"]  # sql/0003
 
 
 @pytest.fixture
@@ -88,47 +92,256 @@ def test_lists_and_search_never_show_another_tenants_rows(
     assert [a["id"] for a in b_agents.get("/api/support/agents").data] == []
 
 
-def _as_runtime_role(db: DatabaseUrls, tenant: UUID | None, statement: str) -> list[tuple[Any, ...]]:
-    with psycopg.connect(db.app) as conn:
-        if tenant is not None:
-            conn.execute("SELECT set_config('app.tenant_id', %s, true)", (str(tenant),))
-        return conn.execute(statement.encode()).fetchall()
+# --- row-level security in the database itself, on rows of its own in every tenant table -------------------
 
 
-@pytest.mark.parametrize("table", TENANT_TABLES)
-def test_rls_alone_hides_other_tenants_rows(
-    db: DatabaseUrls, tenant: UUID, other_tenant: UUID, tenant_a_data: dict[str, Any], table: str
-) -> None:
-    # No WHERE user_id = ...: the application's own tenant filter is out of the way.
-    count = f"SELECT count(*) FROM {table}"
-    assert _as_runtime_role(db, other_tenant, count) == [(0,)]
-    if table in {"support_tickets", "ticket_conversations", "support_agents", "ticket_feedback", "ticket_totals"}:
-        assert _as_runtime_role(db, tenant, count)[0][0] >= 1
+def _tenant_rows(db: DatabaseUrls, tenant: UUID) -> dict[str, str]:
+    """Rows of `tenant` in every tenant table: through the API wherever one writes the table, the daily
+    analytics as the owner (no API writes them), the running totals by their triggers."""
+    from functions.canned_responses import app as canned_app
+    from functions.chat import app as chat_app
+    from functions.tickets import app as tickets_app
+
+    tickets = HandlerClient(tickets_app.lambda_handler, tenant=tenant)
+    chats = HandlerClient(chat_app.lambda_handler, tenant=tenant)
+    canned = HandlerClient(canned_app.lambda_handler, tenant=tenant)
+
+    agent = new_agent(tickets)
+    ticket = new_ticket(
+        tickets, subject="Secret merger paperwork", customerEmail="ceo@tenant.example", category="legal"
+    )
+    assert tickets.post(f"{BASE}/{ticket['id']}/assign", {"agentId": agent["id"]}).status == 200
+    message = {"senderType": "agent", "senderName": "Grace", "message": "Looking into it"}
+    assert tickets.post(f"{BASE}/{ticket['id']}/conversations", message).status == 201
+    resolve(tickets, ticket["id"])
+    assert tickets.post(f"{BASE}/{ticket['id']}/feedback", {"rating": 5, "agentRating": 4}).status == 201
+    unrated = new_ticket(tickets)
+
+    session = chats.post("/api/support/chat/sessions", {"visitorId": "visitor-1", "visitorName": "Ada"})
+    assert session.status == 201, session.body
+    chat_path = f"/api/support/chat/sessions/{session.data['id']}"
+    assert chats.post(f"{chat_path}/transfer", {"toAgentId": agent["id"]}).status == 200
+    assert chats.post(f"{chat_path}/messages", {"senderType": "customer", "message": "hello"}).status == 201
+    assert chats.post(f"{chat_path}/end").status == 200
+
+    response = canned.post(
+        "/api/support/canned-responses",
+        {"responseTitle": "Refunds", "responseContent": "5 to 7 days.", "shortcutKey": f"r{uuid4().hex[:8]}"},
+    )
+    assert response.status == 201, response.body
+
+    with psycopg.connect(db.owner) as owner:  # the owner is subject to FORCE RLS too: the tenant is set
+        owner.execute(SET_TENANT, (str(tenant),))
+        owner.execute(
+            "INSERT INTO support_analytics (user_id, analytics_date, total_tickets_created) VALUES (%s, %s, 2)",
+            (tenant, date(2026, 1, 1)),
+        )
+    return {"agent": agent["id"], "ticket": ticket["id"], "unrated": unrated["id"], "session": session.data["id"]}
 
 
-@pytest.mark.parametrize("table", TENANT_TABLES)
-def test_without_a_tenant_setting_queries_fail(db: DatabaseUrls, tenant_a_data: dict[str, Any], table: str) -> None:
-    with pytest.raises(psycopg.errors.UndefinedObject):
-        _as_runtime_role(db, None, f"SELECT * FROM {table}")
-
-
-def test_after_a_tenant_transaction_the_setting_is_gone(db: DatabaseUrls, tenant: UUID) -> None:
-    with psycopg.connect(db.app, autocommit=True) as conn:
-        with conn.transaction():
-            conn.execute("SELECT set_config('app.tenant_id', %s, true)", (str(tenant),))
-        with pytest.raises(psycopg.errors.InvalidTextRepresentation):
-            conn.execute("SELECT * FROM support_tickets")
-
-
-def test_runtime_role_cannot_write_another_tenants_rows(db: DatabaseUrls, tenant: UUID, other_tenant: UUID) -> None:
-    with psycopg.connect(db.app) as conn:
-        conn.execute("SELECT set_config('app.tenant_id', %s, true)", (str(tenant),))
-        with pytest.raises(psycopg.errors.InsufficientPrivilege):
-            conn.execute(
-                "INSERT INTO support_tickets (user_id, customer_name, customer_email, subject) "
-                "VALUES (%s, 'x', 'x@example.com', 'x')",
-                (other_tenant,),
+@pytest.fixture
+def two_tenants(db: DatabaseUrls, tenant: UUID, other_tenant: UUID) -> dict[UUID, dict[str, str]]:
+    """Tenant A (`tenant`) and tenant B (`other_tenant`), each with rows of its own in every tenant table."""
+    data = {tenant: _tenant_rows(db, tenant), other_tenant: _tenant_rows(db, other_tenant)}
+    with psycopg.connect(db.admin) as conn:  # superuser: bypasses RLS
+        for table in TENANT_TABLES + SIDE_TABLES:
+            counts = dict(
+                conn.execute(
+                    f"SELECT user_id, count(*) FROM {table} WHERE user_id = ANY(%s) GROUP BY user_id".encode(),
+                    ([tenant, other_tenant],),
+                ).fetchall()
             )
+            assert counts.keys() == {tenant, other_tenant}, f"{table} lacks rows of one tenant: {counts}"
+    return data
+
+
+def _admin_counts(db: DatabaseUrls, tenant: UUID) -> dict[str, dict[UUID, int]]:
+    with psycopg.connect(db.admin) as conn:
+        return {
+            table: dict(
+                conn.execute(
+                    f"SELECT user_id, count(*) FROM {table} WHERE user_id = %s GROUP BY user_id".encode(), (tenant,)
+                ).fetchall()
+            )
+            for table in TENANT_TABLES
+        }
+
+
+def _as_runtime_role(db: DatabaseUrls, tenant: UUID | None, statement: str, params: Any = ()) -> Any:
+    """One statement as support_app, in a transaction of its own (rolled back), with `tenant` set if given."""
+    with psycopg.connect(db.app, autocommit=True) as conn, conn.transaction(force_rollback=True):
+        if tenant is not None:
+            conn.execute(SET_TENANT, (str(tenant),))
+        cur = conn.execute(statement.encode(), params)
+        return cur.fetchall() if cur.description else cur.rowcount
+
+
+def _outcome(call: Any) -> str:
+    try:
+        return f"ok: {call()}"
+    except psycopg.Error as exc:
+        return type(exc).__name__
+
+
+def test_the_tenant_tables_are_every_table_with_a_user_id_column(db: DatabaseUrls) -> None:
+    with psycopg.connect(db.owner) as conn:
+        found = {
+            row[0]
+            for row in conn.execute(
+                """SELECT c.relname FROM pg_class c
+                JOIN pg_namespace n ON n.oid = c.relnamespace
+                JOIN pg_attribute a ON a.attrelid = c.oid AND a.attname = 'user_id' AND NOT a.attisdropped
+                WHERE n.nspname = 'public' AND c.relkind IN ('r', 'p') AND c.relname <> 'schema_migrations'"""
+            ).fetchall()
+        }
+    assert found == set(TENANT_TABLES) | set(SIDE_TABLES)
+
+
+def test_each_tenant_sees_exactly_its_own_rows_in_every_table(
+    db: DatabaseUrls, tenant: UUID, other_tenant: UUID, two_tenants: dict[UUID, dict[str, str]]
+) -> None:
+    # Given A and B with rows in every tenant table
+    for me in (tenant, other_tenant):
+        # When the runtime role reads each whole table (no WHERE: the application's filter is out of the way)
+        seen = {
+            table: dict(_as_runtime_role(db, me, f"SELECT user_id, count(*) FROM {table} GROUP BY user_id"))
+            for table in TENANT_TABLES
+        }
+        # Then it sees all of its own rows and none of the other tenant's, in every table
+        assert seen == _admin_counts(db, me)
+        assert all(counts.get(me, 0) >= 1 for counts in seen.values())  # not vacuous: its rows are there
+
+
+def test_another_tenants_rows_cannot_be_changed_or_deleted(
+    db: DatabaseUrls, tenant: UUID, other_tenant: UUID, two_tenants: dict[UUID, dict[str, str]]
+) -> None:
+    # Given A's rows in every table; When B updates or deletes them by tenant id; Then no row is touched
+    updates = {
+        table: _as_runtime_role(db, other_tenant, f"UPDATE {table} SET user_id = user_id WHERE user_id = %s", (tenant,))
+        for table in TENANT_TABLES
+    }
+    assert updates == dict.fromkeys(TENANT_TABLES, 0)
+    deletable = [t for t in TENANT_TABLES if _privilege(db, t, "DELETE")]
+    deletes = {
+        t: _as_runtime_role(db, other_tenant, f"DELETE FROM {t} WHERE user_id = %s", (tenant,)) for t in deletable
+    }
+    assert deletes == dict.fromkeys(deletable, 0)
+    assert deletable  # the role may delete somewhere, so this was tried
+
+
+def _privilege(db: DatabaseUrls, table: str, privilege: str) -> bool:
+    with psycopg.connect(db.owner) as conn:
+        row = conn.execute("SELECT has_table_privilege('support_app', %s, %s)", (table, privilege)).fetchone()
+    return bool(row and row[0])
+
+
+def test_without_a_tenant_setting_every_table_fails_closed(
+    db: DatabaseUrls, two_tenants: dict[UUID, dict[str, str]]
+) -> None:
+    # Given rows in every table; When the runtime role reads one without setting a tenant; Then it raises
+    outcomes = {t: _outcome(lambda t=t: _as_runtime_role(db, None, f"SELECT * FROM {t}")) for t in TENANT_TABLES}
+    assert outcomes == dict.fromkeys(TENANT_TABLES, "UndefinedObject")
+
+
+def test_after_a_tenant_transaction_every_table_fails_closed(
+    db: DatabaseUrls, tenant: UUID, two_tenants: dict[UUID, dict[str, str]]
+) -> None:
+    def read_after_a_transaction(table: str) -> Any:
+        with psycopg.connect(db.app, autocommit=True) as conn:
+            with conn.transaction():
+                conn.execute(SET_TENANT, (str(tenant),))
+            return conn.execute(f"SELECT * FROM {table}".encode()).fetchall()
+
+    # Given a connection whose tenant transaction has ended; When it reads any table; Then it raises
+    outcomes = {t: _outcome(lambda t=t: read_after_a_transaction(t)) for t in TENANT_TABLES}
+    assert outcomes == dict.fromkeys(TENANT_TABLES, "InvalidTextRepresentation")
+
+
+def _inserts_for(tenant: UUID, rows: dict[str, str]) -> dict[str, tuple[str, tuple[Any, ...]]]:
+    """A valid row of `tenant` for each tenant table (referring to its own ticket, session)."""
+    return {
+        "support_tickets": (
+            "INSERT INTO support_tickets (user_id, customer_name, customer_email, subject)"
+            " VALUES (%s, 'x', 'x@example.com', 'x')",
+            (tenant,),
+        ),
+        "ticket_conversations": (
+            "INSERT INTO ticket_conversations (ticket_id, user_id, sender_type, sender_name, message)"
+            " VALUES (%s, %s, 'customer', 'x', 'x')",
+            (rows["ticket"], tenant),
+        ),
+        "support_agents": (
+            "INSERT INTO support_agents (user_id, agent_name, agent_email) VALUES (%s, 'x', %s)",
+            (tenant, f"{uuid4()}@desk.example"),
+        ),
+        "live_chat_sessions": ("INSERT INTO live_chat_sessions (user_id, visitor_id) VALUES (%s, 'x')", (tenant,)),
+        "chat_messages": (
+            "INSERT INTO chat_messages (session_id, user_id, sender_type, message) VALUES (%s, %s, 'customer', 'x')",
+            (rows["session"], tenant),
+        ),
+        "canned_responses": (
+            "INSERT INTO canned_responses (user_id, response_title, response_content, shortcut_key)"
+            " VALUES (%s, 'x', 'x', %s)",
+            (tenant, f"x{uuid4().hex[:8]}"),
+        ),
+        "support_analytics": (
+            "INSERT INTO support_analytics (user_id, analytics_date) VALUES (%s, %s)",
+            (tenant, date(2001, 1, 1)),
+        ),
+        "ticket_feedback": (
+            "INSERT INTO ticket_feedback (ticket_id, user_id, rating) VALUES (%s, %s, 3)",
+            (rows["unrated"], tenant),
+        ),
+        "ticket_totals": (
+            "INSERT INTO ticket_totals (user_id, status, priority, category) VALUES (%s, 'open', 'low', 'x')",
+            (tenant,),
+        ),
+        "chat_totals": ("INSERT INTO chat_totals (user_id, status) VALUES (%s, 'transferred')", (tenant,)),
+        "feedback_totals": (  # the tenant's row exists (its feedback): an upsert, as the trigger's
+            "INSERT INTO feedback_totals AS f (user_id) VALUES (%s)"
+            " ON CONFLICT (user_id) DO UPDATE SET ratings = f.ratings",
+            (tenant,),
+        ),
+    }
+
+
+def test_with_check_refuses_rows_for_another_tenant_in_every_table(
+    db: DatabaseUrls, tenant: UUID, other_tenant: UUID, two_tenants: dict[UUID, dict[str, str]]
+) -> None:
+    inserts = _inserts_for(tenant, two_tenants[tenant])
+    insertable = [t for t in TENANT_TABLES if _privilege(db, t, "INSERT")]
+    assert sorted(inserts) == sorted(insertable)  # every table the role may insert into is tried
+    # Given valid rows: as A itself, each insert goes through (so a refusal below is the policy's)
+    accepted = {t: _outcome(lambda s=s: _as_runtime_role(db, tenant, *s)) for t, s in inserts.items()}
+    assert accepted == dict.fromkeys(inserts, "ok: 1")
+    # When B inserts them; Then WITH CHECK refuses every one
+    refused = {t: _outcome(lambda s=s: _as_runtime_role(db, other_tenant, *s)) for t, s in inserts.items()}
+    assert refused == dict.fromkeys(inserts, "InsufficientPrivilege")
+    # and B cannot move its own rows to A either
+    moved = {
+        t: _outcome(lambda t=t: _as_runtime_role(db, other_tenant, f"UPDATE {t} SET user_id = %s", (tenant,)))
+        for t in TENANT_TABLES
+        if _privilege(db, t, "UPDATE")
+    }
+    assert moved == dict.fromkeys(moved, "InsufficientPrivilege")
+    assert len(moved) == len(TENANT_TABLES)
+
+
+def test_the_search_side_table_is_closed_to_the_runtime_role(
+    db: DatabaseUrls, tenant: UUID, two_tenants: dict[UUID, dict[str, str]]
+) -> None:
+    # Given A's tickets in the search side table (kept by trigger)
+    with psycopg.connect(db.admin) as conn:
+        indexed = conn.execute("SELECT count(*) FROM ticket_search_index WHERE user_id = %s", (tenant,)).fetchone()
+        rls = conn.execute("SELECT relrowsecurity FROM pg_class WHERE relname = 'ticket_search_index'").fetchone()
+    assert indexed is not None and indexed[0] >= 1
+    assert rls == (True,)
+    # Then the runtime role holds no privilege on it at all, and reading it is refused even with a tenant set
+    privileges = {p: _privilege(db, "ticket_search_index", p) for p in ("SELECT", "INSERT", "UPDATE", "DELETE")}
+    assert privileges == dict.fromkeys(privileges, False)
+    assert _outcome(lambda: _as_runtime_role(db, tenant, "SELECT * FROM ticket_search_index")) == (
+        "InsufficientPrivilege"
+    )
 
 
 def test_runtime_role_owns_nothing_and_cannot_bypass_rls(db: DatabaseUrls) -> None:
