@@ -299,7 +299,8 @@ BEGIN
 END
 $$;
 
--- 4. Agent figures (0009): run as the owner, names qualified, and the feedback trigger locks the tickets --
+-- 4. Agent figures (0009): run as the owner, names qualified, agents locked FOR NO KEY UPDATE (see below), --
+--    and the feedback trigger locks the tickets
 --    before it reads their agent. Without that lock, a reassignment committed by a statement that did not
 --    lock the ticket first (a plain UPDATE) while feedback was being added was missed: the feedback's
 --    trigger read the ticket's old agent from its snapshot and credited the rating to them, while the
@@ -329,8 +330,11 @@ LANGUAGE plpgsql
 SET search_path = pg_catalog, public, pg_temp
 AS $$
 BEGIN
+    -- FOR NO KEY UPDATE, not FOR UPDATE: a ticket's foreign key check holds FOR KEY SHARE on its new agent
+    -- before this trigger runs, and FOR UPDATE waits for that, so two reassignments in opposite directions
+    -- (A to B, B to A) each held one agent and waited for the other. The figures are not key columns.
     PERFORM 1 FROM public.support_agents
-    WHERE id IN (SELECT d.agent_id FROM unnest(deltas) d) ORDER BY id FOR UPDATE;
+    WHERE id IN (SELECT d.agent_id FROM unnest(deltas) d) ORDER BY id FOR NO KEY UPDATE;
     UPDATE public.support_agents a
     SET total_tickets_resolved = a.total_tickets_resolved + d.resolved,
         resolution_seconds = a.resolution_seconds + d.resolution_seconds,
@@ -360,7 +364,7 @@ CREATE OR REPLACE FUNCTION public.refresh_agent_metrics(agent_ids uuid[]) RETURN
 LANGUAGE sql
 SET search_path = pg_catalog, public, pg_temp
 AS $$
-    SELECT id FROM public.support_agents WHERE id = ANY (agent_ids) ORDER BY id FOR UPDATE;
+    SELECT id FROM public.support_agents WHERE id = ANY (agent_ids) ORDER BY id FOR NO KEY UPDATE;
     UPDATE public.support_agents a
     SET total_tickets_resolved = 0, resolution_seconds = 0, resolution_count = 0, first_response_seconds = 0,
         first_response_count = 0, rating_sum = 0, rating_count = 0, average_resolution_time = NULL,

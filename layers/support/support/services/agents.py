@@ -116,7 +116,7 @@ def update_agent(principal: Principal, agent_id: UUID, changes: AgentUpdate) -> 
             del fields[not_nullable]
     with tenant_transaction(principal.tenant_id) as cur:
         cur.execute(
-            f"SELECT {AGENT_COLUMNS} FROM support_agents WHERE user_id = %s AND id = %s FOR UPDATE",  # noqa: S608
+            f"SELECT {AGENT_COLUMNS} FROM support_agents WHERE user_id = %s AND id = %s FOR NO KEY UPDATE",  # noqa: S608
             (principal.tenant_id, agent_id),
         )
         current = _agent(cur.fetchone())

@@ -15,7 +15,9 @@ Counters, kept in the same transaction as the change they count:
   (system messages excluded).
 
 Lock order, to keep concurrent transfers and ends free of deadlocks: the session first, then the agents
-involved in the order of their ids, all with FOR UPDATE.
+involved in the order of their ids (FOR UPDATE for the session; FOR NO KEY UPDATE for agents, the lock the
+database's own figure triggers take: it does not wait for the FOR KEY SHARE a foreign key check holds on an
+agent, so two hand-overs in opposite directions cannot deadlock on it).
 """
 
 from __future__ import annotations
@@ -73,7 +75,7 @@ def _lock_agents(cur: Cursor, principal: Principal, agent_ids: set[UUID]) -> dic
     """The agents' rows, locked in id order (the same order in every transaction, so no deadlock)."""
     cur.execute(
         """SELECT id, current_chats, max_concurrent_chats FROM support_agents
-        WHERE user_id = %s AND id = ANY(%s) ORDER BY id FOR UPDATE""",
+        WHERE user_id = %s AND id = ANY(%s) ORDER BY id FOR NO KEY UPDATE""",
         (principal.tenant_id, sorted(agent_ids)),
     )
     return {row["id"]: row for row in cur.fetchall()}
