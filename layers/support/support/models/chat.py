@@ -136,3 +136,6 @@ class ChatMessage(Record):
     is_read: bool
     read_at: datetime | None
     created_at: datetime
+    client_message_id: str | None = Field(
+        default=None, description="the sender's own id for it (WebSocket): a resend with it stores nothing new"
+    )
