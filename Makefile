@@ -12,7 +12,7 @@ export SAM_CLI_TELEMETRY := 0
 export AWS_DEFAULT_REGION ?= us-east-1
 export PYTHONDONTWRITEBYTECODE := 1
 
-.PHONY: help run token test test-fast lint typecheck validate build bench lock clean
+.PHONY: help run reset-demo token test test-fast lint typecheck validate build bench lock clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -32,8 +32,11 @@ $(SAM_VENV)/.installed:
 	@$(SAM_VENV)/bin/python -m pip install --quiet aws-sam-cli==$(SAM_CLI_VERSION) >&2
 	@touch $@
 
-run: $(VENV)/.installed ## the local API on an embedded PostgreSQL, with demo data
-	$(PY) -m local.run
+run: $(VENV)/.installed ## the local API on an embedded PostgreSQL, with demo data (PORT=, SUPPORT_DATA_DIR=)
+	@$(PY) -m local.run
+
+reset-demo: $(VENV)/.installed ## drop the make-run database and load the demo data afresh (a running make run keeps serving)
+	@$(PY) -m local.run --reset
 
 token: $(VENV)/.installed ## print a JWT for the local gateway: make token TENANT=<uuid> ROLE=admin|agent [AGENT=<uuid>]
 	@$(PY) -m local.token --tenant "$(TENANT)" --role "$(or $(ROLE),admin)" $(if $(AGENT),--agent "$(AGENT)")
