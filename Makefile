@@ -38,8 +38,8 @@ run: $(VENV)/.installed ## the local API on an embedded PostgreSQL, with demo da
 reset-demo: $(VENV)/.installed ## drop the make-run database and load the demo data afresh (a running make run keeps serving)
 	@$(PY) -m local.run --reset
 
-token: $(VENV)/.installed ## print a JWT for the local gateway: make token TENANT=<uuid> ROLE=admin|agent [AGENT=<uuid>]
-	@$(PY) -m local.token --tenant "$(TENANT)" --role "$(or $(ROLE),admin)" $(if $(AGENT),--agent "$(AGENT)")
+token: $(VENV)/.installed ## print a JWT for the local gateway: make token TENANT=<uuid> [ROLE=admin|agent AGENT=<uuid>] [TTL=3600]
+	@$(PY) -m local.token $(if $(TENANT),--tenant "$(TENANT)") --role "$(or $(ROLE),admin)" $(if $(AGENT),--agent "$(AGENT)") $(if $(TTL),--expires-in "$(TTL)")
 
 test: $(VENV)/.installed $(SAM_VENV)/.installed lint validate build ## the whole suite: lint, template checks, sam build, all tests
 	$(PY) -m pytest
