@@ -12,6 +12,7 @@ loads the demo data afresh and exits; a `make run` serving that folder keeps ser
 from __future__ import annotations
 
 import argparse
+import logging
 import os
 import shlex
 import signal
@@ -124,6 +125,7 @@ def _serve(data_dir: Path, port: int, *, reset: bool) -> int:
         if reset:
             print(f"Demo data loaded afresh in {where}: " + ", ".join(f"{n} {t}" for n, t in tenants.items()))
             return 0
+        _log_gateway_reasons()
         with ExitStack() as stack:
             try:
                 base = stack.enter_context(
@@ -135,6 +137,17 @@ def _serve(data_dir: Path, port: int, *, reset: bool) -> int:
             _print_welcome(base, tenants, where, joined=urls.joined)
             while True:
                 time.sleep(3600)
+
+
+def _log_gateway_reasons() -> None:
+    """The gateway's own log beside uvicorn's access log: why a request got a 401 (the client only sees
+    `www-authenticate`), a 413, or a handler's failure."""
+    log = logging.getLogger("local.gateway")
+    handler = logging.StreamHandler(sys.stdout)
+    handler.setFormatter(logging.Formatter("%(levelname)s:     %(message)s"))
+    log.addHandler(handler)
+    log.setLevel(logging.INFO)
+    log.propagate = False
 
 
 def _print_welcome(base: str, tenants: dict[str, UUID], where: str, *, joined: bool) -> None:
