@@ -86,13 +86,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     args = parser.parse_args(argv)
     try:
-        if not args.tenant:
+        if args.tenant is None:
             raise _Refused(
                 f"TENANT= (--tenant) is required: the tenant's UUID, e.g. make token TENANT={EXAMPLE_TENANT}"
             )
         tenant = _uuid(args.tenant, "TENANT= (--tenant)")
         if args.role not in ROLES:
-            raise _Refused(f"ROLE= (--role) must be admin or agent, not {args.role!r}")
+            raise _Refused(f"ROLE= (--role): invalid choice {args.role!r}, it is admin or agent")
         agent = _uuid(args.agent, "AGENT= (--agent)") if args.agent else None
         if args.role == "agent" and agent is None:
             raise _Refused(

@@ -70,7 +70,8 @@ def test_an_agent_token_without_an_agent_is_refused_naming_agent() -> None:
     ("arguments", "start"),
     [
         (["--tenant", "acme"], "make token: TENANT= (--tenant) is not a UUID: 'acme'"),
-        (["--tenant", TENANT, "--role", "owner"], "make token: ROLE= (--role) must be admin or agent"),
+        (["--tenant", ""], "make token: TENANT= (--tenant) is not a UUID: ''"),
+        (["--tenant", TENANT, "--role", "owner"], "make token: ROLE= (--role): invalid choice 'owner'"),
         (["--tenant", TENANT, "--role", "agent", "--agent", "grace"], "make token: AGENT= (--agent) is not a UUID"),
         (["--tenant", TENANT, "--expires-in", "0"], "make token: TTL= (--expires-in) must be a whole number"),
         (["--tenant", TENANT, "--expires-in", "1h"], "make token: TTL= (--expires-in) must be a whole number"),
