@@ -1,0 +1,149 @@
+"""The input rules every endpoint group shares, checked through the real handlers against the real PostgreSQL:
+cursors, whitespace, NUL characters, attachment URLs, categories, error field paths and unknown parameters."""
+
+from __future__ import annotations
+
+import base64
+import json
+from collections.abc import Callable
+from typing import Any
+from uuid import UUID, uuid4
+
+import pytest
+
+from local.database import DatabaseUrls
+from tests.http_events import HandlerClient
+
+TICKETS = "/api/support/tickets"
+AGENTS = "/api/support/agents"
+CANNED = "/api/support/canned-responses"
+CHAT = "/api/support/chat/sessions"
+
+
+def _client(module: str, tenant: UUID) -> HandlerClient:
+    from importlib import import_module
+
+    return HandlerClient(import_module(f"functions.{module}.app").lambda_handler, tenant=tenant)
+
+
+@pytest.fixture
+def api(db: DatabaseUrls, tenant: UUID) -> Callable[[str], HandlerClient]:
+    """`api("tickets")`: a client of that function, as the test's tenant."""
+    return lambda module: _client(module, tenant)
+
+
+def new_ticket(api: HandlerClient, **fields: Any) -> dict[str, Any]:
+    body = {"customerName": "Ada", "customerEmail": "ada@example.com", "subject": "Hi", **fields}
+    reply = api.post(TICKETS, body)
+    assert reply.status == 201, reply.body
+    return dict(reply.data)
+
+
+def new_session(api: HandlerClient) -> dict[str, Any]:
+    reply = api.post(CHAT, {"visitorId": f"visitor-{uuid4()}"})
+    assert reply.status == 201, reply.body
+    return dict(reply.data)
+
+
+def b64(value: Any) -> str:
+    """A cursor as this API encodes one (base64url of JSON, unpadded), of any JSON value."""
+    raw = value if isinstance(value, bytes) else json.dumps(value).encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+# ---------------------------------------------------------------------------------------------------------
+# 1. Cursors: whatever a client puts in `cursor` is a 422 on query.cursor unless this API issued it.
+
+ID = str(uuid4())
+AT = "2025-01-01T00:00:00+00:00"
+
+CRAFTED_CURSORS = {
+    "number as the id (the reported 500)": b64([AT, 5]),
+    "null as the id": b64([AT, None]),
+    "array as the id": b64([AT, [ID]]),
+    "object as the id": b64([AT, {"id": ID}]),
+    "not a uuid": b64([AT, "not-a-uuid"]),
+    "naive datetime": b64(["2025-01-01T00:00:00", ID]),
+    "year beyond 9999": b64(["99999-01-01T00:00:00+00:00", ID]),
+    "not a datetime": b64(["yesterday", ID]),
+    "float key": b64([5.5, ID]),
+    "integral float key": b64([5.0, ID]),
+    "bool key": b64([True, ID]),
+    "null key": b64([None, ID]),
+    "negative count": b64([-1, ID]),
+    "count beyond int4": b64([2**31, ID]),
+    "huge number": b64([10**400, ID]),
+    "nested arrays": b64([[AT], [ID]]),
+    "deeply nested": b64([[[[[[]]]]]]),
+    "object": b64({"a": AT, "b": ID}),
+    "object with two uuid keys": b64({ID: 1, str(uuid4()): 2}),
+    "extra element": b64([AT, ID, 1]),
+    "one element": b64([AT]),
+    "empty array": b64([]),
+    "string": b64("cursor"),
+    "number": b64(5),
+    "null": b64(None),
+    "invalid JSON": b64(b"[1,"),
+    "not UTF-8": b64(b"\xff\xfe[]"),
+    "not base64": "!!!!",
+    "non-ASCII": "é",
+}
+
+
+def paginated_routes(clients: Callable[[str], HandlerClient]) -> list[tuple[HandlerClient, str, dict[str, str]]]:
+    """(client, path, extra query) for every paginated list of the API, canned responses in both sorts."""
+    tickets, chat = clients("tickets"), clients("chat")
+    ticket_id = new_ticket(tickets)["id"]
+    session_id = new_session(chat)["id"]
+    return [
+        (tickets, TICKETS, {}),
+        (tickets, f"{TICKETS}/{ticket_id}/conversations", {}),
+        (clients("agents"), AGENTS, {}),
+        (chat, CHAT, {}),
+        (chat, f"{CHAT}/{session_id}/messages", {}),
+        (clients("canned_responses"), CANNED, {"sort": "newest"}),
+        (clients("canned_responses"), CANNED, {"sort": "usage"}),
+    ]
+
+
+@pytest.mark.parametrize("cursor", list(CRAFTED_CURSORS.values()), ids=list(CRAFTED_CURSORS))
+def test_a_crafted_cursor_is_422_on_query_cursor_on_every_paginated_route(
+    api: Callable[[str], HandlerClient], cursor: str
+) -> None:
+    for client, path, query in paginated_routes(api):
+        reply = client.get(path, query={**query, "cursor": cursor})
+        assert reply.status == 422, (path, query, reply.body)
+        assert [d["field"] for d in reply.error["details"]] == ["query.cursor"], (path, reply.body)
+        assert reply.error["code"] == "validation_error"
+
+
+def test_a_cursor_of_the_other_sort_is_422(api: Callable[[str], HandlerClient]) -> None:
+    """A newest-first cursor carries a datetime, a usage cursor a count: each is refused by the other sort."""
+    canned = api("canned_responses")
+    for key in range(3):
+        reply = canned.post(CANNED, {"responseTitle": "T", "responseContent": "C", "shortcutKey": f"k{key}"})
+        assert reply.status == 201, reply.body
+    for sort, other in (("newest", "usage"), ("usage", "newest")):
+        first = canned.get(CANNED, query={"sort": sort, "limit": 1})
+        cursor = first.body["nextCursor"]
+        assert cursor
+        assert canned.get(CANNED, query={"sort": sort, "limit": 1, "cursor": cursor}).status == 200
+        reply = canned.get(CANNED, query={"sort": other, "limit": 1, "cursor": cursor})
+        assert reply.status == 422, reply.body
+        assert reply.error["details"][0]["field"] == "query.cursor"
+
+
+def test_issued_cursors_page_through_every_route(api: Callable[[str], HandlerClient]) -> None:
+    """The decoder still takes what the encoder gives, on each kind of list."""
+    tickets = api("tickets")
+    ids = {new_ticket(tickets)["id"] for _ in range(3)}
+    seen: list[str] = []
+    cursor = None
+    while True:
+        reply = tickets.get(TICKETS, query={"limit": 1, **({"cursor": cursor} if cursor else {})})
+        assert reply.status == 200, reply.body
+        seen += [t["id"] for t in reply.data]
+        cursor = reply.body["nextCursor"]
+        if not cursor:
+            break
+    assert sorted(seen) == sorted(ids)
