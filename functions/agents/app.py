@@ -11,8 +11,7 @@ from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from support.http import PageCursor, PageSize, TenantParam, create_resolver, created, current_principal, ok, page
-from support.models.agents import AgentCreate, AgentStatus, AgentStatusUpdate, AgentUpdate, Skill
-from support.models.base import Category
+from support.models.agents import AgentCreate, AgentStatus, AgentStatusUpdate, AgentUpdate, Department, Skill
 from support.observability import logger, metrics
 from support.pagination import DEFAULT_PAGE_SIZE
 from support.services import agents
@@ -24,7 +23,7 @@ app = create_resolver()
 def list_agents(
     user_id: TenantParam = None,
     status: Annotated[AgentStatus | None, Query()] = None,
-    department: Annotated[Category | None, Query()] = None,
+    department: Annotated[Department | None, Query()] = None,
     skill: Annotated[Skill | None, Query()] = None,
     limit: PageSize = DEFAULT_PAGE_SIZE,
     cursor: PageCursor = None,

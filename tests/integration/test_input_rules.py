@@ -147,3 +147,118 @@ def test_issued_cursors_page_through_every_route(api: Callable[[str], HandlerCli
         if not cursor:
             break
     assert sorted(seen) == sorted(ids)
+
+
+# ---------------------------------------------------------------------------------------------------------
+# 2. Whitespace: bodies are kept byte for byte; short values are stripped.
+
+BODY = "  Try this:\n\n```\ndef f():\n\treturn 1  \n```\n\n"  # leading indent, tab, trailing spaces and newlines
+
+
+def test_ticket_description_and_conversation_message_are_kept_exactly(api: Callable[[str], HandlerClient]) -> None:
+    tickets = api("tickets")
+    ticket = new_ticket(tickets, description=BODY)
+    assert ticket["description"] == BODY
+    assert tickets.get(f"{TICKETS}/{ticket['id']}").data["description"] == BODY
+
+    reply = tickets.post(
+        f"{TICKETS}/{ticket['id']}/conversations", {"senderType": "agent", "senderName": "Grace", "message": BODY}
+    )
+    assert reply.status == 201, reply.body
+    assert reply.data["message"] == BODY
+    listed = tickets.get(f"{TICKETS}/{ticket['id']}/conversations").data
+    assert [c["message"] for c in listed] == [BODY]
+
+
+def test_chat_message_is_kept_exactly(api: Callable[[str], HandlerClient]) -> None:
+    chat = api("chat")
+    session = new_session(chat)
+    reply = chat.post(f"{CHAT}/{session['id']}/messages", {"senderType": "customer", "message": BODY})
+    assert reply.status == 201, reply.body
+    assert reply.data["message"] == BODY
+    listed = chat.get(f"{CHAT}/{session['id']}/messages").data
+    assert [m["message"] for m in listed if m["senderType"] == "customer"] == [BODY]
+
+
+def test_canned_response_content_is_kept_exactly_on_create_and_update(api: Callable[[str], HandlerClient]) -> None:
+    canned = api("canned_responses")
+    reply = canned.post(CANNED, {"responseTitle": "Code", "responseContent": BODY, "shortcutKey": "code"})
+    assert reply.status == 201, reply.body
+    assert reply.data["responseContent"] == BODY
+    changed = "\n" + BODY + "    "
+    reply = canned.patch(f"{CANNED}/{reply.data['id']}", {"responseContent": changed})
+    assert reply.status == 200, reply.body
+    assert reply.data["responseContent"] == changed
+    assert canned.get(f"{CANNED}/by-shortcut/code").data["responseContent"] == changed
+
+
+def test_feedback_texts_are_kept_exactly(api: Callable[[str], HandlerClient]) -> None:
+    tickets, chat = api("tickets"), api("chat")
+    ticket = new_ticket(tickets)
+    assert tickets.post(f"{TICKETS}/{ticket['id']}/close").status == 200
+    reply = tickets.post(f"{TICKETS}/{ticket['id']}/feedback", {"rating": 4, "feedback": BODY})
+    assert reply.status == 201, reply.body
+    assert tickets.get(f"{TICKETS}/{ticket['id']}/feedback").data["feedback"] == BODY
+
+    session = new_session(chat)
+    assert chat.post(f"{CHAT}/{session['id']}/end").status == 200
+    reply = chat.post(f"{CHAT}/{session['id']}/rating", {"rating": 5, "feedback": BODY})
+    assert reply.status == 200, reply.body
+    assert chat.get(f"{CHAT}/{session['id']}").data["feedback"] == BODY
+
+
+@pytest.mark.parametrize("blank", ["", " ", "\n\n", " \t\r\n "])
+def test_a_blank_message_is_422(api: Callable[[str], HandlerClient], blank: str) -> None:
+    tickets, chat, canned = api("tickets"), api("chat"), api("canned_responses")
+    ticket, session = new_ticket(tickets), new_session(chat)
+    replies = {
+        "conversation": tickets.post(
+            f"{TICKETS}/{ticket['id']}/conversations", {"senderType": "agent", "senderName": "G", "message": blank}
+        ),
+        "chat": chat.post(f"{CHAT}/{session['id']}/messages", {"senderType": "customer", "message": blank}),
+        "canned": canned.post(CANNED, {"responseTitle": "T", "responseContent": blank, "shortcutKey": "blank"}),
+    }
+    for name, reply in replies.items():
+        assert reply.status == 422, (name, reply.body)
+        field = "body.responseContent" if name == "canned" else "body.message"
+        assert [d["field"] for d in reply.error["details"]] == [field], (name, reply.body)
+
+
+def test_short_values_are_stripped(api: Callable[[str], HandlerClient]) -> None:
+    tickets, chat, canned, agents = api("tickets"), api("chat"), api("canned_responses"), api("agents")
+    ticket = new_ticket(
+        tickets,
+        customerName="  Ada \n",
+        customerEmail=" ada@example.com\t",
+        subject="\tBox crushed  ",
+        category=" ship ",
+    )
+    assert (ticket["customerName"], ticket["customerEmail"], ticket["subject"], ticket["category"]) == (
+        "Ada",
+        "ada@example.com",
+        "Box crushed",
+        "ship",
+    )
+    assert [t["id"] for t in tickets.get(TICKETS, query={"category": "  ship "}).data] == [ticket["id"]]
+
+    reply = canned.post(
+        CANNED, {"responseTitle": " Hello ", "responseContent": "Hi", "shortcutKey": " hi ", "category": " greet\n"}
+    )
+    assert reply.status == 201, reply.body
+    assert (reply.data["responseTitle"], reply.data["shortcutKey"], reply.data["category"]) == ("Hello", "hi", "greet")
+
+    reply = chat.post(CHAT, {"visitorId": "  visitor-1 ", "visitorName": " Ada "})
+    assert reply.status == 201, reply.body
+    assert (reply.data["visitorId"], reply.data["visitorName"]) == ("visitor-1", "Ada")
+
+    reply = agents.post(AGENTS, {"agentName": " Grace ", "agentEmail": f" {uuid4()}@desk.example ", "skills": [" en "]})
+    assert reply.status == 201, reply.body
+    assert (reply.data["agentName"], reply.data["skills"]) == ("Grace", ["en"])
+    assert not reply.data["agentEmail"].startswith(" ")
+
+
+@pytest.mark.parametrize("blank", ["", "   ", "\n"])
+def test_a_blank_name_is_422(api: Callable[[str], HandlerClient], blank: str) -> None:
+    reply = api("tickets").post(TICKETS, {"customerName": blank, "customerEmail": "a@example.com", "subject": "Hi"})
+    assert reply.status == 422, reply.body
+    assert [d["field"] for d in reply.error["details"]] == ["body.customerName"]

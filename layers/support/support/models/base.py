@@ -14,14 +14,15 @@ CUSTOM_FIELDS_MAX_BYTES = 16 * 1024
 
 
 class ApiModel(BaseModel):
-    """camelCase on the wire, snake_case in Python; unknown fields in a request body are refused."""
+    """camelCase on the wire, snake_case in Python; unknown fields in a request body are refused.
 
-    model_config = ConfigDict(
-        alias_generator=to_camel,
-        populate_by_name=True,
-        extra="forbid",
-        str_strip_whitespace=True,
-    )
+    Text is kept exactly as sent unless its type says otherwise: the short, single-line values (names, emails,
+    titles, subjects, keys, categories, ids, search text, URLs) strip surrounding whitespace, each by its own
+    `StringConstraints(strip_whitespace=True)`; bodies people write (messages, descriptions, canned response
+    content, feedback) keep every space and line break, so a code block keeps its indentation and last newline.
+    """
+
+    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, extra="forbid")
 
 
 class Record(BaseModel):
@@ -66,6 +67,13 @@ def _within_message_limit(value: str) -> str:
     return value
 
 
+def _not_blank(value: str) -> str:
+    # Kept as sent, but a message must say something: only spaces and line breaks is refused.
+    if not value.strip():
+        raise PydanticCustomError("string_blank", "text may not be empty or only whitespace")
+    return value
+
+
 def _valid_email(value: str) -> str:
     # Imported on first use rather than with the models (as pydantic's EmailStr does): it compiles its
     # patterns at import, about 40 ms of every cold start, for a check only some requests need.
@@ -81,15 +89,25 @@ def _valid_email(value: str) -> str:
 
 Email = Annotated[
     str,
-    StringConstraints(min_length=3, max_length=320),
+    StringConstraints(strip_whitespace=True, min_length=3, max_length=320),
     AfterValidator(_valid_email),
     WithJsonSchema({"type": "string", "format": "email"}),
 ]
 
-# Text whose size is bounded by the message limit (counted in UTF-8 bytes, as stored).
-MessageText = Annotated[str, StringConstraints(min_length=1), NoNul, AfterValidator(_within_message_limit)]
+# Bodies, kept byte for byte as sent (never stripped).
+# A message: bounded by the message limit (counted in UTF-8 bytes, as stored; 413 over), and not blank (422).
+MessageText = Annotated[str, NoNul, AfterValidator(_within_message_limit), AfterValidator(_not_blank)]
+# An optional long text such as a ticket's description: bounded like a message; empty or blank is kept as sent.
 OptionalLongText = Annotated[str, NoNul, AfterValidator(_within_message_limit)]
-Name = Annotated[str, StringConstraints(min_length=1, max_length=200), NoNul]
-Category = Annotated[str, StringConstraints(min_length=1, max_length=100), NoNul]
+# Feedback a customer writes about a ticket or a chat.
+FeedbackText = Annotated[str, StringConstraints(max_length=5000), NoNul]
+
+# Short single-line values, stripped of surrounding whitespace before their length is checked.
+Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200), NoNul]
+Category = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100), NoNul]
 SearchText = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200), NoNul]
-Phone = Annotated[str, StringConstraints(min_length=3, max_length=40, pattern=r"^[0-9+()\-. ]+$")]
+Phone = Annotated[
+    str, StringConstraints(strip_whitespace=True, min_length=3, max_length=40, pattern=r"^[0-9+()\-. ]+$")
+]
+# A media type as a client names it (`image/png`): stripped, as the other short values.
+MediaType = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=255), NoNul]

@@ -13,7 +13,9 @@ from support.models.base import (
     ApiModel,
     Category,
     Email,
+    FeedbackText,
     JsonObject,
+    MediaType,
     MessageText,
     Name,
     NoNul,
@@ -46,7 +48,7 @@ class SenderType(StrEnum):
     SYSTEM = "system"
 
 
-Subject = Annotated[str, StringConstraints(min_length=1, max_length=500), NoNul]
+Subject = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=500), NoNul]
 
 
 class TicketCreate(ApiModel):
@@ -107,8 +109,8 @@ class Ticket(Record):
 class Attachment(ApiModel):
     """Metadata only: files go straight to S3 with a presigned URL, never through Lambda."""
 
-    file_name: Annotated[str, StringConstraints(min_length=1, max_length=255), NoNul]
-    content_type: Annotated[str, StringConstraints(min_length=1, max_length=255), NoNul]
+    file_name: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=255), NoNul]
+    content_type: MediaType
     size_bytes: int = Field(ge=0, le=100 * 1024 * 1024)  # the seed's 100 MB per file
     url: Annotated[str, StringConstraints(max_length=2048), NoNul] | None = None
 
@@ -142,7 +144,7 @@ ScoreOneToFive = Annotated[int, Field(ge=1, le=5)]
 class FeedbackCreate(ApiModel):
     rating: ScoreOneToFive
     recommendation: Annotated[int, Field(ge=0, le=10)] | None = None
-    feedback: Annotated[str, StringConstraints(max_length=5000), NoNul] | None = None
+    feedback: FeedbackText | None = None
     resolved_issue: bool | None = None
     agent_rating: ScoreOneToFive | None = None
     response_time_rating: ScoreOneToFive | None = None
