@@ -262,3 +262,46 @@ def test_a_blank_name_is_422(api: Callable[[str], HandlerClient], blank: str) ->
     reply = api("tickets").post(TICKETS, {"customerName": blank, "customerEmail": "a@example.com", "subject": "Hi"})
     assert reply.status == 422, reply.body
     assert [d["field"] for d in reply.error["details"]] == ["body.customerName"]
+
+
+# ---------------------------------------------------------------------------------------------------------
+# 3. NUL in custom fields: the decoded keys and values are checked, not their JSON encoding.
+
+
+@pytest.mark.parametrize(
+    "custom_fields",
+    [
+        {"a\u0000b": 1},
+        {"outer": {"inner": ["ok", {"deep": "x\u0000"}]}},
+        {"outer": {"in\u0000ner": True}},
+        {"list": [[["\u0000"]]]},
+    ],
+    ids=["key", "nested value", "nested key", "nested list"],
+)
+def test_a_real_nul_anywhere_in_custom_fields_is_422(
+    api: Callable[[str], HandlerClient], custom_fields: dict[str, Any]
+) -> None:
+    tickets = api("tickets")
+    reply = tickets.post(
+        TICKETS,
+        {"customerName": "Ada", "customerEmail": "a@example.com", "subject": "Hi", "customFields": custom_fields},
+    )
+    assert reply.status == 422, reply.body
+    assert [(d["field"], d["type"]) for d in reply.error["details"]] == [("body.customFields", "string_nul")]
+
+    ticket = new_ticket(tickets)
+    reply = tickets.patch(f"{TICKETS}/{ticket['id']}", {"customFields": custom_fields})
+    assert reply.status == 422, reply.body
+
+
+def test_the_text_backslash_u0000_is_not_a_nul_and_is_stored_exactly(api: Callable[[str], HandlerClient]) -> None:
+    literal = "\\u0000"  # a backslash and five characters, as a user might type in a note
+    assert len(literal) == 6
+    custom_fields = {literal: literal, "nested": {"path": f"C:\\temp\\{literal}", "list": [literal]}}
+    tickets = api("tickets")
+    ticket = new_ticket(tickets, customFields=custom_fields)
+    assert ticket["customFields"] == custom_fields
+    assert tickets.get(f"{TICKETS}/{ticket['id']}").data["customFields"] == custom_fields
+    reply = tickets.patch(f"{TICKETS}/{ticket['id']}", {"customFields": {"note": literal}})
+    assert reply.status == 200, reply.body
+    assert reply.data["customFields"] == {"note": literal}

@@ -41,13 +41,36 @@ def _no_nul(value: str) -> str:
 NoNul = AfterValidator(_no_nul)
 
 
+def _nul_at(value: Any) -> str | None:
+    """Where a decoded JSON value holds U+0000 in a key or a string (`a.b[2]`), or None. Iterative, so a deeply
+    nested value cannot exhaust the stack. The decoded text is checked, not its JSON encoding: the six
+    characters `\\u0000` typed as text are not a NUL, and are kept."""
+    stack: list[tuple[str, Any]] = [("", value)]
+    while stack:
+        path, item = stack.pop()
+        if isinstance(item, str):
+            if "\x00" in item:
+                return path
+        elif isinstance(item, dict):
+            for key, child in item.items():
+                child_path = f"{path}.{key}" if path else str(key)
+                if "\x00" in str(key):
+                    return child_path
+                stack.append((child_path, child))
+        elif isinstance(item, list):
+            stack.extend((f"{path}[{index}]", child) for index, child in enumerate(item))
+    return None
+
+
 def _json_object_within_limits(value: dict[str, Any]) -> dict[str, Any]:
-    encoded = json.dumps(value)  # escapes U+0000 as \u0000
-    if "\\u0000" in encoded:
-        raise PydanticCustomError("string_nul", "text may not contain the NUL character")
-    if len(encoded.encode()) > CUSTOM_FIELDS_MAX_BYTES:
+    if len(json.dumps(value).encode()) > CUSTOM_FIELDS_MAX_BYTES:  # first: the walk below is then bounded
         raise PydanticCustomError(
             "payload_too_large", "custom fields take at most {limit} bytes of JSON", {"limit": CUSTOM_FIELDS_MAX_BYTES}
+        )
+    where = _nul_at(value)
+    if where is not None:
+        raise PydanticCustomError(
+            "string_nul", "text may not contain the NUL character (at {where})", {"where": where.replace("\x00", "\\0")}
         )
     return value
 
