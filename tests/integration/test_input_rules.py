@@ -305,3 +305,14 @@ def test_the_text_backslash_u0000_is_not_a_nul_and_is_stored_exactly(api: Callab
     reply = tickets.patch(f"{TICKETS}/{ticket['id']}", {"customFields": {"note": literal}})
     assert reply.status == 200, reply.body
     assert reply.data["customFields"] == {"note": literal}
+
+
+@pytest.mark.parametrize(
+    "raw", ['{"\\ud800": 1}', '{"a": {"b": ["\\udfff"]}}'], ids=["lone surrogate key", "lone surrogate value"]
+)
+def test_a_lone_surrogate_in_custom_fields_is_422_not_500(api: Callable[[str], HandlerClient], raw: str) -> None:
+    """JSON can spell a lone surrogate (\\ud800), which has no UTF-8 form: PostgreSQL could not store it."""
+    body = '{"customerName": "Ada", "customerEmail": "a@example.com", "subject": "Hi", "customFields": ' + raw + "}"
+    reply = api("tickets").request("POST", TICKETS, raw_body=body)
+    assert reply.status == 422, reply.body
+    assert [(d["field"], d["type"]) for d in reply.error["details"]] == [("body.customFields", "string_unicode")]

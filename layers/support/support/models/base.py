@@ -41,21 +41,39 @@ def _no_nul(value: str) -> str:
 NoNul = AfterValidator(_no_nul)
 
 
-def _nul_at(value: Any) -> str | None:
-    """Where a decoded JSON value holds U+0000 in a key or a string (`a.b[2]`), or None. Iterative, so a deeply
-    nested value cannot exhaust the stack. The decoded text is checked, not its JSON encoding: the six
-    characters `\\u0000` typed as text are not a NUL, and are kept."""
+def _unstorable(text: str) -> str | None:
+    """Why PostgreSQL cannot store this text, or None: U+0000, or a lone surrogate (JSON's `\\ud800` decodes to
+    one, and it has no UTF-8 encoding)."""
+    if "\x00" in text:
+        return "string_nul"
+    try:
+        text.encode()
+    except UnicodeEncodeError:
+        return "string_unicode"
+    return None
+
+
+_UNSTORABLE_MESSAGES = {
+    "string_nul": "text may not contain the NUL character (at {where})",
+    "string_unicode": "text must be valid Unicode; a lone surrogate is not (at {where})",
+}
+
+
+def _first_unstorable(value: Any) -> tuple[str, str] | None:
+    """(error type, where: `a.b[2]`) of the first key or string in a decoded JSON value that PostgreSQL cannot
+    store, or None. The decoded text is checked, not its JSON encoding: the six characters `\\u0000` typed as
+    text are not a NUL, and are kept. Iterative, so a deeply nested value cannot exhaust the stack."""
     stack: list[tuple[str, Any]] = [("", value)]
     while stack:
         path, item = stack.pop()
         if isinstance(item, str):
-            if "\x00" in item:
-                return path
+            if reason := _unstorable(item):
+                return reason, path
         elif isinstance(item, dict):
             for key, child in item.items():
                 child_path = f"{path}.{key}" if path else str(key)
-                if "\x00" in str(key):
-                    return child_path
+                if reason := _unstorable(str(key)):
+                    return reason, child_path
                 stack.append((child_path, child))
         elif isinstance(item, list):
             stack.extend((f"{path}[{index}]", child) for index, child in enumerate(item))
@@ -67,11 +85,11 @@ def _json_object_within_limits(value: dict[str, Any]) -> dict[str, Any]:
         raise PydanticCustomError(
             "payload_too_large", "custom fields take at most {limit} bytes of JSON", {"limit": CUSTOM_FIELDS_MAX_BYTES}
         )
-    where = _nul_at(value)
-    if where is not None:
-        raise PydanticCustomError(
-            "string_nul", "text may not contain the NUL character (at {where})", {"where": where.replace("\x00", "\\0")}
-        )
+    found = _first_unstorable(value)
+    if found is not None:
+        reason, where = found
+        shown = where.replace("\x00", "\\0").encode("utf-8", "backslashreplace").decode()
+        raise PydanticCustomError(reason, _UNSTORABLE_MESSAGES[reason], {"where": shown})
     return value
 
 
