@@ -316,3 +316,63 @@ def test_a_lone_surrogate_in_custom_fields_is_422_not_500(api: Callable[[str], H
     reply = api("tickets").request("POST", TICKETS, raw_body=body)
     assert reply.status == 422, reply.body
     assert [(d["field"], d["type"]) for d in reply.error["details"]] == [("body.customFields", "string_unicode")]
+
+
+# ---------------------------------------------------------------------------------------------------------
+# 4. Attachment URLs: only absolute https URLs with a host, stored as given.
+
+BAD_URLS = {
+    "javascript": "javascript:alert(document.cookie)",
+    "mixed-case javascript": "JAVASCRIPT:alert(1)",
+    "javascript behind whitespace": " javascript:alert(1)",
+    "data": "data:text/html;base64,PHNjcmlwdD5hbGVydCgxKTwvc2NyaXB0Pg==",
+    "http": "http://cdn.example.com/file.png",
+    "relative": "/files/file.png",
+    "bare name": "file.png",
+    "protocol-relative": "//cdn.example.com/file.png",
+    "no host": "https:///nohost",
+    "no slashes": "https:cdn.example.com/file.png",
+    "empty host": "https://",
+    "user info": "https://cdn.example.com@evil.example/file.png",
+    "tab inside": "https://cdn.exa\tmple.com/file.png",
+    "newline inside": "https://cdn.example.com/fi\nle.png",
+    "bad port": "https://cdn.example.com:99999/file.png",
+    "over 2048 characters": "https://cdn.example.com/" + "a" * 2048,
+}
+GOOD_URL = "HTTPS://Cdn.Example.com/a%20b/File.png?sig=x/y+z&e=1#page=2"  # kept as given, not normalised
+
+
+def _conversation(tickets: HandlerClient, ticket_id: str, url: str) -> Any:
+    attachment = {"fileName": "file.png", "contentType": "image/png", "sizeBytes": 10, "url": url}
+    body = {"senderType": "agent", "senderName": "Grace", "message": "see file", "attachments": [attachment]}
+    return tickets.post(f"{TICKETS}/{ticket_id}/conversations", body)
+
+
+@pytest.mark.parametrize("url", list(BAD_URLS.values()), ids=list(BAD_URLS))
+def test_an_attachment_url_other_than_absolute_https_is_422(api: Callable[[str], HandlerClient], url: str) -> None:
+    tickets, chat = api("tickets"), api("chat")
+    reply = _conversation(tickets, new_ticket(tickets)["id"], url)
+    assert reply.status == 422, reply.body
+    assert [d["field"] for d in reply.error["details"]] == ["body.attachments.0.url"]
+
+    session_id = new_session(chat)["id"]
+    reply = chat.post(f"{CHAT}/{session_id}/messages", {"senderType": "customer", "message": "x", "attachmentUrl": url})
+    assert reply.status == 422, reply.body
+    assert [d["field"] for d in reply.error["details"]] == ["body.attachmentUrl"]
+    assert chat.get(f"{CHAT}/{session_id}/messages").data == []
+
+
+def test_an_https_attachment_url_is_stored_as_given(api: Callable[[str], HandlerClient]) -> None:
+    tickets, chat = api("tickets"), api("chat")
+    ticket_id = new_ticket(tickets)["id"]
+    reply = _conversation(tickets, ticket_id, GOOD_URL)
+    assert reply.status == 201, reply.body
+    assert reply.data["attachments"][0]["url"] == GOOD_URL
+    assert tickets.get(f"{TICKETS}/{ticket_id}/conversations").data[0]["attachments"][0]["url"] == GOOD_URL
+
+    session_id = new_session(chat)["id"]
+    body = {"senderType": "customer", "message": "x", "attachmentUrl": GOOD_URL, "attachmentType": "image/png"}
+    reply = chat.post(f"{CHAT}/{session_id}/messages", body)
+    assert reply.status == 201, reply.body
+    assert reply.data["attachmentUrl"] == GOOD_URL
+    assert chat.get(f"{CHAT}/{session_id}/messages").data[0]["attachmentUrl"] == GOOD_URL

@@ -3,9 +3,21 @@
 from __future__ import annotations
 
 import json
+import unicodedata
 from typing import Annotated, Any
+from urllib.parse import urlsplit
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, StringConstraints, WithJsonSchema
+from pydantic import (
+    AfterValidator,
+    AnyUrl,
+    BaseModel,
+    ConfigDict,
+    StringConstraints,
+    TypeAdapter,
+    UrlConstraints,
+    ValidationError,
+    WithJsonSchema,
+)
 from pydantic.alias_generators import to_camel
 from pydantic_core import PydanticCustomError
 
@@ -152,3 +164,57 @@ Phone = Annotated[
 ]
 # A media type as a client names it (`image/png`): stripped, as the other short values.
 MediaType = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=255), NoNul]
+
+
+ATTACHMENT_URL_MAX_CHARS = 2048
+_HTTPS_URL: TypeAdapter[AnyUrl] = TypeAdapter(
+    Annotated[AnyUrl, UrlConstraints(allowed_schemes=["https"], host_required=True)]
+)
+
+
+def _https_url(value: str) -> str:
+    """An attachment's link is shown to agents as a link to click: only an absolute `https` URL with a host.
+
+    Checked on the text as sent, as well as by pydantic's URL parser, which is lenient the way browsers are
+    (it reads `https:///host` and `https:host` as `https://host/` and drops tabs and newlines inside): so
+    `javascript:`, `data:`, `http:`, relative URLs, a missing host, whitespace or control characters anywhere,
+    and user info (`https://bank.example@evil.example`) are all refused. The scheme is case-insensitive. The
+    URL is stored as given (not normalised), so a client finds the very string it sent.
+    """
+    parts = urlsplit(value)
+    reason = None
+    if any(ch.isspace() or unicodedata.category(ch) == "Cc" for ch in value):
+        reason = "it contains whitespace or a control character"
+    elif parts.scheme.lower() != "https":
+        reason = "the scheme must be https"
+    elif not value[len(parts.scheme) :].startswith("://") or not parts.hostname:
+        reason = "it has no host"
+    elif "@" in parts.netloc:
+        reason = "user info (user@) is not allowed"
+    else:
+        try:
+            _HTTPS_URL.validate_python(value)
+        except ValidationError:
+            reason = "it is not a valid URL"
+    if reason:
+        raise PydanticCustomError(
+            "url_https", "must be an absolute https URL with a host: {reason}", {"reason": reason}
+        )
+    return value
+
+
+AttachmentUrl = Annotated[
+    str,
+    StringConstraints(strip_whitespace=True, min_length=1, max_length=ATTACHMENT_URL_MAX_CHARS),
+    AfterValidator(_https_url),
+    WithJsonSchema(
+        {
+            "type": "string",
+            "format": "uri",
+            "minLength": 1,
+            "maxLength": ATTACHMENT_URL_MAX_CHARS,
+            "pattern": "^[Hh][Tt][Tt][Pp][Ss]://[^/?#@\\s]",
+            "description": "an absolute https URL with a host, stored as given",
+        }
+    ),
+]

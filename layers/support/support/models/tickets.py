@@ -11,6 +11,7 @@ from pydantic import Field, StringConstraints
 
 from support.models.base import (
     ApiModel,
+    AttachmentUrl,
     Category,
     Email,
     FeedbackText,
@@ -112,7 +113,7 @@ class Attachment(ApiModel):
     file_name: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=255), NoNul]
     content_type: MediaType
     size_bytes: int = Field(ge=0, le=100 * 1024 * 1024)  # the seed's 100 MB per file
-    url: Annotated[str, StringConstraints(max_length=2048), NoNul] | None = None
+    url: AttachmentUrl | None = None
 
 
 class ConversationCreate(ApiModel):
