@@ -376,3 +376,50 @@ def test_an_https_attachment_url_is_stored_as_given(api: Callable[[str], Handler
     assert reply.status == 201, reply.body
     assert reply.data["attachmentUrl"] == GOOD_URL
     assert chat.get(f"{CHAT}/{session_id}/messages").data[0]["attachmentUrl"] == GOOD_URL
+
+
+# ---------------------------------------------------------------------------------------------------------
+# 5. Categories: stripped, 1 to 64 characters, no control characters; everywhere a category is taken.
+
+BAD_CATEGORIES = {
+    "65 characters": "c" * 65,
+    "blank": "   ",
+    "empty": "",
+    "newline inside": "billing\nrefunds",
+    "tab inside": "billing\trefunds",
+    "NUL": "billing\u0000",
+    "escape": "\u001b[31mred",
+    "DEL": "bill\u007fing",
+    "C1 control": "bill\u0085ing",
+    "line separator": "bill\u2028ing",
+    "bidi override": "\u202egnillib",
+}
+
+
+@pytest.mark.parametrize("category", list(BAD_CATEGORIES.values()), ids=list(BAD_CATEGORIES))
+def test_a_category_out_of_bounds_is_422_everywhere(api: Callable[[str], HandlerClient], category: str) -> None:
+    tickets, canned = api("tickets"), api("canned_responses")
+    ticket = new_ticket(tickets)
+    canned_id = canned.post(CANNED, {"responseTitle": "T", "responseContent": "C", "shortcutKey": "k"}).data["id"]
+    ticket_body = {"customerName": "Ada", "customerEmail": "a@example.com", "subject": "Hi", "category": category}
+    canned_body = {"responseTitle": "T", "responseContent": "C", "shortcutKey": "k2", "category": category}
+    replies = {
+        "create ticket": (tickets.post(TICKETS, ticket_body), "body.category"),
+        "update ticket": (tickets.patch(f"{TICKETS}/{ticket['id']}", {"category": category}), "body.category"),
+        "filter tickets": (tickets.get(TICKETS, query={"category": category}), "query.category"),
+        "create canned": (canned.post(CANNED, canned_body), "body.category"),
+        "update canned": (canned.patch(f"{CANNED}/{canned_id}", {"category": category}), "body.category"),
+        "filter canned": (canned.get(CANNED, query={"category": category}), "query.category"),
+    }
+    for name, (reply, field) in replies.items():
+        assert reply.status == 422, (name, reply.body)
+        assert [d["field"] for d in reply.error["details"]] == [field], (name, reply.body)
+
+
+def test_a_category_of_64_characters_with_spaces_around_is_kept_stripped(api: Callable[[str], HandlerClient]) -> None:
+    category = "Rückerstattung / 返金 " + "x" * 44  # 64 characters, not all ASCII
+    assert len(category) == 64
+    tickets = api("tickets")
+    ticket = new_ticket(tickets, category=f"  {category}\n")
+    assert ticket["category"] == category
+    assert [t["id"] for t in tickets.get(TICKETS, query={"category": category}).data] == [ticket["id"]]

@@ -157,11 +157,37 @@ FeedbackText = Annotated[str, StringConstraints(max_length=5000), NoNul]
 
 # Short single-line values, stripped of surrounding whitespace before their length is checked.
 Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200), NoNul]
-Category = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100), NoNul]
 SearchText = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200), NoNul]
 Phone = Annotated[
     str, StringConstraints(strip_whitespace=True, min_length=3, max_length=40, pattern=r"^[0-9+()\-. ]+$")
 ]
+CATEGORY_MAX_CHARS = 64
+# Characters a label may not hold: controls (C0, DEL, C1), line and paragraph separators, and the bidirectional
+# embeddings, overrides and isolates (which would reorder the text around the label on a dashboard).
+_LABEL_FORBIDDEN = {"Cc", "Zl", "Zp"}
+_BIDI_CONTROLS = frozenset("\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
+
+
+def _no_control_characters(value: str) -> str:
+    for ch in value:
+        if unicodedata.category(ch) in _LABEL_FORBIDDEN or ch in _BIDI_CONTROLS:
+            raise PydanticCustomError(
+                "string_control_character",
+                "text may not contain control characters (found U+{code})",
+                {"code": f"{ord(ch):04X}"},
+            )
+    return value
+
+
+# A category: a short label a tenant files tickets and canned responses under, and the dashboard counts by, so
+# it is bounded: stripped of surrounding whitespace, then 1 to 64 characters, none of them a control character
+# (NUL included). How many distinct categories a tenant may have is the services' business.
+Category = Annotated[
+    str,
+    StringConstraints(strip_whitespace=True, min_length=1, max_length=CATEGORY_MAX_CHARS),
+    AfterValidator(_no_control_characters),
+]
+
 # A media type as a client names it (`image/png`): stripped, as the other short values.
 MediaType = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=255), NoNul]
 
