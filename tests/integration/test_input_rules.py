@@ -423,3 +423,101 @@ def test_a_category_of_64_characters_with_spaces_around_is_kept_stripped(api: Ca
     ticket = new_ticket(tickets, category=f"  {category}\n")
     assert ticket["category"] == category
     assert [t["id"] for t in tickets.get(TICKETS, query={"category": category}).data] == [ticket["id"]]
+
+
+# ---------------------------------------------------------------------------------------------------------
+# 6. Error field paths are the published camelCase names; a query parameter a route does not declare is 422.
+
+
+def _template_routes() -> list[Any]:
+    from local.template import http_routes
+
+    return [route for route in http_routes() if route.path.startswith("/api/")]
+
+
+def _route_client(route: Any, tenant: UUID) -> HandlerClient:
+    from local.template import load_module
+
+    return HandlerClient(load_module(route.code_uri, route.handler).lambda_handler, tenant=tenant)
+
+
+ROUTES = _template_routes()
+ROUTES_WITH_PATH_PARAMETERS = [route for route in ROUTES if "{" in route.path]
+
+
+@pytest.mark.parametrize("route", ROUTES_WITH_PATH_PARAMETERS, ids=[r.route_key for r in ROUTES_WITH_PATH_PARAMETERS])
+def test_an_invalid_path_parameter_is_reported_by_the_templates_name(
+    db: DatabaseUrls, tenant: UUID, route: Any
+) -> None:
+    import re
+
+    names = re.findall(r"\{([^}]+)\}", route.path)
+    path = re.sub(r"\{[^}]+\}", "not an id!", route.path)
+    reply = _route_client(route, tenant).request(route.method, path)
+    assert reply.status == 422, reply.body
+    fields = [d["field"] for d in reply.error["details"]]
+    assert [f for f in fields if f.startswith("path.")] == [f"path.{name}" for name in names]
+
+
+def _valid_path(route: Any) -> str:
+    import re
+
+    return re.sub(r"\{([^}]+)\}", lambda m: "key" if m.group(1) == "shortcutKey" else str(uuid4()), route.path)
+
+
+@pytest.mark.parametrize("route", ROUTES, ids=[r.route_key for r in ROUTES])
+def test_an_undeclared_query_parameter_is_422_on_every_route(db: DatabaseUrls, tenant: UUID, route: Any) -> None:
+    reply = _route_client(route, tenant).request(route.method, _valid_path(route), query={"stauts": "open"})
+    assert reply.status == 422, reply.body
+    unknown = [d for d in reply.error["details"] if d["field"] == "query.stauts"]
+    assert [d["type"] for d in unknown] == ["extra_forbidden"], reply.body
+
+
+def test_an_undeclared_query_parameter_is_reported_with_the_other_errors(api: Callable[[str], HandlerClient]) -> None:
+    reply = api("tickets").get(TICKETS, query={"status": "bogus", "stauts": "open", "Limit": "5", "limit": "0"})
+    assert reply.status == 422, reply.body
+    assert sorted((d["field"], d["type"]) for d in reply.error["details"]) == [
+        ("query.Limit", "extra_forbidden"),
+        ("query.limit", "greater_than_equal"),
+        ("query.status", "enum"),
+        ("query.stauts", "extra_forbidden"),
+    ]
+
+
+def test_an_undeclared_query_parameter_alone_is_422_and_changes_nothing(api: Callable[[str], HandlerClient]) -> None:
+    tickets = api("tickets")
+    ticket = new_ticket(tickets)
+    reply = tickets.request("PATCH", f"{TICKETS}/{ticket['id']}", json_body={"priority": "high"}, query={"x": ""})
+    assert reply.status == 422, reply.body
+    assert [(d["field"], d["type"]) for d in reply.error["details"]] == [("query.x", "extra_forbidden")]
+    assert tickets.get(f"{TICKETS}/{ticket['id']}").data["priority"] == "medium"
+
+
+def test_declared_query_parameters_are_taken(api: Callable[[str], HandlerClient], tenant: UUID) -> None:
+    tickets = api("tickets")
+    ticket = new_ticket(tickets, priority="high")
+    query = {"userId": str(tenant), "status": "open", "priority": "high", "limit": "5", "search": "Hi"}
+    reply = tickets.get(TICKETS, query=query)
+    assert reply.status == 200, reply.body
+    assert [t["id"] for t in reply.data] == [ticket["id"]]
+    reply = api("canned_responses").post(
+        CANNED, {"responseTitle": "T", "responseContent": "C", "shortcutKey": "k"}, query={"userId": str(tenant)}
+    )
+    assert reply.status == 201, reply.body
+
+
+@pytest.mark.parametrize(
+    ("module", "path", "query", "field"),
+    [
+        ("tickets", TICKETS, {"assignedAgentId": "x"}, "query.assignedAgentId"),
+        ("tickets", TICKETS, {"userId": "x"}, "query.userId"),
+        ("dashboard", "/api/support/analytics", {"from": "x", "to": "2025-01-01"}, "query.from"),
+        ("dashboard", "/api/support/analytics", {"from": "2025-01-01", "to": "x"}, "query.to"),
+    ],
+)
+def test_query_fields_are_reported_by_their_published_names(
+    api: Callable[[str], HandlerClient], module: str, path: str, query: dict[str, str], field: str
+) -> None:
+    reply = api(module).get(path, query=query)
+    assert reply.status == 422, reply.body
+    assert [d["field"] for d in reply.error["details"]] == [field]
