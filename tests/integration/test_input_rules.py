@@ -87,6 +87,7 @@ CRAFTED_CURSORS = {
     "not UTF-8": b64(b"\xff\xfe[]"),
     "not base64": "!!!!",
     "non-ASCII": "é",
+    "over 512 characters": b64([AT, ID]) + "A" * 512,
 }
 
 
@@ -521,3 +522,18 @@ def test_query_fields_are_reported_by_their_published_names(
     reply = api(module).get(path, query=query)
     assert reply.status == 422, reply.body
     assert [d["field"] for d in reply.error["details"]] == [field]
+
+
+# ---------------------------------------------------------------------------------------------------------
+# 7. The error envelope: every detail names field, message and type, as ErrorEnvelope documents.
+
+
+def test_a_domain_errors_details_carry_a_type(api: Callable[[str], HandlerClient]) -> None:
+    canned = api("canned_responses")
+    body = {"responseTitle": "T", "responseContent": "C", "shortcutKey": "dup"}
+    assert canned.post(CANNED, body).status == 201
+    reply = canned.post(CANNED, {**body, "shortcutKey": "DUP"})
+    assert reply.status == 409, reply.body
+    assert reply.error["details"] == [
+        {"field": "body.shortcutKey", "message": "already used by another canned response", "type": "conflict"}
+    ]

@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import base64
 import binascii
+import inspect
 import json
+import re
 from collections.abc import Mapping, Sequence
 from typing import Annotated, Any, cast
 from uuid import UUID
@@ -21,20 +23,30 @@ from aws_lambda_powertools.event_handler.openapi.exceptions import (
     RequestUnsupportedContentType,
     RequestValidationError,
 )
+from aws_lambda_powertools.event_handler.openapi.models import OpenAPI, Parameter, ParameterInType
 from aws_lambda_powertools.event_handler.openapi.params import Query
 from aws_lambda_powertools.utilities.typing import LambdaContext
-from pydantic import BaseModel, ValidationError
+from pydantic import StringConstraints, ValidationError, WithJsonSchema
 from pydantic.alias_generators import to_camel
 
 from support.auth import Principal, principal_from_claims
 from support.config import get_settings
 from support.errors import BadRequest, DomainError, InvalidInput, NotFound, PayloadTooLarge
+from support.models.envelopes import Envelope, ErrorEnvelope, PageEnvelope
 from support.observability import logger
 from support.pagination import MAX_PAGE_SIZE, Page
 
 # Query parameters every endpoint group shares.
 PageSize = Annotated[int, Query(ge=1, le=MAX_PAGE_SIZE, description="at most 100")]
-PageCursor = Annotated[str | None, Query(max_length=512, description="nextCursor of the previous page")]
+# A cursor is opaque to clients; its schema says `format: cursor`, so that the fuzzer can be taught to make
+# well-formed base64url cursors of every wrong shape, not only random text.
+CURSOR_MAX_CHARS = 512
+CursorText = Annotated[
+    str,
+    StringConstraints(max_length=CURSOR_MAX_CHARS),
+    WithJsonSchema({"type": "string", "format": "cursor", "maxLength": CURSOR_MAX_CHARS}),
+]
+PageCursor = Annotated[CursorText | None, Query(description="nextCursor of the previous page")]
 TenantParam = Annotated[UUID | None, Query(alias="userId", description="if given, must be the caller's tenant")]
 
 # Pydantic error types that mean "too big" rather than "malformed": answered 413, not 422.
@@ -60,7 +72,13 @@ class UnsupportedMediaType(DomainError):
 
 
 def _envelope(exc: DomainError) -> dict[str, Any]:
-    return {"success": False, "error": {"code": exc.code, "message": exc.message, "details": exc.details}}
+    """The error envelope (`ErrorEnvelope`). Every detail carries field, message and type: a domain error's
+    detail that names no type gets the error's code."""
+    details = [
+        {"field": str(d.get("field", "")), "message": str(d.get("message", "")), "type": str(d.get("type", exc.code))}
+        for d in exc.details
+    ]
+    return {"success": False, "error": {"code": exc.code, "message": exc.message, "details": details}}
 
 
 def _error(exc: DomainError) -> Response[Any]:
@@ -143,15 +161,83 @@ class _DeclaredQueryParametersOnly(OpenAPIRequestValidationMiddleware):
             raise RequestValidationError([*exc.errors(), *unknown]) from exc
 
 
+# What every route may answer besides its success, all with the error envelope. (401 comes from API Gateway's
+# authorizer before any function runs, and from a function only for claims it cannot read.)
+ERROR_STATUSES = {
+    400: "the body is not UTF-8 JSON (malformed_json)",
+    401: "missing or unreadable token claims (unauthorized)",
+    403: "not allowed for this caller: another tenant's userId, or an admin's task (forbidden)",
+    404: "no such id for this tenant (not_found): another tenant's ids are unknown too",
+    409: "conflicts with the current state, or a cap is reached (conflict, quota_exceeded)",
+    413: "a field is over its size limit (payload_too_large)",
+    415: "the body is not application/json (unsupported_media_type)",
+    422: "the request is not valid (validation_error): one detail per field, named as published",
+    500: "a bug, logged (internal_error)",
+}
+
+_ROUTE_SIGNATURE = inspect.signature(APIGatewayHttpResolver.route)
+_PATH_PARAMETER = re.compile(r"\{([^}]+)\}")
+
+
+def _camel_path(path: str) -> str:
+    return _PATH_PARAMETER.sub(lambda match: "{" + to_camel(match.group(1)) + "}", path)
+
+
+# Powertools' own error schemas, which it documents for 422; this API answers with `ErrorEnvelope` instead.
+_POWERTOOLS_ERROR_SCHEMAS = ("HTTPValidationError", "ResponseValidationError", "ValidationError")
+
+
+def _drop_unused_components(schema: OpenAPI, names: Sequence[str]) -> None:
+    components = schema.components.schemas if schema.components else None
+    for name in names:  # in this order: the first two refer to ValidationError
+        reference = f'"#/components/schemas/{name}"'
+        if components and name in components and reference not in schema.model_dump_json(by_alias=True):
+            del components[name]
+
+
 class SupportResolver(APIGatewayHttpResolver):
     """Powertools' HTTP API resolver that takes UTF-8 JSON bodies only, and only the query parameters a route
     declares. Powertools would also parse form and multipart bodies, and a malformed multipart header or a
-    body that is not UTF-8 crashes its parsing (a 500 for bad input)."""
+    body that is not UTF-8 crashes its parsing (a 500 for bad input).
+
+    Its OpenAPI document describes every answer: each route's success (its `status_code`, with the schema of
+    its return annotation) and the error statuses, all with `ErrorEnvelope`; and path parameters are named as
+    the template publishes them (`{ticketId}`, not the handler's `{ticket_id}`)."""
 
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         if self._enable_validation:
             self._request_validation_middleware = _DeclaredQueryParametersOnly()  # type: ignore[no-untyped-call]
+
+    def route(self, *args: Any, **kwargs: Any) -> Any:
+        """Powertools' `route` (which `get`, `post`... call with positional arguments), with the error responses
+        documented unless a route lists its own `responses`."""
+        bound = _ROUTE_SIGNATURE.bind(self, *args, **kwargs)
+        bound.apply_defaults()
+        arguments = dict(bound.arguments)
+        del arguments["self"]
+        if arguments["responses"] is None:
+            arguments["responses"] = {
+                arguments["status_code"]: {"description": arguments["response_description"]},
+                **{
+                    status: {"description": description, "content": {"application/json": {"model": ErrorEnvelope}}}
+                    for status, description in ERROR_STATUSES.items()
+                },
+            }
+        return super().route(**arguments)
+
+    def get_openapi_schema(self, **kwargs: Any) -> OpenAPI:
+        schema = super().get_openapi_schema(**kwargs)
+        if schema.paths:
+            schema.paths = {_camel_path(path): item for path, item in schema.paths.items()}
+            for item in schema.paths.values():
+                operations = (item.get, item.put, item.post, item.delete, item.patch, item.head, item.options)
+                for operation in operations:
+                    for parameter in (operation.parameters or []) if operation else []:
+                        if isinstance(parameter, Parameter) and parameter.in_ == ParameterInType.path:
+                            parameter.name = to_camel(parameter.name)
+        _drop_unused_components(schema, _POWERTOOLS_ERROR_SCHEMAS)
+        return schema
 
     def resolve(self, event: Mapping[str, Any], context: LambdaContext) -> dict[str, Any]:
         body = event.get("body")
@@ -183,6 +269,11 @@ def create_resolver() -> APIGatewayHttpResolver:
     @app.exception_handler(RequestValidationError)  # type: ignore[untyped-decorator]
     def _validation_error(exc: RequestValidationError) -> Response[Any]:
         errors = exc.errors()
+        if any(err["loc"][:1] == ("response",) for err in errors):
+            # Powertools reports a route's answer that does not match its return annotation as a request
+            # validation error: it is our bug, not the caller's input.
+            logger.error("a response does not match its route's model", extra={"errors": _details(errors)})
+            return _error(InternalError("an internal error occurred; it has been logged"))
         if any(err["type"] == "json_invalid" for err in errors):
             return _error(MalformedJson("the request body is not valid JSON"))
         details = _details(errors)
@@ -214,29 +305,23 @@ def current_principal(app: APIGatewayHttpResolver) -> Principal:
     return principal_from_claims(claims)
 
 
-def ok(data: BaseModel | Sequence[BaseModel], status: int = 200) -> Response[Any]:
-    if not isinstance(data, BaseModel):
-        payload: Any = [item.model_dump(mode="json", by_alias=True) for item in data]
-    else:
-        payload = data.model_dump(mode="json", by_alias=True)
-    return Response(
-        status_code=status,
-        content_type=content_types.APPLICATION_JSON,
-        body={"success": True, "data": payload},
-    )
+# The answers a route returns. The body is the envelope's fields around the service's own model objects; the
+# route's return annotation (`Response[Envelope[Ticket]]`) is what Powertools checks it against and serialises
+# it with (by alias), so a route that returned something else than it publishes would fail loudly (a 500, and
+# the fuzzer's response conformance check) rather than send an undocumented shape. Model objects of the
+# declared class are taken as they are, not validated again.
 
 
-def created(data: BaseModel) -> Response[Any]:
+def ok[T](data: T, status: int = 200) -> Response[Envelope[T]]:
+    body = cast(Envelope[T], {"success": True, "data": data})  # validated into Envelope[T] by Powertools
+    return Response(status_code=status, content_type=content_types.APPLICATION_JSON, body=body)
+
+
+def created[T](data: T) -> Response[Envelope[T]]:
+    """201. The route says so too (`status_code=201`), for the OpenAPI document."""
     return ok(data, status=201)
 
 
-def page(result: Page[Any]) -> Response[Any]:
-    return Response(
-        status_code=200,
-        content_type=content_types.APPLICATION_JSON,
-        body={
-            "success": True,
-            "data": [item.model_dump(mode="json", by_alias=True) for item in result.data],
-            "nextCursor": result.next_cursor,
-        },
-    )
+def page[T](result: Page[T]) -> Response[PageEnvelope[T]]:
+    body = cast(PageEnvelope[T], {"success": True, "data": result.data, "nextCursor": result.next_cursor})
+    return Response(status_code=200, content_type=content_types.APPLICATION_JSON, body=body)
