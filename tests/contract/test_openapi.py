@@ -26,6 +26,8 @@ CREATES = {
     "POST /api/support/canned-responses",
     "POST /api/support/chat/sessions",
     "POST /api/support/chat/sessions/{sessionId}/messages",
+    "POST /api/support/widgets",
+    "POST /api/support/widget/session",
 }
 LISTS = {
     "GET /api/support/tickets",
@@ -34,6 +36,7 @@ LISTS = {
     "GET /api/support/canned-responses",
     "GET /api/support/chat/sessions",
     "GET /api/support/chat/sessions/{sessionId}/messages",
+    "GET /api/support/widgets",
 }
 
 
