@@ -30,6 +30,7 @@ def test_run_serves_demo_tickets_and_stops_cleanly() -> None:
     # embedded PostgreSQL, as on a fresh laptop.
     env = {k: v for k, v in os.environ.items() if not k.startswith("POWERTOOLS_") and k != "DATABASE_URL"}
     env["PORT"] = str(port)
+    env["WS_PORT"] = str(_free_port())
     proc = subprocess.Popen(
         [sys.executable, "-m", "local.run"],
         cwd=REPO,
@@ -39,6 +40,7 @@ def test_run_serves_demo_tickets_and_stops_cleanly() -> None:
         text=True,
     )
     output: list[str] = []
+    children: list[psutil.Process] = []
     try:
         assert proc.stdout is not None
         deadline = time.monotonic() + 120
@@ -78,12 +80,15 @@ def test_run_serves_demo_tickets_and_stops_cleanly() -> None:
         dashboard = httpx.get(f"{base}/api/support/dashboard", headers=auth, timeout=10).json()["data"]
         assert (dashboard["totalTickets"], dashboard["totalChats"]) == (len(reply.json()["data"]) + 1, 3)
         assert _embedded_postgres(), "the embedded PostgreSQL should be running"
+        children = psutil.Process(proc.pid).children(recursive=True)  # the handlers' worker processes among them
+        assert children
     finally:
         proc.send_signal(signal.SIGTERM)
         proc.wait(timeout=60)
 
     assert proc.returncode == 0, "".join(output)
     assert _embedded_postgres() == []
+    assert [child for child in children if child.is_running() and child.status() != psutil.STATUS_ZOMBIE] == []
 
 
 def _embedded_postgres() -> list[psutil.Process]:

@@ -28,6 +28,7 @@ from local.gateway import (
     WS_API_ID,
     WebSocketEndpoints,
     create_websocket_app,
+    running_template_websocket_api,
     running_websocket_gateway,
 )
 from local.template import TEMPLATE, WebSocketApi, websocket_api
@@ -796,3 +797,25 @@ def test_the_websocket_functions_run_in_worker_processes(tmp_path: Path) -> None
     # Then the function ran outside the test process
     pids = {entry["pid"] for entry in recorder.all() if entry["function"] == "websocket"}
     assert pids and os.getpid() not in pids
+
+
+def test_the_template_websocket_api_is_served_once_its_code_is_there(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    # As `make run` starts it: from a template, in worker pools, on a port of its own
+    _, events = write_stub_api(tmp_path, ["$connect", "$default"])
+    template = tmp_path / "template.yaml"
+    with running_template_websocket_api(0, template=template) as endpoints:
+        assert endpoints is not None
+        with open_socket(endpoints) as ws:
+            ws.send("hello")
+            Recorder(events).wait_for("$default", timeout=10)
+    # while a function's code folder does not exist yet, the WebSocket API is left out, with a warning
+    (tmp_path / "chat" / "app.py").rename(tmp_path / "app.py")
+    (tmp_path / "chat").rmdir()
+    with (
+        caplog.at_level(logging.WARNING, logger="local.gateway"),
+        running_template_websocket_api(0, template=template) as none,
+    ):
+        assert none is None
+    assert f"no code at {tmp_path / 'chat'} yet" in caplog.text
