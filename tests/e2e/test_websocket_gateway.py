@@ -31,6 +31,7 @@ from local.gateway import (
     running_template_websocket_api,
     running_websocket_gateway,
 )
+from local.gateway.authorizers import build_websocket_authorizer_event, run_request_authorizer
 from local.template import TEMPLATE, WebSocketApi, websocket_api
 
 pytestmark = pytest.mark.e2e
@@ -819,3 +820,26 @@ def test_the_template_websocket_api_is_served_once_its_code_is_there(
     ):
         assert none is None
     assert f"no code at {tmp_path / 'chat'} yet" in caplog.text
+
+
+def test_a_missing_identity_source_is_401_without_invoking_the_authorizer() -> None:
+    # API Gateway checks a REQUEST authorizer's declared identity sources before it invokes the function
+    calls: list[dict[str, Any]] = []
+
+    def invoke(event: dict[str, Any]) -> Any:
+        calls.append(event)
+        return {
+            "principalId": "p",
+            "policyDocument": {"Statement": [{"Action": "execute-api:Invoke", "Effect": "Allow", "Resource": "*"}]},
+        }
+
+    def event(query: str) -> dict[str, Any]:
+        return build_websocket_authorizer_event(
+            headers=[("host", "localhost")], raw_query_string=query, request_context={}, api_id="a", stage="s"
+        )
+
+    sources = ("route.request.querystring.token",)
+    assert run_request_authorizer(invoke, event("other=1"), identity_sources=sources).status == 401
+    assert calls == []
+    assert run_request_authorizer(invoke, event("token=t"), identity_sources=sources).status == 200
+    assert len(calls) == 1
