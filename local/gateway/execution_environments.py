@@ -20,10 +20,13 @@ A handler that runs past its template `Timeout` is logged, not stopped: the invo
 from __future__ import annotations
 
 import contextlib
+import io
 import json
 import logging
 import multiprocessing
 import os
+import signal
+import sys
 import threading
 import time
 import traceback
@@ -156,6 +159,11 @@ class InProcessEnvironments:
 
 def _worker_main(conn: Connection, function: LambdaFunction, repo: str) -> None:
     """A worker's life: import the handler once, then serve invocations one at a time until told to stop."""
+    # Ctrl-C reaches the whole process group: the gateway stops its workers itself, without tracebacks.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    for stream in (sys.stdout, sys.stderr):  # the handler's log lines as they come, as in CloudWatch
+        if isinstance(stream, io.TextIOWrapper):
+            stream.reconfigure(line_buffering=True)
     try:
         handler = load_handler(function.code_uri, function.handler, Path(repo))
     except BaseException:
