@@ -29,10 +29,12 @@ DEMO_TENANTS = {
     "Globex Coffee": UUID("b0000000-0000-4000-8000-00000000000b"),
 }
 
+# Grace, the one available agent, takes one chat at a time: with her demo chat she is full, so the third demo
+# visitor waits in the queue (as it would in real life: a waiting chat means no available agent has room).
 _AGENTS = [
-    ("Grace Hopper", "grace", "Tier 1", ["billing", "orders"], "available"),
-    ("Alan Turing", "alan", "Tier 2", ["technical"], "busy"),
-    ("Katherine Johnson", "katherine", "Tier 1", ["shipping"], "away"),
+    ("Grace Hopper", "grace", "Tier 1", ["billing", "orders"], "available", 1),
+    ("Alan Turing", "alan", "Tier 2", ["technical"], "busy", 5),
+    ("Katherine Johnson", "katherine", "Tier 1", ["shipping"], "away", 5),
 ]
 _TICKETS = [
     (
@@ -77,15 +79,16 @@ def _seed_canned_responses(admin: Principal) -> None:
         )
 
 
+# In this order: the ended chat first frees Grace again, the active one fills her, the last one waits.
 _CHATS = [
-    ("visitor-1001", "Lin", "Hi, where is my order #1042?", "transfer"),
     ("visitor-1002", "Sam", "Do you ship to Canada?", "end"),
+    ("visitor-1001", "Lin", "Hi, where is my order #1042?", "active"),
     ("visitor-1003", "Noor", "Hello?", "wait"),
 ]
 
 
 def _seed_chats(admin: Principal) -> None:
-    """Three chats: one with an agent, one ended and rated, one waiting for an agent."""
+    """Three chats: one ended and rated, one with an agent, one waiting in the queue."""
     if chat.list_chat_sessions(admin, limit=1).data:
         return
     available = agents.list_agents(admin, limit=1, status=AgentStatus.AVAILABLE).data
@@ -102,7 +105,8 @@ def _seed_chats(admin: Principal) -> None:
         )
         if outcome == "wait" or not available:
             continue
-        chat.transfer_chat_session(admin, session.id, available[0].id)
+        if session.assigned_agent_id is None:  # automatic assignment is off (CHAT_AUTO_ASSIGN=false)
+            chat.transfer_chat_session(admin, session.id, available[0].id)
         chat.add_chat_message(
             admin,
             session.id,
@@ -139,9 +143,10 @@ def _seed_desk(admin: Principal, tenant_name: str) -> None:
                 department=department,
                 skills=skills,
                 status=status,
+                max_concurrent_chats=capacity,
             ),
         )
-        for name, handle, department, skills, status in _AGENTS
+        for name, handle, department, skills, status, capacity in _AGENTS
     ]
     for i, (customer, handle, subject, description, category, priority) in enumerate(_TICKETS):
         ticket = tickets.create_ticket(

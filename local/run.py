@@ -3,18 +3,35 @@
 Starts PostgreSQL 16 (or uses DATABASE_URL), applies the migrations, loads the demo data, and serves every
 route of template.yaml on http://127.0.0.1:3000 (PORT to change), and its WebSocket API with the management
 API on ws://127.0.0.1:3001 (WS_PORT to change). Ctrl-C or SIGTERM stops everything.
+
+The data lives in `.local/pg-run` and persists between runs; `--data-dir DIR` (or SUPPORT_DATA_DIR=DIR)
+picks another folder. A second `make run` on the same folder joins the PostgreSQL the first one runs (give
+it another PORT); the last one to stop stops the database. `--reset` (`make reset-demo`) drops the database,
+loads the demo data afresh and exits; a `make run` serving that folder keeps serving, from the new data.
 """
 
 from __future__ import annotations
 
+import argparse
+import logging
 import os
 import shlex
 import signal
-import threading
+import socket
+import sys
+import time
 import warnings
+from collections.abc import Sequence
+from contextlib import ExitStack
+from pathlib import Path
 from uuid import UUID
 
-from local.template import cors_configuration, function_environment, http_routes
+from local.template import REPO, cors_configuration, function_environment, http_routes
+
+DATA_DIR_VARIABLE = "SUPPORT_DATA_DIR"
+DEFAULT_DATA_DIR = REPO / ".local" / "pg-run"
+DEFAULT_PORT = 3000
+DEFAULT_WS_PORT = 3001
 
 
 def _apply_function_environment() -> None:
@@ -23,6 +40,10 @@ def _apply_function_environment() -> None:
         for name, value in variables.items():
             if name not in ("DATABASE_URL", "DB_SECRET_ARN"):
                 os.environ.setdefault(name, value)
+    # The template's VisitorTokenSecret, locally a key generated once under .local/ (local.visitor_key).
+    from local.visitor_key import visitor_token_secret
+
+    os.environ.setdefault("VISITOR_TOKEN_SECRET", visitor_token_secret())
 
 
 def _apply_local_endpoints(http_port: int, ws_port: int) -> None:
@@ -39,49 +60,161 @@ def _apply_local_endpoints(http_port: int, ws_port: int) -> None:
     os.environ.setdefault("AWS_DEFAULT_REGION", "us-east-1")
 
 
-def main() -> None:
+def _ws_port() -> int:
+    value = os.environ.get("WS_PORT") or str(DEFAULT_WS_PORT)
+    if not value.isdigit() or not 0 < int(value) < 65536:
+        raise SystemExit(f"make run: WS_PORT must be a number from 1 to 65535, not {value!r}")
+    return int(value)
+
+
+def _arguments(argv: Sequence[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m local.run", description="The local support API (make run).")
+    parser.add_argument(
+        "--data-dir",
+        type=Path,
+        default=Path(os.environ.get(DATA_DIR_VARIABLE) or DEFAULT_DATA_DIR),
+        help=f"the embedded PostgreSQL's data folder (default ${DATA_DIR_VARIABLE}, else .local/pg-run)",
+    )
+    parser.add_argument(
+        "--reset", action="store_true", help="drop the database, load the demo data afresh, and exit (no server)"
+    )
+    return parser.parse_args(argv)
+
+
+def _port() -> int:
+    value = os.environ.get("PORT") or str(DEFAULT_PORT)
+    if not value.isdigit() or not 0 < int(value) < 65536:
+        raise SystemExit(f"make run: PORT must be a number from 1 to 65535, not {value!r}")
+    return int(value)
+
+
+def _port_is_taken(port: int) -> bool:
+    with socket.socket() as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn binds
+        try:
+            sock.bind(("127.0.0.1", port))
+        except OSError:
+            return True
+    return False
+
+
+def _interrupt(*_: object) -> None:
+    raise KeyboardInterrupt  # SIGTERM stops everything the way Ctrl-C does, at any point
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _arguments(argv)
+    data_dir = args.data_dir.expanduser().resolve()
+    signal.signal(signal.SIGTERM, _interrupt)
+    port = 0 if args.reset else _port()
+    # Before anything is started: a busy port must not cost anyone their database.
+    if not args.reset and _port_is_taken(port):
+        print(
+            f"make run: port {port} on 127.0.0.1 is already in use (another make run?); "
+            f"choose another, e.g. PORT={port + 1} make run",
+            file=sys.stderr,
+        )
+        return 1
     # Powertools warns on every request that publishes no metric; locally that is only noise.
     warnings.filterwarnings("ignore", "No application metrics to publish")
     _apply_function_environment()
-    _apply_local_endpoints(int(os.environ.get("PORT", "3000")), int(os.environ.get("WS_PORT", "3001")))
+    if not args.reset:
+        _apply_local_endpoints(port, _ws_port())
     # Only now anything that imports the layer: Powertools reads its settings (the metrics namespace among
     # them) when the layer's logger and metrics are created, as at a Lambda cold start.
+    from local.database import EmbeddedPostgresError
+
+    try:
+        return _serve(data_dir, port, reset=args.reset)
+    except KeyboardInterrupt:
+        print("stopping", flush=True)
+        return 0
+    except EmbeddedPostgresError as exc:
+        print(f"make run: the database did not start: {exc}", file=sys.stderr)
+        return 1
+
+
+def _serve(data_dir: Path, port: int, *, reset: bool) -> int:
+    import psycopg
+
     from local.database import database
 
-    with database("support", purpose="run") as urls:
+    given = bool(os.environ.get("DATABASE_URL"))
+    with database("support", purpose="run", data_dir=data_dir, recreate=reset) as urls:
         os.environ["DATABASE_URL"] = urls.app  # handlers connect as the runtime role, under RLS
         # Imported once DATABASE_URL is set: the layer reads its configuration once, like a cold start.
         from local.demo_data import seed_demo_data
-        from local.gateway import create_app, running_gateway, running_template_websocket_api
+        from local.gateway import create_app, running_gateway
 
-        tenants = seed_demo_data()
-        stop = threading.Event()
-        for signum in (signal.SIGINT, signal.SIGTERM):
-            signal.signal(signum, lambda *_: stop.set())
-        port = int(os.environ.get("PORT", "3000"))
-        with (
-            running_gateway(create_app(http_routes(), cors=cors_configuration()), port=port, access_log=True) as base,
-            running_template_websocket_api(access_log=True) as websocket,
-        ):
-            if websocket is not None:
-                print(f"\nWebSocket API on {websocket.websocket_url}/?token=<token>", flush=True)
-                print(f"Management API on {websocket.management_endpoint}/@connections/<connectionId>", flush=True)
-            _print_welcome(base, tenants)
-            stop.wait()
-        print("stopping", flush=True)
+        # One seeder at a time per database: two `make run` starting together must not both seed.
+        with psycopg.connect(urls.owner, autocommit=True) as lock:
+            lock.execute("SELECT pg_advisory_lock(hashtext('local.demo_data'))")
+            tenants = seed_demo_data()
+        where = "the server DATABASE_URL names" if given else str(data_dir)
+        if reset:
+            print(f"Demo data loaded afresh in {where}: " + ", ".join(f"{n} {t}" for n, t in tenants.items()))
+            return 0
+        _log_gateway_reasons()
+        with ExitStack() as stack:
+            try:
+                base = stack.enter_context(
+                    running_gateway(create_app(http_routes(), cors=cors_configuration()), port=port, access_log=True)
+                )
+            except RuntimeError:
+                print(f"make run: could not listen on 127.0.0.1:{port}; choose another PORT", file=sys.stderr)
+                return 1
+            _serve_websocket_api(stack)
+            _print_welcome(base, tenants, where, joined=urls.joined)
+            while True:
+                time.sleep(3600)
 
 
-def _print_welcome(base: str, tenants: dict[str, UUID]) -> None:
+def _serve_websocket_api(stack: ExitStack) -> None:
+    """The template's WebSocket API and its management API beside the HTTP API; without them (their port
+    taken, say by the make run this one joined) the HTTP API is served alone."""
+    from local.gateway import running_template_websocket_api
+
+    ws_port = _ws_port()
+    try:
+        websocket = stack.enter_context(running_template_websocket_api(ws_port, access_log=True))
+    except RuntimeError:
+        print(
+            f"make run: could not listen on 127.0.0.1:{ws_port} for the WebSocket API (another make run?); "
+            "serving the HTTP API only; choose another WS_PORT",
+            file=sys.stderr,
+        )
+        return
+    if websocket is not None:
+        print(f"\nWebSocket API on {websocket.websocket_url}/?token=<token>", flush=True)
+        print(f"Management API on {websocket.management_endpoint}/@connections/<connectionId>", flush=True)
+
+
+def _log_gateway_reasons() -> None:
+    """The gateway's own log beside uvicorn's access log: why a request got a 401 (the client only sees
+    `www-authenticate`), a 413, or a handler's failure."""
+    log = logging.getLogger("local.gateway")
+    handler = logging.StreamHandler(sys.stdout)
+    handler.setFormatter(logging.Formatter("%(levelname)s:     %(message)s"))
+    log.addHandler(handler)
+    log.setLevel(logging.INFO)
+    log.propagate = False
+
+
+def _print_welcome(base: str, tenants: dict[str, UUID], where: str, *, joined: bool) -> None:
     from local.token import mint_token
 
     (first_name, first_tenant), *_ = tenants.items()
     token = mint_token(str(first_tenant), "admin")
     print(f"\nSupport API ready on {base}  (Ctrl-C to stop)")
+    if joined:
+        print(f"Database: the PostgreSQL another make run started in {where} (it stops when the last one stops)")
+    else:
+        print(f"Database: {where} (kept between runs; make reset-demo loads the demo data afresh)")
     print("Demo tenants: " + ", ".join(f"{name} {tenant}" for name, tenant in tenants.items()))
-    print(f"\nList {first_name}'s tickets:\n")
-    print(f"  curl -s -H {shlex.quote('Authorization: Bearer ' + token)} {base}/api/support/tickets\n")
-    print("Another token: make token TENANT=<uuid> ROLE=admin|agent [AGENT=<uuid>]\n", flush=True)
+    print(f"\nList {first_name}'s tickets (the token lasts an hour):\n")
+    print(f"  curl -sS -H {shlex.quote('Authorization: Bearer ' + token)} {base}/api/support/tickets\n")
+    print("Another token: make token TENANT=<uuid> ROLE=admin|agent [AGENT=<uuid>] [TTL=<seconds>]\n", flush=True)
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

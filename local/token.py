@@ -53,25 +53,58 @@ def mint_token(
     return jwt.encode(claims, key.private_key, algorithm=ALGORITHM, headers={"kid": key.key_id})
 
 
-def _uuid(value: str) -> str:
+EXAMPLE_TENANT = "a0000000-0000-4000-8000-00000000000a"  # Acme Outfitters, a demo tenant of `make run`
+DEFAULT_TTL = 3600
+
+
+class _Refused(Exception):
+    pass
+
+
+def _uuid(value: str | None, variable: str) -> str:
     try:
-        return str(uuid.UUID(value))
+        return str(uuid.UUID(value or ""))
     except ValueError:
-        raise argparse.ArgumentTypeError(f"not a UUID: {value!r}") from None
+        raise _Refused(f"{variable} is not a UUID: {value!r}") from None
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    """`make token` and `python -m local.token`. A refusal is one line on stderr, naming the make variable
+    and the flag, and exit status 2; the token alone goes to stdout."""
     parser = argparse.ArgumentParser(
         prog="python -m local.token",
         description="Print a JWT for the local gateway (signed with the key in .local/jwt/).",
     )
-    parser.add_argument("--tenant", required=True, type=_uuid, help="tenant id (UUID)")
-    parser.add_argument("--role", required=True, choices=ROLES, help="admin or agent")
-    parser.add_argument("--agent", type=_uuid, default=None, help="agent id (UUID) the caller acts as")
+    parser.add_argument("--tenant", default=None, help="TENANT=: the tenant id (UUID); required")
+    parser.add_argument("--role", default="admin", help="ROLE=: admin (default) or agent")
+    parser.add_argument(
+        "--agent", default=None, help="AGENT=: the agent id (UUID) the caller acts as; required for agent"
+    )
     parser.add_argument("--subject", default=None, help="the `sub` claim (default: derived from the ids)")
-    parser.add_argument("--expires-in", type=int, default=3600, metavar="SECONDS", help="default 3600")
-    args = parser.parse_args(argv)  # a bad UUID or role: a message on stderr and exit status 2
-    token = mint_token(args.tenant, args.role, agent_id=args.agent, subject=args.subject, expires_in=args.expires_in)
+    parser.add_argument(
+        "--expires-in", default=str(DEFAULT_TTL), metavar="SECONDS", help=f"TTL=: lifetime, default {DEFAULT_TTL}"
+    )
+    args = parser.parse_args(argv)
+    try:
+        if args.tenant is None:
+            raise _Refused(
+                f"TENANT= (--tenant) is required: the tenant's UUID, e.g. make token TENANT={EXAMPLE_TENANT}"
+            )
+        tenant = _uuid(args.tenant, "TENANT= (--tenant)")
+        if args.role not in ROLES:
+            raise _Refused(f"ROLE= (--role): invalid choice {args.role!r}, it is admin or agent")
+        agent = _uuid(args.agent, "AGENT= (--agent)") if args.agent else None
+        if args.role == "agent" and agent is None:
+            raise _Refused(
+                "ROLE=agent needs AGENT=<the agent's UUID> (--agent): an agent token without one acts as no agent, "
+                "and setting an agent's status answers 403"
+            )
+        if not args.expires_in.isdigit() or int(args.expires_in) < 1:
+            raise _Refused(f"TTL= (--expires-in) must be a whole number of seconds, 1 or more, not {args.expires_in!r}")
+    except _Refused as refusal:
+        sys.stderr.write(f"make token: {refusal}\n")
+        return 2
+    token = mint_token(tenant, args.role, agent_id=agent, subject=args.subject, expires_in=int(args.expires_in))
     sys.stdout.write(token + "\n")
     return 0
 

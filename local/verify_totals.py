@@ -9,7 +9,9 @@ the totals against writers. Exit status 1 when differences were found and left u
 from __future__ import annotations
 
 import argparse
+import os
 import sys
+from pathlib import Path
 from uuid import UUID
 
 import psycopg
@@ -54,8 +56,11 @@ def main() -> None:
     parser.add_argument("--tenant", type=UUID, help="only this tenant")
     args = parser.parse_args()
     from local.database import database
+    from local.run import DATA_DIR_VARIABLE, DEFAULT_DATA_DIR
 
-    with database("support", purpose="run", quiet=True) as urls:
+    # The database `make run` serves (joined if it is running, started for the recount if not), or DATABASE_URL.
+    data_dir = Path(os.environ.get(DATA_DIR_VARIABLE) or DEFAULT_DATA_DIR)
+    with database("support", purpose="run", data_dir=data_dir, quiet=True) as urls:
         found = verify(urls.owner, urls.admin, repair=args.repair, tenant=args.tenant)
     sys.exit(1 if found and not args.repair else 0)
 

@@ -11,8 +11,8 @@ from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from support.http import PageCursor, PageSize, TenantParam, create_resolver, created, current_principal, ok, page
-from support.models.agents import AgentCreate, AgentStatus, AgentStatusUpdate, AgentUpdate, Skill
-from support.models.base import Category
+from support.models.agents import Agent, AgentCreate, AgentStatus, AgentStatusUpdate, AgentUpdate, Department, Skill
+from support.models.envelopes import Envelope, PageEnvelope
 from support.observability import logger, metrics
 from support.pagination import DEFAULT_PAGE_SIZE
 from support.services import agents
@@ -24,11 +24,11 @@ app = create_resolver()
 def list_agents(
     user_id: TenantParam = None,
     status: Annotated[AgentStatus | None, Query()] = None,
-    department: Annotated[Category | None, Query()] = None,
+    department: Annotated[Department | None, Query()] = None,
     skill: Annotated[Skill | None, Query()] = None,
     limit: PageSize = DEFAULT_PAGE_SIZE,
     cursor: PageCursor = None,
-) -> Response[Any]:
+) -> Response[PageEnvelope[Agent]]:
     principal = current_principal(app)
     principal.require_tenant(user_id)
     return page(
@@ -36,23 +36,23 @@ def list_agents(
     )
 
 
-@app.post("/api/support/agents")
-def create_agent(data: AgentCreate) -> Response[Any]:
+@app.post("/api/support/agents", status_code=201)
+def create_agent(data: AgentCreate) -> Response[Envelope[Agent]]:
     return created(agents.create_agent(current_principal(app), data))
 
 
 @app.get("/api/support/agents/<agent_id>")
-def get_agent(agent_id: UUID) -> Response[Any]:
+def get_agent(agent_id: UUID) -> Response[Envelope[Agent]]:
     return ok(agents.get_agent(current_principal(app), agent_id))
 
 
 @app.patch("/api/support/agents/<agent_id>")
-def update_agent(agent_id: UUID, changes: AgentUpdate) -> Response[Any]:
+def update_agent(agent_id: UUID, changes: AgentUpdate) -> Response[Envelope[Agent]]:
     return ok(agents.update_agent(current_principal(app), agent_id, changes))
 
 
 @app.patch("/api/support/agents/<agent_id>/status")
-def update_agent_status(agent_id: UUID, request: AgentStatusUpdate) -> Response[Any]:
+def update_agent_status(agent_id: UUID, request: AgentStatusUpdate) -> Response[Envelope[Agent]]:
     return ok(agents.update_agent_status(current_principal(app), agent_id, request.status))
 
 

@@ -14,11 +14,13 @@ from support.http import PageCursor, PageSize, TenantParam, create_resolver, cre
 from support.models.base import Category, SearchText
 from support.models.canned import (
     SHORTCUT_KEY_PATTERN,
+    CannedResponse,
     CannedResponseCreate,
     CannedResponseQuery,
     CannedResponseSort,
     CannedResponseUpdate,
 )
+from support.models.envelopes import Envelope, PageEnvelope
 from support.observability import logger, metrics
 from support.pagination import DEFAULT_PAGE_SIZE
 from support.services import canned_responses
@@ -36,15 +38,17 @@ def list_canned_responses(
     sort: Annotated[CannedResponseSort, Query()] = CannedResponseSort.NEWEST,
     limit: PageSize = DEFAULT_PAGE_SIZE,
     cursor: PageCursor = None,
-) -> Response[Any]:
+) -> Response[PageEnvelope[CannedResponse]]:
     principal = current_principal(app)
     principal.require_tenant(user_id)
     query = CannedResponseQuery(category=category, search=search, sort=sort, limit=limit, cursor=cursor)
     return page(canned_responses.list_canned_responses(principal, query))
 
 
-@app.post(BASE)
-def create_canned_response(data: CannedResponseCreate, user_id: TenantParam = None) -> Response[Any]:
+@app.post(BASE, status_code=201)
+def create_canned_response(
+    data: CannedResponseCreate, user_id: TenantParam = None
+) -> Response[Envelope[CannedResponse]]:
     principal = current_principal(app)
     principal.require_tenant(user_id)
     return created(canned_responses.create_canned_response(principal, data))
@@ -54,22 +58,22 @@ def create_canned_response(data: CannedResponseCreate, user_id: TenantParam = No
 @app.get(f"{BASE}/by-shortcut/<shortcut_key>")
 def get_canned_response_by_shortcut(
     shortcut_key: Annotated[str, Path(min_length=1, max_length=32, pattern=SHORTCUT_KEY_PATTERN)],
-) -> Response[Any]:
+) -> Response[Envelope[CannedResponse]]:
     return ok(canned_responses.get_canned_response_by_shortcut(current_principal(app), shortcut_key))
 
 
 @app.patch(f"{BASE}/<response_id>")
-def update_canned_response(response_id: UUID, changes: CannedResponseUpdate) -> Response[Any]:
+def update_canned_response(response_id: UUID, changes: CannedResponseUpdate) -> Response[Envelope[CannedResponse]]:
     return ok(canned_responses.update_canned_response(current_principal(app), response_id, changes))
 
 
 @app.delete(f"{BASE}/<response_id>")
-def delete_canned_response(response_id: UUID) -> Response[Any]:
+def delete_canned_response(response_id: UUID) -> Response[Envelope[CannedResponse]]:
     return ok(canned_responses.delete_canned_response(current_principal(app), response_id))
 
 
 @app.post(f"{BASE}/<response_id>/use")
-def use_canned_response(response_id: UUID) -> Response[Any]:
+def use_canned_response(response_id: UUID) -> Response[Envelope[CannedResponse]]:
     response = canned_responses.use_canned_response(current_principal(app), response_id)
     metrics.add_metric(name="CannedResponsesUsed", unit="Count", value=1)
     return ok(response)

@@ -12,15 +12,19 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from support.http import PageCursor, PageSize, TenantParam, create_resolver, created, current_principal, ok, page
 from support.models.chat import (
+    ChatMessage,
     ChatMessageCreate,
     ChatRating,
+    ChatReadReceipt,
     ChatReadRequest,
+    ChatSession,
     ChatSessionEnd,
     ChatSessionStart,
     ChatStatus,
     ChatTransfer,
     VisitorContext,
 )
+from support.models.envelopes import Envelope, PageEnvelope
 from support.observability import logger, metrics
 from support.pagination import DEFAULT_PAGE_SIZE
 from support.services import chat
@@ -28,8 +32,8 @@ from support.services import chat
 app = create_resolver()
 
 
-@app.post("/api/support/chat/sessions")
-def start_session(data: ChatSessionStart, user_id: TenantParam = None) -> Response[Any]:
+@app.post("/api/support/chat/sessions", status_code=201)
+def start_session(data: ChatSessionStart, user_id: TenantParam = None) -> Response[Envelope[ChatSession]]:
     principal = current_principal(app)
     principal.require_tenant(user_id)
     event = app.current_event
@@ -45,45 +49,49 @@ def list_sessions(
     status: Annotated[ChatStatus | None, Query()] = None,
     limit: PageSize = DEFAULT_PAGE_SIZE,
     cursor: PageCursor = None,
-) -> Response[Any]:
+) -> Response[PageEnvelope[ChatSession]]:
     principal = current_principal(app)
     principal.require_tenant(user_id)
     return page(chat.list_chat_sessions(principal, status=status, limit=limit, cursor=cursor))
 
 
 @app.get("/api/support/chat/sessions/<session_id>")
-def get_session(session_id: UUID) -> Response[Any]:
+def get_session(session_id: UUID) -> Response[Envelope[ChatSession]]:
     return ok(chat.get_chat_session(current_principal(app), session_id))
 
 
 @app.post("/api/support/chat/sessions/<session_id>/end")
-def end_session(session_id: UUID, request: Annotated[ChatSessionEnd | None, Body()] = None) -> Response[Any]:
+def end_session(
+    session_id: UUID, request: Annotated[ChatSessionEnd | None, Body()] = None
+) -> Response[Envelope[ChatSession]]:
     # The body is optional and takes nothing: the model only refuses a client-supplied duration.
     return ok(chat.end_chat_session(current_principal(app), session_id))
 
 
 @app.post("/api/support/chat/sessions/<session_id>/transfer")
-def transfer_session(session_id: UUID, request: ChatTransfer) -> Response[Any]:
+def transfer_session(session_id: UUID, request: ChatTransfer) -> Response[Envelope[ChatSession]]:
     return ok(chat.transfer_chat_session(current_principal(app), session_id, request.to_agent_id))
 
 
 @app.post("/api/support/chat/sessions/<session_id>/rating")
-def rate_session(session_id: UUID, rating: ChatRating) -> Response[Any]:
+def rate_session(session_id: UUID, rating: ChatRating) -> Response[Envelope[ChatSession]]:
     return ok(chat.rate_chat_session(current_principal(app), session_id, rating))
 
 
 @app.get("/api/support/chat/sessions/<session_id>/messages")
-def list_messages(session_id: UUID, limit: PageSize = DEFAULT_PAGE_SIZE, cursor: PageCursor = None) -> Response[Any]:
+def list_messages(
+    session_id: UUID, limit: PageSize = DEFAULT_PAGE_SIZE, cursor: PageCursor = None
+) -> Response[PageEnvelope[ChatMessage]]:
     return page(chat.list_chat_messages(current_principal(app), session_id, limit=limit, cursor=cursor))
 
 
-@app.post("/api/support/chat/sessions/<session_id>/messages")
-def add_message(session_id: UUID, message: ChatMessageCreate) -> Response[Any]:
+@app.post("/api/support/chat/sessions/<session_id>/messages", status_code=201)
+def add_message(session_id: UUID, message: ChatMessageCreate) -> Response[Envelope[ChatMessage]]:
     return created(chat.add_chat_message(current_principal(app), session_id, message))
 
 
 @app.post("/api/support/chat/sessions/<session_id>/read")
-def mark_read(session_id: UUID, request: ChatReadRequest) -> Response[Any]:
+def mark_read(session_id: UUID, request: ChatReadRequest) -> Response[Envelope[ChatReadReceipt]]:
     return ok(chat.mark_chat_messages_read(current_principal(app), session_id, request.up_to_message_id))
 
 

@@ -11,6 +11,9 @@ from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from support.http import TenantParam, create_resolver, current_principal, ok
+from support.models.analytics import SupportAnalytics
+from support.models.dashboard import SupportDashboard
+from support.models.envelopes import Envelope
 from support.observability import logger, metrics
 from support.services import dashboard
 
@@ -18,7 +21,7 @@ app = create_resolver()
 
 
 @app.get("/api/support/dashboard")
-def get_dashboard(user_id: TenantParam = None) -> Response[Any]:
+def get_dashboard(user_id: TenantParam = None) -> Response[Envelope[SupportDashboard]]:
     principal = current_principal(app)
     principal.require_tenant(user_id)
     return ok(dashboard.get_dashboard(principal))
@@ -29,7 +32,7 @@ def list_analytics(
     start: Annotated[date, Query(alias="from")],
     end: Annotated[date, Query(alias="to")],
     user_id: TenantParam = None,
-) -> Response[Any]:
+) -> Response[Envelope[list[SupportAnalytics]]]:
     principal = current_principal(app)
     principal.require_tenant(user_id)
     return ok(dashboard.list_analytics(principal, start, end))

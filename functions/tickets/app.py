@@ -12,10 +12,14 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from support.http import PageCursor, PageSize, TenantParam, create_resolver, created, current_principal, ok, page
 from support.models.base import Category, SearchText
+from support.models.envelopes import Envelope, PageEnvelope
 from support.models.tickets import (
     AssignRequest,
+    Conversation,
     ConversationCreate,
+    Feedback,
     FeedbackCreate,
+    Ticket,
     TicketCreate,
     TicketPriority,
     TicketQuery,
@@ -39,7 +43,7 @@ def list_tickets(
     search: Annotated[SearchText | None, Query()] = None,
     limit: PageSize = DEFAULT_PAGE_SIZE,
     cursor: PageCursor = None,
-) -> Response[Any]:
+) -> Response[PageEnvelope[Ticket]]:
     principal = current_principal(app)
     principal.require_tenant(user_id)
     query = TicketQuery(
@@ -54,8 +58,8 @@ def list_tickets(
     return page(tickets.list_tickets(principal, query))
 
 
-@app.post("/api/support/tickets")
-def create_ticket(data: TicketCreate, user_id: TenantParam = None) -> Response[Any]:
+@app.post("/api/support/tickets", status_code=201)
+def create_ticket(data: TicketCreate, user_id: TenantParam = None) -> Response[Envelope[Ticket]]:
     principal = current_principal(app)
     principal.require_tenant(user_id)
     ticket = tickets.create_ticket(principal, data)
@@ -64,44 +68,44 @@ def create_ticket(data: TicketCreate, user_id: TenantParam = None) -> Response[A
 
 
 @app.get("/api/support/tickets/<ticket_id>")
-def get_ticket(ticket_id: UUID) -> Response[Any]:
+def get_ticket(ticket_id: UUID) -> Response[Envelope[Ticket]]:
     return ok(tickets.get_ticket(current_principal(app), ticket_id))
 
 
 @app.patch("/api/support/tickets/<ticket_id>")
-def update_ticket(ticket_id: UUID, changes: TicketUpdate) -> Response[Any]:
+def update_ticket(ticket_id: UUID, changes: TicketUpdate) -> Response[Envelope[Ticket]]:
     return ok(tickets.update_ticket(current_principal(app), ticket_id, changes))
 
 
 @app.post("/api/support/tickets/<ticket_id>/close")
-def close_ticket(ticket_id: UUID) -> Response[Any]:
+def close_ticket(ticket_id: UUID) -> Response[Envelope[Ticket]]:
     return ok(tickets.close_ticket(current_principal(app), ticket_id))
 
 
 @app.post("/api/support/tickets/<ticket_id>/assign")
-def assign_ticket(ticket_id: UUID, request: AssignRequest) -> Response[Any]:
+def assign_ticket(ticket_id: UUID, request: AssignRequest) -> Response[Envelope[Ticket]]:
     return ok(tickets.assign_ticket(current_principal(app), ticket_id, request.agent_id))
 
 
 @app.get("/api/support/tickets/<ticket_id>/conversations")
 def list_conversations(
     ticket_id: UUID, limit: PageSize = DEFAULT_PAGE_SIZE, cursor: PageCursor = None
-) -> Response[Any]:
+) -> Response[PageEnvelope[Conversation]]:
     return page(tickets.list_conversations(current_principal(app), ticket_id, limit=limit, cursor=cursor))
 
 
-@app.post("/api/support/tickets/<ticket_id>/conversations")
-def add_conversation(ticket_id: UUID, message: ConversationCreate) -> Response[Any]:
+@app.post("/api/support/tickets/<ticket_id>/conversations", status_code=201)
+def add_conversation(ticket_id: UUID, message: ConversationCreate) -> Response[Envelope[Conversation]]:
     return created(tickets.add_conversation(current_principal(app), ticket_id, message))
 
 
 @app.get("/api/support/tickets/<ticket_id>/feedback")
-def get_feedback(ticket_id: UUID) -> Response[Any]:
+def get_feedback(ticket_id: UUID) -> Response[Envelope[Feedback]]:
     return ok(tickets.get_feedback(current_principal(app), ticket_id))
 
 
-@app.post("/api/support/tickets/<ticket_id>/feedback")
-def add_feedback(ticket_id: UUID, feedback: FeedbackCreate) -> Response[Any]:
+@app.post("/api/support/tickets/<ticket_id>/feedback", status_code=201)
+def add_feedback(ticket_id: UUID, feedback: FeedbackCreate) -> Response[Envelope[Feedback]]:
     return created(tickets.add_feedback(current_principal(app), ticket_id, feedback))
 
 

@@ -11,7 +11,8 @@ from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from support.http import PageCursor, PageSize, create_resolver, created, current_principal, ok, page
-from support.models.widgets import WIDGET_KEY_PATTERN, WidgetCreate, WidgetSessionRequest
+from support.models.envelopes import Envelope, PageEnvelope
+from support.models.widgets import WIDGET_KEY_PATTERN, Widget, WidgetCreate, WidgetSession, WidgetSessionRequest
 from support.observability import logger, metrics
 from support.pagination import DEFAULT_PAGE_SIZE
 from support.services import widgets
@@ -23,23 +24,23 @@ signing_key()  # read the visitor key at cold start: a function without one fail
 BASE = "/api/support/widgets"
 
 
-@app.post(BASE)
-def create_widget(data: WidgetCreate) -> Response[Any]:
+@app.post(BASE, status_code=201)
+def create_widget(data: WidgetCreate) -> Response[Envelope[Widget]]:
     return created(widgets.create_widget(current_principal(app), data))
 
 
 @app.get(BASE)
-def list_widgets(limit: PageSize = DEFAULT_PAGE_SIZE, cursor: PageCursor = None) -> Response[Any]:
+def list_widgets(limit: PageSize = DEFAULT_PAGE_SIZE, cursor: PageCursor = None) -> Response[PageEnvelope[Widget]]:
     return page(widgets.list_widgets(current_principal(app), limit=limit, cursor=cursor))
 
 
 @app.delete(f"{BASE}/<widget_key>")
-def revoke_widget(widget_key: Annotated[str, Path(pattern=WIDGET_KEY_PATTERN)]) -> Response[Any]:
+def revoke_widget(widget_key: Annotated[str, Path(pattern=WIDGET_KEY_PATTERN)]) -> Response[Envelope[Widget]]:
     return ok(widgets.revoke_widget(current_principal(app), widget_key))
 
 
-@app.post("/api/support/widget/session")
-def start_visitor_session(request: WidgetSessionRequest) -> Response[Any]:
+@app.post("/api/support/widget/session", status_code=201)
+def start_visitor_session(request: WidgetSessionRequest) -> Response[Envelope[WidgetSession]]:
     origin = app.current_event.headers.get("origin")
     session = widgets.start_visitor_session(request.widget_key, origin, request.resume_token)
     metrics.add_metric(name="VisitorSessionsStarted", unit="Count", value=1)

@@ -179,20 +179,39 @@ DATABASE_SECRET_POLICY = {
     ]
 }
 VISITOR_SECRET_POLICY = {"AWSSecretsManagerGetSecretValuePolicy": {"SecretArn": {"Ref": "VisitorTokenSecret"}}}
+# Posting to this WebSocket API's connections of this stage, and nothing else.
+MANAGE_CONNECTIONS_POLICY = {
+    "Statement": [
+        {
+            "Effect": "Allow",
+            "Action": "execute-api:ManageConnections",
+            "Resource": {
+                "Fn::Sub": "arn:${AWS::Partition}:execute-api:${AWS::Region}:${AWS::AccountId}:${WebSocketApi}"
+                "/${Stage}/*/@connections/*"
+            },
+        }
+    ]
+}
 # Which functions may read the visitor token key: those that issue or check visitor tokens.
-VISITOR_KEY_READERS = {"WidgetsFunction"}
+VISITOR_KEY_READERS = {"WidgetsFunction", "WebSocketAuthorizerFunction"}
+# Which functions fan out to WebSocket connections: the WebSocket function and the HTTP chat function.
+FAN_OUT = {"WebSocketFunction", "ChatFunction"}
 
 
-def test_functions_get_no_policies_beyond_the_secrets_they_read() -> None:
+def test_functions_get_no_policies_beyond_the_secrets_they_read_and_the_connections_they_post_to() -> None:
     for function_id, function in functions().items():
         policies = function["Properties"].get("Policies", [])
         policies = policies if isinstance(policies, list) else [policies]
         expected = [DATABASE_SECRET_POLICY]
         if function_id in VISITOR_KEY_READERS:
-            expected = [VISITOR_SECRET_POLICY, DATABASE_SECRET_POLICY]
-        assert policies == expected, f"{function_id} has policies beyond the secrets it reads"
+            expected = [VISITOR_SECRET_POLICY, *expected]
+        if function_id in FAN_OUT:
+            expected = [MANAGE_CONNECTIONS_POLICY, *expected]
+        assert policies == expected, f"{function_id} has policies beyond what it needs"
         variables = (function["Properties"].get("Environment") or {}).get("Variables") or {}
         assert ("VISITOR_TOKEN_SECRET_ARN" in variables) == (function_id in VISITOR_KEY_READERS), function_id
+        # the management endpoint reaches the code through configuration, never hard-coded
+        assert ("WEBSOCKET_MANAGEMENT_ENDPOINT" in variables) == (function_id in FAN_OUT), function_id
 
 
 def test_there_is_a_sample_event_for_every_route() -> None:

@@ -1,103 +1,81 @@
 """`make run` as a newcomer uses it: it serves, its printed curl returns the demo tickets, and SIGTERM
-stops everything, leaving no process behind."""
+stops everything, leaving no process behind. It runs on a data folder of the test's own, so `make test`
+never touches (nor stops) the database a developer's `make run` serves from `.local/pg-run`."""
 
 from __future__ import annotations
 
-import os
-import shlex
-import signal
-import socket
-import subprocess
-import sys
-import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import psutil
+import pytest
 
-REPO = Path(__file__).resolve().parents[2]
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+from tests.e2e.local_run import LocalRun, postgres_serving, scratch_data_dir
 
 
-def test_run_serves_demo_tickets_and_stops_cleanly() -> None:
-    port = _free_port()
-    # As from a developer's shell: none of the Lambda settings the test process gave itself, and the
-    # embedded PostgreSQL, as on a fresh laptop.
-    env = {k: v for k, v in os.environ.items() if not k.startswith("POWERTOOLS_") and k != "DATABASE_URL"}
-    env["PORT"] = str(port)
-    env["WS_PORT"] = str(_free_port())
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "local.run"],
-        cwd=REPO,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
-    output: list[str] = []
+@pytest.fixture
+def data_dir(request: pytest.FixtureRequest) -> Iterator[Path]:
+    yield from scratch_data_dir(request.node.name)
+
+
+def test_run_serves_demo_tickets_and_stops_cleanly(data_dir: Path) -> None:
+    run = LocalRun(data_dir)
     children: list[psutil.Process] = []
     try:
-        assert proc.stdout is not None
-        deadline = time.monotonic() + 120
-        while time.monotonic() < deadline:
-            line = proc.stdout.readline()
-            if not line:
-                break
-            output.append(line)
-            if line.strip().startswith("curl "):
-                break
-        curls = [line.strip() for line in output if line.strip().startswith("curl ")]
-        assert curls, "make run printed no curl:\n" + "".join(output)
-        curl = curls[0]
-        args = shlex.split(curl)
-        header = args[args.index("-H") + 1]
-        url = args[-1]
-        assert url == f"http://127.0.0.1:{port}/api/support/tickets"
+        run.wait_ready()
+        assert run.url == f"http://127.0.0.1:{run.port}/api/support/tickets"
+        assert f"Database: {data_dir}" in run.output
 
-        reply = httpx.get(url, headers=dict([header.split(": ", 1)]), timeout=10)
+        reply = httpx.get(run.url, headers=run.auth, timeout=10)
 
         assert reply.status_code == 200
         subjects = {t["subject"] for t in reply.json()["data"]}
         assert "Order arrived damaged" in subjects
-        base = url.removesuffix("/api/support/tickets")
-        auth = dict([header.split(": ", 1)])
-        chats = httpx.get(f"{base}/api/support/chat/sessions", headers=auth, timeout=10).json()["data"]
+        chats = run.get("/chat/sessions").json()["data"]
         assert sorted(c["status"] for c in chats) == ["active", "closed", "waiting"]
-        canned = httpx.get(f"{base}/api/support/canned-responses", headers=auth, timeout=10).json()["data"]
-        assert canned
+        assert run.get("/canned-responses").json()["data"]
         created = httpx.post(
-            f"{base}/api/support/tickets",
+            f"{run.base}/api/support/tickets",
             json={"customerName": "Ada", "customerEmail": "ada@example.com", "subject": "From the test"},
-            headers=auth,
+            headers=run.auth,
             timeout=10,
         )
         assert created.status_code == 201, created.text  # a route that publishes a metric, too
-        dashboard = httpx.get(f"{base}/api/support/dashboard", headers=auth, timeout=10).json()["data"]
+        dashboard = run.get("/dashboard").json()["data"]
         assert (dashboard["totalTickets"], dashboard["totalChats"]) == (len(reply.json()["data"]) + 1, 3)
-        assert _embedded_postgres(), "the embedded PostgreSQL should be running"
-        children = psutil.Process(proc.pid).children(recursive=True)  # the handlers' worker processes among them
+        assert postgres_serving(data_dir), "the embedded PostgreSQL should be running in the test's folder"
+        children = psutil.Process(run.proc.pid).children(recursive=True)  # the handlers' workers among them
         assert children
     finally:
-        proc.send_signal(signal.SIGTERM)
-        proc.wait(timeout=60)
+        code = run.stop()
 
-    assert proc.returncode == 0, "".join(output)
-    assert _embedded_postgres() == []
+    assert code == 0, run.output
+    assert "stopping" in run.output
+    assert postgres_serving(data_dir) == []
     assert [child for child in children if child.is_running() and child.status() != psutil.STATUS_ZOMBIE] == []
 
 
-def _embedded_postgres() -> list[psutil.Process]:
-    data_dir = str(REPO / ".local" / "pg-run")
-    found = []
-    for process in psutil.process_iter(["name"]):
-        try:
-            if process.info["name"] == "postgres" and process.cwd() == data_dir:
-                found.append(process)
-        except psutil.Error:
-            continue
-    return found
+def test_the_data_persists_between_runs(data_dir: Path) -> None:
+    first = LocalRun(data_dir)
+    try:
+        first.wait_ready()
+        created = httpx.post(
+            f"{first.base}/api/support/tickets",
+            json={"customerName": "Ada", "customerEmail": "ada@example.com", "subject": "Still here tomorrow"},
+            headers=first.auth,
+            timeout=10,
+        )
+        assert created.status_code == 201, created.text
+    finally:
+        assert first.stop() == 0, first.output
+
+    second = LocalRun(data_dir)
+    try:
+        second.wait_ready()
+        subjects = [t["subject"] for t in second.get("/tickets").json()["data"]]
+        # The ticket of the first run is still there, and the demo data was not loaded a second time.
+        assert subjects.count("Still here tomorrow") == 1
+        assert subjects.count("Order arrived damaged") == 1
+    finally:
+        assert second.stop() == 0, second.output

@@ -196,7 +196,7 @@ class TestIdentity:
         assert chat_api.get(f"{BASE}/{uuid4()}").status == 404
         reply = chat_api.get(f"{BASE}/not-a-uuid")
         assert reply.status == 422
-        assert reply.error["details"][0]["field"] == "path.session_id"
+        assert reply.error["details"][0]["field"] == "path.sessionId"
 
 
 class TestList:

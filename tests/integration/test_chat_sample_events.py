@@ -45,7 +45,8 @@ def test_every_chat_sample_event_succeeds_against_the_handler(db: DatabaseUrls) 
         conn.execute("DELETE FROM live_chat_sessions WHERE user_id = %s", (TENANT,))
         conn.execute(
             "INSERT INTO support_agents (id, user_id, agent_name, agent_email) "
-            "VALUES (%s, %s, 'Seed', 'chat-seed@x.example') ON CONFLICT (id) DO UPDATE SET current_chats = 0",
+            "VALUES (%s, %s, 'Seed', 'chat-seed@x.example')"
+            " ON CONFLICT (id) DO UPDATE SET current_chats = 0, status = 'offline'",
             (AGENT, TENANT),
         )
         conn.execute(

@@ -132,7 +132,7 @@ class TestCreateAndGet:
         assert tickets_api.get(f"{BASE}/{uuid4()}").status == 404
         reply = tickets_api.get(f"{BASE}/not-a-uuid")
         assert reply.status == 422
-        assert reply.error["details"][0]["field"] == "path.ticket_id"
+        assert reply.error["details"][0]["field"] == "path.ticketId"
 
 
 class TestIdentity:

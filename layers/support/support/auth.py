@@ -19,6 +19,12 @@ AGENT_CLAIM = "agent_id"
 class Role(StrEnum):
     ADMIN = "admin"
     AGENT = "agent"
+    # A visitor of a merchant's site, known only by the visitor id our signed token names (WebSocket only:
+    # no JWT of the HTTP API ever carries this role).
+    VISITOR = "visitor"
+
+
+STAFF = (Role.ADMIN, Role.AGENT)
 
 
 class Principal(BaseModel):
@@ -30,6 +36,12 @@ class Principal(BaseModel):
     role: Role
     subject: str
     agent_id: UUID | None = None
+    visitor_id: str | None = None
+    widget_key: str | None = None
+
+    @property
+    def is_staff(self) -> bool:
+        return self.role in STAFF
 
     def require_admin(self, action: str) -> None:
         """Forbidden unless the caller is an admin of the desk; `action` completes "only an admin may ..."."""
@@ -48,6 +60,8 @@ def principal_from_claims(claims: Mapping[str, Any] | None) -> Principal:
     """Claims as API Gateway's JWT authorizer passes them (already verified: signature, issuer, audience)."""
     if not claims:
         raise Unauthorized("missing token claims")
+    if claims.get(ROLE_CLAIM) not in STAFF:
+        raise Unauthorized("token claims are missing or invalid: role")
     try:
         return Principal(
             tenant_id=claims.get(TENANT_CLAIM),
@@ -58,3 +72,42 @@ def principal_from_claims(claims: Mapping[str, Any] | None) -> Principal:
     except ValidationError as exc:
         fields = sorted({str(err["loc"][0]) for err in exc.errors()})
         raise Unauthorized(f"token claims are missing or invalid: {', '.join(fields)}") from exc
+
+
+# The WebSocket authorizer's context (API Gateway passes it to every event of the connection): flat strings.
+CONTEXT_TENANT = "tenantId"
+CONTEXT_ROLE = "role"
+CONTEXT_SUBJECT = "subject"
+CONTEXT_AGENT = "agentId"
+CONTEXT_VISITOR = "visitorId"
+CONTEXT_WIDGET_KEY = "widgetKey"
+
+
+def authorizer_context(principal: Principal) -> dict[str, str]:
+    """What the WebSocket authorizer hands API Gateway for the connection (values must be strings)."""
+    values = {
+        CONTEXT_TENANT: str(principal.tenant_id),
+        CONTEXT_ROLE: str(principal.role),
+        CONTEXT_SUBJECT: principal.subject,
+        CONTEXT_AGENT: str(principal.agent_id) if principal.agent_id else None,
+        CONTEXT_VISITOR: principal.visitor_id,
+        CONTEXT_WIDGET_KEY: principal.widget_key,
+    }
+    return {key: value for key, value in values.items() if value}
+
+
+def principal_from_context(context: Mapping[str, Any] | None) -> Principal:
+    """The connection's caller, from the authorizer context API Gateway passes with every WebSocket event."""
+    if not context or not context.get(CONTEXT_TENANT):
+        raise Unauthorized("the connection has no authorizer context")
+    try:
+        return Principal(
+            tenant_id=context.get(CONTEXT_TENANT),
+            role=context.get(CONTEXT_ROLE),
+            subject=str(context.get(CONTEXT_SUBJECT) or ""),
+            agent_id=context.get(CONTEXT_AGENT) or None,
+            visitor_id=context.get(CONTEXT_VISITOR) or None,
+            widget_key=context.get(CONTEXT_WIDGET_KEY) or None,
+        )
+    except ValidationError as exc:
+        raise Unauthorized("the connection's authorizer context is invalid") from exc

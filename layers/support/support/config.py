@@ -29,6 +29,18 @@ class Settings(BaseModel):
     visitor_token_secret: SecretStr | None = Field(default=None, alias="VISITOR_TOKEN_SECRET")
     visitor_token_secret_arn: str | None = Field(default=None, alias="VISITOR_TOKEN_SECRET_ARN")
 
+    # Live chat in real time. The API Gateway Management API of the WebSocket API
+    # (https://{api}.execute-api.{region}.amazonaws.com/{stage}; locally the gateway's); without it, nothing is
+    # fanned out (a function that has no WebSocket side).
+    websocket_management_endpoint: str | None = Field(default=None, alias="WEBSOCKET_MANAGEMENT_ENDPOINT")
+    # New chat sessions go to an available agent with spare capacity, else they queue.
+    chat_auto_assign: bool = Field(default=True, alias="CHAT_AUTO_ASSIGN")
+    # The WebSocket authorizer verifies staff JWTs as the HTTP API's JWT authorizer does: same issuer and
+    # audience, keys from the issuer's JWKS (JWT_JWKS_URL, else {issuer}/.well-known/jwks.json).
+    jwt_issuer: str | None = Field(default=None, alias="JWT_ISSUER")
+    jwt_audience: str | None = Field(default=None, alias="JWT_AUDIENCE", description="comma separated")
+    jwt_jwks_url: str | None = Field(default=None, alias="JWT_JWKS_URL")
+
     @model_validator(mode="after")
     def _one_database_source(self) -> Settings:
         if not self.database_url and not self.db_secret_arn:

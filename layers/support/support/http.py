@@ -8,46 +8,95 @@ from __future__ import annotations
 
 import base64
 import binascii
+import inspect
 import json
+import re
 from collections.abc import Mapping, Sequence
-from typing import Annotated, Any
+from typing import Annotated, Any, cast
 from uuid import UUID
 
 from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response, content_types
 from aws_lambda_powertools.event_handler.exceptions import NotFoundError
+from aws_lambda_powertools.event_handler.middlewares import NextMiddleware
+from aws_lambda_powertools.event_handler.middlewares.openapi_validation import OpenAPIRequestValidationMiddleware
 from aws_lambda_powertools.event_handler.openapi.exceptions import (
     RequestUnsupportedContentType,
     RequestValidationError,
 )
+from aws_lambda_powertools.event_handler.openapi.models import OpenAPI, Parameter, ParameterInType
 from aws_lambda_powertools.event_handler.openapi.params import Query
 from aws_lambda_powertools.utilities.typing import LambdaContext
-from pydantic import BaseModel, ValidationError
+from pydantic import StringConstraints, ValidationError, WithJsonSchema
+from pydantic.alias_generators import to_camel
 
 from support.auth import Principal, principal_from_claims
 from support.config import get_settings
-from support.errors import DomainError
+from support.errors import BadRequest, DomainError, InvalidInput, NotFound, PayloadTooLarge
+from support.models.envelopes import Envelope, ErrorEnvelope, PageEnvelope
 from support.observability import logger
 from support.pagination import MAX_PAGE_SIZE, Page
 
 # Query parameters every endpoint group shares.
 PageSize = Annotated[int, Query(ge=1, le=MAX_PAGE_SIZE, description="at most 100")]
-PageCursor = Annotated[str | None, Query(max_length=512, description="nextCursor of the previous page")]
+# A cursor is opaque to clients; its schema says `format: cursor`, so that the fuzzer can be taught to make
+# well-formed base64url cursors of every wrong shape, not only random text.
+CURSOR_MAX_CHARS = 512
+CursorText = Annotated[
+    str,
+    StringConstraints(max_length=CURSOR_MAX_CHARS),
+    WithJsonSchema({"type": "string", "format": "cursor", "maxLength": CURSOR_MAX_CHARS}),
+]
+PageCursor = Annotated[CursorText | None, Query(description="nextCursor of the previous page")]
 TenantParam = Annotated[UUID | None, Query(alias="userId", description="if given, must be the caller's tenant")]
 
 # Pydantic error types that mean "too big" rather than "malformed": answered 413, not 422.
 _TOO_LARGE = {"payload_too_large"}
 
 
-def _error(status: int, code: str, message: str, details: list[dict[str, Any]] | None = None) -> Response[Any]:
-    return Response(
-        status_code=status,
-        content_type=content_types.APPLICATION_JSON,
-        body={"success": False, "error": {"code": code, "message": message, "details": details or []}},
-    )
+class MalformedJson(BadRequest):
+    """A body that is not UTF-8 JSON: no route could read it."""
+
+    code = "malformed_json"
+
+
+class InternalError(DomainError):
+    """A bug: logged, and answered without its details."""
+
+    code = "internal_error"
+    status = 500
+
+
+class UnsupportedMediaType(DomainError):
+    code = "unsupported_media_type"
+    status = 415
+
+
+def _envelope(exc: DomainError) -> dict[str, Any]:
+    """The error envelope (`ErrorEnvelope`). Every detail carries field, message and type: a domain error's
+    detail that names no type gets the error's code."""
+    details = [
+        {"field": str(d.get("field", "")), "message": str(d.get("message", "")), "type": str(d.get("type", exc.code))}
+        for d in exc.details
+    ]
+    return {"success": False, "error": {"code": exc.code, "message": exc.message, "details": details}}
+
+
+def _error(exc: DomainError) -> Response[Any]:
+    return Response(status_code=exc.status, content_type=content_types.APPLICATION_JSON, body=_envelope(exc))
 
 
 def _field_path(loc: tuple[Any, ...]) -> str:
-    return ".".join(str(part) for part in loc)
+    """`body.customerEmail`, `query.cursor`, `path.ticketId`: every part as the API publishes it, in camelCase.
+    Body fields and query parameters already carry their aliases; a path parameter is named after the
+    handler's argument (`ticket_id`), and is published as the template's `{ticketId}`."""
+    parts = list(loc)
+    if len(parts) > 1 and parts[0] == "path":
+        parts[1] = to_camel(str(parts[1]))
+    return ".".join(str(part) for part in parts)
+
+
+def _details(errors: Sequence[Any]) -> list[dict[str, Any]]:
+    return [{"field": _field_path(err["loc"]), "message": err.get("msg", ""), "type": err["type"]} for err in errors]
 
 
 def _parse_json(body: str) -> Any:
@@ -57,36 +106,150 @@ def _parse_json(body: str) -> Any:
         raise json.JSONDecodeError("nested too deeply", body, 0) from exc
 
 
-def _refusal(status: int, code: str, message: str) -> dict[str, Any]:
+def _refusal(exc: DomainError) -> dict[str, Any]:
     """A response made before routing, for a body no route could read."""
     return {
-        "statusCode": status,
+        "statusCode": exc.status,
         "headers": {"Content-Type": "application/json"},
-        "body": json.dumps({"success": False, "error": {"code": code, "message": message, "details": []}}),
+        "body": json.dumps(_envelope(exc)),
         "isBase64Encoded": False,
     }
 
 
-NOT_JSON = (415, "unsupported_media_type", "send the request body as application/json")
-NOT_UTF8 = (400, "malformed_json", "the request body is not UTF-8 encoded JSON")
+def _not_json() -> UnsupportedMediaType:
+    return UnsupportedMediaType("send the request body as application/json")
+
+
+def _not_utf8() -> MalformedJson:
+    return MalformedJson("the request body is not UTF-8 encoded JSON")
+
+
+class _DeclaredQueryParametersOnly(OpenAPIRequestValidationMiddleware):
+    """Powertools' request validation, which also refuses a query parameter the matched route does not declare.
+
+    The rule, for every route of every function: a request may carry only the query parameters its route
+    publishes (the OpenAPI document lists them), just as a body may carry only the fields its model declares.
+    Anything else (a typo such as `?stauts=open`, a parameter of another route, an empty `?x=`) is a 422 with
+    one detail per name, `{"field": "query.<name>", "type": "extra_forbidden"}`, reported together with the
+    other validation errors of the request. Names are compared exactly (query names are case-sensitive)."""
+
+    def handler(self, app: Any, next_middleware: NextMiddleware) -> Response[Any]:
+        declared = {param.alias for param in app.context["_route"].dependant.query_params}
+        unknown = [
+            {
+                "type": "extra_forbidden",
+                "loc": ("query", name),
+                "msg": "Unknown query parameter: this route takes "
+                + (", ".join(sorted(declared)) if declared else "no query parameters"),
+                "input": value,
+            }
+            for name, value in sorted(app.current_event.query_string_parameters.items())
+            if name not in declared
+        ]
+        if not unknown:
+            return super().handler(app, next_middleware)
+        refusal = RequestValidationError(unknown)
+
+        def refuse(_app: Any) -> Response[Any]:
+            raise refusal
+
+        try:
+            return super().handler(app, cast(NextMiddleware, refuse))
+        except RequestValidationError as exc:
+            if exc is refusal:
+                raise
+            raise RequestValidationError([*exc.errors(), *unknown]) from exc
+
+
+# What every route may answer besides its success, all with the error envelope. (401 comes from API Gateway's
+# authorizer before any function runs, and from a function only for claims it cannot read.)
+ERROR_STATUSES = {
+    400: "the body is not UTF-8 JSON (malformed_json)",
+    401: "missing or unreadable token claims (unauthorized)",
+    403: "not allowed for this caller: another tenant's userId, or an admin's task (forbidden)",
+    404: "no such id for this tenant (not_found): another tenant's ids are unknown too",
+    409: "conflicts with the current state, or a cap is reached (conflict, quota_exceeded)",
+    413: "a field is over its size limit (payload_too_large)",
+    415: "the body is not application/json (unsupported_media_type)",
+    422: "the request is not valid (validation_error): one detail per field, named as published",
+    500: "a bug, logged (internal_error)",
+}
+
+_ROUTE_SIGNATURE = inspect.signature(APIGatewayHttpResolver.route)
+_PATH_PARAMETER = re.compile(r"\{([^}]+)\}")
+
+
+def _camel_path(path: str) -> str:
+    return _PATH_PARAMETER.sub(lambda match: "{" + to_camel(match.group(1)) + "}", path)
+
+
+# Powertools' own error schemas, which it documents for 422; this API answers with `ErrorEnvelope` instead.
+_POWERTOOLS_ERROR_SCHEMAS = ("HTTPValidationError", "ResponseValidationError", "ValidationError")
+
+
+def _drop_unused_components(schema: OpenAPI, names: Sequence[str]) -> None:
+    components = schema.components.schemas if schema.components else None
+    for name in names:  # in this order: the first two refer to ValidationError
+        reference = f'"#/components/schemas/{name}"'
+        if components and name in components and reference not in schema.model_dump_json(by_alias=True):
+            del components[name]
 
 
 class SupportResolver(APIGatewayHttpResolver):
-    """Powertools' HTTP API resolver that takes UTF-8 JSON bodies only. Powertools would also parse form and
-    multipart bodies, and a malformed multipart header or a body that is not UTF-8 crashes its parsing
-    (a 500 for bad input)."""
+    """Powertools' HTTP API resolver that takes UTF-8 JSON bodies only, and only the query parameters a route
+    declares. Powertools would also parse form and multipart bodies, and a malformed multipart header or a
+    body that is not UTF-8 crashes its parsing (a 500 for bad input).
+
+    Its OpenAPI document describes every answer: each route's success (its `status_code`, with the schema of
+    its return annotation) and the error statuses, all with `ErrorEnvelope`; and path parameters are named as
+    the template publishes them (`{ticketId}`, not the handler's `{ticket_id}`)."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        if self._enable_validation:
+            self._request_validation_middleware = _DeclaredQueryParametersOnly()  # type: ignore[no-untyped-call]
+
+    def route(self, *args: Any, **kwargs: Any) -> Any:
+        """Powertools' `route` (which `get`, `post`... call with positional arguments), with the error responses
+        documented unless a route lists its own `responses`."""
+        bound = _ROUTE_SIGNATURE.bind(self, *args, **kwargs)
+        bound.apply_defaults()
+        arguments = dict(bound.arguments)
+        del arguments["self"]
+        if arguments["responses"] is None:
+            arguments["responses"] = {
+                arguments["status_code"]: {"description": arguments["response_description"]},
+                **{
+                    status: {"description": description, "content": {"application/json": {"model": ErrorEnvelope}}}
+                    for status, description in ERROR_STATUSES.items()
+                },
+            }
+        return super().route(**arguments)
+
+    def get_openapi_schema(self, **kwargs: Any) -> OpenAPI:
+        schema = super().get_openapi_schema(**kwargs)
+        if schema.paths:
+            schema.paths = {_camel_path(path): item for path, item in schema.paths.items()}
+            for item in schema.paths.values():
+                operations = (item.get, item.put, item.post, item.delete, item.patch, item.head, item.options)
+                for operation in operations:
+                    for parameter in (operation.parameters or []) if operation else []:
+                        if isinstance(parameter, Parameter) and parameter.in_ == ParameterInType.path:
+                            parameter.name = to_camel(parameter.name)
+        _drop_unused_components(schema, _POWERTOOLS_ERROR_SCHEMAS)
+        return schema
 
     def resolve(self, event: Mapping[str, Any], context: LambdaContext) -> dict[str, Any]:
         body = event.get("body")
         if body:
             headers = {k.lower(): v for k, v in (event.get("headers") or {}).items()}
             if headers.get("content-type", "").split(";")[0].strip().lower() not in ("", "application/json"):
-                return _refusal(*NOT_JSON)
+                return _refusal(_not_json())
             if event.get("isBase64Encoded"):
                 try:
                     base64.b64decode(body).decode()
                 except (binascii.Error, UnicodeDecodeError):
-                    return _refusal(*NOT_UTF8)
+                    return _refusal(_not_utf8())
         return super().resolve(event, context)
 
 
@@ -97,41 +260,40 @@ def create_resolver() -> APIGatewayHttpResolver:
 
     @app.exception_handler(RequestUnsupportedContentType)  # type: ignore[untyped-decorator]
     def _unsupported_content_type(exc: RequestUnsupportedContentType) -> Response[Any]:
-        return _error(*NOT_JSON)
+        return _error(_not_json())
 
     @app.exception_handler(DomainError)  # type: ignore[untyped-decorator]
     def _domain_error(exc: DomainError) -> Response[Any]:
-        return _error(exc.status, exc.code, exc.message, exc.details)
+        return _error(exc)
 
     @app.exception_handler(RequestValidationError)  # type: ignore[untyped-decorator]
     def _validation_error(exc: RequestValidationError) -> Response[Any]:
         errors = exc.errors()
+        if any(err["loc"][:1] == ("response",) for err in errors):
+            # Powertools reports a route's answer that does not match its return annotation as a request
+            # validation error: it is our bug, not the caller's input.
+            logger.error("a response does not match its route's model", extra={"errors": _details(errors)})
+            return _error(InternalError("an internal error occurred; it has been logged"))
         if any(err["type"] == "json_invalid" for err in errors):
-            return _error(400, "malformed_json", "the request body is not valid JSON")
-        details = [
-            {"field": _field_path(err["loc"]), "message": err.get("msg", ""), "type": err["type"]} for err in errors
-        ]
+            return _error(MalformedJson("the request body is not valid JSON"))
+        details = _details(errors)
         if any(err["type"] in _TOO_LARGE for err in errors):
-            return _error(413, "payload_too_large", "a field is over its size limit", details)
-        return _error(422, "validation_error", "the request is not valid", details)
+            return _error(PayloadTooLarge("a field is over its size limit", details=details))
+        return _error(InvalidInput("the request is not valid", details=details))
 
     @app.exception_handler(ValidationError)  # type: ignore[untyped-decorator]
     def _model_error(exc: ValidationError) -> Response[Any]:
         # A model built inside a route from values the resolver already accepted: still the caller's input.
-        details = [
-            {"field": _field_path(err["loc"]), "message": err.get("msg", ""), "type": err["type"]}
-            for err in exc.errors()
-        ]
-        return _error(422, "validation_error", "the request is not valid", details)
+        return _error(InvalidInput("the request is not valid", details=_details(exc.errors())))
 
     @app.not_found
     def _no_route(_exc: NotFoundError) -> Response[Any]:
-        return _error(404, "not_found", "no such route")
+        return _error(NotFound("no such route"))
 
     @app.exception_handler(Exception)  # type: ignore[untyped-decorator]
     def _bug(exc: Exception) -> Response[Any]:
         logger.exception("unhandled error")
-        return _error(500, "internal_error", "an internal error occurred; it has been logged")
+        return _error(InternalError("an internal error occurred; it has been logged"))
 
     return app
 
@@ -143,29 +305,23 @@ def current_principal(app: APIGatewayHttpResolver) -> Principal:
     return principal_from_claims(claims)
 
 
-def ok(data: BaseModel | Sequence[BaseModel], status: int = 200) -> Response[Any]:
-    if not isinstance(data, BaseModel):
-        payload: Any = [item.model_dump(mode="json", by_alias=True) for item in data]
-    else:
-        payload = data.model_dump(mode="json", by_alias=True)
-    return Response(
-        status_code=status,
-        content_type=content_types.APPLICATION_JSON,
-        body={"success": True, "data": payload},
-    )
+# The answers a route returns. The body is the envelope's fields around the service's own model objects; the
+# route's return annotation (`Response[Envelope[Ticket]]`) is what Powertools checks it against and serialises
+# it with (by alias), so a route that returned something else than it publishes would fail loudly (a 500, and
+# the fuzzer's response conformance check) rather than send an undocumented shape. Model objects of the
+# declared class are taken as they are, not validated again.
 
 
-def created(data: BaseModel) -> Response[Any]:
+def ok[T](data: T, status: int = 200) -> Response[Envelope[T]]:
+    body = cast(Envelope[T], {"success": True, "data": data})  # validated into Envelope[T] by Powertools
+    return Response(status_code=status, content_type=content_types.APPLICATION_JSON, body=body)
+
+
+def created[T](data: T) -> Response[Envelope[T]]:
+    """201. The route says so too (`status_code=201`), for the OpenAPI document."""
     return ok(data, status=201)
 
 
-def page(result: Page[Any]) -> Response[Any]:
-    return Response(
-        status_code=200,
-        content_type=content_types.APPLICATION_JSON,
-        body={
-            "success": True,
-            "data": [item.model_dump(mode="json", by_alias=True) for item in result.data],
-            "nextCursor": result.next_cursor,
-        },
-    )
+def page[T](result: Page[T]) -> Response[PageEnvelope[T]]:
+    body = cast(PageEnvelope[T], {"success": True, "data": result.data, "nextCursor": result.next_cursor})
+    return Response(status_code=200, content_type=content_types.APPLICATION_JSON, body=body)

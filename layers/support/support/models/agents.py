@@ -19,13 +19,14 @@ class AgentStatus(StrEnum):
     OFFLINE = "offline"
 
 
-Skill = Annotated[str, StringConstraints(min_length=1, max_length=50), NoNul]
+Skill = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=50), NoNul]
+Department = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100), NoNul]
 
 
 class AgentCreate(ApiModel):
     agent_name: Name
     agent_email: Email
-    department: Annotated[str, StringConstraints(min_length=1, max_length=100), NoNul] | None = None
+    department: Department | None = None
     skills: list[Skill] = Field(default_factory=list, max_length=50)
     status: AgentStatus = AgentStatus.OFFLINE
     max_concurrent_chats: int = Field(default=5, ge=1, le=50)
@@ -36,7 +37,7 @@ class AgentUpdate(ApiModel):
 
     agent_name: Name | None = None
     agent_email: Email | None = None
-    department: Annotated[str, StringConstraints(min_length=1, max_length=100), NoNul] | None = None
+    department: Department | None = None
     skills: list[Skill] | None = Field(default=None, max_length=50)
     max_concurrent_chats: int | None = Field(default=None, ge=1, le=50)
 

@@ -15,8 +15,10 @@ from support.pagination import DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE
 # The same rule as the table's CHECK: what an agent types after "/" in the console, no spaces.
 SHORTCUT_KEY_PATTERN = r"^[A-Za-z0-9_-]{1,32}$"
 
-ShortcutKey = Annotated[str, StringConstraints(min_length=1, max_length=32, pattern=SHORTCUT_KEY_PATTERN)]
-ResponseTitle = Annotated[str, StringConstraints(min_length=1, max_length=200), NoNul]
+ShortcutKey = Annotated[
+    str, StringConstraints(strip_whitespace=True, min_length=1, max_length=32, pattern=SHORTCUT_KEY_PATTERN)
+]
+ResponseTitle = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200), NoNul]
 
 
 class CannedResponseSort(StrEnum):
@@ -26,7 +28,7 @@ class CannedResponseSort(StrEnum):
 
 class CannedResponseCreate(ApiModel):
     response_title: ResponseTitle
-    response_content: MessageText  # at most 50 KB of UTF-8, like a message: 413 over
+    response_content: MessageText  # kept as sent; at most 50 KB of UTF-8, like a message: 413 over
     shortcut_key: ShortcutKey
     category: Category | None = None
 

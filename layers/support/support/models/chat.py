@@ -12,7 +12,17 @@ from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_vali
 from pydantic.json_schema import SkipJsonSchema
 from pydantic_core import PydanticCustomError
 
-from support.models.base import ApiModel, Email, MessageText, Name, NoNul, Record
+from support.models.base import (
+    ApiModel,
+    AttachmentUrl,
+    Email,
+    FeedbackText,
+    MediaType,
+    MessageText,
+    Name,
+    NoNul,
+    Record,
+)
 from support.models.tickets import SenderType
 
 VISITOR_BROWSER_MAX_CHARS = 1000  # the column's CHECK: a longer User-Agent is cut, not refused
@@ -29,7 +39,7 @@ class ChatStatus(StrEnum):
     CLOSED = "closed"
 
 
-VisitorId = Annotated[str, StringConstraints(min_length=1, max_length=200), NoNul]
+VisitorId = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200), NoNul]
 
 
 class ChatSessionStart(ApiModel):
@@ -81,15 +91,15 @@ class ChatTransfer(ApiModel):
 
 class ChatRating(ApiModel):
     rating: Annotated[int, Field(ge=1, le=5)]
-    feedback: Annotated[str, StringConstraints(max_length=5000), NoNul] | None = None
+    feedback: FeedbackText | None = None
 
 
 class ChatMessageCreate(ApiModel):
     sender_type: SenderType
     sender_name: Name | None = None
     message: MessageText  # at most 50 KB of UTF-8: 413 over
-    attachment_url: Annotated[str, StringConstraints(min_length=1, max_length=2048), NoNul] | None = None
-    attachment_type: Annotated[str, StringConstraints(min_length=1, max_length=255), NoNul] | None = None
+    attachment_url: AttachmentUrl | None = None
+    attachment_type: MediaType | None = None
 
 
 class ChatReadRequest(ApiModel):
@@ -136,3 +146,6 @@ class ChatMessage(Record):
     is_read: bool
     read_at: datetime | None
     created_at: datetime
+    client_message_id: str | None = Field(
+        default=None, description="the sender's own id for it (WebSocket): a resend with it stores nothing new"
+    )

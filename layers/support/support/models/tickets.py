@@ -11,9 +11,12 @@ from pydantic import Field, StringConstraints
 
 from support.models.base import (
     ApiModel,
+    AttachmentUrl,
     Category,
     Email,
+    FeedbackText,
     JsonObject,
+    MediaType,
     MessageText,
     Name,
     NoNul,
@@ -46,7 +49,7 @@ class SenderType(StrEnum):
     SYSTEM = "system"
 
 
-Subject = Annotated[str, StringConstraints(min_length=1, max_length=500), NoNul]
+Subject = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=500), NoNul]
 
 
 class TicketCreate(ApiModel):
@@ -107,10 +110,10 @@ class Ticket(Record):
 class Attachment(ApiModel):
     """Metadata only: files go straight to S3 with a presigned URL, never through Lambda."""
 
-    file_name: Annotated[str, StringConstraints(min_length=1, max_length=255), NoNul]
-    content_type: Annotated[str, StringConstraints(min_length=1, max_length=255), NoNul]
+    file_name: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=255), NoNul]
+    content_type: MediaType
     size_bytes: int = Field(ge=0, le=100 * 1024 * 1024)  # the seed's 100 MB per file
-    url: Annotated[str, StringConstraints(max_length=2048), NoNul] | None = None
+    url: AttachmentUrl | None = None
 
 
 class ConversationCreate(ApiModel):
@@ -142,7 +145,7 @@ ScoreOneToFive = Annotated[int, Field(ge=1, le=5)]
 class FeedbackCreate(ApiModel):
     rating: ScoreOneToFive
     recommendation: Annotated[int, Field(ge=0, le=10)] | None = None
-    feedback: Annotated[str, StringConstraints(max_length=5000), NoNul] | None = None
+    feedback: FeedbackText | None = None
     resolved_issue: bool | None = None
     agent_rating: ScoreOneToFive | None = None
     response_time_rating: ScoreOneToFive | None = None

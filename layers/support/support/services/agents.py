@@ -19,7 +19,10 @@ from support.db import tenant_transaction
 from support.db.statements import equals_placeholders
 from support.errors import Conflict, Forbidden, QuotaExceeded, found
 from support.models.agents import Agent, AgentCreate, AgentStatus, AgentUpdate
+from support.models.realtime import AgentStatusNotice
 from support.pagination import Page, decode_cursor, page_of
+from support.services import chat
+from support.services.connections import Caller, Outbox, staff_connections
 
 MAX_AGENTS_PER_TENANT = 500  # the seed's "Agents: Up to 500 per organization"
 
@@ -114,7 +117,9 @@ def update_agent(principal: Principal, agent_id: UUID, changes: AgentUpdate) -> 
     for not_nullable in ("agent_name", "agent_email", "skills", "max_concurrent_chats"):
         if fields.get(not_nullable, "") is None:
             del fields[not_nullable]
+    outbox = Outbox(principal.tenant_id)
     with tenant_transaction(principal.tenant_id) as cur:
+        chat.lock_queue(cur, principal)  # a higher capacity may take chats from the queue
         cur.execute(
             f"SELECT {AGENT_COLUMNS} FROM support_agents WHERE user_id = %s AND id = %s FOR NO KEY UPDATE",  # noqa: S608
             (principal.tenant_id, agent_id),
@@ -137,17 +142,33 @@ def update_agent(principal: Principal, agent_id: UUID, changes: AgentUpdate) -> 
             )
         except errors.UniqueViolation as exc:
             raise Conflict("an agent with this email already exists") from exc
-        return _agent(cur.fetchone())
+        updated = _agent(cur.fetchone())
+        if updated.max_concurrent_chats > current.max_concurrent_chats and updated.status is AgentStatus.AVAILABLE:
+            chat.rebalance_queue(cur, principal, outbox)
+    outbox.send()
+    return updated
 
 
-def update_agent_status(principal: Principal, agent_id: UUID, status: AgentStatus) -> Agent:
-    """updateAgentStatus: an admin sets anyone's; an agent sets their own. Records the activity."""
+def update_agent_status(
+    principal: Principal, agent_id: UUID, status: AgentStatus, *, caller: Caller | None = None
+) -> Agent:
+    """updateAgentStatus: an admin sets anyone's; an agent sets their own. Records the activity. The tenant's
+    staff connections hear agent.status; an agent who becomes available takes waiting chats from the queue."""
     if principal.role is not Role.ADMIN and principal.agent_id != agent_id:
         raise Forbidden("an agent may change only their own status")
+    outbox = Outbox(principal.tenant_id, caller)
     with tenant_transaction(principal.tenant_id) as cur:
+        chat.lock_queue(cur, principal)
         cur.execute(
             f"""UPDATE support_agents SET status = %s, last_activity_at = now()
             WHERE user_id = %s AND id = %s RETURNING {AGENT_COLUMNS}""",  # noqa: S608
             (status, principal.tenant_id, agent_id),
         )
-        return _agent(cur.fetchone())
+        agent = _agent(cur.fetchone())
+        notice = AgentStatusNotice(agent_id=agent.id, status=agent.status)
+        outbox.answer("agent.status", notice)
+        outbox.tell(staff_connections(cur, principal.tenant_id), "agent.status", notice)
+        if agent.status is AgentStatus.AVAILABLE:
+            chat.rebalance_queue(cur, principal, outbox)
+    outbox.send()
+    return agent

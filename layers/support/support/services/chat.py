@@ -1,36 +1,49 @@
-"""Live chat over HTTP: sessions (start, list, end, transfer, rating) and their messages (post, list, read).
+"""Live chat: sessions (start, list, end, transfer, claim, rating), their messages (post, list, read, sync),
+automatic assignment with a queue, and the real-time events all of these announce. HTTP and the WebSocket API
+call the same functions; a WebSocket caller passes its `Caller` to be answered on its connection.
 
-One function per operation, each taking the caller's `Principal`, so the WebSocket API reuses them as they are.
+Lifecycle: a session starts `waiting` (no agent); an assignment (automatic, a claim, or a transfer to an agent)
+makes it `active` with that agent, and a transfer from one agent to another keeps it `active` with the new agent
+(`transferred_from_agent_id` records the previous one); ending makes it `closed` for good. So `?status=active`
+lists exactly the chats an agent is handling, and a session only ever moves forward (waiting, active, closed).
+The API never sets `transferred` (see ChatStatus).
 
-Lifecycle: a session starts `waiting` (no agent); a transfer to an agent assigns it (`active`), and a transfer
-from one agent to another keeps it `active` with the new agent (`transferred_from_agent_id` records the previous
-one); ending makes it `closed` for good. So `?status=active` lists exactly the chats an agent is handling, and a
-session only ever moves forward (waiting, active, closed): totals kept per status, such as the dashboard's, then
-always lock their rows in the same order. The API never sets `transferred` (see ChatStatus).
+Assignment (CHAT_AUTO_ASSIGN, on by default): a waiting session goes to an `available` agent with spare capacity
+(`current_chats` below `max_concurrent_chats`), fewest current chats first, then the one assigned least
+recently; the oldest waiting session first. The queue is drained whenever a session starts, capacity frees (an
+end, a transfer away) or an agent becomes available or takes more chats. Every operation that can change the
+queue first takes the tenant's queue lock (a transaction-level advisory lock), so drains never overlap: no
+agent is ever above capacity and no session is assigned twice, under any concurrency.
 
 Counters, kept in the same transaction as the change they count:
 * an agent's `current_chats` is the number of sessions assigned to them that are not closed, and never goes
-  above their `max_concurrent_chats` (a full agent is a 409);
+  above their `max_concurrent_chats` (a full agent is a 409 on a transfer);
 * a session's `total_messages` counts every message, `message_count` only the visitor's and the agents'
   (system messages excluded).
 
-Lock order, to keep concurrent transfers and ends free of deadlocks: the session first, then the agents
-involved in the order of their ids (FOR UPDATE for the session; FOR NO KEY UPDATE for agents, the lock the
-database's own figure triggers take: it does not wait for the FOR KEY SHARE a foreign key check holds on an
-agent, so two hand-overs in opposite directions cannot deadlock on it).
+Lock order, to keep concurrent operations free of deadlocks: the tenant's queue lock first (where taken), then
+the session(s), then the agents involved in the order of their ids (FOR UPDATE for the session; FOR NO KEY
+UPDATE for agents, the lock the database's own figure triggers take: it does not wait for the FOR KEY SHARE a
+foreign key check holds on an agent, so two hand-overs in opposite directions cannot deadlock on it). The drain
+locks agents before the waiting sessions it assigns, which is safe because every other transaction that locks a
+waiting session and then agents holds the queue lock.
+
+Events are announced after the commit (connections.Outbox): nothing is announced that is not stored.
 """
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Any
 from uuid import UUID
 
 from psycopg import sql
 
-from support.auth import Principal
+from support.auth import Principal, Role
+from support.config import get_settings
 from support.db import tenant_transaction
 from support.db.connection import Cursor
-from support.errors import Conflict, NotFound, found
+from support.errors import Conflict, Forbidden, NotFound, found
 from support.models.chat import (
     ChatMessage,
     ChatMessageCreate,
@@ -41,17 +54,32 @@ from support.models.chat import (
     ChatStatus,
     VisitorContext,
 )
+from support.models.realtime import SYNC_PAGE, Queued, ReadNotice, SyncAnswer, TypingNotice
 from support.models.tickets import SenderType
 from support.pagination import Page, decode_cursor, page_of
+from support.services.connections import (
+    STAFF_SIDE,
+    VISITOR_SIDE,
+    Caller,
+    Outbox,
+    has_joined,
+    join,
+    participants,
+    staff_connections,
+    visitor_connections,
+)
 
 SESSION_COLUMNS = """id, user_id, visitor_id, visitor_name, visitor_email, status, assigned_agent_id,
     transferred_from_agent_id, visitor_ip, visitor_browser, session_start_time, session_end_time, total_messages,
     message_count, duration, rating, feedback, created_at, updated_at"""
 MESSAGE_COLUMNS = """id, session_id, user_id, sender_type, sender_name, message, attachment_url, attachment_type,
-    is_read, read_at, created_at"""
+    is_read, read_at, created_at, client_message_id"""
 
 # Senders whose messages are the conversation proper (counted in `message_count`).
 CONVERSATION_SENDERS = (SenderType.CUSTOMER, SenderType.AGENT)
+
+
+QUEUE_LOCK = "SELECT pg_advisory_xact_lock(hashtextextended('chat-queue:' || %s, 0))"
 
 
 def _session(row: dict[str, Any] | None) -> ChatSession:
@@ -66,15 +94,23 @@ def _lock_session(cur: Cursor, principal: Principal, session_id: UUID) -> dict[s
     return found(cur.fetchone(), "chat session")
 
 
-def _require_session(cur: Cursor, principal: Principal, session_id: UUID) -> None:
-    cur.execute("SELECT 1 FROM live_chat_sessions WHERE user_id = %s AND id = %s", (principal.tenant_id, session_id))
-    found(cur.fetchone(), "chat session")
+def _read_session(cur: Cursor, principal: Principal, session_id: UUID) -> dict[str, Any]:
+    cur.execute(
+        f"SELECT {SESSION_COLUMNS} FROM live_chat_sessions WHERE user_id = %s AND id = %s",  # noqa: S608
+        (principal.tenant_id, session_id),
+    )
+    return found(cur.fetchone(), "chat session")
+
+
+def _lock_queue(cur: Cursor, principal: Principal) -> None:
+    """The tenant's queue lock, first in every transaction that can change who waits or who is free."""
+    cur.execute(QUEUE_LOCK, (str(principal.tenant_id),))
 
 
 def _lock_agents(cur: Cursor, principal: Principal, agent_ids: set[UUID]) -> dict[UUID, dict[str, Any]]:
     """The agents' rows, locked in id order (the same order in every transaction, so no deadlock)."""
     cur.execute(
-        """SELECT id, current_chats, max_concurrent_chats FROM support_agents
+        """SELECT id, agent_name, status, current_chats, max_concurrent_chats FROM support_agents
         WHERE user_id = %s AND id = ANY(%s) ORDER BY id FOR NO KEY UPDATE""",
         (principal.tenant_id, sorted(agent_ids)),
     )
@@ -89,10 +125,143 @@ def _change_current_chats(cur: Cursor, principal: Principal, agent_id: UUID, del
     )
 
 
-def start_chat_session(principal: Principal, data: ChatSessionStart, visitor: VisitorContext) -> ChatSession:
-    """startChatSession: a new session, `waiting` for an agent. `visitor` is what the server saw of the
-    connection (source IP, User-Agent), never what the client claims."""
+def _require_participant(cur: Cursor, principal: Principal, session: dict[str, Any], caller: Caller | None) -> None:
+    """Who may act on a session over WebSocket: its visitor; the agent assigned to it or a staff connection that
+    joined it; any admin of the tenant. A visitor asking about another visitor's session learns nothing: 404.
+    HTTP callers are desk staff and act on any of the tenant's sessions (the HTTP API's rules)."""
+    if principal.role is Role.VISITOR:
+        if session["visitor_id"] != principal.visitor_id:
+            raise NotFound("chat session not found")
+        return
+    if caller is None or principal.role is Role.ADMIN:
+        return
+    if principal.agent_id is not None and session["assigned_agent_id"] == principal.agent_id:
+        return
+    if not has_joined(cur, principal.tenant_id, session["id"], caller):
+        raise Forbidden("this chat session is not assigned to you; join it first (joinSession)")
+
+
+# --- Assignment and the queue --------------------------------------------------------------------------------
+
+
+def _drain_queue(cur: Cursor, principal: Principal) -> list[dict[str, Any]]:
+    """Assign waiting sessions, oldest first, to available agents with spare capacity (fewest chats first, then
+    least recently assigned). Called with the queue lock held. Returns the sessions assigned, as updated."""
+    if not get_settings().chat_auto_assign:
+        return []
+    cur.execute(
+        """SELECT id, current_chats, max_concurrent_chats, last_assigned_at FROM support_agents
+        WHERE user_id = %s AND status = 'available' AND current_chats < max_concurrent_chats
+        ORDER BY id FOR NO KEY UPDATE""",
+        (principal.tenant_id,),
+    )
+    agents = cur.fetchall()
+    spare = sum(a["max_concurrent_chats"] - a["current_chats"] for a in agents)
+    if spare == 0:
+        return []
+    cur.execute(
+        """SELECT id FROM live_chat_sessions WHERE user_id = %s AND status = 'waiting'
+        ORDER BY created_at, id LIMIT %s FOR UPDATE""",
+        (principal.tenant_id, spare),
+    )
+    waiting = [row["id"] for row in cur.fetchall()]
+    if not waiting:
+        return []
+    # Each agent's place in line: fewest chats, then least recently assigned (never assigned first), then id.
+    # An agent who takes a session here becomes the most recently assigned of all, in the order of the picks.
+    never = datetime.min.replace(tzinfo=UTC)
+    chats = {a["id"]: a["current_chats"] for a in agents}
+    most = {a["id"]: a["max_concurrent_chats"] for a in agents}
+    recency: dict[UUID, tuple[int, datetime | int]] = {a["id"]: (0, a["last_assigned_at"] or never) for a in agents}
+    picks: list[tuple[UUID, UUID]] = []
+    for order, session_id in enumerate(waiting):
+        agent_id = min((a for a in chats if chats[a] < most[a]), key=lambda a: (chats[a], recency[a], a))
+        chats[agent_id] += 1
+        recency[agent_id] = (1, order)
+        picks.append((session_id, agent_id))
+    cur.execute(
+        f"""UPDATE live_chat_sessions s SET status = 'active', assigned_agent_id = p.agent_id
+        FROM unnest(%s::uuid[], %s::uuid[]) AS p(session_id, agent_id)
+        WHERE s.user_id = %s AND s.id = p.session_id
+        RETURNING {", ".join("s." + c.strip() for c in SESSION_COLUMNS.split(","))}""",  # noqa: S608
+        ([p[0] for p in picks], [p[1] for p in picks], principal.tenant_id),
+    )
+    assigned = cur.fetchall()
+    counts: dict[UUID, int] = {}
+    for _, agent_id in picks:
+        counts[agent_id] = counts.get(agent_id, 0) + 1
+    cur.execute(
+        """UPDATE support_agents a SET current_chats = a.current_chats + c.n, last_assigned_at = clock_timestamp()
+        FROM unnest(%s::uuid[], %s::int[]) AS c(agent_id, n)
+        WHERE a.user_id = %s AND a.id = c.agent_id""",
+        (list(counts), list(counts.values()), principal.tenant_id),
+    )
+    return assigned
+
+
+def _queue(cur: Cursor, principal: Principal) -> list[dict[str, Any]]:
+    """Every waiting session's position (1 = next), computed under the queue lock."""
+    cur.execute(
+        """SELECT id, visitor_id, row_number() OVER (ORDER BY created_at, id) AS position, clock_timestamp() AS as_of
+        FROM live_chat_sessions WHERE user_id = %s AND status = 'waiting' ORDER BY created_at, id""",
+        (principal.tenant_id,),
+    )
+    return cur.fetchall()
+
+
+def _announce_queue(cur: Cursor, principal: Principal, outbox: Outbox, *, only: UUID | None = None) -> None:
+    """chat.queued to each waiting visitor (or only the one session `only`) with its position. Positions carry
+    `asOf`: events from two transactions may arrive out of order, and a client keeps the newest."""
+    queue = _queue(cur, principal)
+    if only is not None:
+        queue = [row for row in queue if row["id"] == only]
+    connections = visitor_connections(cur, principal.tenant_id, [row["visitor_id"] for row in queue])
+    for row in queue:
+        notice = Queued(session_id=row["id"], position=row["position"], as_of=row["as_of"])
+        outbox.tell(connections.get(row["visitor_id"], []), "chat.queued", notice)
+        if outbox.caller is not None and principal.visitor_id == row["visitor_id"]:
+            outbox.answer("chat.queued", notice)
+
+
+def _announce_assignments(cur: Cursor, principal: Principal, outbox: Outbox, assigned: list[dict[str, Any]]) -> None:
+    for row in assigned:
+        session = ChatSession.model_validate(row)
+        outbox.tell([p.connection_id for p in participants(cur, principal.tenant_id, row)], "chat.assigned", session)
+        if outbox.caller is not None and principal.visitor_id == row["visitor_id"]:
+            outbox.answer("chat.assigned", session)
+
+
+def _rebalance(cur: Cursor, principal: Principal, outbox: Outbox) -> None:
+    """After capacity may have freed: drain, and tell the assigned and everyone still waiting."""
+    assigned = _drain_queue(cur, principal)
+    if assigned:
+        _announce_assignments(cur, principal, outbox, assigned)
+        _announce_queue(cur, principal, outbox)
+
+
+def rebalance_queue(cur: Cursor, principal: Principal, outbox: Outbox) -> None:
+    """For the agents service: an agent became available or took more chats (queue lock already held)."""
+    _rebalance(cur, principal, outbox)
+
+
+def lock_queue(cur: Cursor, principal: Principal) -> None:
+    """For the agents service: the queue lock, before it changes an agent's status or capacity."""
+    _lock_queue(cur, principal)
+
+
+# --- Sessions --------------------------------------------------------------------------------------------------
+
+
+def start_chat_session(
+    principal: Principal, data: ChatSessionStart, visitor: VisitorContext, *, caller: Caller | None = None
+) -> ChatSession:
+    """startChatSession: a new session, `waiting`, then assigned if an agent is free. `visitor` is what the server
+    saw of the connection (source IP, User-Agent), never what the client claims. The caller gets chat.started
+    (and chat.queued while it waits); the assigned agent chat.assigned; if it waits, the tenant's staff
+    chat.waiting."""
+    outbox = Outbox(principal.tenant_id, caller)
     with tenant_transaction(principal.tenant_id) as cur:
+        _lock_queue(cur, principal)
         cur.execute(
             f"""INSERT INTO live_chat_sessions
                 (user_id, visitor_id, visitor_name, visitor_email, status, visitor_ip, visitor_browser)
@@ -107,7 +276,24 @@ def start_chat_session(principal: Principal, data: ChatSessionStart, visitor: Vi
                 visitor.browser,
             ),
         )
-        return _session(cur.fetchone())
+        created = found(cur.fetchone(), "chat session")
+        assigned = _drain_queue(cur, principal)
+        mine = [row for row in assigned if row["id"] == created["id"]]
+        others = [row for row in assigned if row["id"] != created["id"]]
+        session = ChatSession.model_validate(mine[0] if mine else created)
+        outbox.answer("chat.started", session)
+        if mine:
+            people = participants(cur, principal.tenant_id, mine[0])
+            outbox.tell([p.connection_id for p in people], "chat.assigned", session)
+        if others:
+            _announce_assignments(cur, principal, outbox, others)
+            _announce_queue(cur, principal, outbox)
+        elif session.status is ChatStatus.WAITING:
+            _announce_queue(cur, principal, outbox, only=session.id)
+        if session.status is ChatStatus.WAITING:
+            outbox.tell(staff_connections(cur, principal.tenant_id), "chat.waiting", session)
+    outbox.send()
+    return session
 
 
 def list_chat_sessions(
@@ -132,18 +318,18 @@ def list_chat_sessions(
 
 def get_chat_session(principal: Principal, session_id: UUID) -> ChatSession:
     with tenant_transaction(principal.tenant_id) as cur:
-        cur.execute(
-            f"SELECT {SESSION_COLUMNS} FROM live_chat_sessions WHERE user_id = %s AND id = %s",  # noqa: S608
-            (principal.tenant_id, session_id),
-        )
-        return _session(cur.fetchone())
+        return ChatSession.model_validate(_read_session(cur, principal, session_id))
 
 
-def end_chat_session(principal: Principal, session_id: UUID) -> ChatSession:
+def end_chat_session(principal: Principal, session_id: UUID, *, caller: Caller | None = None) -> ChatSession:
     """endChatSession: `closed`, with the end time and the duration in whole seconds, both computed here from
-    the start time. The assigned agent has one chat fewer."""
+    the start time. The assigned agent has one chat fewer, and the queue moves on. Every participant gets
+    chat.ended."""
+    outbox = Outbox(principal.tenant_id, caller)
     with tenant_transaction(principal.tenant_id) as cur:
+        _lock_queue(cur, principal)
         current = _lock_session(cur, principal, session_id)
+        _require_participant(cur, principal, current, caller)
         if current["status"] == ChatStatus.CLOSED:
             raise Conflict("the chat session has already ended")
         if current["assigned_agent_id"] is not None:
@@ -160,45 +346,99 @@ def end_chat_session(principal: Principal, session_id: UUID) -> ChatSession:
             RETURNING {SESSION_COLUMNS}""",  # noqa: S608
             (current["session_start_time"], principal.tenant_id, session_id),
         )
-        return _session(cur.fetchone())
+        ended = _session(cur.fetchone())
+        outbox.answer("chat.ended", ended)
+        outbox.tell([p.connection_id for p in participants(cur, principal.tenant_id, current)], "chat.ended", ended)
+        if current["status"] == ChatStatus.WAITING:
+            _announce_queue(cur, principal, outbox)  # everyone behind it moved up
+        else:
+            _rebalance(cur, principal, outbox)
+    outbox.send()
+    return ended
 
 
-def transfer_chat_session(principal: Principal, session_id: UUID, to_agent_id: UUID) -> ChatSession:
+def transfer_chat_session(
+    principal: Principal, session_id: UUID, to_agent_id: UUID, *, caller: Caller | None = None
+) -> ChatSession:
     """Hand the session to another agent of the tenant, or assign a waiting one; either way it is `active`
     with the new agent. The previous agent is kept in `transferred_from_agent_id`; both agents'
-    `current_chats` move by one; a full target agent is a 409."""
+    `current_chats` move by one; a full target agent is a 409. The visitor and both agents get
+    chat.transferred; the capacity freed goes to the queue."""
+    if principal.role is Role.VISITOR:
+        raise Forbidden("only staff transfer chat sessions")
+    outbox = Outbox(principal.tenant_id, caller)
     with tenant_transaction(principal.tenant_id) as cur:
+        _lock_queue(cur, principal)
         current = _lock_session(cur, principal, session_id)
+        _require_participant(cur, principal, current, caller)
         if current["status"] == ChatStatus.CLOSED:
             raise Conflict("an ended chat session cannot be transferred")
         from_agent_id: UUID | None = current["assigned_agent_id"]
         if from_agent_id == to_agent_id:
             raise Conflict("the chat session is already assigned to this agent")
-        agents = _lock_agents(cur, principal, {to_agent_id} | ({from_agent_id} if from_agent_id else set()))
-        target = agents.get(to_agent_id)
-        if target is None:
-            raise NotFound("agent not found")
-        if target["current_chats"] >= target["max_concurrent_chats"]:
-            raise Conflict(
-                f"the agent is at capacity: {target['current_chats']} of {target['max_concurrent_chats']} chats"
-            )
-        _change_current_chats(cur, principal, to_agent_id, +1)
-        if from_agent_id is not None:
-            _change_current_chats(cur, principal, from_agent_id, -1)
-        cur.execute(
-            f"""UPDATE live_chat_sessions
-            SET assigned_agent_id = %s, transferred_from_agent_id = coalesce(%s, transferred_from_agent_id),
-                status = %s
-            WHERE user_id = %s AND id = %s RETURNING {SESSION_COLUMNS}""",  # noqa: S608
-            (to_agent_id, from_agent_id, ChatStatus.ACTIVE, principal.tenant_id, session_id),
-        )
-        return _session(cur.fetchone())
+        transferred = _assign(cur, principal, current, to_agent_id)
+        outbox.answer("chat.transferred", transferred)
+        people = participants(cur, principal.tenant_id, current, to_agent_id)
+        outbox.tell([p.connection_id for p in people], "chat.transferred", transferred)
+        if current["status"] == ChatStatus.WAITING:
+            _announce_queue(cur, principal, outbox)
+        _rebalance(cur, principal, outbox)
+    outbox.send()
+    return transferred
 
 
-def rate_chat_session(principal: Principal, session_id: UUID, data: ChatRating) -> ChatSession:
-    """The visitor's rating (1 to 5) and feedback: once, after the session has ended."""
+def _assign(cur: Cursor, principal: Principal, current: dict[str, Any], to_agent_id: UUID) -> ChatSession:
+    """Move the locked session `current` to `to_agent_id` (capacity checked), from its agent if it has one."""
+    from_agent_id: UUID | None = current["assigned_agent_id"]
+    agents = _lock_agents(cur, principal, {to_agent_id} | ({from_agent_id} if from_agent_id else set()))
+    target = agents.get(to_agent_id)
+    if target is None:
+        raise NotFound("agent not found")
+    if target["current_chats"] >= target["max_concurrent_chats"]:
+        raise Conflict(f"the agent is at capacity: {target['current_chats']} of {target['max_concurrent_chats']} chats")
+    cur.execute(
+        """UPDATE support_agents SET current_chats = current_chats + 1, last_assigned_at = clock_timestamp()
+        WHERE user_id = %s AND id = %s""",
+        (principal.tenant_id, to_agent_id),
+    )
+    if from_agent_id is not None:
+        _change_current_chats(cur, principal, from_agent_id, -1)
+    cur.execute(
+        f"""UPDATE live_chat_sessions
+        SET assigned_agent_id = %s, transferred_from_agent_id = coalesce(%s, transferred_from_agent_id), status = %s
+        WHERE user_id = %s AND id = %s RETURNING {SESSION_COLUMNS}""",  # noqa: S608
+        (to_agent_id, from_agent_id, ChatStatus.ACTIVE, principal.tenant_id, current["id"]),
+    )
+    return _session(cur.fetchone())
+
+
+def claim_chat_session(principal: Principal, session_id: UUID, *, caller: Caller | None = None) -> ChatSession:
+    """An agent takes a waiting session for themself (capacity checked): chat.assigned to them and the visitor."""
+    if principal.agent_id is None:
+        raise Forbidden("only an agent (a token with agent_id) claims chat sessions")
+    outbox = Outbox(principal.tenant_id, caller)
+    with tenant_transaction(principal.tenant_id) as cur:
+        _lock_queue(cur, principal)
+        current = _lock_session(cur, principal, session_id)
+        if current["status"] != ChatStatus.WAITING:
+            raise Conflict("this chat session is not waiting: someone has it already, or it has ended")
+        claimed = _assign(cur, principal, current, principal.agent_id)
+        outbox.answer("chat.assigned", claimed)
+        people = participants(cur, principal.tenant_id, current, principal.agent_id)
+        outbox.tell([p.connection_id for p in people], "chat.assigned", claimed)
+        _announce_queue(cur, principal, outbox)
+    outbox.send()
+    return claimed
+
+
+def rate_chat_session(
+    principal: Principal, session_id: UUID, data: ChatRating, *, caller: Caller | None = None
+) -> ChatSession:
+    """The visitor's rating (1 to 5) and feedback: once, after the session has ended. The agent gets chat.rated."""
+    outbox = Outbox(principal.tenant_id, caller)
     with tenant_transaction(principal.tenant_id) as cur:
         current = _lock_session(cur, principal, session_id)
+        _require_participant(cur, principal, current, caller)
         if current["status"] != ChatStatus.CLOSED:
             raise Conflict("a chat session is rated after it has ended")
         if current["rating"] is not None:
@@ -208,7 +448,15 @@ def rate_chat_session(principal: Principal, session_id: UUID, data: ChatRating) 
             WHERE user_id = %s AND id = %s RETURNING {SESSION_COLUMNS}""",  # noqa: S608
             (data.rating, data.feedback, principal.tenant_id, session_id),
         )
-        return _session(cur.fetchone())
+        rated = _session(cur.fetchone())
+        outbox.answer("chat.rated", rated)
+        staff = [p.connection_id for p in participants(cur, principal.tenant_id, current) if p.side == STAFF_SIDE]
+        outbox.tell(staff, "chat.rated", rated)
+    outbox.send()
+    return rated
+
+
+# --- Messages --------------------------------------------------------------------------------------------------
 
 
 def list_chat_messages(
@@ -221,7 +469,7 @@ def list_chat_messages(
         params["after_at"], params["after_id"] = decode_cursor(cursor)
         after = sql.SQL("AND (created_at, id) > (%(after_at)s, %(after_id)s)")
     with tenant_transaction(principal.tenant_id) as cur:
-        _require_session(cur, principal, session_id)
+        _read_session(cur, principal, session_id)
         cur.execute(
             sql.SQL(
                 "SELECT {columns} FROM chat_messages WHERE user_id = %(tenant)s AND session_id = %(session)s "
@@ -233,51 +481,90 @@ def list_chat_messages(
     return page_of(rows, limit, ChatMessage.model_validate)
 
 
-def add_chat_message(principal: Principal, session_id: UUID, data: ChatMessageCreate) -> ChatMessage:
-    """addChatMessage: counted in the session's `total_messages` (and, unless a system message, in its
-    `message_count`)."""
+def add_chat_message(
+    principal: Principal,
+    session_id: UUID,
+    data: ChatMessageCreate,
+    *,
+    caller: Caller | None = None,
+    client_message_id: str | None = None,
+) -> ChatMessage:
+    """addChatMessage: stored first, then announced as message.new to every participant. Counted in the
+    session's `total_messages` (and, unless a system message, in its `message_count`). With a
+    `client_message_id` already stored in the session (a resend after a drop), nothing new is stored and the
+    stored message is answered again, to the caller only."""
+    outbox = Outbox(principal.tenant_id, caller)
     with tenant_transaction(principal.tenant_id) as cur:
         current = _lock_session(cur, principal, session_id)
-        if current["status"] == ChatStatus.CLOSED:
-            raise Conflict("an ended chat session takes no new messages")
-        # clock_timestamp() under the session lock: messages are stamped in the order they commit, so a
-        # reader paging by (created_at, id) never finds an older message appear behind its cursor.
-        cur.execute(
-            f"""INSERT INTO chat_messages
-                (session_id, user_id, sender_type, sender_name, message, attachment_url, attachment_type, created_at)
-            VALUES (%s, %s, %s, %s, %s, %s, %s, clock_timestamp()) RETURNING {MESSAGE_COLUMNS}""",  # noqa: S608
-            (
-                session_id,
-                principal.tenant_id,
-                data.sender_type,
-                data.sender_name,
-                data.message,
-                data.attachment_url,
-                data.attachment_type,
-            ),
-        )
-        created = cur.fetchone()
-        cur.execute(
-            """UPDATE live_chat_sessions
-            SET total_messages = total_messages + 1, message_count = message_count + %s
-            WHERE user_id = %s AND id = %s""",
-            (int(data.sender_type in CONVERSATION_SENDERS), principal.tenant_id, session_id),
-        )
-    return ChatMessage.model_validate(created)
+        _require_participant(cur, principal, current, caller)
+        resent = _stored_message(cur, principal, session_id, client_message_id)
+        if resent is not None:  # under the session lock, so no concurrent insert of the same id can race this
+            outbox.answer("message.new", resent)
+            message = resent
+        else:
+            if current["status"] == ChatStatus.CLOSED:
+                raise Conflict("an ended chat session takes no new messages")
+            # clock_timestamp() under the session lock: messages are stamped in the order they commit, so a
+            # reader paging by (created_at, id) never finds an older message appear behind its cursor.
+            cur.execute(
+                f"""INSERT INTO chat_messages (session_id, user_id, sender_type, sender_name, message, attachment_url,
+                    attachment_type, client_message_id, created_at)
+                VALUES (%s, %s, %s, %s, %s, %s, %s, %s, clock_timestamp()) RETURNING {MESSAGE_COLUMNS}""",  # noqa: S608
+                (
+                    session_id,
+                    principal.tenant_id,
+                    data.sender_type,
+                    data.sender_name,
+                    data.message,
+                    data.attachment_url,
+                    data.attachment_type,
+                    client_message_id,
+                ),
+            )
+            message = ChatMessage.model_validate(cur.fetchone())
+            cur.execute(
+                """UPDATE live_chat_sessions
+                SET total_messages = total_messages + 1, message_count = message_count + %s
+                WHERE user_id = %s AND id = %s""",
+                (int(data.sender_type in CONVERSATION_SENDERS), principal.tenant_id, session_id),
+            )
+            outbox.answer("message.new", message)
+            people = participants(cur, principal.tenant_id, current)
+            outbox.tell([p.connection_id for p in people], "message.new", message)
+    outbox.send()
+    return message
+
+
+def _stored_message(
+    cur: Cursor, principal: Principal, session_id: UUID, client_message_id: str | None
+) -> ChatMessage | None:
+    if client_message_id is None:
+        return None
+    cur.execute(
+        f"""SELECT {MESSAGE_COLUMNS} FROM chat_messages
+        WHERE user_id = %s AND session_id = %s AND client_message_id = %s""",  # noqa: S608
+        (principal.tenant_id, session_id, client_message_id),
+    )
+    row = cur.fetchone()
+    return ChatMessage.model_validate(row) if row else None
 
 
 def _side_read_by(principal: Principal) -> SenderType:
-    """Whose messages the caller reads. Every HTTP caller is desk staff (an admin or an agent), so they read
-    the visitor's; system messages are addressed to no one and are never marked."""
-    del principal  # the role does not matter yet: a visitor principal (WebSocket) would read the agents'
-    return SenderType.CUSTOMER
+    """Whose messages the caller reads: a visitor reads the agents'; desk staff read the visitor's. System
+    messages are addressed to no one and are never marked."""
+    return SenderType.AGENT if principal.role is Role.VISITOR else SenderType.CUSTOMER
 
 
-def mark_chat_messages_read(principal: Principal, session_id: UUID, up_to_message_id: UUID) -> ChatReadReceipt:
+def mark_chat_messages_read(
+    principal: Principal, session_id: UUID, up_to_message_id: UUID, *, caller: Caller | None = None
+) -> ChatReadReceipt:
     """Read receipts: the other side's unread messages up to and including `up_to_message_id` (by position in
-    the session) become read now. Returns how many changed; already read ones keep their `read_at`."""
+    the session) become read now. Returns how many changed; already read ones keep their `read_at`. Every
+    participant gets message.read."""
+    outbox = Outbox(principal.tenant_id, caller)
     with tenant_transaction(principal.tenant_id) as cur:
-        _require_session(cur, principal, session_id)
+        current = _read_session(cur, principal, session_id)
+        _require_participant(cur, principal, current, caller)
         cur.execute(
             "SELECT created_at, id FROM chat_messages WHERE user_id = %s AND session_id = %s AND id = %s",
             (principal.tenant_id, session_id, up_to_message_id),
@@ -291,4 +578,86 @@ def mark_chat_messages_read(principal: Principal, session_id: UUID, up_to_messag
               AND (created_at, id) <= (%s, %s)""",
             (principal.tenant_id, session_id, _side_read_by(principal), last["created_at"], last["id"]),
         )
-        return ChatReadReceipt(marked_count=cur.rowcount)
+        receipt = ChatReadReceipt(marked_count=cur.rowcount)
+        cur.execute("SELECT now() AS at")
+        row = cur.fetchone()
+        notice = ReadNotice(
+            session_id=session_id,
+            up_to_message_id=up_to_message_id,
+            read_at=row["at"] if row else datetime.now(UTC),
+            marked_count=receipt.marked_count,
+        )
+        outbox.answer("message.read", notice)
+        outbox.tell([p.connection_id for p in participants(cur, principal.tenant_id, current)], "message.read", notice)
+    outbox.send()
+    return receipt
+
+
+# --- WebSocket-only actions --------------------------------------------------------------------------------------
+
+
+def typing(principal: Principal, session_id: UUID, is_typing: bool, *, caller: Caller) -> None:
+    """Not stored: the other side of the session hears that the caller is (or stopped) typing."""
+    outbox = Outbox(principal.tenant_id, caller)
+    mine = VISITOR_SIDE if principal.role is Role.VISITOR else STAFF_SIDE
+    with tenant_transaction(principal.tenant_id) as cur:
+        current = _read_session(cur, principal, session_id)
+        _require_participant(cur, principal, current, caller)
+        sender = SenderType.CUSTOMER if mine == VISITOR_SIDE else SenderType.AGENT
+        notice = TypingNotice(session_id=session_id, sender_type=sender, is_typing=is_typing)
+        other_side = [p.connection_id for p in participants(cur, principal.tenant_id, current) if p.side != mine]
+        outbox.tell(other_side, "typing", notice)
+    outbox.send()
+
+
+def _sync(cur: Cursor, principal: Principal, session: dict[str, Any], after_message_id: UUID | None) -> SyncAnswer:
+    params: dict[str, Any] = {"tenant": principal.tenant_id, "session": session["id"], "limit": SYNC_PAGE + 1}
+    after = ""
+    if after_message_id is not None:
+        cur.execute(
+            "SELECT created_at, id FROM chat_messages WHERE user_id = %s AND session_id = %s AND id = %s",
+            (principal.tenant_id, session["id"], after_message_id),
+        )
+        last = cur.fetchone()
+        if last is None:
+            raise NotFound("message not found in this chat session")
+        params["after_at"], params["after_id"] = last["created_at"], last["id"]
+        after = "AND (created_at, id) > (%(after_at)s, %(after_id)s)"
+    cur.execute(
+        f"""SELECT {MESSAGE_COLUMNS} FROM chat_messages WHERE user_id = %(tenant)s AND session_id = %(session)s
+        {after} ORDER BY created_at, id LIMIT %(limit)s""",  # noqa: S608
+        params,
+    )
+    rows = cur.fetchall()
+    return SyncAnswer(
+        session=ChatSession.model_validate(session),
+        messages=[ChatMessage.model_validate(row) for row in rows[:SYNC_PAGE]],
+        has_more=len(rows) > SYNC_PAGE,
+    )
+
+
+def sync(principal: Principal, session_id: UUID, after_message_id: UUID | None, *, caller: Caller) -> SyncAnswer:
+    """The session and its messages after `after_message_id` (all from the start without it), oldest first, at
+    most 100 at a time (`hasMore`): what a client missed while it was away."""
+    outbox = Outbox(principal.tenant_id, caller)
+    with tenant_transaction(principal.tenant_id, snapshot=True) as cur:
+        current = _read_session(cur, principal, session_id)
+        _require_participant(cur, principal, current, caller)
+        answer = _sync(cur, principal, current, after_message_id)
+    outbox.answer("sync", answer)
+    outbox.send()
+    return answer
+
+
+def join_session(principal: Principal, session_id: UUID, *, caller: Caller) -> SyncAnswer:
+    """Staff follow a session on this connection from now on (until it closes), and get a `sync` of it."""
+    if not principal.is_staff:
+        raise Forbidden("only staff join chat sessions")
+    outbox = Outbox(principal.tenant_id, caller)
+    with tenant_transaction(principal.tenant_id) as cur:
+        current = _read_session(cur, principal, session_id)
+        join(cur, principal.tenant_id, session_id, caller)
+        answer = _sync(cur, principal, current, None)
+    outbox.answer("sync", answer)
+    outbox.send()
+    return answer

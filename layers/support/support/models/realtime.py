@@ -1,0 +1,121 @@
+"""The live chat protocol over the WebSocket API: what clients send (one model per action) and what the server
+sends back (events: `{"type", "requestId"?, "data"}`).
+
+Every client message is `{"action": "...", "requestId": "optional, echoed back", ...fields}`. Sessions and
+messages have the same camelCase shape as in the HTTP API.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated
+from uuid import UUID
+
+from pydantic import Field, StringConstraints
+
+from support.models.agents import AgentStatus
+from support.models.base import ApiModel, Email, MessageText, Name, NoNul, Record
+from support.models.chat import ChatMessage, ChatSession
+
+RequestId = Annotated[str, StringConstraints(min_length=1, max_length=128), NoNul]
+ClientMessageId = Annotated[str, StringConstraints(min_length=1, max_length=64), NoNul]
+SYNC_PAGE = 100  # messages per `sync` answer; `hasMore` says whether to ask again
+
+
+class ClientMessage(ApiModel):
+    action: str
+    request_id: RequestId | None = None
+
+
+class StartChat(ClientMessage):
+    visitor_name: Name | None = None
+    visitor_email: Email | None = None
+
+
+class SessionAction(ClientMessage):
+    session_id: UUID
+
+
+class SendMessage(SessionAction):
+    message: MessageText  # at most 50 KB of UTF-8: `too_large` over
+    client_message_id: ClientMessageId
+    attachment_url: Annotated[str, StringConstraints(min_length=1, max_length=2048), NoNul] | None = None
+    attachment_type: Annotated[str, StringConstraints(min_length=1, max_length=255), NoNul] | None = None
+
+
+class Typing(SessionAction):
+    is_typing: bool
+
+
+class MarkRead(SessionAction):
+    up_to_message_id: UUID
+
+
+class EndChat(SessionAction):
+    pass
+
+
+class RateChat(SessionAction):
+    rating: Annotated[int, Field(ge=1, le=5)]
+    feedback: Annotated[str, StringConstraints(max_length=5000), NoNul] | None = None
+
+
+class Sync(SessionAction):
+    after_message_id: UUID | None = None
+
+
+class SetStatus(ClientMessage):
+    status: AgentStatus
+
+
+class ClaimChat(SessionAction):
+    pass
+
+
+class Transfer(SessionAction):
+    to_agent_id: UUID
+
+
+class JoinSession(SessionAction):
+    pass
+
+
+class Ping(ClientMessage):
+    pass
+
+
+# --- what the server sends --------------------------------------------------------------------------------
+
+
+class Queued(Record):
+    session_id: UUID
+    position: int = Field(description="1 = next to be assigned")
+    as_of: datetime = Field(description="when the position was computed: keep the newest")
+
+
+class SyncAnswer(Record):
+    session: ChatSession
+    messages: list[ChatMessage]
+    has_more: bool
+
+
+class TypingNotice(Record):
+    session_id: UUID
+    sender_type: str
+    is_typing: bool
+
+
+class ReadNotice(Record):
+    session_id: UUID
+    up_to_message_id: UUID
+    read_at: datetime
+    marked_count: int
+
+
+class AgentStatusNotice(Record):
+    agent_id: UUID
+    status: AgentStatus
+
+
+class Pong(Record):
+    server_time: datetime

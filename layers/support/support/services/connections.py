@@ -1,0 +1,160 @@
+"""WebSocket connections of a tenant and who hears what happens in a chat session.
+
+A connection row is written on $connect (the caller as the authorizer saw it) and deleted on $disconnect, or
+when a post to it answers 410 Gone (the client vanished without a goodbye). A session's participants are:
+
+* its visitor: every connection of that visitor id in the tenant (two tabs, a phone);
+* the agents it concerns (the assigned one; both ends of a transfer): every connection of theirs;
+* staff connections that joined it (`joinSession`), until they disconnect.
+
+`Outbox` collects what a service wants to announce while its transaction runs, and sends it after the commit
+(support.realtime): the caller's answer (with its requestId) and everyone else's events.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any
+from uuid import UUID
+
+from pydantic import BaseModel
+
+from support.auth import Principal, Role
+from support.db import tenant_transaction
+from support.db.connection import Cursor
+from support.realtime import Delivery, deliver, event
+
+VISITOR_SIDE = "visitor"
+STAFF_SIDE = "staff"
+
+
+@dataclass(frozen=True)
+class Caller:
+    """The WebSocket connection a request came on, to answer it there."""
+
+    connection_id: str
+    request_id: str | None = None
+    # What API Gateway saw of the connection (requestContext.identity), for a visitor's session record.
+    source_ip: str | None = None
+    user_agent: str | None = None
+
+
+@dataclass(frozen=True)
+class Participant:
+    connection_id: str
+    side: str  # VISITOR_SIDE or STAFF_SIDE
+
+
+def _wire(data: Any) -> Any:
+    if isinstance(data, BaseModel):
+        return data.model_dump(mode="json", by_alias=True)
+    return data
+
+
+@dataclass
+class Outbox:
+    tenant_id: UUID
+    caller: Caller | None = None
+    deliveries: list[Delivery] = field(default_factory=list)
+
+    def answer(self, event_type: str, data: Any) -> None:
+        """The caller's own answer (only over WebSocket: an HTTP caller has its response)."""
+        if self.caller is not None:
+            wire = event(event_type, _wire(data), request_id=self.caller.request_id)
+            self.deliveries.append(Delivery(self.caller.connection_id, wire))
+
+    def tell(self, connection_ids: Iterable[str], event_type: str, data: Any) -> None:
+        """Everyone named but the caller's own connection (which gets `answer`)."""
+        wire = event(event_type, _wire(data))
+        mine = self.caller.connection_id if self.caller else None
+        for connection_id in dict.fromkeys(connection_ids):
+            if connection_id != mine:
+                self.deliveries.append(Delivery(connection_id, wire))
+
+    def send(self) -> None:
+        """After the commit: post everything, then forget the connections that turned out to be gone."""
+        gone = deliver(self.deliveries)
+        self.deliveries = []
+        if gone:
+            forget_connections(self.tenant_id, gone)
+
+
+def open_connection(principal: Principal, connection_id: str) -> None:
+    with tenant_transaction(principal.tenant_id) as cur:
+        cur.execute(
+            """INSERT INTO ws_connections (connection_id, user_id, role, agent_id, visitor_id, widget_key)
+            VALUES (%s, %s, %s, %s, %s, %s) ON CONFLICT (connection_id) DO NOTHING""",
+            (
+                connection_id,
+                principal.tenant_id,
+                principal.role,
+                principal.agent_id,
+                principal.visitor_id if principal.role is Role.VISITOR else None,
+                principal.widget_key if principal.role is Role.VISITOR else None,
+            ),
+        )
+
+
+def close_connection(principal: Principal, connection_id: str) -> None:
+    forget_connections(principal.tenant_id, [connection_id])
+
+
+def forget_connections(tenant_id: UUID, connection_ids: Iterable[str]) -> None:
+    with tenant_transaction(tenant_id) as cur:
+        cur.execute(
+            "DELETE FROM ws_connections WHERE user_id = %s AND connection_id = ANY(%s)",
+            (tenant_id, list(connection_ids)),
+        )
+
+
+def participants(cur: Cursor, tenant_id: UUID, session: dict[str, Any], *agents: UUID | None) -> list[Participant]:
+    """The connections that hear about `session`: its visitor's, its assigned agent's (and `agents`'), and the
+    staff connections that joined it."""
+    agent_ids = sorted({a for a in (session.get("assigned_agent_id"), *agents) if a is not None})
+    cur.execute(
+        """SELECT connection_id, CASE WHEN role = 'visitor' THEN 'visitor' ELSE 'staff' END AS side
+        FROM ws_connections
+        WHERE user_id = %(tenant)s
+          AND ((role = 'visitor' AND visitor_id = %(visitor)s) OR agent_id = ANY(%(agents)s))
+        UNION
+        SELECT w.connection_id, 'staff' FROM session_watchers w
+        WHERE w.user_id = %(tenant)s AND w.session_id = %(session)s""",
+        {"tenant": tenant_id, "visitor": session["visitor_id"], "agents": agent_ids, "session": session["id"]},
+    )
+    return [Participant(row["connection_id"], row["side"]) for row in cur.fetchall()]
+
+
+def visitor_connections(cur: Cursor, tenant_id: UUID, visitor_ids: Iterable[str]) -> dict[str, list[str]]:
+    cur.execute(
+        """SELECT visitor_id, connection_id FROM ws_connections
+        WHERE user_id = %s AND role = 'visitor' AND visitor_id = ANY(%s)""",
+        (tenant_id, list(set(visitor_ids))),
+    )
+    found: dict[str, list[str]] = {}
+    for row in cur.fetchall():
+        found.setdefault(row["visitor_id"], []).append(row["connection_id"])
+    return found
+
+
+def staff_connections(cur: Cursor, tenant_id: UUID) -> list[str]:
+    cur.execute("SELECT connection_id FROM ws_connections WHERE user_id = %s AND role <> 'visitor'", (tenant_id,))
+    return [row["connection_id"] for row in cur.fetchall()]
+
+
+def has_joined(cur: Cursor, tenant_id: UUID, session_id: UUID, caller: Caller | None) -> bool:
+    if caller is None:
+        return False
+    cur.execute(
+        "SELECT 1 FROM session_watchers WHERE user_id = %s AND session_id = %s AND connection_id = %s",
+        (tenant_id, session_id, caller.connection_id),
+    )
+    return cur.fetchone() is not None
+
+
+def join(cur: Cursor, tenant_id: UUID, session_id: UUID, caller: Caller) -> None:
+    cur.execute(
+        """INSERT INTO session_watchers (connection_id, session_id, user_id) VALUES (%s, %s, %s)
+        ON CONFLICT (connection_id, session_id) DO NOTHING""",
+        (caller.connection_id, session_id, tenant_id),
+    )

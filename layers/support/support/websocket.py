@@ -1,0 +1,103 @@
+"""The WebSocket edge shared by the WebSocket function: events in, actions dispatched, errors as events.
+
+API Gateway calls the function with `$connect`, `$disconnect` and one route per action (chosen by the body's
+`action`; anything else goes to `$default`). Errors never close the connection and never fail the invocation:
+they are answered on the caller's connection as `{"type": "error", "requestId", "data": {"code", "message",
+"details"}}`, with the HTTP API's codes (`bad_request` for a body that is not JSON, `unknown_action`,
+`validation_error` with field paths, `too_large` over 50 KB, `not_found`, `forbidden`, `conflict`, ...).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from pydantic import BaseModel, ValidationError
+
+from support.auth import Principal, principal_from_context
+from support.errors import DomainError, Unauthorized
+from support.observability import logger
+from support.realtime import Delivery, deliver, event
+from support.services import connections
+from support.services.connections import Caller
+
+CONNECT, DISCONNECT, DEFAULT = "$connect", "$disconnect", "$default"
+# Pydantic error types that mean "too big": `too_large` (the HTTP API's 413).
+_TOO_LARGE = {"payload_too_large"}
+_WS_CODES = {413: "too_large"}
+
+
+@dataclass(frozen=True)
+class Action:
+    model: type[BaseModel]
+    run: Callable[[Principal, Any, Caller], None]
+
+
+def _error(caller: Caller, code: str, message: str, details: list[dict[str, Any]] | None = None) -> None:
+    wire = event("error", {"code": code, "message": message, "details": details or []}, request_id=caller.request_id)
+    gone = deliver([Delivery(caller.connection_id, wire)])
+    if gone:
+        logger.info("the caller's connection is gone; its answer was dropped")
+
+
+def _request_id(body: Any) -> str | None:
+    value = body.get("requestId") if isinstance(body, dict) else None
+    return value if isinstance(value, str) and 0 < len(value) <= 128 else None
+
+
+def _field(loc: tuple[Any, ...]) -> str:
+    return ".".join(str(part) for part in loc)
+
+
+def handle(event_: Mapping[str, Any], actions: Mapping[str, Action]) -> dict[str, Any]:
+    """One WebSocket event. Always answers 200 to API Gateway once the connection exists (a refusal of $connect
+    is the authorizer's, or a non-2xx here when the connection cannot be recorded)."""
+    context = event_.get("requestContext") or {}
+    route = str(context.get("routeKey") or DEFAULT)
+    connection_id = str(context.get("connectionId") or "")
+    try:
+        principal = principal_from_context(context.get("authorizer"))
+    except Unauthorized:
+        logger.warning("websocket event without a valid authorizer context", extra={"route": route})
+        return {"statusCode": 401}
+    if route == CONNECT:
+        connections.open_connection(principal, connection_id)
+        return {"statusCode": 200}
+    if route == DISCONNECT:
+        connections.close_connection(principal, connection_id)
+        return {"statusCode": 200}
+
+    raw = event_.get("body") or ""
+    try:
+        body = json.loads(raw)
+    except (json.JSONDecodeError, RecursionError, TypeError):
+        _error(Caller(connection_id), "bad_request", "the message is not valid JSON")
+        return {"statusCode": 200}
+    identity = context.get("identity") or {}
+    caller = Caller(connection_id, _request_id(body), identity.get("sourceIp"), identity.get("userAgent"))
+    if not isinstance(body, dict):
+        _error(caller, "bad_request", 'a message is a JSON object with an "action"')
+        return {"statusCode": 200}
+    name = body.get("action")
+    action = actions.get(name) if isinstance(name, str) else None
+    if action is None:
+        _error(caller, "unknown_action", f"unknown action {name!r}; known: {', '.join(sorted(actions))}")
+        return {"statusCode": 200}
+    try:
+        request = action.model.model_validate(body)
+        action.run(principal, request, caller)
+    except ValidationError as exc:
+        errors = exc.errors()
+        details = [{"field": _field(e["loc"]), "message": e.get("msg", ""), "type": e["type"]} for e in errors]
+        if any(e["type"] in _TOO_LARGE for e in errors):
+            _error(caller, "too_large", "a field is over its size limit", details)
+        else:
+            _error(caller, "validation_error", "the message is not valid", details)
+    except DomainError as exc:
+        _error(caller, _WS_CODES.get(exc.status, exc.code), exc.message, exc.details)
+    except Exception:
+        logger.exception("unhandled error in a websocket action", extra={"action": name})
+        _error(caller, "internal_error", "an internal error occurred; it has been logged")
+    return {"statusCode": 200}

@@ -1,0 +1,129 @@
+"""Who may open a WebSocket connection: the $connect REQUEST authorizer's decision.
+
+API Gateway has no JWT authorizer for WebSocket APIs, so this verifies what the HTTP API's JWT authorizer would:
+
+* staff (`?token=<JWT>`): the same tokens as the HTTP API, verified against the issuer's JWKS with PyJWT's
+  PyJWKClient (keys cached across invocations), the same issuer and audience, RS256; the same claims;
+* visitors (`?visitorToken=<connect token>` from the widget session route): our signature and expiry, a widget
+  key that is still live, and the browser's `Origin` among the key's allowed origins.
+
+The answer is an IAM policy for the connect route with the caller in its context (support.auth), which API
+Gateway passes to every later event of the connection. No token (or one that fails verification) raises
+`Unauthorized` (API Gateway answers 401); a verified visitor whose key is revoked or whose origin is not allowed
+gets a Deny (403). Tokens never reach the logs: neither the event nor the query string is logged.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from functools import cache
+from typing import Any
+
+import jwt
+
+from support.auth import Principal, Role, authorizer_context, principal_from_claims
+from support.config import ConfigurationError, get_settings
+from support.db import tenant_transaction
+from support.errors import Unauthorized
+from support.observability import logger
+from support.services.widgets import origin_allowed
+from support.visitors import verify_connect_token
+
+JWKS_CACHE_SECONDS = 300
+
+
+class AuthorizerUnauthorized(Exception):
+    """Raised with the message "Unauthorized": how a Lambda authorizer makes API Gateway answer 401."""
+
+    def __init__(self) -> None:
+        super().__init__("Unauthorized")
+
+
+@cache
+def _jwks_client() -> jwt.PyJWKClient:
+    settings = get_settings()
+    if not settings.jwt_issuer:
+        raise ConfigurationError("set JWT_ISSUER (the HTTP API's issuer) for the WebSocket authorizer")
+    url = settings.jwt_jwks_url or settings.jwt_issuer.rstrip("/") + "/.well-known/jwks.json"
+    return jwt.PyJWKClient(url, cache_keys=True, lifespan=JWKS_CACHE_SECONDS, timeout=5)
+
+
+def _audiences() -> list[str]:
+    return [a.strip() for a in (get_settings().jwt_audience or "").split(",") if a.strip()]
+
+
+def _staff(token: str) -> Principal:
+    try:
+        key = _jwks_client().get_signing_key_from_jwt(token)
+        claims = jwt.decode(
+            token,
+            key.key,
+            algorithms=["RS256"],
+            audience=_audiences() or None,
+            issuer=get_settings().jwt_issuer,
+            options={"require": ["exp", "iss", "sub"]},
+        )
+    except jwt.PyJWTError as exc:
+        logger.info("websocket connect refused: staff token invalid (%s)", type(exc).__name__)
+        raise AuthorizerUnauthorized() from exc
+    try:
+        return principal_from_claims(claims)
+    except Unauthorized as exc:
+        raise AuthorizerUnauthorized() from exc
+
+
+def _visitor(token: str, origin: str | None) -> Principal | None:
+    """The visitor, or None for a verified token the desk no longer admits (revoked key, foreign origin)."""
+    claims = verify_connect_token(token)
+    if claims is None:
+        logger.info("websocket connect refused: visitor token invalid or expired")
+        raise AuthorizerUnauthorized()
+    with tenant_transaction(claims.tenant_id) as cur:
+        cur.execute(
+            "SELECT allowed_origins, revoked_at FROM widget_keys WHERE user_id = %s AND widget_key = %s",
+            (claims.tenant_id, claims.widget_key),
+        )
+        row = cur.fetchone()
+    if row is None or row["revoked_at"] is not None or not origin_allowed(origin, row["allowed_origins"]):
+        logger.info("websocket connect denied: widget key revoked or origin not allowed")
+        return None
+    return Principal(
+        tenant_id=claims.tenant_id,
+        role=Role.VISITOR,
+        subject=f"visitor:{claims.visitor_id}",
+        visitor_id=claims.visitor_id,
+        widget_key=claims.widget_key,
+    )
+
+
+def _header(headers: Mapping[str, Any] | None, name: str) -> str | None:
+    for key, value in (headers or {}).items():
+        if key.lower() == name:
+            return str(value)
+    return None
+
+
+def authorize(event: Mapping[str, Any]) -> dict[str, Any]:
+    """The policy for a $connect REQUEST authorizer event."""
+    query = event.get("queryStringParameters") or {}
+    method_arn = str(event.get("methodArn") or "")
+    if query.get("token"):
+        principal: Principal | None = _staff(str(query["token"]))
+    elif query.get("visitorToken"):
+        principal = _visitor(str(query["visitorToken"]), _header(event.get("headers"), "origin"))
+    else:
+        raise AuthorizerUnauthorized()
+    if principal is None:
+        return _policy("denied", "Deny", method_arn, {})
+    return _policy(principal.subject or str(principal.tenant_id), "Allow", method_arn, authorizer_context(principal))
+
+
+def _policy(principal_id: str, effect: str, resource: str, context: dict[str, str]) -> dict[str, Any]:
+    return {
+        "principalId": principal_id,
+        "policyDocument": {
+            "Version": "2012-10-17",
+            "Statement": [{"Action": "execute-api:Invoke", "Effect": effect, "Resource": resource}],
+        },
+        "context": context,
+    }

@@ -1,0 +1,65 @@
+"""The WebSocket API of template.yaml against the WebSocket function: every route has an action, every action a
+route; the authorizer guards $connect; permissions are scoped to this API; the deployment waits for every route."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from local.template import TEMPLATE, load_module, load_template
+
+RESOURCES: dict[str, Any] = load_template(TEMPLATE)["Resources"]
+
+
+def _of_type(kind: str) -> dict[str, Any]:
+    return {name: r for name, r in RESOURCES.items() if r.get("Type") == kind}
+
+
+ROUTES = {
+    r["Properties"]["RouteKey"]: (name, r["Properties"]) for name, r in _of_type("AWS::ApiGatewayV2::Route").items()
+}
+
+
+def test_the_api_routes_by_the_action_field() -> None:
+    (api,) = _of_type("AWS::ApiGatewayV2::Api").values()
+    assert api["Properties"]["ProtocolType"] == "WEBSOCKET"
+    assert api["Properties"]["RouteSelectionExpression"] == "$request.body.action"
+
+
+def test_every_route_has_an_action_and_every_action_a_route() -> None:
+    websocket = RESOURCES["WebSocketFunction"]["Properties"]
+    module = load_module(websocket["CodeUri"], websocket["Handler"])
+    assert set(ROUTES) - {"$connect", "$disconnect", "$default"} == set(module.ACTIONS)
+
+
+def test_only_connect_is_authorized_and_by_the_lambda_authorizer() -> None:
+    for key, (_, props) in ROUTES.items():
+        assert props["Target"] == {"Fn::Sub": "integrations/${WebSocketIntegration}"}, key
+        if key == "$connect":
+            assert props["AuthorizationType"] == "CUSTOM"
+            assert props["AuthorizerId"] == {"Ref": "WebSocketAuthorizer"}
+        else:
+            assert "AuthorizationType" not in props, key  # API Gateway authorizes a connection once, on $connect
+    authorizer = RESOURCES["WebSocketAuthorizer"]["Properties"]
+    assert authorizer["AuthorizerType"] == "REQUEST"
+    assert "WebSocketAuthorizerFunction.Arn" in authorizer["AuthorizerUri"]["Fn::Sub"]
+
+
+def test_lambda_permissions_are_scoped_to_this_api() -> None:
+    permissions = {
+        r["Properties"]["FunctionName"]["Ref"]: r["Properties"] for r in _of_type("AWS::Lambda::Permission").values()
+    }
+    assert set(permissions) == {"WebSocketFunction", "WebSocketAuthorizerFunction"}
+    assert permissions["WebSocketFunction"]["SourceArn"]["Fn::Sub"].endswith(":${WebSocketApi}/${Stage}/*")
+    assert permissions["WebSocketAuthorizerFunction"]["SourceArn"]["Fn::Sub"].endswith(
+        ":${WebSocketApi}/authorizers/${WebSocketAuthorizer}"
+    )
+    for props in permissions.values():
+        assert props["Principal"] == "apigateway.amazonaws.com"
+
+
+def test_the_deployment_depends_on_every_route_and_the_stage_uses_it() -> None:
+    deployment = RESOURCES["WebSocketDeployment"]
+    assert set(deployment["DependsOn"]) == {name for name, _ in ROUTES.values()}
+    stage = RESOURCES["WebSocketStage"]["Properties"]
+    assert stage["DeploymentId"] == {"Ref": "WebSocketDeployment"}
+    assert stage["StageName"] == {"Ref": "Stage"}

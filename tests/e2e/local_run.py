@@ -1,0 +1,124 @@
+"""`python -m local.run` as a real subprocess, as a developer's shell starts it, on a data folder of the
+test's own (never `.local/pg-run`, which is what the developer's `make run` serves)."""
+
+from __future__ import annotations
+
+import os
+import shlex
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import psutil
+
+REPO = Path(__file__).resolve().parents[2]
+SCRATCH = REPO / ".local" / "scratch"
+
+
+def scratch_data_dir(name: str) -> Iterator[Path]:
+    """A data folder of one test's own, under this checkout's `.local/scratch/` (not under the system's
+    temporary folder: every pytest session that starts resets `/tmp/pytest-of-<user>` to mode 0700, which
+    would lock PostgreSQL, running as its own user, out of a folder there), removed afterwards."""
+    folder = SCRATCH / f"{name}-{uuid.uuid4().hex[:8]}"
+    try:
+        yield folder / "pg"
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def developer_env(data_dir: Path, port: int) -> dict[str, str]:
+    """As from a developer's shell: none of the Lambda settings the test process gave itself, and the
+    embedded PostgreSQL, as on a fresh laptop, in `data_dir`."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("POWERTOOLS_") and k != "DATABASE_URL"}
+    env["PORT"] = str(port)
+    env["WS_PORT"] = str(free_port())  # never the 3001 of a developer's make run
+    env["SUPPORT_DATA_DIR"] = str(data_dir)
+    return env
+
+
+class LocalRun:
+    """One `python -m local.run`; `base` and `token` come from the curl it prints when it is ready."""
+
+    def __init__(self, data_dir: Path, port: int | None = None, *args: str) -> None:
+        self.port = port or free_port()
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "local.run", *args],
+            cwd=REPO,
+            env=developer_env(data_dir, self.port),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+        self.lines: list[str] = []
+        self._ready = threading.Event()
+        self._reader = threading.Thread(target=self._read, daemon=True)
+        self._reader.start()
+
+    def _read(self) -> None:
+        assert self.proc.stdout is not None
+        for line in self.proc.stdout:
+            self.lines.append(line)
+            if line.strip().startswith("curl "):
+                self._ready.set()
+        self._ready.set()  # ended: wait_ready() reports what it printed
+
+    @property
+    def output(self) -> str:
+        return "".join(self.lines)
+
+    def wait_ready(self, timeout: float = 120) -> LocalRun:
+        self._ready.wait(timeout)
+        curls = [line.strip() for line in self.lines if line.strip().startswith("curl ")]
+        assert curls, "local.run printed no curl:\n" + self.output
+        args = shlex.split(curls[0])
+        self.auth = dict([args[args.index("-H") + 1].split(": ", 1)])
+        self.url = args[-1]
+        self.base = self.url.removesuffix("/api/support/tickets")
+        return self
+
+    def get(self, path: str) -> httpx.Response:
+        return httpx.get(f"{self.base}/api/support{path}", headers=self.auth, timeout=10)
+
+    def stop(self, sig: int = signal.SIGTERM) -> int:
+        if self.proc.poll() is None:
+            self.proc.send_signal(sig)
+        code = self.proc.wait(timeout=60)
+        self._reader.join(timeout=10)
+        return code
+
+
+def postgres_serving(data_dir: Path) -> list[psutil.Process]:
+    """The PostgreSQL processes whose working directory is `data_dir`."""
+    found = []
+    for process in psutil.process_iter(["name"]):
+        try:
+            if process.info["name"] == "postgres" and Path(process.cwd()) == data_dir.resolve():
+                found.append(process)
+        except psutil.Error:
+            continue
+    return found
+
+
+def postmaster_pid(data_dir: Path) -> int:
+    return int((data_dir / "postmaster.pid").read_text().split()[0])
+
+
+def wait_until_gone(data_dir: Path, timeout: float = 30) -> list[psutil.Process]:
+    deadline = time.monotonic() + timeout
+    while (left := postgres_serving(data_dir)) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    return left

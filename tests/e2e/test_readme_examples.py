@@ -1,0 +1,78 @@
+"""The README's shell examples, run as written, top to bottom in one bash, against `python -m local.run` on a
+data folder of the test's own: every `curl` answers without an error (they use `--fail-with-body`, so an
+error answer fails the script), and each id the examples capture feeds the next ones. The README stays true."""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.e2e.local_run import REPO, LocalRun, developer_env, scratch_data_dir
+
+README = REPO / "README.md"
+
+
+@pytest.fixture
+def data_dir(request: pytest.FixtureRequest) -> Iterator[Path]:
+    yield from scratch_data_dir(request.node.name)
+
+
+def _shell_examples() -> list[str]:
+    blocks = re.findall(r"^```sh\n(.*?)^```", README.read_text(), flags=re.S | re.M)
+    return [block for block in blocks if "curl" in block]
+
+
+def _json_documents(output: str) -> list[Any]:
+    """Every JSON object printed, whether or not a newline follows it."""
+    decoder, found, at = json.JSONDecoder(), [], output.find("{")
+    while at != -1:
+        document, end = decoder.raw_decode(output, at)
+        found.append(document)
+        at = output.find("{", end)
+    return found
+
+
+def test_the_readme_has_the_examples_this_test_runs() -> None:
+    script = "\n".join(_shell_examples())
+    for variable in ("TICKET", "AGENT", "SESSION", "MESSAGE", "RESPONSE"):
+        assert re.search(rf"^{variable}=\$\(curl ", script, re.M), f"{variable} is never captured"
+    assert "curl -s " not in script  # -s alone hides a wrong port or URL
+    assert "127.0.0.1:3000" not in script.replace("BASE=${BASE:-http://127.0.0.1:3000}", "")
+
+
+def test_every_readme_example_answers(data_dir: Path) -> None:
+    run = LocalRun(data_dir).wait_ready()
+    try:
+        script = "set -euo pipefail\n" + "\n".join(_shell_examples())
+        result = subprocess.run(
+            ["bash", "-c", script],
+            cwd=REPO,
+            env=developer_env(data_dir, run.port) | {"BASE": run.base},
+            capture_output=True,
+            text=True,
+            timeout=300,
+            check=False,
+        )
+    finally:
+        assert run.stop() == 0, run.output
+
+    assert result.returncode == 0, f"stdout:\n{result.stdout}\nstderr:\n{result.stderr}"
+    assert "401 GET /api/support/tickets: no token" in run.output  # make run logs the reason of a 401
+    answers = _json_documents(result.stdout)
+    assert answers.count({"message": "Unauthorized"}) == 1  # the example without a token
+    envelopes = [a for a in answers if a != {"message": "Unauthorized"}]
+    # Every curl whose answer is not captured prints one envelope.
+    printed = len(re.findall(r"^curl ", "\n".join(_shell_examples()), re.M)) - 1
+    assert len(envelopes) == printed
+    assert all(a["success"] is True for a in envelopes), result.stdout
+    assert re.search(r'^www-authenticate: Bearer .*error="invalid_token"', result.stdout, re.M | re.I)
+    # The two-word searches found what the README says they find.
+    searches = [a["data"] for a in envelopes if isinstance(a["data"], list)]
+    assert any(any(t.get("subject") == "Refund for order 1042" for t in page) for page in searches)
+    assert any(len([r for r in page if r.get("responseTitle") == "Refund timeline"]) == 2 for page in searches)
