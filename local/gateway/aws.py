@@ -18,6 +18,6 @@ def request_id() -> str:
 def connection_id() -> str:
     """An id shaped like API Gateway's WebSocket connection ids ("WyHPAfymhcwCENw="), safe in a URL path."""
     while True:
-        value = base64.b64encode(secrets.token_bytes(10)).decode()
+        value = base64.b64encode(secrets.token_bytes(11)).decode()
         if "/" not in value and "+" not in value:
             return value

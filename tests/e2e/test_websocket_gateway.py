@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import re
 import socket
 import textwrap
 import time
@@ -440,6 +441,7 @@ def test_connect_runs_the_authorizer_then_the_connect_route_with_api_gateways_ev
     assert abs(context["connectedAt"] / 1000 - time.time()) < 60
     assert context["requestTimeEpoch"] >= context["connectedAt"]
     assert context["requestId"] and context["extendedRequestId"] and context["requestTime"]
+    assert re.fullmatch(r"[A-Za-z0-9]{15}=", context["connectionId"])  # shaped like API Gateway's
 
     # The $connect integration's event: same connection, the policy's context as the authorizer
     (connect_event,) = recorder.events(route="$connect")
