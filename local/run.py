@@ -1,7 +1,8 @@
 """`make run`: the local API on an embedded PostgreSQL, with demo data.
 
 Starts PostgreSQL 16 (or uses DATABASE_URL), applies the migrations, loads the demo data, and serves every
-route of template.yaml on http://127.0.0.1:3000 (PORT to change). Ctrl-C or SIGTERM stops everything.
+route of template.yaml on http://127.0.0.1:3000 (PORT to change), and its WebSocket API with the management
+API on ws://127.0.0.1:3001 (WS_PORT to change). Ctrl-C or SIGTERM stops everything.
 
 The data lives in `.local/pg-run` and persists between runs; `--data-dir DIR` (or SUPPORT_DATA_DIR=DIR)
 picks another folder. A second `make run` on the same folder joins the PostgreSQL the first one runs (give
@@ -30,6 +31,7 @@ from local.template import REPO, cors_configuration, function_environment, http_
 DATA_DIR_VARIABLE = "SUPPORT_DATA_DIR"
 DEFAULT_DATA_DIR = REPO / ".local" / "pg-run"
 DEFAULT_PORT = 3000
+DEFAULT_WS_PORT = 3001
 
 
 def _apply_function_environment() -> None:
@@ -42,6 +44,27 @@ def _apply_function_environment() -> None:
     from local.visitor_key import visitor_token_secret
 
     os.environ.setdefault("VISITOR_TOKEN_SECRET", visitor_token_secret())
+
+
+def _apply_local_endpoints(http_port: int, ws_port: int) -> None:
+    """The AWS endpoints the handlers call, pointed at this machine's stand-ins (before any handler starts),
+    so the production code (boto3 with endpoint_url, the JWKS verifier) runs unchanged."""
+    from local.jwt_keys import AUDIENCE, ISSUER
+
+    os.environ["WEBSOCKET_MANAGEMENT_ENDPOINT"] = f"http://127.0.0.1:{ws_port}"
+    os.environ["JWT_JWKS_URL"] = f"http://127.0.0.1:{http_port}/.well-known/jwks.json"
+    os.environ["JWT_ISSUER"] = ISSUER
+    os.environ["JWT_AUDIENCE"] = AUDIENCE
+    for name, value in (("AWS_ACCESS_KEY_ID", "local"), ("AWS_SECRET_ACCESS_KEY", "local")):
+        os.environ.setdefault(name, value)
+    os.environ.setdefault("AWS_DEFAULT_REGION", "us-east-1")
+
+
+def _ws_port() -> int:
+    value = os.environ.get("WS_PORT") or str(DEFAULT_WS_PORT)
+    if not value.isdigit() or not 0 < int(value) < 65536:
+        raise SystemExit(f"make run: WS_PORT must be a number from 1 to 65535, not {value!r}")
+    return int(value)
 
 
 def _arguments(argv: Sequence[str] | None) -> argparse.Namespace:
@@ -95,6 +118,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     # Powertools warns on every request that publishes no metric; locally that is only noise.
     warnings.filterwarnings("ignore", "No application metrics to publish")
     _apply_function_environment()
+    if not args.reset:
+        _apply_local_endpoints(port, _ws_port())
     # Only now anything that imports the layer: Powertools reads its settings (the metrics namespace among
     # them) when the layer's logger and metrics are created, as at a Lambda cold start.
     from local.database import EmbeddedPostgresError
@@ -138,9 +163,30 @@ def _serve(data_dir: Path, port: int, *, reset: bool) -> int:
             except RuntimeError:
                 print(f"make run: could not listen on 127.0.0.1:{port}; choose another PORT", file=sys.stderr)
                 return 1
+            _serve_websocket_api(stack)
             _print_welcome(base, tenants, where, joined=urls.joined)
             while True:
                 time.sleep(3600)
+
+
+def _serve_websocket_api(stack: ExitStack) -> None:
+    """The template's WebSocket API and its management API beside the HTTP API; without them (their port
+    taken, say by the make run this one joined) the HTTP API is served alone."""
+    from local.gateway import running_template_websocket_api
+
+    ws_port = _ws_port()
+    try:
+        websocket = stack.enter_context(running_template_websocket_api(ws_port, access_log=True))
+    except RuntimeError:
+        print(
+            f"make run: could not listen on 127.0.0.1:{ws_port} for the WebSocket API (another make run?); "
+            "serving the HTTP API only; choose another WS_PORT",
+            file=sys.stderr,
+        )
+        return
+    if websocket is not None:
+        print(f"\nWebSocket API on {websocket.websocket_url}/?token=<token>", flush=True)
+        print(f"Management API on {websocket.management_endpoint}/@connections/<connectionId>", flush=True)
 
 
 def _log_gateway_reasons() -> None:

@@ -32,6 +32,17 @@ class TemplateError(ValueError):
 
 
 @dataclass(frozen=True)
+class LambdaFunction:
+    """What the local execution environments need of an `AWS::Serverless::Function` (Globals applied)."""
+
+    logical_id: str
+    code_uri: str  # relative to the template's folder, as written in the template
+    handler: str  # "app.lambda_handler"
+    timeout_seconds: int = LAMBDA_DEFAULT_TIMEOUT_SECONDS
+    memory_size_mb: int = LAMBDA_DEFAULT_MEMORY_MB
+
+
+@dataclass(frozen=True)
 class HttpRoute:
     """One `HttpApi` event of a function: `method` upper case (or ANY), `path` as API Gateway writes it."""
 
@@ -48,6 +59,12 @@ class HttpRoute:
     def route_key(self) -> str:
         """API Gateway's route key: "GET /api/support/tickets/{ticketId}", or "$default"."""
         return "$default" if self.path == "$default" else f"{self.method} {self.path}"
+
+    @property
+    def function(self) -> LambdaFunction:
+        return LambdaFunction(
+            self.function_logical_id, self.code_uri, self.handler, self.timeout_seconds, self.memory_size_mb
+        )
 
 
 # CloudFormation short-form tags, read as the long form CloudFormation itself sees: `!Ref X` is
@@ -171,6 +188,148 @@ def http_routes(template_path: Path = TEMPLATE) -> list[HttpRoute]:
                 )
             )
     return routes
+
+
+def lambda_function(template: Mapping[str, Any], logical_id: str) -> LambdaFunction:
+    """The function `logical_id` of `template`, as the execution environments run it."""
+    resource = template["Resources"].get(logical_id)
+    if not isinstance(resource, dict) or resource.get("Type") != "AWS::Serverless::Function":
+        raise TemplateError(f"{logical_id} is not an AWS::Serverless::Function")
+    props = function_properties(template, logical_id)
+    return LambdaFunction(
+        logical_id=logical_id,
+        code_uri=_code_uri(logical_id, props),
+        handler=_required_str(logical_id, props, "Handler"),
+        timeout_seconds=int(props.get("Timeout", LAMBDA_DEFAULT_TIMEOUT_SECONDS)),
+        memory_size_mb=int(props.get("MemorySize", LAMBDA_DEFAULT_MEMORY_MB)),
+    )
+
+
+@dataclass(frozen=True)
+class WebSocketRoute:
+    """One `AWS::ApiGatewayV2::Route` of a WebSocket API, resolved to the Lambda function it invokes."""
+
+    route_key: str  # "$connect", "$disconnect", "$default" or an action such as "sendMessage"
+    function: LambdaFunction  # the AWS_PROXY integration's function
+    authorizer: LambdaFunction | None = None  # the REQUEST authorizer's function (`AuthorizationType: CUSTOM`)
+    identity_sources: tuple[str, ...] = ()  # the authorizer's IdentitySource, e.g. "route.request.querystring.token"
+
+    @property
+    def function_logical_id(self) -> str:
+        return self.function.logical_id
+
+    @property
+    def code_uri(self) -> str:
+        return self.function.code_uri
+
+    @property
+    def handler(self) -> str:
+        return self.function.handler
+
+    @property
+    def timeout_seconds(self) -> int:
+        return self.function.timeout_seconds
+
+
+@dataclass(frozen=True)
+class WebSocketApi:
+    """An `AWS::ApiGatewayV2::Api` with `ProtocolType: WEBSOCKET` and its routes."""
+
+    logical_id: str
+    route_selection_expression: str  # "$request.body.action"
+    routes: tuple[WebSocketRoute, ...]
+    stage: str = "$default"
+
+    def route(self, route_key: str) -> WebSocketRoute | None:
+        return next((route for route in self.routes if route.route_key == route_key), None)
+
+
+def websocket_api(template_path: Path = TEMPLATE, api_id: str | None = None) -> WebSocketApi:
+    """The template's WebSocket API (`api_id`, or its only one): every `AWS::ApiGatewayV2::Route` of it,
+    each resolved through its `Target` integration (AWS_PROXY) to a function, and through its authorizer
+    (REQUEST, Lambda) to another. A route added to the template is served locally without more wiring."""
+    template = load_template(template_path)
+    resources: dict[str, Any] = template["Resources"]
+    parameters: dict[str, Any] = template.get("Parameters", {})
+    apis = [
+        name
+        for name, res in resources.items()
+        if res.get("Type") == "AWS::ApiGatewayV2::Api"
+        and (res.get("Properties") or {}).get("ProtocolType") == "WEBSOCKET"
+    ]
+    if api_id is None:
+        if len(apis) != 1:
+            raise TemplateError(f"expected one WebSocket API in {template_path}, found {len(apis)}")
+        api_id = apis[0]
+    elif api_id not in apis:
+        raise TemplateError(f"{api_id} is not a WebSocket API")
+    api_props = resources[api_id].get("Properties") or {}
+    expression = api_props.get("RouteSelectionExpression")
+    if not isinstance(expression, str):
+        raise TemplateError(f"{api_id}: RouteSelectionExpression must be a plain string")
+
+    routes: list[WebSocketRoute] = []
+    for logical_id, resource in resources.items():
+        if resource.get("Type") != "AWS::ApiGatewayV2::Route":
+            continue
+        props = resource.get("Properties") or {}
+        if _ref_target(props.get("ApiId")) != api_id:
+            continue
+        route_key = props.get("RouteKey")
+        if not isinstance(route_key, str):
+            raise TemplateError(f"{logical_id}: RouteKey must be a plain string")
+        integration_id = _integration_of(logical_id, props.get("Target"))
+        integration = (resources.get(integration_id) or {}).get("Properties") or {}
+        if integration.get("IntegrationType") != "AWS_PROXY":
+            raise TemplateError(f"{integration_id}: only AWS_PROXY (Lambda proxy) integrations run locally")
+        function = lambda_function(template, _function_of_uri(integration_id, integration.get("IntegrationUri")))
+        authorizer: LambdaFunction | None = None
+        identity_sources: tuple[str, ...] = ()
+        if props.get("AuthorizationType", "NONE") == "CUSTOM":
+            authorizer_id = _ref_target(props.get("AuthorizerId"))
+            authorizer_props = (resources.get(authorizer_id or "") or {}).get("Properties") or {}
+            if authorizer_props.get("AuthorizerType") != "REQUEST":
+                raise TemplateError(f"{logical_id}: AuthorizerId must be !Ref to a REQUEST authorizer")
+            authorizer = lambda_function(
+                template, _function_of_uri(str(authorizer_id), authorizer_props.get("AuthorizerUri"))
+            )
+            identity_sources = tuple(str(s) for s in _as_list(authorizer_props.get("IdentitySource") or []))
+        elif props.get("AuthorizationType", "NONE") != "NONE":
+            raise TemplateError(f"{logical_id}: AuthorizationType {props['AuthorizationType']} is not served locally")
+        routes.append(WebSocketRoute(route_key, function, authorizer, identity_sources))
+
+    stage = "$default"
+    for resource in resources.values():
+        props = resource.get("Properties") or {}
+        if resource.get("Type") == "AWS::ApiGatewayV2::Stage" and _ref_target(props.get("ApiId")) == api_id:
+            resolved = _resolve(props.get("StageName"), parameters)
+            stage = resolved if isinstance(resolved, str) else stage
+    return WebSocketApi(api_id, expression, tuple(routes), stage)
+
+
+def websocket_routes(template_path: Path = TEMPLATE, api_id: str | None = None) -> list[WebSocketRoute]:
+    """The routes of the template's WebSocket API, in template order."""
+    return list(websocket_api(template_path, api_id).routes)
+
+
+def _integration_of(route_id: str, target: Any) -> str:
+    """`Target: !Sub "integrations/${WebSocketIntegration}"` (or `!Join ["/", [integrations, !Ref X]]`)."""
+    sub = target.get("Fn::Sub") if isinstance(target, dict) else None
+    if isinstance(sub, str) and (found := re.fullmatch(r"integrations/\$\{(\w+)\}", sub)):
+        return found.group(1)
+    if isinstance(target, dict) and isinstance(target.get("Fn::Join"), list):
+        separator, parts = target["Fn::Join"]
+        if separator == "/" and len(parts) == 2 and parts[0] == "integrations" and _ref_target(parts[1]):
+            return str(_ref_target(parts[1]))
+    raise TemplateError(f'{route_id}: Target must be !Sub "integrations/${{Integration}}"')
+
+
+def _function_of_uri(owner: str, uri: Any) -> str:
+    """The function a Lambda integration or authorizer URI names: `${Function.Arn}` inside a `!Sub`."""
+    text = uri.get("Fn::Sub") if isinstance(uri, dict) else None
+    if isinstance(text, str) and (found := re.search(r"/functions/\$\{(\w+)\.Arn\}/invocations$", text)):
+        return found.group(1)
+    raise TemplateError(f"{owner}: the URI must be !Sub ...functions/${{Function.Arn}}/invocations")
 
 
 def _ref_target(value: Any) -> str | None:

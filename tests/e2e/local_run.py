@@ -45,6 +45,7 @@ def developer_env(data_dir: Path, port: int) -> dict[str, str]:
     embedded PostgreSQL, as on a fresh laptop, in `data_dir`."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("POWERTOOLS_") and k != "DATABASE_URL"}
     env["PORT"] = str(port)
+    env["WS_PORT"] = str(free_port())  # never the 3001 of a developer's make run
     env["SUPPORT_DATA_DIR"] = str(data_dir)
     return env
 

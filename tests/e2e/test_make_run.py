@@ -8,6 +8,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
+import psutil
 import pytest
 
 from tests.e2e.local_run import LocalRun, postgres_serving, scratch_data_dir
@@ -20,6 +21,7 @@ def data_dir(request: pytest.FixtureRequest) -> Iterator[Path]:
 
 def test_run_serves_demo_tickets_and_stops_cleanly(data_dir: Path) -> None:
     run = LocalRun(data_dir)
+    children: list[psutil.Process] = []
     try:
         run.wait_ready()
         assert run.url == f"http://127.0.0.1:{run.port}/api/support/tickets"
@@ -43,12 +45,15 @@ def test_run_serves_demo_tickets_and_stops_cleanly(data_dir: Path) -> None:
         dashboard = run.get("/dashboard").json()["data"]
         assert (dashboard["totalTickets"], dashboard["totalChats"]) == (len(reply.json()["data"]) + 1, 3)
         assert postgres_serving(data_dir), "the embedded PostgreSQL should be running in the test's folder"
+        children = psutil.Process(run.proc.pid).children(recursive=True)  # the handlers' workers among them
+        assert children
     finally:
         code = run.stop()
 
     assert code == 0, run.output
     assert "stopping" in run.output
     assert postgres_serving(data_dir) == []
+    assert [child for child in children if child.is_running() and child.status() != psutil.STATUS_ZOMBIE] == []
 
 
 def test_the_data_persists_between_runs(data_dir: Path) -> None:

@@ -1,54 +1,44 @@
-"""The local API Gateway: the HTTP API of `template.yaml`, served by uvicorn, handlers run in-process.
+"""API Gateway's HTTP API: the `HttpApi` routes of `template.yaml`.
 
-For each request it does what API Gateway does in AWS: the JWT authorizer's checks (401 otherwise),
-route selection by route key (404 otherwise), the 10 MB payload limit (413), the HTTP API payload
-format 2.0 event, a Lambda invocation (one at a time per function, like one execution environment),
-and the mapping of the handler's result back to HTTP (500 when the handler fails).
-
-`sam local start-api` needs Docker and has no WebSocket support (aws-sam-cli issues 896 and 7975);
-the WebSocket API and the `@connections` management API join this app in a later issue, as more
-Starlette routes beside the HTTP API's catch-all one.
+For each request it does what API Gateway does in AWS: route selection by route key (404 otherwise), the
+JWT authorizer's checks (401 otherwise, `authorizers.JwtAuthorizer`), the 10 MB payload limit (413), the
+HTTP API payload format 2.0 event, a Lambda invocation (`execution_environments`), and the mapping of the
+handler's result back to HTTP (500 when the handler fails).
 """
 
 from __future__ import annotations
 
 import base64
-import itertools
+import functools
 import json
 import logging
-import os
 import re
 import secrets
-import threading
-import time
 import traceback
-import uuid
-from collections.abc import Callable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
-from dataclasses import dataclass, field
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import parse_qsl, unquote
 
 import jwt
-import uvicorn
-from cryptography.hazmat.primitives.asymmetric import rsa
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
 from starlette.middleware import Middleware
 from starlette.middleware.cors import CORSMiddleware
 from starlette.requests import ClientDisconnect, Request
-from starlette.responses import Response
+from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from local.jwt_keys import ALGORITHM, AUDIENCE, ISSUER, signing_key
-from local.template import CorsConfig, HttpRoute, LambdaHandler, load_route_handler
+from local.gateway.authorizers import JwtAuthorizer
+from local.gateway.aws import ACCOUNT_ID
+from local.gateway.aws import request_id as new_request_id
+from local.gateway.execution_environments import execution_environments, in_process_default
+from local.template import CorsConfig, HttpRoute, LambdaFunction, LambdaHandler, load_route_handler
 
 logger = logging.getLogger("local.gateway")
 
-ACCOUNT_ID = "123456789012"
 API_ID = "localhttp0"  # API Gateway ids are ten lower-case letters and digits
-REGION = os.environ.get("AWS_DEFAULT_REGION") or os.environ.get("AWS_REGION") or "us-east-1"
 STAGE = "$default"
 MAX_REQUEST_BYTES = 10 * 1024 * 1024  # API Gateway's HTTP API payload limit
 MAX_INVOCATION_BYTES = 6 * 1024 * 1024  # Lambda's synchronous invocation payload limit (the event)
@@ -58,86 +48,11 @@ HTTP_METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")
 _TEXT_CONTENT_TYPE = re.compile(r"^(text/|application/([\w.+-]+\+)?(json|xml|javascript)\b)", re.IGNORECASE)
 
 
-class JwtAuthorizer:
-    """API Gateway's JWT authorizer: the token from `Authorization` (with or without `Bearer `),
-    RS256 with a known `kid`, issuer, audience, `exp` required and not past, `nbf`/`iat` not future."""
-
-    def __init__(
-        self,
-        public_key: rsa.RSAPublicKey,
-        key_id: str,
-        *,
-        issuer: str = ISSUER,
-        audience: str | Sequence[str] = AUDIENCE,
-    ) -> None:
-        self._public_key = public_key
-        self._key_id = key_id
-        self._issuer = issuer
-        self._audience = [audience] if isinstance(audience, str) else list(audience)
-
-    @classmethod
-    def local(cls) -> JwtAuthorizer:
-        key = signing_key()
-        return cls(key.public_key, key.key_id)
-
-    def claims(self, authorization: str | None) -> dict[str, Any]:
-        """The verified claims, or `InvalidTokenError` naming what is wrong (never shown to the client)."""
-        if not authorization or not authorization.strip():
-            raise jwt.InvalidTokenError("no token")
-        token = authorization.strip()
-        if token[:7].lower() == "bearer ":
-            token = token[7:].strip()
-        if jwt.get_unverified_header(token).get("kid") != self._key_id:
-            raise jwt.InvalidTokenError("unknown kid")
-        return jwt.decode(
-            token,
-            self._public_key,
-            algorithms=[ALGORITHM],
-            issuer=self._issuer,
-            audience=self._audience,
-            options={"require": ["exp", "iss", "aud"], "verify_iat": True},
-        )
-
-
 @dataclass
 class _CompiledRoute:
     route: HttpRoute
-    handler: LambdaHandler
-    lock: threading.Lock  # shared by all routes of one function: one execution environment
     pattern: re.Pattern[str] | None  # None for $default
     specificity: tuple[int, ...]  # per segment: 0 literal, 1 {param}, 2 {proxy+}; smaller wins
-
-
-@dataclass
-class LambdaContext:
-    """The attributes and method of the Lambda context object that Powertools and handlers read."""
-
-    function_name: str
-    memory_limit_in_mb: int
-    timeout_seconds: int
-    function_version: str = "$LATEST"
-    aws_request_id: str = field(default_factory=lambda: str(uuid.uuid4()))
-    identity: Any = None
-    client_context: Any = None
-    _deadline: float = 0.0
-
-    def __post_init__(self) -> None:
-        self._deadline = time.monotonic() + self.timeout_seconds
-
-    @property
-    def invoked_function_arn(self) -> str:
-        return f"arn:aws:lambda:{REGION}:{ACCOUNT_ID}:function:{self.function_name}"
-
-    @property
-    def log_group_name(self) -> str:
-        return f"/aws/lambda/{self.function_name}"
-
-    @property
-    def log_stream_name(self) -> str:
-        return f"{datetime.now(UTC):%Y/%m/%d}/[$LATEST]local"
-
-    def get_remaining_time_in_millis(self) -> int:
-        return max(0, int((self._deadline - time.monotonic()) * 1000))
 
 
 def _compile(path: str) -> tuple[re.Pattern[str] | None, tuple[int, ...]]:
@@ -168,10 +83,6 @@ def _stringify_claim(value: Any) -> str:
     return str(value)
 
 
-def _request_id() -> str:
-    return base64.b64encode(secrets.token_bytes(11)).decode()  # 16 characters, as API Gateway's
-
-
 def build_http_event(
     *,
     route_key: str,
@@ -194,7 +105,7 @@ def build_http_event(
     """An API Gateway HTTP API payload format 2.0 event, as API Gateway builds it for a Lambda proxy
     integration behind a JWT authorizer. Keys API Gateway leaves out when empty are left out."""
     received_at = received_at or datetime.now(UTC)
-    request_id = request_id or _request_id()
+    request_id = request_id or new_request_id()
     joined: dict[str, str] = {}
     cookies: list[str] = []
     for name, value in headers:
@@ -315,29 +226,32 @@ def create_app(
     authorizer: JwtAuthorizer | None = None,
     load_handler: Callable[[HttpRoute], LambdaHandler] = load_route_handler,
     cors: CorsConfig | None = None,
+    in_process: bool | None = None,
+    concurrency: int | None = None,
 ) -> Starlette:
     """An ASGI app serving `routes` (from `local.template.http_routes()`) as API Gateway would.
     Handlers are imported now, so a broken handler module stops the gateway at start, not at first use.
     With `cors` (`local.template.cors_configuration()`), CORS preflight requests are answered before the
-    authorizer and CORS headers added to responses, as API Gateway does for an API with a CORS config."""
+    authorizer and CORS headers added to responses, as API Gateway does for an API with a CORS config.
+
+    Handlers run in worker processes, a pool of `concurrency` (`LOCAL_LAMBDA_CONCURRENCY`, 4) per function
+    (`execution_environments`); with `in_process=True` (or `LOCAL_LAMBDA_IN_PROCESS=1`, or a `load_handler`
+    of the caller's, which can only run here) in this process, one invocation at a time per function.
+    `GET /.well-known/jwks.json` publishes the authorizer's public key, as an identity provider does.
+    The app's `state.execution_environments` is closed by `running_gateway` (or by the caller)."""
     authorizer = authorizer or JwtAuthorizer.local()
-    locks: dict[str, threading.Lock] = {}
-    handlers: dict[tuple[str, str], LambdaHandler] = {}
+    custom_loader = load_handler is not load_route_handler
+    if in_process is None:
+        in_process = custom_loader or in_process_default()
+    elif not in_process and custom_loader:
+        raise ValueError("a load_handler of the caller's runs in process only")
+    functions: dict[str, tuple[LambdaFunction, Callable[[], LambdaHandler]]] = {}
     compiled: list[_CompiledRoute] = []
     for route in routes:
-        key = (route.code_uri, route.handler)
-        if key not in handlers:
-            handlers[key] = load_handler(route)
+        functions.setdefault(route.function_logical_id, (route.function, functools.partial(load_handler, route)))
         pattern, specificity = _compile(route.path)
-        compiled.append(
-            _CompiledRoute(
-                route=route,
-                handler=handlers[key],
-                lock=locks.setdefault(route.function_logical_id, threading.Lock()),
-                pattern=pattern,
-                specificity=specificity,
-            )
-        )
+        compiled.append(_CompiledRoute(route=route, pattern=pattern, specificity=specificity))
+    environments = execution_environments(list(functions.values()), in_process=in_process, concurrency=concurrency)
 
     def match(method: str, raw_path: str) -> tuple[_CompiledRoute, dict[str, str]] | None:
         candidates: list[tuple[tuple[int, ...], int, _CompiledRoute, dict[str, str]]] = []
@@ -357,7 +271,7 @@ def create_app(
         return best, params
 
     async def http_api(request: Request) -> Response:
-        request_id = _request_id()
+        request_id = new_request_id()
         received_at = datetime.now(UTC)
         raw_path = request.scope.get("raw_path", b"").decode("latin-1") or request.url.path
         method = request.method
@@ -415,7 +329,7 @@ def create_app(
             return _json_message(413, "Request Entity Too Large")
 
         try:
-            result = await run_in_threadpool(_invoke, entry, event)
+            result = await run_in_threadpool(environments.invoke, entry.route.function_logical_id, event)
             return _lambda_response(result, request_id)
         except Exception:
             logger.error(
@@ -440,81 +354,17 @@ def create_app(
                 max_age=cors.max_age,
             )
         )
-    return Starlette(routes=[Route("/{path:path}", http_api, methods=list(HTTP_METHODS))], middleware=middleware)
+    jwks = authorizer.jwks()
 
+    async def jwks_json(request: Request) -> Response:
+        return JSONResponse(jwks, headers={"cache-control": "max-age=300"})
 
-def _invoke(entry: _CompiledRoute, event: dict[str, Any]) -> Any:
-    route = entry.route
-    with entry.lock:  # one invocation at a time per function, as in one execution environment
-        context = LambdaContext(
-            function_name=route.function_logical_id,
-            memory_limit_in_mb=route.memory_size_mb,
-            timeout_seconds=route.timeout_seconds,
-        )
-        started = time.monotonic()
-        result = entry.handler(event, context)
-        elapsed = time.monotonic() - started
-    if elapsed > route.timeout_seconds:
-        logger.warning(
-            "%s took %.1f s, over its %d s timeout: in AWS this invocation would have failed",
-            route.function_logical_id,
-            elapsed,
-            route.timeout_seconds,
-        )
-    return result
-
-
-def serve(
-    app: Starlette,
-    host: str = "127.0.0.1",
-    port: int | None = None,
-    *,
-    access_log: bool = True,
-    log_level: str = "info",
-) -> uvicorn.Server:
-    """A uvicorn server for `app` (`PORT`, default 3000): call `.run()` to serve until Ctrl-C or
-    SIGTERM, or set `.should_exit = True` from another thread to stop it."""
-    config = uvicorn.Config(
-        app,
-        host=host,
-        port=int(os.environ.get("PORT", "3000")) if port is None else port,
-        lifespan="off",
-        access_log=access_log,
-        log_level=log_level,
-        server_header=False,
-        timeout_graceful_shutdown=5,
+    app = Starlette(
+        routes=[
+            Route("/.well-known/jwks.json", jwks_json, methods=["GET", "HEAD"]),
+            Route("/{path:path}", http_api, methods=list(HTTP_METHODS)),
+        ],
+        middleware=middleware,
     )
-    return uvicorn.Server(config)
-
-
-@contextmanager
-def running_gateway(
-    app: Starlette,
-    port: int = 0,
-    host: str = "127.0.0.1",
-    *,
-    access_log: bool = False,
-    start_timeout: float = 10.0,
-) -> Iterator[str]:
-    """Serve `app` from a background thread; yields the base URL (a free port when `port` is 0) and
-    stops the server, waiting for its thread, on exit."""
-    # uvicorn's log level also gates its access log: "info" shows each request, "warning" only problems.
-    server = serve(app, host, port, access_log=access_log, log_level="info" if access_log else "warning")
-    thread = threading.Thread(target=server.run, name=f"gateway-{port}", daemon=True)
-    thread.start()
-    deadline = time.monotonic() + start_timeout
-    while not server.started:
-        if not thread.is_alive() or time.monotonic() > deadline:
-            server.should_exit = True
-            thread.join(timeout=start_timeout)
-            raise RuntimeError(f"the local gateway did not start on {host}:{port}")
-        time.sleep(0.01)
-    bound_port = next(itertools.chain.from_iterable(s.sockets for s in server.servers)).getsockname()[1]
-    try:
-        yield f"http://{host}:{bound_port}"
-    finally:
-        server.should_exit = True
-        thread.join(timeout=start_timeout)
-        if thread.is_alive():
-            server.force_exit = True
-            thread.join(timeout=start_timeout)
+    app.state.execution_environments = environments
+    return app
