@@ -112,6 +112,9 @@ GRANT SELECT, DELETE ON public.session_watchers TO support_app;
 GRANT INSERT (connection_id, session_id, user_id) ON public.session_watchers TO support_app;
 
 GRANT INSERT (client_message_id) ON public.chat_messages TO support_app;
+-- A session is stamped with a clock read under the tenant's queue lock, so the queue's order (oldest first) is
+-- the order sessions joined it, not the order their transactions began.
+GRANT INSERT (created_at, session_start_time) ON public.live_chat_sessions TO support_app;
 GRANT UPDATE (last_assigned_at) ON public.support_agents TO support_app;
 
 GRANT EXECUTE ON FUNCTION public.widget_key_for_visitors(text) TO support_app;

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import socket
 from collections.abc import Callable, Iterator
 from uuid import UUID
 
@@ -9,14 +11,48 @@ import httpx
 import pytest
 
 from local.database import DatabaseUrls
-from local.gateway import create_app, running_gateway
+from local.gateway import WebSocketEndpoints, create_app, running_gateway, running_template_websocket_api
+from local.jwt_keys import AUDIENCE, ISSUER
 from local.template import http_routes
 from local.token import mint_token
 
 
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
 @pytest.fixture(scope="session")
-def gateway_url(db: DatabaseUrls) -> Iterator[str]:
-    with running_gateway(create_app(http_routes())) as base:
+def stack_ports(db: DatabaseUrls) -> Iterator[tuple[int, int]]:
+    """The HTTP and WebSocket ports of the local stack, and what `make run` sets in the environment before any
+    handler starts (the worker processes of both APIs inherit it): the management endpoint the fan-out posts
+    to, the JWKS the WebSocket authorizer verifies staff tokens with, and AWS credentials for boto3."""
+    http_port, ws_port = _free_port(), _free_port()
+    settings = {
+        "WEBSOCKET_MANAGEMENT_ENDPOINT": f"http://127.0.0.1:{ws_port}",
+        "JWT_JWKS_URL": f"http://127.0.0.1:{http_port}/.well-known/jwks.json",
+        "JWT_ISSUER": ISSUER,
+        "JWT_AUDIENCE": AUDIENCE,
+        "AWS_ACCESS_KEY_ID": os.environ.get("AWS_ACCESS_KEY_ID", "local"),
+        "AWS_SECRET_ACCESS_KEY": os.environ.get("AWS_SECRET_ACCESS_KEY", "local"),
+        "AWS_DEFAULT_REGION": os.environ.get("AWS_DEFAULT_REGION", "us-east-1"),
+    }
+    previous = {name: os.environ.get(name) for name in settings}
+    os.environ.update(settings)
+    try:
+        yield http_port, ws_port
+    finally:
+        for name, value in previous.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+
+
+@pytest.fixture(scope="session")
+def gateway_url(stack_ports: tuple[int, int]) -> Iterator[str]:
+    with running_gateway(create_app(http_routes()), port=stack_ports[0]) as base:
         yield base
 
 
@@ -33,3 +69,11 @@ def client_for(gateway_url: str) -> Iterator[Callable[..., httpx.Client]]:
     yield make
     for client in clients:
         client.close()
+
+
+@pytest.fixture(scope="session")
+def chat_gateway(gateway_url: str, stack_ports: tuple[int, int]) -> Iterator[WebSocketEndpoints]:
+    """The template's WebSocket API and its management API, as `make run` serves them."""
+    with running_template_websocket_api(stack_ports[1]) as endpoints:
+        assert endpoints is not None, "functions/websocket/ and functions/ws_authorizer/ are in the repository"
+        yield endpoints

@@ -5,53 +5,16 @@ runs unchanged against the local JWKS and the local management API."""
 from __future__ import annotations
 
 import json
-import os
-import socket
-from collections.abc import Iterator
 from uuid import uuid4
 
 import pytest
 from websockets.exceptions import InvalidStatus
 from websockets.sync.client import connect
 
-from local.gateway import WebSocketEndpoints, running_template_websocket_api
-from local.jwt_keys import AUDIENCE, ISSUER
+from local.gateway import WebSocketEndpoints
 from local.token import mint_token
 
 pytestmark = pytest.mark.e2e
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-@pytest.fixture(scope="module")
-def chat_gateway(gateway_url: str) -> Iterator[WebSocketEndpoints]:
-    port = _free_port()
-    # What make run sets before the handlers start; the workers inherit it.
-    settings = {
-        "WEBSOCKET_MANAGEMENT_ENDPOINT": f"http://127.0.0.1:{port}",
-        "JWT_JWKS_URL": f"{gateway_url}/.well-known/jwks.json",
-        "JWT_ISSUER": ISSUER,
-        "JWT_AUDIENCE": AUDIENCE,
-        "AWS_ACCESS_KEY_ID": os.environ.get("AWS_ACCESS_KEY_ID", "local"),
-        "AWS_SECRET_ACCESS_KEY": os.environ.get("AWS_SECRET_ACCESS_KEY", "local"),
-        "AWS_DEFAULT_REGION": os.environ.get("AWS_DEFAULT_REGION", "us-east-1"),
-    }
-    previous = {name: os.environ.get(name) for name in settings}
-    os.environ.update(settings)
-    try:
-        with running_template_websocket_api(port) as endpoints:
-            assert endpoints is not None, "functions/websocket/ and functions/ws_authorizer/ are in the repository"
-            yield endpoints
-    finally:
-        for name, value in previous.items():
-            if value is None:
-                os.environ.pop(name, None)
-            else:
-                os.environ[name] = value
 
 
 def test_a_staff_token_connects_and_ping_answers_pong(chat_gateway: WebSocketEndpoints) -> None:

@@ -218,17 +218,14 @@ def _announce_queue(cur: Cursor, principal: Principal, outbox: Outbox, *, only: 
     connections = visitor_connections(cur, principal.tenant_id, [row["visitor_id"] for row in queue])
     for row in queue:
         notice = Queued(session_id=row["id"], position=row["position"], as_of=row["as_of"])
-        outbox.tell(connections.get(row["visitor_id"], []), "chat.queued", notice)
-        if outbox.caller is not None and principal.visitor_id == row["visitor_id"]:
-            outbox.answer("chat.queued", notice)
+        outbox.tell(connections.get(row["visitor_id"], []), "chat.queued", notice, caller_too=True)
 
 
 def _announce_assignments(cur: Cursor, principal: Principal, outbox: Outbox, assigned: list[dict[str, Any]]) -> None:
     for row in assigned:
         session = ChatSession.model_validate(row)
-        outbox.tell([p.connection_id for p in participants(cur, principal.tenant_id, row)], "chat.assigned", session)
-        if outbox.caller is not None and principal.visitor_id == row["visitor_id"]:
-            outbox.answer("chat.assigned", session)
+        people = [p.connection_id for p in participants(cur, principal.tenant_id, row)]
+        outbox.tell(people, "chat.assigned", session, caller_too=True)
 
 
 def _rebalance(cur: Cursor, principal: Principal, outbox: Outbox) -> None:
@@ -263,9 +260,11 @@ def start_chat_session(
     with tenant_transaction(principal.tenant_id) as cur:
         _lock_queue(cur, principal)
         cur.execute(
-            f"""INSERT INTO live_chat_sessions
-                (user_id, visitor_id, visitor_name, visitor_email, status, visitor_ip, visitor_browser)
-            VALUES (%s, %s, %s, %s, %s, %s, %s) RETURNING {SESSION_COLUMNS}""",  # noqa: S608
+            # Stamped with a clock read under the queue lock: the queue's order is the order sessions joined it.
+            f"""INSERT INTO live_chat_sessions (user_id, visitor_id, visitor_name, visitor_email, status, visitor_ip,
+                visitor_browser, created_at, session_start_time)
+            SELECT %s, %s, %s, %s, %s, %s, %s, stamp.at, stamp.at FROM (SELECT clock_timestamp() AS at) stamp
+            RETURNING {SESSION_COLUMNS}""",  # noqa: S608
             (
                 principal.tenant_id,
                 data.visitor_id,

@@ -64,10 +64,11 @@ class Outbox:
             wire = event(event_type, _wire(data), request_id=self.caller.request_id)
             self.deliveries.append(Delivery(self.caller.connection_id, wire))
 
-    def tell(self, connection_ids: Iterable[str], event_type: str, data: Any) -> None:
-        """Everyone named but the caller's own connection (which gets `answer`)."""
+    def tell(self, connection_ids: Iterable[str], event_type: str, data: Any, *, caller_too: bool = False) -> None:
+        """Everyone named, but the caller's own connection only with `caller_too`: the caller already gets the
+        answer to its request, and is told separately only of what else happened (an assignment, the queue)."""
         wire = event(event_type, _wire(data))
-        mine = self.caller.connection_id if self.caller else None
+        mine = None if caller_too or self.caller is None else self.caller.connection_id
         for connection_id in dict.fromkeys(connection_ids):
             if connection_id != mine:
                 self.deliveries.append(Delivery(connection_id, wire))

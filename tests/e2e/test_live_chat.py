@@ -1,0 +1,433 @@
+"""Live chat in real time, end to end: real WebSocket clients through the local gateway's WebSocket API (the
+template's routes, the production authorizer and WebSocket function in worker processes, the local
+management API), real HTTP for the widget session and the HTTP chat routes, the real database."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import ExitStack
+from typing import Any
+from uuid import uuid4
+
+import httpx
+import psycopg
+import pytest
+from websockets.exceptions import ConnectionClosed, InvalidStatus
+from websockets.sync.client import ClientConnection, connect
+
+from local.database import DatabaseUrls
+from local.gateway import WebSocketEndpoints
+from local.token import mint_token
+
+pytestmark = pytest.mark.e2e
+
+SHOP = "https://shop.example"
+WAIT = 20.0  # seconds: the first invocation of a worker imports its handler
+
+
+class ChatClient:
+    """A WebSocket client of the chat protocol: sends actions, and reads events (keeping those it skips)."""
+
+    def __init__(self, ws: ClientConnection) -> None:
+        self.ws = ws
+        self.seen: list[dict[str, Any]] = []
+        self._count = 0
+
+    def send(self, action: str, **fields: Any) -> str:
+        self._count += 1
+        request_id = f"r{self._count}"
+        self.ws.send(json.dumps({"action": action, "requestId": request_id, **fields}))
+        return request_id
+
+    def expect(self, kind: str, *, where: Callable[[dict[str, Any]], bool] = lambda e: True) -> dict[str, Any]:
+        for index, seen in enumerate(self.seen):
+            if seen["type"] == kind and where(seen):
+                return self.seen.pop(index)
+        deadline = time.monotonic() + WAIT
+        while time.monotonic() < deadline:
+            message = json.loads(self.ws.recv(timeout=max(0.1, deadline - time.monotonic())))
+            if message["type"] == kind and where(message):
+                return dict(message)
+            self.seen.append(message)
+        raise AssertionError(f"no {kind} event; saw {[e['type'] for e in self.seen]}")
+
+    def ask(self, action: str, kind: str, **fields: Any) -> dict[str, Any]:
+        """Send an action and return the answer to it (the event with its requestId)."""
+        request_id = self.send(action, **fields)
+        return self.expect(kind, where=lambda e: e.get("requestId") == request_id)
+
+    def quiet(self, seconds: float = 0.5) -> list[dict[str, Any]]:
+        """Everything that arrives within `seconds` (to show that nothing more does)."""
+        got = list(self.seen)
+        self.seen.clear()
+        deadline = time.monotonic() + seconds
+        while (left := deadline - time.monotonic()) > 0:
+            try:
+                got.append(json.loads(self.ws.recv(timeout=left)))
+            except TimeoutError:
+                break
+        return got
+
+
+@pytest.fixture
+def clients() -> Iterator[Callable[..., ChatClient]]:
+    with ExitStack() as stack:
+
+        def open_client(url: str, origin: str | None = None) -> ChatClient:
+            headers = {"Origin": origin} if origin else None
+            ws = stack.enter_context(connect(url, additional_headers=headers, ping_interval=None, open_timeout=WAIT))
+            return ChatClient(ws)
+
+        yield open_client
+
+
+class Desk:
+    """A tenant with a widget key and helpers to connect its staff and visitors."""
+
+    def __init__(self, gateway_url: str, chat: WebSocketEndpoints, open_client: Callable[..., ChatClient]) -> None:
+        self.tenant = uuid4()
+        self.gateway_url = gateway_url
+        self.chat = chat
+        self.open_client = open_client
+        self.admin = httpx.Client(
+            base_url=gateway_url,
+            headers={"Authorization": f"Bearer {mint_token(str(self.tenant), 'admin')}"},
+            timeout=WAIT,
+        )
+        reply = self.admin.post("/api/support/widgets", json={"name": "Shop", "allowedOrigins": [SHOP]})
+        assert reply.status_code == 201, reply.text
+        self.widget_key = reply.json()["data"]["widgetKey"]
+
+    def agent(self, name: str, capacity: int = 2, status: str = "available") -> tuple[str, ChatClient]:
+        body = {"agentName": name, "agentEmail": f"{uuid4()}@desk.example", "maxConcurrentChats": capacity}
+        reply = self.admin.post("/api/support/agents", json={**body, "status": status})
+        assert reply.status_code == 201, reply.text
+        agent_id = reply.json()["data"]["id"]
+        token = mint_token(str(self.tenant), "agent", agent_id=agent_id)
+        return agent_id, self.open_client(f"{self.chat.websocket_url}/?token={token}")
+
+    def staff(self, role: str = "admin") -> ChatClient:
+        return self.open_client(f"{self.chat.websocket_url}/?token={mint_token(str(self.tenant), role)}")
+
+    def visitor_session(self, resume_token: str | None = None, widget_key: str | None = None) -> dict[str, Any]:
+        body = {"widgetKey": widget_key or self.widget_key}
+        if resume_token:
+            body["resumeToken"] = resume_token
+        reply = httpx.post(f"{self.gateway_url}/api/support/widget/session", json=body, headers={"Origin": SHOP})
+        assert reply.status_code == 201, reply.text
+        return dict(reply.json()["data"])
+
+    def visitor(self, session: dict[str, Any] | None = None, origin: str = SHOP) -> tuple[dict[str, Any], ChatClient]:
+        session = session or self.visitor_session()
+        url = f"{self.chat.websocket_url}/?visitorToken={session['connectToken']}"
+        return session, self.open_client(url, origin=origin)
+
+
+@pytest.fixture
+def desk(gateway_url: str, chat_gateway: WebSocketEndpoints, clients: Callable[..., ChatClient]) -> Iterator[Desk]:
+    made = Desk(gateway_url, chat_gateway, clients)
+    yield made
+    made.admin.close()
+
+
+def test_a_visitor_and_an_agent_hold_a_conversation(desk: Desk, db: DatabaseUrls) -> None:
+    agent_id, agent = desk.agent("Grace")
+    _, visitor = desk.visitor()
+
+    # The visitor starts a chat; the free agent gets it at once
+    started = visitor.ask("startChat", "chat.started", visitorName="Lin")["data"]
+    assert (started["status"], started["assignedAgentId"]) == ("active", agent_id)
+    assigned = agent.expect("chat.assigned")["data"]
+    session_id = started["id"]
+    assert assigned["id"] == session_id
+
+    # They talk: each side gets the other's messages, and typing; the sender gets its own message back
+    mine = visitor.ask("sendMessage", "message.new", sessionId=session_id, message="Hi!\n", clientMessageId="v-1")
+    assert mine["data"]["message"] == "Hi!\n" and mine["data"]["senderType"] == "customer"
+    assert agent.expect("message.new")["data"]["id"] == mine["data"]["id"]
+    agent.send("typing", sessionId=session_id, isTyping=True)
+    assert visitor.expect("typing")["data"] == {"sessionId": session_id, "senderType": "agent", "isTyping": True}
+    reply = agent.ask("sendMessage", "message.new", sessionId=session_id, message="Hello Lin", clientMessageId="a-1")
+    assert visitor.expect("message.new")["data"]["id"] == reply["data"]["id"]
+
+    # Read receipts both ways
+    read = visitor.ask("markRead", "message.read", sessionId=session_id, upToMessageId=reply["data"]["id"])
+    assert read["data"]["markedCount"] == 1
+    assert agent.expect("message.read")["data"]["upToMessageId"] == reply["data"]["id"]
+
+    # The visitor ends it and rates it; the agent hears both
+    ended = visitor.ask("endChat", "chat.ended", sessionId=session_id)["data"]
+    assert ended["status"] == "closed" and ended["duration"] is not None
+    assert agent.expect("chat.ended")["data"]["id"] == session_id
+    rated = visitor.ask("rateChat", "chat.rated", sessionId=session_id, rating=5, feedback="Thanks")["data"]
+    assert rated["rating"] == 5
+    assert agent.expect("chat.rated")["data"]["rating"] == 5
+
+    # and it is all stored: what was announced is what the database holds
+    with psycopg.connect(db.admin) as conn:
+        stored = conn.execute(
+            "SELECT sender_type, message, is_read FROM chat_messages WHERE session_id = %s ORDER BY created_at",
+            (session_id,),
+        ).fetchall()
+    assert stored == [("customer", "Hi!\n", False), ("agent", "Hello Lin", True)]
+
+
+def test_with_every_agent_full_a_chat_queues_and_is_assigned_when_room_frees(desk: Desk) -> None:
+    agent_id, agent = desk.agent("Grace", capacity=1)
+    _, first = desk.visitor()
+    first_session = first.ask("startChat", "chat.started")["data"]
+    agent.expect("chat.assigned")
+    _, second = desk.visitor()
+    staff = desk.staff()
+
+    waiting = second.ask("startChat", "chat.started")["data"]
+    assert waiting["status"] == "waiting"
+    assert second.expect("chat.queued")["data"]["position"] == 1
+    assert staff.expect("chat.waiting")["data"]["id"] == waiting["id"]
+
+    # When the agent's first chat ends, the waiting visitor and the agent are told of the assignment
+    agent.ask("endChat", "chat.ended", sessionId=first_session["id"])
+    assert second.expect("chat.assigned")["data"]["assignedAgentId"] == agent_id
+    assert agent.expect("chat.assigned", where=lambda e: e["data"]["id"] == waiting["id"])
+
+
+def test_twenty_concurrent_starts_against_three_agents_of_two(desk: Desk) -> None:
+    team = [desk.agent(name, capacity=2) for name in ("Ann", "Bob", "Cid")]
+    visitors = [desk.visitor()[1] for _ in range(20)]
+
+    with ThreadPoolExecutor(max_workers=20) as pool:
+        started = list(pool.map(lambda v: v.ask("startChat", "chat.started")["data"], visitors))
+
+    assigned = [s for s in started if s["status"] == "active"]
+    assert len(assigned) == 6
+    assert sorted(s["assignedAgentId"] for s in assigned) == sorted(a for a, _ in team for _ in range(2))
+    # each waiting visitor's newest position: 1 to 14, each once
+    final = []
+    for visitor, session in zip(visitors, started, strict=True):
+        if session["status"] != "waiting":
+            continue
+        notices = [e["data"] for e in visitor.quiet(1.0) if e["type"] == "chat.queued"]
+        notices += [visitor.expect("chat.queued")["data"]] if not notices else []
+        final.append(max(notices, key=lambda n: n["asOf"])["position"])
+    assert sorted(final) == list(range(1, 15))
+
+
+def test_an_agent_claims_a_waiting_chat_and_transfers_it(desk: Desk) -> None:
+    ann_id, ann = desk.agent("Ann", status="away")
+    bob_id, bob = desk.agent("Bob", status="away")
+    _, visitor = desk.visitor()
+    waiting = visitor.ask("startChat", "chat.started")["data"]
+    assert waiting["status"] == "waiting"
+
+    claimed = ann.ask("claimChat", "chat.assigned", sessionId=waiting["id"])["data"]
+    assert claimed["assignedAgentId"] == ann_id
+    assert visitor.expect("chat.assigned")["data"]["assignedAgentId"] == ann_id
+    again = bob.ask("claimChat", "error", sessionId=waiting["id"])
+    assert again["data"]["code"] == "conflict"
+
+    moved = ann.ask("transfer", "chat.transferred", sessionId=waiting["id"], toAgentId=bob_id)["data"]
+    assert (moved["assignedAgentId"], moved["transferredFromAgentId"]) == (bob_id, ann_id)
+    assert visitor.expect("chat.transferred")["data"]["assignedAgentId"] == bob_id
+    assert bob.expect("chat.transferred")["data"]["id"] == waiting["id"]
+    # Bob now has it: his messages reach the visitor; Ann's are refused
+    bob.ask("sendMessage", "message.new", sessionId=waiting["id"], message="Bob here", clientMessageId="b-1")
+    assert visitor.expect("message.new")["data"]["message"] == "Bob here"
+    refused = ann.ask("sendMessage", "error", sessionId=waiting["id"], message="still me?", clientMessageId="a-1")
+    assert refused["data"]["code"] == "forbidden"
+
+
+def test_a_reconnect_and_sync_lose_nothing_and_a_resent_message_is_stored_once(desk: Desk) -> None:
+    _, agent = desk.agent("Grace")
+    session, visitor = desk.visitor()
+    chat = visitor.ask("startChat", "chat.started")["data"]
+    agent.expect("chat.assigned")
+    last = visitor.ask("sendMessage", "message.new", sessionId=chat["id"], message="one", clientMessageId="c-1")
+    visitor.ws.close()
+
+    # While the visitor is away the agent writes three messages
+    sent = [
+        agent.ask("sendMessage", "message.new", sessionId=chat["id"], message=f"m{n}", clientMessageId=f"a-{n}")
+        for n in range(3)
+    ]
+
+    # The visitor comes back (a fresh connect token, the same visitor) and syncs from its last message
+    again = desk.visitor_session(resume_token=session["resumeToken"])
+    assert again["visitorId"] == session["visitorId"]
+    _, back = desk.visitor(again)
+    synced = back.ask("sync", "sync", sessionId=chat["id"], afterMessageId=last["data"]["id"])["data"]
+    assert [m["id"] for m in synced["messages"]] == [m["data"]["id"] for m in sent]
+    assert synced["hasMore"] is False
+
+    # A resend of the first message after the drop stores nothing new and answers the stored one
+    resent = back.ask("sendMessage", "message.new", sessionId=chat["id"], message="one", clientMessageId="c-1")
+    assert resent["data"]["id"] == last["data"]["id"]
+    everything = back.ask("sync", "sync", sessionId=chat["id"])["data"]["messages"]
+    assert [m["message"] for m in everything] == ["one", "m0", "m1", "m2"]
+
+
+def test_a_connection_that_vanished_is_forgotten_and_the_others_still_get_the_message(
+    desk: Desk, db: DatabaseUrls
+) -> None:
+    _, agent = desk.agent("Grace")
+    session, visitor = desk.visitor()
+    chat = visitor.ask("startChat", "chat.started")["data"]
+    agent.expect("chat.assigned")
+    # A second connection of the same visitor that dropped without a goodbye: its row is there, the
+    # connection is not (API Gateway answers 410 for it)
+    with psycopg.connect(db.owner) as conn:
+        conn.execute("SELECT set_config('app.tenant_id', %s, true)", (str(desk.tenant),))
+        conn.execute(
+            "INSERT INTO ws_connections (connection_id, user_id, role, visitor_id, widget_key)"
+            " VALUES ('vanished0000000=', %s, 'visitor', %s, %s)",
+            (desk.tenant, session["visitorId"], desk.widget_key),
+        )
+
+    agent.ask("sendMessage", "message.new", sessionId=chat["id"], message="still there?", clientMessageId="a-1")
+
+    assert visitor.expect("message.new")["data"]["message"] == "still there?"
+    deadline = time.monotonic() + WAIT
+    while time.monotonic() < deadline:
+        with psycopg.connect(db.admin) as conn:
+            left = conn.execute(
+                "SELECT count(*) FROM ws_connections WHERE connection_id = 'vanished0000000='"
+            ).fetchone()
+        if left == (0,):
+            break
+        time.sleep(0.1)
+    assert left == (0,)
+
+
+def test_other_tenants_and_other_visitors_can_neither_see_nor_act(
+    desk: Desk, gateway_url: str, chat_gateway: WebSocketEndpoints, clients: Callable[..., ChatClient]
+) -> None:
+    _, agent = desk.agent("Grace")
+    _, visitor = desk.visitor()
+    chat = visitor.ask("startChat", "chat.started")["data"]
+    agent.expect("chat.assigned")
+    other_desk = Desk(gateway_url, chat_gateway, clients)
+    stranger = other_desk.staff()
+    _, other_visitor = desk.visitor()  # another visitor of the same shop
+
+    for outsider in (stranger, other_visitor):
+        for action, fields in (
+            ("joinSession", {}),
+            ("sendMessage", {"message": "let me in", "clientMessageId": "x-1"}),
+            ("sync", {}),
+            ("endChat", {}),
+        ):
+            answer = outsider.ask(action, "error", sessionId=chat["id"], **fields)
+            expected = "forbidden" if (outsider is other_visitor and action == "joinSession") else "not_found"
+            assert answer["data"]["code"] == expected, (action, answer)
+    visitor.ask("sendMessage", "message.new", sessionId=chat["id"], message="private", clientMessageId="v-1")
+    assert [e for e in stranger.quiet() + other_visitor.quiet() if e["type"] == "message.new"] == []
+    other_desk.admin.close()
+
+
+@pytest.mark.parametrize("case", ["expired", "other key", "revoked", "origin not listed"])
+def test_visitor_tokens_that_must_not_connect_are_refused(desk: Desk, case: str) -> None:
+    import jwt
+
+    from support.visitors import CONNECT_AUDIENCE, ISSUER
+
+    session = desk.visitor_session()
+    origin = SHOP
+    token = session["connectToken"]
+    if case == "expired":
+        claims = jwt.decode(token, options={"verify_signature": False})
+        claims["exp"] = int(time.time()) - 10
+        token = jwt.encode(claims, _visitor_key(), algorithm="HS256")
+        assert claims["aud"] == CONNECT_AUDIENCE and claims["iss"] == ISSUER
+    elif case == "other key":
+        token = jwt.encode(jwt.decode(token, options={"verify_signature": False}), "x" * 40, algorithm="HS256")
+    elif case == "revoked":
+        assert desk.admin.delete(f"/api/support/widgets/{desk.widget_key}").status_code == 200
+    else:
+        origin = "https://evil.example"
+
+    with pytest.raises(InvalidStatus) as refused:
+        connect(
+            f"{desk.chat.websocket_url}/?visitorToken={token}",
+            additional_headers={"Origin": origin},
+            ping_interval=None,
+            open_timeout=WAIT,
+        )
+    assert refused.value.response.status_code == (401 if case in ("expired", "other key") else 403)
+
+
+def _visitor_key() -> str:
+    import os
+
+    return os.environ["VISITOR_TOKEN_SECRET"]
+
+
+def test_bad_input_answers_error_events_and_the_connection_keeps_working(desk: Desk) -> None:
+    staff = desk.staff()
+    _, visitor = desk.visitor()
+    chat = visitor.ask("startChat", "chat.started")["data"]
+
+    staff.ws.send("{not json")
+    assert staff.expect("error")["data"]["code"] == "bad_request"
+    assert staff.ask("noSuchAction", "error")["data"]["code"] == "unknown_action"
+    invalid = visitor.ask("sendMessage", "error", sessionId="not-a-uuid", message="x", clientMessageId="v-1")
+    assert invalid["data"]["code"] == "validation_error"
+    assert {d["field"] for d in invalid["data"]["details"]} == {"sessionId"}
+    missing = visitor.ask("sendMessage", "error", sessionId=chat["id"], message="no client id")
+    assert missing["data"]["details"][0]["field"] == "clientMessageId"
+    # 52,000 bytes of text (the limit is 50 KB, 51,200 bytes), sent as two frames: each within API Gateway's
+    # 32 KB per frame
+    big = json.dumps(
+        {
+            "action": "sendMessage",
+            "requestId": "big",
+            "sessionId": chat["id"],
+            "message": "x" * 52_000,
+            "clientMessageId": "v-2",
+        }
+    )
+    visitor.ws.send([big[:30_000], big[30_000:]])
+    assert visitor.expect("error", where=lambda e: e.get("requestId") == "big")["data"]["code"] == "too_large"
+    assert visitor.ask("rateChat", "error", sessionId=chat["id"], rating=9)["data"]["code"] == "validation_error"
+    assert staff.ask("startChat", "error")["data"]["code"] == "forbidden"  # staff do not start chats
+    # and after all that, both connections still work
+    assert staff.ask("ping", "pong")["type"] == "pong"
+    assert visitor.ask("ping", "pong")["type"] == "pong"
+
+
+def test_a_message_posted_over_http_reaches_the_websocket_participants(desk: Desk) -> None:
+    _, agent = desk.agent("Grace")
+    _, visitor = desk.visitor()
+    chat = visitor.ask("startChat", "chat.started")["data"]
+    agent.expect("chat.assigned")
+
+    reply = desk.admin.post(
+        f"/api/support/chat/sessions/{chat['id']}/messages",
+        json={"senderType": "agent", "senderName": "Grace", "message": "from the console over HTTP"},
+    )
+    assert reply.status_code == 201, reply.text
+
+    assert visitor.expect("message.new")["data"]["id"] == reply.json()["data"]["id"]
+    assert agent.expect("message.new")["data"]["id"] == reply.json()["data"]["id"]
+    ended = desk.admin.post(f"/api/support/chat/sessions/{chat['id']}/end")
+    assert ended.status_code == 200
+    assert visitor.expect("chat.ended")["data"]["status"] == "closed"
+
+
+def test_a_closed_connection_gets_nothing_and_its_row_goes(desk: Desk, db: DatabaseUrls) -> None:
+    staff = desk.staff()
+    connection = staff.ask("ping", "pong")
+    assert connection["type"] == "pong"
+    staff.ws.close()
+    deadline = time.monotonic() + WAIT
+    left: Any = None
+    while time.monotonic() < deadline:
+        with psycopg.connect(db.admin) as conn:
+            left = conn.execute("SELECT count(*) FROM ws_connections WHERE user_id = %s", (desk.tenant,)).fetchone()
+        if left == (0,):
+            break
+        time.sleep(0.1)
+    assert left == (0,)
+    with pytest.raises(ConnectionClosed):
+        staff.ws.recv(timeout=1)
