@@ -8,6 +8,7 @@ request model: `python -m local.sample_events` (a contract test fails when the f
 from __future__ import annotations
 
 import json
+import re
 import sys
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -15,7 +16,12 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
 
-from local.gateway import build_http_event
+from local.gateway import (
+    build_http_event,
+    build_websocket_authorizer_event,
+    build_websocket_event,
+    websocket_request_context,
+)
 from local.jwt_keys import AUDIENCE, ISSUER
 from local.template import REPO
 
@@ -309,9 +315,103 @@ def render(sample: SampleEvent) -> dict[str, Any]:
     return event
 
 
+# The WebSocket API: one sample per route of WebSocketFunction, and the $connect authorizer's event. The
+# connection is an agent's (the authorizer's context, as API Gateway passes it to every later event).
+WS_DOMAIN = "f6g7h8i9j0.execute-api.us-east-1.amazonaws.com"
+WS_STAGE = "dev"
+WS_CONNECTION = "L0SM9cOFvHcCIhw="
+WS_CONNECTED_AT = int(RECEIVED_AT.timestamp() * 1000) - 5000
+WS_AUTHORIZER = {
+    "tenantId": TENANT_ID,
+    "role": "agent",
+    "subject": f"local|agent|{TENANT_ID}",
+    "agentId": AGENT_ID,
+    "principalId": f"local|agent|{TENANT_ID}",
+}
+WS_HEADERS = [
+    ("host", WS_DOMAIN),
+    ("origin", WIDGET_ORIGIN),
+    ("sec-websocket-key", "dGhlIHNhbXBsZSBub25jZQ=="),
+    ("sec-websocket-version", "13"),
+    ("user-agent", "Mozilla/5.0 (sample)"),
+    ("x-forwarded-for", "203.0.113.10"),
+]
+# Each action's message: what a client sends (docs: README, "WebSocket").
+WS_MESSAGES: dict[str, dict[str, Any]] = {
+    "startChat": {"visitorName": "Lin"},
+    "sendMessage": {"sessionId": CHAT_SESSION_ID, "message": "Here is the return label.", "clientMessageId": "c-1"},
+    "typing": {"sessionId": CHAT_SESSION_ID, "isTyping": True},
+    "markRead": {"sessionId": CHAT_SESSION_ID, "upToMessageId": CHAT_MESSAGE_ID},
+    "endChat": {"sessionId": CHAT_SESSION_ID},
+    "rateChat": {"sessionId": CHAT_SESSION_ID, "rating": 5, "feedback": "Thanks"},
+    "sync": {"sessionId": CHAT_SESSION_ID},
+    "setStatus": {"status": "available"},
+    "claimChat": {"sessionId": CHAT_SESSION_ID},
+    "transfer": {"sessionId": CHAT_SESSION_ID, "toAgentId": AGENT_ID},
+    "joinSession": {"sessionId": CHAT_SESSION_ID},
+    "ping": {},
+    "$default": {"action": "noSuchAction"},
+}
+
+
+def _ws_context(route_key: str, event_type: str) -> dict[str, Any]:
+    return websocket_request_context(
+        route_key=route_key,
+        event_type=event_type,
+        connection_id=WS_CONNECTION,
+        connected_at=WS_CONNECTED_AT,
+        source_ip="203.0.113.10",
+        user_agent="Mozilla/5.0 (sample)",
+        host=WS_DOMAIN,
+        stage=WS_STAGE,
+        api_id=WS_DOMAIN.split(".", 1)[0],
+        received_at=RECEIVED_AT,
+        request_id="EXAMPLEwsReqId=",
+    )
+
+
+def _file_name(route_key: str) -> str:
+    return re.sub(r"(?<!^)([A-Z])", r"_\1", route_key.lstrip("$")).lower()
+
+
+def websocket_samples() -> dict[str, dict[str, Any]]:
+    """File (under events/) -> event, for every route of the WebSocket API and the authorizer."""
+    samples: dict[str, dict[str, Any]] = {
+        "websocket/connect.json": build_websocket_event(
+            _ws_context("$connect", "CONNECT"),
+            authorizer=WS_AUTHORIZER,
+            headers=WS_HEADERS,
+            raw_query_string="token=%3Credacted%3E",
+        ),
+        "websocket/disconnect.json": build_websocket_event(
+            _ws_context("$disconnect", "DISCONNECT"), authorizer=WS_AUTHORIZER, disconnect=(1001, "Going away")
+        ),
+        # a visitor connecting: the query string holds the connect token the widget session route gave it
+        "ws_authorizer/connect_visitor.json": build_websocket_authorizer_event(
+            headers=WS_HEADERS,
+            raw_query_string="visitorToken=%3Cthe+connectToken+of+POST+%2Fapi%2Fsupport%2Fwidget%2Fsession%3E",
+            request_context=_ws_context("$connect", "CONNECT"),
+            api_id=WS_DOMAIN.split(".", 1)[0],
+            stage=WS_STAGE,
+        ),
+    }
+    for route_key, fields in WS_MESSAGES.items():
+        body = fields if route_key == "$default" else {"action": route_key, "requestId": "r-1", **fields}
+        samples[f"websocket/{_file_name(route_key)}.json"] = build_websocket_event(
+            _ws_context(route_key, "MESSAGE"),
+            authorizer=WS_AUTHORIZER,
+            body=json.dumps(body, separators=(",", ":")),
+            message_id="EXAMPLEmsgId0=",
+        )
+    return samples
+
+
 def rendered() -> dict[Path, str]:
     """Each sample file's path and its exact expected content."""
-    return {EVENTS_DIR / s.file: json.dumps(render(s), indent=2, sort_keys=False) + "\n" for s in SAMPLES}
+    files = {EVENTS_DIR / s.file: json.dumps(render(s), indent=2, sort_keys=False) + "\n" for s in SAMPLES}
+    for name, event in websocket_samples().items():
+        files[EVENTS_DIR / name] = json.dumps(event, indent=2, sort_keys=False) + "\n"
+    return files
 
 
 def main() -> int:

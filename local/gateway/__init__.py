@@ -45,7 +45,9 @@ from local.gateway.websocket_api import (
     MAX_FRAME_BYTES,
     MAX_MESSAGE_BYTES,
     WS_API_ID,
+    build_websocket_event,
     create_websocket_app,
+    websocket_request_context,
 )
 
 __all__ = [
@@ -69,6 +71,7 @@ __all__ = [
     "WorkerPools",
     "build_http_event",
     "build_websocket_authorizer_event",
+    "build_websocket_event",
     "create_app",
     "create_websocket_app",
     "evaluate_policy",
@@ -77,4 +80,5 @@ __all__ = [
     "running_template_websocket_api",
     "running_websocket_gateway",
     "serve",
+    "websocket_request_context",
 ]

@@ -34,7 +34,7 @@ import json
 import logging
 import os
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -125,6 +125,86 @@ class Connection:
             self.open = False
 
 
+def websocket_request_context(
+    *,
+    route_key: str,
+    event_type: str,
+    connection_id: str,
+    connected_at: int,
+    source_ip: str,
+    user_agent: str,
+    host: str,
+    stage: str,
+    api_id: str = WS_API_ID,
+    received_at: datetime | None = None,
+    request_id: str | None = None,
+) -> dict[str, Any]:
+    """The `requestContext` API Gateway gives every WebSocket event (and the `$connect` authorizer)."""
+    now = received_at or datetime.now(UTC)
+    rid = request_id or new_request_id()
+    return {
+        "routeKey": route_key,
+        "eventType": event_type,
+        "extendedRequestId": rid,
+        "requestTime": request_time(now),
+        "messageDirection": "IN",
+        "stage": stage,
+        "connectedAt": connected_at,
+        "requestTimeEpoch": int(now.timestamp() * 1000),
+        "identity": {"sourceIp": source_ip, "userAgent": user_agent},
+        "requestId": rid,
+        "domainName": host,
+        "connectionId": connection_id,
+        "apiId": api_id,
+    }
+
+
+def build_websocket_event(
+    request_context: Mapping[str, Any],
+    *,
+    authorizer: Mapping[str, Any] | None = None,
+    headers: Sequence[tuple[str, str]] = (),
+    raw_query_string: str = "",
+    body: str | None = None,
+    message_id: str | None = None,
+    disconnect: tuple[int, str] | None = None,
+) -> dict[str, Any]:
+    """A WebSocket proxy integration event, as API Gateway builds it: `$connect` (with the headers and the query
+    string), a message (`body`, `messageId`), or `$disconnect` (its status code and reason)."""
+    context = dict(request_context)
+    if authorizer is not None:
+        context["authorizer"] = dict(authorizer)
+    if message_id is not None:
+        context["messageId"] = message_id
+    if disconnect is not None:
+        context["disconnectStatusCode"], context["disconnectReason"] = disconnect
+    event: dict[str, Any] = {}
+    if context["eventType"] == "CONNECT":
+        single_query, multi_query = query_parameters(raw_query_string)
+        single_headers: dict[str, str] = {}
+        multi_headers: dict[str, list[str]] = {}
+        for name, value in headers:
+            single_headers[name] = value
+            multi_headers.setdefault(name, []).append(value)
+        event = {
+            "headers": single_headers,
+            "multiValueHeaders": multi_headers,
+            **({"queryStringParameters": single_query} if single_query else {}),
+            **({"multiValueQueryStringParameters": multi_query} if multi_query else {}),
+        }
+    elif context["eventType"] == "DISCONNECT":
+        host, source_ip = context["domainName"], context["identity"]["sourceIp"]
+        event = {
+            "headers": {"host": host, "x-forwarded-for": source_ip},
+            "multiValueHeaders": {"host": [host], "x-forwarded-for": [source_ip]},
+        }
+    event["requestContext"] = context
+    if body is not None:
+        event["body"] = body
+    event["isBase64Encoded"] = False
+    return event
+
+
 def create_websocket_app(
     api: WebSocketApi,
     *,
@@ -161,27 +241,6 @@ def create_websocket_app(
     live: set[str] = set()  # accepted connections whose $disconnect has not returned yet
     selection_path = _selection_path(api.route_selection_expression)
 
-    def request_context(
-        *, route_key: str, event_type: str, conn_id: str, connected_at: int, source_ip: str, user_agent: str, host: str
-    ) -> dict[str, Any]:
-        now = datetime.now(UTC)
-        rid = new_request_id()
-        return {
-            "routeKey": route_key,
-            "eventType": event_type,
-            "extendedRequestId": rid,
-            "requestTime": request_time(now),
-            "messageDirection": "IN",
-            "stage": api.stage,
-            "connectedAt": connected_at,
-            "requestTimeEpoch": int(now.timestamp() * 1000),
-            "identity": {"sourceIp": source_ip, "userAgent": user_agent},
-            "requestId": rid,
-            "domainName": host,
-            "connectionId": conn_id,
-            "apiId": WS_API_ID,
-        }
-
     async def endpoint(websocket: WebSocket) -> None:
         conn_id = new_connection_id()
         connected_at = _now_ms()
@@ -194,14 +253,15 @@ def create_websocket_app(
         path = websocket.scope.get("path", "/")  # never the query: it holds tokens
 
         def context(route_key: str, event_type: str) -> dict[str, Any]:
-            return request_context(
+            return websocket_request_context(
                 route_key=route_key,
                 event_type=event_type,
-                conn_id=conn_id,
+                connection_id=conn_id,
                 connected_at=connected_at,
                 source_ip=source_ip,
                 user_agent=user_agent,
                 host=host,
+                stage=api.stage,
             )
 
         # $connect: the authorizer, then the integration, and only then the upgrade.
@@ -228,29 +288,13 @@ def create_websocket_app(
                 return
             authorizer_context = result.request_context_authorizer()
 
-        def event_for(route_key: str, event_type: str, **extra: Any) -> dict[str, Any]:
-            request_ctx = context(route_key, event_type)
-            if authorizer_context is not None:
-                request_ctx["authorizer"] = authorizer_context
-            request_ctx.update(extra)
-            return {"requestContext": request_ctx}
-
         if connect_route is not None:
-            event = event_for("$connect", "CONNECT")
-            single_query, multi_query = query_parameters(raw_query)
-            single_headers: dict[str, str] = {}
-            multi_headers: dict[str, list[str]] = {}
-            for name, value in headers:
-                single_headers[name] = value
-                multi_headers.setdefault(name, []).append(value)
-            event = {
-                "headers": single_headers,
-                "multiValueHeaders": multi_headers,
-                **({"queryStringParameters": single_query} if single_query else {}),
-                **({"multiValueQueryStringParameters": multi_query} if multi_query else {}),
-                **event,
-                "isBase64Encoded": False,
-            }
+            event = build_websocket_event(
+                context("$connect", "CONNECT"),
+                authorizer=authorizer_context,
+                headers=headers,
+                raw_query_string=raw_query,
+            )
             status = await _invoke_status(invoke, connect_route, event)
             if not 200 <= status < 300:
                 logger.info("WebSocket %s refused by $connect: %d", path, status)
@@ -283,8 +327,9 @@ def create_websocket_app(
                 if route is None:
                     await _error_to_client(connection, "Forbidden", message_id)
                     continue
-                event = event_for(route.route_key, "MESSAGE", messageId=message_id)
-                event.update({"body": body, "isBase64Encoded": False})
+                event = build_websocket_event(
+                    context(route.route_key, "MESSAGE"), authorizer=authorizer_context, body=body, message_id=message_id
+                )
                 try:
                     await run_in_threadpool(invoke, route.function.logical_id, event)
                 except FunctionError as exc:
@@ -330,13 +375,9 @@ def create_websocket_app(
             await asyncio.shield(delivery)
             disconnect_route = api.route("$disconnect")
             if disconnect_route is not None:
-                event = event_for("$disconnect", "DISCONNECT", disconnectStatusCode=code, disconnectReason=reason)
-                event = {
-                    "headers": {"host": host, "x-forwarded-for": source_ip},
-                    "multiValueHeaders": {"host": [host], "x-forwarded-for": [source_ip]},
-                    **event,
-                    "isBase64Encoded": False,
-                }
+                event = build_websocket_event(
+                    context("$disconnect", "DISCONNECT"), authorizer=authorizer_context, disconnect=(code, reason)
+                )
                 try:
                     await run_in_threadpool(invoke, disconnect_route.function.logical_id, event)
                 except FunctionError as exc:

@@ -3,6 +3,7 @@ route; the authorizer guards $connect; permissions are scoped to this API; the d
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from local.template import TEMPLATE, load_module, load_template
@@ -63,3 +64,24 @@ def test_the_deployment_depends_on_every_route_and_the_stage_uses_it() -> None:
     stage = RESOURCES["WebSocketStage"]["Properties"]
     assert stage["DeploymentId"] == {"Ref": "WebSocketDeployment"}
     assert stage["StageName"] == {"Ref": "Stage"}
+
+
+EVENTS = TEMPLATE.parent / "events"
+
+
+def test_there_is_a_sample_event_for_every_websocket_route_and_the_authorizer() -> None:
+    events = {path.stem: json.loads(path.read_text()) for path in (EVENTS / "websocket").glob("*.json")}
+    assert {e["requestContext"]["routeKey"] for e in events.values()} == set(ROUTES)
+    for name, sample in events.items():
+        context = sample["requestContext"]
+        assert context["eventType"] == {"$connect": "CONNECT", "$disconnect": "DISCONNECT"}.get(
+            context["routeKey"], "MESSAGE"
+        ), name
+        assert context["authorizer"]["tenantId"] and context["connectionId"], name
+        if context["eventType"] == "MESSAGE":
+            body = json.loads(sample["body"])
+            assert body["action"] == context["routeKey"] or context["routeKey"] == "$default", name
+    (authorizer,) = (json.loads(p.read_text()) for p in (EVENTS / "ws_authorizer").glob("*.json"))
+    assert authorizer["type"] == "REQUEST"
+    assert authorizer["methodArn"].endswith("/$connect")
+    assert "visitorToken" in authorizer["queryStringParameters"]
