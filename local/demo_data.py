@@ -22,7 +22,8 @@ from support.models.tickets import (
     TicketQuery,
     TicketUpdate,
 )
-from support.services import agents, canned_responses, chat, tickets
+from support.models.widgets import WidgetCreate
+from support.services import agents, canned_responses, chat, tickets, widgets
 
 DEMO_TENANTS = {
     "Acme Outfitters": UUID("a0000000-0000-4000-8000-00000000000a"),
@@ -119,6 +120,25 @@ def _seed_chats(admin: Principal) -> None:
             chat.rate_chat_session(admin, session.id, ChatRating(rating=5, feedback="Quick answer, thanks"))
 
 
+# The demo shop's page (the chat widget's demo, and `python -m local.chat visitor`) is served from this origin.
+DEMO_SHOP_ORIGINS = ["http://localhost:8080", "http://127.0.0.1:8080"]
+
+
+def _seed_widget(admin: Principal) -> None:
+    if widgets.list_widgets(admin, limit=1).data:
+        return
+    widgets.create_widget(admin, WidgetCreate(name="Demo shop", allowed_origins=DEMO_SHOP_ORIGINS))
+
+
+def demo_chat_identities(tenant_id: UUID) -> tuple[str | None, UUID | None]:
+    """For make run's welcome: the tenant's oldest live widget key, and a busy agent with room (Alan) whom the
+    terminal client makes available, so that he takes the waiting demo chat and the terminal visitor's."""
+    admin = Principal(tenant_id=tenant_id, role=Role.ADMIN, subject="demo-welcome")
+    keys = [w.widget_key for w in widgets.list_widgets(admin, limit=100).data if w.revoked_at is None]
+    busy = agents.list_agents(admin, limit=1, status=AgentStatus.BUSY).data
+    return (keys[-1] if keys else None), (busy[0].id if busy else None)
+
+
 def seed_demo_data() -> dict[str, UUID]:
     for tenant_name, tenant_id in DEMO_TENANTS.items():
         admin = Principal(tenant_id=tenant_id, role=Role.ADMIN, subject="demo-seed")
@@ -126,6 +146,7 @@ def seed_demo_data() -> dict[str, UUID]:
         # Each has its own check, so a desk seeded by an earlier version gets what was added since.
         _seed_canned_responses(admin)
         _seed_chats(admin)
+        _seed_widget(admin)
     return DEMO_TENANTS
 
 

@@ -24,9 +24,13 @@ import warnings
 from collections.abc import Sequence
 from contextlib import ExitStack
 from pathlib import Path
+from typing import TYPE_CHECKING
 from uuid import UUID
 
 from local.template import REPO, cors_configuration, function_environment, http_routes
+
+if TYPE_CHECKING:  # the gateway imports the layer, which must wait for the function environment (see main)
+    from local.gateway import WebSocketEndpoints
 
 DATA_DIR_VARIABLE = "SUPPORT_DATA_DIR"
 DEFAULT_DATA_DIR = REPO / ".local" / "pg-run"
@@ -163,13 +167,15 @@ def _serve(data_dir: Path, port: int, *, reset: bool) -> int:
             except RuntimeError:
                 print(f"make run: could not listen on 127.0.0.1:{port}; choose another PORT", file=sys.stderr)
                 return 1
-            _serve_websocket_api(stack)
+            websocket = _serve_websocket_api(stack)
             _print_welcome(base, tenants, where, joined=urls.joined)
+            if websocket is not None:
+                _print_chat_welcome(base, websocket.websocket_url, tenants)
             while True:
                 time.sleep(3600)
 
 
-def _serve_websocket_api(stack: ExitStack) -> None:
+def _serve_websocket_api(stack: ExitStack) -> WebSocketEndpoints | None:
     """The template's WebSocket API and its management API beside the HTTP API; without them (their port
     taken, say by the make run this one joined) the HTTP API is served alone."""
     from local.gateway import running_template_websocket_api
@@ -183,10 +189,26 @@ def _serve_websocket_api(stack: ExitStack) -> None:
             "serving the HTTP API only; choose another WS_PORT",
             file=sys.stderr,
         )
-        return
+        return None
     if websocket is not None:
         print(f"\nWebSocket API on {websocket.websocket_url}/?token=<token>", flush=True)
         print(f"Management API on {websocket.management_endpoint}/@connections/<connectionId>", flush=True)
+    return websocket
+
+
+def _print_chat_welcome(base: str, ws_url: str, tenants: dict[str, UUID]) -> None:
+    """Two ready-to-paste commands: a visitor of the demo shop and the demo desk's available agent."""
+    from local.demo_data import demo_chat_identities
+
+    (name, tenant), *_ = tenants.items()
+    widget_key, agent = demo_chat_identities(tenant)
+    if widget_key is None or agent is None:
+        return
+    print(f"\nChat live with {name}'s desk in two terminals: a visitor of its demo shop, and its agent Alan, whom")
+    print("the client makes available, so he takes the waiting demo chat and then yours. Type to talk; /end ends:\n")
+    print(f"  .venv/bin/python -m local.chat visitor --widget-key {widget_key} --http {base} --ws {ws_url}")
+    print(f"  .venv/bin/python -m local.chat agent --tenant {tenant} --agent {agent} --http {base} --ws {ws_url}\n")
+    print(f"Demo widget key: {widget_key} (allowed origins http://localhost:8080, http://127.0.0.1:8080)\n", flush=True)
 
 
 def _log_gateway_reasons() -> None:
