@@ -68,7 +68,7 @@ def _management_client() -> Any:
                 "apigatewaymanagementapi",
                 endpoint_url=endpoint,
                 config=Config(
-                    retries={"mode": "standard", "max_attempts": 4},
+                    retries={"mode": "standard", "total_max_attempts": 4},  # the first post and 3 retries
                     connect_timeout=POST_TIMEOUT_SECONDS,
                     read_timeout=POST_TIMEOUT_SECONDS,
                     max_pool_connections=FAN_OUT_CONCURRENCY,
