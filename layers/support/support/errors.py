@@ -63,6 +63,24 @@ class QuotaExceeded(DomainError):
     status = 409
 
 
+class MalformedJson(BadRequest):
+    """A body that is not UTF-8 JSON: no route could read it."""
+
+    code = "malformed_json"
+
+
+class InternalError(DomainError):
+    """A bug: logged, and answered without its details."""
+
+    code = "internal_error"
+    status = 500
+
+
+class UnsupportedMediaType(DomainError):
+    code = "unsupported_media_type"
+    status = 415
+
+
 def found[T](row: T | None, what: str) -> T:
     """`row`, or NotFound("<what> not found"): the one way a lookup says an id is unknown (or not the caller's)."""
     if row is None:

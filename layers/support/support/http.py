@@ -31,7 +31,15 @@ from pydantic.alias_generators import to_camel
 
 from support.auth import Principal, principal_from_claims
 from support.config import get_settings
-from support.errors import BadRequest, DomainError, InvalidInput, NotFound, PayloadTooLarge
+from support.errors import (
+    DomainError,
+    InternalError,
+    InvalidInput,
+    MalformedJson,
+    NotFound,
+    PayloadTooLarge,
+    UnsupportedMediaType,
+)
 from support.models.envelopes import Envelope, ErrorEnvelope, PageEnvelope
 from support.observability import logger
 from support.pagination import MAX_PAGE_SIZE, Page
@@ -51,24 +59,6 @@ TenantParam = Annotated[UUID | None, Query(alias="userId", description="if given
 
 # Pydantic error types that mean "too big" rather than "malformed": answered 413, not 422.
 _TOO_LARGE = {"payload_too_large"}
-
-
-class MalformedJson(BadRequest):
-    """A body that is not UTF-8 JSON: no route could read it."""
-
-    code = "malformed_json"
-
-
-class InternalError(DomainError):
-    """A bug: logged, and answered without its details."""
-
-    code = "internal_error"
-    status = 500
-
-
-class UnsupportedMediaType(DomainError):
-    code = "unsupported_media_type"
-    status = 415
 
 
 def _envelope(exc: DomainError) -> dict[str, Any]:
