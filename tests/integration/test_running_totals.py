@@ -23,7 +23,6 @@ import pytest
 
 from local.database import DatabaseUrls
 from support.auth import Principal, Role
-from support.config import get_settings
 from support.db import connection
 from support.db.connection import SET_TENANT
 from support.errors import Conflict
@@ -34,49 +33,12 @@ from support.services import agents, chat, tickets
 from support.services.tickets import SECONDS_SINCE_CREATED
 from tests import recount
 from tests.http_events import HandlerClient
+from tests.integration.test_chat_concurrency import connection_per_thread, run_together
 
 TICKETS = "/api/support/tickets"
 
 
-@pytest.fixture
-def connection_per_thread(db: DatabaseUrls, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    """Every thread gets its own connection (the services find theirs through get_connection)."""
-    local = threading.local()
-    opened: list[connection.Connection] = []
-    lock = threading.Lock()
-
-    def get_connection() -> connection.Connection:
-        if getattr(local, "conn", None) is None:
-            local.conn = connection._connect(get_settings())
-            with lock:
-                opened.append(local.conn)
-        conn: connection.Connection = local.conn
-        return conn
-
-    monkeypatch.setattr(connection, "get_connection", get_connection)
-    yield
-    for conn in opened:
-        conn.close()
-
-
-def run_together(calls: list[Callable[[], Any]]) -> list[Any]:
-    """Run each call in its own thread, released at once; returns each one's result or exception."""
-    barrier = threading.Barrier(len(calls))
-    results: list[Any] = [None] * len(calls)
-
-    def run(index: int) -> None:
-        barrier.wait()
-        try:
-            results[index] = calls[index]()
-        except Exception as exc:
-            results[index] = exc
-
-    threads = [threading.Thread(target=run, args=(i,)) for i in range(len(calls))]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=60)
-    return results
+__all__ = ["connection_per_thread"]  # the fixture, used by name below
 
 
 def unexpected(results: list[Any]) -> list[Exception]:

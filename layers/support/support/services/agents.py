@@ -16,8 +16,8 @@ from psycopg.types.json import Jsonb
 
 from support.auth import Principal, Role
 from support.db import tenant_transaction
-from support.db.statements import equals_placeholders
-from support.errors import Conflict, Forbidden, QuotaExceeded, found
+from support.db.statements import admit_under_cap, equals_placeholders
+from support.errors import Conflict, Forbidden, found
 from support.models.agents import Agent, AgentCreate, AgentStatus, AgentUpdate
 from support.models.realtime import AgentStatusNotice
 from support.pagination import Page, decode_cursor, page_of
@@ -38,12 +38,13 @@ def _agent(row: dict[str, Any] | None) -> Agent:
 def create_agent(principal: Principal, data: AgentCreate) -> Agent:
     principal.require_admin("add agents")
     with tenant_transaction(principal.tenant_id) as cur:
-        # Serialise agent creation per tenant so the cap holds under concurrent requests.
-        cur.execute("SELECT pg_advisory_xact_lock(hashtextextended('agents:' || %s, 0))", (str(principal.tenant_id),))
-        cur.execute("SELECT count(*) AS n FROM support_agents WHERE user_id = %s", (principal.tenant_id,))
-        row = cur.fetchone()
-        if row is not None and row["n"] >= MAX_AGENTS_PER_TENANT:
-            raise QuotaExceeded(f"a tenant may have at most {MAX_AGENTS_PER_TENANT} agents")
+        admit_under_cap(
+            cur,
+            principal.tenant_id,
+            "support_agents",
+            MAX_AGENTS_PER_TENANT,
+            f"a tenant may have at most {MAX_AGENTS_PER_TENANT} agents",
+        )
         try:
             cur.execute(
                 f"""INSERT INTO support_agents

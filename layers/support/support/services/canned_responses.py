@@ -16,8 +16,8 @@ from psycopg import errors, sql
 
 from support.auth import Principal
 from support.db import tenant_transaction
-from support.db.statements import equals_placeholders
-from support.errors import Conflict, QuotaExceeded, found
+from support.db.statements import admit_under_cap, equals_placeholders
+from support.errors import Conflict, found
 from support.models.canned import (
     CannedResponse,
     CannedResponseCreate,
@@ -99,17 +99,14 @@ def list_canned_responses(principal: Principal, query: CannedResponseQuery) -> P
 def create_canned_response(principal: Principal, data: CannedResponseCreate) -> CannedResponse:
     """createCannedResponse. A duplicate shortcut key (ignoring case) or a full library is a 409."""
     with tenant_transaction(principal.tenant_id) as cur:
-        # Serialise creation per tenant so the cap holds under concurrent requests (as for agents).
-        cur.execute(
-            "SELECT pg_advisory_xact_lock(hashtextextended('canned_responses:' || %s, 0))", (str(principal.tenant_id),)
+        admit_under_cap(
+            cur,
+            principal.tenant_id,
+            "canned_responses",
+            MAX_CANNED_RESPONSES_PER_TENANT,
+            f"a tenant may have at most {MAX_CANNED_RESPONSES_PER_TENANT} canned responses; "
+            "delete one before adding another",
         )
-        cur.execute("SELECT count(*) AS n FROM canned_responses WHERE user_id = %s", (principal.tenant_id,))
-        row = cur.fetchone()
-        if row is not None and row["n"] >= MAX_CANNED_RESPONSES_PER_TENANT:
-            raise QuotaExceeded(
-                f"a tenant may have at most {MAX_CANNED_RESPONSES_PER_TENANT} canned responses; "
-                "delete one before adding another"
-            )
         try:
             cur.execute(
                 f"""INSERT INTO canned_responses (user_id, response_title, response_content, shortcut_key, category)

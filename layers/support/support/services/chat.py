@@ -43,6 +43,7 @@ from support.auth import Principal, Role
 from support.config import get_settings
 from support.db import tenant_transaction
 from support.db.connection import Cursor
+from support.db.statements import lock_for_tenant
 from support.errors import Conflict, Forbidden, NotFound, found
 from support.models.chat import (
     ChatMessage,
@@ -79,9 +80,6 @@ MESSAGE_COLUMNS = """id, session_id, user_id, sender_type, sender_name, message,
 CONVERSATION_SENDERS = (SenderType.CUSTOMER, SenderType.AGENT)
 
 
-QUEUE_LOCK = "SELECT pg_advisory_xact_lock(hashtextextended('chat-queue:' || %s, 0))"
-
-
 def _session(row: dict[str, Any] | None) -> ChatSession:
     return ChatSession.model_validate(found(row, "chat session"))
 
@@ -104,7 +102,7 @@ def _read_session(cur: Cursor, principal: Principal, session_id: UUID) -> dict[s
 
 def _lock_queue(cur: Cursor, principal: Principal) -> None:
     """The tenant's queue lock, first in every transaction that can change who waits or who is free."""
-    cur.execute(QUEUE_LOCK, (str(principal.tenant_id),))
+    lock_for_tenant(cur, principal.tenant_id, "chat-queue")
 
 
 def _lock_agents(cur: Cursor, principal: Principal, agent_ids: set[UUID]) -> dict[UUID, dict[str, Any]]:

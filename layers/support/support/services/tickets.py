@@ -11,7 +11,7 @@ from psycopg.types.json import Jsonb
 from support.auth import Principal
 from support.db import tenant_transaction
 from support.db.connection import Cursor
-from support.db.statements import equals_placeholders
+from support.db.statements import equals_placeholders, lock_for_tenant
 from support.errors import Conflict, NotFound, QuotaExceeded, found
 from support.models.tickets import (
     Conversation,
@@ -71,11 +71,6 @@ def _require_agent(cur: Cursor, principal: Principal, agent_id: UUID) -> None:
     found(cur.fetchone(), "agent")
 
 
-def _tenant_lock(cur: Cursor, principal: Principal, what: str) -> None:
-    """Serialise one kind of change per tenant until the transaction ends (a count cap's check and write)."""
-    cur.execute("SELECT pg_advisory_xact_lock(hashtextextended(%s || ':' || %s, 0))", (what, str(principal.tenant_id)))
-
-
 def _ticket_count(cur: Cursor, principal: Principal) -> int:
     # From the running totals (a few hundred rows at most), never a count of the tickets themselves.
     cur.execute("SELECT coalesce(sum(tickets), 0) AS n FROM ticket_totals WHERE user_id = %s", (principal.tenant_id,))
@@ -87,7 +82,7 @@ def _admit_ticket(cur: Cursor, principal: Principal) -> None:
     """The 1,000,000-ticket cap: 409 quota_exceeded for the ticket over it."""
     count = _ticket_count(cur, principal)
     if count >= MAX_TICKETS_PER_TENANT - TICKET_CAP_MARGIN:
-        _tenant_lock(cur, principal, "tickets")
+        lock_for_tenant(cur, principal.tenant_id, "tickets")
         count = _ticket_count(cur, principal)  # a new statement: sees every create committed before the lock
     if count >= MAX_TICKETS_PER_TENANT:
         raise QuotaExceeded(
@@ -104,7 +99,7 @@ def _admit_category(cur: Cursor, principal: Principal, category: str | None) -> 
     cur.execute(in_use, (principal.tenant_id, category))
     if cur.fetchone() is not None:
         return
-    _tenant_lock(cur, principal, "categories")
+    lock_for_tenant(cur, principal.tenant_id, "categories")
     cur.execute(
         "SELECT count(DISTINCT category) AS n FROM ticket_totals WHERE user_id = %s AND category IS NOT NULL",
         (principal.tenant_id,),

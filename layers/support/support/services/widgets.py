@@ -21,7 +21,8 @@ from psycopg import sql
 from support.auth import Principal
 from support.db import tenant_transaction
 from support.db.connection import anonymous_transaction
-from support.errors import Forbidden, QuotaExceeded, found
+from support.db.statements import admit_under_cap
+from support.errors import Forbidden, found
 from support.models.widgets import Widget, WidgetCreate, WidgetSession, normalize_origin
 from support.pagination import Page, decode_cursor, page_of
 from support.visitors import issue_connect_token, issue_resume_token, new_visitor_id, verify_resume_token
@@ -37,13 +38,13 @@ def _new_widget_key() -> str:
 def create_widget(principal: Principal, data: WidgetCreate) -> Widget:
     principal.require_admin("create widget keys")
     with tenant_transaction(principal.tenant_id) as cur:
-        cur.execute(
-            "SELECT pg_advisory_xact_lock(hashtextextended('widget_keys:' || %s, 0))", (str(principal.tenant_id),)
+        admit_under_cap(
+            cur,
+            principal.tenant_id,
+            "widget_keys",
+            MAX_WIDGET_KEYS_PER_TENANT,
+            f"a tenant may have at most {MAX_WIDGET_KEYS_PER_TENANT} widget keys",
         )
-        cur.execute("SELECT count(*) AS n FROM widget_keys WHERE user_id = %s", (principal.tenant_id,))
-        row = cur.fetchone()
-        if row is not None and row["n"] >= MAX_WIDGET_KEYS_PER_TENANT:
-            raise QuotaExceeded(f"a tenant may have at most {MAX_WIDGET_KEYS_PER_TENANT} widget keys")
         cur.execute(
             f"""INSERT INTO widget_keys (user_id, widget_key, name, allowed_origins) VALUES (%s, %s, %s, %s)
             RETURNING {WIDGET_COLUMNS}""",  # noqa: S608
