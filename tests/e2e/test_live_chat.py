@@ -147,10 +147,12 @@ def test_a_visitor_and_an_agent_hold_a_conversation(desk: Desk, db: DatabaseUrls
     # They talk: each side gets the other's messages, and typing; the sender gets its own message back
     mine = visitor.ask("sendMessage", "message.new", sessionId=session_id, message="Hi!\n", clientMessageId="v-1")
     assert mine["data"]["message"] == "Hi!\n" and mine["data"]["senderType"] == "customer"
+    assert mine["data"]["senderName"] == "Lin"  # the name the visitor started with
     assert agent.expect("message.new")["data"]["id"] == mine["data"]["id"]
     agent.send("typing", sessionId=session_id, isTyping=True)
     assert visitor.expect("typing")["data"] == {"sessionId": session_id, "senderType": "agent", "isTyping": True}
     reply = agent.ask("sendMessage", "message.new", sessionId=session_id, message="Hello Lin", clientMessageId="a-1")
+    assert reply["data"]["senderName"] == "Grace"  # the agent's name, for the widget to show
     assert visitor.expect("message.new")["data"]["id"] == reply["data"]["id"]
 
     # Read receipts both ways

@@ -511,7 +511,7 @@ def add_chat_message(
                     session_id,
                     principal.tenant_id,
                     data.sender_type,
-                    data.sender_name,
+                    data.sender_name or _display_name(cur, principal, current),
                     data.message,
                     data.attachment_url,
                     data.attachment_type,
@@ -530,6 +530,21 @@ def add_chat_message(
             outbox.tell([p.connection_id for p in people], "message.new", message)
     outbox.send()
     return message
+
+
+def _display_name(cur: Cursor, principal: Principal, session: dict[str, Any]) -> str | None:
+    """The sender's name when a WebSocket client sends none: the visitor's name on the session, or the agent's."""
+    if principal.role is Role.VISITOR:
+        name: str | None = session["visitor_name"]
+        return name
+    if principal.agent_id is None:
+        return None
+    cur.execute(
+        "SELECT agent_name FROM support_agents WHERE user_id = %s AND id = %s",
+        (principal.tenant_id, principal.agent_id),
+    )
+    row = cur.fetchone()
+    return row["agent_name"] if row else None
 
 
 def _stored_message(
