@@ -463,3 +463,26 @@ def test_totals_keep_no_rows_at_zero(db: DatabaseUrls, tickets_api: HandlerClien
         ).fetchall()
     assert rows == [("shipping", 3)]
     assert _recount(db, tenant) == []
+
+
+def test_temporary_views_shadowing_the_search_are_never_read(db: DatabaseUrls, tenant: UUID) -> None:
+    """The view form of the attack on search_ticket_ids: temporary views named like the relations it reads,
+    answering a decoy for any tenant and any filter. A function that resolved its names to them would return
+    the decoy."""
+    decoy = uuid4()
+    with _temporary_allowed(db), psycopg.connect(db.app) as conn:
+        conn.execute("SELECT set_config('app.tenant_id', %s, false)", (str(tenant),))
+        conn.execute(
+            f"CREATE TEMPORARY VIEW ticket_search_index AS SELECT '{decoy}'::uuid AS ticket_id,"
+            f" '{tenant}'::uuid AS user_id, now() AS created_at, to_tsvector('simple', 'viewdecoy') AS search_vector"
+        )
+        conn.execute(
+            f"CREATE TEMPORARY VIEW support_tickets AS SELECT '{decoy}'::uuid AS id, '{tenant}'::uuid AS user_id,"
+            " 'open'::text AS status, 'low'::text AS priority, NULL::uuid AS assigned_agent_id, NULL::text AS category"
+        )
+        found = conn.execute(
+            "SELECT ticket_id FROM public.search_ticket_ids('viewdecoy', 10, want_status => 'open')"
+        ).fetchall()
+        unfiltered = conn.execute("SELECT ticket_id FROM public.search_ticket_ids('viewdecoy', 10)").fetchall()
+        conn.rollback()
+    assert found == [] and unfiltered == []
