@@ -632,7 +632,9 @@ def arguments(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--ramp", type=float, nargs="*", default=[100, 150, 200, 300])
     parser.add_argument("--no-ramp", dest="ramp", action="store_const", const=[])
     parser.add_argument("--ramp-seconds", type=float, default=5.0)
-    parser.add_argument("--drain", type=float, default=120.0, help="seconds to wait for deliveries after sending")
+    parser.add_argument(
+        "--drain", type=float, default=600.0, help="seconds to wait for deliveries after the last send (600)"
+    )
     parser.add_argument("--concurrency", type=int, default=8, help="LOCAL_LAMBDA_CONCURRENCY of the stack")
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--check", action="store_true", help="exit 2 when a latency target is missed")
