@@ -1,0 +1,658 @@
+"""Live chat through the local gateway: many concurrent chats, a steady open-loop message load, checked.
+
+    .venv/bin/python -m bench.live_chat            # 200 sessions, 10,000 messages at 100 msg/s, then a ramp
+    .venv/bin/python -m bench.live_chat --quick    # 20 sessions, 400 messages at 50 msg/s, a short ramp
+    .venv/bin/python -m bench.live_chat --sessions 4 --messages 40 --no-ramp   # the smoke test's size
+
+The stack runs in a child process (`--serve`, started by the bench), as `make run` wires it but on free
+ports and its own database (`live_chat` under `.local/pg-bench-chat`, recreated each run; DATABASE_URL, when
+set, names the server to use instead): the HTTP API, the template's WebSocket API (the production authorizer
+and WebSocket function in worker pools of LOCAL_LAMBDA_CONCURRENCY, `--concurrency`) and the management API
+the function's boto3 client posts to. The load generator is this process: one asyncio loop holding every
+connection with the `websockets` asyncio client.
+
+Set-up over the real routes: a tenant with a widget key, `--agents` available agents whose capacity together
+covers the sessions (so every chat is assigned at once), one widget session and one WebSocket per visitor, and
+agent connections: `--agent-connections session` (default, the issue's "a visitor and an agent each": one agent
+connection per chat, so several per agent; API Gateway fans every event of an agent out to all of the agent's
+connections, so each agent connection also receives its colleagues' chats of the same agent) or `agent` (one
+connection per agent receiving all its chats, as a real agent console holds).
+
+The load: `--messages` sendMessage actions at `--rate` msg/s on a schedule fixed in advance (open loop: a send
+never waits for an answer), each from a random session's visitor or agent. Checked, not only timed: every
+message reaches every connection of the other side exactly once (none lost, none duplicated) and, per
+receiving connection, each sender's messages arrive in the order sent; any failure exits 1. Printed: p50/p99 of
+send-to-delivery latency (sendMessage written until the other side's designated connection has its
+message.new) against p50 20 ms and p99 100 ms, the sender's own answer, the connect time (authorizer
+included), the CPU time each part of the stack used, and a ramp (`--ramp`) that finds the highest offered
+rate whose p99 stays within 100 ms.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import os
+import platform
+import random
+import socket
+import subprocess
+import sys
+import time
+from collections import defaultdict
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+from uuid import uuid4
+
+import httpx
+from tqdm import tqdm
+from websockets.asyncio.client import ClientConnection, connect
+
+REPO = Path(__file__).resolve().parent.parent
+SHOP = "https://shop.example"
+P50_TARGET_MS = 20.0
+P99_TARGET_MS = 100.0
+MAX_CAPACITY = 50  # an agent's maxConcurrentChats
+CONNECT_PARALLEL = 16
+SETUP_TIMEOUT = 120.0
+SERVER_LOG = REPO / ".local" / "bench-chat-server.log"  # the stack's stderr (the gateway's errors)
+
+
+# ------------------------------------------------------------------------------------------------ the stack
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def serve(concurrency: int) -> int:
+    """The child process: database, HTTP API, WebSocket API and management API; prints one JSON line with
+    the addresses once everything listens, and serves until its standard input closes."""
+    # The handshake goes to the bench on the stdout it gave us; everything else the stack writes (the functions'
+    # JSON logs from the worker processes, which inherit fd 1 and 2) goes to the log file: a pipe that nobody
+    # reads would fill and block the workers.
+    handshake = os.fdopen(os.dup(1), "w")
+    log = os.open(SERVER_LOG, os.O_WRONLY | os.O_CREAT | os.O_APPEND)
+    os.dup2(log, 1)
+    os.dup2(log, 2)
+    http_port, ws_port = _free_port(), _free_port()
+    os.environ["LOCAL_LAMBDA_CONCURRENCY"] = str(concurrency)
+    os.environ.setdefault("WS_IDLE_TIMEOUT_SECONDS", "3600")
+    from local.run import _apply_function_environment, _apply_local_endpoints
+
+    _apply_function_environment()
+    _apply_local_endpoints(http_port, ws_port)
+    from local.database import database
+
+    with database("live_chat", purpose="bench-chat", recreate=True, quiet=True) as urls:
+        os.environ["DATABASE_URL"] = urls.app  # the runtime role, under row-level security, as make run
+        from local.gateway import create_app, running_gateway, running_template_websocket_api
+        from local.template import http_routes
+
+        with (
+            running_gateway(create_app(http_routes()), port=http_port) as base,
+            running_template_websocket_api(ws_port) as endpoints,
+        ):
+            assert endpoints is not None
+            print(json.dumps({"http": base, "ws": endpoints.websocket_url}), file=handshake, flush=True)
+            handshake.close()
+            sys.stdin.read()  # until the bench closes it (or dies)
+    return 0
+
+
+@dataclass
+class Stack:
+    process: subprocess.Popen[str]
+    http: str
+    ws: str
+
+
+def start_stack(concurrency: int) -> Stack:
+    SERVER_LOG.parent.mkdir(parents=True, exist_ok=True)
+    # Powertools warns on every invocation that publishes no metric; locally that is only noise (as make run)
+    env = dict(os.environ, PYTHONUNBUFFERED="1", PYTHONWARNINGS="ignore:No application metrics to publish")
+    process = subprocess.Popen(  # noqa: S603 - this interpreter and this module
+        [sys.executable, "-m", "bench.live_chat", "--serve", "--concurrency", str(concurrency)],
+        cwd=REPO,
+        env=env,
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=SERVER_LOG.open("w"),
+        text=True,
+    )
+    assert process.stdout is not None
+    line = process.stdout.readline()
+    if not line:
+        raise SystemExit(f"the stack did not start (exit {process.wait()}); see {SERVER_LOG}")
+    info = json.loads(line)
+    return Stack(process, info["http"], info["ws"])
+
+
+def stop_stack(stack: Stack) -> None:
+    assert stack.process.stdin is not None
+    stack.process.stdin.close()
+    try:
+        stack.process.wait(timeout=60)
+    except subprocess.TimeoutExpired:
+        stack.process.terminate()
+        stack.process.wait(timeout=30)
+
+
+# ------------------------------------------------------------------------------------- CPU accounting
+
+
+def _cpu_seconds(pid: int) -> tuple[str, float, int] | None:
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    name = stat[stat.index("(") + 1 : stat.rindex(")")]
+    fields = stat[stat.rindex(")") + 2 :].split()
+    ticks = os.sysconf("SC_CLK_TCK")
+    return name, (int(fields[11]) + int(fields[12])) / ticks, int(fields[1])  # utime + stime, ppid
+
+
+def cpu_by_part(gateway_pid: int) -> dict[str, float]:
+    """CPU seconds so far of the load generator (this process), the gateway process, its worker processes
+    and the PostgreSQL processes (by name)."""
+    parts: dict[str, float] = defaultdict(float)
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        pid = int(entry.name)
+        got = _cpu_seconds(pid)
+        if got is None:
+            continue
+        name, seconds, ppid = got
+        if pid == os.getpid():
+            parts["load generator"] += seconds
+        elif pid == gateway_pid:
+            parts["gateway (uvicorn, management API)"] += seconds
+        elif ppid == gateway_pid:
+            parts["worker processes (authorizer, functions)"] += seconds
+        elif name in ("postgres", "postmaster"):
+            parts["PostgreSQL"] += seconds
+    return dict(parts)
+
+
+# ------------------------------------------------------------------------------------------- the clients
+
+
+@dataclass
+class Conn:
+    index: int
+    side: str  # "visitor" or "agent"
+    ws: ClientConnection
+    connect_ms: float
+    # (session, sender side) -> last seq seen on this connection, for the order check
+    last_seq: dict[tuple[int, str], int] = field(default_factory=dict)
+    received: dict[tuple[int, str, int], int] = field(default_factory=lambda: defaultdict(int))
+    out_of_order: int = 0
+    events: asyncio.Queue[dict[str, Any]] = field(default_factory=asyncio.Queue)
+
+
+@dataclass
+class Chat:
+    index: int
+    session_id: str
+    agent_id: str
+    visitor: Conn
+    agent: Conn  # the agent connection that handles this chat (latency is measured there)
+    seq: dict[str, int] = field(default_factory=lambda: {"visitor": 0, "agent": 0})
+
+
+class Tracker:
+    """Send times, arrival times and the checks."""
+
+    def __init__(self) -> None:
+        self.sent: dict[tuple[int, str, int], float] = {}
+        self.delivered: dict[tuple[int, str, int], float] = {}  # at the chat's designated other-side conn
+        self.answered: dict[tuple[int, str, int], float] = {}  # the sender's own message.new
+        self.chats: dict[int, Chat] = {}
+        self.receivers: dict[tuple[int, str], list[Conn]] = {}  # (chat, receiving side) -> every conn
+        self.foreign = 0  # message.new of a chat a connection should not hear about
+        self.errors: list[dict[str, Any]] = []
+        self.waiter: asyncio.Event = asyncio.Event()
+        self.conns: list[Conn] = []  # every connection opened, closed at the end
+
+    def on_message(self, conn: Conn, data: dict[str, Any], now: float) -> None:
+        text = str(data.get("message", ""))
+        if not text.startswith("bench "):
+            return
+        _, chat_s, sender, seq_s = text.split()
+        chat, seq = int(chat_s), int(seq_s)
+        key = (chat, sender, seq)
+        if sender == conn.side:  # the sender's echo (to the sender's connections of the same side)
+            if self.chats[chat].visitor is conn or self.chats[chat].agent is conn:
+                self.answered.setdefault(key, now)
+            return
+        if conn not in self.receivers.get((chat, conn.side), []):
+            self.foreign += 1
+            return
+        conn.received[key] += 1
+        last = conn.last_seq.get((chat, sender), 0)
+        if seq <= last:
+            conn.out_of_order += 1
+        conn.last_seq[(chat, sender)] = max(last, seq)
+        designated = self.chats[chat].visitor if conn.side == "visitor" else self.chats[chat].agent
+        if conn is designated and key not in self.delivered:
+            self.delivered[key] = now
+            self.waiter.set()
+
+
+async def reader(conn: Conn, tracker: Tracker) -> None:
+    try:
+        async for raw in conn.ws:
+            now = time.perf_counter()
+            event = json.loads(raw)
+            kind = event.get("type")
+            if kind == "message.new":
+                tracker.on_message(conn, event["data"], now)
+            elif kind == "error" or kind is None:  # None: API Gateway's own {"message": ...}
+                tracker.errors.append(event)
+                await conn.events.put(event)
+            else:
+                await conn.events.put(event)
+    except Exception:  # noqa: S110 - a closed connection ends its reader; the checks see what is missing
+        pass
+
+
+async def expect(conn: Conn, kind: str, timeout: float = SETUP_TIMEOUT) -> dict[str, Any]:
+    deadline = time.monotonic() + timeout
+    while True:
+        event = await asyncio.wait_for(conn.events.get(), timeout=max(0.1, deadline - time.monotonic()))
+        if event.get("type") == kind:
+            return event
+        if event.get("type") in ("error", None):
+            raise RuntimeError(f"expected {kind}, got {event}")
+
+
+async def open_conn(index: int, side: str, url: str, origin: str | None, tracker: Tracker) -> Conn:
+    started = time.perf_counter()
+    ws = await connect(
+        url,
+        additional_headers={"Origin": origin} if origin else None,
+        ping_interval=None,
+        open_timeout=SETUP_TIMEOUT,
+        max_queue=None,
+    )
+    conn = Conn(index, side, ws, (time.perf_counter() - started) * 1000)
+    tracker.conns.append(conn)
+    asyncio.get_running_loop().create_task(reader(conn, tracker))
+    return conn
+
+
+# --------------------------------------------------------------------------------------------- the bench
+
+
+def percentile(values: list[float], q: float) -> float:
+    if not values:
+        return float("nan")
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, max(0, round(q / 100 * len(ordered) + 0.5) - 1))]
+
+
+@dataclass
+class PhaseResult:
+    rate: float
+    keys: list[tuple[int, str, int]]
+    latencies_ms: list[float]
+    answers_ms: list[float]
+    lag_ms: list[float]  # how late each send went out against its schedule
+    undelivered: int
+
+
+async def run_phase(
+    tracker: Tracker, rate: float, count: int, rng: random.Random, label: str, drain_seconds: float
+) -> PhaseResult:
+    chats = list(tracker.chats.values())
+    plan = []
+    for _ in range(count):
+        chat = rng.choice(chats)
+        side = rng.choice(("visitor", "agent"))
+        chat.seq[side] += 1
+        plan.append((chat, side, chat.seq[side]))
+    keys = [(c.index, side, seq) for c, side, seq in plan]
+    lag: list[float] = []
+    loop = asyncio.get_running_loop()
+    start = loop.time() + 0.2
+    with tqdm(total=count, desc=f"{label}: sending at {rate:g} msg/s", unit="msg", leave=False, disable=None) as bar:
+        for i, (chat, side, seq) in enumerate(plan):
+            due = start + i / rate
+            wait = due - loop.time()
+            if wait > 0:
+                await asyncio.sleep(wait)
+            lag.append(max(0.0, loop.time() - due) * 1000)
+            conn = chat.visitor if side == "visitor" else chat.agent
+            body = {
+                "action": "sendMessage",
+                "requestId": f"m{chat.index}-{side}-{seq}",
+                "sessionId": chat.session_id,
+                "message": f"bench {chat.index} {side} {seq}",
+                "clientMessageId": f"{side}-{seq}",
+            }
+            tracker.sent[(chat.index, side, seq)] = time.perf_counter()
+            await conn.ws.send(json.dumps(body))
+            bar.update()
+    deadline = time.monotonic() + drain_seconds
+    with tqdm(total=count, desc=f"{label}: delivered", unit="msg", leave=False, disable=None) as bar:
+        while True:
+            done = sum(1 for k in keys if k in tracker.delivered)
+            bar.n = done
+            bar.refresh()
+            if done == count or time.monotonic() > deadline:
+                break
+            tracker.waiter.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(tracker.waiter.wait(), timeout=0.5)
+    await asyncio.sleep(0.3)  # the other connections of the receiving side, and the answers, a moment more
+    latencies = [(tracker.delivered[k] - tracker.sent[k]) * 1000 for k in keys if k in tracker.delivered]
+    answers = [(tracker.answered[k] - tracker.sent[k]) * 1000 for k in keys if k in tracker.answered]
+    return PhaseResult(rate, keys, latencies, answers, lag, count - len(latencies))
+
+
+def check(tracker: Tracker, keys: list[tuple[int, str, int]]) -> list[str]:
+    """Every message at every connection of the other side exactly once, in each sender's order."""
+    problems = []
+    lost = duplicated = 0
+    conns: set[int] = set()
+    for chat, sender, seq in keys:
+        receiving = "agent" if sender == "visitor" else "visitor"
+        for conn in tracker.receivers[(chat, receiving)]:
+            conns.add(id(conn))
+            got = conn.received.get((chat, sender, seq), 0)
+            lost += got == 0
+            duplicated += max(0, got - 1)
+    out_of_order = sum(
+        c.out_of_order for conns_ in tracker.receivers.values() for c in {id(x): x for x in conns_}.values()
+    )
+    unanswered = sum(1 for k in keys if k not in tracker.answered)
+    if lost:
+        problems.append(f"{lost} deliveries lost (a message that a connection of the other side never received)")
+    if duplicated:
+        problems.append(f"{duplicated} deliveries duplicated")
+    if out_of_order:
+        problems.append(f"{out_of_order} deliveries out of their sender's order")
+    if tracker.foreign:
+        problems.append(f"{tracker.foreign} message.new events at connections outside their chat")
+    if unanswered:
+        problems.append(f"{unanswered} messages not answered to their sender")
+    if tracker.errors:
+        problems.append(f"{len(tracker.errors)} error events, first: {tracker.errors[0]}")
+    return problems
+
+
+async def set_up(stack: Stack, args: argparse.Namespace, tracker: Tracker) -> tuple[list[Conn], dict[str, float]]:
+    from local.token import mint_token
+
+    timings: dict[str, float] = {}
+    tenant = str(uuid4())
+    capacity = -(-args.sessions // args.agents)
+    if capacity > MAX_CAPACITY:
+        raise SystemExit(f"{args.sessions} sessions over {args.agents} agents is {capacity} each, over {MAX_CAPACITY}")
+    admin = {"Authorization": f"Bearer {mint_token(tenant, 'admin')}"}
+    async with httpx.AsyncClient(base_url=stack.http, timeout=SETUP_TIMEOUT) as http:
+        reply = await http.post("/api/support/widgets", json={"name": "Shop", "allowedOrigins": [SHOP]}, headers=admin)
+        reply.raise_for_status()
+        widget_key = reply.json()["data"]["widgetKey"]
+        agent_ids = []
+        for n in range(args.agents):
+            body = {
+                "agentName": f"Agent {n}",
+                "agentEmail": f"agent{n}-{uuid4()}@desk.example",
+                "maxConcurrentChats": capacity,
+                "status": "available",
+            }
+            reply = await http.post("/api/support/agents", json=body, headers=admin)
+            reply.raise_for_status()
+            agent_ids.append(reply.json()["data"]["id"])
+        started = time.perf_counter()
+        limit = asyncio.Semaphore(CONNECT_PARALLEL)
+
+        async def widget_session() -> dict[str, Any]:
+            async with limit:
+                reply = await http.post(
+                    "/api/support/widget/session", json={"widgetKey": widget_key}, headers={"Origin": SHOP}
+                )
+                reply.raise_for_status()
+                return dict(reply.json()["data"])
+
+        visitor_sessions = await asyncio.gather(*(widget_session() for _ in range(args.sessions)))
+        timings["widget sessions"] = time.perf_counter() - started
+
+    # The agents' connections first, so each chat's assignment reaches them
+    per_agent = capacity if args.agent_connections == "session" else 1
+    bar = tqdm(total=args.agents * per_agent + args.sessions, desc="connecting", unit="conn", leave=False, disable=None)
+
+    async def open_limited(index: int, side: str, url: str, origin: str | None) -> Conn:
+        async with limit:
+            conn = await open_conn(index, side, url, origin, tracker)
+            bar.update()
+            return conn
+
+    started = time.perf_counter()
+    agent_conns: dict[str, list[Conn]] = {}
+    tasks = []
+    for n, agent_id in enumerate(agent_ids):
+        token = mint_token(tenant, "agent", agent_id=agent_id)
+        for k in range(per_agent):
+            tasks.append(open_limited(n * per_agent + k, "agent", f"{stack.ws}/?token={token}", None))
+    opened = await asyncio.gather(*tasks)
+    for n, agent_id in enumerate(agent_ids):
+        agent_conns[agent_id] = list(opened[n * per_agent : (n + 1) * per_agent])
+    visitors = await asyncio.gather(
+        *(
+            open_limited(i, "visitor", f"{stack.ws}/?visitorToken={s['connectToken']}", SHOP)
+            for i, s in enumerate(visitor_sessions)
+        )
+    )
+    bar.close()
+    timings["connections"] = time.perf_counter() - started
+
+    # Every visitor starts a chat; every one must be assigned at once
+    started = time.perf_counter()
+    free = {agent_id: list(conns) for agent_id, conns in agent_conns.items()}
+
+    async def start(i: int, visitor: Conn) -> Chat:
+        async with limit:
+            await visitor.ws.send(json.dumps({"action": "startChat", "requestId": f"s{i}", "visitorName": f"V{i}"}))
+            data = (await expect(visitor, "chat.started"))["data"]
+        if data["status"] != "active" or not data.get("assignedAgentId"):
+            raise SystemExit(f"chat {i} was not assigned at once: {data['status']}")
+        agent_id = data["assignedAgentId"]
+        pool = free[agent_id]
+        agent = pool.pop() if args.agent_connections == "session" else pool[0]
+        return Chat(i, data["id"], agent_id, visitor, agent)
+
+    chats = await asyncio.gather(
+        *(start(i, v) for i, v in enumerate(tqdm(visitors, desc="starting chats", leave=False, disable=None)))
+    )
+    timings["chat starts"] = time.perf_counter() - started
+    for chat in chats:
+        tracker.chats[chat.index] = chat
+        tracker.receivers[(chat.index, "visitor")] = [chat.visitor]
+        tracker.receivers[(chat.index, "agent")] = agent_conns[chat.agent_id]
+    await asyncio.sleep(1.0)  # the chat.assigned events settle
+    for conn in [*opened, *visitors]:
+        while not conn.events.empty():
+            conn.events.get_nowait()
+    tracker.errors.clear()
+    return [*opened, *visitors], timings
+
+
+def _fmt(ms: float) -> str:
+    return f"{ms:.1f}"
+
+
+async def bench(args: argparse.Namespace) -> int:
+    print(
+        f"# Live chat bench, {datetime.now(UTC):%Y-%m-%d %H:%M} UTC, {platform.node()}, {os.cpu_count()} CPUs, "
+        f"load average {', '.join(f'{x:.2f}' for x in os.getloadavg())}"
+    )
+    print(
+        f"{args.sessions} sessions, {args.agents} agents, agent connections: one per {args.agent_connections}, "
+        f"{args.messages} messages at {args.rate:g} msg/s, LOCAL_LAMBDA_CONCURRENCY={args.concurrency}"
+    )
+    started = time.perf_counter()
+    stack = start_stack(args.concurrency)
+    print(f"stack up in {time.perf_counter() - started:.1f} s: {stack.http}, {stack.ws}", flush=True)
+    tracker = Tracker()
+    failures: list[str] = []
+    try:
+        conns, timings = await set_up(stack, args, tracker)
+        agents = sum(1 for c in conns if c.side == "agent")
+        print(
+            f"set-up: {len(conns)} connections ({agents} agent, {len(conns) - agents} visitor) in "
+            f"{timings['connections']:.1f} s, {len(tracker.chats)} chats started and assigned in "
+            f"{timings['chat starts']:.1f} s (widget sessions {timings['widget sessions']:.1f} s)"
+        )
+        connect_ms = [c.connect_ms for c in conns]
+        print(
+            f"connect (WebSocket open to handshake done, authorizer and $connect included, {CONNECT_PARALLEL} at "
+            f"a time): p50 {_fmt(percentile(connect_ms, 50))} ms, p99 {_fmt(percentile(connect_ms, 99))} ms"
+        )
+        rng = random.Random(args.seed)
+        if args.warmup:
+            await run_phase(tracker, min(args.rate, 50), args.warmup, rng, "warm-up", args.drain)
+        cpu_before = cpu_by_part(stack.process.pid)
+        wall = time.perf_counter()
+        main = await run_phase(tracker, args.rate, args.messages, rng, "main", args.drain)
+        wall = time.perf_counter() - wall
+        cpu_after = cpu_by_part(stack.process.pid)
+        problems = check(tracker, main.keys)
+        p50, p99 = percentile(main.latencies_ms, 50), percentile(main.latencies_ms, 99)
+        p50_ok, p99_ok = p50 <= P50_TARGET_MS, p99 <= P99_TARGET_MS
+        fanout = sum(len(v) for v in tracker.receivers.values()) / max(1, len(tracker.receivers))
+        print(f"\n## {args.messages} messages at {args.rate:g} msg/s offered ({wall:.1f} s including the drain)\n")
+        print("| figure | value | target | result |\n|---|---:|---|---|")
+        print(
+            f"| send-to-delivery p50 (other side) | {_fmt(p50)} ms | <= {P50_TARGET_MS:g} ms | "
+            f"{'PASS' if p50_ok else 'FAIL'} |"
+        )
+        print(
+            f"| send-to-delivery p99 (other side) | {_fmt(p99)} ms | <= {P99_TARGET_MS:g} ms | "
+            f"{'PASS' if p99_ok else 'FAIL'} |"
+        )
+        print(f"| send-to-delivery max | {_fmt(max(main.latencies_ms, default=float('nan')))} ms | - | |")
+        print(
+            f"| sender's own answer p50 / p99 | {_fmt(percentile(main.answers_ms, 50))} / "
+            f"{_fmt(percentile(main.answers_ms, 99))} ms | - | |"
+        )
+        print(f"| connect p50 (authorizer included) | {_fmt(percentile(connect_ms, 50))} ms | - | |")
+        print(f"| send schedule lag p99 (load generator) | {_fmt(percentile(main.lag_ms, 99))} ms | - | |")
+        print(f"| connections per receiving side (mean) | {fanout:.1f} | - | |")
+        print("\nChecks over the main phase (every receiving connection of the other side):")
+        delivered = sum(len(tracker.receivers[(c, "agent" if s == "visitor" else "visitor")]) for c, s, _ in main.keys)
+        print(
+            f"  {len(main.keys)} messages, {delivered} expected deliveries, {len(main.keys) - main.undelivered} "
+            "reached their chat's designated connection"
+        )
+        for name, ok in (
+            ("lost", not any("lost" in p for p in problems)),
+            ("duplicated", not any("duplicated" in p for p in problems)),
+            ("sender order", not any("order" in p for p in problems)),
+            ("no foreign events", tracker.foreign == 0),
+            ("every sender answered", not any("answered" in p for p in problems)),
+        ):
+            print(f"  check {name}: {'OK' if ok else 'FAILED'}")
+        for problem in problems:
+            print(f"  FAILED: {problem}")
+        failures += problems
+        print("\nCPU seconds during the main phase (2 cores = 2 CPU-seconds per second):")
+        for part in sorted(cpu_after, key=lambda p: -(cpu_after[p] - cpu_before.get(p, 0.0))):
+            used = cpu_after[part] - cpu_before.get(part, 0.0)
+            print(f"  {part}: {used:.1f} s ({used / wall * 100:.0f} % of one core)")
+        if args.ramp:
+            print(
+                "\n## Ramp\n\n| offered msg/s | messages | p50 ms | p99 ms | lost | p99 <= 100 ms |\n"
+                "|---:|---:|---:|---:|---:|---|"
+            )
+            best = None
+            for rate in args.ramp:
+                step = await run_phase(tracker, rate, int(rate * args.ramp_seconds), rng, "ramp", args.drain)
+                step_problems = check(tracker, step.keys)
+                failures += [f"ramp {rate:g}: {p}" for p in step_problems]
+                ok = percentile(step.latencies_ms, 99) <= P99_TARGET_MS and not step.undelivered
+                print(
+                    f"| {rate:g} | {len(step.keys)} | {_fmt(percentile(step.latencies_ms, 50))} | "
+                    f"{_fmt(percentile(step.latencies_ms, 99))} | {step.undelivered} | {'yes' if ok else 'no'} |",
+                    flush=True,
+                )
+                if not ok:
+                    break
+                best = rate
+            print(
+                f"\nhighest offered rate with p99 within {P99_TARGET_MS:g} ms: "
+                f"{f'{best:g} msg/s' if best is not None else f'none of {args.ramp[0]:g} and up'}"
+            )
+    finally:
+        # Goodbyes first, so the gateway runs every $disconnect before it stops
+        await asyncio.gather(*(c.ws.close() for c in tracker.conns), return_exceptions=True)
+        await asyncio.sleep(1.0)
+        stop_stack(stack)
+    print(
+        "\nchecks: "
+        + (
+            "PASS (no message lost, none duplicated, every sender's order kept)"
+            if not failures
+            else f"FAIL ({len(failures)} problems)"
+        )
+    )
+    targets = "PASS" if p50_ok and p99_ok else "FAIL"
+    print(
+        f"latency targets: {targets} (p50 {_fmt(p50)} ms for {P50_TARGET_MS:g}, p99 {_fmt(p99)} ms for "
+        f"{P99_TARGET_MS:g})"
+    )
+    if failures:
+        return 1
+    if args.check and targets == "FAIL":
+        return 2
+    return 0
+
+
+def arguments(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m bench.live_chat", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--sessions", type=int, default=200)
+    parser.add_argument("--agents", type=int, default=8)
+    parser.add_argument(
+        "--agent-connections",
+        choices=("session", "agent"),
+        default="session",
+        help="one agent connection per chat (default; several per agent) or one per agent",
+    )
+    parser.add_argument("--messages", type=int, default=10_000)
+    parser.add_argument("--rate", type=float, default=100.0, help="offered messages per second (open loop)")
+    parser.add_argument("--warmup", type=int, default=200, help="messages at up to 50 msg/s before timing")
+    parser.add_argument("--ramp", type=float, nargs="*", default=[100, 150, 200, 300])
+    parser.add_argument("--no-ramp", dest="ramp", action="store_const", const=[])
+    parser.add_argument("--ramp-seconds", type=float, default=5.0)
+    parser.add_argument(
+        "--drain", type=float, default=600.0, help="seconds to wait for deliveries after the last send (600)"
+    )
+    parser.add_argument("--concurrency", type=int, default=8, help="LOCAL_LAMBDA_CONCURRENCY of the stack")
+    parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--check", action="store_true", help="exit 2 when a latency target is missed")
+    parser.add_argument("--quick", action="store_true", help="20 sessions over 2 agents, 400 messages at 50 msg/s")
+    parser.add_argument("--serve", action="store_true", help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.quick:
+        args.sessions, args.agents, args.messages, args.rate, args.warmup = 20, 2, 400, 50.0, 40
+        args.ramp, args.ramp_seconds = [50, 100], 3.0
+    return args
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = arguments(argv)
+    if args.serve:
+        return serve(args.concurrency)
+    return asyncio.run(bench(args))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,38 @@
+"""The live chat bench still runs end to end (4 chats, 40 messages, no ramp), so it cannot rot unnoticed.
+It asserts that the bench exited 0 and printed its checks and figures, not the figures' values: timing
+belongs to the bench (bench/RESULTS.md)."""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+
+from local.template import REPO
+from tests.conftest import GIVEN_DATABASE_URL
+
+TINY = ["--sessions", "4", "--agents", "2", "--messages", "40", "--rate", "20", "--warmup", "0", "--no-ramp"]
+
+
+def test_the_live_chat_bench_runs_and_checks_its_messages() -> None:
+    run = subprocess.run(
+        [sys.executable, "-m", "bench.live_chat", *TINY],
+        cwd=REPO,
+        env={k: v for k, v in os.environ.items() if k != "DATABASE_URL"}
+        | ({"DATABASE_URL": GIVEN_DATABASE_URL} if GIVEN_DATABASE_URL else {}),
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
+    out = run.stdout
+    assert "set-up: 8 connections (4 agent, 4 visitor)" in out
+    assert re.search(r"40 messages, \d+ expected deliveries, 40 reached their chat.s designated connection", out), out
+    for name in ("lost", "duplicated", "sender order", "no foreign events", "every sender answered"):
+        assert f"check {name}: OK" in out, name
+    assert re.search(r"^\| send-to-delivery p50 \(other side\) \| \d+\.\d ms \|", out, re.M)
+    assert re.search(r"^\| send-to-delivery p99 \(other side\) \| \d+\.\d ms \|", out, re.M)
+    assert re.search(r"^connect .*: p50 \d+\.\d ms", out, re.M)
+    assert "checks: PASS" in out
