@@ -49,21 +49,37 @@ ALTER TABLE public.support_analytics
     ADD COLUMN chat_duration_p90  integer CHECK (chat_duration_p90 >= 0);
 
 -- 3. When a ticket was first answered. -------------------------------------------------------------------------
--- The ticket keeps first_response_time (seconds after created_at), not the moment; the rollup counts a first
--- response on the day it happened, so that moment is indexed. Adding whole seconds to a timestamptz does not
--- depend on the time zone (only day and month steps do), so the function is truly IMMUTABLE.
-CREATE FUNCTION public.first_response_at(created_at timestamptz, first_response_time integer)
-RETURNS timestamptz
-LANGUAGE sql IMMUTABLE PARALLEL SAFE
+-- The ticket keeps first_response_time (seconds after created_at); the rollup counts a first response on the
+-- day it happened, so that moment is kept too, by a trigger, and indexed. (Not an index on an expression: its
+-- function would run as whoever writes the ticket, and the runtime role may execute nothing but its two
+-- functions. A trigger's function needs no EXECUTE of the writer.) The API never writes it.
+ALTER TABLE public.support_tickets ADD COLUMN first_responded_at timestamptz;
+
+-- Existing tickets, once: as the owner, whom FORCE filters too, so lifted for this transaction only (ALTER TABLE
+-- locks until commit), and without the user triggers (updated_at, totals, agent figures: nothing they keep changes).
+ALTER TABLE public.support_tickets NO FORCE ROW LEVEL SECURITY, DISABLE TRIGGER USER;
+UPDATE public.support_tickets SET first_responded_at = created_at + make_interval(secs => first_response_time)
+WHERE first_response_time IS NOT NULL;
+ALTER TABLE public.support_tickets FORCE ROW LEVEL SECURITY, ENABLE TRIGGER USER;
+
+CREATE FUNCTION public.set_first_responded_at() RETURNS trigger
+LANGUAGE plpgsql
 SET search_path = pg_catalog, public, pg_temp
-RETURN created_at + make_interval(secs => first_response_time);
+AS $$
+BEGIN
+    NEW.first_responded_at := NEW.created_at + make_interval(secs => NEW.first_response_time);
+    RETURN NEW;
+END
+$$;
+CREATE TRIGGER support_tickets_first_responded_at
+    BEFORE INSERT OR UPDATE OF created_at, first_response_time, first_responded_at ON public.support_tickets
+    FOR EACH ROW EXECUTE FUNCTION public.set_first_responded_at();
 
 -- 4. Indexes for the filters of one tenant's day (created_at already has one per table, feedback too). ----------
 CREATE INDEX support_tickets_resolved_idx ON public.support_tickets (user_id, resolved_at)
     WHERE resolved_at IS NOT NULL;
-CREATE INDEX support_tickets_first_response_idx
-    ON public.support_tickets (user_id, public.first_response_at(created_at, first_response_time))
-    WHERE first_response_time IS NOT NULL;
+CREATE INDEX support_tickets_first_response_idx ON public.support_tickets (user_id, first_responded_at)
+    WHERE first_responded_at IS NOT NULL;
 CREATE INDEX live_chat_sessions_start_idx ON public.live_chat_sessions (user_id, session_start_time);
 CREATE INDEX live_chat_sessions_end_idx ON public.live_chat_sessions (user_id, session_end_time)
     WHERE session_end_time IS NOT NULL;
@@ -71,9 +87,8 @@ CREATE INDEX live_chat_sessions_end_idx ON public.live_chat_sessions (user_id, s
 CREATE INDEX support_tickets_activity_created_idx ON public.support_tickets (created_at, user_id);
 CREATE INDEX support_tickets_activity_resolved_idx ON public.support_tickets (resolved_at, user_id)
     WHERE resolved_at IS NOT NULL;
-CREATE INDEX support_tickets_activity_first_response_idx
-    ON public.support_tickets (public.first_response_at(created_at, first_response_time), user_id)
-    WHERE first_response_time IS NOT NULL;
+CREATE INDEX support_tickets_activity_first_response_idx ON public.support_tickets (first_responded_at, user_id)
+    WHERE first_responded_at IS NOT NULL;
 CREATE INDEX live_chat_sessions_activity_start_idx ON public.live_chat_sessions (session_start_time, user_id);
 CREATE INDEX live_chat_sessions_activity_end_idx ON public.live_chat_sessions (session_end_time, user_id)
     WHERE session_end_time IS NOT NULL;
@@ -83,11 +98,10 @@ CREATE INDEX ticket_feedback_activity_idx ON public.ticket_feedback (created_at,
 CREATE POLICY analytics_tenants ON public.support_tickets FOR SELECT TO support_analytics_lister USING (true);
 CREATE POLICY analytics_tenants ON public.live_chat_sessions FOR SELECT TO support_analytics_lister USING (true);
 CREATE POLICY analytics_tenants ON public.ticket_feedback FOR SELECT TO support_analytics_lister USING (true);
-GRANT SELECT (user_id, created_at, resolved_at, first_response_time) ON public.support_tickets
+GRANT SELECT (user_id, created_at, resolved_at, first_responded_at) ON public.support_tickets
     TO support_analytics_lister;
 GRANT SELECT (user_id, session_start_time, session_end_time) ON public.live_chat_sessions TO support_analytics_lister;
 GRANT SELECT (user_id, created_at) ON public.ticket_feedback TO support_analytics_lister;
-GRANT EXECUTE ON FUNCTION public.first_response_at(timestamptz, integer) TO support_analytics_lister;
 
 -- The distinct tenants with a ticket created, first answered or resolved, a chat started or ended, or feedback
 -- given on a UTC day from from_day to to_day (both included). It returns ids only: no figures, no content.
@@ -104,9 +118,7 @@ AS $$
     WHERE t.resolved_at IS NOT NULL AND t.resolved_at >= b.lo AND t.resolved_at < b.hi
     UNION
     SELECT t.user_id FROM public.support_tickets t, bounds b
-    WHERE t.first_response_time IS NOT NULL
-      AND public.first_response_at(t.created_at, t.first_response_time) >= b.lo
-      AND public.first_response_at(t.created_at, t.first_response_time) < b.hi
+    WHERE t.first_responded_at IS NOT NULL AND t.first_responded_at >= b.lo AND t.first_responded_at < b.hi
     UNION
     SELECT s.user_id FROM public.live_chat_sessions s, bounds b
     WHERE s.session_start_time >= b.lo AND s.session_start_time < b.hi
@@ -130,7 +142,6 @@ REVOKE support_analytics_lister FROM support_owner;
 -- 6. The job: reads the four source tables of a tenant's day, writes the rollup's columns. ---------------------
 GRANT SELECT ON public.support_tickets, public.live_chat_sessions, public.chat_messages, public.ticket_feedback
     TO support_analytics_job;
-GRANT EXECUTE ON FUNCTION public.first_response_at(timestamptz, integer) TO support_analytics_job;
 -- INSERT ... ON CONFLICT DO UPDATE on a table with row-level security needs SELECT on the table (the existing
 -- row it meets is checked against the SELECT policy): the job may read back the rows it writes, nothing else.
 GRANT SELECT ON public.support_analytics TO support_analytics_job;

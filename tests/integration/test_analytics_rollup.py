@@ -521,3 +521,22 @@ class _Context:
 
 def _context() -> Any:
     return _Context()
+
+
+def test_a_first_answer_through_the_api_records_its_moment(db: DatabaseUrls, tickets_api: Any, tenant: UUID) -> None:
+    """The runtime role answers a ticket; the trigger of sql/0012 keeps when (it may not write that column)."""
+    from tests.integration.test_tickets_api import BASE, new_ticket
+
+    ticket = new_ticket(tickets_api)
+    reply = tickets_api.post(
+        f"{BASE}/{ticket['id']}/conversations", {"senderType": "agent", "senderName": "Grace", "message": "On it"}
+    )
+    assert reply.status == 201
+    with psycopg.connect(db.admin) as conn:
+        row = conn.execute(
+            "SELECT first_response_time, first_responded_at, created_at + make_interval(secs => first_response_time)"
+            " FROM support_tickets WHERE id = %s",
+            (ticket["id"],),
+        ).fetchone()
+    assert row is not None and row[0] is not None
+    assert row[1] == row[2]

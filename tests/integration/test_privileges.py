@@ -245,6 +245,7 @@ def test_runtime_role_cannot_create_objects(db: DatabaseUrls, statement: str) ->
         "UPDATE support_agents SET average_rating = 5, rating_sum = 50, rating_count = 10 WHERE user_id = %(t)s",
         # stamps the database sets
         "UPDATE support_tickets SET created_at = now() - interval '1 year' WHERE user_id = %(t)s",
+        "UPDATE support_tickets SET first_responded_at = now() WHERE user_id = %(t)s",
         "UPDATE canned_responses SET created_at = now() WHERE user_id = %(t)s",
         # deletes nothing routes do not delete
         "DELETE FROM support_tickets WHERE user_id = %(t)s",
