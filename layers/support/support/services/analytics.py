@@ -7,8 +7,9 @@ What each figure of a day D (a UTC day) counts, and why:
 * total_chats_started: chat sessions started on D. total_chats_completed: sessions that ended on D.
 * average_resolution_time, resolution_p50/p90, resolution_histogram: over the tickets RESOLVED on D (their
   resolution_time). average_first_response_time, first_response_p50/p90, first_response_histogram: over the
-  tickets FIRST ANSWERED on D (first_responded_at, = created_at + first_response_time, falls on D). average_chat_duration,
-  chat_duration_p50/p90, chat_duration_histogram: over the sessions that ENDED on D (their duration).
+  tickets FIRST ANSWERED on D (first_responded_at, = created_at + first_response_time, falls on D).
+  average_chat_duration, chat_duration_p50/p90, chat_duration_histogram: over the sessions that ENDED on D
+  (their duration).
   Each counts an event on the day it happened, so a day's figure is final once the day is over (a re-run a
   month later gives the same row), and a week of them reads as "how fast were we that day". Averaging over the
   tickets created on D instead would keep changing for weeks and flatter the newest days (only the fast ones
