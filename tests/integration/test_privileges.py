@@ -87,8 +87,10 @@ def _allowed(role: str) -> dict[str, Any]:
     tables: dict[str, dict[str, Any]] = {}
     for name, rules in entry["tables"].items():
         granted: dict[str, Any] = {}
-        if rules.get("select"):
+        if rules.get("select") is True:
             granted["select"] = True
+        elif rules.get("select"):
+            granted["select"] = sorted(rules["select"])  # column-level only
         if rules.get("delete"):
             granted["delete"] = True
         for key in ("insert", "update"):
@@ -104,9 +106,20 @@ def _allowed(role: str) -> dict[str, Any]:
     }
 
 
-def test_runtime_role_has_exactly_the_allow_listed_privileges(db: DatabaseUrls) -> None:
-    actual = _effective_privileges(db.admin, APP_ROLE)
-    allowed = _allowed(APP_ROLE)
+# Every role of the allow-list: the API's runtime role and the analytics rollup's two (sql/0012).
+ROLES = sorted(ALLOW_LIST)
+
+
+def test_the_allow_list_names_every_role_the_migrations_create(db: DatabaseUrls) -> None:
+    with psycopg.connect(db.admin) as conn:
+        roles = {row[0] for row in conn.execute("SELECT rolname FROM pg_roles WHERE rolname LIKE 'support\\_%'")}
+    assert roles - {"support_owner"} == set(ROLES)
+
+
+@pytest.mark.parametrize("role", ROLES)
+def test_runtime_role_has_exactly_the_allow_listed_privileges(db: DatabaseUrls, role: str) -> None:
+    actual = _effective_privileges(db.admin, role)
+    allowed = _allowed(role)
 
     # Table by table first, so a failure names the table that was widened (or narrowed).
     for table in sorted(set(actual["tables"]) | set(allowed["tables"])):
@@ -114,21 +127,34 @@ def test_runtime_role_has_exactly_the_allow_listed_privileges(db: DatabaseUrls) 
     assert actual == allowed
 
 
-def test_runtime_role_has_no_role_attributes_or_memberships(db: DatabaseUrls) -> None:
+@pytest.mark.parametrize("role", ROLES)
+def test_runtime_role_has_no_role_attributes_or_memberships(db: DatabaseUrls, role: str) -> None:
     with psycopg.connect(db.admin) as conn:
         attributes = conn.execute(
             "SELECT rolsuper, rolcreaterole, rolcreatedb, rolbypassrls, rolreplication, rolinherit"
             " FROM pg_roles WHERE rolname = %s",
-            (APP_ROLE,),
+            (role,),
         ).fetchone()
         memberships = conn.execute(
-            "SELECT count(*) FROM pg_auth_members WHERE member = %s::regrole", (APP_ROLE,)
+            "SELECT count(*) FROM pg_auth_members WHERE member = %s::regrole", (role,)
         ).fetchone()
-        owns = conn.execute("SELECT count(*) FROM pg_class WHERE relowner = %s::regrole", (APP_ROLE,)).fetchone()
+        # (PostgreSQL 16 records its creator as a member WITH ADMIN, but neither SET nor INHERIT: that one may only
+        # grant it, which the creator could do anyway)
+        members = conn.execute(
+            "SELECT count(*) FROM pg_auth_members WHERE roleid = %s::regrole AND (set_option OR inherit_option)",
+            (role,),
+        ).fetchone()
+        owns = conn.execute("SELECT count(*) FROM pg_class WHERE relowner = %s::regrole", (role,)).fetchone()
+        functions = [
+            row[0] for row in conn.execute("SELECT proname FROM pg_proc WHERE proowner = %s::regrole", (role,))
+        ]
     assert attributes is not None
     assert attributes[:5] == (False, False, False, False, False)
     assert memberships == (0,)
+    assert members == (0,)  # nobody can become it or use its privileges
     assert owns == (0,)
+    # the lister owns its one SECURITY DEFINER function, so that the function runs as it; the others own nothing
+    assert functions == (["analytics_tenants"] if role == "support_analytics_lister" else [])
 
 
 def test_a_widened_grant_fails_the_allow_list_comparison(db: DatabaseUrls) -> None:
@@ -157,6 +183,7 @@ def test_every_security_definer_function_pins_search_path_with_pg_temp_last(db: 
         "add_feedback_totals",
         "add_agent_figures_for_tickets",
         "add_agent_figures_for_feedback",
+        "analytics_tenants",
     }
     for name, config in rows:
         paths = [entry.removeprefix("search_path=") for entry in config or [] if entry.startswith("search_path=")]
@@ -218,6 +245,7 @@ def test_runtime_role_cannot_create_objects(db: DatabaseUrls, statement: str) ->
         "UPDATE support_agents SET average_rating = 5, rating_sum = 50, rating_count = 10 WHERE user_id = %(t)s",
         # stamps the database sets
         "UPDATE support_tickets SET created_at = now() - interval '1 year' WHERE user_id = %(t)s",
+        "UPDATE support_tickets SET first_responded_at = now() WHERE user_id = %(t)s",
         "UPDATE canned_responses SET created_at = now() WHERE user_id = %(t)s",
         # deletes nothing routes do not delete
         "DELETE FROM support_tickets WHERE user_id = %(t)s",
@@ -228,6 +256,9 @@ def test_runtime_role_cannot_create_objects(db: DatabaseUrls, statement: str) ->
         # analytics rows: written by the analytics job
         "INSERT INTO support_analytics (user_id, analytics_date) VALUES (%(t)s, current_date)",
         "UPDATE support_analytics SET total_tickets_created = 1 WHERE user_id = %(t)s",
+        "UPDATE support_analytics SET resolution_histogram = '{}', resolution_p50 = 1 WHERE user_id = %(t)s",
+        # the analytics job's tenant list (sql/0012): only the job's role may call it
+        "SELECT * FROM analytics_tenants(current_date, current_date)",
         # internal functions
         "SELECT add_agent_figures(ARRAY[]::agent_figures_delta[])",
         "SELECT refresh_agent_metrics(ARRAY[%(t)s]::uuid[])",
