@@ -1,7 +1,7 @@
 """Live chat through the local gateway: many concurrent chats, a steady open-loop message load, checked.
 
     .venv/bin/python -m bench.live_chat            # 200 sessions, 10,000 messages at 100 msg/s, then a ramp
-    .venv/bin/python -m bench.live_chat --quick    # 20 sessions, 400 messages at 50 msg/s, a short ramp
+    .venv/bin/python -m bench.live_chat --quick    # 20 sessions (20 agents), 400 messages at 50 msg/s, a short ramp
     .venv/bin/python -m bench.live_chat --sessions 4 --messages 40 --no-ramp   # the smoke test's size
 
 The stack runs in a child process (`--serve`, started by the bench), as `make run` wires it but on free
@@ -13,10 +13,11 @@ connection with the `websockets` asyncio client.
 
 Set-up over the real routes: a tenant with a widget key, `--agents` available agents whose capacity together
 covers the sessions (so every chat is assigned at once), one widget session and one WebSocket per visitor, and
-agent connections: `--agent-connections session` (default, the issue's "a visitor and an agent each": one agent
-connection per chat, so several per agent; API Gateway fans every event of an agent out to all of the agent's
-connections, so each agent connection also receives its colleagues' chats of the same agent) or `agent` (one
-connection per agent receiving all its chats, as a real agent console holds).
+agent connections. By default every chat has a visitor and an agent of its own, each with one connection (200
+agents of capacity 1: 400 connections), and each message is posted to one other connection. `--agents N` shares
+the chats among fewer agents, each holding one connection for all its chats (`--agent-connections agent`, as a
+console does) or one per chat (`session`: API Gateway fans every event of an agent out to all of the agent's
+connections, so each then receives all its chats' events: the fan-out grows with the chats per agent).
 
 The load: `--messages` sendMessage actions at `--rate` msg/s on a schedule fixed in advance (open loop: a send
 never waits for an answer), each from a random session's visitor or agent. Checked, not only timed: every
@@ -619,12 +620,12 @@ async def bench(args: argparse.Namespace) -> int:
 def arguments(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m bench.live_chat", description=__doc__.split("\n\n")[0])
     parser.add_argument("--sessions", type=int, default=200)
-    parser.add_argument("--agents", type=int, default=8)
+    parser.add_argument("--agents", type=int, default=None, help="default: one agent per session")
     parser.add_argument(
         "--agent-connections",
         choices=("session", "agent"),
-        default="session",
-        help="one agent connection per chat (default; several per agent) or one per agent",
+        default="agent",
+        help="one connection per agent (default, as a console holds) or one per chat (several per agent)",
     )
     parser.add_argument("--messages", type=int, default=10_000)
     parser.add_argument("--rate", type=float, default=100.0, help="offered messages per second (open loop)")
@@ -638,12 +639,14 @@ def arguments(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--concurrency", type=int, default=8, help="LOCAL_LAMBDA_CONCURRENCY of the stack")
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--check", action="store_true", help="exit 2 when a latency target is missed")
-    parser.add_argument("--quick", action="store_true", help="20 sessions over 2 agents, 400 messages at 50 msg/s")
+    parser.add_argument("--quick", action="store_true", help="20 sessions and agents, 400 messages at 50 msg/s")
     parser.add_argument("--serve", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.quick:
-        args.sessions, args.agents, args.messages, args.rate, args.warmup = 20, 2, 400, 50.0, 40
+        args.sessions, args.agents, args.messages, args.rate, args.warmup = 20, 20, 400, 50.0, 40
         args.ramp, args.ramp_seconds = [50, 100], 3.0
+    if args.agents is None:
+        args.agents = args.sessions
     return args
 
 

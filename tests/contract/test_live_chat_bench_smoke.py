@@ -12,7 +12,8 @@ import sys
 from local.template import REPO
 from tests.conftest import GIVEN_DATABASE_URL
 
-TINY = ["--sessions", "4", "--agents", "2", "--messages", "40", "--rate", "20", "--warmup", "0", "--no-ramp"]
+TINY = ["--sessions", "4", "--agents", "2", "--agent-connections", "session", "--messages", "40", "--rate", "20"]
+TINY += ["--warmup", "0", "--no-ramp"]  # 2 agents with a connection per chat: each message reaches 2 agent connections
 
 
 def test_the_live_chat_bench_runs_and_checks_its_messages() -> None:
