@@ -406,6 +406,24 @@ class TestAnalytics:
         ]
         assert reply.data[0]["ticketsByStatus"] == {"open": 2}
 
+    def test_the_days_distributions_are_read_too(self, db: DatabaseUrls, dashboard_api: HandlerClient) -> None:
+        _as_owner(
+            db,
+            dashboard_api.tenant,
+            "INSERT INTO support_analytics (user_id, analytics_date, resolution_histogram, resolution_p50,"
+            " resolution_p90, chat_duration_histogram, chat_duration_p50, chat_duration_p90)"
+            """ VALUES (%s, date '2026-02-01', '{"44": 3, "90": 1}', 62, 5000, '{"0": 2}', 0, 0)""",
+            (dashboard_api.tenant,),
+        )
+        (day,) = dashboard_api.get(ANALYTICS, query={"from": "2026-02-01", "to": "2026-02-01"}).data
+        assert (day["resolutionHistogram"], day["resolutionP50"], day["resolutionP90"]) == (
+            {"44": 3, "90": 1},
+            62,
+            5000,
+        )
+        assert (day["chatDurationHistogram"], day["chatDurationP50"], day["chatDurationP90"]) == ({"0": 2}, 0, 0)
+        assert (day["firstResponseHistogram"], day["firstResponseP50"], day["firstResponseP90"]) == ({}, None, None)
+
     @pytest.mark.parametrize(
         ("query", "field"),
         [

@@ -152,7 +152,9 @@ def list_analytics(principal: Principal, start: date, end: date) -> list[Support
             """SELECT id, user_id, analytics_date, total_tickets_created, total_tickets_resolved,
                 total_chats_started, total_chats_completed, average_resolution_time, average_first_response_time,
                 average_chat_duration, customer_satisfaction_score, agent_response_time, tickets_by_status,
-                tickets_by_priority, tickets_by_category, chats_by_agent, created_at
+                tickets_by_priority, tickets_by_category, chats_by_agent, first_response_histogram,
+                resolution_histogram, chat_duration_histogram, first_response_p50, first_response_p90,
+                resolution_p50, resolution_p90, chat_duration_p50, chat_duration_p90, created_at
             FROM support_analytics WHERE user_id = %s AND analytics_date BETWEEN %s AND %s
             ORDER BY analytics_date""",
             (principal.tenant_id, start, end),
