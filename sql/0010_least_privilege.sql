@@ -1,14 +1,14 @@
 -- Least privilege for the runtime role, and SECURITY DEFINER functions that cannot be made to run the
 -- caller's code. Replaces what 0001-0009 granted and the bodies of their functions.
 --
--- The hole this closes: a SECURITY DEFINER function runs as its owner (support_owner), and one whose
--- search_path does not list pg_temp looks in the session's temporary schema FIRST for the tables and views
--- it names without a schema. Every role could create temporary objects, so a support_app session could
+-- The hole this closes: a SECURITY DEFINER function runs as its owner (support_owner), and one whose search
+-- path does not list the temporary schema looks in the session's temporary schema FIRST for the tables and
+-- views it names without a schema. Every role could create temporary objects, so a support_app session could
 -- plant a temporary table `ticket_search_index` with a trigger on it, insert a ticket, and have its trigger
 -- run as the owner (who can grant anything and turn row-level security off). Three defences, each enough on
 -- its own against that attack and each tested (tests/integration/test_privileges.py):
---   1. every SECURITY DEFINER function pins `search_path = pg_catalog, public, pg_temp` (pg_temp LAST) and
---      schema-qualifies every relation and function it names;
+--   1. every SECURITY DEFINER function pins its path, the temporary schema last: SET search_path = pg_catalog, public, pg_temp
+--      and schema-qualifies every relation and function it names;
 --   2. PUBLIC has no TEMPORARY on the database: the runtime role cannot create temporary objects at all;
 --   3. PUBLIC has no EXECUTE on this schema's functions, now and for every function created later.
 --

@@ -1,7 +1,7 @@
 -- The daily analytics rollup (layers/support/support/services/analytics.py, functions/analytics): its own
 -- roles, the distributions it keeps per day, and the indexes that keep a day's work proportional to that day's
 -- activity. Follows 0010's rules: PUBLIC has nothing, every grant is in sql/privileges.toml, and the one
--- SECURITY DEFINER function pins `search_path = pg_catalog, public, pg_temp` and qualifies every name.
+-- SECURITY DEFINER function qualifies every name and pins its path: SET search_path = pg_catalog, public, pg_temp
 
 -- 1. Roles. ----------------------------------------------------------------------------------------------------
 -- support_analytics_job: what the scheduled function logs in as. Owns nothing, no BYPASSRLS, and reads and
@@ -75,12 +75,12 @@ CREATE TRIGGER support_tickets_first_responded_at
     BEFORE INSERT OR UPDATE OF created_at, first_response_time, first_responded_at ON public.support_tickets
     FOR EACH ROW EXECUTE FUNCTION public.set_first_responded_at();
 
--- 4. Indexes for the filters of one tenant's day (created_at already has one per table, feedback too). ----------
+-- 4. Indexes for the filters of one tenant's day (created_at already has one per table, feedback too, and
+--    sessions by start time since 0007's live_chat_sessions_started_idx). ----------------------------------------
 CREATE INDEX support_tickets_resolved_idx ON public.support_tickets (user_id, resolved_at)
     WHERE resolved_at IS NOT NULL;
 CREATE INDEX support_tickets_first_response_idx ON public.support_tickets (user_id, first_responded_at)
     WHERE first_responded_at IS NOT NULL;
-CREATE INDEX live_chat_sessions_start_idx ON public.live_chat_sessions (user_id, session_start_time);
 CREATE INDEX live_chat_sessions_end_idx ON public.live_chat_sessions (user_id, session_end_time)
     WHERE session_end_time IS NOT NULL;
 -- For the lister, across tenants: by time first.

@@ -34,9 +34,8 @@ from support.models.realtime import (
 )
 from support.models.tickets import SenderType
 from support.observability import logger, metrics
-from support.realtime import Delivery, deliver, event
 from support.services import agents, chat
-from support.services.connections import Caller
+from support.services.connections import Caller, Outbox
 from support.websocket import Action, handle
 
 get_settings()  # a misconfigured function fails at cold start
@@ -113,8 +112,9 @@ def join_session(principal: Principal, request: JoinSession, caller: Caller) -> 
 
 
 def ping(principal: Principal, request: Ping, caller: Caller) -> None:
-    pong = Pong(server_time=datetime.now(UTC)).model_dump(mode="json", by_alias=True)
-    deliver([Delivery(caller.connection_id, event("pong", pong, request_id=caller.request_id))])
+    outbox = Outbox(principal.tenant_id, caller)
+    outbox.answer("pong", Pong(server_time=datetime.now(UTC)))
+    outbox.send()
 
 
 ACTIONS: dict[str, Action] = {

@@ -19,9 +19,8 @@ from pydantic import BaseModel, ValidationError
 from support.auth import Principal, principal_from_context
 from support.errors import DomainError, Unauthorized
 from support.observability import logger
-from support.realtime import Delivery, deliver, event
 from support.services import connections
-from support.services.connections import Caller
+from support.services.connections import Caller, Outbox
 
 CONNECT, DISCONNECT, DEFAULT = "$connect", "$disconnect", "$default"
 # Pydantic error types that mean "too big": `too_large` (the HTTP API's 413).
@@ -35,11 +34,12 @@ class Action:
     run: Callable[[Principal, Any, Caller], None]
 
 
-def _error(caller: Caller, code: str, message: str, details: list[dict[str, Any]] | None = None) -> None:
-    wire = event("error", {"code": code, "message": message, "details": details or []}, request_id=caller.request_id)
-    gone = deliver([Delivery(caller.connection_id, wire)])
-    if gone:
-        logger.info("the caller's connection is gone; its answer was dropped")
+def _error(
+    principal: Principal, caller: Caller, code: str, message: str, details: list[dict[str, Any]] | None = None
+) -> None:
+    outbox = Outbox(principal.tenant_id, caller)
+    outbox.answer("error", {"code": code, "message": message, "details": details or []})
+    outbox.send()
 
 
 def _request_id(body: Any) -> str | None:
@@ -73,17 +73,17 @@ def handle(event_: Mapping[str, Any], actions: Mapping[str, Action]) -> dict[str
     try:
         body = json.loads(raw)
     except (json.JSONDecodeError, RecursionError, TypeError):
-        _error(Caller(connection_id), "bad_request", "the message is not valid JSON")
+        _error(principal, Caller(connection_id), "bad_request", "the message is not valid JSON")
         return {"statusCode": 200}
     identity = context.get("identity") or {}
     caller = Caller(connection_id, _request_id(body), identity.get("sourceIp"), identity.get("userAgent"))
     if not isinstance(body, dict):
-        _error(caller, "bad_request", 'a message is a JSON object with an "action"')
+        _error(principal, caller, "bad_request", 'a message is a JSON object with an "action"')
         return {"statusCode": 200}
     name = body.get("action")
     action = actions.get(name) if isinstance(name, str) else None
     if action is None:
-        _error(caller, "unknown_action", f"unknown action {name!r}; known: {', '.join(sorted(actions))}")
+        _error(principal, caller, "unknown_action", f"unknown action {name!r}; known: {', '.join(sorted(actions))}")
         return {"statusCode": 200}
     try:
         request = action.model.model_validate(body)
@@ -92,12 +92,12 @@ def handle(event_: Mapping[str, Any], actions: Mapping[str, Action]) -> dict[str
         errors = exc.errors()
         details = [{"field": _field(e["loc"]), "message": e.get("msg", ""), "type": e["type"]} for e in errors]
         if any(e["type"] in _TOO_LARGE for e in errors):
-            _error(caller, "too_large", "a field is over its size limit", details)
+            _error(principal, caller, "too_large", "a field is over its size limit", details)
         else:
-            _error(caller, "validation_error", "the message is not valid", details)
+            _error(principal, caller, "validation_error", "the message is not valid", details)
     except DomainError as exc:
-        _error(caller, _WS_CODES.get(exc.status, exc.code), exc.message, exc.details)
+        _error(principal, caller, _WS_CODES.get(exc.status, exc.code), exc.message, exc.details)
     except Exception:
         logger.exception("unhandled error in a websocket action", extra={"action": name})
-        _error(caller, "internal_error", "an internal error occurred; it has been logged")
+        _error(principal, caller, "internal_error", "an internal error occurred; it has been logged")
     return {"statusCode": 200}

@@ -100,8 +100,9 @@ def _read_session(cur: Cursor, principal: Principal, session_id: UUID) -> dict[s
     return found(cur.fetchone(), "chat session")
 
 
-def _lock_queue(cur: Cursor, principal: Principal) -> None:
-    """The tenant's queue lock, first in every transaction that can change who waits or who is free."""
+def lock_queue(cur: Cursor, principal: Principal) -> None:
+    """The tenant's queue lock, first in every transaction that can change who waits or who is free (here, and
+    in the agents service before it changes an agent's status or capacity)."""
     lock_for_tenant(cur, principal.tenant_id, "chat-queue")
 
 
@@ -178,10 +179,10 @@ def _drain_queue(cur: Cursor, principal: Principal) -> list[dict[str, Any]]:
         recency[agent_id] = (1, order)
         picks.append((session_id, agent_id))
     cur.execute(
-        f"""UPDATE live_chat_sessions s SET status = 'active', assigned_agent_id = p.agent_id
+        f"""UPDATE live_chat_sessions SET status = 'active', assigned_agent_id = p.agent_id
         FROM unnest(%s::uuid[], %s::uuid[]) AS p(session_id, agent_id)
-        WHERE s.user_id = %s AND s.id = p.session_id
-        RETURNING {", ".join("s." + c.strip() for c in SESSION_COLUMNS.split(","))}""",  # noqa: S608
+        WHERE live_chat_sessions.user_id = %s AND live_chat_sessions.id = p.session_id
+        RETURNING {SESSION_COLUMNS}""",  # noqa: S608
         ([p[0] for p in picks], [p[1] for p in picks], principal.tenant_id),
     )
     assigned = cur.fetchall()
@@ -226,22 +227,13 @@ def _announce_assignments(cur: Cursor, principal: Principal, outbox: Outbox, ass
         outbox.tell(people, "chat.assigned", session, caller_too=True)
 
 
-def _rebalance(cur: Cursor, principal: Principal, outbox: Outbox) -> None:
-    """After capacity may have freed: drain, and tell the assigned and everyone still waiting."""
+def rebalance_queue(cur: Cursor, principal: Principal, outbox: Outbox) -> None:
+    """After capacity may have freed (an end, a transfer away; for the agents service an agent becoming available
+    or taking more chats), with the queue lock held: drain, and tell the assigned and everyone still waiting."""
     assigned = _drain_queue(cur, principal)
     if assigned:
         _announce_assignments(cur, principal, outbox, assigned)
         _announce_queue(cur, principal, outbox)
-
-
-def rebalance_queue(cur: Cursor, principal: Principal, outbox: Outbox) -> None:
-    """For the agents service: an agent became available or took more chats (queue lock already held)."""
-    _rebalance(cur, principal, outbox)
-
-
-def lock_queue(cur: Cursor, principal: Principal) -> None:
-    """For the agents service: the queue lock, before it changes an agent's status or capacity."""
-    _lock_queue(cur, principal)
 
 
 # --- Sessions --------------------------------------------------------------------------------------------------
@@ -256,7 +248,7 @@ def start_chat_session(
     chat.waiting."""
     outbox = Outbox(principal.tenant_id, caller)
     with tenant_transaction(principal.tenant_id) as cur:
-        _lock_queue(cur, principal)
+        lock_queue(cur, principal)
         cur.execute(
             # Stamped with a clock read under the queue lock: the queue's order is the order sessions joined it.
             f"""INSERT INTO live_chat_sessions (user_id, visitor_id, visitor_name, visitor_email, status, visitor_ip,
@@ -324,7 +316,7 @@ def end_chat_session(principal: Principal, session_id: UUID, *, caller: Caller |
     chat.ended."""
     outbox = Outbox(principal.tenant_id, caller)
     with tenant_transaction(principal.tenant_id) as cur:
-        _lock_queue(cur, principal)
+        lock_queue(cur, principal)
         current = _lock_session(cur, principal, session_id)
         _require_participant(cur, principal, current, caller)
         if current["status"] == ChatStatus.CLOSED:
@@ -349,7 +341,7 @@ def end_chat_session(principal: Principal, session_id: UUID, *, caller: Caller |
         if current["status"] == ChatStatus.WAITING:
             _announce_queue(cur, principal, outbox)  # everyone behind it moved up
         else:
-            _rebalance(cur, principal, outbox)
+            rebalance_queue(cur, principal, outbox)
     outbox.send()
     return ended
 
@@ -365,7 +357,7 @@ def transfer_chat_session(
         raise Forbidden("only staff transfer chat sessions")
     outbox = Outbox(principal.tenant_id, caller)
     with tenant_transaction(principal.tenant_id) as cur:
-        _lock_queue(cur, principal)
+        lock_queue(cur, principal)
         current = _lock_session(cur, principal, session_id)
         _require_participant(cur, principal, current, caller)
         if current["status"] == ChatStatus.CLOSED:
@@ -379,7 +371,7 @@ def transfer_chat_session(
         outbox.tell([p.connection_id for p in people], "chat.transferred", transferred)
         if current["status"] == ChatStatus.WAITING:
             _announce_queue(cur, principal, outbox)
-        _rebalance(cur, principal, outbox)
+        rebalance_queue(cur, principal, outbox)
     outbox.send()
     return transferred
 
@@ -415,7 +407,7 @@ def claim_chat_session(principal: Principal, session_id: UUID, *, caller: Caller
         raise Forbidden("only an agent (a token with agent_id) claims chat sessions")
     outbox = Outbox(principal.tenant_id, caller)
     with tenant_transaction(principal.tenant_id) as cur:
-        _lock_queue(cur, principal)
+        lock_queue(cur, principal)
         current = _lock_session(cur, principal, session_id)
         if current["status"] != ChatStatus.WAITING:
             raise Conflict("this chat session is not waiting: someone has it already, or it has ended")
@@ -502,16 +494,24 @@ def add_chat_message(
             if current["status"] == ChatStatus.CLOSED:
                 raise Conflict("an ended chat session takes no new messages")
             # clock_timestamp() under the session lock: messages are stamped in the order they commit, so a
-            # reader paging by (created_at, id) never finds an older message appear behind its cursor.
+            # reader paging by (created_at, id) never finds an older message appear behind its cursor. Without a
+            # sender name (a WebSocket client sends none) it is the visitor's on the session, or the agent's own,
+            # read in the same statement.
+            visitor_name = current["visitor_name"] if principal.role is Role.VISITOR else None
             cur.execute(
                 f"""INSERT INTO chat_messages (session_id, user_id, sender_type, sender_name, message, attachment_url,
                     attachment_type, client_message_id, created_at)
-                VALUES (%s, %s, %s, %s, %s, %s, %s, %s, clock_timestamp()) RETURNING {MESSAGE_COLUMNS}""",  # noqa: S608
+                VALUES (%s, %s, %s,
+                    coalesce(%s, %s, (SELECT agent_name FROM support_agents WHERE user_id = %s AND id = %s)),
+                    %s, %s, %s, %s, clock_timestamp()) RETURNING {MESSAGE_COLUMNS}""",  # noqa: S608
                 (
                     session_id,
                     principal.tenant_id,
                     data.sender_type,
-                    data.sender_name or _display_name(cur, principal, current),
+                    data.sender_name,
+                    visitor_name,
+                    principal.tenant_id,
+                    principal.agent_id,
                     data.message,
                     data.attachment_url,
                     data.attachment_type,
@@ -530,21 +530,6 @@ def add_chat_message(
             outbox.tell([p.connection_id for p in people], "message.new", message)
     outbox.send()
     return message
-
-
-def _display_name(cur: Cursor, principal: Principal, session: dict[str, Any]) -> str | None:
-    """The sender's name when a WebSocket client sends none: the visitor's name on the session, or the agent's."""
-    if principal.role is Role.VISITOR:
-        name: str | None = session["visitor_name"]
-        return name
-    if principal.agent_id is None:
-        return None
-    cur.execute(
-        "SELECT agent_name FROM support_agents WHERE user_id = %s AND id = %s",
-        (principal.tenant_id, principal.agent_id),
-    )
-    row = cur.fetchone()
-    return row["agent_name"] if row else None
 
 
 def _stored_message(
@@ -578,7 +563,8 @@ def mark_chat_messages_read(
         current = _read_session(cur, principal, session_id)
         _require_participant(cur, principal, current, caller)
         cur.execute(
-            "SELECT created_at, id FROM chat_messages WHERE user_id = %s AND session_id = %s AND id = %s",
+            "SELECT created_at, id, now() AS read_at FROM chat_messages"
+            " WHERE user_id = %s AND session_id = %s AND id = %s",
             (principal.tenant_id, session_id, up_to_message_id),
         )
         last = cur.fetchone()
@@ -591,12 +577,10 @@ def mark_chat_messages_read(
             (principal.tenant_id, session_id, _side_read_by(principal), last["created_at"], last["id"]),
         )
         receipt = ChatReadReceipt(marked_count=cur.rowcount)
-        cur.execute("SELECT now() AS at")
-        row = cur.fetchone()
-        notice = ReadNotice(
+        notice = ReadNotice(  # now() is the transaction's time: the read_at the UPDATE wrote
             session_id=session_id,
             up_to_message_id=up_to_message_id,
-            read_at=row["at"] if row else datetime.now(UTC),
+            read_at=last["read_at"],
             marked_count=receipt.marked_count,
         )
         outbox.answer("message.read", notice)
