@@ -416,12 +416,62 @@ def analytics_samples() -> dict[str, dict[str, Any]]:
     }
 
 
+PRE_TOKEN_CLIENT_ID = "4example5client6id7abc8def"
+
+
+def pre_token_samples() -> dict[str, dict[str, Any]]:
+    """The Cognito pre-token-generation trigger's `V2_0` events (version "2"): an admin signing in, an agent's
+    refresh, and a user an administrator created without the custom attributes (the trigger refuses them)."""
+
+    def event(trigger_source: str, sub: str, email: str, custom: dict[str, str]) -> dict[str, Any]:
+        return {
+            "version": "2",
+            "triggerSource": trigger_source,
+            "region": "us-east-1",
+            "userPoolId": "us-east-1_EXAMPLE01",
+            "userName": sub,
+            "callerContext": {"awsSdkVersion": "aws-sdk-unknown-unknown", "clientId": PRE_TOKEN_CLIENT_ID},
+            "request": {
+                "userAttributes": {
+                    "sub": sub,
+                    "cognito:user_status": "CONFIRMED",
+                    "email_verified": "true",
+                    "email": email,
+                    **custom,
+                },
+                "groupConfiguration": {"groupsToOverride": [], "iamRolesToOverride": [], "preferredRole": None},
+                "scopes": ["aws.cognito.signin.user.admin"],
+            },
+            "response": {"claimsAndScopeOverrideDetails": None},
+        }
+
+    return {
+        "pre_token/admin_sign_in.json": event(
+            "TokenGeneration_Authentication",
+            "6f1e2c3a-0b7d-4e8a-9c21-3d5f7a9b1c2e",
+            "admin@shop.example",
+            {"custom:tenant_id": TENANT_ID, "custom:role": "admin"},
+        ),
+        "pre_token/agent_refresh.json": event(
+            "TokenGeneration_RefreshTokens",
+            "0b9d8c7e-6f5a-4b3c-8d2e-1f0a9b8c7d6e",
+            "agent@shop.example",
+            {"custom:tenant_id": TENANT_ID, "custom:role": "agent", "custom:agent_id": AGENT_ID},
+        ),
+        "pre_token/user_without_tenant.json": event(
+            "TokenGeneration_Authentication", "9a8b7c6d-5e4f-4a3b-9c2d-1e0f9a8b7c6d", "new.hire@shop.example", {}
+        ),
+    }
+
+
 def rendered() -> dict[Path, str]:
     """Each sample file's path and its exact expected content."""
     files = {EVENTS_DIR / s.file: json.dumps(render(s), indent=2, sort_keys=False) + "\n" for s in SAMPLES}
     for name, event in websocket_samples().items():
         files[EVENTS_DIR / name] = json.dumps(event, indent=2, sort_keys=False) + "\n"
     for name, event in analytics_samples().items():
+        files[EVENTS_DIR / name] = json.dumps(event, indent=2, sort_keys=False) + "\n"
+    for name, event in pre_token_samples().items():
         files[EVENTS_DIR / name] = json.dumps(event, indent=2, sort_keys=False) + "\n"
     return files
 

@@ -89,6 +89,13 @@ _SHORT_TAGS = (
     "Or",
     "ToJsonString",
     "Length",
+    # the rule functions of a template's Rules section
+    "Contains",
+    "EachMemberEquals",
+    "EachMemberIn",
+    "RefAll",
+    "ValueOf",
+    "ValueOfAll",
 )
 
 

@@ -56,15 +56,12 @@ def test_it_logs_to_its_own_log_group_and_has_time_for_a_backfill() -> None:
 
 def test_it_connects_with_the_job_roles_credentials_only() -> None:
     variables = FUNCTION["Environment"]["Variables"]
-    # Both Globals database variables are replaced, so the API's credentials never reach it.
-    assert variables["DATABASE_URL"] == {
-        "Fn::If": ["HasAnalyticsDatabaseUrl", {"Ref": "AnalyticsDatabaseUrl"}, {"Ref": "AWS::NoValue"}]
-    }
-    assert variables["DB_SECRET_ARN"] == {
-        "Fn::If": ["HasAnalyticsDatabaseSecret", {"Ref": "AnalyticsDatabaseSecretArn"}, {"Ref": "AWS::NoValue"}]
-    }
-    assert TEMPLATE["Parameters"]["AnalyticsDatabaseUrl"]["NoEcho"] is True
-    assert "AnalyticsDatabaseIsConfigured" in TEMPLATE["Rules"]
+    # Its own role's generated secret, straight to the writer: never the API's, never through the proxy.
+    assert variables["DB_SECRET_ARN"] == {"Ref": "AnalyticsDbSecret"}
+    assert "DATABASE_URL" not in variables and "DATABASE_URL" not in TEMPLATE["Globals"]["Function"]["Environment"]["Variables"]
+    secret = RESOURCES["AnalyticsDbSecret"]["Properties"]["GenerateSecretString"]
+    assert '"username":"support_analytics_job"' in secret["SecretStringTemplate"]["Fn::Sub"]
+    assert FUNCTION["Policies"] == [{"AWSSecretsManagerGetSecretValuePolicy": {"SecretArn": {"Ref": "AnalyticsDbSecret"}}}]
 
 
 def test_the_sample_events_are_the_two_the_handler_takes() -> None:

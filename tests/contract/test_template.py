@@ -30,8 +30,11 @@ TEMPLATE = load_template()
 ROUTES = http_routes()
 ALL_EVENT_FILES = sorted((REPO / "events").rglob("*.json"))
 # The HTTP API's samples; the WebSocket API's (events/websocket, events/ws_authorizer) are checked in
-# test_websocket_template.py, the analytics job's (events/analytics) in test_analytics_template.py.
-EVENT_FILES = [p for p in ALL_EVENT_FILES if p.parent.name not in ("websocket", "ws_authorizer", "analytics")]
+# test_websocket_template.py, the analytics job's (events/analytics) in test_analytics_template.py, the
+# pre-token trigger's (events/pre_token) in tests/integration/test_pre_token.py.
+EVENT_FILES = [
+    p for p in ALL_EVENT_FILES if p.parent.name not in ("websocket", "ws_authorizer", "analytics", "pre_token")
+]
 
 # What each route with a request body parses it into (the handler's model), to check the samples.
 REQUEST_MODELS: dict[str, type[BaseModel]] = {
@@ -160,8 +163,13 @@ def test_the_http_api_requires_a_jwt_on_every_route_but_the_widgets_public_one()
     assert api["Auth"]["DefaultAuthorizer"] == "JwtAuthorizer"
     authorizer = api["Auth"]["Authorizers"]["JwtAuthorizer"]
     assert authorizer["IdentitySource"] == "$request.header.Authorization"
-    assert authorizer["JwtConfiguration"]["issuer"] == {"Ref": "JwtIssuer"}
-    assert authorizer["JwtConfiguration"]["audience"] == {"Ref": "JwtAudience"}
+    # the stack's user pool and its app client (Cognito access tokens carry it as client_id), or the parameters
+    assert authorizer["JwtConfiguration"]["issuer"] == {
+        "Fn::If": ["CreateUserPool", {"Fn::Sub": "https://${UserPool.ProviderURL}"}, {"Ref": "JwtIssuer"}]
+    }
+    assert authorizer["JwtConfiguration"]["audience"] == {
+        "Fn::If": ["CreateUserPool", [{"Ref": "UserPoolClient"}], {"Ref": "JwtAudience"}]
+    }
     public = set()
     for function in functions().values():
         for event in (function["Properties"].get("Events") or {}).values():
@@ -174,12 +182,11 @@ def test_the_http_api_requires_a_jwt_on_every_route_but_the_widgets_public_one()
     assert set(settings) == PUBLIC_ROUTES
 
 
+# The API's database role: its generated secret, or the one with the proxy's host when RDS Proxy is on.
 DATABASE_SECRET_POLICY = {
-    "Fn::If": [
-        "HasDatabaseSecret",
-        {"AWSSecretsManagerGetSecretValuePolicy": {"SecretArn": {"Ref": "DatabaseSecretArn"}}},
-        {"Ref": "AWS::NoValue"},
-    ]
+    "AWSSecretsManagerGetSecretValuePolicy": {
+        "SecretArn": {"Fn::If": ["UseRdsProxy", {"Ref": "AppDbProxySecret"}, {"Ref": "AppDbSecret"}]}
+    }
 }
 VISITOR_SECRET_POLICY = {"AWSSecretsManagerGetSecretValuePolicy": {"SecretArn": {"Ref": "VisitorTokenSecret"}}}
 # Posting to this WebSocket API's connections of this stage, and nothing else.
@@ -202,19 +209,25 @@ FAN_OUT = {"WebSocketFunction", "ChatFunction"}
 
 
 # The analytics rollup reads its own role's database secret, never the API's (test_analytics_template.py).
-ANALYTICS_DATABASE_SECRET_POLICY = {
-    "Fn::If": [
-        "HasAnalyticsDatabaseSecret",
-        {"AWSSecretsManagerGetSecretValuePolicy": {"SecretArn": {"Ref": "AnalyticsDatabaseSecretArn"}}},
-        {"Ref": "AWS::NoValue"},
-    ]
-}
+ANALYTICS_DATABASE_SECRET_POLICY = {"AWSSecretsManagerGetSecretValuePolicy": {"SecretArn": {"Ref": "AnalyticsDbSecret"}}}
+# The migrate function reads the master secret RDS manages and the two roles' secrets whose passwords it sets.
+MIGRATE_POLICIES = [
+    {"AWSSecretsManagerGetSecretValuePolicy": {"SecretArn": {"Fn::GetAtt": ["DbCluster", "MasterUserSecret.SecretArn"]}}},
+    {"AWSSecretsManagerGetSecretValuePolicy": {"SecretArn": {"Ref": "AppDbSecret"}}},
+    {"AWSSecretsManagerGetSecretValuePolicy": {"SecretArn": {"Ref": "AnalyticsDbSecret"}}},
+]
 
 
 def test_functions_get_no_policies_beyond_the_secrets_they_read_and_the_connections_they_post_to() -> None:
     for function_id, function in functions().items():
         policies = function["Properties"].get("Policies", [])
         policies = policies if isinstance(policies, list) else [policies]
+        if function_id == "MigrateFunction":
+            assert policies == MIGRATE_POLICIES
+            continue
+        if function_id == "PreTokenFunction":  # no AWS API at all: only its logs (SAM's basic execution role)
+            assert policies == []
+            continue
         expected = [ANALYTICS_DATABASE_SECRET_POLICY if function_id == "AnalyticsFunction" else DATABASE_SECRET_POLICY]
         if function_id in VISITOR_KEY_READERS:
             expected = [VISITOR_SECRET_POLICY, *expected]

@@ -47,15 +47,26 @@ def test_only_connect_is_authorized_and_by_the_lambda_authorizer() -> None:
 
 def test_lambda_permissions_are_scoped_to_this_api() -> None:
     permissions = {
-        r["Properties"]["FunctionName"]["Ref"]: r["Properties"] for r in _of_type("AWS::Lambda::Permission").values()
+        r["Properties"]["FunctionName"]["Ref"]: r["Properties"]
+        for r in _of_type("AWS::Lambda::Permission").values()
+        if r["Properties"]["Principal"] == "apigateway.amazonaws.com"
     }
     assert set(permissions) == {"WebSocketFunction", "WebSocketAuthorizerFunction"}
     assert permissions["WebSocketFunction"]["SourceArn"]["Fn::Sub"].endswith(":${WebSocketApi}/${Stage}/*")
     assert permissions["WebSocketAuthorizerFunction"]["SourceArn"]["Fn::Sub"].endswith(
         ":${WebSocketApi}/authorizers/${WebSocketAuthorizer}"
     )
-    for props in permissions.values():
-        assert props["Principal"] == "apigateway.amazonaws.com"
+    # and the one other permission is Cognito's, for the stack's own user pool only
+    others = [r["Properties"] for r in _of_type("AWS::Lambda::Permission").values() if r not in permissions.values()]
+    others = [p for p in others if p["Principal"] != "apigateway.amazonaws.com"]
+    assert others == [
+        {
+            "Action": "lambda:InvokeFunction",
+            "FunctionName": {"Ref": "PreTokenFunction"},
+            "Principal": "cognito-idp.amazonaws.com",
+            "SourceArn": {"Fn::GetAtt": ["UserPool", "Arn"]},
+        }
+    ]
 
 
 def test_the_deployment_depends_on_every_route_and_the_stage_uses_it() -> None:

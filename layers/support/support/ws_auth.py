@@ -3,7 +3,8 @@
 API Gateway has no JWT authorizer for WebSocket APIs, so this verifies what the HTTP API's JWT authorizer would:
 
 * staff (`?token=<JWT>`): the same tokens as the HTTP API, verified against the issuer's JWKS with PyJWT's
-  PyJWKClient (keys cached across invocations), the same issuer and audience, RS256; the same claims;
+  PyJWKClient (keys cached across invocations), the same issuer and audience (`aud`, or `client_id` in a token
+  without `aud`, such as a Cognito access token), RS256; the same claims;
 * visitors (`?visitorToken=<connect token>` from the widget session route): our signature and expiry, a widget
   key that is still live, and the browser's `Origin` among the key's allowed origins.
 
@@ -52,6 +53,15 @@ def _audiences() -> list[str]:
     return [a.strip() for a in (get_settings().jwt_audience or "").split(",") if a.strip()]
 
 
+def _audience_matches(claims: Mapping[str, Any], audiences: list[str]) -> bool:
+    """As API Gateway's JWT authorizer: `aud` must name one of the audiences, or, in a token without `aud`
+    (a Cognito access token), `client_id` must be one of them."""
+    aud = claims.get("aud")
+    if aud is None:
+        return claims.get("client_id") in audiences
+    return any(value in audiences for value in ([aud] if isinstance(aud, str) else aud))
+
+
 def _staff(token: str) -> Principal:
     try:
         key = _jwks_client().get_signing_key_from_jwt(token)
@@ -59,13 +69,17 @@ def _staff(token: str) -> Principal:
             token,
             key.key,
             algorithms=["RS256"],
-            audience=_audiences() or None,
             issuer=get_settings().jwt_issuer,
-            options={"require": ["exp", "iss", "sub"]},
+            # The audience is checked below, the way API Gateway checks it (`aud` or `client_id`).
+            options={"require": ["exp", "iss", "sub"], "verify_aud": False},
         )
     except jwt.PyJWTError as exc:
         logger.info("websocket connect refused: staff token invalid (%s)", type(exc).__name__)
         raise AuthorizerUnauthorized() from exc
+    audiences = _audiences()
+    if audiences and not _audience_matches(claims, audiences):
+        logger.info("websocket connect refused: staff token for another audience")
+        raise AuthorizerUnauthorized()
     try:
         return principal_from_claims(claims)
     except Unauthorized as exc:
