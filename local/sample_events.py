@@ -416,7 +416,7 @@ def analytics_samples() -> dict[str, dict[str, Any]]:
     }
 
 
-PRE_TOKEN_CLIENT_ID = "4example5client6id7abc8def"
+PRE_TOKEN_CLIENT_ID = "4example5client6id7abc8def"  # noqa: S105 - an app client id, public
 
 
 def pre_token_samples() -> dict[str, dict[str, Any]]:

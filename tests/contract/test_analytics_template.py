@@ -58,10 +58,15 @@ def test_it_connects_with_the_job_roles_credentials_only() -> None:
     variables = FUNCTION["Environment"]["Variables"]
     # Its own role's generated secret, straight to the writer: never the API's, never through the proxy.
     assert variables["DB_SECRET_ARN"] == {"Ref": "AnalyticsDbSecret"}
-    assert "DATABASE_URL" not in variables and "DATABASE_URL" not in TEMPLATE["Globals"]["Function"]["Environment"]["Variables"]
+    assert (
+        "DATABASE_URL" not in variables
+        and "DATABASE_URL" not in TEMPLATE["Globals"]["Function"]["Environment"]["Variables"]
+    )
     secret = RESOURCES["AnalyticsDbSecret"]["Properties"]["GenerateSecretString"]
     assert '"username":"support_analytics_job"' in secret["SecretStringTemplate"]["Fn::Sub"]
-    assert FUNCTION["Policies"] == [{"AWSSecretsManagerGetSecretValuePolicy": {"SecretArn": {"Ref": "AnalyticsDbSecret"}}}]
+    assert FUNCTION["Policies"] == [
+        {"AWSSecretsManagerGetSecretValuePolicy": {"SecretArn": {"Ref": "AnalyticsDbSecret"}}}
+    ]
 
 
 def test_the_sample_events_are_the_two_the_handler_takes() -> None:

@@ -209,10 +209,16 @@ FAN_OUT = {"WebSocketFunction", "ChatFunction"}
 
 
 # The analytics rollup reads its own role's database secret, never the API's (test_analytics_template.py).
-ANALYTICS_DATABASE_SECRET_POLICY = {"AWSSecretsManagerGetSecretValuePolicy": {"SecretArn": {"Ref": "AnalyticsDbSecret"}}}
+ANALYTICS_DATABASE_SECRET_POLICY = {
+    "AWSSecretsManagerGetSecretValuePolicy": {"SecretArn": {"Ref": "AnalyticsDbSecret"}}
+}
 # The migrate function reads the master secret RDS manages and the two roles' secrets whose passwords it sets.
 MIGRATE_POLICIES = [
-    {"AWSSecretsManagerGetSecretValuePolicy": {"SecretArn": {"Fn::GetAtt": ["DbCluster", "MasterUserSecret.SecretArn"]}}},
+    {
+        "AWSSecretsManagerGetSecretValuePolicy": {
+            "SecretArn": {"Fn::GetAtt": ["DbCluster", "MasterUserSecret.SecretArn"]}
+        }
+    },
     {"AWSSecretsManagerGetSecretValuePolicy": {"SecretArn": {"Ref": "AppDbSecret"}}},
     {"AWSSecretsManagerGetSecretValuePolicy": {"SecretArn": {"Ref": "AnalyticsDbSecret"}}},
 ]

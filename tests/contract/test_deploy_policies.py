@@ -1,0 +1,167 @@
+"""Least privilege, on the IAM that CloudFormation receives: template.yaml translated by SAM's own translator
+(tests/contract/sam_translate.py under .venv-sam, so the policy templates are expanded as SAM expands them), and
+every role's statements walked. No wildcard action; no `*` resource (Lambda's ENI and log actions, which have no
+narrower resource, come only from the two AWS managed policies SAM attaches); Secrets Manager reads of only the
+secrets a function needs; ManageConnections only on the WebSocket API's @connections."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from functools import cache
+from typing import Any
+
+import pytest
+
+from local.template import REPO
+
+SAM_PYTHON = REPO / ".venv-sam" / "bin" / "python"
+MANAGED_BASIC = "arn:aws:iam::aws:policy/service-role/AWSLambdaBasicExecutionRole"
+MANAGED_VPC = "arn:aws:iam::aws:policy/service-role/AWSLambdaVPCAccessExecutionRole"
+
+APP_SECRET = {"Fn::If": ["UseRdsProxy", {"Ref": "AppDbProxySecret"}, {"Ref": "AppDbSecret"}]}
+# What each function's role may read from Secrets Manager, and nothing more.
+SECRETS_READ: dict[str, list[Any]] = {
+    "TicketsFunction": [APP_SECRET],
+    "AgentsFunction": [APP_SECRET],
+    "CannedResponsesFunction": [APP_SECRET],
+    "ChatFunction": [APP_SECRET],
+    "DashboardFunction": [APP_SECRET],
+    "WidgetsFunction": [{"Ref": "VisitorTokenSecret"}, APP_SECRET],
+    "WebSocketFunction": [APP_SECRET],
+    "WebSocketAuthorizerFunction": [{"Ref": "VisitorTokenSecret"}, APP_SECRET],
+    "AnalyticsFunction": [{"Ref": "AnalyticsDbSecret"}],
+    "MigrateFunction": [
+        {"Fn::GetAtt": ["DbCluster", "MasterUserSecret.SecretArn"]},
+        {"Ref": "AppDbSecret"},
+        {"Ref": "AnalyticsDbSecret"},
+    ],
+    "PreTokenFunction": [],
+}
+FAN_OUT = {"ChatFunction", "WebSocketFunction"}
+CONNECTIONS_ARN = {
+    "Fn::Sub": "arn:${AWS::Partition}:execute-api:${AWS::Region}:${AWS::AccountId}:${WebSocketApi}"
+    "/${Stage}/*/@connections/*"
+}
+
+
+@cache
+def translated() -> dict[str, Any]:
+    if not SAM_PYTHON.is_file():
+        pytest.fail("needs .venv-sam (aws-sam-cli): run `make test`, or `make validate` once")
+    result = subprocess.run(
+        [str(SAM_PYTHON), str(REPO / "tests" / "contract" / "sam_translate.py"), str(REPO / "template.yaml")],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    document: dict[str, Any] = json.loads(result.stdout)
+    return document
+
+
+def roles() -> dict[str, dict[str, Any]]:
+    return {k: v["Properties"] for k, v in translated()["Resources"].items() if v["Type"] == "AWS::IAM::Role"}
+
+
+def statements(role: dict[str, Any]) -> list[dict[str, Any]]:
+    found = []
+    for policy in role.get("Policies", []):
+        document = policy["PolicyDocument"]
+        found.extend(document["Statement"] if isinstance(document["Statement"], list) else [document["Statement"]])
+    return found
+
+
+def _as_list(value: Any) -> list[Any]:
+    return value if isinstance(value, list) else [value]
+
+
+def wildcards(statement: dict[str, Any]) -> list[str]:
+    """What is too broad in one statement: a `*` (or `service:*`) action, or a `*` resource."""
+    problems = []
+    for action in _as_list(statement.get("Action", [])):
+        if isinstance(action, str) and (action == "*" or action.endswith(":*")):
+            problems.append(f"action {action}")
+    if "NotAction" in statement or "NotResource" in statement:
+        problems.append("NotAction/NotResource")
+    for resource in _as_list(statement.get("Resource", [])):
+        if resource == "*" or (isinstance(resource, str) and resource.endswith(":*")):
+            problems.append(f"resource {resource}")
+    return problems
+
+
+def test_the_wildcard_check_finds_wildcards() -> None:
+    # The walker below would pass vacuously if it could not see a wildcard: it sees each kind.
+    assert wildcards({"Effect": "Allow", "Action": "*", "Resource": "arn:aws:s3:::b"}) == ["action *"]
+    assert wildcards({"Effect": "Allow", "Action": ["secretsmanager:*"], "Resource": "x"}) == [
+        "action secretsmanager:*"
+    ]
+    assert wildcards({"Effect": "Allow", "Action": "sqs:SendMessage", "Resource": ["*"]}) == ["resource *"]
+    assert wildcards({"Effect": "Allow", "Action": "sqs:SendMessage", "Resource": "arn:aws:sqs:us-east-1:1:q"}) == []
+
+
+def test_every_function_has_a_role_made_from_the_template() -> None:
+    functions = {k for k, v in translated()["Resources"].items() if v["Type"] == "AWS::Lambda::Function"}
+    assert functions == set(SECRETS_READ)
+    for function in functions:
+        assert f"{function}Role" in roles(), f"{function} has no role of its own"
+
+
+@pytest.mark.parametrize("role_id", sorted(roles()))
+def test_no_role_has_a_wildcard_action_or_resource(role_id: str) -> None:
+    role = roles()[role_id]
+    for statement in statements(role):
+        assert wildcards(statement) == [], f"{role_id}: {statement}"
+    # The only `*` resources are in AWS's two Lambda policies: logs, and the ENIs of a function in a VPC.
+    assert set(role.get("ManagedPolicyArns", [])) <= {MANAGED_BASIC, MANAGED_VPC}, role_id
+
+
+@pytest.mark.parametrize("function_id", sorted(SECRETS_READ))
+def test_each_function_reads_only_its_secrets_and_posts_only_to_connections(function_id: str) -> None:
+    role = roles()[f"{function_id}Role"]
+    secrets, connections, other = [], [], []
+    for statement in statements(role):
+        actions = _as_list(statement["Action"])
+        if actions == ["secretsmanager:GetSecretValue"]:
+            # SAM's template: {"Fn::Sub": ["${secretArn}", {"secretArn": <what the template gave>}]}
+            secrets.append(statement["Resource"]["Fn::Sub"][1]["secretArn"])
+        elif actions == ["execute-api:ManageConnections"]:
+            connections.append(statement["Resource"])
+        else:
+            other.append(statement)
+    assert secrets == SECRETS_READ[function_id]
+    assert connections == ([CONNECTIONS_ARN] if function_id in FAN_OUT else [])
+    # The rollup's failed runs go to its dead-letter queue (EventInvokeConfig's destination), that queue only.
+    dead_letters = [
+        {
+            "Action": "sqs:SendMessage",
+            "Effect": "Allow",
+            "Resource": {"Fn::GetAtt": ["AnalyticsDeadLetterQueue", "Arn"]},
+        }
+    ]
+    assert other == (dead_letters if function_id == "AnalyticsFunction" else [])
+    in_vpc = "VpcConfig" in translated()["Resources"][function_id]["Properties"]
+    assert set(role["ManagedPolicyArns"]) == ({MANAGED_BASIC, MANAGED_VPC} if in_vpc else {MANAGED_BASIC})
+
+
+def test_every_function_that_uses_the_database_is_in_the_vpc_and_waits_for_the_migrations() -> None:
+    resources = translated()["Resources"]
+    for function_id, secrets in SECRETS_READ.items():
+        uses_database = bool(secrets)
+        function = resources[function_id]
+        assert ("VpcConfig" in function["Properties"]) == uses_database, function_id
+        if uses_database and function_id != "MigrateFunction":
+            assert "Migration" in _as_list(function.get("DependsOn", [])), function_id
+
+
+def test_the_proxy_and_the_scheduler_roles_are_scoped() -> None:
+    proxy = statements(roles()["DbProxyRole"])
+    assert proxy == [{"Effect": "Allow", "Action": "secretsmanager:GetSecretValue", "Resource": {"Ref": "AppDbSecret"}}]
+    scheduler = statements(roles()["AnalyticsFunctionDailyRollupRole"])
+    assert {a for s in scheduler for a in _as_list(s["Action"])} == {"lambda:InvokeFunction", "sqs:SendMessage"}
+
+
+if __name__ == "__main__":  # pragma: no cover - a way to look at the translation by hand
+    json.dump(translated(), sys.stdout, indent=1)
