@@ -55,8 +55,9 @@ lint: $(VENV)/.installed ## ruff and mypy
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/mypy
 
-validate: $(SAM_VENV)/.installed ## sam validate --lint (offline)
+validate: $(SAM_VENV)/.installed ## sam validate --lint and cfn-lint with .cfnlintrc (offline; zero findings)
 	$(SAM) validate --lint
+	$(SAM_VENV)/bin/cfn-lint
 
 build: $(SAM_VENV)/.installed ## sam build without Docker, with the runtime's Python on PATH
 	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(SAM) build --parallel --cached
