@@ -103,8 +103,7 @@ def test_the_stack_owns_its_database_no_external_url_or_secret_parameters() -> N
 def test_the_defaults_make_a_whole_dev_stack() -> None:
     values = parameter_values()
     assert broken_rules(values) == []
-    assert condition("CreateVpc", values) and condition("CreateNatGateway", values)
-    assert not condition("CreateEndpoints", values)
+    assert condition("CreateVpc", values)
     assert condition("CreateUserPool", values)  # no issuer given: the stack's own user pool
     assert condition("AutoPause", values) and not condition("UseRdsProxy", values)
     assert not condition("ReserveConcurrency", values) and not condition("IsProd", values)
@@ -113,18 +112,27 @@ def test_the_defaults_make_a_whole_dev_stack() -> None:
     assert "PostgreSQL 16" in (REPO / "local" / "database.py").read_text()
 
 
-def test_an_existing_vpc_and_interface_endpoints_are_options() -> None:
+def test_an_existing_vpc_is_an_option() -> None:
     existing = parameter_values(VpcId="vpc-0123456789abcdef0", PrivateSubnetIds="subnet-0aa,subnet-0bb")
     assert broken_rules(existing) == []
-    assert not condition("CreateVpc", existing) and not condition("CreateNatGateway", existing)
-    assert not condition("CreateEndpoints", existing)  # an existing VPC brings its own way out
-    endpoints = parameter_values(VpcEgress="Endpoints")
-    assert condition("CreateEndpoints", endpoints) and condition("CreateCognitoEndpoint", endpoints)
-    assert not condition("CreateNatGateway", endpoints)
+    assert not condition("CreateVpc", existing)  # no VPC, no NAT gateway: an existing VPC brings its own way out
     # the subnet pattern accepts what the rule needs and refuses a single subnet
     pattern = PARAMETERS["PrivateSubnetIds"]["AllowedPattern"]
     assert re.fullmatch(pattern, "subnet-0aa,subnet-0bb") and re.fullmatch(pattern, "")
     assert not re.fullmatch(pattern, "subnet-0aa")
+
+
+def test_the_functions_way_out_is_a_nat_gateway_not_interface_endpoints() -> None:
+    # An execute-api interface endpoint serves private REST APIs only; with its private DNS every call to this
+    # stack's (public) WebSocket management API from the VPC would be a 403. So no endpoints at all.
+    assert not [k for k, v in RESOURCES.items() if v["Type"] == "AWS::EC2::VPCEndpoint"]
+    route = RESOURCES["PrivateDefaultRoute"]["Properties"]
+    assert route == {
+        "RouteTableId": {"Ref": "PrivateRouteTable"},
+        "DestinationCidrBlock": "0.0.0.0/0",
+        "NatGatewayId": {"Ref": "NatGateway"},
+    }
+    assert RESOURCES["NatGateway"]["Properties"]["SubnetId"] == {"Ref": "PublicSubnet"}
 
 
 @pytest.mark.parametrize(
@@ -157,8 +165,6 @@ CONDITIONAL = {
         "PrivateRouteTable",
         "PrivateSubnetARouteTable",
         "PrivateSubnetBRouteTable",
-    },
-    "CreateNatGateway": {
         "PublicSubnet",
         "InternetGateway",
         "InternetGatewayAttachment",
@@ -169,8 +175,6 @@ CONDITIONAL = {
         "NatGateway",
         "PrivateDefaultRoute",
     },
-    "CreateEndpoints": {"EndpointSecurityGroup", "SecretsManagerEndpoint", "ExecuteApiEndpoint", "S3GatewayEndpoint"},
-    "CreateCognitoEndpoint": {"CognitoIdpEndpoint"},
     "UseRdsProxy": {
         "DbProxyRole",
         "DbProxy",
@@ -211,7 +215,7 @@ def test_only_the_functions_and_the_proxy_reach_the_database() -> None:
     for rule in ingress:
         assert (rule["IpProtocol"], rule["FromPort"], rule["ToPort"]) == ("tcp", 5432, 5432)
         assert "CidrIp" not in rule
-    # and nothing anywhere lets an address range in, but HTTPS to the endpoints from the functions' group
+    # and no group anywhere lets an address range in
     for group in _rules("AWS::EC2::SecurityGroup"):
         for rule in group.get("SecurityGroupIngress", []):
             assert "CidrIp" not in rule and "SourceSecurityGroupId" in rule, group["GroupDescription"]
@@ -334,7 +338,7 @@ def test_the_migrate_custom_resource_runs_on_each_deploy_after_the_writer_exists
     assert props["FunctionVersion"] == {"Ref": "MigrateFunction.Version"}  # new code or new sql/: a new version
     assert props["DeployId"] == {"Ref": "DeployId"}
     # it waits for the function's way out (NAT route or endpoint) and is deleted before it
-    assert props["Egress"]["Fn::If"][0] == "CreateNatGateway"
+    assert props["Egress"] == {"Fn::If": ["CreateVpc", {"Ref": "PrivateDefaultRoute"}, "existing-vpc"]}
     function = FUNCTIONS["MigrateFunction"]["Properties"]
     assert function["CodeUri"] == "functions/migrate/" and function["Handler"] == "app.lambda_handler"
     assert function["AutoPublishAlias"] == "live"
