@@ -337,6 +337,8 @@ def test_the_migrate_custom_resource_runs_on_each_deploy_after_the_writer_exists
     assert props["ServiceToken"] == {"Ref": "MigrateFunction.Alias"}
     assert props["FunctionVersion"] == {"Ref": "MigrateFunction.Version"}  # new code or new sql/: a new version
     assert props["DeployId"] == {"Ref": "DeployId"}
+    # a function that cannot answer fails the deploy within minutes (it answers FAILED itself otherwise)
+    assert FUNCTIONS["MigrateFunction"]["Properties"]["Timeout"] < int(props["ServiceTimeout"]) <= 900
     # it waits for the function's way out (NAT route or endpoint) and is deleted before it
     assert props["Egress"] == {"Fn::If": ["CreateVpc", {"Ref": "PrivateDefaultRoute"}, "existing-vpc"]}
     function = FUNCTIONS["MigrateFunction"]["Properties"]
@@ -428,6 +430,8 @@ def test_the_alarms_watch_5xx_websocket_errors_functions_and_the_analytics_job()
     dlq = _metrics(alarms["AnalyticsDeadLetterAlarm"])[0][2]
     assert dlq == {"QueueName": {"Fn::GetAtt": ["AnalyticsDeadLetterQueue", "QueueName"]}}
     assert RESOURCES["AlarmEmailSubscription"]["Condition"] == "HasAlarmEmail"
+    # CloudWatch cannot publish to a topic encrypted with the AWS managed key
+    assert "KmsMasterKeyId" not in RESOURCES["AlarmTopic"]["Properties"]
 
 
 def test_the_failed_tenants_alarm_reads_the_metric_where_the_rollup_writes_it() -> None:
