@@ -10,6 +10,7 @@ when Update runs again nothing changes; Delete keeps the data; a broken migratio
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import uuid
 from collections.abc import Iterator
@@ -24,6 +25,8 @@ from aws_lambda_powertools.utilities import parameters
 from moto import mock_aws
 
 from local.database import MIGRATIONS, STATE
+from support.config import ConfigurationError, get_settings
+from support.db import get_connection, reset_connection, tenant_transaction
 from tests.aurora_like import MASTER_PASSWORD, MASTER_USER, AuroraLike, aurora_like
 from tests.cloudformation_endpoint import ResponseEndpoint, response_endpoint
 from tests.integration.test_privileges import _allowed, _effective_privileges
@@ -306,3 +309,80 @@ def test_the_build_packages_the_migrations_beside_the_handler() -> None:
     from functions.migrate import app
 
     assert sorted(p.name for p in app.MIGRATIONS.glob("*.sql")) == sorted(p.name for p in MIGRATIONS.glob("*.sql"))
+
+
+# --- The functions' own connection, from their secret (support.db.connection) -----------------------------------
+
+
+@pytest.fixture
+def from_secret(deploy: Any, server: AuroraLike, secrets: dict[str, Any], monkeypatch: pytest.MonkeyPatch) -> Any:
+    """The database provisioned, and the API functions' environment as in AWS: DB_SECRET_ARN, no DATABASE_URL."""
+    assert deploy("Create")["Status"] == "SUCCESS"
+    secret = {**_rds_secret("support_app", APP_PASSWORD), "port": server.port, "dbname": deploy.dbname}
+    secrets["client"].put_secret_value(SecretId=secrets["app"], SecretString=json.dumps(secret))  # type: ignore[attr-defined]
+    parameters.clear_caches()
+    monkeypatch.delenv("DATABASE_URL")
+    monkeypatch.setenv("DB_SECRET_ARN", secrets["app"])
+    monkeypatch.setenv("DB_SSL_ROOT_CERT", str(server.ca_file))
+
+    def start(**env: str) -> None:
+        for name, value in env.items():
+            monkeypatch.setenv(name, value)
+        get_settings.cache_clear()
+        reset_connection()
+
+    yield start
+    get_settings.cache_clear()  # the session's handlers go back to the `db` fixture's DATABASE_URL
+    reset_connection()
+
+
+def test_the_functions_connect_from_their_secret_over_verified_tls(from_secret: Any, tenant: uuid.UUID) -> None:
+    from_secret()
+
+    with tenant_transaction(tenant) as cur:
+        cur.execute("SELECT current_user AS who, current_setting('app.tenant_id') AS tenant")
+        row = cur.fetchone()
+    conn = get_connection()
+
+    assert row == {"who": "support_app", "tenant": str(tenant)}
+    assert conn.pgconn.ssl_in_use
+    assert conn.info.get_parameters()["sslmode"] == "verify-full"
+    assert "options" not in conn.info.get_parameters()  # RDS Proxy refuses startup options
+
+
+def test_the_shipped_bundle_refuses_a_server_it_did_not_sign(from_secret: Any, tenant: uuid.UUID) -> None:
+    # The test server's certificate comes from the test's own CA, not from an Amazon one: verify-full must refuse.
+    from_secret()
+    os.environ.pop("DB_SSL_ROOT_CERT")
+    get_settings.cache_clear()
+
+    with pytest.raises(psycopg.OperationalError, match="certificate verify failed"), tenant_transaction(tenant):
+        pass
+
+
+def test_a_slow_statement_is_cancelled_and_the_timeout_stays_in_its_transaction(
+    from_secret: Any, tenant: uuid.UUID
+) -> None:
+    from_secret(DB_STATEMENT_TIMEOUT_MS="300")
+
+    with pytest.raises(psycopg.errors.QueryCanceled), tenant_transaction(tenant) as cur:
+        cur.execute("SELECT pg_sleep(2)")
+    with tenant_transaction(tenant) as cur:
+        cur.execute("SELECT current_setting('statement_timeout') AS timeout")
+        assert cur.fetchone() == {"timeout": "300ms"}
+    # Outside a transaction of ours the session keeps the server's default: nothing for the proxy to pin on.
+    assert get_connection().execute("SHOW statement_timeout").fetchone() == {"statement_timeout": "0"}
+
+
+@pytest.mark.parametrize("missing", ["host", "dbname", "username", "password"])
+def test_a_secret_missing_a_field_is_a_configuration_error(
+    from_secret: Any, secrets: dict[str, Any], tenant: uuid.UUID, missing: str
+) -> None:
+    partial = {k: v for k, v in _rds_secret("support_app", APP_PASSWORD).items() if k != missing}
+    secrets["client"].put_secret_value(SecretId=secrets["app"], SecretString=json.dumps(partial))  # type: ignore[attr-defined]
+    parameters.clear_caches()
+    from_secret()
+
+    with pytest.raises(ConfigurationError, match=rf"incomplete: {missing}: Field required") as raised:
+        get_connection()
+    assert APP_PASSWORD not in str(raised.value)

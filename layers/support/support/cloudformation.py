@@ -92,7 +92,7 @@ class _Answer:
         ).encode()
         for attempt in range(1, _PUT_ATTEMPTS + 1):
             left = self._deadline - time.monotonic()
-            if left <= 0.5:
+            if left <= 0.1:
                 break
             # The URL is signed for a PUT without a content type: an empty one stops urllib adding its own.
             put = urllib.request.Request(  # noqa: S310 - CloudFormation's https URL (http only in tests)
@@ -104,7 +104,7 @@ class _Answer:
                     return
             except (urllib.error.URLError, OSError) as exc:
                 logger.warning("answering CloudFormation failed", attempt=attempt, error=str(exc))
-                time.sleep(min(1.0 * attempt, max(0.0, self._deadline - time.monotonic() - 0.5)))
+                time.sleep(min(1.0 * attempt, max(0.0, self._deadline - time.monotonic() - 0.1)))
         logger.error("could not answer CloudFormation; the stack waits for its own time-out", status=status)
 
 
@@ -125,7 +125,7 @@ def answer_custom_resource(
         # Without a valid ResponseURL there is nobody to answer: not a CloudFormation request.
         raise ValueError(f"not a CloudFormation custom resource request: {exc}") from exc
     remaining_s = context.get_remaining_time_in_millis() / 1000
-    deadline = time.monotonic() + remaining_s - 0.5
+    deadline = time.monotonic() + remaining_s - 0.25  # the PUT must be over before the runtime stops the function
     answer = _Answer(request, deadline)
     fallback_id = request.physical_resource_id or context.log_stream_name
     watchdog = threading.Timer(
