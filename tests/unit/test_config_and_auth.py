@@ -8,10 +8,12 @@ from uuid import uuid4
 import boto3
 import pytest
 from moto import mock_aws
+from psycopg.conninfo import conninfo_to_dict
 
 from support.auth import Principal, Role, principal_from_claims
 from support.config import ConfigurationError, Settings, get_settings
-from support.db.connection import _conninfo
+from support.db.connection import conninfo
+from support.db.secrets import DATABASE_CA_BUNDLE
 from support.errors import Forbidden, Unauthorized
 
 
@@ -38,9 +40,19 @@ def test_credentials_come_from_the_secret(monkeypatch: pytest.MonkeyPatch) -> No
     secret = {"host": "db.internal", "port": 5432, "username": "support_app", "password": "p@ss:/word", "dbname": "s"}
     arn = client.create_secret(Name="support/db", SecretString=json.dumps(secret))["ARN"]
 
-    conninfo = _conninfo(Settings.model_validate({"DB_SECRET_ARN": arn}))
+    built = conninfo_to_dict(conninfo(Settings.model_validate({"DB_SECRET_ARN": arn})))
 
-    assert conninfo == "postgresql://support_app:p%40ss%3A%2Fword@db.internal:5432/s"
+    assert built == {
+        "host": "db.internal",
+        "port": "5432",
+        "dbname": "s",
+        "user": "support_app",
+        "password": "p@ss:/word",
+        "sslmode": "verify-full",
+        "sslrootcert": str(DATABASE_CA_BUNDLE),
+        "connect_timeout": "5",
+        "application_name": "support-backend",
+    }
 
 
 def test_principal_from_claims() -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from functools import cache
+from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, model_validator
 
@@ -19,9 +20,16 @@ class Settings(BaseModel):
     # ({"host", "port", "username", "password", "dbname"}).
     database_url: str | None = Field(default=None, alias="DATABASE_URL")
     db_secret_arn: str | None = Field(default=None, alias="DB_SECRET_ARN")
+    # Where to connect instead of the secret's host: the RDS Proxy endpoint, when the stack has one.
+    db_host: str | None = Field(default=None, alias="DB_HOST", min_length=1)
+    # The roots a server's certificate must chain to when connecting from the secret (verify-full either way).
+    # Unset: the bundle shipped in the layer (support/certs); a test points it at a CA of its own.
+    db_ssl_root_cert: Path | None = Field(default=None, alias="DB_SSL_ROOT_CERT")
     db_secret_max_age_seconds: int = Field(default=300, alias="DB_SECRET_MAX_AGE_SECONDS", ge=0)
     db_connect_timeout_seconds: int = Field(default=5, alias="DB_CONNECT_TIMEOUT_SECONDS", ge=1, le=60)
-    # Kept below the function timeout so a slow query fails as a query, not as a killed invocation.
+    # Kept below the function timeout so a slow query fails as a query, not as a killed invocation. Set per
+    # transaction (SET LOCAL, in the statement that binds the tenant), never as a startup option: RDS Proxy
+    # refuses startup options.
     db_statement_timeout_ms: int = Field(default=5000, alias="DB_STATEMENT_TIMEOUT_MS", ge=100)
 
     # The key that signs visitors' connect and resume tokens (the widget routes and the WebSocket authorizer):

@@ -1,22 +1,25 @@
 """One PostgreSQL connection per execution environment, opened lazily and reused across invocations.
 
-Every unit of work runs in `tenant_transaction`, which first binds the tenant with
-`set_config('app.tenant_id', ..., true)`: transaction-local, so it can never leak into the next
-invocation, and safe behind RDS Proxy (a session `SET` would pin the connection).
+Every unit of work runs in `tenant_transaction`, whose first statement binds the tenant and the statement
+timeout with `set_config(..., true)`: transaction-local, so neither can leak into the next invocation, and no
+session state for RDS Proxy to pin the connection on (a session `SET` would; a startup `options` parameter is
+refused by the proxy outright). One statement for both: the timeout costs no extra round trip.
+
+In AWS the credentials come from a Secrets Manager secret, and the connection verifies the server's
+certificate and host name (`sslmode=verify-full`, see support/db/secrets.py).
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
-from typing import Any
-from urllib.parse import quote
 from uuid import UUID
 
 import psycopg
 from psycopg.rows import DictRow, dict_row
 
 from support.config import Settings, get_settings
+from support.db.secrets import DATABASE_CA_BUNDLE, DatabaseSecret, read_secret, verified_conninfo
 from support.observability import logger
 
 Connection = psycopg.Connection[DictRow]
@@ -25,29 +28,34 @@ Cursor = psycopg.Cursor[DictRow]
 _connection: Connection | None = None
 
 
-def _conninfo(settings: Settings) -> str:
+APPLICATION_NAME = "support-backend"
+
+
+def conninfo(settings: Settings) -> str:
+    """DATABASE_URL as given (local runs and tests), else a verified TLS connection from the secret."""
     if settings.database_url:
         return settings.database_url
-    # Imported here so that local runs and cold starts without a secret never pay for boto3.
-    from aws_lambda_powertools.utilities import parameters
-
-    secret: Any = parameters.get_secret(
-        settings.db_secret_arn or "", transform="json", max_age=settings.db_secret_max_age_seconds
+    secret = read_secret(
+        settings.db_secret_arn or "", DatabaseSecret, max_age_seconds=settings.db_secret_max_age_seconds
     )
-    return (
-        f"postgresql://{quote(secret['username'], safe='')}:{quote(secret['password'], safe='')}"
-        f"@{secret['host']}:{secret.get('port', 5432)}/{secret.get('dbname', 'support')}"
+    return verified_conninfo(
+        host=settings.db_host or secret.host,
+        port=secret.port,
+        dbname=secret.dbname,
+        login=secret,
+        application_name=APPLICATION_NAME,
+        connect_timeout=settings.db_connect_timeout_seconds,
+        root_cert=settings.db_ssl_root_cert or DATABASE_CA_BUNDLE,
     )
 
 
 def _connect(settings: Settings) -> Connection:
     return psycopg.connect(
-        _conninfo(settings),
+        conninfo(settings),
         autocommit=True,  # transactions are explicit, see tenant_transaction
         prepare_threshold=None,  # no server-side prepared statements: safe behind RDS Proxy and PgBouncer
         connect_timeout=settings.db_connect_timeout_seconds,
-        options=f"-c statement_timeout={settings.db_statement_timeout_ms}",
-        application_name="support-backend",
+        application_name=APPLICATION_NAME,
         row_factory=dict_row,
     )
 
@@ -68,6 +76,9 @@ def reset_connection() -> None:
 
 
 SET_TENANT = "SELECT set_config('app.tenant_id', %s, true)"
+# What a transaction's first statement binds: the tenant (when there is one) and the statement timeout.
+_BIND_TENANT = "SELECT set_config('app.tenant_id', %s, true), set_config('statement_timeout', %s, true)"
+_BIND_TIMEOUT = "SELECT set_config('statement_timeout', %s, true)"
 
 
 def _enter(conn: Connection, tenant_id: str | None, snapshot: bool) -> tuple[ExitStack, Cursor]:
@@ -78,8 +89,11 @@ def _enter(conn: Connection, tenant_id: str | None, snapshot: bool) -> tuple[Exi
     with ExitStack() as stack:
         stack.enter_context(conn.transaction())
         cur = stack.enter_context(conn.cursor())
+        timeout = f"{get_settings().db_statement_timeout_ms}ms"
         if tenant_id is not None:
-            cur.execute(SET_TENANT, (tenant_id,))
+            cur.execute(_BIND_TENANT, (tenant_id, timeout))
+        else:
+            cur.execute(_BIND_TIMEOUT, (timeout,))
         return stack.pop_all(), cur
 
 

@@ -13,10 +13,11 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import psycopg
 
-_LOCK_KEY = 0x5_0990_47  # any constant shared by every runner of this schema
+LOCK_KEY = 0x5_0990_47  # any constant shared by every runner of this schema
 _NAME = re.compile(r"^(\d{4})_[a-z0-9_]+\.sql$")
 
 
@@ -49,32 +50,44 @@ def discover(directory: Path) -> list[Migration]:
 
 
 def migrate(conninfo: str, directory: Path, *, log: Callable[[str], None] = print) -> list[str]:
-    """Apply pending migrations; returns the names applied by this call."""
+    """Apply pending migrations as the role `conninfo` logs in as; returns the names applied by this call."""
+    discover(directory)  # a badly named file is refused before anything connects
+    with psycopg.connect(conninfo, autocommit=True) as conn:
+        return apply_migrations(conn, directory, log=log)
+
+
+def apply_migrations(
+    conn: psycopg.Connection[Any], directory: Path, *, log: Callable[[str], None] = print
+) -> list[str]:
+    """Apply pending migrations on an autocommit connection, as its current role (the migrate function first
+    sets the role to the schema owner); returns the names applied by this call."""
     pending = discover(directory)
     applied_now: list[str] = []
-    with psycopg.connect(conninfo, autocommit=True) as conn:
+    with conn.transaction():
+        conn.execute("SELECT pg_advisory_xact_lock(%s)", (LOCK_KEY,))
+        conn.execute(
+            "CREATE TABLE IF NOT EXISTS schema_migrations ("
+            " version text PRIMARY KEY, name text NOT NULL, checksum text NOT NULL,"
+            " applied_at timestamptz NOT NULL DEFAULT now())"
+        )
+    for migration in pending:
         with conn.transaction():
-            conn.execute("SELECT pg_advisory_xact_lock(%s)", (_LOCK_KEY,))
-            conn.execute(
-                "CREATE TABLE IF NOT EXISTS schema_migrations ("
-                " version text PRIMARY KEY, name text NOT NULL, checksum text NOT NULL,"
-                " applied_at timestamptz NOT NULL DEFAULT now())"
-            )
-        for migration in pending:
-            with conn.transaction():
-                conn.execute("SELECT pg_advisory_xact_lock(%s)", (_LOCK_KEY,))
-                row = conn.execute(
-                    "SELECT checksum FROM schema_migrations WHERE version = %s", (migration.version,)
-                ).fetchone()
-                if row is not None:
-                    if row[0] != migration.checksum:
-                        raise MigrationError(f"{migration.name} changed after it was applied; add a new one")
-                    continue
+            conn.execute("SELECT pg_advisory_xact_lock(%s)", (LOCK_KEY,))
+            row = conn.execute(
+                "SELECT checksum FROM schema_migrations WHERE version = %s", (migration.version,)
+            ).fetchone()
+            if row is not None:
+                if row[0] != migration.checksum:
+                    raise MigrationError(f"{migration.name} changed after it was applied; add a new one")
+                continue
+            try:
                 conn.execute(migration.sql.encode())
-                conn.execute(
-                    "INSERT INTO schema_migrations (version, name, checksum) VALUES (%s, %s, %s)",
-                    (migration.version, migration.name, migration.checksum),
-                )
-            applied_now.append(migration.name)
-            log(f"applied {migration.name}")
+            except psycopg.Error as exc:
+                raise MigrationError(f"{migration.name} failed: {exc}") from exc
+            conn.execute(
+                "INSERT INTO schema_migrations (version, name, checksum) VALUES (%s, %s, %s)",
+                (migration.version, migration.name, migration.checksum),
+            )
+        applied_now.append(migration.name)
+        log(f"applied {migration.name}")
     return applied_now
