@@ -497,3 +497,14 @@ def test_prod_confirms_its_change_sets_and_keeps_its_database_running() -> None:
     # the connection budget: every API function at its reserved concurrency fits in max_connections at min 1 ACU,
     # max 16 ACU (3,360), with room for the migrate function, the analytics job and people
     assert len(API_FUNCTIONS) * int(prod["FunctionReservedConcurrency"]) <= 0.8 * 3360
+
+
+def test_the_migrate_function_gets_every_variable_its_settings_require() -> None:
+    from support.migrate import MigrateSettings
+
+    variables = set(FUNCTIONS["MigrateFunction"]["Properties"]["Environment"]["Variables"])
+    required = {field.alias for field in MigrateSettings.model_fields.values() if field.is_required()}
+    # MIGRATIONS_DIR is the handler's own (sql/ packaged beside it); the rest come from the template
+    assert required - {"MIGRATIONS_DIR"} <= variables
+    known = {field.alias for field in MigrateSettings.model_fields.values()}
+    assert variables <= known, "the template sets a variable the migrate function does not read"
