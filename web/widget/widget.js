@@ -353,9 +353,18 @@ ${[1, 2, 3, 4, 5].map((n) => `<label><input type="radio" name="rating" value="${
     else if (startWanted) send("startChat", state.name ? { visitorName: state.name } : {});
   };
 
+  let connecting = false; // one connection attempt at a time (a retry and the browser's "online" may meet)
   const connect = async () => {
     clear("retry");
-    if (refused || (ws && ws.readyState <= WebSocket.OPEN)) return;
+    if (refused || connecting || (ws && ws.readyState <= WebSocket.OPEN)) return;
+    connecting = true;
+    try {
+      await openConnection();
+    } finally {
+      connecting = false;
+    }
+  };
+  const openConnection = async () => {
     setConnection("connecting");
     let visitor;
     try {
