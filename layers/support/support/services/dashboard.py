@@ -138,8 +138,8 @@ def get_dashboard(principal: Principal, *, now: datetime | None = None) -> Suppo
     )
 
 
-def list_analytics(principal: Principal, start: date, end: date) -> list[SupportAnalytics]:
-    """The tenant's daily rollup rows from `start` to `end`, both included, oldest first."""
+def check_range(start: date, end: date) -> None:
+    """A range of days the analytics reads accept: `to` not before `from`, at most MAX_ANALYTICS_DAYS days."""
     if end < start:
         raise InvalidInput("`to` is before `from`", details=[{"field": "query.to", "message": "before from"}])
     if (end - start).days + 1 > MAX_ANALYTICS_DAYS:
@@ -147,6 +147,11 @@ def list_analytics(principal: Principal, start: date, end: date) -> list[Support
             f"a range covers at most {MAX_ANALYTICS_DAYS} days",
             details=[{"field": "query.to", "message": f"more than {MAX_ANALYTICS_DAYS} days after from"}],
         )
+
+
+def list_analytics(principal: Principal, start: date, end: date) -> list[SupportAnalytics]:
+    """The tenant's daily rollup rows from `start` to `end`, both included, oldest first."""
+    check_range(start, end)
     with tenant_transaction(principal.tenant_id) as cur:
         cur.execute(
             """SELECT id, user_id, analytics_date, total_tickets_created, total_tickets_resolved,
@@ -154,7 +159,10 @@ def list_analytics(principal: Principal, start: date, end: date) -> list[Support
                 average_chat_duration, customer_satisfaction_score, agent_response_time, tickets_by_status,
                 tickets_by_priority, tickets_by_category, chats_by_agent, first_response_histogram,
                 resolution_histogram, chat_duration_histogram, first_response_p50, first_response_p90,
-                resolution_p50, resolution_p90, chat_duration_p50, chat_duration_p90, created_at
+                resolution_p50, resolution_p90, chat_duration_p50, chat_duration_p90, first_response_count,
+                first_response_seconds, resolution_count, resolution_seconds, chat_duration_count,
+                chat_duration_seconds, agent_response_count, agent_response_seconds, rating_count, rating_sum,
+                created_at
             FROM support_analytics WHERE user_id = %s AND analytics_date BETWEEN %s AND %s
             ORDER BY analytics_date""",
             (principal.tenant_id, start, end),
