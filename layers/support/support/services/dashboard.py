@@ -1,8 +1,9 @@
 """getSupportDashboardData and the daily analytics rows.
 
 Counts and averages come from the running totals the database keeps (sql/0007, sql/0010), so the dashboard
-costs the same at a thousand tickets as at a million; only the day-by-day figures read rows, and only a week
-of them, along the creation-time indexes. Days are UTC days.
+costs the same at a thousand tickets as at a million. The week's trends read the past six days from the daily
+rollup (support_analytics, sql/0012) and only today from the rows, along the creation-time indexes; a past day
+not rolled up yet is read from the rows too, so no day is missing. Days are UTC days.
 
 Its statements read one REPEATABLE READ READ ONLY snapshot, so its figures agree with each other (a ticket
 created meanwhile is in every figure or in none). Averages follow support.averages (half away from zero).
@@ -39,11 +40,57 @@ def _one(cur: Cursor, query: str, params: tuple[Any, ...]) -> dict[str, Any]:
     return row
 
 
+def _midnight(day: date) -> datetime:
+    return datetime.combine(day, datetime.min.time(), UTC)
+
+
+def _trend_days(today: date) -> list[date]:
+    return [today - timedelta(days=offset) for offset in range(TREND_DAYS - 1, -1, -1)]
+
+
+def _trends(
+    cur: Cursor, principal: Principal, today: date, tickets_today: int
+) -> tuple[dict[date, int], dict[date, float | None]]:
+    """The week's ticket volume and satisfaction by day: the past six days from their support_analytics rows
+    (written by the daily rollup), today, and any past day not rolled up yet, from the rows (so no day is ever
+    missing). Read in the dashboard's snapshot, so that today's count is the one the other figures say."""
+    tenant = principal.tenant_id
+    days = _trend_days(today)
+    cur.execute(
+        "SELECT analytics_date, total_tickets_created, customer_satisfaction_score FROM support_analytics"
+        " WHERE user_id = %s AND analytics_date >= %s AND analytics_date < %s",
+        (tenant, days[0], today),
+    )
+    volume: dict[date, int] = {today: tickets_today}
+    satisfaction: dict[date, float | None] = {}
+    for row in cur.fetchall():
+        volume[row["analytics_date"]] = row["total_tickets_created"]
+        score = row["customer_satisfaction_score"]
+        satisfaction[row["analytics_date"]] = None if score is None else float(score)
+    live = [day for day in days if day not in volume]  # past days without a rollup row
+    if live:
+        cur.execute(
+            "SELECT (created_at AT TIME ZONE 'UTC')::date AS day, count(*) AS n FROM support_tickets"
+            " WHERE user_id = %s AND created_at >= %s AND created_at < %s GROUP BY 1",
+            (tenant, _midnight(live[0]), _midnight(today)),
+        )
+        counts = {row["day"]: row["n"] for row in cur.fetchall()}
+        volume |= {day: counts.get(day, 0) for day in live}
+    live.append(today)
+    cur.execute(
+        "SELECT (created_at AT TIME ZONE 'UTC')::date AS day, sum(rating) AS total, count(*) AS n"
+        " FROM ticket_feedback WHERE user_id = %s AND created_at >= %s GROUP BY 1",
+        (tenant, _midnight(live[0])),
+    )
+    scores = {row["day"]: mean_score(row["total"], row["n"]) for row in cur.fetchall()}
+    satisfaction |= {day: scores.get(day) for day in live}
+    return volume, satisfaction
+
+
 def get_dashboard(principal: Principal, *, now: datetime | None = None) -> SupportDashboard:
     tenant = principal.tenant_id
     today = (now or datetime.now(UTC)).astimezone(UTC).date()
-    midnight = datetime.combine(today, datetime.min.time(), UTC)
-    week_start = midnight - timedelta(days=TREND_DAYS - 1)
+    midnight = _midnight(today)
     with tenant_transaction(tenant, snapshot=True) as cur:
         # Groups at zero are deleted by the database as they empty (sql/0010); the filter only keeps a row
         # that a manual fix left behind out of the figures.
@@ -85,18 +132,7 @@ def get_dashboard(principal: Principal, *, now: datetime | None = None) -> Suppo
             (tenant,),
         )
         top = cur.fetchall()
-        cur.execute(
-            "SELECT (created_at AT TIME ZONE 'UTC')::date AS day, count(*) AS n FROM support_tickets"
-            " WHERE user_id = %s AND created_at >= %s GROUP BY 1",
-            (tenant, week_start),
-        )
-        volume = {row["day"]: row["n"] for row in cur.fetchall()}
-        cur.execute(
-            "SELECT (created_at AT TIME ZONE 'UTC')::date AS day, sum(rating) AS total, count(*) AS n"
-            " FROM ticket_feedback WHERE user_id = %s AND created_at >= %s GROUP BY 1",
-            (tenant, week_start),
-        )
-        satisfaction = {row["day"]: mean_score(row["total"], row["n"]) for row in cur.fetchall()}
+        volume, satisfaction = _trends(cur, principal, today, today_counts["tickets"])
 
     by_status = dict.fromkeys(TicketStatus, 0)
     by_priority = dict.fromkeys(TicketPriority, 0)
@@ -110,7 +146,7 @@ def get_dashboard(principal: Principal, *, now: datetime | None = None) -> Suppo
         for key in sums:
             sums[key] += group[key]
     chats = {row["status"]: row for row in chat_groups}
-    days = [today - timedelta(days=offset) for offset in range(TREND_DAYS - 1, -1, -1)]
+    days = _trend_days(today)
     return SupportDashboard(
         total_tickets=sum(by_status.values()),
         open_tickets=sum(by_status[s] for s in OPEN),
