@@ -4,7 +4,6 @@ six days from their rollup rows, today and any day not rolled up yet from the ra
 from __future__ import annotations
 
 from datetime import UTC, date, datetime, timedelta
-from typing import Any
 from uuid import UUID
 
 import psycopg
@@ -19,12 +18,6 @@ from tests.integration.test_analytics_summary import job_connection
 TODAY = date(2025, 3, 10)
 NOW = datetime(2025, 3, 10, 15, 0, tzinfo=UTC)
 WEEK = [TODAY - timedelta(days=offset) for offset in range(6, -1, -1)]
-
-
-def _as_owner(db: DatabaseUrls, tenant: UUID, statement: str, params: tuple[Any, ...]) -> None:
-    with psycopg.connect(db.owner) as conn:
-        conn.execute("SELECT set_config('app.tenant_id', %s, true)", (str(tenant),))
-        conn.execute(statement.encode(), params)
 
 
 def _ticket(db: DatabaseUrls, tenant: UUID, day: date, hour: int, rating: int | None = None) -> None:

@@ -35,7 +35,9 @@ sql/0012. A tenant's days are rolled up in one transaction with app.tenant_id se
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
@@ -280,6 +282,26 @@ def day_figures(cur: Cursor, tenant_id: UUID, day: date) -> dict[str, Any]:
 
 # Called after each tenant-day is computed (in its tenant's transaction, so stored once that tenant commits).
 DayDone = Callable[[UUID, date], None]
+TenantsFound = Callable[[list[UUID]], None]
+
+
+@dataclass(frozen=True)
+class Progress:
+    on_tenants: TenantsFound
+    on_day: DayDone
+
+
+_progress: ContextVar[Progress | None] = ContextVar("analytics_progress", default=None)
+
+
+@contextmanager
+def reporting_progress(on_tenants: TenantsFound, on_day: DayDone) -> Iterator[None]:
+    """Report the progress of every roll_up in this context (make backfill's bar, around the real handler)."""
+    token = _progress.set(Progress(on_tenants, on_day))
+    try:
+        yield
+    finally:
+        _progress.reset(token)
 
 
 def roll_up_tenant(tenant_id: UUID, days: Iterable[date], on_day: DayDone | None = None) -> None:
@@ -312,19 +334,22 @@ def roll_up(
     end: date,
     tenant_id: UUID | None = None,
     *,
-    on_tenants: Callable[[list[UUID]], None] | None = None,
+    on_tenants: TenantsFound | None = None,
     on_day: DayDone | None = None,
 ) -> RollupReport:
     """Roll up every day from `start` to `end` (both included) of `tenant_id`, or of every tenant with activity
     in those days. One tenant's failure is logged and reported, and the others are still rolled up.
     Progress, for a caller that shows it (make backfill): `on_tenants` gets the tenants before any work,
-    `on_day` each tenant-day as it is computed."""
+    `on_day` each tenant-day as it is computed (by default those of `reporting_progress`, if any)."""
     if end < start:
         raise ValueError("`to` is before `from`")
     if (end - start).days + 1 > MAX_DAYS:
         raise ValueError(f"a range covers at most {MAX_DAYS} days")
     days = days_in(start, end)
     tenants = [tenant_id] if tenant_id is not None else tenants_with_activity(start, end)
+    progress = _progress.get()
+    on_tenants = on_tenants or (progress.on_tenants if progress else None)
+    on_day = on_day or (progress.on_day if progress else None)
     if on_tenants is not None:
         on_tenants(tenants)
     report = RollupReport(start=start, end=end)
