@@ -74,6 +74,9 @@ bench: $(VENV)/.installed ## benchmarks (see bench/README.md); figures go to ben
 bench-quick: $(VENV)/.installed ## the benchmarks on a 10,000-ticket tenant, 20 calls per case (its ratio target says FAIL: see README)
 	$(PY) -m bench.tickets --tickets 10000 --iterations 20
 
+bench-analytics: $(VENV)/.installed ## the analytics benchmark: rollup, backfill, range summary, dashboard trends (bench/README.md)
+	$(PY) -m bench.analytics $(if $(ARGS),$(ARGS))
+
 lock: $(VENV)/.installed ## re-pin the layer's and the development environment's dependencies
 	$(PY) -m pip install --quiet uv
 	$(VENV)/bin/uv pip compile --quiet --python-version $(PYTHON_MINOR) --python-platform x86_64-manylinux_2_28 layers/support/pyproject.toml -o layers/support/requirements.txt

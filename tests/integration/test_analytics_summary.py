@@ -13,7 +13,9 @@ from datetime import UTC, date, datetime, timedelta
 from typing import Any
 from uuid import UUID, uuid4
 
+import psycopg
 import pytest
+from psycopg.rows import dict_row
 
 from local.database import DatabaseUrls
 from support.auth import Principal, Role
@@ -216,3 +218,55 @@ def test_366_days_is_allowed(dashboard_api: HandlerClient) -> None:
     reply = dashboard_api.get(SUMMARY, query={"from": "2025-01-01", "to": "2026-01-01"})
     assert reply.status == 200
     assert reply.data["days"] == 366
+
+
+def test_whole_months_are_read_from_their_month_rows(db: DatabaseUrls) -> None:
+    days = analytics.days_in(date(2024, 5, 30), date(2024, 7, 2))
+    june = [d for d in days if d.month == 6]
+    data = build(db, uuid4(), 31, days)
+    later = datetime(2024, 7, 10, tzinfo=UTC)
+    # Given every day rolled up but June 30: June's month row holds 29 days, so the summary reads June's days
+    with job_connection(db):
+        analytics.roll_up(days[0], date(2024, 6, 29), data.tenant)
+        analytics.roll_up(date(2024, 7, 1), days[-1], data.tenant)
+    exact = recount(data, days)
+    values = exact.pop("_values")
+    partial = _summary(data.tenant, days[0], days[-1], now=later)
+    assert (partial["rolledUpDays"], partial["liveDays"]) == (len(days) - 1, ["2024-06-30"])
+    assert {k: partial[k] for k in exact} == exact
+
+    # When June 30 is rolled up too, the month row holds June: its figures are its days' sums
+    with job_connection(db):
+        analytics.roll_up(date(2024, 6, 30), date(2024, 6, 30), data.tenant)
+    with psycopg.connect(db.admin, row_factory=dict_row) as conn:
+        month = conn.execute(
+            "SELECT * FROM support_analytics_months WHERE user_id = %s AND month = '2024-06-01'", (data.tenant,)
+        ).fetchone()
+    assert month is not None
+    by_day = [expected(data, d) for d in june]
+    assert month["days"] == 30
+    assert month["total_tickets_created"] == sum(d["total_tickets_created"] for d in by_day)
+    assert month["resolution_seconds"] == sum(d["resolution_seconds"] for d in by_day)
+    assert month["resolution_histogram"] == dict(sum((Counter(d["resolution_histogram"]) for d in by_day), Counter()))
+    complete = _summary(data.tenant, days[0], days[-1], now=later)
+    assert (complete["rolledUpDays"], complete["liveDays"]) == (len(days), [])
+    assert {k: complete[k] for k in exact} == exact
+    for name, observed in values.items():
+        assert complete[f"{name}Histogram"] == {
+            str(b): n for b, n in sorted(Counter(analytics.bucket_of(v) for v in observed).items())
+        }
+    # and it is the month row that was read (a figure changed in it alone shows)
+    with psycopg.connect(db.admin) as conn:
+        conn.execute(
+            "UPDATE support_analytics_months SET total_tickets_created = total_tickets_created + 1000"
+            " WHERE user_id = %s AND month = '2024-06-01'",
+            (data.tenant,),
+        )
+    assert (
+        _summary(data.tenant, days[0], days[-1], now=later)["totalTicketsCreated"]
+        == exact["totalTicketsCreated"] + 1000
+    )
+    # a range that covers June only in part reads its days
+    assert _summary(data.tenant, date(2024, 6, 2), date(2024, 6, 30), now=later)["totalTicketsCreated"] == len(
+        [t for t in data.tickets if date(2024, 6, 2) <= t["created_at"].date() <= date(2024, 6, 30)]
+    )

@@ -305,12 +305,20 @@ def reporting_progress(on_tenants: TenantsFound, on_day: DayDone) -> Iterator[No
 
 
 def roll_up_tenant(tenant_id: UUID, days: Iterable[date], on_day: DayDone | None = None) -> None:
-    """Roll up `days` of one tenant, in one transaction bound to it: all of them are stored or none."""
+    """Roll up `days` of one tenant, in one transaction bound to it: all of them are stored or none, with the
+    months they fall in recomputed from their day rows (sql/0014). Runs that touch the same tenant's month take
+    turns (a transaction lock per tenant-month, taken in order), so a month row always sums its days as stored."""
+    days = list(days)
+    months = sorted({day.replace(day=1) for day in days})
     with tenant_transaction(tenant_id) as cur:
+        for month in months:
+            cur.execute("SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))", (f"analytics/{tenant_id}/{month}",))
         for day in days:
             cur.execute(_UPSERT, day_figures(cur, tenant_id, day))
             if on_day is not None:
                 on_day(tenant_id, day)
+        for month in months:
+            cur.execute(_UPSERT_MONTH, {"t": tenant_id, "m": month})
 
 
 def tenants_with_activity(start: date, end: date) -> list[UUID]:
@@ -397,16 +405,44 @@ _MERGED = (
 )
 
 
-def _merged_json(column: str) -> str:
-    merged = f"SELECT e.key AS k, sum(e.value::bigint) AS n FROM days, jsonb_each_text(days.{column}) e GROUP BY 1"  # noqa: S608
+def _merged_json(column: str, source: str = "days") -> str:
+    merged = (
+        f"SELECT e.key AS k, sum(e.value::bigint) AS n FROM {source}, jsonb_each_text({source}.{column}) e GROUP BY 1"  # noqa: S608
+    )
     return f"(SELECT coalesce(jsonb_object_agg(x.k, x.n), '{{}}') FROM ({merged}) x)"  # noqa: S608
 
 
-# The stored days of a range, added up in the database (one round trip, no histogram crosses the wire per day).
+_MONTH_COLUMNS = [column for _, column in _SUMMED] + [column for _, column in _MERGED]
+
+# A month's row from its day rows (sql/0014): at most 31 rows, whatever the history.
+_UPSERT_MONTH = (
+    "WITH days AS (SELECT * FROM support_analytics WHERE user_id = %(t)s"  # noqa: S608 - constant column names
+    " AND analytics_date >= %(m)s AND analytics_date < (%(m)s::date + interval '1 month'))"
+    " INSERT INTO support_analytics_months (user_id, month, days, "
+    + ", ".join(_MONTH_COLUMNS)
+    + ") SELECT %(t)s, %(m)s, count(*), "
+    + ", ".join(f"coalesce(sum({column}), 0)" for _, column in _SUMMED)
+    + ", "
+    + ", ".join(_merged_json(column) for _, column in _MERGED)
+    + " FROM days ON CONFLICT (user_id, month) DO UPDATE SET days = EXCLUDED.days, "
+    + ", ".join(f"{c} = EXCLUDED.{c}" for c in _MONTH_COLUMNS)
+)
+
+# The stored days of a range, added up in the database (one round trip, no histogram crosses the wire per day):
+# the whole months of the range from their month rows when those hold every day of the month, the other days from
+# their day rows. `months` and `dates` say which were read.
 _STORED_RANGE = (
-    "WITH days AS (SELECT * FROM support_analytics"  # noqa: S608 - this module's constant column names
-    " WHERE user_id = %(t)s AND analytics_date BETWEEN %(lo)s AND %(hi)s) SELECT"
-    " coalesce(array_agg(analytics_date), '{}') AS dates, "
+    "WITH complete AS (SELECT * FROM support_analytics_months"  # noqa: S608 - this module's constant column names
+    " WHERE user_id = %(t)s AND month >= %(lo)s AND (month + interval '1 month' - interval '1 day')::date <= %(hi)s"
+    " AND days = extract(day FROM month + interval '1 month' - interval '1 day')),"
+    " days AS (SELECT NULL::date AS analytics_date, "
+    + ", ".join(_MONTH_COLUMNS)
+    + " FROM complete UNION ALL SELECT analytics_date, "
+    + ", ".join(_MONTH_COLUMNS)
+    + " FROM support_analytics WHERE user_id = %(t)s AND analytics_date BETWEEN %(lo)s AND %(hi)s"
+    " AND date_trunc('month', analytics_date)::date NOT IN (SELECT month FROM complete))"
+    " SELECT (SELECT coalesce(array_agg(month), '{}') FROM complete) AS months,"
+    " coalesce(array_agg(analytics_date) FILTER (WHERE analytics_date IS NOT NULL), '{}') AS dates, "
     + ", ".join(f"coalesce(sum({column}), 0)::bigint AS {name}" for name, column in _SUMMED)
     + ", "
     + ", ".join(f"{_merged_json(column)} AS {name}" for name, column in _MERGED)
@@ -457,6 +493,11 @@ def histogram_percentile(histogram: dict[str, int], numerator: int, denominator:
     raise AssertionError("unreachable: the ranks add up to the total")
 
 
+def _month_end(month: date) -> date:
+    following = (month.replace(day=28) + timedelta(days=4)).replace(day=1)
+    return following - timedelta(days=1)
+
+
 def _runs(days: list[date]) -> list[tuple[date, date]]:
     """Consecutive days grouped: [(first, last), ...]."""
     runs: list[tuple[date, date]] = []
@@ -494,7 +535,9 @@ def summarize(principal: Principal, start: date, end: date, *, now: datetime | N
         stored = cur.fetchone()
         assert stored is not None  # an aggregate: always one row
         _add(total, stored)
-        rolled_up = set(stored["dates"])
+        rolled_up = set(stored["dates"]) | {
+            day for month in stored["months"] for day in days_in(month, _month_end(month))
+        }
         live = [day for day in counted if day not in rolled_up]
         for first, final in _runs([day for day in live if day != today]):
             _add(total, raw_figures(cur, principal.tenant_id, day_bounds(first)[0], day_bounds(final)[1]))
