@@ -33,7 +33,7 @@ MAX_ANALYTICS_DAYS = 366
 UNCATEGORIZED = "uncategorized"
 
 
-def _one(cur: Cursor, query: str, params: tuple[Any, ...]) -> dict[str, Any]:
+def _one(cur: Cursor, query: str, params: tuple[Any, ...] | dict[str, Any]) -> dict[str, Any]:
     cur.execute(query.encode(), params)
     row = cur.fetchone()
     assert row is not None  # aggregate queries always return a row
@@ -48,42 +48,69 @@ def _trend_days(today: date) -> list[date]:
     return [today - timedelta(days=offset) for offset in range(TREND_DAYS - 1, -1, -1)]
 
 
+# The dashboard's figures that are not rows of their own, in one statement (one round trip): the running totals
+# (groups at zero are deleted by the database as they empty, sql/0010; the filters only keep a row that a manual
+# fix left behind out of the figures), the agents by status, today's counts, the past six days' rollup rows and
+# today's feedback by day. Maps and lists come back as JSON.
+_FIGURES = """
+SELECT
+    (SELECT coalesce(json_agg(g), '[]') FROM (
+        SELECT status, priority, category, tickets, resolution_seconds, resolution_count, first_response_seconds,
+               first_response_count
+        FROM ticket_totals WHERE user_id = %(t)s AND tickets > 0) g) AS ticket_groups,
+    (SELECT coalesce(json_agg(g), '[]') FROM (
+        SELECT status, sessions, duration_seconds, duration_count
+        FROM chat_totals WHERE user_id = %(t)s AND sessions > 0) g) AS chat_groups,
+    (SELECT coalesce(sum(ratings), 0) FROM feedback_totals WHERE user_id = %(t)s) AS ratings,
+    (SELECT coalesce(sum(rating_sum), 0) FROM feedback_totals WHERE user_id = %(t)s) AS rating_total,
+    (SELECT coalesce(json_object_agg(a.status, a.n), '{}') FROM (
+        SELECT status, count(*) AS n FROM support_agents WHERE user_id = %(t)s GROUP BY status) a) AS agents_by_status,
+    (SELECT count(*) FROM support_tickets WHERE user_id = %(t)s AND created_at >= %(midnight)s) AS tickets_today,
+    (SELECT count(*) FROM live_chat_sessions WHERE user_id = %(t)s AND session_start_time >= %(midnight)s)
+        AS chats_today,
+    (SELECT coalesce(json_agg(r), '[]') FROM (
+        SELECT analytics_date, total_tickets_created, customer_satisfaction_score FROM support_analytics
+        WHERE user_id = %(t)s AND analytics_date >= %(week)s AND analytics_date < %(today)s) r) AS rollup_days,
+    (SELECT coalesce(sum(rating), 0) FROM ticket_feedback WHERE user_id = %(t)s AND created_at >= %(midnight)s)
+        AS rating_total_today,
+    (SELECT count(*) FROM ticket_feedback WHERE user_id = %(t)s AND created_at >= %(midnight)s) AS ratings_today
+"""
+
+
 def _trends(
-    cur: Cursor, principal: Principal, today: date, tickets_today: int
+    cur: Cursor, principal: Principal, today: date, figures: dict[str, Any]
 ) -> tuple[dict[date, int], dict[date, float | None]]:
     """The week's ticket volume and satisfaction by day: the past six days from their support_analytics rows
     (written by the daily rollup), today, and any past day not rolled up yet, from the rows (so no day is ever
     missing). Read in the dashboard's snapshot, so that today's count is the one the other figures say."""
     tenant = principal.tenant_id
     days = _trend_days(today)
-    cur.execute(
-        "SELECT analytics_date, total_tickets_created, customer_satisfaction_score FROM support_analytics"
-        " WHERE user_id = %s AND analytics_date >= %s AND analytics_date < %s",
-        (tenant, days[0], today),
-    )
-    volume: dict[date, int] = {today: tickets_today}
-    satisfaction: dict[date, float | None] = {}
-    for row in cur.fetchall():
-        volume[row["analytics_date"]] = row["total_tickets_created"]
+    volume: dict[date, int] = {today: figures["tickets_today"]}
+    satisfaction: dict[date, float | None] = {
+        today: mean_score(figures["rating_total_today"], figures["ratings_today"])
+    }
+    for row in figures["rollup_days"]:
+        day = date.fromisoformat(row["analytics_date"])
+        volume[day] = row["total_tickets_created"]
         score = row["customer_satisfaction_score"]
-        satisfaction[row["analytics_date"]] = None if score is None else float(score)
+        satisfaction[day] = None if score is None else float(score)
     live = [day for day in days if day not in volume]  # past days without a rollup row
     if live:
+        lo, hi = _midnight(live[0]), _midnight(today)
         cur.execute(
             "SELECT (created_at AT TIME ZONE 'UTC')::date AS day, count(*) AS n FROM support_tickets"
             " WHERE user_id = %s AND created_at >= %s AND created_at < %s GROUP BY 1",
-            (tenant, _midnight(live[0]), _midnight(today)),
+            (tenant, lo, hi),
         )
         counts = {row["day"]: row["n"] for row in cur.fetchall()}
+        cur.execute(
+            "SELECT (created_at AT TIME ZONE 'UTC')::date AS day, sum(rating) AS total, count(*) AS n"
+            " FROM ticket_feedback WHERE user_id = %s AND created_at >= %s AND created_at < %s GROUP BY 1",
+            (tenant, lo, hi),
+        )
+        scores = {row["day"]: mean_score(row["total"], row["n"]) for row in cur.fetchall()}
         volume |= {day: counts.get(day, 0) for day in live}
-    live.append(today)
-    cur.execute(
-        "SELECT (created_at AT TIME ZONE 'UTC')::date AS day, sum(rating) AS total, count(*) AS n"
-        " FROM ticket_feedback WHERE user_id = %s AND created_at >= %s GROUP BY 1",
-        (tenant, _midnight(live[0])),
-    )
-    scores = {row["day"]: mean_score(row["total"], row["n"]) for row in cur.fetchall()}
-    satisfaction |= {day: scores.get(day) for day in live}
+        satisfaction |= {day: scores.get(day) for day in live}
     return volume, satisfaction
 
 
@@ -92,34 +119,12 @@ def get_dashboard(principal: Principal, *, now: datetime | None = None) -> Suppo
     today = (now or datetime.now(UTC)).astimezone(UTC).date()
     midnight = _midnight(today)
     with tenant_transaction(tenant, snapshot=True) as cur:
-        # Groups at zero are deleted by the database as they empty (sql/0010); the filter only keeps a row
-        # that a manual fix left behind out of the figures.
-        cur.execute(
-            "SELECT status, priority, category, tickets, resolution_seconds, resolution_count,"
-            " first_response_seconds, first_response_count FROM ticket_totals WHERE user_id = %s AND tickets > 0",
-            (tenant,),
+        figures = _one(
+            cur, _FIGURES, {"t": tenant, "midnight": midnight, "week": _trend_days(today)[0], "today": today}
         )
-        ticket_groups = cur.fetchall()
-        cur.execute(
-            "SELECT status, sessions, duration_seconds, duration_count FROM chat_totals"
-            " WHERE user_id = %s AND sessions > 0",
-            (tenant,),
-        )
-        chat_groups = cur.fetchall()
-        feedback = _one(
-            cur,
-            "SELECT coalesce(sum(ratings), 0) AS n, coalesce(sum(rating_sum), 0) AS total"
-            " FROM feedback_totals WHERE user_id = %s",
-            (tenant,),
-        )
-        cur.execute("SELECT status, count(*) AS n FROM support_agents WHERE user_id = %s GROUP BY status", (tenant,))
-        agents_by_status = {row["status"]: row["n"] for row in cur.fetchall()}
-        today_counts = _one(
-            cur,
-            "SELECT (SELECT count(*) FROM support_tickets WHERE user_id = %s AND created_at >= %s) AS tickets,"
-            " (SELECT count(*) FROM live_chat_sessions WHERE user_id = %s AND session_start_time >= %s) AS chats",
-            (tenant, midnight, tenant, midnight),
-        )
+        ticket_groups = figures["ticket_groups"]
+        chat_groups = figures["chat_groups"]
+        agents_by_status = figures["agents_by_status"]
         cur.execute(
             f"SELECT {TICKET_COLUMNS} FROM support_tickets WHERE user_id = %s"  # noqa: S608
             " ORDER BY created_at DESC, id DESC LIMIT 5",
@@ -132,7 +137,7 @@ def get_dashboard(principal: Principal, *, now: datetime | None = None) -> Suppo
             (tenant,),
         )
         top = cur.fetchall()
-        volume, satisfaction = _trends(cur, principal, today, today_counts["tickets"])
+        volume, satisfaction = _trends(cur, principal, today, figures)
 
     by_status = dict.fromkeys(TicketStatus, 0)
     by_priority = dict.fromkeys(TicketPriority, 0)
@@ -157,12 +162,12 @@ def get_dashboard(principal: Principal, *, now: datetime | None = None) -> Suppo
         available_agents=agents_by_status.get(AgentStatus.AVAILABLE, 0),
         average_resolution_time=mean_seconds(sums["resolution_seconds"], sums["resolution_count"]),
         average_first_response_time=mean_seconds(sums["first_response_seconds"], sums["first_response_count"]),
-        customer_satisfaction_score=mean_score(feedback["total"], feedback["n"]),
+        customer_satisfaction_score=mean_score(figures["rating_total"], figures["ratings"]),
         average_chat_duration=mean_seconds(
             sum(row["duration_seconds"] for row in chat_groups), sum(row["duration_count"] for row in chat_groups)
         ),
-        tickets_created_today=today_counts["tickets"],
-        chats_started_today=today_counts["chats"],
+        tickets_created_today=figures["tickets_today"],
+        chats_started_today=figures["chats_today"],
         recent_tickets=[Ticket.model_validate(row) for row in recent],
         top_agents=[Agent.model_validate(row) for row in top],
         tickets_by_status={str(k): v for k, v in by_status.items()},
