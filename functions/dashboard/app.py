@@ -42,11 +42,12 @@ def list_analytics(
 def summarize_analytics(
     start: Annotated[date, Query(alias="from")],
     end: Annotated[date, Query(alias="to")],
+    by_agent: Annotated[bool, Query(alias="byAgent")] = False,
     user_id: TenantParam = None,
 ) -> Response[Envelope[AnalyticsSummary]]:
     principal = current_principal(app)
     principal.require_tenant(user_id)
-    return ok(analytics.summarize(principal, start, end))
+    return ok(analytics.summarize(principal, start, end, by_agent=by_agent))
 
 
 @logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_HTTP)

@@ -84,9 +84,9 @@ def recount(data: Data, days: list[date]) -> dict[str, Any]:
     }
 
 
-def _summary(tenant: UUID, start: date, end: date, now: datetime = NOW) -> dict[str, Any]:
+def _summary(tenant: UUID, start: date, end: date, now: datetime = NOW, *, by_agent: bool = True) -> dict[str, Any]:
     principal = Principal(tenant_id=tenant, role=Role.ADMIN, subject="test")
-    return analytics.summarize(principal, start, end, now=now).model_dump(mode="json", by_alias=True)
+    return analytics.summarize(principal, start, end, now=now, by_agent=by_agent).model_dump(mode="json", by_alias=True)
 
 
 @pytest.fixture
@@ -127,6 +127,12 @@ def test_a_range_summary_matches_an_exact_recount(db: DatabaseUrls, tenants: tup
         assert today["resolutionP90"] == expected(data, TODAY)["resolution_p90"]
         assert today["firstResponseHistogram"] == expected(data, TODAY)["first_response_histogram"]
     assert summary["percentileError"] == pytest.approx(math.sqrt(1.1) - 1, abs=1e-4)
+    # the agents' map only when asked for; everything else the same
+    without = _summary(tenants[0].tenant, BEFORE, TODAY, by_agent=False)
+    assert without["chatsByAgent"] is None and recount(tenants[0], [BEFORE, *DAYS])["chatsByAgent"]
+    assert {k: v for k, v in without.items() if k != "chatsByAgent"} == {
+        k: v for k, v in _summary(tenants[0].tenant, BEFORE, TODAY).items() if k != "chatsByAgent"
+    }
 
 
 def test_the_means_are_weighted_by_their_counts_not_means_of_daily_means(
@@ -187,16 +193,19 @@ def test_the_route_answers_the_summary(
 ) -> None:
     data = tenants[1]
     reply = dashboard_api.as_tenant(data.tenant).get(
-        SUMMARY, query={"from": DAYS[0].isoformat(), "to": DAYS[1].isoformat()}
+        SUMMARY, query={"from": DAYS[0].isoformat(), "to": DAYS[1].isoformat(), "byAgent": "true"}
     )
     assert reply.status == 200
     assert reply.data == _summary(data.tenant, DAYS[0], DAYS[1], now=datetime.now(UTC))
+    plain = dashboard_api.as_tenant(data.tenant).get(SUMMARY, query={"from": str(DAYS[0]), "to": str(DAYS[1])})
+    assert plain.data["chatsByAgent"] is None and plain.data["totalChatsCompleted"] == reply.data["totalChatsCompleted"]
     exact = recount(data, DAYS[:2])
     exact.pop("_values")
     assert {k: reply.data[k] for k in exact} == exact
     # another tenant sees none of it
     other = dashboard_api.get(SUMMARY, query={"from": DAYS[0].isoformat(), "to": DAYS[1].isoformat()}).data
     assert (other["totalTicketsCreated"], other["rolledUpDays"], other["resolutionHistogram"]) == (0, 0, {})
+    assert other["chatsByAgent"] is None
 
 
 @pytest.mark.parametrize(
@@ -206,6 +215,7 @@ def test_the_route_answers_the_summary(
         ({"from": "2025-01-01", "to": "2026-01-02"}, "query.to"),  # 367 days
         ({"from": "2026-02-30", "to": "2026-03-02"}, "query.from"),
         ({"from": "2026-01-01"}, "query.to"),
+        ({"from": "2026-01-01", "to": "2026-01-02", "byAgent": "maybe"}, "query.byAgent"),
     ],
 )
 def test_bad_ranges_are_422(dashboard_api: HandlerClient, query: dict[str, str], field: str) -> None:

@@ -99,7 +99,9 @@ class AnalyticsSummary(Record):
     tickets_by_status: dict[str, int]
     tickets_by_priority: dict[str, int]
     tickets_by_category: dict[str, int]
-    chats_by_agent: dict[str, int]
+    chats_by_agent: dict[str, int] | None = Field(
+        description="{agentId: sessions that agent ended in the range}, with byAgent=true only (null otherwise)"
+    )
     first_response_histogram: dict[str, int]
     resolution_histogram: dict[str, int]
     chat_duration_histogram: dict[str, int]
