@@ -13,6 +13,7 @@ export AWS_DEFAULT_REGION ?= us-east-1
 export PYTHONDONTWRITEBYTECODE := 1
 
 .PHONY: help run reset-demo token verify-totals test test-fast browser-deps lint typecheck validate build bench bench-quick lock clean
+.PHONY: backfill invoke bench-analytics
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  make %-11s %s\n", $$1, $$2}'
@@ -43,6 +44,12 @@ token: $(VENV)/.installed ## print a JWT for the local gateway: make token TENAN
 
 verify-totals: $(VENV)/.installed ## recount every running total and agent figure from the rows; REPAIR=1 mends differences
 	$(PY) -m local.verify_totals $(if $(REPAIR),--repair) $(if $(TENANT),--tenant "$(TENANT)")
+
+backfill: $(VENV)/.installed ## roll up days: make backfill FROM=YYYY-MM-DD TO=YYYY-MM-DD [TENANT=<uuid>] (make run's database)
+	@$(PY) -m local.backfill --from "$(FROM)" --to "$(TO)" $(if $(TENANT),--tenant "$(TENANT)")
+
+invoke: $(VENV)/.installed ## run a template function in-process: make invoke FUNCTION=<logical id> EVENT=<file>
+	@$(PY) -m local.invoke "$(FUNCTION)" "$(EVENT)"
 
 test: $(VENV)/.installed $(SAM_VENV)/.installed browser-deps lint validate build ## the whole suite: lint, template checks, sam build, all tests
 	$(PY) -m pytest
@@ -91,6 +98,9 @@ bench: $(VENV)/.installed ## benchmarks (see bench/README.md); figures go to ben
 
 bench-quick: $(VENV)/.installed ## the benchmarks on a 10,000-ticket tenant, 20 calls per case (its ratio target says FAIL: see README)
 	$(PY) -m bench.tickets --tickets 10000 --iterations 20
+
+bench-analytics: $(VENV)/.installed ## the analytics benchmark: rollup, backfill, range summary, dashboard trends (bench/README.md)
+	$(PY) -m bench.analytics $(if $(ARGS),$(ARGS))
 
 lock: $(VENV)/.installed ## re-pin the layer's and the development environment's dependencies
 	$(PY) -m pip install --quiet uv

@@ -1,5 +1,5 @@
 """Demo data for `make run`: two tenants, a few agents, tickets in every state, with conversations, and a
-few canned responses and live chats.
+few canned responses and live chats; and two weeks of history (see seed_demo_history), rolled up.
 
 Written through the real services (as each tenant's admin), so demo rows obey every rule real ones do.
 Idempotent: a tenant that already has tickets (or canned responses) is left alone in that respect.
@@ -7,8 +7,14 @@ Idempotent: a tenant that already has tickets (or canned responses) is left alon
 
 from __future__ import annotations
 
+import os
+import random
+from datetime import UTC, date, datetime, timedelta
 from ipaddress import IPv4Address
+from typing import Any
 from uuid import UUID
+
+import psycopg
 
 from support.auth import Principal, Role
 from support.models.agents import AgentCreate, AgentStatus
@@ -202,3 +208,240 @@ def _seed_desk(admin: Principal, tenant_name: str) -> None:
         if i % 2 == 0:
             tickets.update_ticket(admin, ticket.id, TicketUpdate(status="resolved"))
             tickets.add_feedback(admin, ticket.id, FeedbackCreate(rating=5 - i % 3, agent_rating=5))
+
+
+# --- two weeks of history -------------------------------------------------------------------------------------
+# The rows above are created at start-up, through the services, so on their own every average is 0 and the
+# week's trends are flat. The history gives each desk two weeks of tickets (created over the past 14 days, first
+# answered minutes to hours later, resolved hours to days later, rated 1 to 5) and Globex two weeks of ended chats
+# with their messages, durations and ratings. It is written as the schema owner with chosen timestamps (the API
+# cannot backdate a row); the database's triggers keep every running total and agent figure true as it goes in,
+# as they do for the services' rows. Acme keeps exactly its three demo chats (the tests and the chat walkthrough
+# count on them): its ended one is moved to yesterday, with a real duration.
+HISTORY_DAYS = 14
+HISTORY_TICKETS = 35  # with the 5 above, Acme's tickets still fit on one page of the list (50)
+HISTORY_CHATS = 24  # Globex only
+_HISTORY_MARK = '{"demoHistory": true}'
+_HISTORY_SUBJECTS = [
+    ("Where is my parcel?", "The tracking page has not changed for four days.", "shipping"),
+    ("Charged twice", "My card shows two payments for the same order.", "billing"),
+    ("Wrong size delivered", "I ordered a medium and got a large.", "orders"),
+    ("Cannot update my email", "The settings page says 'something went wrong'.", "technical"),
+    ("Invoice for my company", "Could you send an invoice with our VAT number?", "billing"),
+    ("Return label missing", "The return email had no label attached.", "shipping"),
+    ("App crashes at checkout", "It closes as soon as I tap 'Pay'.", "technical"),
+    ("Cancel my order", "I ordered by mistake, please cancel before it ships.", "orders"),
+    ("Gift card balance", "How much is left on my gift card?", None),
+    ("Delivery to a pickup point", "Can I collect the parcel at a pickup point instead?", "shipping"),
+]
+_HISTORY_CUSTOMERS = [
+    "Grace Brewster",
+    "Hedy Lamarr",
+    "Radia Perlman",
+    "Barbara Liskov",
+    "Frances Allen",
+    "Margaret Hamilton",
+    "Annie Easley",
+    "Jean Bartik",
+    "Evelyn Boyd",
+    "Dorothy Vaughan",
+    "Lise Meitner",
+    "Rosalind Franklin",
+]
+_RATINGS = [5, 5, 5, 4, 4, 4, 3, 3, 2, 1]
+
+
+def _history_seeded(conn: psycopg.Connection[Any], tenant: UUID) -> bool:
+    row = conn.execute(
+        "SELECT 1 FROM support_tickets WHERE user_id = %s AND custom_fields @> %s::jsonb LIMIT 1",
+        (tenant, _HISTORY_MARK),
+    ).fetchone()
+    return row is not None
+
+
+def _seed_ticket_history(conn: psycopg.Connection[Any], tenant: UUID, rng: random.Random, now: datetime) -> None:
+    staff = [
+        (row[0], row[1])
+        for row in conn.execute(
+            "SELECT id, agent_name FROM support_agents WHERE user_id = %s ORDER BY agent_name", (tenant,)
+        ).fetchall()
+    ]
+    starts = sorted(now - timedelta(seconds=rng.uniform(1800, HISTORY_DAYS * 86400)) for _ in range(HISTORY_TICKETS))
+    for created in starts:
+        subject, description, category = rng.choice(_HISTORY_SUBJECTS)
+        customer = rng.choice(_HISTORY_CUSTOMERS)
+        age = (now - created).total_seconds()
+        # first answers: minutes to a few hours (median about 25 minutes); most tickets get one
+        first = int(60 * rng.lognormvariate(3.2, 1.0)) if staff and rng.random() < 0.9 else None
+        if first is not None and first >= age:
+            first = None
+        # resolutions: hours to days (median about half a day), for the tickets old enough
+        resolution = max(first or 0, int(3600 * rng.lognormvariate(2.4, 1.0))) if first is not None else None
+        if resolution is not None and (resolution >= age - 600 or rng.random() < 0.15):
+            resolution = None
+        if resolution is not None:
+            status = rng.choice(["resolved", "resolved", "closed"])
+        elif first is not None:
+            status = rng.choice(["in_progress", "in_progress", "waiting_customer"])
+        else:
+            status = "open"
+        agent = rng.choice(staff) if first is not None else None
+        resolved_at = created + timedelta(seconds=resolution) if resolution is not None else None
+        row = conn.execute(
+            "INSERT INTO support_tickets (user_id, customer_name, customer_email, subject, description, category,"
+            " priority, status, assigned_agent_id, custom_fields, created_at, updated_at, resolved_at,"
+            " first_response_time, resolution_time)"
+            " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s::jsonb, %s, %s, %s, %s, %s) RETURNING id",
+            (
+                tenant,
+                customer,
+                customer.split()[0].lower() + "@customers.example",
+                subject,
+                description,
+                category,
+                rng.choice(["low", "medium", "medium", "high", "urgent"]),
+                status,
+                agent[0] if agent else None,
+                _HISTORY_MARK,
+                created,
+                resolved_at or created,
+                resolved_at,
+                first,
+                resolution,
+            ),
+        ).fetchone()
+        assert row is not None
+        ticket = row[0]
+        conn.execute(
+            "INSERT INTO ticket_conversations (user_id, ticket_id, sender_type, sender_name, message, created_at,"
+            " updated_at) VALUES (%s, %s, 'customer', %s, %s, %s, %s)",
+            (tenant, ticket, customer, description, created, created),
+        )
+        if agent is not None and first is not None:
+            answered = created + timedelta(seconds=first)
+            conn.execute(
+                "INSERT INTO ticket_conversations (user_id, ticket_id, sender_type, sender_name, message, created_at,"
+                " updated_at) VALUES (%s, %s, 'agent', %s, %s, %s, %s)",
+                (tenant, ticket, agent[1], f"Hi {customer.split()[0]}, thanks for writing. On it.", answered, answered),
+            )
+        if resolved_at is not None and rng.random() < 0.75:
+            given = min(now - timedelta(seconds=60), resolved_at + timedelta(seconds=rng.uniform(300, 72000)))
+            conn.execute(
+                "INSERT INTO ticket_feedback (user_id, ticket_id, rating, agent_rating, created_at)"
+                " VALUES (%s, %s, %s, %s, %s)",
+                (tenant, ticket, rng.choice(_RATINGS), rng.choice(_RATINGS), given),
+            )
+
+
+def _seed_chat_history(conn: psycopg.Connection[Any], tenant: UUID, rng: random.Random, now: datetime) -> None:
+    staff = [
+        (row[0], row[1])
+        for row in conn.execute("SELECT id, agent_name FROM support_agents WHERE user_id = %s", (tenant,)).fetchall()
+    ]
+    if not staff:
+        return
+    starts = sorted(now - timedelta(seconds=rng.uniform(7200, HISTORY_DAYS * 86400)) for _ in range(HISTORY_CHATS))
+    for i, started in enumerate(starts):
+        agent_id, agent_name = rng.choice(staff)
+        duration = int(60 * rng.lognormvariate(2.0, 0.7))  # minutes: median about 7
+        wait = int(rng.uniform(5, 180))  # until the agent's first message
+        ended = started + timedelta(seconds=duration)
+        customer = rng.choice(_HISTORY_CUSTOMERS)
+        row = conn.execute(
+            "INSERT INTO live_chat_sessions (user_id, visitor_id, visitor_name, status, assigned_agent_id,"
+            " visitor_browser, session_start_time, session_end_time, total_messages, message_count, duration,"
+            " rating, created_at, updated_at)"
+            " VALUES (%s, %s, %s, 'closed', %s, 'Mozilla/5.0 (demo)', %s, %s, 3, 3, %s, %s, %s, %s) RETURNING id",
+            (
+                tenant,
+                f"visitor-h{i:03d}",
+                customer.split()[0],
+                agent_id,
+                started,
+                ended,
+                duration,
+                rng.choice(_RATINGS) if rng.random() < 0.5 else None,
+                started,
+                ended,
+            ),
+        ).fetchone()
+        assert row is not None
+        for sender, name, text, at in (
+            ("customer", customer.split()[0], "Hi, quick question about my order.", started),
+            ("agent", agent_name, "Hello! Happy to help, what is the order number?", started + timedelta(seconds=wait)),
+            ("customer", customer.split()[0], "Sorted, thank you!", ended),
+        ):
+            conn.execute(
+                "INSERT INTO chat_messages (user_id, session_id, sender_type, sender_name, message, is_read, read_at,"
+                " created_at) VALUES (%s, %s, %s, %s, %s, true, %s, %s)",
+                (tenant, row[0], sender, name, text, at, at),
+            )
+
+
+def _move_ended_demo_chat(conn: psycopg.Connection[Any], tenant: UUID, now: datetime) -> None:
+    """The demo chat that ended at start-up: to yesterday afternoon, 9 minutes long, its messages with it."""
+    row = conn.execute(
+        "SELECT id, session_start_time FROM live_chat_sessions WHERE user_id = %s AND visitor_id = 'visitor-1002'"
+        " AND status = 'closed'",
+        (tenant,),
+    ).fetchone()
+    if row is None:
+        return
+    started = datetime.combine(now.date() - timedelta(days=1), datetime.min.time(), UTC) + timedelta(hours=15)
+    shift = started - row[1]
+    conn.execute(
+        "UPDATE live_chat_sessions SET session_start_time = %s, session_end_time = %s, duration = 540, created_at = %s,"
+        " updated_at = %s WHERE user_id = %s AND id = %s",
+        (started, started + timedelta(seconds=540), started, started + timedelta(seconds=540), tenant, row[0]),
+    )
+    conn.execute(
+        "UPDATE chat_messages SET created_at = least(%s::timestamptz, created_at + %s),"
+        " read_at = least(%s::timestamptz, read_at + %s) WHERE user_id = %s AND session_id = %s",
+        (started + timedelta(seconds=540), shift, started + timedelta(seconds=540), shift, tenant, row[0]),
+    )
+
+
+def seed_demo_history(owner_url: str, *, now: datetime | None = None) -> None:
+    """Two weeks of history for each demo tenant, once (a tenant that has it is left alone)."""
+    moment = now or datetime.now(UTC)
+    for index, tenant in enumerate(DEMO_TENANTS.values()):
+        rng = random.Random(1000 + index)  # noqa: S311 - demo data, not a secret
+        with psycopg.connect(owner_url) as conn, conn.transaction():
+            conn.execute("SELECT set_config('app.tenant_id', %s, true)", (str(tenant),))
+            if _history_seeded(conn, tenant):
+                continue
+            _seed_ticket_history(conn, tenant, rng, moment)
+            if index == 0:
+                _move_ended_demo_chat(conn, tenant, moment)
+            else:
+                _seed_chat_history(conn, tenant, rng, moment)
+
+
+def roll_up_demo_history(job_url: str, *, today: date | None = None) -> int:
+    """Roll up the demo tenants' past two weeks (to yesterday), as the analytics job's role, so the dashboard's
+    trends and GET /api/support/analytics have them. Idempotent (an upsert per day). Returns the days written."""
+    from support.config import get_settings
+    from support.db import reset_connection
+    from support.services import analytics
+
+    last = (today or datetime.now(UTC).date()) - timedelta(days=1)
+    first = last - timedelta(days=HISTORY_DAYS - 1)
+    previous = os.environ.get("DATABASE_URL")
+    os.environ["DATABASE_URL"] = job_url
+    get_settings.cache_clear()
+    reset_connection()
+    try:
+        written = 0
+        for tenant in DEMO_TENANTS.values():
+            report = analytics.roll_up(first, last, tenant)
+            if report.failed:
+                raise RuntimeError(f"the demo rollup failed: {report.failed}")
+            written += HISTORY_DAYS
+        return written
+    finally:
+        if previous is None:
+            os.environ.pop("DATABASE_URL", None)
+        else:
+            os.environ["DATABASE_URL"] = previous
+        get_settings.cache_clear()
+        reset_connection()

@@ -148,7 +148,7 @@ def _serve(data_dir: Path, port: int, *, reset: bool) -> int:
     with database("support", purpose="run", data_dir=data_dir, recreate=reset) as urls:
         os.environ["DATABASE_URL"] = urls.app  # handlers connect as the runtime role, under RLS
         # Imported once DATABASE_URL is set: the layer reads its configuration once, like a cold start.
-        from local.demo_data import seed_demo_data
+        from local.demo_data import roll_up_demo_history, seed_demo_data, seed_demo_history
         from local.gateway import create_app, running_gateway
         from local.gateway.static import static_routes
 
@@ -156,6 +156,9 @@ def _serve(data_dir: Path, port: int, *, reset: bool) -> int:
         with psycopg.connect(urls.owner, autocommit=True) as lock:
             lock.execute("SELECT pg_advisory_lock(hashtext('local.demo_data'))")
             tenants = seed_demo_data()
+            seed_demo_history(urls.owner)
+            # The demo tenants' past two weeks, rolled up as the daily job would have (the dashboard's trends).
+            roll_up_demo_history(urls.analytics_job)
         where = "the server DATABASE_URL names" if given else str(data_dir)
         if reset:
             print(f"Demo data loaded afresh in {where}: " + ", ".join(f"{n} {t}" for n, t in tenants.items()))

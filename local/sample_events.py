@@ -153,6 +153,12 @@ SAMPLES = (
         "/api/support/analytics",
         query={"from": "2025-01-01", "to": "2025-01-31"},
     ),
+    SampleEvent(
+        "dashboard/summary.json",
+        "GET /api/support/analytics/summary",
+        "/api/support/analytics/summary",
+        query={"from": "2025-01-01", "to": "2025-01-31"},
+    ),
     # agents
     SampleEvent("agents/list.json", "GET /api/support/agents", "/api/support/agents", query={"status": "available"}),
     SampleEvent("agents/get.json", "GET /api/support/agents/{agentId}", AGENT_PATH),

@@ -1,4 +1,4 @@
-"""Dashboard and analytics reads: the support dashboard's KPIs and the daily analytics rows."""
+"""Dashboard and analytics reads: the support dashboard's KPIs, the daily analytics rows and a range's summary."""
 
 from __future__ import annotations
 
@@ -11,11 +11,11 @@ from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from support.http import TenantParam, create_resolver, current_principal, ok
-from support.models.analytics import SupportAnalytics
+from support.models.analytics import AnalyticsSummary, SupportAnalytics
 from support.models.dashboard import SupportDashboard
 from support.models.envelopes import Envelope
 from support.observability import logger, metrics
-from support.services import dashboard
+from support.services import analytics, dashboard
 
 app = create_resolver()
 
@@ -36,6 +36,18 @@ def list_analytics(
     principal = current_principal(app)
     principal.require_tenant(user_id)
     return ok(dashboard.list_analytics(principal, start, end))
+
+
+@app.get("/api/support/analytics/summary")
+def summarize_analytics(
+    start: Annotated[date, Query(alias="from")],
+    end: Annotated[date, Query(alias="to")],
+    by_agent: Annotated[bool, Query(alias="byAgent")] = False,
+    user_id: TenantParam = None,
+) -> Response[Envelope[AnalyticsSummary]]:
+    principal = current_principal(app)
+    principal.require_tenant(user_id)
+    return ok(analytics.summarize(principal, start, end, by_agent=by_agent))
 
 
 @logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_HTTP)

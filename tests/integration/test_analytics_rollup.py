@@ -213,6 +213,16 @@ def expected(data: Data, day: date) -> dict[str, Any]:
         "resolution_p90": _percentile(resolutions, 0.9),
         "chat_duration_p50": _percentile(durations, 0.5),
         "chat_duration_p90": _percentile(durations, 0.9),
+        "first_response_count": len(answered),
+        "first_response_seconds": sum(answered),
+        "resolution_count": len(resolutions),
+        "resolution_seconds": sum(resolutions),
+        "chat_duration_count": len(durations),
+        "chat_duration_seconds": sum(durations),
+        "agent_response_count": len(waits),
+        "agent_response_seconds": sum(waits),
+        "rating_count": len(ratings),
+        "rating_sum": sum(ratings),
     }
 
 

@@ -452,7 +452,7 @@ def test_the_dashboard_sample_events_succeed(db: DatabaseUrls) -> None:
     from functions.dashboard import app
 
     events = Path(__file__).resolve().parents[2] / "events" / "dashboard"
-    assert sorted(p.stem for p in events.glob("*.json")) == ["analytics", "get"]
+    assert sorted(p.stem for p in events.glob("*.json")) == ["analytics", "get", "summary"]
     for path in events.glob("*.json"):
         result = invoke_sample_event(app.lambda_handler, path, "DashboardFunction")
         assert result["statusCode"] == 200, (path.name, result["body"])

@@ -31,6 +31,8 @@ TENANT_TABLES = [
     "widget_keys",
     "ws_connections",
     "session_watchers",
+    # the rollup's month level (sql/0014)
+    "support_analytics_months",
 ]
 # Row-level security ENABLEd but not FORCEd: the runtime role sees its tenant's rows only, and the owner's
 # SECURITY DEFINER lookup can find a widget key before the tenant is known (sql/0011).
@@ -148,6 +150,10 @@ def _tenant_rows(db: DatabaseUrls, tenant: UUID) -> dict[str, str]:
         owner.execute(SET_TENANT, (str(tenant),))
         owner.execute(
             "INSERT INTO support_analytics (user_id, analytics_date, total_tickets_created) VALUES (%s, %s, 2)",
+            (tenant, date(2026, 1, 1)),
+        )
+        owner.execute(
+            "INSERT INTO support_analytics_months (user_id, month, days, total_tickets_created) VALUES (%s, %s, 1, 2)",
             (tenant, date(2026, 1, 1)),
         )
     connection = f"conn-{uuid4().hex[:12]}"

@@ -1,4 +1,4 @@
-"""Daily aggregated support KPIs, one row per tenant and day."""
+"""Daily aggregated support KPIs, one row per tenant and day, and the summary of a range of them."""
 
 from __future__ import annotations
 
@@ -10,10 +10,9 @@ from pydantic import Field
 from support.models.base import Record
 
 
-class SupportAnalytics(Record):
-    id: UUID
-    user_id: UUID
-    analytics_date: date
+class AnalyticsFigures(Record):
+    """A day's figures (support.services.analytics says what each counts)."""
+
     total_tickets_created: int
     total_tickets_resolved: int
     total_chats_started: int
@@ -38,4 +37,74 @@ class SupportAnalytics(Record):
     resolution_p90: int | None = Field(description="seconds")
     chat_duration_p50: int | None = Field(description="seconds, over the sessions that ended that day")
     chat_duration_p90: int | None = Field(description="seconds")
+    # The counts and sums behind the averages (sql/0013).
+    first_response_count: int = Field(description="tickets first answered that day")
+    first_response_seconds: int = Field(description="the sum of their first response times")
+    resolution_count: int = Field(description="tickets resolved that day, with a resolution time")
+    resolution_seconds: int = Field(description="the sum of their resolution times")
+    chat_duration_count: int = Field(description="sessions ended that day, with a duration")
+    chat_duration_seconds: int = Field(description="the sum of their durations")
+    agent_response_count: int = Field(description="sessions started that day that got an agent message")
+    agent_response_seconds: int = Field(description="the sum of their waits for it")
+    rating_count: int = Field(description="ticket feedback given that day")
+    rating_sum: int = Field(description="the sum of its ratings")
+
+
+class SupportAnalytics(AnalyticsFigures):
+    id: UUID
+    user_id: UUID
+    analytics_date: date
     created_at: datetime
+
+
+class AnalyticsToday(AnalyticsFigures):
+    analytics_date: date = Field(description="today (UTC): its figures so far, from the rows, exact percentiles")
+
+
+class AnalyticsSummary(Record):
+    """A range of days: totals, means weighted by their counts, and percentiles of the merged distributions."""
+
+    from_date: date = Field(alias="from")
+    to_date: date = Field(alias="to")
+    days: int = Field(description="the days counted: from `from` to the earlier of `to` and today (UTC)")
+    rolled_up_days: int = Field(description="of those, the days read from their stored rollup rows")
+    live_days: list[date] = Field(
+        description="of those, the days computed from the raw rows: today, and any past day not rolled up yet "
+        "(so no day is missing)"
+    )
+    total_tickets_created: int
+    total_tickets_resolved: int
+    total_chats_started: int
+    total_chats_completed: int
+    average_resolution_time: int | None = Field(description="seconds: the range's resolution seconds / count")
+    average_first_response_time: int | None = Field(description="seconds, weighted by the days' counts")
+    average_chat_duration: int | None = Field(description="seconds, weighted by the days' counts")
+    agent_response_time: int | None = Field(description="seconds, weighted by the days' counts")
+    customer_satisfaction_score: float | None = Field(description="the mean of every rating given in the range")
+    first_response_count: int
+    resolution_count: int
+    chat_duration_count: int
+    agent_response_count: int
+    rating_count: int
+    first_response_p50: int | None = Field(description="seconds, from the merged histogram (see percentileError)")
+    first_response_p90: int | None = Field(description="seconds")
+    resolution_p50: int | None = Field(description="seconds")
+    resolution_p90: int | None = Field(description="seconds")
+    chat_duration_p50: int | None = Field(description="seconds")
+    chat_duration_p90: int | None = Field(description="seconds")
+    percentile_error: float = Field(
+        description="each p50 and p90 is within this fraction of the exact percentile of the range's values "
+        "(percentile_disc), plus half a second of rounding to whole seconds"
+    )
+    tickets_by_status: dict[str, int]
+    tickets_by_priority: dict[str, int]
+    tickets_by_category: dict[str, int]
+    chats_by_agent: dict[str, int] | None = Field(
+        description="{agentId: sessions that agent ended in the range}, with byAgent=true only (null otherwise)"
+    )
+    first_response_histogram: dict[str, int]
+    resolution_histogram: dict[str, int]
+    chat_duration_histogram: dict[str, int]
+    today: AnalyticsToday | None = Field(
+        description="today's partial figures (already in the totals above), when the range includes today"
+    )

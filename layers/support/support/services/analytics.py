@@ -35,7 +35,9 @@ sql/0012. A tenant's days are rolled up in one transaction with app.tenant_id se
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
@@ -43,11 +45,13 @@ from uuid import UUID
 
 from psycopg.types.json import Jsonb
 
+from support.auth import Principal
 from support.averages import mean_score, mean_seconds
 from support.db import tenant_transaction
 from support.db.connection import Cursor, anonymous_transaction
+from support.models.analytics import AnalyticsSummary, AnalyticsToday
 from support.observability import logger
-from support.services.dashboard import MAX_ANALYTICS_DAYS, UNCATEGORIZED
+from support.services.dashboard import MAX_ANALYTICS_DAYS, UNCATEGORIZED, check_range
 
 # The buckets (sql/0012): 0 holds 0 s, k >= 1 holds [BASE^(k-1), BASE^k) s, LAST_BUCKET holds the rest too.
 BUCKET_BASE = 1.1
@@ -170,6 +174,17 @@ ROLLUP_COLUMNS = (
     "resolution_p90",
     "chat_duration_p50",
     "chat_duration_p90",
+    # sql/0013: the sums and counts behind the averages, so that a range's means are weighted exactly
+    "first_response_count",
+    "first_response_seconds",
+    "resolution_count",
+    "resolution_seconds",
+    "chat_duration_count",
+    "chat_duration_seconds",
+    "agent_response_count",
+    "agent_response_seconds",
+    "rating_count",
+    "rating_sum",
 )
 
 _UPSERT = (
@@ -191,18 +206,34 @@ def days_in(start: date, end: date) -> list[date]:
     return [start + timedelta(days=i) for i in range((end - start).days + 1)]
 
 
-def day_figures(cur: Cursor, tenant_id: UUID, day: date) -> dict[str, Any]:
-    """Every stored figure of one tenant's day, computed from its rows (read in the caller's transaction)."""
-    lo, hi = day_bounds(day)
+def raw_figures(cur: Cursor, tenant_id: UUID, lo: datetime, hi: datetime) -> dict[str, Any]:
+    """The inputs of every figure over [lo, hi) of one tenant, from its rows (read in the caller's transaction).
+    Every one is a count or a sum of events in the window, so a window of several days gives their sum."""
     cur.execute(
         _DAY_FIGURES,
         {"t": tenant_id, "lo": lo, "hi": hi, "uncategorized": UNCATEGORIZED, "last": LAST_BUCKET, "base": BUCKET_BASE},
     )
     row = cur.fetchone()
     assert row is not None  # an aggregate over FROM of three one-row CTEs: always one row
+    return row
+
+
+_JSONB_COLUMNS = frozenset(
+    {
+        "tickets_by_status",
+        "tickets_by_priority",
+        "tickets_by_category",
+        "chats_by_agent",
+        "first_response_histogram",
+        "resolution_histogram",
+        "chat_duration_histogram",
+    }
+)
+
+
+def figures_of(row: dict[str, Any]) -> dict[str, Any]:
+    """The stored figures (ROLLUP_COLUMNS) of one window's raw_figures row."""
     return {
-        "user_id": tenant_id,
-        "analytics_date": day,
         "total_tickets_created": row["created"],
         "total_tickets_resolved": row["resolved"],
         "total_chats_started": row["started"],
@@ -212,27 +243,82 @@ def day_figures(cur: Cursor, tenant_id: UUID, day: date) -> dict[str, Any]:
         "average_chat_duration": mean_seconds(row["chat_duration_total"], row["chat_duration_n"]),
         "customer_satisfaction_score": mean_score(row["rating_total"], row["rating_n"]),
         "agent_response_time": mean_seconds(row["wait_total"], row["wait_n"]),
-        "tickets_by_status": Jsonb(row["by_status"]),
-        "tickets_by_priority": Jsonb(row["by_priority"]),
-        "tickets_by_category": Jsonb(row["by_category"]),
-        "chats_by_agent": Jsonb(row["by_agent"]),
-        "first_response_histogram": Jsonb(row["first_response_histogram"]),
-        "resolution_histogram": Jsonb(row["resolution_histogram"]),
-        "chat_duration_histogram": Jsonb(row["chat_duration_histogram"]),
+        "tickets_by_status": row["by_status"],
+        "tickets_by_priority": row["by_priority"],
+        "tickets_by_category": row["by_category"],
+        "chats_by_agent": row["by_agent"],
+        "first_response_histogram": row["first_response_histogram"],
+        "resolution_histogram": row["resolution_histogram"],
+        "chat_duration_histogram": row["chat_duration_histogram"],
         "first_response_p50": row["first_response_p50"],
         "first_response_p90": row["first_response_p90"],
         "resolution_p50": row["resolution_p50"],
         "resolution_p90": row["resolution_p90"],
         "chat_duration_p50": row["chat_duration_p50"],
         "chat_duration_p90": row["chat_duration_p90"],
+        "first_response_count": row["first_response_n"],
+        "first_response_seconds": row["first_response_total"],
+        "resolution_count": row["resolution_n"],
+        "resolution_seconds": row["resolution_total"],
+        "chat_duration_count": row["chat_duration_n"],
+        "chat_duration_seconds": row["chat_duration_total"],
+        "agent_response_count": row["wait_n"],
+        "agent_response_seconds": row["wait_total"],
+        "rating_count": row["rating_n"],
+        "rating_sum": row["rating_total"],
     }
 
 
-def roll_up_tenant(tenant_id: UUID, days: Iterable[date]) -> None:
-    """Roll up `days` of one tenant, in one transaction bound to it: all of them are stored or none."""
+def day_figures(cur: Cursor, tenant_id: UUID, day: date) -> dict[str, Any]:
+    """Every stored figure of one tenant's day, computed from its rows (read in the caller's transaction), as
+    the upsert takes them."""
+    figures = figures_of(raw_figures(cur, tenant_id, *day_bounds(day)))
+    return {
+        "user_id": tenant_id,
+        "analytics_date": day,
+        **{k: Jsonb(v) if k in _JSONB_COLUMNS else v for k, v in figures.items()},
+    }
+
+
+# Called after each tenant-day is computed (in its tenant's transaction, so stored once that tenant commits).
+DayDone = Callable[[UUID, date], None]
+TenantsFound = Callable[[list[UUID]], None]
+
+
+@dataclass(frozen=True)
+class Progress:
+    on_tenants: TenantsFound
+    on_day: DayDone
+
+
+_progress: ContextVar[Progress | None] = ContextVar("analytics_progress", default=None)
+
+
+@contextmanager
+def reporting_progress(on_tenants: TenantsFound, on_day: DayDone) -> Iterator[None]:
+    """Report the progress of every roll_up in this context (make backfill's bar, around the real handler)."""
+    token = _progress.set(Progress(on_tenants, on_day))
+    try:
+        yield
+    finally:
+        _progress.reset(token)
+
+
+def roll_up_tenant(tenant_id: UUID, days: Iterable[date], on_day: DayDone | None = None) -> None:
+    """Roll up `days` of one tenant, in one transaction bound to it: all of them are stored or none, with the
+    months they fall in recomputed from their day rows (sql/0014). Runs that touch the same tenant's month take
+    turns (a transaction lock per tenant-month, taken in order), so a month row always sums its days as stored."""
+    days = list(days)
+    months = sorted({day.replace(day=1) for day in days})
     with tenant_transaction(tenant_id) as cur:
+        for month in months:
+            cur.execute("SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))", (f"analytics/{tenant_id}/{month}",))
         for day in days:
             cur.execute(_UPSERT, day_figures(cur, tenant_id, day))
+            if on_day is not None:
+                on_day(tenant_id, day)
+        for month in months:
+            cur.execute(_UPSERT_MONTH, {"t": tenant_id, "m": month})
 
 
 def tenants_with_activity(start: date, end: date) -> list[UUID]:
@@ -251,22 +337,268 @@ class RollupReport:
     failed: dict[UUID, str] = field(default_factory=dict)  # tenant: the error, as logged
 
 
-def roll_up(start: date, end: date, tenant_id: UUID | None = None) -> RollupReport:
+def roll_up(
+    start: date,
+    end: date,
+    tenant_id: UUID | None = None,
+    *,
+    on_tenants: TenantsFound | None = None,
+    on_day: DayDone | None = None,
+) -> RollupReport:
     """Roll up every day from `start` to `end` (both included) of `tenant_id`, or of every tenant with activity
-    in those days. One tenant's failure is logged and reported, and the others are still rolled up."""
+    in those days. One tenant's failure is logged and reported, and the others are still rolled up.
+    Progress, for a caller that shows it (make backfill): `on_tenants` gets the tenants before any work,
+    `on_day` each tenant-day as it is computed (by default those of `reporting_progress`, if any)."""
     if end < start:
         raise ValueError("`to` is before `from`")
     if (end - start).days + 1 > MAX_DAYS:
         raise ValueError(f"a range covers at most {MAX_DAYS} days")
     days = days_in(start, end)
     tenants = [tenant_id] if tenant_id is not None else tenants_with_activity(start, end)
+    progress = _progress.get()
+    on_tenants = on_tenants or (progress.on_tenants if progress else None)
+    on_day = on_day or (progress.on_day if progress else None)
+    if on_tenants is not None:
+        on_tenants(tenants)
     report = RollupReport(start=start, end=end)
     for tenant in tenants:
         try:
-            roll_up_tenant(tenant, days)
+            roll_up_tenant(tenant, days, on_day)
         except Exception as exc:
             logger.exception("analytics rollup failed", extra={"tenant_id": str(tenant)})
             report.failed[tenant] = f"{type(exc).__name__}: {exc}"
         else:
             report.succeeded.append(tenant)
     return report
+
+
+# ------------------------------------------------------------------------------------------ range summary
+
+# The relative error of a percentile read from a histogram: a bucket's geometric middle is within sqrt(BASE) - 1 of
+# any value in the bucket (plus rounding to whole seconds). Bucket 0 and buckets holding one whole second are exact.
+PERCENTILE_ERROR = round(math.sqrt(BUCKET_BASE) - 1, 4)
+
+_SUMMED = (
+    ("created", "total_tickets_created"),
+    ("resolved", "total_tickets_resolved"),
+    ("started", "total_chats_started"),
+    ("ended", "total_chats_completed"),
+    ("first_response_n", "first_response_count"),
+    ("first_response_total", "first_response_seconds"),
+    ("resolution_n", "resolution_count"),
+    ("resolution_total", "resolution_seconds"),
+    ("chat_duration_n", "chat_duration_count"),
+    ("chat_duration_total", "chat_duration_seconds"),
+    ("wait_n", "agent_response_count"),
+    ("wait_total", "agent_response_seconds"),
+    ("rating_n", "rating_count"),
+    ("rating_total", "rating_sum"),
+)
+_MERGED = (
+    ("by_status", "tickets_by_status"),
+    ("by_priority", "tickets_by_priority"),
+    ("by_category", "tickets_by_category"),
+    ("by_agent", "chats_by_agent"),
+    ("first_response_histogram", "first_response_histogram"),
+    ("resolution_histogram", "resolution_histogram"),
+    ("chat_duration_histogram", "chat_duration_histogram"),
+)
+
+
+def _merged_json(column: str, source: str = "days") -> str:
+    merged = (
+        f"SELECT e.key AS k, sum(e.value::bigint) AS n FROM {source}, jsonb_each_text({source}.{column}) e GROUP BY 1"  # noqa: S608
+    )
+    return f"(SELECT coalesce(jsonb_object_agg(x.k, x.n), '{{}}') FROM ({merged}) x)"  # noqa: S608
+
+
+_MONTH_COLUMNS = [column for _, column in _SUMMED] + [column for _, column in _MERGED]
+
+# A month's row from its day rows (sql/0014): at most 31 rows, whatever the history.
+_UPSERT_MONTH = (
+    "WITH days AS (SELECT * FROM support_analytics WHERE user_id = %(t)s"  # noqa: S608 - constant column names
+    " AND analytics_date >= %(m)s AND analytics_date < (%(m)s::date + interval '1 month'))"
+    " INSERT INTO support_analytics_months (user_id, month, days, "
+    + ", ".join(_MONTH_COLUMNS)
+    + ") SELECT %(t)s, %(m)s, count(*), "
+    + ", ".join(f"coalesce(sum({column}), 0)" for _, column in _SUMMED)
+    + ", "
+    + ", ".join(_merged_json(column) for _, column in _MERGED)
+    + " FROM days ON CONFLICT (user_id, month) DO UPDATE SET days = EXCLUDED.days, "
+    + ", ".join(f"{c} = EXCLUDED.{c}" for c in _MONTH_COLUMNS)
+)
+
+
+# The stored days of a range, added up in the database (one round trip, no histogram crosses the wire per day):
+# the whole months of the range from their month rows when those hold every day of the month, the other days from
+# their day rows. `months` and `dates` say which were read.
+def _stored_range(by_agent: bool) -> str:
+    merged = [(name, column) for name, column in _MERGED if by_agent or name != "by_agent"]
+    return (
+        "WITH complete AS (SELECT * FROM support_analytics_months"  # noqa: S608 - this module's constant column names
+        " WHERE user_id = %(t)s AND month >= %(lo)s AND (month + interval '1 month' - interval '1 day')::date <= %(hi)s"
+        " AND days = extract(day FROM month + interval '1 month' - interval '1 day')),"
+        " days AS (SELECT NULL::date AS analytics_date, "
+        + ", ".join(_MONTH_COLUMNS)
+        + " FROM complete UNION ALL SELECT analytics_date, "
+        + ", ".join(_MONTH_COLUMNS)
+        + " FROM support_analytics WHERE user_id = %(t)s AND analytics_date BETWEEN %(lo)s AND %(hi)s"
+        " AND date_trunc('month', analytics_date)::date NOT IN (SELECT month FROM complete))"
+        " SELECT (SELECT coalesce(array_agg(month), '{}') FROM complete) AS months,"
+        " coalesce(array_agg(analytics_date) FILTER (WHERE analytics_date IS NOT NULL), '{}') AS dates, "
+        + ", ".join(f"coalesce(sum({column}), 0)::bigint AS {name}" for name, column in _SUMMED)
+        + ", "
+        + ", ".join(f"{_merged_json(column)} AS {name}" for name, column in merged)
+        + (" FROM days" if by_agent else ", '{}'::jsonb AS by_agent FROM days")
+    )
+
+
+# The stored days of a range, added up in the database (one round trip, no histogram crosses the wire per day):
+# the whole months of the range from their month rows when those hold every day of the month, the other days from
+# their day rows. `months` and `dates` say which were read. The agents' map is merged only when asked for: with
+# 500 agents it is two thirds of the statement's work over a year (bench/RESULTS.md).
+_STORED_RANGE = _stored_range(by_agent=False)
+_STORED_RANGE_BY_AGENT = _stored_range(by_agent=True)
+
+
+def _bucket_integers(bucket: int) -> tuple[int, int | None]:
+    """The whole seconds a bucket holds: (smallest, largest), None for the open last bucket."""
+    if bucket == 0:
+        return 0, 0
+    low = max(1, math.ceil(BUCKET_BASE ** (bucket - 1)))
+    while bucket_of(low) < bucket:
+        low += 1
+    while low > 1 and bucket_of(low - 1) == bucket:
+        low -= 1
+    if bucket == LAST_BUCKET:
+        return low, None
+    high = max(low, math.ceil(BUCKET_BASE**bucket) - 1)
+    while bucket_of(high) > bucket:
+        high -= 1
+    while bucket_of(high + 1) == bucket:
+        high += 1
+    return low, high
+
+
+def bucket_estimate(bucket: int) -> int:
+    """A bucket's value read back in whole seconds: its geometric middle, rounded, kept within the whole seconds it
+    can hold (so a bucket of a single whole second reads back exactly)."""
+    low, high = _bucket_integers(bucket)
+    estimate = max(low, round(bucket_value(bucket)))
+    return estimate if high is None else min(high, estimate)
+
+
+def histogram_percentile(histogram: dict[str, int], numerator: int, denominator: int) -> int | None:
+    """The percentile numerator/denominator (percentile_disc: the rank ceil(p * n) value) read from a histogram:
+    the bucket that holds that rank's value, read back (within PERCENTILE_ERROR of it, plus rounding)."""
+    counts = sorted((int(bucket), n) for bucket, n in histogram.items() if n > 0)
+    total = sum(n for _, n in counts)
+    if not total:
+        return None
+    rank = max(1, -(-total * numerator // denominator))
+    seen = 0
+    for bucket, n in counts:
+        seen += n
+        if seen >= rank:
+            return bucket_estimate(bucket)
+    raise AssertionError("unreachable: the ranks add up to the total")
+
+
+def _month_end(month: date) -> date:
+    following = (month.replace(day=28) + timedelta(days=4)).replace(day=1)
+    return following - timedelta(days=1)
+
+
+def _runs(days: list[date]) -> list[tuple[date, date]]:
+    """Consecutive days grouped: [(first, last), ...]."""
+    runs: list[tuple[date, date]] = []
+    for day in days:
+        if runs and runs[-1][1] + timedelta(days=1) == day:
+            runs[-1] = (runs[-1][0], day)
+        else:
+            runs.append((day, day))
+    return runs
+
+
+def _add(total: dict[str, Any], row: dict[str, Any]) -> None:
+    for name, _ in _SUMMED:
+        total[name] = total.get(name, 0) + row[name]
+    for name, _ in _MERGED:
+        merged: dict[str, int] = total.setdefault(name, {})
+        for key, n in row[name].items():
+            merged[key] = merged.get(key, 0) + int(n)
+
+
+def summarize(
+    principal: Principal, start: date, end: date, *, by_agent: bool = False, now: datetime | None = None
+) -> AnalyticsSummary:
+    """The range's figures from its stored days, and from the raw rows for today and any day not rolled up yet.
+
+    Every figure of a day is a count or a sum of the events of that day, so the range's are their sums; the means
+    are the range's sums over its counts, and the percentiles come from the merged histograms. One REPEATABLE
+    READ snapshot: the stored days and the live ones agree. `by_agent` adds chats_by_agent (None without it)."""
+    check_range(start, end)
+    today = (now or datetime.now(UTC)).astimezone(UTC).date()
+    last = min(end, today)
+    counted = days_in(start, last) if start <= last else []
+    total: dict[str, Any] = {}
+    today_figures: dict[str, Any] | None = None
+    with tenant_transaction(principal.tenant_id, snapshot=True) as cur:
+        cur.execute(
+            _STORED_RANGE_BY_AGENT if by_agent else _STORED_RANGE,
+            {"t": principal.tenant_id, "lo": start, "hi": min(last, today - timedelta(days=1))},
+        )
+        stored = cur.fetchone()
+        assert stored is not None  # an aggregate: always one row
+        _add(total, stored)
+        rolled_up = set(stored["dates"]) | {
+            day for month in stored["months"] for day in days_in(month, _month_end(month))
+        }
+        live = [day for day in counted if day not in rolled_up]
+        for first, final in _runs([day for day in live if day != today]):
+            _add(total, raw_figures(cur, principal.tenant_id, day_bounds(first)[0], day_bounds(final)[1]))
+        if today in counted:
+            row = raw_figures(cur, principal.tenant_id, *day_bounds(today))
+            _add(total, row)
+            today_figures = figures_of(row)
+    first_response, resolution, durations = (
+        total["first_response_histogram"],
+        total["resolution_histogram"],
+        total["chat_duration_histogram"],
+    )
+    return AnalyticsSummary(
+        from_date=start,
+        to_date=end,
+        days=len(counted),
+        rolled_up_days=len(rolled_up),
+        live_days=live,
+        total_tickets_created=total["created"],
+        total_tickets_resolved=total["resolved"],
+        total_chats_started=total["started"],
+        total_chats_completed=total["ended"],
+        average_resolution_time=mean_seconds(total["resolution_total"], total["resolution_n"]),
+        average_first_response_time=mean_seconds(total["first_response_total"], total["first_response_n"]),
+        average_chat_duration=mean_seconds(total["chat_duration_total"], total["chat_duration_n"]),
+        agent_response_time=mean_seconds(total["wait_total"], total["wait_n"]),
+        customer_satisfaction_score=mean_score(total["rating_total"], total["rating_n"]),
+        first_response_count=total["first_response_n"],
+        resolution_count=total["resolution_n"],
+        chat_duration_count=total["chat_duration_n"],
+        agent_response_count=total["wait_n"],
+        rating_count=total["rating_n"],
+        first_response_p50=histogram_percentile(first_response, 1, 2),
+        first_response_p90=histogram_percentile(first_response, 9, 10),
+        resolution_p50=histogram_percentile(resolution, 1, 2),
+        resolution_p90=histogram_percentile(resolution, 9, 10),
+        chat_duration_p50=histogram_percentile(durations, 1, 2),
+        chat_duration_p90=histogram_percentile(durations, 9, 10),
+        percentile_error=PERCENTILE_ERROR,
+        tickets_by_status=dict(sorted(total["by_status"].items())),
+        tickets_by_priority=dict(sorted(total["by_priority"].items())),
+        tickets_by_category=dict(sorted(total["by_category"].items())),
+        chats_by_agent=dict(sorted(total["by_agent"].items())) if by_agent else None,
+        first_response_histogram=dict(sorted(first_response.items(), key=lambda item: int(item[0]))),
+        resolution_histogram=dict(sorted(resolution.items(), key=lambda item: int(item[0]))),
+        chat_duration_histogram=dict(sorted(durations.items(), key=lambda item: int(item[0]))),
+        today=None if today_figures is None else AnalyticsToday(analytics_date=today, **today_figures),
+    )

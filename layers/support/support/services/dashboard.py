@@ -1,8 +1,9 @@
 """getSupportDashboardData and the daily analytics rows.
 
 Counts and averages come from the running totals the database keeps (sql/0007, sql/0010), so the dashboard
-costs the same at a thousand tickets as at a million; only the day-by-day figures read rows, and only a week
-of them, along the creation-time indexes. Days are UTC days.
+costs the same at a thousand tickets as at a million. The week's trends read the past six days from the daily
+rollup (support_analytics, sql/0012) and only today from the rows, along the creation-time indexes; a past day
+not rolled up yet is read from the rows too, so no day is missing. Days are UTC days.
 
 Its statements read one REPEATABLE READ READ ONLY snapshot, so its figures agree with each other (a ticket
 created meanwhile is in every figure or in none). Averages follow support.averages (half away from zero).
@@ -32,47 +33,98 @@ MAX_ANALYTICS_DAYS = 366
 UNCATEGORIZED = "uncategorized"
 
 
-def _one(cur: Cursor, query: str, params: tuple[Any, ...]) -> dict[str, Any]:
+def _one(cur: Cursor, query: str, params: tuple[Any, ...] | dict[str, Any]) -> dict[str, Any]:
     cur.execute(query.encode(), params)
     row = cur.fetchone()
     assert row is not None  # aggregate queries always return a row
     return row
 
 
+def _midnight(day: date) -> datetime:
+    return datetime.combine(day, datetime.min.time(), UTC)
+
+
+def _trend_days(today: date) -> list[date]:
+    return [today - timedelta(days=offset) for offset in range(TREND_DAYS - 1, -1, -1)]
+
+
+# The dashboard's figures that are not rows of their own, in one statement (one round trip): the running totals
+# (groups at zero are deleted by the database as they empty, sql/0010; the filters only keep a row that a manual
+# fix left behind out of the figures), the agents by status, today's counts, the past six days' rollup rows and
+# today's feedback by day. Maps and lists come back as JSON.
+_FIGURES = """
+SELECT
+    (SELECT coalesce(json_agg(g), '[]') FROM (
+        SELECT status, priority, category, tickets, resolution_seconds, resolution_count, first_response_seconds,
+               first_response_count
+        FROM ticket_totals WHERE user_id = %(t)s AND tickets > 0) g) AS ticket_groups,
+    (SELECT coalesce(json_agg(g), '[]') FROM (
+        SELECT status, sessions, duration_seconds, duration_count
+        FROM chat_totals WHERE user_id = %(t)s AND sessions > 0) g) AS chat_groups,
+    (SELECT coalesce(sum(ratings), 0) FROM feedback_totals WHERE user_id = %(t)s) AS ratings,
+    (SELECT coalesce(sum(rating_sum), 0) FROM feedback_totals WHERE user_id = %(t)s) AS rating_total,
+    (SELECT coalesce(json_object_agg(a.status, a.n), '{}') FROM (
+        SELECT status, count(*) AS n FROM support_agents WHERE user_id = %(t)s GROUP BY status) a) AS agents_by_status,
+    (SELECT count(*) FROM support_tickets WHERE user_id = %(t)s AND created_at >= %(midnight)s) AS tickets_today,
+    (SELECT count(*) FROM live_chat_sessions WHERE user_id = %(t)s AND session_start_time >= %(midnight)s)
+        AS chats_today,
+    (SELECT coalesce(json_agg(r), '[]') FROM (
+        SELECT analytics_date, total_tickets_created, customer_satisfaction_score FROM support_analytics
+        WHERE user_id = %(t)s AND analytics_date >= %(week)s AND analytics_date < %(today)s) r) AS rollup_days,
+    (SELECT coalesce(sum(rating), 0) FROM ticket_feedback WHERE user_id = %(t)s AND created_at >= %(midnight)s)
+        AS rating_total_today,
+    (SELECT count(*) FROM ticket_feedback WHERE user_id = %(t)s AND created_at >= %(midnight)s) AS ratings_today
+"""
+
+
+def _trends(
+    cur: Cursor, principal: Principal, today: date, figures: dict[str, Any]
+) -> tuple[dict[date, int], dict[date, float | None]]:
+    """The week's ticket volume and satisfaction by day: the past six days from their support_analytics rows
+    (written by the daily rollup), today, and any past day not rolled up yet, from the rows (so no day is ever
+    missing). Read in the dashboard's snapshot, so that today's count is the one the other figures say."""
+    tenant = principal.tenant_id
+    days = _trend_days(today)
+    volume: dict[date, int] = {today: figures["tickets_today"]}
+    satisfaction: dict[date, float | None] = {
+        today: mean_score(figures["rating_total_today"], figures["ratings_today"])
+    }
+    for row in figures["rollup_days"]:
+        day = date.fromisoformat(row["analytics_date"])
+        volume[day] = row["total_tickets_created"]
+        score = row["customer_satisfaction_score"]
+        satisfaction[day] = None if score is None else float(score)
+    live = [day for day in days if day not in volume]  # past days without a rollup row
+    if live:
+        lo, hi = _midnight(live[0]), _midnight(today)
+        cur.execute(
+            "SELECT (created_at AT TIME ZONE 'UTC')::date AS day, count(*) AS n FROM support_tickets"
+            " WHERE user_id = %s AND created_at >= %s AND created_at < %s GROUP BY 1",
+            (tenant, lo, hi),
+        )
+        counts = {row["day"]: row["n"] for row in cur.fetchall()}
+        cur.execute(
+            "SELECT (created_at AT TIME ZONE 'UTC')::date AS day, sum(rating) AS total, count(*) AS n"
+            " FROM ticket_feedback WHERE user_id = %s AND created_at >= %s AND created_at < %s GROUP BY 1",
+            (tenant, lo, hi),
+        )
+        scores = {row["day"]: mean_score(row["total"], row["n"]) for row in cur.fetchall()}
+        volume |= {day: counts.get(day, 0) for day in live}
+        satisfaction |= {day: scores.get(day) for day in live}
+    return volume, satisfaction
+
+
 def get_dashboard(principal: Principal, *, now: datetime | None = None) -> SupportDashboard:
     tenant = principal.tenant_id
     today = (now or datetime.now(UTC)).astimezone(UTC).date()
-    midnight = datetime.combine(today, datetime.min.time(), UTC)
-    week_start = midnight - timedelta(days=TREND_DAYS - 1)
+    midnight = _midnight(today)
     with tenant_transaction(tenant, snapshot=True) as cur:
-        # Groups at zero are deleted by the database as they empty (sql/0010); the filter only keeps a row
-        # that a manual fix left behind out of the figures.
-        cur.execute(
-            "SELECT status, priority, category, tickets, resolution_seconds, resolution_count,"
-            " first_response_seconds, first_response_count FROM ticket_totals WHERE user_id = %s AND tickets > 0",
-            (tenant,),
+        figures = _one(
+            cur, _FIGURES, {"t": tenant, "midnight": midnight, "week": _trend_days(today)[0], "today": today}
         )
-        ticket_groups = cur.fetchall()
-        cur.execute(
-            "SELECT status, sessions, duration_seconds, duration_count FROM chat_totals"
-            " WHERE user_id = %s AND sessions > 0",
-            (tenant,),
-        )
-        chat_groups = cur.fetchall()
-        feedback = _one(
-            cur,
-            "SELECT coalesce(sum(ratings), 0) AS n, coalesce(sum(rating_sum), 0) AS total"
-            " FROM feedback_totals WHERE user_id = %s",
-            (tenant,),
-        )
-        cur.execute("SELECT status, count(*) AS n FROM support_agents WHERE user_id = %s GROUP BY status", (tenant,))
-        agents_by_status = {row["status"]: row["n"] for row in cur.fetchall()}
-        today_counts = _one(
-            cur,
-            "SELECT (SELECT count(*) FROM support_tickets WHERE user_id = %s AND created_at >= %s) AS tickets,"
-            " (SELECT count(*) FROM live_chat_sessions WHERE user_id = %s AND session_start_time >= %s) AS chats",
-            (tenant, midnight, tenant, midnight),
-        )
+        ticket_groups = figures["ticket_groups"]
+        chat_groups = figures["chat_groups"]
+        agents_by_status = figures["agents_by_status"]
         cur.execute(
             f"SELECT {TICKET_COLUMNS} FROM support_tickets WHERE user_id = %s"  # noqa: S608
             " ORDER BY created_at DESC, id DESC LIMIT 5",
@@ -85,18 +137,7 @@ def get_dashboard(principal: Principal, *, now: datetime | None = None) -> Suppo
             (tenant,),
         )
         top = cur.fetchall()
-        cur.execute(
-            "SELECT (created_at AT TIME ZONE 'UTC')::date AS day, count(*) AS n FROM support_tickets"
-            " WHERE user_id = %s AND created_at >= %s GROUP BY 1",
-            (tenant, week_start),
-        )
-        volume = {row["day"]: row["n"] for row in cur.fetchall()}
-        cur.execute(
-            "SELECT (created_at AT TIME ZONE 'UTC')::date AS day, sum(rating) AS total, count(*) AS n"
-            " FROM ticket_feedback WHERE user_id = %s AND created_at >= %s GROUP BY 1",
-            (tenant, week_start),
-        )
-        satisfaction = {row["day"]: mean_score(row["total"], row["n"]) for row in cur.fetchall()}
+        volume, satisfaction = _trends(cur, principal, today, figures)
 
     by_status = dict.fromkeys(TicketStatus, 0)
     by_priority = dict.fromkeys(TicketPriority, 0)
@@ -110,7 +151,7 @@ def get_dashboard(principal: Principal, *, now: datetime | None = None) -> Suppo
         for key in sums:
             sums[key] += group[key]
     chats = {row["status"]: row for row in chat_groups}
-    days = [today - timedelta(days=offset) for offset in range(TREND_DAYS - 1, -1, -1)]
+    days = _trend_days(today)
     return SupportDashboard(
         total_tickets=sum(by_status.values()),
         open_tickets=sum(by_status[s] for s in OPEN),
@@ -121,12 +162,12 @@ def get_dashboard(principal: Principal, *, now: datetime | None = None) -> Suppo
         available_agents=agents_by_status.get(AgentStatus.AVAILABLE, 0),
         average_resolution_time=mean_seconds(sums["resolution_seconds"], sums["resolution_count"]),
         average_first_response_time=mean_seconds(sums["first_response_seconds"], sums["first_response_count"]),
-        customer_satisfaction_score=mean_score(feedback["total"], feedback["n"]),
+        customer_satisfaction_score=mean_score(figures["rating_total"], figures["ratings"]),
         average_chat_duration=mean_seconds(
             sum(row["duration_seconds"] for row in chat_groups), sum(row["duration_count"] for row in chat_groups)
         ),
-        tickets_created_today=today_counts["tickets"],
-        chats_started_today=today_counts["chats"],
+        tickets_created_today=figures["tickets_today"],
+        chats_started_today=figures["chats_today"],
         recent_tickets=[Ticket.model_validate(row) for row in recent],
         top_agents=[Agent.model_validate(row) for row in top],
         tickets_by_status={str(k): v for k, v in by_status.items()},
@@ -138,8 +179,8 @@ def get_dashboard(principal: Principal, *, now: datetime | None = None) -> Suppo
     )
 
 
-def list_analytics(principal: Principal, start: date, end: date) -> list[SupportAnalytics]:
-    """The tenant's daily rollup rows from `start` to `end`, both included, oldest first."""
+def check_range(start: date, end: date) -> None:
+    """A range of days the analytics reads accept: `to` not before `from`, at most MAX_ANALYTICS_DAYS days."""
     if end < start:
         raise InvalidInput("`to` is before `from`", details=[{"field": "query.to", "message": "before from"}])
     if (end - start).days + 1 > MAX_ANALYTICS_DAYS:
@@ -147,6 +188,11 @@ def list_analytics(principal: Principal, start: date, end: date) -> list[Support
             f"a range covers at most {MAX_ANALYTICS_DAYS} days",
             details=[{"field": "query.to", "message": f"more than {MAX_ANALYTICS_DAYS} days after from"}],
         )
+
+
+def list_analytics(principal: Principal, start: date, end: date) -> list[SupportAnalytics]:
+    """The tenant's daily rollup rows from `start` to `end`, both included, oldest first."""
+    check_range(start, end)
     with tenant_transaction(principal.tenant_id) as cur:
         cur.execute(
             """SELECT id, user_id, analytics_date, total_tickets_created, total_tickets_resolved,
@@ -154,7 +200,10 @@ def list_analytics(principal: Principal, start: date, end: date) -> list[Support
                 average_chat_duration, customer_satisfaction_score, agent_response_time, tickets_by_status,
                 tickets_by_priority, tickets_by_category, chats_by_agent, first_response_histogram,
                 resolution_histogram, chat_duration_histogram, first_response_p50, first_response_p90,
-                resolution_p50, resolution_p90, chat_duration_p50, chat_duration_p90, created_at
+                resolution_p50, resolution_p90, chat_duration_p50, chat_duration_p90, first_response_count,
+                first_response_seconds, resolution_count, resolution_seconds, chat_duration_count,
+                chat_duration_seconds, agent_response_count, agent_response_seconds, rating_count, rating_sum,
+                created_at
             FROM support_analytics WHERE user_id = %s AND analytics_date BETWEEN %s AND %s
             ORDER BY analytics_date""",
             (principal.tenant_id, start, end),
