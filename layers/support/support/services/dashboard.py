@@ -48,33 +48,44 @@ def _trend_days(today: date) -> list[date]:
     return [today - timedelta(days=offset) for offset in range(TREND_DAYS - 1, -1, -1)]
 
 
-# The dashboard's figures that are not rows of their own, in one statement (one round trip): the running totals
-# (groups at zero are deleted by the database as they empty, sql/0010; the filters only keep a row that a manual
-# fix left behind out of the figures), the agents by status, today's counts, the past six days' rollup rows and
-# today's feedback by day. Maps and lists come back as JSON.
-_FIGURES = """
+# Every figure of the dashboard in one statement (one round trip, in the dashboard's snapshot): the running totals
+# summed by status, by priority, by category and overall in the database (groups at zero are deleted by the
+# database as they empty, sql/0010; the filters only keep a row that a manual fix left behind out of the
+# figures), the agents by status, today's counts, the five newest tickets, the five top agents, the past six days'
+# rollup rows and today's feedback. Maps and lists come back as JSON.
+_FIGURES = f"""
 SELECT
     (SELECT coalesce(json_agg(g), '[]') FROM (
-        SELECT status, priority, category, tickets, resolution_seconds, resolution_count, first_response_seconds,
-               first_response_count
-        FROM ticket_totals WHERE user_id = %(t)s AND tickets > 0) g) AS ticket_groups,
+        SELECT grouping(status, priority, category) AS level, status, priority, category, sum(tickets) AS tickets,
+               coalesce(sum(resolution_seconds), 0) AS resolution_seconds,
+               coalesce(sum(resolution_count), 0) AS resolution_count,
+               coalesce(sum(first_response_seconds), 0) AS first_response_seconds,
+               coalesce(sum(first_response_count), 0) AS first_response_count
+        FROM ticket_totals WHERE user_id = %(t)s AND tickets > 0
+        GROUP BY GROUPING SETS ((status), (priority), (category), ())) g) AS ticket_groups,
     (SELECT coalesce(json_agg(g), '[]') FROM (
         SELECT status, sessions, duration_seconds, duration_count
         FROM chat_totals WHERE user_id = %(t)s AND sessions > 0) g) AS chat_groups,
     (SELECT coalesce(sum(ratings), 0) FROM feedback_totals WHERE user_id = %(t)s) AS ratings,
     (SELECT coalesce(sum(rating_sum), 0) FROM feedback_totals WHERE user_id = %(t)s) AS rating_total,
-    (SELECT coalesce(json_object_agg(a.status, a.n), '{}') FROM (
+    (SELECT coalesce(json_object_agg(a.status, a.n), '{{}}') FROM (
         SELECT status, count(*) AS n FROM support_agents WHERE user_id = %(t)s GROUP BY status) a) AS agents_by_status,
     (SELECT count(*) FROM support_tickets WHERE user_id = %(t)s AND created_at >= %(midnight)s) AS tickets_today,
     (SELECT count(*) FROM live_chat_sessions WHERE user_id = %(t)s AND session_start_time >= %(midnight)s)
         AS chats_today,
+    (SELECT coalesce(json_agg(r), '[]') FROM (
+        SELECT {TICKET_COLUMNS} FROM support_tickets WHERE user_id = %(t)s
+        ORDER BY created_at DESC, id DESC LIMIT 5) r) AS recent_tickets,
+    (SELECT coalesce(json_agg(r), '[]') FROM (
+        SELECT {AGENT_COLUMNS} FROM support_agents WHERE user_id = %(t)s
+        ORDER BY total_tickets_resolved DESC, average_rating DESC NULLS LAST, agent_name, id LIMIT 5) r) AS top_agents,
     (SELECT coalesce(json_agg(r), '[]') FROM (
         SELECT analytics_date, total_tickets_created, customer_satisfaction_score FROM support_analytics
         WHERE user_id = %(t)s AND analytics_date >= %(week)s AND analytics_date < %(today)s) r) AS rollup_days,
     (SELECT coalesce(sum(rating), 0) FROM ticket_feedback WHERE user_id = %(t)s AND created_at >= %(midnight)s)
         AS rating_total_today,
     (SELECT count(*) FROM ticket_feedback WHERE user_id = %(t)s AND created_at >= %(midnight)s) AS ratings_today
-"""
+"""  # noqa: S608 (the column lists are constants)
 
 
 def _trends(
@@ -125,31 +136,24 @@ def get_dashboard(principal: Principal, *, now: datetime | None = None) -> Suppo
         ticket_groups = figures["ticket_groups"]
         chat_groups = figures["chat_groups"]
         agents_by_status = figures["agents_by_status"]
-        cur.execute(
-            f"SELECT {TICKET_COLUMNS} FROM support_tickets WHERE user_id = %s"  # noqa: S608
-            " ORDER BY created_at DESC, id DESC LIMIT 5",
-            (tenant,),
-        )
-        recent = cur.fetchall()
-        cur.execute(
-            f"""SELECT {AGENT_COLUMNS} FROM support_agents WHERE user_id = %s
-            ORDER BY total_tickets_resolved DESC, average_rating DESC NULLS LAST, agent_name, id LIMIT 5""",  # noqa: S608
-            (tenant,),
-        )
-        top = cur.fetchall()
         volume, satisfaction = _trends(cur, principal, today, figures)
 
+    # grouping(status, priority, category): 3 = by status, 5 = by priority, 6 = by category, 7 = all of them
     by_status = dict.fromkeys(TicketStatus, 0)
     by_priority = dict.fromkeys(TicketPriority, 0)
     by_category: dict[str, int] = {}
     sums = {"resolution_seconds": 0, "resolution_count": 0, "first_response_seconds": 0, "first_response_count": 0}
     for group in ticket_groups:
-        by_status[group["status"]] += group["tickets"]
-        by_priority[group["priority"]] += group["tickets"]
-        category = group["category"] or UNCATEGORIZED
-        by_category[category] = by_category.get(category, 0) + group["tickets"]
-        for key in sums:
-            sums[key] += group[key]
+        match group["level"]:
+            case 3:
+                by_status[group["status"]] += group["tickets"]
+            case 5:
+                by_priority[group["priority"]] += group["tickets"]
+            case 6:
+                category = group["category"] or UNCATEGORIZED
+                by_category[category] = by_category.get(category, 0) + group["tickets"]
+            case _:
+                sums = {key: group[key] for key in sums}
     chats = {row["status"]: row for row in chat_groups}
     days = _trend_days(today)
     return SupportDashboard(
@@ -168,8 +172,8 @@ def get_dashboard(principal: Principal, *, now: datetime | None = None) -> Suppo
         ),
         tickets_created_today=figures["tickets_today"],
         chats_started_today=figures["chats_today"],
-        recent_tickets=[Ticket.model_validate(row) for row in recent],
-        top_agents=[Agent.model_validate(row) for row in top],
+        recent_tickets=[Ticket.model_validate(row) for row in figures["recent_tickets"]],
+        top_agents=[Agent.model_validate(row) for row in figures["top_agents"]],
         tickets_by_status={str(k): v for k, v in by_status.items()},
         tickets_by_priority={str(k): v for k, v in by_priority.items()},
         tickets_by_category=dict(sorted(by_category.items())),
