@@ -429,9 +429,6 @@ _UPSERT_MONTH = (
 )
 
 
-# The stored days of a range, added up in the database (one round trip, no histogram crosses the wire per day):
-# the whole months of the range from their month rows when those hold every day of the month, the other days from
-# their day rows. `months` and `dates` say which were read.
 def _stored_range(by_agent: bool) -> str:
     merged = [(name, column) for name, column in _MERGED if by_agent or name != "by_agent"]
     return (
