@@ -62,12 +62,12 @@ build: $(VENV)/.installed $(SAM_VENV)/.installed ## sam build for arm64 without 
 	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(SAM) build --parallel --cached
 	@$(PY) -m local.layer_size .aws-sam/build
 
-# The same stack for x86_64, into its own folder: tests/build imports these artifacts (not the source tree) and
+# The same stack for x86_64, into its own folder: tests/built imports these artifacts (not the source tree) and
 # feeds them sample events on this x86_64 machine. A copy of the template with the other architecture and absolute
 # code paths, built from a folder of its own: sam keeps its dependency cache under the folder it runs in, and one
 # cache for both builds would make each throw away the other's.
 X86_DIR := .aws-sam/x86_64
-build-x86_64: $(VENV)/.installed $(SAM_VENV)/.installed ## sam build for x86_64 into .aws-sam/build-x86_64 (what tests/build runs)
+build-x86_64: $(VENV)/.installed $(SAM_VENV)/.installed ## sam build for x86_64 into .aws-sam/build-x86_64 (what tests/built runs)
 	@mkdir -p $(X86_DIR)
 	@sed -e 's/^    Architectures: \[arm64\]$$/    Architectures: [x86_64]/' \
 	    -e 's/^      CompatibleArchitectures: \[arm64\]$$/      CompatibleArchitectures: [x86_64]/' \
