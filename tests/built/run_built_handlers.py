@@ -42,9 +42,20 @@ def main() -> None:
 
     for event_file in events:
         result = app.lambda_handler(json.loads(Path(event_file).read_text()), Context(function_id))
-        modules = {name: getattr(sys.modules.get(name), "__file__", None) for name in ("psycopg", "pydantic_core", "support")}
-        print(json.dumps({"function": function_id, "event": event_file, "statusCode": result.get("statusCode"),
-                          "body": result.get("body"), "modules": modules}))
+        modules = {
+            name: getattr(sys.modules.get(name), "__file__", None) for name in ("psycopg", "pydantic_core", "support")
+        }
+        print(
+            json.dumps(
+                {
+                    "function": function_id,
+                    "event": event_file,
+                    "statusCode": result.get("statusCode"),
+                    "body": result.get("body"),
+                    "modules": modules,
+                }
+            )
+        )
 
 
 main()

@@ -37,7 +37,9 @@ def builds() -> Iterator[None]:
     if os.environ.get("SUPPORT_BUILDS_FRESH") == "1":
         yield
         return
-    done = subprocess.run(["make", "-s", "build", "build-x86_64"], cwd=REPO, capture_output=True, text=True, check=False)
+    done = subprocess.run(
+        ["make", "-s", "build", "build-x86_64"], cwd=REPO, capture_output=True, text=True, check=False
+    )
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     yield
 
@@ -66,7 +68,12 @@ def test_every_compiled_library_of_the_arm64_layer_is_aarch64(builds: None) -> N
     libraries = _compiled_libraries(ARM64_BUILD / "SupportLayer")
     names = {path.parts[1] for path in libraries}
     # the wheels with native code: psycopg's libpq, pydantic's core, cryptography and cffi
-    assert {"psycopg_binary", "pydantic_core", "cryptography", "_cffi_backend.cpython-313-aarch64-linux-gnu.so"} <= names
+    assert {
+        "psycopg_binary",
+        "pydantic_core",
+        "cryptography",
+        "_cffi_backend.cpython-313-aarch64-linux-gnu.so",
+    } <= names
     wrong = {str(path): machine for path, machine in libraries.items() if machine != EM_AARCH64}
     assert wrong == {}
 
@@ -90,7 +97,7 @@ def test_the_built_migrate_function_carries_every_migration(builds: None, build:
     assert packaged.is_dir() and not packaged.is_symlink()
     names = sorted(p.name for p in MIGRATIONS.glob("*.sql"))
     assert sorted(p.name for p in packaged.glob("*.sql")) == names
-    match, mismatch, errors = filecmp.cmpfiles(MIGRATIONS, packaged, names, shallow=False)
+    _, mismatch, errors = filecmp.cmpfiles(MIGRATIONS, packaged, names, shallow=False)
     assert (mismatch, errors) == ([], [])
 
 
@@ -105,7 +112,7 @@ def _run_built(function_id: str, events: list[Path], env: dict[str, str]) -> lis
         check=False,
     )
     assert done.returncode == 0, done.stderr[-4000:]
-    return [json.loads(line) for line in done.stdout.splitlines() if line.startswith("{\"function\"")]
+    return [json.loads(line) for line in done.stdout.splitlines() if line.startswith('{"function"')]
 
 
 def _lambda_env(**extra: str) -> dict[str, str]:
@@ -126,7 +133,8 @@ def test_the_built_handlers_answer_the_sample_events(builds: None, db: DatabaseU
         conn.execute("DELETE FROM support_tickets WHERE user_id = %s", (TENANT,))
         conn.execute("DELETE FROM support_agents WHERE user_id = %s", (TENANT,))
         conn.execute(
-            "INSERT INTO support_agents (id, user_id, agent_name, agent_email) VALUES (%s, %s, 'Seed', 'seed@x.example')",
+            "INSERT INTO support_agents (id, user_id, agent_name, agent_email)"
+            " VALUES (%s, %s, 'Seed', 'seed@x.example')",
             (AGENT, TENANT),
         )
         conn.execute(
