@@ -12,7 +12,7 @@ export SAM_CLI_TELEMETRY := 0
 export AWS_DEFAULT_REGION ?= us-east-1
 export PYTHONDONTWRITEBYTECODE := 1
 
-.PHONY: help run reset-demo token verify-totals test test-fast browser-deps lint typecheck validate build bench bench-quick lock clean
+.PHONY: help run reset-demo token verify-totals test test-fast browser-deps lint typecheck validate build build-x86_64 smoke bench bench-quick lock clean
 .PHONY: backfill invoke bench-analytics
 
 help: ## list the targets
@@ -51,8 +51,8 @@ backfill: $(VENV)/.installed ## roll up days: make backfill FROM=YYYY-MM-DD TO=Y
 invoke: $(VENV)/.installed ## run a template function in-process: make invoke FUNCTION=<logical id> EVENT=<file>
 	@$(PY) -m local.invoke "$(FUNCTION)" "$(EVENT)"
 
-test: $(VENV)/.installed $(SAM_VENV)/.installed browser-deps lint validate build ## the whole suite: lint, template checks, sam build, all tests
-	$(PY) -m pytest
+test: $(VENV)/.installed $(SAM_VENV)/.installed browser-deps lint validate build build-x86_64 ## the whole suite: lint, template checks, both builds, all tests
+	SUPPORT_BUILDS_FRESH=1 $(PY) -m pytest
 
 test-fast: $(VENV)/.installed browser-deps ## the tests only
 	$(PY) -m pytest
@@ -90,8 +90,29 @@ validate: $(SAM_VENV)/.installed ## sam validate --lint and cfn-lint with .cfnli
 	$(SAM) validate --lint
 	$(SAM_VENV)/bin/cfn-lint
 
-build: $(SAM_VENV)/.installed ## sam build without Docker, with the runtime's Python on PATH
+build: $(VENV)/.installed $(SAM_VENV)/.installed ## sam build for arm64 without Docker (aarch64 wheels), then the layer's size
 	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(SAM) build --parallel --cached
+	@$(PY) -m local.layer_size .aws-sam/build
+
+# The same stack for x86_64, into its own folder: tests/built imports these artifacts (not the source tree) and
+# feeds them sample events on this x86_64 machine. A copy of the template with the other architecture and absolute
+# code paths, built from a folder of its own: sam keeps its dependency cache under the folder it runs in, and one
+# cache for both builds would make each throw away the other's.
+X86_DIR := .aws-sam/x86_64
+build-x86_64: $(VENV)/.installed $(SAM_VENV)/.installed ## sam build for x86_64 into .aws-sam/build-x86_64 (what tests/built runs)
+	@mkdir -p $(X86_DIR)
+	@sed -e 's/^    Architectures: \[arm64\]$$/    Architectures: [x86_64]/' \
+	    -e 's/^      CompatibleArchitectures: \[arm64\]$$/      CompatibleArchitectures: [x86_64]/' \
+	    -e 's/^      BuildArchitecture: arm64$$/      BuildArchitecture: x86_64/' \
+	    -e 's#^\( *\)\(CodeUri\|ContentUri\): \([a-z]\)#\1\2: $(CURDIR)/\3#' template.yaml > $(X86_DIR)/template.yaml
+	@test "$$(grep -c 'x86_64' $(X86_DIR)/template.yaml)" -ge 3 || { echo "template.yaml: no arm64 settings to switch" >&2; exit 1; }
+	cd $(X86_DIR) && PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(CURDIR)/$(SAM) build --template-file template.yaml \
+	    --build-dir $(CURDIR)/.aws-sam/build-x86_64 --parallel --cached
+	@$(PY) -m local.layer_size .aws-sam/build-x86_64
+
+smoke: $(VENV)/.installed ## call a deployed API: make smoke URL=<HttpApiUrl> TOKEN=<access token> [WS_URL=<WebSocketUrl>]
+	@test -n "$(URL)" -a -n "$(TOKEN)" || { echo "usage: make smoke URL=<http api url> TOKEN=<jwt> [WS_URL=<websocket url>]" >&2; exit 2; }
+	@$(PY) -m local.smoke --url "$(URL)" --token "$(TOKEN)" $(if $(WS_URL),--ws-url "$(WS_URL)")
 
 bench: $(VENV)/.installed ## benchmarks (see bench/README.md); figures go to bench/RESULTS.md
 	$(PY) -m bench.tickets
