@@ -28,7 +28,7 @@ from starlette.middleware import Middleware
 from starlette.middleware.cors import CORSMiddleware
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response
-from starlette.routing import Route
+from starlette.routing import BaseRoute, Route
 
 from local.gateway.authorizers import JwtAuthorizer
 from local.gateway.aws import ACCOUNT_ID
@@ -228,6 +228,7 @@ def create_app(
     cors: CorsConfig | None = None,
     in_process: bool | None = None,
     concurrency: int | None = None,
+    extra_routes: Sequence[BaseRoute] = (),
 ) -> Starlette:
     """An ASGI app serving `routes` (from `local.template.http_routes()`) as API Gateway would.
     Handlers are imported now, so a broken handler module stops the gateway at start, not at first use.
@@ -238,6 +239,7 @@ def create_app(
     (`execution_environments`); with `in_process=True` (or `LOCAL_LAMBDA_IN_PROCESS=1`, or a `load_handler`
     of the caller's, which can only run here) in this process, one invocation at a time per function.
     `GET /.well-known/jwks.json` publishes the authorizer's public key, as an identity provider does.
+    `extra_routes` (the local pages, `local.gateway.static`) are matched before the API's routes.
     The app's `state.execution_environments` is closed by `running_gateway` (or by the caller)."""
     authorizer = authorizer or JwtAuthorizer.local()
     custom_loader = load_handler is not load_route_handler
@@ -362,6 +364,7 @@ def create_app(
     app = Starlette(
         routes=[
             Route("/.well-known/jwks.json", jwks_json, methods=["GET", "HEAD"]),
+            *extra_routes,
             Route("/{path:path}", http_api, methods=list(HTTP_METHODS)),
         ],
         middleware=middleware,
