@@ -12,7 +12,7 @@ export SAM_CLI_TELEMETRY := 0
 export AWS_DEFAULT_REGION ?= us-east-1
 export PYTHONDONTWRITEBYTECODE := 1
 
-.PHONY: help run reset-demo token verify-totals test test-fast lint typecheck validate build bench bench-quick lock clean
+.PHONY: help run reset-demo token verify-totals test test-fast browser-deps lint typecheck validate build bench bench-quick lock clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  make %-11s %s\n", $$1, $$2}'
@@ -44,11 +44,35 @@ token: $(VENV)/.installed ## print a JWT for the local gateway: make token TENAN
 verify-totals: $(VENV)/.installed ## recount every running total and agent figure from the rows; REPAIR=1 mends differences
 	$(PY) -m local.verify_totals $(if $(REPAIR),--repair) $(if $(TENANT),--tenant "$(TENANT)")
 
-test: $(VENV)/.installed $(SAM_VENV)/.installed lint validate build ## the whole suite: lint, template checks, sam build, all tests
+test: $(VENV)/.installed $(SAM_VENV)/.installed browser-deps lint validate build ## the whole suite: lint, template checks, sam build, all tests
 	$(PY) -m pytest
 
-test-fast: $(VENV)/.installed ## the tests only
+test-fast: $(VENV)/.installed browser-deps ## the tests only
 	$(PY) -m pytest
+
+# The browser tests (tests/browser/) drive Debian's Chromium through its chromedriver; nothing downloads a
+# browser build. As root on Debian (CI) the packages are installed; elsewhere this fails and says how.
+CHROMIUM := /usr/bin/chromium
+CHROMEDRIVER := /usr/bin/chromedriver
+BROWSER_NODE_MODULES := tests/browser/node_modules/.package-lock.json
+
+browser-deps: $(BROWSER_NODE_MODULES) ## Debian's chromium + chromium-driver (installed as root on Debian) and axe-core (npm ci)
+	@if [ -x $(CHROMIUM) ] && [ -x $(CHROMEDRIVER) ]; then exit 0; fi; \
+	if [ "$$(id -u)" = 0 ] && [ -f /etc/debian_version ] && command -v apt-get >/dev/null; then \
+		echo "Installing Debian's chromium and chromium-driver for the browser tests ..." >&2; \
+		DEBIAN_FRONTEND=noninteractive apt-get update -qq >&2 && \
+		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium chromium-driver >&2; \
+	else \
+		echo "The browser tests need $(CHROMIUM) and $(CHROMEDRIVER) (Debian's chromium and chromium-driver)." >&2; \
+		echo "Install them with: sudo apt-get update && sudo apt-get install -y chromium chromium-driver" >&2; \
+		exit 1; \
+	fi
+
+$(BROWSER_NODE_MODULES): tests/browser/package.json tests/browser/package-lock.json
+	@command -v npm >/dev/null || { echo "The browser tests need npm (Node.js) for axe-core: apt-get install -y npm" >&2; exit 1; }
+	@echo "Installing axe-core for the browser tests (npm ci in tests/browser/) ..." >&2
+	@cd tests/browser && npm ci --no-audit --no-fund --loglevel=error >&2
+	@touch $@
 
 lint: $(VENV)/.installed ## ruff and mypy
 	$(VENV)/bin/ruff check .

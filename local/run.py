@@ -36,6 +36,7 @@ DATA_DIR_VARIABLE = "SUPPORT_DATA_DIR"
 DEFAULT_DATA_DIR = REPO / ".local" / "pg-run"
 DEFAULT_PORT = 3000
 DEFAULT_WS_PORT = 3001
+DEFAULT_MERCHANT_PORT = 8080  # the demo widget key allows http://localhost:8080 and http://127.0.0.1:8080
 
 
 def _apply_function_environment() -> None:
@@ -149,6 +150,7 @@ def _serve(data_dir: Path, port: int, *, reset: bool) -> int:
         # Imported once DATABASE_URL is set: the layer reads its configuration once, like a cold start.
         from local.demo_data import seed_demo_data
         from local.gateway import create_app, running_gateway
+        from local.gateway.static import static_routes
 
         # One seeder at a time per database: two `make run` starting together must not both seed.
         with psycopg.connect(urls.owner, autocommit=True) as lock:
@@ -162,7 +164,11 @@ def _serve(data_dir: Path, port: int, *, reset: bool) -> int:
         with ExitStack() as stack:
             try:
                 base = stack.enter_context(
-                    running_gateway(create_app(http_routes(), cors=cors_configuration()), port=port, access_log=True)
+                    running_gateway(
+                        create_app(http_routes(), cors=cors_configuration(), extra_routes=static_routes()),
+                        port=port,
+                        access_log=True,
+                    )
                 )
             except RuntimeError:
                 print(f"make run: could not listen on 127.0.0.1:{port}; choose another PORT", file=sys.stderr)
@@ -171,6 +177,7 @@ def _serve(data_dir: Path, port: int, *, reset: bool) -> int:
             _print_welcome(base, tenants, where, joined=urls.joined)
             if websocket is not None:
                 _print_chat_welcome(base, websocket.websocket_url, tenants)
+                _serve_merchant_page(stack, base, websocket.websocket_url, tenants)
             while True:
                 time.sleep(3600)
 
@@ -209,6 +216,31 @@ def _print_chat_welcome(base: str, ws_url: str, tenants: dict[str, UUID]) -> Non
     print(f"  .venv/bin/python -m local.chat visitor --widget-key {widget_key} --http {base} --ws {ws_url}")
     print(f"  .venv/bin/python -m local.chat agent --tenant {tenant} --agent {agent} --http {base} --ws {ws_url}\n")
     print(f"Demo widget key: {widget_key} (allowed origins http://localhost:8080, http://127.0.0.1:8080)\n", flush=True)
+
+
+def _serve_merchant_page(stack: ExitStack, base: str, ws_url: str, tenants: dict[str, UUID]) -> None:
+    """The demo shop's page with the chat widget, on its own origin (MERCHANT_PORT, 8080), and the console's URL."""
+    from local.demo_data import demo_chat_identities
+    from local.gateway import running_gateway
+    from local.gateway.static import merchant_app
+
+    print(f"Agent console: {base}/console/", flush=True)
+    widget_key, _ = demo_chat_identities(next(iter(tenants.values())))
+    value = os.environ.get("MERCHANT_PORT") or str(DEFAULT_MERCHANT_PORT)
+    if widget_key is None or not value.isdigit() or not 0 < int(value) < 65536:
+        print(f"make run: no demo shop page (MERCHANT_PORT={value!r} or no widget key)", file=sys.stderr)
+        return
+    try:
+        shop = stack.enter_context(
+            running_gateway(merchant_app(widget_key=widget_key, api_url=base, ws_url=ws_url), port=int(value))
+        )
+    except RuntimeError:
+        print(f"make run: could not listen on 127.0.0.1:{value} for the demo shop; choose another MERCHANT_PORT")
+        return
+    note = (
+        "" if int(value) == DEFAULT_MERCHANT_PORT else " (add this origin to the widget key: the demo one allows 8080)"
+    )
+    print(f"Demo shop with the chat widget: {shop.replace('127.0.0.1', 'localhost')}/{note}\n", flush=True)
 
 
 def _log_gateway_reasons() -> None:

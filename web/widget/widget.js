@@ -1,0 +1,1 @@
+// The chat widget: see README (written in the next commit).
