@@ -197,15 +197,16 @@ def websocket_url() -> str | None:
     return f"{scheme}://{parts.netloc}{parts.path.rstrip('/')}"
 
 
-async def console_config(request: Request) -> JSONResponse:
-    if refusal := _foreign_origin(request):
-        return refusal
-    own = f"{request.url.scheme}://{request.headers.get('host', '')}"
-    return _ok({"apiBaseUrl": own, "websocketUrl": websocket_url(), "localSignIn": True})
+def dev_auth_routes(api_base_url: str | None = None) -> list[BaseRoute]:
+    """The routes to put before the gateway's catch-all (`http_api.create_app(extra_routes=...)`). The config
+    names this gateway as the HTTP API, or `api_base_url` when the console is served apart from the API."""
 
+    async def console_config(request: Request) -> JSONResponse:
+        if refusal := _foreign_origin(request):
+            return refusal
+        api = api_base_url or f"{request.url.scheme}://{request.headers.get('host', '')}"
+        return _ok({"apiBaseUrl": api.rstrip("/"), "websocketUrl": websocket_url(), "localSignIn": True})
 
-def dev_auth_routes() -> list[BaseRoute]:
-    """The routes to put before the gateway's catch-all (`http_api.create_app`)."""
     return [
         Route(f"{PREFIX}/agents", list_people, methods=["GET"]),
         Route(f"{PREFIX}/token", sign_token, methods=["POST"]),
