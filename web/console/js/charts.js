@@ -40,7 +40,7 @@ function dataTable(caption, rows, header) {
 export function barChart(id, title, items, { valueName = "count" } = {}) {
   const chart = frame(id, title);
   const max = niceMax(Math.max(0, ...items.map((i) => i.value)));
-  axis(chart, max, 4, (v) => (Number.isInteger(v) ? String(v) : ""));
+  axis(chart, max, max <= 5 ? max : 5, (v) => (Number.isInteger(v) ? String(v) : ""));
   const inner = { w: WIDTH - PAD.left - PAD.right, h: HEIGHT - PAD.top - PAD.bottom };
   const slot = inner.w / Math.max(1, items.length);
   items.forEach((item, index) => {
