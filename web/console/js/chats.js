@@ -553,7 +553,9 @@ export class ChatsView {
     transferSelect.addEventListener("focus", () => this.refreshAgents(), { once: true });
     const endButton = h("button", { type: "button", class: "danger", onclick: () => this.end(chat) }, "End chat");
     const closeTab = h("button", { type: "button", class: "secondary", onclick: () => this.closeTab(id) }, "Close tab");
-    const log = h("ol", { class: "messages", role: "log", "aria-labelledby": `title-${id}`, tabindex: "0" });
+    // The log region (aria-live polite by its role) scrolls; the list inside keeps the messages' list semantics.
+    const list = h("ol", { class: "message-list" });
+    const log = h("div", { class: "messages", role: "log", "aria-labelledby": `title-${id}`, tabindex: "0" }, list);
     const typing = h("p", { class: "typing", "aria-live": "polite" });
     const ended = h("p", { class: "ended", role: "status" });
     const rating = h("span", { class: "visually-hidden", "data-rating": "" });
@@ -597,7 +599,7 @@ export class ChatsView {
         h("div", { class: "chat-actions" }, transferForm, endButton, closeTab)),
       log, typing, ended, rating, composer);
     this.panels.append(panel);
-    return { panel, title, facts, log, typing, ended, rating, transferSelect, closeTab,
+    return { panel, title, facts, log, list, typing, ended, rating, transferSelect, closeTab,
       controls: [transferSelect, transferButton, endButton, reply, sendButton, cannedButton] };
   }
 
@@ -623,11 +625,11 @@ export class ChatsView {
 
   renderMessages(chat) {
     if (!chat.dom) return;
-    const log = chat.dom.log;
+    const { log, list } = chat.dom;
     const atBottom = log.scrollHeight - log.scrollTop - log.clientHeight < 40;
     chat.messages.forEach((message, index) => {
       this.renderMessage(chat, message);
-      if (log.children[index] !== message.dom) log.insertBefore(message.dom, log.children[index] || null);
+      if (list.children[index] !== message.dom) list.insertBefore(message.dom, list.children[index] || null);
     });
     if (atBottom || this.selected === chat.id) log.scrollTop = log.scrollHeight;
   }
