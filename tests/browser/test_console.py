@@ -202,6 +202,13 @@ def test_tickets_filter_open_reply_note_and_change_status_priority_and_agent(
     ]
     notes = _texts(agent_browser, "#ticket-thread .entry[data-internal=true] .text")
     assert notes == ["Customer is a regular; ship express."]
+    assert "null" not in agent_browser.find_element(By.ID, "ticket-detail").text  # absent fields stay absent
+
+    # Clearing the filters lists every ticket again, the changed one with its new priority.
+    agent_browser.find_element(By.CSS_SELECTOR, ".filters button[type=reset]").click()
+    wait_until(agent_browser, lambda d: len(_row_subjects(d)) == 3)
+    row = agent_browser.find_element(By.CSS_SELECTOR, f"#ticket-list tr[data-ticket='{wanted['id']}']")
+    assert (row.get_attribute("data-priority"), row.get_attribute("data-status")) == ("urgent", "in_progress")
     assert_accessible(agent_browser)
     screenshot(agent_browser, "console-tickets")
 
@@ -299,3 +306,35 @@ def test_the_presence_switch_sets_the_agents_status(
     wait_until(agent_browser, lambda d: d.find_element(By.ID, "presence-away").is_selected())
     assert_accessible(agent_browser)
     screenshot(agent_browser, "console-chats")
+
+
+def test_an_admin_joins_a_chat_of_the_desk_and_follows_it(
+    desk: Desk, console_url: str, agent_browser: WebDriver, screenshot: Shot
+) -> None:
+    desk.add_agent("Grace Hopper", status="available")
+    session = _ok(desk.admin.post("/api/support/chat/sessions", json={"visitorId": "v-noor", "visitorName": "Noor"}))
+    _ok(
+        desk.admin.post(
+            f"/api/support/chat/sessions/{session['id']}/messages",
+            json={"senderType": "customer", "senderName": "Noor", "message": "Is the shop open on Sunday?"},
+        )
+    )
+    sign_in(agent_browser, console_url, desk)
+
+    join = wait_until(
+        agent_browser,
+        lambda d: d.find_element(By.CSS_SELECTOR, f"#desk-list li[data-session='{session['id']}'] button"),
+    )
+    join.click()
+
+    selector = f".chat-panel[data-session='{session['id']}'] .messages .text"
+    wait_until(agent_browser, lambda d: _texts(d, selector) == ["Is the shop open on Sunday?"])
+    # Joined, the admin's connection hears the session's new messages as they come.
+    _ok(
+        desk.admin.post(
+            f"/api/support/chat/sessions/{session['id']}/messages",
+            json={"senderType": "customer", "senderName": "Noor", "message": "Or Monday?"},
+        )
+    )
+    wait_until(agent_browser, lambda d: _texts(d, selector) == ["Is the shop open on Sunday?", "Or Monday?"])
+    assert_accessible(agent_browser)

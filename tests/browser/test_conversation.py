@@ -24,6 +24,7 @@ from tests.browser.test_widget import (
     line,
     open_widget,
     session_id_of,
+    set_offline,
     start_chat,
     texts,
     type_message,
@@ -158,6 +159,18 @@ def test_a_visitor_and_agents_hold_a_conversation_end_to_end(
     type_message(root, "Can I change the address?")
     wait_until(console, lambda d: "Can I change the address?" in console_texts(d, session_id))
     wait_until(console, lambda d: d.find_element(By.ID, "connection").text == "live")
+
+    # Grace's network goes: what she writes waits as "sending", and is sent once when it is back
+    (grace_again,) = console_connection_ids(db, desk.tenant, grace)
+    set_offline(console, True)
+    drop(desk.stack, grace_again)
+    wait_until(console, lambda d: d.find_element(By.ID, "connection").text != "live")
+    say(console, session_id, "Yes: which one?")
+    settle(1.0)
+    assert console_state(console, session_id, "Yes: which one?") == "sending"
+    set_offline(console, False)
+    wait_until(console, lambda d: console_state(d, session_id, "Yes: which one?") in ("delivered", "read"))
+    wait_until(visitor, lambda d: "Yes: which one?" in texts(d, "agent"))
     settle(1.0)
     expected = [
         "Hello, where is my order?",
@@ -165,6 +178,7 @@ def test_a_visitor_and_agents_hold_a_conversation_end_to_end(
         "Are you still there?",
         "Yes, still here.",
         "Can I change the address?",
+        "Yes: which one?",
     ]
     stored = [m["message"] for m in desk.messages(session_id)]
     assert [m for m in stored if m in expected] == expected  # each stored once

@@ -111,16 +111,19 @@ function localSignIn(config, signedIn) {
   });
   section.append(people, other);
 
+  let asked = 0; // only the latest request's answer is shown (the first list may arrive after a tenant's)
   async function load(tenantId) {
+    const mine = ++asked;
     const url = new URL(config.localSignInBase + "/_local/agents");
     if (tenantId) url.searchParams.set("tenantId", tenantId);
     try {
       const response = await fetch(url);
       const payload = await response.json();
+      if (mine !== asked) return;
       if (!payload.success) throw new Error(payload.error?.message || "refused");
       clear(people).append(...payload.data.tenants.map((tenant) => tenantPeople(tenant)));
     } catch (error) {
-      clear(people).append(h("p", {}, `The local sign-in did not answer: ${error.message}`));
+      if (mine === asked) clear(people).append(h("p", {}, `The local sign-in did not answer: ${error.message}`));
     }
   }
 

@@ -143,8 +143,8 @@ export class TicketsView {
         h("dt", {}, "Assigned to"), h("dd", { "data-field": "assignedAgentId" }, this.agentName(ticket.assignedAgentId)),
         h("dt", {}, "First response"), h("dd", {}, duration(ticket.firstResponseTime)),
         h("dt", {}, "Resolution"), h("dd", {}, duration(ticket.resolutionTime))),
-      ticket.description ? h("p", { class: "description" }, ticket.description) : null,
     );
+    if (ticket.description) d.append(h("p", { class: "description" }, ticket.description));
     if (!closed) d.append(this.changeForm(ticket), this.assignForm(ticket));
     else d.append(h("p", { class: "muted" }, "This ticket is closed: it can no longer be changed."));
     d.append(h("h3", {}, "Conversation"), this.threadList(thread));
