@@ -136,6 +136,11 @@ def test_the_dashboard_shows_every_figure_of_the_api_and_charts_the_data(
     ] == [a["id"] for a in api["topAgents"]]
     assert_accessible(agent_browser)
     screenshot(agent_browser, "console-dashboard")
+    # Everything the page loaded came from the console's server or the API: no remote asset, no third party.
+    loaded = agent_browser.execute_script("return performance.getEntriesByType('resource').map((e) => e.name)")
+    origins = {"/".join(str(url).split("/")[:3]) for url in loaded}
+    assert origins <= {console_url.split("/console/")[0], desk.stack.http_url}, origins
+    assert any("/api/support/dashboard" in str(url) for url in loaded)
 
 
 def _row_subjects(driver: WebDriver) -> list[str]:

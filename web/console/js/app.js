@@ -107,7 +107,7 @@ class Console {
     this.token = null;
     if (this.live) this.live.stop();
     this.live = null;
-    for (const view of Object.values(this.views)) view.leave?.();
+    for (const view of Object.values(this.views)) view.dispose?.();
     this.views = {};
     this.signIn();
   }

@@ -395,6 +395,14 @@ export class ChatsView {
     this.root = null;
   }
 
+  /** Signed out: stop the clocks and the polling (the connection is the app's to close). */
+  dispose() {
+    for (const timer of this.timers) clearInterval(timer);
+    this.timers = [];
+    for (const chat of this.chats.values()) clearTimeout(chat.typingTimer), clearTimeout(chat.myTypingTimer);
+    this.root = null;
+  }
+
   presenceSwitch() {
     const fieldset = h("fieldset", { class: "presence card" }, h("legend", {}, "Your status"));
     for (const status of STATUSES) {
