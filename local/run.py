@@ -240,7 +240,10 @@ def _serve_merchant_page(stack: ExitStack, base: str, ws_url: str, tenants: dict
             running_gateway(merchant_app(widget_key=widget_key, api_url=base, ws_url=ws_url), port=int(value))
         )
     except RuntimeError:
-        print(f"make run: could not listen on 127.0.0.1:{value} for the demo shop; choose another MERCHANT_PORT")
+        print(
+            f"make run: could not listen on 127.0.0.1:{value} for the demo shop; choose another MERCHANT_PORT",
+            file=sys.stderr,
+        )
         return
     note = (
         "" if int(value) == DEFAULT_MERCHANT_PORT else " (add this origin to the widget key: the demo one allows 8080)"

@@ -14,7 +14,7 @@ the next reload.
 from __future__ import annotations
 
 import html
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from starlette.applications import Starlette
@@ -33,6 +33,7 @@ MERCHANT_DIR = WEB / "demo-merchant"
 NO_CACHE = "no-cache"
 # Placeholders of web/demo-merchant/index.html, replaced (HTML-escaped) when the page is served.
 MERCHANT_PLACEHOLDERS = ("{{WIDGET_SCRIPT_URL}}", "{{WIDGET_KEY}}", "{{API_URL}}", "{{WS_URL}}")
+EXTRA_ATTRIBUTES = "{{EXTRA_ATTRIBUTES}}"  # more data-* attributes of the script tag (tests tune its timings)
 
 
 class RevalidatedStaticFiles(StaticFiles):
@@ -54,17 +55,38 @@ def static_routes(widget_dir: Path = WIDGET_DIR, console_dir: Path = CONSOLE_DIR
     return routes
 
 
-def render_merchant_page(template: str, *, widget_script_url: str, widget_key: str, api_url: str, ws_url: str) -> str:
+def render_merchant_page(
+    template: str,
+    *,
+    widget_script_url: str,
+    widget_key: str,
+    api_url: str,
+    ws_url: str,
+    attributes: Mapping[str, str] | None = None,
+) -> str:
     values = (widget_script_url, widget_key, api_url, ws_url)
     page = template
     for placeholder, value in zip(MERCHANT_PLACEHOLDERS, values, strict=True):
         page = page.replace(placeholder, html.escape(value, quote=True))
-    return page
+    extra = "".join(
+        f' data-{name}="{html.escape(value, quote=True)}"'
+        for name, value in (attributes or {}).items()
+        if name.replace("-", "").isalnum()
+    )
+    return page.replace(EXTRA_ATTRIBUTES, extra)
 
 
-def merchant_app(*, widget_key: str, api_url: str, ws_url: str, page: Path = MERCHANT_DIR / "index.html") -> Starlette:
+def merchant_app(
+    *,
+    widget_key: str,
+    api_url: str,
+    ws_url: str,
+    attributes: Mapping[str, str] | None = None,
+    page: Path = MERCHANT_DIR / "index.html",
+) -> Starlette:
     """The demo shop: `/` is the page with the widget's script tag; the rest of its folder is served as is.
-    `api_url` is the HTTP gateway (it serves /widget/widget.js), `ws_url` the WebSocket API."""
+    `api_url` is the HTTP gateway (it serves /widget/widget.js), `ws_url` the WebSocket API; `attributes` adds
+    `data-<name>` attributes to the script tag (say `{"ping-seconds": "1"}`)."""
     widget_script_url = api_url.rstrip("/") + "/widget/widget.js"
 
     async def index(request: Request) -> Response:
@@ -74,6 +96,7 @@ def merchant_app(*, widget_key: str, api_url: str, ws_url: str, page: Path = MER
             widget_key=widget_key,
             api_url=api_url,
             ws_url=ws_url,
+            attributes=attributes,
         )
         return HTMLResponse(body, headers={"cache-control": NO_CACHE})
 

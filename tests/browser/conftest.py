@@ -150,9 +150,15 @@ class Desk:
         assert reply.status_code == 201, reply.text
         return str(reply.json()["data"]["widgetKey"])
 
-    def serve_shop(self, widget_key: str, port: int | None = None) -> str:
-        """A merchant page carrying `widget_key` on 127.0.0.1:`port` (a free one by default); its URL."""
-        app = merchant_app(widget_key=widget_key, api_url=self.stack.http_url, ws_url=self.stack.chat.websocket_url)
+    def serve_shop(self, widget_key: str, port: int | None = None, attributes: dict[str, str] | None = None) -> str:
+        """A merchant page carrying `widget_key` (and `data-*` `attributes`) on 127.0.0.1:`port` (a free one by
+        default); its URL."""
+        app = merchant_app(
+            widget_key=widget_key,
+            api_url=self.stack.http_url,
+            ws_url=self.stack.chat.websocket_url,
+            attributes=attributes,
+        )
         return self.stack_exit.enter_context(running_gateway(app, port=port or free_port())) + "/"
 
     def add_agent(self, name: str, *, capacity: int = 2, status: str = "offline") -> str:
