@@ -18,6 +18,7 @@ the `Origin` header, when there is one, must be this gateway's own.
 from __future__ import annotations
 
 import os
+import threading
 from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
@@ -33,6 +34,9 @@ from local.token import DEFAULT_TTL, mint_token
 
 PREFIX = "/_local"
 MAX_TTL = 86_400  # a day, the longest lifetime the sign-in hands out
+# The layer keeps one database connection per process (as per Lambda execution environment, which runs one
+# invocation at a time); these routes run in the gateway's threads, so they take turns with it.
+_ONE_AT_A_TIME = threading.Lock()
 
 
 def _ok(data: Any, status: int = 200) -> JSONResponse:
@@ -91,7 +95,8 @@ def _people(tenant_id: UUID, name: str | None) -> dict[str, Any]:
     from support.services import agents
 
     admin = Principal(tenant_id=tenant_id, role=Role.ADMIN, subject="local-sign-in")
-    staff = agents.list_agents(admin, limit=100).data
+    with _ONE_AT_A_TIME:
+        staff = agents.list_agents(admin, limit=100).data
     return {
         "tenantId": str(tenant_id),
         "name": name,
@@ -179,9 +184,10 @@ def _agent_name(tenant_id: UUID, agent_id: UUID) -> str | None:
     from support.services import agents
 
     try:
-        return agents.get_agent(
-            Principal(tenant_id=tenant_id, role=Role.ADMIN, subject="local-sign-in"), agent_id
-        ).agent_name
+        with _ONE_AT_A_TIME:
+            return agents.get_agent(
+                Principal(tenant_id=tenant_id, role=Role.ADMIN, subject="local-sign-in"), agent_id
+            ).agent_name
     except NotFound:
         return None
 

@@ -108,7 +108,7 @@ def test_a_visitor_and_agents_hold_a_conversation_end_to_end(
     root = open_widget(visitor, desk.shop_url)
     start_chat(visitor, root, "Lin")
     wait_until(visitor, lambda d: host_attribute(d, "data-status") == "waiting")
-    session_id = session_id_of(visitor, desk)
+    session_id = session_id_of(visitor)
     queued = wait_until(
         console, lambda d: d.find_elements(By.CSS_SELECTOR, f"#queue-list li[data-session='{session_id}']")
     )

@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import socket
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 from uuid import UUID, uuid4
 
@@ -190,3 +191,23 @@ def test_the_template_gateway_alone_does_not_serve_it(gateway_url: str, tenant: 
         for method, path in (("POST", "/_local/token"), ("GET", "/_local/agents"), ("GET", "/_local/config")):
             answer = api.request(method, path, json={"tenantId": str(tenant), "role": "admin"})
             assert (answer.status_code, answer.json()) == (404, {"message": "Not Found"}), path
+
+
+def test_concurrent_sign_ins_all_answer(
+    sign_in_url: str, client_for: Callable[..., httpx.Client], tenant: UUID
+) -> None:
+    """A page asks for two lists at once (the demo desk's and a tenant's): the routes share the process's one
+    database connection, and take turns with it."""
+    agent_id = _desk(client_for, tenant)["Ada Abbott"]
+
+    def ask(i: int) -> int:
+        with httpx.Client(base_url=sign_in_url, timeout=20) as client:
+            if i % 2:
+                return client.get("/_local/agents", params={"tenantId": str(tenant)}).status_code
+            body = {"tenantId": str(tenant), "role": "agent", "agentId": agent_id}
+            return client.post("/_local/token", json=body).status_code
+
+    with ThreadPoolExecutor(max_workers=12) as pool:
+        statuses = list(pool.map(ask, range(48)))
+
+    assert statuses == [201 if i % 2 == 0 else 200 for i in range(48)]
