@@ -301,6 +301,12 @@ def test_canned_responses_by_shortcut_and_by_the_picker_count_a_use_each(
         lambda d: [m["message"] for m in desk.messages(session_id)][-1:] == ["Follow the link in your email."],
     )
 
+    # Another view and back: the chat's tab and its conversation are still there.
+    go(agent_browser, "tickets")
+    go(agent_browser, "chats")
+    selector = f".chat-panel[data-session='{session_id}'] .messages .text"
+    wait_until(agent_browser, lambda d: _texts(d, selector) == ["Follow the link in your email."])
+
 
 def test_the_presence_switch_sets_the_agents_status(
     desk: Desk, console_url: str, agent_browser: WebDriver, screenshot: Shot

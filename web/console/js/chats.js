@@ -30,6 +30,7 @@ export class ChatsView {
     this.root = null;
     this.timers = [setInterval(() => this.tick(), 1000), setInterval(() => this.refreshLists(), QUEUE_REFRESH_MS)];
     this.listen();
+    this.refreshAgents();
     this.refreshLists();
     if (this.me.agentId) {
       this.api.get(`/agents/${this.me.agentId}`).then((agent) => this.showPresence(agent.status)).catch(() => {});
@@ -523,7 +524,10 @@ export class ChatsView {
 
   renderChat(chat) {
     if (!this.root) return;
-    if (!chat.dom) chat.dom = this.buildPanel(chat);
+    if (!chat.dom) {
+      chat.dom = this.buildPanel(chat); // a new panel (the view is shown again): its messages go back in
+      this.renderMessages(chat);
+    }
     const { session } = chat;
     const name = session.visitorName || "Visitor";
     chat.dom.title.textContent = `Chat with ${name}`;
