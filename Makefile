@@ -96,5 +96,5 @@ lock: $(VENV)/.installed ## re-pin the layer's and the development environment's
 	$(VENV)/bin/uv pip compile --quiet --python-version $(PYTHON_MINOR) --python-platform x86_64-manylinux_2_28 layers/support/pyproject.toml -o layers/support/requirements.txt
 	$(VENV)/bin/uv pip compile --quiet --universal --python-version $(PYTHON_MINOR) requirements-dev.in -o requirements-dev.lock
 
-clean: ## remove both environments, build output and .local/ (make-run and bench data, the local signing key)
-	rm -rf $(VENV) $(SAM_VENV) .aws-sam .local .pytest_cache .mypy_cache .ruff_cache
+clean: ## remove both environments, build output, .local/ (make-run and bench data, the local signing key), the browser tests' node_modules and screenshots
+	rm -rf $(VENV) $(SAM_VENV) .aws-sam .local .pytest_cache .mypy_cache .ruff_cache tests/browser/node_modules tests/browser/artifacts

@@ -254,6 +254,14 @@ def test_a_visitor_chats_with_an_agent_through_a_queue_a_dropped_connection_and_
         "Quick and kind",
     )
     screenshot(driver, "widget-rated")
+
+    # Rated, the chat is done: the widget lets its connection go, and the next visit starts a new chat
+    wait_until(driver, lambda d: not visitor_connections(db, desk.tenant, visitor_id))
+    driver.refresh()
+    root = widget(driver)
+    root.find_element(By.ID, "launcher").click()
+    wait_until(driver, lambda d: root.find_element(By.ID, "name").is_displayed())
+    assert shown(driver) == []
     assert not [entry for entry in console_log(driver) if "SEVERE" in entry and "widget.js" in entry]
 
 
@@ -290,6 +298,44 @@ def test_a_returning_visitor_sees_their_conversation_and_another_browser_does_no
     other = open_widget(stranger, desk.shop_url)
     assert shown(stranger) == []
     assert other.find_element(By.ID, "name").is_displayed()
+
+
+def test_a_transfer_and_messages_that_arrive_while_the_panel_is_closed(
+    desk: Desk, visitor_browser: WebDriver, screenshot: Shot
+) -> None:
+    driver = visitor_browser
+    ada_id, ada = available_agent(desk, "Ada")
+    root = open_widget(driver, desk.shop_url)
+    start_chat(driver, root, "Mo")
+    session_id = session_id_of(driver)
+    assert ada.expect("chat.assigned")["data"]["assignedAgentId"] == ada_id
+    ada.ask("sendMessage", "message.new", sessionId=session_id, message="Ada here.", clientMessageId="a-1")
+    wait_until(driver, lambda d: root.find_element(By.ID, "who").text == "You are chatting with Ada")
+
+    # Ada hands the chat to Bob: the widget says so, and names Bob once he writes
+    bob_id, bob = available_agent(desk, "Bob")
+    ada.ask("transfer", "chat.transferred", sessionId=session_id, toAgentId=bob_id)
+    wait_until(driver, lambda d: "You were transferred to another agent" in texts(d, "system"))
+    assert root.find_element(By.ID, "who").text == "An agent has joined"
+    bob.expect("chat.transferred")
+
+    # With the panel closed, Bob's message counts on the launcher and is announced; opening it reads it
+    root.find_element(By.ID, "close").click()
+    bobs = bob.ask("sendMessage", "message.new", sessionId=session_id, message="Bob now, hello!", clientMessageId="b-1")
+    wait_until(driver, lambda d: root.find_element(By.ID, "launcher").text == "Chat (1 new)")
+    wait_until(
+        driver, lambda d: root.find_element(By.ID, "status").get_attribute("textContent") == "New message from Bob"
+    )
+    reads_of_bobs = [
+        e for e in bob.quiet(0.8) if e["type"] == "message.read" and e["data"]["upToMessageId"] == bobs["data"]["id"]
+    ]
+    assert not reads_of_bobs  # unseen is unread
+    screenshot(driver, "widget-unread")
+    root.find_element(By.ID, "launcher").click()
+    bob.expect("message.read", where=lambda e: e["data"]["upToMessageId"] == bobs["data"]["id"])
+    assert root.find_element(By.ID, "launcher").text == "Close chat"
+    assert root.find_element(By.ID, "who").text == "You are chatting with Bob"
+    assert desk.session(session_id)["assignedAgentId"] == bob_id
 
 
 def test_a_page_whose_origin_the_key_does_not_allow_is_refused_and_the_widget_says_so(

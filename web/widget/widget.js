@@ -35,11 +35,12 @@
     name: saved.name || "",
     pending: Array.isArray(saved.pending) ? saved.pending : [], // [{clientMessageId, message}] not yet stored
     rated: !!saved.rated,
+    closed: !!saved.closed,
   };
   const persist = () => {
     try {
-      const { resumeToken, sessionId, name, pending, rated } = state;
-      localStorage.setItem(STORE, JSON.stringify({ resumeToken, sessionId, name, pending, rated }));
+      const { resumeToken, sessionId, name, pending, rated, closed } = state;
+      localStorage.setItem(STORE, JSON.stringify({ resumeToken, sessionId, name, pending, rated, closed }));
     } catch (e) {
       /* private mode: the chat still works, only not across page loads */
     }
@@ -244,6 +245,17 @@ ${[1, 2, 3, 4, 5].map((n) => `<label><input type="radio" name="rating" value="${
     }
     scrollDown();
     markReadSoon();
+    if (m.senderType === "agent" && !m.isRead && !isOpen()) {
+      unread += 1;
+      launcherLabel();
+      announce(`New message from ${m.senderName || "the agent"}`);
+    }
+  };
+
+  let unread = 0;
+  const launcherLabel = () => {
+    const label = isOpen() ? "Close chat" : unread ? `Chat (${unread} new)` : "Chat";
+    ui.launcher.querySelector("span").textContent = label;
   };
 
   const lastMessageId = () => (messages.length ? messages[messages.length - 1].id : undefined);
@@ -276,8 +288,9 @@ ${[1, 2, 3, 4, 5].map((n) => `<label><input type="radio" name="rating" value="${
     const before = session ? session.status : null;
     const agentBefore = session ? session.assignedAgentId : null;
     session = s;
-    if (s.rating && !state.rated) {
-      state.rated = true;
+    if ((s.rating && !state.rated) || (s.status === "closed") !== state.closed) {
+      state.rated = state.rated || !!s.rating;
+      state.closed = s.status === "closed";
       persist();
     }
     if (!state.sessionId) {
@@ -340,9 +353,18 @@ ${[1, 2, 3, 4, 5].map((n) => `<label><input type="radio" name="rating" value="${
     else if (startWanted) send("startChat", state.name ? { visitorName: state.name } : {});
   };
 
+  let connecting = false; // one connection attempt at a time (a retry and the browser's "online" may meet)
   const connect = async () => {
     clear("retry");
-    if (refused || (ws && ws.readyState <= WebSocket.OPEN)) return;
+    if (refused || connecting || (ws && ws.readyState <= WebSocket.OPEN)) return;
+    connecting = true;
+    try {
+      await openConnection();
+    } finally {
+      connecting = false;
+    }
+  };
+  const openConnection = async () => {
     setConnection("connecting");
     let visitor;
     try {
@@ -385,9 +407,21 @@ ${[1, 2, 3, 4, 5].map((n) => `<label><input type="radio" name="rating" value="${
       ws = null;
       clear("ping");
       clear("life");
-      setConnection("offline");
-      retry();
+      if (wanted()) retry();
+      else setConnection("idle");
     };
+  };
+
+  // A connection is kept while there is a chat to follow: one starting, going on, or ended and not yet rated.
+  const wanted = () => startWanted || (!!state.sessionId && !(state.closed && state.rated));
+  const disconnect = () => {
+    const old = ws;
+    ws = null;
+    clear("ping");
+    clear("life");
+    clear("retry");
+    if (old) old.close(1000, "done");
+    setConnection("idle");
   };
 
   const retry = () => {
@@ -438,6 +472,7 @@ ${[1, 2, 3, 4, 5].map((n) => `<label><input type="radio" name="rating" value="${
           applySession(d);
           announce("Thank you for your rating");
           ui.again.querySelector("button").focus();
+          disconnect(); // nothing more to follow until the visitor starts another chat
         }
         break;
       case "chat.queued":
@@ -538,6 +573,7 @@ ${[1, 2, 3, 4, 5].map((n) => `<label><input type="radio" name="rating" value="${
     state.sessionId = null;
     state.pending = [];
     state.rated = false;
+    state.closed = false;
     session = null;
     messages.length = 0;
     byId.clear();
@@ -554,7 +590,8 @@ ${[1, 2, 3, 4, 5].map((n) => `<label><input type="radio" name="rating" value="${
   const open = (on) => {
     ui.panel.hidden = !on;
     ui.launcher.setAttribute("aria-expanded", String(on));
-    ui.launcher.querySelector("span").textContent = on ? "Close chat" : "Chat";
+    if (on) unread = 0;
+    launcherLabel();
     if (on) {
       const target = !ui.start.hidden ? ui.name : !ui.compose.hidden ? ui.text : !ui.rate.hidden ? ui.rate.querySelector("input") : ui.close;
       target.focus();
@@ -622,5 +659,6 @@ ${[1, 2, 3, 4, 5].map((n) => `<label><input type="radio" name="rating" value="${
   setConnection("idle");
   (document.body || document.documentElement).append(host);
   if (!KEY) refuse();
+  else if (state.sessionId && state.closed && state.rated) resetChat(); // done with: a new chat next time
   else if (state.sessionId) connect(); // a returning visitor: their conversation, from the start
 })();
