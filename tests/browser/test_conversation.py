@@ -190,7 +190,10 @@ def test_a_visitor_and_agents_hold_a_conversation_end_to_end(
     select.click()  # the console reads every agent's current load as the list opens
     wait_until(
         console,
-        lambda d: any("Alan Turing" in str(o.text) and "0 of 2 chats" in str(o.text) for o in Select(select).options),
+        lambda d: any(
+            "Alan Turing" in text and "0 of 2 chats" in text
+            for text in d.execute_script("return [...arguments[0].options].map((o) => o.textContent)", select)
+        ),
     )
     Select(select).select_by_value(alan)
     console.find_element(By.CSS_SELECTOR, f".chat-panel[data-session='{session_id}'] .transfer button").click()

@@ -618,15 +618,18 @@ export class ChatsView {
   renderTransfer(chat) {
     if (!chat.dom) return;
     const select = chat.dom.transferSelect;
-    const chosen = select.value;
-    clear(select).append(h("option", { value: "" }, "Choose an agent"));
-    for (const agent of this.agents) {
-      if (agent.id === chat.session.assignedAgentId) continue;
+    const choices = this.agents.filter((agent) => agent.id !== chat.session.assignedAgentId).map((agent) => {
       const full = agent.currentChats >= agent.maxConcurrentChats;
-      select.append(h("option", { value: agent.id, disabled: full, "data-load": `${agent.currentChats}/${agent.maxConcurrentChats}` },
-        `${agent.agentName} · ${agent.status} · ${agent.currentChats} of ${agent.maxConcurrentChats} chats${full ? " (full)" : ""}`));
-    }
-    select.value = chosen;
+      const text = `${agent.agentName} · ${agent.status} · ${agent.currentChats} of ${agent.maxConcurrentChats} chats${full ? " (full)" : ""}`;
+      return { id: agent.id, full, text };
+    });
+    const signature = JSON.stringify(choices);
+    if (select.dataset.signature === signature) return; // unchanged: leave an open list alone
+    select.dataset.signature = signature;
+    const chosen = select.value;
+    clear(select).append(h("option", { value: "" }, "Choose an agent"),
+      ...choices.map((c) => h("option", { value: c.id, disabled: c.full }, c.text)));
+    select.value = choices.some((c) => c.id === chosen && !c.full) ? chosen : "";
   }
 
   renderTyping(chat) {
