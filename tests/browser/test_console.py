@@ -342,10 +342,10 @@ def test_an_admin_joins_a_chat_of_the_desk_and_follows_it(
     )
     sign_in(agent_browser, console_url, desk)
 
-    join = wait_until(
-        agent_browser,
-        lambda d: d.find_element(By.CSS_SELECTOR, f"#desk-list li[data-session='{session['id']}'] button"),
-    )
+    # The desk's list names each chat's agent (once the console has read the agents).
+    item = f"#desk-list li[data-session='{session['id']}']"
+    wait_until(agent_browser, lambda d: any("with Grace Hopper" in t for t in _texts(d, item)))
+    join = agent_browser.find_element(By.CSS_SELECTOR, f"{item} button")
     join.click()
 
     selector = f".chat-panel[data-session='{session['id']}'] .messages .text"

@@ -168,6 +168,7 @@ export class ChatsView {
     try {
       this.agents = await this.api.all("/agents", {}, 500);
       for (const chat of this.chats.values()) this.renderTransfer(chat);
+      this.renderDeskChats();
     } catch (error) {
       notify(`Could not load the agents: ${error.message}`);
     }
@@ -426,6 +427,10 @@ export class ChatsView {
     if (!this.root || !this.queueList) return;
     const waiting = [...this.queue.values()].sort((a, b) => (a.createdAt < b.createdAt ? -1 : 1));
     this.queueHeading.textContent = `Queue (${waiting.length} waiting)`;
+    // Rebuilt only when it changed (the wait times tick in place), so a button is not replaced under a click.
+    const signature = JSON.stringify(waiting.map((s) => [s.id, s.visitorName, s.sessionStartTime]));
+    if (this.queueList.dataset.signature === signature) return;
+    this.queueList.dataset.signature = signature;
     clear(this.queueList);
     if (!waiting.length) this.queueList.append(h("li", { class: "muted" }, "Nobody is waiting."));
     for (const session of waiting) {
@@ -446,9 +451,13 @@ export class ChatsView {
 
   renderDeskChats() {
     if (!this.root || !this.deskList) return;
+    const sessions = [...this.deskChats.values()];
+    const signature = JSON.stringify(sessions.map((s) => [s.id, s.visitorName, this.agentName(s.assignedAgentId)]));
+    if (this.deskList.dataset.signature === signature) return;
+    this.deskList.dataset.signature = signature;
     clear(this.deskList);
     if (!this.deskChats.size) this.deskList.append(h("li", { class: "muted" }, "No active chats."));
-    for (const session of this.deskChats.values()) {
+    for (const session of sessions) {
       const name = session.visitorName || "Visitor";
       this.deskList.append(h("li", { "data-session": session.id },
         h("span", { class: "name" }, name), h("span", { class: "muted" }, ` with ${this.agentName(session.assignedAgentId)} `),
