@@ -150,6 +150,7 @@ def _serve(data_dir: Path, port: int, *, reset: bool) -> int:
         # Imported once DATABASE_URL is set: the layer reads its configuration once, like a cold start.
         from local.demo_data import roll_up_demo_history, seed_demo_data, seed_demo_history
         from local.gateway import create_app, running_gateway
+        from local.gateway.dev_auth import dev_auth_routes
         from local.gateway.static import static_routes
 
         # One seeder at a time per database: two `make run` starting together must not both seed.
@@ -168,7 +169,11 @@ def _serve(data_dir: Path, port: int, *, reset: bool) -> int:
             try:
                 base = stack.enter_context(
                     running_gateway(
-                        create_app(http_routes(), cors=cors_configuration(), extra_routes=static_routes()),
+                        create_app(
+                            http_routes(),
+                            cors=cors_configuration(),
+                            extra_routes=[*static_routes(), *dev_auth_routes()],
+                        ),
                         port=port,
                         access_log=True,
                     )

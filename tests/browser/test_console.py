@@ -1,0 +1,406 @@
+"""The agent console in real headless Chromium against the real local stack: sign-in, the dashboard drawn from the
+data the test made (every figure as the API gives it), tickets (filter, open, reply, note, status, priority,
+assignment), canned responses by shortcut and by the picker (each use counted), the presence switch; axe-core on
+every view, and a screenshot of each."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from selenium.webdriver.chrome.webdriver import WebDriver
+from selenium.webdriver.common.by import By
+from selenium.webdriver.common.keys import Keys
+from selenium.webdriver.remote.webelement import WebElement
+from selenium.webdriver.support.select import Select
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import RedirectResponse, Response
+from starlette.routing import Route
+
+from local.gateway import running_gateway
+from local.gateway.static import static_routes
+from local.template import REPO
+from local.token import mint_token
+from tests.browser.conftest import Desk, assert_accessible, wait_until
+from tests.browser.console_fixtures import console_url, go, sign_in
+
+__all__ = ["console_url"]  # the fixture, used by name
+
+Shot = Callable[[WebDriver, str], Path]
+
+
+def _ok(answer: Any) -> Any:
+    assert answer.status_code in (200, 201), answer.text
+    return answer.json()["data"]
+
+
+def _ticket(desk: Desk, subject: str, **fields: Any) -> dict[str, Any]:
+    body = {"customerName": "Ada Lovelace", "customerEmail": "ada@customers.example", "subject": subject, **fields}
+    return dict(_ok(desk.admin.post("/api/support/tickets", json=body)))
+
+
+def _texts(driver: WebDriver, selector: str) -> list[str]:
+    """The text of every element `selector` finds, read in one script (the view may re-render meanwhile)."""
+    found = driver.execute_script(
+        "return [...document.querySelectorAll(arguments[0])].map((e) => e.textContent)", selector
+    )
+    return [str(text) for text in found]
+
+
+def _number(text: str | None) -> float | None:
+    return None if text in (None, "null") else float(str(text))
+
+
+def test_the_sign_in_offers_the_desk_and_a_pasted_token(
+    desk: Desk, console_url: str, agent_browser: WebDriver, screenshot: Shot
+) -> None:
+    grace = desk.add_agent("Grace Hopper")
+    agent_browser.get(console_url)
+    wait_until(agent_browser, lambda d: d.find_element(By.ID, "local-tenant"))
+    assert_accessible(agent_browser)
+    screenshot(agent_browser, "console-sign-in")
+
+    sign_in(agent_browser, console_url, desk, grace)
+
+    assert agent_browser.find_element(By.ID, "who-name").text == "Grace Hopper (agent)"
+    agent_browser.find_element(By.ID, "sign-out").click()
+    area = wait_until(agent_browser, lambda d: d.find_element(By.ID, "token-input"))
+    area.send_keys("not.a.token")
+    agent_browser.find_element(By.CSS_SELECTOR, "#token-input ~ button[type=submit]").click()
+    notice = wait_until(agent_browser, lambda d: d.find_element(By.ID, "notice").text)
+    assert "not a usable token" in notice
+    assert not agent_browser.find_element(By.ID, "views").is_displayed()
+
+
+def test_the_dashboard_shows_every_figure_of_the_api_and_charts_the_data(
+    desk: Desk, console_url: str, agent_browser: WebDriver, screenshot: Shot
+) -> None:
+    # Given a desk with agents in three states, tickets of every priority, statuses and categories, feedback.
+    grace = desk.add_agent("Grace Hopper", status="available")
+    desk.add_agent("Alan Turing", status="away")
+    desk.add_agent("Katherine Johnson", status="busy")
+    made = [
+        _ticket(desk, "Broken mug", priority="high", category="shipping"),
+        _ticket(desk, "Refund please", priority="urgent", category="billing"),
+        _ticket(desk, "Login fails", priority="low"),
+        _ticket(desk, "Address change", priority="medium", category="shipping"),
+    ]
+    _ok(desk.admin.post(f"/api/support/tickets/{made[0]['id']}/assign", json={"agentId": grace}))
+    _ok(
+        desk.admin.post(
+            f"/api/support/tickets/{made[0]['id']}/conversations",
+            json={"senderType": "agent", "senderName": "Grace", "message": "On its way"},
+        )
+    )
+    _ok(desk.admin.patch(f"/api/support/tickets/{made[0]['id']}", json={"status": "resolved"}))
+    _ok(desk.admin.post(f"/api/support/tickets/{made[0]['id']}/feedback", json={"rating": 4, "agentRating": 5}))
+    _ok(desk.admin.post(f"/api/support/tickets/{made[1]['id']}/close"))
+    _ok(desk.admin.post(f"/api/support/tickets/{made[1]['id']}/feedback", json={"rating": 5}))
+    _ok(desk.admin.patch(f"/api/support/tickets/{made[2]['id']}", json={"status": "waiting_customer"}))
+    _ok(desk.admin.post("/api/support/chat/sessions", json={"visitorId": "v-1", "visitorName": "Lin"}))
+    api = _ok(desk.admin.get("/api/support/dashboard"))
+
+    # When the admin opens the dashboard
+    sign_in(agent_browser, console_url, desk)
+    go(agent_browser, "dashboard")
+    figures = wait_until(agent_browser, lambda d: d.find_elements(By.CSS_SELECTOR, "#dashboard-figures [data-figure]"))
+
+    # Then every figure shown is the API's, and the charts are drawn from the same answer.
+    shown = {f.get_attribute("data-figure"): f for f in figures}
+    scalar = {k: v for k, v in api.items() if not isinstance(v, (list, dict))}
+    assert set(shown) == set(scalar)
+    for key, value in scalar.items():
+        assert _number(shown[key].get_attribute("data-value")) == value, key
+    for key in ("totalTickets", "openTickets", "resolvedTickets", "ticketsCreatedToday", "totalAgents"):
+        assert shown[key].find_element(By.TAG_NAME, "dd").text == str(api[key]), key
+    assert (api["totalTickets"], api["resolvedTickets"], api["availableAgents"], api["totalChats"]) == (4, 2, 1, 1)
+    assert shown["customerSatisfactionScore"].find_element(By.TAG_NAME, "dd").text == "4.50"
+
+    def marks(chart: str, tag: str = "rect") -> dict[str, float]:
+        found = agent_browser.find_elements(By.CSS_SELECTOR, f"#{chart} {tag}[data-key]")
+        return {str(m.get_attribute("data-key")): float(str(m.get_attribute("data-value"))) for m in found}
+
+    assert marks("chart-volume") == {d["date"]: d["count"] for d in api["ticketVolumeTrendLastWeek"]}
+    assert marks("chart-satisfaction", "circle") == {
+        d["date"]: d["score"] for d in api["satisfactionTrendLastWeek"] if d["score"] is not None
+    }
+    assert marks("chart-status") == api["ticketsByStatus"]
+    assert marks("chart-priority") == api["ticketsByPriority"]
+    assert marks("chart-category") == api["ticketsByCategory"] == {"shipping": 2, "billing": 1, "uncategorized": 1}
+    assert marks("chart-availability") == api["agentAvailability"]
+    # The bars' lengths follow the data: shipping's is twice billing's.
+    width = {
+        str(r.get_attribute("data-key")): float(str(r.get_attribute("width")))
+        for r in agent_browser.find_elements(By.CSS_SELECTOR, "#chart-category rect[data-key]")
+    }
+    assert abs(width["shipping"] - 2 * width["billing"]) < 0.01
+    assert [
+        li.get_attribute("data-ticket") for li in agent_browser.find_elements(By.CSS_SELECTOR, "#recent-tickets li")
+    ] == [t["id"] for t in api["recentTickets"]]
+    assert [
+        r.get_attribute("data-agent") for r in agent_browser.find_elements(By.CSS_SELECTOR, "#top-agents tbody tr")
+    ] == [a["id"] for a in api["topAgents"]]
+    assert_accessible(agent_browser)
+    screenshot(agent_browser, "console-dashboard")
+    # Everything the page loaded came from the console's server or the API: no remote asset, no third party.
+    loaded = agent_browser.execute_script("return performance.getEntriesByType('resource').map((e) => e.name)")
+    origins = {"/".join(str(url).split("/")[:3]) for url in loaded}
+    assert origins <= {console_url.split("/console/")[0], desk.stack.http_url}, origins
+    assert any("/api/support/dashboard" in str(url) for url in loaded)
+
+
+def _row_subjects(driver: WebDriver) -> list[str]:
+    return _texts(driver, "#ticket-list tbody .ticket-link")
+
+
+def test_tickets_filter_open_reply_note_and_change_status_priority_and_agent(
+    desk: Desk, console_url: str, agent_browser: WebDriver, screenshot: Shot
+) -> None:
+    grace = desk.add_agent("Grace Hopper", status="available")
+    _ticket(desk, "Broken mug", priority="high")
+    _ticket(desk, "Refund for order 1042", priority="low", category="billing")
+    wanted = _ticket(desk, "Mug handle cracked", priority="high", category="shipping")
+    sign_in(agent_browser, console_url, desk, grace)
+    go(agent_browser, "tickets")
+    wait_until(agent_browser, lambda d: len(_row_subjects(d)) == 3)
+
+    # Filter by priority, then search within it.
+    Select(agent_browser.find_element(By.ID, "filter-priority")).select_by_value("high")
+    agent_browser.find_element(By.CSS_SELECTOR, ".filters button[type=submit]").click()
+    wait_until(agent_browser, lambda d: sorted(_row_subjects(d)) == ["Broken mug", "Mug handle cracked"])
+    search = agent_browser.find_element(By.ID, "filter-search")
+    search.send_keys("handle", Keys.ENTER)
+    wait_until(agent_browser, lambda d: _row_subjects(d) == ["Mug handle cracked"])
+
+    # Open it: its thread, then a reply, an internal note, a status and priority change, an assignment.
+    agent_browser.find_element(By.LINK_TEXT, "Mug handle cracked").click()
+    wait_until(agent_browser, lambda d: _texts(d, "#ticket-heading") == ["Mug handle cracked"])
+    wait_until(agent_browser, lambda d: d.find_element(By.ID, "ticket-reply"))
+
+    def write(text: str, internal: bool) -> None:
+        agent_browser.find_element(By.ID, "ticket-reply").send_keys(text)
+        box = agent_browser.find_element(By.ID, "ticket-internal")
+        if box.is_selected() != internal:
+            box.click()
+        agent_browser.find_element(By.CSS_SELECTOR, "form.reply button[type=submit]").click()
+        wait_until(
+            agent_browser,
+            lambda d: text in _texts(d, "#ticket-thread .entry .text"),
+        )
+
+    write("A new mug is on its way.", internal=False)
+    write("Customer is a regular; ship express.", internal=True)
+    Select(agent_browser.find_element(By.ID, "ticket-status")).select_by_value("waiting_customer")
+    Select(agent_browser.find_element(By.ID, "ticket-priority")).select_by_value("urgent")
+    agent_browser.find_element(By.CSS_SELECTOR, "form[aria-label='Status and priority'] button").click()
+    wait_until(agent_browser, lambda d: _texts(d, "dd[data-field=priority]") == ["urgent"])
+    ticket = _ok(desk.admin.get(f"/api/support/tickets/{wanted['id']}"))
+    assert (ticket["status"], ticket["priority"]) == ("waiting_customer", "urgent")
+    Select(agent_browser.find_element(By.ID, "ticket-assign")).select_by_value(grace)
+    agent_browser.find_element(By.CSS_SELECTOR, "form[aria-label='Assignment'] button").click()
+    wait_until(
+        agent_browser,
+        lambda d: _texts(d, "dd[data-field=assignedAgentId]") == ["Grace Hopper"],
+    )
+
+    ticket = _ok(desk.admin.get(f"/api/support/tickets/{wanted['id']}"))
+    assert (ticket["assignedAgentId"], ticket["status"]) == (grace, "in_progress")  # assigning starts the work
+    assert ticket["firstResponseTime"] is not None  # the public reply counted as the first response
+    thread = _ok(desk.admin.get(f"/api/support/tickets/{wanted['id']}/conversations"))
+    assert [(c["message"], c["isInternal"], c["senderName"], c["senderType"]) for c in thread] == [
+        ("A new mug is on its way.", False, "Grace Hopper", "agent"),
+        ("Customer is a regular; ship express.", True, "Grace Hopper", "agent"),
+    ]
+    notes = _texts(agent_browser, "#ticket-thread .entry[data-internal=true] .text")
+    assert notes == ["Customer is a regular; ship express."]
+    assert "null" not in agent_browser.find_element(By.ID, "ticket-detail").text  # absent fields stay absent
+
+    # Clearing the filters lists every ticket again, the changed one with its new priority.
+    agent_browser.find_element(By.CSS_SELECTOR, ".filters button[type=reset]").click()
+    wait_until(agent_browser, lambda d: len(_row_subjects(d)) == 3)
+    row = agent_browser.find_element(By.CSS_SELECTOR, f"#ticket-list tr[data-ticket='{wanted['id']}']")
+    assert (row.get_attribute("data-priority"), row.get_attribute("data-status")) == ("urgent", "in_progress")
+    assert_accessible(agent_browser)
+    screenshot(agent_browser, "console-tickets")
+
+
+def _open_chat(desk: Desk, driver: WebDriver, visitor: str) -> tuple[str, WebElement]:
+    """A chat the desk's available agent gets at once (started over HTTP); its panel in the console."""
+    session = _ok(
+        desk.admin.post("/api/support/chat/sessions", json={"visitorId": f"v-{visitor}", "visitorName": visitor})
+    )
+    panel = wait_until(
+        driver, lambda d: d.find_element(By.CSS_SELECTOR, f".chat-panel[data-session='{session['id']}']")
+    )
+    return str(session["id"]), panel
+
+
+def test_canned_responses_by_shortcut_and_by_the_picker_count_a_use_each(
+    desk: Desk, console_url: str, agent_browser: WebDriver, screenshot: Shot
+) -> None:
+    refund = _ok(
+        desk.admin.post(
+            "/api/support/canned-responses",
+            json={
+                "responseTitle": "Refund timeline",
+                "responseContent": "Refunds take 5 to 7 days.",
+                "shortcutKey": "refund",
+            },
+        )
+    )
+    track = _ok(
+        desk.admin.post(
+            "/api/support/canned-responses",
+            json={
+                "responseTitle": "Tracking link",
+                "responseContent": "Follow the link in your email.",
+                "shortcutKey": "track",
+            },
+        )
+    )
+    grace = desk.add_agent("Grace Hopper", status="available")
+    sign_in(agent_browser, console_url, desk, grace)
+    session_id, panel = _open_chat(desk, agent_browser, "Lin")
+    reply = panel.find_element(By.CSS_SELECTOR, "textarea")
+
+    # Typing "/refund" and a space expands it and counts a use; an unknown shortcut stays as typed.
+    reply.send_keys("Hello! /refund ")
+    wait_until(agent_browser, lambda d: reply.get_attribute("value") == "Hello! Refunds take 5 to 7 days.")
+    reply.send_keys(" /nosuch ")
+    assert reply.get_attribute("value") == "Hello! Refunds take 5 to 7 days. /nosuch "
+
+    def uses(response: dict[str, Any]) -> int:
+        found = _ok(desk.admin.get(f"/api/support/canned-responses/by-shortcut/{response['shortcutKey']}"))
+        return int(found["usageCount"])
+
+    wait_until(agent_browser, lambda d: uses(refund) == 1)
+
+    # The picker: search, choose; inserted at the caret and counted.
+    reply.clear()
+    panel.find_element(By.XPATH, ".//button[text()='Canned responses']").click()
+    search = wait_until(
+        agent_browser, lambda d: panel.find_element(By.CSS_SELECTOR, ".canned-picker input[type=search]")
+    )
+    search.send_keys("track")
+    wait_until(agent_browser, lambda d: _texts(d, ".canned-choice .shortcut") == ["/track"])
+    assert_accessible(agent_browser)
+    screenshot(agent_browser, "console-canned-picker")
+    panel.find_element(By.CSS_SELECTOR, ".canned-choice[data-shortcut=track]").click()
+    wait_until(agent_browser, lambda d: reply.get_attribute("value") == "Follow the link in your email.")
+    wait_until(agent_browser, lambda d: uses(track) == 1)
+    assert uses(refund) == 1
+
+    # Sent, it is the chat's message.
+    reply.send_keys(Keys.ENTER)
+    wait_until(
+        agent_browser,
+        lambda d: [m["message"] for m in desk.messages(session_id)][-1:] == ["Follow the link in your email."],
+    )
+
+    # Another view and back: the chat's tab and its conversation are still there.
+    go(agent_browser, "tickets")
+    go(agent_browser, "chats")
+    selector = f".chat-panel[data-session='{session_id}'] .messages .text"
+    wait_until(agent_browser, lambda d: _texts(d, selector) == ["Follow the link in your email."])
+
+
+def test_the_presence_switch_sets_the_agents_status(
+    desk: Desk, console_url: str, agent_browser: WebDriver, screenshot: Shot
+) -> None:
+    grace = desk.add_agent("Grace Hopper", status="offline")
+    sign_in(agent_browser, console_url, desk, grace)
+    wait_until(agent_browser, lambda d: d.find_element(By.ID, "presence-offline").is_selected())
+
+    def status() -> str:
+        return str(_ok(desk.admin.get(f"/api/support/agents/{grace}"))["status"])
+
+    for wanted in ("available", "away", "busy", "offline"):
+        agent_browser.find_element(By.CSS_SELECTOR, f"label[for=presence-{wanted}]").click()
+        wait_until(agent_browser, lambda d, wanted=wanted: status() == wanted)
+
+    # A change made elsewhere (the admin, over HTTP) shows in the switch: the console hears agent.status.
+    _ok(desk.admin.patch(f"/api/support/agents/{grace}/status", json={"status": "away"}))
+    wait_until(agent_browser, lambda d: d.find_element(By.ID, "presence-away").is_selected())
+    assert_accessible(agent_browser)
+    screenshot(agent_browser, "console-chats")
+
+
+def test_an_admin_joins_a_chat_of_the_desk_and_follows_it(
+    desk: Desk, console_url: str, agent_browser: WebDriver, screenshot: Shot
+) -> None:
+    desk.add_agent("Grace Hopper", status="available")
+    session = _ok(desk.admin.post("/api/support/chat/sessions", json={"visitorId": "v-noor", "visitorName": "Noor"}))
+    _ok(
+        desk.admin.post(
+            f"/api/support/chat/sessions/{session['id']}/messages",
+            json={"senderType": "customer", "senderName": "Noor", "message": "Is the shop open on Sunday?"},
+        )
+    )
+    sign_in(agent_browser, console_url, desk)
+
+    # The desk's list names each chat's agent (once the console has read the agents).
+    item = f"#desk-list li[data-session='{session['id']}']"
+    wait_until(agent_browser, lambda d: any("with Grace Hopper" in t for t in _texts(d, item)))
+    join = agent_browser.find_element(By.CSS_SELECTOR, f"{item} button")
+    join.click()
+
+    selector = f".chat-panel[data-session='{session['id']}'] .messages .text"
+    wait_until(agent_browser, lambda d: _texts(d, selector) == ["Is the shop open on Sunday?"])
+    # Joined, the admin's connection hears the session's new messages as they come.
+    _ok(
+        desk.admin.post(
+            f"/api/support/chat/sessions/{session['id']}/messages",
+            json={"senderType": "customer", "senderName": "Noor", "message": "Or Monday?"},
+        )
+    )
+    wait_until(agent_browser, lambda d: _texts(d, selector) == ["Is the shop open on Sunday?", "Or Monday?"])
+    assert_accessible(agent_browser)
+
+
+def test_hosted_apart_from_the_api_it_reads_config_json_and_signs_in_through_the_hosted_page(
+    desk: Desk, agent_browser: WebDriver, tmp_path: Path, screenshot: Shot
+) -> None:
+    """The console as deployed: its folder on a host of its own with no local sign-in, config.json naming the
+    APIs and an identity provider's hosted sign-in (here a stand-in that hands back a token in the fragment)."""
+    grace = desk.add_agent("Grace Hopper", status="away")
+    console = tmp_path / "console"
+    shutil.copytree(REPO / "web" / "console", console)
+    asked: list[dict[str, str]] = []
+
+    async def authorize(request: Request) -> Response:
+        asked.append(dict(request.query_params))
+        token = mint_token(str(desk.tenant), "agent", agent_id=grace)
+        return RedirectResponse(f"{request.query_params['redirect_uri']}#access_token={token}&token_type=Bearer")
+
+    app = Starlette(routes=[Route("/oauth2/authorize", authorize), *static_routes(console_dir=console)])
+    with running_gateway(app) as host:
+        (console / "config.json").write_text(
+            json.dumps(
+                {
+                    "apiBaseUrl": desk.stack.http_url,
+                    "websocketUrl": desk.stack.chat.websocket_url,
+                    "hostedSignIn": {"authorizeUrl": f"{host}/oauth2/authorize", "clientId": "console-client"},
+                }
+            )
+        )
+        agent_browser.get(f"{host}/console/")
+        link = wait_until(agent_browser, lambda d: d.find_element(By.LINK_TEXT, "Sign in"))
+        assert not agent_browser.find_elements(By.ID, "local-tenant")  # no local sign-in where none is served
+        link.click()
+
+        wait_until(agent_browser, lambda d: d.find_element(By.ID, "connection").text == "live")
+        assert agent_browser.find_element(By.ID, "who-name").text == "Grace Hopper (agent)"
+        assert asked == [{"response_type": "token", "client_id": "console-client", "redirect_uri": f"{host}/console/"}]
+        assert "access_token" not in agent_browser.current_url  # the token is taken out of the address
+        wait_until(agent_browser, lambda d: d.find_element(By.ID, "presence-away").is_selected())
+
+        # Signed out, a pasted token works as well.
+        agent_browser.find_element(By.ID, "sign-out").click()
+        area = wait_until(agent_browser, lambda d: d.find_element(By.ID, "token-input"))
+        area.send_keys(mint_token(str(desk.tenant), "admin"))
+        agent_browser.find_element(By.CSS_SELECTOR, "#token-input ~ button[type=submit]").click()
+        wait_until(agent_browser, lambda d: d.find_element(By.ID, "who-name").text == "Admin (admin)")

@@ -1,0 +1,137 @@
+// The agent console: sign-in, then three views (live chats, tickets, dashboard) chosen by the URL's hash.
+//
+// Where it talks to: config.json beside index.html names the HTTP API (`apiBaseUrl`) and the WebSocket API
+// (`websocketUrl`). Left empty, the console asks the server that serves it (`GET /_local/config`, the local
+// gateway of make run); hosted anywhere else, fill them in (README, "The agent console").
+
+import { Api } from "./api.js";
+import { claimsOf, forgetToken, renderSignIn, storeToken, storedToken, tokenFromRedirect } from "./auth.js";
+import { ChatsView } from "./chats.js";
+import { renderDashboard } from "./dashboard.js";
+import { clear, h, notify } from "./dom.js";
+import { Live } from "./live.js";
+import { TicketsView } from "./tickets.js";
+
+const main = document.getElementById("main");
+
+async function loadConfig() {
+  let config = {};
+  try {
+    const response = await fetch("config.json", { cache: "no-cache" });
+    if (response.ok) config = await response.json();
+  } catch { /* no config.json: the serving gateway's defaults */ }
+  config = { apiBaseUrl: "", websocketUrl: "", hostedSignIn: null, localSignIn: false, ...config };
+  if (!config.apiBaseUrl || !config.websocketUrl) {
+    try {
+      const response = await fetch(new URL("/_local/config", location.href));
+      if (response.ok) {
+        const local = (await response.json()).data;
+        config.apiBaseUrl ||= local.apiBaseUrl;
+        config.websocketUrl ||= local.websocketUrl;
+        config.localSignIn = Boolean(local.localSignIn);
+        config.localSignInBase = location.origin; // the server that serves the console signs in
+      }
+    } catch { /* not the local gateway */ }
+  }
+  config.apiBaseUrl = (config.apiBaseUrl || location.origin).replace(/\/$/, "");
+  return config;
+}
+
+class Console {
+  constructor(config) {
+    this.config = config;
+    this.token = null;
+    this.views = {};
+  }
+
+  start() {
+    const fromRedirect = tokenFromRedirect(this.config.hostedSignIn);
+    if (fromRedirect) storeToken(fromRedirect);
+    const token = storedToken();
+    if (token) this.signedIn(token);
+    else this.signIn();
+    document.getElementById("sign-out").addEventListener("click", () => this.signOut());
+    window.addEventListener("hashchange", () => this.route());
+  }
+
+  signIn() {
+    document.getElementById("views").hidden = true;
+    document.getElementById("who").hidden = true;
+    renderSignIn(main, this.config, (token) => this.signedIn(token));
+  }
+
+  async signedIn(token) {
+    storeToken(token);
+    this.token = token;
+    const claims = claimsOf(token);
+    this.me = { tenantId: claims.tenant_id, role: claims.role, agentId: claims.agent_id || null, name: null };
+    this.api = new Api(this.config.apiBaseUrl, () => this.token, () => this.expired());
+    if (this.me.agentId) {
+      try {
+        this.me.name = (await this.api.get(`/agents/${this.me.agentId}`)).agentName;
+      } catch (error) {
+        notify(`Could not read your agent record: ${error.message}`);
+      }
+    }
+    this.me.name ||= this.me.role === "admin" ? "Admin" : "Agent";
+    document.getElementById("who-name").textContent = `${this.me.name} (${this.me.role})`;
+    document.getElementById("views").hidden = false;
+    document.getElementById("who").hidden = false;
+    const status = document.getElementById("connection");
+    if (this.config.websocketUrl) {
+      this.live = new Live(this.config.websocketUrl, () => this.token);
+      this.live.addEventListener("state", (event) => {
+        status.textContent = event.detail === "online" ? "live" : event.detail;
+        status.dataset.state = event.detail;
+      });
+      this.live.start();
+    } else {
+      status.textContent = "no WebSocket URL configured";
+    }
+    this.views = {
+      chats: new ChatsView(this),
+      tickets: new TicketsView(this),
+    };
+    if (!location.hash.startsWith("#/")) location.hash = "#/chats";
+    else this.route();
+  }
+
+  expired() {
+    if (!this.token) return;
+    notify("Your sign-in has expired: sign in again.");
+    this.signOut();
+  }
+
+  signOut() {
+    forgetToken();
+    this.token = null;
+    if (this.live) this.live.stop();
+    this.live = null;
+    for (const view of Object.values(this.views)) view.dispose?.();
+    this.views = {};
+    this.signIn();
+  }
+
+  route() {
+    if (!this.token) return;
+    const [name, ...rest] = location.hash.replace(/^#\//, "").split("/");
+    const view = ["chats", "tickets", "dashboard"].includes(name) ? name : "chats";
+    for (const link of document.querySelectorAll("#views a")) {
+      if (link.dataset.view === view) link.setAttribute("aria-current", "page");
+      else link.removeAttribute("aria-current");
+    }
+    for (const [key, other] of Object.entries(this.views)) if (key !== view) other.leave?.();
+    clear(main);
+    main.dataset.view = view;
+    if (view === "dashboard") renderDashboard(main, this);
+    else this.views[view].render(main, rest);
+    document.title = `${{ chats: "Live chats", tickets: "Tickets", dashboard: "Dashboard" }[view]} · Support console`;
+  }
+}
+
+loadConfig().then((config) => {
+  window.supportConsole = new Console(config);
+  window.supportConsole.start();
+}).catch((error) => {
+  clear(main).append(h("p", {}, `The console could not start: ${error.message}`));
+});

@@ -1,0 +1,243 @@
+// Tickets: the list with filters and search, and a ticket with its thread and internal notes: reply, add a
+// note, assign, change status and priority (README "Tickets").
+
+import { announce, clear, dateTime, duration, h, label, notify } from "./dom.js";
+
+const STATUSES = ["open", "in_progress", "waiting_customer", "resolved", "closed"];
+const PRIORITIES = ["low", "medium", "high", "urgent"];
+
+function options(values, chosen, empty) {
+  return [
+    ...(empty ? [h("option", { value: "" }, empty)] : []),
+    ...values.map((value) => h("option", { value, selected: value === chosen }, label(value))),
+  ];
+}
+
+export class TicketsView {
+  constructor(app) {
+    this.app = app;
+    this.api = app.api;
+    this.me = app.me;
+    this.filters = { status: "", priority: "", assignedAgentId: "", category: "", search: "" };
+    this.agents = [];
+    this.tickets = [];
+    this.cursor = null;
+  }
+
+  leave() {}
+
+  async render(main, [ticketId] = []) {
+    this.main = main;
+    const heading = h("h1", { tabindex: "-1" }, "Tickets");
+    this.filterForm = this.buildFilters();
+    this.listBody = h("tbody", {});
+    this.more = h("button", { type: "button", class: "secondary", hidden: true, onclick: () => this.load(true) }, "Load more tickets");
+    this.count = h("p", { class: "muted", role: "status", id: "ticket-count" });
+    const table = h("table", { class: "tickets", id: "ticket-list" },
+      h("caption", { class: "visually-hidden" }, "Tickets, newest first"),
+      h("thead", {}, h("tr", {}, ...["Subject", "Customer", "Status", "Priority", "Assigned to", "Created"].map((t) => h("th", { scope: "col" }, t)))),
+      this.listBody);
+    this.detail = h("section", { class: "ticket-detail card", id: "ticket-detail", "aria-labelledby": "ticket-heading", hidden: true });
+    main.append(heading, h("div", { class: "tickets-layout" },
+      h("div", { class: "tickets-list" }, this.filterForm, this.count, h("div", { class: "table-wrap" }, table), this.more),
+      this.detail));
+    try {
+      this.agents = await this.api.all("/agents", {}, 500);
+      this.fillAgentFilter();
+    } catch (error) {
+      notify(`Could not load the agents: ${error.message}`);
+    }
+    await this.load(false);
+    if (ticketId) this.open(ticketId, { focus: true });
+  }
+
+  buildFilters() {
+    const field = (id, text, control) => h("div", { class: "field" }, h("label", { for: id }, text), control);
+    this.agentFilter = h("select", { id: "filter-agent", name: "assignedAgentId" }, h("option", { value: "" }, "Anyone"));
+    const form = h("form", { class: "filters", role: "search", "aria-label": "Filter tickets" },
+      field("filter-search", "Search", h("input", { id: "filter-search", name: "search", type: "search", value: this.filters.search })),
+      field("filter-status", "Status", h("select", { id: "filter-status", name: "status" }, ...options(STATUSES, this.filters.status, "Any status"))),
+      field("filter-priority", "Priority", h("select", { id: "filter-priority", name: "priority" }, ...options(PRIORITIES, this.filters.priority, "Any priority"))),
+      field("filter-agent", "Assigned to", this.agentFilter),
+      field("filter-category", "Category", h("input", { id: "filter-category", name: "category", type: "text", value: this.filters.category })),
+      h("div", { class: "filter-actions" },
+        h("button", { type: "submit" }, "Apply filters"),
+        h("button", { type: "reset", class: "secondary" }, "Clear")));
+    form.addEventListener("submit", (event) => {
+      event.preventDefault();
+      const data = new FormData(form);
+      for (const name of Object.keys(this.filters)) this.filters[name] = String(data.get(name) || "").trim();
+      this.load(false);
+    });
+    form.addEventListener("reset", () => {
+      setTimeout(() => {
+        for (const name of Object.keys(this.filters)) this.filters[name] = "";
+        this.load(false);
+      });
+    });
+    return form;
+  }
+
+  fillAgentFilter() {
+    clear(this.agentFilter).append(h("option", { value: "" }, "Anyone"),
+      ...this.agents.map((a) => h("option", { value: a.id, selected: a.id === this.filters.assignedAgentId }, a.agentName)));
+  }
+
+  agentName(id) {
+    if (!id) return "nobody";
+    return this.agents.find((a) => a.id === id)?.agentName || "an agent";
+  }
+
+  async load(more) {
+    try {
+      const page = await this.api.page("/tickets", { ...this.filters, limit: 25, cursor: more ? this.cursor : null });
+      this.tickets = more ? [...this.tickets, ...page.data] : page.data;
+      this.cursor = page.nextCursor;
+      this.renderList();
+    } catch (error) {
+      notify(`Could not load the tickets: ${error.message}`);
+    }
+  }
+
+  renderList() {
+    clear(this.listBody);
+    for (const ticket of this.tickets) {
+      this.listBody.append(h("tr", { "data-ticket": ticket.id, "data-status": ticket.status, "data-priority": ticket.priority },
+        h("td", {}, h("a", { href: `#/tickets/${ticket.id}`, class: "ticket-link" }, ticket.subject)),
+        h("td", {}, ticket.customerName),
+        h("td", {}, h("span", { class: `badge status-${ticket.status}` }, label(ticket.status))),
+        h("td", {}, h("span", { class: `badge priority-${ticket.priority}` }, ticket.priority)),
+        h("td", {}, this.agentName(ticket.assignedAgentId)),
+        h("td", {}, dateTime(ticket.createdAt))));
+    }
+    const shown = this.tickets.length;
+    this.count.textContent = shown ? `${shown} ticket${shown === 1 ? "" : "s"} shown${this.cursor ? " (more below)" : ""}` : "No ticket matches.";
+    this.more.hidden = !this.cursor;
+  }
+
+  async open(ticketId, { focus = true } = {}) {
+    try {
+      const [ticket, thread] = await Promise.all([
+        this.api.get(`/tickets/${ticketId}`),
+        this.api.all(`/tickets/${ticketId}/conversations`, {}, 1000),
+      ]);
+      this.renderDetail(ticket, thread);
+      if (focus) this.detail.querySelector("h2").focus();
+    } catch (error) {
+      notify(`Could not open the ticket: ${error.message}`);
+    }
+  }
+
+  renderDetail(ticket, thread) {
+    const d = this.detail;
+    clear(d).hidden = false;
+    d.dataset.ticket = ticket.id;
+    const closed = ticket.status === "closed";
+    d.append(
+      h("h2", { id: "ticket-heading", tabindex: "-1" }, ticket.subject),
+      h("p", { class: "muted" }, `${ticket.customerName} <${ticket.customerEmail}>`, ticket.customerPhone ? ` · ${ticket.customerPhone}` : "",
+        ticket.category ? ` · ${ticket.category}` : "", ` · opened ${dateTime(ticket.createdAt)}`),
+      h("dl", { class: "facts-list" },
+        h("dt", {}, "Status"), h("dd", { "data-field": "status" }, label(ticket.status)),
+        h("dt", {}, "Priority"), h("dd", { "data-field": "priority" }, ticket.priority),
+        h("dt", {}, "Assigned to"), h("dd", { "data-field": "assignedAgentId" }, this.agentName(ticket.assignedAgentId)),
+        h("dt", {}, "First response"), h("dd", {}, duration(ticket.firstResponseTime)),
+        h("dt", {}, "Resolution"), h("dd", {}, duration(ticket.resolutionTime))),
+    );
+    if (ticket.description) d.append(h("p", { class: "description" }, ticket.description));
+    if (!closed) d.append(this.changeForm(ticket), this.assignForm(ticket));
+    else d.append(h("p", { class: "muted" }, "This ticket is closed: it can no longer be changed."));
+    d.append(h("h3", {}, "Conversation"), this.threadList(thread));
+    if (!closed) d.append(this.replyForm(ticket));
+  }
+
+  changeForm(ticket) {
+    const status = h("select", { id: "ticket-status", name: "status" }, ...options(STATUSES, ticket.status));
+    const priority = h("select", { id: "ticket-priority", name: "priority" }, ...options(PRIORITIES, ticket.priority));
+    const form = h("form", { class: "inline-form", "aria-label": "Status and priority" },
+      h("label", { for: "ticket-status" }, "Status"), status,
+      h("label", { for: "ticket-priority" }, "Priority"), priority,
+      h("button", { type: "submit" }, "Save status and priority"));
+    form.addEventListener("submit", async (event) => {
+      event.preventDefault();
+      const change = {};
+      if (status.value !== ticket.status) change.status = status.value;
+      if (priority.value !== ticket.priority) change.priority = priority.value;
+      if (!Object.keys(change).length) return;
+      try {
+        if (change.status === "closed") {
+          if (change.priority) await this.api.patch(`/tickets/${ticket.id}`, { priority: change.priority });
+          await this.api.post(`/tickets/${ticket.id}/close`);
+        } else {
+          await this.api.patch(`/tickets/${ticket.id}`, change);
+        }
+        announce("The ticket was updated");
+        await this.refresh(ticket.id);
+      } catch (error) {
+        notify(`Could not update the ticket: ${error.message}`);
+      }
+    });
+    return form;
+  }
+
+  assignForm(ticket) {
+    const select = h("select", { id: "ticket-assign", name: "agentId" },
+      h("option", { value: "" }, "Nobody (unassign)"),
+      ...this.agents.map((a) => h("option", { value: a.id, selected: a.id === ticket.assignedAgentId }, `${a.agentName} · ${a.status}`)));
+    const form = h("form", { class: "inline-form", "aria-label": "Assignment" },
+      h("label", { for: "ticket-assign" }, "Assign to"), select, h("button", { type: "submit", class: "secondary" }, "Assign"));
+    form.addEventListener("submit", async (event) => {
+      event.preventDefault();
+      try {
+        if (select.value) await this.api.post(`/tickets/${ticket.id}/assign`, { agentId: select.value });
+        else await this.api.patch(`/tickets/${ticket.id}`, { assignedAgentId: null });
+        announce(select.value ? `Assigned to ${this.agentName(select.value)}` : "Unassigned");
+        await this.refresh(ticket.id);
+      } catch (error) {
+        notify(`Could not assign the ticket: ${error.message}`);
+      }
+    });
+    return form;
+  }
+
+  threadList(thread) {
+    const list = h("ol", { class: "thread", id: "ticket-thread" });
+    if (!thread.length) list.append(h("li", { class: "muted" }, "No messages yet."));
+    for (const entry of thread) {
+      list.append(h("li", { class: `entry${entry.isInternal ? " internal" : ""}`, "data-sender": entry.senderType,
+        "data-internal": String(entry.isInternal), "data-id": entry.id },
+        h("p", { class: "meta" }, h("strong", {}, entry.senderName), ` · ${entry.senderType}`,
+          entry.isInternal ? h("span", { class: "badge note" }, "Internal note") : null, ` · ${dateTime(entry.createdAt)}`),
+        h("p", { class: "text" }, entry.message)));
+    }
+    return list;
+  }
+
+  replyForm(ticket) {
+    const text = h("textarea", { id: "ticket-reply", rows: "4", name: "message", required: true });
+    const internal = h("input", { type: "checkbox", id: "ticket-internal", name: "isInternal" });
+    const form = h("form", { class: "reply", "aria-label": "Reply or add a note" },
+      h("label", { for: "ticket-reply" }, "Reply to the customer, or write an internal note"), text,
+      h("div", { class: "choice" }, internal, h("label", { for: "ticket-internal" }, "Internal note (the customer does not see it)")),
+      h("button", { type: "submit" }, "Send"));
+    form.addEventListener("submit", async (event) => {
+      event.preventDefault();
+      if (!text.value.trim()) return;
+      try {
+        await this.api.post(`/tickets/${ticket.id}/conversations`, {
+          senderType: "agent", senderName: this.me.name, message: text.value, isInternal: internal.checked,
+        });
+        announce(internal.checked ? "Note added" : "Reply sent");
+        await this.refresh(ticket.id);
+      } catch (error) {
+        notify(`Could not send: ${error.message}`);
+      }
+    });
+    return form;
+  }
+
+  async refresh(ticketId) {
+    await this.open(ticketId, { focus: false });
+    await this.load(false);
+  }
+}
