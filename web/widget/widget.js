@@ -226,7 +226,7 @@ ${[1, 2, 3, 4, 5].map((n) => `<label><input type="radio" name="rating" value="${
     if (!m || m.sessionId !== state.sessionId || byId.has(m.id)) return; // nothing shown twice
     byId.set(m.id, m);
     messages.push(m);
-    if (m.senderType === "agent" && m.senderName && m.senderName !== agentName) {
+    if (m.senderType === "agent" && m.senderName && !agentName) {
       agentName = m.senderName;
       render();
     }
@@ -305,10 +305,16 @@ ${[1, 2, 3, 4, 5].map((n) => `<label><input type="radio" name="rating" value="${
       queue = { position: null, asOf: queue.asOf };
       if (!refused) notice("");
     }
+    // Every session the server sends names its agent (assignedAgentName): shown at once, the new one after a
+    // transfer. A message's senderName still fills it in should a session come without it.
+    if (s.assignedAgentId !== agentBefore) agentName = s.assignedAgentName || "";
+    else if (s.assignedAgentName) agentName = s.assignedAgentName;
     if (s.status === "active" && s.assignedAgentId !== agentBefore) {
-      if (agentBefore) agentName = "";
-      systemLine(agentBefore ? "You were transferred to another agent" : "An agent has joined the chat");
-      announce(agentBefore ? "You were transferred to another agent" : "An agent has joined the chat");
+      const line = agentBefore
+        ? agentName ? `You were transferred to ${agentName}` : "You were transferred to another agent"
+        : agentName ? `${agentName} has joined the chat` : "An agent has joined the chat";
+      systemLine(line);
+      announce(line);
     }
     const ended = s.status === "closed" && before && before !== "closed";
     if (ended) {
