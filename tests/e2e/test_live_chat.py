@@ -270,6 +270,52 @@ def test_an_agent_claims_a_waiting_chat_and_transfers_it(desk: Desk) -> None:
     assert refused["data"]["code"] == "forbidden"
 
 
+def test_a_start_retried_with_its_client_start_id_answers_the_session_it_started(desk: Desk, db: DatabaseUrls) -> None:
+    _, agent = desk.agent("Grace", capacity=1)
+    staff = desk.staff()
+    session, visitor = desk.visitor()
+    first = visitor.ask("startChat", "chat.started", visitorName="Lin", clientStartId="start-1")["data"]
+    assert agent.expect("chat.assigned")["data"]["id"] == first["id"]
+
+    # The answer is lost (the connection drops): the visitor comes back and asks again with the same id
+    visitor.ws.close()
+    _, back = desk.visitor(desk.visitor_session(resume_token=session["resumeToken"]))
+    again = back.ask("startChat", "chat.started", visitorName="Lin", clientStartId="start-1")["data"]
+    assert (again["id"], again["status"], again["assignedAgentName"]) == (first["id"], "active", "Grace")
+    assert not [e for e in agent.quiet(0.5) if e["type"] == "chat.assigned"]  # no one else is told again
+
+    # A new attempt (another id) is a new chat: Grace is full, so it waits; its retry is told its place again
+    other = back.ask("startChat", "chat.started", clientStartId="start-2")["data"]
+    assert other["id"] != first["id"] and other["status"] == "waiting"
+    on_other = lambda e: e["data"]["sessionId"] == other["id"]  # noqa: E731
+    assert back.expect("chat.queued", where=on_other)["data"]["position"] == 1
+    assert staff.expect("chat.waiting")["data"]["id"] == other["id"]
+    retried = back.ask("startChat", "chat.started", clientStartId="start-2")["data"]
+    assert (retried["id"], retried["status"]) == (other["id"], "waiting")
+    assert back.expect("chat.queued", where=on_other)["data"]["position"] == 1
+    assert not [e for e in staff.quiet(0.5) if e["type"] == "chat.waiting"]
+
+    # Without an id every start is a new chat, as before; another visitor's same id is theirs
+    plain = {back.ask("startChat", "chat.started")["data"]["id"] for _ in range(2)}
+    assert len(plain) == 2 and not plain & {first["id"], other["id"]}
+    _, stranger = desk.visitor()
+    theirs = stranger.ask("startChat", "chat.started", clientStartId="start-1")["data"]
+    assert theirs["id"] != first["id"]
+    with psycopg.connect(db.admin) as conn:
+        row = conn.execute(
+            "SELECT count(*) FROM live_chat_sessions WHERE user_id = %s AND visitor_id = %s",
+            (desk.tenant, session["visitorId"]),
+        ).fetchone()
+    assert row is not None and row[0] == 4  # start-1, start-2 and the two without an id
+
+    # An id that is empty or too long is refused, and the connection goes on
+    for bad in ("", "x" * 65):
+        refused = back.ask("startChat", "error", clientStartId=bad)["data"]
+        assert refused["code"] == "validation_error"
+        assert {d["field"] for d in refused["details"]} == {"clientStartId"}
+    assert back.ask("ping", "pong")["data"]["serverTime"]
+
+
 def test_a_reconnect_and_sync_lose_nothing_and_a_resent_message_is_stored_once(desk: Desk) -> None:
     _, agent = desk.agent("Grace")
     session, visitor = desk.visitor()
