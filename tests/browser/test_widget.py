@@ -344,6 +344,61 @@ def test_a_transfer_and_messages_that_arrive_while_the_panel_is_closed(
     assert desk.session(session_id)["assignedAgentId"] == bob_id
 
 
+# Loses the first chat.started the page would receive (the widget never sees it) and closes that connection, as
+# a drop right after the server started the chat does; records the clientStartId of every startChat sent.
+LOSE_THE_FIRST_CHAT_STARTED = """
+(() => {
+  const Real = window.WebSocket;
+  window.startsSent = [];
+  window.startedLost = 0;
+  window.WebSocket = class extends Real {
+    constructor(...args) {
+      super(...args);
+      this.addEventListener("message", (e) => {
+        if (window.startedLost === 0 && JSON.parse(e.data).type === "chat.started") {
+          window.startedLost = 1;
+          e.stopImmediatePropagation(); // before the widget's own onmessage
+          this.close();
+        }
+      });
+    }
+    send(data) {
+      const sent = JSON.parse(data);
+      if (sent.action === "startChat") window.startsSent.push(sent.clientStartId || null);
+      super.send(data);
+    }
+  };
+})();
+"""
+
+
+def test_a_start_whose_answer_is_lost_is_resent_and_makes_one_chat(
+    desk: Desk, db: DatabaseUrls, visitor_browser: WebDriver
+) -> None:
+    driver = visitor_browser
+    _, agent = available_agent(desk, "Grace")
+    driver.execute_cdp_cmd("Page.addScriptToEvaluateOnNewDocument", {"source": LOSE_THE_FIRST_CHAT_STARTED})
+    root = open_widget(driver, desk.shop_url)
+    root.find_element(By.ID, "name").send_keys("Lin")
+    root.find_element(By.CSS_SELECTOR, "#start button[type=submit]").click()
+
+    # The widget reconnects and starts again with the same id: the server answers the chat it already started
+    wait_until(driver, lambda d: host_attribute(d, "data-status") == "active")
+    assert driver.execute_script("return window.startedLost") == 1
+    starts = driver.execute_script("return window.startsSent")
+    assert len(starts) == 2 and starts[0] and starts[0] == starts[1], starts
+    session_id = session_id_of(driver)
+    assert agent.expect("chat.assigned")["data"]["id"] == session_id
+    assert not [e for e in agent.quiet(0.8) if e["type"] == "chat.assigned"]  # one chat, assigned once
+    visitor_id = desk.session(session_id)["visitorId"]
+    with psycopg.connect(db.admin) as conn:
+        row = conn.execute(
+            "SELECT count(*) FROM live_chat_sessions WHERE user_id = %s AND visitor_id = %s", (desk.tenant, visitor_id)
+        ).fetchone()
+    assert row is not None and row[0] == 1
+    assert root.find_element(By.ID, "who").text == "You are chatting with Grace"
+
+
 def test_a_page_whose_origin_the_key_does_not_allow_is_refused_and_the_widget_says_so(
     desk: Desk, visitor_browser: WebDriver, screenshot: Shot
 ) -> None:

@@ -55,6 +55,7 @@
   let attempt = 0;
   let refused = false;
   let startWanted = false;
+  let startId = null; // this attempt's clientStartId: a startChat resent after a drop answers the same session
   let timers = {};
   let requestCount = 0;
   const requests = new Map(); // requestId -> what it was for
@@ -350,13 +351,15 @@ ${[1, 2, 3, 4, 5].map((n) => `<label><input type="radio" name="rating" value="${
     state.sessionId &&
     send("sendMessage", { sessionId: state.sessionId, message: p.message, clientMessageId: p.clientMessageId }, { pending: p.clientMessageId });
 
+  const startChat = () => send("startChat", { clientStartId: startId, ...(state.name ? { visitorName: state.name } : {}) });
+
   const onOpen = () => {
     attempt = 0;
     setConnection("open");
     if (ui.notice.textContent.startsWith("Connection lost")) notice("");
     timers.life = setTimeout(() => renew(), LIFE_MS * (0.95 + Math.random() * 0.05));
     if (state.sessionId) send("sync", lastMessageId() ? { sessionId: state.sessionId, afterMessageId: lastMessageId() } : { sessionId: state.sessionId }, { sync: true });
-    else if (startWanted) send("startChat", state.name ? { visitorName: state.name } : {});
+    else if (startWanted) startChat();
   };
 
   let connecting = false; // one connection attempt at a time (a retry and the browser's "online" may meet)
@@ -620,7 +623,8 @@ ${[1, 2, 3, 4, 5].map((n) => `<label><input type="radio" name="rating" value="${
     startWanted = true;
     render();
     ui.text.focus();
-    if (ws && ws.readyState === WebSocket.OPEN) send("startChat", state.name ? { visitorName: state.name } : {});
+    startId = newId(); // a new attempt; its resends (after a drop) keep the id
+    if (ws && ws.readyState === WebSocket.OPEN) startChat();
     else connect();
   });
   ui.compose.addEventListener("submit", (e) => {
