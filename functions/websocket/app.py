@@ -54,7 +54,7 @@ def start_chat(principal: Principal, request: StartChat, caller: Caller) -> None
         visitor_email=request.visitor_email,
     )
     seen = VisitorContext.from_request(caller.source_ip, caller.user_agent)
-    chat.start_chat_session(principal, data, seen, caller=caller)
+    chat.start_chat_session(principal, data, seen, caller=caller, client_start_id=request.client_start_id)
     metrics.add_metric(name="ChatSessionsStarted", unit="Count", value=1)
 
 

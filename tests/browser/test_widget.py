@@ -165,12 +165,14 @@ def test_a_visitor_chats_with_an_agent_through_a_queue_a_dropped_connection_and_
     screenshot(driver, "widget-queued")
     session_id = session_id_of(driver)
 
-    # Grace's first chat ends: the waiting chat is hers, and the widget says an agent joined
+    # Grace's first chat ends: the waiting chat is hers, and the widget names her at once (she has written nothing)
     agent.ask("endChat", "chat.ended", sessionId=first["id"])
     assert agent.expect("chat.assigned", where=lambda e: e["data"]["id"] == session_id)["data"]["visitorName"] == "Lin"
     wait_until(driver, lambda d: host_attribute(d, "data-status") == "active")
     assert notice(root) == ""  # no queue position any more
-    assert "An agent has joined the chat" in texts(driver, "system")
+    assert "Grace has joined the chat" in texts(driver, "system")
+    assert root.find_element(By.ID, "who").text == "You are chatting with Grace"
+    assert not texts(driver, "agent")  # named from the assignment, not from a message of hers
 
     # The visitor writes: sending, then delivered, and the agent has it
     type_message(root, "Hello, where is my order?")
@@ -181,7 +183,7 @@ def test_a_visitor_chats_with_an_agent_through_a_queue_a_dropped_connection_and_
 
     # The agent types, then replies: the indicator shows, then the reply with the agent's name
     agent.send("typing", sessionId=session_id, isTyping=True)
-    wait_until(driver, lambda d: root.find_element(By.ID, "typing").text == "The agent is typing…")
+    wait_until(driver, lambda d: root.find_element(By.ID, "typing").text == "Grace is typing…")
     screenshot(driver, "widget-agent-typing")
     reply = agent.ask(
         "sendMessage", "message.new", sessionId=session_id, message="It left this morning.", clientMessageId="a-1"
@@ -309,14 +311,18 @@ def test_a_transfer_and_messages_that_arrive_while_the_panel_is_closed(
     start_chat(driver, root, "Mo")
     session_id = session_id_of(driver)
     assert ada.expect("chat.assigned")["data"]["assignedAgentId"] == ada_id
-    ada.ask("sendMessage", "message.new", sessionId=session_id, message="Ada here.", clientMessageId="a-1")
+    # named as soon as she is assigned, before she writes anything
     wait_until(driver, lambda d: root.find_element(By.ID, "who").text == "You are chatting with Ada")
+    assert "Ada has joined the chat" in texts(driver, "system")
+    assert not texts(driver, "agent")
+    ada.ask("sendMessage", "message.new", sessionId=session_id, message="Ada here.", clientMessageId="a-1")
+    wait_until(driver, lambda d: "Ada here." in texts(d, "agent"))
 
-    # Ada hands the chat to Bob: the widget says so, and names Bob once he writes
+    # Ada hands the chat to Bob: the widget says so and names Bob at once, before he writes
     bob_id, bob = available_agent(desk, "Bob")
     ada.ask("transfer", "chat.transferred", sessionId=session_id, toAgentId=bob_id)
-    wait_until(driver, lambda d: "You were transferred to another agent" in texts(d, "system"))
-    assert root.find_element(By.ID, "who").text == "An agent has joined"
+    wait_until(driver, lambda d: "You were transferred to Bob" in texts(d, "system"))
+    assert root.find_element(By.ID, "who").text == "You are chatting with Bob"
     bob.expect("chat.transferred")
 
     # With the panel closed, Bob's message counts on the launcher and is announced; opening it reads it
@@ -336,6 +342,61 @@ def test_a_transfer_and_messages_that_arrive_while_the_panel_is_closed(
     assert root.find_element(By.ID, "launcher").text == "Close chat"
     assert root.find_element(By.ID, "who").text == "You are chatting with Bob"
     assert desk.session(session_id)["assignedAgentId"] == bob_id
+
+
+# Loses the first chat.started the page would receive (the widget never sees it) and closes that connection, as
+# a drop right after the server started the chat does; records the clientStartId of every startChat sent.
+LOSE_THE_FIRST_CHAT_STARTED = """
+(() => {
+  const Real = window.WebSocket;
+  window.startsSent = [];
+  window.startedLost = 0;
+  window.WebSocket = class extends Real {
+    constructor(...args) {
+      super(...args);
+      this.addEventListener("message", (e) => {
+        if (window.startedLost === 0 && JSON.parse(e.data).type === "chat.started") {
+          window.startedLost = 1;
+          e.stopImmediatePropagation(); // before the widget's own onmessage
+          this.close();
+        }
+      });
+    }
+    send(data) {
+      const sent = JSON.parse(data);
+      if (sent.action === "startChat") window.startsSent.push(sent.clientStartId || null);
+      super.send(data);
+    }
+  };
+})();
+"""
+
+
+def test_a_start_whose_answer_is_lost_is_resent_and_makes_one_chat(
+    desk: Desk, db: DatabaseUrls, visitor_browser: WebDriver
+) -> None:
+    driver = visitor_browser
+    _, agent = available_agent(desk, "Grace")
+    driver.execute_cdp_cmd("Page.addScriptToEvaluateOnNewDocument", {"source": LOSE_THE_FIRST_CHAT_STARTED})
+    root = open_widget(driver, desk.shop_url)
+    root.find_element(By.ID, "name").send_keys("Lin")
+    root.find_element(By.CSS_SELECTOR, "#start button[type=submit]").click()
+
+    # The widget reconnects and starts again with the same id: the server answers the chat it already started
+    wait_until(driver, lambda d: host_attribute(d, "data-status") == "active")
+    assert driver.execute_script("return window.startedLost") == 1
+    starts = driver.execute_script("return window.startsSent")
+    assert len(starts) == 2 and starts[0] and starts[0] == starts[1], starts
+    session_id = session_id_of(driver)
+    assert agent.expect("chat.assigned")["data"]["id"] == session_id
+    assert not [e for e in agent.quiet(0.8) if e["type"] == "chat.assigned"]  # one chat, assigned once
+    visitor_id = desk.session(session_id)["visitorId"]
+    with psycopg.connect(db.admin) as conn:
+        row = conn.execute(
+            "SELECT count(*) FROM live_chat_sessions WHERE user_id = %s AND visitor_id = %s", (desk.tenant, visitor_id)
+        ).fetchone()
+    assert row is not None and row[0] == 1
+    assert root.find_element(By.ID, "who").text == "You are chatting with Grace"
 
 
 def test_a_page_whose_origin_the_key_does_not_allow_is_refused_and_the_widget_says_so(

@@ -26,6 +26,8 @@ pytestmark = pytest.mark.e2e
 
 SHOP = "https://shop.example"
 WAIT = 20.0  # seconds: the first invocation of a worker imports its handler
+# What a visitor learns of the agents on its session: who (ids) and the assigned one's display name; nothing else.
+AGENT_FIELDS_A_VISITOR_SEES = {"assignedAgentId", "assignedAgentName", "transferredFromAgentId"}
 
 
 class ChatClient:
@@ -100,12 +102,14 @@ class Desk:
         reply = self.admin.post("/api/support/widgets", json={"name": "Shop", "allowedOrigins": [SHOP]})
         assert reply.status_code == 201, reply.text
         self.widget_key = reply.json()["data"]["widgetKey"]
+        self.agents: dict[str, dict[str, Any]] = {}  # id -> the agent as created (every field of theirs)
 
     def agent(self, name: str, capacity: int = 2, status: str = "available") -> tuple[str, ChatClient]:
         body = {"agentName": name, "agentEmail": f"{uuid4()}@desk.example", "maxConcurrentChats": capacity}
         reply = self.admin.post("/api/support/agents", json={**body, "status": status})
         assert reply.status_code == 201, reply.text
         agent_id = reply.json()["data"]["id"]
+        self.agents[agent_id] = reply.json()["data"]
         token = mint_token(str(self.tenant), "agent", agent_id=agent_id)
         return agent_id, self.open_client(f"{self.chat.websocket_url}/?token={token}")
 
@@ -125,6 +129,18 @@ class Desk:
         url = f"{self.chat.websocket_url}/?visitorToken={session['connectToken']}"
         return session, self.open_client(url, origin=origin)
 
+    def assert_visitor_sees_only_the_name(self, session: dict[str, Any]) -> None:
+        """A session as a visitor received it names its agent and shows no other field of any agent: no key
+        about agents beyond the allowed ones, and no agent's email, department or skills anywhere in it."""
+        assert {key for key in session if "agent" in key.lower()} == AGENT_FIELDS_A_VISITOR_SEES
+        wire = json.dumps(session)
+        other_fields = {"agentName", "agentEmail", "department", "skills", "currentChats", "maxConcurrentChats"}
+        assert not other_fields & set(session)
+        for agent in self.agents.values():
+            assert agent["agentEmail"] not in wire
+        expected = self.agents[session["assignedAgentId"]]["agentName"] if session["assignedAgentId"] else None
+        assert session["assignedAgentName"] == expected
+
 
 @pytest.fixture
 def desk(gateway_url: str, chat_gateway: WebSocketEndpoints, clients: Callable[..., ChatClient]) -> Iterator[Desk]:
@@ -140,9 +156,11 @@ def test_a_visitor_and_an_agent_hold_a_conversation(desk: Desk, db: DatabaseUrls
     # The visitor starts a chat; the free agent gets it at once
     started = visitor.ask("startChat", "chat.started", visitorName="Lin")["data"]
     assert (started["status"], started["assignedAgentId"]) == ("active", agent_id)
+    assert started["assignedAgentName"] == "Grace"  # named at once, before the agent writes anything
+    desk.assert_visitor_sees_only_the_name(started)
     assigned = agent.expect("chat.assigned")["data"]
     session_id = started["id"]
-    assert assigned["id"] == session_id
+    assert (assigned["id"], assigned["assignedAgentName"]) == (session_id, "Grace")
 
     # They talk: each side gets the other's messages, and typing; the sender gets its own message back
     mine = visitor.ask("sendMessage", "message.new", sessionId=session_id, message="Hi!\n", clientMessageId="v-1")
@@ -186,13 +204,16 @@ def test_with_every_agent_full_a_chat_queues_and_is_assigned_when_room_frees(des
     staff = desk.staff()
 
     waiting = second.ask("startChat", "chat.started")["data"]
-    assert waiting["status"] == "waiting"
+    assert (waiting["status"], waiting["assignedAgentName"]) == ("waiting", None)
+    desk.assert_visitor_sees_only_the_name(waiting)
     assert second.expect("chat.queued")["data"]["position"] == 1
     assert staff.expect("chat.waiting")["data"]["id"] == waiting["id"]
 
     # When the agent's first chat ends, the waiting visitor and the agent are told of the assignment
     agent.ask("endChat", "chat.ended", sessionId=first_session["id"])
-    assert second.expect("chat.assigned")["data"]["assignedAgentId"] == agent_id
+    assigned = second.expect("chat.assigned")["data"]
+    assert (assigned["assignedAgentId"], assigned["assignedAgentName"]) == (agent_id, "Grace")
+    desk.assert_visitor_sees_only_the_name(assigned)
     assert agent.expect("chat.assigned", where=lambda e: e["data"]["id"] == waiting["id"])
 
 
@@ -225,20 +246,74 @@ def test_an_agent_claims_a_waiting_chat_and_transfers_it(desk: Desk) -> None:
     assert waiting["status"] == "waiting"
 
     claimed = ann.ask("claimChat", "chat.assigned", sessionId=waiting["id"])["data"]
-    assert claimed["assignedAgentId"] == ann_id
-    assert visitor.expect("chat.assigned")["data"]["assignedAgentId"] == ann_id
+    assert (claimed["assignedAgentId"], claimed["assignedAgentName"]) == (ann_id, "Ann")
+    told = visitor.expect("chat.assigned")["data"]
+    assert (told["assignedAgentId"], told["assignedAgentName"]) == (ann_id, "Ann")
+    desk.assert_visitor_sees_only_the_name(told)
     again = bob.ask("claimChat", "error", sessionId=waiting["id"])
     assert again["data"]["code"] == "conflict"
 
     moved = ann.ask("transfer", "chat.transferred", sessionId=waiting["id"], toAgentId=bob_id)["data"]
     assert (moved["assignedAgentId"], moved["transferredFromAgentId"]) == (bob_id, ann_id)
-    assert visitor.expect("chat.transferred")["data"]["assignedAgentId"] == bob_id
+    assert moved["assignedAgentName"] == "Bob"
+    told = visitor.expect("chat.transferred")["data"]
+    assert (told["assignedAgentId"], told["assignedAgentName"]) == (bob_id, "Bob")  # the new agent's name
+    desk.assert_visitor_sees_only_the_name(told)
+    resumed = visitor.ask("sync", "sync", sessionId=waiting["id"])["data"]["session"]
+    assert resumed["assignedAgentName"] == "Bob"
+    desk.assert_visitor_sees_only_the_name(resumed)
     assert bob.expect("chat.transferred")["data"]["id"] == waiting["id"]
     # Bob now has it: his messages reach the visitor; Ann's are refused
     bob.ask("sendMessage", "message.new", sessionId=waiting["id"], message="Bob here", clientMessageId="b-1")
     assert visitor.expect("message.new")["data"]["message"] == "Bob here"
     refused = ann.ask("sendMessage", "error", sessionId=waiting["id"], message="still me?", clientMessageId="a-1")
     assert refused["data"]["code"] == "forbidden"
+
+
+def test_a_start_retried_with_its_client_start_id_answers_the_session_it_started(desk: Desk, db: DatabaseUrls) -> None:
+    _, agent = desk.agent("Grace", capacity=1)
+    staff = desk.staff()
+    session, visitor = desk.visitor()
+    first = visitor.ask("startChat", "chat.started", visitorName="Lin", clientStartId="start-1")["data"]
+    assert agent.expect("chat.assigned")["data"]["id"] == first["id"]
+
+    # The answer is lost (the connection drops): the visitor comes back and asks again with the same id
+    visitor.ws.close()
+    _, back = desk.visitor(desk.visitor_session(resume_token=session["resumeToken"]))
+    again = back.ask("startChat", "chat.started", visitorName="Lin", clientStartId="start-1")["data"]
+    assert (again["id"], again["status"], again["assignedAgentName"]) == (first["id"], "active", "Grace")
+    assert not [e for e in agent.quiet(0.5) if e["type"] == "chat.assigned"]  # no one else is told again
+
+    # A new attempt (another id) is a new chat: Grace is full, so it waits; its retry is told its place again
+    other = back.ask("startChat", "chat.started", clientStartId="start-2")["data"]
+    assert other["id"] != first["id"] and other["status"] == "waiting"
+    on_other = lambda e: e["data"]["sessionId"] == other["id"]  # noqa: E731
+    assert back.expect("chat.queued", where=on_other)["data"]["position"] == 1
+    assert staff.expect("chat.waiting")["data"]["id"] == other["id"]
+    retried = back.ask("startChat", "chat.started", clientStartId="start-2")["data"]
+    assert (retried["id"], retried["status"]) == (other["id"], "waiting")
+    assert back.expect("chat.queued", where=on_other)["data"]["position"] == 1
+    assert not [e for e in staff.quiet(0.5) if e["type"] == "chat.waiting"]
+
+    # Without an id every start is a new chat, as before; another visitor's same id is theirs
+    plain = {back.ask("startChat", "chat.started")["data"]["id"] for _ in range(2)}
+    assert len(plain) == 2 and not plain & {first["id"], other["id"]}
+    _, stranger = desk.visitor()
+    theirs = stranger.ask("startChat", "chat.started", clientStartId="start-1")["data"]
+    assert theirs["id"] != first["id"]
+    with psycopg.connect(db.admin) as conn:
+        row = conn.execute(
+            "SELECT count(*) FROM live_chat_sessions WHERE user_id = %s AND visitor_id = %s",
+            (desk.tenant, session["visitorId"]),
+        ).fetchone()
+    assert row is not None and row[0] == 4  # start-1, start-2 and the two without an id
+
+    # An id that is empty or too long is refused, and the connection goes on
+    for bad in ("", "x" * 65):
+        refused = back.ask("startChat", "error", clientStartId=bad)["data"]
+        assert refused["code"] == "validation_error"
+        assert {d["field"] for d in refused["details"]} == {"clientStartId"}
+    assert back.ask("ping", "pong")["data"]["serverTime"]
 
 
 def test_a_reconnect_and_sync_lose_nothing_and_a_resent_message_is_stored_once(desk: Desk) -> None:
@@ -262,6 +337,8 @@ def test_a_reconnect_and_sync_lose_nothing_and_a_resent_message_is_stored_once(d
     synced = back.ask("sync", "sync", sessionId=chat["id"], afterMessageId=last["data"]["id"])["data"]
     assert [m["id"] for m in synced["messages"]] == [m["data"]["id"] for m in sent]
     assert synced["hasMore"] is False
+    assert synced["session"]["assignedAgentName"] == "Grace"  # a resumed widget names the agent at once
+    desk.assert_visitor_sees_only_the_name(synced["session"])
 
     # A resend of the first message after the drop stores nothing new and answers the stored one
     resent = back.ask("sendMessage", "message.new", sessionId=chat["id"], message="one", clientMessageId="c-1")

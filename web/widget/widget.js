@@ -55,6 +55,7 @@
   let attempt = 0;
   let refused = false;
   let startWanted = false;
+  let startId = null; // this attempt's clientStartId: a startChat resent after a drop answers the same session
   let timers = {};
   let requestCount = 0;
   const requests = new Map(); // requestId -> what it was for
@@ -226,7 +227,7 @@ ${[1, 2, 3, 4, 5].map((n) => `<label><input type="radio" name="rating" value="${
     if (!m || m.sessionId !== state.sessionId || byId.has(m.id)) return; // nothing shown twice
     byId.set(m.id, m);
     messages.push(m);
-    if (m.senderType === "agent" && m.senderName && m.senderName !== agentName) {
+    if (m.senderType === "agent" && m.senderName && !agentName) {
       agentName = m.senderName;
       render();
     }
@@ -305,10 +306,16 @@ ${[1, 2, 3, 4, 5].map((n) => `<label><input type="radio" name="rating" value="${
       queue = { position: null, asOf: queue.asOf };
       if (!refused) notice("");
     }
+    // Every session the server sends names its agent (assignedAgentName): shown at once, the new one after a
+    // transfer. A message's senderName still fills it in should a session come without it.
+    if (s.assignedAgentId !== agentBefore) agentName = s.assignedAgentName || "";
+    else if (s.assignedAgentName) agentName = s.assignedAgentName;
     if (s.status === "active" && s.assignedAgentId !== agentBefore) {
-      if (agentBefore) agentName = "";
-      systemLine(agentBefore ? "You were transferred to another agent" : "An agent has joined the chat");
-      announce(agentBefore ? "You were transferred to another agent" : "An agent has joined the chat");
+      const line = agentBefore
+        ? agentName ? `You were transferred to ${agentName}` : "You were transferred to another agent"
+        : agentName ? `${agentName} has joined the chat` : "An agent has joined the chat";
+      systemLine(line);
+      announce(line);
     }
     const ended = s.status === "closed" && before && before !== "closed";
     if (ended) {
@@ -344,13 +351,15 @@ ${[1, 2, 3, 4, 5].map((n) => `<label><input type="radio" name="rating" value="${
     state.sessionId &&
     send("sendMessage", { sessionId: state.sessionId, message: p.message, clientMessageId: p.clientMessageId }, { pending: p.clientMessageId });
 
+  const startChat = () => send("startChat", { clientStartId: startId, ...(state.name ? { visitorName: state.name } : {}) });
+
   const onOpen = () => {
     attempt = 0;
     setConnection("open");
     if (ui.notice.textContent.startsWith("Connection lost")) notice("");
     timers.life = setTimeout(() => renew(), LIFE_MS * (0.95 + Math.random() * 0.05));
     if (state.sessionId) send("sync", lastMessageId() ? { sessionId: state.sessionId, afterMessageId: lastMessageId() } : { sessionId: state.sessionId }, { sync: true });
-    else if (startWanted) send("startChat", state.name ? { visitorName: state.name } : {});
+    else if (startWanted) startChat();
   };
 
   let connecting = false; // one connection attempt at a time (a retry and the browser's "online" may meet)
@@ -614,7 +623,8 @@ ${[1, 2, 3, 4, 5].map((n) => `<label><input type="radio" name="rating" value="${
     startWanted = true;
     render();
     ui.text.focus();
-    if (ws && ws.readyState === WebSocket.OPEN) send("startChat", state.name ? { visitorName: state.name } : {});
+    startId = newId(); // a new attempt; its resends (after a drop) keep the id
+    if (ws && ws.readyState === WebSocket.OPEN) startChat();
     else connect();
   });
   ui.compose.addEventListener("submit", (e) => {

@@ -120,6 +120,9 @@ class ChatSession(Record):
     visitor_email: str | None
     status: ChatStatus
     assigned_agent_id: UUID | None
+    assigned_agent_name: str | None = Field(
+        default=None, description="the assigned agent's display name (null while waiting); no other agent field"
+    )
     transferred_from_agent_id: UUID | None
     visitor_ip: IPv4Address | IPv6Address | None
     visitor_browser: str | None

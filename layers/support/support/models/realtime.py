@@ -30,6 +30,9 @@ class ClientMessage(ApiModel):
 class StartChat(ClientMessage):
     visitor_name: Name | None = None
     visitor_email: Email | None = None
+    # The client's own id for this attempt: a retry with it (after a lost chat.started) answers the session it
+    # started instead of starting another.
+    client_start_id: ClientMessageId | None = None
 
 
 class SessionAction(ClientMessage):

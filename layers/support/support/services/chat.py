@@ -70,9 +70,14 @@ from support.services.connections import (
     visitor_connections,
 )
 
+# The assigned agent's display name (and nothing else of theirs) is read in the same statement as the session,
+# by its primary key: every SELECT, INSERT and UPDATE ... RETURNING of a session carries it, so the visitor's
+# chat.started / chat.assigned / chat.transferred / sync name the agent without another round trip. (The
+# (user_id, assigned_agent_id) foreign key keeps the agent in the session's tenant.)
 SESSION_COLUMNS = """id, user_id, visitor_id, visitor_name, visitor_email, status, assigned_agent_id,
     transferred_from_agent_id, visitor_ip, visitor_browser, session_start_time, session_end_time, total_messages,
-    message_count, duration, rating, feedback, created_at, updated_at"""
+    message_count, duration, rating, feedback, created_at, updated_at,
+    (SELECT named.agent_name FROM support_agents named WHERE named.id = assigned_agent_id) AS assigned_agent_name"""
 MESSAGE_COLUMNS = """id, session_id, user_id, sender_type, sender_name, message, attachment_url, attachment_type,
     is_read, read_at, created_at, client_message_id"""
 
@@ -239,49 +244,89 @@ def rebalance_queue(cur: Cursor, principal: Principal, outbox: Outbox) -> None:
 # --- Sessions --------------------------------------------------------------------------------------------------
 
 
+def _started_before(cur: Cursor, principal: Principal, visitor_id: str, client_start_id: str) -> ChatSession | None:
+    """The session this visitor's attempt `client_start_id` already started, if any (read under the queue lock,
+    which every start takes: no concurrent start of the same attempt can race it)."""
+    cur.execute(
+        f"""SELECT {SESSION_COLUMNS} FROM live_chat_sessions
+        WHERE user_id = %s AND visitor_id = %s AND client_start_id = %s""",  # noqa: S608
+        (principal.tenant_id, visitor_id, client_start_id),
+    )
+    row = cur.fetchone()
+    return ChatSession.model_validate(row) if row else None
+
+
 def start_chat_session(
-    principal: Principal, data: ChatSessionStart, visitor: VisitorContext, *, caller: Caller | None = None
+    principal: Principal,
+    data: ChatSessionStart,
+    visitor: VisitorContext,
+    *,
+    caller: Caller | None = None,
+    client_start_id: str | None = None,
 ) -> ChatSession:
     """startChatSession: a new session, `waiting`, then assigned if an agent is free. `visitor` is what the server
     saw of the connection (source IP, User-Agent), never what the client claims. The caller gets chat.started
     (and chat.queued while it waits); the assigned agent chat.assigned; if it waits, the tenant's staff
-    chat.waiting."""
+    chat.waiting. With a `client_start_id` this visitor already started a session with (a retry after a lost
+    answer), nothing new is started: the caller gets that session, as it is now, again (and its queue position
+    while it waits), and no one else is told anything."""
     outbox = Outbox(principal.tenant_id, caller)
     with tenant_transaction(principal.tenant_id) as cur:
         lock_queue(cur, principal)
-        cur.execute(
-            # Stamped with a clock read under the queue lock: the queue's order is the order sessions joined it.
-            f"""INSERT INTO live_chat_sessions (user_id, visitor_id, visitor_name, visitor_email, status, visitor_ip,
-                visitor_browser, created_at, session_start_time)
-            SELECT %s, %s, %s, %s, %s, %s, %s, stamp.at, stamp.at FROM (SELECT clock_timestamp() AS at) stamp
-            RETURNING {SESSION_COLUMNS}""",  # noqa: S608
-            (
-                principal.tenant_id,
-                data.visitor_id,
-                data.visitor_name,
-                data.visitor_email,
-                ChatStatus.WAITING,
-                visitor.ip,
-                visitor.browser,
-            ),
-        )
-        created = found(cur.fetchone(), "chat session")
-        assigned = _drain_queue(cur, principal)
-        mine = [row for row in assigned if row["id"] == created["id"]]
-        others = [row for row in assigned if row["id"] != created["id"]]
-        session = ChatSession.model_validate(mine[0] if mine else created)
-        outbox.answer("chat.started", session)
-        if mine:
-            people = participants(cur, principal.tenant_id, mine[0])
-            outbox.tell([p.connection_id for p in people], "chat.assigned", session)
-        if others:
-            _announce_assignments(cur, principal, outbox, others)
-            _announce_queue(cur, principal, outbox)
-        elif session.status is ChatStatus.WAITING:
-            _announce_queue(cur, principal, outbox, only=session.id)
-        if session.status is ChatStatus.WAITING:
-            outbox.tell(staff_connections(cur, principal.tenant_id), "chat.waiting", session)
+        before = _started_before(cur, principal, data.visitor_id, client_start_id) if client_start_id else None
+        if before is not None:
+            session = before
+            outbox.answer("chat.started", session)
+            if session.status is ChatStatus.WAITING:
+                _announce_queue(cur, principal, outbox, only=session.id)
+        else:
+            session = _start(cur, principal, data, visitor, outbox, client_start_id)
     outbox.send()
+    return session
+
+
+def _start(
+    cur: Cursor,
+    principal: Principal,
+    data: ChatSessionStart,
+    visitor: VisitorContext,
+    outbox: Outbox,
+    client_start_id: str | None,
+) -> ChatSession:
+    """The new session of start_chat_session, with the queue lock held, and what it announces."""
+    cur.execute(
+        # Stamped with a clock read under the queue lock: the queue's order is the order sessions joined it.
+        f"""INSERT INTO live_chat_sessions (user_id, visitor_id, visitor_name, visitor_email, status, visitor_ip,
+            visitor_browser, created_at, session_start_time, client_start_id)
+        SELECT %s, %s, %s, %s, %s, %s, %s, stamp.at, stamp.at, %s FROM (SELECT clock_timestamp() AS at) stamp
+        RETURNING {SESSION_COLUMNS}""",  # noqa: S608
+        (
+            principal.tenant_id,
+            data.visitor_id,
+            data.visitor_name,
+            data.visitor_email,
+            ChatStatus.WAITING,
+            visitor.ip,
+            visitor.browser,
+            client_start_id,
+        ),
+    )
+    created = found(cur.fetchone(), "chat session")
+    assigned = _drain_queue(cur, principal)
+    mine = [row for row in assigned if row["id"] == created["id"]]
+    others = [row for row in assigned if row["id"] != created["id"]]
+    session = ChatSession.model_validate(mine[0] if mine else created)
+    outbox.answer("chat.started", session)
+    if mine:
+        people = participants(cur, principal.tenant_id, mine[0])
+        outbox.tell([p.connection_id for p in people], "chat.assigned", session)
+    if others:
+        _announce_assignments(cur, principal, outbox, others)
+        _announce_queue(cur, principal, outbox)
+    elif session.status is ChatStatus.WAITING:
+        _announce_queue(cur, principal, outbox, only=session.id)
+    if session.status is ChatStatus.WAITING:
+        outbox.tell(staff_connections(cur, principal.tenant_id), "chat.waiting", session)
     return session
 
 
