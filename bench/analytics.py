@@ -27,8 +27,6 @@ import platform
 import statistics
 import time
 import warnings
-from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 from uuid import UUID, uuid5
@@ -154,27 +152,6 @@ def seed_twins(owner_url: str, tickets: int) -> date:
         return day
 
 
-@contextmanager
-def connected_as(url: str) -> Iterator[None]:
-    """The layer's connection as `url`'s role for the duration."""
-    from support.config import get_settings
-    from support.db import reset_connection
-
-    previous = os.environ.get("DATABASE_URL")
-    os.environ["DATABASE_URL"] = url
-    get_settings.cache_clear()
-    reset_connection()
-    try:
-        yield
-    finally:
-        if previous is None:
-            os.environ.pop("DATABASE_URL", None)
-        else:
-            os.environ["DATABASE_URL"] = previous
-        get_settings.cache_clear()
-        reset_connection()
-
-
 def _explain(url: str, tenant: UUID, statement: str, params: dict[str, Any]) -> list[str]:
     with psycopg.connect(url) as conn:
         conn.execute("SELECT set_config('app.tenant_id', %s, true)", (str(tenant),))
@@ -223,6 +200,7 @@ def main(argv: list[str] | None = None) -> int:
 def _measure(urls: Any, args: argparse.Namespace, twin_day: date, load: str) -> int:
     os.environ["DATABASE_URL"] = urls.app  # before the layer is imported: it reads its settings once
     from functions.dashboard import app as dashboard_app
+    from local.database import connected_as
     from local.gateway import LambdaContext
     from support.auth import Principal, Role
     from support.services import analytics

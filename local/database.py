@@ -297,3 +297,26 @@ def database(
         yield dataclasses.replace(urls, joined=server.joined)
     finally:
         server.stop()
+
+
+@contextmanager
+def connected_as(url: str) -> Iterator[None]:
+    """The layer's database connection as `url`'s role for the duration (DATABASE_URL, the settings and the
+    cached connection switched, then put back): the demo rollup, the bench and the tests run the layer's code as
+    the role a deployed function would use."""
+    from support.config import get_settings
+    from support.db import reset_connection
+
+    previous = os.environ.get("DATABASE_URL")
+    os.environ["DATABASE_URL"] = url
+    get_settings.cache_clear()
+    reset_connection()
+    try:
+        yield
+    finally:
+        if previous is None:
+            os.environ.pop("DATABASE_URL", None)
+        else:
+            os.environ["DATABASE_URL"] = previous
+        get_settings.cache_clear()
+        reset_connection()

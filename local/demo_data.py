@@ -7,7 +7,6 @@ Idempotent: a tenant that already has tickets (or canned responses) is left alon
 
 from __future__ import annotations
 
-import os
 import random
 from datetime import UTC, date, datetime, timedelta
 from ipaddress import IPv4Address
@@ -420,28 +419,16 @@ def seed_demo_history(owner_url: str, *, now: datetime | None = None) -> None:
 def roll_up_demo_history(job_url: str, *, today: date | None = None) -> int:
     """Roll up the demo tenants' past two weeks (to yesterday), as the analytics job's role, so the dashboard's
     trends and GET /api/support/analytics have them. Idempotent (an upsert per day). Returns the days written."""
-    from support.config import get_settings
-    from support.db import reset_connection
+    from local.database import connected_as
     from support.services import analytics
 
     last = (today or datetime.now(UTC).date()) - timedelta(days=1)
     first = last - timedelta(days=HISTORY_DAYS - 1)
-    previous = os.environ.get("DATABASE_URL")
-    os.environ["DATABASE_URL"] = job_url
-    get_settings.cache_clear()
-    reset_connection()
-    try:
-        written = 0
+    written = 0
+    with connected_as(job_url):
         for tenant in DEMO_TENANTS.values():
             report = analytics.roll_up(first, last, tenant)
             if report.failed:
                 raise RuntimeError(f"the demo rollup failed: {report.failed}")
             written += HISTORY_DAYS
-        return written
-    finally:
-        if previous is None:
-            os.environ.pop("DATABASE_URL", None)
-        else:
-            os.environ["DATABASE_URL"] = previous
-        get_settings.cache_clear()
-        reset_connection()
+    return written

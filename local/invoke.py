@@ -7,8 +7,8 @@ others' too, as the gateway gives them), the local endpoints and keys of `make r
 context with its template timeout and memory. Its database: `make run`'s (the embedded PostgreSQL of
 `.local/pg-run`, or `--data-dir` / SUPPORT_DATA_DIR; joined if `make run` is serving it, else started for the
 invocation), or the server DATABASE_URL names; connected as the role the function's template configuration
-names: the analytics job's for a function whose DATABASE_URL is the AnalyticsDatabaseUrl parameter, the runtime
-role `support_app` for the others. The handler's logs go to stderr, the result alone to stdout; a function
+names: the analytics job's for a function whose DB_SECRET_ARN is that role's secret (AnalyticsDbSecret), the
+runtime role `support_app` for the others. The handler's logs go to stderr, the result alone to stdout; a function
 error prints Lambda's `{"errorType", "errorMessage"}` and exits 1.
 """
 
@@ -33,11 +33,13 @@ from local.run import (
 from local.template import LambdaFunction, TemplateError, function_environment, function_properties, load_template
 from local.template import lambda_function as template_function
 
+ANALYTICS_JOB_SECRET_ID = "AnalyticsDbSecret"  # noqa: S105 - the logical id of the job role's secret in template.yaml
+
 
 def _uses_job_role(logical_id: str) -> bool:
-    """Whether the template gives the function the analytics job's credentials (AnalyticsDatabaseUrl)."""
+    """Whether the template gives the function the analytics job's credentials (the AnalyticsDbSecret secret)."""
     variables = function_properties(load_template(), logical_id).get("Environment", {}).get("Variables", {})
-    return "AnalyticsDatabaseUrl" in json.dumps(variables.get("DATABASE_URL"))
+    return variables.get("DB_SECRET_ARN") == {"Ref": ANALYTICS_JOB_SECRET_ID}
 
 
 def prepare(logical_id: str) -> LambdaFunction:
@@ -54,19 +56,12 @@ def prepare(logical_id: str) -> LambdaFunction:
 @contextmanager
 def function_database(logical_id: str, data_dir: Path) -> Iterator[str]:
     """make run's database, migrated, with DATABASE_URL set to the function's role for the duration."""
-    from local.database import database
+    from local.database import connected_as, database
 
     with database("support", purpose="run", data_dir=data_dir, quiet=True) as urls:
         url = urls.analytics_job if _uses_job_role(logical_id) else urls.app
-        previous = os.environ.get("DATABASE_URL")
-        os.environ["DATABASE_URL"] = url
-        try:
+        with connected_as(url):
             yield url
-        finally:
-            if previous is None:
-                os.environ.pop("DATABASE_URL", None)
-            else:
-                os.environ["DATABASE_URL"] = previous
 
 
 def invoke(function: LambdaFunction, event: Any) -> Any:

@@ -22,28 +22,15 @@ from uuid import UUID, uuid4
 
 import pytest
 
-from local.database import DatabaseUrls, database
-from support.config import get_settings
-from support.db import reset_connection
+from local.database import DatabaseUrls, connected_as, database
 from tests.http_events import HandlerClient
 
 
 @pytest.fixture(scope="session")
 def db() -> Iterator[DatabaseUrls]:
-    with database("support_test", purpose="test", recreate=True, quiet=True, server_url=GIVEN_DATABASE_URL) as urls:
-        previous = os.environ.get("DATABASE_URL")
-        os.environ["DATABASE_URL"] = urls.app  # the handlers run as the runtime role, under RLS
-        get_settings.cache_clear()
-        reset_connection()
-        try:
-            yield urls
-        finally:
-            reset_connection()
-            get_settings.cache_clear()
-            if previous is None:
-                os.environ.pop("DATABASE_URL", None)
-            else:
-                os.environ["DATABASE_URL"] = previous
+    test_db = database("support_test", purpose="test", recreate=True, quiet=True, server_url=GIVEN_DATABASE_URL)
+    with test_db as urls, connected_as(urls.app):  # the handlers run as the runtime role, under RLS
+        yield urls
 
 
 @pytest.fixture

@@ -43,10 +43,9 @@ from websockets.sync.client import connect
 from local.database import DatabaseUrls
 from local.gateway import WebSocketEndpoints, create_app, running_gateway, running_template_websocket_api
 from local.gateway.static import merchant_app, static_routes
-from local.jwt_keys import AUDIENCE, ISSUER
 from local.template import REPO, cors_configuration, http_routes
 from local.token import mint_token
-from tests.e2e.local_run import free_port
+from tests.e2e.local_run import free_port, stack_environment
 from tests.e2e.test_live_chat import ChatClient
 
 CHROMIUM = Path(os.environ.get("CHROMIUM", "/usr/bin/chromium"))
@@ -99,28 +98,11 @@ def browser_stack(db: DatabaseUrls) -> Iterator[BrowserStack]:
             pytrace=False,
         )
     http_port, ws_port = free_port(), free_port()
-    settings = {
-        "WEBSOCKET_MANAGEMENT_ENDPOINT": f"http://127.0.0.1:{ws_port}",
-        "JWT_JWKS_URL": f"http://127.0.0.1:{http_port}/.well-known/jwks.json",
-        "JWT_ISSUER": ISSUER,
-        "JWT_AUDIENCE": AUDIENCE,
-        "AWS_ACCESS_KEY_ID": os.environ.get("AWS_ACCESS_KEY_ID", "local"),
-        "AWS_SECRET_ACCESS_KEY": os.environ.get("AWS_SECRET_ACCESS_KEY", "local"),
-        "AWS_DEFAULT_REGION": os.environ.get("AWS_DEFAULT_REGION", "us-east-1"),
-    }
-    previous = {name: os.environ.get(name) for name in settings}
-    os.environ.update(settings)
-    try:
+    with stack_environment(http_port, ws_port):
         app = create_app(http_routes(), cors=cors_configuration(), extra_routes=static_routes())
         with running_gateway(app, port=http_port) as base, running_template_websocket_api(ws_port) as chat:
             assert chat is not None, "functions/websocket/ and functions/ws_authorizer/ are in the repository"
             yield BrowserStack(base, chat)
-    finally:
-        for name, value in previous.items():
-            if value is None:
-                os.environ.pop(name, None)
-            else:
-                os.environ[name] = value
 
 
 @dataclass

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import socket
 from collections.abc import Callable, Iterator
 from uuid import UUID
@@ -12,9 +11,9 @@ import pytest
 
 from local.database import DatabaseUrls
 from local.gateway import WebSocketEndpoints, create_app, running_gateway, running_template_websocket_api
-from local.jwt_keys import AUDIENCE, ISSUER
 from local.template import http_routes
 from local.token import mint_token
+from tests.e2e.local_run import stack_environment
 
 
 def _free_port() -> int:
@@ -29,25 +28,8 @@ def stack_ports(db: DatabaseUrls) -> Iterator[tuple[int, int]]:
     handler starts (the worker processes of both APIs inherit it): the management endpoint the fan-out posts
     to, the JWKS the WebSocket authorizer verifies staff tokens with, and AWS credentials for boto3."""
     http_port, ws_port = _free_port(), _free_port()
-    settings = {
-        "WEBSOCKET_MANAGEMENT_ENDPOINT": f"http://127.0.0.1:{ws_port}",
-        "JWT_JWKS_URL": f"http://127.0.0.1:{http_port}/.well-known/jwks.json",
-        "JWT_ISSUER": ISSUER,
-        "JWT_AUDIENCE": AUDIENCE,
-        "AWS_ACCESS_KEY_ID": os.environ.get("AWS_ACCESS_KEY_ID", "local"),
-        "AWS_SECRET_ACCESS_KEY": os.environ.get("AWS_SECRET_ACCESS_KEY", "local"),
-        "AWS_DEFAULT_REGION": os.environ.get("AWS_DEFAULT_REGION", "us-east-1"),
-    }
-    previous = {name: os.environ.get(name) for name in settings}
-    os.environ.update(settings)
-    try:
+    with stack_environment(http_port, ws_port):
         yield http_port, ws_port
-    finally:
-        for name, value in previous.items():
-            if value is None:
-                os.environ.pop(name, None)
-            else:
-                os.environ[name] = value
 
 
 @pytest.fixture(scope="session")

@@ -14,6 +14,7 @@ import threading
 import time
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
@@ -38,6 +39,34 @@ def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
+
+
+@contextmanager
+def stack_environment(http_port: int, ws_port: int) -> Iterator[None]:
+    """What `make run` sets in the environment before any handler starts (the worker processes of both APIs
+    inherit it), for a local stack on these ports: the management endpoint the fan-out posts to, the JWKS the
+    WebSocket authorizer verifies staff tokens with, and AWS credentials for boto3. Put back afterwards."""
+    from local.jwt_keys import AUDIENCE, ISSUER
+
+    settings = {
+        "WEBSOCKET_MANAGEMENT_ENDPOINT": f"http://127.0.0.1:{ws_port}",
+        "JWT_JWKS_URL": f"http://127.0.0.1:{http_port}/.well-known/jwks.json",
+        "JWT_ISSUER": ISSUER,
+        "JWT_AUDIENCE": AUDIENCE,
+        "AWS_ACCESS_KEY_ID": os.environ.get("AWS_ACCESS_KEY_ID", "local"),
+        "AWS_SECRET_ACCESS_KEY": os.environ.get("AWS_SECRET_ACCESS_KEY", "local"),
+        "AWS_DEFAULT_REGION": os.environ.get("AWS_DEFAULT_REGION", "us-east-1"),
+    }
+    previous = {name: os.environ.get(name) for name in settings}
+    os.environ.update(settings)
+    try:
+        yield
+    finally:
+        for name, value in previous.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
 
 
 def developer_env(data_dir: Path, port: int) -> dict[str, str]:

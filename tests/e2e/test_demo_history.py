@@ -4,12 +4,11 @@ a trend that moves), while the demo facts the other tests and the walkthrough us
 
 from __future__ import annotations
 
-import os
 import statistics
 import subprocess
 import sys
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -17,11 +16,9 @@ import psycopg
 import pytest
 from psycopg.rows import dict_row
 
-from local.database import DatabaseUrls, database
+from local.database import DatabaseUrls, connected_as, database
 from local.demo_data import DEMO_TENANTS, HISTORY_DAYS
 from support.auth import Principal, Role
-from support.config import get_settings
-from support.db import reset_connection
 from support.services import analytics, dashboard
 from tests.e2e.local_run import REPO, developer_env, free_port, scratch_data_dir
 
@@ -45,21 +42,8 @@ def demo(request: pytest.FixtureRequest) -> Iterator[DatabaseUrls]:
             yield urls
 
 
-@contextmanager
-def as_app(urls: DatabaseUrls) -> Iterator[None]:
-    previous = os.environ.get("DATABASE_URL")
-    os.environ["DATABASE_URL"] = urls.app
-    get_settings.cache_clear()
-    reset_connection()
-    try:
-        yield
-    finally:
-        if previous is None:
-            os.environ.pop("DATABASE_URL", None)
-        else:
-            os.environ["DATABASE_URL"] = previous
-        get_settings.cache_clear()
-        reset_connection()
+def as_app(urls: DatabaseUrls) -> AbstractContextManager[None]:
+    return connected_as(urls.app)
 
 
 def rows(urls: DatabaseUrls, query: str, *params: Any) -> list[dict[str, Any]]:

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import random
 import threading
 from collections import Counter
@@ -20,10 +19,8 @@ import psycopg
 import pytest
 from psycopg import sql
 
-from local.database import ANALYTICS_JOB_ROLE, DatabaseUrls
+from local.database import ANALYTICS_JOB_ROLE, DatabaseUrls, connected_as
 from support.averages import mean_score, mean_seconds
-from support.config import get_settings
-from support.db import reset_connection
 from support.services import analytics
 from support.services.analytics import bucket_of, bucket_value
 
@@ -35,16 +32,8 @@ BEFORE = DAYS[0] - timedelta(days=1)  # activity before the range: resolved and 
 @pytest.fixture
 def as_job(db: DatabaseUrls) -> Iterator[None]:
     """The service's connection as the job's role, as the AnalyticsFunction's configuration has it."""
-    previous = os.environ["DATABASE_URL"]
-    os.environ["DATABASE_URL"] = db.analytics_job
-    get_settings.cache_clear()
-    reset_connection()
-    try:
+    with connected_as(db.analytics_job):
         yield
-    finally:
-        os.environ["DATABASE_URL"] = previous
-        get_settings.cache_clear()
-        reset_connection()
 
 
 def _at(day: date, seconds: int) -> datetime:

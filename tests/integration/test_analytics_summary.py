@@ -5,10 +5,8 @@ read from the merged histograms, within the stated error of the exact ones."""
 from __future__ import annotations
 
 import math
-import os
 from collections import Counter
-from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 from uuid import UUID, uuid4
@@ -17,11 +15,9 @@ import psycopg
 import pytest
 from psycopg.rows import dict_row
 
-from local.database import DatabaseUrls
+from local.database import DatabaseUrls, connected_as
 from support.auth import Principal, Role
 from support.averages import mean_score, mean_seconds
-from support.config import get_settings
-from support.db import reset_connection
 from support.services import analytics
 from tests.http_events import HandlerClient
 from tests.integration.test_analytics_rollup import BEFORE, DAYS, Data, _on, _percentile, build, expected
@@ -31,19 +27,9 @@ TODAY = DAYS[-1]  # the test clock's today: DAYS[0] and DAYS[1] rolled up, BEFOR
 NOW = datetime(TODAY.year, TODAY.month, TODAY.day, 23, 59, 59, tzinfo=UTC)
 
 
-@contextmanager
-def job_connection(db: DatabaseUrls) -> Iterator[None]:
+def job_connection(db: DatabaseUrls) -> AbstractContextManager[None]:
     """The service connected as the analytics job's role for the duration (the API's role otherwise)."""
-    previous = os.environ["DATABASE_URL"]
-    os.environ["DATABASE_URL"] = db.analytics_job
-    get_settings.cache_clear()
-    reset_connection()
-    try:
-        yield
-    finally:
-        os.environ["DATABASE_URL"] = previous
-        get_settings.cache_clear()
-        reset_connection()
+    return connected_as(db.analytics_job)
 
 
 def recount(data: Data, days: list[date]) -> dict[str, Any]:
