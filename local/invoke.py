@@ -39,7 +39,7 @@ ANALYTICS_JOB_SECRET_ID = "AnalyticsDbSecret"  # noqa: S105 - the logical id of 
 def _uses_job_role(logical_id: str) -> bool:
     """Whether the template gives the function the analytics job's credentials (the AnalyticsDbSecret secret)."""
     variables = function_properties(load_template(), logical_id).get("Environment", {}).get("Variables", {})
-    return variables.get("DB_SECRET_ARN") == {"Ref": ANALYTICS_JOB_SECRET_ID}
+    return bool(variables.get("DB_SECRET_ARN") == {"Ref": ANALYTICS_JOB_SECRET_ID})
 
 
 def prepare(logical_id: str) -> LambdaFunction:
