@@ -116,12 +116,12 @@ def test_a_visitor_and_agents_hold_a_conversation_end_to_end(
     wait_until(console, lambda d: "s" in d.find_element(By.CSS_SELECTOR, "[data-waiting-since]").text)
     screenshot(console, "console-queue")
 
-    # Grace claims it: her tab opens, the API has her as the agent, the widget names her
+    # Grace claims it: her tab opens, the API has her as the agent, the widget names her at once
     queued[0].find_element(By.CSS_SELECTOR, "button").click()
     wait_until(console, lambda d: d.find_elements(By.CSS_SELECTOR, f".chat-panel[data-session='{session_id}']"))
     assert desk.session(session_id)["assignedAgentId"] == grace
     assert desk.session(session_id)["status"] == "active"
-    wait_until(visitor, lambda d: root.find_element(By.ID, "who").text == "An agent has joined")
+    wait_until(visitor, lambda d: root.find_element(By.ID, "who").text == "You are chatting with Grace Hopper")
     wait_until(console, lambda d: not d.find_elements(By.CSS_SELECTOR, f"#queue-list li[data-session='{session_id}']"))
 
     # The visitor types: Grace sees the indicator, then the message; her open tab marks it read, the widget shows it
@@ -134,10 +134,10 @@ def test_a_visitor_and_agents_hold_a_conversation_end_to_end(
 
     # Grace types: the widget shows the agent typing; her reply arrives, the widget reads it, her console says Read
     reply_box(console, session_id).send_keys("Let me ")
-    wait_until(visitor, lambda d: root.find_element(By.ID, "typing").text == "The agent is typing…")
+    wait_until(visitor, lambda d: root.find_element(By.ID, "typing").text == "Grace Hopper is typing…")
     say(console, session_id, "check: it left this morning.")
     wait_until(visitor, lambda d: "Let me check: it left this morning." in texts(d, "agent"))
-    assert root.find_element(By.ID, "who").text == "You are chatting with Grace Hopper"  # the reply's sender
+    assert root.find_element(By.ID, "who").text == "You are chatting with Grace Hopper"  # still her
     wait_until(console, lambda d: console_state(d, session_id, "Let me check: it left this morning.") == "read")
     assert_accessible(console)
     screenshot(console, "console-conversation")
@@ -201,7 +201,8 @@ def test_a_visitor_and_agents_hold_a_conversation_end_to_end(
     wait_until(second, lambda d: console_texts(d, session_id) == expected)
     session = desk.session(session_id)
     assert (session["assignedAgentId"], session["transferredFromAgentId"]) == (alan, grace)
-    wait_until(visitor, lambda d: "You were transferred to another agent" in texts(d, "system"))
+    wait_until(visitor, lambda d: "You were transferred to Alan Turing" in texts(d, "system"))
+    assert root.find_element(By.ID, "who").text == "You are chatting with Alan Turing"
     say(second, session_id, "Alan here: yes, send me the new address.")
     wait_until(visitor, lambda d: "Alan here: yes, send me the new address." in texts(d, "agent"))
     assert root.find_element(By.ID, "who").text == "You are chatting with Alan Turing"
