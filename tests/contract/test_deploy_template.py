@@ -152,9 +152,12 @@ def test_an_external_issuer_replaces_the_user_pool() -> None:
     values = parameter_values(JwtIssuer="https://issuer.example/", JwtAudience="support-api")
     assert broken_rules(values) == [] and not condition("CreateUserPool", values)
     cognito = {k for k, v in RESOURCES.items() if v["Type"].startswith("AWS::Cognito::")}
-    assert cognito == {"UserPool", "UserPoolClient"}
-    for name in [*cognito, "PreTokenFunction", "PreTokenPermission", "PreTokenFunctionLogGroup"]:
+    assert cognito == {"UserPool", "UserPoolClient", "UserPoolDomain"}
+    for name in ["UserPool", "UserPoolClient", "PreTokenFunction", "PreTokenPermission", "PreTokenFunctionLogGroup"]:
         assert RESOURCES[name]["Condition"] == "CreateUserPool", name
+    # the hosted sign-in's domain (tests/contract/test_console_sign_in.py) needs the stack's own pool as well
+    assert RESOURCES["UserPoolDomain"]["Condition"] == "HostedSignIn"
+    assert not condition("HostedSignIn", {**values, "ConsoleUrl": "https://console.example.com/"})
 
 
 CONDITIONAL = {
