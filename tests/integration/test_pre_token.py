@@ -182,6 +182,21 @@ def test_the_websocket_authorizer_refuses_another_app_clients_token() -> None:
 
 
 @pytest.mark.usefixtures("cognito_jwks")
+@pytest.mark.parametrize("configured", ["", " , "])
+def test_the_websocket_authorizer_admits_no_staff_token_when_no_audience_is_configured(
+    configured: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given an authorizer whose JWT_AUDIENCE is empty (a deployment mistake): it fails closed
+    monkeypatch.setenv("JWT_AUDIENCE", configured)
+    get_settings.cache_clear()
+    for claims in ({}, {"aud": CLIENT_ID}):
+        body = access_token_claims(invoke("agent_refresh.json")) | claims
+        token = cognito_access_token(body)
+        with pytest.raises(ws_auth.AuthorizerUnauthorized):
+            ws_auth.authorize({"queryStringParameters": {"token": token}, "methodArn": METHOD_ARN})
+
+
+@pytest.mark.usefixtures("cognito_jwks")
 def test_the_websocket_authorizer_refuses_a_token_of_the_pool_without_the_claims() -> None:
     token = cognito_access_token({})
     with pytest.raises(ws_auth.AuthorizerUnauthorized):

@@ -76,9 +76,10 @@ def _staff(token: str) -> Principal:
     except jwt.PyJWTError as exc:
         logger.info("websocket connect refused: staff token invalid (%s)", type(exc).__name__)
         raise AuthorizerUnauthorized() from exc
-    audiences = _audiences()
-    if audiences and not _audience_matches(claims, audiences):
-        logger.info("websocket connect refused: staff token for another audience")
+    # Fails closed: with no audience configured, no staff token is admitted (API Gateway's JWT authorizer cannot
+    # be configured without one either).
+    if not _audience_matches(claims, _audiences()):
+        logger.info("websocket connect refused: staff token for another audience (or none configured)")
         raise AuthorizerUnauthorized()
     try:
         return principal_from_claims(claims)
