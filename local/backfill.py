@@ -11,14 +11,13 @@ import argparse
 import json
 import sys
 from collections.abc import Sequence
-from contextlib import redirect_stdout
 from datetime import date
 from typing import Any, TextIO
 from uuid import UUID
 
 from tqdm import tqdm
 
-from local.invoke import data_dir_argument, function_database, invoke, prepare, print_error
+from local.invoke import data_dir_argument, function_database, invoke, prepare, print_error, result_on_stdout
 
 FUNCTION = "AnalyticsFunction"
 
@@ -36,11 +35,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--to", dest="end", type=date.fromisoformat, required=True, help="last day, YYYY-MM-DD")
     parser.add_argument("--tenant", type=UUID, help="one tenant (default: every tenant with activity in the days)")
     data_dir_argument(parser)
-    args = parser.parse_args(argv)
-    out = sys.stdout  # the result alone; everything else (the layer's log lines, EMF metrics) to stderr, as the
-    # layer's logger writes wherever stdout is when it is created
-    with redirect_stdout(sys.stderr):
-        return _run(args, out)
+    return result_on_stdout(_run, parser.parse_args(argv))
 
 
 def _run(args: argparse.Namespace, out: TextIO) -> int:

@@ -18,7 +18,7 @@ import argparse
 import json
 import os
 import sys
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager, redirect_stdout
 from pathlib import Path
 from typing import Any, TextIO
@@ -88,6 +88,14 @@ def data_dir_argument(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def result_on_stdout(run: Callable[[argparse.Namespace, TextIO], int], args: argparse.Namespace) -> int:
+    """`run(args, out)` with the result alone on stdout (`out`); everything else (the layer's log lines, EMF
+    metrics) goes to stderr, as the layer's logger writes wherever stdout is when it is created."""
+    out = sys.stdout
+    with redirect_stdout(sys.stderr):
+        return run(args, out)
+
+
 def print_error(exc: Exception, out: TextIO) -> None:
     from local.gateway.execution_environments import FunctionError
 
@@ -103,11 +111,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("function", help="the function's logical id in template.yaml, e.g. AnalyticsFunction")
     parser.add_argument("event", type=Path, help="a JSON event file, e.g. events/analytics/backfill.json")
     data_dir_argument(parser)
-    args = parser.parse_args(argv)
-    out = sys.stdout  # the result alone; everything else (the layer's log lines, EMF metrics) to stderr, as the
-    # layer's logger writes wherever stdout is when it is created
-    with redirect_stdout(sys.stderr):
-        return _run(args, out)
+    return result_on_stdout(_run, parser.parse_args(argv))
 
 
 def _run(args: argparse.Namespace, out: TextIO) -> int:

@@ -3,13 +3,9 @@ It asserts that every case ran and printed figures, not the figures themselves: 
 
 from __future__ import annotations
 
-import os
 import re
-import subprocess
-import sys
 
-from local.template import REPO
-from tests.conftest import GIVEN_DATABASE_URL
+from tests.contract.bench_runs import run_bench
 
 QUICK = ["--tickets", "2000", "--iterations", "3", "--warmup", "1", "--import-runs", "1"]
 CASES = [
@@ -23,16 +19,7 @@ CASES = [
 
 
 def test_the_bench_runs_on_a_small_tenant() -> None:
-    run = subprocess.run(
-        [sys.executable, "-m", "bench.tickets", *QUICK],
-        cwd=REPO,
-        env={k: v for k, v in os.environ.items() if k != "DATABASE_URL"}
-        | ({"DATABASE_URL": GIVEN_DATABASE_URL} if GIVEN_DATABASE_URL else {}),
-        capture_output=True,
-        text=True,
-        timeout=600,
-        check=True,
-    )
+    run = run_bench("bench.tickets", QUICK)
     for case in CASES:
         assert re.search(rf"^\| {re.escape(case)} \|.*\| \d+\.\d\d \| \d+\.\d\d \|", run.stdout, re.M), case
     assert re.search(r"^\| functions/tickets/app.py \| \d+ \(1\) \| \d\.\d\d \|", run.stdout, re.M)

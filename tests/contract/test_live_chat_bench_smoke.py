@@ -4,29 +4,16 @@ belongs to the bench (bench/RESULTS.md)."""
 
 from __future__ import annotations
 
-import os
 import re
-import subprocess
-import sys
 
-from local.template import REPO
-from tests.conftest import GIVEN_DATABASE_URL
+from tests.contract.bench_runs import run_bench
 
 TINY = ["--sessions", "4", "--agents", "2", "--agent-connections", "session", "--messages", "40", "--rate", "20"]
 TINY += ["--warmup", "0", "--no-ramp"]  # 2 agents with a connection per chat: each message reaches 2 agent connections
 
 
 def test_the_live_chat_bench_runs_and_checks_its_messages() -> None:
-    run = subprocess.run(
-        [sys.executable, "-m", "bench.live_chat", *TINY],
-        cwd=REPO,
-        env={k: v for k, v in os.environ.items() if k != "DATABASE_URL"}
-        | ({"DATABASE_URL": GIVEN_DATABASE_URL} if GIVEN_DATABASE_URL else {}),
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
+    run = run_bench("bench.live_chat", TINY, timeout=120, check=False)
     assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
     out = run.stdout
     assert "set-up: 8 connections (4 agent, 4 visitor)" in out

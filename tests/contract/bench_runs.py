@@ -1,0 +1,26 @@
+"""One benchmark module run as `make bench*` runs it, in a subprocess on the tests' database (DATABASE_URL only
+when the tests were given one): the bench smoke tests' shared runner."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+from local.template import REPO
+from tests.conftest import GIVEN_DATABASE_URL
+
+
+def run_bench(
+    module: str, args: list[str], *, timeout: float = 600, check: bool = True
+) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", module, *args],
+        cwd=REPO,
+        env={k: v for k, v in os.environ.items() if k != "DATABASE_URL"}
+        | ({"DATABASE_URL": GIVEN_DATABASE_URL} if GIVEN_DATABASE_URL else {}),
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=check,
+    )
