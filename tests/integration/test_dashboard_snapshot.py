@@ -54,18 +54,31 @@ def test_figures_read_by_different_statements_agree_under_concurrent_writes(db: 
     assert disagreements == []
 
 
-def test_a_snapshot_transaction_is_repeatable_read_and_takes_no_write(db: DatabaseUrls, tenant: UUID) -> None:
-    from support.db import tenant_transaction
+def test_a_snapshot_read_is_repeatable_read_and_takes_no_write(db: DatabaseUrls, tenant: UUID) -> None:
+    from support.db import read_snapshot, tenant_transaction
+    from support.db.connection import Cursor
 
-    with tenant_transaction(tenant, snapshot=True) as cur:
-        cur.execute("SHOW transaction_isolation")
-        assert cur.fetchone() == {"transaction_isolation": "repeatable read"}
-    with pytest.raises(psycopg.errors.ReadOnlySqlTransaction), tenant_transaction(tenant, snapshot=True) as cur:
+    def settings(cur: Cursor) -> object:
+        cur.execute(
+            "SELECT current_setting('transaction_isolation') AS isolation,"
+            " current_setting('app.tenant_id') AS tenant, current_setting('statement_timeout') AS timeout"
+        )
+        return cur.fetchone()
+
+    assert read_snapshot(tenant, settings) == {"isolation": "repeatable read", "tenant": str(tenant), "timeout": "5s"}
+
+    def write(cur: Cursor) -> None:
         cur.execute(
             "INSERT INTO support_tickets (user_id, customer_name, customer_email, subject)"
             " VALUES (%s, 'A', 'a@example.com', 's')",
             (tenant,),
         )
+        cur.fetchall()
+
+    with pytest.raises(psycopg.errors.ReadOnlySqlTransaction):
+        read_snapshot(tenant, write)
     with tenant_transaction(tenant) as cur:  # and the next ordinary transaction is read-write again
         cur.execute("SHOW transaction_read_only")
         assert cur.fetchone() == {"transaction_read_only": "off"}
+        cur.execute("SELECT count(*) AS n FROM support_tickets WHERE user_id = %s", (tenant,))
+        assert cur.fetchone() == {"n": 0}

@@ -11,7 +11,8 @@ import psycopg
 import pytest
 
 from local.database import MIGRATIONS, DatabaseUrls, create_database
-from support.db import get_connection, tenant_transaction
+from support.db import get_connection, read_snapshot, tenant_transaction
+from support.db.connection import Cursor
 from support.db.migrations import MigrationError, migrate
 
 
@@ -119,6 +120,46 @@ def test_a_killed_connection_is_replaced_once(db: DatabaseUrls, tenant: UUID) ->
     assert row["t"] == str(tenant)
     assert row["pid"] != pid
     assert get_connection().info.backend_pid == row["pid"]  # and reused afterwards
+
+
+def test_a_snapshot_read_on_a_killed_connection_runs_again_on_a_new_one(db: DatabaseUrls, tenant: UUID) -> None:
+    # Pipelined, a connection that breaks shows only when the read fetches a result: here midway, after one read
+    calls: list[int] = []
+
+    def read(cur: Cursor) -> object:
+        calls.append(1)
+        cur.execute("SELECT current_setting('app.tenant_id') AS t, pg_backend_pid() AS pid")
+        row = cur.fetchone()
+        assert row is not None
+        if len(calls) == 1:
+            with psycopg.connect(db.admin) as admin:
+                admin.execute("SELECT pg_terminate_backend(%s)", (row["pid"],))
+            cur.execute("SELECT 1")
+            cur.fetchone()
+        return row, get_connection().info.backend_pid
+
+    first = get_connection().info.backend_pid
+    row, pid = read_snapshot(tenant, read)
+    assert isinstance(row, dict)
+    assert row["t"] == str(tenant)
+    assert row["pid"] != first
+    assert len(calls) == 2  # the first run met the dead connection, the second read on a new one
+    assert get_connection().info.backend_pid == row["pid"] == pid
+
+
+def test_a_snapshot_read_that_fails_on_a_sound_connection_is_not_run_again(db: DatabaseUrls, tenant: UUID) -> None:
+    calls: list[int] = []
+
+    def read(cur: Cursor) -> object:
+        calls.append(1)
+        cur.execute("SELECT set_config('statement_timeout', '50ms', true)")
+        cur.execute("SELECT pg_sleep(1)")
+        return cur.fetchone()
+
+    with pytest.raises(psycopg.errors.QueryCanceled):
+        read_snapshot(tenant, read)
+    assert calls == [1]  # a timeout is an OperationalError too, but the connection is sound: no second run
+    assert read_snapshot(tenant, lambda cur: cur.execute("SELECT 1 AS one").fetchone()) == {"one": 1}
 
 
 def test_connection_settings(db: DatabaseUrls, tenant: UUID) -> None:

@@ -11,8 +11,9 @@ certificate and host name (`sslmode=verify-full`, see support/db/secrets.py).
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
+from typing import TypeVar
 from uuid import UUID
 
 import psycopg
@@ -24,6 +25,7 @@ from support.observability import logger
 
 Connection = psycopg.Connection[DictRow]
 Cursor = psycopg.Cursor[DictRow]
+T = TypeVar("T")
 
 _connection: Connection | None = None
 
@@ -81,12 +83,16 @@ _BIND_TENANT = "SELECT set_config('app.tenant_id', %s, true), set_config('statem
 _BIND_TIMEOUT = "SELECT set_config('statement_timeout', %s, true)"
 
 
-def _enter(conn: Connection, tenant_id: str | None, snapshot: bool) -> tuple[ExitStack, Cursor]:
+def _enter(
+    conn: Connection, tenant_id: str | None, snapshot: bool, *, pipelined: bool = False
+) -> tuple[ExitStack, Cursor]:
     # BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY (psycopg builds it from these two attributes): part of the
     # transaction's own BEGIN, no session SET.
     conn.isolation_level = psycopg.IsolationLevel.REPEATABLE_READ if snapshot else None
     conn.read_only = True if snapshot else None
     with ExitStack() as stack:
+        if pipelined:
+            stack.enter_context(conn.pipeline())
         stack.enter_context(conn.transaction())
         cur = stack.enter_context(conn.cursor())
         timeout = f"{get_settings().db_statement_timeout_ms}ms"
@@ -117,6 +123,29 @@ def tenant_transaction(tenant_id: UUID, *, snapshot: bool = False) -> Iterator[C
     read by several statements (the dashboard's) agree with each other, and nothing can be written."""
     with _transaction(str(tenant_id), snapshot) as cur:
         yield cur
+
+
+def read_snapshot(tenant_id: UUID, read: Callable[[Cursor], T]) -> T:
+    """`read(cur)` in a REPEATABLE READ READ ONLY transaction bound to the tenant, as `tenant_transaction(...,
+    snapshot=True)`, but pipelined (psycopg's pipeline mode): BEGIN, the tenant binding and read's first
+    statement reach the server together and cost one round trip, and COMMIT one more, instead of four. The reads
+    that answer most (the dashboard, the range summary) are one or two statements, so that is half their waiting.
+
+    Pipelined, a broken connection shows only when results are read, inside `read`. Nothing is written, so it is
+    safe to run `read` again: on a connection found broken it is replaced and `read` runs once more (a statement
+    that fails on a sound connection, a timeout included, is raised as it is)."""
+    for attempt in range(2):
+        conn = get_connection()
+        try:
+            stack, cur = _enter(conn, str(tenant_id), True, pipelined=True)
+            with stack:
+                return read(cur)
+        except psycopg.OperationalError:
+            if attempt or not (conn.broken or conn.closed):
+                raise
+            logger.warning("database connection was unusable; reconnecting once")
+            reset_connection()
+    raise AssertionError("unreachable: the second attempt returns or raises")
 
 
 @contextmanager

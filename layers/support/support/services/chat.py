@@ -41,7 +41,7 @@ from psycopg import sql
 
 from support.auth import Principal, Role
 from support.config import get_settings
-from support.db import tenant_transaction
+from support.db import read_snapshot, tenant_transaction
 from support.db.connection import Cursor
 from support.db.statements import lock_for_tenant
 from support.errors import Conflict, Forbidden, NotFound, found
@@ -681,10 +681,13 @@ def sync(principal: Principal, session_id: UUID, after_message_id: UUID | None, 
     """The session and its messages after `after_message_id` (all from the start without it), oldest first, at
     most 100 at a time (`hasMore`): what a client missed while it was away."""
     outbox = Outbox(principal.tenant_id, caller)
-    with tenant_transaction(principal.tenant_id, snapshot=True) as cur:
+
+    def read(cur: Cursor) -> SyncAnswer:
         current = _read_session(cur, principal, session_id)
         _require_participant(cur, principal, current, caller)
-        answer = _sync(cur, principal, current, after_message_id)
+        return _sync(cur, principal, current, after_message_id)
+
+    answer = read_snapshot(principal.tenant_id, read)
     outbox.answer("sync", answer)
     outbox.send()
     return answer

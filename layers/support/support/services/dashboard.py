@@ -16,7 +16,7 @@ from typing import Any
 
 from support.auth import Principal
 from support.averages import mean_score, mean_seconds
-from support.db import tenant_transaction
+from support.db import read_snapshot, tenant_transaction
 from support.db.connection import Cursor
 from support.errors import InvalidInput
 from support.models.agents import Agent, AgentStatus
@@ -129,14 +129,17 @@ def get_dashboard(principal: Principal, *, now: datetime | None = None) -> Suppo
     tenant = principal.tenant_id
     today = (now or datetime.now(UTC)).astimezone(UTC).date()
     midnight = _midnight(today)
-    with tenant_transaction(tenant, snapshot=True) as cur:
+
+    def read(cur: Cursor) -> tuple[dict[str, Any], dict[date, int], dict[date, float | None]]:
         figures = _one(
             cur, _FIGURES, {"t": tenant, "midnight": midnight, "week": _trend_days(today)[0], "today": today}
         )
-        ticket_groups = figures["ticket_groups"]
-        chat_groups = figures["chat_groups"]
-        agents_by_status = figures["agents_by_status"]
-        volume, satisfaction = _trends(cur, principal, today, figures)
+        return figures, *_trends(cur, principal, today, figures)
+
+    figures, volume, satisfaction = read_snapshot(tenant, read)
+    ticket_groups = figures["ticket_groups"]
+    chat_groups = figures["chat_groups"]
+    agents_by_status = figures["agents_by_status"]
 
     # grouping(status, priority, category): 3 = by status, 5 = by priority, 6 = by category, 7 = all of them
     by_status = dict.fromkeys(TicketStatus, 0)
