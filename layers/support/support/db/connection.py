@@ -13,7 +13,6 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
-from typing import TypeVar
 from uuid import UUID
 
 import psycopg
@@ -25,7 +24,6 @@ from support.observability import logger
 
 Connection = psycopg.Connection[DictRow]
 Cursor = psycopg.Cursor[DictRow]
-T = TypeVar("T")
 
 _connection: Connection | None = None
 
@@ -125,7 +123,7 @@ def tenant_transaction(tenant_id: UUID, *, snapshot: bool = False) -> Iterator[C
         yield cur
 
 
-def read_snapshot(tenant_id: UUID, read: Callable[[Cursor], T]) -> T:
+def read_snapshot[T](tenant_id: UUID, read: Callable[[Cursor], T]) -> T:
     """`read(cur)` in a REPEATABLE READ READ ONLY transaction bound to the tenant, as `tenant_transaction(...,
     snapshot=True)`, but pipelined (psycopg's pipeline mode): BEGIN, the tenant binding and read's first
     statement reach the server together and cost one round trip, and COMMIT one more, instead of four. The reads
