@@ -298,7 +298,7 @@ def _measure(urls: Any, args: argparse.Namespace, twin_day: date, load: str) -> 
             plans.append(
                 (
                     "summary statement, 366 days",
-                    _explain(urls.app, big, analytics._STORED_RANGE, {"t": big, "lo": first, "hi": yesterday}),
+                    _explain(urls.app, big, analytics._STORED_EDGES, {"t": big, "lo": first, "hi": yesterday}),
                 )
             )
 

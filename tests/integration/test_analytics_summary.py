@@ -5,19 +5,23 @@ read from the merged histograms, within the stated error of the exact ones."""
 from __future__ import annotations
 
 import math
+import shutil
 from collections import Counter
 from contextlib import AbstractContextManager
 from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
 from typing import Any
 from uuid import UUID, uuid4
 
 import psycopg
 import pytest
 from psycopg.rows import dict_row
+from psycopg.types.json import Jsonb
 
-from local.database import DatabaseUrls, connected_as
+from local.database import MIGRATIONS, DatabaseUrls, connected_as, create_database
 from support.auth import Principal, Role
 from support.averages import mean_score, mean_seconds
+from support.db.migrations import migrate
 from support.services import analytics
 from tests.http_events import HandlerClient
 from tests.integration.test_analytics_rollup import BEFORE, DAYS, Data, _on, _percentile, build, expected
@@ -216,34 +220,58 @@ def test_366_days_is_allowed(dashboard_api: HandlerClient) -> None:
     assert reply.data["days"] == 366
 
 
-def test_whole_months_are_read_from_their_month_rows(db: DatabaseUrls) -> None:
+def _cumulative_rows(db: DatabaseUrls, tenant: UUID) -> list[dict[str, Any]]:
+    with psycopg.connect(db.admin, row_factory=dict_row) as conn:
+        return conn.execute(
+            "SELECT * FROM support_analytics_cumulative WHERE user_id = %s ORDER BY analytics_date", (tenant,)
+        ).fetchall()
+
+
+_SUMMED = ("total_tickets_created", "total_tickets_resolved", "resolution_seconds", "rating_sum")
+_MAPS = ("tickets_by_status", "chats_by_agent", "resolution_histogram", "chat_duration_histogram")
+
+
+def _prefix_sums(data: Data, days: list[date]) -> list[dict[str, Any]]:
+    """The running totals the test expects, added up from its own per-day recounts of the raw rows."""
+    sums: list[dict[str, Any]] = []
+    running: dict[str, Any] = {}
+    for i, day in enumerate(days):
+        figures = expected(data, day)
+        running = {
+            "analytics_date": day,
+            "days": i + 1,
+            **{key: running.get(key, 0) + figures[key] for key in _SUMMED},
+            **{key: dict(Counter(running.get(key, {})) + Counter(figures[key])) for key in _MAPS},
+        }
+        sums.append(running)
+    return sums
+
+
+def _stored_running_totals(db: DatabaseUrls, tenant: UUID) -> list[dict[str, Any]]:
+    keys = ("analytics_date", "days", *_SUMMED, *_MAPS)
+    return [{k: row[k] for k in keys} for row in _cumulative_rows(db, tenant)]
+
+
+def test_any_range_is_read_from_two_running_totals(db: DatabaseUrls) -> None:
     days = analytics.days_in(date(2024, 5, 30), date(2024, 7, 2))
-    june = [d for d in days if d.month == 6]
     data = build(db, uuid4(), 31, days)
     later = datetime(2024, 7, 10, tzinfo=UTC)
-    # Given every day rolled up but June 30: June's month row holds 29 days, so the summary reads June's days
+    # Given every day rolled up but June 30, the later days first: the earlier run carries the totals over them
     with job_connection(db):
-        analytics.roll_up(days[0], date(2024, 6, 29), data.tenant)
         analytics.roll_up(date(2024, 7, 1), days[-1], data.tenant)
+        analytics.roll_up(days[0], date(2024, 6, 29), data.tenant)
+    stored = [d for d in days if d != date(2024, 6, 30)]
+    assert _stored_running_totals(db, data.tenant) == _prefix_sums(data, stored)
     exact = recount(data, days)
     values = exact.pop("_values")
     partial = _summary(data.tenant, days[0], days[-1], now=later)
     assert (partial["rolledUpDays"], partial["liveDays"]) == (len(days) - 1, ["2024-06-30"])
     assert {k: partial[k] for k in exact} == exact
 
-    # When June 30 is rolled up too, the month row holds June: its figures are its days' sums
+    # When June 30 is rolled up too, every running total is its days' sum, and the whole range is stored
     with job_connection(db):
         analytics.roll_up(date(2024, 6, 30), date(2024, 6, 30), data.tenant)
-    with psycopg.connect(db.admin, row_factory=dict_row) as conn:
-        month = conn.execute(
-            "SELECT * FROM support_analytics_months WHERE user_id = %s AND month = '2024-06-01'", (data.tenant,)
-        ).fetchone()
-    assert month is not None
-    by_day = [expected(data, d) for d in june]
-    assert month["days"] == 30
-    assert month["total_tickets_created"] == sum(d["total_tickets_created"] for d in by_day)
-    assert month["resolution_seconds"] == sum(d["resolution_seconds"] for d in by_day)
-    assert month["resolution_histogram"] == dict(sum((Counter(d["resolution_histogram"]) for d in by_day), Counter()))
+    assert _stored_running_totals(db, data.tenant) == _prefix_sums(data, days)
     complete = _summary(data.tenant, days[0], days[-1], now=later)
     assert (complete["rolledUpDays"], complete["liveDays"]) == (len(days), [])
     assert {k: complete[k] for k in exact} == exact
@@ -251,18 +279,91 @@ def test_whole_months_are_read_from_their_month_rows(db: DatabaseUrls) -> None:
         assert complete[f"{name}Histogram"] == {
             str(b): n for b, n in sorted(Counter(analytics.bucket_of(v) for v in observed).items())
         }
-    # and it is the month row that was read (a figure changed in it alone shows)
-    with psycopg.connect(db.admin) as conn:
+    # A range inside: the running totals at its last day less those at the day before it, as a recount says
+    june = [d for d in days if date(2024, 6, 2) <= d <= date(2024, 6, 30)]
+    inside = recount(data, june)
+    inside.pop("_values")
+    summary = _summary(data.tenant, june[0], june[-1], now=later)
+    assert {k: summary[k] for k in inside} == inside
+    assert summary["rolledUpDays"] == len(june)
+    # A re-run of an early day after a late change carries it into every later running total
+    with psycopg.connect(db.owner) as conn:
+        conn.execute("SELECT set_config('app.tenant_id', %s, true)", (str(data.tenant),))
         conn.execute(
-            "UPDATE support_analytics_months SET total_tickets_created = total_tickets_created + 1000"
-            " WHERE user_id = %s AND month = '2024-06-01'",
-            (data.tenant,),
+            "UPDATE support_tickets SET status = 'closed' WHERE user_id = %s AND created_at >= %s AND created_at < %s",
+            (data.tenant, datetime(2024, 6, 10, tzinfo=UTC), datetime(2024, 6, 11, tzinfo=UTC)),
         )
+    for ticket in data.tickets:
+        if ticket["created_at"].date() == date(2024, 6, 10):
+            ticket["status"] = "closed"
+    with job_connection(db):
+        analytics.roll_up(date(2024, 6, 10), date(2024, 6, 10), data.tenant)
+    assert _stored_running_totals(db, data.tenant) == _prefix_sums(data, days)
+    # and it is those two rows that are read: a figure changed in either alone shows
+    with psycopg.connect(db.admin) as conn:
+        for day, delta in ((date(2024, 6, 30), 1000), (date(2024, 6, 1), 10)):
+            conn.execute(
+                "UPDATE support_analytics_cumulative SET total_tickets_created = total_tickets_created + %s"
+                " WHERE user_id = %s AND analytics_date = %s",
+                (delta, data.tenant, day),
+            )
     assert (
-        _summary(data.tenant, days[0], days[-1], now=later)["totalTicketsCreated"]
-        == exact["totalTicketsCreated"] + 1000
+        _summary(data.tenant, june[0], june[-1], now=later)["totalTicketsCreated"]
+        == inside["totalTicketsCreated"] + 1000 - 10
     )
-    # a range that covers June only in part reads its days
-    assert _summary(data.tenant, date(2024, 6, 2), date(2024, 6, 30), now=later)["totalTicketsCreated"] == len(
-        [t for t in data.tickets if date(2024, 6, 2) <= t["created_at"].date() <= date(2024, 6, 30)]
-    )
+
+
+def test_the_running_totals_migration_sums_the_days_stored_before_it(db: DatabaseUrls, tmp_path: Path) -> None:
+    # Given a database at sql/0015 with day rows of two tenants (one with a gap), as the rollup left them
+    for path in sorted(MIGRATIONS.glob("*.sql")):
+        if path.name < "0016":
+            shutil.copy(path, tmp_path / path.name)
+    urls = create_database(db.admin, "support_cumulative_migration", recreate=True, quiet=True)
+    with psycopg.connect(urls.admin.replace("dbname=support_cumulative_migration", "dbname=postgres")) as conn:
+        conn.autocommit = True
+        conn.execute("DROP DATABASE support_cumulative_migration WITH (FORCE)")
+        conn.execute("CREATE DATABASE support_cumulative_migration OWNER support_owner")
+    migrate(urls.owner, tmp_path, log=lambda _: None)
+    tenants = {uuid4(): [date(2026, 1, 1), date(2026, 1, 2), date(2026, 1, 5)], uuid4(): [date(2025, 12, 31)]}
+    with psycopg.connect(urls.owner) as conn:
+        for tenant, days in tenants.items():
+            conn.execute("SELECT set_config('app.tenant_id', %s, true)", (str(tenant),))
+            for i, day in enumerate(days):
+                conn.execute(
+                    "INSERT INTO support_analytics (user_id, analytics_date, total_tickets_created, rating_sum,"
+                    " tickets_by_status, resolution_histogram) VALUES (%s, %s, %s, %s, %s, %s)",
+                    (tenant, day, i + 2, 10 * i, Jsonb({"open": i + 1}), Jsonb({"40": 1, str(41 + i): 2})),
+                )
+            conn.commit()
+
+    # When sql/0016 is applied
+    shutil.copy(MIGRATIONS / "0016_analytics_cumulative.sql", tmp_path)
+    assert migrate(urls.owner, tmp_path, log=lambda _: None) == ["0016_analytics_cumulative.sql"]
+
+    # Then each stored day has the running totals of its tenant's days up to it, and the month level is gone
+    with psycopg.connect(urls.admin, row_factory=dict_row) as conn:
+        rows = conn.execute(
+            "SELECT user_id, analytics_date, days, total_tickets_created, rating_sum, tickets_by_status,"
+            " resolution_histogram, chats_by_agent FROM support_analytics_cumulative ORDER BY user_id, analytics_date"
+        ).fetchall()
+        assert conn.execute("SELECT to_regclass('public.support_analytics_months') AS t").fetchone() == {"t": None}
+    first, second = tenants
+    assert [r for r in rows if r["user_id"] == first] == [
+        {"user_id": first, "analytics_date": date(2026, 1, 1), "days": 1, "total_tickets_created": 2,
+         "rating_sum": 0, "tickets_by_status": {"open": 1}, "resolution_histogram": {"40": 1, "41": 2},
+         "chats_by_agent": {}},
+        {"user_id": first, "analytics_date": date(2026, 1, 2), "days": 2, "total_tickets_created": 5,
+         "rating_sum": 10, "tickets_by_status": {"open": 3}, "resolution_histogram": {"40": 2, "41": 2, "42": 2},
+         "chats_by_agent": {}},
+        {"user_id": first, "analytics_date": date(2026, 1, 5), "days": 3, "total_tickets_created": 9,
+         "rating_sum": 30, "tickets_by_status": {"open": 6},
+         "resolution_histogram": {"40": 3, "41": 2, "42": 2, "43": 2}, "chats_by_agent": {}},
+    ]  # fmt: skip
+    assert [r for r in rows if r["user_id"] == second] == [
+        {"user_id": second, "analytics_date": date(2025, 12, 31), "days": 1, "total_tickets_created": 2,
+         "rating_sum": 0, "tickets_by_status": {"open": 1}, "resolution_histogram": {"40": 1, "41": 2},
+         "chats_by_agent": {}},
+    ]  # fmt: skip
+    with psycopg.connect(urls.admin.replace("dbname=support_cumulative_migration", "dbname=postgres")) as conn:
+        conn.autocommit = True
+        conn.execute("DROP DATABASE support_cumulative_migration WITH (FORCE)")

@@ -31,8 +31,8 @@ TENANT_TABLES = [
     "widget_keys",
     "ws_connections",
     "session_watchers",
-    # the rollup's month level (sql/0014)
-    "support_analytics_months",
+    # the rollup's running totals (sql/0016)
+    "support_analytics_cumulative",
 ]
 # Row-level security ENABLEd but not FORCEd: the runtime role sees its tenant's rows only, and the owner's
 # SECURITY DEFINER lookup can find a widget key before the tenant is known (sql/0011).
@@ -153,7 +153,8 @@ def _tenant_rows(db: DatabaseUrls, tenant: UUID) -> dict[str, str]:
             (tenant, date(2026, 1, 1)),
         )
         owner.execute(
-            "INSERT INTO support_analytics_months (user_id, month, days, total_tickets_created) VALUES (%s, %s, 1, 2)",
+            "INSERT INTO support_analytics_cumulative (user_id, analytics_date, days, total_tickets_created)"
+            " VALUES (%s, %s, 1, 2)",
             (tenant, date(2026, 1, 1)),
         )
     connection = f"conn-{uuid4().hex[:12]}"

@@ -47,7 +47,7 @@ from psycopg.types.json import Jsonb
 
 from support.auth import Principal
 from support.averages import mean_score, mean_seconds
-from support.db import tenant_transaction
+from support.db import read_snapshot, tenant_transaction
 from support.db.connection import Cursor, anonymous_transaction
 from support.models.analytics import AnalyticsSummary, AnalyticsToday
 from support.observability import logger
@@ -306,19 +306,18 @@ def reporting_progress(on_tenants: TenantsFound, on_day: DayDone) -> Iterator[No
 
 def roll_up_tenant(tenant_id: UUID, days: Iterable[date], on_day: DayDone | None = None) -> None:
     """Roll up `days` of one tenant, in one transaction bound to it: all of them are stored or none, with the
-    months they fall in recomputed from their day rows (sql/0014). Runs that touch the same tenant's month take
-    turns (a transaction lock per tenant-month, taken in order), so a month row always sums its days as stored."""
-    days = list(days)
-    months = sorted({day.replace(day=1) for day in days})
+    tenant's running totals (sql/0016) recomputed from the earliest of them on. Runs for the same tenant take
+    turns (a transaction lock per tenant), so the running totals always add up the day rows as stored."""
+    days = sorted(set(days))
+    if not days:
+        return
     with tenant_transaction(tenant_id) as cur:
-        for month in months:
-            cur.execute("SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))", (f"analytics/{tenant_id}/{month}",))
+        cur.execute("SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))", (f"analytics/{tenant_id}",))
         for day in days:
             cur.execute(_UPSERT, day_figures(cur, tenant_id, day))
             if on_day is not None:
                 on_day(tenant_id, day)
-        for month in months:
-            cur.execute(_UPSERT_MONTH, {"t": tenant_id, "m": month})
+        _recompute_cumulative(cur, tenant_id, days[0])
 
 
 def tenants_with_activity(start: date, end: date) -> list[UUID]:
@@ -405,57 +404,88 @@ _MERGED = (
 )
 
 
-def _merged_json(column: str, source: str = "days") -> str:
-    merged = (
-        f"SELECT e.key AS k, sum(e.value::bigint) AS n FROM {source}, jsonb_each_text({source}.{column}) e GROUP BY 1"  # noqa: S608
-    )
-    return f"(SELECT coalesce(jsonb_object_agg(x.k, x.n), '{{}}') FROM ({merged}) x)"  # noqa: S608
+_CUMULATIVE_COLUMNS = ["days"] + [column for _, column in _SUMMED] + [column for _, column in _MERGED]
+_MAP_COLUMNS = frozenset(column for _, column in _MERGED)
 
-
-_MONTH_COLUMNS = [column for _, column in _SUMMED] + [column for _, column in _MERGED]
-
-# A month's row from its day rows (sql/0014): at most 31 rows, whatever the history.
-_UPSERT_MONTH = (
-    "WITH days AS (SELECT * FROM support_analytics WHERE user_id = %(t)s"  # noqa: S608 - constant column names
-    " AND analytics_date >= %(m)s AND analytics_date < (%(m)s::date + interval '1 month'))"
-    " INSERT INTO support_analytics_months (user_id, month, days, "
-    + ", ".join(_MONTH_COLUMNS)
-    + ") SELECT %(t)s, %(m)s, count(*), "
-    + ", ".join(f"coalesce(sum({column}), 0)" for _, column in _SUMMED)
-    + ", "
-    + ", ".join(_merged_json(column) for _, column in _MERGED)
-    + " FROM days ON CONFLICT (user_id, month) DO UPDATE SET days = EXCLUDED.days, "
-    + ", ".join(f"{c} = EXCLUDED.{c}" for c in _MONTH_COLUMNS)
+# The running totals before a day, and the day rows from it on, which they are carried over (sql/0016).
+_CUMULATIVE_BEFORE = (
+    "SELECT "  # noqa: S608 - this module's constant column names
+    + ", ".join(_CUMULATIVE_COLUMNS)
+    + " FROM support_analytics_cumulative WHERE user_id = %(t)s AND analytics_date < %(first)s"
+    " ORDER BY analytics_date DESC LIMIT 1"
+)
+_DAYS_FROM = (
+    "SELECT analytics_date, "  # noqa: S608 - this module's constant column names
+    + ", ".join(_CUMULATIVE_COLUMNS[1:])
+    + " FROM support_analytics WHERE user_id = %(t)s AND analytics_date >= %(first)s ORDER BY analytics_date"
+)
+_UPSERT_CUMULATIVE = (
+    "INSERT INTO support_analytics_cumulative (user_id, analytics_date, "  # noqa: S608 - constant column names
+    + ", ".join(_CUMULATIVE_COLUMNS)
+    + ") VALUES (%(user_id)s, %(analytics_date)s, "
+    + ", ".join(f"%({c})s" for c in _CUMULATIVE_COLUMNS)
+    + ") ON CONFLICT (user_id, analytics_date) DO UPDATE SET "
+    + ", ".join(f"{c} = EXCLUDED.{c}" for c in _CUMULATIVE_COLUMNS)
 )
 
 
-def _stored_range(by_agent: bool) -> str:
-    merged = [(name, column) for name, column in _MERGED if by_agent or name != "by_agent"]
-    return (
-        "WITH complete AS (SELECT * FROM support_analytics_months"  # noqa: S608 - this module's constant column names
-        " WHERE user_id = %(t)s AND month >= %(lo)s AND (month + interval '1 month' - interval '1 day')::date <= %(hi)s"
-        " AND days = extract(day FROM month + interval '1 month' - interval '1 day')),"
-        " days AS (SELECT NULL::date AS analytics_date, "
-        + ", ".join(_MONTH_COLUMNS)
-        + " FROM complete UNION ALL SELECT analytics_date, "
-        + ", ".join(_MONTH_COLUMNS)
-        + " FROM support_analytics WHERE user_id = %(t)s AND analytics_date BETWEEN %(lo)s AND %(hi)s"
-        " AND date_trunc('month', analytics_date)::date NOT IN (SELECT month FROM complete))"
-        " SELECT (SELECT coalesce(array_agg(month), '{}') FROM complete) AS months,"
-        " coalesce(array_agg(analytics_date) FILTER (WHERE analytics_date IS NOT NULL), '{}') AS dates, "
-        + ", ".join(f"coalesce(sum({column}), 0)::bigint AS {name}" for name, column in _SUMMED)
-        + ", "
-        + ", ".join(f"{_merged_json(column)} AS {name}" for name, column in merged)
-        + (" FROM days" if by_agent else ", '{}'::jsonb AS by_agent FROM days")
+def _merge(into: dict[str, int], counts: dict[str, Any], sign: int = 1) -> None:
+    """Add (sign 1) or take away (sign -1) a {key: count} map, keeping no key at zero."""
+    for key, n in counts.items():
+        value = into.get(key, 0) + sign * int(n)
+        if value:
+            into[key] = value
+        else:
+            into.pop(key, None)
+
+
+def _recompute_cumulative(cur: Cursor, tenant_id: UUID, first: date) -> None:
+    """The tenant's running totals from `first` to its last stored day: those before `first` carried over its
+    day rows in date order (in the caller's transaction, which holds the tenant's lock)."""
+    cur.execute(_CUMULATIVE_BEFORE, {"t": tenant_id, "first": first})
+    before = cur.fetchone()
+    running: dict[str, Any] = {"days": 0} | {column: 0 for _, column in _SUMMED} | {c: {} for c in _MAP_COLUMNS}
+    if before is not None:
+        running |= before
+    cur.execute(_DAYS_FROM, {"t": tenant_id, "first": first})
+    rows = []
+    for day in cur.fetchall():
+        running["days"] += 1
+        for _, column in _SUMMED:
+            running[column] += day[column]
+        for column in _MAP_COLUMNS:
+            _merge(running[column], day[column])
+        rows.append(
+            {"user_id": tenant_id, "analytics_date": day["analytics_date"]}
+            | {c: Jsonb(dict(running[c])) if c in _MAP_COLUMNS else running[c] for c in _CUMULATIVE_COLUMNS}
+        )
+    cur.executemany(_UPSERT_CUMULATIVE, rows)
+
+
+def _edges(by_agent: bool) -> str:
+    columns = ", ".join(
+        ["days"]
+        + [f"{column} AS {name}" for name, column in _SUMMED]
+        + [
+            f"{column} AS {name}" if by_agent or name != "by_agent" else "'{}'::jsonb AS by_agent"
+            for name, column in _MERGED
+        ]
     )
 
+    def edge(name: str, where: str) -> str:
+        return (
+            f"(SELECT '{name}' AS edge, {columns} FROM support_analytics_cumulative"  # noqa: S608 - constant names
+            f" WHERE user_id = %(t)s AND analytics_date {where} ORDER BY analytics_date DESC LIMIT 1)"
+        )
 
-# The stored days of a range, added up in the database (one round trip, no histogram crosses the wire per day):
-# the whole months of the range from their month rows when those hold every day of the month, the other days from
-# their day rows. `months` and `dates` say which were read. The agents' map is merged only when asked for: with
-# 500 agents it is two thirds of the statement's work over a year (bench/RESULTS.md).
-_STORED_RANGE = _stored_range(by_agent=False)
-_STORED_RANGE_BY_AGENT = _stored_range(by_agent=True)
+    return edge("last", "<= %(hi)s") + " UNION ALL " + edge("before", "< %(lo)s")
+
+
+# The stored days of a range [lo, hi] in one round trip of two index lookups, whatever its length: the running
+# totals at its last stored day and at the last stored day before it; the range's figures are their difference.
+# The agents' map is read only when asked for (with 500 agents it is most of the bytes).
+_STORED_EDGES = _edges(by_agent=False)
+_STORED_EDGES_BY_AGENT = _edges(by_agent=True)
 
 
 def _bucket_integers(bucket: int) -> tuple[int, int | None]:
@@ -501,11 +531,6 @@ def histogram_percentile(histogram: dict[str, int], numerator: int, denominator:
     raise AssertionError("unreachable: the ranks add up to the total")
 
 
-def _month_end(month: date) -> date:
-    following = (month.replace(day=28) + timedelta(days=4)).replace(day=1)
-    return following - timedelta(days=1)
-
-
 def _runs(days: list[date]) -> list[tuple[date, date]]:
     """Consecutive days grouped: [(first, last), ...]."""
     runs: list[tuple[date, date]] = []
@@ -517,13 +542,12 @@ def _runs(days: list[date]) -> list[tuple[date, date]]:
     return runs
 
 
-def _add(total: dict[str, Any], row: dict[str, Any]) -> None:
+def _add(total: dict[str, Any], row: dict[str, Any], sign: int = 1) -> None:
+    """Add (sign 1) or take away (sign -1) a row of figures named as in raw_figures."""
     for name, _ in _SUMMED:
-        total[name] = total.get(name, 0) + row[name]
+        total[name] += sign * row[name]
     for name, _ in _MERGED:
-        merged: dict[str, int] = total.setdefault(name, {})
-        for key, n in row[name].items():
-            merged[key] = merged.get(key, 0) + int(n)
+        _merge(total[name], row[name], sign)
 
 
 def summarize(
@@ -537,27 +561,40 @@ def summarize(
     check_range(start, end)
     today = (now or datetime.now(UTC)).astimezone(UTC).date()
     last = min(end, today)
-    counted = days_in(start, last) if start <= last else []
-    total: dict[str, Any] = {}
-    today_figures: dict[str, Any] | None = None
-    with tenant_transaction(principal.tenant_id, snapshot=True) as cur:
-        cur.execute(
-            _STORED_RANGE_BY_AGENT if by_agent else _STORED_RANGE,
-            {"t": principal.tenant_id, "lo": start, "hi": min(last, today - timedelta(days=1))},
-        )
-        stored = cur.fetchone()
-        assert stored is not None  # an aggregate: always one row
-        _add(total, stored)
-        rolled_up = set(stored["dates"]) | {
-            day for month in stored["months"] for day in days_in(month, _month_end(month))
-        }
-        live = [day for day in counted if day not in rolled_up]
-        for first, final in _runs([day for day in live if day != today]):
+    stored_end = min(last, today - timedelta(days=1))  # the days that may be rolled up: today is always live
+
+    def read(cur: Cursor) -> tuple[dict[str, Any], int, list[date], dict[str, Any] | None]:
+        total: dict[str, Any] = {name: 0 for name, _ in _SUMMED} | {name: {} for name, _ in _MERGED}
+        stored_days, live = 0, []
+        if start <= stored_end:
+            cur.execute(
+                _STORED_EDGES_BY_AGENT if by_agent else _STORED_EDGES,
+                {"t": principal.tenant_id, "lo": start, "hi": stored_end},
+            )
+            edges = {row["edge"]: row for row in cur.fetchall()}
+            for edge, sign in (("last", 1), ("before", -1)):
+                if edge in edges:
+                    _add(total, edges[edge], sign)
+                    stored_days += sign * edges[edge]["days"]
+            if stored_days < (stored_end - start).days + 1:  # a day not rolled up yet: which ones
+                cur.execute(
+                    "SELECT analytics_date FROM support_analytics"
+                    " WHERE user_id = %s AND analytics_date BETWEEN %s AND %s",
+                    (principal.tenant_id, start, stored_end),
+                )
+                stored = {row["analytics_date"] for row in cur.fetchall()}
+                live = [day for day in days_in(start, stored_end) if day not in stored]
+        for first, final in _runs(live):
             _add(total, raw_figures(cur, principal.tenant_id, day_bounds(first)[0], day_bounds(final)[1]))
-        if today in counted:
+        today_figures = None
+        if start <= today <= end:
             row = raw_figures(cur, principal.tenant_id, *day_bounds(today))
             _add(total, row)
             today_figures = figures_of(row)
+            live.append(today)
+        return total, stored_days, live, today_figures
+
+    total, rolled_up_days, live, today_figures = read_snapshot(principal.tenant_id, read)
     first_response, resolution, durations = (
         total["first_response_histogram"],
         total["resolution_histogram"],
@@ -566,8 +603,8 @@ def summarize(
     return AnalyticsSummary(
         from_date=start,
         to_date=end,
-        days=len(counted),
-        rolled_up_days=len(rolled_up),
+        days=max(0, (last - start).days + 1),
+        rolled_up_days=rolled_up_days,
         live_days=live,
         total_tickets_created=total["created"],
         total_tickets_resolved=total["resolved"],
