@@ -286,6 +286,14 @@ def test_any_range_is_read_from_two_running_totals(db: DatabaseUrls) -> None:
     summary = _summary(data.tenant, june[0], june[-1], now=later)
     assert {k: summary[k] for k in inside} == inside
     assert summary["rolledUpDays"] == len(june)
+    # A re-run that changes no figure rewrites no running total (their row versions stay as they were)
+    xmin = "SELECT analytics_date, xmin::text FROM support_analytics_cumulative WHERE user_id = %s"
+    with psycopg.connect(db.admin) as conn:
+        versions = conn.execute(xmin, (data.tenant,)).fetchall()
+    with job_connection(db):
+        analytics.roll_up(date(2024, 6, 3), date(2024, 6, 4), data.tenant)
+    with psycopg.connect(db.admin) as conn:
+        assert conn.execute(xmin, (data.tenant,)).fetchall() == versions
     # A re-run of an early day after a late change carries it into every later running total
     with psycopg.connect(db.owner) as conn:
         conn.execute("SELECT set_config('app.tenant_id', %s, true)", (str(data.tenant),))

@@ -305,19 +305,32 @@ def reporting_progress(on_tenants: TenantsFound, on_day: DayDone) -> Iterator[No
 
 
 def roll_up_tenant(tenant_id: UUID, days: Iterable[date], on_day: DayDone | None = None) -> None:
-    """Roll up `days` of one tenant, in one transaction bound to it: all of them are stored or none, with the
-    tenant's running totals (sql/0016) recomputed from the earliest of them on. Runs for the same tenant take
-    turns (a transaction lock per tenant), so the running totals always add up the day rows as stored."""
+    """Roll up `days` of one tenant, in one transaction bound to it: all of them are stored or none. When a day
+    is new or any of its figures changed, the tenant's running totals (sql/0016) are recomputed from the earliest
+    such day on; a re-run that changes nothing writes the same day rows and nothing more. Runs for the same
+    tenant take turns (a transaction lock per tenant), so the running totals always add up the day rows as
+    stored."""
     days = sorted(set(days))
     if not days:
         return
     with tenant_transaction(tenant_id) as cur:
         cur.execute("SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))", (f"analytics/{tenant_id}",))
+        cur.execute(_STORED_FIGURES, {"t": tenant_id, "days": days})
+        stored = {row["analytics_date"]: row for row in cur.fetchall()}
+        changed: list[date] = []
         for day in days:
-            cur.execute(_UPSERT, day_figures(cur, tenant_id, day))
+            row = day_figures(cur, tenant_id, day)
+            cur.execute(_UPSERT, row)
+            if day not in stored or any(stored[day][c] != _unwrapped(row[c]) for c in _CUMULATIVE_COLUMNS[1:]):
+                changed.append(day)
             if on_day is not None:
                 on_day(tenant_id, day)
-        _recompute_cumulative(cur, tenant_id, days[0])
+        if changed:
+            _recompute_cumulative(cur, tenant_id, changed[0])
+
+
+def _unwrapped(value: Any) -> Any:
+    return value.obj if isinstance(value, Jsonb) else value
 
 
 def tenants_with_activity(start: date, end: date) -> list[UUID]:
@@ -418,6 +431,12 @@ _DAYS_FROM = (
     "SELECT analytics_date, "  # noqa: S608 - this module's constant column names
     + ", ".join(_CUMULATIVE_COLUMNS[1:])
     + " FROM support_analytics WHERE user_id = %(t)s AND analytics_date >= %(first)s ORDER BY analytics_date"
+)
+# The additive figures of some stored days, to tell whether a re-run changed any.
+_STORED_FIGURES = (
+    "SELECT analytics_date, "  # noqa: S608 - this module's constant column names
+    + ", ".join(_CUMULATIVE_COLUMNS[1:])
+    + " FROM support_analytics WHERE user_id = %(t)s AND analytics_date = ANY(%(days)s)"
 )
 _UPSERT_CUMULATIVE = (
     "INSERT INTO support_analytics_cumulative (user_id, analytics_date, "  # noqa: S608 - constant column names
