@@ -162,6 +162,29 @@ def test_a_snapshot_read_that_fails_on_a_sound_connection_is_not_run_again(db: D
     assert read_snapshot(tenant, lambda cur: cur.execute("SELECT 1 AS one").fetchone()) == {"one": 1}
 
 
+@pytest.mark.parametrize("failure", ["statement", "python"])
+def test_a_snapshot_read_that_fails_leaves_no_transaction_open(db: DatabaseUrls, tenant: UUID, failure: str) -> None:
+    class Refused(Exception):
+        pass
+
+    def read(cur: Cursor) -> object:
+        cur.execute("SELECT 1 AS one")
+        cur.fetchone()
+        if failure == "statement":
+            cur.execute("SELECT 1 / 0")
+        else:
+            raise Refused
+        return cur.fetchone()
+
+    with pytest.raises(psycopg.errors.DivisionByZero if failure == "statement" else Refused):
+        read_snapshot(tenant, read)
+    conn = get_connection()
+    assert conn.info.transaction_status == psycopg.pq.TransactionStatus.IDLE  # rolled back, not left open
+    with tenant_transaction(tenant) as cur:  # and the next transaction is an ordinary one, bound afresh
+        cur.execute("SELECT current_setting('transaction_isolation') AS i, current_setting('app.tenant_id') AS t")
+        assert cur.fetchone() == {"i": "read committed", "t": str(tenant)}
+
+
 def test_connection_settings(db: DatabaseUrls, tenant: UUID) -> None:
     conn = get_connection()
     assert conn.prepare_threshold is None

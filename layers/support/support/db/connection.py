@@ -81,16 +81,8 @@ _BIND_TENANT = "SELECT set_config('app.tenant_id', %s, true), set_config('statem
 _BIND_TIMEOUT = "SELECT set_config('statement_timeout', %s, true)"
 
 
-def _enter(
-    conn: Connection, tenant_id: str | None, snapshot: bool, *, pipelined: bool = False
-) -> tuple[ExitStack, Cursor]:
-    # BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY (psycopg builds it from these two attributes): part of the
-    # transaction's own BEGIN, no session SET.
-    conn.isolation_level = psycopg.IsolationLevel.REPEATABLE_READ if snapshot else None
-    conn.read_only = True if snapshot else None
+def _enter(conn: Connection, tenant_id: str | None) -> tuple[ExitStack, Cursor]:
     with ExitStack() as stack:
-        if pipelined:
-            stack.enter_context(conn.pipeline())
         stack.enter_context(conn.transaction())
         cur = stack.enter_context(conn.cursor())
         timeout = f"{get_settings().db_statement_timeout_ms}ms"
@@ -102,42 +94,59 @@ def _enter(
 
 
 @contextmanager
-def _transaction(tenant_id: str | None, snapshot: bool) -> Iterator[Cursor]:
+def _transaction(tenant_id: str | None) -> Iterator[Cursor]:
     try:
-        stack, cur = _enter(get_connection(), tenant_id, snapshot)
+        stack, cur = _enter(get_connection(), tenant_id)
     except psycopg.OperationalError:
         logger.warning("database connection was unusable; reconnecting once")
         reset_connection()
-        stack, cur = _enter(get_connection(), tenant_id, snapshot)
+        stack, cur = _enter(get_connection(), tenant_id)
     with stack:
         yield cur
 
 
 @contextmanager
-def tenant_transaction(tenant_id: UUID, *, snapshot: bool = False) -> Iterator[Cursor]:
-    """A transaction bound to one tenant. Reconnects once if the cached connection went stale.
-
-    `snapshot=True` makes it REPEATABLE READ READ ONLY: every statement reads the same snapshot, so figures
-    read by several statements (the dashboard's) agree with each other, and nothing can be written."""
-    with _transaction(str(tenant_id), snapshot) as cur:
+def tenant_transaction(tenant_id: UUID) -> Iterator[Cursor]:
+    """A transaction bound to one tenant (READ COMMITTED, read-write). Reconnects once if the cached connection
+    went stale. For reads that must agree with each other, see read_snapshot."""
+    with _transaction(str(tenant_id)) as cur:
         yield cur
 
 
-def read_snapshot[T](tenant_id: UUID, read: Callable[[Cursor], T]) -> T:
-    """`read(cur)` in a REPEATABLE READ READ ONLY transaction bound to the tenant, as `tenant_transaction(...,
-    snapshot=True)`, but pipelined (psycopg's pipeline mode): BEGIN, the tenant binding and read's first
-    statement reach the server together and cost one round trip, and COMMIT one more, instead of four. The reads
-    that answer most (the dashboard, the range summary) are one or two statements, so that is half their waiting.
+_BEGIN_SNAPSHOT = b"BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY"
 
-    Pipelined, a broken connection shows only when results are read, inside `read`. Nothing is written, so it is
-    safe to run `read` again: on a connection found broken it is replaced and `read` runs once more (a statement
-    that fails on a sound connection, a timeout included, is raised as it is)."""
+
+def _pipelined_snapshot[T](conn: Connection, tenant_id: str, read: Callable[[Cursor], T]) -> T:
+    # BEGIN and COMMIT are statements of the pipeline, not psycopg's transaction(): that one syncs after its
+    # BEGIN, a round trip of its own. Nothing before read's first fetch waits, and COMMIT waits with the Sync.
+    try:
+        with conn.pipeline(), conn.cursor() as cur:
+            cur.execute(_BEGIN_SNAPSHOT)
+            cur.execute(_BIND_TENANT, (tenant_id, f"{get_settings().db_statement_timeout_ms}ms"))
+            result = read(cur)
+            cur.execute(b"COMMIT")
+        return result
+    except BaseException:
+        # read raised, or a statement failed: end the transaction (open, or aborted) unless the connection died
+        if not (conn.closed or conn.broken) and conn.info.transaction_status != psycopg.pq.TransactionStatus.IDLE:
+            conn.execute(b"ROLLBACK")
+        raise
+
+
+def read_snapshot[T](tenant_id: UUID, read: Callable[[Cursor], T]) -> T:
+    """`read(cur)` in a REPEATABLE READ READ ONLY transaction bound to the tenant: every statement reads the same
+    snapshot, so figures read by several statements (the dashboard's) agree with each other, and nothing can be
+    written. Pipelined (psycopg's pipeline mode): BEGIN, the tenant binding and read's first statement reach the
+    server together, and COMMIT goes with the end of the pipeline, so a one-statement read waits two round trips
+    instead of four (bench/RESULTS.md).
+
+    Pipelined, a broken connection may show only when results are read, inside `read`. Nothing is written, so it
+    is safe to run `read` again: on a connection found broken it is replaced and `read` runs once more (a
+    statement that fails on a sound connection, a timeout included, is raised as it is)."""
     for attempt in range(2):
         conn = get_connection()
         try:
-            stack, cur = _enter(conn, str(tenant_id), True, pipelined=True)
-            with stack:
-                return read(cur)
+            return _pipelined_snapshot(conn, str(tenant_id), read)
         except psycopg.OperationalError:
             if attempt or not (conn.broken or conn.closed):
                 raise
@@ -150,5 +159,5 @@ def read_snapshot[T](tenant_id: UUID, read: Callable[[Cursor], T]) -> T:
 def anonymous_transaction() -> Iterator[Cursor]:
     """A transaction bound to no tenant, for the one thing a public route does before it knows the tenant: a
     lookup through a SECURITY DEFINER function (the widget key's). Every tenant table fails closed in it."""
-    with _transaction(None, snapshot=False) as cur:
+    with _transaction(None) as cur:
         yield cur
