@@ -96,7 +96,7 @@ def test_make_invoke_runs_the_scheduled_event(run_db: tuple[Path, DatabaseUrls],
     event.write_text(json.dumps({"scheduledTime": f"{DAYS[-1]}T00:15:00Z"}))
     with psycopg.connect(urls.admin) as conn:
         for table in ("support_analytics_cumulative", "support_analytics"):  # the running totals refer to the days
-            conn.execute(f"DELETE FROM {table} WHERE user_id = %s", (tenant_data.tenant,))  # noqa: S608 - constants
+            conn.execute(f"DELETE FROM {table} WHERE user_id = %s", (tenant_data.tenant,))
     run = make(folder, "invoke", "FUNCTION=AnalyticsFunction", f"EVENT={event}")
     assert run.returncode == 0, run.stderr
     result = json.loads(run.stdout)  # the result alone on stdout; the handler's log lines on stderr
