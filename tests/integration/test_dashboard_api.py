@@ -385,6 +385,44 @@ def test_tenants_never_see_each_others_figures(desk: None, dashboard_api: Handle
     assert dashboard_api.get(DASHBOARD, query={"userId": str(other_tenant)}).status == 403
 
 
+def test_the_figures_function_lists_the_columns_of_the_api(
+    desk: None, dashboard_api: HandlerClient, db: DatabaseUrls
+) -> None:
+    # sql/0017 spells out the columns of the newest tickets and the top agents: they must be the API's
+    from support.services.agents import AGENT_COLUMNS
+    from support.services.tickets import TICKET_COLUMNS
+
+    columns = {"recent_tickets": TICKET_COLUMNS, "top_agents": AGENT_COLUMNS}
+    with psycopg.connect(db.app, row_factory=dict_row) as conn:
+        conn.execute("SELECT set_config('app.tenant_id', %s, true)", (str(dashboard_api.tenant),))
+        row = conn.execute(
+            "SELECT * FROM public.dashboard_figures(%s, now(), current_date - 6, current_date)", (dashboard_api.tenant,)
+        ).fetchone()
+    assert row is not None
+    for name, listed in columns.items():
+        assert row[name], name  # the desk has tickets and agents
+        assert [list(item) for item in row[name]] == [[c.strip() for c in listed.split(",")]] * len(row[name])
+
+
+def test_the_figures_function_sees_only_the_bound_tenant(
+    desk: None, dashboard_api: HandlerClient, db: DatabaseUrls, other_tenant: UUID
+) -> None:
+    # SECURITY INVOKER under the caller's row-level security: another tenant's id, while bound to one's own, finds
+    # nothing of theirs, and no binding at all fails closed
+    with psycopg.connect(db.app, row_factory=dict_row) as conn:
+        conn.execute("SELECT set_config('app.tenant_id', %s, true)", (str(other_tenant),))
+        row = conn.execute(
+            "SELECT * FROM public.dashboard_figures(%s, now(), current_date - 6, current_date)", (dashboard_api.tenant,)
+        ).fetchone()
+    assert row is not None
+    assert [group["tickets"] for group in row["ticket_groups"]] == [None]  # the grand total of no rows
+    assert (row["recent_tickets"], row["top_agents"], row["ratings"], row["agents_by_status"]) == ([], [], 0, {})
+    with psycopg.connect(db.app) as conn, pytest.raises(psycopg.errors.UndefinedObject):
+        conn.execute(
+            "SELECT * FROM public.dashboard_figures(%s, now(), current_date - 6, current_date)", (dashboard_api.tenant,)
+        )
+
+
 class TestAnalytics:
     @pytest.fixture
     def rows(self, db: DatabaseUrls, dashboard_api: HandlerClient) -> None:

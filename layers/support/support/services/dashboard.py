@@ -23,8 +23,6 @@ from support.models.agents import Agent, AgentStatus
 from support.models.analytics import SupportAnalytics
 from support.models.dashboard import DailyCount, DailyScore, SupportDashboard
 from support.models.tickets import Ticket, TicketPriority, TicketStatus
-from support.services.agents import AGENT_COLUMNS
-from support.services.tickets import TICKET_COLUMNS
 
 OPEN = {TicketStatus.OPEN, TicketStatus.IN_PROGRESS, TicketStatus.WAITING_CUSTOMER}
 RESOLVED = {TicketStatus.RESOLVED, TicketStatus.CLOSED}
@@ -48,44 +46,11 @@ def _trend_days(today: date) -> list[date]:
     return [today - timedelta(days=offset) for offset in range(TREND_DAYS - 1, -1, -1)]
 
 
-# Every figure of the dashboard in one statement (one round trip, in the dashboard's snapshot): the running totals
-# summed by status, by priority, by category and overall in the database (groups at zero are deleted by the
-# database as they empty, sql/0010; the filters only keep a row that a manual fix left behind out of the
-# figures), the agents by status, today's counts, the five newest tickets, the five top agents, the past six days'
-# rollup rows and today's feedback. Maps and lists come back as JSON.
-_FIGURES = f"""
-SELECT
-    (SELECT coalesce(json_agg(g), '[]') FROM (
-        SELECT grouping(status, priority, category) AS level, status, priority, category, sum(tickets) AS tickets,
-               coalesce(sum(resolution_seconds), 0) AS resolution_seconds,
-               coalesce(sum(resolution_count), 0) AS resolution_count,
-               coalesce(sum(first_response_seconds), 0) AS first_response_seconds,
-               coalesce(sum(first_response_count), 0) AS first_response_count
-        FROM ticket_totals WHERE user_id = %(t)s AND tickets > 0
-        GROUP BY GROUPING SETS ((status), (priority), (category), ())) g) AS ticket_groups,
-    (SELECT coalesce(json_agg(g), '[]') FROM (
-        SELECT status, sessions, duration_seconds, duration_count
-        FROM chat_totals WHERE user_id = %(t)s AND sessions > 0) g) AS chat_groups,
-    (SELECT coalesce(sum(ratings), 0) FROM feedback_totals WHERE user_id = %(t)s) AS ratings,
-    (SELECT coalesce(sum(rating_sum), 0) FROM feedback_totals WHERE user_id = %(t)s) AS rating_total,
-    (SELECT coalesce(json_object_agg(a.status, a.n), '{{}}') FROM (
-        SELECT status, count(*) AS n FROM support_agents WHERE user_id = %(t)s GROUP BY status) a) AS agents_by_status,
-    (SELECT count(*) FROM support_tickets WHERE user_id = %(t)s AND created_at >= %(midnight)s) AS tickets_today,
-    (SELECT count(*) FROM live_chat_sessions WHERE user_id = %(t)s AND session_start_time >= %(midnight)s)
-        AS chats_today,
-    (SELECT coalesce(json_agg(r), '[]') FROM (
-        SELECT {TICKET_COLUMNS} FROM support_tickets WHERE user_id = %(t)s
-        ORDER BY created_at DESC, id DESC LIMIT 5) r) AS recent_tickets,
-    (SELECT coalesce(json_agg(r), '[]') FROM (
-        SELECT {AGENT_COLUMNS} FROM support_agents WHERE user_id = %(t)s
-        ORDER BY total_tickets_resolved DESC, average_rating DESC NULLS LAST, agent_name, id LIMIT 5) r) AS top_agents,
-    (SELECT coalesce(json_agg(r), '[]') FROM (
-        SELECT analytics_date, total_tickets_created, customer_satisfaction_score FROM support_analytics
-        WHERE user_id = %(t)s AND analytics_date >= %(week)s AND analytics_date < %(today)s) r) AS rollup_days,
-    (SELECT coalesce(sum(rating), 0) FROM ticket_feedback WHERE user_id = %(t)s AND created_at >= %(midnight)s)
-        AS rating_total_today,
-    (SELECT count(*) FROM ticket_feedback WHERE user_id = %(t)s AND created_at >= %(midnight)s) AS ratings_today
-"""  # noqa: S608 (the column lists are constants)
+# Every figure of the dashboard in one call of sql/0017's dashboard_figures, in the dashboard's snapshot: the
+# running totals summed by status, by priority, by category and overall, the agents by status, today's counts,
+# the five newest tickets, the five top agents, the past six days' rollup rows and today's feedback. Maps and
+# lists come back as JSON. A function, so that its plan is made once per connection, not on every call.
+_FIGURES = "SELECT * FROM public.dashboard_figures(%(t)s, %(midnight)s, %(week)s, %(today)s)"
 
 
 def _trends(
