@@ -418,7 +418,6 @@ _MERGED = (
 
 
 _CUMULATIVE_COLUMNS = ["days"] + [column for _, column in _SUMMED] + [column for _, column in _MERGED]
-_MAP_COLUMNS = frozenset(column for _, column in _MERGED)
 
 # The running totals before a day, and the day rows from it on, which they are carried over (sql/0016).
 _CUMULATIVE_BEFORE = (
@@ -463,7 +462,7 @@ def _recompute_cumulative(cur: Cursor, tenant_id: UUID, first: date) -> None:
     day rows in date order (in the caller's transaction, which holds the tenant's lock)."""
     cur.execute(_CUMULATIVE_BEFORE, {"t": tenant_id, "first": first})
     before = cur.fetchone()
-    running: dict[str, Any] = {"days": 0} | {column: 0 for _, column in _SUMMED} | {c: {} for c in _MAP_COLUMNS}
+    running: dict[str, Any] = {"days": 0} | {column: 0 for _, column in _SUMMED} | {c: {} for c in _JSONB_COLUMNS}
     if before is not None:
         running |= before
     cur.execute(_DAYS_FROM, {"t": tenant_id, "first": first})
@@ -472,11 +471,11 @@ def _recompute_cumulative(cur: Cursor, tenant_id: UUID, first: date) -> None:
         running["days"] += 1
         for _, column in _SUMMED:
             running[column] += day[column]
-        for column in _MAP_COLUMNS:
+        for column in _JSONB_COLUMNS:
             _merge(running[column], day[column])
         rows.append(
             {"user_id": tenant_id, "analytics_date": day["analytics_date"]}
-            | {c: Jsonb(dict(running[c])) if c in _MAP_COLUMNS else running[c] for c in _CUMULATIVE_COLUMNS}
+            | {c: Jsonb(dict(running[c])) if c in _JSONB_COLUMNS else running[c] for c in _CUMULATIVE_COLUMNS}
         )
     cur.executemany(_UPSERT_CUMULATIVE, rows)
 
