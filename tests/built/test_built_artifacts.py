@@ -18,12 +18,11 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import psycopg
 import pytest
 
 from local.database import MIGRATIONS, DatabaseUrls
 from local.layer_size import TARGET_BYTES, tree_size
-from tests.integration.test_sample_events import AGENT, JOURNEY, TENANT, TICKET
+from tests.integration.test_sample_events import JOURNEY, seed_event_rows
 
 REPO = Path(__file__).resolve().parents[2]
 ARM64_BUILD = REPO / ".aws-sam" / "build"
@@ -128,20 +127,7 @@ def _lambda_env(**extra: str) -> dict[str, str]:
 
 
 def test_the_built_handlers_answer_the_sample_events(builds: None, db: DatabaseUrls) -> None:
-    with psycopg.connect(db.admin) as conn:  # the rows the ticket events refer to (as test_sample_events seeds)
-        conn.execute("SELECT set_config('app.tenant_id', %s, true)", (TENANT,))
-        conn.execute("DELETE FROM support_tickets WHERE user_id = %s", (TENANT,))
-        conn.execute("DELETE FROM support_agents WHERE user_id = %s", (TENANT,))
-        conn.execute(
-            "INSERT INTO support_agents (id, user_id, agent_name, agent_email)"
-            " VALUES (%s, %s, 'Seed', 'seed@x.example')",
-            (AGENT, TENANT),
-        )
-        conn.execute(
-            "INSERT INTO support_tickets (id, user_id, customer_name, customer_email, subject)"
-            " VALUES (%s, %s, 'Ada', 'ada@example.com', 'Sample')",
-            (TICKET, TENANT),
-        )
+    seed_event_rows(db)  # the rows the ticket events refer to
     env = _lambda_env(DATABASE_URL=db.app, VISITOR_TOKEN_SECRET="test-visitor-key-" + "x" * 32)
     events = REPO / "events"
 

@@ -30,14 +30,9 @@ JOURNEY = [
 ]
 
 
-def test_the_journey_covers_every_sample_event() -> None:
-    assert sorted(name for name, _ in JOURNEY) == sorted(p.stem for p in EVENTS.glob("*.json"))
-
-
-def test_every_sample_event_succeeds_against_the_handler(db: DatabaseUrls) -> None:
-    from functions.tickets import app
-
-    with psycopg.connect(db.admin) as conn:  # the rows the events refer to, by their fixed ids
+def seed_event_rows(db: DatabaseUrls) -> None:
+    """The rows the ticket sample events refer to, by their fixed ids (again from scratch on every call)."""
+    with psycopg.connect(db.admin) as conn:
         # Writes by hand name the tenant: the triggers that keep the totals run as the owner, under RLS.
         conn.execute("SELECT set_config('app.tenant_id', %s, true)", (str(TENANT),))
         conn.execute("DELETE FROM support_tickets WHERE user_id = %s", (TENANT,))
@@ -52,6 +47,16 @@ def test_every_sample_event_succeeds_against_the_handler(db: DatabaseUrls) -> No
             "VALUES (%s, %s, 'Ada', 'ada@example.com', 'Sample')",
             (TICKET, TENANT),
         )
+
+
+def test_the_journey_covers_every_sample_event() -> None:
+    assert sorted(name for name, _ in JOURNEY) == sorted(p.stem for p in EVENTS.glob("*.json"))
+
+
+def test_every_sample_event_succeeds_against_the_handler(db: DatabaseUrls) -> None:
+    from functions.tickets import app
+
+    seed_event_rows(db)
 
     statuses = {}
     for name, _ in JOURNEY:

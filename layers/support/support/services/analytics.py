@@ -269,15 +269,19 @@ def figures_of(row: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def day_figures(cur: Cursor, tenant_id: UUID, day: date) -> dict[str, Any]:
-    """Every stored figure of one tenant's day, computed from its rows (read in the caller's transaction), as
-    the upsert takes them."""
-    figures = figures_of(raw_figures(cur, tenant_id, *day_bounds(day)))
+def _upsert_params(tenant_id: UUID, day: date, figures: dict[str, Any]) -> dict[str, Any]:
+    """The parameters of an upsert of a day's (or a running total's) figures; the maps copied as they are now."""
     return {
         "user_id": tenant_id,
         "analytics_date": day,
-        **{k: Jsonb(v) if k in _JSONB_COLUMNS else v for k, v in figures.items()},
+        **{k: Jsonb(dict(v)) if k in _JSONB_COLUMNS else v for k, v in figures.items()},
     }
+
+
+def day_figures(cur: Cursor, tenant_id: UUID, day: date) -> dict[str, Any]:
+    """Every stored figure of one tenant's day, computed from its rows (read in the caller's transaction), as
+    the upsert takes them."""
+    return _upsert_params(tenant_id, day, figures_of(raw_figures(cur, tenant_id, *day_bounds(day))))
 
 
 # Called after each tenant-day is computed (in its tenant's transaction, so stored once that tenant commits).
@@ -319,18 +323,14 @@ def roll_up_tenant(tenant_id: UUID, days: Iterable[date], on_day: DayDone | None
         stored = {row["analytics_date"]: row for row in cur.fetchall()}
         changed: list[date] = []
         for day in days:
-            row = day_figures(cur, tenant_id, day)
-            cur.execute(_UPSERT, row)
-            if day not in stored or any(stored[day][c] != _unwrapped(row[c]) for c in _CUMULATIVE_COLUMNS[1:]):
+            figures = figures_of(raw_figures(cur, tenant_id, *day_bounds(day)))
+            cur.execute(_UPSERT, _upsert_params(tenant_id, day, figures))
+            if day not in stored or any(stored[day][c] != figures[c] for c in _DAY_TOTALS):
                 changed.append(day)
             if on_day is not None:
                 on_day(tenant_id, day)
         if changed:
             _recompute_cumulative(cur, tenant_id, changed[0])
-
-
-def _unwrapped(value: Any) -> Any:
-    return value.obj if isinstance(value, Jsonb) else value
 
 
 def tenants_with_activity(start: date, end: date) -> list[UUID]:
@@ -417,7 +417,9 @@ _MERGED = (
 )
 
 
-_CUMULATIVE_COLUMNS = ["days"] + [column for _, column in _SUMMED] + [column for _, column in _MERGED]
+# A day's additive figures (each a count, a sum or a {key: count} map), and the running totals: those and `days`.
+_DAY_TOTALS = [column for _, column in _SUMMED] + [column for _, column in _MERGED]
+_CUMULATIVE_COLUMNS = ["days", *_DAY_TOTALS]
 
 # The running totals before a day, and the day rows from it on, which they are carried over (sql/0016).
 _CUMULATIVE_BEFORE = (
@@ -428,13 +430,13 @@ _CUMULATIVE_BEFORE = (
 )
 _DAYS_FROM = (
     "SELECT analytics_date, "  # noqa: S608 - this module's constant column names
-    + ", ".join(_CUMULATIVE_COLUMNS[1:])
+    + ", ".join(_DAY_TOTALS)
     + " FROM support_analytics WHERE user_id = %(t)s AND analytics_date >= %(first)s ORDER BY analytics_date"
 )
 # The additive figures of some stored days, to tell whether a re-run changed any.
 _STORED_FIGURES = (
     "SELECT analytics_date, "  # noqa: S608 - this module's constant column names
-    + ", ".join(_CUMULATIVE_COLUMNS[1:])
+    + ", ".join(_DAY_TOTALS)
     + " FROM support_analytics WHERE user_id = %(t)s AND analytics_date = ANY(%(days)s)"
 )
 _UPSERT_CUMULATIVE = (
@@ -473,10 +475,7 @@ def _recompute_cumulative(cur: Cursor, tenant_id: UUID, first: date) -> None:
             running[column] += day[column]
         for column in _JSONB_COLUMNS:
             _merge(running[column], day[column])
-        rows.append(
-            {"user_id": tenant_id, "analytics_date": day["analytics_date"]}
-            | {c: Jsonb(dict(running[c])) if c in _JSONB_COLUMNS else running[c] for c in _CUMULATIVE_COLUMNS}
-        )
+        rows.append(_upsert_params(tenant_id, day["analytics_date"], running))
     cur.executemany(_UPSERT_CUMULATIVE, rows)
 
 
