@@ -91,11 +91,12 @@ def test_the_built_layer_is_within_its_size_target(builds: None) -> None:
 
 
 @pytest.mark.parametrize("build", [ARM64_BUILD, X86_64_BUILD], ids=["arm64", "x86_64"])
-def test_the_built_migrate_function_carries_every_migration(builds: None, build: Path) -> None:
+def test_the_built_migrate_function_carries_every_migration_and_definition(builds: None, build: Path) -> None:
     packaged = build / "MigrateFunction" / "sql"
     assert packaged.is_dir() and not packaged.is_symlink()
-    names = sorted(p.name for p in MIGRATIONS.glob("*.sql"))
-    assert sorted(p.name for p in packaged.glob("*.sql")) == names
+    names = sorted(p.relative_to(MIGRATIONS).as_posix() for p in MIGRATIONS.glob("**/*.sql"))
+    assert "definitions/row_level_security.sql" in names
+    assert sorted(p.relative_to(packaged).as_posix() for p in packaged.glob("**/*.sql")) == names
     _, mismatch, errors = filecmp.cmpfiles(MIGRATIONS, packaged, names, shallow=False)
     assert (mismatch, errors) == ([], [])
 

@@ -192,6 +192,7 @@ def test_create_provisions_the_database_as_the_owner_and_update_changes_nothing(
     assert created["Status"] == "SUCCESS", created["Reason"]
     assert "applied 0001_schema.sql" in created["Reason"]
     assert created["Data"]["MigrationsApplied"] == str(len(list(MIGRATIONS.glob("*.sql"))))
+    assert created["Data"]["DefinitionsApplied"] == str(len(list((MIGRATIONS / "definitions").glob("*.sql"))))
     state = _state(server, deploy.dbname)
     assert [row[1] for row in state["migrations"]] == sorted(p.name for p in MIGRATIONS.glob("*.sql"))
     assert state["database"][0][0] == "support_owner"
@@ -210,7 +211,7 @@ def test_create_provisions_the_database_as_the_owner_and_update_changes_nothing(
 
     assert updated["Status"] == "SUCCESS", updated["Reason"]
     assert updated["Reason"] == "nothing to change"
-    assert updated["Data"] == {"MigrationsApplied": "0", "Changed": "false"}
+    assert updated["Data"] == {"MigrationsApplied": "0", "DefinitionsApplied": "0", "Changed": "false"}
     assert updated["PhysicalResourceId"] == created["PhysicalResourceId"]
     assert _state(server, deploy.dbname) == state
 

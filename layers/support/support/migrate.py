@@ -18,6 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from support.cloudformation import CustomResourceRequest, Outcome
 from support.config import ConfigurationError
+from support.db.migrations import DEFINITIONS
 from support.db.provisioning import RoleLogin, provision
 from support.db.secrets import DATABASE_CA_BUNDLE, DatabaseSecret, LoginSecret, read_secret, verified_conninfo
 from support.observability import logger
@@ -74,8 +75,13 @@ def migrate_database(request: CustomResourceRequest, settings: MigrateSettings) 
 
     report = provision(conninfo(master), settings.migrations_dir, logins, can_log_in=can_log_in, log=logger.info)
     logger.info("database provisioned", summary=report.summary())
+    definitions = [name for name in report.migrations_applied if name.startswith(f"{DEFINITIONS}/")]
     return Outcome(
         physical_resource_id=physical_id,
         reason=report.summary(),
-        data={"MigrationsApplied": str(len(report.migrations_applied)), "Changed": str(report.changed).lower()},
+        data={
+            "MigrationsApplied": str(len(report.migrations_applied) - len(definitions)),
+            "DefinitionsApplied": str(len(definitions)),
+            "Changed": str(report.changed).lower(),
+        },
     )

@@ -1,9 +1,19 @@
-"""Apply the ordered plain-SQL migrations in `sql/` (NNNN_name.sql), each once, each in its own transaction.
+"""Bring the schema to what `sql/` describes: the versioned migrations, then the current definitions.
 
-Safe to run twice and from two processes at once: a transaction-level advisory lock serialises runners,
-and `schema_migrations` records what was applied (with a checksum, so an edited migration is reported
-instead of silently skipped). Runs as the schema owner, locally from `make run` and the tests, and in
-AWS from the migrate function.
+* Versioned migrations, `sql/NNNN_name.sql`: what must happen in order (tables, columns, indexes, grants, data
+  moves). Each is applied once, in its own transaction, and never edited afterwards: `schema_migrations` records
+  it with a checksum, so an edited migration is reported instead of silently skipped.
+* Current definitions, `sql/definitions/<area>.sql`: what can be replaced in place (functions, trigger
+  functions and their triggers, views, row-level security policies), each object defined in exactly one file,
+  where a reader finds it in one hop, as Flyway's repeatable migrations and Supabase's declarative schemas keep
+  them. Every file is written to be re-applied (CREATE OR REPLACE, policies changed only where they differ).
+  After the versioned migrations, all of them are applied again, in file-name order and in one transaction,
+  whenever any file changed or any versioned migration was applied by this run; `schema_definitions` records
+  the checksums. So the definitions always have the last word over what a versioned migration (0001-0017
+  still carry the bodies of their day) defined, and a deployed database takes the layout on its next run.
+
+Safe to run twice and from two processes at once: a transaction-level advisory lock serialises runners. Runs as
+the schema owner, locally from `make run` and the tests, and in AWS from the migrate function.
 """
 
 from __future__ import annotations
@@ -19,6 +29,8 @@ import psycopg
 
 LOCK_KEY = 0x5_0990_47  # any constant shared by every runner of this schema
 _NAME = re.compile(r"^(\d{4})_[a-z0-9_]+\.sql$")
+_DEFINITION_NAME = re.compile(r"^[a-z][a-z0-9_]*\.sql$")
+DEFINITIONS = "definitions"  # the folder of current definitions, inside the migrations folder
 
 
 class MigrationError(RuntimeError):
@@ -49,9 +61,30 @@ def discover(directory: Path) -> list[Migration]:
     return found
 
 
+@dataclass(frozen=True)
+class Definition:
+    name: str
+    sql: str
+
+    @property
+    def checksum(self) -> str:
+        return hashlib.sha256(self.sql.encode()).hexdigest()
+
+
+def discover_definitions(directory: Path) -> list[Definition]:
+    """The current definitions in `directory`/definitions, in the order they are applied (by file name)."""
+    found = []
+    for path in sorted((directory / DEFINITIONS).glob("*.sql")):
+        if not _DEFINITION_NAME.match(path.name):
+            raise MigrationError(f"definition file name must look like area_name.sql: {path.name}")
+        found.append(Definition(name=path.name, sql=path.read_text()))
+    return found
+
+
 def migrate(conninfo: str, directory: Path, *, log: Callable[[str], None] = print) -> list[str]:
     """Apply pending migrations as the role `conninfo` logs in as; returns the names applied by this call."""
     discover(directory)  # a badly named file is refused before anything connects
+    discover_definitions(directory)
     with psycopg.connect(conninfo, autocommit=True) as conn:
         return apply_migrations(conn, directory, log=log)
 
@@ -62,6 +95,7 @@ def apply_migrations(
     """Apply pending migrations on an autocommit connection, as its current role (the migrate function first
     sets the role to the schema owner); returns the names applied by this call."""
     pending = discover(directory)
+    definitions = discover_definitions(directory)
     applied_now: list[str] = []
     with conn.transaction():
         conn.execute("SELECT pg_advisory_xact_lock(%s)", (LOCK_KEY,))
@@ -69,6 +103,10 @@ def apply_migrations(
             "CREATE TABLE IF NOT EXISTS schema_migrations ("
             " version text PRIMARY KEY, name text NOT NULL, checksum text NOT NULL,"
             " applied_at timestamptz NOT NULL DEFAULT now())"
+        )
+        conn.execute(
+            "CREATE TABLE IF NOT EXISTS schema_definitions ("
+            " name text PRIMARY KEY, checksum text NOT NULL, applied_at timestamptz NOT NULL DEFAULT now())"
         )
     for migration in pending:
         with conn.transaction():
@@ -88,6 +126,36 @@ def apply_migrations(
                 "INSERT INTO schema_migrations (version, name, checksum) VALUES (%s, %s, %s)",
                 (migration.version, migration.name, migration.checksum),
             )
+            # The definitions are owed again after any migration (it may have replaced what they define), and
+            # stay owed until a run applies them all: a failed or interrupted run leaves nothing recorded.
+            conn.execute("DELETE FROM schema_definitions")
         applied_now.append(migration.name)
         log(f"applied {migration.name}")
+    applied_now += _apply_definitions(conn, definitions, log=log)
     return applied_now
+
+
+def _apply_definitions(
+    conn: psycopg.Connection[Any], definitions: list[Definition], *, log: Callable[[str], None]
+) -> list[str]:
+    """Apply every definition file again, in one transaction, unless they are all recorded as they are now."""
+    wanted = {d.name: d.checksum for d in definitions}
+    with conn.transaction():
+        conn.execute("SELECT pg_advisory_xact_lock(%s)", (LOCK_KEY,))
+        recorded = dict(conn.execute("SELECT name, checksum FROM schema_definitions").fetchall())
+        if recorded == wanted:
+            return []
+        for definition in definitions:
+            try:
+                conn.execute(definition.sql.encode())
+            except psycopg.Error as exc:
+                raise MigrationError(f"{DEFINITIONS}/{definition.name} failed: {exc}") from exc
+        conn.execute("DELETE FROM schema_definitions")
+        with conn.cursor() as cur:
+            cur.executemany(
+                "INSERT INTO schema_definitions (name, checksum) VALUES (%s, %s)",
+                [(d.name, d.checksum) for d in definitions],
+            )
+    names = [f"{DEFINITIONS}/{d.name}" for d in definitions]
+    log(f"applied the current definitions ({len(names)} files)")
+    return names

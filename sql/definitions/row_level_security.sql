@@ -1,0 +1,95 @@
+-- Row-level security: every tenant table and its policies, in one list (history: sql/0002, 0003, 0007, 0011,
+-- 0012, 0016).
+--
+-- Every tenant table has ENABLE + FORCE row-level security (FORCE so that even the owner is filtered) and one
+-- policy, tenant_isolation, on the transaction-local setting app.tenant_id. current_setting() without
+-- missing_ok raises when the setting was never made, and ''::uuid raises once a transaction that made it has
+-- ended: a missing tenant fails closed, loudly.
+--
+-- Two tables are ENABLEd but not FORCEd, so that an owner's SECURITY DEFINER function can read across them:
+-- ticket_search_index (search_ticket_ids: a GIN index is never used under a policy, see ticket_search.sql) and
+-- widget_keys (widget_key_for_visitors: the public route knows the key, not the tenant). The runtime roles
+-- have no privilege that lets them see the search table at all, and see only their tenant's widget keys.
+--
+-- A new tenant table is created by its versioned migration (with ENABLE ROW LEVEL SECURITY there, so that it
+-- fails closed until this file has run in the same deploy) and is added to this list the same day;
+-- tests/integration/test_tenancy.py fails for a table with a user_id column that is not here.
+--
+-- The block changes only what differs, so re-applying it takes no table lock when nothing changed.
+DO $$
+DECLARE
+    tenant_table record;
+    tenant_rule constant text := 'user_id = current_setting(''app.tenant_id'')::uuid';
+    -- The same rule as PostgreSQL prints it back (pg_policies): a different spelling only costs a no-op ALTER.
+    tenant_rule_printed constant text := '(user_id = (current_setting(''app.tenant_id''::text))::uuid)';
+    existing record;
+BEGIN
+    FOR tenant_table IN
+        SELECT * FROM (VALUES
+            ('support_tickets', true),
+            ('ticket_conversations', true),
+            ('support_agents', true),
+            ('live_chat_sessions', true),
+            ('chat_messages', true),
+            ('canned_responses', true),
+            ('support_analytics', true),
+            ('support_analytics_cumulative', true),
+            ('ticket_feedback', true),
+            ('ticket_totals', true),
+            ('chat_totals', true),
+            ('feedback_totals', true),
+            ('ws_connections', true),
+            ('session_watchers', true),
+            ('ticket_search_index', false),
+            ('widget_keys', false)
+        ) AS t (name, forced)
+    LOOP
+        SELECT c.relrowsecurity AS enabled, c.relforcerowsecurity AS forced INTO existing
+        FROM pg_catalog.pg_class c
+        WHERE c.oid = format('public.%I', tenant_table.name)::regclass;
+        IF NOT existing.enabled THEN
+            EXECUTE format('ALTER TABLE public.%I ENABLE ROW LEVEL SECURITY', tenant_table.name);
+        END IF;
+        IF existing.forced IS DISTINCT FROM tenant_table.forced THEN
+            EXECUTE format('ALTER TABLE public.%I %s ROW LEVEL SECURITY', tenant_table.name,
+                           CASE WHEN tenant_table.forced THEN 'FORCE' ELSE 'NO FORCE' END);
+        END IF;
+
+        SELECT p.qual, p.with_check, p.cmd, p.roles INTO existing
+        FROM pg_catalog.pg_policies p
+        WHERE p.schemaname = 'public' AND p.tablename = tenant_table.name AND p.policyname = 'tenant_isolation';
+        IF NOT FOUND THEN
+            EXECUTE format('CREATE POLICY tenant_isolation ON public.%I USING (%s) WITH CHECK (%s)',
+                           tenant_table.name, tenant_rule, tenant_rule);
+        ELSIF existing.cmd <> 'ALL' OR existing.roles <> '{public}'::name[] THEN
+            EXECUTE format('DROP POLICY tenant_isolation ON public.%I', tenant_table.name);
+            EXECUTE format('CREATE POLICY tenant_isolation ON public.%I USING (%s) WITH CHECK (%s)',
+                           tenant_table.name, tenant_rule, tenant_rule);
+        ELSIF existing.qual IS DISTINCT FROM tenant_rule_printed
+              OR existing.with_check IS DISTINCT FROM tenant_rule_printed THEN
+            EXECUTE format('ALTER POLICY tenant_isolation ON public.%I USING (%s) WITH CHECK (%s)',
+                           tenant_table.name, tenant_rule, tenant_rule);
+        END IF;
+    END LOOP;
+END
+$$;
+
+-- The analytics job's lister (sql/0012) must learn which tenants had activity before it can bind one: a
+-- permissive policy for that role alone lets its function, and only its function (nobody logs in as the
+-- lister), see every tenant's rows of the few columns it was granted.
+DO $$
+DECLARE
+    source_table text;
+BEGIN
+    FOREACH source_table IN ARRAY ARRAY['support_tickets', 'live_chat_sessions', 'ticket_feedback'] LOOP
+        IF NOT EXISTS (SELECT FROM pg_catalog.pg_policies p
+                       WHERE p.schemaname = 'public' AND p.tablename = source_table
+                         AND p.policyname = 'analytics_tenants' AND p.cmd = 'SELECT'
+                         AND p.roles = '{support_analytics_lister}'::name[] AND p.qual = 'true') THEN
+            EXECUTE format('DROP POLICY IF EXISTS analytics_tenants ON public.%I', source_table);
+            EXECUTE format('CREATE POLICY analytics_tenants ON public.%I FOR SELECT TO support_analytics_lister '
+                           'USING (true)', source_table);
+        END IF;
+    END LOOP;
+END
+$$;
