@@ -1,6 +1,7 @@
-"""The README's shell examples, run as written, top to bottom in one bash, against `python -m local.run` on a
-data folder of the test's own: every `curl` answers without an error (they use `--fail-with-body`, so an
-error answer fails the script), and each id the examples capture feeds the next ones. The README stays true."""
+"""The shell examples of the README's tour and of docs/api.md, run as written, top to bottom in one bash, against
+`python -m local.run` on a data folder of the test's own: every `curl` answers without an error (they use
+`--fail-with-body`, so an error answer fails the script), and each id the examples capture feeds the next ones.
+The README and the API reference stay true."""
 
 from __future__ import annotations
 
@@ -16,6 +17,8 @@ import pytest
 from tests.e2e.local_run import REPO, LocalRun, developer_env, scratch_data_dir
 
 README = REPO / "README.md"
+# The pages whose `sh` examples call the local API, in the order they run (the README's tour first).
+PAGES = [README, REPO / "docs" / "api.md"]
 
 
 @pytest.fixture
@@ -23,9 +26,18 @@ def data_dir(request: pytest.FixtureRequest) -> Iterator[Path]:
     yield from scratch_data_dir(request.node.name)
 
 
-def _shell_examples() -> list[str]:
-    blocks = re.findall(r"^```sh\n(.*?)^```", README.read_text(), flags=re.S | re.M)
+def _curl_blocks(page: Path) -> list[str]:
+    blocks = re.findall(r"^```sh\n(.*?)^```", page.read_text(), flags=re.S | re.M)
     return [block for block in blocks if "curl" in block]
+
+
+def _shell_examples() -> list[str]:
+    return [block for page in PAGES for block in _curl_blocks(page)]
+
+
+def test_every_page_with_curl_examples_is_run() -> None:
+    pages = [README, *sorted((REPO / "docs").glob("*.md"))]
+    assert [page for page in pages if _curl_blocks(page)] == PAGES
 
 
 def _json_documents(output: str) -> list[Any]:
