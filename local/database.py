@@ -33,7 +33,8 @@ import psycopg
 from psycopg import sql
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
-from support.db.migrations import migrate
+from support.db.migrations import LOCK_KEY, migrate
+from support.db.provisioning import revoke_public_defaults
 
 REPO = Path(__file__).resolve().parent.parent
 MIGRATIONS = REPO / "sql"
@@ -270,6 +271,11 @@ def create_database(admin_url: str, name: str, *, recreate: bool = False, quiet:
         owner_url = _with(owner_url, password=conninfo_to_dict(admin_url)["password"])
     job_url = os.environ.get("ANALYTICS_DATABASE_URL") or _with(admin_url, user=ANALYTICS_JOB_ROLE, dbname=name)
     migrate(owner_url, MIGRATIONS, log=(lambda _msg: None) if quiet else print)
+    # What PUBLIC has outside the schema (other databases, large objects), taken as the migrate function takes it
+    # in AWS: by the server-level role, as far as it may.
+    with psycopg.connect(_with(admin_url, dbname=name), autocommit=True) as conn, conn.transaction():
+        conn.execute("SELECT pg_advisory_xact_lock(%s)", (LOCK_KEY,))
+        revoke_public_defaults(conn, log=(lambda _msg: None) if quiet else print)
     return DatabaseUrls(owner=owner_url, app=app_url, admin=_with(admin_url, dbname=name), analytics_job=job_url)
 
 

@@ -1,7 +1,7 @@
 """A PostgreSQL that behaves like Aurora where the migrate function and the secrets path care: TLS only, with a
 certificate from a CA of the test's own (so `sslmode=verify-full` is really checked), SCRAM passwords for every
 role but the bootstrap superuser, and a master user that is not a superuser (CREATEROLE CREATEDB, as RDS gives
-its master user) owning the application's database.
+its master user) owning the application's database, `postgres` and `template1`.
 
 The embedded PostgreSQL is built without SSL, so TLS is terminated in front of it by `TlsFront`, which speaks
 PostgreSQL's own start of a TLS session (SSLRequest, answered `S`, then the handshake) and relays the decrypted
@@ -189,6 +189,12 @@ def aurora_like(folder: Path) -> Iterator[AuroraLike]:
                     sql.Identifier(MASTER_USER), sql.Literal(MASTER_PASSWORD)
                 )
             )
+            # As on RDS and Aurora: the master owns `postgres` and `template1` (rdsadmin, the superuser there, keeps
+            # template0 and pg_catalog's functions, as the bootstrap superuser does here).
+            for name in ("postgres", "template1"):
+                conn.execute(
+                    sql.SQL("ALTER DATABASE {} OWNER TO {}").format(sql.Identifier(name), sql.Identifier(MASTER_USER))
+                )
         front = TlsFront(server.port, cert_file, key_file)
         front.start()
         try:

@@ -1,12 +1,11 @@
 """The agent console in real headless Chromium against the real local stack: sign-in, the dashboard drawn from the
 data the test made (every figure as the API gives it), tickets (filter, open, reply, note, status, priority,
 assignment), canned responses by shortcut and by the picker (each use counted), the presence switch; axe-core on
-every view, and a screenshot of each."""
+every view, and a screenshot of each. The hosted sign-in (authorization code with PKCE):
+tests/browser/test_console_hosted_sign_in.py."""
 
 from __future__ import annotations
 
-import json
-import shutil
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -16,15 +15,7 @@ from selenium.webdriver.common.by import By
 from selenium.webdriver.common.keys import Keys
 from selenium.webdriver.remote.webelement import WebElement
 from selenium.webdriver.support.select import Select
-from starlette.applications import Starlette
-from starlette.requests import Request
-from starlette.responses import RedirectResponse, Response
-from starlette.routing import Route
 
-from local.gateway import running_gateway
-from local.gateway.static import static_routes
-from local.template import REPO
-from local.token import mint_token
 from tests.browser.conftest import Desk, assert_accessible, wait_until
 from tests.browser.console_fixtures import console_url, go, sign_in
 
@@ -359,48 +350,3 @@ def test_an_admin_joins_a_chat_of_the_desk_and_follows_it(
     )
     wait_until(agent_browser, lambda d: _texts(d, selector) == ["Is the shop open on Sunday?", "Or Monday?"])
     assert_accessible(agent_browser)
-
-
-def test_hosted_apart_from_the_api_it_reads_config_json_and_signs_in_through_the_hosted_page(
-    desk: Desk, agent_browser: WebDriver, tmp_path: Path, screenshot: Shot
-) -> None:
-    """The console as deployed: its folder on a host of its own with no local sign-in, config.json naming the
-    APIs and an identity provider's hosted sign-in (here a stand-in that hands back a token in the fragment)."""
-    grace = desk.add_agent("Grace Hopper", status="away")
-    console = tmp_path / "console"
-    shutil.copytree(REPO / "web" / "console", console)
-    asked: list[dict[str, str]] = []
-
-    async def authorize(request: Request) -> Response:
-        asked.append(dict(request.query_params))
-        token = mint_token(str(desk.tenant), "agent", agent_id=grace)
-        return RedirectResponse(f"{request.query_params['redirect_uri']}#access_token={token}&token_type=Bearer")
-
-    app = Starlette(routes=[Route("/oauth2/authorize", authorize), *static_routes(console_dir=console)])
-    with running_gateway(app) as host:
-        (console / "config.json").write_text(
-            json.dumps(
-                {
-                    "apiBaseUrl": desk.stack.http_url,
-                    "websocketUrl": desk.stack.chat.websocket_url,
-                    "hostedSignIn": {"authorizeUrl": f"{host}/oauth2/authorize", "clientId": "console-client"},
-                }
-            )
-        )
-        agent_browser.get(f"{host}/console/")
-        link = wait_until(agent_browser, lambda d: d.find_element(By.LINK_TEXT, "Sign in"))
-        assert not agent_browser.find_elements(By.ID, "local-tenant")  # no local sign-in where none is served
-        link.click()
-
-        wait_until(agent_browser, lambda d: d.find_element(By.ID, "connection").text == "live")
-        assert agent_browser.find_element(By.ID, "who-name").text == "Grace Hopper (agent)"
-        assert asked == [{"response_type": "token", "client_id": "console-client", "redirect_uri": f"{host}/console/"}]
-        assert "access_token" not in agent_browser.current_url  # the token is taken out of the address
-        wait_until(agent_browser, lambda d: d.find_element(By.ID, "presence-away").is_selected())
-
-        # Signed out, a pasted token works as well.
-        agent_browser.find_element(By.ID, "sign-out").click()
-        area = wait_until(agent_browser, lambda d: d.find_element(By.ID, "token-input"))
-        area.send_keys(mint_token(str(desk.tenant), "admin"))
-        agent_browser.find_element(By.CSS_SELECTOR, "#token-input ~ button[type=submit]").click()
-        wait_until(agent_browser, lambda d: d.find_element(By.ID, "who-name").text == "Admin (admin)")

@@ -103,10 +103,17 @@ def test_the_app_client_allows_what_the_console_sends() -> None:
     client = resolved(RESOURCES["UserPoolClient"]["Properties"], values)
     assert set(client) >= OAUTH_PROPERTIES
     assert client["AllowedOAuthFlowsUserPoolClient"] is True
-    # the console asks for response_type=token (the token comes back in the fragment): the implicit grant
-    assert re.search(r'searchParams\.set\("response_type", "token"\)', AUTH_JS)
-    assert 'hosted.tokenParameter || "access_token"' in AUTH_JS
-    assert client["AllowedOAuthFlows"] == ["implicit"]
+    # the console asks for a code with a PKCE challenge and a state (the authorization code grant), never a token
+    assert re.search(r'searchParams\.set\("response_type", "code"\)', AUTH_JS)
+    assert re.search(r'searchParams\.set\("code_challenge_method", "S256"\)', AUTH_JS)
+    assert re.search(r'searchParams\.set\("state", pending\.state\)', AUTH_JS)
+    assert '"response_type", "token"' not in AUTH_JS
+    # and on return takes the code only with the state this tab sent, trading it with the verifier
+    assert "state !== pending.state" in AUTH_JS and "code_verifier: pending.verifier" in AUTH_JS
+    assert 'grant_type: "authorization_code"' in AUTH_JS
+    assert client["AllowedOAuthFlows"] == ["code"]
+    assert "GenerateSecret" in RESOURCES["UserPoolClient"]["Properties"]  # a public client: the browser holds no secret
+    assert RESOURCES["UserPoolClient"]["Properties"]["GenerateSecret"] is False
     assert client["SupportedIdentityProviders"] == ["COGNITO"]
     assert client["CallbackURLs"] == client["LogoutURLs"] == [CONSOLE_URL]
     # the config the stack prints is the one the console reads; the scopes it asks for are allowed
@@ -115,7 +122,7 @@ def test_the_app_client_allows_what_the_console_sends() -> None:
     for key in ("apiBaseUrl", "websocketUrl", "hostedSignIn"):
         assert f"config.{key}" in APP_JS, key
     hosted = config["hostedSignIn"]
-    for key in ("authorizeUrl", "clientId", "scope", "redirectUri"):
+    for key in ("authorizeUrl", "tokenUrl", "clientId", "scope", "redirectUri"):
         assert f"hosted.{key}" in AUTH_JS, key
     assert set(hosted["scope"].split()) <= set(client["AllowedOAuthScopes"]) == {"openid", "email", "profile"}
     assert hosted["redirectUri"] in client["CallbackURLs"]  # what the console sends as redirect_uri
@@ -123,6 +130,8 @@ def test_the_app_client_allows_what_the_console_sends() -> None:
     authorize = substituted(outputs(values)["HostedSignInAuthorizeUrl"]["Value"]["Fn::Sub"], STACK)
     assert hosted["authorizeUrl"] == authorize
     assert authorize == "https://support-dev-123456789012.auth.eu-west-1.amazoncognito.com/oauth2/authorize"
+    # the token endpoint of the same domain, where the console trades the code
+    assert hosted["tokenUrl"] == "https://support-dev-123456789012.auth.eu-west-1.amazoncognito.com/oauth2/token"
     assert config["apiBaseUrl"] == substituted(TEMPLATE["Outputs"]["HttpApiUrl"]["Value"]["Fn::Sub"], STACK)
     assert config["websocketUrl"] == substituted(TEMPLATE["Outputs"]["WebSocketUrl"]["Value"]["Fn::Sub"], STACK)
 

@@ -161,6 +161,8 @@ def test_an_external_issuer_replaces_the_user_pool() -> None:
 
 
 CONDITIONAL = {
+    "CreateApiGatewayLogRole": {"ApiGatewayCloudWatchRole", "ApiGatewayAccount"},
+    "AdminMfaRequired": {"PreTokenReadsUsers"},
     "CreateVpc": {
         "Vpc",
         "PrivateSubnetA",

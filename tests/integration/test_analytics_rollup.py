@@ -491,6 +491,14 @@ def test_the_job_role_cannot_do_more_than_the_rollup(db: DatabaseUrls, tenant: U
             "SELECT * FROM ticket_totals",
             "SELECT * FROM widget_keys",
             "SELECT * FROM public.search_ticket_ids('x', 1)",
+            # the columns no figure is made of (sql/0020): texts, names, emails, comments
+            "SELECT message FROM chat_messages",
+            "SELECT sender_name FROM chat_messages",
+            "SELECT customer_email, customer_name FROM support_tickets",
+            "SELECT description FROM support_tickets",
+            "SELECT visitor_email, visitor_ip FROM live_chat_sessions",
+            "SELECT feedback FROM ticket_feedback",
+            "SELECT * FROM support_tickets",
         ):
             with pytest.raises(psycopg.errors.InsufficientPrivilege), conn.transaction():
                 conn.execute(statement.encode(), {"t": tenant})

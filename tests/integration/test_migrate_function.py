@@ -10,10 +10,12 @@ when Update runs again nothing changes; Delete keeps the data; a broken migratio
 from __future__ import annotations
 
 import json
+import logging
 import os
 import shutil
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -27,6 +29,7 @@ from moto import mock_aws
 from local.database import MIGRATIONS, STATE
 from support.config import ConfigurationError, get_settings
 from support.db import get_connection, reset_connection, tenant_transaction
+from support.observability import logger
 from tests.aurora_like import MASTER_PASSWORD, MASTER_USER, AuroraLike, aurora_like
 from tests.cloudformation_endpoint import ResponseEndpoint, response_endpoint
 from tests.integration.test_privileges import _allowed, _effective_privileges
@@ -230,6 +233,45 @@ def test_each_login_role_logs_in_with_its_secret_and_holds_exactly_the_allow_lis
     with pytest.raises(psycopg.OperationalError, match="password authentication failed"):
         psycopg.connect(server.login_url(role, "not-" + password, deploy.dbname))
     assert _effective_privileges(server.superuser_in(deploy.dbname), role) == _allowed(role)
+
+
+@contextmanager
+def _log_messages() -> Iterator[list[str]]:
+    """The messages the function logs meanwhile (read from the logger's own records, whatever its stream)."""
+    messages: list[str] = []
+
+    class Collect(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            messages.append(str(record.msg))
+
+    handler = Collect()
+    target = logging.getLogger(logger.name)
+    target.addHandler(handler)
+    try:
+        yield messages
+    finally:
+        target.removeHandler(handler)
+
+
+@pytest.mark.parametrize(
+    ("role", "password"), [("support_app", APP_PASSWORD), ("support_analytics_job", ANALYTICS_PASSWORD)]
+)
+def test_the_login_roles_reach_no_other_database_and_what_the_master_may_not_revoke_is_logged(
+    deploy: Any, server: AuroraLike, role: str, password: str
+) -> None:
+    # Given a cluster whose master owns postgres and template1 (as on RDS), when the stack is created
+    with _log_messages() as messages:
+        assert deploy("Create")["Status"] == "SUCCESS"
+
+    # Then the login roles cannot connect to either, over TLS with their own passwords
+    for other in ("postgres", "template1"):
+        with pytest.raises(psycopg.OperationalError, match=f'permission denied for database "{other}"'):
+            psycopg.connect(server.login_url(role, password, other)).close()
+    # and the large-object functions, which belong to the superuser (rdsadmin on Aurora), stay callable: the master
+    # may not revoke them, says so in the log, and the deploy still succeeds
+    with psycopg.connect(server.login_url(role, password, deploy.dbname)) as conn:
+        assert conn.execute("SELECT has_function_privilege('lo_create(oid)', 'EXECUTE')").fetchone() == (True,)
+    assert "PUBLIC keeps EXECUTE on lo_create(oid): it belongs to postgres, which this role may not act for" in messages
 
 
 def test_a_changed_secret_password_is_applied_on_the_next_deploy(

@@ -96,7 +96,10 @@ def test_the_template_wires_the_trigger_as_a_v2_pre_token_generation_trigger() -
     resources = load_template()["Resources"]
     config = resources["UserPool"]["Properties"]["LambdaConfig"]["PreTokenGenerationConfig"]
     assert config == {"LambdaArn": {"Fn::GetAtt": ["PreTokenFunction", "Arn"]}, "LambdaVersion": "V2_0"}
-    assert resources["UserPool"]["Properties"]["UserPoolTier"] in ("ESSENTIALS", "PLUS")  # V2_0 needs either
+    # V2_0 needs Essentials or Plus (Plus with threat protection: tests/contract/test_user_pool_security.py)
+    assert resources["UserPool"]["Properties"]["UserPoolTier"] == {
+        "Fn::If": ["ThreatProtectionOn", "PLUS", "ESSENTIALS"]
+    }
     function = resources["PreTokenFunction"]["Properties"]
     assert (REPO / function["CodeUri"] / "app.py").is_file() and function["Handler"] == "app.lambda_handler"
     schema = {attribute["Name"] for attribute in resources["UserPool"]["Properties"]["Schema"]}

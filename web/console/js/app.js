@@ -5,7 +5,7 @@
 // gateway of make run); hosted anywhere else, fill them in (README, "The agent console").
 
 import { Api } from "./api.js";
-import { claimsOf, forgetToken, renderSignIn, storeToken, storedToken, tokenFromRedirect } from "./auth.js";
+import { claimsOf, completeHostedSignIn, forgetToken, renderSignIn, storeToken, storedToken } from "./auth.js";
 import { ChatsView } from "./chats.js";
 import { renderDashboard } from "./dashboard.js";
 import { clear, h, notify } from "./dom.js";
@@ -44,8 +44,8 @@ class Console {
     this.views = {};
   }
 
-  start() {
-    const fromRedirect = tokenFromRedirect(this.config.hostedSignIn);
+  async start() {
+    const fromRedirect = await completeHostedSignIn(this.config.hostedSignIn);
     if (fromRedirect) storeToken(fromRedirect);
     const token = storedToken();
     if (token) this.signedIn(token);
@@ -131,7 +131,7 @@ class Console {
 
 loadConfig().then((config) => {
   window.supportConsole = new Console(config);
-  window.supportConsole.start();
+  return window.supportConsole.start();
 }).catch((error) => {
   clear(main).append(h("p", {}, `The console could not start: ${error.message}`));
 });

@@ -3,13 +3,20 @@
 // - Locally (make run), the gateway's development-only sign-in lists the desk's people (GET /_local/agents)
 //   and signs a token for the one picked (POST /_local/token), as `make token` does.
 // - In AWS, paste a token from your identity provider, or, when config.json names one (`hostedSignIn`),
-//   use its hosted sign-in: the console sends the browser to it and reads the token it returns in the
-//   URL fragment (OAuth 2.0 implicit grant, as Cognito's hosted UI offers). This is the hook the deployment's
-//   Cognito user pool plugs into: `hostedSignIn: {"authorizeUrl", "clientId", "scope"?, "tokenParameter"?}`.
+//   use its hosted sign-in: OAuth 2.0's authorization code grant with PKCE (RFC 7636), as Cognito offers it to a
+//   public client (no secret). The console sends the browser to `authorizeUrl` with a random `state` and the S256
+//   challenge of a random verifier, both kept in this tab's sessionStorage; back with `?code=&state=`, it accepts
+//   the answer only if `state` is the one this tab sent (once), then trades the code and the verifier for tokens
+//   at `tokenUrl`. A link made by someone else (their code, or an `#access_token=` of the implicit grant, which
+//   the console no longer reads) signs nobody in: without the tab's state it is refused before any exchange, and
+//   the token endpoint would refuse a code without its verifier anyway. This is the hook the deployment's Cognito
+//   user pool plugs into: `hostedSignIn: {"authorizeUrl", "tokenUrl"?, "clientId", "scope"?, "redirectUri"?}`
+//   (tokenUrl defaults to authorizeUrl with /authorize replaced by /token, Cognito's layout).
 
 import { h, clear, notify } from "./dom.js";
 
 const STORAGE_KEY = "support-console.token";
+const PENDING_KEY = "support-console.hosted-sign-in"; // {state, verifier, redirectUri} of the sign-in under way
 
 /** The claims of a JWT (not verified here: the API verifies every request). */
 export function claimsOf(token) {
@@ -40,23 +47,86 @@ export function forgetToken() {
   sessionStorage.removeItem(STORAGE_KEY);
 }
 
-/** A token handed back by the hosted sign-in in the URL fragment (#access_token=...), taken out of the URL. */
-export function tokenFromRedirect(hosted) {
-  if (!hosted || !location.hash.includes("=")) return null;
-  const fragment = new URLSearchParams(location.hash.slice(1));
-  const token = fragment.get(hosted.tokenParameter || "access_token");
-  if (!token) return null;
-  history.replaceState(null, "", location.pathname + location.search);
-  return token;
+function randomText(bytes) {
+  return base64url(crypto.getRandomValues(new Uint8Array(bytes)));
 }
 
-function hostedSignInUrl(hosted) {
+function base64url(bytes) {
+  return btoa(String.fromCharCode(...new Uint8Array(bytes))).replaceAll("+", "-").replaceAll("/", "_").replace(/=+$/, "");
+}
+
+function redirectUriOf(hosted) {
+  return hosted.redirectUri || location.origin + location.pathname;
+}
+
+function tokenUrlOf(hosted) {
+  return hosted.tokenUrl || hosted.authorizeUrl.replace(/\/authorize$/, "/token");
+}
+
+/** Start the hosted sign-in: a fresh state and verifier for this tab, then the provider's page. */
+async function startHostedSignIn(hosted) {
+  const pending = { state: randomText(32), verifier: randomText(32), redirectUri: redirectUriOf(hosted) };
+  sessionStorage.setItem(PENDING_KEY, JSON.stringify(pending));
+  const challenge = base64url(await crypto.subtle.digest("SHA-256", new TextEncoder().encode(pending.verifier)));
   const url = new URL(hosted.authorizeUrl);
-  url.searchParams.set("response_type", "token");
+  url.searchParams.set("response_type", "code");
   url.searchParams.set("client_id", hosted.clientId);
-  url.searchParams.set("redirect_uri", hosted.redirectUri || location.origin + location.pathname);
+  url.searchParams.set("redirect_uri", pending.redirectUri);
   if (hosted.scope) url.searchParams.set("scope", hosted.scope);
-  return url.toString();
+  url.searchParams.set("state", pending.state);
+  url.searchParams.set("code_challenge", challenge);
+  url.searchParams.set("code_challenge_method", "S256");
+  location.assign(url.toString());
+}
+
+/**
+ * The end of a hosted sign-in, if this page load is one: the access token for `?code=&state=` when the state is
+ * the one this tab sent, else null (with the reason shown). The answer and any implicit-grant token in the
+ * fragment are taken out of the address first, so neither stays in the history.
+ */
+export async function completeHostedSignIn(hosted) {
+  if (/(^|[#&])(access_token|id_token)=/.test(location.hash)) {
+    history.replaceState(null, "", location.pathname + location.search);
+    notify("That link carried a token in its address, which this console does not accept: sign in here instead.");
+  }
+  const query = new URLSearchParams(location.search);
+  if (!query.has("code") && !query.has("error")) return null;
+  const code = query.get("code");
+  const state = query.get("state");
+  const error = query.get("error_description") || query.get("error");
+  for (const name of ["code", "state", "error", "error_description"]) query.delete(name);
+  const rest = query.toString();
+  history.replaceState(null, "", location.pathname + (rest ? `?${rest}` : "") + location.hash);
+
+  const pending = JSON.parse(sessionStorage.getItem(PENDING_KEY) || "null");
+  sessionStorage.removeItem(PENDING_KEY); // one answer per sign-in, whatever it is
+  if (!hosted || !pending || !state || state !== pending.state) {
+    notify("Refused a sign-in answer that this tab did not ask for (its state does not match): sign in here.");
+    return null;
+  }
+  if (error) {
+    notify(`The sign-in page refused: ${error}`);
+    return null;
+  }
+  try {
+    const response = await fetch(tokenUrlOf(hosted), {
+      method: "POST",
+      headers: { "content-type": "application/x-www-form-urlencoded" },
+      body: new URLSearchParams({
+        grant_type: "authorization_code",
+        client_id: hosted.clientId,
+        code,
+        redirect_uri: pending.redirectUri,
+        code_verifier: pending.verifier,
+      }),
+    });
+    const tokens = await response.json();
+    if (!response.ok || !tokens.access_token) throw new Error(tokens.error_description || tokens.error || `HTTP ${response.status}`);
+    return tokens.access_token; // the refresh token is not kept: a new sign-in after the hour, as before
+  } catch (failure) {
+    notify(`The sign-in could not be completed: ${failure.message}`);
+    return null;
+  }
 }
 
 /** The sign-in view in `main`; calls signedIn(token) once a usable token is chosen. */
@@ -69,7 +139,8 @@ export function renderSignIn(main, config, signedIn) {
   if (config.hostedSignIn) {
     main.append(h("section", { class: "card", "aria-labelledby": "hosted-heading" },
       h("h2", { id: "hosted-heading" }, "Your organisation's sign-in"),
-      h("a", { class: "button", href: hostedSignInUrl(config.hostedSignIn) }, "Sign in")));
+      h("button", { type: "button", id: "hosted-sign-in", onclick: () => startHostedSignIn(config.hostedSignIn) },
+        "Sign in")));
   }
   main.append(pasteToken(signedIn));
   heading.focus();

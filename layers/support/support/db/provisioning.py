@@ -17,7 +17,16 @@ all-powerful master would weaken both. So, as the master:
 6. still as the owner (who created them, so holds ADMIN on them), give each login role the password of its
    secret: `ALTER ROLE ... LOGIN PASSWORD` with a SCRAM verifier computed here by libpq, so the plain password
    never reaches the server or its statement log. A role that already logs in with its secret's password is
-   left alone (checked by logging in), so a second deploy changes nothing at all.
+   left alone (checked by logging in), so a second deploy changes nothing at all;
+7. back as the master, take from PUBLIC what initdb gives every role outside this schema (`revoke_public_defaults`):
+   CONNECT (and TEMPORARY) on the cluster's other databases, `postgres` and `template1`, and EXECUTE on the
+   functions that create large objects (`lo_create` and its two siblings) in this database. The runtime roles need
+   none of it: with it a stolen runtime credential could create temporary objects in `postgres` or fill this
+   database with large objects that no row-level security or allow-list sees. Only what the master may revoke is
+   revoked: the databases it owns (on RDS and Aurora the master owns `postgres` and `template1`), the functions
+   whose owner it is a member of (on Aurora rdsadmin owns pg_catalog, so `lo_create` stays callable there); what
+   it may not is logged, never a failure. Locally `make run` and the tests call the same step as the server's
+   superuser (local/database.py), which may revoke all of it.
 
 Every step checks before it changes, and all of them are serialised by the migrations' advisory lock, so two
 runs at once or a run after a run are harmless. Nothing here ever drops anything.
@@ -61,6 +70,8 @@ class ProvisioningReport:
     master_may_connect: bool = False
     migrations_applied: list[str] = field(default_factory=list)
     passwords_set: list[str] = field(default_factory=list)
+    public_rights_revoked: list[str] = field(default_factory=list)
+    public_rights_kept: list[str] = field(default_factory=list)  # what the master may not revoke (logged)
 
     @property
     def changed(self) -> bool:
@@ -72,6 +83,7 @@ class ProvisioningReport:
             or self.master_may_connect
             or self.migrations_applied
             or self.passwords_set
+            or self.public_rights_revoked
         )
 
     def summary(self) -> str:
@@ -92,6 +104,8 @@ class ProvisioningReport:
             parts.append("applied " + ", ".join(self.migrations_applied))
         if self.passwords_set:
             parts.append("set the password of " + ", ".join(self.passwords_set))
+        if self.public_rights_revoked:
+            parts.append("revoked from PUBLIC " + ", ".join(self.public_rights_revoked))
         return "; ".join(parts)
 
 
@@ -123,7 +137,68 @@ def provision(
             report.passwords_set.append(login.role)
             log(f"set the password of {login.role}")
         conn.execute("RESET ROLE")
+        with conn.transaction():
+            conn.execute("SELECT pg_advisory_xact_lock(%s)", (LOCK_KEY,))
+            report.public_rights_revoked, report.public_rights_kept = revoke_public_defaults(conn, log=log)
     return report
+
+
+# The cluster's other databases: initdb lets PUBLIC connect to both, and create temporary objects in `postgres`.
+OTHER_DATABASES = ("postgres", "template1")
+# Every function that creates a large object (lo_import from a server file is superuser-only already); the others
+# act on an existing object, which a role that creates none has no rights on (lo_compat_privileges is off).
+LARGE_OBJECT_CREATORS = ("lo_create(oid)", "lo_creat(integer)", "lo_from_bytea(oid, bytea)")
+
+
+def revoke_public_defaults(
+    conn: psycopg.Connection[Any], *, log: Callable[[str], None] = print
+) -> tuple[list[str], list[str]]:
+    """Take from PUBLIC CONNECT and TEMPORARY on OTHER_DATABASES and EXECUTE on LARGE_OBJECT_CREATORS in the
+    connected database, where the current role may (it owns the object, is a member of its owner, or is a
+    superuser); returns (what was revoked now, what PUBLIC keeps because the current role may not revoke it).
+    Checks before it changes: a second call revokes nothing. Runs inside the caller's transaction."""
+    revoked: list[str] = []
+    kept: list[str] = []
+    superuser = bool(_one(conn, "SELECT rolsuper FROM pg_roles WHERE rolname = current_user"))
+    for name in OTHER_DATABASES:
+        row = conn.execute(
+            "SELECT pg_get_userbyid(datdba), pg_has_role(current_user, datdba, 'USAGE'),"
+            " has_database_privilege('public', oid, 'CONNECT'), has_database_privilege('public', oid, 'TEMPORARY')"
+            " FROM pg_database WHERE datname = %s",
+            (name,),
+        ).fetchone()
+        if row is None:
+            continue
+        owner, may, connect, temporary = row
+        if not (connect or temporary):
+            continue
+        what = f"CONNECT and TEMPORARY on database {name}"
+        if not (may or superuser):
+            kept.append(what)
+            log(f"PUBLIC keeps {what}: it belongs to {owner}, which this role may not act for")
+            continue
+        conn.execute(sql.SQL("REVOKE CONNECT, TEMPORARY ON DATABASE {} FROM PUBLIC").format(sql.Identifier(name)))
+        revoked.append(what)
+    for signature in LARGE_OBJECT_CREATORS:
+        row = conn.execute(
+            "SELECT pg_get_userbyid(p.proowner), pg_has_role(current_user, p.proowner, 'USAGE'),"
+            " has_function_privilege('public', p.oid, 'EXECUTE') FROM pg_proc p WHERE p.oid = %s::regprocedure",
+            (f"pg_catalog.{signature}",),
+        ).fetchone()
+        assert row is not None  # every PostgreSQL since 9.4 has them
+        owner, may, executable = row
+        if not executable:
+            continue
+        what = f"EXECUTE on {signature}"
+        if not (may or superuser):
+            kept.append(what)
+            log(f"PUBLIC keeps {what}: it belongs to {owner}, which this role may not act for")
+            continue
+        conn.execute(sql.SQL("REVOKE EXECUTE ON FUNCTION pg_catalog.{} FROM PUBLIC").format(sql.SQL(signature)))
+        revoked.append(what)
+    if revoked:
+        log("revoked from PUBLIC " + ", ".join(revoked))
+    return revoked, kept
 
 
 def _one(conn: psycopg.Connection[Any], query: str, params: Sequence[object] = ()) -> Any:
