@@ -4,6 +4,7 @@ PostgreSQL that another process still uses; the last one to leave stops it; an o
 
 from __future__ import annotations
 
+import re
 import signal
 import socket
 import subprocess
@@ -18,10 +19,12 @@ import psycopg
 import pytest
 
 from local.database import EmbeddedPostgres, database
+from local.run import _port_is_taken
 from tests.e2e.local_run import (
     REPO,
     LocalRun,
     developer_env,
+    free_port,
     postgres_serving,
     postmaster_pid,
     scratch_data_dir,
@@ -133,11 +136,34 @@ def test_a_port_taken_by_another_program_is_refused_before_any_database(data_dir
             check=False,
         )
     assert busy.returncode == 1
-    assert busy.stderr.strip() == (
-        f"make run: port {port} on 127.0.0.1 is already in use (another make run?); "
-        f"choose another, e.g. PORT={port + 1} make run"
-    )
+    line = busy.stderr.strip()
+    assert line.startswith(f"make run: port {port} (PORT) on 127.0.0.1 is already in use (another make run?); ")
+    suggested = re.search(r"e\.g\. PORT=(\d+) WS_PORT=(\d+) MERCHANT_PORT=(\d+) make run \(", line)
+    assert suggested, line  # the test's environment names WS_PORT and MERCHANT_PORT, so all three are suggested
+    assert all(not _port_is_taken(int(p)) for p in suggested.groups())
     assert not (data_dir).exists()  # nothing was started for it
+
+
+@pytest.mark.parametrize("name", ["WS_PORT", "MERCHANT_PORT"])
+def test_a_busy_websocket_or_shop_port_is_refused_before_any_database(data_dir: Path, name: str) -> None:
+    """Not a run that serves half a stack: the WebSocket API and the demo shop are checked with the HTTP API."""
+    with socket.socket() as other:
+        other.bind(("127.0.0.1", 0))
+        other.listen()
+        port = other.getsockname()[1]
+        busy = subprocess.run(
+            [sys.executable, "-m", "local.run"],
+            cwd=REPO,
+            env=developer_env(data_dir, free_port()) | {name: str(port)},
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+    assert busy.returncode == 1, busy.stdout
+    assert busy.stderr.startswith(f"make run: port {port} ({name}) on 127.0.0.1 is already in use"), busy.stderr
+    assert busy.stderr.count("\n") == 1
+    assert not (data_dir).exists()
 
 
 def test_a_run_killed_hard_leaves_an_orphan_that_the_next_run_replaces(data_dir: Path) -> None:
