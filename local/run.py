@@ -28,6 +28,7 @@ import warnings
 from collections.abc import Callable, Mapping, Sequence
 from contextlib import ExitStack
 from dataclasses import dataclass
+from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 from uuid import UUID
@@ -38,6 +39,7 @@ if TYPE_CHECKING:  # the gateway imports the layer, which must wait for the func
     from local.gateway import WebSocketEndpoints
 
 DATA_DIR_VARIABLE = "SUPPORT_DATA_DIR"
+DEMO_DAY_VARIABLE = "SUPPORT_DEMO_TODAY"
 DEFAULT_DATA_DIR = REPO / ".local" / "pg-run"
 DEFAULT_PORT = 3000
 # WS_PORT and MERCHANT_PORT follow PORT unless given: one PORT moves the whole stack.
@@ -96,6 +98,18 @@ def _arguments(argv: Sequence[str] | None) -> argparse.Namespace:
         "--reset", action="store_true", help="drop the database, load the demo data afresh, and exit (no server)"
     )
     return parser.parse_args(argv)
+
+
+def _demo_day() -> date | None:
+    """SUPPORT_DEMO_TODAY=YYYY-MM-DD: the day the demo history is seeded as if it were today (its two weeks end the
+    day before), when it is first loaded; by default today. The README's examples are tested on such a day."""
+    value = os.environ.get(DEMO_DAY_VARIABLE)
+    if not value:
+        return None
+    try:
+        return date.fromisoformat(value)
+    except ValueError:
+        raise SystemExit(f"make run: {DEMO_DAY_VARIABLE} must be a day, YYYY-MM-DD, not {value!r}") from None
 
 
 def _port_setting(env: Mapping[str, str], name: str, default: int) -> int:
@@ -209,9 +223,12 @@ def _serve(data_dir: Path, chosen: Ports | None, *, reset: bool) -> int:
         with psycopg.connect(urls.owner, autocommit=True) as lock:
             lock.execute("SELECT pg_advisory_lock(hashtext('local.demo_data'))")
             tenants = seed_demo_data()
-            seed_demo_history(urls.owner)
+            day = _demo_day()
+            seed_demo_history(
+                urls.owner, now=None if day is None else datetime.combine(day, datetime.now(UTC).time(), UTC)
+            )
             # The demo tenants' past two weeks, rolled up as the daily job would have (the dashboard's trends).
-            roll_up_demo_history(urls.analytics_job)
+            roll_up_demo_history(urls.analytics_job, today=day)
         where = "the server DATABASE_URL names" if given else str(data_dir)
         if chosen is None:
             print(f"Demo data loaded afresh in {where}: " + ", ".join(f"{n} {t}" for n, t in tenants.items()))
