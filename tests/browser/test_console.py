@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -404,3 +405,38 @@ def test_hosted_apart_from_the_api_it_reads_config_json_and_signs_in_through_the
         area.send_keys(mint_token(str(desk.tenant), "admin"))
         agent_browser.find_element(By.CSS_SELECTOR, "#token-input ~ button[type=submit]").click()
         wait_until(agent_browser, lambda d: d.find_element(By.ID, "who-name").text == "Admin (admin)")
+
+
+def test_when_the_api_is_down_the_console_says_so_in_words_keeps_saying_it_and_recovers(
+    desk: Desk, console_url: str, agent_browser: WebDriver, screenshot: Shot
+) -> None:
+    """The API stops answering (every request to it fails, as with make run stopped): no bare "Failed to fetch",
+    a banner that stays while it lasts (the notices fade after 8 s), and the view back once the API answers."""
+    _ticket(desk, "Still here after the outage")
+    sign_in(agent_browser, console_url, desk)
+    go(agent_browser, "tickets")
+    wait_until(agent_browser, lambda d: "Still here after the outage" in d.find_element(By.ID, "main").text)
+    agent_browser.execute_cdp_cmd("Network.enable", {})
+    agent_browser.execute_cdp_cmd("Network.setBlockedURLs", {"urls": [f"{desk.stack.http_url}/api/*"]})
+    try:
+        go(agent_browser, "dashboard")
+        banner = wait_until(
+            agent_browser,
+            lambda d: d.find_element(By.ID, "offline") if d.find_element(By.ID, "offline").is_displayed() else None,
+        )
+        said = banner.text + " " + agent_browser.find_element(By.ID, "main").text
+        said += " " + agent_browser.find_element(By.ID, "notice").text
+        assert "Failed to fetch" not in said
+        assert f"The support API at {desk.stack.http_url} does not answer" in banner.text
+        assert banner.get_attribute("role") == "alert"
+        assert_accessible(agent_browser)
+        screenshot(agent_browser, "console-api-down")
+        agent_browser.execute_script("document.getElementById('notice').hidden = true")  # as after its 8 s
+        time.sleep(4)  # a probe or more, still failing
+        assert agent_browser.find_element(By.ID, "offline").is_displayed()
+    finally:
+        agent_browser.execute_cdp_cmd("Network.setBlockedURLs", {"urls": []})
+
+    wait_until(agent_browser, lambda d: not d.find_element(By.ID, "offline").is_displayed())
+    wait_until(agent_browser, lambda d: d.find_elements(By.CSS_SELECTOR, "main .figures"))
+    assert "answers again" in agent_browser.find_element(By.ID, "notice").text
