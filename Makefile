@@ -33,7 +33,7 @@ $(SAM_VENV)/.installed:
 	@$(SAM_VENV)/bin/python -m pip install --quiet aws-sam-cli==$(SAM_CLI_VERSION) >&2
 	@touch $@
 
-run: $(VENV)/.installed ## the local API on an embedded PostgreSQL, with demo data (PORT=, SUPPORT_DATA_DIR=)
+run: $(VENV)/.installed ## the local API, WebSocket API and demo shop on an embedded PostgreSQL, with demo data: PORT=3000, WS_PORT=PORT+1, MERCHANT_PORT=PORT+2, SUPPORT_DATA_DIR=
 	@$(PY) -m local.run
 
 reset-demo: $(VENV)/.installed ## drop the make-run database and load the demo data afresh (a running make run keeps serving)

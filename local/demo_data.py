@@ -10,7 +10,7 @@ from __future__ import annotations
 import random
 from datetime import UTC, date, datetime, timedelta
 from ipaddress import IPv4Address
-from typing import Any
+from typing import Any, NamedTuple
 from uuid import UUID
 
 import psycopg
@@ -27,7 +27,7 @@ from support.models.tickets import (
     TicketQuery,
     TicketUpdate,
 )
-from support.models.widgets import WidgetCreate
+from support.models.widgets import MAX_ORIGINS_PER_WIDGET, Widget, WidgetCreate, WidgetOriginsUpdate
 from support.services import agents, canned_responses, chat, tickets, widgets
 
 DEMO_TENANTS = {
@@ -125,8 +125,13 @@ def _seed_chats(admin: Principal) -> None:
             chat.rate_chat_session(admin, session.id, ChatRating(rating=5, feedback="Quick answer, thanks"))
 
 
-# The demo shop's page (the chat widget's demo, and `python -m local.chat visitor`) is served from this origin.
-DEMO_SHOP_ORIGINS = ["http://localhost:8080", "http://127.0.0.1:8080"]
+# The demo shop's page (the chat widget's demo, and `python -m local.chat visitor`) is served from this origin:
+# make run's MERCHANT_PORT, whose origins follow_demo_shop_port gives the demo key on every start.
+def demo_shop_origins(port: int) -> list[str]:
+    return [f"http://localhost:{port}", f"http://127.0.0.1:{port}"]
+
+
+DEMO_SHOP_ORIGINS = demo_shop_origins(3002)  # make run's default MERCHANT_PORT (PORT + 2)
 
 
 def _seed_widget(admin: Principal) -> None:
@@ -135,13 +140,48 @@ def _seed_widget(admin: Principal) -> None:
     widgets.create_widget(admin, WidgetCreate(name="Demo shop", allowed_origins=DEMO_SHOP_ORIGINS))
 
 
-def demo_chat_identities(tenant_id: UUID) -> tuple[str | None, UUID | None]:
-    """For make run's welcome: the tenant's oldest live widget key, and a busy agent with room (Alan) whom the
-    terminal client makes available, so that he takes the waiting demo chat and the terminal visitor's."""
+class DemoChat(NamedTuple):
+    widget_key: str | None
+    allowed_origins: list[str]
+    agent: UUID | None
+
+
+def _demo_widget(admin: Principal) -> Widget | None:
+    """The tenant's oldest live widget key (the demo one, unless an admin revoked it)."""
+    live = [w for w in widgets.list_widgets(admin, limit=100).data if w.revoked_at is None]
+    return live[-1] if live else None
+
+
+def demo_chat_identities(tenant_id: UUID) -> DemoChat:
+    """For make run's welcome, on every run: the demo widget key, and the agent the terminal client signs in as.
+    That is Alan, whatever his status now (the client makes him available, and so, once, he stays): he is busy
+    with room in the demo data, so he takes the waiting demo chat and the terminal visitor's. Without him (an
+    admin renamed or removed him), another agent with room."""
     admin = Principal(tenant_id=tenant_id, role=Role.ADMIN, subject="demo-welcome")
-    keys = [w.widget_key for w in widgets.list_widgets(admin, limit=100).data if w.revoked_at is None]
-    busy = agents.list_agents(admin, limit=1, status=AgentStatus.BUSY).data
-    return (keys[-1] if keys else None), (busy[0].id if busy else None)
+    widget = _demo_widget(admin)
+    staff = agents.list_agents(admin, limit=100).data
+    alan = [a for a in staff if a.agent_name == "Alan Turing"]
+    roomy = [a for a in staff if a.current_chats < a.max_concurrent_chats]
+    chosen = alan or roomy
+    return DemoChat(
+        widget_key=widget.widget_key if widget else None,
+        allowed_origins=widget.allowed_origins if widget else [],
+        agent=chosen[0].id if chosen else None,
+    )
+
+
+def follow_demo_shop_port(tenant_id: UUID, port: int) -> None:
+    """Give the demo widget key the demo shop's origins on `port` (make run's MERCHANT_PORT), through the admin's
+    PATCH route. The key's other origins stay (another make run may serve its shop on them), the oldest dropped
+    should the key reach its 50."""
+    admin = Principal(tenant_id=tenant_id, role=Role.ADMIN, subject="demo-seed")
+    widget = _demo_widget(admin)
+    wanted = demo_shop_origins(port)
+    if widget is None or all(origin in widget.allowed_origins for origin in wanted):
+        return
+    kept = [origin for origin in widget.allowed_origins if origin not in wanted]
+    origins = (kept + wanted)[-MAX_ORIGINS_PER_WIDGET:]
+    widgets.update_widget_origins(admin, widget.widget_key, WidgetOriginsUpdate(allowed_origins=origins))
 
 
 def seed_demo_data() -> dict[str, UUID]:

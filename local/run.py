@@ -1,8 +1,11 @@
 """`make run`: the local API on an embedded PostgreSQL, with demo data.
 
 Starts PostgreSQL 16 (or uses DATABASE_URL), applies the migrations, loads the demo data, and serves every
-route of template.yaml on http://127.0.0.1:3000 (PORT to change), and its WebSocket API with the management
-API on ws://127.0.0.1:3001 (WS_PORT to change). Ctrl-C or SIGTERM stops everything.
+route of template.yaml on http://127.0.0.1:3000 (PORT), its WebSocket API with the management API on
+ws://127.0.0.1:3001 (WS_PORT, by default PORT + 1), and the demo shop with the chat widget on
+http://localhost:3002 (MERCHANT_PORT, by default PORT + 2; the demo widget key is given that origin). All three
+are checked before anything starts: a busy one is one line on stderr naming a free set, and exit status 1.
+Ctrl-C or SIGTERM stops everything.
 
 The data lives in `.local/pg-run` and persists between runs; `--data-dir DIR` (or SUPPORT_DATA_DIR=DIR)
 picks another folder. A second `make run` on the same folder joins the PostgreSQL the first one runs (give
@@ -13,6 +16,7 @@ loads the demo data afresh and exits; a `make run` serving that folder keeps ser
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import os
 import shlex
@@ -21,8 +25,10 @@ import socket
 import sys
 import time
 import warnings
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
 from contextlib import ExitStack
+from dataclasses import dataclass
+from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 from uuid import UUID
@@ -33,10 +39,25 @@ if TYPE_CHECKING:  # the gateway imports the layer, which must wait for the func
     from local.gateway import WebSocketEndpoints
 
 DATA_DIR_VARIABLE = "SUPPORT_DATA_DIR"
+DEMO_DAY_VARIABLE = "SUPPORT_DEMO_TODAY"
 DEFAULT_DATA_DIR = REPO / ".local" / "pg-run"
 DEFAULT_PORT = 3000
-DEFAULT_WS_PORT = 3001
-DEFAULT_MERCHANT_PORT = 8080  # the demo widget key allows http://localhost:8080 and http://127.0.0.1:8080
+# WS_PORT and MERCHANT_PORT follow PORT unless given: one PORT moves the whole stack.
+WS_PORT_OFFSET = 1
+MERCHANT_PORT_OFFSET = 2
+
+
+@dataclass(frozen=True)
+class Ports:
+    """The three listeners of make run, and which of them the environment named."""
+
+    http: int
+    websocket: int
+    merchant: int
+    given: frozenset[str] = frozenset()
+
+    def named(self) -> list[tuple[str, int]]:
+        return [("PORT", self.http), ("WS_PORT", self.websocket), ("MERCHANT_PORT", self.merchant)]
 
 
 def _apply_function_environment() -> None:
@@ -65,13 +86,6 @@ def _apply_local_endpoints(http_port: int, ws_port: int) -> None:
     os.environ.setdefault("AWS_DEFAULT_REGION", "us-east-1")
 
 
-def _ws_port() -> int:
-    value = os.environ.get("WS_PORT") or str(DEFAULT_WS_PORT)
-    if not value.isdigit() or not 0 < int(value) < 65536:
-        raise SystemExit(f"make run: WS_PORT must be a number from 1 to 65535, not {value!r}")
-    return int(value)
-
-
 def _arguments(argv: Sequence[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m local.run", description="The local support API (make run).")
     parser.add_argument(
@@ -86,11 +100,67 @@ def _arguments(argv: Sequence[str] | None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
-def _port() -> int:
-    value = os.environ.get("PORT") or str(DEFAULT_PORT)
+def _demo_day() -> date | None:
+    """SUPPORT_DEMO_TODAY=YYYY-MM-DD: the day the demo history is seeded as if it were today (its two weeks end the
+    day before), when it is first loaded; by default today. The README's examples are tested on such a day."""
+    value = os.environ.get(DEMO_DAY_VARIABLE)
+    if not value:
+        return None
+    try:
+        return date.fromisoformat(value)
+    except ValueError:
+        raise SystemExit(f"make run: {DEMO_DAY_VARIABLE} must be a day, YYYY-MM-DD, not {value!r}") from None
+
+
+def _port_setting(env: Mapping[str, str], name: str, default: int) -> int:
+    value = env.get(name) or str(default)
     if not value.isdigit() or not 0 < int(value) < 65536:
-        raise SystemExit(f"make run: PORT must be a number from 1 to 65535, not {value!r}")
+        raise SystemExit(f"make run: {name} must be a number from 1 to 65535, not {value!r}")
     return int(value)
+
+
+def ports(env: Mapping[str, str]) -> Ports:
+    """PORT (3000), WS_PORT (PORT + 1) and MERCHANT_PORT (PORT + 2): each as given, else following PORT."""
+    http = _port_setting(env, "PORT", DEFAULT_PORT)
+    if http > 65535 - MERCHANT_PORT_OFFSET and not (env.get("WS_PORT") and env.get("MERCHANT_PORT")):
+        raise SystemExit(
+            f"make run: PORT must be at most {65535 - MERCHANT_PORT_OFFSET} (WS_PORT and MERCHANT_PORT follow it)"
+        )
+    chosen = Ports(
+        http=http,
+        websocket=_port_setting(env, "WS_PORT", http + WS_PORT_OFFSET),
+        merchant=_port_setting(env, "MERCHANT_PORT", http + MERCHANT_PORT_OFFSET),
+        given=frozenset(name for name in ("WS_PORT", "MERCHANT_PORT") if env.get(name)),
+    )
+    if len({port for _, port in chosen.named()}) < 3:
+        listed = ", ".join(f"{name}={port}" for name, port in chosen.named())
+        raise SystemExit(f"make run: PORT, WS_PORT and MERCHANT_PORT must be three different ports ({listed})")
+    return chosen
+
+
+def busy_ports_message(chosen: Ports, is_taken: Callable[[int], bool]) -> str | None:
+    """None if all three ports are free; else one line naming the busy ones and a set of three free ones."""
+    busy = [(name, port) for name, port in chosen.named() if is_taken(port)]
+    if not busy:
+        return None
+    listed = [f"{port} ({name})" for name, port in busy]
+    which = f"port {listed[0]}" if len(listed) == 1 else f"ports {', '.join(listed[:-1])} and {listed[-1]}"
+    verb = "is" if len(busy) == 1 else "are"
+    start = chosen.http + 1
+    while start <= 65535 - MERCHANT_PORT_OFFSET and any(
+        is_taken(port) for port in (start, start + WS_PORT_OFFSET, start + MERCHANT_PORT_OFFSET)
+    ):
+        start += 1
+    if start > 65535 - MERCHANT_PORT_OFFSET:
+        return f"make run: {which} on 127.0.0.1 {verb} already in use (another make run?); choose other ports"
+    suggestion = f"PORT={start}"
+    if chosen.given:  # a WS_PORT or MERCHANT_PORT in the environment would not follow PORT
+        suggestion += f" WS_PORT={start + WS_PORT_OFFSET} MERCHANT_PORT={start + MERCHANT_PORT_OFFSET}"
+    return (
+        f"make run: {which} on 127.0.0.1 {verb} already in use (another make run?); "
+        f"choose another, e.g. {suggestion} make run ({start}, {start + WS_PORT_OFFSET} and "
+        f"{start + MERCHANT_PORT_OFFSET} are free)"
+    )
 
 
 def _port_is_taken(port: int) -> bool:
@@ -111,26 +181,22 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = _arguments(argv)
     data_dir = args.data_dir.expanduser().resolve()
     signal.signal(signal.SIGTERM, _interrupt)
-    port = 0 if args.reset else _port()
+    chosen = None if args.reset else ports(os.environ)
     # Before anything is started: a busy port must not cost anyone their database.
-    if not args.reset and _port_is_taken(port):
-        print(
-            f"make run: port {port} on 127.0.0.1 is already in use (another make run?); "
-            f"choose another, e.g. PORT={port + 1} make run",
-            file=sys.stderr,
-        )
+    if chosen is not None and (busy := busy_ports_message(chosen, _port_is_taken)):
+        print(busy, file=sys.stderr)
         return 1
     # Powertools warns on every request that publishes no metric; locally that is only noise.
     warnings.filterwarnings("ignore", "No application metrics to publish")
     _apply_function_environment()
-    if not args.reset:
-        _apply_local_endpoints(port, _ws_port())
+    if chosen is not None:
+        _apply_local_endpoints(chosen.http, chosen.websocket)
     # Only now anything that imports the layer: Powertools reads its settings (the metrics namespace among
     # them) when the layer's logger and metrics are created, as at a Lambda cold start.
     from local.database import EmbeddedPostgresError
 
     try:
-        return _serve(data_dir, port, reset=args.reset)
+        return _serve(data_dir, chosen, reset=args.reset)
     except KeyboardInterrupt:
         print("stopping", flush=True)
         return 0
@@ -139,7 +205,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 1
 
 
-def _serve(data_dir: Path, port: int, *, reset: bool) -> int:
+def _serve(data_dir: Path, chosen: Ports | None, *, reset: bool) -> int:
     import psycopg
 
     from local.database import database
@@ -148,7 +214,7 @@ def _serve(data_dir: Path, port: int, *, reset: bool) -> int:
     with database("support", purpose="run", data_dir=data_dir, recreate=reset) as urls:
         os.environ["DATABASE_URL"] = urls.app  # handlers connect as the runtime role, under RLS
         # Imported once DATABASE_URL is set: the layer reads its configuration once, like a cold start.
-        from local.demo_data import roll_up_demo_history, seed_demo_data, seed_demo_history
+        from local.demo_data import follow_demo_shop_port, roll_up_demo_history, seed_demo_data, seed_demo_history
         from local.gateway import create_app, running_gateway
         from local.gateway.dev_auth import dev_auth_routes
         from local.gateway.static import static_routes
@@ -157,13 +223,19 @@ def _serve(data_dir: Path, port: int, *, reset: bool) -> int:
         with psycopg.connect(urls.owner, autocommit=True) as lock:
             lock.execute("SELECT pg_advisory_lock(hashtext('local.demo_data'))")
             tenants = seed_demo_data()
-            seed_demo_history(urls.owner)
+            day = _demo_day()
+            seed_demo_history(
+                urls.owner, now=None if day is None else datetime.combine(day, datetime.now(UTC).time(), UTC)
+            )
             # The demo tenants' past two weeks, rolled up as the daily job would have (the dashboard's trends).
-            roll_up_demo_history(urls.analytics_job)
+            roll_up_demo_history(urls.analytics_job, today=day)
         where = "the server DATABASE_URL names" if given else str(data_dir)
-        if reset:
+        if chosen is None:
             print(f"Demo data loaded afresh in {where}: " + ", ".join(f"{n} {t}" for n, t in tenants.items()))
             return 0
+        # The demo shop is served on MERCHANT_PORT: its widget key allows that origin (added, not replacing, so a
+        # make run on other ports beside this one keeps its shop working).
+        follow_demo_shop_port(next(iter(tenants.values())), chosen.merchant)
         _log_gateway_reasons()
         with ExitStack() as stack:
             try:
@@ -174,28 +246,27 @@ def _serve(data_dir: Path, port: int, *, reset: bool) -> int:
                             cors=cors_configuration(),
                             extra_routes=[*static_routes(), *dev_auth_routes()],
                         ),
-                        port=port,
+                        port=chosen.http,
                         access_log=True,
                     )
                 )
             except RuntimeError:
-                print(f"make run: could not listen on 127.0.0.1:{port}; choose another PORT", file=sys.stderr)
+                print(f"make run: could not listen on 127.0.0.1:{chosen.http}; choose another PORT", file=sys.stderr)
                 return 1
-            websocket = _serve_websocket_api(stack)
+            websocket = _serve_websocket_api(stack, chosen.websocket)
             _print_welcome(base, tenants, where, joined=urls.joined)
             if websocket is not None:
-                _print_chat_welcome(base, websocket.websocket_url, tenants)
-                _serve_merchant_page(stack, base, websocket.websocket_url, tenants)
+                shop = _serve_merchant_page(stack, base, websocket.websocket_url, tenants, chosen.merchant)
+                _print_chat_welcome(base, websocket.websocket_url, tenants, shop)
             while True:
                 time.sleep(3600)
 
 
-def _serve_websocket_api(stack: ExitStack) -> WebSocketEndpoints | None:
+def _serve_websocket_api(stack: ExitStack, ws_port: int) -> WebSocketEndpoints | None:
     """The template's WebSocket API and its management API beside the HTTP API; without them (their port
     taken, say by the make run this one joined) the HTTP API is served alone."""
     from local.gateway import running_template_websocket_api
 
-    ws_port = _ws_port()
     try:
         websocket = stack.enter_context(running_template_websocket_api(ws_port, access_log=True))
     except RuntimeError:
@@ -211,47 +282,69 @@ def _serve_websocket_api(stack: ExitStack) -> WebSocketEndpoints | None:
     return websocket
 
 
-def _print_chat_welcome(base: str, ws_url: str, tenants: dict[str, UUID]) -> None:
-    """Two ready-to-paste commands: a visitor of the demo shop and the demo desk's available agent."""
+def _print_chat_welcome(base: str, ws_url: str, tenants: dict[str, UUID], shop: str | None) -> None:
+    """Two ready-to-paste commands, on every run: a visitor of the demo shop and the demo desk's agent Alan; and
+    the demo widget key with how to change its origins. When a command cannot be given, the reason is."""
     from local.demo_data import demo_chat_identities
+    from local.token import mint_token
 
     (name, tenant), *_ = tenants.items()
-    widget_key, agent = demo_chat_identities(tenant)
-    if widget_key is None or agent is None:
+    identities = demo_chat_identities(tenant)
+    if identities.widget_key is None or identities.agent is None:
+        missing = "no live widget key" if identities.widget_key is None else "no agent"
+        print(
+            f"\nNo terminal chat commands: {name}'s desk has {missing} any more (make reset-demo restores the demo).\n",
+            flush=True,
+        )
         return
+    origin = shop or f"http://localhost:{ports(os.environ).merchant}"
     print(f"\nChat live with {name}'s desk in two terminals: a visitor of its demo shop, and its agent Alan, whom")
-    print("the client makes available, so he takes the waiting demo chat and then yours. Type to talk; /end ends:\n")
-    print(f"  .venv/bin/python -m local.chat visitor --widget-key {widget_key} --http {base} --ws {ws_url}")
-    print(f"  .venv/bin/python -m local.chat agent --tenant {tenant} --agent {agent} --http {base} --ws {ws_url}\n")
-    print(f"Demo widget key: {widget_key} (allowed origins http://localhost:8080, http://127.0.0.1:8080)\n", flush=True)
+    print("the client makes available, so he takes the chats waiting in the queue (the demo one, unless someone")
+    print("took it on an earlier run) and then yours. Type to talk; /end ends:\n")
+    print(
+        f"  .venv/bin/python -m local.chat visitor --widget-key {identities.widget_key} --origin {origin} "
+        f"--http {base} --ws {ws_url}"
+    )
+    print(
+        f"  .venv/bin/python -m local.chat agent --tenant {tenant} --agent {identities.agent} "
+        f"--http {base} --ws {ws_url}\n"
+    )
+    token = mint_token(str(tenant), "admin")
+    print(f"Demo widget key: {identities.widget_key}, allowed origins: {', '.join(identities.allowed_origins)}")
+    print("(make run adds MERCHANT_PORT's). Another page's origin, with an admin token (this one lasts an hour):\n")
+    body = json.dumps({"allowedOrigins": [*identities.allowed_origins, "http://localhost:5173"]})
+    print(
+        f"  curl -sS -X PATCH -H {shlex.quote('Authorization: Bearer ' + token)} -H 'content-type: application/json'"
+        f" -d {shlex.quote(body)} {base}/api/support/widgets/{identities.widget_key}\n",
+        flush=True,
+    )
 
 
-def _serve_merchant_page(stack: ExitStack, base: str, ws_url: str, tenants: dict[str, UUID]) -> None:
-    """The demo shop's page with the chat widget, on its own origin (MERCHANT_PORT, 8080), and the console's URL."""
+def _serve_merchant_page(stack: ExitStack, base: str, ws_url: str, tenants: dict[str, UUID], port: int) -> str | None:
+    """The demo shop's page with the chat widget, on its own origin (MERCHANT_PORT), and the console's URL.
+    Answers the shop's origin, or None when it is not served."""
     from local.demo_data import demo_chat_identities
     from local.gateway import running_gateway
     from local.gateway.static import merchant_app
 
     print(f"Agent console: {base}/console/", flush=True)
-    widget_key, _ = demo_chat_identities(next(iter(tenants.values())))
-    value = os.environ.get("MERCHANT_PORT") or str(DEFAULT_MERCHANT_PORT)
-    if widget_key is None or not value.isdigit() or not 0 < int(value) < 65536:
-        print(f"make run: no demo shop page (MERCHANT_PORT={value!r} or no widget key)", file=sys.stderr)
-        return
+    widget_key = demo_chat_identities(next(iter(tenants.values()))).widget_key
+    if widget_key is None:
+        print("make run: no demo shop page (the demo desk has no live widget key)", file=sys.stderr)
+        return None
     try:
         shop = stack.enter_context(
-            running_gateway(merchant_app(widget_key=widget_key, api_url=base, ws_url=ws_url), port=int(value))
+            running_gateway(merchant_app(widget_key=widget_key, api_url=base, ws_url=ws_url), port=port)
         )
     except RuntimeError:
         print(
-            f"make run: could not listen on 127.0.0.1:{value} for the demo shop; choose another MERCHANT_PORT",
+            f"make run: could not listen on 127.0.0.1:{port} for the demo shop; choose another MERCHANT_PORT",
             file=sys.stderr,
         )
-        return
-    note = (
-        "" if int(value) == DEFAULT_MERCHANT_PORT else " (add this origin to the widget key: the demo one allows 8080)"
-    )
-    print(f"Demo shop with the chat widget: {shop.replace('127.0.0.1', 'localhost')}/{note}\n", flush=True)
+        return None
+    origin = shop.replace("127.0.0.1", "localhost")
+    print(f"Demo shop with the chat widget: {origin}/", flush=True)
+    return origin
 
 
 def _log_gateway_reasons() -> None:

@@ -270,6 +270,12 @@ SAMPLES = (
         body={"name": "Demo shop", "allowedOrigins": [WIDGET_ORIGIN]},
     ),
     SampleEvent("widgets/list.json", "GET /api/support/widgets", "/api/support/widgets", query={"limit": "20"}),
+    SampleEvent(
+        "widgets/update_origins.json",
+        "PATCH /api/support/widgets/{widgetKey}",
+        f"/api/support/widgets/{WIDGET_KEY}",
+        body={"allowedOrigins": [WIDGET_ORIGIN, "https://www.shop.example"]},
+    ),
     SampleEvent("widgets/revoke.json", "DELETE /api/support/widgets/{widgetKey}", f"/api/support/widgets/{WIDGET_KEY}"),
     SampleEvent(
         "widgets/start_visitor_session.json",

@@ -12,7 +12,14 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from support.http import PageCursor, PageSize, create_resolver, created, current_principal, ok, page
 from support.models.envelopes import Envelope, PageEnvelope
-from support.models.widgets import WIDGET_KEY_PATTERN, Widget, WidgetCreate, WidgetSession, WidgetSessionRequest
+from support.models.widgets import (
+    WIDGET_KEY_PATTERN,
+    Widget,
+    WidgetCreate,
+    WidgetOriginsUpdate,
+    WidgetSession,
+    WidgetSessionRequest,
+)
 from support.observability import logger, metrics
 from support.pagination import DEFAULT_PAGE_SIZE
 from support.services import widgets
@@ -32,6 +39,13 @@ def create_widget(data: WidgetCreate) -> Response[Envelope[Widget]]:
 @app.get(BASE)
 def list_widgets(limit: PageSize = DEFAULT_PAGE_SIZE, cursor: PageCursor = None) -> Response[PageEnvelope[Widget]]:
     return page(widgets.list_widgets(current_principal(app), limit=limit, cursor=cursor))
+
+
+@app.patch(f"{BASE}/<widget_key>")
+def update_widget_origins(
+    widget_key: Annotated[str, Path(pattern=WIDGET_KEY_PATTERN)], data: WidgetOriginsUpdate
+) -> Response[Envelope[Widget]]:
+    return ok(widgets.update_widget_origins(current_principal(app), widget_key, data))
 
 
 @app.delete(f"{BASE}/<widget_key>")

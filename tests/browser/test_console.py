@@ -6,10 +6,12 @@ tests/browser/test_console_hosted_sign_in.py."""
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import pytest
 from selenium.webdriver.chrome.webdriver import WebDriver
 from selenium.webdriver.common.by import By
 from selenium.webdriver.common.keys import Keys
@@ -350,3 +352,111 @@ def test_an_admin_joins_a_chat_of_the_desk_and_follows_it(
     )
     wait_until(agent_browser, lambda d: _texts(d, selector) == ["Is the shop open on Sunday?", "Or Monday?"])
     assert_accessible(agent_browser)
+
+
+def test_when_the_api_is_down_the_console_says_so_in_words_keeps_saying_it_and_recovers(
+    desk: Desk, console_url: str, agent_browser: WebDriver, screenshot: Shot
+) -> None:
+    """The API stops answering (every request to it fails, as with make run stopped): no bare "Failed to fetch",
+    a banner that stays while it lasts (the notices fade after 8 s), and the view back once the API answers."""
+    _ticket(desk, "Still here after the outage")
+    sign_in(agent_browser, console_url, desk)
+    go(agent_browser, "tickets")
+    wait_until(agent_browser, lambda d: "Still here after the outage" in d.find_element(By.ID, "main").text)
+    agent_browser.execute_cdp_cmd("Network.enable", {})
+    agent_browser.execute_cdp_cmd("Network.setBlockedURLs", {"urls": [f"{desk.stack.http_url}/api/*"]})
+    try:
+        go(agent_browser, "dashboard")
+        banner = wait_until(
+            agent_browser,
+            lambda d: d.find_element(By.ID, "offline") if d.find_element(By.ID, "offline").is_displayed() else None,
+        )
+        said = banner.text + " " + agent_browser.find_element(By.ID, "main").text
+        said += " " + agent_browser.find_element(By.ID, "notice").text
+        assert "Failed to fetch" not in said
+        assert f"The support API at {desk.stack.http_url} does not answer" in banner.text
+        assert banner.get_attribute("role") == "alert"
+        assert_accessible(agent_browser)
+        screenshot(agent_browser, "console-api-down")
+        agent_browser.execute_script("document.getElementById('notice').hidden = true")  # as after its 8 s
+        time.sleep(4)  # a probe or more, still failing
+        assert agent_browser.find_element(By.ID, "offline").is_displayed()
+    finally:
+        agent_browser.execute_cdp_cmd("Network.setBlockedURLs", {"urls": []})
+
+    wait_until(agent_browser, lambda d: not d.find_element(By.ID, "offline").is_displayed())
+    wait_until(agent_browser, lambda d: d.find_elements(By.CSS_SELECTOR, "main .figures"))
+    assert "answers again" in agent_browser.find_element(By.ID, "notice").text
+
+
+_IN_VIEW = """const r = document.querySelector(arguments[0]).getBoundingClientRect();
+const width = document.documentElement.clientWidth;
+return r.height > 0 && r.top >= 0 && r.left >= 0 && r.bottom <= innerHeight && r.right <= width;"""
+# What sticks out past the window's right edge: the page's own sideways scroll, and every element cut off or pushed
+# beyond it (not counting what scrolls inside a box of its own that fits).
+_SIDEWAYS = """const out = [], width = document.documentElement.clientWidth;
+if (document.documentElement.scrollWidth > width) out.push(`the page: ${document.documentElement.scrollWidth}px`);
+for (const e of document.querySelectorAll("body *")) {
+  const r = e.getBoundingClientRect();
+  if (r.width === 0 || r.right <= width + 0.5 || e.closest("[hidden]")) continue;
+  let box = e.parentElement, inside = false;
+  for (; box && box !== document.body; box = box.parentElement) {
+    if (getComputedStyle(box).overflowX !== "visible" && box.getBoundingClientRect().right <= width + 0.5) {
+      inside = true;
+      break;
+    }
+  }
+  if (!inside) out.push(`${e.tagName.toLowerCase()}.${e.className}#${e.id}: right ${Math.round(r.right)}px`);
+}
+return out;"""
+
+
+@pytest.mark.parametrize(("width", "height"), [(1280, 760), (420, 820)])
+def test_a_chat_tab_keeps_its_reply_box_and_picker_in_view_and_no_page_scrolls_sideways(
+    desk: Desk, console_url: str, agent_browser: WebDriver, screenshot: Shot, width: int, height: int
+) -> None:
+    """A laptop's 1280x760 and a phone's 420 px: with a long conversation, the reply box, its Send and the canned
+    picker are on screen without scrolling the page; the chats, a ticket and the dashboard never scroll sideways."""
+    agent_browser.execute_cdp_cmd(
+        "Emulation.setDeviceMetricsOverride",
+        {"width": width, "height": height, "deviceScaleFactor": 1, "mobile": width < 600},
+    )
+    _ok(
+        desk.admin.post(
+            "/api/support/canned-responses",
+            json={"responseTitle": "Greeting", "responseContent": "Hi there!", "shortcutKey": "hi"},
+        )
+    )
+    ticket = _ticket(
+        desk,
+        "A subject long enough to wrap on a phone, with an address: ada.lovelace-the-countess@customers.example",
+        description="Order A-1042-" + "x" * 80,
+    )
+    grace = desk.add_agent("Grace Hopper", status="available")
+    sign_in(agent_browser, console_url, desk, grace)
+    session_id, panel = _open_chat(desk, agent_browser, "Lin")
+    for n in range(20):
+        body = {"senderType": "customer", "senderName": "Lin", "message": f"Message {n} of a long conversation."}
+        _ok(desk.admin.post(f"/api/support/chat/sessions/{session_id}/messages", json=body))
+    selector = f".chat-panel[data-session='{session_id}']"
+    wait_until(agent_browser, lambda d: len(_texts(d, f"{selector} .messages .text")) == 20)
+
+    agent_browser.execute_script("window.scrollTo(0, 0)")
+    assert agent_browser.execute_script(_IN_VIEW, f"{selector} textarea")
+    assert agent_browser.execute_script(_IN_VIEW, f"{selector} button[type=submit]:not(.secondary)")
+    panel.find_element(By.XPATH, ".//button[text()='Canned responses']").click()
+    wait_until(agent_browser, lambda d: _texts(d, f"{selector} .canned-choice .shortcut") == ["/hi"])
+    agent_browser.execute_script("window.scrollTo(0, 0)")
+    assert agent_browser.execute_script(_IN_VIEW, f"{selector} .canned-picker input[type=search]")
+    assert agent_browser.execute_script(_IN_VIEW, f"{selector} .canned-choice")
+    assert agent_browser.execute_script(_IN_VIEW, f"{selector} textarea")
+    assert agent_browser.execute_script(_SIDEWAYS) == []
+    screenshot(agent_browser, f"console-chat-{width}x{height}")
+
+    agent_browser.get(f"{console_url}#/tickets/{ticket['id']}")
+    wait_until(agent_browser, lambda d: "A-1042" in d.find_element(By.ID, "main").text)
+    assert agent_browser.execute_script(_SIDEWAYS) == []
+    screenshot(agent_browser, f"console-ticket-{width}x{height}")
+    go(agent_browser, "dashboard")
+    wait_until(agent_browser, lambda d: d.find_elements(By.CSS_SELECTOR, "main .figures"))
+    assert agent_browser.execute_script(_SIDEWAYS) == []

@@ -399,14 +399,19 @@ def test_a_start_whose_answer_is_lost_is_resent_and_makes_one_chat(
     assert root.find_element(By.ID, "who").text == "You are chatting with Grace"
 
 
-def test_a_page_whose_origin_the_key_does_not_allow_is_refused_and_the_widget_says_so(
+def test_a_page_whose_origin_the_key_does_not_allow_is_refused_at_load_and_the_widget_says_so(
     desk: Desk, visitor_browser: WebDriver, screenshot: Shot
 ) -> None:
+    """Checked when the page loads: the visitor opens the panel and reads the refusal, with no name to type and
+    no Start to press first (it used to appear only then)."""
     key = desk.new_widget_key(["https://another-shop.example"])
-    root = open_widget(visitor_browser, desk.serve_shop(key))
-    start_chat_button = root.find_element(By.CSS_SELECTOR, "#start button[type=submit]")
-    start_chat_button.click()
+    visitor_browser.get(desk.serve_shop(key))
+
     wait_until(visitor_browser, lambda d: host_attribute(d, "data-connection") == "refused")
+    root = widget(visitor_browser)
+    root.find_element(By.ID, "launcher").click()
+    wait_until(visitor_browser, lambda d: root.find_element(By.ID, "panel").is_displayed())
+
     assert notice(root) == "Chat is not available on this site: the widget key does not allow this page's address."
     assert not root.find_element(By.ID, "compose").is_displayed()
     assert not root.find_element(By.ID, "start").is_displayed()

@@ -24,7 +24,7 @@ from support.models.agents import AgentCreate, AgentStatusUpdate, AgentUpdate
 from support.models.canned import CannedResponseCreate, CannedResponseUpdate
 from support.models.chat import ChatMessageCreate, ChatRating, ChatReadRequest, ChatSessionStart, ChatTransfer
 from support.models.tickets import AssignRequest, ConversationCreate, FeedbackCreate, TicketCreate, TicketUpdate
-from support.models.widgets import WidgetCreate, WidgetSessionRequest
+from support.models.widgets import WidgetCreate, WidgetOriginsUpdate, WidgetSessionRequest
 
 TEMPLATE = load_template()
 ROUTES = http_routes()
@@ -54,6 +54,7 @@ REQUEST_MODELS: dict[str, type[BaseModel]] = {
     "POST /api/support/chat/sessions/{sessionId}/messages": ChatMessageCreate,
     "POST /api/support/chat/sessions/{sessionId}/read": ChatReadRequest,
     "POST /api/support/widgets": WidgetCreate,
+    "PATCH /api/support/widgets/{widgetKey}": WidgetOriginsUpdate,
     "POST /api/support/widget/session": WidgetSessionRequest,
     # POST .../chat/sessions/{sessionId}/end takes an optional body that accepts nothing (ChatSessionEnd
     # refuses a client duration): its sample is sent without one.

@@ -75,6 +75,7 @@ def developer_env(data_dir: Path, port: int) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("POWERTOOLS_") and k != "DATABASE_URL"}
     env["PORT"] = str(port)
     env["WS_PORT"] = str(free_port())  # never the 3001 of a developer's make run
+    env["MERCHANT_PORT"] = str(free_port())  # nor its 3002
     env["SUPPORT_DATA_DIR"] = str(data_dir)
     return env
 
@@ -82,12 +83,13 @@ def developer_env(data_dir: Path, port: int) -> dict[str, str]:
 class LocalRun:
     """One `python -m local.run`; `base` and `token` come from the curl it prints when it is ready."""
 
-    def __init__(self, data_dir: Path, port: int | None = None, *args: str) -> None:
+    def __init__(self, data_dir: Path, port: int | None = None, *args: str, env: dict[str, str] | None = None) -> None:
         self.port = port or free_port()
+        self.env = developer_env(data_dir, self.port) | (env or {})
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "local.run", *args],
             cwd=REPO,
-            env=developer_env(data_dir, self.port),
+            env=self.env,
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
             text=True,

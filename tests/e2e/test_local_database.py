@@ -4,6 +4,7 @@ PostgreSQL that another process still uses; the last one to leave stops it; an o
 
 from __future__ import annotations
 
+import re
 import signal
 import socket
 import subprocess
@@ -18,10 +19,12 @@ import psycopg
 import pytest
 
 from local.database import EmbeddedPostgres, database
+from local.run import _port_is_taken
 from tests.e2e.local_run import (
     REPO,
     LocalRun,
     developer_env,
+    free_port,
     postgres_serving,
     postmaster_pid,
     scratch_data_dir,
@@ -118,7 +121,10 @@ def test_a_busy_port_is_one_line_and_harms_nobody(data_dir: Path) -> None:
         assert run.stop() == 0, run.output
 
 
-def test_a_port_taken_by_another_program_is_refused_before_any_database(data_dir: Path) -> None:
+@pytest.mark.parametrize("name", ["PORT", "WS_PORT", "MERCHANT_PORT"])
+def test_a_port_taken_by_another_program_is_refused_before_any_database(data_dir: Path, name: str) -> None:
+    """Any of the three, the WebSocket API's and the demo shop's too (not a run that serves half a stack): one line
+    naming it and a set of three free ports."""
     with socket.socket() as other:
         other.bind(("127.0.0.1", 0))
         other.listen()
@@ -126,17 +132,19 @@ def test_a_port_taken_by_another_program_is_refused_before_any_database(data_dir
         busy = subprocess.run(
             [sys.executable, "-m", "local.run"],
             cwd=REPO,
-            env=developer_env(data_dir, port),
+            env=developer_env(data_dir, free_port()) | {name: str(port)},
             capture_output=True,
             text=True,
             timeout=60,
             check=False,
         )
-    assert busy.returncode == 1
-    assert busy.stderr.strip() == (
-        f"make run: port {port} on 127.0.0.1 is already in use (another make run?); "
-        f"choose another, e.g. PORT={port + 1} make run"
-    )
+    assert busy.returncode == 1, busy.stdout
+    assert busy.stderr.count("\n") == 1, busy.stderr
+    line = busy.stderr.strip()
+    assert line.startswith(f"make run: port {port} ({name}) on 127.0.0.1 is already in use (another make run?); ")
+    suggested = re.search(r"e\.g\. PORT=(\d+) WS_PORT=(\d+) MERCHANT_PORT=(\d+) make run \(", line)
+    assert suggested, line  # the test's environment names WS_PORT and MERCHANT_PORT, so all three are suggested
+    assert all(not _port_is_taken(int(p)) for p in suggested.groups())
     assert not (data_dir).exists()  # nothing was started for it
 
 

@@ -3,6 +3,7 @@ the demo desk's agent, in two terminals, talk through the WebSocket API of a rea
 
 from __future__ import annotations
 
+import re
 import shlex
 import subprocess
 import sys
@@ -11,6 +12,7 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import httpx
 import pytest
 
 from tests.e2e.local_run import REPO, LocalRun, scratch_data_dir
@@ -65,16 +67,21 @@ def data_dir() -> Iterator[Path]:
     yield from scratch_data_dir("chat")
 
 
+def printed_commands(run: LocalRun) -> dict[str, str]:
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline and not any("Demo widget key:" in line for line in run.lines):
+        time.sleep(0.1)
+    printed = {
+        role: [line.strip() for line in run.lines if f"-m local.chat {role}" in line] for role in ("visitor", "agent")
+    }
+    assert all(printed.values()), "no terminal chat commands:\n" + run.output
+    return {role: lines[0] for role, lines in printed.items()}
+
+
 def test_the_two_printed_commands_chat_in_real_time(data_dir: Path) -> None:
     run = LocalRun(data_dir).wait_ready()
     try:
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline and not any("local.chat agent" in line for line in run.lines):
-            time.sleep(0.1)
-        commands = {
-            role: next(line.strip() for line in run.lines if f"-m local.chat {role}" in line)
-            for role in ("visitor", "agent")
-        }
+        commands = printed_commands(run)
 
         agent = Terminal(commands["agent"])
         agent.wait_for('"type": "agent.status"')
@@ -93,3 +100,40 @@ def test_the_two_printed_commands_chat_in_real_time(data_dir: Path) -> None:
         assert (visitor.quit(), agent.quit()) == (0, 0)
     finally:
         assert run.stop() == 0, run.output
+
+
+def test_every_run_prints_the_commands_and_the_demo_key_follows_the_shop_port(data_dir: Path) -> None:
+    """The second run on a desk whose Alan the first run's agent client made available still prints both
+    commands; and the demo shop on any MERCHANT_PORT is a page the demo key allows (it allowed only 8080)."""
+    first = LocalRun(data_dir).wait_ready()
+    try:
+        agent = Terminal(printed_commands(first)["agent"])
+        agent.wait_for('"status": "available"')
+        assert agent.quit() == 0
+    finally:
+        assert first.stop() == 0, first.output
+
+    second = LocalRun(data_dir).wait_ready()  # on other ports, a MERCHANT_PORT of its own among them
+    try:
+        commands = printed_commands(second)
+        shops = [f"http://localhost:{run.env['MERCHANT_PORT']}" for run in (first, second)]
+        assert f"--origin {shops[1]} " in commands["visitor"]
+        key = re.search(r"--widget-key (\S+)", commands["visitor"])
+        assert key, commands["visitor"]
+        assert re.search(rf"^ *curl .*-X PATCH .*/api/support/widgets/{key[1]}$", second.output, re.M)
+        for shop in shops:  # this run's shop, and the first's (a make run beside it keeps its own)
+            reply = httpx.post(
+                f"{second.base}/api/support/widget/session",
+                json={"widgetKey": key[1]},
+                headers={"Origin": shop},
+                timeout=10,
+            )
+            assert reply.status_code == 201, (shop, reply.text)
+        page = httpx.get(f"{shops[1]}/", timeout=10)
+        assert page.status_code == 200 and key[1] in page.text
+
+        visitor = Terminal(commands["visitor"])
+        visitor.wait_for('"type": "chat.started"')
+        assert visitor.quit() == 0
+    finally:
+        assert second.stop() == 0, second.output

@@ -9,6 +9,7 @@ import json
 import re
 import subprocess
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -56,21 +57,31 @@ def test_the_readme_has_the_examples_this_test_runs() -> None:
         assert re.search(rf"^{variable}=\$\(curl ", script, re.M), f"{variable} is never captured"
     assert "curl -s " not in script  # -s alone hides a wrong port or URL
     assert "127.0.0.1:3000" not in script.replace("BASE=${BASE:-http://127.0.0.1:3000}", "")
+    assert not re.search(r"\d{4}-\d{2}-\d{2}", script), "a fixed day ages: compute it (see the analytics examples)"
+
+
+# Not the day the examples were written, nor today: the demo history is loaded as if this day were today, and the
+# examples are told it is (TO), as a reader's shell on that day would compute it.
+ANOTHER_DAY = datetime.now(UTC).date() - timedelta(days=400)
 
 
 def test_every_readme_example_answers(data_dir: Path) -> None:
-    run = LocalRun(data_dir).wait_ready()
+    run = LocalRun(data_dir, env={"SUPPORT_DEMO_TODAY": ANOTHER_DAY.isoformat()}).wait_ready()
     try:
         script = "set -euo pipefail\n" + "\n".join(_shell_examples())
         result = subprocess.run(
             ["bash", "-c", script],
             cwd=REPO,
-            env=developer_env(data_dir, run.port) | {"BASE": run.base},
+            env=developer_env(data_dir, run.port) | {"BASE": run.base, "TO": ANOTHER_DAY.isoformat()},
             capture_output=True,
             text=True,
             timeout=300,
             check=False,
         )
+        # In order: the steps before left the demo desk as the WebSocket section finds it, its chat waiting for
+        # Alan (an example that made another agent available would have given it to her).
+        chats = run.get("/chat/sessions").json()["data"]
+        assert [c["status"] for c in chats if c["visitorId"] == "visitor-1003"] == ["waiting"]
     finally:
         assert run.stop() == 0, run.output
 
@@ -88,3 +99,12 @@ def test_every_readme_example_answers(data_dir: Path) -> None:
     searches = [a["data"] for a in envelopes if isinstance(a["data"], list)]
     assert any(any(t.get("subject") == "Refund for order 1042" for t in page) for page in searches)
     assert any(len([r for r in page if r.get("responseTitle") == "Refund timeline"]) == 2 for page in searches)
+    # The analytics examples find the demo's two weeks, on a day other than the one they were written on.
+    rows = next(page for page in searches if page and "analyticsDate" in page[0])
+    assert [row["analyticsDate"] for row in rows] == [
+        (ANOTHER_DAY - timedelta(days=back)).isoformat() for back in range(13, 0, -1)
+    ]
+    summaries = [a["data"] for a in envelopes if isinstance(a["data"], dict) and "rolledUpDays" in a["data"]]
+    assert [(s["from"], s["to"], s["rolledUpDays"]) for s in summaries] == [
+        ((ANOTHER_DAY - timedelta(days=13)).isoformat(), ANOTHER_DAY.isoformat(), 13)
+    ] * 2

@@ -55,3 +55,24 @@ def test_make_smoke_without_its_arguments_says_how_to_call_it() -> None:
 
     assert done.returncode != 0
     assert "usage: make smoke URL=" in done.stderr
+
+
+def test_the_tickets_step_counts_the_whole_first_page(gateway_url: str) -> None:
+    """A tenant with 41 tickets: the first page holds all 41, and the step says so (it said 1: it asked limit=1)."""
+    from io import StringIO
+
+    from local import smoke
+
+    tenant = str(uuid4())
+    token = mint_token(tenant, "admin")
+    with httpx.Client(base_url=gateway_url, headers={"Authorization": f"Bearer {token}"}, timeout=10) as client:
+        for n in range(41):
+            body = {"customerName": "Ada", "customerEmail": "ada@example.com", "subject": f"Ticket {n}"}
+            assert client.post("/api/support/tickets", json=body).status_code == 201
+    out = StringIO()
+
+    assert smoke.run(gateway_url, token, None, out=out), out.getvalue()
+
+    first = out.getvalue().splitlines()[0]
+    assert first.startswith("ok   GET /api/support/tickets ("), first
+    assert first.endswith(": 41 ticket(s) on the first page"), first

@@ -143,6 +143,59 @@ class TestWidgetKeys:
         assert (refused.status, refused.error["code"]) == (409, "quota_exceeded")
 
 
+class TestEditingOrigins:
+    def test_an_admin_replaces_a_keys_origins_and_the_new_page_is_admitted(self, widgets_api: HandlerClient) -> None:
+        widget = new_widget(widgets_api, ["http://localhost:8080"])
+        moved = "http://localhost:5513"
+        assert visitor_session({"widgetKey": widget["widgetKey"]}, origin=moved).status == 403
+
+        reply = widgets_api.patch(f"{BASE}/{widget['widgetKey']}", {"allowedOrigins": [SHOP, "http://LOCALHOST:5513/"]})
+
+        assert reply.status == 200, reply.body
+        assert reply.data["allowedOrigins"] == [SHOP, moved]  # normalised as at creation
+        assert (reply.data["widgetKey"], reply.data["name"]) == (widget["widgetKey"], widget["name"])
+        assert visitor_session({"widgetKey": widget["widgetKey"]}, origin=moved).status == 201
+        assert visitor_session({"widgetKey": widget["widgetKey"]}, origin="http://localhost:8080").status == 403
+        assert widgets_api.get(BASE).data[0]["allowedOrigins"] == [SHOP, moved]
+
+    @pytest.mark.parametrize(
+        "body",
+        [
+            {"allowedOrigins": []},
+            {"allowedOrigins": ["http://shop.example"]},
+            {"allowedOrigins": [SHOP, "https://SHOP.example/"]},
+            {"allowedOrigins": [f"https://shop{n}.example" for n in range(51)]},
+            {"allowedOrigins": [SHOP], "name": "renamed"},
+            {},
+        ],
+    )
+    def test_origins_are_validated_as_at_creation(self, widgets_api: HandlerClient, body: dict[str, Any]) -> None:
+        widget = new_widget(widgets_api)
+
+        reply = widgets_api.patch(f"{BASE}/{widget['widgetKey']}", body)
+
+        assert (reply.status, reply.error["code"]) == (422, "validation_error"), reply.body
+        assert widgets_api.get(BASE).data[0]["allowedOrigins"] == [SHOP]
+
+    def test_another_tenants_key_is_unknown_and_a_revoked_key_is_a_conflict(
+        self, widgets_api: HandlerClient, other_tenant: UUID
+    ) -> None:
+        widget = new_widget(widgets_api)
+        path = f"{BASE}/{widget['widgetKey']}"
+        body = {"allowedOrigins": ["https://elsewhere.example"]}
+
+        foreign = widgets_api.as_tenant(other_tenant).patch(path, body)
+        unknown = widgets_api.patch(f"{BASE}/wk_not-a-real-key-{'x' * 20}", body)
+        agent = widgets_api.as_tenant(widgets_api.tenant, role="agent").patch(path, body)
+        widgets_api.delete(path)
+        revoked = widgets_api.patch(path, body)
+
+        assert (foreign.status, unknown.status, agent.status, revoked.status) == (404, 404, 403, 409)
+        assert revoked.error["code"] == "conflict"
+        assert widgets_api.patch(f"{BASE}/not-a-key", body).status == 422
+        assert widgets_api.get(BASE).data[0]["allowedOrigins"] == [SHOP]
+
+
 class TestVisitorSession:
     def test_a_page_on_an_allowed_origin_gets_a_visitor_and_its_tokens(self, widgets_api: HandlerClient) -> None:
         widget = new_widget(widgets_api)

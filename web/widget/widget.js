@@ -373,27 +373,45 @@ ${[1, 2, 3, 4, 5].map((n) => `<label><input type="radio" name="rating" value="${
       connecting = false;
     }
   };
+  // The visitor session route: the key and this page's origin admitted (its tokens), refused (null), or an error.
+  let admitted = null; // the answer asked at load, used by the first connection while its token is fresh
+  const visitorSession = async () => {
+    const body = { widgetKey: KEY };
+    if (state.resumeToken) body.resumeToken = state.resumeToken;
+    const reply = await fetch(API + "/api/support/widget/session", {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify(body),
+      credentials: "omit",
+      cache: "no-store",
+    });
+    if (reply.status === 403 || reply.status === 422) return null;
+    if (!reply.ok) throw new Error(`HTTP ${reply.status}`);
+    const visitor = (await reply.json()).data;
+    state.resumeToken = visitor.resumeToken;
+    persist();
+    return visitor;
+  };
+  // At load: a page the key does not allow says so at once, not after the visitor typed a name and pressed Start.
+  const checkAdmission = async () => {
+    try {
+      const visitor = await visitorSession();
+      if (!visitor) return refuse();
+      admitted = visitor;
+    } catch (e) {
+      /* unreachable now: Start tries again */
+    }
+  };
   const openConnection = async () => {
     setConnection("connecting");
-    let visitor;
+    let visitor = admitted && Date.parse(admitted.expiresAt) - Date.now() > 60000 ? admitted : null;
+    admitted = null; // a connect token is presented once
     try {
-      const body = { widgetKey: KEY };
-      if (state.resumeToken) body.resumeToken = state.resumeToken;
-      const reply = await fetch(API + "/api/support/widget/session", {
-        method: "POST",
-        headers: { "content-type": "application/json" },
-        body: JSON.stringify(body),
-        credentials: "omit",
-        cache: "no-store",
-      });
-      if (reply.status === 403 || reply.status === 422) return refuse();
-      if (!reply.ok) throw new Error(`HTTP ${reply.status}`);
-      visitor = (await reply.json()).data;
+      visitor ||= await visitorSession();
     } catch (e) {
       return retry();
     }
-    state.resumeToken = visitor.resumeToken;
-    persist();
+    if (!visitor) return refuse();
     const url = new URL(WS);
     url.searchParams.set("visitorToken", visitor.connectToken); // short-lived: a fresh one for each connection
     let socket;
@@ -669,6 +687,9 @@ ${[1, 2, 3, 4, 5].map((n) => `<label><input type="radio" name="rating" value="${
   setConnection("idle");
   (document.body || document.documentElement).append(host);
   if (!KEY) refuse();
-  else if (state.sessionId && state.closed && state.rated) resetChat(); // done with: a new chat next time
-  else if (state.sessionId) connect(); // a returning visitor: their conversation, from the start
+  else if (state.sessionId && !(state.closed && state.rated)) connect(); // a returning visitor: their conversation
+  else {
+    if (state.sessionId) resetChat(); // done with: a new chat next time
+    checkAdmission();
+  }
 })();

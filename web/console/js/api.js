@@ -9,12 +9,38 @@ export class ApiError extends Error {
   }
 }
 
+/** What a person reads when the API cannot be reached (fetch itself only says "Failed to fetch"). */
+export function unreachableMessage(base) {
+  return `The support API at ${base} does not answer: it may be stopped (is make run running?), or the network ` +
+    "is down. The console keeps trying and carries on once it answers.";
+}
+
 export class Api {
-  /** base: the HTTP API's URL (e.g. http://127.0.0.1:3000); token(): the current bearer token. */
-  constructor(base, token, onUnauthorized = () => {}) {
+  /** base: the HTTP API's URL (e.g. http://127.0.0.1:3000); token(): the current bearer token;
+   * onReachable(boolean): told when the API stops answering at all, and when it answers again. */
+  constructor(base, token, onUnauthorized = () => {}, onReachable = () => {}) {
     this.base = base.replace(/\/$/, "");
     this.token = token;
     this.onUnauthorized = onUnauthorized;
+    this.onReachable = onReachable;
+    this.reachable = true;
+  }
+
+  setReachable(reachable) {
+    if (reachable === this.reachable) return;
+    this.reachable = reachable;
+    this.onReachable(reachable);
+  }
+
+  /** Whether the API answers at all (any HTTP answer counts), without acting on what it says. */
+  async probe() {
+    try {
+      await fetch(this.base + "/api/support/agents?limit=1", { headers: { Authorization: `Bearer ${this.token()}` }, cache: "no-store" });
+    } catch {
+      return false;
+    }
+    this.setReachable(true);
+    return true;
   }
 
   async request(method, path, { query, body } = {}) {
@@ -24,7 +50,15 @@ export class Api {
     }
     const headers = { Authorization: `Bearer ${this.token()}` };
     if (body !== undefined) headers["content-type"] = "application/json";
-    const response = await fetch(url, { method, headers, body: body === undefined ? undefined : JSON.stringify(body) });
+    let response;
+    try {
+      response = await fetch(url, { method, headers, body: body === undefined ? undefined : JSON.stringify(body) });
+    } catch {
+      // No answer at all (the API is down, the network is, or CORS refused it): fetch's TypeError has no words.
+      this.setReachable(false);
+      throw new ApiError(0, "unreachable", unreachableMessage(this.base));
+    }
+    this.setReachable(true);
     let payload = null;
     try { payload = await response.json(); } catch { payload = null; }
     if (response.status === 401) {

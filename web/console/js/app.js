@@ -4,7 +4,7 @@
 // (`websocketUrl`). Left empty, the console asks the server that serves it (`GET /_local/config`, the local
 // gateway of make run); hosted anywhere else, fill them in (README, "The agent console").
 
-import { Api } from "./api.js";
+import { Api, unreachableMessage } from "./api.js";
 import { claimsOf, completeHostedSignIn, forgetToken, renderSignIn, storeToken, storedToken } from "./auth.js";
 import { ChatsView } from "./chats.js";
 import { renderDashboard } from "./dashboard.js";
@@ -65,7 +65,7 @@ class Console {
     this.token = token;
     const claims = claimsOf(token);
     this.me = { tenantId: claims.tenant_id, role: claims.role, agentId: claims.agent_id || null, name: null };
-    this.api = new Api(this.config.apiBaseUrl, () => this.token, () => this.expired());
+    this.api = new Api(this.config.apiBaseUrl, () => this.token, () => this.expired(), (up) => this.reachable(up));
     if (this.me.agentId) {
       try {
         this.me.name = (await this.api.get(`/agents/${this.me.agentId}`)).agentName;
@@ -96,6 +96,24 @@ class Console {
     else this.route();
   }
 
+  /** The API stopped answering (up = false) or answers again: a banner that stays while it is down (not a notice
+   * that fades), a probe every few seconds, and the current view drawn afresh once it is back. */
+  reachable(up) {
+    const banner = document.getElementById("offline");
+    clearInterval(this.probeTimer);
+    this.probeTimer = null;
+    if (!up) {
+      banner.textContent = unreachableMessage(this.api.base);
+      banner.hidden = false;
+      this.probeTimer = setInterval(() => this.api?.probe(), 3000);
+      return;
+    }
+    banner.hidden = true;
+    banner.textContent = "";
+    notify("The support API answers again.", "info");
+    this.route();
+  }
+
   expired() {
     if (!this.token) return;
     notify("Your sign-in has expired: sign in again.");
@@ -103,6 +121,9 @@ class Console {
   }
 
   signOut() {
+    clearInterval(this.probeTimer);
+    this.probeTimer = null;
+    document.getElementById("offline").hidden = true;
     forgetToken();
     this.token = null;
     if (this.live) this.live.stop();

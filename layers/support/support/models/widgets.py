@@ -60,11 +60,20 @@ def _distinct(origins: list[str]) -> list[str]:
     return origins
 
 
+AllowedOrigins = Annotated[
+    list[Origin], Field(min_length=1, max_length=MAX_ORIGINS_PER_WIDGET), AfterValidator(_distinct)
+]
+
+
 class WidgetCreate(ApiModel):
     name: Name
-    allowed_origins: Annotated[
-        list[Origin], Field(min_length=1, max_length=MAX_ORIGINS_PER_WIDGET), AfterValidator(_distinct)
-    ]
+    allowed_origins: AllowedOrigins
+
+
+class WidgetOriginsUpdate(ApiModel):
+    """PATCH /api/support/widgets/{widgetKey}: the key's new list of origins, in place of the old one."""
+
+    allowed_origins: AllowedOrigins
 
 
 class WidgetQuery(ApiModel):

@@ -4,7 +4,8 @@ A widget key is public (it sits in the merchant's page source), so it is not a s
 its own: what makes a visitor session legitimate is the browser's Origin header matching one of the key's
 allowed origins, and every later step carries a token this desk signed (support.visitors). Revoking a key
 (admins only) stops new visitor sessions and new connections at once; it never deletes the key, so it is never
-issued again.
+issued again. An admin may replace a live key's allowed origins (a shop that moves to another address keeps
+its key); a revoked key stays as it was revoked (409), like a closed ticket.
 
 A tenant has at most 100 widget keys (409 quota_exceeded beyond), created under a per-tenant lock so the cap
 holds under concurrent requests.
@@ -22,8 +23,8 @@ from support.auth import Principal
 from support.db import tenant_transaction
 from support.db.connection import anonymous_transaction
 from support.db.statements import admit_under_cap
-from support.errors import Forbidden, found
-from support.models.widgets import Widget, WidgetCreate, WidgetSession, normalize_origin
+from support.errors import Conflict, Forbidden, found
+from support.models.widgets import Widget, WidgetCreate, WidgetOriginsUpdate, WidgetSession, normalize_origin
 from support.pagination import Page, decode_cursor, page_of
 from support.visitors import issue_connect_token, issue_resume_token, new_visitor_id, verify_resume_token
 
@@ -82,6 +83,26 @@ def revoke_widget(principal: Principal, widget_key: str) -> Widget:
             (principal.tenant_id, widget_key),
         )
         return Widget.model_validate(found(cur.fetchone(), "widget key"))
+
+
+def update_widget_origins(principal: Principal, widget_key: str, data: WidgetOriginsUpdate) -> Widget:
+    """Replace a live key's allowed origins (validated as at creation). Another tenant's key is a 404; a revoked
+    key is a 409: it admits nobody, whatever its origins say, and stays as it was when it was revoked."""
+    principal.require_admin("change widget keys")
+    with tenant_transaction(principal.tenant_id) as cur:
+        cur.execute(
+            f"""UPDATE widget_keys SET allowed_origins = %s
+            WHERE user_id = %s AND widget_key = %s AND revoked_at IS NULL RETURNING {WIDGET_COLUMNS}""",  # noqa: S608
+            (data.allowed_origins, principal.tenant_id, widget_key),
+        )
+        row = cur.fetchone()
+        if row is None:
+            cur.execute(
+                "SELECT 1 FROM widget_keys WHERE user_id = %s AND widget_key = %s", (principal.tenant_id, widget_key)
+            )
+            found(cur.fetchone(), "widget key")
+            raise Conflict("this widget key is revoked: create a new one")
+        return Widget.model_validate(row)
 
 
 def _admitted(widget_key: str, origin: str | None) -> UUID:
