@@ -31,8 +31,7 @@ def test_every_link_resolves(page: Path) -> None:
     for target in _links(page):
         path, _, anchor = target.partition("#")
         resolved = (page.parent / path).resolve() if path else page
-        missing_anchor = bool(anchor) and resolved.suffix == ".md" and anchor not in _anchors(resolved)
-        if not resolved.exists() or missing_anchor:
+        if not resolved.exists() or (anchor and resolved.suffix == ".md" and anchor not in _anchors(resolved)):
             broken.append(target)
     assert broken == []
 
