@@ -16,6 +16,7 @@ from uuid import UUID
 import psycopg
 
 from support.auth import Principal, Role
+from support.db import tenant_transaction
 from support.models.agents import AgentCreate, AgentStatus
 from support.models.canned import CannedResponseCreate, CannedResponseQuery
 from support.models.chat import ChatMessageCreate, ChatRating, ChatSessionStart, VisitorContext
@@ -104,8 +105,17 @@ def _seed_chats(admin: Principal) -> None:
             ChatSessionStart(visitor_id=visitor_id, visitor_name=name),
             VisitorContext(ip=IPv4Address("203.0.113.7"), browser="Mozilla/5.0 (demo)"),
         )
+        # The visitor's own words and rating, as the WebSocket's sendMessage and rateChat store them: staff
+        # post only as agents and never rate a chat.
+        visitor = Principal(
+            tenant_id=admin.tenant_id,
+            role=Role.VISITOR,
+            subject=f"visitor:{visitor_id}",
+            visitor_id=visitor_id,
+            widget_key="wk_demo",
+        )
         chat.add_chat_message(
-            admin,
+            visitor,
             session.id,
             ChatMessageCreate(sender_type=SenderType.CUSTOMER, sender_name=name, message=first_message),
         )
@@ -122,7 +132,7 @@ def _seed_chats(admin: Principal) -> None:
         )
         if outcome == "end":
             chat.end_chat_session(admin, session.id)
-            chat.rate_chat_session(admin, session.id, ChatRating(rating=5, feedback="Quick answer, thanks"))
+            chat.rate_chat_session(visitor, session.id, ChatRating(rating=5, feedback="Quick answer, thanks"))
 
 
 # The demo shop's page (the chat widget's demo, and `python -m local.chat visitor`) is served from this origin:
@@ -226,11 +236,7 @@ def _seed_desk(admin: Principal, tenant_name: str) -> None:
                 priority=priority,
             ),
         )
-        tickets.add_conversation(
-            admin,
-            ticket.id,
-            ConversationCreate(sender_type="customer", sender_name=customer, message=description),
-        )
+        _customer_wrote(admin, ticket.id, customer, description)
         if i % 4 == 3:
             continue  # left open and unanswered
         agent = staff[i % len(staff)]
@@ -247,6 +253,17 @@ def _seed_desk(admin: Principal, tenant_name: str) -> None:
         if i % 2 == 0:
             tickets.update_ticket(admin, ticket.id, TicketUpdate(status="resolved"))
             tickets.add_feedback(admin, ticket.id, FeedbackCreate(rating=5 - i % 3, agent_rating=5))
+
+
+def _customer_wrote(admin: Principal, ticket_id: UUID, customer: str, text: str) -> None:
+    """The customer's first message on a ticket, as a channel would bring it in (the API takes only agents'
+    messages: staff post as `agent`), written by hand under the tenant's row-level security."""
+    with tenant_transaction(admin.tenant_id) as cur:
+        cur.execute(
+            "INSERT INTO ticket_conversations (user_id, ticket_id, sender_type, sender_name, message)"
+            " VALUES (%s, %s, 'customer', %s, %s)",
+            (admin.tenant_id, ticket_id, customer, text),
+        )
 
 
 # --- two weeks of history -------------------------------------------------------------------------------------

@@ -84,7 +84,6 @@ def end_chat(principal: Principal, request: EndChat, caller: Caller) -> None:
 
 
 def rate_chat(principal: Principal, request: RateChat, caller: Caller) -> None:
-    _visitor_only(principal, "rateChat")
     rating = ChatRating(rating=request.rating, feedback=request.feedback)
     chat.rate_chat_session(principal, request.session_id, rating, caller=caller)
 

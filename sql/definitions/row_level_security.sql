@@ -40,6 +40,7 @@ BEGIN
             ('feedback_totals', true),
             ('ws_connections', true),
             ('session_watchers', true),
+            ('visitor_connect_tokens', true),
             ('ticket_search_index', false),
             ('widget_keys', false)
         ) AS t (name, forced)

@@ -157,6 +157,21 @@ class Desk:
         )
         return ChatClient(ws)
 
+    def connect_visitor(self) -> ChatClient:
+        """A visitor of the merchant page, over the WebSocket as the widget connects (no browser): the visitor's
+        own messages come only this way (staff post only as agents)."""
+        reply = httpx.post(
+            f"{self.stack.http_url}/api/support/widget/session",
+            json={"widgetKey": self.widget_key},
+            headers={"Origin": self.shop_origin},
+        )
+        assert reply.status_code == 201, reply.text
+        url = f"{self.stack.chat.websocket_url}/?visitorToken={reply.json()['data']['connectToken']}"
+        ws = self.stack_exit.enter_context(
+            connect(url, additional_headers={"Origin": self.shop_origin}, ping_interval=None, open_timeout=WAIT)
+        )
+        return ChatClient(ws)
+
     def session(self, session_id: str) -> dict[str, Any]:
         reply = self.admin.get(f"/api/support/chat/sessions/{session_id}")
         assert reply.status_code == 200, reply.text

@@ -326,13 +326,10 @@ def test_an_admin_joins_a_chat_of_the_desk_and_follows_it(
     desk: Desk, console_url: str, agent_browser: WebDriver, screenshot: Shot
 ) -> None:
     desk.add_agent("Grace Hopper", status="available")
-    session = _ok(desk.admin.post("/api/support/chat/sessions", json={"visitorId": "v-noor", "visitorName": "Noor"}))
-    _ok(
-        desk.admin.post(
-            f"/api/support/chat/sessions/{session['id']}/messages",
-            json={"senderType": "customer", "senderName": "Noor", "message": "Is the shop open on Sunday?"},
-        )
-    )
+    visitor = desk.connect_visitor()
+    session = visitor.ask("startChat", "chat.started", visitorName="Noor")["data"]
+    said = "Is the shop open on Sunday?"
+    visitor.ask("sendMessage", "message.new", sessionId=session["id"], message=said, clientMessageId="n-1")
     sign_in(agent_browser, console_url, desk)
 
     # The desk's list names each chat's agent (once the console has read the agents).
@@ -344,12 +341,7 @@ def test_an_admin_joins_a_chat_of_the_desk_and_follows_it(
     selector = f".chat-panel[data-session='{session['id']}'] .messages .text"
     wait_until(agent_browser, lambda d: _texts(d, selector) == ["Is the shop open on Sunday?"])
     # Joined, the admin's connection hears the session's new messages as they come.
-    _ok(
-        desk.admin.post(
-            f"/api/support/chat/sessions/{session['id']}/messages",
-            json={"senderType": "customer", "senderName": "Noor", "message": "Or Monday?"},
-        )
-    )
+    visitor.ask("sendMessage", "message.new", sessionId=session["id"], message="Or Monday?", clientMessageId="n-2")
     wait_until(agent_browser, lambda d: _texts(d, selector) == ["Is the shop open on Sunday?", "Or Monday?"])
     assert_accessible(agent_browser)
 

@@ -19,10 +19,9 @@ from selenium.webdriver.common.action_chains import ActionChains
 from selenium.webdriver.common.by import By
 from selenium.webdriver.common.keys import Keys
 from selenium.webdriver.remote.shadowroot import ShadowRoot
-from websockets.sync.client import connect
 
 from local.database import DatabaseUrls
-from tests.browser.conftest import WAIT, BrowserStack, Desk, assert_accessible, console_log, wait_until
+from tests.browser.conftest import BrowserStack, Desk, assert_accessible, console_log, wait_until
 from tests.e2e.local_run import free_port
 from tests.e2e.test_live_chat import ChatClient
 
@@ -112,17 +111,7 @@ def available_agent(desk: Desk, name: str, capacity: int = 2) -> tuple[str, Chat
 
 def python_visitor(desk: Desk) -> ChatClient:
     """A visitor of the same shop without a browser (to fill an agent's capacity)."""
-    reply = httpx.post(
-        f"{desk.stack.http_url}/api/support/widget/session",
-        json={"widgetKey": desk.widget_key},
-        headers={"Origin": desk.shop_origin},
-    )
-    assert reply.status_code == 201, reply.text
-    url = f"{desk.stack.chat.websocket_url}/?visitorToken={reply.json()['data']['connectToken']}"
-    ws = desk.stack_exit.enter_context(
-        connect(url, additional_headers={"Origin": desk.shop_origin}, ping_interval=None, open_timeout=WAIT)
-    )
-    return ChatClient(ws)
+    return desk.connect_visitor()
 
 
 def session_id_of(driver: WebDriver) -> str:

@@ -42,7 +42,7 @@ SECRETS_READ: dict[str, list[Any]] = {
     ],
     "PreTokenFunction": [],
 }
-FAN_OUT = {"ChatFunction", "WebSocketFunction"}
+FAN_OUT = {"ChatFunction", "WebSocketFunction", "WidgetsFunction"}  # the last closes a revoked key's connections
 CONNECTIONS_ARN = {
     "Fn::Sub": "arn:${AWS::Partition}:execute-api:${AWS::Region}:${AWS::AccountId}:${WebSocketApi}"
     "/${Stage}/*/@connections/*"

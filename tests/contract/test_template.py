@@ -207,8 +207,9 @@ MANAGE_CONNECTIONS_POLICY = {
 }
 # Which functions may read the visitor token key: those that issue or check visitor tokens.
 VISITOR_KEY_READERS = {"WidgetsFunction", "WebSocketAuthorizerFunction"}
-# Which functions fan out to WebSocket connections: the WebSocket function and the HTTP chat function.
-FAN_OUT = {"WebSocketFunction", "ChatFunction"}
+# Which functions talk to WebSocket connections: the WebSocket function and the HTTP chat function (fan-out), and
+# the widgets function (revoking a key closes its visitors' connections).
+FAN_OUT = {"WebSocketFunction", "ChatFunction", "WidgetsFunction"}
 
 
 # The analytics rollup reads its own role's database secret, never the API's (test_analytics_template.py).

@@ -62,7 +62,7 @@ def test_error_envelopes_over_http(client_for: Callable[..., httpx.Client], tena
     ticket = api.post(BASE, json={"customerName": "A", "customerEmail": "a@example.com", "subject": "s"}).json()
     too_big = api.post(
         f"{BASE}/{ticket['data']['id']}/conversations",
-        json={"senderType": "customer", "senderName": "A", "message": "x" * 51201},
+        json={"senderType": "agent", "senderName": "A", "message": "x" * 51201},
     )
     assert too_big.status_code == 413
     assert too_big.json() == {

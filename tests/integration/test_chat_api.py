@@ -15,8 +15,11 @@ import pytest
 
 from local.database import DatabaseUrls
 from support.auth import Principal, Role
+from support.errors import Conflict, NotFound
 from support.models.agents import AgentCreate
-from support.services import agents
+from support.models.chat import ChatMessageCreate, ChatRating
+from support.models.tickets import SenderType
+from support.services import agents, chat
 from tests.http_events import HandlerClient
 
 BASE = "/api/support/chat/sessions"
@@ -55,11 +58,29 @@ def end(api: HandlerClient, session_id: str) -> dict[str, Any]:
 
 
 def post_message(api: HandlerClient, session_id: str, sender_type: str, text: str = "Hello") -> dict[str, Any]:
+    """An agent's message over HTTP (staff post only as `agent`), or the visitor's (`customer`) as the WebSocket's
+    sendMessage stores it: through the chat service, as the session's visitor."""
+    if sender_type == "customer":
+        return visitor_message(api, session_id, text)
     reply = api.post(
         f"{BASE}/{session_id}/messages", {"senderType": sender_type, "senderName": sender_type, "message": text}
     )
     assert reply.status == 201, reply.body
     return dict(reply.data)
+
+
+def as_visitor(api: HandlerClient, session_id: str) -> Principal:
+    """The session's visitor, as the WebSocket authorizer names one."""
+    visitor_id = api.get(f"{BASE}/{session_id}").data["visitorId"]
+    return Principal(
+        tenant_id=api.tenant, role=Role.VISITOR, subject=f"visitor:{visitor_id}", visitor_id=visitor_id, widget_key="wk"
+    )
+
+
+def visitor_message(api: HandlerClient, session_id: str, text: str = "Hello") -> dict[str, Any]:
+    data = ChatMessageCreate(sender_type=SenderType.CUSTOMER, message=text)
+    message = chat.add_chat_message(as_visitor(api, session_id), UUID(session_id), data)
+    return dict(message.model_dump(mode="json", by_alias=True))
 
 
 def owner_query(db: DatabaseUrls, statement: str, params: tuple[Any, ...]) -> Any:
@@ -285,7 +306,7 @@ class TestTransfer:
     def test_messages_do_not_change_the_status(self, chat_api: HandlerClient) -> None:
         session = new_session(chat_api)
         path = f"{BASE}/{session['id']}"
-        for sender in ("customer", "system", "agent"):
+        for sender in ("customer", "agent"):
             post_message(chat_api, session["id"], sender)
         assert chat_api.get(path).data["status"] == "waiting"  # only an assignment makes it active
 
@@ -409,28 +430,38 @@ class TestEnd:
 
 
 class TestRating:
-    def test_rated_once_after_the_end(self, chat_api: HandlerClient) -> None:
-        session = new_session(chat_api)
-        path = f"{BASE}/{session['id']}/rating"
+    """A chat's rating is the visitor's (the WebSocket's rateChat): staff, the HTTP API's callers, get a 403."""
 
-        early = chat_api.post(path, {"rating": 5})
-        assert early.status == 409 and early.error["code"] == "conflict"
+    def test_staff_cannot_rate_a_chat(self, chat_api: HandlerClient) -> None:
+        session = new_session(chat_api)
+        end(chat_api, session["id"])
+        for role in ("admin", "agent"):
+            reply = chat_api.as_tenant(chat_api.tenant, role=role).post(f"{BASE}/{session['id']}/rating", {"rating": 5})
+            assert reply.status == 403 and reply.error["code"] == "forbidden"
+            assert "visitor" in reply.error["message"]
+        assert chat_api.get(f"{BASE}/{session['id']}").data["rating"] is None
+
+    def test_the_visitor_rates_once_after_the_end(self, chat_api: HandlerClient) -> None:
+        session = new_session(chat_api)
+        visitor, session_id = as_visitor(chat_api, session["id"]), UUID(session["id"])
+
+        with pytest.raises(Conflict):
+            chat.rate_chat_session(visitor, session_id, ChatRating(rating=5))
         end(chat_api, session["id"])
 
-        rated = chat_api.post(path, {"rating": 4, "feedback": "Helpful, a little slow"})
-        assert rated.status == 200
-        assert (rated.data["rating"], rated.data["feedback"]) == (4, "Helpful, a little slow")
-        assert chat_api.get(f"{BASE}/{session['id']}").data == rated.data
+        rated = chat.rate_chat_session(visitor, session_id, ChatRating(rating=4, feedback="Helpful, a little slow"))
+        assert (rated.rating, rated.feedback) == (4, "Helpful, a little slow")
+        assert chat_api.get(f"{BASE}/{session['id']}").data == rated.model_dump(mode="json", by_alias=True)
 
-        again = chat_api.post(path, {"rating": 1})
-        assert again.status == 409
+        with pytest.raises(Conflict):
+            chat.rate_chat_session(visitor, session_id, ChatRating(rating=1))
         assert chat_api.get(f"{BASE}/{session['id']}").data["rating"] == 4
 
     def test_feedback_is_optional(self, chat_api: HandlerClient) -> None:
         session = new_session(chat_api)
         end(chat_api, session["id"])
-        rated = chat_api.post(f"{BASE}/{session['id']}/rating", {"rating": 1})
-        assert (rated.data["rating"], rated.data["feedback"]) == (1, None)
+        rated = chat.rate_chat_session(as_visitor(chat_api, session["id"]), UUID(session["id"]), ChatRating(rating=1))
+        assert (rated.rating, rated.feedback) == (1, None)
 
     @pytest.mark.parametrize(
         ("body", "field"),
@@ -450,27 +481,43 @@ class TestRating:
         assert reply.status == 422
         assert reply.error["details"][0]["field"] == field
 
-    def test_unknown_session_is_404(self, chat_api: HandlerClient) -> None:
-        assert chat_api.post(f"{BASE}/{uuid4()}/rating", {"rating": 3}).status == 404
+    def test_another_visitors_or_an_unknown_session_is_404(self, chat_api: HandlerClient) -> None:
+        mine, theirs = new_session(chat_api), new_session(chat_api)
+        end(chat_api, theirs["id"])
+        for session_id in (UUID(theirs["id"]), uuid4()):
+            with pytest.raises(NotFound):
+                chat.rate_chat_session(as_visitor(chat_api, mine["id"]), session_id, ChatRating(rating=3))
 
 
 class TestMessages:
-    def test_counters_count_every_message_and_the_conversation_apart(self, chat_api: HandlerClient) -> None:
+    def test_counters_count_every_message(self, chat_api: HandlerClient) -> None:
         session = new_session(chat_api)
-        senders = ["customer", "system", "agent", "customer", "system", "agent", "customer"]
+        senders = ["customer", "agent", "customer", "agent", "customer"]
 
         for sender in senders:
             post_message(chat_api, session["id"], sender)
 
         counted = chat_api.get(f"{BASE}/{session['id']}").data
-        assert counted["totalMessages"] == len(senders)
-        assert counted["messageCount"] == sum(1 for s in senders if s != "system")
-        assert (counted["totalMessages"], counted["messageCount"]) == (7, 5)
+        # System messages (the desk's own, none of which the API writes) would count only in totalMessages.
+        assert (counted["totalMessages"], counted["messageCount"]) == (5, 5)
+
+    @pytest.mark.parametrize("sender", ["customer", "system"])
+    def test_staff_post_only_as_agent(self, chat_api: HandlerClient, sender: str) -> None:
+        session = new_session(chat_api)
+        for role in ("admin", "agent"):
+            staff = chat_api.as_tenant(chat_api.tenant, role=role)
+            reply = staff.post(
+                f"{BASE}/{session['id']}/messages", {"senderType": sender, "message": "I'm the customer"}
+            )
+            assert reply.status == 403 and reply.error["code"] == "forbidden"
+            assert "'agent'" in reply.error["message"]
+        assert chat_api.get(f"{BASE}/{session['id']}/messages").data == []
+        assert chat_api.get(f"{BASE}/{session['id']}").data["totalMessages"] == 0
 
     def test_a_message_keeps_its_fields(self, chat_api: HandlerClient) -> None:
         session = new_session(chat_api)
         body = {
-            "senderType": "customer",
+            "senderType": "agent",
             "senderName": "Ada",
             "message": "Here is a photo of the box",
             "attachmentUrl": "https://files.example.com/box.jpg",
@@ -486,12 +533,12 @@ class TestMessages:
 
     def test_sender_name_is_optional(self, chat_api: HandlerClient) -> None:
         session = new_session(chat_api)
-        reply = chat_api.post(f"{BASE}/{session['id']}/messages", {"senderType": "system", "message": "Joined"})
+        reply = chat_api.post(f"{BASE}/{session['id']}/messages", {"senderType": "agent", "message": "Joined"})
         assert reply.status == 201 and reply.data["senderName"] is None
 
     def test_messages_are_oldest_first_and_paginated(self, chat_api: HandlerClient) -> None:
         session = new_session(chat_api)
-        sent = [post_message(chat_api, session["id"], "customer", f"m{i}")["id"] for i in range(5)]
+        sent = [post_message(chat_api, session["id"], ("customer", "agent")[i % 2], f"m{i}")["id"] for i in range(5)]
         path = f"{BASE}/{session['id']}/messages"
 
         first = chat_api.get(path, query={"limit": 2})
@@ -505,9 +552,9 @@ class TestMessages:
     def test_message_size_limit_is_50kb_in_bytes(self, chat_api: HandlerClient) -> None:
         session = new_session(chat_api)
         path = f"{BASE}/{session['id']}/messages"
-        assert chat_api.post(path, {"senderType": "customer", "message": "x" * 51200}).status == 201
+        assert chat_api.post(path, {"senderType": "agent", "message": "x" * 51200}).status == 201
 
-        too_big = chat_api.post(path, {"senderType": "customer", "message": "é" * 25601})  # 51,202 bytes
+        too_big = chat_api.post(path, {"senderType": "agent", "message": "é" * 25601})  # 51,202 bytes
         assert too_big.status == 413
         assert too_big.error["code"] == "payload_too_large"
         assert too_big.error["details"][0]["field"] == "body.message"
@@ -527,9 +574,7 @@ class TestMessages:
     )
     def test_invalid_message_is_422(self, chat_api: HandlerClient, overrides: dict[str, Any], field: str) -> None:
         session = new_session(chat_api)
-        reply = chat_api.post(
-            f"{BASE}/{session['id']}/messages", {"senderType": "customer", "message": "hi", **overrides}
-        )
+        reply = chat_api.post(f"{BASE}/{session['id']}/messages", {"senderType": "agent", "message": "hi", **overrides})
         assert reply.status == 422
         assert field in [d["field"] for d in reply.error["details"]]
 
@@ -547,7 +592,7 @@ class TestMessages:
 
     def test_unknown_session_is_404(self, chat_api: HandlerClient) -> None:
         assert chat_api.get(f"{BASE}/{uuid4()}/messages").status == 404
-        assert chat_api.post(f"{BASE}/{uuid4()}/messages", {"senderType": "customer", "message": "x"}).status == 404
+        assert chat_api.post(f"{BASE}/{uuid4()}/messages", {"senderType": "agent", "message": "x"}).status == 404
 
     def test_bad_paging_is_422(self, chat_api: HandlerClient) -> None:
         path = f"{BASE}/{new_session(chat_api)['id']}/messages"
@@ -561,7 +606,7 @@ class TestRead:
         sid = session["id"]
         sent = {
             name: post_message(chat_api, sid, name.rstrip("0123456789"), name)["id"]
-            for name in ["customer1", "agent1", "customer2", "system1", "customer3", "agent2"]
+            for name in ["customer1", "agent1", "customer2", "customer3", "agent2"]
         }
         agent_reader = chat_api.as_tenant(chat_api.tenant, role="agent")
 
@@ -630,7 +675,6 @@ class TestTenancy:
             "get": b.get(a_path),
             "end": b.post(f"{a_path}/end"),
             "transfer": b.post(f"{a_path}/transfer", {"toAgentId": b_agent}),
-            "rating": b.post(f"{BASE}/{tenant_a['ended']}/rating", {"rating": 1}),
             "list messages": b.get(f"{a_path}/messages"),
             "add message": b.post(f"{a_path}/messages", {"senderType": "agent", "message": "x"}),
             "read": b.post(f"{a_path}/read", {"upToMessageId": tenant_a["message"]}),

@@ -174,11 +174,11 @@ def test_ticket_description_and_conversation_message_are_kept_exactly(api: Calla
 def test_chat_message_is_kept_exactly(api: Callable[[str], HandlerClient]) -> None:
     chat = api("chat")
     session = new_session(chat)
-    reply = chat.post(f"{CHAT}/{session['id']}/messages", {"senderType": "customer", "message": BODY})
+    reply = chat.post(f"{CHAT}/{session['id']}/messages", {"senderType": "agent", "message": BODY})
     assert reply.status == 201, reply.body
     assert reply.data["message"] == BODY
     listed = chat.get(f"{CHAT}/{session['id']}/messages").data
-    assert [m["message"] for m in listed if m["senderType"] == "customer"] == [BODY]
+    assert [m["message"] for m in listed if m["senderType"] == "agent"] == [BODY]
 
 
 def test_canned_response_content_is_kept_exactly_on_create_and_update(api: Callable[[str], HandlerClient]) -> None:
@@ -201,10 +201,23 @@ def test_feedback_texts_are_kept_exactly(api: Callable[[str], HandlerClient]) ->
     assert reply.status == 201, reply.body
     assert tickets.get(f"{TICKETS}/{ticket['id']}/feedback").data["feedback"] == BODY
 
+    # a chat's rating is the visitor's: as the WebSocket's rateChat takes it (its model, then the service)
+    from support.auth import Principal, Role
+    from support.models.chat import ChatRating
+    from support.models.realtime import RateChat
+    from support.services.chat import rate_chat_session
+
     session = new_session(chat)
     assert chat.post(f"{CHAT}/{session['id']}/end").status == 200
-    reply = chat.post(f"{CHAT}/{session['id']}/rating", {"rating": 5, "feedback": BODY})
-    assert reply.status == 200, reply.body
+    request = RateChat.model_validate({"action": "rateChat", "sessionId": session["id"], "rating": 5, "feedback": BODY})
+    visitor = Principal(
+        tenant_id=chat.tenant,
+        role=Role.VISITOR,
+        subject=f"visitor:{session['visitorId']}",
+        visitor_id=session["visitorId"],
+        widget_key="wk",
+    )
+    rate_chat_session(visitor, request.session_id, ChatRating(rating=request.rating, feedback=request.feedback))
     assert chat.get(f"{CHAT}/{session['id']}").data["feedback"] == BODY
 
 
@@ -216,7 +229,7 @@ def test_a_blank_message_is_422(api: Callable[[str], HandlerClient], blank: str)
         "conversation": tickets.post(
             f"{TICKETS}/{ticket['id']}/conversations", {"senderType": "agent", "senderName": "G", "message": blank}
         ),
-        "chat": chat.post(f"{CHAT}/{session['id']}/messages", {"senderType": "customer", "message": blank}),
+        "chat": chat.post(f"{CHAT}/{session['id']}/messages", {"senderType": "agent", "message": blank}),
         "canned": canned.post(CANNED, {"responseTitle": "T", "responseContent": blank, "shortcutKey": "blank"}),
     }
     for name, reply in replies.items():
@@ -357,7 +370,7 @@ def test_an_attachment_url_other_than_absolute_https_is_422(api: Callable[[str],
     assert [d["field"] for d in reply.error["details"]] == ["body.attachments.0.url"]
 
     session_id = new_session(chat)["id"]
-    reply = chat.post(f"{CHAT}/{session_id}/messages", {"senderType": "customer", "message": "x", "attachmentUrl": url})
+    reply = chat.post(f"{CHAT}/{session_id}/messages", {"senderType": "agent", "message": "x", "attachmentUrl": url})
     assert reply.status == 422, reply.body
     assert [d["field"] for d in reply.error["details"]] == ["body.attachmentUrl"]
     assert chat.get(f"{CHAT}/{session_id}/messages").data == []
@@ -372,7 +385,7 @@ def test_an_https_attachment_url_is_stored_as_given(api: Callable[[str], Handler
     assert tickets.get(f"{TICKETS}/{ticket_id}/conversations").data[0]["attachments"][0]["url"] == GOOD_URL
 
     session_id = new_session(chat)["id"]
-    body = {"senderType": "customer", "message": "x", "attachmentUrl": GOOD_URL, "attachmentType": "image/png"}
+    body = {"senderType": "agent", "message": "x", "attachmentUrl": GOOD_URL, "attachmentType": "image/png"}
     reply = chat.post(f"{CHAT}/{session_id}/messages", body)
     assert reply.status == 201, reply.body
     assert reply.data["attachmentUrl"] == GOOD_URL

@@ -12,12 +12,14 @@ from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
-from uuid import UUID
+from uuid import UUID, uuid4
 
 import jwt
+import psycopg
 import pytest
 
 from local import sample_events
+from local.database import DatabaseUrls
 from local.gateway.authorizers import JwtAuthorizer
 from local.jwt_keys import ALGORITHM, signing_key
 from local.template import REPO, load_template
@@ -162,9 +164,21 @@ def cognito_access_token(claims: dict[str, str], client_id: str = CLIENT_ID) -> 
 METHOD_ARN = "arn:aws:execute-api:us-east-1:123456789012:f6g7h8i9j0/dev/$connect"
 
 
+def _sample_agent(db: DatabaseUrls, tenant_id: str) -> None:
+    """The samples' agent, as an agent of `tenant_id` (written as the owner, naming the tenant)."""
+    with psycopg.connect(db.owner) as conn:
+        conn.execute("SELECT set_config('app.tenant_id', %s, true)", (tenant_id,))
+        conn.execute(
+            "INSERT INTO support_agents (id, user_id, agent_name, agent_email) VALUES (%s, %s, 'Seed', %s)"
+            " ON CONFLICT (id) DO NOTHING",
+            (sample_events.AGENT_ID, tenant_id, f"{uuid4()}@x.example"),
+        )
+
+
 @pytest.mark.usefixtures("cognito_jwks")
-def test_the_websocket_authorizer_admits_a_cognito_access_token_with_the_triggers_claims() -> None:
-    # Given a Cognito access token carrying what the trigger added
+def test_the_websocket_authorizer_admits_a_cognito_access_token_with_the_triggers_claims(db: DatabaseUrls) -> None:
+    # Given a Cognito access token carrying what the trigger added, for an agent of its tenant
+    _sample_agent(db, sample_events.TENANT_ID)
     token = cognito_access_token(access_token_claims(invoke("agent_refresh.json")))
 
     # When the staff member connects with it
@@ -175,6 +189,21 @@ def test_the_websocket_authorizer_admits_a_cognito_access_token_with_the_trigger
     assert policy["context"]["tenantId"] == sample_events.TENANT_ID
     assert policy["context"]["role"] == "agent"
     assert policy["context"]["agentId"] == sample_events.AGENT_ID
+
+
+@pytest.mark.usefixtures("cognito_jwks")
+def test_the_websocket_authorizer_denies_a_token_naming_no_agent_of_its_tenant(db: DatabaseUrls) -> None:
+    # Given the samples' agent is an agent of another tenant only (and the token's tenant has none)
+    other = str(uuid4())
+    _sample_agent(db, sample_events.TENANT_ID)
+    claims = access_token_claims(invoke("agent_refresh.json"))
+    for tenant, agent in ((other, sample_events.AGENT_ID), (sample_events.TENANT_ID, str(uuid4()))):
+        token = cognito_access_token({**claims, "tenant_id": tenant, "agent_id": agent})
+
+        # When it connects, Then the answer is a clean Deny (403), not an Allow that $connect cannot record
+        policy = ws_auth.authorize({"queryStringParameters": {"token": token}, "methodArn": METHOD_ARN})
+        assert policy["policyDocument"]["Statement"][0]["Effect"] == "Deny"
+        assert policy["context"] == {}
 
 
 @pytest.mark.usefixtures("cognito_jwks")

@@ -224,7 +224,7 @@ def test_chat_totals_and_current_chats_survive_a_storm_of_chat_changes(db: Datab
     calls += [lambda s=s: chat.transfer_chat_session(principal, s, second) for s in with_first[:5]]
     calls += [lambda s=s: chat.transfer_chat_session(principal, s, first) for s in with_second[:5]]
     calls += [lambda s=s: chat.end_chat_session(principal, s) for s in with_first[3:] + with_second[3:]]
-    message = ChatMessageCreate.model_validate({"senderType": "customer", "message": "hi"})
+    message = ChatMessageCreate.model_validate({"senderType": "agent", "message": "hi"})
     calls += [lambda s=s: chat.add_chat_message(principal, s, message) for s in with_first + with_second]
     results = run_together(calls)
 
@@ -477,7 +477,7 @@ def test_a_message_waits_for_a_concurrent_close_and_is_refused(db: DatabaseUrls,
         # and the customer's message comes in meanwhile; then the close commits
         request = Background(
             lambda: api.post(
-                f"{TICKETS}/{ticket}/conversations", {"senderType": "customer", "senderName": "Ada", "message": "hi"}
+                f"{TICKETS}/{ticket}/conversations", {"senderType": "agent", "senderName": "Ada", "message": "hi"}
             )
         )
         request.settle(db)
@@ -513,9 +513,9 @@ def test_conversation_pages_never_skip_a_message_that_commits_late(db: DatabaseU
             " WHERE user_id = %s AND id = %s AND first_response_time IS NULL",
             (tenant, ticket),
         )
-        # and two customer messages are added through the service meanwhile (each commits, or waits)
+        # and two more messages are added through the service meanwhile (each commits, or waits)
         customer = [
-            Background(lambda n=n: tickets.add_conversation(principal, ticket, reply("customer", n))) for n in "12"
+            Background(lambda n=n: tickets.add_conversation(principal, ticket, reply("agent", n))) for n in "12"
         ]
         for request in customer:
             request.settle(db)

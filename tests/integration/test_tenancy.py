@@ -33,6 +33,8 @@ TENANT_TABLES = [
     "session_watchers",
     # the rollup's running totals (sql/0016)
     "support_analytics_cumulative",
+    # visitor connect tokens spent on $connect (sql/0019)
+    "visitor_connect_tokens",
 ]
 # Row-level security ENABLEd but not FORCEd: the runtime role sees its tenant's rows only, and the owner's
 # SECURITY DEFINER lookup can find a widget key before the tenant is known (sql/0011).
@@ -47,7 +49,7 @@ def tenant_a_data(tickets_api: HandlerClient) -> dict[str, Any]:
     agent = new_agent(tickets_api)
     ticket = new_ticket(tickets_api, subject="Secret merger paperwork", customerEmail="ceo@tenant-a.example")
     tickets_api.post(
-        f"{BASE}/{ticket['id']}/conversations", {"senderType": "customer", "senderName": "CEO", "message": "hi"}
+        f"{BASE}/{ticket['id']}/conversations", {"senderType": "agent", "senderName": "CEO", "message": "hi"}
     )
     resolve(tickets_api, ticket["id"])
     tickets_api.post(f"{BASE}/{ticket['id']}/feedback", {"rating": 5})
@@ -130,7 +132,7 @@ def _tenant_rows(db: DatabaseUrls, tenant: UUID) -> dict[str, str]:
     assert session.status == 201, session.body
     chat_path = f"/api/support/chat/sessions/{session.data['id']}"
     assert chats.post(f"{chat_path}/transfer", {"toAgentId": agent["id"]}).status == 200
-    assert chats.post(f"{chat_path}/messages", {"senderType": "customer", "message": "hello"}).status == 201
+    assert chats.post(f"{chat_path}/messages", {"senderType": "agent", "message": "hello"}).status == 201
     assert chats.post(f"{chat_path}/end").status == 200
 
     response = canned.post(
@@ -145,6 +147,19 @@ def _tenant_rows(db: DatabaseUrls, tenant: UUID) -> dict[str, str]:
         "/api/support/widgets", {"name": "Shop", "allowedOrigins": ["https://shop.example"]}
     )
     assert widget.status == 201, widget.body
+    # a visitor of the key connects (the authorizer spends its connect token)
+    from support import ws_auth
+    from support.visitors import issue_connect_token
+
+    connect_token, _ = issue_connect_token(tenant, widget.data["widgetKey"], "visitor-1")
+    policy = ws_auth.authorize(
+        {
+            "queryStringParameters": {"visitorToken": connect_token},
+            "headers": {"Origin": "https://shop.example"},
+            "methodArn": "arn:aws:execute-api:us-east-1:123456789012:api/dev/$connect",
+        }
+    )
+    assert policy["policyDocument"]["Statement"][0]["Effect"] == "Allow"
 
     with psycopg.connect(db.owner) as owner:  # the owner is subject to FORCE RLS too: the tenant is set
         owner.execute(SET_TENANT, (str(tenant),))
@@ -370,6 +385,10 @@ def _inserts_for(tenant: UUID, rows: dict[str, str]) -> dict[str, tuple[str, tup
             " INSERT INTO session_watchers (connection_id, session_id, user_id)"
             " SELECT connection_id, %s, user_id FROM c",
             (f"conn-{uuid4().hex[:12]}", tenant, rows["session"]),
+        ),
+        "visitor_connect_tokens": (
+            "INSERT INTO visitor_connect_tokens (token_id, user_id, expires_at) VALUES (%s, %s, now())",
+            (uuid4(), tenant),
         ),
     }
 

@@ -309,7 +309,24 @@ class TestLifecycle:
 
 class TestConversations:
     def message(self, **overrides: Any) -> dict[str, Any]:
-        return {"senderType": "customer", "senderName": "Ada", "message": "Hello?", **overrides}
+        return {"senderType": "agent", "senderName": "Grace", "message": "Hello?", **overrides}
+
+    @pytest.mark.parametrize("sender", ["customer", "system"])
+    def test_staff_post_only_as_agent(self, tickets_api: HandlerClient, sender: str) -> None:
+        # Given a ticket; When staff post in the customer's name or as the system, in public or as a note
+        ticket = new_ticket(tickets_api)
+        path = f"{BASE}/{ticket['id']}/conversations"
+        for role in ("admin", "agent"):
+            staff = tickets_api.as_tenant(tickets_api.tenant, role=role)
+            for internal in (False, True):
+                reply = staff.post(path, self.message(senderType=sender, isInternal=internal))
+                # Then it is refused, and the thread stays empty
+                assert reply.status == 403 and reply.error["code"] == "forbidden"
+                assert "'agent'" in reply.error["message"]
+        assert tickets_api.get(path).data == []
+        # while an agent's reply and an internal note are taken
+        assert tickets_api.post(path, self.message()).status == 201
+        assert tickets_api.post(path, self.message(isInternal=True)).status == 201
 
     def test_thread_is_oldest_first_and_paginated(self, tickets_api: HandlerClient) -> None:
         ticket = new_ticket(tickets_api)
@@ -337,7 +354,6 @@ class TestConversations:
         path = f"{BASE}/{ticket['id']}/conversations"
 
         tickets_api.post(path, self.message(senderType="agent", isInternal=True))
-        tickets_api.post(path, self.message(senderType="customer"))
         assert tickets_api.get(f"{BASE}/{ticket['id']}").data["firstResponseTime"] is None
 
         time.sleep(1.1)

@@ -54,3 +54,24 @@ def test_only_version_2_events_are_taken() -> None:
     with pytest.raises(ValidationError):
         PreTokenGenerationV2Event.model_validate({**event, "request": {"userAttributes": {}}})
     assert PreTokenGenerationV2Event.model_validate({**event, "version": "2", "request": {"userAttributes": {}}})
+
+
+@pytest.mark.parametrize(
+    "attributes",
+    [
+        {"tenant_id": TENANT, "role": "admin"},
+        {"tenant_id": TENANT, "role": "agent", "agent_id": AGENT},
+        {"custom:tenant_id": TENANT, "role": "admin"},
+        {"tenant_id": TENANT, "custom:role": "admin"},
+    ],
+)
+def test_bare_attribute_names_do_not_count(attributes: dict[str, str]) -> None:
+    # Only the custom attributes, which an administrator alone writes, say who a user is: a standard or
+    # developer-only attribute that happens to be named `tenant_id` or `role` is not one of them.
+    with pytest.raises(ValidationError):
+        StaffAttributes.model_validate(attributes)
+
+
+def test_a_bare_agent_id_does_not_stand_in_for_the_custom_one() -> None:
+    attributes = StaffAttributes.model_validate({"custom:tenant_id": TENANT, "custom:role": "admin", "agent_id": AGENT})
+    assert attributes.agent_id is None

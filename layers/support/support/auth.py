@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
+from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
 from uuid import UUID
@@ -38,6 +39,10 @@ class Principal(BaseModel):
     agent_id: UUID | None = None
     visitor_id: str | None = None
     widget_key: str | None = None
+    # When the staff token a WebSocket connection was opened with expires (the authorizer's context): the
+    # connection may act until then and no longer (support.websocket). None over HTTP (API Gateway checks every
+    # request's token) and for visitors (their connect token is spent on $connect).
+    token_expires_at: datetime | None = None
 
     @property
     def is_staff(self) -> bool:
@@ -47,6 +52,15 @@ class Principal(BaseModel):
         """Forbidden unless the caller is an admin of the desk; `action` completes "only an admin may ..."."""
         if self.role is not Role.ADMIN:
             raise Forbidden(f"only an admin may {action}")
+
+    def require_own_sender_type(self, sender_type: str) -> None:
+        """A message's sender type must be the caller's own: staff write as `agent` (a ticket's internal note is an
+        agent's too), a visitor as `customer`. No caller writes in the customer's name or as the system: system
+        entries are the desk's own, and a customer's words come only from the customer."""
+        mine = "customer" if self.role is Role.VISITOR else "agent"
+        if sender_type != mine:
+            who = "a visitor" if self.role is Role.VISITOR else "staff"
+            raise Forbidden(f"{who} post as {mine!r}, not as {str(sender_type)!r}")
 
     def require_tenant(self, user_id: UUID | str | None) -> None:
         """The seed's `userId` query parameter may be given, and must then name the caller's own tenant."""
@@ -81,6 +95,7 @@ CONTEXT_SUBJECT = "subject"
 CONTEXT_AGENT = "agentId"
 CONTEXT_VISITOR = "visitorId"
 CONTEXT_WIDGET_KEY = "widgetKey"
+CONTEXT_EXPIRES_AT = "tokenExpiresAt"  # whole seconds since the epoch, as the token's `exp`
 
 
 def authorizer_context(principal: Principal) -> dict[str, str]:
@@ -92,6 +107,7 @@ def authorizer_context(principal: Principal) -> dict[str, str]:
         CONTEXT_AGENT: str(principal.agent_id) if principal.agent_id else None,
         CONTEXT_VISITOR: principal.visitor_id,
         CONTEXT_WIDGET_KEY: principal.widget_key,
+        CONTEXT_EXPIRES_AT: str(int(principal.token_expires_at.timestamp())) if principal.token_expires_at else None,
     }
     return {key: value for key, value in values.items() if value}
 
@@ -108,6 +124,11 @@ def principal_from_context(context: Mapping[str, Any] | None) -> Principal:
             agent_id=context.get(CONTEXT_AGENT) or None,
             visitor_id=context.get(CONTEXT_VISITOR) or None,
             widget_key=context.get(CONTEXT_WIDGET_KEY) or None,
+            token_expires_at=_epoch(context.get(CONTEXT_EXPIRES_AT)),
         )
-    except ValidationError as exc:
+    except (ValidationError, ValueError, OverflowError) as exc:
         raise Unauthorized("the connection's authorizer context is invalid") from exc
+
+
+def _epoch(value: Any) -> datetime | None:
+    return datetime.fromtimestamp(int(value), UTC) if value not in (None, "") else None

@@ -11,6 +11,9 @@ hold. Delivery is best effort by design: a client that missed an event gets it a
 * A post that answers 410 Gone names a connection that no longer exists (the client vanished without a
   goodbye): `deliver` returns those ids so the caller deletes their rows. Only the dead target's id, never the
   sender's.
+* `disconnect` closes connections (`DELETE @connections/{id}`, API Gateway then runs their `$disconnect`): the
+  connections of a revoked widget key, a staff connection whose token has expired. A connection already gone
+  is already closed.
 * The endpoint comes from configuration (WEBSOCKET_MANAGEMENT_ENDPOINT): in AWS the API's stage URL, locally
   the local gateway's. Without one, nothing is sent (a function with no WebSocket side).
 """
@@ -114,3 +117,26 @@ def deliver(deliveries: Iterable[Delivery]) -> set[str]:
     if gone or failed:
         logger.info("fan-out done", extra={"sent": len(batch), "gone": len(gone), "failed": failed})
     return gone
+
+
+def disconnect(connection_ids: Iterable[str]) -> None:
+    """Close each connection (best effort, concurrently, as posts): one that is already gone needs nothing."""
+    batch = list(dict.fromkeys(connection_ids))
+    if not batch:
+        return
+    client = _management_client()
+    if client is None or _pool is None:
+        logger.debug("no WebSocket management endpoint configured; %d connections not closed", len(batch))
+        return
+    gone_error = client.exceptions.GoneException
+    futures = [_pool.submit(client.delete_connection, ConnectionId=connection_id) for connection_id in batch]
+    failed = 0
+    for future in as_completed(futures):
+        try:
+            future.result()
+        except gone_error:
+            pass
+        except Exception:  # logged; the connection's messages are refused all the same (support.websocket)
+            failed += 1
+            logger.exception("closing a connection failed")
+    logger.info("connections closed", extra={"closed": len(batch) - failed, "failed": failed})

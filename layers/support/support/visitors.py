@@ -4,7 +4,9 @@ A visitor of a merchant's site holds two tokens, both HS256 JWTs signed with the
 Manager secret in AWS, a generated file under `.local/` locally):
 
 * the connect token: valid 5 minutes, presented once as `?visitorToken=` when the widget opens a WebSocket
-  connection (a fresh one for every reconnect, so a leaked one is soon useless);
+  connection (a fresh one for every reconnect, so a leaked one is soon useless). It carries an id (`jti`) that
+  the $connect authorizer records on first use (the `visitor_connect_tokens` table): a second connection with
+  it is refused, so once means once;
 * the resume token: valid 30 days, kept in the browser's storage and presented to the widget session route
   to be the same visitor again (and see their chats).
 
@@ -43,6 +45,7 @@ class VisitorClaims(BaseModel):
     widget_key: str
     visitor_id: str
     expires_at: datetime
+    token_id: UUID | None = None  # the connect token's `jti` (a resume token has none)
 
 
 @cache
@@ -67,11 +70,17 @@ def new_visitor_id() -> str:
 
 
 def _issue(
-    audience: str, lifetime: timedelta, tenant_id: UUID, widget_key: str, visitor_id: str
+    audience: str,
+    lifetime: timedelta,
+    tenant_id: UUID,
+    widget_key: str,
+    visitor_id: str,
+    extra: dict[str, Any] | None = None,
 ) -> tuple[str, datetime]:
     now = datetime.now(UTC)
     expires = now + lifetime
-    claims = {
+    claims: dict[str, Any] = {
+        **(extra or {}),
         "iss": ISSUER,
         "aud": audience,
         "sub": visitor_id,
@@ -84,14 +93,14 @@ def _issue(
 
 
 def issue_connect_token(tenant_id: UUID, widget_key: str, visitor_id: str) -> tuple[str, datetime]:
-    return _issue(CONNECT_AUDIENCE, CONNECT_LIFETIME, tenant_id, widget_key, visitor_id)
+    return _issue(CONNECT_AUDIENCE, CONNECT_LIFETIME, tenant_id, widget_key, visitor_id, {"jti": str(uuid4())})
 
 
 def issue_resume_token(tenant_id: UUID, widget_key: str, visitor_id: str) -> tuple[str, datetime]:
     return _issue(RESUME_AUDIENCE, RESUME_LIFETIME, tenant_id, widget_key, visitor_id)
 
 
-def _verify(token: str, audience: str) -> VisitorClaims | None:
+def _verify(token: str, audience: str, required: tuple[str, ...] = ()) -> VisitorClaims | None:
     try:
         claims: dict[str, Any] = jwt.decode(
             token,
@@ -99,21 +108,23 @@ def _verify(token: str, audience: str) -> VisitorClaims | None:
             algorithms=[ALGORITHM],
             audience=audience,
             issuer=ISSUER,
-            options={"require": ["exp", "iat", "sub", "aud", "iss"]},
+            options={"require": ["exp", "iat", "sub", "aud", "iss", *required]},
         )
         return VisitorClaims(
             tenant_id=claims.get("tenant_id"),
             widget_key=claims.get("widget_key"),
             visitor_id=claims["sub"],
             expires_at=datetime.fromtimestamp(claims["exp"], UTC),
+            token_id=claims.get("jti"),
         )
     except (jwt.PyJWTError, ValidationError, KeyError, TypeError, ValueError, OverflowError):
         return None
 
 
 def verify_connect_token(token: str) -> VisitorClaims | None:
-    """The claims of a valid, unexpired connect token; None for anything else."""
-    return _verify(token, CONNECT_AUDIENCE)
+    """The claims of a valid, unexpired connect token (with its id); None for anything else. Whether it was
+    already used is the authorizer's question (support.ws_auth), asked of the database."""
+    return _verify(token, CONNECT_AUDIENCE, ("jti",))
 
 
 def verify_resume_token(token: str) -> VisitorClaims | None:

@@ -5,6 +5,10 @@ API Gateway calls the function with `$connect`, `$disconnect` and one route per 
 they are answered on the caller's connection as `{"type": "error", "requestId", "data": {"code", "message",
 "details"}}`, with the HTTP API's codes (`bad_request` for a body that is not JSON, `unknown_action`,
 `validation_error` with field paths, `too_large` over 50 KB, `not_found`, `forbidden`, `conflict`, ...).
+
+Two refusals do close the connection, after their error event: a staff connection whose token has expired
+(`token_expired`: reconnect with a fresh token), and a visitor's whose widget key has been revoked
+(`widget_key_revoked`). A connection acts only with the rights it was opened with (support.services.connections).
 """
 
 from __future__ import annotations
@@ -12,11 +16,12 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
-from support.auth import Principal, principal_from_context
+from support.auth import Principal, Role, principal_from_context
 from support.errors import DomainError, Unauthorized
 from support.observability import logger
 from support.services import connections
@@ -42,6 +47,22 @@ def _error(
     outbox.send()
 
 
+def _refusal(principal: Principal) -> tuple[str, str] | None:
+    """Why the connection may no longer act at all (code, message), or None."""
+    if principal.token_expires_at is not None and datetime.now(UTC) >= principal.token_expires_at:
+        return "token_expired", "your token has expired: reconnect with a fresh token"
+    if principal.role is Role.VISITOR and not connections.widget_key_live(principal):
+        return "widget_key_revoked", "this chat is no longer available on this site"
+    return None
+
+
+def _refuse_and_close(principal: Principal, caller: Caller, code: str, message: str) -> None:
+    outbox = Outbox(principal.tenant_id, caller)
+    outbox.answer("error", {"code": code, "message": message, "details": []})
+    outbox.close([caller.connection_id])
+    outbox.send()
+
+
 def _request_id(body: Any) -> str | None:
     value = body.get("requestId") if isinstance(body, dict) else None
     return value if isinstance(value, str) and 0 < len(value) <= 128 else None
@@ -63,8 +84,7 @@ def handle(event_: Mapping[str, Any], actions: Mapping[str, Action]) -> dict[str
         logger.warning("websocket event without a valid authorizer context", extra={"route": route})
         return {"statusCode": 401}
     if route == CONNECT:
-        connections.open_connection(principal, connection_id)
-        return {"statusCode": 200}
+        return {"statusCode": 200 if connections.open_connection(principal, connection_id) else 403}
     if route == DISCONNECT:
         connections.close_connection(principal, connection_id)
         return {"statusCode": 200}
@@ -72,11 +92,17 @@ def handle(event_: Mapping[str, Any], actions: Mapping[str, Action]) -> dict[str
     raw = event_.get("body") or ""
     try:
         body = json.loads(raw)
+        readable = True
     except (json.JSONDecodeError, RecursionError, TypeError):
-        _error(principal, Caller(connection_id), "bad_request", "the message is not valid JSON")
-        return {"statusCode": 200}
+        body, readable = None, False
     identity = context.get("identity") or {}
     caller = Caller(connection_id, _request_id(body), identity.get("sourceIp"), identity.get("userAgent"))
+    if (refusal := _refusal(principal)) is not None:
+        _refuse_and_close(principal, caller, *refusal)
+        return {"statusCode": 200}
+    if not readable:
+        _error(principal, Caller(connection_id), "bad_request", "the message is not valid JSON")
+        return {"statusCode": 200}
     if not isinstance(body, dict):
         _error(principal, caller, "bad_request", 'a message is a JSON object with an "action"')
         return {"statusCode": 200}

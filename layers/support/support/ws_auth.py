@@ -4,19 +4,24 @@ API Gateway has no JWT authorizer for WebSocket APIs, so this verifies what the 
 
 * staff (`?token=<JWT>`): the same tokens as the HTTP API, verified against the issuer's JWKS with PyJWT's
   PyJWKClient (keys cached across invocations), the same issuer and audience (`aud`, or `client_id` in a token
-  without `aud`, such as a Cognito access token), RS256; the same claims;
-* visitors (`?visitorToken=<connect token>` from the widget session route): our signature and expiry, a widget
-  key that is still live, and the browser's `Origin` among the key's allowed origins.
+  without `aud`, such as a Cognito access token), RS256; the same claims, and an `agent_id` (if any) that is an
+  agent of the token's tenant. The token's `exp` goes into the context: the connection acts until then, and a
+  client renews by reconnecting with a fresh token (API Gateway would keep it open for two hours);
+* visitors (`?visitorToken=<connect token>` from the widget session route): our signature and expiry, a token
+  not used before (its id is recorded on first use), a widget key that is still live, and the browser's
+  `Origin` among the key's allowed origins.
 
 The answer is an IAM policy for the connect route with the caller in its context (support.auth), which API
-Gateway passes to every later event of the connection. No token (or one that fails verification) raises
-`Unauthorized` (API Gateway answers 401); a verified visitor whose key is revoked or whose origin is not allowed
-gets a Deny (403). Tokens never reach the logs: neither the event nor the query string is logged.
+Gateway passes to every later event of the connection. No token (or one that fails verification, or a connect
+token used before) raises `Unauthorized` (API Gateway answers 401); a verified visitor whose key is revoked or
+whose origin is not allowed, and a staff token naming no agent of its tenant, get a Deny (403). Tokens never
+reach the logs: neither the event nor the query string is logged.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
+from datetime import UTC, datetime
 from functools import cache
 from typing import Any
 
@@ -27,6 +32,7 @@ from support.config import ConfigurationError, get_settings
 from support.db import tenant_transaction
 from support.errors import Unauthorized
 from support.observability import logger
+from support.services.connections import is_agent_of_tenant, spend_connect_token
 from support.services.widgets import origin_allowed
 from support.visitors import verify_connect_token
 
@@ -62,7 +68,9 @@ def _audience_matches(claims: Mapping[str, Any], audiences: list[str]) -> bool:
     return any(value in audiences for value in ([aud] if isinstance(aud, str) else aud))
 
 
-def _staff(token: str) -> Principal:
+def _staff(token: str) -> Principal | None:
+    """The staff member, or None for a verified token the desk does not admit (an agent_id of no agent of its
+    tenant: over HTTP the same token gets a 404 wherever it names that agent)."""
     try:
         key = _jwks_client().get_signing_key_from_jwt(token)
         claims = jwt.decode(
@@ -82,9 +90,13 @@ def _staff(token: str) -> Principal:
         logger.info("websocket connect refused: staff token for another audience (or none configured)")
         raise AuthorizerUnauthorized()
     try:
-        return principal_from_claims(claims)
+        principal = principal_from_claims(claims)
     except Unauthorized as exc:
         raise AuthorizerUnauthorized() from exc
+    if not is_agent_of_tenant(principal):
+        logger.info("websocket connect denied: the token's agent_id is not an agent of its tenant")
+        return None
+    return principal.model_copy(update={"token_expires_at": datetime.fromtimestamp(int(claims["exp"]), UTC)})
 
 
 def _visitor(token: str, origin: str | None) -> Principal | None:
@@ -99,9 +111,14 @@ def _visitor(token: str, origin: str | None) -> Principal | None:
             (claims.tenant_id, claims.widget_key),
         )
         row = cur.fetchone()
-    if row is None or row["revoked_at"] is not None or not origin_allowed(origin, row["allowed_origins"]):
+        admitted = row is not None and row["revoked_at"] is None and origin_allowed(origin, row["allowed_origins"])
+        first_use = admitted and spend_connect_token(cur, claims)
+    if not admitted:
         logger.info("websocket connect denied: widget key revoked or origin not allowed")
         return None
+    if not first_use:
+        logger.info("websocket connect refused: visitor connect token used before")
+        raise AuthorizerUnauthorized()
     return Principal(
         tenant_id=claims.tenant_id,
         role=Role.VISITOR,

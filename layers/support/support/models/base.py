@@ -11,6 +11,7 @@ from pydantic import (
     AfterValidator,
     AnyUrl,
     BaseModel,
+    BeforeValidator,
     ConfigDict,
     StringConstraints,
     TypeAdapter,
@@ -156,21 +157,46 @@ OptionalLongText = Annotated[str, NoNul, AfterValidator(_within_message_limit)]
 FeedbackText = Annotated[str, StringConstraints(max_length=5000), NoNul]
 
 # Short single-line values, stripped of surrounding whitespace before their length is checked.
-Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200), NoNul]
 SearchText = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200), NoNul]
 Phone = Annotated[
     str, StringConstraints(strip_whitespace=True, min_length=3, max_length=40, pattern=r"^[0-9+()\-. ]+$")
 ]
 CATEGORY_MAX_CHARS = 64
-# Characters a label may not hold: controls (C0, DEL, C1), line and paragraph separators, and the bidirectional
-# embeddings, overrides and isolates (which would reorder the text around the label on a dashboard).
-_LABEL_FORBIDDEN = {"Cc", "Zl", "Zp"}
-_BIDI_CONTROLS = frozenset("\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
+# Control characters, which a label or a name shown beside other text may not hold: controls (C0, DEL, C1), line
+# and paragraph separators, and the bidirectional marks, embeddings, overrides and isolates (which would reorder
+# the text around it on a dashboard or in a chat list). Other format characters (the zero-width joiners that
+# emoji and some scripts need) are not among them.
+_CONTROL_CATEGORIES = {"Cc", "Zl", "Zp"}
+_BIDI_CONTROLS = frozenset("\u061c\u200e\u200f\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
+
+
+def _is_control(ch: str) -> bool:
+    return unicodedata.category(ch) in _CONTROL_CATEGORIES or ch in _BIDI_CONTROLS
+
+
+def _without_control_characters(value: Any) -> Any:
+    """A display name as it is kept: control characters dropped, and those that break a line or a tab (a name is
+    one line) turned into a space. NUL is left for `NoNul` to refuse, as everywhere."""
+    if not isinstance(value, str) or not any(_is_control(ch) for ch in value):
+        return value
+    return "".join((" " if ch.isspace() else "") if ch != "\x00" and _is_control(ch) else ch for ch in value)
+
+
+# A name people are shown by (a visitor's, a customer's, a message's sender, an agent's, a widget key's): the one
+# type wherever such a name enters, over HTTP or the WebSocket. Stripped of control characters (not refused: a
+# stray mark pasted with a name is no reason to turn a visitor away), then of surrounding whitespace, then 1 to 200
+# characters.
+Name = Annotated[
+    str,
+    StringConstraints(strip_whitespace=True, min_length=1, max_length=200),
+    BeforeValidator(_without_control_characters),  # after the constraints in this list, so it runs before them
+    NoNul,
+]
 
 
 def _no_control_characters(value: str) -> str:
     for ch in value:
-        if unicodedata.category(ch) in _LABEL_FORBIDDEN or ch in _BIDI_CONTROLS:
+        if _is_control(ch):
             raise PydanticCustomError(
                 "string_control_character",
                 "text may not contain control characters (found U+{code})",

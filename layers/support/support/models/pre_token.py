@@ -20,9 +20,12 @@ AGENT_ATTRIBUTE = "custom:agent_id"
 
 
 class StaffAttributes(BaseModel):
-    """Who a user of the desk is: the tenant, admin or agent, and the agent they act as (required for an agent)."""
+    """Who a user of the desk is: the tenant, admin or agent, and the agent they act as (required for an agent).
 
-    model_config = ConfigDict(frozen=True, extra="ignore", populate_by_name=True)
+    Read only by the `custom:` names (no `populate_by_name`): only the custom attributes are written by an
+    administrator alone, so an attribute merely named `tenant_id` or `role` says nothing about the user."""
+
+    model_config = ConfigDict(frozen=True, extra="ignore")
 
     tenant_id: UUID = Field(alias=TENANT_ATTRIBUTE)
     role: Literal[Role.ADMIN, Role.AGENT] = Field(alias=ROLE_ATTRIBUTE)

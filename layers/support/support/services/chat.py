@@ -468,7 +468,10 @@ def claim_chat_session(principal: Principal, session_id: UUID, *, caller: Caller
 def rate_chat_session(
     principal: Principal, session_id: UUID, data: ChatRating, *, caller: Caller | None = None
 ) -> ChatSession:
-    """The visitor's rating (1 to 5) and feedback: once, after the session has ended. The agent gets chat.rated."""
+    """The visitor's rating (1 to 5) and feedback: once, after the session has ended. The agent gets chat.rated.
+    Only the visitor rates: staff (the HTTP API's callers) would be marking their own work, a 403."""
+    if principal.role is not Role.VISITOR:
+        raise Forbidden("a chat's rating is the visitor's: staff cannot rate a chat")
     outbox = Outbox(principal.tenant_id, caller)
     with tenant_transaction(principal.tenant_id) as cur:
         current = _lock_session(cur, principal, session_id)
@@ -524,14 +527,16 @@ def add_chat_message(
     client_message_id: str | None = None,
 ) -> ChatMessage:
     """addChatMessage: stored first, then announced as message.new to every participant. Counted in the
-    session's `total_messages` (and, unless a system message, in its `message_count`). With a
-    `client_message_id` already stored in the session (a resend after a drop), nothing new is stored and the
-    stored message is answered again, to the caller only."""
+    session's `total_messages` (and, unless a system message, in its `message_count`). The sender type is the
+    caller's own (staff `agent`, a visitor `customer`; else 403). With a `client_message_id` the caller already
+    stored in the session (a resend after a drop), nothing new is stored and the stored message is answered
+    again, to the caller only; another sender's message under that id is a 409 (the id is the sender's own)."""
+    principal.require_own_sender_type(data.sender_type)
     outbox = Outbox(principal.tenant_id, caller)
     with tenant_transaction(principal.tenant_id) as cur:
         current = _lock_session(cur, principal, session_id)
         _require_participant(cur, principal, current, caller)
-        resent = _stored_message(cur, principal, session_id, client_message_id)
+        resent = _resent_message(cur, principal, session_id, client_message_id)
         if resent is not None:  # under the session lock, so no concurrent insert of the same id can race this
             outbox.answer("message.new", resent)
             message = resent
@@ -545,10 +550,10 @@ def add_chat_message(
             visitor_name = current["visitor_name"] if principal.role is Role.VISITOR else None
             cur.execute(
                 f"""INSERT INTO chat_messages (session_id, user_id, sender_type, sender_name, message, attachment_url,
-                    attachment_type, client_message_id, created_at)
+                    attachment_type, client_message_id, client_sender, created_at)
                 VALUES (%s, %s, %s,
                     coalesce(%s, %s, (SELECT agent_name FROM support_agents WHERE user_id = %s AND id = %s)),
-                    %s, %s, %s, %s, clock_timestamp()) RETURNING {MESSAGE_COLUMNS}""",  # noqa: S608
+                    %s, %s, %s, %s, %s, clock_timestamp()) RETURNING {MESSAGE_COLUMNS}""",  # noqa: S608
                 (
                     session_id,
                     principal.tenant_id,
@@ -561,6 +566,7 @@ def add_chat_message(
                     data.attachment_url,
                     data.attachment_type,
                     client_message_id,
+                    (principal.subject or None) if client_message_id is not None else None,
                 ),
             )
             message = ChatMessage.model_validate(cur.fetchone())
@@ -577,18 +583,26 @@ def add_chat_message(
     return message
 
 
-def _stored_message(
+def _resent_message(
     cur: Cursor, principal: Principal, session_id: UUID, client_message_id: str | None
 ) -> ChatMessage | None:
+    """The caller's own message stored under `client_message_id` in the session (a resend), or None for an id
+    not used there. An id is its sender's (`client_sender`, the principal's subject): another sender's message
+    under it is a conflict, never the answer, or a visitor could swallow an agent's next message by sending its
+    id first (and the sender learns nothing of the other message)."""
     if client_message_id is None:
         return None
     cur.execute(
-        f"""SELECT {MESSAGE_COLUMNS} FROM chat_messages
+        f"""SELECT {MESSAGE_COLUMNS}, client_sender FROM chat_messages
         WHERE user_id = %s AND session_id = %s AND client_message_id = %s""",  # noqa: S608
         (principal.tenant_id, session_id, client_message_id),
     )
     row = cur.fetchone()
-    return ChatMessage.model_validate(row) if row else None
+    if row is None:
+        return None
+    if row["client_sender"] is None or row["client_sender"] != principal.subject:
+        raise Conflict("this clientMessageId is taken in this chat session: send the message with a new one")
+    return ChatMessage.model_validate(row)
 
 
 def _side_read_by(principal: Principal) -> SenderType:

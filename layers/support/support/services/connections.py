@@ -8,7 +8,13 @@ when a post to it answers 410 Gone (the client vanished without a goodbye). A se
 * staff connections that joined it (`joinSession`), until they disconnect.
 
 `Outbox` collects what a service wants to announce while its transaction runs, and sends it after the commit
-(support.realtime): the caller's answer (with its requestId) and everyone else's events.
+(support.realtime): the caller's answer (with its requestId) and everyone else's events, then closes the
+connections that lost their right to stay open (a revoked widget key's, an expired staff token's).
+
+A connection keeps only the rights it was opened with: a staff connection records its token's expiry
+(`token_expires_at`, from the authorizer's context) and acts until then; a visitor's connection lives while its
+widget key does (a revoke closes it, and every message checks the key); a visitor's connect token opens one
+connection (`spend_connect_token`).
 """
 
 from __future__ import annotations
@@ -21,9 +27,10 @@ from uuid import UUID
 from pydantic import BaseModel
 
 from support.auth import Principal, Role
-from support.db import tenant_transaction
+from support.db import read_snapshot, tenant_transaction
 from support.db.connection import Cursor
-from support.realtime import Delivery, deliver, event
+from support.realtime import Delivery, deliver, disconnect, event
+from support.visitors import VisitorClaims
 
 VISITOR_SIDE = "visitor"
 STAFF_SIDE = "staff"
@@ -57,6 +64,7 @@ class Outbox:
     tenant_id: UUID
     caller: Caller | None = None
     deliveries: list[Delivery] = field(default_factory=list)
+    closing: list[str] = field(default_factory=list)
 
     def answer(self, event_type: str, data: Any) -> None:
         """The caller's own answer (only over WebSocket: an HTTP caller has its response)."""
@@ -73,28 +81,99 @@ class Outbox:
             if connection_id != mine:
                 self.deliveries.append(Delivery(connection_id, wire))
 
+    def close(self, connection_ids: Iterable[str]) -> None:
+        """Close these connections once everything else is sent (so an error event reaches them first)."""
+        self.closing.extend(connection_ids)
+
     def send(self) -> None:
-        """After the commit: post everything, then forget the connections that turned out to be gone."""
+        """After the commit: post everything, forget the connections that turned out to be gone, then close (and
+        forget) those to be closed: their $disconnect would delete their rows too, but not before more fan-out
+        could find them."""
         gone = deliver(self.deliveries)
         self.deliveries = []
-        if gone:
-            forget_connections(self.tenant_id, gone)
+        closing, self.closing = list(dict.fromkeys(self.closing)), []
+        if closing:
+            disconnect(closing)
+        if gone or closing:
+            forget_connections(self.tenant_id, gone | set(closing))
 
 
-def open_connection(principal: Principal, connection_id: str) -> None:
+def open_connection(principal: Principal, connection_id: str) -> bool:
+    """Record the connection; False (refuse it) for a visitor whose widget key was revoked since the authorizer
+    admitted it. The key's row is read FOR SHARE, so a revoke (which updates it) waits for this insert to commit
+    and then finds the connection to close, or this waits for the revoke and sees the key revoked: no connection
+    slips between the two."""
+    visitor = principal.role is Role.VISITOR
     with tenant_transaction(principal.tenant_id) as cur:
+        if visitor and not _widget_key_live(cur, principal, lock=True):
+            return False
         cur.execute(
-            """INSERT INTO ws_connections (connection_id, user_id, role, agent_id, visitor_id, widget_key)
-            VALUES (%s, %s, %s, %s, %s, %s) ON CONFLICT (connection_id) DO NOTHING""",
+            """INSERT INTO ws_connections
+                (connection_id, user_id, role, agent_id, visitor_id, widget_key, token_expires_at)
+            VALUES (%s, %s, %s, %s, %s, %s, %s) ON CONFLICT (connection_id) DO NOTHING""",
             (
                 connection_id,
                 principal.tenant_id,
                 principal.role,
                 principal.agent_id,
-                principal.visitor_id if principal.role is Role.VISITOR else None,
-                principal.widget_key if principal.role is Role.VISITOR else None,
+                principal.visitor_id if visitor else None,
+                principal.widget_key if visitor else None,
+                principal.token_expires_at,
             ),
         )
+    return True
+
+
+def _widget_key_live(cur: Cursor, principal: Principal, *, lock: bool = False) -> bool:
+    cur.execute(
+        f"""SELECT revoked_at IS NULL AS live FROM widget_keys
+        WHERE user_id = %s AND widget_key = %s {"FOR SHARE" if lock else ""}""",  # noqa: S608
+        (principal.tenant_id, principal.widget_key),
+    )
+    row = cur.fetchone()
+    return bool(row and row["live"])
+
+
+def widget_key_live(principal: Principal) -> bool:
+    """Whether a visitor's widget key is still live: asked on every message of a visitor's connection, so a
+    revoke stops one the revoke could not close (one read, two round trips)."""
+    return read_snapshot(principal.tenant_id, lambda cur: _widget_key_live(cur, principal))
+
+
+def key_connections(cur: Cursor, tenant_id: UUID, widget_key: str) -> list[str]:
+    """The open visitor connections that came in through a widget key."""
+    cur.execute(
+        "SELECT connection_id FROM ws_connections WHERE user_id = %s AND role = 'visitor' AND widget_key = %s",
+        (tenant_id, widget_key),
+    )
+    return [row["connection_id"] for row in cur.fetchall()]
+
+
+def is_agent_of_tenant(principal: Principal) -> bool:
+    """Whether the agent a staff token names is one of its tenant's (the authorizer's check: a connection row
+    names its agent, and a token naming none of the tenant's would be a foreign key violation on $connect)."""
+    if principal.agent_id is None:
+        return True
+    with tenant_transaction(principal.tenant_id) as cur:
+        cur.execute(
+            "SELECT 1 FROM support_agents WHERE user_id = %s AND id = %s", (principal.tenant_id, principal.agent_id)
+        )
+        return cur.fetchone() is not None
+
+
+def spend_connect_token(cur: Cursor, claims: VisitorClaims) -> bool:
+    """Record a visitor connect token's first use; False if it was used before (or carries no id). In the
+    authorizer's transaction of the token's tenant, which also deletes the tenant's records of tokens that have
+    expired (they can no longer verify, so they need no record): the table holds the last five minutes."""
+    if claims.token_id is None:
+        return False
+    cur.execute("DELETE FROM visitor_connect_tokens WHERE user_id = %s AND expires_at < now()", (claims.tenant_id,))
+    cur.execute(
+        """INSERT INTO visitor_connect_tokens (token_id, user_id, expires_at) VALUES (%s, %s, %s)
+        ON CONFLICT (token_id) DO NOTHING""",
+        (claims.token_id, claims.tenant_id, claims.expires_at),
+    )
+    return cur.rowcount == 1
 
 
 def close_connection(principal: Principal, connection_id: str) -> None:

@@ -290,10 +290,13 @@ def list_conversations(
 
 def add_conversation(principal: Principal, ticket_id: UUID, data: ConversationCreate) -> Conversation:
     """addTicketConversation. The first public agent reply records the ticket's first response time, once.
+    Staff write as `agent`, in public or as an internal note (`isInternal`); another sender type is a 403: the
+    customer's words and the system's entries are not the staff's to write.
 
     The message is stamped with a clock read under the ticket's lock, not the transaction's start time, so
     messages are stamped in the order they commit and a reader paging the thread oldest first by
     (created_at, id) never finds one appear behind its cursor."""
+    principal.require_own_sender_type(data.sender_type)
     with tenant_transaction(principal.tenant_id) as cur:
         ticket = _require_ticket(cur, principal, ticket_id, NO_KEY_UPDATE)
         if ticket["status"] == TicketStatus.CLOSED:

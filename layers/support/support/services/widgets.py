@@ -3,9 +3,10 @@
 A widget key is public (it sits in the merchant's page source), so it is not a secret that proves anything on
 its own: what makes a visitor session legitimate is the browser's Origin header matching one of the key's
 allowed origins, and every later step carries a token this desk signed (support.visitors). Revoking a key
-(admins only) stops new visitor sessions and new connections at once; it never deletes the key, so it is never
-issued again. An admin may replace a live key's allowed origins (a shop that moves to another address keeps
-its key); a revoked key stays as it was revoked (409), like a closed ticket.
+(admins only) stops new visitor sessions and new connections at once, and closes the key's open visitor
+connections after the commit (any message one still sends is refused: support.websocket); it never deletes the
+key, so it is never issued again. An admin may replace a live key's allowed origins (a shop that moves to another
+address keeps its key); a revoked key stays as it was revoked (409), like a closed ticket.
 
 A tenant has at most 100 widget keys (409 quota_exceeded beyond), created under a per-tenant lock so the cap
 holds under concurrent requests.
@@ -26,6 +27,7 @@ from support.db.statements import admit_under_cap
 from support.errors import Conflict, Forbidden, found
 from support.models.widgets import Widget, WidgetCreate, WidgetOriginsUpdate, WidgetSession, normalize_origin
 from support.pagination import Page, decode_cursor, page_of
+from support.services.connections import Outbox, key_connections
 from support.visitors import issue_connect_token, issue_resume_token, new_visitor_id, verify_resume_token
 
 MAX_WIDGET_KEYS_PER_TENANT = 100
@@ -74,15 +76,21 @@ def list_widgets(principal: Principal, *, limit: int, cursor: str | None = None)
 
 
 def revoke_widget(principal: Principal, widget_key: str) -> Widget:
-    """Revoke (idempotent: revoking again keeps the first revocation's time). Another tenant's key is a 404."""
+    """Revoke (idempotent: revoking again keeps the first revocation's time), then close the key's visitor
+    connections. Another tenant's key is a 404."""
     principal.require_admin("revoke widget keys")
+    outbox = Outbox(principal.tenant_id)
     with tenant_transaction(principal.tenant_id) as cur:
         cur.execute(
             f"""UPDATE widget_keys SET revoked_at = coalesce(revoked_at, now())
             WHERE user_id = %s AND widget_key = %s RETURNING {WIDGET_COLUMNS}""",  # noqa: S608
             (principal.tenant_id, widget_key),
         )
-        return Widget.model_validate(found(cur.fetchone(), "widget key"))
+        revoked = Widget.model_validate(found(cur.fetchone(), "widget key"))
+        # After the UPDATE, which waits for any $connect of this key holding its row (open_connection).
+        outbox.close(key_connections(cur, principal.tenant_id, widget_key))
+    outbox.send()
+    return revoked
 
 
 def update_widget_origins(principal: Principal, widget_key: str, data: WidgetOriginsUpdate) -> Widget:
