@@ -93,6 +93,9 @@ def serve(
         access_log=access_log,
         log_level=log_level,
         server_header=False,
+        # API Gateway's `sourceIp` is the TCP peer: uvicorn would otherwise take the client's address from an
+        # X-Forwarded-For that anyone on 127.0.0.1 (every local client) may send.
+        proxy_headers=False,
         timeout_graceful_shutdown=5,
         ws=ApiGatewayWebSocketProtocol if websocket else "auto",
         ws_max_size=MAX_MESSAGE_BYTES,

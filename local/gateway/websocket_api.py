@@ -55,6 +55,7 @@ from local.gateway.authorizers import (
     run_request_authorizer,
 )
 from local.gateway.aws import connection_id as new_connection_id
+from local.gateway.aws import forwarded_for
 from local.gateway.aws import request_id as new_request_id
 from local.gateway.execution_environments import (
     ExecutionEnvironments,
@@ -246,12 +247,17 @@ def create_websocket_app(
     async def endpoint(websocket: WebSocket) -> None:
         conn_id = new_connection_id()
         connected_at = _now_ms()
-        headers = [(k.decode("latin-1"), v.decode("latin-1")) for k, v in websocket.scope.get("headers", [])]
         raw_query = websocket.scope.get("query_string", b"").decode("latin-1")
-        source_ip = websocket.client.host if websocket.client else "127.0.0.1"
+        source_ip = websocket.client.host if websocket.client else "127.0.0.1"  # the TCP peer, never a header
         user_agent = websocket.headers.get("user-agent", "")
         host = websocket.headers.get("host", "localhost")
-        headers.append(("x-forwarded-for", source_ip))
+        given = ",".join(websocket.headers.getlist("x-forwarded-for")) or None
+        headers = [
+            (k.decode("latin-1"), v.decode("latin-1"))
+            for k, v in websocket.scope.get("headers", [])
+            if k.lower() != b"x-forwarded-for"
+        ]
+        headers.append(("x-forwarded-for", forwarded_for(given, source_ip)))
         path = websocket.scope.get("path", "/")  # never the query: it holds tokens
 
         def context(route_key: str, event_type: str) -> dict[str, Any]:

@@ -254,6 +254,18 @@ def test_the_event_is_a_payload_2_event_with_the_verified_claims(client: httpx.C
     assert 0 < reply.json()["remaining"] <= 10_000
 
 
+def test_the_source_ip_is_the_tcp_peer_whatever_x_forwarded_for_says(client: httpx.Client, stub: StubFunction) -> None:
+    """API Gateway's `sourceIp` is the address of the TCP connection: a client's own X-Forwarded-For cannot choose
+    it (the visitor IP a chat records, and any per-IP limit, read it). The header reaches the function with the
+    peer appended, as a proxy appends the address it was called from."""
+    reply = client.get("/stub/items/1", headers={**bearer(), "X-Forwarded-For": "203.0.113.66"})
+
+    assert reply.status_code == 200
+    event = stub.events[-1]
+    assert event["requestContext"]["http"]["sourceIp"] == "127.0.0.1"
+    assert event["headers"]["x-forwarded-for"] == "203.0.113.66, 127.0.0.1"
+
+
 def test_a_json_body_arrives_as_text(client: httpx.Client, stub: StubFunction) -> None:
     reply = client.post("/stub/upload", json={"subject": "héllo"}, headers=bearer())
     assert reply.status_code == 200
