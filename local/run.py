@@ -172,7 +172,7 @@ def _serve(data_dir: Path, port: int, *, reset: bool) -> int:
                         create_app(
                             http_routes(),
                             cors=cors_configuration(),
-                            extra_routes=[*static_routes(), *dev_auth_routes()],
+                            extra_routes=[*static_routes(), *dev_auth_routes(port)],
                         ),
                         port=port,
                         access_log=True,

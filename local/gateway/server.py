@@ -1,5 +1,6 @@
 """uvicorn serving the gateway's apps: the HTTP API on one port, the WebSocket API with its management
-API on another, as API Gateway gives each API its own endpoint.
+API on another, as API Gateway gives each API its own endpoint. Every listener answers its own host names
+only (`hosts.LocalHostsOnly`, against DNS rebinding) and reads no proxy headers.
 
 Tokens never reach the logs: the WebSocket API takes them in the query string (`?token=`,
 `?visitorToken=`), which uvicorn's access log would print, so every log line of uvicorn and of the
@@ -24,6 +25,7 @@ import uvicorn
 from starlette.applications import Starlette
 from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
 
+from local.gateway.hosts import LocalHostsOnly
 from local.gateway.websocket_api import MAX_FRAME_BYTES, MAX_MESSAGE_BYTES, create_websocket_app
 from local.template import REPO, TEMPLATE, websocket_api
 
@@ -86,7 +88,7 @@ def serve(
     SIGTERM, or set `.should_exit = True` from another thread to stop it. With `websocket`, WebSocket
     connections get API Gateway's limits and no server pings (API Gateway sends none)."""
     config = uvicorn.Config(
-        app,
+        LocalHostsOnly(app),  # its own host names only, whatever the app (see `hosts`)
         host=host,
         port=int(os.environ.get("PORT", "3000")) if port is None else port,
         lifespan="off",
