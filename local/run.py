@@ -36,6 +36,7 @@ DATA_DIR_VARIABLE = "SUPPORT_DATA_DIR"
 DEFAULT_DATA_DIR = REPO / ".local" / "pg-run"
 DEFAULT_PORT = 3000
 DEFAULT_WS_PORT = 3001
+EMPTY_METRICS_WARNING = "No application metrics to publish"  # Powertools' words, on every invocation without one
 DEFAULT_MERCHANT_PORT = 8080  # the demo widget key allows http://localhost:8080 and http://127.0.0.1:8080
 
 
@@ -49,6 +50,12 @@ def _apply_function_environment() -> None:
     from local.visitor_key import visitor_token_secret
 
     os.environ.setdefault("VISITOR_TOKEN_SECRET", visitor_token_secret())
+    # Locally no CloudWatch reads the metrics (EMF documents on stdout): Powertools' own switch keeps them off the
+    # terminal, and its warning about an invocation without metrics is ignored in the workers too (they inherit
+    # PYTHONWARNINGS; `main` filters it in this process). In AWS nothing changes.
+    os.environ.setdefault("POWERTOOLS_METRICS_DISABLED", "true")
+    quiet = f"ignore:{EMPTY_METRICS_WARNING}:UserWarning"
+    os.environ["PYTHONWARNINGS"] = ",".join(filter(None, (os.environ.get("PYTHONWARNINGS"), quiet)))
 
 
 def _apply_local_endpoints(http_port: int, ws_port: int) -> None:
@@ -121,7 +128,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         )
         return 1
     # Powertools warns on every request that publishes no metric; locally that is only noise.
-    warnings.filterwarnings("ignore", "No application metrics to publish")
+    warnings.filterwarnings("ignore", EMPTY_METRICS_WARNING)
     _apply_function_environment()
     if not args.reset:
         _apply_local_endpoints(port, _ws_port())
@@ -240,7 +247,9 @@ def _serve_merchant_page(stack: ExitStack, base: str, ws_url: str, tenants: dict
         return
     try:
         shop = stack.enter_context(
-            running_gateway(merchant_app(widget_key=widget_key, api_url=base, ws_url=ws_url), port=int(value))
+            running_gateway(
+                merchant_app(widget_key=widget_key, api_url=base, ws_url=ws_url), port=int(value), access_log=True
+            )
         )
     except RuntimeError:
         print(

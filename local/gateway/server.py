@@ -118,7 +118,8 @@ def _close_environments(app: Starlette) -> None:
 def _running(
     app: Starlette, port: int, host: str, *, access_log: bool, start_timeout: float, websocket: bool
 ) -> Iterator[int]:
-    # uvicorn's log level also gates its access log: "info" shows each request, "warning" only problems.
+    # uvicorn's log level also gates its access log: "info" shows each request, "warning" only problems. It is
+    # process-wide (uvicorn's loggers), so the last server started sets it for all: `make run` logs every listener.
     server = serve(
         app, host, port, access_log=access_log, log_level="info" if access_log else "warning", websocket=websocket
     )
