@@ -20,6 +20,8 @@ A worker prints its function's Powertools log records as a developer reads them,
 (`INFO:     TicketsFunction: message key=value ...`, an error followed by its traceback), where Lambda would
 send CloudWatch one JSON document each: the keys that JSON carries for searching (the request and
 correlation ids, the function's settings) are left out, the handler's own code and log calls are unchanged.
+With Powertools' metrics switched off (`make run` switches them off: no CloudWatch reads them locally), a
+worker forgets each invocation's metrics, which Powertools would otherwise keep and print at the 100th value.
 """
 
 from __future__ import annotations
@@ -189,6 +191,8 @@ def _worker_main(conn: Connection, function: LambdaFunction, repo: str) -> None:
         except Exception as exc:
             conn.send(("error", type(exc).__name__, str(exc), traceback.format_exc()))
             continue
+        finally:
+            _forget_unpublished_metrics()
         try:
             payload = json.dumps(result)
         except (TypeError, ValueError) as exc:
@@ -216,6 +220,19 @@ def _readable_powertools_logs(function_id: str) -> None:
         for handler in getattr(log, "handlers", ()):
             if isinstance(handler.formatter, BasePowertoolsFormatter):
                 handler.setFormatter(ReadableFormatter())
+
+
+def _forget_unpublished_metrics() -> None:
+    """With Powertools' metrics switched off (`POWERTOOLS_METRICS_DISABLED`, as `make run` has them), Powertools
+    keeps every invocation's metrics, and prints them all anyway at a metric's 100th value; they go nowhere
+    locally, so each invocation starts without them, as after a flush."""
+    if "aws_lambda_powertools.metrics" not in sys.modules:
+        return
+    from aws_lambda_powertools.metrics import Metrics
+    from aws_lambda_powertools.metrics.functions import is_metrics_disabled
+
+    if is_metrics_disabled():
+        Metrics().clear_metrics()  # the metrics of every Metrics instance of the process: they share them
 
 
 @dataclass

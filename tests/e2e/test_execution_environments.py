@@ -27,9 +27,16 @@ import json
 import os
 import time
 
-from aws_lambda_powertools import Logger
+from aws_lambda_powertools import Logger, Metrics
 
 logger = Logger(service="stub")  # at import, as the layer's
+metrics = Metrics(namespace="Stub", service="stub")
+
+
+@metrics.log_metrics
+def count(event, context):
+    metrics.add_metric(name="Counted", unit="Count", value=1)
+    return {{"counted": True}}
 
 with open({imports!r}, "a") as out:
     out.write(f"{{os.getpid()}}\\n")
@@ -45,6 +52,8 @@ def lambda_handler(event, context):
         raise ZeroDivisionError("a bug in the worker")
     if route == "/die":
         os._exit(3)
+    if route == "/metric":
+        return count(event, context)
     if route == "/log":
         logger.append_keys(correlation_id="c-1")
         logger.info("handled", extra={{"route": route}})
@@ -73,7 +82,7 @@ def stub_routes(folder: Path) -> tuple[list[HttpRoute], Path]:
     (folder / "app.py").write_text(STUB.format(imports=str(imports)))
     routes = [
         HttpRoute("GET", path, "StubFunction", str(folder), "app.lambda_handler", 6, 256, True)
-        for path in ("/slow", "/boom", "/die", "/context", "/not-json", "/log")
+        for path in ("/slow", "/boom", "/die", "/context", "/not-json", "/log", "/metric")
     ]
     return routes, imports
 
@@ -169,22 +178,28 @@ from local.gateway import create_app, running_gateway
 from local.template import HttpRoute
 
 if __name__ == "__main__":
-    route = HttpRoute("GET", "/log", "StubFunction", sys.argv[1], "app.lambda_handler", 6, 256, True)
-    with running_gateway(create_app([route], concurrency=1)) as base:
-        assert httpx.get(base + "/log", timeout=20).json() == {"logged": True}
+    routes = [
+        HttpRoute("GET", path, "StubFunction", sys.argv[1], "app.lambda_handler", 6, 256, True)
+        for path in ("/log", "/metric")
+    ]
+    with running_gateway(create_app(routes, concurrency=1)) as base, httpx.Client(base_url=base, timeout=20) as http:
+        assert http.get("/log").json() == {"logged": True}
+        for _ in range(101):  # past Powertools' 100 values of a metric, where it would print them
+            assert http.get("/metric").json() == {"counted": True}
 """
 
 
 def test_a_workers_powertools_logs_are_lines_a_developer_reads(tmp_path: Path) -> None:
-    """Not CloudWatch's JSON documents: a line per record with its extra keys, an error with its traceback. The
-    gateway runs in a process of its own, whose output (its workers') the test reads whole."""
+    """Not CloudWatch's JSON documents: a line per record with its extra keys, an error with its traceback; and
+    with metrics switched off as `make run` has them, no metrics ever. The gateway runs in a process of its own,
+    whose output (its workers') the test reads whole."""
     stub_routes(tmp_path)
     script = tmp_path / "serve.py"
     script.write_text(SERVE_ONE_LOG_REQUEST)
 
     done = subprocess.run(
         [sys.executable, str(script), str(tmp_path)],
-        env={**os.environ, "PYTHONPATH": str(REPO)},
+        env={**os.environ, "PYTHONPATH": str(REPO), "POWERTOOLS_METRICS_DISABLED": "true"},
         capture_output=True,
         text=True,
         timeout=120,
@@ -197,7 +212,7 @@ def test_a_workers_powertools_logs_are_lines_a_developer_reads(tmp_path: Path) -
     failure = lines.index("ERROR:     StubFunction: a handled failure")
     assert lines[failure + 1] == "Traceback (most recent call last):"
     assert "ZeroDivisionError: division by zero" in lines[failure + 2 :]
-    assert not [line for line in lines if line.startswith("{")]
+    assert not [line for line in lines if line.startswith("{")]  # no JSON logs, no EMF documents
 
 
 def test_a_worker_that_dies_fails_its_invocation_and_is_replaced(workers: tuple[str, Path]) -> None:
