@@ -36,7 +36,6 @@ DATA_DIR_VARIABLE = "SUPPORT_DATA_DIR"
 DEFAULT_DATA_DIR = REPO / ".local" / "pg-run"
 DEFAULT_PORT = 3000
 DEFAULT_WS_PORT = 3001
-EMPTY_METRICS_WARNING = "No application metrics to publish"  # Powertools' words, on every invocation without one
 DEFAULT_MERCHANT_PORT = 8080  # the demo widget key allows http://localhost:8080 and http://127.0.0.1:8080
 
 
@@ -54,7 +53,7 @@ def _apply_function_environment() -> None:
     # terminal, and its warning about an invocation without metrics is ignored in the workers too (they inherit
     # PYTHONWARNINGS; `main` filters it in this process). In AWS nothing changes.
     os.environ.setdefault("POWERTOOLS_METRICS_DISABLED", "true")
-    quiet = f"ignore:{EMPTY_METRICS_WARNING}:UserWarning"
+    quiet = "ignore:No application metrics to publish:UserWarning"
     os.environ["PYTHONWARNINGS"] = ",".join(filter(None, (os.environ.get("PYTHONWARNINGS"), quiet)))
 
 
@@ -128,7 +127,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         )
         return 1
     # Powertools warns on every request that publishes no metric; locally that is only noise.
-    warnings.filterwarnings("ignore", EMPTY_METRICS_WARNING)
+    warnings.filterwarnings("ignore", "No application metrics to publish")
     _apply_function_environment()
     if not args.reset:
         _apply_local_endpoints(port, _ws_port())
