@@ -24,7 +24,7 @@ import httpx
 from websockets.exceptions import ConnectionClosed
 from websockets.sync.client import ClientConnection, connect
 
-DEMO_ORIGIN = "http://localhost:8080"  # the demo shop's origin, allowed by the demo widget key
+DEMO_ORIGIN = "http://127.0.0.1:3002"  # the demo shop of a make run on the default ports (MERCHANT_PORT 3002)
 
 
 class Terminal:
@@ -90,20 +90,21 @@ def main(argv: list[str] | None = None) -> int:
         if reply.status_code != 201:
             print(f"the widget session was refused: {reply.status_code} {reply.text}", file=sys.stderr)
             return 1
-        token = reply.json()["data"]["connectToken"]
-        ws = connect(f"{args.ws}/?visitorToken={token}", additional_headers={"Origin": args.origin})
-        terminal = Terminal(ws)
-        terminal.send("startChat", visitorName=args.name)
+        url = f"{args.ws}/?visitorToken={reply.json()['data']['connectToken']}"
+        headers: dict[str, str] | None = {"Origin": args.origin}
+        first: tuple[str, dict[str, Any]] = ("startChat", {"visitorName": args.name})
     else:
         if not (args.tenant and args.agent):
             parser.error("an agent needs --tenant and --agent (make run prints the demo agent's)")
         from local.token import mint_token
 
-        ws = connect(f"{args.ws}/?token={mint_token(args.tenant, 'agent', agent_id=args.agent)}")
+        url = f"{args.ws}/?token={mint_token(args.tenant, 'agent', agent_id=args.agent)}"
+        headers = None
+        first = ("setStatus", {"status": "available"})
+    with connect(url, additional_headers=headers) as ws:  # websockets closes it on the way out
         terminal = Terminal(ws)
-        terminal.send("setStatus", status="available")
-    print("-- connected; type a message and press Enter (/end, /typing, /raw {...}); Ctrl-D to quit", flush=True)
-    with ws:
+        terminal.send(first[0], **first[1])
+        print("-- connected; type a message and press Enter (/end, /typing, /raw {...}); Ctrl-D to quit", flush=True)
         terminal.loop()
     return 0
 

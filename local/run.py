@@ -70,6 +70,12 @@ def _apply_function_environment() -> None:
     from local.visitor_key import visitor_token_secret
 
     os.environ.setdefault("VISITOR_TOKEN_SECRET", visitor_token_secret())
+    # Locally no CloudWatch reads the metrics (EMF documents on stdout): Powertools' own switch keeps them off the
+    # terminal, and its warning about an invocation without metrics is ignored in the workers too (they inherit
+    # PYTHONWARNINGS; `main` filters it in this process). In AWS nothing changes.
+    os.environ.setdefault("POWERTOOLS_METRICS_DISABLED", "true")
+    quiet = "ignore:No application metrics to publish:UserWarning"
+    os.environ["PYTHONWARNINGS"] = ",".join(filter(None, (os.environ.get("PYTHONWARNINGS"), quiet)))
 
 
 def _apply_local_endpoints(http_port: int, ws_port: int) -> None:
@@ -244,7 +250,7 @@ def _serve(data_dir: Path, chosen: Ports | None, *, reset: bool) -> int:
                         create_app(
                             http_routes(),
                             cors=cors_configuration(),
-                            extra_routes=[*static_routes(), *dev_auth_routes()],
+                            extra_routes=[*static_routes(), *dev_auth_routes(chosen.http)],
                         ),
                         port=chosen.http,
                         access_log=True,
@@ -334,7 +340,9 @@ def _serve_merchant_page(stack: ExitStack, base: str, ws_url: str, tenants: dict
         return None
     try:
         shop = stack.enter_context(
-            running_gateway(merchant_app(widget_key=widget_key, api_url=base, ws_url=ws_url), port=port)
+            running_gateway(
+                merchant_app(widget_key=widget_key, api_url=base, ws_url=ws_url), port=port, access_log=True
+            )
         )
     except RuntimeError:
         print(

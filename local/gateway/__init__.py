@@ -11,7 +11,8 @@ runs unchanged. Its parts are API Gateway's:
 - `management_api`: the `@connections` API beside it, for boto3's `apigatewaymanagementapi`;
 - `authorizers`: the HTTP API's JWT authorizer and the WebSocket `$connect` Lambda REQUEST authorizer;
 - `execution_environments`: Lambda's execution environments, worker processes (or in process for tests);
-- `server`: uvicorn, the background servers of tests and `make run`, and the logs' token redaction.
+- `server`: uvicorn, the background servers of tests and `make run`, and the logs' token redaction;
+- `hosts`: every listener answers its own host names only (127.0.0.1, localhost, [::1] on its port).
 """
 
 from local.gateway.authorizers import JwtAuthorizer, build_websocket_authorizer_event, evaluate_policy

@@ -1,4 +1,4 @@
-"""The account, region and identifiers API Gateway and Lambda share, with their local values."""
+"""The account, region, identifiers and request headers API Gateway and Lambda share, with their local values."""
 
 from __future__ import annotations
 
@@ -21,3 +21,9 @@ def connection_id() -> str:
         value = base64.b64encode(secrets.token_bytes(11)).decode()
         if "/" not in value and "+" not in value:
             return value
+
+
+def forwarded_for(given: str | None, peer: str) -> str:
+    """The X-Forwarded-For a function sees: the client's own (`given`, anything it likes), with the TCP peer, the
+    one address it cannot forge and the event's `sourceIp`, appended, as a proxy appends its caller's."""
+    return f"{given}, {peer}" if given else peer

@@ -10,15 +10,18 @@ the one picked, with the same key and claims as `make token` (`local.token.mint_
 - `GET /_local/config`: the URLs the console talks to (this gateway, and the WebSocket API beside it).
 
 Nothing in template.yaml routes `/_local` (a contract test checks it), so no deployed API can answer these.
-They would hand anyone an admin token of any tenant, so besides listening on 127.0.0.1 only, they refuse a
-request that another origin's page sends (a site open in the developer's browser cannot ask for a token):
-the `Origin` header, when there is one, must be this gateway's own.
+They would hand anyone an admin token of any tenant, so besides listening on 127.0.0.1 only, they refuse what
+a page of another site sends: the `Host` must be one of this listener's own names (`hosts.local_hosts`, as the
+listener itself checks: a site rebound to 127.0.0.1 by DNS gets nothing), and the `Origin`, when there is one,
+one of a fixed list built from the configured port (`hosts.local_origins`: 127.0.0.1, localhost and [::1] on
+it), never from the request's own `Host`.
 """
 
 from __future__ import annotations
 
 import os
 import threading
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
@@ -27,9 +30,10 @@ from uuid import UUID
 from pydantic import Field, ValidationError
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
-from starlette.responses import JSONResponse
+from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
+from local.gateway.hosts import local_hosts, local_origins, misdirected
 from local.token import DEFAULT_TTL, mint_token
 
 PREFIX = "/_local"
@@ -48,14 +52,17 @@ def _refused(status: int, code: str, message: str, details: list[dict[str, str]]
     return JSONResponse({"success": False, "error": error}, status_code=status, headers={"cache-control": "no-store"})
 
 
-def _foreign_origin(request: Request) -> JSONResponse | None:
-    """403 when a page of another origin sends the request (browsers always send `Origin` cross-origin)."""
+def _foreign(request: Request, port: int) -> Response | None:
+    """421 for another host name (a site rebound to 127.0.0.1), 403 when a page of another origin sends the
+    request (browsers always send `Origin` cross-origin, and on every POST)."""
+    if request.headers.get("host", "").lower() not in local_hosts(port):
+        return misdirected(port)
     origin = request.headers.get("origin")
     if origin is None:
         return None  # not from a page's script (curl, a test's HTTP client), or a same-origin GET
-    own = f"{request.url.scheme}://{request.headers.get('host', '')}"
-    if origin.rstrip("/") != own:
-        return _refused(403, "forbidden", f"the local sign-in answers pages of {own} only, not {origin}")
+    if origin.rstrip("/").lower() not in local_origins(port):
+        own = f"http://127.0.0.1:{port}"
+        return _refused(403, "forbidden", f"the local sign-in answers pages of {own} (or localhost) only")
     return None
 
 
@@ -114,8 +121,6 @@ def _people(tenant_id: UUID, name: str | None) -> dict[str, Any]:
 
 
 async def list_people(request: Request) -> JSONResponse:
-    if refusal := _foreign_origin(request):
-        return refusal
     unknown = sorted(set(request.query_params) - {"tenantId"})
     if unknown:
         details = [
@@ -139,8 +144,6 @@ async def list_people(request: Request) -> JSONResponse:
 
 
 async def sign_token(request: Request) -> JSONResponse:
-    if refusal := _foreign_origin(request):
-        return refusal
     if request.headers.get("content-type", "").split(";")[0].strip().lower() != "application/json":
         return _refused(415, "unsupported_media_type", "send the sign-in as application/json")
     model = _token_request_model()
@@ -203,18 +206,26 @@ def websocket_url() -> str | None:
     return f"{scheme}://{parts.netloc}{parts.path.rstrip('/')}"
 
 
-def dev_auth_routes(api_base_url: str | None = None) -> list[BaseRoute]:
-    """The routes to put before the gateway's catch-all (`http_api.create_app(extra_routes=...)`). The config
-    names this gateway as the HTTP API, or `api_base_url` when the console is served apart from the API."""
+def _local_pages_only(port: int, endpoint: Callable[[Request], Awaitable[Response]]) -> Callable[..., Any]:
+    async def guarded(request: Request) -> Response:
+        if refusal := _foreign(request, port):
+            return refusal
+        return await endpoint(request)
+
+    return guarded
+
+
+def dev_auth_routes(port: int, api_base_url: str | None = None) -> list[BaseRoute]:
+    """The routes to put before the gateway's catch-all (`http_api.create_app(extra_routes=...)`) of the gateway
+    listening on `port`. The config names this gateway as the HTTP API (by the host name the console was opened
+    with), or `api_base_url` when the console is served apart from the API."""
 
     async def console_config(request: Request) -> JSONResponse:
-        if refusal := _foreign_origin(request):
-            return refusal
-        api = api_base_url or f"{request.url.scheme}://{request.headers.get('host', '')}"
+        api = api_base_url or f"http://{request.headers['host']}"  # one of local_hosts(port): `_foreign` checked
         return _ok({"apiBaseUrl": api.rstrip("/"), "websocketUrl": websocket_url(), "localSignIn": True})
 
     return [
-        Route(f"{PREFIX}/agents", list_people, methods=["GET"]),
-        Route(f"{PREFIX}/token", sign_token, methods=["POST"]),
-        Route(f"{PREFIX}/config", console_config, methods=["GET"]),
+        Route(f"{PREFIX}/agents", _local_pages_only(port, list_people), methods=["GET"]),
+        Route(f"{PREFIX}/token", _local_pages_only(port, sign_token), methods=["POST"]),
+        Route(f"{PREFIX}/config", _local_pages_only(port, console_config), methods=["GET"]),
     ]

@@ -15,6 +15,13 @@ throttle past its concurrency limit; locally waiting is kinder).
 (a lock), for tests that watch a handler's state from the test process.
 
 A handler that runs past its template `Timeout` is logged, not stopped: the invocation would fail in AWS.
+
+A worker prints its function's Powertools log records as a developer reads them, one short line each
+(`INFO:     TicketsFunction: message key=value ...`, an error followed by its traceback), where Lambda would
+send CloudWatch one JSON document each: the keys that JSON carries for searching (the request and
+correlation ids, the function's settings) are left out, the handler's own code and log calls are unchanged.
+With Powertools' metrics switched off (`make run` switches them off: no CloudWatch reads them locally), a
+worker forgets each invocation's metrics, which Powertools would otherwise keep and print at the 100th value.
 """
 
 from __future__ import annotations
@@ -169,6 +176,7 @@ def _worker_main(conn: Connection, function: LambdaFunction, repo: str) -> None:
     except BaseException:
         conn.send(("import_error", traceback.format_exc()))
         return
+    _readable_powertools_logs(function.logical_id)
     conn.send(("ready", os.getpid()))
     while True:
         try:
@@ -183,12 +191,48 @@ def _worker_main(conn: Connection, function: LambdaFunction, repo: str) -> None:
         except Exception as exc:
             conn.send(("error", type(exc).__name__, str(exc), traceback.format_exc()))
             continue
+        finally:
+            _forget_unpublished_metrics()
         try:
             payload = json.dumps(result)
         except (TypeError, ValueError) as exc:
             conn.send(("error", "Runtime.MarshalError", f"Unable to marshal response: {exc}", None))
             continue
         conn.send(("ok", payload))
+
+
+_RECORD_ATTRIBUTES = frozenset(logging.LogRecord("", 0, "", 0, "", (), None).__dict__) | {"message", "asctime"}
+
+
+def _readable_powertools_logs(function_id: str) -> None:
+    """Give every Powertools logger of this worker (its handler is imported by now) the readable formatter."""
+    from aws_lambda_powertools.logging.formatter import BasePowertoolsFormatter, LambdaPowertoolsFormatter
+
+    class ReadableFormatter(LambdaPowertoolsFormatter):
+        """Powertools' formatter (so that `append_keys` and the rest still work) that writes lines for people."""
+
+        def format(self, record: logging.LogRecord) -> str:
+            extras = " ".join(f"{k}={v}" for k, v in record.__dict__.items() if k not in _RECORD_ATTRIBUTES)
+            line = f"{record.levelname}:     {function_id}: {record.getMessage()} {extras}".rstrip()
+            return f"{line}\n{self.formatException(record.exc_info)}" if record.exc_info else line
+
+    for log in [logging.getLogger(), *logging.Logger.manager.loggerDict.values()]:
+        for handler in getattr(log, "handlers", ()):
+            if isinstance(handler.formatter, BasePowertoolsFormatter):
+                handler.setFormatter(ReadableFormatter())
+
+
+def _forget_unpublished_metrics() -> None:
+    """With Powertools' metrics switched off (`POWERTOOLS_METRICS_DISABLED`, as `make run` has them), Powertools
+    keeps every invocation's metrics, and prints them all anyway at a metric's 100th value; they go nowhere
+    locally, so each invocation starts without them, as after a flush."""
+    if "aws_lambda_powertools.metrics" not in sys.modules:
+        return
+    from aws_lambda_powertools.metrics import Metrics
+    from aws_lambda_powertools.metrics.functions import is_metrics_disabled
+
+    if is_metrics_disabled():
+        Metrics().clear_metrics()  # the metrics of every Metrics instance of the process: they share them
 
 
 @dataclass

@@ -31,7 +31,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
 from local.gateway.authorizers import JwtAuthorizer
-from local.gateway.aws import ACCOUNT_ID
+from local.gateway.aws import ACCOUNT_ID, forwarded_for
 from local.gateway.aws import request_id as new_request_id
 from local.gateway.execution_environments import execution_environments, in_process_default
 from local.template import CorsConfig, HttpRoute, LambdaFunction, LambdaHandler, load_route_handler
@@ -114,7 +114,7 @@ def build_http_event(
             cookies.extend(part.strip() for part in value.split(";") if part.strip())
             continue
         joined[name] = f"{joined[name]},{value}" if name in joined else value
-    joined.setdefault("x-forwarded-for", source_ip)
+    joined["x-forwarded-for"] = forwarded_for(joined.get("x-forwarded-for"), source_ip)
     joined.setdefault("x-forwarded-port", str(forwarded_port))
     joined.setdefault("x-forwarded-proto", forwarded_proto)
     joined.setdefault("x-amzn-trace-id", f"Root=1-{int(received_at.timestamp()):08x}-{secrets.token_hex(12)}")
@@ -307,7 +307,7 @@ def create_app(
         except ClientDisconnect:
             return Response(status_code=400)
 
-        client = request.client
+        client = request.client  # the TCP peer (uvicorn reads no proxy headers: `server.serve`)
         host = (request.headers.get("host") or "localhost").rsplit(":", 1)[0]
         event = build_http_event(
             route_key=entry.route.route_key,

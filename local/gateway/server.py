@@ -1,5 +1,6 @@
 """uvicorn serving the gateway's apps: the HTTP API on one port, the WebSocket API with its management
-API on another, as API Gateway gives each API its own endpoint.
+API on another, as API Gateway gives each API its own endpoint. Every listener answers its own host names
+only (`hosts.LocalHostsOnly`, against DNS rebinding) and reads no proxy headers.
 
 Tokens never reach the logs: the WebSocket API takes them in the query string (`?token=`,
 `?visitorToken=`), which uvicorn's access log would print, so every log line of uvicorn and of the
@@ -24,6 +25,7 @@ import uvicorn
 from starlette.applications import Starlette
 from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
 
+from local.gateway.hosts import LocalHostsOnly
 from local.gateway.websocket_api import MAX_FRAME_BYTES, MAX_MESSAGE_BYTES, create_websocket_app
 from local.template import REPO, TEMPLATE, websocket_api
 
@@ -86,13 +88,16 @@ def serve(
     SIGTERM, or set `.should_exit = True` from another thread to stop it. With `websocket`, WebSocket
     connections get API Gateway's limits and no server pings (API Gateway sends none)."""
     config = uvicorn.Config(
-        app,
+        LocalHostsOnly(app),  # its own host names only, whatever the app (see `hosts`)
         host=host,
         port=int(os.environ.get("PORT", "3000")) if port is None else port,
         lifespan="off",
         access_log=access_log,
         log_level=log_level,
         server_header=False,
+        # API Gateway's `sourceIp` is the TCP peer: uvicorn would otherwise take the client's address from an
+        # X-Forwarded-For that anyone on 127.0.0.1 (every local client) may send.
+        proxy_headers=False,
         timeout_graceful_shutdown=5,
         ws=ApiGatewayWebSocketProtocol if websocket else "auto",
         ws_max_size=MAX_MESSAGE_BYTES,
@@ -113,7 +118,8 @@ def _close_environments(app: Starlette) -> None:
 def _running(
     app: Starlette, port: int, host: str, *, access_log: bool, start_timeout: float, websocket: bool
 ) -> Iterator[int]:
-    # uvicorn's log level also gates its access log: "info" shows each request, "warning" only problems.
+    # uvicorn's log level also gates its access log: "info" shows each request, "warning" only problems. It is
+    # process-wide (uvicorn's loggers), so the last server started sets it for all: `make run` logs every listener.
     server = serve(
         app, host, port, access_log=access_log, log_level="info" if access_log else "warning", websocket=websocket
     )

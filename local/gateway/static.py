@@ -3,7 +3,7 @@
 - `static_routes()`: `web/widget/` at `/widget/` (the chat widget a merchant's page loads with one script tag)
   and `web/console/` at `/console/` (the agent console), mounted on the local HTTP API before its routes.
 - `merchant_app()`: the demo merchant's shop page (`web/demo-merchant/index.html`), templated at serve time with
-  a widget key and the gateway's URLs, for a server of its own on another origin (`MERCHANT_PORT`, 8080), as a
+  a widget key and the gateway's URLs, for a server of its own on another origin (`MERCHANT_PORT`, `PORT`+2), as a
   real shop's page is.
 
 Nothing deployed imports `local/`: in AWS the same files are hosted anywhere (see the README's widget section).

@@ -7,12 +7,13 @@ A connection's life, as API Gateway leads it:
   invoked; a non-2xx `statusCode` (or an error: 500) refuses the connection too. Only then is the
   WebSocket accepted, and the connection known to the management API.
 - each message: the route selection expression (`$request.body.action`: the `action` field of the JSON
-  body) picks the route; a body that is not JSON, or an action without a route, goes to `$default`. The
-  route's function gets the MESSAGE event, with the authorizer's context in `requestContext.authorizer`.
-  When it fails, the client gets `{"message": "Internal server error", ...}` as from API Gateway. Without a
-  route response (none is declared), what the function returns goes nowhere.
-- the close, by either side: the `$disconnect` event, with `disconnectStatusCode` and `disconnectReason`,
-  invoked once, after the connection's earlier messages.
+  body) picks the route; a body that is not JSON (or nested too deeply to parse), or an action without a
+  route, goes to `$default`. The route's function gets the MESSAGE event, with the authorizer's context in
+  `requestContext.authorizer`. When it fails, the client gets `{"message": "Internal server error", ...}` as
+  from API Gateway, and the connection keeps serving. Without a route response (none is declared), what the
+  function returns goes nowhere.
+- the close, by either side (or an error of the gateway's own): the `$disconnect` event, with
+  `disconnectStatusCode` and `disconnectReason`, invoked once, after the connection's earlier messages.
 
 API Gateway's limits hold: a frame over 32 KB, or a message over 128 KB (its frames together), closes the
 connection with 1009. A browser's WebSocket sends every message as one frame (the WebSocket API of
@@ -34,6 +35,7 @@ import json
 import logging
 import os
 import time
+import traceback
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -53,6 +55,7 @@ from local.gateway.authorizers import (
     run_request_authorizer,
 )
 from local.gateway.aws import connection_id as new_connection_id
+from local.gateway.aws import forwarded_for
 from local.gateway.aws import request_id as new_request_id
 from local.gateway.execution_environments import (
     ExecutionEnvironments,
@@ -244,12 +247,17 @@ def create_websocket_app(
     async def endpoint(websocket: WebSocket) -> None:
         conn_id = new_connection_id()
         connected_at = _now_ms()
-        headers = [(k.decode("latin-1"), v.decode("latin-1")) for k, v in websocket.scope.get("headers", [])]
         raw_query = websocket.scope.get("query_string", b"").decode("latin-1")
-        source_ip = websocket.client.host if websocket.client else "127.0.0.1"
+        source_ip = websocket.client.host if websocket.client else "127.0.0.1"  # the TCP peer, never a header
         user_agent = websocket.headers.get("user-agent", "")
         host = websocket.headers.get("host", "localhost")
-        headers.append(("x-forwarded-for", source_ip))
+        given = ",".join(websocket.headers.getlist("x-forwarded-for")) or None
+        headers = [
+            (k.decode("latin-1"), v.decode("latin-1"))
+            for k, v in websocket.scope.get("headers", [])
+            if k.lower() != b"x-forwarded-for"
+        ]
+        headers.append(("x-forwarded-for", forwarded_for(given, source_ip)))
         path = websocket.scope.get("path", "/")  # never the query: it holds tokens
 
         def context(route_key: str, event_type: str) -> dict[str, Any]:
@@ -332,8 +340,11 @@ def create_websocket_app(
                 )
                 try:
                     await run_in_threadpool(invoke, route.function.logical_id, event)
-                except FunctionError as exc:
-                    logger.error("WebSocket route %s (%s) failed\n%s", route.route_key, route.function.logical_id, exc)
+                except Exception as exc:  # a FunctionError, or the gateway's own bug: the connection keeps serving
+                    detail = exc if isinstance(exc, FunctionError) else traceback.format_exc()
+                    logger.error(
+                        "WebSocket route %s (%s) failed\n%s", route.route_key, route.function.logical_id, detail
+                    )
                     await _error_to_client(connection, "Internal server error", event["requestContext"]["requestId"])
 
         delivery = asyncio.create_task(deliver())
@@ -367,23 +378,21 @@ def create_websocket_app(
         except (WebSocketDisconnect, OSError, RuntimeError) as exc:
             code = getattr(exc, "code", 1006)
         finally:
+            # Whatever ended the connection (the client, the gateway, an error of the gateway's own), `$disconnect`
+            # runs, after the connection's earlier messages: its function forgets the connection.
             connection.open = False
             connections.pop(conn_id, None)
             if connection.closed_by_gateway is not None:
                 code, reason = connection.closed_by_gateway
             inbox.put_nowait(None)
-            await asyncio.shield(delivery)
-            disconnect_route = api.route("$disconnect")
-            if disconnect_route is not None:
-                event = build_websocket_event(
-                    context("$disconnect", "DISCONNECT"), authorizer=authorizer_context, disconnect=(code, reason)
-                )
-                try:
-                    await run_in_threadpool(invoke, disconnect_route.function.logical_id, event)
-                except FunctionError as exc:
-                    logger.error("WebSocket $disconnect (%s) failed\n%s", disconnect_route.function.logical_id, exc)
-            live.discard(conn_id)
-            logger.info("WebSocket %s disconnected: %d %s", conn_id, code, reason)
+            try:
+                await asyncio.shield(delivery)
+            except Exception:
+                logger.error("WebSocket %s: the delivery of its messages failed\n%s", conn_id, traceback.format_exc())
+            finally:
+                await _disconnect(invoke, api.route("$disconnect"), context, authorizer_context, (code, reason))
+                live.discard(conn_id)
+                logger.info("WebSocket %s disconnected: %d %s", conn_id, code, reason)
 
     routes: list[BaseRoute] = [
         *management_routes(connections),
@@ -395,6 +404,23 @@ def create_websocket_app(
     app.state.connections = connections
     app.state.live_connections = live
     return app
+
+
+async def _disconnect(
+    invoke: Callable[[str, dict[str, Any]], Any],
+    route: TemplateRoute | None,
+    context: Callable[[str, str], dict[str, Any]],
+    authorizer: Mapping[str, Any] | None,
+    status: tuple[int, str],
+) -> None:
+    """The `$disconnect` event of a connection, when the API has the route; its failure is logged."""
+    if route is None:
+        return
+    event = build_websocket_event(context("$disconnect", "DISCONNECT"), authorizer=authorizer, disconnect=status)
+    try:
+        await run_in_threadpool(invoke, route.function.logical_id, event)
+    except FunctionError as exc:
+        logger.error("WebSocket $disconnect (%s) failed\n%s", route.function.logical_id, exc)
 
 
 async def _refuse(websocket: WebSocket, status: int) -> None:
@@ -439,7 +465,7 @@ def _select_route(body: str, path: Sequence[str] | None) -> str | None:
         return None
     try:
         value: Any = json.loads(body)
-    except ValueError:
+    except (ValueError, RecursionError):  # nested too deeply for the decoder: a body API Gateway cannot route
         return None
     for key in path:
         if not isinstance(value, dict) or key not in value:

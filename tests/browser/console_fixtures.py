@@ -13,15 +13,16 @@ from starlette.applications import Starlette
 from local.gateway import running_gateway
 from local.gateway.dev_auth import dev_auth_routes
 from local.gateway.static import static_routes
-from tests.browser.conftest import BrowserStack, Desk, wait_until
+from tests.browser.conftest import BrowserStack, Desk, free_port, wait_until
 
 
 @pytest.fixture(scope="module")
 def console_url(browser_stack: BrowserStack) -> Iterator[str]:
     """web/console/ with the local sign-in, on an origin of its own beside the stack's HTTP API (whose URL its
     /_local/config names): the console as hosted apart from the API, through the template's CORS settings."""
-    app = Starlette(routes=[*static_routes(), *dev_auth_routes(api_base_url=browser_stack.http_url)])
-    with running_gateway(app) as base:
+    port = free_port()
+    app = Starlette(routes=[*static_routes(), *dev_auth_routes(port, api_base_url=browser_stack.http_url)])
+    with running_gateway(app, port=port) as base:
         yield f"{base}/console/"
 
 

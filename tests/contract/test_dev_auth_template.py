@@ -23,7 +23,7 @@ def _could_match(template_path: str, path: str) -> bool:
 
 
 def test_the_local_routes_are_the_ones_checked_here() -> None:
-    paths = {route.path for route in dev_auth_routes()}  # type: ignore[attr-defined]
+    paths = {route.path for route in dev_auth_routes(3000)}  # type: ignore[attr-defined]
     assert paths == {f"{PREFIX}/agents", f"{PREFIX}/token", f"{PREFIX}/config"}
     # The check of the matcher itself: it does see a catch-all and a parameter.
     assert _could_match("/{proxy+}", f"{PREFIX}/token") and _could_match("/{segment}/token", f"{PREFIX}/token")
@@ -32,7 +32,7 @@ def test_the_local_routes_are_the_ones_checked_here() -> None:
 def test_no_http_api_route_of_the_template_matches_a_local_path() -> None:
     routes = http_routes()
     assert routes
-    for local_route in dev_auth_routes():
+    for local_route in dev_auth_routes(3000):
         path = local_route.path  # type: ignore[attr-defined]
         reaching = [f"{r.method} {r.path}" for r in routes if _could_match(r.path, path)]
         assert reaching == [], f"{path} would reach a deployed function through {reaching}"

@@ -9,10 +9,12 @@ import socket
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
+from urllib.parse import urlsplit
 from uuid import UUID, uuid4
 
 import httpx
 import pytest
+from websockets.exceptions import InvalidStatus
 from websockets.sync.client import connect
 
 from local.demo_data import DEMO_TENANTS
@@ -21,6 +23,9 @@ from local.gateway.authorizers import JwtAuthorizer
 from local.gateway.dev_auth import dev_auth_routes
 from local.jwt_keys import AUDIENCE, ISSUER
 from local.template import http_routes
+from local.token import mint_token
+
+REBIND = "rebind.evil.example"  # a site whose name the attacker points at 127.0.0.1 (DNS rebinding)
 
 
 def _free_port() -> int:
@@ -32,7 +37,8 @@ def _free_port() -> int:
 @pytest.fixture(scope="module")
 def sign_in_url(stack_ports: tuple[int, int]) -> Iterator[str]:
     """The gateway as `make run` builds it: the template's routes and, before them, the local sign-in."""
-    with running_gateway(create_app(http_routes(), extra_routes=dev_auth_routes()), port=_free_port()) as base:
+    port = _free_port()
+    with running_gateway(create_app(http_routes(), extra_routes=dev_auth_routes(port)), port=port) as base:
         yield base
 
 
@@ -183,6 +189,77 @@ def test_a_body_that_is_not_json_and_foreign_pages_are_refused(local: httpx.Clie
     assert local.get("/_local/agents", headers=elsewhere).status_code == 403
     own = {"Origin": str(local.base_url).rstrip("/")}
     assert local.post("/_local/token", json={"tenantId": str(tenant), "role": "admin"}, headers=own).status_code == 201
+
+
+def test_the_local_origins_are_a_fixed_list_of_this_port_not_the_requests_host(
+    local: httpx.Client, tenant: UUID
+) -> None:
+    """The sign-in compares `Origin` with 127.0.0.1, localhost and [::1] on its own port, whatever `Host` says: a
+    page of another port (another local server's page) is another origin, and the console opened as localhost
+    signs in on 127.0.0.1."""
+    port = urlsplit(str(local.base_url)).port
+    body = {"tenantId": str(tenant), "role": "admin"}
+    for name in ("127.0.0.1", "localhost", "[::1]"):
+        answer = local.post("/_local/token", json=body, headers={"Origin": f"http://{name}:{port}"})
+        assert answer.status_code == 201, (name, answer.text)
+    other_port = local.post("/_local/token", json=body, headers={"Origin": f"http://127.0.0.1:{_free_port()}"})
+    assert (other_port.status_code, other_port.json()["error"]["code"]) == (403, "forbidden")
+
+
+def _rebound(port: int) -> dict[str, str]:
+    return {"Host": f"{REBIND}:{port}", "Origin": f"http://{REBIND}:{port}"}
+
+
+def test_a_page_rebound_to_this_machine_gets_no_token_no_people_and_no_api(
+    local: httpx.Client, tenant: UUID, client_for: Callable[..., httpx.Client]
+) -> None:
+    """DNS rebinding: a site points its own name at 127.0.0.1, so the browser sends the site's requests, same-origin
+    in its eyes, with `Host` and `Origin` both the site's. The listener answers only its own host names."""
+    _desk(client_for, tenant)
+    port = urlsplit(str(local.base_url)).port
+    assert port is not None
+    evil = _rebound(port)
+    admin = {"Authorization": f"Bearer {mint_token(str(tenant), 'admin')}"}
+
+    answers = [
+        local.post("/_local/token", json={"tenantId": str(tenant), "role": "admin"}, headers=evil),
+        local.get("/_local/agents", headers={"Host": evil["Host"]}),  # a same-origin GET carries no Origin
+        local.get("/_local/agents", params={"tenantId": str(tenant)}, headers=evil),
+        local.get("/_local/config", headers=evil),
+        local.get("/api/support/tickets", headers={**evil, **admin}),
+        local.get("/.well-known/jwks.json", headers=evil),
+    ]
+
+    for answer in answers:
+        assert answer.status_code == 421, (answer.request.url, answer.text)
+        assert answer.headers["content-type"].startswith("text/plain")
+        assert "token" not in answer.text and "Ada" not in answer.text and "success" not in answer.text
+    # while the listener's own names still work
+    for name in ("127.0.0.1", "localhost", "[::1]"):
+        good = {"Host": f"{name}:{port}", "Origin": f"http://{name}:{port}"}
+        signed = local.post("/_local/token", json={"tenantId": str(tenant), "role": "admin"}, headers=good)
+        assert signed.status_code == 201, (name, signed.text)
+        assert local.get("/api/support/tickets", headers={"Host": good["Host"], **admin}).status_code == 200
+
+
+def test_a_rebound_page_cannot_open_the_websocket_api(tenant: UUID, chat_gateway: WebSocketEndpoints) -> None:
+    """The WebSocket API's listener answers only its own host names too: the upgrade is refused before the
+    authorizer, even with a valid token; and so is its management API."""
+    port = urlsplit(chat_gateway.websocket_url).port
+    assert port is not None
+    token = mint_token(str(tenant), "admin")
+
+    with socket.create_connection(("127.0.0.1", port)) as sock, pytest.raises(InvalidStatus) as refused:
+        connect(f"ws://{REBIND}:{port}/?token={token}", sock=sock, open_timeout=10)
+
+    assert refused.value.response.status_code == 421
+    managed = httpx.get(
+        f"{chat_gateway.management_endpoint}/@connections/x", headers={"Host": f"{REBIND}:{port}"}, timeout=10
+    )
+    assert managed.status_code == 421
+    with connect(f"ws://localhost:{port}/?token={token}", open_timeout=10) as ws:  # its own name still works
+        ws.send(json.dumps({"action": "ping", "requestId": "p"}))
+        assert json.loads(ws.recv(timeout=10))["type"] == "pong"
 
 
 def test_the_template_gateway_alone_does_not_serve_it(gateway_url: str, tenant: UUID) -> None:

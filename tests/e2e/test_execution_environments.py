@@ -7,6 +7,8 @@ from __future__ import annotations
 import json
 import logging
 import os
+import subprocess
+import sys
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -16,7 +18,7 @@ import httpx
 import pytest
 
 from local.gateway import FunctionError, create_app, running_gateway
-from local.template import HttpRoute
+from local.template import REPO, HttpRoute
 
 pytestmark = pytest.mark.e2e
 
@@ -24,6 +26,17 @@ STUB = """
 import json
 import os
 import time
+
+from aws_lambda_powertools import Logger, Metrics
+
+logger = Logger(service="stub")  # at import, as the layer's
+metrics = Metrics(namespace="Stub", service="stub")
+
+
+@metrics.log_metrics
+def count(event, context):
+    metrics.add_metric(name="Counted", unit="Count", value=1)
+    return {{"counted": True}}
 
 with open({imports!r}, "a") as out:
     out.write(f"{{os.getpid()}}\\n")
@@ -39,6 +52,16 @@ def lambda_handler(event, context):
         raise ZeroDivisionError("a bug in the worker")
     if route == "/die":
         os._exit(3)
+    if route == "/metric":
+        return count(event, context)
+    if route == "/log":
+        logger.append_keys(correlation_id="c-1")
+        logger.info("handled", extra={{"route": route}})
+        try:
+            1 / 0
+        except ZeroDivisionError:
+            logger.exception("a handled failure")
+        return {{"logged": True}}
     if route == "/not-json":
         return {{"statusCode": 200, "body": object()}}
     return {{
@@ -59,7 +82,7 @@ def stub_routes(folder: Path) -> tuple[list[HttpRoute], Path]:
     (folder / "app.py").write_text(STUB.format(imports=str(imports)))
     routes = [
         HttpRoute("GET", path, "StubFunction", str(folder), "app.lambda_handler", 6, 256, True)
-        for path in ("/slow", "/boom", "/die", "/context", "/not-json")
+        for path in ("/slow", "/boom", "/die", "/context", "/not-json", "/log", "/metric")
     ]
     return routes, imports
 
@@ -144,6 +167,52 @@ def test_a_handler_that_raises_in_a_worker_is_500_and_logged(
     assert unmarshallable.status_code == 500
     assert "Unable to marshal response" in caplog.text
     assert get(base_url, "/context").status_code == 200  # the worker lives on
+
+
+SERVE_ONE_LOG_REQUEST = """
+import sys
+
+import httpx
+
+from local.gateway import create_app, running_gateway
+from local.template import HttpRoute
+
+if __name__ == "__main__":
+    routes = [
+        HttpRoute("GET", path, "StubFunction", sys.argv[1], "app.lambda_handler", 6, 256, True)
+        for path in ("/log", "/metric")
+    ]
+    with running_gateway(create_app(routes, concurrency=1)) as base, httpx.Client(base_url=base, timeout=20) as http:
+        assert http.get("/log").json() == {"logged": True}
+        for _ in range(101):  # past Powertools' 100 values of a metric, where it would print them
+            assert http.get("/metric").json() == {"counted": True}
+"""
+
+
+def test_a_workers_powertools_logs_are_lines_a_developer_reads(tmp_path: Path) -> None:
+    """Not CloudWatch's JSON documents: a line per record with its extra keys, an error with its traceback; and
+    with metrics switched off as `make run` has them, no metrics ever. The gateway runs in a process of its own,
+    whose output (its workers') the test reads whole."""
+    stub_routes(tmp_path)
+    script = tmp_path / "serve.py"
+    script.write_text(SERVE_ONE_LOG_REQUEST)
+
+    done = subprocess.run(
+        [sys.executable, str(script), str(tmp_path)],
+        env={**os.environ, "PYTHONPATH": str(REPO), "POWERTOOLS_METRICS_DISABLED": "true"},
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+
+    assert done.returncode == 0, done.stdout + done.stderr
+    lines = done.stdout.splitlines()
+    assert "INFO:     StubFunction: handled route=/log" in lines, done.stdout
+    failure = lines.index("ERROR:     StubFunction: a handled failure")
+    assert lines[failure + 1] == "Traceback (most recent call last):"
+    assert "ZeroDivisionError: division by zero" in lines[failure + 2 :]
+    assert not [line for line in lines if line.startswith("{")]  # no JSON logs, no EMF documents
 
 
 def test_a_worker_that_dies_fails_its_invocation_and_is_replaced(workers: tuple[str, Path]) -> None:

@@ -13,12 +13,14 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import httpx
 import jwt
 import pytest
 
 from local.gateway import MAX_REQUEST_BYTES, JwtAuthorizer, create_app, running_gateway
+from local.gateway.static import merchant_app
 from local.jwt_keys import AUDIENCE, ISSUER, signing_key
 from local.template import REPO, HttpRoute, cors_configuration
 from local.token import mint_token
@@ -252,6 +254,47 @@ def test_the_event_is_a_payload_2_event_with_the_verified_claims(client: httpx.C
     assert context.invoked_function_arn.endswith(":function:StubFunction")
     assert context.aws_request_id
     assert 0 < reply.json()["remaining"] <= 10_000
+
+
+def test_the_source_ip_is_the_tcp_peer_whatever_x_forwarded_for_says(client: httpx.Client, stub: StubFunction) -> None:
+    """API Gateway's `sourceIp` is the address of the TCP connection: a client's own X-Forwarded-For cannot choose
+    it (the visitor IP a chat records, and any per-IP limit, read it). The header reaches the function with the
+    peer appended, as a proxy appends the address it was called from."""
+    reply = client.get("/stub/items/1", headers={**bearer(), "X-Forwarded-For": "203.0.113.66"})
+
+    assert reply.status_code == 200
+    event = stub.events[-1]
+    assert event["requestContext"]["http"]["sourceIp"] == "127.0.0.1"
+    assert event["headers"]["x-forwarded-for"] == "203.0.113.66, 127.0.0.1"
+
+
+# --- the listener --------------------------------------------------------------------------------
+
+
+def test_the_listener_answers_its_own_host_names_only(gateway: str) -> None:
+    """No other name reaches a local listener (DNS rebinding: a site pointing its name at 127.0.0.1), nor another
+    port's; its own names do, in any case."""
+    port = urlsplit(gateway).port
+    other_port = port + 1 if port and port < 65535 else 1
+
+    def status(host: str) -> int:
+        return httpx.get(f"{gateway}/stub/items/1", headers={**bearer(), "Host": host}, timeout=10).status_code
+
+    assert [status(f"{name}:{port}") for name in ("127.0.0.1", "localhost", "[::1]", "LocalHost")] == [200] * 4
+    for host in ("rebind.evil.example:" + str(port), f"localhost:{other_port}", "localhost", f"127.0.0.2:{port}"):
+        refused = httpx.get(f"{gateway}/stub/items/1", headers={**bearer(), "Host": host}, timeout=10)
+        assert refused.status_code == 421, host
+        assert refused.headers["content-type"].startswith("text/plain")
+        assert f"localhost:{port}" in refused.text
+
+
+def test_the_demo_shop_page_answers_its_own_host_names_only() -> None:
+    app = merchant_app(widget_key="wk_x", api_url="http://127.0.0.1:1", ws_url="ws://127.0.0.1:2")
+    with running_gateway(app) as shop:
+        port = urlsplit(shop).port
+        assert httpx.get(f"{shop}/", headers={"Host": f"localhost:{port}"}, timeout=10).status_code == 200
+        rebound = httpx.get(f"{shop}/", headers={"Host": f"rebind.evil.example:{port}"}, timeout=10)
+    assert rebound.status_code == 421 and "wk_x" not in rebound.text
 
 
 def test_a_json_body_arrives_as_text(client: httpx.Client, stub: StubFunction) -> None:

@@ -510,3 +510,31 @@ def test_a_closed_connection_gets_nothing_and_its_row_goes(desk: Desk, db: Datab
     assert left == (0,)
     with pytest.raises(ConnectionClosed):
         staff.ws.recv(timeout=1)
+
+
+def _connection_rows(db: DatabaseUrls, tenant: object) -> int:
+    with psycopg.connect(db.admin) as conn:
+        row = conn.execute("SELECT count(*) FROM ws_connections WHERE user_id = %s", (tenant,)).fetchone()
+    assert row is not None
+    return int(row[0])
+
+
+def test_a_deeply_nested_frame_is_refused_and_the_connection_keeps_serving_until_its_disconnect(
+    desk: Desk, db: DatabaseUrls
+) -> None:
+    """A frame too deeply nested to parse (Python's JSON decoder runs out of recursion) is a body the gateway
+    cannot route, as API Gateway treats one: it goes to `$default`, whose function answers `bad_request`; the
+    connection keeps serving, and its close still runs `$disconnect`, which removes its row."""
+    staff = desk.staff()
+    assert staff.ask("ping", "pong")["type"] == "pong"
+    assert _connection_rows(db, desk.tenant) == 1
+
+    staff.ws.send("[" * 15_000 + "]" * 15_000)  # 30,000 bytes: one frame, under API Gateway's 32 KB
+
+    assert staff.expect("error")["data"]["code"] == "bad_request"
+    assert staff.ask("ping", "pong")["type"] == "pong"
+    staff.ws.close()
+    deadline = time.monotonic() + WAIT
+    while _connection_rows(db, desk.tenant) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert _connection_rows(db, desk.tenant) == 0

@@ -460,6 +460,28 @@ def test_connect_runs_the_authorizer_then_the_connect_route_with_api_gateways_ev
     assert reply == {"authorizer": expected_authorizer, "function": "ChatFunction"}
 
 
+def test_the_source_ip_is_the_tcp_peer_whatever_x_forwarded_for_says(
+    gateway: WebSocketEndpoints, recorder: Recorder
+) -> None:
+    """`identity.sourceIp` is the address of the TCP connection, in every event and in the management API, never a
+    forged X-Forwarded-For (the header reaches `$connect` with the peer appended)."""
+    with open_socket(gateway, additional_headers={"X-Forwarded-For": "203.0.113.66"}) as ws:
+        ws.send(json.dumps({"action": "sendMessage"}))
+        recorder.wait_for("sendMessage")
+        conn_id = connection_id_of(recorder)
+        seen = management(gateway).get_connection(ConnectionId=conn_id)["Identity"]["SourceIp"]
+    recorder.wait_for("$disconnect")
+
+    (auth_event,) = recorder.events("authorizer")
+    events = [auth_event, *recorder.events()]
+    assert [e["requestContext"]["identity"]["sourceIp"] for e in events] == ["127.0.0.1"] * 4
+    assert seen == "127.0.0.1"
+    (connect_event,) = recorder.events(route="$connect")
+    for event in (auth_event, connect_event):
+        assert event["headers"]["x-forwarded-for"] == "203.0.113.66, 127.0.0.1"
+        assert event["multiValueHeaders"]["x-forwarded-for"] == ["203.0.113.66, 127.0.0.1"]
+
+
 def test_an_allow_on_a_wildcard_resource_lets_the_connection_in(gateway: WebSocketEndpoints) -> None:
     with open_socket(gateway, "token=wildcard") as ws:
         ws.send(json.dumps({"action": "whoami"}))

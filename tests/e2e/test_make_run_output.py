@@ -1,0 +1,111 @@
+"""What `make run` prints while a developer uses it, and what it answers a page of another site: a real
+`python -m local.run`, its printed commands, and requests as a browser rebound by DNS would send them."""
+
+from __future__ import annotations
+
+import re
+import shlex
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from urllib.parse import urlsplit
+
+import httpx
+import pytest
+from websockets.exceptions import InvalidStatus
+from websockets.sync.client import connect
+
+from tests.e2e.local_run import REPO, LocalRun, free_port, scratch_data_dir
+
+pytestmark = pytest.mark.e2e
+
+REBIND = "rebind.evil.example"
+
+
+@pytest.fixture(scope="module")
+def run() -> Iterator[LocalRun]:
+    """One `make run` for the module, on ports of its own (never the 8080 of a developer's demo shop)."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("MERCHANT_PORT", str(free_port()))
+        for data_dir in scratch_data_dir("output"):
+            started = LocalRun(data_dir)
+            try:
+                yield started.wait_ready()
+            finally:
+                assert started.stop() == 0, started.output
+
+
+def _printed(run: LocalRun, pattern: str, timeout: float = 60) -> re.Match[str]:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if found := re.search(pattern, run.output):
+            return found
+        time.sleep(0.1)
+    raise AssertionError(f"{pattern!r} never printed:\n{run.output}")
+
+
+def _chat_client(command: str) -> str:
+    """The printed `local.chat` command, run until its input ends (at once): what its terminal shows."""
+    args = shlex.split(command)
+    assert args[0] == ".venv/bin/python"
+    done = subprocess.run(
+        [sys.executable, *args[1:]], cwd=REPO, input="", capture_output=True, text=True, timeout=60, check=False
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    return done.stdout + done.stderr
+
+
+def test_a_request_prints_a_short_access_line_and_no_metrics_or_warnings(run: LocalRun) -> None:
+    visitor = _printed(run, r"\.venv/bin/python -m local\.chat visitor [^\n]+").group(0)
+    _printed(run, r"Demo shop with the chat widget")
+    printed_before = len(run.lines)
+
+    listed = run.get("/tickets")
+    body = {"customerName": "Ada", "customerEmail": "ada@example.com", "subject": "Noise"}
+    created = httpx.post(f"{run.base}/api/support/tickets", json=body, headers=run.auth, timeout=10)
+    client = _chat_client(visitor)  # a visitor: the widget session (a metric), connect, startChat, close
+    _printed(run, r"WebSocket \S+ disconnected")
+    time.sleep(1)  # the handlers' own output of these requests, if any, is out by then
+
+    assert (listed.status_code, created.status_code) == (200, 201)
+    assert "-- connected" in client and "Warning" not in client, client
+    output = "".join(run.lines[printed_before:])
+    assert '"GET /api/support/tickets HTTP/1.1" 200' in output, output  # one access line per request
+    assert '"POST /api/support/tickets HTTP/1.1" 201' in output, output
+    assert '"POST /api/support/widget/session HTTP/1.1" 201' in output, output
+    assert '"_aws"' not in output and "CloudWatchMetrics" not in output, output  # no EMF documents
+    assert "Warning" not in output, output
+    assert [line for line in output.splitlines() if len(line) > 200 or line.startswith("{")] == []  # no JSON logs
+
+
+def test_no_listener_answers_a_site_rebound_to_this_machine(run: LocalRun) -> None:
+    """DNS rebinding against everything `make run` serves: the API with the sign-in and the pages, the WebSocket
+    API with its management API, and the demo shop; their own names still answer."""
+    ws_url = _printed(run, r"WebSocket API on (ws://\S+)/\?token").group(1)
+    shop_url = _printed(run, r"Demo shop with the chat widget: (http://\S+)/").group(1)
+    api_port, ws_port, shop_port = (urlsplit(url).port for url in (run.base, ws_url, shop_url))
+    assert api_port and ws_port and shop_port
+    sign_in = {"tenantId": "a0000000-0000-4000-8000-00000000000a", "role": "admin"}
+
+    def answers(name: str) -> dict[str, int]:
+        def status(url: str, port: int, method: str = "GET", body: object = None) -> int:
+            headers = {"Host": f"{name}:{port}", "Origin": f"http://{name}:{port}"}
+            return httpx.request(method, url, json=body, headers=headers, timeout=10).status_code
+
+        return {
+            "token": status(f"{run.base}/_local/token", api_port, "POST", sign_in),
+            "agents": status(f"{run.base}/_local/agents", api_port),
+            "console": status(f"{run.base}/console/", api_port),
+            "management": status(f"http://127.0.0.1:{ws_port}/@connections/x", ws_port),
+            "shop": status(f"http://127.0.0.1:{shop_port}/", shop_port),
+        }
+
+    assert answers(REBIND) == dict.fromkeys(("token", "agents", "console", "management", "shop"), 421)
+    # an unknown connection is gone (410): the management API answered
+    assert answers("localhost") == {"token": 201, "agents": 200, "console": 200, "management": 410, "shop": 200}
+    token = run.auth["Authorization"].split()[1]
+    with socket.create_connection(("127.0.0.1", ws_port)) as sock, pytest.raises(InvalidStatus) as refused:
+        connect(f"ws://{REBIND}:{ws_port}/?token={token}", sock=sock, open_timeout=10)
+    assert refused.value.response.status_code == 421
