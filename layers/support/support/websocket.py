@@ -5,6 +5,8 @@ API Gateway calls the function with `$connect`, `$disconnect` and one route per 
 they are answered on the caller's connection as `{"type": "error", "requestId", "data": {"code", "message",
 "details"}}`, with the HTTP API's codes (`bad_request` for a body that is not JSON, `unknown_action`,
 `validation_error` with field paths, `too_large` over 50 KB, `not_found`, `forbidden`, `conflict`, ...).
+A connection over its rate (support.services.rate_limits) gets `rate_limited` with `retryAfter` (seconds), and the
+message is not acted on; the connection stays open and is served again once its bucket refills.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ from typing import Any
 from pydantic import BaseModel, ValidationError
 
 from support.auth import Principal, principal_from_context
-from support.errors import DomainError, Unauthorized
+from support.errors import DomainError, RateLimited, Unauthorized
 from support.observability import logger
 from support.services import connections
 from support.services.connections import Caller, Outbox
@@ -26,6 +28,7 @@ CONNECT, DISCONNECT, DEFAULT = "$connect", "$disconnect", "$default"
 # Pydantic error types that mean "too big": `too_large` (the HTTP API's 413).
 _TOO_LARGE = {"payload_too_large"}
 _WS_CODES = {413: "too_large"}
+_NOT_JSON = object()
 
 
 @dataclass(frozen=True)
@@ -35,10 +38,15 @@ class Action:
 
 
 def _error(
-    principal: Principal, caller: Caller, code: str, message: str, details: list[dict[str, Any]] | None = None
+    principal: Principal,
+    caller: Caller,
+    code: str,
+    message: str,
+    details: list[dict[str, Any]] | None = None,
+    extra: Mapping[str, Any] | None = None,
 ) -> None:
     outbox = Outbox(principal.tenant_id, caller)
-    outbox.answer("error", {"code": code, "message": message, "details": details or []})
+    outbox.answer("error", {"code": code, "message": message, "details": details or [], **(extra or {})})
     outbox.send()
 
 
@@ -73,10 +81,18 @@ def handle(event_: Mapping[str, Any], actions: Mapping[str, Action]) -> dict[str
     try:
         body = json.loads(raw)
     except (json.JSONDecodeError, RecursionError, TypeError):
-        _error(principal, Caller(connection_id), "bad_request", "the message is not valid JSON")
-        return {"statusCode": 200}
+        body = _NOT_JSON
     identity = context.get("identity") or {}
     caller = Caller(connection_id, _request_id(body), identity.get("sourceIp"), identity.get("userAgent"))
+    # Every message counts against the connection's bucket, whatever it holds (malformed ones too).
+    retry_after = connections.take_action_token(principal, connection_id)
+    if retry_after is not None:
+        limited = RateLimited("too many messages on this connection; wait and send again", retry_after=retry_after)
+        _error(principal, caller, limited.code, limited.message, extra=limited.extra)
+        return {"statusCode": 200}
+    if body is _NOT_JSON:
+        _error(principal, caller, "bad_request", "the message is not valid JSON")
+        return {"statusCode": 200}
     if not isinstance(body, dict):
         _error(principal, caller, "bad_request", 'a message is a JSON object with an "action"')
         return {"statusCode": 200}
@@ -96,7 +112,7 @@ def handle(event_: Mapping[str, Any], actions: Mapping[str, Action]) -> dict[str
         else:
             _error(principal, caller, "validation_error", "the message is not valid", details)
     except DomainError as exc:
-        _error(principal, caller, _WS_CODES.get(exc.status, exc.code), exc.message, exc.details)
+        _error(principal, caller, _WS_CODES.get(exc.status, exc.code), exc.message, exc.details, exc.extra)
     except Exception:
         logger.exception("unhandled error in a websocket action", extra={"action": name})
         _error(principal, caller, "internal_error", "an internal error occurred; it has been logged")

@@ -244,3 +244,5 @@ AttachmentUrl = Annotated[
         }
     ),
 ]
+# Any other link the desk shows people to follow (a tenant's web form): the same rule as an attachment's.
+HttpsUrl = AttachmentUrl

@@ -21,9 +21,10 @@ from uuid import UUID
 from pydantic import BaseModel
 
 from support.auth import Principal, Role
-from support.db import tenant_transaction
+from support.db import small_write, tenant_transaction
 from support.db.connection import Cursor
 from support.realtime import Delivery, deliver, event
+from support.services.rate_limits import ACTIONS_PER_CONNECTION, level_sql
 
 VISITOR_SIDE = "visitor"
 STAFF_SIDE = "staff"
@@ -95,6 +96,36 @@ def open_connection(principal: Principal, connection_id: str) -> None:
                 principal.widget_key if principal.role is Role.VISITOR else None,
             ),
         )
+
+
+_ACTION_LEVEL = level_sql("action_tokens", "action_refilled_at", "%(burst)s", "%(rate)s")
+# One statement: take a token if the connection's bucket holds one, else read its level (from the snapshot before
+# the update, which is the level the update refused). No row: a connection this desk did not record, served as
+# before (nothing to count it against).
+_TAKE_ACTION_TOKEN = f"""WITH took AS (
+    UPDATE ws_connections SET action_tokens = {_ACTION_LEVEL} - 1, action_refilled_at = statement_timestamp()
+    WHERE user_id = %(tenant)s AND connection_id = %(connection)s AND {_ACTION_LEVEL} >= 1
+    RETURNING 1)
+SELECT EXISTS (SELECT FROM took) AS admitted,
+    (SELECT {_ACTION_LEVEL} FROM ws_connections WHERE user_id = %(tenant)s AND connection_id = %(connection)s) AS level
+"""  # noqa: S608 (fixed text; every value is bound)
+
+
+def take_action_token(principal: Principal, connection_id: str) -> int | None:
+    """A WebSocket action's token from its connection's bucket (ACTIONS_PER_CONNECTION), kept on the connection's
+    row so that it holds across execution environments. None: go ahead; else the whole seconds to wait."""
+    bucket = ACTIONS_PER_CONNECTION
+    params = {"tenant": principal.tenant_id, "connection": connection_id, "burst": bucket.burst}
+    params["rate"] = bucket.per_second
+
+    def take(cur: Cursor) -> dict[str, Any] | None:
+        cur.execute(_TAKE_ACTION_TOKEN, params)
+        return cur.fetchone()
+
+    row = small_write(principal.tenant_id, take)
+    if row is None or row["admitted"] or row["level"] is None:
+        return None
+    return bucket.retry_after(float(row["level"]))
 
 
 def close_connection(principal: Principal, connection_id: str) -> None:
