@@ -37,13 +37,15 @@ from support import realtime
 from support.auth import Principal, Role, authorizer_context
 from support.config import get_settings
 from support.services import rate_limits, widgets
-from support.services.rate_limits import Bucket
+from support.services.rate_limits import Bucket, take_tokens_alone
 from tests.http_events import HandlerClient, Reply, invoke_sample_event, route_key
+from tests.integration.test_chat_concurrency import connection_per_thread, run_together
 
 SHOP = "https://shop.example"
 SESSION = "/api/support/widget/session"
 SETTINGS = "/api/support/settings/chat"
 EVENTS = Path(__file__).resolve().parents[2] / "events" / "settings"
+__all__ = ["connection_per_thread"]  # the fixture, used by name below
 
 
 # --- the harness: a management API that records what each connection is sent ------------------------------------
@@ -477,3 +479,24 @@ def test_counters_are_per_tenant_under_row_level_security(desk: Desk, other_desk
 
     assert sorted(rows) == sorted([(desk.tenant, "session-ip", ip(1)), (desk.tenant, "session-key", desk.widget_key)])
     assert all(isinstance(row[0], UUID) for row in rows)
+
+
+# --- the counters hold across execution environments ------------------------------------------------------------
+
+
+def test_concurrent_takes_from_many_connections_never_admit_more_than_the_bucket(
+    desk: Desk, connection_per_thread: None
+) -> None:
+    """Each thread has its own database connection, as each Lambda execution environment has: 8 of them take 10
+    tokens each from one bucket of 30 at once, and exactly 30 are admitted; other tenants' buckets are untouched."""
+    bucket = Bucket("session-ip", burst=30, per_second=0.001)
+    checks = [(bucket, ip(1))]
+
+    def take() -> list[int | None]:
+        return [take_tokens_alone(desk.tenant, checks) for _ in range(10)]
+
+    results = run_together([take] * 8)
+
+    answers = [answer for per_thread in results for answer in per_thread]
+    assert answers.count(None) == 30
+    assert all(answer is not None and answer >= 900 for answer in answers if answer is not None)

@@ -16,6 +16,8 @@ from contextlib import ExitStack, contextmanager
 from uuid import UUID
 
 import psycopg
+from psycopg import sql
+from psycopg.abc import Params
 from psycopg.rows import DictRow, dict_row
 
 from support.config import Settings, get_settings
@@ -147,12 +149,20 @@ def read_snapshot[T](tenant_id: UUID, read: Callable[[Cursor], T]) -> T:
     return _pipelined_twice(_BEGIN_SNAPSHOT, tenant_id, read)
 
 
-def small_write[T](tenant_id: UUID, write: Callable[[Cursor], T]) -> T:
-    """`write(cur)` in a READ COMMITTED transaction bound to the tenant, pipelined as read_snapshot is: a write of
-    one statement that reads its own result (a rate limit's token taken) waits two round trips instead of four.
-    Only for writes that may run twice: on a connection found broken midway it runs again once, and the first
+def write_one(tenant_id: UUID, query: str | sql.Composed, params: Params) -> DictRow | None:
+    """One statement in a READ COMMITTED transaction of its own, bound to the tenant, and its first row. BEGIN, the
+    binding, the statement and COMMIT go in one pipeline with one Sync, and the row is read after it: one round
+    trip (a transaction with tenant_transaction takes four). For a small write such as a rate limit's token.
+
+    Only for statements that may run twice: on a connection found broken midway it runs again once, and the first
     attempt may have committed (a token bucket then counts one request twice, which is harmless)."""
-    return _pipelined_twice(_BEGIN_WRITE, tenant_id, write)
+
+    def send(cur: Cursor) -> Cursor:
+        statement = cur.connection.cursor()
+        statement.execute(query, params)
+        return statement
+
+    return _pipelined_twice(_BEGIN_WRITE, tenant_id, send).fetchone()
 
 
 def _pipelined_twice[T](begin: bytes, tenant_id: UUID, work: Callable[[Cursor], T]) -> T:

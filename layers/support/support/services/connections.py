@@ -21,7 +21,7 @@ from uuid import UUID
 from pydantic import BaseModel
 
 from support.auth import Principal, Role
-from support.db import small_write, tenant_transaction
+from support.db import tenant_transaction, write_one
 from support.db.connection import Cursor
 from support.realtime import Delivery, deliver, event
 from support.services.rate_limits import ACTIONS_PER_CONNECTION, level_sql
@@ -118,11 +118,7 @@ def take_action_token(principal: Principal, connection_id: str) -> int | None:
     params = {"tenant": principal.tenant_id, "connection": connection_id, "burst": bucket.burst}
     params["rate"] = bucket.per_second
 
-    def take(cur: Cursor) -> dict[str, Any] | None:
-        cur.execute(_TAKE_ACTION_TOKEN, params)
-        return cur.fetchone()
-
-    row = small_write(principal.tenant_id, take)
+    row = write_one(principal.tenant_id, _TAKE_ACTION_TOKEN, params)
     if row is None or row["admitted"] or row["level"] is None:
         return None
     return bucket.retry_after(float(row["level"]))

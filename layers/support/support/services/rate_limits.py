@@ -23,13 +23,14 @@ at a time by the same statement.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 from uuid import UUID
 
 from psycopg import sql
 
+from support.db import write_one
 from support.db.connection import Cursor
 
 # A row idle this long is full again for every bucket below (burst / per_second is at most a few minutes), so
@@ -85,10 +86,10 @@ def _take_one(position: int, after: str | None) -> sql.Composable:
     )
 
 
-def take_tokens(cur: Cursor, tenant_id: UUID, checks: Sequence[tuple[Bucket, str]]) -> int | None:
-    """Take one token from each of `checks` (bucket, subject), in order, each only if all before it admitted.
-    None when all admitted; else the whole seconds until the first refusing bucket admits again. One statement:
-    one round trip in the caller's transaction."""
+Checks = Sequence[tuple[Bucket, str]]  # (bucket, subject): an address, a widget key
+
+
+def _take_tokens_statement(tenant_id: UUID, checks: Checks) -> tuple[sql.Composed, dict[str, Any]]:
     params: dict[str, Any] = {"tenant": tenant_id, "idle": IDLE_ROWS_KEPT, "prune": IDLE_ROWS_DELETED_PER_TAKE}
     ctes: list[sql.Composable] = []
     for position, (bucket, subject) in enumerate(checks):
@@ -116,9 +117,25 @@ def take_tokens(cur: Cursor, tenant_id: UUID, checks: Sequence[tuple[Bucket, str
         )
         for n in range(len(checks))
     )
-    cur.execute(sql.SQL("WITH {ctes} SELECT {columns}").format(ctes=sql.SQL(", ").join(ctes), columns=columns), params)
-    row = cur.fetchone() or {}
+    statement = sql.SQL("WITH {ctes} SELECT {columns}").format(ctes=sql.SQL(", ").join(ctes), columns=columns)
+    return statement, params
+
+
+def _retry_after(row: Mapping[str, Any] | None, checks: Checks) -> int | None:
     for position, (bucket, _) in enumerate(checks):
-        if not row.get(f"admitted{position}"):
-            return bucket.retry_after(float(row.get(f"tokens{position}") or 0))
+        if not (row or {}).get(f"admitted{position}"):
+            return bucket.retry_after(float((row or {}).get(f"tokens{position}") or 0))
     return None
+
+
+def take_tokens(cur: Cursor, tenant_id: UUID, checks: Checks) -> int | None:
+    """Take one token from each of `checks` (bucket, subject), in order, each only if all before it admitted, in
+    the caller's transaction. None when all admitted; else the whole seconds until the first refusing bucket admits
+    again. One statement: one round trip."""
+    cur.execute(*_take_tokens_statement(tenant_id, checks))
+    return _retry_after(cur.fetchone(), checks)
+
+
+def take_tokens_alone(tenant_id: UUID, checks: Checks) -> int | None:
+    """take_tokens in a transaction of its own: one round trip in all (support.db.write_one)."""
+    return _retry_after(write_one(tenant_id, *_take_tokens_statement(tenant_id, checks)), checks)

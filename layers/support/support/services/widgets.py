@@ -19,13 +19,13 @@ from uuid import UUID
 from psycopg import sql
 
 from support.auth import Principal
-from support.db import small_write, tenant_transaction
+from support.db import tenant_transaction
 from support.db.connection import anonymous_transaction
 from support.db.statements import admit_under_cap
 from support.errors import Forbidden, RateLimited, found
 from support.models.widgets import Widget, WidgetCreate, WidgetSession, normalize_origin
 from support.pagination import Page, decode_cursor, page_of
-from support.services.rate_limits import SESSION_PER_IP, SESSION_PER_KEY, take_tokens
+from support.services.rate_limits import SESSION_PER_IP, SESSION_PER_KEY, take_tokens_alone
 from support.visitors import issue_connect_token, issue_resume_token, new_visitor_id, verify_resume_token
 
 MAX_WIDGET_KEYS_PER_TENANT = 100
@@ -118,7 +118,7 @@ def start_visitor_session(
     unknown key is, however often it is tried."""
     tenant_id = _admitted(widget_key, origin)
     checks = [(SESSION_PER_IP, source_ip or "unknown"), (SESSION_PER_KEY, widget_key)]
-    retry_after = small_write(tenant_id, lambda cur: take_tokens(cur, tenant_id, checks))
+    retry_after = take_tokens_alone(tenant_id, checks)
     if retry_after is not None:
         raise RateLimited("too many chat sessions from this address or for this widget key", retry_after=retry_after)
     claims = verify_resume_token(resume_token) if resume_token else None
