@@ -18,10 +18,8 @@ from uuid import UUID, uuid4
 
 import psycopg
 import pytest
-from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import Response
-from starlette.routing import Route
 
 from local.database import DatabaseUrls
 from local.gateway import (
@@ -29,17 +27,15 @@ from local.gateway import (
     build_http_event,
     build_websocket_authorizer_event,
     build_websocket_event,
-    running_gateway,
     websocket_request_context,
 )
 from local.sample_events import TENANT_ID
-from support import realtime
 from support.auth import Principal, Role, authorizer_context
-from support.config import get_settings
 from support.services import rate_limits, widgets
 from support.services.rate_limits import Bucket, take_tokens_alone
 from tests.http_events import HandlerClient, Reply, invoke_sample_event, route_key
 from tests.integration.test_chat_concurrency import connection_per_thread, run_together
+from tests.management_api import management_api_serving
 
 SHOP = "https://shop.example"
 SESSION = "/api/support/widget/session"
@@ -72,19 +68,8 @@ class Posts:
 @pytest.fixture
 def posts(db: DatabaseUrls, monkeypatch: pytest.MonkeyPatch) -> Iterator[Posts]:
     api = Posts()
-    app = Starlette(routes=[Route("/@connections/{connection_id}", api.post, methods=["POST"])])
-    with running_gateway(app) as base:  # type: ignore[arg-type]
-        monkeypatch.setenv("WEBSOCKET_MANAGEMENT_ENDPOINT", base)
-        monkeypatch.setenv("AWS_ACCESS_KEY_ID", "local")
-        monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "local")
-        monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
-        get_settings.cache_clear()
-        realtime.reset()
-        try:
-            yield api
-        finally:
-            realtime.reset()
-            get_settings.cache_clear()
+    with management_api_serving(api.post, monkeypatch):
+        yield api
 
 
 def _context(name: str) -> LambdaContext:
