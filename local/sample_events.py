@@ -284,6 +284,13 @@ SAMPLES = (
         body={"widgetKey": WIDGET_KEY},
         origin=WIDGET_ORIGIN,
     ),
+    SampleEvent("settings/get_chat.json", "GET /api/support/settings/chat", "/api/support/settings/chat"),
+    SampleEvent(
+        "settings/put_chat.json",
+        "PUT /api/support/settings/chat",
+        "/api/support/settings/chat",
+        body={"queueCap": 20, "webFormUrl": "https://shop.example/contact"},
+    ),
 )
 
 

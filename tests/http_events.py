@@ -112,5 +112,8 @@ class HandlerClient:
     def patch(self, path: str, body: Any = None, **kw: Any) -> Reply:
         return self.request("PATCH", path, json_body=body, **kw)
 
+    def put(self, path: str, body: Any = None, **kw: Any) -> Reply:
+        return self.request("PUT", path, json_body=body, **kw)
+
     def delete(self, path: str, **kw: Any) -> Reply:
         return self.request("DELETE", path, **kw)

@@ -56,7 +56,8 @@ def revoke_widget(widget_key: Annotated[str, Path(pattern=WIDGET_KEY_PATTERN)]) 
 @app.post("/api/support/widget/session", status_code=201)
 def start_visitor_session(request: WidgetSessionRequest) -> Response[Envelope[WidgetSession]]:
     origin = app.current_event.headers.get("origin")
-    session = widgets.start_visitor_session(request.widget_key, origin, request.resume_token)
+    source_ip = app.current_event.request_context.http.source_ip
+    session = widgets.start_visitor_session(request.widget_key, origin, request.resume_token, source_ip=source_ip)
     metrics.add_metric(name="VisitorSessionsStarted", unit="Count", value=1)
     return created(session)
 

@@ -41,6 +41,8 @@ BEGIN
             ('ws_connections', true),
             ('session_watchers', true),
             ('visitor_connect_tokens', true),
+            ('tenant_settings', true),
+            ('rate_limit_counters', true),
             ('ticket_search_index', false),
             ('widget_keys', false)
         ) AS t (name, forced)

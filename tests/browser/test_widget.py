@@ -561,6 +561,26 @@ def test_with_no_agent_free_in_time_the_widget_says_the_desk_is_offline(
     screenshot(visitor_browser, "widget-desk-offline")
 
 
+def test_with_the_queue_full_the_widget_says_the_desk_is_busy_and_offers_the_web_form(
+    desk: Desk, visitor_browser: WebDriver, screenshot: Shot
+) -> None:
+    # Given a queue of one, taken by another visitor
+    form = "https://shop.example/contact"
+    reply = desk.admin.put("/api/support/settings/chat", json={"queueCap": 1, "webFormUrl": form})
+    assert reply.status_code == 200, reply.text
+    assert python_visitor(desk).ask("startChat", "chat.started")["data"]["status"] == "waiting"
+    # When this visitor starts a chat
+    root = open_widget(visitor_browser, desk.shop_url)
+    root.find_element(By.ID, "name").send_keys("Busy")
+    root.find_element(By.CSS_SELECTOR, "#start button[type=submit]").click()
+    # Then the widget says the desk is busy, names the web form, and offers to start again; nothing was started
+    wait_until(visitor_browser, lambda d: "queue is full" in notice(root))
+    assert notice(root).endswith(form)
+    wait_until(visitor_browser, lambda d: root.find_element(By.ID, "start").is_displayed())
+    assert not root.find_element(By.ID, "compose").is_displayed()
+    screenshot(visitor_browser, "widget-desk-busy")
+
+
 def test_the_widget_is_at_most_30_kb_gzipped_and_asks_no_third_party(
     desk: Desk, browser_stack: BrowserStack, visitor_browser: WebDriver
 ) -> None:

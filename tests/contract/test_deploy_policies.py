@@ -32,6 +32,7 @@ SECRETS_READ: dict[str, list[Any]] = {
     "ChatFunction": [APP_SECRET],
     "DashboardFunction": [APP_SECRET],
     "WidgetsFunction": [{"Ref": "VisitorTokenSecret"}, APP_SECRET],
+    "SettingsFunction": [APP_SECRET],
     "WebSocketFunction": [APP_SECRET],
     "WebSocketAuthorizerFunction": [{"Ref": "VisitorTokenSecret"}, APP_SECRET],
     "AnalyticsFunction": [{"Ref": "AnalyticsDbSecret"}],

@@ -29,6 +29,7 @@ API_FUNCTIONS = {
     "ChatFunction",
     "DashboardFunction",
     "WidgetsFunction",
+    "SettingsFunction",
     "WebSocketFunction",
     "WebSocketAuthorizerFunction",
 }

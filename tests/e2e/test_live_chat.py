@@ -284,29 +284,34 @@ def test_a_start_retried_with_its_client_start_id_answers_the_session_it_started
     assert (again["id"], again["status"], again["assignedAgentName"]) == (first["id"], "active", "Grace")
     assert not [e for e in agent.quiet(0.5) if e["type"] == "chat.assigned"]  # no one else is told again
 
-    # A new attempt (another id) is a new chat: Grace is full, so it waits; its retry is told its place again
-    other = back.ask("startChat", "chat.started", clientStartId="start-2")["data"]
+    # While it is open, another attempt (another id, or none) answers it too: a visitor holds one open chat
+    for fields in ({"clientStartId": "start-2"}, {}):
+        same = back.ask("startChat", "chat.started", **fields)["data"]
+        assert (same["id"], same["status"]) == (first["id"], "active")
+    assert not [e for e in agent.quiet(0.5) if e["type"] == "chat.assigned"]
+
+    # Another visitor's attempt waits (Grace is full; the same id is theirs); its retry is told its place again
+    _, stranger = desk.visitor()
+    other = stranger.ask("startChat", "chat.started", clientStartId="start-1")["data"]
     assert other["id"] != first["id"] and other["status"] == "waiting"
     on_other = lambda e: e["data"]["sessionId"] == other["id"]  # noqa: E731
-    assert back.expect("chat.queued", where=on_other)["data"]["position"] == 1
+    assert stranger.expect("chat.queued", where=on_other)["data"]["position"] == 1
     assert staff.expect("chat.waiting")["data"]["id"] == other["id"]
-    retried = back.ask("startChat", "chat.started", clientStartId="start-2")["data"]
+    retried = stranger.ask("startChat", "chat.started", clientStartId="start-1")["data"]
     assert (retried["id"], retried["status"]) == (other["id"], "waiting")
-    assert back.expect("chat.queued", where=on_other)["data"]["position"] == 1
+    assert stranger.expect("chat.queued", where=on_other)["data"]["position"] == 1
     assert not [e for e in staff.quiet(0.5) if e["type"] == "chat.waiting"]
 
-    # Without an id every start is a new chat, as before; another visitor's same id is theirs
-    plain = {back.ask("startChat", "chat.started")["data"]["id"] for _ in range(2)}
-    assert len(plain) == 2 and not plain & {first["id"], other["id"]}
-    _, stranger = desk.visitor()
-    theirs = stranger.ask("startChat", "chat.started", clientStartId="start-1")["data"]
-    assert theirs["id"] != first["id"]
+    # Once the first chat has ended, the visitor may start another (Grace takes the stranger's meanwhile: it waits)
+    back.ask("endChat", "chat.ended", sessionId=first["id"])
+    again_later = back.ask("startChat", "chat.started", clientStartId="start-2")["data"]
+    assert again_later["id"] not in (first["id"], other["id"]) and again_later["status"] == "waiting"
     with psycopg.connect(db.admin) as conn:
         row = conn.execute(
             "SELECT count(*) FROM live_chat_sessions WHERE user_id = %s AND visitor_id = %s",
             (desk.tenant, session["visitorId"]),
         ).fetchone()
-    assert row is not None and row[0] == 4  # start-1, start-2 and the two without an id
+    assert row is not None and row[0] == 2  # start-1, and start-2 after start-1 ended
 
     # An id that is empty or too long is refused, and the connection goes on
     for bad in ("", "x" * 65):
@@ -538,3 +543,74 @@ def test_a_deeply_nested_frame_is_refused_and_the_connection_keeps_serving_until
     while _connection_rows(db, desk.tenant) and time.monotonic() < deadline:
         time.sleep(0.1)
     assert _connection_rows(db, desk.tenant) == 0
+
+
+def _answer_to(client: ChatClient, request_id: str) -> dict[str, Any]:
+    """The event that answers `request_id`, whatever its type (kept events first)."""
+    for index, seen in enumerate(client.seen):
+        if seen.get("requestId") == request_id:
+            return client.seen.pop(index)
+    deadline = time.monotonic() + WAIT
+    while time.monotonic() < deadline:
+        message = json.loads(client.ws.recv(timeout=max(0.1, deadline - time.monotonic())))
+        if message.get("requestId") == request_id:
+            return dict(message)
+        client.seen.append(message)
+    raise AssertionError(f"no answer to {request_id}")
+
+
+def test_the_review_flood_through_one_widget_leaves_other_tenants_working(
+    desk: Desk, gateway_url: str, chat_gateway: WebSocketEndpoints, clients: Callable[..., ChatClient], db: DatabaseUrls
+) -> None:
+    """A script with a live key and a forged Origin (the check binds browsers only) opens many visitors from one
+    source, and each starts chat after chat."""
+    capped = desk.admin.put("/api/support/settings/chat", json={"queueCap": 3, "webFormUrl": f"{SHOP}/contact"})
+    assert capped.status_code == 200, capped.text
+    staff = desk.staff()
+
+    flood = [desk.visitor()[1] for _ in range(6)]
+    answers = [[_answer_to(v, v.send("startChat", visitorName="flood")) for _ in range(3)] for v in flood]
+
+    # The queue holds three; each of those visitors has one chat, the others are told the desk is busy
+    started = [a for per_visitor in answers for a in per_visitor if a["type"] == "chat.started"]
+    busy = [a for per_visitor in answers for a in per_visitor if a["type"] == "error"]
+    assert len({a["data"]["id"] for a in started}) == 3 and len(started) == 9
+    assert len(busy) == 9 and {(a["data"]["code"], a["data"]["webFormUrl"]) for a in busy} == {
+        ("desk_busy", f"{SHOP}/contact")
+    }
+    with psycopg.connect(db.admin) as conn:
+        rows = conn.execute("SELECT status FROM live_chat_sessions WHERE user_id = %s", (desk.tenant,)).fetchall()
+    assert [row[0] for row in rows] == ["waiting"] * 3
+    assert len([e for e in staff.quiet(1.0) if e["type"] == "chat.waiting"]) == 3
+
+    # From the one source, the widget session route soon answers 429 with Retry-After
+    for _ in range(40):
+        reply = httpx.post(
+            f"{gateway_url}/api/support/widget/session", json={"widgetKey": desk.widget_key}, headers={"Origin": SHOP}
+        )
+        if reply.status_code != 201:
+            break
+    assert reply.status_code == 429, reply.text
+    assert reply.json()["error"]["code"] == "rate_limited" and int(reply.headers["Retry-After"]) >= 1
+
+    # A connection over its rate gets rate_limited events, stays open, and is served once its bucket refills
+    noisy = flood[0]
+    pings = [noisy.send("ping") for _ in range(90)]
+    replies = [_answer_to(noisy, request_id) for request_id in pings]
+    limited = [r for r in replies if r["type"] == "error"]
+    assert limited and {r["data"]["code"] for r in limited} == {"rate_limited"}
+    assert len([r for r in replies if r["type"] == "pong"]) >= 60
+    time.sleep(max(r["data"]["retryAfter"] for r in limited))
+    assert noisy.ask("ping", "pong")["data"]["serverTime"]
+
+    # Meanwhile another tenant's widget works end to end from the same source: session, connect, start, message
+    other = Desk(gateway_url, chat_gateway, clients)
+    try:
+        _, grace = other.agent("Grace")
+        _, customer = other.visitor()
+        chat = customer.ask("startChat", "chat.started", visitorName="Ada")["data"]
+        assert chat["status"] == "active"
+        customer.ask("sendMessage", "message.new", sessionId=chat["id"], message="hello", clientMessageId="m-1")
+        assert grace.expect("message.new")["data"]["message"] == "hello"
+    finally:
+        other.admin.close()

@@ -9,15 +9,13 @@ from collections import Counter
 from collections.abc import Iterator
 
 import pytest
-from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
-from starlette.routing import Route
 
-from local.gateway import running_gateway
 from support import realtime
 from support.config import get_settings
 from support.realtime import Delivery, event
+from tests.management_api import management_api_serving
 
 
 class ManagementApi:
@@ -49,19 +47,8 @@ class ManagementApi:
 @pytest.fixture
 def management_api(monkeypatch: pytest.MonkeyPatch) -> Iterator[ManagementApi]:
     api = ManagementApi()
-    app = Starlette(routes=[Route("/@connections/{connection_id}", api.post, methods=["POST"])])
-    with running_gateway(app) as base:  # type: ignore[arg-type]
-        monkeypatch.setenv("WEBSOCKET_MANAGEMENT_ENDPOINT", base)
-        monkeypatch.setenv("AWS_ACCESS_KEY_ID", "local")
-        monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "local")
-        monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
-        get_settings.cache_clear()
-        realtime.reset()
-        try:
-            yield api
-        finally:
-            realtime.reset()
-            get_settings.cache_clear()
+    with management_api_serving(api.post, monkeypatch):
+        yield api
 
 
 def test_throttled_posts_are_retried_gone_ones_reported_and_failures_isolated(management_api: ManagementApi) -> None:

@@ -13,6 +13,7 @@ from local.database import DatabaseUrls
 from support.db.connection import SET_TENANT
 from tests.http_events import HandlerClient
 from tests.integration.test_tickets_api import BASE, new_agent, new_ticket, resolve
+from tests.integration.test_widgets_api import visitor_session
 
 TENANT_TABLES = [
     "support_tickets",
@@ -35,6 +36,9 @@ TENANT_TABLES = [
     "support_analytics_cumulative",
     # visitor connect tokens spent on $connect (sql/0019)
     "visitor_connect_tokens",
+    # settings per tenant and the public routes' rate limit counters (sql/0018)
+    "tenant_settings",
+    "rate_limit_counters",
 ]
 # Row-level security ENABLEd but not FORCEd: the runtime role sees its tenant's rows only, and the owner's
 # SECURITY DEFINER lookup can find a widget key before the tenant is known (sql/0011).
@@ -160,6 +164,13 @@ def _tenant_rows(db: DatabaseUrls, tenant: UUID) -> dict[str, str]:
         }
     )
     assert policy["policyDocument"]["Statement"][0]["Effect"] == "Allow"
+    # a visitor through it (the session route's rate limit counters), and the tenant's chat settings
+    assert visitor_session({"widgetKey": widget.data["widgetKey"]}).status == 201
+
+    from functions.settings import app as settings_app
+
+    settings = HandlerClient(settings_app.lambda_handler, tenant=tenant).put("/api/support/settings/chat", {})
+    assert settings.status == 200, settings.body
 
     with psycopg.connect(db.owner) as owner:  # the owner is subject to FORCE RLS too: the tenant is set
         owner.execute(SET_TENANT, (str(tenant),))
@@ -389,6 +400,15 @@ def _inserts_for(tenant: UUID, rows: dict[str, str]) -> dict[str, tuple[str, tup
         "visitor_connect_tokens": (
             "INSERT INTO visitor_connect_tokens (token_id, user_id, expires_at) VALUES (%s, %s, now())",
             (uuid4(), tenant),
+        ),
+        "tenant_settings": (
+            "INSERT INTO tenant_settings (user_id, area, settings) VALUES (%s, %s, '{}')",
+            (tenant, "area_" + uuid4().hex[:8].translate(str.maketrans("0123456789", "ghijklmnop"))),
+        ),
+        "rate_limit_counters": (
+            "INSERT INTO rate_limit_counters (user_id, scope, subject, tokens, admitted, refilled_at)"
+            " VALUES (%s, 'session-ip', %s, 1, true, now())",
+            (tenant, f"203.0.113.{uuid4().int % 250}-{uuid4().hex[:6]}"),
         ),
     }
 

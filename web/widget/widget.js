@@ -530,7 +530,13 @@ ${[1, 2, 3, 4, 5].map((n) => `<label><input type="radio" name="rating" value="${
         if (d.sessionId === state.sessionId) applyRead(d);
         break;
       case "error":
-        if (purpose && purpose.sync && d.code === "not_found") {
+        if (d.code === "desk_busy") {
+          // The queue is full: nothing was started. The visitor may try again later, or use the web form.
+          startWanted = false;
+          render();
+          notice(d.webFormUrl ? `${d.message}: ${d.webFormUrl}` : d.message);
+          announce(d.message);
+        } else if (purpose && purpose.sync && d.code === "not_found") {
           resetChat(); // the chat is gone (another tenant's data was never ours): start afresh
         } else if (purpose && purpose.pending) {
           const p = state.pending.find((x) => x.clientMessageId === purpose.pending);

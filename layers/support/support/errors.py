@@ -16,6 +16,11 @@ class DomainError(Exception):
         self.message = message
         self.details = details or []
 
+    @property
+    def extra(self) -> dict[str, Any]:
+        """Fields a WebSocket error event carries beside code, message and details (camelCase, as sent)."""
+        return {}
+
 
 class BadRequest(DomainError):
     code = "bad_request"
@@ -61,6 +66,38 @@ class QuotaExceeded(DomainError):
 
     code = "quota_exceeded"
     status = 409
+
+
+class DeskBusy(DomainError):
+    """A visitor's new chat while the tenant's waiting queue is at its cap (the chat settings' `queueCap`): nothing
+    is stored or announced, and the visitor is offered the tenant's web form when it has one."""
+
+    code = "desk_busy"
+    status = 409
+
+    def __init__(self, message: str, *, web_form_url: str | None) -> None:
+        super().__init__(message)
+        self.web_form_url = web_form_url
+
+    @property
+    def extra(self) -> dict[str, Any]:
+        return {"webFormUrl": self.web_form_url}
+
+
+class RateLimited(DomainError):
+    """Over a rate limit (a token bucket: support.services.rate_limits). `retry_after` is the whole seconds until
+    one more request is admitted: HTTP's `Retry-After` header, `retryAfter` in a WebSocket error event."""
+
+    code = "rate_limited"
+    status = 429
+
+    def __init__(self, message: str, *, retry_after: int) -> None:
+        super().__init__(message)
+        self.retry_after = max(1, retry_after)
+
+    @property
+    def extra(self) -> dict[str, Any]:
+        return {"retryAfter": self.retry_after}
 
 
 class MalformedJson(BadRequest):

@@ -38,6 +38,7 @@ from support.errors import (
     MalformedJson,
     NotFound,
     PayloadTooLarge,
+    RateLimited,
     UnsupportedMediaType,
 )
 from support.models.envelopes import Envelope, ErrorEnvelope, PageEnvelope
@@ -72,7 +73,10 @@ def _envelope(exc: DomainError) -> dict[str, Any]:
 
 
 def _error(exc: DomainError) -> Response[Any]:
-    return Response(status_code=exc.status, content_type=content_types.APPLICATION_JSON, body=_envelope(exc))
+    headers = {"Retry-After": str(exc.retry_after)} if isinstance(exc, RateLimited) else None
+    return Response(
+        status_code=exc.status, content_type=content_types.APPLICATION_JSON, body=_envelope(exc), headers=headers
+    )
 
 
 def _field_path(loc: tuple[Any, ...]) -> str:
@@ -162,6 +166,7 @@ ERROR_STATUSES = {
     413: "a field is over its size limit (payload_too_large)",
     415: "the body is not application/json (unsupported_media_type)",
     422: "the request is not valid (validation_error): one detail per field, named as published",
+    429: "over a rate limit (rate_limited): the Retry-After header says in how many seconds to try again",
     500: "a bug, logged (internal_error)",
 }
 

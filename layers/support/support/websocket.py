@@ -9,6 +9,8 @@ they are answered on the caller's connection as `{"type": "error", "requestId", 
 Two refusals do close the connection, after their error event: a staff connection whose token has expired
 (`token_expired`: reconnect with a fresh token), and a visitor's whose widget key has been revoked
 (`widget_key_revoked`). A connection acts only with the rights it was opened with (support.services.connections).
+A connection over its rate (support.services.rate_limits) gets `rate_limited` with `retryAfter` (seconds), and the
+message is not acted on; the connection stays open and is served again once its bucket refills.
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ from typing import Any
 from pydantic import BaseModel, ValidationError
 
 from support.auth import Principal, Role, principal_from_context
-from support.errors import DomainError, Unauthorized
+from support.errors import DomainError, RateLimited, Unauthorized
 from support.observability import logger
 from support.services import connections
 from support.services.connections import Caller, Outbox
@@ -40,10 +42,15 @@ class Action:
 
 
 def _error(
-    principal: Principal, caller: Caller, code: str, message: str, details: list[dict[str, Any]] | None = None
+    principal: Principal,
+    caller: Caller,
+    code: str,
+    message: str,
+    details: list[dict[str, Any]] | None = None,
+    extra: Mapping[str, Any] | None = None,
 ) -> None:
     outbox = Outbox(principal.tenant_id, caller)
-    outbox.answer("error", {"code": code, "message": message, "details": details or []})
+    outbox.answer("error", {"code": code, "message": message, "details": details or [], **(extra or {})})
     outbox.send()
 
 
@@ -100,8 +107,14 @@ def handle(event_: Mapping[str, Any], actions: Mapping[str, Action]) -> dict[str
     if (refusal := _refusal(principal)) is not None:
         _refuse_and_close(principal, caller, *refusal)
         return {"statusCode": 200}
+    # Every message counts against the connection's bucket, whatever it holds (malformed ones too).
+    retry_after = connections.take_action_token(principal, connection_id)
+    if retry_after is not None:
+        limited = RateLimited("too many messages on this connection; wait and send again", retry_after=retry_after)
+        _error(principal, caller, limited.code, limited.message, extra=limited.extra)
+        return {"statusCode": 200}
     if not readable:
-        _error(principal, Caller(connection_id), "bad_request", "the message is not valid JSON")
+        _error(principal, caller, "bad_request", "the message is not valid JSON")
         return {"statusCode": 200}
     if not isinstance(body, dict):
         _error(principal, caller, "bad_request", 'a message is a JSON object with an "action"')
@@ -122,7 +135,7 @@ def handle(event_: Mapping[str, Any], actions: Mapping[str, Action]) -> dict[str
         else:
             _error(principal, caller, "validation_error", "the message is not valid", details)
     except DomainError as exc:
-        _error(principal, caller, _WS_CODES.get(exc.status, exc.code), exc.message, exc.details)
+        _error(principal, caller, _WS_CODES.get(exc.status, exc.code), exc.message, exc.details, exc.extra)
     except Exception:
         logger.exception("unhandled error in a websocket action", extra={"action": name})
         _error(principal, caller, "internal_error", "an internal error occurred; it has been logged")

@@ -14,8 +14,9 @@ API Gateway has no JWT authorizer for WebSocket APIs, so this verifies what the 
 The answer is an IAM policy for the connect route with the caller in its context (support.auth), which API
 Gateway passes to every later event of the connection. No token (or one that fails verification, or a connect
 token used before) raises `Unauthorized` (API Gateway answers 401); a verified visitor whose key is revoked or
-whose origin is not allowed, and a staff token naming no agent of its tenant, get a Deny (403). Tokens never
-reach the logs: neither the event nor the query string is logged.
+whose origin is not allowed, a visitor over the tenant's connect rate for its source IP or widget key (support.
+services.rate_limits), and a staff token naming no agent of its tenant get a Deny (403). Tokens never reach the
+logs: neither the event nor the query string is logged.
 """
 
 from __future__ import annotations
@@ -24,15 +25,18 @@ from collections.abc import Mapping
 from datetime import UTC, datetime
 from functools import cache
 from typing import Any
+from uuid import UUID
 
 import jwt
 
 from support.auth import Principal, Role, authorizer_context, principal_from_claims
 from support.config import ConfigurationError, get_settings
 from support.db import tenant_transaction
+from support.db.connection import Cursor
 from support.errors import Unauthorized
 from support.observability import logger
 from support.services.connections import is_agent_of_tenant, spend_connect_token
+from support.services.rate_limits import CONNECT_PER_IP, CONNECT_PER_KEY, take_tokens
 from support.services.widgets import origin_allowed
 from support.visitors import verify_connect_token
 
@@ -99,8 +103,9 @@ def _staff(token: str) -> Principal | None:
     return principal.model_copy(update={"token_expires_at": datetime.fromtimestamp(int(claims["exp"]), UTC)})
 
 
-def _visitor(token: str, origin: str | None) -> Principal | None:
-    """The visitor, or None for a verified token the desk no longer admits (revoked key, foreign origin)."""
+def _visitor(token: str, origin: str | None, source_ip: str | None = None) -> Principal | None:
+    """The visitor, or None for a verified token the desk no longer admits (revoked key, foreign origin, or over
+    the tenant's connect rate for its source IP or its widget key: support.services.rate_limits)."""
     claims = verify_connect_token(token)
     if claims is None:
         logger.info("websocket connect refused: visitor token invalid or expired")
@@ -112,6 +117,9 @@ def _visitor(token: str, origin: str | None) -> Principal | None:
         )
         row = cur.fetchone()
         admitted = row is not None and row["revoked_at"] is None and origin_allowed(origin, row["allowed_origins"])
+        if admitted and _over_connect_rate(cur, claims.tenant_id, claims.widget_key, source_ip):
+            logger.info("websocket connect denied: over the tenant's connect rate for this address or widget key")
+            return None
         first_use = admitted and spend_connect_token(cur, claims)
     if not admitted:
         logger.info("websocket connect denied: widget key revoked or origin not allowed")
@@ -128,6 +136,11 @@ def _visitor(token: str, origin: str | None) -> Principal | None:
     )
 
 
+def _over_connect_rate(cur: Cursor, tenant_id: UUID, widget_key: str, source_ip: str | None) -> bool:
+    checks = [(CONNECT_PER_IP, source_ip or "unknown"), (CONNECT_PER_KEY, widget_key)]
+    return take_tokens(cur, tenant_id, checks) is not None
+
+
 def _header(headers: Mapping[str, Any] | None, name: str) -> str | None:
     for key, value in (headers or {}).items():
         if key.lower() == name:
@@ -142,7 +155,8 @@ def authorize(event: Mapping[str, Any]) -> dict[str, Any]:
     if query.get("token"):
         principal: Principal | None = _staff(str(query["token"]))
     elif query.get("visitorToken"):
-        principal = _visitor(str(query["visitorToken"]), _header(event.get("headers"), "origin"))
+        source_ip = ((event.get("requestContext") or {}).get("identity") or {}).get("sourceIp")
+        principal = _visitor(str(query["visitorToken"]), _header(event.get("headers"), "origin"), source_ip)
     else:
         raise AuthorizerUnauthorized()
     if principal is None:

@@ -1,5 +1,5 @@
 """The only code that talks to psycopg."""
 
-from support.db.connection import get_connection, read_snapshot, reset_connection, tenant_transaction
+from support.db.connection import get_connection, read_snapshot, reset_connection, tenant_transaction, write_one
 
-__all__ = ["get_connection", "read_snapshot", "reset_connection", "tenant_transaction"]
+__all__ = ["get_connection", "read_snapshot", "reset_connection", "tenant_transaction", "write_one"]

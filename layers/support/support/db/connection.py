@@ -16,6 +16,8 @@ from contextlib import ExitStack, contextmanager
 from uuid import UUID
 
 import psycopg
+from psycopg import sql
+from psycopg.abc import Params
 from psycopg.rows import DictRow, dict_row
 
 from support.config import Settings, get_settings
@@ -114,16 +116,17 @@ def tenant_transaction(tenant_id: UUID) -> Iterator[Cursor]:
 
 
 _BEGIN_SNAPSHOT = b"BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY"
+_BEGIN_WRITE = b"BEGIN"
 
 
-def _pipelined_snapshot[T](conn: Connection, tenant_id: str, read: Callable[[Cursor], T]) -> T:
+def _pipelined[T](conn: Connection, begin: bytes, tenant_id: str, work: Callable[[Cursor], T]) -> T:
     # BEGIN and COMMIT are statements of the pipeline, not psycopg's transaction(): that one syncs after its
-    # BEGIN, a round trip of its own. Nothing before read's first fetch waits, and COMMIT waits with the Sync.
+    # BEGIN, a round trip of its own. Nothing before work's first fetch waits, and COMMIT waits with the Sync.
     try:
         with conn.pipeline(), conn.cursor() as cur:
-            cur.execute(_BEGIN_SNAPSHOT)
+            cur.execute(begin)
             cur.execute(_BIND_TENANT, (tenant_id, f"{get_settings().db_statement_timeout_ms}ms"))
-            result = read(cur)
+            result = work(cur)
             cur.execute(b"COMMIT")
         return result
     except BaseException:
@@ -143,10 +146,30 @@ def read_snapshot[T](tenant_id: UUID, read: Callable[[Cursor], T]) -> T:
     Pipelined, a broken connection may show only when results are read, inside `read`. Nothing is written, so it
     is safe to run `read` again: on a connection found broken it is replaced and `read` runs once more (a
     statement that fails on a sound connection, a timeout included, is raised as it is)."""
+    return _pipelined_twice(_BEGIN_SNAPSHOT, tenant_id, read)
+
+
+def write_one(tenant_id: UUID, query: str | sql.Composed, params: Params) -> DictRow | None:
+    """One statement in a READ COMMITTED transaction of its own, bound to the tenant, and its first row. BEGIN, the
+    binding, the statement and COMMIT go in one pipeline with one Sync, and the row is read after it: one round
+    trip (a transaction with tenant_transaction takes four). For a small write such as a rate limit's token.
+
+    Only for statements that may run twice: on a connection found broken midway it runs again once, and the first
+    attempt may have committed (a token bucket then counts one request twice, which is harmless)."""
+
+    def send(cur: Cursor) -> Cursor:
+        statement = cur.connection.cursor()
+        statement.execute(query, params)
+        return statement
+
+    return _pipelined_twice(_BEGIN_WRITE, tenant_id, send).fetchone()
+
+
+def _pipelined_twice[T](begin: bytes, tenant_id: UUID, work: Callable[[Cursor], T]) -> T:
     for attempt in range(2):
         conn = get_connection()
         try:
-            return _pipelined_snapshot(conn, str(tenant_id), read)
+            return _pipelined(conn, begin, str(tenant_id), work)
         except psycopg.OperationalError:
             if attempt or not (conn.broken or conn.closed):
                 raise

@@ -270,3 +270,5 @@ AttachmentUrl = Annotated[
         }
     ),
 ]
+# Any other link the desk shows people to follow (a tenant's web form): the same rule as an attachment's.
+HttpsUrl = AttachmentUrl

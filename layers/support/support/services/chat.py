@@ -44,7 +44,7 @@ from support.config import get_settings
 from support.db import read_snapshot, tenant_transaction
 from support.db.connection import Cursor
 from support.db.statements import lock_for_tenant
-from support.errors import Conflict, Forbidden, NotFound, found
+from support.errors import Conflict, DeskBusy, Forbidden, NotFound, found
 from support.models.chat import (
     ChatMessage,
     ChatMessageCreate,
@@ -58,6 +58,7 @@ from support.models.chat import (
 from support.models.realtime import SYNC_PAGE, Queued, ReadNotice, SyncAnswer, TypingNotice
 from support.models.tickets import SenderType
 from support.pagination import Page, decode_cursor, page_of
+from support.services import settings
 from support.services.connections import (
     STAFF_SIDE,
     VISITOR_SIDE,
@@ -256,6 +257,36 @@ def _started_before(cur: Cursor, principal: Principal, visitor_id: str, client_s
     return ChatSession.model_validate(row) if row else None
 
 
+def _open_session_of(cur: Cursor, principal: Principal, visitor_id: str) -> ChatSession | None:
+    """The visitor's open (waiting or active) session, if any: a visitor holds at most one, so a second start
+    answers it. Read under the queue lock, which every start takes."""
+    cur.execute(
+        f"""SELECT {SESSION_COLUMNS} FROM live_chat_sessions
+        WHERE user_id = %s AND visitor_id = %s AND status <> 'closed' ORDER BY created_at DESC LIMIT 1""",  # noqa: S608
+        (principal.tenant_id, visitor_id),
+    )
+    row = cur.fetchone()
+    return ChatSession.model_validate(row) if row else None
+
+
+def _admit_to_queue(cur: Cursor, principal: Principal) -> None:
+    """DeskBusy when the tenant's waiting queue is at its cap (the chat settings' `queueCap`), under the queue
+    lock, so concurrent starts cannot overshoot it. Counts at most `cap` rows of the queue's index."""
+    chat_settings = settings.chat_settings(cur, principal.tenant_id)
+    cur.execute(
+        """SELECT count(*) AS waiting FROM (SELECT 1 FROM live_chat_sessions
+        WHERE user_id = %s AND status = 'waiting' LIMIT %s) queue""",
+        (principal.tenant_id, chat_settings.queue_cap),
+    )
+    row = cur.fetchone()
+    if row is not None and row["waiting"] >= chat_settings.queue_cap:
+        raise DeskBusy(
+            "every agent is busy and the queue is full; try again later"
+            + (", or leave a message with the web form" if chat_settings.web_form_url else ""),
+            web_form_url=chat_settings.web_form_url,
+        )
+
+
 def start_chat_session(
     principal: Principal,
     data: ChatSessionStart,
@@ -269,11 +300,20 @@ def start_chat_session(
     (and chat.queued while it waits); the assigned agent chat.assigned; if it waits, the tenant's staff
     chat.waiting. With a `client_start_id` this visitor already started a session with (a retry after a lost
     answer), nothing new is started: the caller gets that session, as it is now, again (and its queue position
-    while it waits), and no one else is told anything."""
+    while it waits), and no one else is told anything.
+
+    A visitor (the public widget's caller) holds at most one open chat: while one is waiting or active, a start
+    answers it in the same way. A visitor's new chat while the tenant's queue is at its cap (the chat settings) is
+    DeskBusy (`desk_busy`, with the web form's URL): nothing is stored or announced. Staff starting a chat over
+    HTTP (on a customer's behalf) are trusted members of the desk and are held to neither rule."""
     outbox = Outbox(principal.tenant_id, caller)
     with tenant_transaction(principal.tenant_id) as cur:
         lock_queue(cur, principal)
         before = _started_before(cur, principal, data.visitor_id, client_start_id) if client_start_id else None
+        if before is None and principal.role is Role.VISITOR:
+            before = _open_session_of(cur, principal, data.visitor_id)
+            if before is None:
+                _admit_to_queue(cur, principal)
         if before is not None:
             session = before
             outbox.answer("chat.started", session)

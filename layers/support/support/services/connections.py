@@ -27,9 +27,10 @@ from uuid import UUID
 from pydantic import BaseModel
 
 from support.auth import Principal, Role
-from support.db import read_snapshot, tenant_transaction
+from support.db import read_snapshot, tenant_transaction, write_one
 from support.db.connection import Cursor
 from support.realtime import Delivery, deliver, disconnect, event
+from support.services.rate_limits import ACTIONS_PER_CONNECTION, level_sql
 from support.visitors import VisitorClaims
 
 VISITOR_SIDE = "visitor"
@@ -174,6 +175,32 @@ def spend_connect_token(cur: Cursor, claims: VisitorClaims) -> bool:
         (claims.token_id, claims.tenant_id, claims.expires_at),
     )
     return cur.rowcount == 1
+
+
+_ACTION_LEVEL = level_sql("action_tokens", "action_refilled_at", "%(burst)s", "%(rate)s")
+# One statement: take a token if the connection's bucket holds one, else read its level (from the snapshot before
+# the update, which is the level the update refused). No row: a connection this desk did not record, served as
+# before (nothing to count it against).
+_TAKE_ACTION_TOKEN = f"""WITH took AS (
+    UPDATE ws_connections SET action_tokens = {_ACTION_LEVEL} - 1, action_refilled_at = statement_timestamp()
+    WHERE user_id = %(tenant)s AND connection_id = %(connection)s AND {_ACTION_LEVEL} >= 1
+    RETURNING 1)
+SELECT EXISTS (SELECT FROM took) AS admitted,
+    (SELECT {_ACTION_LEVEL} FROM ws_connections WHERE user_id = %(tenant)s AND connection_id = %(connection)s) AS level
+"""  # noqa: S608 (fixed text; every value is bound)
+
+
+def take_action_token(principal: Principal, connection_id: str) -> int | None:
+    """A WebSocket action's token from its connection's bucket (ACTIONS_PER_CONNECTION), kept on the connection's
+    row so that it holds across execution environments. None: go ahead; else the whole seconds to wait."""
+    bucket = ACTIONS_PER_CONNECTION
+    params = {"tenant": principal.tenant_id, "connection": connection_id, "burst": bucket.burst}
+    params["rate"] = bucket.per_second
+
+    row = write_one(principal.tenant_id, _TAKE_ACTION_TOKEN, params)
+    if row is None or row["admitted"] or row["level"] is None:
+        return None
+    return bucket.retry_after(float(row["level"]))
 
 
 def close_connection(principal: Principal, connection_id: str) -> None:

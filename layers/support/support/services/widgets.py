@@ -24,10 +24,11 @@ from support.auth import Principal
 from support.db import tenant_transaction
 from support.db.connection import anonymous_transaction
 from support.db.statements import admit_under_cap
-from support.errors import Conflict, Forbidden, found
+from support.errors import Conflict, Forbidden, RateLimited, found
 from support.models.widgets import Widget, WidgetCreate, WidgetOriginsUpdate, WidgetSession, normalize_origin
 from support.pagination import Page, decode_cursor, page_of
 from support.services.connections import Outbox, key_connections
+from support.services.rate_limits import SESSION_PER_IP, SESSION_PER_KEY, take_tokens_alone
 from support.visitors import issue_connect_token, issue_resume_token, new_visitor_id, verify_resume_token
 
 MAX_WIDGET_KEYS_PER_TENANT = 100
@@ -113,16 +114,18 @@ def update_widget_origins(principal: Principal, widget_key: str, data: WidgetOri
         return Widget.model_validate(row)
 
 
+# One answer for an unknown key, a revoked key and a live key from an origin it does not allow, so a prober learns
+# nothing about keys it does not hold (nor which origins a key allows).
+NOT_ADMITTED = "this widget key is unknown or revoked, or does not allow this page's origin"
+
+
 def _admitted(widget_key: str, origin: str | None) -> UUID:
-    """The key's tenant, if the key is live and `origin` is one of its origins; Forbidden otherwise (one answer for
-    an unknown and a revoked key, so a prober learns nothing about keys it does not hold)."""
+    """The key's tenant, if the key is live and `origin` is one of its origins; Forbidden(NOT_ADMITTED) otherwise."""
     with anonymous_transaction() as cur:
         cur.execute("SELECT user_id, allowed_origins, revoked FROM widget_key_for_visitors(%s)", (widget_key,))
         row = cur.fetchone()
-    if row is None or row["revoked"]:
-        raise Forbidden("this widget key is unknown or revoked")
-    if not origin_allowed(origin, row["allowed_origins"]):
-        raise Forbidden("this page's origin is not one the widget key allows")
+    if row is None or row["revoked"] or not origin_allowed(origin, row["allowed_origins"]):
+        raise Forbidden(NOT_ADMITTED)
     return UUID(str(row["user_id"]))
 
 
@@ -135,10 +138,18 @@ def origin_allowed(origin: str | None, allowed: list[str]) -> bool:
         return False
 
 
-def start_visitor_session(widget_key: str, origin: str | None, resume_token: str | None) -> WidgetSession:
+def start_visitor_session(
+    widget_key: str, origin: str | None, resume_token: str | None, *, source_ip: str | None
+) -> WidgetSession:
     """The public widget route: a visitor (new, or the same one again with a valid resume token of this key)
-    and the tokens it needs."""
+    and the tokens it needs. Admitted requests count against the tenant's buckets of the source IP and of the key
+    (RateLimited over either); refused ones count nowhere, so a live key from a foreign origin is answered as an
+    unknown key is, however often it is tried."""
     tenant_id = _admitted(widget_key, origin)
+    checks = [(SESSION_PER_IP, source_ip or "unknown"), (SESSION_PER_KEY, widget_key)]
+    retry_after = take_tokens_alone(tenant_id, checks)
+    if retry_after is not None:
+        raise RateLimited("too many chat sessions from this address or for this widget key", retry_after=retry_after)
     claims = verify_resume_token(resume_token) if resume_token else None
     if claims is not None and claims.widget_key == widget_key and claims.tenant_id == tenant_id:
         visitor_id = claims.visitor_id

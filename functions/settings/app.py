@@ -1,0 +1,36 @@
+"""Settings endpoint group: a tenant's settings, one area per path (`/api/support/settings/<area>`), read by any
+member of the desk and written, whole, by admins. Chat is the first area; the others will join in the same shape."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aws_lambda_powertools.event_handler import Response
+from aws_lambda_powertools.logging import correlation_paths
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from support.http import create_resolver, current_principal, ok
+from support.models.envelopes import Envelope
+from support.models.settings import ChatSettings
+from support.observability import logger, metrics
+from support.services import settings
+
+app = create_resolver()
+
+BASE = "/api/support/settings"
+
+
+@app.get(f"{BASE}/chat")
+def get_chat_settings() -> Response[Envelope[ChatSettings]]:
+    return ok(settings.get_chat_settings(current_principal(app)))
+
+
+@app.put(f"{BASE}/chat")
+def put_chat_settings(data: ChatSettings) -> Response[Envelope[ChatSettings]]:
+    return ok(settings.put_chat_settings(current_principal(app), data))
+
+
+@logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_HTTP)
+@metrics.log_metrics
+def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    return app.resolve(event, context)
