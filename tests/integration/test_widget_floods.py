@@ -394,12 +394,14 @@ def test_visitor_connect_is_limited_per_address_and_per_key_per_tenant(
 
     monkeypatch.setattr(ws_auth, "CONNECT_PER_IP", Bucket("connect-ip", burst=3, per_second=0.01))
     monkeypatch.setattr(ws_auth, "CONNECT_PER_KEY", Bucket("connect-key", burst=5, per_second=0.01))
-    token = desk.session(ip(1)).data["connectToken"]
+
+    def token() -> str:  # a fresh connect token for each attempt: each is spent by its first use
+        return str(desk.session(ip(9)).data["connectToken"])
 
     # Per address: three connections, then a refusal (Deny: API Gateway answers 403)
-    assert [effect(desk.authorize(token, ip(1))) for _ in range(4)] == ["Allow", "Allow", "Allow", "Deny"]
+    assert [effect(desk.authorize(token(), ip(1))) for _ in range(4)] == ["Allow", "Allow", "Allow", "Deny"]
     # Per key: two more from other addresses fill the key's budget; the third address is refused too
-    assert [effect(desk.authorize(token, ip(n))) for n in (2, 3, 4)] == ["Allow", "Allow", "Deny"]
+    assert [effect(desk.authorize(token(), ip(n))) for n in (2, 3, 4)] == ["Allow", "Allow", "Deny"]
     # Another tenant's widget, from the same addresses, connects
     other_token = other_desk.session(ip(1)).data["connectToken"]
     assert effect(other_desk.authorize(other_token, ip(1))) == "Allow"
