@@ -143,6 +143,7 @@ def change(**fields: Any) -> TicketUpdate:
 def assert_ticket_figures_match_a_recount(db: DatabaseUrls, tenant: UUID) -> None:
     assert recount.stored_ticket_totals(db, tenant) == recount.recount_ticket_totals(db, tenant)
     assert recount.stored_feedback_totals(db, tenant) == recount.recount_feedback_totals(db, tenant)
+    assert recount.stored_day_totals(db, tenant) == recount.recount_day_totals(db, tenant)
     assert recount.stored_agent_figures(db, tenant) == recount.recount_agent_figures(db, tenant)
 
 
@@ -539,3 +540,31 @@ def test_conversation_pages_never_skip_a_message_that_commits_late(db: DatabaseU
         if cursor is None:
             break
     assert sorted(seen) == sorted(written), {"late reply": late, "seen": seen}
+
+
+def test_day_totals_follow_creates_corrections_and_deletes(db: DatabaseUrls, tenant: UUID) -> None:
+    # Given tickets created through the service, two of them rated
+    principal = admin(tenant)
+    agent = new_agent(tenant)
+    rated = [resolved_ticket(tenant, agent) for _ in range(2)]
+    for ticket, rating in zip(rated, (5, 2), strict=True):
+        tickets.add_feedback(principal, ticket, feedback(rating))
+    plain = [new_ticket(tenant) for _ in range(3)]
+    # When the owner moves a ticket and a rating to other days, changes a rating, and deletes a ticket and feedback
+    with psycopg.connect(db.owner) as conn:
+        begin(conn, tenant)
+        conn.execute(
+            "UPDATE support_tickets SET created_at = created_at - interval '3 days' WHERE id = %s", (plain[0],)
+        )
+        conn.execute("UPDATE support_tickets SET subject = 'Edited' WHERE user_id = %s", (tenant,))  # moves nothing
+        conn.execute(
+            "UPDATE ticket_feedback SET created_at = created_at - interval '1 day', rating = 4 WHERE ticket_id = %s",
+            (rated[0],),
+        )
+        conn.execute("DELETE FROM ticket_feedback WHERE ticket_id = %s", (rated[1],))
+        conn.execute("DELETE FROM support_tickets WHERE id = %s", (plain[1],))
+    # Then the day totals equal a recount of the rows, day by day
+    stored = recount.stored_day_totals(db, tenant)
+    assert stored == recount.recount_day_totals(db, tenant)
+    assert sum(n for (n,) in stored["tickets"].values()) == 4
+    assert sorted(stored["feedback"].values()) == [(1, 4)]
