@@ -39,6 +39,7 @@ import psycopg
 from bench import desk
 from bench import seed as seeding
 from bench.timing import Case, run_case
+from local.visitor_key import visitor_token_secret
 
 ROLLUP_TARGET_MS = 200.0
 BACKFILL_TARGET_S = 30.0
@@ -183,7 +184,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     os.environ.setdefault("POWERTOOLS_SERVICE_NAME", "support")
     os.environ.setdefault("POWERTOOLS_METRICS_NAMESPACE", "SupportDesk")
-    os.environ.setdefault("VISITOR_TOKEN_SECRET", "bench-visitor-key-" + "x" * 32)
+    os.environ.setdefault("VISITOR_TOKEN_SECRET", visitor_token_secret())
     warnings.filterwarnings("ignore", message="No application metrics to publish")
     stamp = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
     load = ", ".join(f"{value:.2f}" for value in os.getloadavg())

@@ -114,8 +114,19 @@ def explaining(
         with original(tenant_id) as cur:
             yield ExplainingCursor(cur)
 
+    # A snapshot read (read_snapshot, the dashboard's) is explained statement by statement the same way.
+    original_snapshot = getattr(module, "read_snapshot", None)
+
+    def explaining_snapshot(tenant_id: UUID, read: Callable[[Any], Any]) -> Any:
+        assert original_snapshot is not None
+        return original_snapshot(tenant_id, lambda cur: read(ExplainingCursor(cur)))
+
     module.tenant_transaction = explaining_transaction
+    if original_snapshot is not None:
+        module.read_snapshot = explaining_snapshot
     try:
         yield
     finally:
         module.tenant_transaction = original
+        if original_snapshot is not None:
+            module.read_snapshot = original_snapshot
