@@ -82,6 +82,43 @@ def run_case(case: Case, call: Callable[[Any], Any], *, iterations: int, warmup:
     return case
 
 
+def run_alternating(
+    cases: list[Case], call: Callable[[Any], Any], *, iterations: int, warmup: int, budget: float
+) -> list[Case]:
+    """Cases whose ratio is the figure (one service on a big and a small tenant), timed in turn, one call of each,
+    so that the load of a shared machine hits them alike; otherwise as run_case. A call that raises stops them all
+    (the error is its case's)."""
+    sources = [itertools.cycle(case.inputs) for case in cases]
+    for case in cases:
+        case.iterations = case.iterations if case.iterations is not None else iterations
+    current = cases[0]
+    try:
+        deadline = time.perf_counter() + budget / 4
+        for _ in range(warmup):
+            for case, source in zip(cases, sources, strict=True):
+                current = case
+                call(next(source)[1])
+            if time.perf_counter() > deadline:
+                break
+        gc.collect()
+        deadline = time.perf_counter() + budget * len(cases)
+        for _ in range(iterations):
+            for case, source in zip(cases, sources, strict=True):
+                current = case
+                label, value = next(source)
+                started = time.perf_counter()
+                call(value)
+                elapsed = time.perf_counter() - started
+                case.samples.append(elapsed)
+                case.by_input[label].append(elapsed)
+            if time.perf_counter() > deadline:
+                break
+    except Exception as exc:  # reported in the table; the other cases still run
+        current.error = f"{type(exc).__name__}: {str(exc).strip().splitlines()[0] if str(exc).strip() else ''}"
+        print(f"bench: {current.name} stopped: {current.error}", flush=True)
+    return cases
+
+
 @contextmanager
 def explaining(
     module: Any, plans: list[tuple[str, list[str]]], label: str, tables: tuple[str, ...] | None = ("support_tickets",)
