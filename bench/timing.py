@@ -54,43 +54,22 @@ class Case:
 
 
 def run_case(case: Case, call: Callable[[Any], Any], *, iterations: int, warmup: int, budget: float) -> Case:
-    """Warm up, then time `iterations` calls (stopping early past `budget` seconds), cycling the inputs."""
-    iterations = case.iterations if case.iterations is not None else iterations
-    warmup = case.warmup if case.warmup is not None else warmup
-    case.iterations = iterations
-    inputs = itertools.cycle(case.inputs)
-    try:
-        deadline = time.perf_counter() + budget / 4
-        for _ in range(warmup):
-            call(next(inputs)[1])
-            if time.perf_counter() > deadline:
-                break
-        gc.collect()
-        deadline = time.perf_counter() + budget
-        for _ in range(iterations):
-            label, value = next(inputs)
-            started = time.perf_counter()
-            call(value)
-            elapsed = time.perf_counter() - started
-            case.samples.append(elapsed)
-            case.by_input[label].append(elapsed)
-            if time.perf_counter() > deadline:
-                break
-    except Exception as exc:  # reported in the table; the other cases still run
-        case.error = f"{type(exc).__name__}: {str(exc).strip().splitlines()[0] if str(exc).strip() else ''}"
-        print(f"bench: {case.name} stopped: {case.error}", flush=True)
-    return case
+    """Warm up, then time `iterations` calls (stopping early past `budget` seconds), cycling the inputs. The case's
+    own `iterations` and `warmup`, when set, win."""
+    return run_alternating([case], call, iterations=iterations, warmup=warmup, budget=budget)[0]
 
 
 def run_alternating(
     cases: list[Case], call: Callable[[Any], Any], *, iterations: int, warmup: int, budget: float
 ) -> list[Case]:
-    """Cases whose ratio is the figure (one service on a big and a small tenant), timed in turn, one call of each,
-    so that the load of a shared machine hits them alike; otherwise as run_case. A call that raises stops them all
-    (the error is its case's)."""
+    """Cases timed in turn, one call of each, so that the load of a shared machine hits them alike (one service on a
+    big and a small tenant, whose ratio is the figure); otherwise as run_case, with the first case's own
+    `iterations` and `warmup` if set. A call that raises stops them all (the error is its case's)."""
+    iterations = cases[0].iterations if cases[0].iterations is not None else iterations
+    warmup = cases[0].warmup if cases[0].warmup is not None else warmup
     sources = [itertools.cycle(case.inputs) for case in cases]
     for case in cases:
-        case.iterations = case.iterations if case.iterations is not None else iterations
+        case.iterations = iterations
     current = cases[0]
     try:
         deadline = time.perf_counter() + budget / 4
