@@ -181,6 +181,63 @@ ALTER TABLE public.ticket_feedback FORCE ROW LEVEL SECURITY;
 ALTER TABLE public.ticket_day_totals FORCE ROW LEVEL SECURITY;
 ALTER TABLE public.feedback_day_totals FORCE ROW LEVEL SECURITY;
 
+-- The recount of the day totals, as recount_tenant_figures (sql/0010) recounts the other running totals: the same
+-- rows out (figure, key, stored, recounted), a report in any snapshot, a repair in READ COMMITTED after locking the
+-- day totals against writers. `make verify-totals` runs it first in the transaction of recount_tenant_figures: the
+-- day totals' triggers fire before the totals' (trigger name order), so the repair locks in the writers' order.
+CREATE FUNCTION public.recount_tenant_day_totals(tenant uuid, repair boolean DEFAULT false)
+RETURNS TABLE (figure text, key text, stored text, recounted text)
+LANGUAGE plpgsql
+SET search_path = pg_catalog, public, pg_temp
+AS $$
+BEGIN
+    IF repair AND current_setting('transaction_isolation') <> 'read committed' THEN
+        RAISE EXCEPTION 'recount_tenant_day_totals: repair runs in a READ COMMITTED transaction'
+            USING HINT = 'it locks the totals first and must then see every committed change';
+    END IF;
+    PERFORM set_config('app.tenant_id', tenant::text, true);
+    IF repair THEN
+        LOCK TABLE public.ticket_day_totals, public.feedback_day_totals IN EXCLUSIVE MODE;
+    END IF;
+
+    RETURN QUERY
+    WITH counted AS (
+        SELECT (t.created_at AT TIME ZONE 'UTC')::date AS day, count(*) AS tickets
+        FROM public.support_tickets t WHERE t.user_id = tenant GROUP BY 1
+    ), kept AS (
+        SELECT d.day, d.tickets FROM public.ticket_day_totals d WHERE d.user_id = tenant
+    )
+    SELECT 'ticket_day_totals', coalesce(k.day, c.day)::text, k.tickets::text, c.tickets::text
+    FROM kept k FULL JOIN counted c ON c.day = k.day
+    WHERE k.tickets IS DISTINCT FROM c.tickets;
+
+    RETURN QUERY
+    WITH counted AS (
+        SELECT (f.created_at AT TIME ZONE 'UTC')::date AS day, count(*) AS ratings, sum(f.rating) AS rating_sum
+        FROM public.ticket_feedback f WHERE f.user_id = tenant GROUP BY 1
+    ), kept AS (
+        SELECT d.day, d.ratings, d.rating_sum FROM public.feedback_day_totals d WHERE d.user_id = tenant
+    )
+    SELECT 'feedback_day_totals', coalesce(k.day, c.day)::text,
+           CASE WHEN k.day IS NOT NULL THEN ROW(k.ratings, k.rating_sum)::text END,
+           CASE WHEN c.day IS NOT NULL THEN ROW(c.ratings, c.rating_sum)::text END
+    FROM kept k FULL JOIN counted c ON c.day = k.day
+    WHERE (k.ratings, k.rating_sum) IS DISTINCT FROM (c.ratings, c.rating_sum);
+
+    IF NOT repair THEN
+        RETURN;
+    END IF;
+    DELETE FROM public.ticket_day_totals d WHERE d.user_id = tenant;
+    INSERT INTO public.ticket_day_totals (user_id, day, tickets)
+    SELECT tenant, (t.created_at AT TIME ZONE 'UTC')::date, count(*)
+    FROM public.support_tickets t WHERE t.user_id = tenant GROUP BY 2;
+    DELETE FROM public.feedback_day_totals d WHERE d.user_id = tenant;
+    INSERT INTO public.feedback_day_totals (user_id, day, ratings, rating_sum)
+    SELECT tenant, (f.created_at AT TIME ZONE 'UTC')::date, count(*), sum(f.rating)
+    FROM public.ticket_feedback f WHERE f.user_id = tenant GROUP BY 2;
+END
+$$;
+
 -- The five top agents in the order the dashboard ranks them, so that the top five are five index entries instead of a
 -- sort of every agent (500 at the cap: with the agents by status, most of what a big desk's dashboard cost more
 -- than a small one's once the week was bounded). The figures change on a resolution or a rating, not on every

@@ -268,6 +268,7 @@ def test_runtime_role_cannot_create_objects(db: DatabaseUrls, statement: str) ->
         "SELECT add_agent_figures(ARRAY[]::agent_figures_delta[])",
         "SELECT refresh_agent_metrics(ARRAY[%(t)s]::uuid[])",
         "SELECT * FROM recount_tenant_figures(%(t)s, true)",
+        "SELECT * FROM recount_tenant_day_totals(%(t)s, true)",
         "SELECT ticket_search_query('x')",
         # the search side table: only through search_ticket_ids
         "SELECT * FROM ticket_search_index",
