@@ -4,6 +4,7 @@
     python -m bench.tickets --tickets 10000  # a quick run on a small tenant (its own database)
     python -m bench.tickets --imports-only   # cold-import times only, no database
     python -m bench.tickets --explain        # also EXPLAIN (ANALYZE, BUFFERS) the list, search and dashboard queries
+    python -m bench.tickets --dashboard-only # the dashboard before the first rollup and after, nothing else
 
 Latency is measured in-process around the service call (`support.services.tickets`), with
 `time.perf_counter`, as the runtime role `support_app` over TCP (loopback to the embedded server): the database
