@@ -810,7 +810,7 @@ def steps(tenant: TenantPlan) -> list[Step]:
             tenant.feedback_rows,
             FEEDBACK_SQL,
             undo=("DELETE FROM ticket_feedback WHERE user_id = %(tenant)s",),
-            tables=("ticket_feedback", "feedback_totals", "support_agents"),
+            tables=("ticket_feedback", "feedback_totals", "feedback_day_totals", "support_agents"),
             windows=("support_tickets", "created_at", "status IN ('resolved', 'closed')"),
         ),
         Step(
@@ -1011,7 +1011,13 @@ def seed(owner_url: str, tickets: int = DEFAULT_TICKETS, *, reseed: bool = False
                         (tenant.tenant_id, SEED_VERSION, tenant.tickets, time.perf_counter() - tenant_started),
                     )
                     changed.add(tenant.tenant_id)
-            touched |= {"support_agents", "support_tickets", "ticket_search_index", "ticket_totals"}
+            touched |= {
+                "support_agents",
+                "support_tickets",
+                "ticket_search_index",
+                "ticket_totals",
+                "ticket_day_totals",
+            }
             if progress:
                 print(f"bench seed: inserted {remaining:,} tickets in {time.perf_counter() - started:.0f} s")
         ran: dict[str, StepRun] = {}

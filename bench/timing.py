@@ -54,32 +54,48 @@ class Case:
 
 
 def run_case(case: Case, call: Callable[[Any], Any], *, iterations: int, warmup: int, budget: float) -> Case:
-    """Warm up, then time `iterations` calls (stopping early past `budget` seconds), cycling the inputs."""
-    iterations = case.iterations if case.iterations is not None else iterations
-    warmup = case.warmup if case.warmup is not None else warmup
-    case.iterations = iterations
-    inputs = itertools.cycle(case.inputs)
+    """Warm up, then time `iterations` calls (stopping early past `budget` seconds), cycling the inputs. The case's
+    own `iterations` and `warmup`, when set, win."""
+    return run_alternating([case], call, iterations=iterations, warmup=warmup, budget=budget)[0]
+
+
+def run_alternating(
+    cases: list[Case], call: Callable[[Any], Any], *, iterations: int, warmup: int, budget: float
+) -> list[Case]:
+    """Cases timed in turn, one call of each, so that the load of a shared machine hits them alike (one service on a
+    big and a small tenant, whose ratio is the figure); otherwise as run_case, with the first case's own
+    `iterations` and `warmup` if set. A call that raises stops them all (the error is its case's)."""
+    iterations = cases[0].iterations if cases[0].iterations is not None else iterations
+    warmup = cases[0].warmup if cases[0].warmup is not None else warmup
+    sources = [itertools.cycle(case.inputs) for case in cases]
+    for case in cases:
+        case.iterations = iterations
+    current = cases[0]
     try:
         deadline = time.perf_counter() + budget / 4
         for _ in range(warmup):
-            call(next(inputs)[1])
+            for case, source in zip(cases, sources, strict=True):
+                current = case
+                call(next(source)[1])
             if time.perf_counter() > deadline:
                 break
         gc.collect()
-        deadline = time.perf_counter() + budget
+        deadline = time.perf_counter() + budget * len(cases)
         for _ in range(iterations):
-            label, value = next(inputs)
-            started = time.perf_counter()
-            call(value)
-            elapsed = time.perf_counter() - started
-            case.samples.append(elapsed)
-            case.by_input[label].append(elapsed)
+            for case, source in zip(cases, sources, strict=True):
+                current = case
+                label, value = next(source)
+                started = time.perf_counter()
+                call(value)
+                elapsed = time.perf_counter() - started
+                case.samples.append(elapsed)
+                case.by_input[label].append(elapsed)
             if time.perf_counter() > deadline:
                 break
     except Exception as exc:  # reported in the table; the other cases still run
-        case.error = f"{type(exc).__name__}: {str(exc).strip().splitlines()[0] if str(exc).strip() else ''}"
-        print(f"bench: {case.name} stopped: {case.error}", flush=True)
-    return case
+        current.error = f"{type(exc).__name__}: {str(exc).strip().splitlines()[0] if str(exc).strip() else ''}"
+        print(f"bench: {current.name} stopped: {current.error}", flush=True)
+    return cases
 
 
 @contextmanager
@@ -114,8 +130,19 @@ def explaining(
         with original(tenant_id) as cur:
             yield ExplainingCursor(cur)
 
+    # A snapshot read (read_snapshot, the dashboard's) is explained statement by statement the same way.
+    original_snapshot = getattr(module, "read_snapshot", None)
+
+    def explaining_snapshot(tenant_id: UUID, read: Callable[[Any], Any]) -> Any:
+        assert original_snapshot is not None
+        return original_snapshot(tenant_id, lambda cur: read(ExplainingCursor(cur)))
+
     module.tenant_transaction = explaining_transaction
+    if original_snapshot is not None:
+        module.read_snapshot = explaining_snapshot
     try:
         yield
     finally:
         module.tenant_transaction = original
+        if original_snapshot is not None:
+            module.read_snapshot = original_snapshot

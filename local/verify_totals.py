@@ -1,9 +1,10 @@
 """`make verify-totals`: recount every tenant's running totals and agent figures from the rows, and report (or,
 with `--repair`, mend) every difference. Runs against the database `make run` uses (or DATABASE_URL).
 
-The recount itself is the database function recount_tenant_figures (sql/0010_least_privilege.sql), run as the
-schema owner: a report in one REPEATABLE READ snapshot per tenant, a repair in READ COMMITTED after locking
-the totals against writers. Exit status 1 when differences were found and left unrepaired.
+The recount itself is the database functions recount_tenant_day_totals (sql/0021) and recount_tenant_figures
+(sql/0010_least_privilege.sql), run as the schema owner: a report in one REPEATABLE READ snapshot per tenant, a
+repair in READ COMMITTED after locking the totals against writers. Exit status 1 when differences were found and
+left unrepaired.
 """
 
 from __future__ import annotations
@@ -20,14 +21,17 @@ import psycopg
 TENANTS = """SELECT user_id FROM support_tickets UNION SELECT user_id FROM support_agents
     UNION SELECT user_id FROM live_chat_sessions UNION SELECT user_id FROM ticket_feedback
     UNION SELECT user_id FROM ticket_totals UNION SELECT user_id FROM chat_totals
-    UNION SELECT user_id FROM feedback_totals ORDER BY 1"""
+    UNION SELECT user_id FROM feedback_totals UNION SELECT user_id FROM ticket_day_totals
+    UNION SELECT user_id FROM feedback_day_totals ORDER BY 1"""
 
 
 def recount(owner_url: str, tenant: UUID, *, repair: bool) -> list[tuple[str, str, str | None, str | None]]:
     with psycopg.connect(owner_url) as conn:
         if not repair:
             conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY")
-        rows = conn.execute("SELECT * FROM recount_tenant_figures(%s, %s)", (tenant, repair)).fetchall()
+        # the day totals first: their triggers fire first, so a repair locks in the writers' order (sql/0021)
+        rows = conn.execute("SELECT * FROM recount_tenant_day_totals(%s, %s)", (tenant, repair)).fetchall()
+        rows += conn.execute("SELECT * FROM recount_tenant_figures(%s, %s)", (tenant, repair)).fetchall()
         conn.commit()
     return [(row[0], row[1], row[2], row[3]) for row in rows]
 

@@ -9,6 +9,7 @@ counts as absent (whether such rows are deleted is the dashboard tests' concern)
 from __future__ import annotations
 
 from collections import defaultdict
+from datetime import UTC
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 from uuid import UUID
@@ -97,6 +98,31 @@ def recount_feedback_totals(db: DatabaseUrls, tenant: UUID) -> tuple[int, int]:
 def stored_feedback_totals(db: DatabaseUrls, tenant: UUID) -> tuple[int, int]:
     stored = rows(db, tenant, "feedback_totals", order="user_id")
     return (stored[0]["ratings"], stored[0]["rating_sum"]) if stored else (0, 0)
+
+
+# ticket_day_totals and feedback_day_totals (sql/0021): UTC day -> (tickets created) / (ratings, rating sum)
+def recount_day_totals(db: DatabaseUrls, tenant: UUID) -> dict[str, dict[Any, tuple[int, ...]]]:
+    tickets: dict[Any, list[int]] = defaultdict(lambda: [0])
+    for t in rows(db, tenant, "support_tickets"):
+        tickets[t["created_at"].astimezone(UTC).date()][0] += 1
+    ratings: dict[Any, list[int]] = defaultdict(lambda: [0, 0])
+    for f in rows(db, tenant, "ticket_feedback"):
+        day = ratings[f["created_at"].astimezone(UTC).date()]
+        day[0] += 1
+        day[1] += f["rating"]
+    return {
+        "tickets": _nonzero({key: tuple(value) for key, value in tickets.items()}),
+        "feedback": _nonzero({key: tuple(value) for key, value in ratings.items()}),
+    }
+
+
+def stored_day_totals(db: DatabaseUrls, tenant: UUID) -> dict[str, dict[Any, tuple[int, ...]]]:
+    return {
+        "tickets": _nonzero({r["day"]: (r["tickets"],) for r in rows(db, tenant, "ticket_day_totals", order="day")}),
+        "feedback": _nonzero(
+            {r["day"]: (r["ratings"], r["rating_sum"]) for r in rows(db, tenant, "feedback_day_totals", order="day")}
+        ),
+    }
 
 
 AGENT_FIGURES = (

@@ -1,4 +1,4 @@
--- The dashboard's figures (history: sql/0017; GET /api/support/dashboard, layers/support/support/services/dashboard.py) as one
+-- The dashboard's figures (history: sql/0017, 0021; GET /api/support/dashboard, layers/support/support/services/dashboard.py) as one
 -- function, so that its plan is made once per connection instead of on every call.
 --
 -- The figures are one statement of a dozen subqueries. Sent as a statement (the connection uses no prepared
@@ -13,21 +13,28 @@
 -- SECURITY INVOKER (the default): it runs as the caller, under the caller's row-level security, so another
 -- tenant's id finds nothing. The columns of recent_tickets and top_agents are those of the API's tickets and
 -- agents (TICKET_COLUMNS, AGENT_COLUMNS in the layer; a test compares them): a change there is a change here.
-CREATE OR REPLACE FUNCTION public.dashboard_figures(p_tenant uuid, p_midnight timestamptz, p_week date, p_today date)
+--
+-- Its own day: `p_now` is the caller's clock (a test's), or NULL for the database's, the clock that stamps
+-- created_at. Today is the UTC day of that moment and counts [its midnight, the next midnight); the week is that
+-- day and the six before it.
+-- `week` holds one object per day, oldest first: the tickets created, and the satisfaction score from the day's
+-- rollup row if it has one, else the ratings' count and sum from feedback_day_totals.
+CREATE OR REPLACE FUNCTION public.dashboard_figures(p_tenant uuid, p_now timestamptz DEFAULT NULL)
 RETURNS TABLE (
     ticket_groups json, chat_groups json, ratings numeric, rating_total numeric, agents_by_status json,
-    tickets_today bigint, chats_today bigint, recent_tickets json, top_agents json, rollup_days json,
-    rating_total_today bigint, ratings_today bigint
+    chats_today bigint, recent_tickets json, top_agents json, week json
 )
 LANGUAGE plpgsql STABLE
 SET search_path = pg_catalog, public, pg_temp
 SET plan_cache_mode = force_generic_plan
 AS $$
 #variable_conflict use_column
+DECLARE
+    v_today    date := (coalesce(p_now, now()) AT TIME ZONE 'UTC')::date;
+    v_midnight timestamptz := v_today::timestamp AT TIME ZONE 'UTC';
 BEGIN
     RETURN QUERY SELECT
-        -- the running totals summed by status, by priority, by category and overall (groups at zero are deleted
-        -- as they empty, sql/0010; the filter only keeps a row that a manual fix left behind out of the figures)
+        -- the running totals summed by status, by priority, by category and overall (sql/0007, sql/0010)
         (SELECT coalesce(json_agg(g), '[]') FROM (
             SELECT grouping(status, priority, category) AS level, status, priority, category,
                    sum(tickets) AS tickets,
@@ -44,9 +51,9 @@ BEGIN
         (SELECT coalesce(sum(rating_sum), 0) FROM public.feedback_totals WHERE user_id = p_tenant),
         (SELECT coalesce(json_object_agg(a.status, a.n), '{}') FROM (
             SELECT status, count(*) AS n FROM public.support_agents WHERE user_id = p_tenant GROUP BY status) a),
-        (SELECT count(*) FROM public.support_tickets WHERE user_id = p_tenant AND created_at >= p_midnight),
         (SELECT count(*) FROM public.live_chat_sessions
-         WHERE user_id = p_tenant AND session_start_time >= p_midnight),
+         WHERE user_id = p_tenant AND session_start_time >= v_midnight
+           AND session_start_time < v_midnight + interval '1 day'),
         (SELECT coalesce(json_agg(r), '[]') FROM (
             SELECT id, user_id, customer_name, customer_email, customer_phone, subject, description, category,
                    priority, status, assigned_agent_id, created_at, updated_at, resolved_at, first_response_time,
@@ -59,13 +66,24 @@ BEGIN
                    response_time_average, created_at, updated_at, last_activity_at
             FROM public.support_agents WHERE user_id = p_tenant
             ORDER BY total_tickets_resolved DESC, average_rating DESC NULLS LAST, agent_name, id LIMIT 5) r),
-        -- the past six days' rollup rows (written by the analytics job, sql/0012)
-        (SELECT coalesce(json_agg(r), '[]') FROM (
-            SELECT analytics_date, total_tickets_created, customer_satisfaction_score FROM public.support_analytics
-            WHERE user_id = p_tenant AND analytics_date >= p_week AND analytics_date < p_today) r),
-        (SELECT coalesce(sum(rating), 0) FROM public.ticket_feedback
-         WHERE user_id = p_tenant AND created_at >= p_midnight),
-        (SELECT count(*) FROM public.ticket_feedback WHERE user_id = p_tenant AND created_at >= p_midnight);
+        (SELECT json_agg(json_build_object(
+                    'day', w.day,
+                    'rolled_up', a.analytics_date IS NOT NULL,
+                    'tickets', CASE WHEN a.analytics_date IS NOT NULL THEN a.total_tickets_created
+                                    ELSE coalesce(t.tickets, 0) END,
+                    'score', a.customer_satisfaction_score,
+                    'ratings', coalesce(f.ratings, 0),
+                    'rating_sum', coalesce(f.rating_sum, 0)) ORDER BY w.day)
+         FROM (SELECT v_today - k AS day FROM generate_series(0, 6) AS k) w
+         -- each a range of at most seven rows of its primary key, never the tenant's whole history
+         LEFT JOIN (SELECT analytics_date, total_tickets_created, customer_satisfaction_score
+                    FROM public.support_analytics
+                    WHERE user_id = p_tenant AND analytics_date >= v_today - 6 AND analytics_date < v_today) a
+             ON a.analytics_date = w.day
+         LEFT JOIN (SELECT day, tickets FROM public.ticket_day_totals
+                    WHERE user_id = p_tenant AND day >= v_today - 6 AND day <= v_today) t ON t.day = w.day
+         LEFT JOIN (SELECT day, ratings, rating_sum FROM public.feedback_day_totals
+                    WHERE user_id = p_tenant AND day >= v_today - 6 AND day <= v_today) f ON f.day = w.day);
 END
 $$;
-GRANT EXECUTE ON FUNCTION public.dashboard_figures(uuid, timestamptz, date, date) TO support_app;
+GRANT EXECUTE ON FUNCTION public.dashboard_figures(uuid, timestamptz) TO support_app;

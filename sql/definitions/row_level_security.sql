@@ -38,6 +38,8 @@ BEGIN
             ('ticket_totals', true),
             ('chat_totals', true),
             ('feedback_totals', true),
+            ('ticket_day_totals', true),
+            ('feedback_day_totals', true),
             ('ws_connections', true),
             ('session_watchers', true),
             ('visitor_connect_tokens', true),

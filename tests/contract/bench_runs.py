@@ -10,6 +10,12 @@ import sys
 from local.template import REPO
 from tests.conftest import GIVEN_DATABASE_URL
 
+# What tests/conftest.py sets for the tests' own process: a developer's shell running `make bench` on a fresh clone
+# has none of them, so neither has the bench here (a bench that needs one must provide it, as `make run` does).
+TEST_ONLY_VARIABLES = frozenset(
+    {"DATABASE_URL", "VISITOR_TOKEN_SECRET", "POWERTOOLS_SERVICE_NAME", "POWERTOOLS_METRICS_NAMESPACE"}
+)
+
 
 def run_bench(
     module: str, args: list[str], *, timeout: float = 600, check: bool = True
@@ -17,7 +23,7 @@ def run_bench(
     return subprocess.run(
         [sys.executable, "-m", module, *args],
         cwd=REPO,
-        env={k: v for k, v in os.environ.items() if k != "DATABASE_URL"}
+        env={k: v for k, v in os.environ.items() if k not in TEST_ONLY_VARIABLES}
         | ({"DATABASE_URL": GIVEN_DATABASE_URL} if GIVEN_DATABASE_URL else {}),
         capture_output=True,
         text=True,

@@ -395,9 +395,7 @@ def test_the_figures_function_lists_the_columns_of_the_api(
     columns = {"recent_tickets": TICKET_COLUMNS, "top_agents": AGENT_COLUMNS}
     with psycopg.connect(db.app, row_factory=dict_row) as conn:
         conn.execute("SELECT set_config('app.tenant_id', %s, true)", (str(dashboard_api.tenant),))
-        row = conn.execute(
-            "SELECT * FROM public.dashboard_figures(%s, now(), current_date - 6, current_date)", (dashboard_api.tenant,)
-        ).fetchone()
+        row = conn.execute("SELECT * FROM public.dashboard_figures(%s, now())", (dashboard_api.tenant,)).fetchone()
     assert row is not None
     for name, listed in columns.items():
         assert row[name], name  # the desk has tickets and agents
@@ -411,16 +409,12 @@ def test_the_figures_function_sees_only_the_bound_tenant(
     # nothing of theirs, and no binding at all fails closed
     with psycopg.connect(db.app, row_factory=dict_row) as conn:
         conn.execute("SELECT set_config('app.tenant_id', %s, true)", (str(other_tenant),))
-        row = conn.execute(
-            "SELECT * FROM public.dashboard_figures(%s, now(), current_date - 6, current_date)", (dashboard_api.tenant,)
-        ).fetchone()
+        row = conn.execute("SELECT * FROM public.dashboard_figures(%s, now())", (dashboard_api.tenant,)).fetchone()
     assert row is not None
     assert [group["tickets"] for group in row["ticket_groups"]] == [None]  # the grand total of no rows
     assert (row["recent_tickets"], row["top_agents"], row["ratings"], row["agents_by_status"]) == ([], [], 0, {})
     with psycopg.connect(db.app) as conn, pytest.raises(psycopg.errors.UndefinedObject):
-        conn.execute(
-            "SELECT * FROM public.dashboard_figures(%s, now(), current_date - 6, current_date)", (dashboard_api.tenant,)
-        )
+        conn.execute("SELECT * FROM public.dashboard_figures(%s, now())", (dashboard_api.tenant,))
 
 
 class TestAnalytics:

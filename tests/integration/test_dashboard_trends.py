@@ -21,7 +21,11 @@ WEEK = [TODAY - timedelta(days=offset) for offset in range(6, -1, -1)]
 
 
 def _ticket(db: DatabaseUrls, tenant: UUID, day: date, hour: int, rating: int | None = None) -> None:
-    created = datetime(day.year, day.month, day.day, hour, tzinfo=UTC)
+    _ticket_at(db, tenant, datetime(day.year, day.month, day.day, hour, tzinfo=UTC), rating)
+
+
+def _ticket_at(db: DatabaseUrls, tenant: UUID, created: datetime, rating: int | None = None) -> None:
+    """A resolved ticket created at `created`, rated 5 minutes later when `rating` is given."""
     with psycopg.connect(db.owner) as conn:
         conn.execute("SELECT set_config('app.tenant_id', %s, true)", (str(tenant),))
         row = conn.execute(
@@ -104,3 +108,38 @@ def test_a_day_without_activity_is_zero_and_no_score(db: DatabaseUrls, tenant: U
     volume, scores = _trends(tenant)
     assert volume == [(d.isoformat(), 1 if d == WEEK[1] else 0) for d in WEEK]
     assert scores == [(d.isoformat(), 4.0 if d == WEEK[1] else None) for d in WEEK]
+
+
+def test_today_and_the_trend_agree_at_every_hour_around_midnight(db: DatabaseUrls, tenant: UUID) -> None:
+    # Given a ticket a second before midnight and one a second after it (rated 4 and 2, after midnight)
+    midnight = datetime(2025, 3, 10, tzinfo=UTC)
+    _ticket_at(db, tenant, midnight - timedelta(seconds=1), rating=4)
+    _ticket_at(db, tenant, midnight + timedelta(seconds=1), rating=2)
+    principal = Principal(tenant_id=tenant, role=Role.ADMIN, subject="t")
+    # When the dashboard is read with a clock half a second before midnight (the second ticket is created between
+    # the clock's reading and the snapshot), then at midnight and at every hour of the next day
+    clocks = [midnight - timedelta(milliseconds=500), midnight, *(midnight + timedelta(hours=h) for h in range(24))]
+    for now in clocks:
+        data = dashboard.get_dashboard(principal, now=now)
+        volume = {p.date: p.count for p in data.ticket_volume_trend_last_week}
+        scores = {p.date: p.score for p in data.satisfaction_trend_last_week}
+        today = now.date()
+        # Then "today" is the clock's UTC day, its count is the trend's last point, and each ticket is counted on
+        # the day it was created, never in the day before's "today"
+        assert data.ticket_volume_trend_last_week[-1].date == today, now
+        assert data.tickets_created_today == volume[today], now
+        assert (volume.get(date(2025, 3, 9)), volume.get(date(2025, 3, 10))) == (
+            (1, None) if today.day == 9 else (1, 1)
+        )
+        # (both ratings are given after midnight, 5 minutes after their tickets: none on the day before)
+        assert (scores.get(date(2025, 3, 9)), scores.get(date(2025, 3, 10))) == (
+            (None, None) if today.day == 9 else (None, 3.0)
+        )
+    # and the day before, once rolled up, keeps what its "today" said
+    with job_connection(db):
+        assert analytics.roll_up(date(2025, 3, 9), date(2025, 3, 9), tenant).failed == {}
+    late = dashboard.get_dashboard(principal, now=midnight + timedelta(hours=1))
+    assert [(p.date, p.count) for p in late.ticket_volume_trend_last_week][-2:] == [
+        (date(2025, 3, 9), 1),
+        (date(2025, 3, 10), 1),
+    ]

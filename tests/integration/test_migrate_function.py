@@ -306,22 +306,28 @@ def test_delete_answers_success_and_keeps_every_row(deploy: Any, server: AuroraL
     assert _state(server, deploy.dbname) == before
 
 
-def test_a_broken_migration_answers_failed_with_the_reason(
+def test_a_broken_migration_answers_failed_with_the_reason_and_changes_nothing(
     deploy: Any, server: AuroraLike, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    # Given a deployed database, and a next release whose new migration and new definition come before a broken one
+    assert deploy("Create")["Status"] == "SUCCESS"
+    before = _state(server, deploy.dbname)
     broken = tmp_path / "sql"
     shutil.copytree(MIGRATIONS, broken)
+    (broken / "0098_fine.sql").write_text("CREATE TABLE public.fine_before_the_broken_one (id int);\n")
     (broken / "0099_broken.sql").write_text("ALTER TABLE support_tickets ADD COLUMN nope no_such_type;\n")
     monkeypatch.setenv("MIGRATIONS_DIR", str(broken))
 
-    answer = deploy("Create")
+    # When CloudFormation updates the resource
+    answer = deploy("Update")
 
+    # Then it fails naming the file and the reason, and the run left nothing behind: one transaction
     assert answer["Status"] == "FAILED"
     assert "0099_broken.sql failed" in answer["Reason"]
     assert 'type "no_such_type" does not exist' in answer["Reason"]
-    versions = [row[0] for row in _state(server, deploy.dbname)["migrations"]]
-    assert "0099" not in versions
-    assert versions[-1] == sorted(p.name for p in MIGRATIONS.glob("*.sql"))[-1][:4]  # the good ones stay applied
+    assert _state(server, deploy.dbname) == before
+    with psycopg.connect(server.superuser_in(deploy.dbname)) as conn:
+        assert conn.execute("SELECT to_regclass('public.fine_before_the_broken_one')").fetchone() == (None,)
 
 
 def test_a_secret_without_a_password_answers_failed_naming_the_field(

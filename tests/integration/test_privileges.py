@@ -181,6 +181,8 @@ def test_every_security_definer_function_pins_search_path_with_pg_temp_last(db: 
         "add_ticket_totals",
         "add_chat_totals",
         "add_feedback_totals",
+        "add_ticket_day_totals",
+        "add_feedback_day_totals",
         "add_agent_figures_for_tickets",
         "add_agent_figures_for_feedback",
         "analytics_tenants",
@@ -240,6 +242,9 @@ def test_runtime_role_cannot_create_objects(db: DatabaseUrls, statement: str) ->
         "UPDATE ticket_totals SET tickets = 0 WHERE user_id = %(t)s",
         "INSERT INTO chat_totals (user_id, status, sessions) VALUES (%(t)s, 'active', 1)",
         "INSERT INTO feedback_totals (user_id, ratings, rating_sum) VALUES (%(t)s, 1, 5)",
+        "INSERT INTO ticket_day_totals (user_id, day, tickets) VALUES (%(t)s, current_date, 1000)",
+        "UPDATE feedback_day_totals SET ratings = 0 WHERE user_id = %(t)s",
+        "SELECT add_to_ticket_day_totals(ARRAY[]::ticket_day_totals[])",
         # the agents' figures
         "UPDATE support_agents SET total_tickets_resolved = 1000 WHERE user_id = %(t)s",
         "UPDATE support_agents SET average_rating = 5, rating_sum = 50, rating_count = 10 WHERE user_id = %(t)s",
@@ -263,6 +268,7 @@ def test_runtime_role_cannot_create_objects(db: DatabaseUrls, statement: str) ->
         "SELECT add_agent_figures(ARRAY[]::agent_figures_delta[])",
         "SELECT refresh_agent_metrics(ARRAY[%(t)s]::uuid[])",
         "SELECT * FROM recount_tenant_figures(%(t)s, true)",
+        "SELECT * FROM recount_tenant_day_totals(%(t)s, true)",
         "SELECT ticket_search_query('x')",
         # the search side table: only through search_ticket_ids
         "SELECT * FROM ticket_search_index",
@@ -287,6 +293,8 @@ SHADOWED = {
     " resolution_seconds bigint, resolution_count bigint, first_response_seconds bigint, first_response_count bigint",
     "chat_totals": "user_id uuid, status text, sessions bigint, duration_seconds bigint, duration_count bigint",
     "feedback_totals": "user_id uuid, ratings bigint, rating_sum bigint",
+    "ticket_day_totals": "user_id uuid, day date, tickets bigint",
+    "feedback_day_totals": "user_id uuid, day date, ratings bigint, rating_sum bigint",
     "ticket_feedback": "id uuid, ticket_id uuid, user_id uuid, rating smallint, agent_rating smallint",
     "support_tickets": "id uuid, user_id uuid, status text, priority text, category text, assigned_agent_id uuid,"
     " resolution_time integer, first_response_time integer",

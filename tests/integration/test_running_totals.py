@@ -11,10 +11,12 @@ sums and averages, current_chats) must equal what tests/recount.py counts from t
 from __future__ import annotations
 
 import random
+import shutil
 import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 from uuid import UUID, uuid4
 
@@ -143,6 +145,7 @@ def change(**fields: Any) -> TicketUpdate:
 def assert_ticket_figures_match_a_recount(db: DatabaseUrls, tenant: UUID) -> None:
     assert recount.stored_ticket_totals(db, tenant) == recount.recount_ticket_totals(db, tenant)
     assert recount.stored_feedback_totals(db, tenant) == recount.recount_feedback_totals(db, tenant)
+    assert recount.stored_day_totals(db, tenant) == recount.recount_day_totals(db, tenant)
     assert recount.stored_agent_figures(db, tenant) == recount.recount_agent_figures(db, tenant)
 
 
@@ -539,3 +542,77 @@ def test_conversation_pages_never_skip_a_message_that_commits_late(db: DatabaseU
         if cursor is None:
             break
     assert sorted(seen) == sorted(written), {"late reply": late, "seen": seen}
+
+
+def test_day_totals_follow_creates_corrections_and_deletes(db: DatabaseUrls, tenant: UUID) -> None:
+    # Given tickets created through the service, two of them rated
+    principal = admin(tenant)
+    agent = new_agent(tenant)
+    rated = [resolved_ticket(tenant, agent) for _ in range(2)]
+    for ticket, rating in zip(rated, (5, 2), strict=True):
+        tickets.add_feedback(principal, ticket, feedback(rating))
+    plain = [new_ticket(tenant) for _ in range(3)]
+    # When the owner moves a ticket and a rating to other days, changes a rating, and deletes a ticket and feedback
+    with psycopg.connect(db.owner) as conn:
+        begin(conn, tenant)
+        conn.execute(
+            "UPDATE support_tickets SET created_at = created_at - interval '3 days' WHERE id = %s", (plain[0],)
+        )
+        conn.execute("UPDATE support_tickets SET subject = 'Edited' WHERE user_id = %s", (tenant,))  # moves nothing
+        conn.execute(
+            "UPDATE ticket_feedback SET created_at = created_at - interval '1 day', rating = 4 WHERE ticket_id = %s",
+            (rated[0],),
+        )
+        conn.execute("DELETE FROM ticket_feedback WHERE ticket_id = %s", (rated[1],))
+        conn.execute("DELETE FROM support_tickets WHERE id = %s", (plain[1],))
+    # Then the day totals equal a recount of the rows, day by day
+    stored = recount.stored_day_totals(db, tenant)
+    assert stored == recount.recount_day_totals(db, tenant)
+    assert sum(n for (n,) in stored["tickets"].values()) == 4
+    assert sorted(stored["feedback"].values()) == [(1, 4)]
+
+
+def test_the_day_totals_start_true_on_a_database_with_history(db: DatabaseUrls, tmp_path: Path) -> None:
+    # Given a database at the migration before sql/0021, with tickets and feedback on several days of two tenants
+    from local.database import MIGRATIONS, create_database
+    from support.db.migrations import migrate
+
+    urls = create_database(db.admin, "support_upgrade", recreate=True, quiet=True)
+    with psycopg.connect(db.admin.replace("dbname=support_test", "dbname=postgres"), autocommit=True) as conn:
+        conn.execute("DROP DATABASE support_upgrade WITH (FORCE)")
+        conn.execute("CREATE DATABASE support_upgrade OWNER support_owner")
+    for path in MIGRATIONS.glob("*.sql"):
+        if path.name < "0021":
+            shutil.copy(path, tmp_path / path.name)
+    migrate(urls.owner, tmp_path, log=lambda _: None)
+    tenants = [uuid4(), uuid4()]
+    with psycopg.connect(urls.owner) as conn:
+        for n, tenant in enumerate(tenants, 1):
+            begin(conn, tenant)
+            conn.execute(
+                "WITH t AS (INSERT INTO support_tickets (user_id, customer_name, customer_email, subject, created_at)"
+                " SELECT %s, 'C', 'c@example.com', 'S', timestamptz '2026-03-01 23:30Z' + i * interval '5 hours'"
+                " FROM generate_series(1, 10 * %s) i RETURNING id, user_id, created_at)"
+                " INSERT INTO ticket_feedback (user_id, ticket_id, rating, created_at)"
+                " SELECT user_id, id, 1 + (extract(hour FROM created_at)::int %% 5), created_at + interval '1 hour'"
+                " FROM t",
+                (tenant, n),
+            )
+            conn.commit()
+
+    # When sql/0021 is applied
+    assert migrate(urls.owner, MIGRATIONS, log=lambda _: None)[0].startswith("0021")
+
+    # Then every tenant's day totals are what its rows say, day by day
+    with psycopg.connect(urls.owner) as conn:
+        for n, tenant in enumerate(tenants, 1):
+            assert conn.execute("SELECT * FROM recount_tenant_day_totals(%s)", (tenant,)).fetchall() == []
+            begin(conn, tenant)
+            row = conn.execute(
+                "SELECT (SELECT sum(tickets) FROM ticket_day_totals), (SELECT count(*) FROM ticket_day_totals),"
+                " (SELECT sum(ratings) FROM feedback_day_totals)"
+            ).fetchone()
+            conn.commit()
+            assert row is not None
+            assert (row[0], row[2]) == (10 * n, 10 * n)
+            assert row[1] > 1  # several days

@@ -28,6 +28,9 @@ TENANT_TABLES = [
     "ticket_totals",
     "chat_totals",
     "feedback_totals",
+    # the dashboard's running totals per UTC day (sql/0021)
+    "ticket_day_totals",
+    "feedback_day_totals",
     # live chat in real time (sql/0011)
     "widget_keys",
     "ws_connections",

@@ -52,3 +52,26 @@ def test_verify_without_a_tenant_recounts_every_tenant(
     # Then both tenants' differences are reported
     for api in (tickets_api, other):
         assert f"{api.tenant}  ticket_totals open/medium/returns: stored (9,0,0,0,0)" in report
+
+
+def test_verify_recounts_the_day_totals_too(
+    db: DatabaseUrls, tickets_api: HandlerClient, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Given a tenant with a ticket, and its day's total (sql/0021) set wrong by hand
+    tenant = tickets_api.tenant
+    new_ticket(tickets_api)
+    with psycopg.connect(db.admin) as conn:
+        day = conn.execute("SELECT day FROM ticket_day_totals WHERE user_id = %s", (tenant,)).fetchone()
+        conn.execute("UPDATE ticket_day_totals SET tickets = 5 WHERE user_id = %s", (tenant,))
+    assert day is not None
+
+    # When verified, then repaired, then verified again
+    found = verify(db.owner, db.admin, repair=False, tenant=tenant)
+    report = capsys.readouterr().out
+    repaired = verify(db.owner, db.admin, repair=True, tenant=tenant)
+    after = verify(db.owner, db.admin, repair=False, tenant=tenant)
+
+    # Then the day is named, mended, and true again
+    assert found == 1
+    assert f"{tenant}  ticket_day_totals {day[0]}: stored 5, rows say 1" in report
+    assert (repaired, after) == (1, 0)

@@ -8,10 +8,10 @@ const COUNTS = [
   ["totalTickets", "Tickets"],
   ["openTickets", "Open tickets"],
   ["resolvedTickets", "Resolved tickets"],
-  ["ticketsCreatedToday", "Tickets created today"],
+  ["ticketsCreatedToday", "Tickets created today (UTC)"],
   ["totalChats", "Chats"],
   ["activeChats", "Active chats"],
-  ["chatsStartedToday", "Chats started today"],
+  ["chatsStartedToday", "Chats started today (UTC)"],
   ["totalAgents", "Agents"],
   ["availableAgents", "Available agents"],
 ];
@@ -53,8 +53,8 @@ export async function renderDashboard(main, app) {
   const satisfaction = data.satisfactionTrendLastWeek.map((d) => ({ key: d.date, label: weekday(d.date), value: d.score }));
   const breakdown = (counts) => Object.entries(counts).map(([key, value]) => ({ key, label: label(key), value }));
   const charts = h("div", { class: "charts" },
-    barChart("chart-volume", "Tickets created, last 7 days", volume),
-    lineChart("chart-satisfaction", "Satisfaction (mean rating), last 7 days", satisfaction),
+    barChart("chart-volume", "Tickets created, last 7 days (UTC days)", volume),
+    lineChart("chart-satisfaction", "Satisfaction (mean rating), last 7 days (UTC days)", satisfaction),
     breakdownChart("chart-status", "Tickets by status", breakdown(data.ticketsByStatus)),
     breakdownChart("chart-priority", "Tickets by priority", breakdown(data.ticketsByPriority)),
     breakdownChart("chart-category", "Tickets by category", breakdown(data.ticketsByCategory)),

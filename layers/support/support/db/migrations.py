@@ -1,16 +1,20 @@
 """Bring the schema to what `sql/` describes: the versioned migrations, then the current definitions.
 
 * Versioned migrations, `sql/NNNN_name.sql`: what must happen in order (tables, columns, indexes, grants, data
-  moves). Each is applied once, in its own transaction, and never edited afterwards: `schema_migrations` records
-  it with a checksum, so an edited migration is reported instead of silently skipped.
+  moves). Each is applied once and never edited afterwards: `schema_migrations` records it with a checksum, so an
+  edited migration is reported instead of silently skipped.
 * Current definitions, `sql/definitions/<area>.sql`: what can be replaced in place (functions, trigger
   functions and their triggers, views, row-level security policies), each object defined in exactly one file,
   where a reader finds it in one hop, as Flyway's repeatable migrations and Supabase's declarative schemas keep
   them. Every file is written to be re-applied (CREATE OR REPLACE, policies changed only where they differ).
-  After the versioned migrations, all of them are applied again, in file-name order and in one transaction,
-  whenever any file changed or any versioned migration was applied by this run; `schema_definitions` records
-  the checksums. So the definitions always have the last word over what a versioned migration (0001-0017
-  still carry the bodies of their day) defined, and a deployed database takes the layout on its next run.
+  After the versioned migrations, all of them are applied again, in file-name order, whenever any file changed
+  or any versioned migration was applied by this run; `schema_definitions` records the checksums. So the
+  definitions always have the last word over what a versioned migration (0001-0017 still carry the bodies of
+  their day) defined, and a deployed database takes the layout on its next run.
+
+A run is one transaction: the pending migrations and the definitions commit together (a table a migration
+backfills gets the triggers that keep it in the same commit, so no write falls between them), and a failure
+anywhere leaves the database as it was.
 
 Safe to run twice and from two processes at once: a transaction-level advisory lock serialises runners. Runs as
 the schema owner, locally from `make run` and the tests, and in AWS from the migrate function.
@@ -92,8 +96,12 @@ def migrate(conninfo: str, directory: Path, *, log: Callable[[str], None] = prin
 def apply_migrations(
     conn: psycopg.Connection[Any], directory: Path, *, log: Callable[[str], None] = print
 ) -> list[str]:
-    """Apply pending migrations on an autocommit connection, as its current role (the migrate function first
-    sets the role to the schema owner); returns the names applied by this call."""
+    """Apply pending migrations, then the definitions, on an autocommit connection, as its current role (the
+    migrate function first sets the role to the schema owner); returns the names applied by this call.
+
+    One transaction for all of it: a migration that creates and backfills a table commits together with the
+    triggers that keep it (in the definitions), so no write can fall between the two, and a failure anywhere
+    leaves the database as it was."""
     pending = discover(directory)
     definitions = discover_definitions(directory)
     applied_now: list[str] = []
@@ -108,9 +116,7 @@ def apply_migrations(
             "CREATE TABLE IF NOT EXISTS schema_definitions ("
             " name text PRIMARY KEY, checksum text NOT NULL, applied_at timestamptz NOT NULL DEFAULT now())"
         )
-    for migration in pending:
-        with conn.transaction():
-            conn.execute("SELECT pg_advisory_xact_lock(%s)", (LOCK_KEY,))
+        for migration in pending:
             row = conn.execute(
                 "SELECT checksum FROM schema_migrations WHERE version = %s", (migration.version,)
             ).fetchone()
@@ -126,36 +132,31 @@ def apply_migrations(
                 "INSERT INTO schema_migrations (version, name, checksum) VALUES (%s, %s, %s)",
                 (migration.version, migration.name, migration.checksum),
             )
-            # The definitions are owed again after any migration (it may have replaced what they define), and
-            # stay owed until a run applies them all: a failed or interrupted run leaves nothing recorded.
-            conn.execute("DELETE FROM schema_definitions")
-        applied_now.append(migration.name)
-        log(f"applied {migration.name}")
-    applied_now += _apply_definitions(conn, definitions, log=log)
+            applied_now.append(migration.name)
+            log(f"applying {migration.name}")
+        # The definitions are applied again after any migration (it may have replaced what they define), and
+        # whenever one of them changed.
+        recorded = dict(conn.execute("SELECT name, checksum FROM schema_definitions").fetchall())
+        if applied_now or recorded != {d.name: d.checksum for d in definitions}:
+            applied_now += _apply_definitions(conn, definitions, log=log)
     return applied_now
 
 
 def _apply_definitions(
     conn: psycopg.Connection[Any], definitions: list[Definition], *, log: Callable[[str], None]
 ) -> list[str]:
-    """Apply every definition file again, in one transaction, unless they are all recorded as they are now."""
-    wanted = {d.name: d.checksum for d in definitions}
-    with conn.transaction():
-        conn.execute("SELECT pg_advisory_xact_lock(%s)", (LOCK_KEY,))
-        recorded = dict(conn.execute("SELECT name, checksum FROM schema_definitions").fetchall())
-        if recorded == wanted:
-            return []
-        for definition in definitions:
-            try:
-                conn.execute(definition.sql.encode())
-            except psycopg.Error as exc:
-                raise MigrationError(f"{DEFINITIONS}/{definition.name} failed: {exc}") from exc
-        conn.execute("DELETE FROM schema_definitions")
-        with conn.cursor() as cur:
-            cur.executemany(
-                "INSERT INTO schema_definitions (name, checksum) VALUES (%s, %s)",
-                [(d.name, d.checksum) for d in definitions],
-            )
+    """Apply every definition file, in name order, inside the caller's transaction, and record their checksums."""
+    for definition in definitions:
+        try:
+            conn.execute(definition.sql.encode())
+        except psycopg.Error as exc:
+            raise MigrationError(f"{DEFINITIONS}/{definition.name} failed: {exc}") from exc
+    conn.execute("DELETE FROM schema_definitions")
+    with conn.cursor() as cur:
+        cur.executemany(
+            "INSERT INTO schema_definitions (name, checksum) VALUES (%s, %s)",
+            [(d.name, d.checksum) for d in definitions],
+        )
     names = [f"{DEFINITIONS}/{d.name}" for d in definitions]
-    log(f"applied the current definitions ({len(names)} files)")
+    log(f"applying the current definitions ({len(names)} files)")
     return names

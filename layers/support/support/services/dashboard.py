@@ -1,17 +1,21 @@
 """getSupportDashboardData and the daily analytics rows.
 
 Counts and averages come from the running totals the database keeps (sql/0007, sql/0010), so the dashboard
-costs the same at a thousand tickets as at a million. The week's trends read the past six days from the daily
-rollup (support_analytics, sql/0012) and only today from the rows, along the creation-time indexes; a past day
-not rolled up yet is read from the rows too, so no day is missing. Days are UTC days.
+costs the same at a thousand tickets as at a million. The week's trends read seven rows whatever the volume: a
+past day from its rollup row (support_analytics, sql/0012) when the daily job has written one, else, like today,
+from the running totals per UTC day (sql/0021: tickets created, ratings given). No day is missing, and none is
+counted from the tickets themselves, whether the job has run or not.
 
-Its statements read one REPEATABLE READ READ ONLY snapshot, so its figures agree with each other (a ticket
-created meanwhile is in every figure or in none). Averages follow support.averages (half away from zero).
+"Today" is one UTC day, [midnight, next midnight), of one clock: the database's, which stamps created_at (or the
+caller's `now`, a test's). Today's figures are the trend's last day, so they agree at every hour: a ticket created
+at 00:00:01 is today's, never yesterday's "today". Its statements read one REPEATABLE READ READ ONLY snapshot, so
+its figures agree with each other (a ticket created meanwhile is in every figure or in none). Averages follow
+support.averages (half away from zero).
 """
 
 from __future__ import annotations
 
-from datetime import UTC, date, datetime, timedelta
+from datetime import date, datetime
 from typing import Any
 
 from support.auth import Principal
@@ -26,85 +30,37 @@ from support.models.tickets import Ticket, TicketPriority, TicketStatus
 
 OPEN = {TicketStatus.OPEN, TicketStatus.IN_PROGRESS, TicketStatus.WAITING_CUSTOMER}
 RESOLVED = {TicketStatus.RESOLVED, TicketStatus.CLOSED}
-TREND_DAYS = 7
 MAX_ANALYTICS_DAYS = 366
 UNCATEGORIZED = "uncategorized"
 
-
-def _one(cur: Cursor, query: str, params: tuple[Any, ...] | dict[str, Any]) -> dict[str, Any]:
-    cur.execute(query.encode(), params)
-    row = cur.fetchone()
-    assert row is not None  # aggregate queries always return a row
-    return row
-
-
-def _midnight(day: date) -> datetime:
-    return datetime.combine(day, datetime.min.time(), UTC)
+# Every figure of the dashboard in one call of sql/0021's dashboard_figures, in the dashboard's snapshot: its day,
+# the running totals summed by status, by priority, by category and overall, the agents by status, today's chats,
+# the five newest tickets, the five top agents and the week (a rollup row or the day's running totals per day).
+# Maps and lists come back as JSON. A function, so that its plan is made once per connection, not on every call.
+_FIGURES = "SELECT * FROM public.dashboard_figures(%(t)s, %(now)s)"
 
 
-def _trend_days(today: date) -> list[date]:
-    return [today - timedelta(days=offset) for offset in range(TREND_DAYS - 1, -1, -1)]
-
-
-# Every figure of the dashboard in one call of sql/0017's dashboard_figures, in the dashboard's snapshot: the
-# running totals summed by status, by priority, by category and overall, the agents by status, today's counts,
-# the five newest tickets, the five top agents, the past six days' rollup rows and today's feedback. Maps and
-# lists come back as JSON. A function, so that its plan is made once per connection, not on every call.
-_FIGURES = "SELECT * FROM public.dashboard_figures(%(t)s, %(midnight)s, %(week)s, %(today)s)"
-
-
-def _trends(
-    cur: Cursor, principal: Principal, today: date, figures: dict[str, Any]
-) -> tuple[dict[date, int], dict[date, float | None]]:
-    """The week's ticket volume and satisfaction by day: the past six days from their support_analytics rows
-    (written by the daily rollup), today, and any past day not rolled up yet, from the rows (so no day is ever
-    missing). Read in the dashboard's snapshot, so that today's count is the one the other figures say."""
-    tenant = principal.tenant_id
-    days = _trend_days(today)
-    volume: dict[date, int] = {today: figures["tickets_today"]}
-    satisfaction: dict[date, float | None] = {
-        today: mean_score(figures["rating_total_today"], figures["ratings_today"])
-    }
-    for row in figures["rollup_days"]:
-        day = date.fromisoformat(row["analytics_date"])
-        volume[day] = row["total_tickets_created"]
-        score = row["customer_satisfaction_score"]
-        satisfaction[day] = None if score is None else float(score)
-    live = [day for day in days if day not in volume]  # past days without a rollup row
-    if live:
-        lo, hi = _midnight(live[0]), _midnight(today)
-        cur.execute(
-            "SELECT (created_at AT TIME ZONE 'UTC')::date AS day, count(*) AS n FROM support_tickets"
-            " WHERE user_id = %s AND created_at >= %s AND created_at < %s GROUP BY 1",
-            (tenant, lo, hi),
-        )
-        counts = {row["day"]: row["n"] for row in cur.fetchall()}
-        cur.execute(
-            "SELECT (created_at AT TIME ZONE 'UTC')::date AS day, sum(rating) AS total, count(*) AS n"
-            " FROM ticket_feedback WHERE user_id = %s AND created_at >= %s AND created_at < %s GROUP BY 1",
-            (tenant, lo, hi),
-        )
-        scores = {row["day"]: mean_score(row["total"], row["n"]) for row in cur.fetchall()}
-        volume |= {day: counts.get(day, 0) for day in live}
-        satisfaction |= {day: scores.get(day) for day in live}
-    return volume, satisfaction
+def _day_score(day: dict[str, Any]) -> float | None:
+    """A day's satisfaction: its rollup row's score, or the mean of the ratings given that day."""
+    if day["rolled_up"]:
+        return None if day["score"] is None else float(day["score"])
+    return mean_score(day["rating_sum"], day["ratings"])
 
 
 def get_dashboard(principal: Principal, *, now: datetime | None = None) -> SupportDashboard:
-    tenant = principal.tenant_id
-    today = (now or datetime.now(UTC)).astimezone(UTC).date()
-    midnight = _midnight(today)
+    """The dashboard of `now`'s UTC day (None: the database's clock, the one that stamps the rows)."""
 
-    def read(cur: Cursor) -> tuple[dict[str, Any], dict[date, int], dict[date, float | None]]:
-        figures = _one(
-            cur, _FIGURES, {"t": tenant, "midnight": midnight, "week": _trend_days(today)[0], "today": today}
-        )
-        return figures, *_trends(cur, principal, today, figures)
+    def read(cur: Cursor) -> dict[str, Any]:
+        cur.execute(_FIGURES.encode(), {"t": principal.tenant_id, "now": now})
+        row = cur.fetchone()
+        assert row is not None  # a function of aggregates: always one row
+        return row
 
-    figures, volume, satisfaction = read_snapshot(tenant, read)
+    figures = read_snapshot(principal.tenant_id, read)
     ticket_groups = figures["ticket_groups"]
     chat_groups = figures["chat_groups"]
     agents_by_status = figures["agents_by_status"]
+    week = [(date.fromisoformat(day["day"]), day) for day in figures["week"]]
 
     # grouping(status, priority, category): 3 = by status, 5 = by priority, 6 = by category, 7 = all of them
     by_status = dict.fromkeys(TicketStatus, 0)
@@ -123,7 +79,6 @@ def get_dashboard(principal: Principal, *, now: datetime | None = None) -> Suppo
             case _:
                 sums = {key: group[key] for key in sums}
     chats = {row["status"]: row for row in chat_groups}
-    days = _trend_days(today)
     return SupportDashboard(
         total_tickets=sum(by_status.values()),
         open_tickets=sum(by_status[s] for s in OPEN),
@@ -138,7 +93,7 @@ def get_dashboard(principal: Principal, *, now: datetime | None = None) -> Suppo
         average_chat_duration=mean_seconds(
             sum(row["duration_seconds"] for row in chat_groups), sum(row["duration_count"] for row in chat_groups)
         ),
-        tickets_created_today=figures["tickets_today"],
+        tickets_created_today=week[-1][1]["tickets"],  # the trend's last day: the same figure, by construction
         chats_started_today=figures["chats_today"],
         recent_tickets=[Ticket.model_validate(row) for row in figures["recent_tickets"]],
         top_agents=[Agent.model_validate(row) for row in figures["top_agents"]],
@@ -146,8 +101,8 @@ def get_dashboard(principal: Principal, *, now: datetime | None = None) -> Suppo
         tickets_by_priority={str(k): v for k, v in by_priority.items()},
         tickets_by_category=dict(sorted(by_category.items())),
         agent_availability={str(s): agents_by_status.get(s, 0) for s in AgentStatus},
-        satisfaction_trend_last_week=[DailyScore(date=d, score=satisfaction.get(d)) for d in days],
-        ticket_volume_trend_last_week=[DailyCount(date=d, count=volume.get(d, 0)) for d in days],
+        satisfaction_trend_last_week=[DailyScore(date=d, score=_day_score(day)) for d, day in week],
+        ticket_volume_trend_last_week=[DailyCount(date=d, count=day["tickets"]) for d, day in week],
     )
 
 
