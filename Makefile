@@ -117,7 +117,7 @@ smoke: $(VENV)/.installed ## call a deployed API: make smoke URL=<HttpApiUrl> TO
 bench: $(VENV)/.installed ## benchmarks (see bench/README.md); figures go to bench/RESULTS.md
 	$(PY) -m bench.tickets
 
-bench-quick: $(VENV)/.installed ## the benchmarks on a 10,000-ticket tenant, 20 calls per case (its ratio target says FAIL: see README)
+bench-quick: $(VENV)/.installed ## the benchmarks on a 10,000-ticket tenant, 20 calls per case (its ratio target says FAIL: see docs/benchmarks.md)
 	$(PY) -m bench.tickets --tickets 10000 --iterations 20
 
 bench-analytics: $(VENV)/.installed ## the analytics benchmark: rollup, backfill, range summary, dashboard trends (bench/README.md)

@@ -108,7 +108,8 @@ def _arguments(argv: Sequence[str] | None) -> argparse.Namespace:
 
 def _demo_day() -> date | None:
     """SUPPORT_DEMO_TODAY=YYYY-MM-DD: the day the demo history is seeded as if it were today (its two weeks end the
-    day before), when it is first loaded; by default today. The README's examples are tested on such a day."""
+    day before), when it is first loaded; by default today. The examples of the README and docs/api.md are tested
+    on such a day."""
     value = os.environ.get(DEMO_DAY_VARIABLE)
     if not value:
         return None

@@ -355,7 +355,7 @@ WS_HEADERS = [
     ("user-agent", "Mozilla/5.0 (sample)"),
     ("x-forwarded-for", "203.0.113.10"),
 ]
-# Each action's message: what a client sends (docs: README, "WebSocket").
+# Each action's message: what a client sends (docs/websocket.md).
 WS_MESSAGES: dict[str, dict[str, Any]] = {
     "startChat": {"visitorName": "Lin"},
     "sendMessage": {"sessionId": CHAT_SESSION_ID, "message": "Here is the return label.", "clientMessageId": "c-1"},

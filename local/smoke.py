@@ -7,7 +7,7 @@ Reads the tickets list and the dashboard, creates one ticket (subject "Smoke tes
 smoke@example.com: it stays in the tenant, as any ticket) and reads it back; with a WebSocket URL, connects as
 staff (`?token=`) and expects `pong` for `ping`. Prints one line per step; exit status 1 at the first step that
 fails, with what came back. The token is an admin's or an agent's access token for the API's issuer (in AWS from
-Cognito, see README; against `make run`, `make -s token TENANT=...`).
+Cognito, see docs/deploying.md; against `make run`, `make -s token TENANT=...`).
 """
 
 from __future__ import annotations

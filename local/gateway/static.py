@@ -6,7 +6,7 @@
   a widget key and the gateway's URLs, for a server of its own on another origin (`MERCHANT_PORT`, `PORT`+2), as a
   real shop's page is.
 
-Nothing deployed imports `local/`: in AWS the same files are hosted anywhere (see the README's widget section).
+Nothing deployed imports `local/`: in AWS the same files are hosted anywhere (see docs/browser.md).
 Responses carry `cache-control: no-cache` (a browser revalidates with the ETag each time), so an edit shows on
 the next reload.
 """

@@ -153,7 +153,7 @@ def test_the_profiles_make_no_hosted_sign_in(profile: str) -> None:
     assert not condition("HostedSignIn", values)
     assert "UserPoolDomain" not in made(values) and "UserPoolClient" in made(values)
     client = resolved(RESOURCES["UserPoolClient"]["Properties"], values)
-    assert not OAUTH_PROPERTIES & set(client)  # no OAuth flows, no callback: only the SDK sign-in of the README
+    assert not OAUTH_PROPERTIES & set(client)  # no OAuth flows, no callback: only the SDK sign-in of docs/deploying.md
     assert not {"HostedSignInAuthorizeUrl", "ConsoleConfig"} & set(outputs(values))
 
 

@@ -53,7 +53,7 @@ def staff_pool(cognito: Any) -> dict[str, str]:
 
 
 def _set_up_an_authenticator(cognito: Any, pool: dict[str, str], user: str) -> None:
-    """What the README has an admin do with their first, claimless token: register a TOTP app, then prefer it."""
+    """What docs/deploying.md has an admin do with their first, claimless token: register a TOTP app, then prefer it."""
     token = cognito.admin_initiate_auth(
         UserPoolId=pool["pool"],
         ClientId=pool["client"],

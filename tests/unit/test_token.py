@@ -89,7 +89,7 @@ def test_bad_values_are_one_line_and_exit_2(arguments: list[str], start: str) ->
 
 
 def test_an_expired_local_token_is_refused_by_the_authorizer() -> None:
-    """What the README says a 401 for an old token looks like: the authorizer names the expiry."""
+    """What docs/api.md says a 401 for an old token looks like: the authorizer names the expiry."""
     result = _make_token(f"TENANT={TENANT}", "TTL=1")
     token = result.stdout.strip()
 

@@ -2,7 +2,7 @@
  *  <script src="https://<desk>/widget/widget.js" data-widget-key="wk_..." data-ws-url="wss://<websocket api>" async></script>
  * data-api-url: the HTTP API (default: where this file comes from); data-ws-url: the WebSocket API (default: the
  * HTTP API's origin with ws:/wss:); data-max-wait: seconds in the queue before it says the desk is offline (180).
- * No framework, no request to anyone but the desk, everything inside a shadow root. See the README's widget section.
+ * No framework, no request to anyone but the desk, everything inside a shadow root. See docs/browser.md, "The chat widget".
  */
 (() => {
   "use strict";

@@ -2,7 +2,7 @@
 //
 // Where it talks to: config.json beside index.html names the HTTP API (`apiBaseUrl`) and the WebSocket API
 // (`websocketUrl`). Left empty, the console asks the server that serves it (`GET /_local/config`, the local
-// gateway of make run); hosted anywhere else, fill them in (README, "The agent console").
+// gateway of make run); hosted anywhere else, fill them in (docs/browser.md, "The agent console").
 
 import { Api, unreachableMessage } from "./api.js";
 import { claimsOf, completeHostedSignIn, forgetToken, renderSignIn, storeToken, storedToken } from "./auth.js";

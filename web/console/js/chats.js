@@ -1,5 +1,5 @@
 // Live chats: the agent's presence, the queue of waiting chats, and a tab per chat with its conversation.
-// Protocol: README "WebSocket: live chat in real time" (actions setStatus, claimChat, sync, joinSession,
+// Protocol: docs/websocket.md (actions setStatus, claimChat, sync, joinSession,
 // sendMessage, typing, markRead, transfer, endChat; events chat.waiting, chat.assigned, chat.transferred,
 // message.new, typing, message.read, chat.ended, chat.rated, agent.status).
 

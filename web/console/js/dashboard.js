@@ -1,4 +1,4 @@
-// The dashboard: every figure of GET /api/support/dashboard (README "Dashboard and analytics"), and charts of
+// The dashboard: every figure of GET /api/support/dashboard (docs/api.md, "Dashboard and analytics"), and charts of
 // the last week's ticket volume and satisfaction, tickets by status, priority and category, and agent availability.
 
 import { barChart, breakdownChart, lineChart } from "./charts.js";

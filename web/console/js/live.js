@@ -1,4 +1,4 @@
-// The WebSocket API of live chat (README, "WebSocket: live chat in real time"): the client sends
+// The WebSocket API of live chat (docs/websocket.md): the client sends
 // {"action", "requestId", ...fields}; the server sends {"type", "requestId"?, "data"}. One connection per console.
 //
 // Resilience: a dropped connection is reopened with exponential backoff and jitter; a `ping` every 5 minutes

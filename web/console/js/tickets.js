@@ -1,5 +1,5 @@
 // Tickets: the list with filters and search, and a ticket with its thread and internal notes: reply, add a
-// note, assign, change status and priority (README "Tickets").
+// note, assign, change status and priority (docs/api.md, "Tickets").
 
 import { announce, clear, dateTime, duration, h, label, notify } from "./dom.js";
 
