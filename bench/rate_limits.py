@@ -7,8 +7,8 @@ On an embedded PostgreSQL (or DATABASE_URL), as the runtime role under row-level
 * `floor`: a transaction of one `SELECT 1`, as tenant_transaction runs it (four round trips) and as
   support.db.write_one does (one pipeline, one round trip): what any check in a transaction of its own costs at
   least;
-* `action`: a WebSocket action's check (connections.take_action_token: the UPDATE of the connection's bucket),
-  admitted, and refused (a dry bucket: the same statement, nothing updated);
+* `action`: a WebSocket action's check (connections.check_action: the UPDATE of the connection's bucket and the
+  widget key's read), admitted, and refused (a dry bucket: the same statement, nothing updated);
 * `session`: the widget session route's check (two buckets, per address and per key, one statement through
   write_one), over 1,000 addresses;
 * `connect`: the statement $connect adds inside the authorizer's existing transaction (measured inside an open
@@ -91,7 +91,7 @@ def _run(iterations: int) -> None:
     print(f"check: 8 processes x 10 takes at once from a bucket of 30: {admitted} admitted {verdict}")
     connections.open_connection(visitor, "bench-dry")
     quick = ACTIONS_PER_CONNECTION.burst + 5
-    waits = [connections.take_action_token(visitor, "bench-dry") for _ in range(quick)]
+    waits = [connections.check_action(visitor, "bench-dry").retry_after for _ in range(quick)]
     dry = [w for w in waits if w is not None]
     verdict = "PASS" if len(dry) >= 5 and set(dry) == {1} else "FAIL"
     print(f"check: a connection's {quick} quick actions: {len(dry)} refused with retryAfter {set(dry)} {verdict}")
@@ -107,10 +107,10 @@ def _run(iterations: int) -> None:
         ("floor: SELECT 1 through write_one", *_time(lambda n: write_one(tenant, "SELECT 1", ()), iterations)),
     ]
     connections.ACTIONS_PER_CONNECTION = Bucket("connection", burst=BIG, per_second=BIG)
-    admitted_action = _time(lambda n: connections.take_action_token(visitor, "bench-open"), iterations)
+    admitted_action = _time(lambda n: connections.check_action(visitor, "bench-open"), iterations)
     rows.append(("action: admitted", *admitted_action))
     connections.ACTIONS_PER_CONNECTION = ACTIONS_PER_CONNECTION
-    refused_action = _time(lambda n: connections.take_action_token(visitor, "bench-dry"), iterations)
+    refused_action = _time(lambda n: connections.check_action(visitor, "bench-dry"), iterations)
     rows.append(("action: refused", *refused_action))
     per_ip, per_key = Bucket("session-ip", BIG, BIG), Bucket("session-key", BIG, BIG)
     session = _time(lambda n: take_tokens_alone(tenant, [(per_ip, _address(n)), (per_key, "wk_bench")]), iterations)

@@ -31,7 +31,7 @@ from local.gateway import (
 )
 from local.sample_events import TENANT_ID
 from support.auth import Principal, Role, authorizer_context
-from support.services import rate_limits, widgets
+from support.services import connections, rate_limits, widgets
 from support.services.rate_limits import Bucket, take_tokens_alone
 from tests.http_events import HandlerClient, Reply, invoke_sample_event, route_key
 from tests.integration.test_chat_concurrency import connection_per_thread, run_together
@@ -407,17 +407,21 @@ def test_visitor_connect_is_limited_per_address_and_per_key_per_tenant(
     assert effect(other_desk.authorize(other_token, ip(1))) == "Allow"
 
 
-def test_a_connection_over_its_rate_gets_rate_limited_stays_open_and_is_served_after_the_refill(desk: Desk) -> None:
+def test_a_connection_over_its_rate_gets_rate_limited_stays_open_and_is_served_after_the_refill(
+    desk: Desk, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A bucket that refills slowly enough that no machine is too slow to empty it (the product's refills 5 a second)
+    bucket = Bucket("connection", burst=10, per_second=2)
+    monkeypatch.setattr(connections, "ACTIONS_PER_CONNECTION", bucket)
     visitor = desk.visitor(ip(1))
-    bucket = rate_limits.ACTIONS_PER_CONNECTION
 
-    answers = [visitor.answer("ping") for _ in range(bucket.burst + 20)]
+    answers = [visitor.answer("ping") for _ in range(bucket.burst + 30)]
 
     limited = [a for a in answers if a["type"] == "error"]
     assert answers[: bucket.burst - 1] == [a for a in answers[: bucket.burst - 1] if a["type"] == "pong"]
     assert limited, "the bucket never ran dry"
     assert {a["data"]["code"] for a in limited} == {"rate_limited"}
-    assert all(a["data"]["retryAfter"] == 1 for a in limited)  # one token at 5 a second
+    assert all(a["data"]["retryAfter"] == 1 for a in limited)  # one token at 2 a second: within a second
     # Malformed messages count too, and are answered the same way while the bucket is dry
     visitor._event("$default", "MESSAGE", "{not json")
     assert [e["data"]["code"] for e in visitor.posts.take(visitor.id)] == ["rate_limited"]

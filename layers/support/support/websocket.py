@@ -23,7 +23,7 @@ from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
-from support.auth import Principal, Role, principal_from_context
+from support.auth import Principal, principal_from_context
 from support.errors import DomainError, RateLimited, Unauthorized
 from support.observability import logger
 from support.services import connections
@@ -54,13 +54,8 @@ def _error(
     outbox.send()
 
 
-def _refusal(principal: Principal) -> tuple[str, str] | None:
-    """Why the connection may no longer act at all (code, message), or None."""
-    if principal.token_expires_at is not None and datetime.now(UTC) >= principal.token_expires_at:
-        return "token_expired", "your token has expired: reconnect with a fresh token"
-    if principal.role is Role.VISITOR and not connections.widget_key_live(principal):
-        return "widget_key_revoked", "this chat is no longer available on this site"
-    return None
+def _token_expired(principal: Principal) -> bool:
+    return principal.token_expires_at is not None and datetime.now(UTC) >= principal.token_expires_at
 
 
 def _refuse_and_close(principal: Principal, caller: Caller, code: str, message: str) -> None:
@@ -104,13 +99,18 @@ def handle(event_: Mapping[str, Any], actions: Mapping[str, Action]) -> dict[str
         body, readable = None, False
     identity = context.get("identity") or {}
     caller = Caller(connection_id, _request_id(body), identity.get("sourceIp"), identity.get("userAgent"))
-    if (refusal := _refusal(principal)) is not None:
-        _refuse_and_close(principal, caller, *refusal)
+    if _token_expired(principal):
+        _refuse_and_close(principal, caller, "token_expired", "your token has expired: reconnect with a fresh token")
         return {"statusCode": 200}
     # Every message counts against the connection's bucket, whatever it holds (malformed ones too).
-    retry_after = connections.take_action_token(principal, connection_id)
-    if retry_after is not None:
-        limited = RateLimited("too many messages on this connection; wait and send again", retry_after=retry_after)
+    check = connections.check_action(principal, connection_id)
+    if not check.key_live:
+        _refuse_and_close(principal, caller, "widget_key_revoked", "this chat is no longer available on this site")
+        return {"statusCode": 200}
+    if check.retry_after is not None:
+        limited = RateLimited(
+            "too many messages on this connection; wait and send again", retry_after=check.retry_after
+        )
         _error(principal, caller, limited.code, limited.message, extra=limited.extra)
         return {"statusCode": 200}
     if not readable:

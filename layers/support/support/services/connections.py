@@ -27,7 +27,7 @@ from uuid import UUID
 from pydantic import BaseModel
 
 from support.auth import Principal, Role
-from support.db import read_snapshot, tenant_transaction, write_one
+from support.db import tenant_transaction, write_one
 from support.db.connection import Cursor
 from support.realtime import Delivery, deliver, disconnect, event
 from support.services.rate_limits import ACTIONS_PER_CONNECTION, level_sql
@@ -135,12 +135,6 @@ def _widget_key_live(cur: Cursor, principal: Principal, *, lock: bool = False) -
     return bool(row and row["live"])
 
 
-def widget_key_live(principal: Principal) -> bool:
-    """Whether a visitor's widget key is still live: asked on every message of a visitor's connection, so a
-    revoke stops one the revoke could not close (one read, two round trips)."""
-    return read_snapshot(principal.tenant_id, lambda cur: _widget_key_live(cur, principal))
-
-
 def key_connections(cur: Cursor, tenant_id: UUID, widget_key: str) -> list[str]:
     """The open visitor connections that came in through a widget key."""
     cur.execute(
@@ -178,29 +172,42 @@ def spend_connect_token(cur: Cursor, claims: VisitorClaims) -> bool:
 
 
 _ACTION_LEVEL = level_sql("action_tokens", "action_refilled_at", "%(burst)s", "%(rate)s")
-# One statement: take a token if the connection's bucket holds one, else read its level (from the snapshot before
-# the update, which is the level the update refused). No row: a connection this desk did not record, served as
-# before (nothing to count it against).
-_TAKE_ACTION_TOKEN = f"""WITH took AS (
+# One statement, the only one a message costs before its action: take a token if the connection's bucket holds one,
+# else read its level (from the snapshot before the update, which is the level the update refused); and, for a
+# visitor, whether the widget key is still live, so that a revoke stops a connection the revoke could not close. No
+# row: a connection this desk did not record, served as before (nothing to count it against).
+_CHECK_ACTION = f"""WITH took AS (
     UPDATE ws_connections SET action_tokens = {_ACTION_LEVEL} - 1, action_refilled_at = statement_timestamp()
     WHERE user_id = %(tenant)s AND connection_id = %(connection)s AND {_ACTION_LEVEL} >= 1
     RETURNING 1)
 SELECT EXISTS (SELECT FROM took) AS admitted,
-    (SELECT {_ACTION_LEVEL} FROM ws_connections WHERE user_id = %(tenant)s AND connection_id = %(connection)s) AS level
+    (SELECT {_ACTION_LEVEL} FROM ws_connections WHERE user_id = %(tenant)s AND connection_id = %(connection)s) AS level,
+    (SELECT revoked_at IS NULL FROM widget_keys WHERE user_id = %(tenant)s AND widget_key = %(widget_key)s) AS key_live
 """  # noqa: S608 (fixed text; every value is bound)
 
 
-def take_action_token(principal: Principal, connection_id: str) -> int | None:
+@dataclass(frozen=True)
+class ActionCheck:
+    """What a connection's message may do: `retry_after` None to go ahead, else the whole seconds to wait;
+    `key_live` False when a visitor's widget key has been revoked (staff: always True)."""
+
+    retry_after: int | None
+    key_live: bool
+
+
+def check_action(principal: Principal, connection_id: str) -> ActionCheck:
     """A WebSocket action's token from its connection's bucket (ACTIONS_PER_CONNECTION), kept on the connection's
-    row so that it holds across execution environments. None: go ahead; else the whole seconds to wait."""
+    row so that it holds across execution environments, and a visitor's widget key still live: one round trip."""
     bucket = ACTIONS_PER_CONNECTION
     params = {"tenant": principal.tenant_id, "connection": connection_id, "burst": bucket.burst}
-    params["rate"] = bucket.per_second
+    visitor = principal.role is Role.VISITOR
+    params |= {"rate": bucket.per_second, "widget_key": principal.widget_key if visitor else None}
 
-    row = write_one(principal.tenant_id, _TAKE_ACTION_TOKEN, params)
+    row = write_one(principal.tenant_id, _CHECK_ACTION, params)
+    key_live = not visitor or bool(row and row["key_live"])
     if row is None or row["admitted"] or row["level"] is None:
-        return None
-    return bucket.retry_after(float(row["level"]))
+        return ActionCheck(None, key_live)
+    return ActionCheck(bucket.retry_after(float(row["level"])), key_live)
 
 
 def close_connection(principal: Principal, connection_id: str) -> None:
