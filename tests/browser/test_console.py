@@ -426,10 +426,15 @@ def test_a_chat_tab_keeps_its_reply_box_and_picker_in_view_and_no_page_scrolls_s
     )
     grace = desk.add_agent("Grace Hopper", status="available")
     sign_in(agent_browser, console_url, desk, grace)
-    session_id, panel = _open_chat(desk, agent_browser, "Lin")
+    # The visitor's side over the WebSocket, as the widget sends it (staff post only as agents)
+    visitor = desk.connect_visitor()
+    session_id = visitor.ask("startChat", "chat.started", visitorName="Lin")["data"]["id"]
+    panel = wait_until(
+        agent_browser, lambda d: d.find_element(By.CSS_SELECTOR, f".chat-panel[data-session='{session_id}']")
+    )
     for n in range(20):
-        body = {"senderType": "customer", "senderName": "Lin", "message": f"Message {n} of a long conversation."}
-        _ok(desk.admin.post(f"/api/support/chat/sessions/{session_id}/messages", json=body))
+        said = f"Message {n} of a long conversation."
+        visitor.ask("sendMessage", "message.new", sessionId=session_id, message=said, clientMessageId=f"lin-{n}")
     selector = f".chat-panel[data-session='{session_id}']"
     wait_until(agent_browser, lambda d: len(_texts(d, f"{selector} .messages .text")) == 20)
 
