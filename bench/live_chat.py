@@ -59,6 +59,7 @@ P50_TARGET_MS = 20.0
 P99_TARGET_MS = 100.0
 MAX_CAPACITY = 50  # an agent's maxConcurrentChats
 CONNECT_PARALLEL = 16
+VISITORS_PER_ADDRESS = 10  # well within the per-address limits (30 sessions, 60 connects at once)
 SETUP_TIMEOUT = 120.0
 SERVER_LOG = REPO / ".local" / "bench-chat-server.log"  # the stack's stderr (the gateway's errors)
 
@@ -274,7 +275,16 @@ async def expect(conn: Conn, kind: str, timeout: float = SETUP_TIMEOUT) -> dict[
             raise RuntimeError(f"expected {kind}, got {event}")
 
 
-async def open_conn(index: int, side: str, url: str, origin: str | None, tracker: Tracker) -> Conn:
+def visitor_address(index: int) -> str:
+    """The loopback address visitor `index` connects from: visitors come from many addresses, as on a real shop,
+    and the desk's per-address limits on the widget session route and on $connect (support.services.rate_limits)
+    count each address apart. Linux answers on all of 127.0.0.0/8."""
+    return f"127.0.{1 + index // VISITORS_PER_ADDRESS // 250}.{2 + index // VISITORS_PER_ADDRESS % 250}"
+
+
+async def open_conn(
+    index: int, side: str, url: str, origin: str | None, tracker: Tracker, source: str | None = None
+) -> Conn:
     started = time.perf_counter()
     ws = await connect(
         url,
@@ -282,6 +292,7 @@ async def open_conn(index: int, side: str, url: str, origin: str | None, tracker
         ping_interval=None,
         open_timeout=SETUP_TIMEOUT,
         max_queue=None,
+        local_addr=(source, 0) if source else None,
     )
     conn = Conn(index, side, ws, (time.perf_counter() - started) * 1000)
     tracker.conns.append(conn)
@@ -416,24 +427,25 @@ async def set_up(stack: Stack, args: argparse.Namespace, tracker: Tracker) -> tu
         started = time.perf_counter()
         limit = asyncio.Semaphore(CONNECT_PARALLEL)
 
-        async def widget_session() -> dict[str, Any]:
-            async with limit:
-                reply = await http.post(
+        async def widget_session(index: int) -> dict[str, Any]:
+            transport = httpx.AsyncHTTPTransport(local_address=visitor_address(index))
+            async with limit, httpx.AsyncClient(base_url=stack.http, timeout=SETUP_TIMEOUT, transport=transport) as own:
+                reply = await own.post(
                     "/api/support/widget/session", json={"widgetKey": widget_key}, headers={"Origin": SHOP}
                 )
                 reply.raise_for_status()
                 return dict(reply.json()["data"])
 
-        visitor_sessions = await asyncio.gather(*(widget_session() for _ in range(args.sessions)))
+        visitor_sessions = await asyncio.gather(*(widget_session(i) for i in range(args.sessions)))
         timings["widget sessions"] = time.perf_counter() - started
 
     # The agents' connections first, so each chat's assignment reaches them
     per_agent = capacity if args.agent_connections == "session" else 1
     bar = tqdm(total=args.agents * per_agent + args.sessions, desc="connecting", unit="conn", leave=False, disable=None)
 
-    async def open_limited(index: int, side: str, url: str, origin: str | None) -> Conn:
+    async def open_limited(index: int, side: str, url: str, origin: str | None, source: str | None = None) -> Conn:
         async with limit:
-            conn = await open_conn(index, side, url, origin, tracker)
+            conn = await open_conn(index, side, url, origin, tracker, source)
             bar.update()
             return conn
 
@@ -449,7 +461,7 @@ async def set_up(stack: Stack, args: argparse.Namespace, tracker: Tracker) -> tu
         agent_conns[agent_id] = list(opened[n * per_agent : (n + 1) * per_agent])
     visitors = await asyncio.gather(
         *(
-            open_limited(i, "visitor", f"{stack.ws}/?visitorToken={s['connectToken']}", SHOP)
+            open_limited(i, "visitor", f"{stack.ws}/?visitorToken={s['connectToken']}", SHOP, visitor_address(i))
             for i, s in enumerate(visitor_sessions)
         )
     )

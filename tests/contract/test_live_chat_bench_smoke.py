@@ -24,3 +24,17 @@ def test_the_live_chat_bench_runs_and_checks_its_messages() -> None:
     assert re.search(r"^\| send-to-delivery p99 \(other side\) \| \d+\.\d ms \|", out, re.M)
     assert re.search(r"^connect .*: p50 \d+\.\d ms", out, re.M)
     assert "checks: PASS" in out
+
+
+def test_the_live_chat_bench_opens_more_visitors_than_one_address_may() -> None:
+    """More visitors than the desk's per-address limits admit from one address (30 widget sessions at once): the
+    bench spreads its visitors over loopback addresses, as a shop's visitors come from many."""
+    run = run_bench(
+        "bench.live_chat",
+        ["--sessions", "40", "--agents", "4", "--messages", "40", "--rate", "20", "--warmup", "0", "--no-ramp"],
+        timeout=180,
+        check=False,
+    )
+    assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
+    assert "set-up: 44 connections (4 agent, 40 visitor)" in run.stdout
+    assert "checks: PASS" in run.stdout

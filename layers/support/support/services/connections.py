@@ -30,7 +30,7 @@ from support.auth import Principal, Role
 from support.db import tenant_transaction, write_one
 from support.db.connection import Cursor
 from support.realtime import Delivery, deliver, disconnect, event
-from support.services.rate_limits import ACTIONS_PER_CONNECTION, level_sql
+from support.services.rate_limits import ACTIONS_PER_CONNECTION, STAFF_ACTIONS_PER_CONNECTION, level_sql
 from support.visitors import VisitorClaims
 
 VISITOR_SIDE = "visitor"
@@ -196,11 +196,12 @@ class ActionCheck:
 
 
 def check_action(principal: Principal, connection_id: str) -> ActionCheck:
-    """A WebSocket action's token from its connection's bucket (ACTIONS_PER_CONNECTION), kept on the connection's
-    row so that it holds across execution environments, and a visitor's widget key still live: one round trip."""
-    bucket = ACTIONS_PER_CONNECTION
-    params = {"tenant": principal.tenant_id, "connection": connection_id, "burst": bucket.burst}
+    """A WebSocket action's token from its connection's bucket (ACTIONS_PER_CONNECTION for a visitor's,
+    STAFF_ACTIONS_PER_CONNECTION for staff), kept on the connection's row so that it holds across execution
+    environments, and a visitor's widget key still live: one round trip."""
     visitor = principal.role is Role.VISITOR
+    bucket = ACTIONS_PER_CONNECTION if visitor else STAFF_ACTIONS_PER_CONNECTION
+    params = {"tenant": principal.tenant_id, "connection": connection_id, "burst": bucket.burst}
     params |= {"rate": bucket.per_second, "widget_key": principal.widget_key if visitor else None}
 
     row = write_one(principal.tenant_id, _CHECK_ACTION, params)

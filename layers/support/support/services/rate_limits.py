@@ -57,8 +57,10 @@ SESSION_PER_KEY = Bucket("session-key", burst=300, per_second=20)
 # Visitor $connect: one per session and one per reconnect (the widget reconnects with backoff).
 CONNECT_PER_IP = Bucket("connect-ip", burst=60, per_second=1)
 CONNECT_PER_KEY = Bucket("connect-key", burst=600, per_second=30)
-# A WebSocket connection's actions (messages, typing, sync, ...), staff and visitors alike.
+# A WebSocket connection's actions (messages, typing, sync, ...): a visitor's, who types in one chat; and a staff
+# member's, whose one connection may carry twenty chats at once (signed in, so answerable for what it sends).
 ACTIONS_PER_CONNECTION = Bucket("connection", burst=60, per_second=5)
+STAFF_ACTIONS_PER_CONNECTION = Bucket("connection", burst=300, per_second=50)
 
 
 def level_sql(tokens: str, refilled_at: str, burst: str, per_second: str) -> str:
