@@ -92,8 +92,18 @@ DISCONNECT_CONTEXT_KEYS = DOCUMENTED_AUTHORIZER_CONTEXT_KEYS | {
 
 AUTHORIZER_SOURCE = """
 import json
+import os
 
 EVENTS = {events!r}
+
+
+def record(entry):
+    # One write of the whole line (O_APPEND), so stubs in several processes never interleave within a line.
+    fd = os.open(EVENTS, os.O_WRONLY | os.O_APPEND)
+    try:
+        os.write(fd, (json.dumps(entry) + "\\n").encode())
+    finally:
+        os.close(fd)
 
 
 def policy(effect, principal="user-1", context=None, resource=None):
@@ -110,8 +120,7 @@ def policy(effect, principal="user-1", context=None, resource=None):
 
 
 def lambda_handler(event, context):
-    with open(EVENTS, "a") as out:
-        out.write(json.dumps({{"function": "authorizer", "event": event}}) + "\\n")
+    record({{"function": "authorizer", "event": event}})
     token = (event.get("queryStringParameters") or {{}}).get("token")
     arn = event["methodArn"]
     if token == "good":
@@ -141,6 +150,15 @@ import boto3
 EVENTS = {events!r}
 
 
+def record(entry):
+    # One write of the whole line (O_APPEND), so stubs in several processes never interleave within a line.
+    fd = os.open(EVENTS, os.O_WRONLY | os.O_APPEND)
+    try:
+        os.write(fd, (json.dumps(entry) + "\\n").encode())
+    finally:
+        os.close(fd)
+
+
 def management():
     return boto3.client(
         "apigatewaymanagementapi",
@@ -152,8 +170,7 @@ def management():
 
 
 def lambda_handler(event, context):
-    with open(EVENTS, "a") as out:
-        out.write(json.dumps({{"function": "websocket", "pid": os.getpid(), "event": event}}) + "\\n")
+    record({{"function": "websocket", "pid": os.getpid(), "event": event}})
     request = event["requestContext"]
     route = request["routeKey"]
     if route == "$connect":
@@ -265,7 +282,9 @@ class Recorder:
         self.path = path
 
     def all(self) -> list[dict[str, Any]]:
-        return [json.loads(line) for line in self.path.read_text().splitlines() if line]
+        # A line still being written (no newline yet) is read on the next call, not half now.
+        lines = self.path.read_text().split("\n")[:-1]
+        return [json.loads(line) for line in lines if line]
 
     def events(self, function: str = "websocket", route: str | None = None) -> list[dict[str, Any]]:
         return [
