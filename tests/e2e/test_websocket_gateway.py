@@ -90,13 +90,8 @@ DISCONNECT_CONTEXT_KEYS = DOCUMENTED_AUTHORIZER_CONTEXT_KEYS | {
     "authorizer",
 }
 
-AUTHORIZER_SOURCE = """
-import json
-import os
-
-EVENTS = {events!r}
-
-
+# How each stub records the event it was given (in the stubs' sources below, as `{record}`).
+RECORD_SOURCE = """
 def record(entry):
     # One write of the whole line (O_APPEND), so stubs in several processes never interleave within a line.
     fd = os.open(EVENTS, os.O_WRONLY | os.O_APPEND)
@@ -104,7 +99,15 @@ def record(entry):
         os.write(fd, (json.dumps(entry) + "\\n").encode())
     finally:
         os.close(fd)
+"""
 
+AUTHORIZER_SOURCE = """
+import json
+import os
+
+EVENTS = {events!r}
+
+{record}
 
 def policy(effect, principal="user-1", context=None, resource=None):
     answer = {{
@@ -149,15 +152,7 @@ import boto3
 
 EVENTS = {events!r}
 
-
-def record(entry):
-    # One write of the whole line (O_APPEND), so stubs in several processes never interleave within a line.
-    fd = os.open(EVENTS, os.O_WRONLY | os.O_APPEND)
-    try:
-        os.write(fd, (json.dumps(entry) + "\\n").encode())
-    finally:
-        os.close(fd)
-
+{record}
 
 def management():
     return boto3.client(
@@ -269,7 +264,7 @@ def write_stub_api(folder: Path, routes: list[str] = STUB_ROUTES) -> tuple[WebSo
     events.write_text("")
     for name, source in (("authorizer", AUTHORIZER_SOURCE), ("chat", FUNCTION_SOURCE)):
         (folder / name).mkdir(exist_ok=True)
-        (folder / name / "app.py").write_text(source.format(events=str(events)))
+        (folder / name / "app.py").write_text(source.format(events=str(events), record=RECORD_SOURCE))
     template = folder / "template.yaml"
     template.write_text(_template(folder, routes))
     return websocket_api(template), events
