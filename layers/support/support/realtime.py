@@ -93,9 +93,8 @@ class ManagementApi:
             raise ConfigurationError(f"WEBSOCKET_MANAGEMENT_ENDPOINT is not an http(s) URL: {endpoint!r}")
         self._origin = f"{url.scheme}://{url.netloc}"
         # The Host header as botocore signs it (lower case, no default port), sent as signed.
-        self._host = (
-            url.host.lower() if url.port in (None, DEFAULT_PORTS[url.scheme]) else f"{url.host.lower()}:{url.port}"
-        )
+        host = url.host.lower()
+        self._host = host if url.port in (None, DEFAULT_PORTS[url.scheme]) else f"{host}:{url.port}"
         self._stage_path = url.path or ""  # the stage, as the endpoint names it: part of the signed path
         self._region = region
         self._credentials = credentials  # botocore's; a refreshable one renews in get_frozen_credentials
@@ -123,8 +122,9 @@ class ManagementApi:
         from urllib3.exceptions import HTTPError
 
         path = f"{self._stage_path}/@connections/{percent_encode(connection_id)}"
-        retry_cost = 0
-        for attempt in range(1, MAX_ATTEMPTS + 1):
+        attempt, retry_cost = 0, 0
+        while True:
+            attempt += 1
             status: int | None = None
             error_type: str | None = None
             cause: Exception | None = None
@@ -157,7 +157,6 @@ class ManagementApi:
                 raise ManagementApiError(status, error_type, cause)
             base = THROTTLING_BACKOFF_SECONDS if throttled else TRANSIENT_BACKOFF_SECONDS
             time.sleep(random.random() * min(base * 2 ** (attempt - 1), MAX_BACKOFF_SECONDS))  # noqa: S311 - jitter
-        raise AssertionError("unreachable")  # pragma: no cover
 
     def _signed_headers(self, method: str, path: str, body: bytes) -> dict[str, str]:
         """Host, X-Amz-Date, X-Amz-Security-Token (temporary credentials) and Authorization: AWS Signature
