@@ -5,12 +5,13 @@ are about to commit) and call `deliver` after the commit, so nothing is announce
 hold. Delivery is best effort by design: a client that missed an event gets it again with `sync` or over HTTP.
 
 * Each request is the one botocore's `apigatewaymanagementapi` client would send (`POST` or `DELETE`
-  `{endpoint}/@connections/{connectionId}`, the id percent-encoded, signed by botocore's own SigV4 signer for
-  the service `execute-api` with the region and credentials boto3 would find), sent over one pooled urllib3
-  connection pool per execution environment. Not the boto3 client itself: it costs about 1.3 to 1.8 ms of CPU
-  per post (building the request from the service model, its event hooks, parsing the answer), this about a
-  sixth of that (bench.post_cost measures both in one run; bench/RESULTS.md). urllib3 and botocore are the
-  Lambda runtime's, as boto3 is (the layer carries none of them).
+  `{endpoint}/@connections/{connectionId}`, the id percent-encoded, the stage in the path), signed with
+  Signature Version 4 for the service `execute-api`, with the region and credentials boto3 would find, exactly
+  as botocore's `SigV4Auth` signs it (the tests recompute each signature with it) but with the derived signing
+  key kept for the day; sent over one urllib3 connection pool per execution environment. Not the boto3 client
+  itself: building the request from the service model, its event hooks and parsing the answer cost 0.6 to 1 ms
+  of CPU per post, this about 0.28 ms (bench.post_cost measures both in one run; bench/RESULTS.md). urllib3 and
+  botocore are the Lambda runtime's, as boto3 is (the layer carries none of them).
 * Credentials are read once per execution environment (botocore's resolver: the function's environment in
   Lambda) and frozen per request, so botocore's refreshable credentials renew themselves when they say so.
 * Posts run concurrently on a bounded pool per execution environment (FAN_OUT_CONCURRENCY, as many pooled HTTP
