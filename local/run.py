@@ -80,7 +80,7 @@ def _apply_function_environment() -> None:
 
 def _apply_local_endpoints(http_port: int, ws_port: int) -> None:
     """The AWS endpoints the handlers call, pointed at this machine's stand-ins (before any handler starts),
-    so the production code (boto3 with endpoint_url, the JWKS verifier) runs unchanged."""
+    so the production code (the fan-out's signed posts, the JWKS verifier) runs unchanged."""
     from local.jwt_keys import AUDIENCE, ISSUER
 
     os.environ["WEBSOCKET_MANAGEMENT_ENDPOINT"] = f"http://127.0.0.1:{ws_port}"

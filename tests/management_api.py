@@ -1,5 +1,5 @@
-"""A stand-in for API Gateway's Management API (`POST /@connections/{id}`) over real HTTP, pointed at by
-WEBSOCKET_MANAGEMENT_ENDPOINT for the duration, so that support.realtime posts to it as it would to AWS."""
+"""A stand-in for API Gateway's Management API (`POST` and `DELETE /@connections/{id}`) over real HTTP, pointed
+at by WEBSOCKET_MANAGEMENT_ENDPOINT for the duration, so that support.realtime sends to it as it would to AWS."""
 
 from __future__ import annotations
 
@@ -16,22 +16,39 @@ from local.gateway import running_gateway
 from support import realtime
 from support.config import get_settings
 
+Handler = Callable[[Request], Awaitable[Response]]
+
 
 @contextmanager
 def management_api_serving(
-    post: Callable[[Request], Awaitable[Response]], monkeypatch: pytest.MonkeyPatch
+    post: Handler,
+    monkeypatch: pytest.MonkeyPatch,
+    *,
+    delete: Handler | None = None,
+    stage: str = "",
+    region: str = "us-east-1",
+    session_token: str | None = None,
 ) -> Iterator[str]:
-    """`post` answers every `POST /@connections/{connection_id}`; yields the endpoint's base URL."""
-    app = Starlette(routes=[Route("/@connections/{connection_id}", post, methods=["POST"])])
-    with running_gateway(app) as base:  # type: ignore[arg-type]
-        monkeypatch.setenv("WEBSOCKET_MANAGEMENT_ENDPOINT", base)
+    """`post` answers every `POST {stage}/@connections/{connection_id}`, `delete` every DELETE; yields the
+    endpoint (the base URL and the stage, as the template writes WEBSOCKET_MANAGEMENT_ENDPOINT)."""
+    path = f"{stage}/@connections/{{connection_id:path}}"  # an id may hold a '/', sent as %2F
+    routes = [Route(path, post, methods=["POST"])]
+    if delete is not None:
+        routes.append(Route(path, delete, methods=["DELETE"]))
+    with running_gateway(Starlette(routes=routes)) as base:
+        endpoint = base + stage
+        monkeypatch.setenv("WEBSOCKET_MANAGEMENT_ENDPOINT", endpoint)
         monkeypatch.setenv("AWS_ACCESS_KEY_ID", "local")
         monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "local")
-        monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
+        if session_token is None:
+            monkeypatch.delenv("AWS_SESSION_TOKEN", raising=False)
+        else:
+            monkeypatch.setenv("AWS_SESSION_TOKEN", session_token)
+        monkeypatch.setenv("AWS_DEFAULT_REGION", region)
         get_settings.cache_clear()
         realtime.reset()
         try:
-            yield base
+            yield endpoint
         finally:
             realtime.reset()
             get_settings.cache_clear()

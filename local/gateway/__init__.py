@@ -8,7 +8,7 @@ runs unchanged. Its parts are API Gateway's:
   local identity provider's `/.well-known/jwks.json`;
 - `websocket_api`: the WebSocket API (`$connect`, messages routed by the route selection expression,
   `$disconnect`, API Gateway's limits), on `WS_PORT` (3001);
-- `management_api`: the `@connections` API beside it, for boto3's `apigatewaymanagementapi`;
+- `management_api`: the `@connections` API beside it, for the functions' fan-out (and boto3's client);
 - `authorizers`: the HTTP API's JWT authorizer and the WebSocket `$connect` Lambda REQUEST authorizer;
 - `execution_environments`: Lambda's execution environments, worker processes (or in process for tests);
 - `server`: uvicorn, the background servers of tests and `make run`, and the logs' token redaction;

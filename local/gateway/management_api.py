@@ -1,14 +1,15 @@
-"""API Gateway's management API of a WebSocket API (the `@connections` API, boto3's
-`apigatewaymanagementapi`), on the WebSocket API's own port, as `https://{api}.execute-api.../{stage}`:
+"""API Gateway's management API of a WebSocket API (the `@connections` API: the functions' `support.realtime`,
+boto3's `apigatewaymanagementapi`), on the WebSocket API's own port, as `https://{api}.execute-api.../{stage}`:
 
 - `POST /@connections/{connectionId}`: the body, sent to the connection as one message (200);
 - `GET /@connections/{connectionId}`: `{"connectedAt", "identity": {"sourceIp", "userAgent"}, "lastActiveAt"}`;
 - `DELETE /@connections/{connectionId}`: closes the connection (204); its `$disconnect` runs.
 
 A connection that is unknown, not yet accepted (still in `$connect`) or closed answers 410 with the header
-`x-amzn-errortype: GoneException`, so boto3 raises `GoneException`; a body over 128 KB answers 413
-`PayloadTooLargeException`. The paths are also served under a stage (`/{stage}/@connections/...`), for an
-endpoint URL written with one. Requests are not checked for a SigV4 signature: any credentials will do.
+`x-amzn-errortype: GoneException` (boto3 raises `GoneException`, support.realtime `ConnectionGone`); a body over
+128 KB answers 413 `PayloadTooLargeException`. The paths are also served under a stage
+(`/{stage}/@connections/...`), for an endpoint URL written with one, as the template writes it. Requests are not
+checked for a SigV4 signature: any credentials will do (tests/integration/test_fan_out.py checks the signature).
 """
 
 from __future__ import annotations

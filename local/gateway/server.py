@@ -164,7 +164,7 @@ def running_gateway(
 @dataclass(frozen=True)
 class WebSocketEndpoints:
     websocket_url: str  # ws://127.0.0.1:3001, what clients connect to
-    management_endpoint: str  # http://127.0.0.1:3001, the `endpoint_url` of boto3's apigatewaymanagementapi
+    management_endpoint: str  # http://127.0.0.1:3001, the fan-out's WEBSOCKET_MANAGEMENT_ENDPOINT
 
 
 @contextmanager

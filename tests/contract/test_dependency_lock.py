@@ -38,12 +38,13 @@ def test_the_development_lock_agrees_with_the_layer_lock() -> None:
 
 
 def test_boto3_is_the_runtimes_not_the_layers() -> None:
-    # The Lambda runtime provides boto3 and botocore (30 MB that kept the layer over its 50 MB target); the tests
-    # pin one version in the development lock (docs/ARCHITECTURE.md, "What the layer carries").
+    # The Lambda runtime provides boto3 and botocore (30 MB that kept the layer over its 50 MB target), and with
+    # botocore its urllib3, which the fan-out uses (support.realtime); the tests pin one version of each in the
+    # development lock (docs/ARCHITECTURE.md, "What the layer carries").
     layer = _pins(REPO / "layers/support/requirements.txt")
     dev = _pins(REPO / "requirements-dev.lock")
-    assert {"boto3", "botocore", "s3transfer"} & layer.keys() == set()
-    assert {"boto3", "botocore"} <= dev.keys()
+    assert {"boto3", "botocore", "s3transfer", "urllib3"} & layer.keys() == set()
+    assert {"boto3", "botocore", "urllib3"} <= dev.keys()
 
 
 def test_the_layer_lock_suits_both_architectures() -> None:

@@ -26,7 +26,7 @@ def _free_port() -> int:
 def stack_ports(db: DatabaseUrls) -> Iterator[tuple[int, int]]:
     """The HTTP and WebSocket ports of the local stack, and what `make run` sets in the environment before any
     handler starts (the worker processes of both APIs inherit it): the management endpoint the fan-out posts
-    to, the JWKS the WebSocket authorizer verifies staff tokens with, and AWS credentials for boto3."""
+    to, the JWKS the WebSocket authorizer verifies staff tokens with, and AWS credentials to sign with."""
     http_port, ws_port = _free_port(), _free_port()
     with stack_environment(http_port, ws_port):
         yield http_port, ws_port

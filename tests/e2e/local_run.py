@@ -45,7 +45,7 @@ def free_port() -> int:
 def stack_environment(http_port: int, ws_port: int) -> Iterator[None]:
     """What `make run` sets in the environment before any handler starts (the worker processes of both APIs
     inherit it), for a local stack on these ports: the management endpoint the fan-out posts to, the JWKS the
-    WebSocket authorizer verifies staff tokens with, and AWS credentials for boto3. Put back afterwards."""
+    WebSocket authorizer verifies staff tokens with, and AWS credentials to sign with. Put back afterwards."""
     from local.jwt_keys import AUDIENCE, ISSUER
 
     settings = {

@@ -19,6 +19,7 @@ from typing import Any
 import boto3
 import httpx
 import pytest
+from botocore.credentials import Credentials
 from starlette.applications import Starlette
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 from websockets.sync.client import ClientConnection, connect
@@ -34,6 +35,7 @@ from local.gateway import (
 )
 from local.gateway.authorizers import build_websocket_authorizer_event, run_request_authorizer
 from local.template import TEMPLATE, WebSocketApi, websocket_api
+from support.realtime import ConnectionGone, ManagementApi
 
 pytestmark = pytest.mark.e2e
 
@@ -813,6 +815,26 @@ def test_the_management_api_is_also_served_under_a_stage(gateway: WebSocketEndpo
     with open_socket(gateway) as ws:
         staged.post_to_connection(ConnectionId=connection_id_of(recorder), Data=b"staged")
         assert ws.recv(timeout=5) == "staged"
+
+
+def test_the_fan_out_posts_and_closes_through_the_local_management_api(
+    gateway: WebSocketEndpoints, recorder: Recorder
+) -> None:
+    # The functions' own client (support.realtime: SigV4 over a urllib3 pool), with a staged endpoint as in AWS
+    api = ManagementApi(
+        f"{gateway.management_endpoint}/test", region="us-east-1", credentials=Credentials("local", "local", "token")
+    )
+    with open_socket(gateway) as ws:
+        conn_id = connection_id_of(recorder)
+        api.post_to_connection(conn_id, "héllo".encode())
+        assert ws.recv(timeout=5) == "héllo"
+        api.delete_connection(conn_id)
+        assert wait_closed(ws)[0] == 1000
+    recorder.wait_for("$disconnect")
+    with pytest.raises(ConnectionGone):
+        api.post_to_connection(conn_id, b"too late")
+    with pytest.raises(ConnectionGone):
+        api.delete_connection(conn_id)
 
 
 # --- worker processes ------------------------------------------------------------------------------------------------

@@ -4,13 +4,26 @@ Services build `Delivery` values inside their transaction (who gets what, read f
 are about to commit) and call `deliver` after the commit, so nothing is announced that the database does not
 hold. Delivery is best effort by design: a client that missed an event gets it again with `sync` or over HTTP.
 
-* Posts run concurrently on a bounded pool per execution environment (FAN_OUT_CONCURRENCY), so one slow or
-  failing connection never holds up or stops delivery to the others.
-* A throttled post (429, LimitExceededException) or a transient 5xx is retried by botocore's standard retry
-  mode: exponential backoff with full jitter, a few attempts.
+* Each request is the one botocore's `apigatewaymanagementapi` client would send (`POST` or `DELETE`
+  `{endpoint}/@connections/{connectionId}`, the id percent-encoded, the stage in the path), signed with
+  Signature Version 4 for the service `execute-api`, with the region and credentials boto3 would find, exactly
+  as botocore's `SigV4Auth` signs it (the tests recompute each signature with it) but with the derived signing
+  key kept for the day; sent over one urllib3 connection pool per execution environment. Not the boto3 client
+  itself: building the request from the service model, its event hooks and parsing the answer cost 0.6 to 1 ms
+  of CPU per post, this about 0.28 ms (bench.post_cost measures both in one run; bench/RESULTS.md). urllib3 and
+  botocore are the Lambda runtime's, as boto3 is (the layer carries none of them).
+* Credentials are read once per execution environment (botocore's resolver: the function's environment in
+  Lambda) and frozen per request, so botocore's refreshable credentials renew themselves when they say so.
+* Posts run concurrently on a bounded pool per execution environment (FAN_OUT_CONCURRENCY, as many pooled HTTP
+  connections), so one slow or failing connection never holds up or stops delivery to the others; each
+  attempt has a connect and a read timeout (POST_TIMEOUT_SECONDS).
+* A throttled post (429) or a transient failure (500, 502, 503, 504, a broken connection, a timeout) is
+  retried as botocore's standard retry mode retries it: at most MAX_ATTEMPTS attempts, exponential backoff with
+  full jitter (1 s base for throttling, 50 ms otherwise), within botocore's retry quota, so an endpoint that is
+  down does not multiply its load.
 * A post that answers 410 Gone names a connection that no longer exists (the client vanished without a
-  goodbye): `deliver` returns those ids so the caller deletes their rows. Only the dead target's id, never the
-  sender's.
+  goodbye): it is not retried, and `deliver` returns those ids (once each) so the caller deletes their rows.
+  Only the dead target's id, never the sender's.
 * `disconnect` closes connections (`DELETE @connections/{id}`, API Gateway then runs their `$disconnect`): the
   connections of a revoked widget key, a staff connection whose token has expired. A connection already gone
   is already closed.
@@ -20,22 +33,170 @@ hold. Delivery is best effort by design: a client that missed an event gets it a
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import json
+import random
 import threading
+import time
 from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
+from urllib.parse import quote
 
-from support.config import get_settings
+from support.config import ConfigurationError, get_settings
 from support.observability import logger
 
 FAN_OUT_CONCURRENCY = 16
-POST_TIMEOUT_SECONDS = 3
+POST_TIMEOUT_SECONDS = 3.0
+MAX_ATTEMPTS = 4  # the first request and 3 retries
+THROTTLING_BACKOFF_SECONDS = 1.0  # botocore's standard mode: the base of the backoff after a throttle,
+TRANSIENT_BACKOFF_SECONDS = 0.05  # and after any other retryable failure;
+MAX_BACKOFF_SECONDS = 20.0  # the cap of one delay
+THROTTLING_RETRY_COST = 5  # what a retry takes from the retry quota (500 to start with)
+TRANSIENT_RETRY_COST = 14
+TRANSIENT_STATUSES = frozenset({500, 502, 503, 504})
+SERVICE = "execute-api"  # what IAM checks the signature for
+ALGORITHM = "AWS4-HMAC-SHA256"
+DEFAULT_PORTS = {"http": 80, "https": 443}
 
 _lock = threading.Lock()
-_client: Any = None
+_client: ManagementApi | None = None
 _pool: ThreadPoolExecutor | None = None
+
+
+class ConnectionGone(Exception):
+    """410: the connection does not exist (any more)."""
+
+
+class ManagementApiError(Exception):
+    """A request that the management API refused, or that failed after its retries."""
+
+    def __init__(self, status: int | None, error_type: str | None, cause: Exception | None = None) -> None:
+        super().__init__(f"management API: {status or 'no answer'} {error_type or cause or ''}".strip())
+        self.status = status
+        self.error_type = error_type
+
+
+class ManagementApi:
+    """A client of one management API endpoint (`https://{api}.execute-api.{region}.amazonaws.com/{stage}`):
+    the two calls the fan-out makes, each request the one botocore would send, with botocore's standard
+    retries. Safe to share between threads."""
+
+    def __init__(self, endpoint: str, *, region: str, credentials: Any, ca_bundle: str | None = None) -> None:
+        import urllib3
+        from botocore.retries.quota import RetryQuota
+
+        url = urllib3.util.parse_url(endpoint.rstrip("/"))
+        if url.scheme not in DEFAULT_PORTS or not url.host:
+            raise ConfigurationError(f"WEBSOCKET_MANAGEMENT_ENDPOINT is not an http(s) URL: {endpoint!r}")
+        self._origin = f"{url.scheme}://{url.netloc}"
+        # The Host header as botocore signs it (lower case, no default port), sent as signed.
+        host = url.host.lower()
+        self._host = host if url.port in (None, DEFAULT_PORTS[url.scheme]) else f"{host}:{url.port}"
+        self._stage_path = url.path or ""  # the stage, as the endpoint names it: part of the signed path
+        self._region = region
+        self._credentials = credentials  # botocore's; a refreshable one renews in get_frozen_credentials
+        self._signing_key: tuple[str, str, bytes] = ("", "", b"")  # (secret key, day, key derived from them)
+        self._quota = RetryQuota()
+        manager = urllib3.PoolManager(
+            num_pools=1,
+            maxsize=FAN_OUT_CONCURRENCY,
+            timeout=urllib3.Timeout(connect=POST_TIMEOUT_SECONDS, read=POST_TIMEOUT_SECONDS),
+            retries=False,
+            ca_certs=ca_bundle,
+        )
+        self._http = manager.connection_from_url(self._origin)
+
+    def post_to_connection(self, connection_id: str, data: bytes) -> None:
+        """Send the data to the connection as one message; raises ConnectionGone on 410."""
+        self._call("POST", connection_id, data)
+
+    def delete_connection(self, connection_id: str) -> None:
+        """Close the connection; raises ConnectionGone on 410."""
+        self._call("DELETE", connection_id, b"")
+
+    def _call(self, method: str, connection_id: str, body: bytes) -> None:
+        from botocore.utils import percent_encode
+        from urllib3.exceptions import HTTPError
+
+        path = f"{self._stage_path}/@connections/{percent_encode(connection_id)}"
+        attempt, retry_cost = 0, 0
+        while True:
+            attempt += 1
+            status: int | None = None
+            error_type: str | None = None
+            cause: Exception | None = None
+            try:
+                response = self._http.urlopen(
+                    method,
+                    path,
+                    body=body,
+                    headers=self._signed_headers(method, path, body),
+                    retries=False,
+                    redirect=False,
+                    assert_same_host=False,
+                    preload_content=True,
+                )
+            except HTTPError as error:  # refused, reset, timed out: transient, as botocore treats them
+                cause = error
+            else:
+                status = response.status
+                if status < 300:
+                    self._quota.release(retry_cost or 1)  # botocore: a success refills the quota
+                    return
+                if status == 410:
+                    raise ConnectionGone(connection_id)  # final: never retried
+                error_type = (response.headers.get("x-amzn-errortype") or "").split(":")[0] or None
+            throttled = status == 429
+            if not (throttled or status is None or status in TRANSIENT_STATUSES) or attempt == MAX_ATTEMPTS:
+                raise ManagementApiError(status, error_type, cause)
+            retry_cost = THROTTLING_RETRY_COST if throttled else TRANSIENT_RETRY_COST
+            if not self._quota.acquire(retry_cost):
+                raise ManagementApiError(status, error_type, cause)
+            base = THROTTLING_BACKOFF_SECONDS if throttled else TRANSIENT_BACKOFF_SECONDS
+            time.sleep(random.random() * min(base * 2 ** (attempt - 1), MAX_BACKOFF_SECONDS))  # noqa: S311 - jitter
+
+    def _signed_headers(self, method: str, path: str, body: bytes) -> dict[str, str]:
+        """Host, X-Amz-Date, X-Amz-Security-Token (temporary credentials) and Authorization: AWS Signature
+        Version 4 exactly as botocore's SigV4Auth computes it for this request (tests/integration/test_fan_out.py
+        checks it against botocore), but with the derived signing key kept for the day, not recomputed."""
+        from botocore.utils import normalize_url_path
+
+        credentials = self._credentials.get_frozen_credentials()
+        amz_date = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+        day = amz_date[:8]
+        scope = f"{day}/{self._region}/{SERVICE}/aws4_request"
+        headers = {"Host": self._host, "X-Amz-Date": amz_date}
+        canonical_headers = f"host:{self._host}\nx-amz-date:{amz_date}\n"
+        signed_headers = "host;x-amz-date"
+        if credentials.token:
+            headers["X-Amz-Security-Token"] = credentials.token
+            canonical_headers += f"x-amz-security-token:{' '.join(credentials.token.split())}\n"
+            signed_headers += ";x-amz-security-token"
+        canonical_uri = quote(normalize_url_path(path), safe="/~")  # botocore encodes the path twice (not S3)
+        canonical_request = "\n".join(
+            (method, canonical_uri, "", canonical_headers, signed_headers, hashlib.sha256(body).hexdigest())
+        )
+        string_to_sign = "\n".join((ALGORITHM, amz_date, scope, hashlib.sha256(canonical_request.encode()).hexdigest()))
+        signature = hmac.new(self._key(credentials.secret_key, day), string_to_sign.encode(), "sha256").hexdigest()
+        headers["Authorization"] = (
+            f"{ALGORITHM} Credential={credentials.access_key}/{scope}, "
+            f"SignedHeaders={signed_headers}, Signature={signature}"
+        )
+        return headers
+
+    def _key(self, secret_key: str, day: str) -> bytes:
+        """The signing key of the day: four HMACs, derived once a day (or when the credentials change)."""
+        known_secret, known_day, key = self._signing_key
+        if (known_secret, known_day) != (secret_key, day):
+            key = f"AWS4{secret_key}".encode()
+            for part in (day, self._region, SERVICE, "aws4_request"):
+                key = hmac.digest(key, part.encode(), "sha256")
+            self._signing_key = (secret_key, day, key)  # one tuple: threads see the old one or the new one
+        return key
 
 
 @dataclass(frozen=True)
@@ -56,33 +217,34 @@ def event(event_type: str, data: Any, *, request_id: str | None = None) -> dict[
     return message
 
 
-def _management_client() -> Any:
+def _management_client() -> ManagementApi | None:
     global _client, _pool
     endpoint = get_settings().websocket_management_endpoint
     if not endpoint:
         return None
     with _lock:
         if _client is None:
-            # Imported on first use: a function that never fans out never pays boto3's import.
-            import boto3
-            from botocore.config import Config
+            # Imported on first use: a function that never fans out never pays botocore's import.
+            import botocore.session
+            from botocore.httpsession import get_cert_path
 
-            _client = boto3.client(
-                "apigatewaymanagementapi",
-                endpoint_url=endpoint,
-                config=Config(
-                    retries={"mode": "standard", "total_max_attempts": 4},  # the first post and 3 retries
-                    connect_timeout=POST_TIMEOUT_SECONDS,
-                    read_timeout=POST_TIMEOUT_SECONDS,
-                    max_pool_connections=FAN_OUT_CONCURRENCY,
-                ),
+            session = botocore.session.get_session()
+            region = session.get_config_variable("region")
+            credentials = session.get_credentials()
+            if not region or credentials is None:
+                raise ConfigurationError("the WebSocket fan-out needs an AWS region and credentials")
+            _client = ManagementApi(
+                endpoint,
+                region=region,
+                credentials=credentials,
+                ca_bundle=session.get_config_variable("ca_bundle") or get_cert_path(True),
             )
             _pool = ThreadPoolExecutor(max_workers=FAN_OUT_CONCURRENCY, thread_name_prefix="fan-out")
     return _client
 
 
 def reset() -> None:
-    """Forget the client (tests that change the endpoint)."""
+    """Forget the client (tests that change the endpoint, the credentials or the limits)."""
     global _client, _pool
     with _lock:
         if _pool is not None:
@@ -99,17 +261,14 @@ def deliver(deliveries: Iterable[Delivery]) -> set[str]:
     if client is None or _pool is None:
         logger.debug("no WebSocket management endpoint configured; %d events not sent", len(batch))
         return set()
-    gone_error = client.exceptions.GoneException
-    futures = {
-        _pool.submit(client.post_to_connection, ConnectionId=d.connection_id, Data=d.payload()): d for d in batch
-    }
+    futures = {_pool.submit(client.post_to_connection, d.connection_id, d.payload()): d for d in batch}
     gone: set[str] = set()
     failed = 0
     for future in as_completed(futures):
         delivery = futures[future]
         try:
             future.result()
-        except gone_error:
+        except ConnectionGone:
             gone.add(delivery.connection_id)
         except Exception:  # one connection's failure never stops the others; the client can sync
             failed += 1
@@ -128,13 +287,12 @@ def disconnect(connection_ids: Iterable[str]) -> None:
     if client is None or _pool is None:
         logger.debug("no WebSocket management endpoint configured; %d connections not closed", len(batch))
         return
-    gone_error = client.exceptions.GoneException
-    futures = [_pool.submit(client.delete_connection, ConnectionId=connection_id) for connection_id in batch]
+    futures = [_pool.submit(client.delete_connection, connection_id) for connection_id in batch]
     failed = 0
     for future in as_completed(futures):
         try:
             future.result()
-        except gone_error:
+        except ConnectionGone:
             pass
         except Exception:  # logged; the connection's messages are refused all the same (support.websocket)
             failed += 1
