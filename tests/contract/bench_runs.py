@@ -17,16 +17,35 @@ TEST_ONLY_VARIABLES = frozenset(
 )
 
 
+def bench_environment() -> dict[str, str]:
+    """This process's environment without the tests' own variables (and the tests' DATABASE_URL, if given)."""
+    return {k: v for k, v in os.environ.items() if k not in TEST_ONLY_VARIABLES} | (
+        {"DATABASE_URL": GIVEN_DATABASE_URL} if GIVEN_DATABASE_URL else {}
+    )
+
+
 def run_bench(
     module: str, args: list[str], *, timeout: float = 600, check: bool = True
 ) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", module, *args],
         cwd=REPO,
-        env={k: v for k, v in os.environ.items() if k not in TEST_ONLY_VARIABLES}
-        | ({"DATABASE_URL": GIVEN_DATABASE_URL} if GIVEN_DATABASE_URL else {}),
+        env=bench_environment(),
         capture_output=True,
         text=True,
         timeout=timeout,
         check=check,
+    )
+
+
+def run_make(target: str, *, timeout: float = 600) -> subprocess.CompletedProcess[str]:
+    """`make -s <target>` as the docs give it to a developer, in the same environment as run_bench."""
+    return subprocess.run(
+        ["make", "-s", target],
+        cwd=REPO,
+        env=bench_environment(),
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
     )
