@@ -106,7 +106,7 @@ def open_connection(principal: Principal, connection_id: str) -> bool:
     slips between the two."""
     visitor = principal.role is Role.VISITOR
     with tenant_transaction(principal.tenant_id) as cur:
-        if visitor and not _widget_key_live(cur, principal, lock=True):
+        if visitor and not _lock_live_widget_key(cur, principal):
             return False
         cur.execute(
             """INSERT INTO ws_connections
@@ -125,10 +125,10 @@ def open_connection(principal: Principal, connection_id: str) -> bool:
     return True
 
 
-def _widget_key_live(cur: Cursor, principal: Principal, *, lock: bool = False) -> bool:
+def _lock_live_widget_key(cur: Cursor, principal: Principal) -> bool:
+    """Whether the visitor's widget key is live, its row held FOR SHARE until the transaction ends."""
     cur.execute(
-        f"""SELECT revoked_at IS NULL AS live FROM widget_keys
-        WHERE user_id = %s AND widget_key = %s {"FOR SHARE" if lock else ""}""",  # noqa: S608
+        "SELECT revoked_at IS NULL AS live FROM widget_keys WHERE user_id = %s AND widget_key = %s FOR SHARE",
         (principal.tenant_id, principal.widget_key),
     )
     row = cur.fetchone()
