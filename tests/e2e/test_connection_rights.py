@@ -40,7 +40,7 @@ def _closed_by_the_server(client: ChatClient) -> list[dict[str, Any]]:
     deadline = time.monotonic() + WAIT
     while (left := deadline - time.monotonic()) > 0:
         try:
-            got.append(json.loads(client.ws.recv(timeout=left)))
+            got.append(client.receive(timeout=left))
         except TimeoutError:
             break
         except ConnectionClosed:

@@ -13,7 +13,7 @@ revoked widget key's, an expired staff token's). The caller's own answer (with i
 into the caller's `Reply`, which the WebSocket function returns as the route's response (support.websocket), so
 API Gateway sends it to the caller after the function returns, after every post the action made. A `Caller`
 without a `Reply` (an answer given outside the route's own invocation, or one that must arrive before the server
-closes the connection) is answered by a post, first of the outbox's deliveries.
+closes the connection) is answered by a post, with the outbox's other deliveries and before its closes.
 
 A connection keeps only the rights it was opened with: a staff connection records its token's expiry
 (`token_expires_at`, from the authorizer's context) and acts until then; a visitor's connection lives while its
@@ -108,7 +108,7 @@ class Outbox:
         """After the commit: post everything, forget the connections that turned out to be gone, then close (and
         forget) those to be closed: their $disconnect would delete their rows too, but not before more fan-out
         could find them. The caller's answer goes into its `Reply` (the route's response, sent after all this);
-        without one, or when the reply already holds an answer, it is posted first."""
+        without one, or when the reply already holds an answer, it is posted with the rest."""
         answered, self.answered = self.answered, None
         if answered is not None and self.caller is not None:
             reply = self.caller.reply
