@@ -42,12 +42,17 @@ def test_every_message_route_answers_its_caller_by_a_route_response_and_connect_
     # The handler answers every message (an action, or an error for anything else, on $default) in its result's
     # body (support.websocket): API Gateway sends that body only on a route with a route response.
     responses = {
-        r["Properties"]["RouteId"]["Ref"]: r["Properties"] for r in _of_type("AWS::ApiGatewayV2::RouteResponse").values()
+        r["Properties"]["RouteId"]["Ref"]: r["Properties"]
+        for r in _of_type("AWS::ApiGatewayV2::RouteResponse").values()
     }
     two_way = set()
     for key, (name, props) in ROUTES.items():
         if name in responses:
-            assert responses[name] == {"ApiId": {"Ref": "WebSocketApi"}, "RouteId": {"Ref": name}, "RouteResponseKey": "$default"}
+            assert responses[name] == {
+                "ApiId": {"Ref": "WebSocketApi"},
+                "RouteId": {"Ref": name},
+                "RouteResponseKey": "$default",
+            }
             assert props["RouteResponseSelectionExpression"] == "$default", key
             two_way.add(key)
         else:

@@ -5,7 +5,6 @@ token's expiry and with its widget key, a connect token connects once, and a cli
 
 from __future__ import annotations
 
-import json
 import time
 from typing import Any
 from uuid import uuid4

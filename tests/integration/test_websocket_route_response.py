@@ -203,7 +203,10 @@ def test_the_outbox_answers_into_the_reply_after_the_commit_and_posts_an_answer_
     assert reply.event is None
     outbox.send()
     assert reply.event == {"type": "pong", "requestId": "r-1", "data": {"n": 1}}
-    assert sorted((target, e["type"]) for _, target, e in management.take() if e) == [("conn-a", "news"), ("conn-b", "news")]
+    assert sorted((target, e["type"]) for _, target, e in management.take() if e) == [
+        ("conn-a", "news"),
+        ("conn-b", "news"),
+    ]
 
     # A second answer to the same request (no action gives one) is posted rather than lost
     again = Outbox(tenant, Caller("conn-a", "r-1", reply=reply))

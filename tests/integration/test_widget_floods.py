@@ -107,7 +107,9 @@ class Connection:
         """Send an action; what this connection was sent meanwhile (posts), then its answer (the route's response,
         which API Gateway sends once the function returns)."""
         self._count += 1
-        result = self._event(action, "MESSAGE", json.dumps({"action": action, "requestId": f"r{self._count}", **fields}))
+        result = self._event(
+            action, "MESSAGE", json.dumps({"action": action, "requestId": f"r{self._count}", **fields})
+        )
         posted = self.posts.take(self.id)
         assert not [e for e in posted if e.get("requestId") == f"r{self._count}"], posted  # the answer is not posted
         return posted + ([json.loads(result["body"])] if "body" in result else [])

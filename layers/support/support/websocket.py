@@ -16,9 +16,10 @@ not JSON, `unknown_action`, `validation_error` with field paths, `too_large` ove
 Two refusals do close the connection, after their error event: a staff connection whose token has expired
 (`token_expired`: reconnect with a fresh token), and a visitor's whose widget key has been revoked
 (`widget_key_revoked`). Their error is posted, not returned: the server closes the connection before the function
-returns, and a route response would come too late. A connection acts only with the rights it was opened with (support.services.connections).
-A connection over its rate (support.services.rate_limits) gets `rate_limited` with `retryAfter` (seconds), and the
-message is not acted on; the connection stays open and is served again once its bucket refills.
+returns, and a route response would come too late. A connection acts only with the rights it was opened with
+(support.services.connections). A connection over its rate (support.services.rate_limits) gets `rate_limited` with
+`retryAfter` (seconds), and the message is not acted on; the connection stays open and is served again once its
+bucket refills.
 """
 
 from __future__ import annotations
