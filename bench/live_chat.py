@@ -251,6 +251,8 @@ class Tracker:
 async def reader(conn: Conn, tracker: Tracker) -> None:
     try:
         async for raw in conn.ws:
+            if not raw:  # an answer without a body (typing's route response) is an empty message
+                continue
             now = time.perf_counter()
             event = json.loads(raw)
             kind = event.get("type")

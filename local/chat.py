@@ -39,6 +39,8 @@ class Terminal:
     def listen(self) -> None:
         try:
             for raw in self.ws:
+                if not raw:  # an answer without a body (typing's): the route's response is an empty message
+                    continue
                 event = json.loads(raw)
                 data = event.get("data") or {}
                 if event.get("type") in ("chat.started", "chat.assigned", "chat.transferred") and isinstance(

@@ -220,6 +220,15 @@ class WebSocketRoute:
     function: LambdaFunction  # the AWS_PROXY integration's function
     authorizer: LambdaFunction | None = None  # the REQUEST authorizer's function (`AuthorizationType: CUSTOM`)
     identity_sources: tuple[str, ...] = ()  # the authorizer's IdentitySource, e.g. "route.request.querystring.token"
+    # Two-way communication: the route's RouteResponseSelectionExpression and the RouteResponseKeys of its
+    # `AWS::ApiGatewayV2::RouteResponse`s (API Gateway supports `$default` only, for both).
+    route_response_selection_expression: str | None = None
+    route_response_keys: tuple[str, ...] = ()
+
+    @property
+    def two_way(self) -> bool:
+        """Whether API Gateway sends the integration's response (a Lambda proxy result's `body`) to the caller."""
+        return bool(self.route_response_keys)
 
     @property
     def function_logical_id(self) -> str:
@@ -275,6 +284,7 @@ def websocket_api(template_path: Path = TEMPLATE, api_id: str | None = None) -> 
     if not isinstance(expression, str):
         raise TemplateError(f"{api_id}: RouteSelectionExpression must be a plain string")
 
+    responses = _route_responses(resources, api_id)
     routes: list[WebSocketRoute] = []
     for logical_id, resource in resources.items():
         if resource.get("Type") != "AWS::ApiGatewayV2::Route":
@@ -303,7 +313,17 @@ def websocket_api(template_path: Path = TEMPLATE, api_id: str | None = None) -> 
             identity_sources = tuple(str(s) for s in _as_list(authorizer_props.get("IdentitySource") or []))
         elif props.get("AuthorizationType", "NONE") != "NONE":
             raise TemplateError(f"{logical_id}: AuthorizationType {props['AuthorizationType']} is not served locally")
-        routes.append(WebSocketRoute(route_key, function, authorizer, identity_sources))
+        selection = props.get("RouteResponseSelectionExpression")
+        keys = responses.pop(logical_id, ())
+        if selection is not None and selection != "$default":
+            raise TemplateError(f"{logical_id}: RouteResponseSelectionExpression must be $default (API Gateway's only)")
+        if (selection is None) != (not keys):
+            raise TemplateError(
+                f"{logical_id}: a two-way route has both RouteResponseSelectionExpression $default and a RouteResponse"
+            )
+        routes.append(WebSocketRoute(route_key, function, authorizer, identity_sources, selection, keys))
+    if responses:
+        raise TemplateError(f"RouteResponse of no route of {api_id}: {', '.join(sorted(responses))}")
 
     stage = "$default"
     for resource in resources.values():
@@ -312,6 +332,26 @@ def websocket_api(template_path: Path = TEMPLATE, api_id: str | None = None) -> 
             resolved = _resolve(props.get("StageName"), parameters)
             stage = resolved if isinstance(resolved, str) else stage
     return WebSocketApi(api_id, expression, tuple(routes), stage)
+
+
+def _route_responses(resources: Mapping[str, Any], api_id: str) -> dict[str, tuple[str, ...]]:
+    """The RouteResponseKeys of each route of `api_id` (by the route's logical id) that has
+    `AWS::ApiGatewayV2::RouteResponse`s: `RouteId: !Ref TheRoute`, `RouteResponseKey: $default`."""
+    found: dict[str, tuple[str, ...]] = {}
+    for logical_id, resource in resources.items():
+        if resource.get("Type") != "AWS::ApiGatewayV2::RouteResponse":
+            continue
+        props = resource.get("Properties") or {}
+        if _ref_target(props.get("ApiId")) != api_id:
+            continue
+        route_id = _ref_target(props.get("RouteId"))
+        if route_id is None or (resources.get(route_id) or {}).get("Type") != "AWS::ApiGatewayV2::Route":
+            raise TemplateError(f"{logical_id}: RouteId must be !Ref to an AWS::ApiGatewayV2::Route")
+        key = props.get("RouteResponseKey")
+        if key != "$default":
+            raise TemplateError(f"{logical_id}: RouteResponseKey must be $default (API Gateway's only key)")
+        found[route_id] = (*found.get(route_id, ()), key)
+    return found
 
 
 def websocket_routes(template_path: Path = TEMPLATE, api_id: str | None = None) -> list[WebSocketRoute]:

@@ -1,7 +1,8 @@
 """WebSocket endpoint group: $connect, $disconnect and every action of the live chat protocol.
 
 Each action is a model (what the client sends) and a few lines that call one service function with the caller's
-`Principal` and connection; the services answer on the connection and fan out to the session's participants.
+`Principal` and connection; the services fan out to the session's participants and give the caller's answer,
+which the function returns as the route's response (support.websocket).
 Routes live in template.yaml; a contract test checks that every template route has an action here and every
 action a route.
 """

@@ -10,7 +10,13 @@ A connection's life, as API Gateway leads it:
   body) picks the route; a body that is not JSON (or nested too deeply to parse), or an action without a
   route, goes to `$default`. The route's function gets the MESSAGE event, with the authorizer's context in
   `requestContext.authorizer`. When it fails, the client gets `{"message": "Internal server error", ...}` as
-  from API Gateway, and the connection keeps serving. Without a route response (none is declared), what the
+  from API Gateway, and the connection keeps serving. A two-way route (one with a route response in the
+  template: `RouteResponseSelectionExpression: $default` and an `AWS::ApiGatewayV2::RouteResponse` keyed
+  `$default`) sends what the function returns to the caller once the invocation ends, as API Gateway passes a
+  Lambda proxy integration's output through: the result's `body` as one text message (base64-decoded first when
+  `isBase64Encoded`). A result without a body sends an empty message: a route response makes API Gateway answer
+  every message, and AWS documents nothing else for that case (it has been seen to send an empty message), so
+  clients must ignore an empty one. A route without a route response (one-way) sends nothing back: what its
   function returns goes nowhere.
 - the close, by either side (or an error of the gateway's own): the `$disconnect` event, with
   `disconnectStatusCode` and `disconnectReason`, invoked once, after the connection's earlier messages.
@@ -29,6 +35,7 @@ header names arrive in lower case (ASGI's); a connection's headers are those of 
 from __future__ import annotations
 
 import asyncio
+import base64
 import contextlib
 import functools
 import json
@@ -339,13 +346,16 @@ def create_websocket_app(
                     context(route.route_key, "MESSAGE"), authorizer=authorizer_context, body=body, message_id=message_id
                 )
                 try:
-                    await run_in_threadpool(invoke, route.function.logical_id, event)
+                    result = await run_in_threadpool(invoke, route.function.logical_id, event)
                 except Exception as exc:  # a FunctionError, or the gateway's own bug: the connection keeps serving
                     detail = exc if isinstance(exc, FunctionError) else traceback.format_exc()
                     logger.error(
                         "WebSocket route %s (%s) failed\n%s", route.route_key, route.function.logical_id, detail
                     )
                     await _error_to_client(connection, "Internal server error", event["requestContext"]["requestId"])
+                    continue
+                if route.two_way:
+                    await connection.post(route_response_payload(result))
 
         delivery = asyncio.create_task(deliver())
         code, reason = 1005, ""
@@ -443,6 +453,18 @@ async def _invoke_status(
         status = result["statusCode"]
         return status if isinstance(status, int) and 100 <= status <= 599 else 500
     return 200
+
+
+def route_response_payload(result: Any) -> bytes:
+    """What a two-way route sends its caller of a Lambda proxy integration's result: the `body` (decoded from
+    base64 when `isBase64Encoded`), or an empty message when the result has none."""
+    body = result.get("body") if isinstance(result, dict) else None
+    if body is None:
+        return b""
+    text = body if isinstance(body, str) else json.dumps(body)
+    if isinstance(result, dict) and result.get("isBase64Encoded") is True:
+        return base64.b64decode(text)
+    return text.encode("utf-8")
 
 
 async def _error_to_client(connection: Connection, message: str, request_id: str) -> None:

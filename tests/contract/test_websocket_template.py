@@ -1,12 +1,13 @@
 """The WebSocket API of template.yaml against the WebSocket function: every route has an action, every action a
-route; the authorizer guards $connect; permissions are scoped to this API; the deployment waits for every route."""
+route; every message route is two-way (its answer is the route's response), $connect and $disconnect are not;
+the authorizer guards $connect; permissions are scoped to this API; the deployment waits for every route."""
 
 from __future__ import annotations
 
 import json
 from typing import Any
 
-from local.template import TEMPLATE, load_module, load_template
+from local.template import TEMPLATE, load_module, load_template, websocket_api
 
 RESOURCES: dict[str, Any] = load_template(TEMPLATE)["Resources"]
 
@@ -30,6 +31,38 @@ def test_every_route_has_an_action_and_every_action_a_route() -> None:
     websocket = RESOURCES["WebSocketFunction"]["Properties"]
     module = load_module(websocket["CodeUri"], websocket["Handler"])
     assert set(ROUTES) - {"$connect", "$disconnect", "$default"} == set(module.ACTIONS)
+
+
+def _websocket_actions() -> set[str]:
+    websocket = RESOURCES["WebSocketFunction"]["Properties"]
+    return set(load_module(websocket["CodeUri"], websocket["Handler"]).ACTIONS)
+
+
+def test_every_message_route_answers_its_caller_by_a_route_response_and_connect_disconnect_do_not() -> None:
+    # The handler answers every message (an action, or an error for anything else, on $default) in its result's
+    # body (support.websocket): API Gateway sends that body only on a route with a route response.
+    responses = {
+        r["Properties"]["RouteId"]["Ref"]: r["Properties"]
+        for r in _of_type("AWS::ApiGatewayV2::RouteResponse").values()
+    }
+    two_way = set()
+    for key, (name, props) in ROUTES.items():
+        if name in responses:
+            assert responses[name] == {
+                "ApiId": {"Ref": "WebSocketApi"},
+                "RouteId": {"Ref": name},
+                "RouteResponseKey": "$default",
+            }
+            assert props["RouteResponseSelectionExpression"] == "$default", key
+            two_way.add(key)
+        else:
+            assert "RouteResponseSelectionExpression" not in props, key
+    assert two_way == _websocket_actions() | {"$default"}
+    assert len(responses) == len(two_way)  # one route response per route, and none of another route
+    # and the local gateway reads the same from the template: it sends the body exactly on these routes
+    parsed = websocket_api(TEMPLATE)
+    assert {route.route_key for route in parsed.routes if route.two_way} == two_way
+    assert {route.route_key for route in parsed.routes if not route.two_way} == {"$connect", "$disconnect"}
 
 
 def test_only_connect_is_authorized_and_by_the_lambda_authorizer() -> None:
@@ -69,9 +102,10 @@ def test_lambda_permissions_are_scoped_to_this_api() -> None:
     ]
 
 
-def test_the_deployment_depends_on_every_route_and_the_stage_uses_it() -> None:
+def test_the_deployment_depends_on_every_route_and_route_response_and_the_stage_uses_it() -> None:
     deployment = RESOURCES["WebSocketDeployment"]
-    assert set(deployment["DependsOn"]) == {name for name, _ in ROUTES.values()}
+    responses = set(_of_type("AWS::ApiGatewayV2::RouteResponse"))
+    assert set(deployment["DependsOn"]) == {name for name, _ in ROUTES.values()} | responses
     stage = RESOURCES["WebSocketStage"]["Properties"]
     assert stage["DeploymentId"] == {"Ref": "WebSocketDeployment"}
     assert stage["StageName"] == {"Ref": "Stage"}

@@ -5,7 +5,6 @@ token's expiry and with its widget key, a connect token connects once, and a cli
 
 from __future__ import annotations
 
-import json
 import time
 from typing import Any
 from uuid import uuid4
@@ -40,7 +39,7 @@ def _closed_by_the_server(client: ChatClient) -> list[dict[str, Any]]:
     deadline = time.monotonic() + WAIT
     while (left := deadline - time.monotonic()) > 0:
         try:
-            got.append(json.loads(client.ws.recv(timeout=left)))
+            got.append(client.receive(timeout=left))
         except TimeoutError:
             break
         except ConnectionClosed:

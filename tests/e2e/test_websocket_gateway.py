@@ -34,7 +34,7 @@ from local.gateway import (
     running_websocket_gateway,
 )
 from local.gateway.authorizers import build_websocket_authorizer_event, run_request_authorizer
-from local.template import TEMPLATE, WebSocketApi, websocket_api
+from local.template import TEMPLATE, TemplateError, WebSocketApi, websocket_api
 from support.realtime import ConnectionGone, ManagementApi
 
 pytestmark = pytest.mark.e2e
@@ -187,6 +187,12 @@ def lambda_handler(event, context):
         )
     if route == "boom":
         raise ZeroDivisionError("a bug in the handler")
+    if route.startswith("answer"):
+        # An event to its own connection first, then the answer as the result's body (a route response sends it)
+        management().post_to_connection(ConnectionId=request["connectionId"], Data=json.dumps({{"posted": route}}))
+        return {{"statusCode": 200, "body": json.dumps({{"answered": route}})}}
+    if route == "binary":
+        return {{"statusCode": 200, "body": "aMOpbGxv", "isBase64Encoded": True}}
     return {{"statusCode": 200}}
 """
 
@@ -194,7 +200,8 @@ def lambda_handler(event, context):
 LAMBDA_PATH = "arn:${AWS::Partition}:apigateway:${AWS::Region}:lambda:path/2015-03-31/functions"
 
 
-def _template(folder: Path, routes: list[str]) -> str:
+def _template(folder: Path, routes: list[str], two_way: frozenset[str] = frozenset()) -> str:
+    """The stub API's template; the routes in `two_way` with a route response, as template.yaml declares one."""
     route_resources = "".join(
         textwrap.dedent(f"""
           Route{index}:
@@ -205,7 +212,20 @@ def _template(folder: Path, routes: list[str]) -> str:
               {"AuthorizationType: CUSTOM" if key == "$connect" else "AuthorizationType: NONE"}
               {"AuthorizerId: !Ref ChatAuthorizer" if key == "$connect" else ""}
               Target: !Sub "integrations/${{ChatIntegration}}"
+              {"RouteResponseSelectionExpression: $default" if key in two_way else ""}
         """).replace("\n", "\n  ")
+        + (
+            textwrap.dedent(f"""
+              Route{index}Response:
+                Type: AWS::ApiGatewayV2::RouteResponse
+                Properties:
+                  ApiId: !Ref ChatApi
+                  RouteId: !Ref Route{index}
+                  RouteResponseKey: $default
+            """).replace("\n", "\n  ")
+            if key in two_way
+            else ""
+        )
         for index, key in enumerate(routes)
     )
     return (
@@ -261,14 +281,16 @@ def _template(folder: Path, routes: list[str]) -> str:
 STUB_ROUTES = ["$connect", "$disconnect", "$default", "sendMessage", "echo", "whoami", "boom"]
 
 
-def write_stub_api(folder: Path, routes: list[str] = STUB_ROUTES) -> tuple[WebSocketApi, Path]:
+def write_stub_api(
+    folder: Path, routes: list[str] = STUB_ROUTES, two_way: frozenset[str] = frozenset()
+) -> tuple[WebSocketApi, Path]:
     events = folder / "events.jsonl"
     events.write_text("")
     for name, source in (("authorizer", AUTHORIZER_SOURCE), ("chat", FUNCTION_SOURCE)):
         (folder / name).mkdir(exist_ok=True)
         (folder / name / "app.py").write_text(source.format(events=str(events), record=RECORD_SOURCE))
     template = folder / "template.yaml"
-    template.write_text(_template(folder, routes))
+    template.write_text(_template(folder, routes, two_way))
     return websocket_api(template), events
 
 
@@ -403,6 +425,7 @@ def test_the_templates_websocket_routes_are_read_from_template_yaml() -> None:
         assert route.function.code_uri == "functions/websocket/"
         assert route.function.handler == "app.lambda_handler"
         assert route.function.timeout_seconds == 10  # from Globals
+        assert route.two_way is (route.route_key not in {"$connect", "$disconnect"})  # every message is answered
         if route.route_key == "$connect":
             assert route.authorizer is not None
             assert route.authorizer.logical_id == "WebSocketAuthorizerFunction"
@@ -835,6 +858,83 @@ def test_the_fan_out_posts_and_closes_through_the_local_management_api(
         api.post_to_connection(conn_id, b"too late")
     with pytest.raises(ConnectionGone):
         api.delete_connection(conn_id)
+
+
+# --- route responses (two-way routes) ---------------------------------------------------------------------------------
+
+
+def test_route_responses_are_read_from_the_template(tmp_path: Path) -> None:
+    api, _ = write_stub_api(tmp_path, ["$connect", "$default", "answer"], frozenset({"$default", "answer"}))
+    assert {route.route_key: route.two_way for route in api.routes} == {
+        "$connect": False,
+        "$default": True,
+        "answer": True,
+    }
+    assert api.route("answer").route_response_keys == ("$default",)  # type: ignore[union-attr]
+    assert api.route("answer").route_response_selection_expression == "$default"  # type: ignore[union-attr]
+
+
+def test_a_route_response_needs_its_selection_expression_and_api_gateways_only_key(tmp_path: Path) -> None:
+    write_stub_api(tmp_path, ["$connect", "answer"], frozenset({"answer"}))
+    template = tmp_path / "template.yaml"
+    declared = template.read_text()
+    template.write_text(declared.replace("RouteResponseSelectionExpression: $default", ""))
+    with pytest.raises(TemplateError, match="two-way route"):
+        websocket_api(template)
+    template.write_text(declared.replace("RouteResponseKey: $default", "RouteResponseKey: ok"))
+    with pytest.raises(TemplateError, match="RouteResponseKey must be"):
+        websocket_api(template)
+    template.write_text(declared.replace("RouteId: !Ref Route1", "RouteId: !Ref Nowhere"))
+    with pytest.raises(TemplateError, match="RouteId must be"):
+        websocket_api(template)
+
+
+def test_a_two_way_route_sends_the_results_body_after_the_invocation_and_a_one_way_route_nothing(
+    tmp_path: Path,
+) -> None:
+    # Given routes with a route response (answer, binary, silent, $default) and one without (answerOneWay)
+    routes = ["$connect", "$disconnect", "$default", "answer", "answerOneWay", "binary", "silent"]
+    api, events = write_stub_api(tmp_path, routes, frozenset({"$default", "answer", "binary", "silent"}))
+    recorder = Recorder(events)
+    port = free_port()
+    os.environ["WEBSOCKET_MANAGEMENT_ENDPOINT"] = f"http://127.0.0.1:{port}"
+    try:
+        with (
+            running_websocket_gateway(create_websocket_app(api, in_process=True), port=port) as endpoints,
+            open_socket(endpoints) as ws,
+        ):
+            # Then the body comes as one text message when the function returns: after what it posted meanwhile
+            ws.send(json.dumps({"action": "answer"}))
+            assert [json.loads(ws.recv(timeout=5)) for _ in range(2)] == [{"posted": "answer"}, {"answered": "answer"}]
+            # A one-way route's result goes nowhere: only its post arrives
+            ws.send(json.dumps({"action": "answerOneWay"}))
+            assert json.loads(ws.recv(timeout=5)) == {"posted": "answerOneWay"}
+            # A base64 body is decoded; a result without a body is an empty message, as API Gateway answers every
+            # message of a two-way route
+            ws.send(json.dumps({"action": "binary"}))
+            assert ws.recv(timeout=5) == "héllo"
+            ws.send(json.dumps({"action": "silent"}))
+            assert ws.recv(timeout=5) == ""
+            ws.send("not json")  # $default, two-way: the stub returns no body
+            assert ws.recv(timeout=5) == ""
+            with pytest.raises(TimeoutError):  # and nothing else came
+                ws.recv(timeout=0.3)
+        recorder.wait_for("$disconnect")
+    finally:
+        os.environ.pop("WEBSOCKET_MANAGEMENT_ENDPOINT", None)
+    assert len(recorder.events(route="answerOneWay")) == 1
+
+
+def test_a_two_way_routes_failure_is_api_gateways_error_not_a_route_response(tmp_path: Path) -> None:
+    api, _ = write_stub_api(tmp_path, ["$connect", "boom"], frozenset({"boom"}))
+    with (
+        running_websocket_gateway(create_websocket_app(api, in_process=True), port=free_port()) as endpoints,
+        open_socket(endpoints) as ws,
+    ):
+        ws.send(json.dumps({"action": "boom"}))
+        assert json.loads(ws.recv(timeout=5))["message"] == "Internal server error"
+        with pytest.raises(TimeoutError):
+            ws.recv(timeout=0.3)
 
 
 # --- worker processes ------------------------------------------------------------------------------------------------

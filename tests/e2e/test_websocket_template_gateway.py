@@ -18,7 +18,7 @@ pytestmark = pytest.mark.e2e
 
 
 def test_a_staff_token_connects_and_ping_answers_pong(chat_gateway: WebSocketEndpoints) -> None:
-    # The pong comes back through the function's own boto3 client and the local management API
+    # The pong and the error come back as the routes' responses (the function's result), as API Gateway sends them
     token = mint_token(str(uuid4()), "admin")
     with connect(f"{chat_gateway.websocket_url}/?token={token}", ping_interval=None, open_timeout=20) as ws:
         ws.send(json.dumps({"action": "ping", "requestId": "r-1"}))

@@ -104,10 +104,15 @@ class Connection:
         return dict(app.lambda_handler(event, _context("WebSocketFunction")))
 
     def send(self, action: str, **fields: Any) -> list[dict[str, Any]]:
-        """Send an action; what this connection was sent in answer (and anything else meanwhile)."""
+        """Send an action; what this connection was sent meanwhile (posts), then its answer (the route's response,
+        which API Gateway sends once the function returns)."""
         self._count += 1
-        self._event(action, "MESSAGE", json.dumps({"action": action, "requestId": f"r{self._count}", **fields}))
-        return self.posts.take(self.id)
+        result = self._event(
+            action, "MESSAGE", json.dumps({"action": action, "requestId": f"r{self._count}", **fields})
+        )
+        posted = self.posts.take(self.id)
+        assert not [e for e in posted if e.get("requestId") == f"r{self._count}"], posted  # the answer is not posted
+        return posted + ([json.loads(result["body"])] if "body" in result else [])
 
     def answer(self, action: str, **fields: Any) -> dict[str, Any]:
         """The answer to one action (the event that carries its requestId)."""
@@ -423,8 +428,9 @@ def test_a_connection_over_its_rate_gets_rate_limited_stays_open_and_is_served_a
     assert {a["data"]["code"] for a in limited} == {"rate_limited"}
     assert all(a["data"]["retryAfter"] == 1 for a in limited)  # one token at 2 a second: within a second
     # Malformed messages count too, and are answered the same way while the bucket is dry
-    visitor._event("$default", "MESSAGE", "{not json")
-    assert [e["data"]["code"] for e in visitor.posts.take(visitor.id)] == ["rate_limited"]
+    malformed = visitor._event("$default", "MESSAGE", "{not json")
+    assert json.loads(malformed["body"])["data"]["code"] == "rate_limited"
+    assert visitor.posts.take(visitor.id) == []  # the answer is the route's response, not a post
 
     time.sleep(limited[-1]["data"]["retryAfter"])
 

@@ -284,8 +284,13 @@ ${[1, 2, 3, 4, 5].map((n) => `<label><input type="radio" name="rating" value="${
     if (on) typingHide = setTimeout(() => setTyping(false), 8000);
   };
 
+  // A session only moves forward (waiting, then active, then closed): an older state that arrives after a newer one
+  // is ignored. The answer to a request comes when its invocation ends (the route's response), after what it
+  // posted, so an event of another request (an agent taking the chat) may overtake it.
+  const STAGE = { waiting: 0, active: 1, closed: 2 };
   const applySession = (s) => {
     if (!s || (state.sessionId && s.id !== state.sessionId)) return;
+    if (session && session.id === s.id && STAGE[s.status] < STAGE[session.status]) return;
     const before = session ? session.status : null;
     const agentBefore = session ? session.assignedAgentId : null;
     session = s;

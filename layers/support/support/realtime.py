@@ -205,7 +205,12 @@ class Delivery:
     event: dict[str, Any]  # {"type", "data", "requestId"?}: serialised as JSON
 
     def payload(self) -> bytes:
-        return json.dumps(self.event, separators=(",", ":"), default=str).encode()
+        return encode(self.event).encode()
+
+
+def encode(message: dict[str, Any]) -> str:
+    """A server-to-client message as sent: compact JSON (a post's data, or a route response's body)."""
+    return json.dumps(message, separators=(",", ":"), default=str)
 
 
 def event(event_type: str, data: Any, *, request_id: str | None = None) -> dict[str, Any]:

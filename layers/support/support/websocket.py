@@ -1,23 +1,32 @@
 """The WebSocket edge shared by the WebSocket function: events in, actions dispatched, errors as events.
 
 API Gateway calls the function with `$connect`, `$disconnect` and one route per action (chosen by the body's
-`action`; anything else goes to `$default`). Errors never close the connection and never fail the invocation:
-they are answered on the caller's connection as `{"type": "error", "requestId", "data": {"code", "message",
-"details"}}`, with the HTTP API's codes (`bad_request` for a body that is not JSON, `unknown_action`,
-`validation_error` with field paths, `too_large` over 50 KB, `not_found`, `forbidden`, `conflict`, ...).
+`action`; anything else goes to `$default`). Every message route is two-way (template.yaml gives it a route
+response): the caller's answer is what the function returns, `{"statusCode": 200, "body": "<the answer event>"}`,
+and API Gateway sends that body to the caller when the invocation ends, so after every event the action posted
+(to the caller's own connection too, such as `chat.queued`). An action that answers nothing (`typing`) returns
+`{"statusCode": 200}` without a body. Services answer through their Outbox, which puts the answer into the
+request's `Reply` (support.services.connections) instead of posting it.
+
+Errors never close the connection and never fail the invocation: they are the answer, `{"type": "error",
+"requestId", "data": {"code", "message", "details"}}`, with the HTTP API's codes (`bad_request` for a body that is
+not JSON, `unknown_action`, `validation_error` with field paths, `too_large` over 50 KB, `not_found`, `forbidden`,
+`conflict`, ...).
 
 Two refusals do close the connection, after their error event: a staff connection whose token has expired
 (`token_expired`: reconnect with a fresh token), and a visitor's whose widget key has been revoked
-(`widget_key_revoked`). A connection acts only with the rights it was opened with (support.services.connections).
-A connection over its rate (support.services.rate_limits) gets `rate_limited` with `retryAfter` (seconds), and the
-message is not acted on; the connection stays open and is served again once its bucket refills.
+(`widget_key_revoked`). Their error is posted, not returned: the server closes the connection before the function
+returns, and a route response would come too late. A connection acts only with the rights it was opened with
+(support.services.connections). A connection over its rate (support.services.rate_limits) gets `rate_limited` with
+`retryAfter` (seconds), and the message is not acted on; the connection stays open and is served again once its
+bucket refills.
 """
 
 from __future__ import annotations
 
 import json
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -26,8 +35,9 @@ from pydantic import BaseModel, ValidationError
 from support.auth import Principal, principal_from_context
 from support.errors import DomainError, RateLimited, Unauthorized
 from support.observability import logger
+from support.realtime import encode
 from support.services import connections
-from support.services.connections import Caller, Outbox
+from support.services.connections import Caller, Outbox, Reply
 
 CONNECT, DISCONNECT, DEFAULT = "$connect", "$disconnect", "$default"
 # Pydantic error types that mean "too big": `too_large` (the HTTP API's 413).
@@ -59,7 +69,8 @@ def _token_expired(principal: Principal) -> bool:
 
 
 def _refuse_and_close(principal: Principal, caller: Caller, code: str, message: str) -> None:
-    outbox = Outbox(principal.tenant_id, caller)
+    """The error event, posted (a caller without a reply), then the close: it must reach the client first."""
+    outbox = Outbox(principal.tenant_id, replace(caller, reply=None))
     outbox.answer("error", {"code": code, "message": message, "details": []})
     outbox.close([caller.connection_id])
     outbox.send()
@@ -74,9 +85,16 @@ def _field(loc: tuple[Any, ...]) -> str:
     return ".".join(str(part) for part in loc)
 
 
+def _route_response(caller: Caller) -> dict[str, Any]:
+    """What a message route returns: the answer as the body of the route's response, or no body."""
+    answer = caller.reply.event if caller.reply is not None else None
+    return {"statusCode": 200} if answer is None else {"statusCode": 200, "body": encode(answer)}
+
+
 def handle(event_: Mapping[str, Any], actions: Mapping[str, Action]) -> dict[str, Any]:
     """One WebSocket event. Always answers 200 to API Gateway once the connection exists (a refusal of $connect
-    is the authorizer's, or a non-2xx here when the connection cannot be recorded)."""
+    is the authorizer's, or a non-2xx here when the connection cannot be recorded); a message's answer is the
+    body."""
     context = event_.get("requestContext") or {}
     route = str(context.get("routeKey") or DEFAULT)
     connection_id = str(context.get("connectionId") or "")
@@ -98,32 +116,40 @@ def handle(event_: Mapping[str, Any], actions: Mapping[str, Action]) -> dict[str
     except (json.JSONDecodeError, RecursionError, TypeError):
         body, readable = None, False
     identity = context.get("identity") or {}
-    caller = Caller(connection_id, _request_id(body), identity.get("sourceIp"), identity.get("userAgent"))
+    caller = Caller(connection_id, _request_id(body), identity.get("sourceIp"), identity.get("userAgent"), Reply())
+    _serve(principal, caller, actions, body, readable)
+    return _route_response(caller)
+
+
+def _serve(principal: Principal, caller: Caller, actions: Mapping[str, Action], body: Any, readable: bool) -> None:
+    """Check the message, then run its action: what it answers is in `caller.reply` (nothing when the connection
+    was refused and closed: that error was posted)."""
+    connection_id = caller.connection_id
     if _token_expired(principal):
         _refuse_and_close(principal, caller, "token_expired", "your token has expired: reconnect with a fresh token")
-        return {"statusCode": 200}
+        return
     # Every message counts against the connection's bucket, whatever it holds (malformed ones too).
     check = connections.check_action(principal, connection_id)
     if not check.key_live:
         _refuse_and_close(principal, caller, "widget_key_revoked", "this chat is no longer available on this site")
-        return {"statusCode": 200}
+        return
     if check.retry_after is not None:
         limited = RateLimited(
             "too many messages on this connection; wait and send again", retry_after=check.retry_after
         )
         _error(principal, caller, limited.code, limited.message, extra=limited.extra)
-        return {"statusCode": 200}
+        return
     if not readable:
         _error(principal, caller, "bad_request", "the message is not valid JSON")
-        return {"statusCode": 200}
+        return
     if not isinstance(body, dict):
         _error(principal, caller, "bad_request", 'a message is a JSON object with an "action"')
-        return {"statusCode": 200}
+        return
     name = body.get("action")
     action = actions.get(name) if isinstance(name, str) else None
     if action is None:
         _error(principal, caller, "unknown_action", f"unknown action {name!r}; known: {', '.join(sorted(actions))}")
-        return {"statusCode": 200}
+        return
     try:
         request = action.model.model_validate(body)
         action.run(principal, request, caller)
@@ -139,4 +165,3 @@ def handle(event_: Mapping[str, Any], actions: Mapping[str, Action]) -> dict[str
     except Exception:
         logger.exception("unhandled error in a websocket action", extra={"action": name})
         _error(principal, caller, "internal_error", "an internal error occurred; it has been logged")
-    return {"statusCode": 200}

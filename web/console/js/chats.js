@@ -11,6 +11,14 @@ const QUEUE_REFRESH_MS = 10000;
 const TYPING_IDLE_MS = 3000;
 const TYPING_SHOWN_MS = 8000;
 
+// A session only moves forward (waiting, then active, then closed): a state older than the one shown is ignored.
+// An answer arrives when its request's invocation ends (the route's response), so another request's event may
+// overtake it.
+const STAGE = { waiting: 0, active: 1, closed: 2 };
+function older(next, shown) {
+  return Boolean(shown) && next.id === shown.id && STAGE[next.status] < STAGE[shown.status];
+}
+
 function byTime(a, b) {
   return a.createdAt < b.createdAt ? -1 : a.createdAt > b.createdAt ? 1 : a.id < b.id ? -1 : a.id > b.id ? 1 : 0;
 }
@@ -195,7 +203,7 @@ export class ChatsView {
       this.chats.set(session.id, chat);
       this.load(chat);
       if (!this.agents.length) this.refreshAgents();
-    } else {
+    } else if (!older(session, chat.session)) {
       chat.session = session;
     }
     if (this.root) this.renderChat(chat);
@@ -256,7 +264,7 @@ export class ChatsView {
 
   updateSession(session) {
     const chat = this.chats.get(session.id);
-    if (!chat) return;
+    if (!chat || older(session, chat.session)) return;
     chat.session = session;
     this.renderChat(chat);
   }

@@ -8,8 +8,12 @@ when a post to it answers 410 Gone (the client vanished without a goodbye). A se
 * staff connections that joined it (`joinSession`), until they disconnect.
 
 `Outbox` collects what a service wants to announce while its transaction runs, and sends it after the commit
-(support.realtime): the caller's answer (with its requestId) and everyone else's events, then closes the
-connections that lost their right to stay open (a revoked widget key's, an expired staff token's).
+(support.realtime): everyone else's events, then closes the connections that lost their right to stay open (a
+revoked widget key's, an expired staff token's). The caller's own answer (with its requestId) is not posted: it goes
+into the caller's `Reply`, which the WebSocket function returns as the route's response (support.websocket), so
+API Gateway sends it to the caller after the function returns, after every post the action made. A `Caller`
+without a `Reply` (an answer given outside the route's own invocation, or one that must arrive before the server
+closes the connection) is answered by a post, with the outbox's other deliveries and before its closes.
 
 A connection keeps only the rights it was opened with: a staff connection records its token's expiry
 (`token_expires_at`, from the authorizer's context) and acts until then; a visitor's connection lives while its
@@ -29,6 +33,7 @@ from pydantic import BaseModel
 from support.auth import Principal, Role
 from support.db import tenant_transaction, write_one
 from support.db.connection import Cursor
+from support.observability import logger
 from support.realtime import Delivery, deliver, disconnect, event
 from support.services.rate_limits import ACTIONS_PER_CONNECTION, STAFF_ACTIONS_PER_CONNECTION, level_sql
 from support.visitors import VisitorClaims
@@ -37,15 +42,27 @@ VISITOR_SIDE = "visitor"
 STAFF_SIDE = "staff"
 
 
+class Reply:
+    """The answer to one WebSocket request, held until the function returns it as the route's response: one event
+    at most (API Gateway sends one route response per message)."""
+
+    __slots__ = ("event",)
+
+    def __init__(self) -> None:
+        self.event: dict[str, Any] | None = None
+
+
 @dataclass(frozen=True)
 class Caller:
-    """The WebSocket connection a request came on, to answer it there."""
+    """The WebSocket connection a request came on, to answer it there: into `reply` (the route's response) when
+    the request is being served by its route's invocation, else by a post to the connection."""
 
     connection_id: str
     request_id: str | None = None
     # What API Gateway saw of the connection (requestContext.identity), for a visitor's session record.
     source_ip: str | None = None
     user_agent: str | None = None
+    reply: Reply | None = field(default=None, compare=False, repr=False)
 
 
 @dataclass(frozen=True)
@@ -66,12 +83,13 @@ class Outbox:
     caller: Caller | None = None
     deliveries: list[Delivery] = field(default_factory=list)
     closing: list[str] = field(default_factory=list)
+    answered: dict[str, Any] | None = None  # the caller's answer, given after the commit by `send`
 
     def answer(self, event_type: str, data: Any) -> None:
-        """The caller's own answer (only over WebSocket: an HTTP caller has its response)."""
+        """The caller's own answer (only over WebSocket: an HTTP caller has its response). Held until `send`, so a
+        transaction that fails after it answers nothing."""
         if self.caller is not None:
-            wire = event(event_type, _wire(data), request_id=self.caller.request_id)
-            self.deliveries.append(Delivery(self.caller.connection_id, wire))
+            self.answered = event(event_type, _wire(data), request_id=self.caller.request_id)
 
     def tell(self, connection_ids: Iterable[str], event_type: str, data: Any, *, caller_too: bool = False) -> None:
         """Everyone named, but the caller's own connection only with `caller_too`: the caller already gets the
@@ -89,7 +107,17 @@ class Outbox:
     def send(self) -> None:
         """After the commit: post everything, forget the connections that turned out to be gone, then close (and
         forget) those to be closed: their $disconnect would delete their rows too, but not before more fan-out
-        could find them."""
+        could find them. The caller's answer goes into its `Reply` (the route's response, sent after all this);
+        without one, or when the reply already holds an answer, it is posted with the rest."""
+        answered, self.answered = self.answered, None
+        if answered is not None and self.caller is not None:
+            reply = self.caller.reply
+            if reply is not None and reply.event is None:
+                reply.event = answered
+            else:
+                if reply is not None:  # no action answers twice; should one, the second is posted, not lost
+                    logger.warning("a second answer to one request is posted", extra={"type": answered["type"]})
+                self.deliveries.insert(0, Delivery(self.caller.connection_id, answered))
         gone = deliver(self.deliveries)
         self.deliveries = []
         closing, self.closing = list(dict.fromkeys(self.closing)), []
