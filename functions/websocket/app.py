@@ -120,7 +120,7 @@ def ping(principal: Principal, request: Ping, caller: Caller) -> None:
 ACTIONS: dict[str, Action] = {
     "startChat": Action(StartChat, start_chat),
     "sendMessage": Action(SendMessage, send_message),
-    "typing": Action(Typing, typing),
+    "typing": Action(Typing, typing, answers=False),
     "markRead": Action(MarkRead, mark_read),
     "endChat": Action(EndChat, end_chat),
     "rateChat": Action(RateChat, rate_chat),

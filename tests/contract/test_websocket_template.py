@@ -33,9 +33,11 @@ def test_every_route_has_an_action_and_every_action_a_route() -> None:
     assert set(ROUTES) - {"$connect", "$disconnect", "$default"} == set(module.ACTIONS)
 
 
-def _websocket_actions() -> set[str]:
+def _answering_actions() -> set[str]:
+    """The actions whose answer the handler returns as the route's response (typing's is posted: it is one-way)."""
     websocket = RESOURCES["WebSocketFunction"]["Properties"]
-    return set(load_module(websocket["CodeUri"], websocket["Handler"]).ACTIONS)
+    actions = load_module(websocket["CodeUri"], websocket["Handler"]).ACTIONS
+    return {name for name, action in actions.items() if action.answers}
 
 
 def test_every_message_route_answers_its_caller_by_a_route_response_and_connect_disconnect_do_not() -> None:
@@ -57,12 +59,13 @@ def test_every_message_route_answers_its_caller_by_a_route_response_and_connect_
             two_way.add(key)
         else:
             assert "RouteResponseSelectionExpression" not in props, key
-    assert two_way == _websocket_actions() | {"$default"}
+    assert two_way == _answering_actions() | {"$default"}
+    assert "typing" not in two_way  # answers nothing: a route response would send an empty message per notice
     assert len(responses) == len(two_way)  # one route response per route, and none of another route
     # and the local gateway reads the same from the template: it sends the body exactly on these routes
     parsed = websocket_api(TEMPLATE)
     assert {route.route_key for route in parsed.routes if route.two_way} == two_way
-    assert {route.route_key for route in parsed.routes if not route.two_way} == {"$connect", "$disconnect"}
+    assert {route.route_key for route in parsed.routes if not route.two_way} == {"$connect", "$disconnect", "typing"}
 
 
 def test_only_connect_is_authorized_and_by_the_lambda_authorizer() -> None:

@@ -425,7 +425,7 @@ def test_the_templates_websocket_routes_are_read_from_template_yaml() -> None:
         assert route.function.code_uri == "functions/websocket/"
         assert route.function.handler == "app.lambda_handler"
         assert route.function.timeout_seconds == 10  # from Globals
-        assert route.two_way is (route.route_key not in {"$connect", "$disconnect"})  # every message is answered
+        assert route.two_way is (route.route_key not in {"$connect", "$disconnect", "typing"})  # typing answers nothing
         if route.route_key == "$connect":
             assert route.authorizer is not None
             assert route.authorizer.logical_id == "WebSocketAuthorizerFunction"

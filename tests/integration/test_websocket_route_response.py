@@ -150,6 +150,11 @@ def test_every_answer_is_the_route_response_and_nothing_is_posted_to_the_caller_
     assert result == {"statusCode": 200}
     posted = management.take()
     assert _posted_to(posted, visitor) == [] and [e["type"] for e in _posted_to(posted, agent)] == ["typing"]
+    # typing's route is one-way (no route response): its error is posted to the caller, or it would be lost
+    request_id, result = visitor.send("typing", sessionId=str(uuid4()), isTyping=True)
+    assert result == {"statusCode": 200}
+    refused = _posted_to(management.take(), visitor)
+    assert [(e["type"], e["requestId"], e["data"]["code"]) for e in refused] == [("error", request_id, "not_found")]
 
     # and every other action, and every kind of error, is answered the same way
     for connection, action, fields, kind in [

@@ -4,8 +4,8 @@ API Gateway calls the function with `$connect`, `$disconnect` and one route per 
 `action`; anything else goes to `$default`). Every message route is two-way (template.yaml gives it a route
 response): the caller's answer is what the function returns, `{"statusCode": 200, "body": "<the answer event>"}`,
 and API Gateway sends that body to the caller when the invocation ends, so after every event the action posted
-(to the caller's own connection too, such as `chat.queued`). An action that answers nothing (`typing`) returns
-`{"statusCode": 200}` without a body. Services answer through their Outbox, which puts the answer into the
+(to the caller's own connection too, such as `chat.queued`). `typing`, which answers nothing when it succeeds, is
+one-way (no route response, so no empty message per notice): its result has no body and an error is posted. Services answer through their Outbox, which puts the answer into the
 request's `Reply` (support.services.connections) instead of posting it.
 
 Errors never close the connection and never fail the invocation: they are the answer, `{"type": "error",
@@ -47,8 +47,13 @@ _WS_CODES = {413: "too_large"}
 
 @dataclass(frozen=True)
 class Action:
+    """A message route's model and service call. `answers`: the route is two-way (template.yaml gives it a route
+    response) and its answer is the function's result; a one-way route (`typing`: it answers nothing when it
+    succeeds) has none, so its rare answer (an error) is posted."""
+
     model: type[BaseModel]
     run: Callable[[Principal, Any, Caller], None]
+    answers: bool = True
 
 
 def _error(
@@ -116,7 +121,9 @@ def handle(event_: Mapping[str, Any], actions: Mapping[str, Action]) -> dict[str
     except (json.JSONDecodeError, RecursionError, TypeError):
         body, readable = None, False
     identity = context.get("identity") or {}
-    caller = Caller(connection_id, _request_id(body), identity.get("sourceIp"), identity.get("userAgent"), Reply())
+    routed = actions.get(route)
+    reply = Reply() if routed is None or routed.answers else None  # $default and the two-way routes answer
+    caller = Caller(connection_id, _request_id(body), identity.get("sourceIp"), identity.get("userAgent"), reply)
     _serve(principal, caller, actions, body, readable)
     return _route_response(caller)
 
