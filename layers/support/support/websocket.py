@@ -1,12 +1,13 @@
 """The WebSocket edge shared by the WebSocket function: events in, actions dispatched, errors as events.
 
 API Gateway calls the function with `$connect`, `$disconnect` and one route per action (chosen by the body's
-`action`; anything else goes to `$default`). Every message route is two-way (template.yaml gives it a route
-response): the caller's answer is what the function returns, `{"statusCode": 200, "body": "<the answer event>"}`,
-and API Gateway sends that body to the caller when the invocation ends, so after every event the action posted
-(to the caller's own connection too, such as `chat.queued`). `typing`, which answers nothing when it succeeds, is
-one-way (no route response, so no empty message per notice): its result has no body and an error is posted. Services answer through their Outbox, which puts the answer into the
-request's `Reply` (support.services.connections) instead of posting it.
+`action`; anything else goes to `$default`). Every message route but `typing` is two-way (template.yaml gives it
+a route response): the caller's answer is what the function returns, `{"statusCode": 200, "body": "<the answer
+event>"}`, and API Gateway sends that body to the caller when the invocation ends, so after every event the action
+posted (to the caller's own connection too, such as `chat.queued`). `typing`, which answers nothing when it
+succeeds, is one-way (no route response, so no empty message per notice): its result has no body and its error,
+if any, is posted. Services answer through their Outbox, which puts the answer into the request's `Reply`
+(support.services.connections) instead of posting it.
 
 Errors never close the connection and never fail the invocation: they are the answer, `{"type": "error",
 "requestId", "data": {"code", "message", "details"}}`, with the HTTP API's codes (`bad_request` for a body that is
