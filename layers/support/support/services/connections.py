@@ -266,10 +266,3 @@ def has_joined(cur: Cursor, tenant_id: UUID, session_id: UUID, caller: Caller | 
     )
     return cur.fetchone() is not None
 
-
-def join(cur: Cursor, tenant_id: UUID, session_id: UUID, caller: Caller) -> None:
-    cur.execute(
-        """INSERT INTO session_watchers (connection_id, session_id, user_id) VALUES (%s, %s, %s)
-        ON CONFLICT (connection_id, session_id) DO NOTHING""",
-        (caller.connection_id, session_id, tenant_id),
-    )
