@@ -2,8 +2,9 @@
 
     .venv/bin/python -m bench.round_trips [--markdown]
 
-A round trip is the client waiting for the server: a small TCP proxy in front of the bench's PostgreSQL counts
-each burst the client sends after it has received something (or first), per invocation. Nothing in the code
+A round trip is the client waiting for the server: a small TCP proxy in front of the bench's PostgreSQL
+(local/pg_proxy.py) counts each burst the client sends after it has received something (or first), per
+invocation. Nothing in the code
 under test is patched: the handlers connect to the proxy as the runtime role (`support_app`, row-level security
 on), as they would to Aurora or RDS Proxy.
 
@@ -32,8 +33,6 @@ import argparse
 import json
 import os
 import re
-import selectors
-import socket
 import sys
 import threading
 import time
@@ -44,75 +43,11 @@ from dataclasses import dataclass, field
 from typing import Any
 from uuid import UUID, uuid4
 
+from local.pg_proxy import RoundTripProxy
+
 Handler = Callable[[dict[str, Any], Any], dict[str, Any]]
 SHOP = "https://shop.example"
 METHOD_ARN = "arn:aws:execute-api:us-east-1:123456789012:bench/local/$connect"
-
-
-# --- The counting proxy ------------------------------------------------------------------------------------------
-
-
-class RoundTripProxy:
-    """A TCP proxy to one PostgreSQL server that counts round trips: each client-to-server burst that follows
-    server-to-client data on its connection (or is the connection's first). `count` since the last `reset`."""
-
-    def __init__(self, host: str, port: int) -> None:
-        self._target = (host, port)
-        self._listener = socket.create_server(("127.0.0.1", 0))
-        self.port: int = self._listener.getsockname()[1]
-        self._lock = threading.Lock()
-        self._count = 0
-        self._closing = False
-        self._threads: list[threading.Thread] = []
-        accept = threading.Thread(target=self._accept, name="round-trip-proxy", daemon=True)
-        accept.start()
-        self._threads.append(accept)
-
-    def reset(self) -> None:
-        with self._lock:
-            self._count = 0
-
-    @property
-    def count(self) -> int:
-        with self._lock:
-            return self._count
-
-    def close(self) -> None:
-        self._closing = True
-        self._listener.close()
-
-    def _accept(self) -> None:
-        while not self._closing:
-            try:
-                client, _ = self._listener.accept()
-            except OSError:
-                return
-            server = socket.create_connection(self._target)
-            for s in (client, server):
-                s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-            pump = threading.Thread(target=self._pump, args=(client, server), daemon=True)
-            pump.start()
-            self._threads.append(pump)
-
-    def _pump(self, client: socket.socket, server: socket.socket) -> None:
-        last_from_client: bool | None = None  # the direction of the last data on this connection
-        with selectors.DefaultSelector() as selector, client, server:
-            selector.register(client, selectors.EVENT_READ, server)
-            selector.register(server, selectors.EVENT_READ, client)
-            while True:
-                for key, _ in selector.select():
-                    source: socket.socket = key.fileobj  # type: ignore[assignment]
-                    data = source.recv(65536)
-                    if not data:
-                        return
-                    if source is client:
-                        if last_from_client is not True:  # the client speaks after hearing: a round trip
-                            with self._lock:
-                                self._count += 1
-                        last_from_client = True
-                    else:
-                        last_from_client = False
-                    key.data.sendall(data)
 
 
 # --- The management API stand-in ---------------------------------------------------------------------------------

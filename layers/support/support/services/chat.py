@@ -132,7 +132,8 @@ def _change_current_chats(cur: Cursor, principal: Principal, agent_id: UUID, del
 def _require_participant(cur: Cursor, principal: Principal, session: dict[str, Any], caller: Caller | None) -> None:
     """Who may act on a session over WebSocket: its visitor; the agent assigned to it or a staff connection that
     joined it; any admin of the tenant. A visitor asking about another visitor's session learns nothing: 404.
-    HTTP callers are desk staff and act on any of the tenant's sessions (the HTTP API's rules)."""
+    HTTP callers are desk staff and act on any of the tenant's sessions (the HTTP API's rules). The messages'
+    paths check the same rule in SQL (chat_refusal, sql/definitions/chat.sql): a change here is a change there."""
     if principal.role is Role.VISITOR:
         if session["visitor_id"] != principal.visitor_id:
             raise NotFound("chat session not found")

@@ -225,7 +225,8 @@ def forget_connections(tenant_id: UUID, connection_ids: Iterable[str]) -> None:
 
 def participants(cur: Cursor, tenant_id: UUID, session: dict[str, Any], *agents: UUID | None) -> list[Participant]:
     """The connections that hear about `session`: its visitor's, its assigned agent's (and `agents`'), and the
-    staff connections that joined it."""
+    staff connections that joined it. (By the session's id, the same rule is chat_participants in
+    sql/definitions/chat.sql: a change here is a change there.)"""
     agent_ids = sorted({a for a in (session.get("assigned_agent_id"), *agents) if a is not None})
     cur.execute(
         """SELECT connection_id, CASE WHEN role = 'visitor' THEN 'visitor' ELSE 'staff' END AS side
