@@ -3,8 +3,8 @@
     .venv/bin/python -m bench.round_trips [--markdown]
 
 A round trip is the client waiting for the server: a small TCP proxy in front of the bench's PostgreSQL
-(local/pg_proxy.py) counts each burst the client sends after it has received something (or first), per
-invocation. Nothing in the code
+(local/pg_proxy.py) counts the server's answers, each burst of data from the server that follows data from the
+client, per invocation. Nothing in the code
 under test is patched: the handlers connect to the proxy as the runtime role (`support_app`, row-level security
 on), as they would to Aurora or RDS Proxy.
 

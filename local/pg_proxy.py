@@ -1,8 +1,11 @@
 """A TCP proxy in front of PostgreSQL that sees what goes over the wire: it counts round trips (bench.round_trips)
 and can cut a connection at a chosen moment (the tests of what a pipelined write does on a broken connection).
 
-A round trip is the client waiting for the server: each client-to-server burst that follows server-to-client data
-on its connection (or is the connection's first) counts one. Development only: nothing deployed imports it.
+A round trip is the client waiting for the server: the server's answer to what the client sent, each server-to-
+client burst that follows client-to-server data on its connection, counts one (the server speaks only when asked,
+and the client waits for every answer). Counted at the answer rather than at the question because psycopg follows a
+pipeline's Sync with a Flush that may reach the proxy after the answer: it waits for nothing, and counted as a
+question it would swallow the next one. Development only: nothing deployed imports it.
 """
 
 from __future__ import annotations
@@ -91,7 +94,7 @@ class RoundTripProxy:
                     from_client = source is client
                     if not data or self._cut(data, from_client):
                         return
-                    if from_client and last_from_client is not True:  # the client speaks after hearing
+                    if not from_client and last_from_client:  # the server answers what the client asked
                         with self._lock:
                             self._count += 1
                     last_from_client = from_client
