@@ -41,10 +41,10 @@ from psycopg import sql
 
 from support.auth import Principal, Role
 from support.config import get_settings
-from support.db import read_snapshot, tenant_transaction
-from support.db.connection import Cursor
+from support.db import pipelined, tenant_transaction
+from support.db.connection import Cursor, Statement
 from support.db.statements import lock_for_tenant
-from support.errors import Conflict, DeskBusy, Forbidden, NotFound, found
+from support.errors import Conflict, DeskBusy, DomainError, Forbidden, NotFound, found
 from support.models.chat import (
     ChatMessage,
     ChatMessageCreate,
@@ -65,7 +65,6 @@ from support.services.connections import (
     Caller,
     Outbox,
     has_joined,
-    join,
     participants,
     staff_connections,
     visitor_connections,
@@ -133,7 +132,8 @@ def _change_current_chats(cur: Cursor, principal: Principal, agent_id: UUID, del
 def _require_participant(cur: Cursor, principal: Principal, session: dict[str, Any], caller: Caller | None) -> None:
     """Who may act on a session over WebSocket: its visitor; the agent assigned to it or a staff connection that
     joined it; any admin of the tenant. A visitor asking about another visitor's session learns nothing: 404.
-    HTTP callers are desk staff and act on any of the tenant's sessions (the HTTP API's rules)."""
+    HTTP callers are desk staff and act on any of the tenant's sessions (the HTTP API's rules). The messages'
+    paths check the same rule in SQL (chat_refusal, sql/definitions/chat.sql): a change here is a change there."""
     if principal.role is Role.VISITOR:
         if session["visitor_id"] != principal.visitor_id:
             raise NotFound("chat session not found")
@@ -570,79 +570,79 @@ def add_chat_message(
     session's `total_messages` (and, unless a system message, in its `message_count`). The sender type is the
     caller's own (staff `agent`, a visitor `customer`; else 403). With a `client_message_id` the caller already
     stored in the session (a resend after a drop), nothing new is stored and the stored message is answered
-    again, to the caller only; another sender's message under that id is a 409 (the id is the sender's own)."""
+    again, to the caller only; another sender's message under that id is a 409 (the id is the sender's own).
+
+    All of it is one call of chat_send_message (sql/definitions/chat.sql: the session's lock, the participant
+    check, the resend check, the closed check, the insert, the counters, the participants), sent with BEGIN, the
+    tenant binding and COMMIT in one pipeline: one round trip. With a `client_message_id` (every WebSocket send)
+    the pipeline may run again on a connection found broken, and a second run answers the message the first one
+    stored (`resent`), never a second copy; without one (the HTTP route) the call is sent only once (`once`)."""
     principal.require_own_sender_type(data.sender_type)
     outbox = Outbox(principal.tenant_id, caller)
-    with tenant_transaction(principal.tenant_id) as cur:
-        current = _lock_session(cur, principal, session_id)
-        _require_participant(cur, principal, current, caller)
-        resent = _resent_message(cur, principal, session_id, client_message_id)
-        if resent is not None:  # under the session lock, so no concurrent insert of the same id can race this
-            outbox.answer("message.new", resent)
-            message = resent
-        else:
-            if current["status"] == ChatStatus.CLOSED:
-                raise Conflict("an ended chat session takes no new messages")
-            # clock_timestamp() under the session lock: messages are stamped in the order they commit, so a
-            # reader paging by (created_at, id) never finds an older message appear behind its cursor. Without a
-            # sender name (a WebSocket client sends none) it is the visitor's on the session, or the agent's own,
-            # read in the same statement.
-            visitor_name = current["visitor_name"] if principal.role is Role.VISITOR else None
-            cur.execute(
-                f"""INSERT INTO chat_messages (session_id, user_id, sender_type, sender_name, message, attachment_url,
-                    attachment_type, client_message_id, client_sender, created_at)
-                VALUES (%s, %s, %s,
-                    coalesce(%s, %s, (SELECT agent_name FROM support_agents WHERE user_id = %s AND id = %s)),
-                    %s, %s, %s, %s, %s, clock_timestamp()) RETURNING {MESSAGE_COLUMNS}""",  # noqa: S608
-                (
-                    session_id,
-                    principal.tenant_id,
-                    data.sender_type,
-                    data.sender_name,
-                    visitor_name,
-                    principal.tenant_id,
-                    principal.agent_id,
-                    data.message,
-                    data.attachment_url,
-                    data.attachment_type,
-                    client_message_id,
-                    (principal.subject or None) if client_message_id is not None else None,
-                ),
-            )
-            message = ChatMessage.model_validate(cur.fetchone())
-            cur.execute(
-                """UPDATE live_chat_sessions
-                SET total_messages = total_messages + 1, message_count = message_count + %s
-                WHERE user_id = %s AND id = %s""",
-                (int(data.sender_type in CONVERSATION_SENDERS), principal.tenant_id, session_id),
-            )
-            outbox.answer("message.new", message)
-            people = participants(cur, principal.tenant_id, current)
-            outbox.tell([p.connection_id for p in people], "message.new", message)
+    params = (
+        *_access_params(principal, session_id, caller),
+        principal.subject,
+        data.sender_type,
+        data.sender_name,
+        data.message,
+        data.attachment_url,
+        data.attachment_type,
+        client_message_id,
+    )
+    [[row]] = pipelined(principal.tenant_id, [(_SEND_MESSAGE, params)], once=client_message_id is None)
+    _refuse(row["outcome"])
+    message = ChatMessage.model_validate(row)
+    outbox.answer("message.new", message)
+    if row["outcome"] == "new":  # a resend is answered to the caller only
+        outbox.tell(row["connection_ids"] or [], "message.new", message)
     outbox.send()
     return message
 
 
-def _resent_message(
-    cur: Cursor, principal: Principal, session_id: UUID, client_message_id: str | None
-) -> ChatMessage | None:
-    """The caller's own message stored under `client_message_id` in the session (a resend), or None for an id
-    not used there. An id is its sender's (`client_sender`, the principal's subject): another sender's message
-    under it is a conflict, never the answer, or a visitor could swallow an agent's next message by sending its
-    id first (and the sender learns nothing of the other message)."""
-    if client_message_id is None:
-        return None
-    cur.execute(
-        f"""SELECT {MESSAGE_COLUMNS}, client_sender FROM chat_messages
-        WHERE user_id = %s AND session_id = %s AND client_message_id = %s""",  # noqa: S608
-        (principal.tenant_id, session_id, client_message_id),
-    )
-    row = cur.fetchone()
-    if row is None:
-        return None
-    if row["client_sender"] is None or row["client_sender"] != principal.subject:
-        raise Conflict("this clientMessageId is taken in this chat session: send the message with a new one")
-    return ChatMessage.model_validate(row)
+# The message's columns are those of MESSAGE_COLUMNS and more (client_sender, which ChatMessage ignores).
+_SEND_MESSAGE = """SELECT outcome, connection_ids, (message).*
+FROM chat_send_message(%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)"""
+
+# What the database's chat functions answer instead of a row, as the errors the services raise.
+_REFUSALS: dict[str, DomainError] = {
+    "not_found": NotFound("chat session not found"),
+    "forbidden": Forbidden("this chat session is not assigned to you; join it first (joinSession)"),
+    "taken": Conflict("this clientMessageId is taken in this chat session: send the message with a new one"),
+    "closed": Conflict("an ended chat session takes no new messages"),
+    "no_message": NotFound("message not found in this chat session"),
+}
+
+
+def _refuse(outcome: str | None) -> None:
+    refusal = _REFUSALS.get(outcome or "")
+    if refusal is not None:
+        raise type(refusal)(refusal.message)
+
+
+def _access_params(principal: Principal, session_id: UUID, caller: Caller | None) -> tuple[Any, ...]:
+    """The arguments by which chat_refusal (sql/definitions/chat.sql) decides whether the caller may act on the
+    session, the rule of _require_participant: tenant, session, role, visitor id, agent id, connection (None over
+    HTTP)."""
+    connection = caller.connection_id if caller is not None else None
+    return (principal.tenant_id, session_id, principal.role, principal.visitor_id, principal.agent_id, connection)
+
+
+# The session as _read_session reads it, and why the caller may not act on it (NULL: it may).
+_SESSION_ACCESS = f"""SELECT {SESSION_COLUMNS},
+    chat_refusal(user_id, id, visitor_id, assigned_agent_id, %s, %s, %s, %s) AS refusal
+FROM live_chat_sessions WHERE user_id = %s AND id = %s"""  # noqa: S608 (fixed text; every value is bound)
+
+
+def _session_access(principal: Principal, session_id: UUID, caller: Caller | None) -> tuple[str, tuple[Any, ...]]:
+    tenant, session, *who = _access_params(principal, session_id, caller)
+    return _SESSION_ACCESS, (*who, tenant, session)
+
+
+def _accessible(rows: list[dict[str, Any]]) -> dict[str, Any]:
+    """The session row of a _session_access statement, or the refusal raised (NotFound for no row)."""
+    session = found(rows[0] if rows else None, "chat session")
+    _refuse(session["refusal"])
+    return session
 
 
 def _side_read_by(principal: Principal) -> SenderType:
@@ -651,79 +651,78 @@ def _side_read_by(principal: Principal) -> SenderType:
     return SenderType.AGENT if principal.role is Role.VISITOR else SenderType.CUSTOMER
 
 
+_MARK_READ = "SELECT * FROM chat_mark_read(%s, %s, %s, %s, %s, %s, %s, %s)"
+
+
 def mark_chat_messages_read(
     principal: Principal, session_id: UUID, up_to_message_id: UUID, *, caller: Caller | None = None
 ) -> ChatReadReceipt:
     """Read receipts: the other side's unread messages up to and including `up_to_message_id` (by position in
     the session) become read now. Returns how many changed; already read ones keep their `read_at`. Every
-    participant gets message.read."""
+    participant gets message.read. One call of chat_mark_read (the checks, the update, the participants), sent
+    only once (a second run would mark nothing): two round trips."""
     outbox = Outbox(principal.tenant_id, caller)
-    with tenant_transaction(principal.tenant_id) as cur:
-        current = _read_session(cur, principal, session_id)
-        _require_participant(cur, principal, current, caller)
-        cur.execute(
-            "SELECT created_at, id, now() AS read_at FROM chat_messages"
-            " WHERE user_id = %s AND session_id = %s AND id = %s",
-            (principal.tenant_id, session_id, up_to_message_id),
-        )
-        last = cur.fetchone()
-        if last is None:
-            raise NotFound("message not found in this chat session")
-        cur.execute(
-            """UPDATE chat_messages SET is_read = true, read_at = now()
-            WHERE user_id = %s AND session_id = %s AND sender_type = %s AND NOT is_read
-              AND (created_at, id) <= (%s, %s)""",
-            (principal.tenant_id, session_id, _side_read_by(principal), last["created_at"], last["id"]),
-        )
-        receipt = ChatReadReceipt(marked_count=cur.rowcount)
-        notice = ReadNotice(  # now() is the transaction's time: the read_at the UPDATE wrote
-            session_id=session_id,
-            up_to_message_id=up_to_message_id,
-            read_at=last["read_at"],
-            marked_count=receipt.marked_count,
-        )
-        outbox.answer("message.read", notice)
-        outbox.tell([p.connection_id for p in participants(cur, principal.tenant_id, current)], "message.read", notice)
+    params = (*_access_params(principal, session_id, caller), up_to_message_id, _side_read_by(principal))
+    [[row]] = pipelined(principal.tenant_id, [(_MARK_READ, params)], once=True)
+    _refuse(row["outcome"])
+    receipt = ChatReadReceipt(marked_count=row["marked_count"])
+    notice = ReadNotice(  # now() is the transaction's time: the read_at the UPDATE wrote
+        session_id=session_id,
+        up_to_message_id=up_to_message_id,
+        read_at=row["read_at"],
+        marked_count=receipt.marked_count,
+    )
+    outbox.answer("message.read", notice)
+    outbox.tell(row["connection_ids"] or [], "message.read", notice)
     outbox.send()
     return receipt
 
 
 # --- WebSocket-only actions --------------------------------------------------------------------------------------
 
+_PARTICIPANTS = "SELECT connection_id, side FROM chat_participants(%s, %s)"
+
 
 def typing(principal: Principal, session_id: UUID, is_typing: bool, *, caller: Caller) -> None:
-    """Not stored: the other side of the session hears that the caller is (or stopped) typing."""
+    """Not stored: the other side of the session hears that the caller is (or stopped) typing. The session (with
+    the caller's right to it) and its participants are read together, in one round trip: the participants are
+    used only once the right is checked."""
     outbox = Outbox(principal.tenant_id, caller)
     mine = VISITOR_SIDE if principal.role is Role.VISITOR else STAFF_SIDE
-    with tenant_transaction(principal.tenant_id) as cur:
-        current = _read_session(cur, principal, session_id)
-        _require_participant(cur, principal, current, caller)
-        sender = SenderType.CUSTOMER if mine == VISITOR_SIDE else SenderType.AGENT
-        notice = TypingNotice(session_id=session_id, sender_type=sender, is_typing=is_typing)
-        other_side = [p.connection_id for p in participants(cur, principal.tenant_id, current) if p.side != mine]
-        outbox.tell(other_side, "typing", notice)
+    statements = [_session_access(principal, session_id, caller), (_PARTICIPANTS, (principal.tenant_id, session_id))]
+    session, people = pipelined(principal.tenant_id, statements, snapshot=True)
+    _accessible(session)
+    sender = SenderType.CUSTOMER if mine == VISITOR_SIDE else SenderType.AGENT
+    notice = TypingNotice(session_id=session_id, sender_type=sender, is_typing=is_typing)
+    outbox.tell([p["connection_id"] for p in people if p["side"] != mine], "typing", notice)
     outbox.send()
 
 
-def _sync(cur: Cursor, principal: Principal, session: dict[str, Any], after_message_id: UUID | None) -> SyncAnswer:
-    params: dict[str, Any] = {"tenant": principal.tenant_id, "session": session["id"], "limit": SYNC_PAGE + 1}
+_AFTER = "SELECT created_at, id FROM chat_messages WHERE user_id = %s AND session_id = %s AND id = %s"
+
+
+def _sync_statements(principal: Principal, session_id: UUID, after_message_id: UUID | None) -> list[Statement]:
+    """The statements of a sync's messages after the session's: the message to start after (if any), then the
+    page, which finds that message's place by itself (nothing if it is not the session's: the first statement
+    says so)."""
+    params: dict[str, Any] = {"tenant": principal.tenant_id, "session": session_id, "limit": SYNC_PAGE + 1}
     after = ""
+    statements: list[Statement] = []
     if after_message_id is not None:
-        cur.execute(
-            "SELECT created_at, id FROM chat_messages WHERE user_id = %s AND session_id = %s AND id = %s",
-            (principal.tenant_id, session["id"], after_message_id),
-        )
-        last = cur.fetchone()
-        if last is None:
-            raise NotFound("message not found in this chat session")
-        params["after_at"], params["after_id"] = last["created_at"], last["id"]
-        after = "AND (created_at, id) > (%(after_at)s, %(after_id)s)"
-    cur.execute(
-        f"""SELECT {MESSAGE_COLUMNS} FROM chat_messages WHERE user_id = %(tenant)s AND session_id = %(session)s
-        {after} ORDER BY created_at, id LIMIT %(limit)s""",  # noqa: S608
-        params,
-    )
-    rows = cur.fetchall()
+        statements.append((_AFTER, (principal.tenant_id, session_id, after_message_id)))
+        params["after"] = after_message_id
+        after = """AND (created_at, id) > (SELECT m.created_at, m.id FROM chat_messages m
+            WHERE m.user_id = %(tenant)s AND m.session_id = %(session)s AND m.id = %(after)s)"""
+    page = f"""SELECT {MESSAGE_COLUMNS} FROM chat_messages WHERE user_id = %(tenant)s AND session_id = %(session)s
+        {after} ORDER BY created_at, id LIMIT %(limit)s"""  # noqa: S608
+    return [*statements, (page, params)]
+
+
+def _sync_answer(session: dict[str, Any], results: list[list[dict[str, Any]]]) -> SyncAnswer:
+    """The answer from _sync_statements' results (NotFound when the message to start after is not the session's)."""
+    if len(results) == 2 and not results[0]:
+        raise NotFound("message not found in this chat session")
+    rows = results[-1]
     return SyncAnswer(
         session=ChatSession.model_validate(session),
         messages=[ChatMessage.model_validate(row) for row in rows[:SYNC_PAGE]],
@@ -733,29 +732,40 @@ def _sync(cur: Cursor, principal: Principal, session: dict[str, Any], after_mess
 
 def sync(principal: Principal, session_id: UUID, after_message_id: UUID | None, *, caller: Caller) -> SyncAnswer:
     """The session and its messages after `after_message_id` (all from the start without it), oldest first, at
-    most 100 at a time (`hasMore`): what a client missed while it was away."""
+    most 100 at a time (`hasMore`): what a client missed while it was away. One snapshot, one round trip: the
+    session with the caller's right to it, and the messages, answered only once the right is checked."""
     outbox = Outbox(principal.tenant_id, caller)
-
-    def read(cur: Cursor) -> SyncAnswer:
-        current = _read_session(cur, principal, session_id)
-        _require_participant(cur, principal, current, caller)
-        return _sync(cur, principal, current, after_message_id)
-
-    answer = read_snapshot(principal.tenant_id, read)
+    statements = [
+        _session_access(principal, session_id, caller),
+        *_sync_statements(principal, session_id, after_message_id),
+    ]
+    session, *messages = pipelined(principal.tenant_id, statements, snapshot=True)
+    answer = _sync_answer(_accessible(session), messages)
     outbox.answer("sync", answer)
     outbox.send()
     return answer
 
 
+_SESSION = f"SELECT {SESSION_COLUMNS} FROM live_chat_sessions WHERE user_id = %s AND id = %s"  # noqa: S608
+_JOIN = """INSERT INTO session_watchers (connection_id, session_id, user_id)
+SELECT %s, s.id, s.user_id FROM live_chat_sessions s WHERE s.user_id = %s AND s.id = %s
+ON CONFLICT (connection_id, session_id) DO NOTHING"""
+
+
 def join_session(principal: Principal, session_id: UUID, *, caller: Caller) -> SyncAnswer:
-    """Staff follow a session on this connection from now on (until it closes), and get a `sync` of it."""
+    """Staff follow a session on this connection from now on (until it closes), and get a `sync` of it. The
+    session, the join (only of a session that exists: nothing for an unknown id) and the messages in one pipeline:
+    one round trip (run again on a connection found broken, the join is already there and adds nothing)."""
     if not principal.is_staff:
         raise Forbidden("only staff join chat sessions")
     outbox = Outbox(principal.tenant_id, caller)
-    with tenant_transaction(principal.tenant_id) as cur:
-        current = _read_session(cur, principal, session_id)
-        join(cur, principal.tenant_id, session_id, caller)
-        answer = _sync(cur, principal, current, None)
+    statements: list[Statement] = [
+        (_SESSION, (principal.tenant_id, session_id)),
+        (_JOIN, (caller.connection_id, principal.tenant_id, session_id)),
+        *_sync_statements(principal, session_id, None),
+    ]
+    session, _, *messages = pipelined(principal.tenant_id, statements)
+    answer = _sync_answer(found(session[0] if session else None, "chat session"), messages)
     outbox.answer("sync", answer)
     outbox.send()
     return answer

@@ -31,7 +31,7 @@ from uuid import UUID
 from pydantic import BaseModel
 
 from support.auth import Principal, Role
-from support.db import tenant_transaction, write_one
+from support.db import pipelined, tenant_transaction, write_one
 from support.db.connection import Cursor
 from support.observability import logger
 from support.realtime import Delivery, deliver, disconnect, event
@@ -131,36 +131,34 @@ def open_connection(principal: Principal, connection_id: str) -> bool:
     """Record the connection; False (refuse it) for a visitor whose widget key was revoked since the authorizer
     admitted it. The key's row is read FOR SHARE, so a revoke (which updates it) waits for this insert to commit
     and then finds the connection to close, or this waits for the revoke and sees the key revoked: no connection
-    slips between the two."""
+    slips between the two. One statement in one pipeline (one round trip); run twice on a broken connection, it
+    finds its row there and adds nothing."""
     visitor = principal.role is Role.VISITOR
-    with tenant_transaction(principal.tenant_id) as cur:
-        if visitor and not _lock_live_widget_key(cur, principal):
-            return False
-        cur.execute(
-            """INSERT INTO ws_connections
-                (connection_id, user_id, role, agent_id, visitor_id, widget_key, token_expires_at)
-            VALUES (%s, %s, %s, %s, %s, %s, %s) ON CONFLICT (connection_id) DO NOTHING""",
-            (
-                connection_id,
-                principal.tenant_id,
-                principal.role,
-                principal.agent_id,
-                principal.visitor_id if visitor else None,
-                principal.widget_key if visitor else None,
-                principal.token_expires_at,
-            ),
-        )
-    return True
+    params = {
+        "connection": connection_id,
+        "tenant": principal.tenant_id,
+        "role": principal.role,
+        "agent": principal.agent_id,
+        "visitor": principal.visitor_id if visitor else None,
+        "widget_key": principal.widget_key if visitor else None,
+        "expires": principal.token_expires_at,
+        "check_key": visitor,
+    }
+    [[row]] = pipelined(principal.tenant_id, [(_OPEN_CONNECTION, params)])
+    return bool(row["admitted"])
 
 
-def _lock_live_widget_key(cur: Cursor, principal: Principal) -> bool:
-    """Whether the visitor's widget key is live, its row held FOR SHARE until the transaction ends."""
-    cur.execute(
-        "SELECT revoked_at IS NULL AS live FROM widget_keys WHERE user_id = %s AND widget_key = %s FOR SHARE",
-        (principal.tenant_id, principal.widget_key),
-    )
-    row = cur.fetchone()
-    return bool(row and row["live"])
+# A visitor's connection only while its widget key is live (its row held FOR SHARE until the commit); staff's always.
+_OPEN_CONNECTION = """WITH key AS (
+    SELECT revoked_at IS NULL AS live FROM widget_keys
+    WHERE %(check_key)s AND user_id = %(tenant)s AND widget_key = %(widget_key)s FOR SHARE),
+admitted AS (SELECT NOT %(check_key)s OR coalesce((SELECT live FROM key), false) AS yes),
+recorded AS (
+    INSERT INTO ws_connections (connection_id, user_id, role, agent_id, visitor_id, widget_key, token_expires_at)
+    SELECT %(connection)s, %(tenant)s, %(role)s, %(agent)s, %(visitor)s, %(widget_key)s, %(expires)s
+    FROM admitted WHERE admitted.yes
+    ON CONFLICT (connection_id) DO NOTHING)
+SELECT yes AS admitted FROM admitted"""
 
 
 def key_connections(cur: Cursor, tenant_id: UUID, widget_key: str) -> list[str]:
@@ -244,16 +242,15 @@ def close_connection(principal: Principal, connection_id: str) -> None:
 
 
 def forget_connections(tenant_id: UUID, connection_ids: Iterable[str]) -> None:
-    with tenant_transaction(tenant_id) as cur:
-        cur.execute(
-            "DELETE FROM ws_connections WHERE user_id = %s AND connection_id = ANY(%s)",
-            (tenant_id, list(connection_ids)),
-        )
+    """Delete the connections' rows (and so their joins): one round trip, harmless to run twice."""
+    statement = "DELETE FROM ws_connections WHERE user_id = %s AND connection_id = ANY(%s)"
+    pipelined(tenant_id, [(statement, (tenant_id, list(connection_ids)))])
 
 
 def participants(cur: Cursor, tenant_id: UUID, session: dict[str, Any], *agents: UUID | None) -> list[Participant]:
     """The connections that hear about `session`: its visitor's, its assigned agent's (and `agents`'), and the
-    staff connections that joined it."""
+    staff connections that joined it. (By the session's id, the same rule is chat_participants in
+    sql/definitions/chat.sql: a change here is a change there.)"""
     agent_ids = sorted({a for a in (session.get("assigned_agent_id"), *agents) if a is not None})
     cur.execute(
         """SELECT connection_id, CASE WHEN role = 'visitor' THEN 'visitor' ELSE 'staff' END AS side
@@ -293,11 +290,3 @@ def has_joined(cur: Cursor, tenant_id: UUID, session_id: UUID, caller: Caller | 
         (tenant_id, session_id, caller.connection_id),
     )
     return cur.fetchone() is not None
-
-
-def join(cur: Cursor, tenant_id: UUID, session_id: UUID, caller: Caller) -> None:
-    cur.execute(
-        """INSERT INTO session_watchers (connection_id, session_id, user_id) VALUES (%s, %s, %s)
-        ON CONFLICT (connection_id, session_id) DO NOTHING""",
-        (caller.connection_id, session_id, tenant_id),
-    )
