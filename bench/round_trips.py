@@ -58,14 +58,17 @@ class Posts:
     """What the fan-out posted since the last reset: (connection id, event) pairs."""
 
     sent: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
+    # the answers, each its route's response (not a post): what the caller's connection receives besides
+    answered: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     def reset(self) -> None:
         with self.lock:
             self.sent = []
+        self.answered = []
 
     def errors(self) -> list[dict[str, Any]]:
-        return [e for _, e in self.sent if e.get("type") == "error"]
+        return [e for _, e in [*self.sent, *self.answered] if e.get("type") == "error"]
 
 
 @contextmanager
@@ -219,6 +222,8 @@ def run(proxy: RoundTripProxy) -> Scenario:
             result = ws_handler(connection.event(route, body), LambdaContext("WebSocketFunction", 512, 10))
             if result.get("statusCode") != 200:
                 scenario.broken.append(f"{route}: status {result}")
+            if result.get("body"):  # the answer, the route's response (not a post): the caller receives it
+                posts.answered.append((connection.connection_id, json.loads(result["body"])))
             return result
 
         def authorize(visitor_id: str) -> Connection:
@@ -236,7 +241,8 @@ def run(proxy: RoundTripProxy) -> Scenario:
             return Connection(dict(policy["context"]))
 
         def last_message(connection_id: str) -> str:
-            new = [e for c, e in posts.sent if c == connection_id and e.get("type") == "message.new"]
+            received = [*posts.sent, *posts.answered]
+            new = [e for c, e in received if c == connection_id and e.get("type") == "message.new"]
             return str(new[-1]["data"]["id"])
 
         m = scenario.measure
@@ -255,7 +261,7 @@ def run(proxy: RoundTripProxy) -> Scenario:
         m("ping", lambda: ws(v1, "ping", {}), twice=True)
         # V1 starts while no agent is available: it waits, and agent A claims it.
         m("startChat (queued)", lambda: ws(v1, "startChat", {"visitorName": "Vi"}))
-        first = next(e for _, e in posts.sent if e.get("type") == "chat.started")["data"]["id"]
+        first = next(e for _, e in posts.answered if e.get("type") == "chat.started")["data"]["id"]
         m("claimChat", lambda: ws(a, "claimChat", {"sessionId": first}))
         m("setStatus (available)", lambda: ws(a, "setStatus", {"status": "available"}))
         m("startChat (assigned)", lambda: ws(v2, "startChat", {"visitorName": "Wu"}))
