@@ -19,7 +19,7 @@ connection (`spend_connect_token`).
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 from uuid import UUID
@@ -66,6 +66,7 @@ class Outbox:
     caller: Caller | None = None
     deliveries: list[Delivery] = field(default_factory=list)
     closing: list[str] = field(default_factory=list)
+    follow_ups: list[Callable[[], None]] = field(default_factory=list)
 
     def answer(self, event_type: str, data: Any) -> None:
         """The caller's own answer (only over WebSocket: an HTTP caller has its response)."""
@@ -86,10 +87,15 @@ class Outbox:
         """Close these connections once everything else is sent (so an error event reaches them first)."""
         self.closing.extend(connection_ids)
 
+    def after_send(self, follow_up: Callable[[], None]) -> None:
+        """Run `follow_up` after the commit once everything else is sent (a staff broadcast's start: the caller's
+        answer never waits for it)."""
+        self.follow_ups.append(follow_up)
+
     def send(self) -> None:
         """After the commit: post everything, forget the connections that turned out to be gone, then close (and
         forget) those to be closed: their $disconnect would delete their rows too, but not before more fan-out
-        could find them."""
+        could find them. Then the follow-ups."""
         gone = deliver(self.deliveries)
         self.deliveries = []
         closing, self.closing = list(dict.fromkeys(self.closing)), []
@@ -97,6 +103,9 @@ class Outbox:
             disconnect(closing)
         if gone or closing:
             forget_connections(self.tenant_id, gone | set(closing))
+        follow_ups, self.follow_ups = self.follow_ups, []
+        for follow_up in follow_ups:
+            follow_up()
 
 
 def open_connection(principal: Principal, connection_id: str) -> bool:
