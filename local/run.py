@@ -84,6 +84,9 @@ def _apply_local_endpoints(http_port: int, ws_port: int) -> None:
     from local.jwt_keys import AUDIENCE, ISSUER
 
     os.environ["WEBSOCKET_MANAGEMENT_ENDPOINT"] = f"http://127.0.0.1:{ws_port}"
+    # Lambda's Invoke API for the staff broadcast, served beside the management API; the function by its logical id
+    os.environ["AWS_ENDPOINT_URL_LAMBDA"] = f"http://127.0.0.1:{ws_port}"
+    os.environ["BROADCAST_FUNCTION_NAME"] = "BroadcastFunction"
     os.environ["JWT_JWKS_URL"] = f"http://127.0.0.1:{http_port}/.well-known/jwks.json"
     os.environ["JWT_ISSUER"] = ISSUER
     os.environ["JWT_AUDIENCE"] = AUDIENCE

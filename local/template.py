@@ -354,6 +354,23 @@ def _route_responses(resources: Mapping[str, Any], api_id: str) -> dict[str, tup
     return found
 
 
+def invoked_functions(template_path: Path = TEMPLATE) -> list[LambdaFunction]:
+    """The functions other functions invoke (through Lambda's Invoke API): those a function's environment names
+    with `!Ref` (BROADCAST_FUNCTION_NAME: !Ref BroadcastFunction). The local gateway serves their Invoke API."""
+    template = load_template(template_path)
+    resources: dict[str, Any] = template["Resources"]
+    named: set[str] = set()
+    for logical_id, resource in resources.items():
+        if resource.get("Type") != "AWS::Serverless::Function":
+            continue
+        variables = function_properties(template, logical_id).get("Environment", {}).get("Variables", {})
+        for value in variables.values():
+            target = _ref_target(value)
+            if target is not None and resources.get(target, {}).get("Type") == "AWS::Serverless::Function":
+                named.add(target)
+    return [lambda_function(template, logical_id) for logical_id in sorted(named)]
+
+
 def websocket_routes(template_path: Path = TEMPLATE, api_id: str | None = None) -> list[WebSocketRoute]:
     """The routes of the template's WebSocket API, in template order."""
     return list(websocket_api(template_path, api_id).routes)

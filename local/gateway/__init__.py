@@ -9,6 +9,8 @@ runs unchanged. Its parts are API Gateway's:
 - `websocket_api`: the WebSocket API (`$connect`, messages routed by the route selection expression,
   `$disconnect`, API Gateway's limits), on `WS_PORT` (3001);
 - `management_api`: the `@connections` API beside it, for the functions' fan-out (and boto3's client);
+- `lambda_api`: Lambda's asynchronous Invoke API beside them, for the functions one function invokes (the staff
+  broadcast's);
 - `authorizers`: the HTTP API's JWT authorizer and the WebSocket `$connect` Lambda REQUEST authorizer;
 - `execution_environments`: Lambda's execution environments, worker processes (or in process for tests);
 - `server`: uvicorn, the background servers of tests and `make run`, and the logs' token redaction;

@@ -27,7 +27,7 @@ from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIO
 
 from local.gateway.hosts import LocalHostsOnly
 from local.gateway.websocket_api import MAX_FRAME_BYTES, MAX_MESSAGE_BYTES, create_websocket_app
-from local.template import REPO, TEMPLATE, websocket_api
+from local.template import REPO, TEMPLATE, invoked_functions, websocket_api
 
 logger = logging.getLogger("local.gateway")
 
@@ -165,6 +165,7 @@ def running_gateway(
 class WebSocketEndpoints:
     websocket_url: str  # ws://127.0.0.1:3001, what clients connect to
     management_endpoint: str  # http://127.0.0.1:3001, the fan-out's WEBSOCKET_MANAGEMENT_ENDPOINT
+    # (and AWS_ENDPOINT_URL_LAMBDA: the same listener serves Lambda's Invoke API for the invoked functions)
 
 
 @contextmanager
@@ -187,15 +188,18 @@ def running_websocket_gateway(
 def running_template_websocket_api(
     port: int | None = None, *, template: Path = TEMPLATE, access_log: bool = False
 ) -> Iterator[WebSocketEndpoints | None]:
-    """The WebSocket API of `template` with its management API, served like `running_websocket_gateway`
-    (`WS_PORT`, default 3001), its functions in worker pools. Yields None, with a warning, while the code
-    folder of one of its functions does not exist yet; a module that is there but broken stops it."""
+    """The WebSocket API of `template` with its management API and the Invoke API of the functions the functions
+    invoke (the staff broadcast's), served like `running_websocket_gateway` (`WS_PORT`, default 3001), its
+    functions in worker pools. Yields None, with a warning, while the code folder of one of its functions does not
+    exist yet; a module that is there but broken stops it."""
     api = websocket_api(template)
+    invocable = invoked_functions(template)
     functions = {route.function for route in api.routes} | {r.authorizer for r in api.routes if r.authorizer}
-    missing = sorted(f.code_uri for f in functions if not (REPO / f.code_uri).is_dir())
+    missing = sorted(f.code_uri for f in functions | set(invocable) if not (REPO / f.code_uri).is_dir())
     if missing:
         logger.warning("the WebSocket API is not served: no code at %s yet", ", ".join(missing))
         yield None
         return
-    with running_websocket_gateway(create_websocket_app(api), port, access_log=access_log) as endpoints:
+    app = create_websocket_app(api, invocable=invocable)
+    with running_websocket_gateway(app, port, access_log=access_log) as endpoints:
         yield endpoints

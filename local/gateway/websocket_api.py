@@ -70,6 +70,7 @@ from local.gateway.execution_environments import (
     execution_environments,
     in_process_default,
 )
+from local.gateway.lambda_api import lambda_routes
 from local.gateway.management_api import management_routes
 from local.template import LambdaFunction, LambdaHandler, WebSocketApi
 from local.template import WebSocketRoute as TemplateRoute
@@ -224,9 +225,11 @@ def create_websocket_app(
     idle_timeout_seconds: float | None = None,
     max_connection_seconds: float | None = None,
     environments: ExecutionEnvironments | None = None,
+    invocable: Sequence[LambdaFunction] = (),
 ) -> Starlette:
     """An ASGI app serving `api` (`local.template.websocket_api()`) at `/`, and the management API
-    (`/@connections/{connectionId}`) beside it, as API Gateway does.
+    (`/@connections/{connectionId}`) beside it, as API Gateway does; and, for the `invocable` functions (those the
+    functions invoke: `local.template.invoked_functions()`), Lambda's asynchronous Invoke API (`lambda_api`).
 
     `load_handler` imports a route's (or the authorizer's) function in process; by default handlers run in
     worker pools like the HTTP API's (`in_process`, `concurrency`). The timeouts default to API Gateway's
@@ -245,6 +248,8 @@ def create_websocket_app(
             if route.authorizer is not None:
                 authorizer = route.authorizer
                 functions.setdefault(authorizer.logical_id, (authorizer, functools.partial(loader, authorizer)))
+        for function in invocable:
+            functions.setdefault(function.logical_id, (function, functools.partial(loader, function)))
         environments = execution_environments(list(functions.values()), in_process=in_process, concurrency=concurrency)
     invoke = environments.invoke
     connections: dict[str, Connection] = {}
@@ -406,6 +411,7 @@ def create_websocket_app(
 
     routes: list[BaseRoute] = [
         *management_routes(connections),
+        *lambda_routes({function.logical_id: function for function in invocable}, invoke),
         WebSocketRoute("/", endpoint),
         WebSocketRoute("/{path:path}", endpoint),
     ]

@@ -103,6 +103,10 @@ def test_a_visitor_and_agents_hold_a_conversation_end_to_end(
     visitor, console, second = browsers(), browsers(), browsers()
     sign_in(console, console_url, desk, grace)
     sign_in(second, console_url, desk, alan)
+    # Alan's console hears of the queue only through the staff broadcast (queue.updated): its own periodic reload of
+    # the waiting chats over HTTP is blocked
+    second.execute_cdp_cmd("Network.enable", {})
+    second.execute_cdp_cmd("Network.setBlockedURLs", {"urls": ["*status=waiting*"]})
 
     # The visitor starts a chat on the shop: it waits in the queue, and Grace's console lists it with its wait
     root = open_widget(visitor, desk.shop_url)
@@ -115,6 +119,8 @@ def test_a_visitor_and_agents_hold_a_conversation_end_to_end(
     assert "Lin" in queued[0].text and "waiting" in queued[0].text
     wait_until(console, lambda d: "s" in d.find_element(By.CSS_SELECTOR, "[data-waiting-since]").text)
     screenshot(console, "console-queue")
+    on_alans = f"#queue-list li[data-session='{session_id}']"
+    wait_until(second, lambda d: d.find_elements(By.CSS_SELECTOR, on_alans))
 
     # Grace claims it: her tab opens, the API has her as the agent, the widget names her at once
     queued[0].find_element(By.CSS_SELECTOR, "button").click()
@@ -123,6 +129,8 @@ def test_a_visitor_and_agents_hold_a_conversation_end_to_end(
     assert desk.session(session_id)["status"] == "active"
     wait_until(visitor, lambda d: root.find_element(By.ID, "who").text == "You are chatting with Grace Hopper")
     wait_until(console, lambda d: not d.find_elements(By.CSS_SELECTOR, f"#queue-list li[data-session='{session_id}']"))
+    # and Alan's queue loses the chat Grace claimed
+    wait_until(second, lambda d: not d.find_elements(By.CSS_SELECTOR, on_alans))
 
     # The visitor types: Grace sees the indicator, then the message; her open tab marks it read, the widget shows it
     root.find_element(By.ID, "text").send_keys("Hello, where is my")

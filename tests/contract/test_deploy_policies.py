@@ -35,6 +35,7 @@ SECRETS_READ: dict[str, list[Any]] = {
     "SettingsFunction": [APP_SECRET],
     "WebSocketFunction": [APP_SECRET],
     "WebSocketAuthorizerFunction": [{"Ref": "VisitorTokenSecret"}, APP_SECRET],
+    "BroadcastFunction": [APP_SECRET],
     "AnalyticsFunction": [{"Ref": "AnalyticsDbSecret"}],
     "MigrateFunction": [
         {"Fn::GetAtt": ["DbCluster", "MasterUserSecret.SecretArn"]},
@@ -43,7 +44,15 @@ SECRETS_READ: dict[str, list[Any]] = {
     ],
     "PreTokenFunction": [],
 }
-FAN_OUT = {"ChatFunction", "WebSocketFunction", "WidgetsFunction"}  # the last closes a revoked key's connections
+# the widgets function closes a revoked key's connections; the broadcast function tells the whole staff
+FAN_OUT = {"ChatFunction", "WebSocketFunction", "WidgetsFunction", "BroadcastFunction"}
+# who may invoke the broadcast function: the functions whose changes start a broadcast, and the function itself
+# (the slices of a large audience), by its name
+BROADCASTERS = {"ChatFunction", "WebSocketFunction", "AgentsFunction"}
+BROADCAST_ARN = {"Fn::GetAtt": ["BroadcastFunction", "Arn"]}
+BROADCAST_ITSELF = {
+    "Fn::Sub": "arn:${AWS::Partition}:lambda:${AWS::Region}:${AWS::AccountId}:function:${AWS::StackName}-broadcast"
+}
 CONNECTIONS_ARN = {
     "Fn::Sub": "arn:${AWS::Partition}:execute-api:${AWS::Region}:${AWS::AccountId}:${WebSocketApi}"
     "/${Stage}/*/@connections/*"
@@ -128,7 +137,7 @@ def test_no_role_has_a_wildcard_action_or_resource(role_id: str) -> None:
 @pytest.mark.parametrize("function_id", sorted(SECRETS_READ))
 def test_each_function_reads_only_its_secrets_and_posts_only_to_connections(function_id: str) -> None:
     role = roles()[f"{function_id}Role"]
-    secrets, connections, other = [], [], []
+    secrets, connections, invokes, other = [], [], [], []
     for statement in statements(role):
         actions = _as_list(statement["Action"])
         if actions == ["secretsmanager:GetSecretValue"]:
@@ -136,10 +145,16 @@ def test_each_function_reads_only_its_secrets_and_posts_only_to_connections(func
             secrets.append(statement["Resource"]["Fn::Sub"][1]["secretArn"])
         elif actions == ["execute-api:ManageConnections"]:
             connections.append(statement["Resource"])
+        elif actions == ["lambda:InvokeFunction"]:
+            invokes.append(statement["Resource"])
         else:
             other.append(statement)
     assert secrets == SECRETS_READ[function_id]
     assert connections == ([CONNECTIONS_ARN] if function_id in FAN_OUT else [])
+    expected_invokes = {"BroadcastFunction": [BROADCAST_ITSELF]}.get(
+        function_id, [BROADCAST_ARN] if function_id in BROADCASTERS else []
+    )
+    assert [_invoke_target(resource) for resource in invokes] == expected_invokes
     # The rollup's failed runs go to its dead-letter queue (EventInvokeConfig's destination), that queue only.
     dead_letters = [
         {
@@ -151,6 +166,16 @@ def test_each_function_reads_only_its_secrets_and_posts_only_to_connections(func
     assert other == (dead_letters if function_id == "AnalyticsFunction" else [])
     in_vpc = "VpcConfig" in translated()["Resources"][function_id]["Properties"]
     assert set(role["ManagedPolicyArns"]) == ({MANAGED_BASIC, MANAGED_VPC} if in_vpc else {MANAGED_BASIC})
+
+
+def _invoke_target(resource: Any) -> Any:
+    """SAM's LambdaInvokePolicy writes the function's ARN and the ARN with `:*` (its versions and aliases): the
+    function it names."""
+    if isinstance(resource, list):
+        return _invoke_target(resource[0])
+    if isinstance(resource, dict) and "Fn::Sub" in resource and isinstance(resource["Fn::Sub"], list):
+        return {"Fn::GetAtt": ["BroadcastFunction", "Arn"]} if "functionName" in resource["Fn::Sub"][1] else resource
+    return resource
 
 
 def test_every_function_that_uses_the_database_is_in_the_vpc_and_waits_for_the_migrations() -> None:

@@ -426,6 +426,7 @@ def test_the_alarms_watch_5xx_websocket_errors_functions_and_the_analytics_job()
         ("AWS/ApiGateway", "ExecutionError"),
         ("AWS/Lambda", "Errors"),
         ("AWS/Lambda", "Throttles"),
+        ("AWS/Lambda", "AsyncEventsDropped"),  # a staff broadcast given up after its retries
         ("AWS/SQS", "ApproximateNumberOfMessagesVisible"),
         ("SupportDesk", "AnalyticsRollupFailedTenants"),
     }

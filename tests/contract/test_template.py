@@ -211,7 +211,25 @@ MANAGE_CONNECTIONS_POLICY = {
 VISITOR_KEY_READERS = {"WidgetsFunction", "WebSocketAuthorizerFunction"}
 # Which functions talk to WebSocket connections: the WebSocket function and the HTTP chat function (fan-out), and
 # the widgets function (revoking a key closes its visitors' connections).
-FAN_OUT = {"WebSocketFunction", "ChatFunction", "WidgetsFunction"}
+FAN_OUT = {"WebSocketFunction", "ChatFunction", "WidgetsFunction", "BroadcastFunction"}
+# Which functions start staff broadcasts (support.services.broadcasts): they may invoke the broadcast function, and
+# only it, and are told its name by configuration.
+BROADCASTERS = {"WebSocketFunction", "ChatFunction", "AgentsFunction"}
+INVOKE_BROADCAST_POLICY = {"LambdaInvokePolicy": {"FunctionName": {"Ref": "BroadcastFunction"}}}
+# The broadcast function hands slices of a large audience to invocations of itself, named (not referenced: a
+# function's policy that referenced the function would be a circular dependency).
+INVOKE_ITSELF_POLICY = {
+    "Statement": [
+        {
+            "Effect": "Allow",
+            "Action": "lambda:InvokeFunction",
+            "Resource": {
+                "Fn::Sub": "arn:${AWS::Partition}:lambda:${AWS::Region}:${AWS::AccountId}:function:"
+                "${AWS::StackName}-broadcast"
+            },
+        }
+    ]
+}
 
 
 # The analytics rollup reads its own role's database secret, never the API's (test_analytics_template.py).
@@ -247,11 +265,18 @@ def test_functions_get_no_policies_beyond_the_secrets_they_read_and_the_connecti
             expected = [VISITOR_SECRET_POLICY, *expected]
         if function_id in FAN_OUT:
             expected = [MANAGE_CONNECTIONS_POLICY, *expected]
+        if function_id in BROADCASTERS:
+            expected = [*expected, INVOKE_BROADCAST_POLICY]
+        if function_id == "BroadcastFunction":
+            expected = [*expected, INVOKE_ITSELF_POLICY]
         assert policies == expected, f"{function_id} has policies beyond what it needs"
         variables = (function["Properties"].get("Environment") or {}).get("Variables") or {}
         assert ("VISITOR_TOKEN_SECRET_ARN" in variables) == (function_id in VISITOR_KEY_READERS), function_id
         # the management endpoint reaches the code through configuration, never hard-coded
         assert ("WEBSOCKET_MANAGEMENT_ENDPOINT" in variables) == (function_id in FAN_OUT), function_id
+        assert ("BROADCAST_FUNCTION_NAME" in variables) == (function_id in BROADCASTERS), function_id
+        if function_id in BROADCASTERS:
+            assert variables["BROADCAST_FUNCTION_NAME"] == {"Ref": "BroadcastFunction"}
 
 
 def test_there_is_a_sample_event_for_every_route() -> None:

@@ -44,12 +44,15 @@ def free_port() -> int:
 @contextmanager
 def stack_environment(http_port: int, ws_port: int) -> Iterator[None]:
     """What `make run` sets in the environment before any handler starts (the worker processes of both APIs
-    inherit it), for a local stack on these ports: the management endpoint the fan-out posts to, the JWKS the
+    inherit it), for a local stack on these ports: the management endpoint the fan-out posts to (and Lambda's
+    Invoke API the staff broadcast is started through, beside it), the JWKS the
     WebSocket authorizer verifies staff tokens with, and AWS credentials to sign with. Put back afterwards."""
     from local.jwt_keys import AUDIENCE, ISSUER
 
     settings = {
         "WEBSOCKET_MANAGEMENT_ENDPOINT": f"http://127.0.0.1:{ws_port}",
+        "AWS_ENDPOINT_URL_LAMBDA": f"http://127.0.0.1:{ws_port}",
+        "BROADCAST_FUNCTION_NAME": "BroadcastFunction",
         "JWT_JWKS_URL": f"http://127.0.0.1:{http_port}/.well-known/jwks.json",
         "JWT_ISSUER": ISSUER,
         "JWT_AUDIENCE": AUDIENCE,

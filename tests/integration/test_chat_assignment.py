@@ -64,7 +64,12 @@ def positions(tenant: UUID) -> list[tuple[UUID, int]]:
     from support.db import tenant_transaction
 
     with tenant_transaction(tenant) as cur:
-        return [(row["id"], row["position"]) for row in chat._queue(cur, admin(tenant))]
+        cur.execute(
+            """SELECT id, row_number() OVER (ORDER BY created_at, id) AS position FROM live_chat_sessions
+            WHERE user_id = %s AND status = 'waiting' ORDER BY created_at, id""",
+            (tenant,),
+        )
+        return [(row["id"], row["position"]) for row in cur.fetchall()]
 
 
 @pytest.fixture

@@ -42,6 +42,9 @@ TENANT_TABLES = [
     # settings per tenant and the public routes' rate limit counters (sql/0018)
     "tenant_settings",
     "rate_limit_counters",
+    # staff broadcasts: a tenant's pending broadcast and the queue positions told (sql/0023)
+    "broadcast_requests",
+    "queue_positions_told",
 ]
 # Row-level security ENABLEd but not FORCEd: the runtime role sees its tenant's rows only, and the owner's
 # SECURITY DEFINER lookup can find a widget key before the tenant is known (sql/0011).
@@ -196,6 +199,16 @@ def _tenant_rows(db: DatabaseUrls, tenant: UUID) -> dict[str, str]:
         app_conn.execute(
             "INSERT INTO session_watchers (connection_id, session_id, user_id) VALUES (%s, %s, %s)",
             (connection, session.data["id"], tenant),
+        )
+        # a pending staff broadcast and a told queue position, as a change and a broadcast run leave them
+        app_conn.execute(
+            "INSERT INTO broadcast_requests (user_id, queue) VALUES (%s, true) ON CONFLICT (user_id) DO NOTHING",
+            (tenant,),
+        )
+        app_conn.execute(
+            "INSERT INTO queue_positions_told (user_id, session_id, position) VALUES (%s, %s, 1)"
+            " ON CONFLICT (user_id, session_id) DO NOTHING",
+            (tenant, session.data["id"]),
         )
     return {"agent": agent["id"], "ticket": ticket["id"], "unrated": unrated["id"], "session": session.data["id"]}
 
@@ -412,6 +425,15 @@ def _inserts_for(tenant: UUID, rows: dict[str, str]) -> dict[str, tuple[str, tup
             "INSERT INTO rate_limit_counters (user_id, scope, subject, tokens, admitted, refilled_at)"
             " VALUES (%s, 'session-ip', %s, 1, true, now())",
             (tenant, f"203.0.113.{uuid4().int % 250}-{uuid4().hex[:6]}"),
+        ),
+        "broadcast_requests": (  # the tenant's row exists: an upsert, as a change's
+            "INSERT INTO broadcast_requests AS r (user_id, queue) VALUES (%s, true)"
+            " ON CONFLICT (user_id) DO UPDATE SET queue = r.queue OR excluded.queue",
+            (tenant,),
+        ),
+        "queue_positions_told": (
+            "INSERT INTO queue_positions_told (user_id, session_id, position) VALUES (%s, %s, 2)",
+            (tenant, uuid4()),
         ),
     }
 

@@ -298,7 +298,8 @@ def test_a_second_start_answers_the_open_chat_and_stores_and_announces_nothing(d
 
     first = visitor.answer("startChat", visitorName="Lin", clientStartId="a-1")["data"]
     assert first["status"] == "waiting"
-    assert [e["type"] for e in staff.posts.take(staff.id)] == ["chat.waiting"]
+    # (services called in process: the staff broadcast runs here, after the commit, one per change)
+    assert [e["type"] for e in staff.posts.take(staff.id)] == ["queue.updated"]
 
     # Without an id, and with another attempt's id: the open chat again, nothing new
     for fields in ({}, {"clientStartId": "a-2"}):
@@ -330,7 +331,9 @@ def test_over_the_queue_cap_a_visitor_is_told_the_desk_is_busy_and_nothing_is_st
         assert busy["data"]["webFormUrl"] == "https://shop.example/contact"
         assert "web form" in busy["data"]["message"]
     assert sorted(status for _, status in desk.sessions(db)) == ["waiting", "waiting"]
-    assert [e["type"] for e in staff.posts.take(staff.id)] == ["chat.waiting", "chat.waiting"]
+    updates = staff.posts.take(staff.id)
+    assert [e["type"] for e in updates] == ["queue.updated", "queue.updated"]
+    assert [e["data"]["waiting"] for e in updates] == [1, 2]
 
     # Without a web form the answer says so (null); another tenant's queue is its own
     assert desk.settings.put(SETTINGS, {"queueCap": 2}).status == 200
@@ -451,7 +454,8 @@ def test_the_review_flood_leaves_other_tenants_working_and_the_queue_at_its_cap(
             visitor.send("startChat", visitorName="flood")
 
     assert [status for _, status in desk.sessions(db)] == ["waiting"] * 5
-    assert len([e for e in staff.posts.take(staff.id) if e["type"] == "chat.waiting"]) == 5
+    updates = [e["data"] for e in staff.posts.take(staff.id) if e["type"] == "queue.updated"]
+    assert len(updates) == 5 and max(u["waiting"] for u in updates) == 5
     # From one address, the session route soon answers 429 with Retry-After
     replies = [desk.session(ip(99)) for _ in range(rate_limits.SESSION_PER_IP.burst + 1)]
     assert replies[-1].status == 429 and int(replies[-1].headers["Retry-After"]) >= 1

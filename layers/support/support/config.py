@@ -41,6 +41,14 @@ class Settings(BaseModel):
     # (https://{api}.execute-api.{region}.amazonaws.com/{stage}; locally the gateway's); without it, nothing is
     # fanned out (a function that has no WebSocket side).
     websocket_management_endpoint: str | None = Field(default=None, alias="WEBSOCKET_MANAGEMENT_ENDPOINT")
+    # Staff broadcasts (support.services.broadcasts): the function that runs them, invoked asynchronously (in AWS
+    # the BroadcastFunction's name; locally the gateway's function of that logical id). Unset: the run happens in
+    # the caller's process after its commit (tests that call services directly).
+    broadcast_function_name: str | None = Field(default=None, alias="BROADCAST_FUNCTION_NAME", min_length=1)
+    # How long a run waits before it reads, so that a burst of changes is told in one queue.updated.
+    broadcast_coalesce_ms: int = Field(default=0, alias="BROADCAST_COALESCE_MS", ge=0, le=1000)
+    # Staff connections one invocation delivers to; a run with more hands the rest to further invocations.
+    broadcast_slice_size: int = Field(default=500, alias="BROADCAST_SLICE_SIZE", ge=1, le=2000)
     # New chat sessions go to an available agent with spare capacity, else they queue.
     chat_auto_assign: bool = Field(default=True, alias="CHAT_AUTO_ASSIGN")
     # The WebSocket authorizer verifies staff JWTs as the HTTP API's JWT authorizer does: same issuer and

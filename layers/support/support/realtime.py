@@ -8,10 +8,10 @@ hold. Delivery is best effort by design: a client that missed an event gets it a
   `{endpoint}/@connections/{connectionId}`, the id percent-encoded, the stage in the path), signed with
   Signature Version 4 for the service `execute-api`, with the region and credentials boto3 would find, exactly
   as botocore's `SigV4Auth` signs it (the tests recompute each signature with it) but with the derived signing
-  key kept for the day; sent over one urllib3 connection pool per execution environment. Not the boto3 client
-  itself: building the request from the service model, its event hooks and parsing the answer cost 0.6 to 1 ms
-  of CPU per post, this about 0.28 ms (bench.post_cost measures both in one run; bench/RESULTS.md). urllib3 and
-  botocore are the Lambda runtime's, as boto3 is (the layer carries none of them).
+  key kept for the day (support.sigv4); sent over one urllib3 connection pool per execution environment. Not the
+  boto3 client itself: building the request from the service model, its event hooks and parsing the answer cost
+  0.6 to 1 ms of CPU per post, this about 0.28 ms (bench.post_cost measures both in one run; bench/RESULTS.md).
+  urllib3 and botocore are the Lambda runtime's, as boto3 is (the layer carries none of them).
 * Credentials are read once per execution environment (botocore's resolver: the function's environment in
   Lambda) and frozen per request, so botocore's refreshable credentials renew themselves when they say so.
 * Posts run concurrently on a bounded pool per execution environment (FAN_OUT_CONCURRENCY, as many pooled HTTP
@@ -33,8 +33,6 @@ hold. Delivery is best effort by design: a client that missed an event gets it a
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import json
 import random
 import threading
@@ -42,12 +40,11 @@ import time
 from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import Any
-from urllib.parse import quote
 
 from support.config import ConfigurationError, get_settings
 from support.observability import logger
+from support.sigv4 import DEFAULT_PORTS, SigV4Signer, host_header
 
 FAN_OUT_CONCURRENCY = 16
 POST_TIMEOUT_SECONDS = 3.0
@@ -59,8 +56,6 @@ THROTTLING_RETRY_COST = 5  # what a retry takes from the retry quota (500 to sta
 TRANSIENT_RETRY_COST = 14
 TRANSIENT_STATUSES = frozenset({500, 502, 503, 504})
 SERVICE = "execute-api"  # what IAM checks the signature for
-ALGORITHM = "AWS4-HMAC-SHA256"
-DEFAULT_PORTS = {"http": 80, "https": 443}
 
 _lock = threading.Lock()
 _client: ManagementApi | None = None
@@ -93,13 +88,9 @@ class ManagementApi:
         if url.scheme not in DEFAULT_PORTS or not url.host:
             raise ConfigurationError(f"WEBSOCKET_MANAGEMENT_ENDPOINT is not an http(s) URL: {endpoint!r}")
         self._origin = f"{url.scheme}://{url.netloc}"
-        # The Host header as botocore signs it (lower case, no default port), sent as signed.
-        host = url.host.lower()
-        self._host = host if url.port in (None, DEFAULT_PORTS[url.scheme]) else f"{host}:{url.port}"
+        self._host = host_header(url.scheme, url.host, url.port)  # as botocore signs it, sent as signed
         self._stage_path = url.path or ""  # the stage, as the endpoint names it: part of the signed path
-        self._region = region
-        self._credentials = credentials  # botocore's; a refreshable one renews in get_frozen_credentials
-        self._signing_key: tuple[str, str, bytes] = ("", "", b"")  # (secret key, day, key derived from them)
+        self._signer = SigV4Signer(SERVICE, region, credentials)
         self._quota = RetryQuota()
         manager = urllib3.PoolManager(
             num_pools=1,
@@ -160,43 +151,9 @@ class ManagementApi:
             time.sleep(random.random() * min(base * 2 ** (attempt - 1), MAX_BACKOFF_SECONDS))  # noqa: S311 - jitter
 
     def _signed_headers(self, method: str, path: str, body: bytes) -> dict[str, str]:
-        """Host, X-Amz-Date, X-Amz-Security-Token (temporary credentials) and Authorization: AWS Signature
-        Version 4 exactly as botocore's SigV4Auth computes it for this request (tests/integration/test_fan_out.py
-        checks it against botocore), but with the derived signing key kept for the day, not recomputed."""
-        from botocore.utils import normalize_url_path
-
-        credentials = self._credentials.get_frozen_credentials()
-        amz_date = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
-        day = amz_date[:8]
-        scope = f"{day}/{self._region}/{SERVICE}/aws4_request"
-        headers = {"Host": self._host, "X-Amz-Date": amz_date}
-        canonical_headers = f"host:{self._host}\nx-amz-date:{amz_date}\n"
-        signed_headers = "host;x-amz-date"
-        if credentials.token:
-            headers["X-Amz-Security-Token"] = credentials.token
-            canonical_headers += f"x-amz-security-token:{' '.join(credentials.token.split())}\n"
-            signed_headers += ";x-amz-security-token"
-        canonical_uri = quote(normalize_url_path(path), safe="/~")  # botocore encodes the path twice (not S3)
-        canonical_request = "\n".join(
-            (method, canonical_uri, "", canonical_headers, signed_headers, hashlib.sha256(body).hexdigest())
-        )
-        string_to_sign = "\n".join((ALGORITHM, amz_date, scope, hashlib.sha256(canonical_request.encode()).hexdigest()))
-        signature = hmac.new(self._key(credentials.secret_key, day), string_to_sign.encode(), "sha256").hexdigest()
-        headers["Authorization"] = (
-            f"{ALGORITHM} Credential={credentials.access_key}/{scope}, "
-            f"SignedHeaders={signed_headers}, Signature={signature}"
-        )
-        return headers
-
-    def _key(self, secret_key: str, day: str) -> bytes:
-        """The signing key of the day: four HMACs, derived once a day (or when the credentials change)."""
-        known_secret, known_day, key = self._signing_key
-        if (known_secret, known_day) != (secret_key, day):
-            key = f"AWS4{secret_key}".encode()
-            for part in (day, self._region, SERVICE, "aws4_request"):
-                key = hmac.digest(key, part.encode(), "sha256")
-            self._signing_key = (secret_key, day, key)  # one tuple: threads see the old one or the new one
-        return key
+        """Signed as botocore's SigV4Auth signs it (tests/integration/test_fan_out.py checks it against botocore),
+        with the derived signing key kept for the day (support.sigv4)."""
+        return self._signer.headers(method, self._host, path, body)
 
 
 @dataclass(frozen=True)

@@ -1,7 +1,8 @@
 // Live chats: the agent's presence, the queue of waiting chats, and a tab per chat with its conversation.
 // Protocol: docs/websocket.md (actions setStatus, claimChat, sync, joinSession,
-// sendMessage, typing, markRead, transfer, endChat; events chat.waiting, chat.assigned, chat.transferred,
-// message.new, typing, message.read, chat.ended, chat.rated, agent.status).
+// sendMessage, typing, markRead, transfer, endChat; events queue.updated, chat.assigned, chat.transferred,
+// message.new, typing, message.read, chat.ended, chat.rated, agent.status). The queue is the desk's staff broadcast
+// (queue.updated: the whole queue, the newest by asOf wins), so a chat someone else claimed leaves it too.
 
 import { announce, clear, duration, h, notify, time } from "./dom.js";
 import { CannedPicker, expandShortcut } from "./canned.js";
@@ -29,7 +30,9 @@ export class ChatsView {
     this.api = app.api;
     this.live = app.live;
     this.me = app.me;
-    this.queue = new Map(); // sessionId -> waiting session
+    this.queue = new Map(); // sessionId -> waiting session ({id, visitorName, createdAt, ...})
+    this.queueWaiting = 0; // all waiting (the queue lists the first 100)
+    this.queueAsOf = ""; // the newest queue.updated applied
     this.deskChats = new Map(); // admin: the desk's active sessions, to join
     this.chats = new Map(); // sessionId -> chat state (open tabs)
     this.selected = null;
@@ -51,7 +54,7 @@ export class ChatsView {
     if (!this.live) return;
     const on = (type, handler) => this.live.addEventListener(type, (event) => handler(event.detail));
     on("open", () => this.resync());
-    on("chat.waiting", ({ data }) => { this.queue.set(data.id, data); this.renderQueue(); });
+    on("queue.updated", ({ data }) => this.queueUpdated(data));
     on("chat.assigned", ({ data, own }) => this.assigned(data, own));
     on("chat.transferred", ({ data, own }) => this.transferred(data, own));
     on("chat.ended", ({ data }) => this.ended(data));
@@ -64,6 +67,15 @@ export class ChatsView {
       const agent = this.agents.find((a) => a.id === data.agentId);
       if (agent) agent.status = data.status;
     });
+  }
+
+  queueUpdated(update) {
+    // Broadcasts may arrive out of order: keep the newest.
+    if (update.asOf < this.queueAsOf) return;
+    this.queueAsOf = update.asOf;
+    this.queue = new Map(update.sessions.map((s) => [s.id, s]));
+    this.queueWaiting = update.waiting;
+    this.renderQueue();
   }
 
   assigned(session, own) {
@@ -155,6 +167,7 @@ export class ChatsView {
     try {
       const waiting = await this.api.get("/chat/sessions", { status: "waiting", limit: 100 });
       this.queue = new Map(waiting.map((s) => [s.id, s]));
+      this.queueWaiting = waiting.length;
       this.renderQueue();
       const active = await this.api.get("/chat/sessions", { status: "active", limit: 100 });
       if (this.me.role === "admin") {
@@ -433,10 +446,10 @@ export class ChatsView {
 
   renderQueue() {
     if (!this.root || !this.queueList) return;
-    const waiting = [...this.queue.values()].sort((a, b) => (a.createdAt < b.createdAt ? -1 : 1));
-    this.queueHeading.textContent = `Queue (${waiting.length} waiting)`;
+    const waiting = [...this.queue.values()].sort(byTime);
+    this.queueHeading.textContent = `Queue (${Math.max(this.queueWaiting, waiting.length)} waiting)`;
     // Rebuilt only when it changed (the wait times tick in place), so a button is not replaced under a click.
-    const signature = JSON.stringify(waiting.map((s) => [s.id, s.visitorName, s.sessionStartTime]));
+    const signature = JSON.stringify(waiting.map((s) => [s.id, s.visitorName, s.createdAt]));
     if (this.queueList.dataset.signature === signature) return;
     this.queueList.dataset.signature = signature;
     clear(this.queueList);
@@ -446,12 +459,15 @@ export class ChatsView {
       const item = h("li", { "data-session": session.id },
         h("span", { class: "name" }, name),
         h("span", { class: "muted" }, " waiting ",
-          h("span", { "data-waiting-since": session.sessionStartTime }, duration((Date.now() - Date.parse(session.sessionStartTime)) / 1000))));
+          h("span", { "data-waiting-since": session.createdAt }, duration((Date.now() - Date.parse(session.createdAt)) / 1000))));
       if (this.me.agentId) {
         item.append(h("button", { type: "button", class: "small", onclick: () => this.claim(session.id) }, `Claim chat with ${name}`));
       } else {
-        item.append(h("button", { type: "button", class: "small secondary",
-          onclick: () => this.openChat(session, { select: true }) }, `Open chat with ${name}`));
+        // The queue's entries are summaries: the chat opens with the whole session.
+        const open = () => this.api.get(`/chat/sessions/${session.id}`)
+          .then((full) => this.openChat(full, { select: true }))
+          .catch((error) => notify(`Could not open the chat: ${error.message}`));
+        item.append(h("button", { type: "button", class: "small secondary", onclick: open }, `Open chat with ${name}`));
       }
       this.queueList.append(item);
     }

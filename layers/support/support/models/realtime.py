@@ -122,3 +122,18 @@ class AgentStatusNotice(Record):
 
 class Pong(Record):
     server_time: datetime
+
+
+class QueuedSession(Record):
+    id: UUID
+    visitor_name: str | None
+    position: int = Field(description="1 = next to be assigned")
+    created_at: datetime
+
+
+class QueueUpdate(Record):
+    """queue.updated: the tenant's waiting queue as a broadcast run read it (support.services.broadcasts)."""
+
+    waiting: int = Field(description="how many sessions wait, all of them")
+    sessions: list[QueuedSession] = Field(description="the first 100 waiting, oldest first")
+    as_of: datetime = Field(description="when the queue was read: keep the newest")

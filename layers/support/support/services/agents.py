@@ -21,8 +21,8 @@ from support.errors import Conflict, Forbidden, found
 from support.models.agents import Agent, AgentCreate, AgentStatus, AgentUpdate
 from support.models.realtime import AgentStatusNotice
 from support.pagination import Page, decode_cursor, page_of
-from support.services import chat
-from support.services.connections import Caller, Outbox, staff_connections
+from support.services import broadcasts, chat
+from support.services.connections import Caller, Outbox
 
 MAX_AGENTS_PER_TENANT = 500  # the seed's "Agents: Up to 500 per organization"
 
@@ -144,8 +144,9 @@ def update_agent(principal: Principal, agent_id: UUID, changes: AgentUpdate) -> 
         except errors.UniqueViolation as exc:
             raise Conflict("an agent with this email already exists") from exc
         updated = _agent(cur.fetchone())
-        if updated.max_concurrent_chats > current.max_concurrent_chats and updated.status is AgentStatus.AVAILABLE:
-            chat.rebalance_queue(cur, principal, outbox)
+        more = updated.max_concurrent_chats > current.max_concurrent_chats
+        if more and updated.status is AgentStatus.AVAILABLE and chat.rebalance_queue(cur, principal, outbox):
+            broadcasts.request(cur, outbox, queue=True)
     outbox.send()
     return updated
 
@@ -153,8 +154,9 @@ def update_agent(principal: Principal, agent_id: UUID, changes: AgentUpdate) -> 
 def update_agent_status(
     principal: Principal, agent_id: UUID, status: AgentStatus, *, caller: Caller | None = None
 ) -> Agent:
-    """updateAgentStatus: an admin sets anyone's; an agent sets their own. Records the activity. The tenant's
-    staff connections hear agent.status; an agent who becomes available takes waiting chats from the queue."""
+    """updateAgentStatus: an admin sets anyone's; an agent sets their own. Records the activity. The caller's
+    answer is agent.status; the tenant's staff connections hear it in the next staff broadcast (support.services.
+    broadcasts), with the queue when an agent who became available took waiting chats from it."""
     if principal.role is not Role.ADMIN and principal.agent_id != agent_id:
         raise Forbidden("an agent may change only their own status")
     outbox = Outbox(principal.tenant_id, caller)
@@ -168,8 +170,7 @@ def update_agent_status(
         agent = _agent(cur.fetchone())
         notice = AgentStatusNotice(agent_id=agent.id, status=agent.status)
         outbox.answer("agent.status", notice)
-        outbox.tell(staff_connections(cur, principal.tenant_id), "agent.status", notice)
-        if agent.status is AgentStatus.AVAILABLE:
-            chat.rebalance_queue(cur, principal, outbox)
+        drained = agent.status is AgentStatus.AVAILABLE and chat.rebalance_queue(cur, principal, outbox)
+        broadcasts.request(cur, outbox, queue=drained, agent_ids=[agent.id])
     outbox.send()
     return agent

@@ -28,7 +28,10 @@ foreign key check holds on an agent, so two hand-overs in opposite directions ca
 locks agents before the waiting sessions it assigns, which is safe because every other transaction that locks a
 waiting session and then agents holds the queue lock.
 
-Events are announced after the commit (connections.Outbox): nothing is announced that is not stored.
+Events are announced after the commit (connections.Outbox): nothing is announced that is not stored. What the
+whole staff hears (the queue, agents' presence) and the queue positions of other waiting visitors are not told
+here: a change records itself for the tenant's next staff broadcast (support.services.broadcasts, last in its
+transaction), which coalesces a burst and runs off the request path.
 """
 
 from __future__ import annotations
@@ -58,7 +61,7 @@ from support.models.chat import (
 from support.models.realtime import SYNC_PAGE, Queued, ReadNotice, SyncAnswer, TypingNotice
 from support.models.tickets import SenderType
 from support.pagination import Page, decode_cursor, page_of
-from support.services import settings
+from support.services import broadcasts, settings
 from support.services.connections import (
     STAFF_SIDE,
     VISITOR_SIDE,
@@ -66,7 +69,6 @@ from support.services.connections import (
     Outbox,
     has_joined,
     participants,
-    staff_connections,
     visitor_connections,
 )
 
@@ -204,26 +206,22 @@ def _drain_queue(cur: Cursor, principal: Principal) -> list[dict[str, Any]]:
     return assigned
 
 
-def _queue(cur: Cursor, principal: Principal) -> list[dict[str, Any]]:
-    """Every waiting session's position (1 = next), computed under the queue lock."""
+def _tell_own_position(cur: Cursor, principal: Principal, outbox: Outbox, session: ChatSession) -> None:
+    """chat.queued to the waiting session's visitor, on the request path (startChat's own answer), with its
+    position (1 = next; a count over the queue's index, under the queue lock), recorded as told so that the
+    broadcast run does not tell it again. Positions carry `asOf`: events from two transactions may arrive out of
+    order, and a client keeps the newest. Everyone else's position is the broadcast's (support.services.
+    broadcasts): only the visitors whose position changed hear it, once per burst."""
     cur.execute(
-        """SELECT id, visitor_id, row_number() OVER (ORDER BY created_at, id) AS position, clock_timestamp() AS as_of
-        FROM live_chat_sessions WHERE user_id = %s AND status = 'waiting' ORDER BY created_at, id""",
-        (principal.tenant_id,),
+        """SELECT count(*) AS position, clock_timestamp() AS as_of FROM live_chat_sessions
+        WHERE user_id = %s AND status = 'waiting' AND (created_at, id) <= (%s, %s)""",
+        (principal.tenant_id, session.created_at, session.id),
     )
-    return cur.fetchall()
-
-
-def _announce_queue(cur: Cursor, principal: Principal, outbox: Outbox, *, only: UUID | None = None) -> None:
-    """chat.queued to each waiting visitor (or only the one session `only`) with its position. Positions carry
-    `asOf`: events from two transactions may arrive out of order, and a client keeps the newest."""
-    queue = _queue(cur, principal)
-    if only is not None:
-        queue = [row for row in queue if row["id"] == only]
-    connections = visitor_connections(cur, principal.tenant_id, [row["visitor_id"] for row in queue])
-    for row in queue:
-        notice = Queued(session_id=row["id"], position=row["position"], as_of=row["as_of"])
-        outbox.tell(connections.get(row["visitor_id"], []), "chat.queued", notice, caller_too=True)
+    row = found(cur.fetchone(), "queue position")
+    broadcasts.told(cur, principal.tenant_id, session.id, row["position"])
+    connections = visitor_connections(cur, principal.tenant_id, [session.visitor_id])
+    notice = Queued(session_id=session.id, position=row["position"], as_of=row["as_of"])
+    outbox.tell(connections.get(session.visitor_id, []), "chat.queued", notice, caller_too=True)
 
 
 def _announce_assignments(cur: Cursor, principal: Principal, outbox: Outbox, assigned: list[dict[str, Any]]) -> None:
@@ -233,13 +231,14 @@ def _announce_assignments(cur: Cursor, principal: Principal, outbox: Outbox, ass
         outbox.tell(people, "chat.assigned", session, caller_too=True)
 
 
-def rebalance_queue(cur: Cursor, principal: Principal, outbox: Outbox) -> None:
+def rebalance_queue(cur: Cursor, principal: Principal, outbox: Outbox) -> bool:
     """After capacity may have freed (an end, a transfer away; for the agents service an agent becoming available
-    or taking more chats), with the queue lock held: drain, and tell the assigned and everyone still waiting."""
+    or taking more chats), with the queue lock held: drain, and tell the assigned. True when the queue changed:
+    the caller then asks for a staff broadcast (broadcasts.request, last in its transaction)."""
     assigned = _drain_queue(cur, principal)
     if assigned:
         _announce_assignments(cur, principal, outbox, assigned)
-        _announce_queue(cur, principal, outbox)
+    return bool(assigned)
 
 
 # --- Sessions --------------------------------------------------------------------------------------------------
@@ -297,10 +296,10 @@ def start_chat_session(
 ) -> ChatSession:
     """startChatSession: a new session, `waiting`, then assigned if an agent is free. `visitor` is what the server
     saw of the connection (source IP, User-Agent), never what the client claims. The caller gets chat.started
-    (and chat.queued while it waits); the assigned agent chat.assigned; if it waits, the tenant's staff
-    chat.waiting. With a `client_start_id` this visitor already started a session with (a retry after a lost
-    answer), nothing new is started: the caller gets that session, as it is now, again (and its queue position
-    while it waits), and no one else is told anything.
+    (and chat.queued while it waits); the assigned agent chat.assigned; if it waits, the tenant's staff hear of
+    it in the next staff broadcast (queue.updated, support.services.broadcasts). With a `client_start_id` this
+    visitor already started a session with (a retry after a lost answer), nothing new is started: the caller gets
+    that session, as it is now, again (and its queue position while it waits), and no one else is told anything.
 
     A visitor (the public widget's caller) holds at most one open chat: while one is waiting or active, a start
     answers it in the same way. A visitor's new chat while the tenant's queue is at its cap (the chat settings) is
@@ -318,7 +317,7 @@ def start_chat_session(
             session = before
             outbox.answer("chat.started", session)
             if session.status is ChatStatus.WAITING:
-                _announce_queue(cur, principal, outbox, only=session.id)
+                _tell_own_position(cur, principal, outbox, session)
         else:
             session = _start(cur, principal, data, visitor, outbox, client_start_id)
     outbox.send()
@@ -362,11 +361,10 @@ def _start(
         outbox.tell([p.connection_id for p in people], "chat.assigned", session)
     if others:
         _announce_assignments(cur, principal, outbox, others)
-        _announce_queue(cur, principal, outbox)
-    elif session.status is ChatStatus.WAITING:
-        _announce_queue(cur, principal, outbox, only=session.id)
     if session.status is ChatStatus.WAITING:
-        outbox.tell(staff_connections(cur, principal.tenant_id), "chat.waiting", session)
+        _tell_own_position(cur, principal, outbox, session)
+    if others or session.status is ChatStatus.WAITING:  # the queue changed (a chat joined it, or others left it)
+        broadcasts.request(cur, outbox, queue=True)
     return session
 
 
@@ -423,10 +421,9 @@ def end_chat_session(principal: Principal, session_id: UUID, *, caller: Caller |
         ended = _session(cur.fetchone())
         outbox.answer("chat.ended", ended)
         outbox.tell([p.connection_id for p in participants(cur, principal.tenant_id, current)], "chat.ended", ended)
-        if current["status"] == ChatStatus.WAITING:
-            _announce_queue(cur, principal, outbox)  # everyone behind it moved up
-        else:
-            rebalance_queue(cur, principal, outbox)
+        # A waiting chat left the queue (everyone behind it moved up); an active one freed capacity for it.
+        if current["status"] == ChatStatus.WAITING or rebalance_queue(cur, principal, outbox):
+            broadcasts.request(cur, outbox, queue=True)
     outbox.send()
     return ended
 
@@ -454,9 +451,9 @@ def transfer_chat_session(
         outbox.answer("chat.transferred", transferred)
         people = participants(cur, principal.tenant_id, current, to_agent_id)
         outbox.tell([p.connection_id for p in people], "chat.transferred", transferred)
-        if current["status"] == ChatStatus.WAITING:
-            _announce_queue(cur, principal, outbox)
-        rebalance_queue(cur, principal, outbox)
+        drained = rebalance_queue(cur, principal, outbox)
+        if current["status"] == ChatStatus.WAITING or drained:
+            broadcasts.request(cur, outbox, queue=True)
     outbox.send()
     return transferred
 
@@ -487,7 +484,8 @@ def _assign(cur: Cursor, principal: Principal, current: dict[str, Any], to_agent
 
 
 def claim_chat_session(principal: Principal, session_id: UUID, *, caller: Caller | None = None) -> ChatSession:
-    """An agent takes a waiting session for themself (capacity checked): chat.assigned to them and the visitor."""
+    """An agent takes a waiting session for themself (capacity checked): chat.assigned to them and the visitor;
+    every staff connection's queue loses it in the next staff broadcast."""
     if principal.agent_id is None:
         raise Forbidden("only an agent (a token with agent_id) claims chat sessions")
     outbox = Outbox(principal.tenant_id, caller)
@@ -500,7 +498,7 @@ def claim_chat_session(principal: Principal, session_id: UUID, *, caller: Caller
         outbox.answer("chat.assigned", claimed)
         people = participants(cur, principal.tenant_id, current, principal.agent_id)
         outbox.tell([p.connection_id for p in people], "chat.assigned", claimed)
-        _announce_queue(cur, principal, outbox)
+        broadcasts.request(cur, outbox, queue=True)
     outbox.send()
     return claimed
 

@@ -23,7 +23,7 @@ connection (`spend_connect_token`).
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 from uuid import UUID
@@ -84,6 +84,7 @@ class Outbox:
     deliveries: list[Delivery] = field(default_factory=list)
     closing: list[str] = field(default_factory=list)
     answered: dict[str, Any] | None = None  # the caller's answer, given after the commit by `send`
+    follow_ups: list[Callable[[], None]] = field(default_factory=list)
 
     def answer(self, event_type: str, data: Any) -> None:
         """The caller's own answer (only over WebSocket: an HTTP caller has its response). Held until `send`, so a
@@ -104,11 +105,17 @@ class Outbox:
         """Close these connections once everything else is sent (so an error event reaches them first)."""
         self.closing.extend(connection_ids)
 
+    def after_send(self, follow_up: Callable[[], None]) -> None:
+        """Run `follow_up` after the commit once everything else is sent (a staff broadcast's start: the caller's
+        answer never waits for it)."""
+        self.follow_ups.append(follow_up)
+
     def send(self) -> None:
         """After the commit: post everything, forget the connections that turned out to be gone, then close (and
         forget) those to be closed: their $disconnect would delete their rows too, but not before more fan-out
-        could find them. The caller's answer goes into its `Reply` (the route's response, sent after all this);
-        without one, or when the reply already holds an answer, it is posted with the rest."""
+        could find them. Then the follow-ups (a staff broadcast's start). The caller's answer goes into its `Reply`
+        (the route's response, sent when the function returns, after all this); without one, or when the reply
+        already holds an answer, it is posted with the rest."""
         answered, self.answered = self.answered, None
         if answered is not None and self.caller is not None:
             reply = self.caller.reply
@@ -125,6 +132,9 @@ class Outbox:
             disconnect(closing)
         if gone or closing:
             forget_connections(self.tenant_id, gone | set(closing))
+        follow_ups, self.follow_ups = self.follow_ups, []
+        for follow_up in follow_ups:
+            follow_up()
 
 
 def open_connection(principal: Principal, connection_id: str) -> bool:
