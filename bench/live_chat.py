@@ -1,32 +1,39 @@
-"""Live chat through the local gateway: many concurrent chats, a steady open-loop message load, checked.
+"""Live chat through the local gateway: many concurrent chats, a steady open-loop message load, checked; and a burst
+of new chats before many staff connections, checked.
 
-    .venv/bin/python -m bench.live_chat            # 200 sessions, 10,000 messages at 100 msg/s, then a ramp
-    .venv/bin/python -m bench.live_chat --quick    # 20 sessions (20 agents), 400 messages at 50 msg/s, a short ramp
-    .venv/bin/python -m bench.live_chat --sessions 4 --messages 40 --no-ramp   # the smoke test's size
+    python -m bench.live_chat                          # per-agent: 200 chats, 10,000 messages at 100 msg/s, a ramp
+    python -m bench.live_chat --scenario per-chat      # 200 chats over 8 agents, a connection per chat (25 each)
+    python -m bench.live_chat --scenario burst         # 200 staff connections, 100 new chats in one second
+    python -m bench.live_chat --scenario all --check   # the three in one run; exit 2 when a target is missed
+    python -m bench.live_chat --quick                  # smaller: 20 sessions, 400 messages at 50 msg/s, a short ramp
 
-The stack runs in a child process (`--serve`, started by the bench), as `make run` wires it but on free
-ports and its own database (`live_chat` under `.local/pg-bench-chat`, recreated each run; DATABASE_URL, when
-set, names the server to use instead): the HTTP API, the template's WebSocket API (the production authorizer
-and WebSocket function in worker pools of LOCAL_LAMBDA_CONCURRENCY, `--concurrency`) and the management API
-the function's boto3 client posts to. The load generator is this process: one asyncio loop holding every
-connection with the `websockets` asyncio client.
+(with the project's interpreter, .venv/bin/python). The stack runs in a child process (`--serve`, started by the
+bench), as `make run` wires it but on free ports and its own database (`live_chat` under `.local/pg-bench-chat`,
+recreated each run; DATABASE_URL, when set, names the server to use instead): the HTTP API, the template's WebSocket
+API (the production authorizer and WebSocket function in worker pools of LOCAL_LAMBDA_CONCURRENCY, `--concurrency`)
+and the management API the function's fan-out posts to. The load generator is this process: one asyncio loop
+holding every connection with the `websockets` asyncio client. One stack serves every scenario of a run, each on its
+own tenant.
 
-Set-up over the real routes: a tenant with a widget key, `--agents` available agents whose capacity together
-covers the sessions (so every chat is assigned at once), one widget session and one WebSocket per visitor, and
-agent connections. By default every chat has a visitor and an agent of its own, each with one connection (200
-agents of capacity 1: 400 connections), and each message is posted to one other connection. `--agents N` shares
-the chats among fewer agents, each holding one connection for all its chats (`--agent-connections agent`, as a
-console does) or one per chat (`session`: API Gateway fans every event of an agent out to all of the agent's
-connections, so each then receives all its chats' events: the fan-out grows with the chats per agent).
+Scenarios (SCENARIOS: each its option defaults and its targets; an option on the command line wins):
 
-The load: `--messages` sendMessage actions at `--rate` msg/s on a schedule fixed in advance (open loop: a send
-never waits for an answer), each from a random session's visitor or agent. Checked, not only timed: every
-message reaches every connection of the other side exactly once (none lost, none duplicated) and, per
-receiving connection, each sender's messages arrive in the order sent; any failure exits 1. Printed: p50/p99 of
-send-to-delivery latency (sendMessage written until the other side's designated connection has its
-message.new) against p50 20 ms and p99 100 ms, the sender's own answer, the connect time (authorizer
-included), the CPU time each part of the stack used, and a ramp (`--ramp`) that finds the highest offered
-rate whose p99 stays within 100 ms.
+* per-agent: a tenant with a widget key, `--agents` available agents whose capacity together covers the sessions
+  (so every chat is assigned at once; by default one agent per chat), one widget session and one WebSocket per
+  visitor, one connection per agent (as a console holds it). Targets: p50 8 ms and p99 40 ms at 100 msg/s, the
+  ramp's highest rate with p99 within 100 ms at least 300 msg/s, the worker processes' CPU per message 2 ms.
+* per-chat: the same with 8 agents and one agent connection per chat (API Gateway fans every event of an agent out
+  to all of the agent's connections, so each receives all its chats' events). Targets: p50 20 ms, p99 100 ms.
+* burst: `--staff` staff connections of agents who are away (every new chat waits), then `--chats` visitors each
+  sending startChat, evenly spread over `--burst-seconds` (open loop). Target: startChat to its chat.queued p99
+  100 ms. Checked: every visitor's newest chat.queued position and every staff connection's newest queue.updated
+  against the waiting sessions read over HTTP, within `--settle` seconds.
+
+The message load: `--messages` sendMessage actions at `--rate` msg/s on a schedule fixed in advance (open loop: a
+send never waits for an answer), each from a random session's visitor or agent. Checked, not only timed: every
+message reaches every connection of the other side exactly once (none lost, none duplicated) and, per receiving
+connection, each sender's messages arrive in the order sent. Any check that fails exits 1; with `--check`, a missed
+target exits 2. Printed: the figures against each scenario's targets, the sender's own answer, the connect time
+(authorizer included), the CPU time each part of the stack used, and a summary of every target.
 """
 
 from __future__ import annotations
