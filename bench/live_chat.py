@@ -1,32 +1,39 @@
-"""Live chat through the local gateway: many concurrent chats, a steady open-loop message load, checked.
+"""Live chat through the local gateway: many concurrent chats, a steady open-loop message load, checked; and a burst
+of new chats before many staff connections, checked.
 
-    .venv/bin/python -m bench.live_chat            # 200 sessions, 10,000 messages at 100 msg/s, then a ramp
-    .venv/bin/python -m bench.live_chat --quick    # 20 sessions (20 agents), 400 messages at 50 msg/s, a short ramp
-    .venv/bin/python -m bench.live_chat --sessions 4 --messages 40 --no-ramp   # the smoke test's size
+    python -m bench.live_chat                          # per-agent: 200 chats, 10,000 messages at 100 msg/s, a ramp
+    python -m bench.live_chat --scenario per-chat      # 200 chats over 8 agents, a connection per chat (25 each)
+    python -m bench.live_chat --scenario burst         # 200 staff connections, 100 new chats in one second
+    python -m bench.live_chat --scenario all --check   # the three in one run; exit 2 when a target is missed
+    python -m bench.live_chat --quick                  # smaller: 20 sessions, 400 messages at 50 msg/s, a short ramp
 
-The stack runs in a child process (`--serve`, started by the bench), as `make run` wires it but on free
-ports and its own database (`live_chat` under `.local/pg-bench-chat`, recreated each run; DATABASE_URL, when
-set, names the server to use instead): the HTTP API, the template's WebSocket API (the production authorizer
-and WebSocket function in worker pools of LOCAL_LAMBDA_CONCURRENCY, `--concurrency`) and the management API
-the function's boto3 client posts to. The load generator is this process: one asyncio loop holding every
-connection with the `websockets` asyncio client.
+(with the project's interpreter, .venv/bin/python). The stack runs in a child process (`--serve`, started by the
+bench), as `make run` wires it but on free ports and its own database (`live_chat` under `.local/pg-bench-chat`,
+recreated each run; DATABASE_URL, when set, names the server to use instead): the HTTP API, the template's WebSocket
+API (the production authorizer and WebSocket function in worker pools of LOCAL_LAMBDA_CONCURRENCY, `--concurrency`)
+and the management API the function's fan-out posts to. The load generator is this process: one asyncio loop
+holding every connection with the `websockets` asyncio client. One stack serves every scenario of a run, each on its
+own tenant.
 
-Set-up over the real routes: a tenant with a widget key, `--agents` available agents whose capacity together
-covers the sessions (so every chat is assigned at once), one widget session and one WebSocket per visitor, and
-agent connections. By default every chat has a visitor and an agent of its own, each with one connection (200
-agents of capacity 1: 400 connections), and each message is posted to one other connection. `--agents N` shares
-the chats among fewer agents, each holding one connection for all its chats (`--agent-connections agent`, as a
-console does) or one per chat (`session`: API Gateway fans every event of an agent out to all of the agent's
-connections, so each then receives all its chats' events: the fan-out grows with the chats per agent).
+Scenarios (SCENARIOS: each its option defaults and its targets; an option on the command line wins):
 
-The load: `--messages` sendMessage actions at `--rate` msg/s on a schedule fixed in advance (open loop: a send
-never waits for an answer), each from a random session's visitor or agent. Checked, not only timed: every
-message reaches every connection of the other side exactly once (none lost, none duplicated) and, per
-receiving connection, each sender's messages arrive in the order sent; any failure exits 1. Printed: p50/p99 of
-send-to-delivery latency (sendMessage written until the other side's designated connection has its
-message.new) against p50 20 ms and p99 100 ms, the sender's own answer, the connect time (authorizer
-included), the CPU time each part of the stack used, and a ramp (`--ramp`) that finds the highest offered
-rate whose p99 stays within 100 ms.
+* per-agent: a tenant with a widget key, `--agents` available agents whose capacity together covers the sessions
+  (so every chat is assigned at once; by default one agent per chat), one widget session and one WebSocket per
+  visitor, one connection per agent (as a console holds it). Targets: p50 8 ms and p99 40 ms at 100 msg/s, the
+  ramp's highest rate with p99 within 100 ms at least 300 msg/s, the worker processes' CPU per message 2 ms.
+* per-chat: the same with 8 agents and one agent connection per chat (API Gateway fans every event of an agent out
+  to all of the agent's connections, so each receives all its chats' events). Targets: p50 20 ms, p99 100 ms.
+* burst: `--staff` staff connections of agents who are away (every new chat waits), then `--chats` visitors each
+  sending startChat, evenly spread over `--burst-seconds` (open loop). Target: startChat to its chat.queued p99
+  100 ms. Checked: every visitor's newest chat.queued position and every staff connection's newest queue.updated
+  against the waiting sessions read over HTTP, within `--settle` seconds.
+
+The message load: `--messages` sendMessage actions at `--rate` msg/s on a schedule fixed in advance (open loop: a
+send never waits for an answer), each from a random session's visitor or agent. Checked, not only timed: every
+message reaches every connection of the other side exactly once (none lost, none duplicated) and, per receiving
+connection, each sender's messages arrive in the order sent. Any check that fails exits 1; with `--check`, a missed
+target exits 2. Printed: the figures against each scenario's targets, the sender's own answer, the connect time
+(authorizer included), the CPU time each part of the stack used, and a summary of every target.
 """
 
 from __future__ import annotations
@@ -35,6 +42,7 @@ import argparse
 import asyncio
 import contextlib
 import json
+import math
 import os
 import platform
 import random
@@ -197,6 +205,7 @@ class Conn:
     received: dict[tuple[int, str, int], int] = field(default_factory=lambda: defaultdict(int))
     out_of_order: int = 0
     events: asyncio.Queue[dict[str, Any]] = field(default_factory=asyncio.Queue)
+    log: list[tuple[float, dict[str, Any]]] = field(default_factory=list)  # every other event, with its arrival
 
 
 @dataclass
@@ -258,7 +267,9 @@ async def reader(conn: Conn, tracker: Tracker) -> None:
             kind = event.get("type")
             if kind == "message.new":
                 tracker.on_message(conn, event["data"], now)
-            elif kind == "error" or kind is None:  # None: API Gateway's own {"message": ...}
+                continue
+            conn.log.append((now, event))
+            if kind == "error" or kind is None:  # None: API Gateway's own {"message": ...}
                 tracker.errors.append(event)
                 await conn.events.put(event)
             else:
@@ -505,22 +516,150 @@ def _fmt(ms: float) -> str:
     return f"{ms:.1f}"
 
 
-async def bench(args: argparse.Namespace) -> int:
+# ------------------------------------------------------------------------------------------- the scenarios
+
+WORKERS = "worker processes (authorizer, functions)"  # cpu_by_part's name of the functions' processes
+RAMP_P99_MS = 100.0  # a ramp step holds when its p99 is within this and it lost nothing
+QUEUE_LIST_LIMIT = 100  # queue.updated lists the first 100 waiting sessions
+DEFAULT_QUEUE_CAP = 50  # the chat settings' default queueCap, raised for a burst larger than it
+
+
+@dataclass(frozen=True)
+class Scenario:
+    """A named measurement: its options' defaults (an option given on the command line wins), those of `--quick`,
+    and its targets (None: no such target)."""
+
+    name: str
+    title: str
+    defaults: dict[str, Any]
+    quick: dict[str, Any]
+    p50_ms: float | None = None
+    p99_ms: float | None = None
+    worker_cpu_ms: float | None = None  # the worker processes' CPU per message of the main phase
+    ramp_rate: float | None = None  # the highest offered rate with p99 within RAMP_P99_MS, at least this
+    queued_p99_ms: float | None = None  # burst: startChat sent until its chat.queued
+
+
+MESSAGE_QUICK = {
+    "sessions": 20,
+    "messages": 400,
+    "rate": 50.0,
+    "warmup": 40,
+    "ramp": [50.0, 100.0],
+    "ramp_seconds": 3.0,
+}
+SCENARIOS: dict[str, Scenario] = {
+    "per-agent": Scenario(
+        "per-agent",
+        "one connection per agent (a console), a visitor and an agent per chat",
+        {
+            "sessions": 200,
+            "agents": None,  # one per session
+            "agent_connections": "agent",
+            "messages": 10_000,
+            "rate": 100.0,
+            "warmup": 200,
+            "ramp": [100.0, 150.0, 200.0, 300.0],
+            "ramp_seconds": 5.0,
+        },
+        MESSAGE_QUICK,
+        p50_ms=8.0,
+        p99_ms=40.0,
+        worker_cpu_ms=2.0,
+        ramp_rate=300.0,
+    ),
+    "per-chat": Scenario(
+        "per-chat",
+        "one connection per open chat: 8 agents with 25 chats and 25 connections each",
+        {
+            "sessions": 200,
+            "agents": 8,
+            "agent_connections": "session",
+            "messages": 10_000,
+            "rate": 100.0,
+            "warmup": 200,
+            "ramp": [],
+            "ramp_seconds": 5.0,
+        },
+        MESSAGE_QUICK | {"agents": 2, "ramp": []},
+        p50_ms=20.0,
+        p99_ms=100.0,
+    ),
+    "burst": Scenario(
+        "burst",
+        "staff connections on one tenant, no agent free, and a burst of new chats",
+        {"staff": 200, "chats": 100, "burst_seconds": 1.0, "settle": 5.0},
+        {"staff": 20, "chats": 10},
+        queued_p99_ms=100.0,
+    ),
+}
+
+
+def resolve(args: argparse.Namespace, scenario: Scenario) -> argparse.Namespace:
+    """The scenario's options: what the command line gave, else `--quick`'s, else the scenario's defaults."""
+    opts = argparse.Namespace(**vars(args))
+    for name, value in scenario.defaults.items():
+        if getattr(args, name) is None:
+            setattr(opts, name, scenario.quick.get(name, value) if args.quick else value)
+    if "agents" in scenario.defaults and opts.agents is None:
+        opts.agents = opts.sessions
+    opts.scenario = scenario.name
+    return opts
+
+
+@dataclass
+class Target:
+    figure: str
+    value: float | None  # None: not measured in this run (e.g. --no-ramp)
+    limit: float
+    unit: str
+    at_least: bool = False  # the value must reach the limit (a rate), not stay within it
+    decimals: int = 1
+
+    @property
+    def verdict(self) -> str:
+        if self.value is None:
+            return "not run"
+        if math.isnan(self.value):
+            return "FAIL"  # nothing measured (every message lost): the checks say why
+        return "PASS" if (self.value >= self.limit if self.at_least else self.value <= self.limit) else "FAIL"
+
+    def shown(self) -> str:
+        if self.value is None:
+            return "-"
+        return f"{self.value:g} {self.unit}" if self.at_least else f"{self.value:.{self.decimals}f} {self.unit}"
+
+    def row(self) -> str:
+        bound = f"{'>=' if self.at_least else '<='} {self.limit:g} {self.unit}"
+        return f"| {self.figure} | {self.shown()} | {bound} | {self.verdict} |"
+
+
+@dataclass
+class Outcome:
+    scenario: str
+    targets: list[Target]
+    failures: list[str]  # the correctness checks' problems (exit 1)
+
+
+async def close_all(tracker: Tracker) -> None:
+    """Goodbyes, so the gateway runs every $disconnect before the next scenario (or the stack's end)."""
+    await asyncio.gather(*(c.ws.close() for c in tracker.conns), return_exceptions=True)
+    await asyncio.sleep(1.0)
+
+
+async def run_messages(stack: Stack, opts: argparse.Namespace, scenario: Scenario) -> Outcome:
+    """The message scenarios: chats set up and assigned, then the open-loop load, checked, and the ramp."""
     print(
-        f"# Live chat bench, {datetime.now(UTC):%Y-%m-%d %H:%M} UTC, {platform.node()}, {os.cpu_count()} CPUs, "
-        f"load average {', '.join(f'{x:.2f}' for x in os.getloadavg())}"
+        f"\n# Scenario {scenario.name}: {scenario.title}\n\n{opts.sessions} sessions, {opts.agents} agents, agent "
+        f"connections: one per {opts.agent_connections}, {opts.messages} messages at {opts.rate:g} msg/s, "
+        f"LOCAL_LAMBDA_CONCURRENCY={opts.concurrency}",
+        flush=True,
     )
-    print(
-        f"{args.sessions} sessions, {args.agents} agents, agent connections: one per {args.agent_connections}, "
-        f"{args.messages} messages at {args.rate:g} msg/s, LOCAL_LAMBDA_CONCURRENCY={args.concurrency}"
-    )
-    started = time.perf_counter()
-    stack = start_stack(args.concurrency)
-    print(f"stack up in {time.perf_counter() - started:.1f} s: {stack.http}, {stack.ws}", flush=True)
     tracker = Tracker()
     failures: list[str] = []
+    targets: list[Target] = []
     try:
-        conns, timings = await set_up(stack, args, tracker)
+        conns, timings = await set_up(stack, opts, tracker)
         agents = sum(1 for c in conns if c.side == "agent")
         print(
             f"set-up: {len(conns)} connections ({agents} agent, {len(conns) - agents} visitor) in "
@@ -532,28 +671,32 @@ async def bench(args: argparse.Namespace) -> int:
             f"connect (WebSocket open to handshake done, authorizer and $connect included, {CONNECT_PARALLEL} at "
             f"a time): p50 {_fmt(percentile(connect_ms, 50))} ms, p99 {_fmt(percentile(connect_ms, 99))} ms"
         )
-        rng = random.Random(args.seed)
-        if args.warmup:
-            await run_phase(tracker, min(args.rate, 50), args.warmup, rng, "warm-up", args.drain)
+        rng = random.Random(opts.seed)
+        if opts.warmup:
+            await run_phase(tracker, min(opts.rate, 50), opts.warmup, rng, "warm-up", opts.drain)
         cpu_before = cpu_by_part(stack.process.pid)
         wall = time.perf_counter()
-        main = await run_phase(tracker, args.rate, args.messages, rng, "main", args.drain)
+        main = await run_phase(tracker, opts.rate, opts.messages, rng, "main", opts.drain)
         wall = time.perf_counter() - wall
         cpu_after = cpu_by_part(stack.process.pid)
         problems = check(tracker, main.keys)
         p50, p99 = percentile(main.latencies_ms, 50), percentile(main.latencies_ms, 99)
-        p50_ok, p99_ok = p50 <= P50_TARGET_MS, p99 <= P99_TARGET_MS
+        worker_ms = (cpu_after.get(WORKERS, 0.0) - cpu_before.get(WORKERS, 0.0)) / max(1, opts.messages) * 1000
+        if scenario.p50_ms is not None:
+            targets.append(Target("send-to-delivery p50 (other side)", p50, scenario.p50_ms, "ms"))
+        if scenario.p99_ms is not None:
+            targets.append(Target("send-to-delivery p99 (other side)", p99, scenario.p99_ms, "ms"))
+        if scenario.worker_cpu_ms is not None:
+            targets.append(
+                Target("worker CPU per message (main phase)", worker_ms, scenario.worker_cpu_ms, "ms", decimals=2)
+            )
         fanout = sum(len(v) for v in tracker.receivers.values()) / max(1, len(tracker.receivers))
-        print(f"\n## {args.messages} messages at {args.rate:g} msg/s offered ({wall:.1f} s including the drain)\n")
+        print(f"\n## {opts.messages} messages at {opts.rate:g} msg/s offered ({wall:.1f} s including the drain)\n")
         print("| figure | value | target | result |\n|---|---:|---|---|")
-        print(
-            f"| send-to-delivery p50 (other side) | {_fmt(p50)} ms | <= {P50_TARGET_MS:g} ms | "
-            f"{'PASS' if p50_ok else 'FAIL'} |"
-        )
-        print(
-            f"| send-to-delivery p99 (other side) | {_fmt(p99)} ms | <= {P99_TARGET_MS:g} ms | "
-            f"{'PASS' if p99_ok else 'FAIL'} |"
-        )
+        for target in targets:
+            print(target.row())
+        if scenario.worker_cpu_ms is None:
+            print(f"| worker CPU per message (main phase) | {worker_ms:.2f} ms | - | |")
         print(f"| send-to-delivery max | {_fmt(max(main.latencies_ms, default=float('nan')))} ms | - | |")
         print(
             f"| sender's own answer p50 / p99 | {_fmt(percentile(main.answers_ms, 50))} / "
@@ -582,18 +725,22 @@ async def bench(args: argparse.Namespace) -> int:
         print("\nCPU seconds during the main phase (2 cores = 2 CPU-seconds per second):")
         for part in sorted(cpu_after, key=lambda p: -(cpu_after[p] - cpu_before.get(p, 0.0))):
             used = cpu_after[part] - cpu_before.get(part, 0.0)
-            print(f"  {part}: {used:.1f} s ({used / wall * 100:.0f} % of one core)")
-        if args.ramp:
             print(
-                "\n## Ramp\n\n| offered msg/s | messages | p50 ms | p99 ms | lost | p99 <= 100 ms |\n"
+                f"  {part}: {used:.1f} s ({used / wall * 100:.0f} % of one core; "
+                f"{used / max(1, opts.messages) * 1000:.2f} ms per message)"
+            )
+        best: float | None = None
+        if opts.ramp:
+            print(
+                f"\n## Ramp\n\n| offered msg/s | messages | p50 ms | p99 ms | lost | p99 <= {RAMP_P99_MS:g} ms |\n"
                 "|---:|---:|---:|---:|---:|---|"
             )
-            best = None
-            for rate in args.ramp:
-                step = await run_phase(tracker, rate, int(rate * args.ramp_seconds), rng, "ramp", args.drain)
+            best = 0.0
+            for rate in opts.ramp:
+                step = await run_phase(tracker, rate, int(rate * opts.ramp_seconds), rng, "ramp", opts.drain)
                 step_problems = check(tracker, step.keys)
                 failures += [f"ramp {rate:g}: {p}" for p in step_problems]
-                ok = percentile(step.latencies_ms, 99) <= P99_TARGET_MS and not step.undelivered
+                ok = percentile(step.latencies_ms, 99) <= RAMP_P99_MS and not step.undelivered
                 print(
                     f"| {rate:g} | {len(step.keys)} | {_fmt(percentile(step.latencies_ms, 50))} | "
                     f"{_fmt(percentile(step.latencies_ms, 99))} | {step.undelivered} | {'yes' if ok else 'no'} |",
@@ -603,65 +750,396 @@ async def bench(args: argparse.Namespace) -> int:
                     break
                 best = rate
             print(
-                f"\nhighest offered rate with p99 within {P99_TARGET_MS:g} ms: "
-                f"{f'{best:g} msg/s' if best is not None else f'none of {args.ramp[0]:g} and up'}"
+                f"\nhighest offered rate with p99 within {RAMP_P99_MS:g} ms: "
+                f"{f'{best:g} msg/s' if best else f'none of {opts.ramp[0]:g} and up'}"
+            )
+        if scenario.ramp_rate is not None:
+            targets.append(
+                Target(f"highest offered rate with p99 <= {RAMP_P99_MS:g} ms", best, scenario.ramp_rate, "msg/s", True)
             )
     finally:
-        # Goodbyes first, so the gateway runs every $disconnect before it stops
-        await asyncio.gather(*(c.ws.close() for c in tracker.conns), return_exceptions=True)
-        await asyncio.sleep(1.0)
+        await close_all(tracker)
+    return Outcome(scenario.name, targets, failures)
+
+
+# ----------------------------------------------------------------------------------- the burst's checks
+
+
+def _when(value: str) -> datetime:
+    return datetime.fromisoformat(value.replace("Z", "+00:00"))
+
+
+def newest(events: list[dict[str, Any]], kind: str, session_id: str | None = None) -> dict[str, Any] | None:
+    """The event of type `kind` (of session `session_id`, if given) with the newest `data.asOf`, as a client keeps
+    it (events of two requests may arrive out of order); of equal ones, the later arrival."""
+    chosen: dict[str, Any] | None = None
+    for event in events:
+        data = event.get("data") or {}
+        if event.get("type") != kind or (session_id is not None and data.get("sessionId") != session_id):
+            continue
+        if chosen is None or _when(data["asOf"]) >= _when(chosen["data"]["asOf"]):
+            chosen = event
+    return chosen
+
+
+def staff_queue_problem(events: list[dict[str, Any]], waiting: list[dict[str, Any]]) -> str | None:
+    """None when a staff connection's newest queue.updated is the real queue: `waiting` (the waiting sessions read
+    over HTTP, oldest first) with `waiting` = their number and the first QUEUE_LIST_LIMIT of them listed in
+    order, at positions 1..n, with their visitor's name and created time; else what is wrong."""
+    latest = newest(events, "queue.updated")
+    if latest is None:
+        return "no queue.updated event"
+    data = latest["data"]
+    if data.get("waiting") != len(waiting):
+        return f"waiting {data.get('waiting')}, but {len(waiting)} sessions wait"
+    listed = list(data.get("sessions") or [])
+    expected = waiting[:QUEUE_LIST_LIMIT]
+    got_ids = [s.get("id") for s in listed]
+    want_ids = [w["id"] for w in expected]
+    if got_ids != want_ids:
+        missing, stale = set(want_ids) - set(got_ids), set(got_ids) - set(want_ids)
+        if missing or stale:
+            return f"{len(listed)} sessions listed: {len(missing)} waiting ones missing, {len(stale)} not waiting"
+        return "the waiting sessions listed out of their order"
+    for n, (got, want) in enumerate(zip(listed, expected, strict=True), start=1):
+        if got.get("position") != n:
+            return f"session {got['id']} at position {got.get('position')}, it is number {n}"
+        if got.get("visitorName") != want.get("visitorName"):
+            return f"session {got['id']} names visitor {got.get('visitorName')!r}, not {want.get('visitorName')!r}"
+        if not got.get("createdAt") or _when(got["createdAt"]) != _when(want["createdAt"]):
+            return f"session {got['id']} created {got.get('createdAt')}, not {want['createdAt']}"
+    return None
+
+
+def visitor_position_problem(events: list[dict[str, Any]], session_id: str, position: int | None) -> str | None:
+    """None when the visitor's newest chat.queued of its session gives its real position (None: not waiting)."""
+    latest = newest(events, "chat.queued", session_id)
+    if latest is None:
+        return "no chat.queued"
+    got = latest["data"].get("position")
+    return None if got == position else f"position {got}, it is {position}"
+
+
+def first_arrival(log: list[tuple[float, dict[str, Any]]], kind: str, session_id: str) -> float | None:
+    """When the first event of type `kind` for session `session_id` (data.sessionId) arrived."""
+    for at, event in log:
+        if event.get("type") == kind and (event.get("data") or {}).get("sessionId") == session_id:
+            return at
+    return None
+
+
+def answer_to(log: list[tuple[float, dict[str, Any]]], kind: str, request_id: str) -> dict[str, Any] | None:
+    """The event of type `kind` answering request `request_id` (its echoed requestId)."""
+    for _, event in log:
+        if event.get("type") == kind and event.get("requestId") == request_id:
+            return event
+    return None
+
+
+async def waiting_queue(http: httpx.AsyncClient, headers: dict[str, str]) -> list[dict[str, Any]]:
+    """The tenant's waiting sessions over HTTP (every page), oldest first: the queue's order."""
+    rows: list[dict[str, Any]] = []
+    cursor = None
+    while True:
+        params: dict[str, Any] = {"status": "waiting", "limit": 100} | ({"cursor": cursor} if cursor else {})
+        reply = await http.get("/api/support/chat/sessions", params=params, headers=headers)
+        reply.raise_for_status()
+        body = reply.json()
+        rows += body["data"]
+        cursor = body.get("nextCursor")
+        if not cursor:
+            return sorted(rows, key=lambda r: (_when(r["createdAt"]), r["id"]))
+
+
+def _spread(values: list[int]) -> str:
+    if not values:
+        return "min -, median -, max -"
+    ordered = sorted(values)
+    return f"min {ordered[0]}, median {ordered[len(ordered) // 2]}, max {ordered[-1]}"
+
+
+async def run_burst(stack: Stack, opts: argparse.Namespace, scenario: Scenario) -> Outcome:
+    """`--staff` staff connections (agents who are away, so every new chat waits), then `--chats` visitors each
+    sending startChat, evenly spread over `--burst-seconds` (open loop). Timed: each visitor's startChat until its
+    chat.queued. Checked: every visitor's newest position and every staff connection's newest queue.updated
+    against the waiting sessions read over HTTP, within `--settle` seconds."""
+    from local.token import mint_token
+
+    print(
+        f"\n# Scenario {scenario.name}: {scenario.title}\n\n{opts.staff} staff connections (agents away), "
+        f"{opts.chats} visitors each starting a chat within {opts.burst_seconds:g} s, "
+        f"LOCAL_LAMBDA_CONCURRENCY={opts.concurrency}",
+        flush=True,
+    )
+    tracker = Tracker()
+    failures: list[str] = []
+    tenant = str(uuid4())
+    admin = {"Authorization": f"Bearer {mint_token(tenant, 'admin')}"}
+    limit = asyncio.Semaphore(CONNECT_PARALLEL)
+    try:
+        started = time.perf_counter()
+        async with httpx.AsyncClient(base_url=stack.http, timeout=SETUP_TIMEOUT) as http:
+            reply = await http.post(
+                "/api/support/widgets", json={"name": "Shop", "allowedOrigins": [SHOP]}, headers=admin
+            )
+            reply.raise_for_status()
+            widget_key = reply.json()["data"]["widgetKey"]
+            reply = await http.put(
+                "/api/support/settings/chat", json={"queueCap": max(DEFAULT_QUEUE_CAP, opts.chats)}, headers=admin
+            )
+            reply.raise_for_status()
+
+            async def agent(n: int) -> str:
+                body = {
+                    "agentName": f"Agent {n}",
+                    "agentEmail": f"agent{n}-{uuid4()}@desk.example",
+                    "maxConcurrentChats": 5,
+                    "status": "away",  # connected, but not taking chats: every new chat waits
+                }
+                async with limit:
+                    reply = await http.post("/api/support/agents", json=body, headers=admin)
+                reply.raise_for_status()
+                return str(reply.json()["data"]["id"])
+
+            agent_ids = await asyncio.gather(*(agent(n) for n in range(opts.staff)))
+
+            async def widget_session(index: int) -> dict[str, Any]:
+                transport = httpx.AsyncHTTPTransport(local_address=visitor_address(index))
+                async with (
+                    limit,
+                    httpx.AsyncClient(base_url=stack.http, timeout=SETUP_TIMEOUT, transport=transport) as own,
+                ):
+                    reply = await own.post(
+                        "/api/support/widget/session", json={"widgetKey": widget_key}, headers={"Origin": SHOP}
+                    )
+                    reply.raise_for_status()
+                    return dict(reply.json()["data"])
+
+            visitor_sessions = await asyncio.gather(*(widget_session(i) for i in range(opts.chats)))
+
+            async def open_limited(index: int, side: str, url: str, origin: str | None, source: str | None) -> Conn:
+                async with limit:
+                    return await open_conn(index, side, url, origin, tracker, source)
+
+            staff = await asyncio.gather(
+                *(
+                    open_limited(n, "agent", f"{stack.ws}/?token={mint_token(tenant, 'agent', agent_id=a)}", None, None)
+                    for n, a in enumerate(agent_ids)
+                )
+            )
+            visitors = await asyncio.gather(
+                *(
+                    open_limited(
+                        i, "visitor", f"{stack.ws}/?visitorToken={s['connectToken']}", SHOP, visitor_address(i)
+                    )
+                    for i, s in enumerate(visitor_sessions)
+                )
+            )
+            print(
+                f"set-up: {len(staff)} staff and {len(visitors)} visitor connections in "
+                f"{time.perf_counter() - started:.1f} s (the agents, widget sessions and connects)"
+            )
+            await asyncio.sleep(0.5)
+            for conn in tracker.conns:
+                conn.log.clear()
+            tracker.errors.clear()
+
+            # The burst: open loop, evenly spread
+            cpu_before = cpu_by_part(stack.process.pid)
+            wall = time.perf_counter()
+            loop = asyncio.get_running_loop()
+            start = loop.time() + 0.2
+            sent: list[float] = []
+            lag: list[float] = []
+            for i, visitor in enumerate(visitors):
+                due = start + i * opts.burst_seconds / max(1, opts.chats)
+                if (wait := due - loop.time()) > 0:
+                    await asyncio.sleep(wait)
+                lag.append(max(0.0, loop.time() - due) * 1000)
+                sent.append(time.perf_counter())
+                body = {"action": "startChat", "requestId": f"b{i}", "visitorName": f"V{i}"}
+                await visitor.ws.send(json.dumps(body))
+
+            # Every visitor's answer and chat.queued (or an error: then it will not come)
+            def session_of(i: int) -> str | None:
+                answer = answer_to(visitors[i].log, "chat.started", f"b{i}")
+                return str(answer["data"]["id"]) if answer else None
+
+            def settled(i: int) -> bool:
+                session_id = session_of(i)
+                if session_id is not None and first_arrival(visitors[i].log, "chat.queued", session_id) is not None:
+                    return True
+                return any(e.get("type") in ("error", None) for _, e in visitors[i].log)
+
+            deadline = time.monotonic() + max(30.0, opts.settle)
+            while not all(settled(i) for i in range(len(visitors))) and time.monotonic() < deadline:
+                await asyncio.sleep(0.05)
+            queued_ms: list[float] = []
+            sessions: dict[int, str] = {}
+            not_waiting = 0
+            for i, visitor in enumerate(visitors):
+                session_id = session_of(i)
+                if session_id is None:
+                    continue
+                sessions[i] = session_id
+                answer = answer_to(visitor.log, "chat.started", f"b{i}")
+                if answer and answer["data"].get("status") != "waiting":
+                    not_waiting += 1
+                if (at := first_arrival(visitor.log, "chat.queued", session_id)) is not None:
+                    queued_ms.append((at - sent[i]) * 1000)
+            all_queued = time.perf_counter()
+
+            # The real queue, then every connection's newest view of it, within the settle time
+            queue = await waiting_queue(http, admin)
+            positions = {row["id"]: n for n, row in enumerate(queue, start=1)}
+            settle_deadline = time.monotonic() + opts.settle
+            while True:
+                staff_problems = [staff_queue_problem([e for _, e in c.log], queue) for c in staff]
+                visitor_problems = [
+                    visitor_position_problem([e for _, e in visitors[i].log], s, positions.get(s))
+                    for i, s in sessions.items()
+                ]
+                if not any(staff_problems + visitor_problems) or time.monotonic() > settle_deadline:
+                    break
+                await asyncio.sleep(0.25)
+            wall = time.perf_counter() - wall
+            cpu_after = cpu_by_part(stack.process.pid)
+    finally:
+        await close_all(tracker)
+
+    p50, p99 = percentile(queued_ms, 50), percentile(queued_ms, 99)
+    targets = [Target("startChat to its chat.queued p99", p99, scenario.queued_p99_ms or RAMP_P99_MS, "ms")]
+    print(f"\n## {opts.chats} new chats in {opts.burst_seconds:g} s, {opts.staff} staff connections\n")
+    print("| figure | value | target | result |\n|---|---:|---|---|")
+    print(f"| startChat to its chat.queued p50 | {_fmt(p50)} ms | - | |")
+    for target in targets:
+        print(target.row())
+    print(f"| startChat to its chat.queued max | {_fmt(max(queued_ms, default=float('nan')))} ms | - | |")
+    print(f"| send schedule lag p99 (load generator) | {_fmt(percentile(lag, 99))} ms | - | |")
+    print(f"| every chat.queued in (from the first send) | {(all_queued - sent[0]) * 1000:.0f} ms | - | |")
+    updated = [sum(1 for _, e in c.log if e.get("type") == "queue.updated") for c in staff]
+    waiting_events = [sum(1 for _, e in c.log if e.get("type") == "chat.waiting") for c in staff]
+    print(f"\nqueue.updated events per staff connection: {_spread(updated)}")
+    print(f"chat.waiting events per staff connection: {_spread(waiting_events)}")
+    print(f"the desk's queue over HTTP: {len(queue)} waiting")
+
+    unqueued = len(visitors) - len(queued_ms)
+    wrong_staff = [p for p in staff_problems if p]
+    wrong_visitors = [p for p in visitor_problems if p]
+    checks = {
+        "every visitor answered and queued": unqueued == 0,
+        "every chat waits": not_waiting == 0 and len(queue) == len(visitors),
+        "visitor positions": not wrong_visitors,
+        "staff queue (newest queue.updated)": not wrong_staff,
+        "no error events": not tracker.errors,
+    }
+    print(f"\nChecks (within {opts.settle:g} s of the last chat.queued, against the waiting sessions over HTTP):")
+    for name, ok in checks.items():
+        print(f"  check {name}: {'OK' if ok else 'FAILED'}")
+    if unqueued:
+        failures.append(f"{unqueued} visitors got no chat.queued for their session")
+    if not_waiting or len(queue) != len(visitors):
+        failures.append(f"{not_waiting} chats did not wait; {len(queue)} wait of {len(visitors)} started")
+    if wrong_visitors:
+        failures.append(f"{len(wrong_visitors)} visitors' newest chat.queued is wrong, first: {wrong_visitors[0]}")
+    if wrong_staff:
+        failures.append(
+            f"{len(wrong_staff)} of {len(staff)} staff connections end with a wrong queue, first: {wrong_staff[0]}"
+        )
+    if tracker.errors:
+        failures.append(f"{len(tracker.errors)} error events, first: {tracker.errors[0]}")
+    for problem in failures:
+        print(f"  FAILED: {problem}")
+    print(f"\nCPU seconds during the burst and the settling ({wall:.1f} s):")
+    for part in sorted(cpu_after, key=lambda p: -(cpu_after[p] - cpu_before.get(p, 0.0))):
+        print(f"  {part}: {cpu_after[part] - cpu_before.get(part, 0.0):.1f} s")
+    return Outcome(scenario.name, targets, failures)
+
+
+# ------------------------------------------------------------------------------------------------ the run
+
+
+async def bench(args: argparse.Namespace) -> int:
+    names = list(SCENARIOS) if args.scenario == "all" else [args.scenario]
+    print(
+        f"# Live chat bench, {datetime.now(UTC):%Y-%m-%d %H:%M} UTC, {platform.node()}, {os.cpu_count()} CPUs, "
+        f"load average {', '.join(f'{x:.2f}' for x in os.getloadavg())}; scenarios: {', '.join(names)}"
+    )
+    started = time.perf_counter()
+    stack = start_stack(args.concurrency)
+    print(f"stack up in {time.perf_counter() - started:.1f} s: {stack.http}, {stack.ws}", flush=True)
+    outcomes: list[Outcome] = []
+    try:
+        for name in names:
+            scenario = SCENARIOS[name]
+            opts = resolve(args, scenario)
+            run = run_burst if name == "burst" else run_messages
+            outcomes.append(await run(stack, opts, scenario))
+    finally:
         stop_stack(stack)
     print(
-        "\nchecks: "
-        + (
-            "PASS (no message lost, none duplicated, every sender's order kept)"
-            if not failures
-            else f"FAIL ({len(failures)} problems)"
-        )
+        f"\n# Summary (load average at the end {', '.join(f'{x:.2f}' for x in os.getloadavg())})\n\n"
+        "| scenario | figure | value | target | result |\n|---|---|---:|---|---|"
     )
-    targets = "PASS" if p50_ok and p99_ok else "FAIL"
-    print(
-        f"latency targets: {targets} (p50 {_fmt(p50)} ms for {P50_TARGET_MS:g}, p99 {_fmt(p99)} ms for "
-        f"{P99_TARGET_MS:g})"
-    )
+    for outcome in outcomes:
+        for target in outcome.targets:
+            print(f"| {outcome.scenario} {target.row()}")
+    failures = [f"{o.scenario}: {p}" for o in outcomes for p in o.failures]
+    missed = [f"{o.scenario}: {t.figure}" for o in outcomes for t in o.targets if t.verdict == "FAIL"]
+    messages = "no message lost, none duplicated, every sender's order kept" if names != ["burst"] else ""
+    kept = "; ".join(k for k in (messages, "every queue right" if "burst" in names else "") if k)
+    print("\nchecks: " + (f"PASS ({kept})" if not failures else f"FAIL ({len(failures)} problems)"))
+    for failure in failures:
+        print(f"  {failure}")
+    print("targets: " + ("PASS" if not missed else f"FAIL ({len(missed)} missed: {'; '.join(missed)})"))
     if failures:
         return 1
-    if args.check and targets == "FAIL":
+    if args.check and missed:
         return 2
     return 0
 
 
 def arguments(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m bench.live_chat", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--sessions", type=int, default=200)
-    parser.add_argument("--agents", type=int, default=None, help="default: one agent per session")
     parser.add_argument(
+        "--scenario",
+        choices=(*SCENARIOS, "all"),
+        default="per-agent",
+        help="what to measure against its targets (per-agent, the default; per-chat; burst; all three in one run)",
+    )
+    group = parser.add_argument_group("message scenarios (per-agent, per-chat); default: the scenario's")
+    group.add_argument("--sessions", type=int, default=None, help="chats, a visitor each (200)")
+    group.add_argument("--agents", type=int, default=None, help="per-agent: one per session; per-chat: 8")
+    group.add_argument(
         "--agent-connections",
         choices=("session", "agent"),
-        default="agent",
-        help="one connection per agent (default, as a console holds) or one per chat (several per agent)",
+        default=None,
+        help="one connection per agent (per-agent, as a console holds) or one per chat (per-chat)",
     )
-    parser.add_argument("--messages", type=int, default=10_000)
-    parser.add_argument("--rate", type=float, default=100.0, help="offered messages per second (open loop)")
-    parser.add_argument("--warmup", type=int, default=200, help="messages at up to 50 msg/s before timing")
-    parser.add_argument("--ramp", type=float, nargs="*", default=[100, 150, 200, 300])
-    parser.add_argument("--no-ramp", dest="ramp", action="store_const", const=[])
-    parser.add_argument("--ramp-seconds", type=float, default=5.0)
-    parser.add_argument(
+    group.add_argument("--messages", type=int, default=None, help="timed messages (10,000)")
+    group.add_argument("--rate", type=float, default=None, help="offered messages per second (open loop, 100)")
+    group.add_argument("--warmup", type=int, default=None, help="messages at up to 50 msg/s before timing (200)")
+    group.add_argument("--ramp", type=float, nargs="*", default=None, help="per-agent: 100 150 200 300")
+    group.add_argument("--no-ramp", dest="ramp", action="store_const", const=[])
+    group.add_argument("--ramp-seconds", type=float, default=None, help="seconds per ramp step (5)")
+    group.add_argument(
         "--drain", type=float, default=600.0, help="seconds to wait for deliveries after the last send (600)"
+    )
+    group = parser.add_argument_group("the burst scenario")
+    group.add_argument("--staff", type=int, default=None, help="staff connections, an agent away each (200)")
+    group.add_argument("--chats", type=int, default=None, help="visitors starting a chat in the burst (100)")
+    group.add_argument("--burst-seconds", type=float, default=None, help="the burst's length (1)")
+    group.add_argument(
+        "--settle", type=float, default=None, help="seconds for every connection's queue to come right (5)"
     )
     parser.add_argument("--concurrency", type=int, default=8, help="LOCAL_LAMBDA_CONCURRENCY of the stack")
     parser.add_argument("--seed", type=int, default=1)
-    parser.add_argument("--check", action="store_true", help="exit 2 when a latency target is missed")
-    parser.add_argument("--quick", action="store_true", help="20 sessions and agents, 400 messages at 50 msg/s")
+    parser.add_argument("--check", action="store_true", help="exit 2 when a target is missed")
+    parser.add_argument(
+        "--quick", action="store_true", help="smaller: 20 sessions, 400 messages at 50 msg/s; a burst of 10, 20 staff"
+    )
     parser.add_argument("--serve", action="store_true", help=argparse.SUPPRESS)
-    args = parser.parse_args(argv)
-    if args.quick:
-        args.sessions, args.agents, args.messages, args.rate, args.warmup = 20, 20, 400, 50.0, 40
-        args.ramp, args.ramp_seconds = [50, 100], 3.0
-    if args.agents is None:
-        args.agents = args.sessions
-    return args
+    return parser.parse_args(argv)
 
 
 def main(argv: list[str] | None = None) -> int:
