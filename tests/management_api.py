@@ -38,6 +38,9 @@ def management_api_serving(
     with running_gateway(Starlette(routes=routes)) as base:
         endpoint = base + stage
         monkeypatch.setenv("WEBSOCKET_MANAGEMENT_ENDPOINT", endpoint)
+        # Staff broadcasts run inline, so this API sees them too: not through a broadcast function of a local stack
+        # another test may have left running (its environment names one); a test that wants one sets it after this.
+        monkeypatch.delenv("BROADCAST_FUNCTION_NAME", raising=False)
         monkeypatch.setenv("AWS_ACCESS_KEY_ID", "local")
         monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "local")
         if session_token is None:

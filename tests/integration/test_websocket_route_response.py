@@ -127,14 +127,17 @@ def test_every_answer_is_the_route_response_and_nothing_is_posted_to_the_caller_
     session_id = started["data"]["id"]
     posted = management.take()
     assert [e["type"] for e in _posted_to(posted, visitor)] == ["chat.queued"]
-    assert [e["type"] for e in _posted_to(posted, agent)] == ["chat.waiting"]
+    assert [e["type"] for e in _posted_to(posted, agent)] == ["queue.updated"]  # the staff broadcast (run inline)
 
     # setStatus: agent.status is the response; the chat the agent takes from the queue is posted to it (and to the
     # visitor), so it arrives first
     request_id, result = agent.send("setStatus", status="available")
     assert _answer(result, request_id)["data"] == {"agentId": str(agent_id), "status": "available"}
     posted = management.take()
-    assert [e["type"] for e in _posted_to(posted, agent)] == ["chat.assigned"]
+    # then the staff broadcast (run inline here, after the action's posts): the agent's new status and the queue
+    # (posted concurrently with each other, so in either order)
+    kinds = [e["type"] for e in _posted_to(posted, agent)]
+    assert kinds[0] == "chat.assigned" and sorted(kinds[1:]) == ["agent.status", "queue.updated"], kinds
     assert [e["type"] for e in _posted_to(posted, visitor)] == ["chat.assigned"]
 
     # sendMessage: message.new to the sender as the response, to the agent as a post
