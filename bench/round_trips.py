@@ -128,22 +128,11 @@ class Scenario:
 
 
 def _ws_event(route: str, context: dict[str, str], connection_id: str, body: dict[str, Any] | None) -> dict[str, Any]:
-    from local.gateway.websocket_api import build_websocket_event, websocket_request_context
+    from local.gateway.websocket_api import direct_websocket_event
 
-    event_type = {"$connect": "CONNECT", "$disconnect": "DISCONNECT"}.get(route, "MESSAGE")
-    request_context = websocket_request_context(
-        route_key=route,
-        event_type=event_type,
-        connection_id=connection_id,
-        connected_at=int(time.time() * 1000),
-        source_ip="203.0.113.9",
-        user_agent="bench",
-        host="127.0.0.1",
-        stage="local",
-    )
     raw = json.dumps(body) if body is not None else None
-    principal_id = context.get("subject", "p")
-    return build_websocket_event(request_context, authorizer={**context, "principalId": principal_id}, body=raw)
+    authorizer = {**context, "principalId": context.get("subject", "p")}
+    return direct_websocket_event(route, connection_id, authorizer, body=raw, user_agent="bench")
 
 
 def _http_event(method: str, path: str, body: Any, claims: dict[str, Any]) -> dict[str, Any]:

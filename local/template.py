@@ -9,7 +9,7 @@ from __future__ import annotations
 import importlib.util
 import re
 import sys
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
@@ -286,12 +286,7 @@ def websocket_api(template_path: Path = TEMPLATE, api_id: str | None = None) -> 
 
     responses = _route_responses(resources, api_id)
     routes: list[WebSocketRoute] = []
-    for logical_id, resource in resources.items():
-        if resource.get("Type") != "AWS::ApiGatewayV2::Route":
-            continue
-        props = resource.get("Properties") or {}
-        if _ref_target(props.get("ApiId")) != api_id:
-            continue
+    for logical_id, props in _of_api(resources, "AWS::ApiGatewayV2::Route", api_id):
         route_key = props.get("RouteKey")
         if not isinstance(route_key, str):
             raise TemplateError(f"{logical_id}: RouteKey must be a plain string")
@@ -326,24 +321,25 @@ def websocket_api(template_path: Path = TEMPLATE, api_id: str | None = None) -> 
         raise TemplateError(f"RouteResponse of no route of {api_id}: {', '.join(sorted(responses))}")
 
     stage = "$default"
-    for resource in resources.values():
-        props = resource.get("Properties") or {}
-        if resource.get("Type") == "AWS::ApiGatewayV2::Stage" and _ref_target(props.get("ApiId")) == api_id:
-            resolved = _resolve(props.get("StageName"), parameters)
-            stage = resolved if isinstance(resolved, str) else stage
+    for _, props in _of_api(resources, "AWS::ApiGatewayV2::Stage", api_id):
+        resolved = _resolve(props.get("StageName"), parameters)
+        stage = resolved if isinstance(resolved, str) else stage
     return WebSocketApi(api_id, expression, tuple(routes), stage)
+
+
+def _of_api(resources: Mapping[str, Any], kind: str, api_id: str) -> Iterator[tuple[str, dict[str, Any]]]:
+    """The logical id and the properties of each resource of type `kind` whose `ApiId` is `!Ref api_id`."""
+    for logical_id, resource in resources.items():
+        props = resource.get("Properties") or {}
+        if resource.get("Type") == kind and _ref_target(props.get("ApiId")) == api_id:
+            yield logical_id, props
 
 
 def _route_responses(resources: Mapping[str, Any], api_id: str) -> dict[str, tuple[str, ...]]:
     """The RouteResponseKeys of each route of `api_id` (by the route's logical id) that has
     `AWS::ApiGatewayV2::RouteResponse`s: `RouteId: !Ref TheRoute`, `RouteResponseKey: $default`."""
     found: dict[str, tuple[str, ...]] = {}
-    for logical_id, resource in resources.items():
-        if resource.get("Type") != "AWS::ApiGatewayV2::RouteResponse":
-            continue
-        props = resource.get("Properties") or {}
-        if _ref_target(props.get("ApiId")) != api_id:
-            continue
+    for logical_id, props in _of_api(resources, "AWS::ApiGatewayV2::RouteResponse", api_id):
         route_id = _ref_target(props.get("RouteId"))
         if route_id is None or (resources.get(route_id) or {}).get("Type") != "AWS::ApiGatewayV2::Route":
             raise TemplateError(f"{logical_id}: RouteId must be !Ref to an AWS::ApiGatewayV2::Route")

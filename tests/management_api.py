@@ -1,10 +1,15 @@
 """A stand-in for API Gateway's Management API (`POST` and `DELETE /@connections/{id}`) over real HTTP, pointed
-at by WEBSOCKET_MANAGEMENT_ENDPOINT for the duration, so that support.realtime sends to it as it would to AWS."""
+at by WEBSOCKET_MANAGEMENT_ENDPOINT for the duration, so that support.realtime sends to it as it would to AWS; and
+the `posts` fixture, one that records every event each connection is sent (import it by name, with `Posts`)."""
 
 from __future__ import annotations
 
+import json
+import threading
+from collections import defaultdict
 from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
+from typing import Any
 
 import pytest
 from starlette.applications import Starlette
@@ -12,6 +17,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from local.database import DatabaseUrls
 from local.gateway import running_gateway
 from support import realtime
 from support.config import get_settings
@@ -55,3 +61,39 @@ def management_api_serving(
         finally:
             realtime.reset()
             get_settings.cache_clear()
+
+
+class Posts:
+    """`POST /@connections/{id}`: every event each connection was sent, in order."""
+
+    def __init__(self) -> None:
+        self.sent: dict[str, list[dict[str, Any]]] = defaultdict(list)
+        self._lock = threading.Lock()
+
+    async def post(self, request: Request) -> Response:
+        body = json.loads(await request.body())
+        with self._lock:
+            self.sent[request.path_params["connection_id"]].append(body)
+        return Response(status_code=200)
+
+    def of(self, connection_id: str, kind: str) -> list[dict[str, Any]]:
+        """The data of the events of type `kind` the connection was sent (they stay recorded)."""
+        with self._lock:
+            return [e["data"] for e in self.sent.get(connection_id, []) if e["type"] == kind]
+
+    def take(self, connection_id: str) -> list[dict[str, Any]]:
+        """The events the connection was sent since the last take, forgotten here."""
+        with self._lock:
+            return self.sent.pop(connection_id, [])
+
+    def clear(self) -> None:
+        with self._lock:
+            self.sent.clear()
+
+
+@pytest.fixture
+def posts(db: DatabaseUrls, monkeypatch: pytest.MonkeyPatch) -> Iterator[Posts]:
+    """The management API for the test, recording what each connection is sent (staff broadcasts run inline)."""
+    api = Posts()
+    with management_api_serving(api.post, monkeypatch):
+        yield api

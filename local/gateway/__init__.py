@@ -50,6 +50,7 @@ from local.gateway.websocket_api import (
     WS_API_ID,
     build_websocket_event,
     create_websocket_app,
+    direct_websocket_event,
     websocket_request_context,
 )
 
@@ -77,6 +78,7 @@ __all__ = [
     "build_websocket_event",
     "create_app",
     "create_websocket_app",
+    "direct_websocket_event",
     "evaluate_policy",
     "redact",
     "running_gateway",

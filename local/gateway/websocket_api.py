@@ -216,6 +216,35 @@ def build_websocket_event(
     return event
 
 
+def direct_websocket_event(
+    route: str,
+    connection_id: str,
+    authorizer: Mapping[str, Any],
+    *,
+    body: str | None = None,
+    source_ip: str = "203.0.113.9",
+    user_agent: str = "local",
+    message_id: str | None = None,
+) -> dict[str, Any]:
+    """The event of `route` (`$connect`, `$disconnect` or a message's route) on the connection, with the
+    authorizer's context (its `principalId` defaulted), as API Gateway would give it the WebSocket function: for
+    calling the handler in process, without a gateway (the tests, the benches)."""
+    event_type = {"$connect": "CONNECT", "$disconnect": "DISCONNECT"}.get(route, "MESSAGE")
+    context = websocket_request_context(
+        route_key=route,
+        event_type=event_type,
+        connection_id=connection_id,
+        connected_at=int(time.time() * 1000),
+        source_ip=source_ip,
+        user_agent=user_agent,
+        host="localhost",
+        stage="local",
+    )
+    return build_websocket_event(
+        context, authorizer={"principalId": "p", **authorizer}, body=body, message_id=message_id
+    )
+
+
 def create_websocket_app(
     api: WebSocketApi,
     *,

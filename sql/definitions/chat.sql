@@ -9,10 +9,13 @@
 -- nothing (no write happens before the checks), without the extra round trip a ROLLBACK after an error costs; the
 -- service maps each outcome to its NotFound / Forbidden / Conflict.
 --
--- Who may act on a session over WebSocket (chat_refusal) is the rule of the service's _require_participant: its
--- visitor (another visitor's session is `not_found`: they learn nothing); any admin; the agent assigned to it; a
--- staff connection that joined it (`forbidden` otherwise). A NULL p_connection is an HTTP caller: desk staff, who
--- act on any of the tenant's sessions. A change to the rule is a change to both.
+-- The chat's participant rules live here alone: who may act on a session (chat_refusal) and who hears about it
+-- (chat_participants). The service's other paths (start, claim, end, transfer, rate, the queue's assignments) call
+-- them in the statements they already send.
+--
+-- Who may act on a session (chat_refusal): its visitor (another visitor's session is `not_found`: they learn
+-- nothing); any admin; the agent assigned to it; a staff connection that joined it (`forbidden` otherwise). A NULL
+-- p_connection is an HTTP caller: desk staff, who act on any of the tenant's sessions.
 
 -- Why the caller may not act on the session: NULL when it may, else 'not_found' or 'forbidden'.
 CREATE OR REPLACE FUNCTION public.chat_refusal(
@@ -34,9 +37,13 @@ AS $$
     END
 $$;
 
--- The connections that hear about a session (connections.participants' rule, by the session's id): its visitor's,
--- its assigned agent's, and the staff connections that joined it; a staff connection once, as `staff`.
-CREATE OR REPLACE FUNCTION public.chat_participants(p_tenant uuid, p_session uuid)
+-- The connections that hear about a session: its visitor's (every connection of that visitor id: two tabs, a
+-- phone), its assigned agent's and p_also's (the agent a transfer took it from: both ends of a transfer hear of
+-- it), and the staff connections that joined it (joinSession), until they disconnect; a staff connection once, as
+-- `staff`. As the session is now: called after a change in the same transaction, it names the new agent.
+-- (It took no p_also before: that signature goes, else two-argument calls would find two functions.)
+DROP FUNCTION IF EXISTS public.chat_participants(uuid, uuid);
+CREATE OR REPLACE FUNCTION public.chat_participants(p_tenant uuid, p_session uuid, p_also uuid DEFAULT NULL)
 RETURNS TABLE (connection_id text, side text)
 LANGUAGE sql STABLE
 SET search_path = pg_catalog, public, pg_temp
@@ -44,7 +51,8 @@ AS $$
     SELECT c.connection_id, CASE WHEN c.role = 'visitor' THEN 'visitor' ELSE 'staff' END
     FROM public.live_chat_sessions s
     JOIN public.ws_connections c ON c.user_id = s.user_id
-        AND ((c.role = 'visitor' AND c.visitor_id = s.visitor_id) OR c.agent_id = s.assigned_agent_id)
+        AND ((c.role = 'visitor' AND c.visitor_id = s.visitor_id) OR c.agent_id = s.assigned_agent_id
+             OR c.agent_id = p_also)
     WHERE s.user_id = p_tenant AND s.id = p_session
     UNION
     SELECT w.connection_id, 'staff' FROM public.session_watchers w
@@ -166,7 +174,7 @@ END
 $$;
 
 GRANT EXECUTE ON FUNCTION public.chat_refusal(uuid, uuid, text, uuid, text, text, uuid, text) TO support_app;
-GRANT EXECUTE ON FUNCTION public.chat_participants(uuid, uuid) TO support_app;
+GRANT EXECUTE ON FUNCTION public.chat_participants(uuid, uuid, uuid) TO support_app;
 GRANT EXECUTE ON FUNCTION public.chat_send_message(uuid, uuid, text, text, uuid, text, text, text, text, text, text,
                                                     text, text) TO support_app;
 GRANT EXECUTE ON FUNCTION public.chat_mark_read(uuid, uuid, text, text, uuid, text, uuid, text) TO support_app;

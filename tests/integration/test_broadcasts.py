@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 import threading
 import time
-from collections import defaultdict
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -37,40 +36,9 @@ from support.models.agents import AgentCreate, AgentStatus
 from support.models.chat import ChatSession, ChatSessionStart, VisitorContext
 from support.services import agents, broadcasts, chat, connections
 from tests.integration.test_chat_concurrency import connection_per_thread, run_together
-from tests.management_api import management_api_serving
+from tests.management_api import Posts, posts
 
-__all__ = ["connection_per_thread"]  # the fixture, used by name below
-
-
-class Posts:
-    """`POST /@connections/{id}`: every event each connection was sent, in order."""
-
-    def __init__(self) -> None:
-        self.sent: dict[str, list[dict[str, Any]]] = defaultdict(list)
-        self._lock = threading.Lock()
-
-    async def post(self, request: Request) -> Response:
-        body = json.loads(await request.body())
-        with self._lock:
-            self.sent[request.path_params["connection_id"]].append(body)
-        return Response(status_code=200)
-
-    def of(self, connection_id: str, kind: str) -> list[dict[str, Any]]:
-        with self._lock:
-            return [e["data"] for e in self.sent.get(connection_id, []) if e["type"] == kind]
-
-    def clear(self) -> None:
-        with self._lock:
-            self.sent.clear()
-
-
-@pytest.fixture
-def posts(db: DatabaseUrls, monkeypatch: pytest.MonkeyPatch) -> Iterator[Posts]:
-    monkeypatch.delenv("BROADCAST_FUNCTION_NAME", raising=False)
-    api = Posts()
-    with management_api_serving(api.post, monkeypatch):
-        yield api
-    get_settings.cache_clear()
+__all__ = ["connection_per_thread", "posts"]  # the fixtures, used by name below
 
 
 @dataclass

@@ -6,7 +6,6 @@ connection first, such as a message that races a revoke, and the bookkeeping of 
 from __future__ import annotations
 
 import json
-import time
 from datetime import UTC, datetime, timedelta
 from typing import Any
 from uuid import UUID, uuid4
@@ -16,7 +15,7 @@ import pytest
 
 from local.database import DatabaseUrls
 from local.gateway import LambdaContext
-from local.gateway.websocket_api import build_websocket_event, websocket_request_context
+from local.gateway.websocket_api import direct_websocket_event
 from support import ws_auth
 from support.auth import Principal, Role, authorizer_context
 from support.models.agents import AgentCreate
@@ -29,19 +28,8 @@ METHOD_ARN = "arn:aws:execute-api:us-east-1:123456789012:api/dev/$connect"
 
 
 def _event(route: str, context: dict[str, str], connection_id: str, body: dict[str, Any] | None = None) -> Any:
-    event_type = {"$connect": "CONNECT", "$disconnect": "DISCONNECT"}.get(route, "MESSAGE")
-    request_context = websocket_request_context(
-        route_key=route,
-        event_type=event_type,
-        connection_id=connection_id,
-        connected_at=int(time.time() * 1000),
-        source_ip="203.0.113.9",
-        user_agent="test",
-        host="127.0.0.1",
-        stage="local",
-    )
     raw = json.dumps(body) if body is not None else None
-    return build_websocket_event(request_context, authorizer={**context, "principalId": "p"}, body=raw)
+    return direct_websocket_event(route, connection_id, {**context, "principalId": "p"}, body=raw, user_agent="test")
 
 
 def _invoke(route: str, context: dict[str, str], connection_id: str, body: dict[str, Any] | None = None) -> Any:

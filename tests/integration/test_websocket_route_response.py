@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import threading
-import time
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import Any
@@ -20,7 +19,7 @@ from starlette.responses import Response
 
 from local.database import DatabaseUrls
 from local.gateway import LambdaContext
-from local.gateway.websocket_api import build_websocket_event, websocket_request_context
+from local.gateway.websocket_api import direct_websocket_event
 from support.auth import Principal, Role, authorizer_context
 from support.models.agents import AgentCreate
 from support.models.widgets import WidgetCreate
@@ -72,18 +71,9 @@ class Connection:
     def invoke(self, route: str, body: str | None = None) -> dict[str, Any]:
         from functions.websocket import app
 
-        event_type = {"$connect": "CONNECT", "$disconnect": "DISCONNECT"}.get(route, "MESSAGE")
-        context = websocket_request_context(
-            route_key=route,
-            event_type=event_type,
-            connection_id=self.id,
-            connected_at=int(time.time() * 1000),
-            source_ip="203.0.113.7",
-            user_agent="route-response-test",
-            host="localhost",
-            stage="local",
+        event = direct_websocket_event(
+            route, self.id, self.authorizer, body=body, source_ip="203.0.113.7", user_agent="route-response-test"
         )
-        event = build_websocket_event(context, authorizer=self.authorizer, body=body)
         return dict(app.lambda_handler(event, LambdaContext("WebSocketFunction", 512, 10)))
 
     def send(self, action: str, **fields: Any) -> tuple[str, dict[str, Any]]:

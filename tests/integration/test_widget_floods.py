@@ -8,25 +8,20 @@ over real HTTP, as API Gateway's would receive them."""
 from __future__ import annotations
 
 import json
-import threading
 import time
-from collections import defaultdict
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 from uuid import UUID, uuid4
 
 import psycopg
 import pytest
-from starlette.requests import Request
-from starlette.responses import Response
 
 from local.database import DatabaseUrls
 from local.gateway import (
     LambdaContext,
     build_http_event,
     build_websocket_authorizer_event,
-    build_websocket_event,
+    direct_websocket_event,
     websocket_request_context,
 )
 from local.sample_events import TENANT_ID
@@ -35,41 +30,16 @@ from support.services import connections, rate_limits, widgets
 from support.services.rate_limits import Bucket, take_tokens_alone
 from tests.http_events import HandlerClient, Reply, invoke_sample_event, route_key
 from tests.integration.test_chat_concurrency import connection_per_thread, run_together
-from tests.management_api import management_api_serving
+from tests.management_api import Posts, posts
 
 SHOP = "https://shop.example"
 SESSION = "/api/support/widget/session"
 SETTINGS = "/api/support/settings/chat"
 EVENTS = Path(__file__).resolve().parents[2] / "events" / "settings"
-__all__ = ["connection_per_thread"]  # the fixture, used by name below
+__all__ = ["connection_per_thread", "posts"]  # the fixtures, used by name below
 
 
-# --- the harness: a management API that records what each connection is sent ------------------------------------
-
-
-class Posts:
-    """`POST /@connections/{id}`: every event each connection was sent, in order."""
-
-    def __init__(self) -> None:
-        self.sent: dict[str, list[dict[str, Any]]] = defaultdict(list)
-        self._lock = threading.Lock()
-
-    async def post(self, request: Request) -> Response:
-        body = json.loads(await request.body())
-        with self._lock:
-            self.sent[request.path_params["connection_id"]].append(body)
-        return Response(status_code=200)
-
-    def take(self, connection_id: str) -> list[dict[str, Any]]:
-        with self._lock:
-            return self.sent.pop(connection_id, [])
-
-
-@pytest.fixture
-def posts(db: DatabaseUrls, monkeypatch: pytest.MonkeyPatch) -> Iterator[Posts]:
-    api = Posts()
-    with management_api_serving(api.post, monkeypatch):
-        yield api
+# --- the harness: the handlers in process, the management API recording (tests.management_api) ------------------------
 
 
 def _context(name: str) -> LambdaContext:
@@ -85,31 +55,27 @@ class Connection:
         self.authorizer = authorizer
         self.source_ip = source_ip
         self._count = 0
-        assert self._event("$connect", "CONNECT")["statusCode"] == 200
+        assert self._event("$connect")["statusCode"] == 200
 
-    def _event(self, route: str, event_type: str, body: str | None = None) -> dict[str, Any]:
+    def _event(self, route: str, body: str | None = None) -> dict[str, Any]:
         from functions.websocket import app
 
-        context = websocket_request_context(
-            route_key=route,
-            event_type=event_type,
-            connection_id=self.id,
-            connected_at=int(time.time() * 1000),
+        event = direct_websocket_event(
+            route,
+            self.id,
+            self.authorizer,
+            body=body,
             source_ip=self.source_ip,
             user_agent="flood-test",
-            host="localhost",
-            stage="local",
+            message_id="m1",
         )
-        event = build_websocket_event(context, authorizer=self.authorizer, body=body, message_id="m1")
         return dict(app.lambda_handler(event, _context("WebSocketFunction")))
 
     def send(self, action: str, **fields: Any) -> list[dict[str, Any]]:
         """Send an action; what this connection was sent meanwhile (posts), then its answer (the route's response,
         which API Gateway sends once the function returns)."""
         self._count += 1
-        result = self._event(
-            action, "MESSAGE", json.dumps({"action": action, "requestId": f"r{self._count}", **fields})
-        )
+        result = self._event(action, json.dumps({"action": action, "requestId": f"r{self._count}", **fields}))
         posted = self.posts.take(self.id)
         assert not [e for e in posted if e.get("requestId") == f"r{self._count}"], posted  # the answer is not posted
         return posted + ([json.loads(result["body"])] if "body" in result else [])
@@ -431,7 +397,7 @@ def test_a_connection_over_its_rate_gets_rate_limited_stays_open_and_is_served_a
     assert {a["data"]["code"] for a in limited} == {"rate_limited"}
     assert all(a["data"]["retryAfter"] == 1 for a in limited)  # one token at 2 a second: within a second
     # Malformed messages count too, and are answered the same way while the bucket is dry
-    malformed = visitor._event("$default", "MESSAGE", "{not json")
+    malformed = visitor._event("$default", "{not json")
     assert json.loads(malformed["body"])["data"]["code"] == "rate_limited"
     assert visitor.posts.take(visitor.id) == []  # the answer is the route's response, not a post
 

@@ -21,8 +21,7 @@ import threading
 from typing import Any
 from urllib.parse import quote
 
-from support.config import ConfigurationError
-from support.sigv4 import DEFAULT_PORTS, SigV4Signer, host_header
+from support.sigv4 import SigV4Signer, aws_environment, open_endpoint
 
 SERVICE = "lambda"
 TIMEOUT_SECONDS = 2.0
@@ -42,22 +41,10 @@ class LambdaInvoker:
     """Queues events for functions of one endpoint. Safe to share between threads."""
 
     def __init__(self, endpoint: str, *, region: str, credentials: Any, ca_bundle: str | None = None) -> None:
-        import urllib3
-
-        url = urllib3.util.parse_url(endpoint.rstrip("/"))
-        if url.scheme not in DEFAULT_PORTS or not url.host:
-            raise ConfigurationError(f"the Lambda endpoint is not an http(s) URL: {endpoint!r}")
-        self._host = host_header(url.scheme, url.host, url.port)
-        self._base_path = url.path or ""
-        self._signer = SigV4Signer(SERVICE, region, credentials)
-        manager = urllib3.PoolManager(
-            num_pools=1,
-            maxsize=4,
-            timeout=urllib3.Timeout(connect=TIMEOUT_SECONDS, read=TIMEOUT_SECONDS),
-            retries=False,
-            ca_certs=ca_bundle,
+        self._endpoint = open_endpoint(
+            endpoint, name="the Lambda endpoint", connections=4, timeout_seconds=TIMEOUT_SECONDS, ca_bundle=ca_bundle
         )
-        self._http = manager.connection_from_url(f"{url.scheme}://{url.netloc}")
+        self._signer = SigV4Signer(SERVICE, region, credentials)
 
     def invoke_async(self, function_name: str, payload: dict[str, Any]) -> None:
         """Queue `payload` as the event of one invocation of `function_name` (a name or an ARN); raises
@@ -67,13 +54,14 @@ class LambdaInvoker:
         body = json.dumps(payload, separators=(",", ":"), default=str).encode()
         if len(body) > MAX_ASYNC_PAYLOAD_BYTES:
             raise InvocationError(f"the event is {len(body)} bytes, over Lambda's {MAX_ASYNC_PAYLOAD_BYTES}")
-        path = f"{self._base_path}/2015-03-31/functions/{quote(function_name, safe='')}/invocations"
+        endpoint = self._endpoint
+        path = f"{endpoint.base_path}/2015-03-31/functions/{quote(function_name, safe='')}/invocations"
         problem = ""
         for _ in range(ATTEMPTS):
-            headers = self._signer.headers("POST", self._host, path, body, {"x-amz-invocation-type": "Event"})
+            headers = self._signer.headers("POST", endpoint.host, path, body, {"x-amz-invocation-type": "Event"})
             headers["content-type"] = "application/json"
             try:
-                response = self._http.urlopen(
+                response = endpoint.http.urlopen(
                     "POST", path, body=body, headers=headers, retries=False, redirect=False, assert_same_host=False
                 )
             except HTTPError as error:
@@ -101,19 +89,9 @@ def lambda_invoker() -> LambdaInvoker:
     global _client
     with _lock:
         if _client is None:
-            import botocore.session
-            from botocore.httpsession import get_cert_path
-
-            session = botocore.session.get_session()
-            region = session.get_config_variable("region")
-            credentials = session.get_credentials()
-            if not region or credentials is None:
-                raise ConfigurationError("invoking a function needs an AWS region and credentials")
+            aws = aws_environment("invoking a function")
             _client = LambdaInvoker(
-                endpoint_url(region),
-                region=region,
-                credentials=credentials,
-                ca_bundle=session.get_config_variable("ca_bundle") or get_cert_path(True),
+                endpoint_url(aws.region), region=aws.region, credentials=aws.credentials, ca_bundle=aws.ca_bundle
             )
         return _client
 

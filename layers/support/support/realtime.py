@@ -42,9 +42,9 @@ from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass
 from typing import Any
 
-from support.config import ConfigurationError, get_settings
+from support.config import get_settings
 from support.observability import logger
-from support.sigv4 import DEFAULT_PORTS, SigV4Signer, host_header
+from support.sigv4 import SigV4Signer, aws_environment, open_endpoint
 
 FAN_OUT_CONCURRENCY = 16
 POST_TIMEOUT_SECONDS = 3.0
@@ -81,25 +81,18 @@ class ManagementApi:
     retries. Safe to share between threads."""
 
     def __init__(self, endpoint: str, *, region: str, credentials: Any, ca_bundle: str | None = None) -> None:
-        import urllib3
         from botocore.retries.quota import RetryQuota
 
-        url = urllib3.util.parse_url(endpoint.rstrip("/"))
-        if url.scheme not in DEFAULT_PORTS or not url.host:
-            raise ConfigurationError(f"WEBSOCKET_MANAGEMENT_ENDPOINT is not an http(s) URL: {endpoint!r}")
-        self._origin = f"{url.scheme}://{url.netloc}"
-        self._host = host_header(url.scheme, url.host, url.port)  # as botocore signs it, sent as signed
-        self._stage_path = url.path or ""  # the stage, as the endpoint names it: part of the signed path
+        # the stage, as the endpoint names it, starts every (signed) path
+        self._endpoint = open_endpoint(
+            endpoint,
+            name="WEBSOCKET_MANAGEMENT_ENDPOINT",
+            connections=FAN_OUT_CONCURRENCY,
+            timeout_seconds=POST_TIMEOUT_SECONDS,
+            ca_bundle=ca_bundle,
+        )
         self._signer = SigV4Signer(SERVICE, region, credentials)
         self._quota = RetryQuota()
-        manager = urllib3.PoolManager(
-            num_pools=1,
-            maxsize=FAN_OUT_CONCURRENCY,
-            timeout=urllib3.Timeout(connect=POST_TIMEOUT_SECONDS, read=POST_TIMEOUT_SECONDS),
-            retries=False,
-            ca_certs=ca_bundle,
-        )
-        self._http = manager.connection_from_url(self._origin)
 
     def post_to_connection(self, connection_id: str, data: bytes) -> None:
         """Send the data to the connection as one message; raises ConnectionGone on 410."""
@@ -113,7 +106,7 @@ class ManagementApi:
         from botocore.utils import percent_encode
         from urllib3.exceptions import HTTPError
 
-        path = f"{self._stage_path}/@connections/{percent_encode(connection_id)}"
+        path = f"{self._endpoint.base_path}/@connections/{percent_encode(connection_id)}"
         attempt, retry_cost = 0, 0
         while True:
             attempt += 1
@@ -121,7 +114,7 @@ class ManagementApi:
             error_type: str | None = None
             cause: Exception | None = None
             try:
-                response = self._http.urlopen(
+                response = self._endpoint.http.urlopen(
                     method,
                     path,
                     body=body,
@@ -153,7 +146,7 @@ class ManagementApi:
     def _signed_headers(self, method: str, path: str, body: bytes) -> dict[str, str]:
         """Signed as botocore's SigV4Auth signs it (tests/integration/test_fan_out.py checks it against botocore),
         with the derived signing key kept for the day (support.sigv4)."""
-        return self._signer.headers(method, self._host, path, body)
+        return self._signer.headers(method, self._endpoint.host, path, body)
 
 
 @dataclass(frozen=True)
@@ -186,21 +179,9 @@ def _management_client() -> ManagementApi | None:
         return None
     with _lock:
         if _client is None:
-            # Imported on first use: a function that never fans out never pays botocore's import.
-            import botocore.session
-            from botocore.httpsession import get_cert_path
-
-            session = botocore.session.get_session()
-            region = session.get_config_variable("region")
-            credentials = session.get_credentials()
-            if not region or credentials is None:
-                raise ConfigurationError("the WebSocket fan-out needs an AWS region and credentials")
-            _client = ManagementApi(
-                endpoint,
-                region=region,
-                credentials=credentials,
-                ca_bundle=session.get_config_variable("ca_bundle") or get_cert_path(True),
-            )
+            # botocore imported on first use: a function that never fans out never pays its import
+            aws = aws_environment("the WebSocket fan-out")
+            _client = ManagementApi(endpoint, region=aws.region, credentials=aws.credentials, ca_bundle=aws.ca_bundle)
             _pool = ThreadPoolExecutor(max_workers=FAN_OUT_CONCURRENCY, thread_name_prefix="fan-out")
     return _client
 

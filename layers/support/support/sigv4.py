@@ -1,5 +1,7 @@
 """AWS Signature Version 4 for the few AWS calls the functions make without a boto3 client (support.realtime's
-posts to WebSocket connections, support.invocations' asynchronous Lambda invocations).
+posts to WebSocket connections, support.invocations' asynchronous Lambda invocations), and what both clients set
+up alike: the region, credentials and CA bundle boto3 would find (`aws_environment`), and the endpoint's connection
+pool and Host header (`open_endpoint`).
 
 Each signature is exactly the one botocore's `SigV4Auth` computes for the same request (tests/integration/
 test_fan_out.py and test_broadcasts.py recompute them with it), but the signing key derived from the secret key,
@@ -13,9 +15,12 @@ from __future__ import annotations
 import hashlib
 import hmac
 from collections.abc import Mapping
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import quote
+
+from support.config import ConfigurationError
 
 ALGORITHM = "AWS4-HMAC-SHA256"
 DEFAULT_PORTS = {"http": 80, "https": 443}
@@ -25,6 +30,62 @@ def host_header(scheme: str, host: str, port: int | None) -> str:
     """The Host header as botocore signs it: lower case, without the scheme's default port."""
     host = host.lower()
     return host if port in (None, DEFAULT_PORTS.get(scheme)) else f"{host}:{port}"
+
+
+@dataclass(frozen=True)
+class AwsEnvironment:
+    """What a boto3 client would find: the region, the credentials (botocore's resolver: the function's environment
+    in Lambda; frozen per request by the signer) and the CA bundle."""
+
+    region: str
+    credentials: Any
+    ca_bundle: str | None
+
+
+def aws_environment(purpose: str) -> AwsEnvironment:
+    """The execution environment's region, credentials and CA bundle, read with botocore (imported only now: a
+    function that never calls AWS never pays its import); ConfigurationError without a region or credentials."""
+    import botocore.session
+    from botocore.httpsession import get_cert_path
+
+    session = botocore.session.get_session()
+    region = session.get_config_variable("region")
+    credentials = session.get_credentials()
+    if not region or credentials is None:
+        raise ConfigurationError(f"{purpose} needs an AWS region and credentials")
+    return AwsEnvironment(region, credentials, session.get_config_variable("ca_bundle") or get_cert_path(True))
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    """An endpoint as a signed client sends to it: one urllib3 connection pool to its origin (no retries of its
+    own, no redirects followed), the Host header as botocore signs it, and the path its URL carries (a stage), which
+    every request's path starts with."""
+
+    http: Any  # urllib3.HTTPConnectionPool
+    host: str
+    base_path: str
+
+
+def open_endpoint(
+    url: str, *, name: str, connections: int, timeout_seconds: float, ca_bundle: str | None = None
+) -> Endpoint:
+    """The Endpoint of `url` (an http(s) URL, else ConfigurationError naming it as `name`), with at most
+    `connections` pooled connections, each request's connect and read timed out after `timeout_seconds`."""
+    import urllib3
+
+    parsed = urllib3.util.parse_url(url.rstrip("/"))
+    if parsed.scheme not in DEFAULT_PORTS or not parsed.host:
+        raise ConfigurationError(f"{name} is not an http(s) URL: {url!r}")
+    manager = urllib3.PoolManager(
+        num_pools=1,
+        maxsize=connections,
+        timeout=urllib3.Timeout(connect=timeout_seconds, read=timeout_seconds),
+        retries=False,
+        ca_certs=ca_bundle,
+    )
+    http = manager.connection_from_url(f"{parsed.scheme}://{parsed.netloc}")
+    return Endpoint(http, host_header(parsed.scheme, parsed.host, parsed.port), parsed.path or "")
 
 
 class SigV4Signer:

@@ -67,8 +67,6 @@ from support.services.connections import (
     VISITOR_SIDE,
     Caller,
     Outbox,
-    has_joined,
-    participants,
     visitor_connections,
 )
 
@@ -97,6 +95,28 @@ def _lock_session(cur: Cursor, principal: Principal, session_id: UUID) -> dict[s
         (principal.tenant_id, session_id),
     )
     return found(cur.fetchone(), "chat session")
+
+
+def _lock_session_to_act(cur: Cursor, principal: Principal, session_id: UUID, caller: Caller | None) -> dict[str, Any]:
+    """The session, locked, once the caller may act on it (chat_refusal, sql/definitions/chat.sql, in the same
+    statement): NotFound / Forbidden otherwise."""
+    statement, params = _session_access(principal, session_id, caller)
+    cur.execute(statement + " FOR UPDATE", params)
+    return _accessible(cur.fetchall())
+
+
+def _participants(
+    cur: Cursor, principal: Principal, session_id: UUID, also: UUID | None = None
+) -> list[dict[str, Any]]:
+    """The connections that hear about the session as it is now, each with its side (`visitor` or `staff`), and
+    the connections of `also` (an agent: the one a transfer took it from): chat_participants,
+    sql/definitions/chat.sql."""
+    cur.execute(_PARTICIPANTS, (principal.tenant_id, session_id, also))
+    return cur.fetchall()
+
+
+def _connections(people: list[dict[str, Any]], side: str | None = None) -> list[str]:
+    return [p["connection_id"] for p in people if side is None or p["side"] == side]
 
 
 def _read_session(cur: Cursor, principal: Principal, session_id: UUID) -> dict[str, Any]:
@@ -129,23 +149,6 @@ def _change_current_chats(cur: Cursor, principal: Principal, agent_id: UUID, del
         "UPDATE support_agents SET current_chats = current_chats + %s WHERE user_id = %s AND id = %s",
         (delta, principal.tenant_id, agent_id),
     )
-
-
-def _require_participant(cur: Cursor, principal: Principal, session: dict[str, Any], caller: Caller | None) -> None:
-    """Who may act on a session over WebSocket: its visitor; the agent assigned to it or a staff connection that
-    joined it; any admin of the tenant. A visitor asking about another visitor's session learns nothing: 404.
-    HTTP callers are desk staff and act on any of the tenant's sessions (the HTTP API's rules). The messages'
-    paths check the same rule in SQL (chat_refusal, sql/definitions/chat.sql): a change here is a change there."""
-    if principal.role is Role.VISITOR:
-        if session["visitor_id"] != principal.visitor_id:
-            raise NotFound("chat session not found")
-        return
-    if caller is None or principal.role is Role.ADMIN:
-        return
-    if principal.agent_id is not None and session["assigned_agent_id"] == principal.agent_id:
-        return
-    if not has_joined(cur, principal.tenant_id, session["id"], caller):
-        raise Forbidden("this chat session is not assigned to you; join it first (joinSession)")
 
 
 # --- Assignment and the queue --------------------------------------------------------------------------------
@@ -227,8 +230,7 @@ def _tell_own_position(cur: Cursor, principal: Principal, outbox: Outbox, sessio
 def _announce_assignments(cur: Cursor, principal: Principal, outbox: Outbox, assigned: list[dict[str, Any]]) -> None:
     for row in assigned:
         session = ChatSession.model_validate(row)
-        people = [p.connection_id for p in participants(cur, principal.tenant_id, row)]
-        outbox.tell(people, "chat.assigned", session, caller_too=True)
+        outbox.tell(_connections(_participants(cur, principal, session.id)), "chat.assigned", session, caller_too=True)
 
 
 def rebalance_queue(cur: Cursor, principal: Principal, outbox: Outbox) -> bool:
@@ -239,6 +241,10 @@ def rebalance_queue(cur: Cursor, principal: Principal, outbox: Outbox) -> bool:
     if assigned:
         _announce_assignments(cur, principal, outbox, assigned)
     return bool(assigned)
+
+
+# The connections that hear about a session, and their sides (the third argument: an agent who hears as well).
+_PARTICIPANTS = "SELECT connection_id, side FROM chat_participants(%s, %s, %s)"
 
 
 # --- Sessions --------------------------------------------------------------------------------------------------
@@ -357,8 +363,7 @@ def _start(
     session = ChatSession.model_validate(mine[0] if mine else created)
     outbox.answer("chat.started", session)
     if mine:
-        people = participants(cur, principal.tenant_id, mine[0])
-        outbox.tell([p.connection_id for p in people], "chat.assigned", session)
+        outbox.tell(_connections(_participants(cur, principal, session.id)), "chat.assigned", session)
     if others:
         _announce_assignments(cur, principal, outbox, others)
     if session.status is ChatStatus.WAITING:
@@ -400,8 +405,7 @@ def end_chat_session(principal: Principal, session_id: UUID, *, caller: Caller |
     outbox = Outbox(principal.tenant_id, caller)
     with tenant_transaction(principal.tenant_id) as cur:
         lock_queue(cur, principal)
-        current = _lock_session(cur, principal, session_id)
-        _require_participant(cur, principal, current, caller)
+        current = _lock_session_to_act(cur, principal, session_id, caller)
         if current["status"] == ChatStatus.CLOSED:
             raise Conflict("the chat session has already ended")
         if current["assigned_agent_id"] is not None:
@@ -420,7 +424,7 @@ def end_chat_session(principal: Principal, session_id: UUID, *, caller: Caller |
         )
         ended = _session(cur.fetchone())
         outbox.answer("chat.ended", ended)
-        outbox.tell([p.connection_id for p in participants(cur, principal.tenant_id, current)], "chat.ended", ended)
+        outbox.tell(_connections(_participants(cur, principal, session_id)), "chat.ended", ended)
         # A waiting chat left the queue (everyone behind it moved up); an active one freed capacity for it.
         if current["status"] == ChatStatus.WAITING or rebalance_queue(cur, principal, outbox):
             broadcasts.request(cur, outbox, queue=True)
@@ -440,8 +444,7 @@ def transfer_chat_session(
     outbox = Outbox(principal.tenant_id, caller)
     with tenant_transaction(principal.tenant_id) as cur:
         lock_queue(cur, principal)
-        current = _lock_session(cur, principal, session_id)
-        _require_participant(cur, principal, current, caller)
+        current = _lock_session_to_act(cur, principal, session_id, caller)
         if current["status"] == ChatStatus.CLOSED:
             raise Conflict("an ended chat session cannot be transferred")
         from_agent_id: UUID | None = current["assigned_agent_id"]
@@ -449,8 +452,8 @@ def transfer_chat_session(
             raise Conflict("the chat session is already assigned to this agent")
         transferred = _assign(cur, principal, current, to_agent_id)
         outbox.answer("chat.transferred", transferred)
-        people = participants(cur, principal.tenant_id, current, to_agent_id)
-        outbox.tell([p.connection_id for p in people], "chat.transferred", transferred)
+        people = _participants(cur, principal, session_id, also=from_agent_id)  # the new agent's and the previous
+        outbox.tell(_connections(people), "chat.transferred", transferred)
         drained = rebalance_queue(cur, principal, outbox)
         if current["status"] == ChatStatus.WAITING or drained:
             broadcasts.request(cur, outbox, queue=True)
@@ -496,8 +499,7 @@ def claim_chat_session(principal: Principal, session_id: UUID, *, caller: Caller
             raise Conflict("this chat session is not waiting: someone has it already, or it has ended")
         claimed = _assign(cur, principal, current, principal.agent_id)
         outbox.answer("chat.assigned", claimed)
-        people = participants(cur, principal.tenant_id, current, principal.agent_id)
-        outbox.tell([p.connection_id for p in people], "chat.assigned", claimed)
+        outbox.tell(_connections(_participants(cur, principal, session_id)), "chat.assigned", claimed)
         broadcasts.request(cur, outbox, queue=True)
     outbox.send()
     return claimed
@@ -512,8 +514,7 @@ def rate_chat_session(
         raise Forbidden("a chat's rating is the visitor's: staff cannot rate a chat")
     outbox = Outbox(principal.tenant_id, caller)
     with tenant_transaction(principal.tenant_id) as cur:
-        current = _lock_session(cur, principal, session_id)
-        _require_participant(cur, principal, current, caller)
+        current = _lock_session_to_act(cur, principal, session_id, caller)
         if current["status"] != ChatStatus.CLOSED:
             raise Conflict("a chat session is rated after it has ended")
         if current["rating"] is not None:
@@ -525,8 +526,7 @@ def rate_chat_session(
         )
         rated = _session(cur.fetchone())
         outbox.answer("chat.rated", rated)
-        staff = [p.connection_id for p in participants(cur, principal.tenant_id, current) if p.side == STAFF_SIDE]
-        outbox.tell(staff, "chat.rated", rated)
+        outbox.tell(_connections(_participants(cur, principal, session_id), STAFF_SIDE), "chat.rated", rated)
     outbox.send()
     return rated
 
@@ -619,8 +619,7 @@ def _refuse(outcome: str | None) -> None:
 
 def _access_params(principal: Principal, session_id: UUID, caller: Caller | None) -> tuple[Any, ...]:
     """The arguments by which chat_refusal (sql/definitions/chat.sql) decides whether the caller may act on the
-    session, the rule of _require_participant: tenant, session, role, visitor id, agent id, connection (None over
-    HTTP)."""
+    session: tenant, session, role, visitor id, agent id, connection (None over HTTP)."""
     connection = caller.connection_id if caller is not None else None
     return (principal.tenant_id, session_id, principal.role, principal.visitor_id, principal.agent_id, connection)
 
@@ -678,8 +677,6 @@ def mark_chat_messages_read(
 
 # --- WebSocket-only actions --------------------------------------------------------------------------------------
 
-_PARTICIPANTS = "SELECT connection_id, side FROM chat_participants(%s, %s)"
-
 
 def typing(principal: Principal, session_id: UUID, is_typing: bool, *, caller: Caller) -> None:
     """Not stored: the other side of the session hears that the caller is (or stopped) typing. The session (with
@@ -687,7 +684,10 @@ def typing(principal: Principal, session_id: UUID, is_typing: bool, *, caller: C
     used only once the right is checked."""
     outbox = Outbox(principal.tenant_id, caller)
     mine = VISITOR_SIDE if principal.role is Role.VISITOR else STAFF_SIDE
-    statements = [_session_access(principal, session_id, caller), (_PARTICIPANTS, (principal.tenant_id, session_id))]
+    statements = [
+        _session_access(principal, session_id, caller),
+        (_PARTICIPANTS, (principal.tenant_id, session_id, None)),
+    ]
     session, people = pipelined(principal.tenant_id, statements, snapshot=True)
     _accessible(session)
     sender = SenderType.CUSTOMER if mine == VISITOR_SIDE else SenderType.AGENT

@@ -1,11 +1,9 @@
 """WebSocket connections of a tenant and who hears what happens in a chat session.
 
 A connection row is written on $connect (the caller as the authorizer saw it) and deleted on $disconnect, or
-when a post to it answers 410 Gone (the client vanished without a goodbye). A session's participants are:
-
-* its visitor: every connection of that visitor id in the tenant (two tabs, a phone);
-* the agents it concerns (the assigned one; both ends of a transfer): every connection of theirs;
-* staff connections that joined it (`joinSession`), until they disconnect.
+when a post to it answers 410 Gone (the client vanished without a goodbye). Who hears about a chat session and who
+may act on it are the database's rules (chat_participants and chat_refusal, sql/definitions/chat.sql), which the
+chat service calls.
 
 `Outbox` collects what a service wants to announce while its transaction runs, and sends it after the commit
 (support.realtime): everyone else's events, then closes the connections that lost their right to stay open (a
@@ -38,6 +36,7 @@ from support.realtime import Delivery, deliver, disconnect, event
 from support.services.rate_limits import ACTIONS_PER_CONNECTION, STAFF_ACTIONS_PER_CONNECTION, level_sql
 from support.visitors import VisitorClaims
 
+# The sides of a chat session's connections, as chat_participants (sql/definitions/chat.sql) names them.
 VISITOR_SIDE = "visitor"
 STAFF_SIDE = "staff"
 
@@ -63,12 +62,6 @@ class Caller:
     source_ip: str | None = None
     user_agent: str | None = None
     reply: Reply | None = field(default=None, compare=False, repr=False)
-
-
-@dataclass(frozen=True)
-class Participant:
-    connection_id: str
-    side: str  # VISITOR_SIDE or STAFF_SIDE
 
 
 def _wire(data: Any) -> Any:
@@ -257,24 +250,6 @@ def forget_connections(tenant_id: UUID, connection_ids: Iterable[str]) -> None:
     pipelined(tenant_id, [(statement, (tenant_id, list(connection_ids)))])
 
 
-def participants(cur: Cursor, tenant_id: UUID, session: dict[str, Any], *agents: UUID | None) -> list[Participant]:
-    """The connections that hear about `session`: its visitor's, its assigned agent's (and `agents`'), and the
-    staff connections that joined it. (By the session's id, the same rule is chat_participants in
-    sql/definitions/chat.sql: a change here is a change there.)"""
-    agent_ids = sorted({a for a in (session.get("assigned_agent_id"), *agents) if a is not None})
-    cur.execute(
-        """SELECT connection_id, CASE WHEN role = 'visitor' THEN 'visitor' ELSE 'staff' END AS side
-        FROM ws_connections
-        WHERE user_id = %(tenant)s
-          AND ((role = 'visitor' AND visitor_id = %(visitor)s) OR agent_id = ANY(%(agents)s))
-        UNION
-        SELECT w.connection_id, 'staff' FROM session_watchers w
-        WHERE w.user_id = %(tenant)s AND w.session_id = %(session)s""",
-        {"tenant": tenant_id, "visitor": session["visitor_id"], "agents": agent_ids, "session": session["id"]},
-    )
-    return [Participant(row["connection_id"], row["side"]) for row in cur.fetchall()]
-
-
 def visitor_connections(cur: Cursor, tenant_id: UUID, visitor_ids: Iterable[str]) -> dict[str, list[str]]:
     cur.execute(
         """SELECT visitor_id, connection_id FROM ws_connections
@@ -290,13 +265,3 @@ def visitor_connections(cur: Cursor, tenant_id: UUID, visitor_ids: Iterable[str]
 def staff_connections(cur: Cursor, tenant_id: UUID) -> list[str]:
     cur.execute("SELECT connection_id FROM ws_connections WHERE user_id = %s AND role <> 'visitor'", (tenant_id,))
     return [row["connection_id"] for row in cur.fetchall()]
-
-
-def has_joined(cur: Cursor, tenant_id: UUID, session_id: UUID, caller: Caller | None) -> bool:
-    if caller is None:
-        return False
-    cur.execute(
-        "SELECT 1 FROM session_watchers WHERE user_id = %s AND session_id = %s AND connection_id = %s",
-        (tenant_id, session_id, caller.connection_id),
-    )
-    return cur.fetchone() is not None
