@@ -58,6 +58,8 @@ class Posts:
     """What the fan-out posted since the last reset: (connection id, event) pairs."""
 
     sent: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
+    # the staff broadcasts the actions asked for (asynchronous invocations of BroadcastFunction), not yet run
+    invoked: list[dict[str, Any]] = field(default_factory=list)
     # the answers, each its route's response (not a post): what the caller's connection receives besides
     answered: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
     lock: threading.Lock = field(default_factory=threading.Lock)
@@ -79,6 +81,7 @@ def management_api(posts: Posts) -> Iterator[str]:
     from starlette.routing import Route
 
     from local.gateway import running_gateway
+    from local.gateway.lambda_api import lambda_routes
 
     async def post(request: Request) -> Response:
         body = json.loads(await request.body())
@@ -89,8 +92,14 @@ def management_api(posts: Posts) -> Iterator[str]:
     async def delete(request: Request) -> Response:
         return Response(status_code=204)
 
+    def invoke(function_id: str, event: dict[str, Any]) -> None:  # held, to be run and counted on its own
+        with posts.lock:
+            posts.invoked.append(event)
+
     path = "/@connections/{connection_id:path}"
-    app = Starlette(routes=[Route(path, post, methods=["POST"]), Route(path, delete, methods=["DELETE"])])
+    routes = [Route(path, post, methods=["POST"]), Route(path, delete, methods=["DELETE"])]
+    # Lambda's Invoke API beside it, for the staff broadcast (what the local gateway serves)
+    app = Starlette(routes=[*routes, *lambda_routes({"BroadcastFunction": None}, invoke)])
     with running_gateway(app) as base:
         yield base
 
@@ -114,9 +123,11 @@ class Scenario:
 
     def measure(self, name: str, call: Callable[[], Any], *, twice: bool = False, error: bool = False) -> Any:
         """Invoke `call` (twice with `twice`, counting the second) and record its round trips and posts.
-        `error`: the invocation is expected to answer an error event (else one is a broken scenario)."""
+        `error`: the invocation is expected to answer an error event (else one is a broken scenario). Then each
+        staff broadcast it started, run as the broadcast function and counted in a row of its own."""
         if twice:
             call()
+        self._broadcasts(None)  # what an earlier call started, run uncounted: the measured call starts its own
         self.proxy.reset()
         self.posts.reset()
         result = call()
@@ -124,7 +135,27 @@ class Scenario:
         if bool(self.posts.errors()) != error:
             self.broken.append(f"{name}: errors {self.posts.errors()}")
         self.rows.append(Row(name, trips, len(self.posts.sent)))
+        self._broadcasts(name)
         return result
+
+    def _broadcasts(self, after: str | None) -> None:
+        """Run the staff broadcasts invoked so far (the local Invoke API hands them over in the background, within
+        milliseconds of its 202), counting each in a row `staff broadcast run (after ...)` when `after` names one."""
+        from functions.broadcast import app as broadcast_app
+        from local.gateway.execution_environments import LambdaContext
+
+        deadline = time.monotonic() + 0.2
+        while not self.posts.invoked and time.monotonic() < deadline:
+            time.sleep(0.01)
+        while self.posts.invoked:
+            with self.posts.lock:
+                event, *self.posts.invoked = self.posts.invoked
+            self.proxy.reset()
+            posted = len(self.posts.sent)
+            broadcast_app.lambda_handler(event, LambdaContext("BroadcastFunction", 512, 30))
+            if after is not None:
+                row = f"  staff broadcast run (after {after})"
+                self.rows.append(Row(row, self.proxy.count, len(self.posts.sent) - posted))
 
 
 def _ws_event(route: str, context: dict[str, str], connection_id: str, body: dict[str, Any] | None) -> dict[str, Any]:
@@ -186,6 +217,10 @@ def run(proxy: RoundTripProxy) -> Scenario:
     posts = Posts()
     with management_api(posts) as endpoint:
         os.environ["WEBSOCKET_MANAGEMENT_ENDPOINT"] = endpoint
+        # The staff broadcast runs in its own function, as in AWS: an action's row counts its request path only,
+        # and each broadcast it started is counted in a row of its own ("staff broadcast run after ...")
+        os.environ["AWS_ENDPOINT_URL_LAMBDA"] = endpoint
+        os.environ["BROADCAST_FUNCTION_NAME"] = "BroadcastFunction"
         from support import realtime
         from support.config import get_settings
 
