@@ -348,6 +348,265 @@ BEGIN
 END
 $$;
 
+-- The other queue actions, each one call under the tenant's queue lock, as chat_start: claimChat (chat_claim),
+-- endChat (chat_end), transfer (chat_transfer) and an agent's status (agent_set_status). Each locks as chat.py's
+-- lock order says (the queue lock, the session, the agents in id order; the broadcast request last) and answers an
+-- outcome (a refusal: nothing written) and the row(s) the service announces: the session as changed, its agent's
+-- name, its participants' connections, whether this transaction starts a staff broadcast run, and a row `assigned`
+-- for each session the drain assigned (chat_drain_queue's).
+
+-- A locked session's move to p_to (capacity checked), from p_from if it had an agent: the agents locked in id order,
+-- p_to's chats up by one (and its last assignment now), p_from's down by one, the session `active` with p_to
+-- (p_from kept as transferred_from_agent_id). Outcomes: `no_agent` (p_to is not the tenant's), `full` (with p_to's
+-- figures; nothing written), `assigned`.
+CREATE OR REPLACE FUNCTION public.chat_assign(p_tenant uuid, p_session uuid, p_from uuid, p_to uuid)
+RETURNS TABLE (outcome text, agent_chats integer, agent_most integer)
+LANGUAGE plpgsql
+SET search_path = pg_catalog, public, pg_temp
+AS $$
+DECLARE
+    chats integer;
+    most integer;
+BEGIN
+    PERFORM FROM public.support_agents ag WHERE ag.user_id = p_tenant AND ag.id IN (p_to, p_from)
+    ORDER BY ag.id FOR NO KEY UPDATE;
+    SELECT ag.current_chats, ag.max_concurrent_chats INTO chats, most FROM public.support_agents ag
+    WHERE ag.user_id = p_tenant AND ag.id = p_to;
+    IF NOT FOUND THEN
+        RETURN QUERY SELECT 'no_agent'::text, NULL::integer, NULL::integer;
+        RETURN;
+    END IF;
+    IF chats >= most THEN
+        RETURN QUERY SELECT 'full'::text, chats, most;
+        RETURN;
+    END IF;
+    UPDATE public.support_agents ag SET current_chats = ag.current_chats + 1, last_assigned_at = clock_timestamp()
+    WHERE ag.user_id = p_tenant AND ag.id = p_to;
+    IF p_from IS NOT NULL THEN
+        -- No clamp at zero: a double decrement is a bug, and the column's CHECK (>= 0) makes it fail loudly.
+        UPDATE public.support_agents ag SET current_chats = ag.current_chats - 1
+        WHERE ag.user_id = p_tenant AND ag.id = p_from;
+    END IF;
+    UPDATE public.live_chat_sessions s
+    SET assigned_agent_id = p_to, transferred_from_agent_id = coalesce(p_from, s.transferred_from_agent_id),
+        status = 'active'
+    WHERE s.user_id = p_tenant AND s.id = p_session;
+    RETURN QUERY SELECT 'assigned'::text, NULL::integer, NULL::integer;
+END
+$$;
+
+-- claimChat: an agent takes a waiting session. Outcomes: `not_found`, `not_waiting`, chat_assign's `no_agent` and
+-- `full`, else `claimed` (participants: the session's, as it is now) and always a broadcast request.
+CREATE OR REPLACE FUNCTION public.chat_claim(p_tenant uuid, p_session uuid, p_agent uuid, p_stale integer)
+RETURNS TABLE (outcome text, session public.live_chat_sessions, agent_name text, connection_ids text[],
+               start_broadcast boolean, agent_chats integer, agent_most integer)
+LANGUAGE plpgsql
+SET search_path = pg_catalog, public, pg_temp
+AS $$
+DECLARE
+    current public.live_chat_sessions;
+    moved record;
+    starts boolean;
+BEGIN
+    PERFORM pg_advisory_xact_lock(hashtextextended('chat-queue' || ':' || p_tenant::text, 0));
+    SELECT s.* INTO current FROM public.live_chat_sessions s WHERE s.user_id = p_tenant AND s.id = p_session FOR UPDATE;
+    IF NOT FOUND THEN
+        RETURN QUERY SELECT 'not_found'::text, NULL::public.live_chat_sessions, NULL::text, NULL::text[],
+            NULL::boolean, NULL::integer, NULL::integer;
+        RETURN;
+    END IF;
+    IF current.status <> 'waiting' THEN
+        RETURN QUERY SELECT 'not_waiting'::text, NULL::public.live_chat_sessions, NULL::text, NULL::text[],
+            NULL::boolean, NULL::integer, NULL::integer;
+        RETURN;
+    END IF;
+    SELECT * INTO moved FROM public.chat_assign(p_tenant, p_session, current.assigned_agent_id, p_agent);
+    IF moved.outcome <> 'assigned' THEN
+        RETURN QUERY SELECT moved.outcome, NULL::public.live_chat_sessions, NULL::text, NULL::text[], NULL::boolean,
+            moved.agent_chats, moved.agent_most;
+        RETURN;
+    END IF;
+    starts := public.broadcast_request(p_tenant, true, '{}'::uuid[], p_stale);
+    RETURN QUERY
+        SELECT 'claimed'::text, s, (SELECT named.agent_name FROM public.support_agents named
+                                    WHERE named.id = s.assigned_agent_id),
+            ARRAY(SELECT p.connection_id FROM public.chat_participants(p_tenant, p_session) p), starts,
+            NULL::integer, NULL::integer
+        FROM public.live_chat_sessions s WHERE s.user_id = p_tenant AND s.id = p_session;
+END
+$$;
+
+-- endChat: `closed`, with the end time (a clock read now, never before the start: the transaction may have begun a
+-- moment before the one that created the session committed) and the duration in whole seconds; the assigned agent
+-- has one chat fewer. Outcomes: `not_found` / `forbidden` (chat_refusal), `closed` (it had ended), else `ended`
+-- (participants: the session's) and the drain's `assigned` rows. A waiting chat left the queue; an active one freed
+-- capacity for it (the drain): either way the queue changed, and the broadcast is requested.
+CREATE OR REPLACE FUNCTION public.chat_end(
+    p_tenant uuid, p_session uuid, p_role text, p_visitor_id text, p_agent_id uuid, p_connection text,
+    p_auto_assign boolean, p_stale integer
+) RETURNS TABLE (outcome text, session public.live_chat_sessions, agent_name text, connection_ids text[],
+                 start_broadcast boolean)
+LANGUAGE plpgsql
+SET search_path = pg_catalog, public, pg_temp
+AS $$
+DECLARE
+    current public.live_chat_sessions;
+    ended public.live_chat_sessions;
+    refusal text;
+    drained record;
+    changed boolean;
+    starts boolean := false;
+    people text[];
+BEGIN
+    PERFORM pg_advisory_xact_lock(hashtextextended('chat-queue' || ':' || p_tenant::text, 0));
+    SELECT s.* INTO current FROM public.live_chat_sessions s WHERE s.user_id = p_tenant AND s.id = p_session FOR UPDATE;
+    IF NOT FOUND THEN
+        RETURN QUERY SELECT 'not_found'::text, NULL::public.live_chat_sessions, NULL::text, NULL::text[], NULL::boolean;
+        RETURN;
+    END IF;
+    refusal := public.chat_refusal(p_tenant, p_session, current.visitor_id, current.assigned_agent_id, p_role,
+                                   p_visitor_id, p_agent_id, p_connection);
+    IF refusal IS NOT NULL OR current.status = 'closed' THEN
+        RETURN QUERY SELECT coalesce(refusal, 'closed'), NULL::public.live_chat_sessions, NULL::text, NULL::text[],
+            NULL::boolean;
+        RETURN;
+    END IF;
+    IF current.assigned_agent_id IS NOT NULL THEN
+        PERFORM FROM public.support_agents ag WHERE ag.user_id = p_tenant AND ag.id = current.assigned_agent_id
+        FOR NO KEY UPDATE;
+        UPDATE public.support_agents ag SET current_chats = ag.current_chats - 1
+        WHERE ag.user_id = p_tenant AND ag.id = current.assigned_agent_id;
+    END IF;
+    UPDATE public.live_chat_sessions s
+    SET status = 'closed', session_end_time = e.at,
+        duration = round(extract(epoch FROM e.at - s.session_start_time))::integer
+    FROM (SELECT greatest(clock_timestamp(), current.session_start_time) AS at) e
+    WHERE s.user_id = p_tenant AND s.id = p_session
+    RETURNING s.* INTO ended;
+    people := ARRAY(SELECT p.connection_id FROM public.chat_participants(p_tenant, p_session) p);
+    changed := current.status = 'waiting';
+    IF NOT changed AND p_auto_assign THEN
+        FOR drained IN SELECT * FROM public.chat_drain_queue(p_tenant) LOOP
+            changed := true;
+            RETURN QUERY SELECT 'assigned'::text, drained.session, drained.agent_name, drained.connection_ids,
+                NULL::boolean;
+        END LOOP;
+    END IF;
+    IF changed THEN
+        starts := public.broadcast_request(p_tenant, true, '{}'::uuid[], p_stale);
+    END IF;
+    RETURN QUERY SELECT 'ended'::text, ended,
+        (SELECT named.agent_name FROM public.support_agents named WHERE named.id = ended.assigned_agent_id),
+        people, starts;
+END
+$$;
+
+-- transfer: the session to p_to, from its agent if it has one (chat_assign). Outcomes: `not_found` / `forbidden`
+-- (chat_refusal), `closed`, `same_agent`, chat_assign's `no_agent` and `full`, else `transferred` (participants:
+-- the session's and the previous agent's) and the drain's `assigned` rows; the broadcast is requested when a
+-- waiting chat left the queue or the drain took others from it.
+CREATE OR REPLACE FUNCTION public.chat_transfer(
+    p_tenant uuid, p_session uuid, p_to uuid, p_role text, p_visitor_id text, p_agent_id uuid, p_connection text,
+    p_auto_assign boolean, p_stale integer
+) RETURNS TABLE (outcome text, session public.live_chat_sessions, agent_name text, connection_ids text[],
+                 start_broadcast boolean, agent_chats integer, agent_most integer)
+LANGUAGE plpgsql
+SET search_path = pg_catalog, public, pg_temp
+AS $$
+DECLARE
+    current public.live_chat_sessions;
+    moved record;
+    refusal text;
+    drained record;
+    changed boolean;
+    starts boolean := false;
+    transferred public.live_chat_sessions;
+    transferred_name text;
+    people text[];
+BEGIN
+    PERFORM pg_advisory_xact_lock(hashtextextended('chat-queue' || ':' || p_tenant::text, 0));
+    SELECT s.* INTO current FROM public.live_chat_sessions s WHERE s.user_id = p_tenant AND s.id = p_session FOR UPDATE;
+    IF NOT FOUND THEN
+        RETURN QUERY SELECT 'not_found'::text, NULL::public.live_chat_sessions, NULL::text, NULL::text[],
+            NULL::boolean, NULL::integer, NULL::integer;
+        RETURN;
+    END IF;
+    refusal := public.chat_refusal(p_tenant, p_session, current.visitor_id, current.assigned_agent_id, p_role,
+                                   p_visitor_id, p_agent_id, p_connection);
+    IF refusal IS NULL AND current.status = 'closed' THEN
+        refusal := 'closed';
+    ELSIF refusal IS NULL AND current.assigned_agent_id IS NOT DISTINCT FROM p_to THEN
+        refusal := 'same_agent';
+    END IF;
+    IF refusal IS NOT NULL THEN
+        RETURN QUERY SELECT refusal, NULL::public.live_chat_sessions, NULL::text, NULL::text[], NULL::boolean,
+            NULL::integer, NULL::integer;
+        RETURN;
+    END IF;
+    SELECT * INTO moved FROM public.chat_assign(p_tenant, p_session, current.assigned_agent_id, p_to);
+    IF moved.outcome <> 'assigned' THEN
+        RETURN QUERY SELECT moved.outcome, NULL::public.live_chat_sessions, NULL::text, NULL::text[], NULL::boolean,
+            moved.agent_chats, moved.agent_most;
+        RETURN;
+    END IF;
+    SELECT s.* INTO transferred FROM public.live_chat_sessions s WHERE s.user_id = p_tenant AND s.id = p_session;
+    transferred_name := (SELECT named.agent_name FROM public.support_agents named WHERE named.id = p_to);
+    people := ARRAY(SELECT p.connection_id
+                    FROM public.chat_participants(p_tenant, p_session, current.assigned_agent_id) p);
+    changed := current.status = 'waiting';
+    IF p_auto_assign THEN
+        FOR drained IN SELECT * FROM public.chat_drain_queue(p_tenant) LOOP
+            changed := true;
+            RETURN QUERY SELECT 'assigned'::text, drained.session, drained.agent_name, drained.connection_ids,
+                NULL::boolean, NULL::integer, NULL::integer;
+        END LOOP;
+    END IF;
+    IF changed THEN
+        starts := public.broadcast_request(p_tenant, true, '{}'::uuid[], p_stale);
+    END IF;
+    RETURN QUERY SELECT 'transferred'::text, transferred, transferred_name, people, starts, NULL::integer,
+        NULL::integer;
+END
+$$;
+
+-- An agent's status (support.services.agents update_agent_status), with the activity recorded (now(): the
+-- transaction's time). Outcomes: `not_found`, else `agent` (the agent's row as updated) and, when the agent is
+-- available, the drain's `assigned` rows; the broadcast is requested with the agent (and the queue when the drain
+-- took chats from it).
+CREATE OR REPLACE FUNCTION public.agent_set_status(
+    p_tenant uuid, p_agent uuid, p_status text, p_auto_assign boolean, p_stale integer
+) RETURNS TABLE (outcome text, agent public.support_agents, session public.live_chat_sessions, agent_name text,
+                 connection_ids text[], start_broadcast boolean)
+LANGUAGE plpgsql
+SET search_path = pg_catalog, public, pg_temp
+AS $$
+DECLARE
+    updated public.support_agents;
+    drained record;
+    changed boolean := false;
+    starts boolean;
+BEGIN
+    PERFORM pg_advisory_xact_lock(hashtextextended('chat-queue' || ':' || p_tenant::text, 0));
+    UPDATE public.support_agents ag SET status = p_status, last_activity_at = now()
+    WHERE ag.user_id = p_tenant AND ag.id = p_agent
+    RETURNING ag.* INTO updated;
+    IF NOT FOUND THEN
+        RETURN QUERY SELECT 'not_found'::text, NULL::public.support_agents, NULL::public.live_chat_sessions,
+            NULL::text, NULL::text[], NULL::boolean;
+        RETURN;
+    END IF;
+    IF updated.status = 'available' AND p_auto_assign THEN
+        FOR drained IN SELECT * FROM public.chat_drain_queue(p_tenant) LOOP
+            changed := true;
+            RETURN QUERY SELECT 'assigned'::text, NULL::public.support_agents, drained.session, drained.agent_name,
+                drained.connection_ids, NULL::boolean;
+        END LOOP;
+    END IF;
+    starts := public.broadcast_request(p_tenant, changed, ARRAY[updated.id], p_stale);
+    RETURN QUERY SELECT 'agent'::text, updated, NULL::public.live_chat_sessions, NULL::text, NULL::text[], starts;
+END
+$$;
+
 GRANT EXECUTE ON FUNCTION public.chat_refusal(uuid, uuid, text, uuid, text, text, uuid, text) TO support_app;
 GRANT EXECUTE ON FUNCTION public.chat_participants(uuid, uuid, uuid) TO support_app;
 GRANT EXECUTE ON FUNCTION public.chat_send_message(uuid, uuid, text, text, uuid, text, text, text, text, text, text,
@@ -356,3 +615,9 @@ GRANT EXECUTE ON FUNCTION public.chat_mark_read(uuid, uuid, text, text, uuid, te
 GRANT EXECUTE ON FUNCTION public.chat_drain_queue(uuid) TO support_app;
 GRANT EXECUTE ON FUNCTION public.chat_start(uuid, text, text, text, inet, text, text, boolean, integer, boolean, integer)
     TO support_app;
+GRANT EXECUTE ON FUNCTION public.chat_assign(uuid, uuid, uuid, uuid) TO support_app;
+GRANT EXECUTE ON FUNCTION public.chat_claim(uuid, uuid, uuid, integer) TO support_app;
+GRANT EXECUTE ON FUNCTION public.chat_end(uuid, uuid, text, text, uuid, text, boolean, integer) TO support_app;
+GRANT EXECUTE ON FUNCTION public.chat_transfer(uuid, uuid, uuid, text, text, uuid, text, boolean, integer)
+    TO support_app;
+GRANT EXECUTE ON FUNCTION public.agent_set_status(uuid, uuid, text, boolean, integer) TO support_app;

@@ -36,6 +36,8 @@ transaction), which coalesces a burst and runs off the request path.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 from uuid import UUID
 
@@ -88,14 +90,6 @@ def _session(row: dict[str, Any] | None) -> ChatSession:
     return ChatSession.model_validate(found(row, "chat session"))
 
 
-def _lock_session(cur: Cursor, principal: Principal, session_id: UUID) -> dict[str, Any]:
-    cur.execute(
-        f"SELECT {SESSION_COLUMNS} FROM live_chat_sessions WHERE user_id = %s AND id = %s FOR UPDATE",  # noqa: S608
-        (principal.tenant_id, session_id),
-    )
-    return found(cur.fetchone(), "chat session")
-
-
 def _lock_session_to_act(cur: Cursor, principal: Principal, session_id: UUID, caller: Caller | None) -> dict[str, Any]:
     """The session, locked, once the caller may act on it (chat_refusal, sql/definitions/chat.sql, in the same
     statement): NotFound / Forbidden otherwise."""
@@ -132,24 +126,6 @@ def lock_queue(cur: Cursor, principal: Principal) -> None:
     lock_for_tenant(cur, principal.tenant_id, "chat-queue")
 
 
-def _lock_agents(cur: Cursor, principal: Principal, agent_ids: set[UUID]) -> dict[UUID, dict[str, Any]]:
-    """The agents' rows, locked in id order (the same order in every transaction, so no deadlock)."""
-    cur.execute(
-        """SELECT id, agent_name, status, current_chats, max_concurrent_chats FROM support_agents
-        WHERE user_id = %s AND id = ANY(%s) ORDER BY id FOR NO KEY UPDATE""",
-        (principal.tenant_id, sorted(agent_ids)),
-    )
-    return {row["id"]: row for row in cur.fetchall()}
-
-
-def _change_current_chats(cur: Cursor, principal: Principal, agent_id: UUID, delta: int) -> None:
-    # No clamp at zero: a double decrement is a bug, and the column's CHECK (>= 0) makes it fail loudly.
-    cur.execute(
-        "UPDATE support_agents SET current_chats = current_chats + %s WHERE user_id = %s AND id = %s",
-        (delta, principal.tenant_id, agent_id),
-    )
-
-
 # --- Assignment and the queue --------------------------------------------------------------------------------
 
 
@@ -169,7 +145,7 @@ def _drain_queue(cur: Cursor, principal: Principal) -> list[dict[str, Any]]:
     return cur.fetchall()
 
 
-def _announce_assignments(outbox: Outbox, assigned: list[dict[str, Any]]) -> None:
+def announce_assignments(outbox: Outbox, assigned: list[dict[str, Any]]) -> None:
     """chat.assigned to each assigned session's participants (read by the drain), the caller too."""
     for row in assigned:
         outbox.tell(row["connection_ids"] or [], "chat.assigned", ChatSession.model_validate(row), caller_too=True)
@@ -180,7 +156,7 @@ def rebalance_queue(cur: Cursor, principal: Principal, outbox: Outbox) -> bool:
     or taking more chats), with the queue lock held: drain, and tell the assigned. True when the queue changed:
     the caller then asks for a staff broadcast (broadcasts.request, last in its transaction)."""
     assigned = _drain_queue(cur, principal)
-    _announce_assignments(outbox, assigned)
+    announce_assignments(outbox, assigned)
     return bool(assigned)
 
 
@@ -244,7 +220,7 @@ def start_chat_session(
     outbox.answer("chat.started", session)
     if own["outcome"] == "started" and session.status is ChatStatus.ACTIVE:  # the drain assigned it
         outbox.tell(own["connection_ids"] or [], "chat.assigned", session)
-    _announce_assignments(outbox, [row for row in rows if row["outcome"] == "assigned"])
+    announce_assignments(outbox, [row for row in rows if row["outcome"] == "assigned"])
     if session.status is ChatStatus.WAITING:
         # Its own position, on the request path; everyone else's is the broadcast's. Positions carry `asOf`: events
         # from two transactions may arrive out of order, and a client keeps the newest.
@@ -288,37 +264,19 @@ def get_chat_session(principal: Principal, session_id: UUID) -> ChatSession:
 
 
 def end_chat_session(principal: Principal, session_id: UUID, *, caller: Caller | None = None) -> ChatSession:
-    """endChatSession: `closed`, with the end time and the duration in whole seconds, both computed here from
-    the start time. The assigned agent has one chat fewer, and the queue moves on. Every participant gets
-    chat.ended."""
+    """endChatSession: `closed`, with the end time and the duration in whole seconds, both computed from the start
+    time. The assigned agent has one chat fewer, and the queue moves on. Every participant gets chat.ended. One call
+    of chat_end (sql/definitions/chat.sql), sent only once: two round trips, the queue lock held for the server's
+    work alone."""
     outbox = Outbox(principal.tenant_id, caller)
-    with tenant_transaction(principal.tenant_id) as cur:
-        lock_queue(cur, principal)
-        current = _lock_session_to_act(cur, principal, session_id, caller)
-        if current["status"] == ChatStatus.CLOSED:
-            raise Conflict("the chat session has already ended")
-        if current["assigned_agent_id"] is not None:
-            _lock_agents(cur, principal, {current["assigned_agent_id"]})
-            _change_current_chats(cur, principal, current["assigned_agent_id"], -1)
-        # clock_timestamp(), not now(): the transaction may have started a moment before the one that
-        # created the session committed, and an end before the start is refused by the table.
-        cur.execute(
-            f"""UPDATE live_chat_sessions s
-            SET status = 'closed', session_end_time = e.at,
-                duration = round(extract(epoch FROM e.at - s.session_start_time))::integer
-            FROM (SELECT greatest(clock_timestamp(), %s) AS at) e
-            WHERE s.user_id = %s AND s.id = %s
-            RETURNING {SESSION_COLUMNS}""",  # noqa: S608
-            (current["session_start_time"], principal.tenant_id, session_id),
-        )
-        ended = _session(cur.fetchone())
-        outbox.answer("chat.ended", ended)
-        outbox.tell(_connections(_participants(cur, principal, session_id)), "chat.ended", ended)
-        # A waiting chat left the queue (everyone behind it moved up); an active one freed capacity for it.
-        if current["status"] == ChatStatus.WAITING or rebalance_queue(cur, principal, outbox):
-            broadcasts.request(cur, outbox, queue=True)
+    params = (*_access_params(principal, session_id, caller), get_settings().chat_auto_assign, _STALE)
+    ended, assigned = _queue_action(principal, _END, params, "ended", closed="the chat session has already ended")
+    outbox.answer("chat.ended", ended.session)
+    outbox.tell(ended.connection_ids, "chat.ended", ended.session)
+    announce_assignments(outbox, assigned)
+    ended.start_broadcast(outbox)
     outbox.send()
-    return ended
+    return ended.session
 
 
 def transfer_chat_session(
@@ -327,71 +285,96 @@ def transfer_chat_session(
     """Hand the session to another agent of the tenant, or assign a waiting one; either way it is `active`
     with the new agent. The previous agent is kept in `transferred_from_agent_id`; both agents'
     `current_chats` move by one; a full target agent is a 409. The visitor and both agents get
-    chat.transferred; the capacity freed goes to the queue."""
+    chat.transferred; the capacity freed goes to the queue. One call of chat_transfer (sql/definitions/chat.sql),
+    sent only once: two round trips."""
     if principal.role is Role.VISITOR:
         raise Forbidden("only staff transfer chat sessions")
     outbox = Outbox(principal.tenant_id, caller)
-    with tenant_transaction(principal.tenant_id) as cur:
-        lock_queue(cur, principal)
-        current = _lock_session_to_act(cur, principal, session_id, caller)
-        if current["status"] == ChatStatus.CLOSED:
-            raise Conflict("an ended chat session cannot be transferred")
-        from_agent_id: UUID | None = current["assigned_agent_id"]
-        if from_agent_id == to_agent_id:
-            raise Conflict("the chat session is already assigned to this agent")
-        transferred = _assign(cur, principal, current, to_agent_id)
-        outbox.answer("chat.transferred", transferred)
-        people = _participants(cur, principal, session_id, also=from_agent_id)  # the new agent's and the previous
-        outbox.tell(_connections(people), "chat.transferred", transferred)
-        drained = rebalance_queue(cur, principal, outbox)
-        if current["status"] == ChatStatus.WAITING or drained:
-            broadcasts.request(cur, outbox, queue=True)
+    tenant, session, *who = _access_params(principal, session_id, caller)
+    params = (tenant, session, to_agent_id, *who, get_settings().chat_auto_assign, _STALE)
+    closed = "an ended chat session cannot be transferred"
+    transferred, assigned = _queue_action(principal, _TRANSFER, params, "transferred", closed=closed)
+    outbox.answer("chat.transferred", transferred.session)
+    # the session's participants (the new agent's among them) and the previous agent's
+    outbox.tell(transferred.connection_ids, "chat.transferred", transferred.session)
+    announce_assignments(outbox, assigned)
+    transferred.start_broadcast(outbox)
     outbox.send()
-    return transferred
-
-
-def _assign(cur: Cursor, principal: Principal, current: dict[str, Any], to_agent_id: UUID) -> ChatSession:
-    """Move the locked session `current` to `to_agent_id` (capacity checked), from its agent if it has one."""
-    from_agent_id: UUID | None = current["assigned_agent_id"]
-    agents = _lock_agents(cur, principal, {to_agent_id} | ({from_agent_id} if from_agent_id else set()))
-    target = agents.get(to_agent_id)
-    if target is None:
-        raise NotFound("agent not found")
-    if target["current_chats"] >= target["max_concurrent_chats"]:
-        raise Conflict(f"the agent is at capacity: {target['current_chats']} of {target['max_concurrent_chats']} chats")
-    cur.execute(
-        """UPDATE support_agents SET current_chats = current_chats + 1, last_assigned_at = clock_timestamp()
-        WHERE user_id = %s AND id = %s""",
-        (principal.tenant_id, to_agent_id),
-    )
-    if from_agent_id is not None:
-        _change_current_chats(cur, principal, from_agent_id, -1)
-    cur.execute(
-        f"""UPDATE live_chat_sessions
-        SET assigned_agent_id = %s, transferred_from_agent_id = coalesce(%s, transferred_from_agent_id), status = %s
-        WHERE user_id = %s AND id = %s RETURNING {SESSION_COLUMNS}""",  # noqa: S608
-        (to_agent_id, from_agent_id, ChatStatus.ACTIVE, principal.tenant_id, current["id"]),
-    )
-    return _session(cur.fetchone())
+    return transferred.session
 
 
 def claim_chat_session(principal: Principal, session_id: UUID, *, caller: Caller | None = None) -> ChatSession:
     """An agent takes a waiting session for themself (capacity checked): chat.assigned to them and the visitor;
-    every staff connection's queue loses it in the next staff broadcast."""
+    every staff connection's queue loses it in the next staff broadcast. One call of chat_claim
+    (sql/definitions/chat.sql), sent only once: two round trips."""
     if principal.agent_id is None:
         raise Forbidden("only an agent (a token with agent_id) claims chat sessions")
     outbox = Outbox(principal.tenant_id, caller)
-    with tenant_transaction(principal.tenant_id) as cur:
-        lock_queue(cur, principal)
-        current = _lock_session(cur, principal, session_id)
-        if current["status"] != ChatStatus.WAITING:
-            raise Conflict("this chat session is not waiting: someone has it already, or it has ended")
-        claimed = _assign(cur, principal, current, principal.agent_id)
-        outbox.answer("chat.assigned", claimed)
-        outbox.tell(_connections(_participants(cur, principal, session_id)), "chat.assigned", claimed)
-        broadcasts.request(cur, outbox, queue=True)
+    params = (principal.tenant_id, session_id, principal.agent_id, _STALE)
+    claimed, _ = _queue_action(principal, _CLAIM, params, "claimed")
+    outbox.answer("chat.assigned", claimed.session)
+    outbox.tell(claimed.connection_ids, "chat.assigned", claimed.session)
+    claimed.start_broadcast(outbox)
     outbox.send()
-    return claimed
+    return claimed.session
+
+
+@dataclass(frozen=True)
+class _Changed:
+    """A queue action's own row: the session as changed, its participants' connections, whether it starts the
+    staff broadcast run."""
+
+    session: ChatSession
+    connection_ids: list[str]
+    starts: bool
+
+    def start_broadcast(self, outbox: Outbox) -> None:
+        if self.starts:
+            broadcasts.start_after(outbox)
+
+
+def _queue_action(
+    principal: Principal, statement: str, params: tuple[Any, ...], done: str, *, closed: str = ""
+) -> tuple[_Changed, list[dict[str, Any]]]:
+    """Run a queue action's function (chat_claim, chat_end, chat_transfer) once, in one pipeline after BEGIN: its
+    own row (outcome `done`, else the refusal raised; `closed`: the action's message for an ended session) and the
+    sessions its drain assigned."""
+    [rows] = pipelined(principal.tenant_id, [(statement, params)], once=True)
+    [own] = [row for row in rows if row["outcome"] != "assigned"]
+    outcome = own["outcome"]
+    if outcome == "closed":
+        raise Conflict(closed)
+    if outcome != done:
+        raise _queue_refusal(outcome, own)
+    changed = _Changed(ChatSession.model_validate(own), own["connection_ids"] or [], bool(own["start_broadcast"]))
+    return changed, [row for row in rows if row["outcome"] == "assigned"]
+
+
+def _queue_refusal(outcome: str, row: dict[str, Any]) -> DomainError:
+    """The error of a queue action's refusal (the messages the services always answered)."""
+    if outcome in _REFUSALS:
+        refusal = _REFUSALS[outcome]
+        return type(refusal)(refusal.message)
+    if outcome == "full":
+        return Conflict(f"the agent is at capacity: {row['agent_chats']} of {row['agent_most']} chats")
+    return _QUEUE_REFUSALS[outcome]()
+
+
+_QUEUE_REFUSALS: dict[str, Callable[[], DomainError]] = {
+    "no_agent": lambda: NotFound("agent not found"),
+    "not_waiting": lambda: Conflict("this chat session is not waiting: someone has it already, or it has ended"),
+    "same_agent": lambda: Conflict("the chat session is already assigned to this agent"),
+}
+
+_STALE = broadcasts.STALE_AFTER_SECONDS
+# Each function's rows: the outcome, the session (SESSION_COLUMNS' names and more, which ChatSession ignores), its
+# participants' connections, whether it starts a broadcast run, and (claim, transfer) the target agent's figures.
+_CLAIM = """SELECT f.outcome, (f.session).*, f.agent_name AS assigned_agent_name, f.connection_ids, f.start_broadcast,
+    f.agent_chats, f.agent_most FROM chat_claim(%s, %s, %s, %s) f"""
+_END = """SELECT f.outcome, (f.session).*, f.agent_name AS assigned_agent_name, f.connection_ids, f.start_broadcast
+FROM chat_end(%s, %s, %s, %s, %s, %s, %s, %s) f"""
+_TRANSFER = """SELECT f.outcome, (f.session).*, f.agent_name AS assigned_agent_name, f.connection_ids,
+    f.start_broadcast, f.agent_chats, f.agent_most FROM chat_transfer(%s, %s, %s, %s, %s, %s, %s, %s, %s) f"""
 
 
 def rate_chat_session(
