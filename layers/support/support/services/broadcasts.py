@@ -5,7 +5,8 @@ staff online.
 The shape of it:
 
 * A change (a new waiting chat, a claim, an assignment by the drain, the end or transfer of a chat that changes
-  the queue, an agent's status) calls `request` inside its own transaction: one upsert of the tenant's row in
+  the queue, an agent's status) calls `request` inside its own transaction (or, for the queue's actions, which run
+  in the database, its SQL twin broadcast_request, sql/definitions/broadcasts.sql): one upsert of the tenant's row in
   `broadcast_requests` (sql/0023) that ORs `queue` and adds the agent to `agent_ids`. The upsert says whether
   this transaction must start a run: when it inserted the row, or found it older than STALE_AFTER_SECONDS (a
   start that was lost, an invocation that failed for good: a tenant is never silenced for longer). Only then,

@@ -26,7 +26,15 @@ the session(s), then the agents involved in the order of their ids (FOR UPDATE f
 UPDATE for agents, the lock the database's own figure triggers take: it does not wait for the FOR KEY SHARE a
 foreign key check holds on an agent, so two hand-overs in opposite directions cannot deadlock on it). The drain
 locks agents before the waiting sessions it assigns, which is safe because every other transaction that locks a
-waiting session and then agents holds the queue lock.
+waiting session and then agents holds the queue lock. The staff broadcast's request row comes last of all.
+
+The queue's actions run in the database, each one call of a function in sql/definitions/chat.sql that takes the
+queue lock first (the key lock_queue takes) and keeps this order: start (chat_start), claim (chat_claim), end
+(chat_end), transfer (chat_transfer), an agent's status (agent_set_status, for the agents service), and the drain
+they share (chat_drain_queue). Each is sent with BEGIN, the tenant binding and COMMIT in one pipeline, so the queue
+lock, which serialises a tenant's queue actions, is held for the database's work alone and never across a round
+trip to this process: a burst of starts no longer waits on each other's round trips. A refusal is an outcome
+(nothing written), mapped here to the same NotFound / Forbidden / Conflict / DeskBusy as ever.
 
 Events are announced after the commit (connections.Outbox): nothing is announced that is not stored. What the
 whole staff hears (the queue, agents' presence) and the queue positions of other waiting visitors are not told
@@ -121,8 +129,9 @@ def _read_session(cur: Cursor, principal: Principal, session_id: UUID) -> dict[s
 
 
 def lock_queue(cur: Cursor, principal: Principal) -> None:
-    """The tenant's queue lock, first in every transaction that can change who waits or who is free (here, and
-    in the agents service before it changes an agent's status or capacity)."""
+    """The tenant's queue lock, first in every transaction that can change who waits or who is free (the agents
+    service's before it changes an agent's capacity). The queue's functions in sql/definitions/chat.sql take the
+    same lock themselves: `hashtextextended('chat-queue' || ':' || tenant, 0)`, lock_for_tenant's key."""
     lock_for_tenant(cur, principal.tenant_id, "chat-queue")
 
 
