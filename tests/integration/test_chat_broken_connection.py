@@ -1,8 +1,8 @@
 """A message (and a chat) is stored once whatever the connection does: sendMessage is one pipeline (BEGIN, the
-binding, chat_send_message, COMMIT), startChat one of chat_start, and a pipeline found broken may be run again. Through a proxy in front of the real
-PostgreSQL that cuts the connection at the worst moment (after the server committed, before the client heard)
-or the first (the client's next request never arrives), the service runs as a Lambda's would: the stored rows
-show what happened."""
+binding, chat_send_message, COMMIT), startChat one of chat_start, and a pipeline found broken may be run again.
+Through a proxy in front of the real PostgreSQL that cuts the connection at the worst moment (after the server
+committed, before the client heard) or the first (the client's next request never arrives), the service runs as a
+Lambda's would: the stored rows show what happened."""
 
 from __future__ import annotations
 
