@@ -9,6 +9,11 @@
 -- nothing (no write happens before the checks), without the extra round trip a ROLLBACK after an error costs; the
 -- service maps each outcome to its NotFound / Forbidden / Conflict.
 --
+-- The queue's actions go the same way: chat_start does a whole startChat under the tenant's queue lock (the retry
+-- and open-session checks, the queue cap, the insert, the drain, the visitor's own position, the broadcast request)
+-- and chat_drain_queue is the drain every queue action runs, so that the lock is held for the server's work alone,
+-- never across a round trip to the service (a burst of starts used to queue behind each other's round trips).
+--
 -- The chat's participant rules live here alone: who may act on a session (chat_refusal) and who hears about it
 -- (chat_participants). The service's other paths (start, claim, end, transfer, rate, the queue's assignments) call
 -- them in the statements they already send.
@@ -173,8 +178,446 @@ BEGIN
 END
 $$;
 
+-- The queue's drain (chat.py's module docstring: Assignment), with the tenant's queue lock held by the caller: the
+-- waiting sessions, oldest first, go to the available agents with spare capacity, each to the agent with the fewest
+-- chats, then the one assigned least recently (never assigned first; an agent who takes a session here becomes the
+-- most recently assigned of all, in the order of the picks), then the lowest id. Locks the agents (FOR NO KEY
+-- UPDATE, in id order) before the waiting sessions it assigns (FOR UPDATE), as chat.py's lock order says. Returns
+-- the sessions assigned, as updated, in the order of the picks, each with its agent's name and its participants'
+-- connections (chat_participants, as the session is now).
+CREATE OR REPLACE FUNCTION public.chat_drain_queue(p_tenant uuid)
+RETURNS TABLE (session public.live_chat_sessions, agent_name text, connection_ids text[])
+LANGUAGE plpgsql
+SET search_path = pg_catalog, public, pg_temp
+AS $$
+DECLARE
+    free record;
+    a_ids uuid[] := '{}';
+    a_chats integer[] := '{}';
+    a_most integer[] := '{}';
+    a_at timestamptz[] := '{}';
+    a_pick integer[] := '{}';  -- the order in which the agent last took a session here (NULL: not yet)
+    spare integer := 0;
+    waiting uuid[];
+    picked uuid[] := '{}';
+    best integer;
+BEGIN
+    FOR free IN
+        SELECT ag.id, ag.current_chats, ag.max_concurrent_chats, ag.last_assigned_at FROM public.support_agents ag
+        WHERE ag.user_id = p_tenant AND ag.status = 'available' AND ag.current_chats < ag.max_concurrent_chats
+        ORDER BY ag.id FOR NO KEY UPDATE
+    LOOP
+        a_ids := a_ids || free.id;
+        a_chats := a_chats || free.current_chats;
+        a_most := a_most || free.max_concurrent_chats;
+        a_at := a_at || coalesce(free.last_assigned_at, '-infinity'::timestamptz);
+        a_pick := a_pick || NULL::integer;
+        spare := spare + free.max_concurrent_chats - free.current_chats;
+    END LOOP;
+    IF spare = 0 THEN
+        RETURN;
+    END IF;
+    waiting := ARRAY(SELECT s.id FROM public.live_chat_sessions s WHERE s.user_id = p_tenant AND s.status = 'waiting'
+                     ORDER BY s.created_at, s.id LIMIT spare FOR UPDATE);
+    IF cardinality(waiting) = 0 THEN
+        RETURN;
+    END IF;
+    FOR k IN 1 .. cardinality(waiting) LOOP
+        best := NULL;
+        FOR i IN 1 .. cardinality(a_ids) LOOP  -- in id order: on a tie the first (lowest id) stays the best
+            CONTINUE WHEN a_chats[i] >= a_most[i];
+            IF best IS NULL OR a_chats[i] < a_chats[best] OR (a_chats[i] = a_chats[best] AND (
+                    (a_pick[i] IS NULL AND a_pick[best] IS NOT NULL)
+                    OR (a_pick[i] IS NULL AND a_pick[best] IS NULL AND a_at[i] < a_at[best])
+                    OR (a_pick[i] IS NOT NULL AND a_pick[best] IS NOT NULL AND a_pick[i] < a_pick[best]))) THEN
+                best := i;
+            END IF;
+        END LOOP;
+        a_chats[best] := a_chats[best] + 1;
+        a_pick[best] := k;
+        picked := picked || a_ids[best];
+    END LOOP;
+    UPDATE public.live_chat_sessions s SET status = 'active', assigned_agent_id = p.agent_id
+    FROM unnest(waiting, picked) AS p(session_id, agent_id)
+    WHERE s.user_id = p_tenant AND s.id = p.session_id;
+    UPDATE public.support_agents ag SET current_chats = ag.current_chats + c.n, last_assigned_at = clock_timestamp()
+    FROM (SELECT t.agent_id, count(*)::integer AS n FROM unnest(picked) AS t(agent_id) GROUP BY t.agent_id) c
+    WHERE ag.user_id = p_tenant AND ag.id = c.agent_id;
+    RETURN QUERY
+        SELECT s, (SELECT named.agent_name FROM public.support_agents named WHERE named.id = s.assigned_agent_id),
+            ARRAY(SELECT p.connection_id FROM public.chat_participants(p_tenant, s.id) p)
+        FROM unnest(waiting) WITH ORDINALITY AS w(session_id, k)
+        JOIN public.live_chat_sessions s ON s.user_id = p_tenant AND s.id = w.session_id
+        ORDER BY w.k;
+END
+$$;
+
+-- startChat (chat.py start_chat_session), all of it under the tenant's queue lock, taken first (the key of
+-- support.db.statements' lock_for_tenant with 'chat-queue'). The session this visitor's attempt p_client_start_id
+-- already started, else (p_one_open: a visitor, held to one open chat) the visitor's open session, else, for a
+-- visitor, the queue cap (the tenant's chat settings' queue_cap, p_default_cap without one): over it, `busy` with the
+-- settings (the service raises DeskBusy with their web form), nothing stored. A session found is answered `again`;
+-- else the insert (stamped with a clock read under the lock: the queue's order is the order sessions joined it), the
+-- drain when p_auto_assign, and the answer `started`, as the session is after the drain. The session answered, while
+-- it waits, comes with its position (1 = next), the time it was read and its visitor's connections (chat.queued),
+-- the position recorded as told (queue_positions_told: the broadcast run does not tell it again); a started session
+-- the drain assigned comes with its participants' connections (chat.assigned). The other sessions the drain
+-- assigned are rows of their own, `assigned`, each with its participants' connections. Last, when the queue changed
+-- (a chat joined it, or the drain took others from it), the staff broadcast's request (broadcast_request;
+-- start_broadcast: this transaction starts the run after its commit).
+CREATE OR REPLACE FUNCTION public.chat_start(
+    p_tenant uuid, p_visitor_id text, p_visitor_name text, p_visitor_email text, p_visitor_ip inet,
+    p_visitor_browser text, p_client_start_id text, p_one_open boolean, p_default_cap integer, p_auto_assign boolean,
+    p_stale integer
+) RETURNS TABLE (outcome text, session public.live_chat_sessions, agent_name text, connection_ids text[],
+                 queue_position integer, as_of timestamptz, start_broadcast boolean, settings jsonb)
+LANGUAGE plpgsql
+SET search_path = pg_catalog, public, pg_temp
+AS $$
+DECLARE
+    answered public.live_chat_sessions;
+    answered_name text;
+    answered_connections text[];
+    kind text := 'again';
+    stored_settings jsonb;
+    cap integer;
+    drained record;
+    others integer := 0;
+    told integer;
+    told_at timestamptz;
+    starts boolean := false;
+BEGIN
+    PERFORM pg_advisory_xact_lock(hashtextextended('chat-queue' || ':' || p_tenant::text, 0));
+    IF p_client_start_id IS NOT NULL THEN
+        SELECT s.* INTO answered FROM public.live_chat_sessions s
+        WHERE s.user_id = p_tenant AND s.visitor_id = p_visitor_id AND s.client_start_id = p_client_start_id;
+    END IF;
+    IF answered.id IS NULL AND p_one_open THEN
+        SELECT s.* INTO answered FROM public.live_chat_sessions s
+        WHERE s.user_id = p_tenant AND s.visitor_id = p_visitor_id AND s.status <> 'closed'
+        ORDER BY s.created_at DESC LIMIT 1;
+        IF answered.id IS NULL THEN
+            SELECT t.settings INTO stored_settings FROM public.tenant_settings t
+            WHERE t.user_id = p_tenant AND t.area = 'chat';
+            cap := coalesce((stored_settings ->> 'queue_cap')::integer, p_default_cap);
+            IF (SELECT count(*) FROM (SELECT FROM public.live_chat_sessions s
+                                      WHERE s.user_id = p_tenant AND s.status = 'waiting' LIMIT cap) queue) >= cap THEN
+                RETURN QUERY SELECT 'busy'::text, NULL::public.live_chat_sessions, NULL::text, NULL::text[],
+                    NULL::integer, NULL::timestamptz, false, coalesce(stored_settings, '{}'::jsonb);
+                RETURN;
+            END IF;
+        END IF;
+    END IF;
+    IF answered.id IS NULL THEN
+        kind := 'started';
+        INSERT INTO public.live_chat_sessions AS s (user_id, visitor_id, visitor_name, visitor_email, status,
+            visitor_ip, visitor_browser, created_at, session_start_time, client_start_id)
+        SELECT p_tenant, p_visitor_id, p_visitor_name, p_visitor_email, 'waiting', p_visitor_ip, p_visitor_browser,
+            stamp.at, stamp.at, p_client_start_id
+        FROM (SELECT clock_timestamp() AS at) stamp
+        RETURNING s.* INTO answered;
+        IF p_auto_assign THEN
+            FOR drained IN SELECT * FROM public.chat_drain_queue(p_tenant) LOOP
+                IF (drained.session).id = answered.id THEN
+                    answered := drained.session;
+                    answered_name := drained.agent_name;
+                    answered_connections := drained.connection_ids;
+                ELSE
+                    others := others + 1;
+                    RETURN QUERY SELECT 'assigned'::text, drained.session, drained.agent_name, drained.connection_ids,
+                        NULL::integer, NULL::timestamptz, NULL::boolean, NULL::jsonb;
+                END IF;
+            END LOOP;
+        END IF;
+    ELSE
+        answered_name := (SELECT named.agent_name FROM public.support_agents named
+                          WHERE named.id = answered.assigned_agent_id);
+    END IF;
+    IF answered.status = 'waiting' THEN
+        SELECT count(*)::integer, clock_timestamp() INTO told, told_at FROM public.live_chat_sessions s
+        WHERE s.user_id = p_tenant AND s.status = 'waiting' AND (s.created_at, s.id) <= (answered.created_at, answered.id);
+        INSERT INTO public.queue_positions_told AS t (user_id, session_id, position) VALUES (p_tenant, answered.id, told)
+        ON CONFLICT (user_id, session_id) DO UPDATE SET position = excluded.position;
+        answered_connections := ARRAY(SELECT c.connection_id FROM public.ws_connections c
+            WHERE c.user_id = p_tenant AND c.role = 'visitor' AND c.visitor_id = answered.visitor_id);
+    END IF;
+    IF kind = 'started' AND (others > 0 OR answered.status = 'waiting') THEN
+        starts := public.broadcast_request(p_tenant, true, '{}'::uuid[], p_stale);
+    END IF;
+    RETURN QUERY SELECT kind, answered, answered_name, answered_connections, told, told_at, starts, NULL::jsonb;
+END
+$$;
+
+-- The other queue actions, each one call under the tenant's queue lock, as chat_start: claimChat (chat_claim),
+-- endChat (chat_end), transfer (chat_transfer) and an agent's status (agent_set_status). Each locks as chat.py's
+-- lock order says (the queue lock, the session, the agents in id order; the broadcast request last) and answers an
+-- outcome (a refusal: nothing written) and the row(s) the service announces: the session as changed, its agent's
+-- name, its participants' connections, whether this transaction starts a staff broadcast run, and a row `assigned`
+-- for each session the drain assigned (chat_drain_queue's).
+
+-- A locked session's move to p_to (capacity checked), from p_from if it had an agent: the agents locked in id order,
+-- p_to's chats up by one (and its last assignment now), p_from's down by one, the session `active` with p_to
+-- (p_from kept as transferred_from_agent_id). Outcomes: `no_agent` (p_to is not the tenant's), `full` (with p_to's
+-- figures; nothing written), `assigned`.
+CREATE OR REPLACE FUNCTION public.chat_assign(p_tenant uuid, p_session uuid, p_from uuid, p_to uuid)
+RETURNS TABLE (outcome text, agent_chats integer, agent_most integer)
+LANGUAGE plpgsql
+SET search_path = pg_catalog, public, pg_temp
+AS $$
+DECLARE
+    chats integer;
+    most integer;
+BEGIN
+    PERFORM FROM public.support_agents ag WHERE ag.user_id = p_tenant AND ag.id IN (p_to, p_from)
+    ORDER BY ag.id FOR NO KEY UPDATE;
+    SELECT ag.current_chats, ag.max_concurrent_chats INTO chats, most FROM public.support_agents ag
+    WHERE ag.user_id = p_tenant AND ag.id = p_to;
+    IF NOT FOUND THEN
+        RETURN QUERY SELECT 'no_agent'::text, NULL::integer, NULL::integer;
+        RETURN;
+    END IF;
+    IF chats >= most THEN
+        RETURN QUERY SELECT 'full'::text, chats, most;
+        RETURN;
+    END IF;
+    UPDATE public.support_agents ag SET current_chats = ag.current_chats + 1, last_assigned_at = clock_timestamp()
+    WHERE ag.user_id = p_tenant AND ag.id = p_to;
+    IF p_from IS NOT NULL THEN
+        -- No clamp at zero: a double decrement is a bug, and the column's CHECK (>= 0) makes it fail loudly.
+        UPDATE public.support_agents ag SET current_chats = ag.current_chats - 1
+        WHERE ag.user_id = p_tenant AND ag.id = p_from;
+    END IF;
+    UPDATE public.live_chat_sessions s
+    SET assigned_agent_id = p_to, transferred_from_agent_id = coalesce(p_from, s.transferred_from_agent_id),
+        status = 'active'
+    WHERE s.user_id = p_tenant AND s.id = p_session;
+    RETURN QUERY SELECT 'assigned'::text, NULL::integer, NULL::integer;
+END
+$$;
+
+-- claimChat: an agent takes a waiting session. Outcomes: `not_found`, `not_waiting`, chat_assign's `no_agent` and
+-- `full`, else `claimed` (participants: the session's, as it is now) and always a broadcast request.
+CREATE OR REPLACE FUNCTION public.chat_claim(p_tenant uuid, p_session uuid, p_agent uuid, p_stale integer)
+RETURNS TABLE (outcome text, session public.live_chat_sessions, agent_name text, connection_ids text[],
+               start_broadcast boolean, agent_chats integer, agent_most integer)
+LANGUAGE plpgsql
+SET search_path = pg_catalog, public, pg_temp
+AS $$
+DECLARE
+    current public.live_chat_sessions;
+    moved record;
+    starts boolean;
+BEGIN
+    PERFORM pg_advisory_xact_lock(hashtextextended('chat-queue' || ':' || p_tenant::text, 0));
+    SELECT s.* INTO current FROM public.live_chat_sessions s WHERE s.user_id = p_tenant AND s.id = p_session FOR UPDATE;
+    IF NOT FOUND THEN
+        RETURN QUERY SELECT 'not_found'::text, NULL::public.live_chat_sessions, NULL::text, NULL::text[],
+            NULL::boolean, NULL::integer, NULL::integer;
+        RETURN;
+    END IF;
+    IF current.status <> 'waiting' THEN
+        RETURN QUERY SELECT 'not_waiting'::text, NULL::public.live_chat_sessions, NULL::text, NULL::text[],
+            NULL::boolean, NULL::integer, NULL::integer;
+        RETURN;
+    END IF;
+    SELECT * INTO moved FROM public.chat_assign(p_tenant, p_session, current.assigned_agent_id, p_agent);
+    IF moved.outcome <> 'assigned' THEN
+        RETURN QUERY SELECT moved.outcome, NULL::public.live_chat_sessions, NULL::text, NULL::text[], NULL::boolean,
+            moved.agent_chats, moved.agent_most;
+        RETURN;
+    END IF;
+    starts := public.broadcast_request(p_tenant, true, '{}'::uuid[], p_stale);
+    RETURN QUERY
+        SELECT 'claimed'::text, s, (SELECT named.agent_name FROM public.support_agents named
+                                    WHERE named.id = s.assigned_agent_id),
+            ARRAY(SELECT p.connection_id FROM public.chat_participants(p_tenant, p_session) p), starts,
+            NULL::integer, NULL::integer
+        FROM public.live_chat_sessions s WHERE s.user_id = p_tenant AND s.id = p_session;
+END
+$$;
+
+-- endChat: `closed`, with the end time (a clock read now, never before the start: the transaction may have begun a
+-- moment before the one that created the session committed) and the duration in whole seconds; the assigned agent
+-- has one chat fewer. Outcomes: `not_found` / `forbidden` (chat_refusal), `closed` (it had ended), else `ended`
+-- (participants: the session's) and the drain's `assigned` rows. A waiting chat left the queue; an active one freed
+-- capacity for it (the drain): either way the queue changed, and the broadcast is requested.
+CREATE OR REPLACE FUNCTION public.chat_end(
+    p_tenant uuid, p_session uuid, p_role text, p_visitor_id text, p_agent_id uuid, p_connection text,
+    p_auto_assign boolean, p_stale integer
+) RETURNS TABLE (outcome text, session public.live_chat_sessions, agent_name text, connection_ids text[],
+                 start_broadcast boolean)
+LANGUAGE plpgsql
+SET search_path = pg_catalog, public, pg_temp
+AS $$
+DECLARE
+    current public.live_chat_sessions;
+    ended public.live_chat_sessions;
+    refusal text;
+    drained record;
+    changed boolean;
+    starts boolean := false;
+    people text[];
+BEGIN
+    PERFORM pg_advisory_xact_lock(hashtextextended('chat-queue' || ':' || p_tenant::text, 0));
+    SELECT s.* INTO current FROM public.live_chat_sessions s WHERE s.user_id = p_tenant AND s.id = p_session FOR UPDATE;
+    IF NOT FOUND THEN
+        RETURN QUERY SELECT 'not_found'::text, NULL::public.live_chat_sessions, NULL::text, NULL::text[], NULL::boolean;
+        RETURN;
+    END IF;
+    refusal := public.chat_refusal(p_tenant, p_session, current.visitor_id, current.assigned_agent_id, p_role,
+                                   p_visitor_id, p_agent_id, p_connection);
+    IF refusal IS NOT NULL OR current.status = 'closed' THEN
+        RETURN QUERY SELECT coalesce(refusal, 'closed'), NULL::public.live_chat_sessions, NULL::text, NULL::text[],
+            NULL::boolean;
+        RETURN;
+    END IF;
+    IF current.assigned_agent_id IS NOT NULL THEN
+        PERFORM FROM public.support_agents ag WHERE ag.user_id = p_tenant AND ag.id = current.assigned_agent_id
+        FOR NO KEY UPDATE;
+        UPDATE public.support_agents ag SET current_chats = ag.current_chats - 1
+        WHERE ag.user_id = p_tenant AND ag.id = current.assigned_agent_id;
+    END IF;
+    UPDATE public.live_chat_sessions s
+    SET status = 'closed', session_end_time = e.at,
+        duration = round(extract(epoch FROM e.at - s.session_start_time))::integer
+    FROM (SELECT greatest(clock_timestamp(), current.session_start_time) AS at) e
+    WHERE s.user_id = p_tenant AND s.id = p_session
+    RETURNING s.* INTO ended;
+    people := ARRAY(SELECT p.connection_id FROM public.chat_participants(p_tenant, p_session) p);
+    changed := current.status = 'waiting';
+    IF NOT changed AND p_auto_assign THEN
+        FOR drained IN SELECT * FROM public.chat_drain_queue(p_tenant) LOOP
+            changed := true;
+            RETURN QUERY SELECT 'assigned'::text, drained.session, drained.agent_name, drained.connection_ids,
+                NULL::boolean;
+        END LOOP;
+    END IF;
+    IF changed THEN
+        starts := public.broadcast_request(p_tenant, true, '{}'::uuid[], p_stale);
+    END IF;
+    RETURN QUERY SELECT 'ended'::text, ended,
+        (SELECT named.agent_name FROM public.support_agents named WHERE named.id = ended.assigned_agent_id),
+        people, starts;
+END
+$$;
+
+-- transfer: the session to p_to, from its agent if it has one (chat_assign). Outcomes: `not_found` / `forbidden`
+-- (chat_refusal), `closed`, `same_agent`, chat_assign's `no_agent` and `full`, else `transferred` (participants:
+-- the session's and the previous agent's) and the drain's `assigned` rows; the broadcast is requested when a
+-- waiting chat left the queue or the drain took others from it.
+CREATE OR REPLACE FUNCTION public.chat_transfer(
+    p_tenant uuid, p_session uuid, p_to uuid, p_role text, p_visitor_id text, p_agent_id uuid, p_connection text,
+    p_auto_assign boolean, p_stale integer
+) RETURNS TABLE (outcome text, session public.live_chat_sessions, agent_name text, connection_ids text[],
+                 start_broadcast boolean, agent_chats integer, agent_most integer)
+LANGUAGE plpgsql
+SET search_path = pg_catalog, public, pg_temp
+AS $$
+DECLARE
+    current public.live_chat_sessions;
+    moved record;
+    refusal text;
+    drained record;
+    changed boolean;
+    starts boolean := false;
+    transferred public.live_chat_sessions;
+    transferred_name text;
+    people text[];
+BEGIN
+    PERFORM pg_advisory_xact_lock(hashtextextended('chat-queue' || ':' || p_tenant::text, 0));
+    SELECT s.* INTO current FROM public.live_chat_sessions s WHERE s.user_id = p_tenant AND s.id = p_session FOR UPDATE;
+    IF NOT FOUND THEN
+        RETURN QUERY SELECT 'not_found'::text, NULL::public.live_chat_sessions, NULL::text, NULL::text[],
+            NULL::boolean, NULL::integer, NULL::integer;
+        RETURN;
+    END IF;
+    refusal := public.chat_refusal(p_tenant, p_session, current.visitor_id, current.assigned_agent_id, p_role,
+                                   p_visitor_id, p_agent_id, p_connection);
+    IF refusal IS NULL AND current.status = 'closed' THEN
+        refusal := 'closed';
+    ELSIF refusal IS NULL AND current.assigned_agent_id IS NOT DISTINCT FROM p_to THEN
+        refusal := 'same_agent';
+    END IF;
+    IF refusal IS NOT NULL THEN
+        RETURN QUERY SELECT refusal, NULL::public.live_chat_sessions, NULL::text, NULL::text[], NULL::boolean,
+            NULL::integer, NULL::integer;
+        RETURN;
+    END IF;
+    SELECT * INTO moved FROM public.chat_assign(p_tenant, p_session, current.assigned_agent_id, p_to);
+    IF moved.outcome <> 'assigned' THEN
+        RETURN QUERY SELECT moved.outcome, NULL::public.live_chat_sessions, NULL::text, NULL::text[], NULL::boolean,
+            moved.agent_chats, moved.agent_most;
+        RETURN;
+    END IF;
+    SELECT s.* INTO transferred FROM public.live_chat_sessions s WHERE s.user_id = p_tenant AND s.id = p_session;
+    transferred_name := (SELECT named.agent_name FROM public.support_agents named WHERE named.id = p_to);
+    people := ARRAY(SELECT p.connection_id
+                    FROM public.chat_participants(p_tenant, p_session, current.assigned_agent_id) p);
+    changed := current.status = 'waiting';
+    IF p_auto_assign THEN
+        FOR drained IN SELECT * FROM public.chat_drain_queue(p_tenant) LOOP
+            changed := true;
+            RETURN QUERY SELECT 'assigned'::text, drained.session, drained.agent_name, drained.connection_ids,
+                NULL::boolean, NULL::integer, NULL::integer;
+        END LOOP;
+    END IF;
+    IF changed THEN
+        starts := public.broadcast_request(p_tenant, true, '{}'::uuid[], p_stale);
+    END IF;
+    RETURN QUERY SELECT 'transferred'::text, transferred, transferred_name, people, starts, NULL::integer,
+        NULL::integer;
+END
+$$;
+
+-- An agent's status (support.services.agents update_agent_status), with the activity recorded (now(): the
+-- transaction's time). Outcomes: `not_found`, else `agent` (the agent's row as updated) and, when the agent is
+-- available, the drain's `assigned` rows; the broadcast is requested with the agent (and the queue when the drain
+-- took chats from it).
+CREATE OR REPLACE FUNCTION public.agent_set_status(
+    p_tenant uuid, p_agent uuid, p_status text, p_auto_assign boolean, p_stale integer
+) RETURNS TABLE (outcome text, agent public.support_agents, session public.live_chat_sessions, agent_name text,
+                 connection_ids text[], start_broadcast boolean)
+LANGUAGE plpgsql
+SET search_path = pg_catalog, public, pg_temp
+AS $$
+DECLARE
+    updated public.support_agents;
+    drained record;
+    changed boolean := false;
+    starts boolean;
+BEGIN
+    PERFORM pg_advisory_xact_lock(hashtextextended('chat-queue' || ':' || p_tenant::text, 0));
+    UPDATE public.support_agents ag SET status = p_status, last_activity_at = now()
+    WHERE ag.user_id = p_tenant AND ag.id = p_agent
+    RETURNING ag.* INTO updated;
+    IF NOT FOUND THEN
+        RETURN QUERY SELECT 'not_found'::text, NULL::public.support_agents, NULL::public.live_chat_sessions,
+            NULL::text, NULL::text[], NULL::boolean;
+        RETURN;
+    END IF;
+    IF updated.status = 'available' AND p_auto_assign THEN
+        FOR drained IN SELECT * FROM public.chat_drain_queue(p_tenant) LOOP
+            changed := true;
+            RETURN QUERY SELECT 'assigned'::text, NULL::public.support_agents, drained.session, drained.agent_name,
+                drained.connection_ids, NULL::boolean;
+        END LOOP;
+    END IF;
+    starts := public.broadcast_request(p_tenant, changed, ARRAY[updated.id], p_stale);
+    RETURN QUERY SELECT 'agent'::text, updated, NULL::public.live_chat_sessions, NULL::text, NULL::text[], starts;
+END
+$$;
+
 GRANT EXECUTE ON FUNCTION public.chat_refusal(uuid, uuid, text, uuid, text, text, uuid, text) TO support_app;
 GRANT EXECUTE ON FUNCTION public.chat_participants(uuid, uuid, uuid) TO support_app;
 GRANT EXECUTE ON FUNCTION public.chat_send_message(uuid, uuid, text, text, uuid, text, text, text, text, text, text,
                                                     text, text) TO support_app;
 GRANT EXECUTE ON FUNCTION public.chat_mark_read(uuid, uuid, text, text, uuid, text, uuid, text) TO support_app;
+GRANT EXECUTE ON FUNCTION public.chat_drain_queue(uuid) TO support_app;
+GRANT EXECUTE ON FUNCTION public.chat_start(uuid, text, text, text, inet, text, text, boolean, integer, boolean, integer)
+    TO support_app;
+GRANT EXECUTE ON FUNCTION public.chat_assign(uuid, uuid, uuid, uuid) TO support_app;
+GRANT EXECUTE ON FUNCTION public.chat_claim(uuid, uuid, uuid, integer) TO support_app;
+GRANT EXECUTE ON FUNCTION public.chat_end(uuid, uuid, text, text, uuid, text, boolean, integer) TO support_app;
+GRANT EXECUTE ON FUNCTION public.chat_transfer(uuid, uuid, uuid, text, text, uuid, text, boolean, integer)
+    TO support_app;
+GRANT EXECUTE ON FUNCTION public.agent_set_status(uuid, uuid, text, boolean, integer) TO support_app;

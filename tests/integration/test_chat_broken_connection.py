@@ -1,8 +1,8 @@
-"""A message is stored once whatever the connection does: sendMessage is one pipeline (BEGIN, the binding,
-chat_send_message, COMMIT), and a pipeline found broken may be run again. Through a proxy in front of the real
-PostgreSQL that cuts the connection at the worst moment (after the server committed, before the client heard)
-or the first (the client's next request never arrives), the service runs as a Lambda's would: the stored rows
-show what happened."""
+"""A message (and a chat) is stored once whatever the connection does: sendMessage is one pipeline (BEGIN, the
+binding, chat_send_message, COMMIT), startChat one of chat_start, and a pipeline found broken may be run again.
+Through a proxy in front of the real PostgreSQL that cuts the connection at the worst moment (after the server
+committed, before the client heard) or the first (the client's next request never arrives), the service runs as a
+Lambda's would: the stored rows show what happened."""
 
 from __future__ import annotations
 
@@ -109,3 +109,46 @@ def test_a_send_on_a_connection_found_dead_is_made_on_a_new_one(
     messages, counters = _stored(db, session_id)
     assert messages == [(message.id, None, "Hi")]
     assert counters == (1, 1)
+
+
+def _sessions_of(db: DatabaseUrls, tenant: UUID, visitor_id: str) -> list[tuple[Any, ...]]:
+    with psycopg.connect(db.admin) as conn:
+        return conn.execute(
+            "SELECT id, client_start_id, status FROM live_chat_sessions WHERE user_id = %s AND visitor_id = %s",
+            (tenant, visitor_id),
+        ).fetchall()
+
+
+def test_a_start_whose_commit_was_not_heard_is_run_again_and_answers_the_started_session(
+    db: DatabaseUrls, tenant: UUID, proxy: RoundTripProxy
+) -> None:
+    # Given a warm connection that breaks right after the server commits the next write
+    _session(tenant)
+    visitor = Principal(tenant_id=tenant, role=Role.VISITOR, subject="visitor:v-2", visitor_id="v-2", widget_key="k")
+    proxy.cut_after_commit()
+
+    # When a visitor's WebSocket startChat (with its clientStartId: one call of chat_start) goes out on it
+    started = chat.start_chat_session(
+        visitor, ChatSessionStart(visitor_id="v-2"), VisitorContext(), caller=Caller("conn-2"), client_start_id="s-1"
+    )
+
+    # Then the pipeline ran twice, and the second run answered the session the first one started: one session
+    assert proxy.cuts == 1
+    assert _sessions_of(db, tenant, "v-2") == [(started.id, "s-1", "waiting")]
+
+
+def test_a_start_without_a_client_start_id_is_never_sent_twice(
+    db: DatabaseUrls, tenant: UUID, proxy: RoundTripProxy
+) -> None:
+    # Given a warm connection that breaks right after the server commits the next write
+    _session(tenant)
+    admin = Principal(tenant_id=tenant, role=Role.ADMIN, subject="admin")
+    proxy.cut_after_commit()
+
+    # When staff start a chat over HTTP (no clientStartId, and staff may hold several: a second run would start
+    # another)
+    with pytest.raises(psycopg.OperationalError):
+        chat.start_chat_session(admin, ChatSessionStart(visitor_id="v-3"), VisitorContext())
+
+    # Then the error is raised as it is, and the one run there was started one session
+    assert [row[2] for row in _sessions_of(db, tenant, "v-3")] == ["waiting"]

@@ -205,3 +205,53 @@ def test_a_mixed_burst_of_chat_operations_keeps_every_counter_true(db: DatabaseU
         )
     assert mismatched == []
     assert statuses == {"active": 24, "closed": 10, "waiting": 4}
+
+
+@pytest.mark.usefixtures("connection_per_thread")
+def test_the_queue_actions_in_the_database_wait_for_the_queue_lock_the_services_take(
+    db: DatabaseUrls, tenant: UUID
+) -> None:
+    # The queue's actions take the tenant's queue lock inside their SQL functions (chat_start, chat_claim, chat_end,
+    # chat_transfer, agent_set_status), and update_agent takes it from Python (lock_queue): one lock, one key, or
+    # the two could drain the queue at once. While a transaction holds it through lock_queue, each action waits.
+    from support.db import tenant_transaction
+    from support.models.agents import AgentStatus
+    from support.services import agents
+
+    principal = admin(tenant)
+    agent = UUID(new_agent(tenant, max_chats=5))
+    waiting, to_claim, to_end = waiting_sessions(principal, 3)
+    claimer = Principal(tenant_id=tenant, role=Role.AGENT, subject="agent", agent_id=agent)
+    actions: list[Callable[[], Any]] = [
+        lambda: chat.start_chat_session(principal, ChatSessionStart(visitor_id="late"), VisitorContext()),
+        lambda: chat.claim_chat_session(claimer, to_claim),
+        lambda: chat.end_chat_session(principal, to_end),
+        lambda: chat.transfer_chat_session(principal, waiting, agent),
+        lambda: agents.update_agent_status(principal, agent, AgentStatus.AWAY),
+    ]
+    holding, release = threading.Event(), threading.Event()
+
+    def hold() -> None:
+        with tenant_transaction(tenant) as cur:
+            chat.lock_queue(cur, principal)
+            holding.set()
+            release.wait(30)
+
+    holder = threading.Thread(target=hold)
+    holder.start()
+    assert holding.wait(10)
+    done: list[Any] = [None] * len(actions)
+
+    def act(index: int) -> None:
+        done[index] = actions[index]()
+
+    threads = [threading.Thread(target=act, args=(i,)) for i in range(len(actions))]
+    for thread in threads:
+        thread.start()
+    threads[0].join(0.5)
+    assert done == [None] * len(actions), "a queue action ran while another transaction held the queue lock"
+    release.set()
+    holder.join(10)
+    for thread in threads:
+        thread.join(30)
+    assert all(result is not None for result in done), done

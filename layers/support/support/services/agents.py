@@ -15,7 +15,8 @@ from psycopg import errors, sql
 from psycopg.types.json import Jsonb
 
 from support.auth import Principal, Role
-from support.db import tenant_transaction
+from support.config import get_settings
+from support.db import pipelined, tenant_transaction
 from support.db.statements import admit_under_cap, equals_placeholders
 from support.errors import Conflict, Forbidden, found
 from support.models.agents import Agent, AgentCreate, AgentStatus, AgentUpdate
@@ -156,21 +157,28 @@ def update_agent_status(
 ) -> Agent:
     """updateAgentStatus: an admin sets anyone's; an agent sets their own. Records the activity. The caller's
     answer is agent.status; the tenant's staff connections hear it in the next staff broadcast (support.services.
-    broadcasts), with the queue when an agent who became available took waiting chats from it."""
+    broadcasts), with the queue when an agent who became available took waiting chats from it. One call of
+    agent_set_status (sql/definitions/chat.sql: the queue lock, the update, the drain, the broadcast request), sent
+    only once: two round trips, the queue lock held for the server's work alone."""
     if principal.role is not Role.ADMIN and principal.agent_id != agent_id:
         raise Forbidden("an agent may change only their own status")
     outbox = Outbox(principal.tenant_id, caller)
-    with tenant_transaction(principal.tenant_id) as cur:
-        chat.lock_queue(cur, principal)
-        cur.execute(
-            f"""UPDATE support_agents SET status = %s, last_activity_at = now()
-            WHERE user_id = %s AND id = %s RETURNING {AGENT_COLUMNS}""",  # noqa: S608
-            (status, principal.tenant_id, agent_id),
-        )
-        agent = _agent(cur.fetchone())
-        notice = AgentStatusNotice(agent_id=agent.id, status=agent.status)
-        outbox.answer("agent.status", notice)
-        drained = agent.status is AgentStatus.AVAILABLE and chat.rebalance_queue(cur, principal, outbox)
-        broadcasts.request(cur, outbox, queue=drained, agent_ids=[agent.id])
+    params = (principal.tenant_id, agent_id, status, get_settings().chat_auto_assign, broadcasts.STALE_AFTER_SECONDS)
+    [rows] = pipelined(principal.tenant_id, [(_SET_STATUS, params)], once=True)
+    [own] = [row for row in rows if row["outcome"] != "assigned"]
+    agent = _agent({name: own[f"agent:{name}"] for name in _AGENT_FIELDS} if own["outcome"] == "agent" else None)
+    notice = AgentStatusNotice(agent_id=agent.id, status=agent.status)
+    outbox.answer("agent.status", notice)
+    chat.announce_assignments(outbox, [row for row in rows if row["outcome"] == "assigned"])
+    if own["start_broadcast"]:
+        broadcasts.start_after(outbox)
     outbox.send()
     return agent
+
+
+# agent_set_status's rows: the agent's (AGENT_COLUMNS, each named `agent:<column>`) or a session the drain assigned
+# (chat's SESSION_COLUMNS' names and more, with its participants' connections).
+_AGENT_FIELDS = [name.strip() for name in AGENT_COLUMNS.split(",")]
+_SET_STATUS = f"""SELECT f.outcome, f.start_broadcast, f.connection_ids, f.agent_name AS assigned_agent_name,
+    (f.session).*, {", ".join(f'(f.agent).{name} AS "agent:{name}"' for name in _AGENT_FIELDS)}
+FROM agent_set_status(%s, %s, %s, %s, %s) f"""  # noqa: S608 (fixed text; every value is bound)

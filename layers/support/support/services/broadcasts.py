@@ -5,7 +5,8 @@ staff online.
 The shape of it:
 
 * A change (a new waiting chat, a claim, an assignment by the drain, the end or transfer of a chat that changes
-  the queue, an agent's status) calls `request` inside its own transaction: one upsert of the tenant's row in
+  the queue, an agent's status) calls `request` inside its own transaction (or, for the queue's actions, which run
+  in the database, its SQL twin broadcast_request, sql/definitions/broadcasts.sql): one upsert of the tenant's row in
   `broadcast_requests` (sql/0023) that ORs `queue` and adds the agent to `agent_ids`. The upsert says whether
   this transaction must start a run: when it inserted the row, or found it older than STALE_AFTER_SECONDS (a
   start that was lost, an invocation that failed for good: a tenant is never silenced for longer). Only then,
@@ -56,16 +57,9 @@ from support.services.connections import Outbox, forget_connections, staff_conne
 STALE_AFTER_SECONDS = 5  # a request row this old was left by a start that never ran: the next change starts again
 QUEUE_SESSIONS_SHOWN = 100  # the sessions queue.updated lists, oldest first (`waiting` counts them all)
 
-# One statement: record the change, and say whether this transaction starts a run (it inserted the row, or the row
-# was stale and is refreshed: requested_at is this statement's time either way).
-_REQUEST = """INSERT INTO broadcast_requests AS r (user_id, queue, agent_ids, requested_at)
-VALUES (%(tenant)s, %(queue)s, %(agents)s::uuid[], statement_timestamp())
-ON CONFLICT (user_id) DO UPDATE SET
-    queue = r.queue OR excluded.queue,
-    agent_ids = ARRAY(SELECT DISTINCT a FROM unnest(r.agent_ids || excluded.agent_ids) AS a ORDER BY a),
-    requested_at = CASE WHEN r.requested_at < statement_timestamp() - make_interval(secs => %(stale)s)
-        THEN statement_timestamp() ELSE r.requested_at END
-RETURNING requested_at = statement_timestamp() AS start"""
+# One statement: record the change, and say whether this transaction starts a run (broadcast_request,
+# sql/definitions/broadcasts.sql, which chat_start calls too).
+_REQUEST = "SELECT broadcast_request(%(tenant)s, %(queue)s, %(agents)s::uuid[], %(stale)s) AS start"
 
 # The queue with each session's position and the position its visitor was last told (NULL: never).
 _QUEUE = """SELECT s.id, s.visitor_id, s.visitor_name, s.created_at,
@@ -95,14 +89,14 @@ def request(cur: Cursor, outbox: Outbox, *, queue: bool = False, agent_ids: Iter
     )
     row = cur.fetchone()
     if row is not None and row["start"]:
-        tenant_id = outbox.tenant_id
-        outbox.after_send(lambda: start(tenant_id))
+        start_after(outbox)
 
 
-def told(cur: Cursor, tenant_id: UUID, session_id: UUID, position: int) -> None:
-    """The position a visitor was just told on the request path (startChat's own chat.queued), so that the run
-    does not tell it again."""
-    cur.execute(_TELL, (tenant_id, [session_id], [position]))
+def start_after(outbox: Outbox) -> None:
+    """Start the run once the outbox is sent (after the commit): for the change whose request said it starts one
+    (`request` here; a start's, chat_start's `start_broadcast`)."""
+    tenant_id = outbox.tenant_id
+    outbox.after_send(lambda: start(tenant_id))
 
 
 def start(tenant_id: UUID) -> None:

@@ -26,7 +26,15 @@ the session(s), then the agents involved in the order of their ids (FOR UPDATE f
 UPDATE for agents, the lock the database's own figure triggers take: it does not wait for the FOR KEY SHARE a
 foreign key check holds on an agent, so two hand-overs in opposite directions cannot deadlock on it). The drain
 locks agents before the waiting sessions it assigns, which is safe because every other transaction that locks a
-waiting session and then agents holds the queue lock.
+waiting session and then agents holds the queue lock. The staff broadcast's request row comes last of all.
+
+The queue's actions run in the database, each one call of a function in sql/definitions/chat.sql that takes the
+queue lock first (the key lock_queue takes) and keeps this order: start (chat_start), claim (chat_claim), end
+(chat_end), transfer (chat_transfer), an agent's status (agent_set_status, for the agents service), and the drain
+they share (chat_drain_queue). Each is sent with BEGIN, the tenant binding and COMMIT in one pipeline, so the queue
+lock, which serialises a tenant's queue actions, is held for the database's work alone and never across a round
+trip to this process: a burst of starts no longer waits on each other's round trips. A refusal is an outcome
+(nothing written), mapped here to the same NotFound / Forbidden / Conflict / DeskBusy as ever.
 
 Events are announced after the commit (connections.Outbox): nothing is announced that is not stored. What the
 whole staff hears (the queue, agents' presence) and the queue positions of other waiting visitors are not told
@@ -36,7 +44,8 @@ transaction), which coalesces a burst and runs off the request path.
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 from uuid import UUID
 
@@ -59,15 +68,15 @@ from support.models.chat import (
     VisitorContext,
 )
 from support.models.realtime import SYNC_PAGE, Queued, ReadNotice, SyncAnswer, TypingNotice
+from support.models.settings import DEFAULT_QUEUE_CAP, ChatSettings
 from support.models.tickets import SenderType
 from support.pagination import Page, decode_cursor, page_of
-from support.services import broadcasts, settings
+from support.services import broadcasts
 from support.services.connections import (
     STAFF_SIDE,
     VISITOR_SIDE,
     Caller,
     Outbox,
-    visitor_connections,
 )
 
 # The assigned agent's display name (and nothing else of theirs) is read in the same statement as the session,
@@ -87,14 +96,6 @@ CONVERSATION_SENDERS = (SenderType.CUSTOMER, SenderType.AGENT)
 
 def _session(row: dict[str, Any] | None) -> ChatSession:
     return ChatSession.model_validate(found(row, "chat session"))
-
-
-def _lock_session(cur: Cursor, principal: Principal, session_id: UUID) -> dict[str, Any]:
-    cur.execute(
-        f"SELECT {SESSION_COLUMNS} FROM live_chat_sessions WHERE user_id = %s AND id = %s FOR UPDATE",  # noqa: S608
-        (principal.tenant_id, session_id),
-    )
-    return found(cur.fetchone(), "chat session")
 
 
 def _lock_session_to_act(cur: Cursor, principal: Principal, session_id: UUID, caller: Caller | None) -> dict[str, Any]:
@@ -128,109 +129,35 @@ def _read_session(cur: Cursor, principal: Principal, session_id: UUID) -> dict[s
 
 
 def lock_queue(cur: Cursor, principal: Principal) -> None:
-    """The tenant's queue lock, first in every transaction that can change who waits or who is free (here, and
-    in the agents service before it changes an agent's status or capacity)."""
+    """The tenant's queue lock, first in every transaction that can change who waits or who is free (the agents
+    service's before it changes an agent's capacity). The queue's functions in sql/definitions/chat.sql take the
+    same lock themselves: `hashtextextended('chat-queue' || ':' || tenant, 0)`, lock_for_tenant's key."""
     lock_for_tenant(cur, principal.tenant_id, "chat-queue")
-
-
-def _lock_agents(cur: Cursor, principal: Principal, agent_ids: set[UUID]) -> dict[UUID, dict[str, Any]]:
-    """The agents' rows, locked in id order (the same order in every transaction, so no deadlock)."""
-    cur.execute(
-        """SELECT id, agent_name, status, current_chats, max_concurrent_chats FROM support_agents
-        WHERE user_id = %s AND id = ANY(%s) ORDER BY id FOR NO KEY UPDATE""",
-        (principal.tenant_id, sorted(agent_ids)),
-    )
-    return {row["id"]: row for row in cur.fetchall()}
-
-
-def _change_current_chats(cur: Cursor, principal: Principal, agent_id: UUID, delta: int) -> None:
-    # No clamp at zero: a double decrement is a bug, and the column's CHECK (>= 0) makes it fail loudly.
-    cur.execute(
-        "UPDATE support_agents SET current_chats = current_chats + %s WHERE user_id = %s AND id = %s",
-        (delta, principal.tenant_id, agent_id),
-    )
 
 
 # --- Assignment and the queue --------------------------------------------------------------------------------
 
 
+# The drain (chat_drain_queue, sql/definitions/chat.sql): the sessions assigned, as updated, with SESSION_COLUMNS'
+# names, and each one's participants' connections.
+_DRAIN = """SELECT (d.session).*, d.agent_name AS assigned_agent_name, d.connection_ids
+FROM chat_drain_queue(%s) d"""
+
+
 def _drain_queue(cur: Cursor, principal: Principal) -> list[dict[str, Any]]:
     """Assign waiting sessions, oldest first, to available agents with spare capacity (fewest chats first, then
-    least recently assigned). Called with the queue lock held. Returns the sessions assigned, as updated."""
+    least recently assigned): chat_drain_queue, one statement. Called with the queue lock held. Returns the
+    sessions assigned, as updated, each with its participants' `connection_ids`."""
     if not get_settings().chat_auto_assign:
         return []
-    cur.execute(
-        """SELECT id, current_chats, max_concurrent_chats, last_assigned_at FROM support_agents
-        WHERE user_id = %s AND status = 'available' AND current_chats < max_concurrent_chats
-        ORDER BY id FOR NO KEY UPDATE""",
-        (principal.tenant_id,),
-    )
-    agents = cur.fetchall()
-    spare = sum(a["max_concurrent_chats"] - a["current_chats"] for a in agents)
-    if spare == 0:
-        return []
-    cur.execute(
-        """SELECT id FROM live_chat_sessions WHERE user_id = %s AND status = 'waiting'
-        ORDER BY created_at, id LIMIT %s FOR UPDATE""",
-        (principal.tenant_id, spare),
-    )
-    waiting = [row["id"] for row in cur.fetchall()]
-    if not waiting:
-        return []
-    # Each agent's place in line: fewest chats, then least recently assigned (never assigned first), then id.
-    # An agent who takes a session here becomes the most recently assigned of all, in the order of the picks.
-    never = datetime.min.replace(tzinfo=UTC)
-    chats = {a["id"]: a["current_chats"] for a in agents}
-    most = {a["id"]: a["max_concurrent_chats"] for a in agents}
-    recency: dict[UUID, tuple[int, datetime | int]] = {a["id"]: (0, a["last_assigned_at"] or never) for a in agents}
-    picks: list[tuple[UUID, UUID]] = []
-    for order, session_id in enumerate(waiting):
-        agent_id = min((a for a in chats if chats[a] < most[a]), key=lambda a: (chats[a], recency[a], a))
-        chats[agent_id] += 1
-        recency[agent_id] = (1, order)
-        picks.append((session_id, agent_id))
-    cur.execute(
-        f"""UPDATE live_chat_sessions SET status = 'active', assigned_agent_id = p.agent_id
-        FROM unnest(%s::uuid[], %s::uuid[]) AS p(session_id, agent_id)
-        WHERE live_chat_sessions.user_id = %s AND live_chat_sessions.id = p.session_id
-        RETURNING {SESSION_COLUMNS}""",  # noqa: S608
-        ([p[0] for p in picks], [p[1] for p in picks], principal.tenant_id),
-    )
-    assigned = cur.fetchall()
-    counts: dict[UUID, int] = {}
-    for _, agent_id in picks:
-        counts[agent_id] = counts.get(agent_id, 0) + 1
-    cur.execute(
-        """UPDATE support_agents a SET current_chats = a.current_chats + c.n, last_assigned_at = clock_timestamp()
-        FROM unnest(%s::uuid[], %s::int[]) AS c(agent_id, n)
-        WHERE a.user_id = %s AND a.id = c.agent_id""",
-        (list(counts), list(counts.values()), principal.tenant_id),
-    )
-    return assigned
+    cur.execute(_DRAIN, (principal.tenant_id,))
+    return cur.fetchall()
 
 
-def _tell_own_position(cur: Cursor, principal: Principal, outbox: Outbox, session: ChatSession) -> None:
-    """chat.queued to the waiting session's visitor, on the request path (startChat's own answer), with its
-    position (1 = next; a count over the queue's index, under the queue lock), recorded as told so that the
-    broadcast run does not tell it again. Positions carry `asOf`: events from two transactions may arrive out of
-    order, and a client keeps the newest. Everyone else's position is the broadcast's (support.services.
-    broadcasts): only the visitors whose position changed hear it, once per burst."""
-    cur.execute(
-        """SELECT count(*) AS position, clock_timestamp() AS as_of FROM live_chat_sessions
-        WHERE user_id = %s AND status = 'waiting' AND (created_at, id) <= (%s, %s)""",
-        (principal.tenant_id, session.created_at, session.id),
-    )
-    row = found(cur.fetchone(), "queue position")
-    broadcasts.told(cur, principal.tenant_id, session.id, row["position"])
-    connections = visitor_connections(cur, principal.tenant_id, [session.visitor_id])
-    notice = Queued(session_id=session.id, position=row["position"], as_of=row["as_of"])
-    outbox.tell(connections.get(session.visitor_id, []), "chat.queued", notice, caller_too=True)
-
-
-def _announce_assignments(cur: Cursor, principal: Principal, outbox: Outbox, assigned: list[dict[str, Any]]) -> None:
+def announce_assignments(outbox: Outbox, assigned: list[dict[str, Any]]) -> None:
+    """chat.assigned to each assigned session's participants (read by the drain), the caller too."""
     for row in assigned:
-        session = ChatSession.model_validate(row)
-        outbox.tell(_connections(_participants(cur, principal, session.id)), "chat.assigned", session, caller_too=True)
+        outbox.tell(row["connection_ids"] or [], "chat.assigned", ChatSession.model_validate(row), caller_too=True)
 
 
 def rebalance_queue(cur: Cursor, principal: Principal, outbox: Outbox) -> bool:
@@ -238,8 +165,7 @@ def rebalance_queue(cur: Cursor, principal: Principal, outbox: Outbox) -> bool:
     or taking more chats), with the queue lock held: drain, and tell the assigned. True when the queue changed:
     the caller then asks for a staff broadcast (broadcasts.request, last in its transaction)."""
     assigned = _drain_queue(cur, principal)
-    if assigned:
-        _announce_assignments(cur, principal, outbox, assigned)
+    announce_assignments(outbox, assigned)
     return bool(assigned)
 
 
@@ -248,48 +174,6 @@ _PARTICIPANTS = "SELECT connection_id, side FROM chat_participants(%s, %s, %s)"
 
 
 # --- Sessions --------------------------------------------------------------------------------------------------
-
-
-def _started_before(cur: Cursor, principal: Principal, visitor_id: str, client_start_id: str) -> ChatSession | None:
-    """The session this visitor's attempt `client_start_id` already started, if any (read under the queue lock,
-    which every start takes: no concurrent start of the same attempt can race it)."""
-    cur.execute(
-        f"""SELECT {SESSION_COLUMNS} FROM live_chat_sessions
-        WHERE user_id = %s AND visitor_id = %s AND client_start_id = %s""",  # noqa: S608
-        (principal.tenant_id, visitor_id, client_start_id),
-    )
-    row = cur.fetchone()
-    return ChatSession.model_validate(row) if row else None
-
-
-def _open_session_of(cur: Cursor, principal: Principal, visitor_id: str) -> ChatSession | None:
-    """The visitor's open (waiting or active) session, if any: a visitor holds at most one, so a second start
-    answers it. Read under the queue lock, which every start takes."""
-    cur.execute(
-        f"""SELECT {SESSION_COLUMNS} FROM live_chat_sessions
-        WHERE user_id = %s AND visitor_id = %s AND status <> 'closed' ORDER BY created_at DESC LIMIT 1""",  # noqa: S608
-        (principal.tenant_id, visitor_id),
-    )
-    row = cur.fetchone()
-    return ChatSession.model_validate(row) if row else None
-
-
-def _admit_to_queue(cur: Cursor, principal: Principal) -> None:
-    """DeskBusy when the tenant's waiting queue is at its cap (the chat settings' `queueCap`), under the queue
-    lock, so concurrent starts cannot overshoot it. Counts at most `cap` rows of the queue's index."""
-    chat_settings = settings.chat_settings(cur, principal.tenant_id)
-    cur.execute(
-        """SELECT count(*) AS waiting FROM (SELECT 1 FROM live_chat_sessions
-        WHERE user_id = %s AND status = 'waiting' LIMIT %s) queue""",
-        (principal.tenant_id, chat_settings.queue_cap),
-    )
-    row = cur.fetchone()
-    if row is not None and row["waiting"] >= chat_settings.queue_cap:
-        raise DeskBusy(
-            "every agent is busy and the queue is full; try again later"
-            + (", or leave a message with the web form" if chat_settings.web_form_url else ""),
-            web_form_url=chat_settings.web_form_url,
-        )
 
 
 def start_chat_session(
@@ -310,67 +194,57 @@ def start_chat_session(
     A visitor (the public widget's caller) holds at most one open chat: while one is waiting or active, a start
     answers it in the same way. A visitor's new chat while the tenant's queue is at its cap (the chat settings) is
     DeskBusy (`desk_busy`, with the web form's URL): nothing is stored or announced. Staff starting a chat over
-    HTTP (on a customer's behalf) are trusted members of the desk and are held to neither rule."""
+    HTTP (on a customer's behalf) are trusted members of the desk and are held to neither rule.
+
+    All of it is one call of chat_start (sql/definitions/chat.sql: the queue lock, the retry and open-session
+    checks, the cap, the insert, the drain, the position, the participants, the broadcast request), sent with
+    BEGIN, the tenant binding and COMMIT in one pipeline, so the queue lock is held for the server's work alone,
+    never across a round trip. With a `client_start_id` the pipeline may run again on a connection found broken,
+    and a second run answers the session the first one started (as a retry would); without one the call is sent
+    only once (`once`: two round trips), so that a broken connection never starts a second chat."""
     outbox = Outbox(principal.tenant_id, caller)
-    with tenant_transaction(principal.tenant_id) as cur:
-        lock_queue(cur, principal)
-        before = _started_before(cur, principal, data.visitor_id, client_start_id) if client_start_id else None
-        if before is None and principal.role is Role.VISITOR:
-            before = _open_session_of(cur, principal, data.visitor_id)
-            if before is None:
-                _admit_to_queue(cur, principal)
-        if before is not None:
-            session = before
-            outbox.answer("chat.started", session)
-            if session.status is ChatStatus.WAITING:
-                _tell_own_position(cur, principal, outbox, session)
-        else:
-            session = _start(cur, principal, data, visitor, outbox, client_start_id)
+    params = (
+        principal.tenant_id,
+        data.visitor_id,
+        data.visitor_name,
+        data.visitor_email,
+        visitor.ip,
+        visitor.browser,
+        client_start_id,
+        principal.role is Role.VISITOR,
+        DEFAULT_QUEUE_CAP,
+        get_settings().chat_auto_assign,
+        broadcasts.STALE_AFTER_SECONDS,
+    )
+    [rows] = pipelined(principal.tenant_id, [(_START, params)], once=client_start_id is None)
+    [own] = [row for row in rows if row["outcome"] != "assigned"]
+    if own["outcome"] == "busy":
+        chat_settings = ChatSettings.model_validate(own["settings"])
+        raise DeskBusy(
+            "every agent is busy and the queue is full; try again later"
+            + (", or leave a message with the web form" if chat_settings.web_form_url else ""),
+            web_form_url=chat_settings.web_form_url,
+        )
+    session = ChatSession.model_validate(own)
+    outbox.answer("chat.started", session)
+    if own["outcome"] == "started" and session.status is ChatStatus.ACTIVE:  # the drain assigned it
+        outbox.tell(own["connection_ids"] or [], "chat.assigned", session)
+    announce_assignments(outbox, [row for row in rows if row["outcome"] == "assigned"])
+    if session.status is ChatStatus.WAITING:
+        # Its own position, on the request path; everyone else's is the broadcast's. Positions carry `asOf`: events
+        # from two transactions may arrive out of order, and a client keeps the newest.
+        notice = Queued(session_id=session.id, position=own["queue_position"], as_of=own["as_of"])
+        outbox.tell(own["connection_ids"] or [], "chat.queued", notice, caller_too=True)
+    if own["start_broadcast"]:
+        broadcasts.start_after(outbox)
     outbox.send()
     return session
 
 
-def _start(
-    cur: Cursor,
-    principal: Principal,
-    data: ChatSessionStart,
-    visitor: VisitorContext,
-    outbox: Outbox,
-    client_start_id: str | None,
-) -> ChatSession:
-    """The new session of start_chat_session, with the queue lock held, and what it announces."""
-    cur.execute(
-        # Stamped with a clock read under the queue lock: the queue's order is the order sessions joined it.
-        f"""INSERT INTO live_chat_sessions (user_id, visitor_id, visitor_name, visitor_email, status, visitor_ip,
-            visitor_browser, created_at, session_start_time, client_start_id)
-        SELECT %s, %s, %s, %s, %s, %s, %s, stamp.at, stamp.at, %s FROM (SELECT clock_timestamp() AS at) stamp
-        RETURNING {SESSION_COLUMNS}""",  # noqa: S608
-        (
-            principal.tenant_id,
-            data.visitor_id,
-            data.visitor_name,
-            data.visitor_email,
-            ChatStatus.WAITING,
-            visitor.ip,
-            visitor.browser,
-            client_start_id,
-        ),
-    )
-    created = found(cur.fetchone(), "chat session")
-    assigned = _drain_queue(cur, principal)
-    mine = [row for row in assigned if row["id"] == created["id"]]
-    others = [row for row in assigned if row["id"] != created["id"]]
-    session = ChatSession.model_validate(mine[0] if mine else created)
-    outbox.answer("chat.started", session)
-    if mine:
-        outbox.tell(_connections(_participants(cur, principal, session.id)), "chat.assigned", session)
-    if others:
-        _announce_assignments(cur, principal, outbox, others)
-    if session.status is ChatStatus.WAITING:
-        _tell_own_position(cur, principal, outbox, session)
-    if others or session.status is ChatStatus.WAITING:  # the queue changed (a chat joined it, or others left it)
-        broadcasts.request(cur, outbox, queue=True)
-    return session
+# The session's columns are those of SESSION_COLUMNS and more (client_start_id, which ChatSession ignores).
+_START = """SELECT c.outcome, (c.session).*, c.agent_name AS assigned_agent_name, c.connection_ids, c.queue_position,
+    c.as_of, c.start_broadcast, c.settings
+FROM chat_start(%s, %s, %s, %s, %s::inet, %s, %s, %s, %s, %s, %s) c"""
 
 
 def list_chat_sessions(
@@ -399,37 +273,19 @@ def get_chat_session(principal: Principal, session_id: UUID) -> ChatSession:
 
 
 def end_chat_session(principal: Principal, session_id: UUID, *, caller: Caller | None = None) -> ChatSession:
-    """endChatSession: `closed`, with the end time and the duration in whole seconds, both computed here from
-    the start time. The assigned agent has one chat fewer, and the queue moves on. Every participant gets
-    chat.ended."""
+    """endChatSession: `closed`, with the end time and the duration in whole seconds, both computed from the start
+    time. The assigned agent has one chat fewer, and the queue moves on. Every participant gets chat.ended. One call
+    of chat_end (sql/definitions/chat.sql), sent only once: two round trips, the queue lock held for the server's
+    work alone."""
     outbox = Outbox(principal.tenant_id, caller)
-    with tenant_transaction(principal.tenant_id) as cur:
-        lock_queue(cur, principal)
-        current = _lock_session_to_act(cur, principal, session_id, caller)
-        if current["status"] == ChatStatus.CLOSED:
-            raise Conflict("the chat session has already ended")
-        if current["assigned_agent_id"] is not None:
-            _lock_agents(cur, principal, {current["assigned_agent_id"]})
-            _change_current_chats(cur, principal, current["assigned_agent_id"], -1)
-        # clock_timestamp(), not now(): the transaction may have started a moment before the one that
-        # created the session committed, and an end before the start is refused by the table.
-        cur.execute(
-            f"""UPDATE live_chat_sessions s
-            SET status = 'closed', session_end_time = e.at,
-                duration = round(extract(epoch FROM e.at - s.session_start_time))::integer
-            FROM (SELECT greatest(clock_timestamp(), %s) AS at) e
-            WHERE s.user_id = %s AND s.id = %s
-            RETURNING {SESSION_COLUMNS}""",  # noqa: S608
-            (current["session_start_time"], principal.tenant_id, session_id),
-        )
-        ended = _session(cur.fetchone())
-        outbox.answer("chat.ended", ended)
-        outbox.tell(_connections(_participants(cur, principal, session_id)), "chat.ended", ended)
-        # A waiting chat left the queue (everyone behind it moved up); an active one freed capacity for it.
-        if current["status"] == ChatStatus.WAITING or rebalance_queue(cur, principal, outbox):
-            broadcasts.request(cur, outbox, queue=True)
+    params = (*_access_params(principal, session_id, caller), get_settings().chat_auto_assign, _STALE)
+    ended, assigned = _queue_action(principal, _END, params, "ended", closed="the chat session has already ended")
+    outbox.answer("chat.ended", ended.session)
+    outbox.tell(ended.connection_ids, "chat.ended", ended.session)
+    announce_assignments(outbox, assigned)
+    ended.start_broadcast(outbox)
     outbox.send()
-    return ended
+    return ended.session
 
 
 def transfer_chat_session(
@@ -438,71 +294,96 @@ def transfer_chat_session(
     """Hand the session to another agent of the tenant, or assign a waiting one; either way it is `active`
     with the new agent. The previous agent is kept in `transferred_from_agent_id`; both agents'
     `current_chats` move by one; a full target agent is a 409. The visitor and both agents get
-    chat.transferred; the capacity freed goes to the queue."""
+    chat.transferred; the capacity freed goes to the queue. One call of chat_transfer (sql/definitions/chat.sql),
+    sent only once: two round trips."""
     if principal.role is Role.VISITOR:
         raise Forbidden("only staff transfer chat sessions")
     outbox = Outbox(principal.tenant_id, caller)
-    with tenant_transaction(principal.tenant_id) as cur:
-        lock_queue(cur, principal)
-        current = _lock_session_to_act(cur, principal, session_id, caller)
-        if current["status"] == ChatStatus.CLOSED:
-            raise Conflict("an ended chat session cannot be transferred")
-        from_agent_id: UUID | None = current["assigned_agent_id"]
-        if from_agent_id == to_agent_id:
-            raise Conflict("the chat session is already assigned to this agent")
-        transferred = _assign(cur, principal, current, to_agent_id)
-        outbox.answer("chat.transferred", transferred)
-        people = _participants(cur, principal, session_id, also=from_agent_id)  # the new agent's and the previous
-        outbox.tell(_connections(people), "chat.transferred", transferred)
-        drained = rebalance_queue(cur, principal, outbox)
-        if current["status"] == ChatStatus.WAITING or drained:
-            broadcasts.request(cur, outbox, queue=True)
+    tenant, session, *who = _access_params(principal, session_id, caller)
+    params = (tenant, session, to_agent_id, *who, get_settings().chat_auto_assign, _STALE)
+    closed = "an ended chat session cannot be transferred"
+    transferred, assigned = _queue_action(principal, _TRANSFER, params, "transferred", closed=closed)
+    outbox.answer("chat.transferred", transferred.session)
+    # the session's participants (the new agent's among them) and the previous agent's
+    outbox.tell(transferred.connection_ids, "chat.transferred", transferred.session)
+    announce_assignments(outbox, assigned)
+    transferred.start_broadcast(outbox)
     outbox.send()
-    return transferred
-
-
-def _assign(cur: Cursor, principal: Principal, current: dict[str, Any], to_agent_id: UUID) -> ChatSession:
-    """Move the locked session `current` to `to_agent_id` (capacity checked), from its agent if it has one."""
-    from_agent_id: UUID | None = current["assigned_agent_id"]
-    agents = _lock_agents(cur, principal, {to_agent_id} | ({from_agent_id} if from_agent_id else set()))
-    target = agents.get(to_agent_id)
-    if target is None:
-        raise NotFound("agent not found")
-    if target["current_chats"] >= target["max_concurrent_chats"]:
-        raise Conflict(f"the agent is at capacity: {target['current_chats']} of {target['max_concurrent_chats']} chats")
-    cur.execute(
-        """UPDATE support_agents SET current_chats = current_chats + 1, last_assigned_at = clock_timestamp()
-        WHERE user_id = %s AND id = %s""",
-        (principal.tenant_id, to_agent_id),
-    )
-    if from_agent_id is not None:
-        _change_current_chats(cur, principal, from_agent_id, -1)
-    cur.execute(
-        f"""UPDATE live_chat_sessions
-        SET assigned_agent_id = %s, transferred_from_agent_id = coalesce(%s, transferred_from_agent_id), status = %s
-        WHERE user_id = %s AND id = %s RETURNING {SESSION_COLUMNS}""",  # noqa: S608
-        (to_agent_id, from_agent_id, ChatStatus.ACTIVE, principal.tenant_id, current["id"]),
-    )
-    return _session(cur.fetchone())
+    return transferred.session
 
 
 def claim_chat_session(principal: Principal, session_id: UUID, *, caller: Caller | None = None) -> ChatSession:
     """An agent takes a waiting session for themself (capacity checked): chat.assigned to them and the visitor;
-    every staff connection's queue loses it in the next staff broadcast."""
+    every staff connection's queue loses it in the next staff broadcast. One call of chat_claim
+    (sql/definitions/chat.sql), sent only once: two round trips."""
     if principal.agent_id is None:
         raise Forbidden("only an agent (a token with agent_id) claims chat sessions")
     outbox = Outbox(principal.tenant_id, caller)
-    with tenant_transaction(principal.tenant_id) as cur:
-        lock_queue(cur, principal)
-        current = _lock_session(cur, principal, session_id)
-        if current["status"] != ChatStatus.WAITING:
-            raise Conflict("this chat session is not waiting: someone has it already, or it has ended")
-        claimed = _assign(cur, principal, current, principal.agent_id)
-        outbox.answer("chat.assigned", claimed)
-        outbox.tell(_connections(_participants(cur, principal, session_id)), "chat.assigned", claimed)
-        broadcasts.request(cur, outbox, queue=True)
+    params = (principal.tenant_id, session_id, principal.agent_id, _STALE)
+    claimed, _ = _queue_action(principal, _CLAIM, params, "claimed")
+    outbox.answer("chat.assigned", claimed.session)
+    outbox.tell(claimed.connection_ids, "chat.assigned", claimed.session)
+    claimed.start_broadcast(outbox)
     outbox.send()
-    return claimed
+    return claimed.session
+
+
+@dataclass(frozen=True)
+class _Changed:
+    """A queue action's own row: the session as changed, its participants' connections, whether it starts the
+    staff broadcast run."""
+
+    session: ChatSession
+    connection_ids: list[str]
+    starts: bool
+
+    def start_broadcast(self, outbox: Outbox) -> None:
+        if self.starts:
+            broadcasts.start_after(outbox)
+
+
+def _queue_action(
+    principal: Principal, statement: str, params: tuple[Any, ...], done: str, *, closed: str = ""
+) -> tuple[_Changed, list[dict[str, Any]]]:
+    """Run a queue action's function (chat_claim, chat_end, chat_transfer) once, in one pipeline after BEGIN: its
+    own row (outcome `done`, else the refusal raised; `closed`: the action's message for an ended session) and the
+    sessions its drain assigned."""
+    [rows] = pipelined(principal.tenant_id, [(statement, params)], once=True)
+    [own] = [row for row in rows if row["outcome"] != "assigned"]
+    outcome = own["outcome"]
+    if outcome == "closed":
+        raise Conflict(closed)
+    if outcome != done:
+        raise _queue_refusal(outcome, own)
+    changed = _Changed(ChatSession.model_validate(own), own["connection_ids"] or [], bool(own["start_broadcast"]))
+    return changed, [row for row in rows if row["outcome"] == "assigned"]
+
+
+def _queue_refusal(outcome: str, row: dict[str, Any]) -> DomainError:
+    """The error of a queue action's refusal (the messages the services always answered)."""
+    if outcome in _REFUSALS:
+        refusal = _REFUSALS[outcome]
+        return type(refusal)(refusal.message)
+    if outcome == "full":
+        return Conflict(f"the agent is at capacity: {row['agent_chats']} of {row['agent_most']} chats")
+    return _QUEUE_REFUSALS[outcome]()
+
+
+_QUEUE_REFUSALS: dict[str, Callable[[], DomainError]] = {
+    "no_agent": lambda: NotFound("agent not found"),
+    "not_waiting": lambda: Conflict("this chat session is not waiting: someone has it already, or it has ended"),
+    "same_agent": lambda: Conflict("the chat session is already assigned to this agent"),
+}
+
+_STALE = broadcasts.STALE_AFTER_SECONDS
+# Each function's rows: the outcome, the session (SESSION_COLUMNS' names and more, which ChatSession ignores), its
+# participants' connections, whether it starts a broadcast run, and (claim, transfer) the target agent's figures.
+_CLAIM = """SELECT f.outcome, (f.session).*, f.agent_name AS assigned_agent_name, f.connection_ids, f.start_broadcast,
+    f.agent_chats, f.agent_most FROM chat_claim(%s, %s, %s, %s) f"""
+_END = """SELECT f.outcome, (f.session).*, f.agent_name AS assigned_agent_name, f.connection_ids, f.start_broadcast
+FROM chat_end(%s, %s, %s, %s, %s, %s, %s, %s) f"""
+_TRANSFER = """SELECT f.outcome, (f.session).*, f.agent_name AS assigned_agent_name, f.connection_ids,
+    f.start_broadcast, f.agent_chats, f.agent_most FROM chat_transfer(%s, %s, %s, %s, %s, %s, %s, %s, %s) f"""
 
 
 def rate_chat_session(

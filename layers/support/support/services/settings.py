@@ -2,7 +2,8 @@
 
 A tenant without a row has the model's defaults (so a default changed in code reaches every tenant that never
 chose); a PUT replaces the row with the whole model as validated. Reading is a lookup by primary key, cheap
-enough to do inside the transaction that needs a setting (chat.start reads the queue cap under the queue lock).
+enough to do inside the transaction that needs a setting (chat_start, sql/definitions/chat.sql, reads the chat
+settings' queue cap under the queue lock, and the chat service validates them with ChatSettings).
 Only admins change settings; every member of the desk reads them. The row records who changed it last and when.
 """
 
