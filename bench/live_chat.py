@@ -51,6 +51,7 @@ import subprocess
 import sys
 import time
 from collections import defaultdict
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -1146,7 +1147,10 @@ def main(argv: list[str] | None = None) -> int:
     args = arguments(argv)
     if args.serve:
         return serve(args.concurrency)
-    return asyncio.run(bench(args))
+    loop_factory: Callable[[], asyncio.AbstractEventLoop] | None = None
+    with contextlib.suppress(ImportError):  # uvloop, as the gateway's uvicorn runs on it (none on Windows)
+        from uvloop import new_event_loop as loop_factory
+    return asyncio.run(bench(args), loop_factory=loop_factory)
 
 
 if __name__ == "__main__":
