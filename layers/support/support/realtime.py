@@ -14,9 +14,10 @@ hold. Delivery is best effort by design: a client that missed an event gets it a
   urllib3 and botocore are the Lambda runtime's, as boto3 is (the layer carries none of them).
 * Credentials are read once per execution environment (botocore's resolver: the function's environment in
   Lambda) and frozen per request, so botocore's refreshable credentials renew themselves when they say so.
-* Posts run concurrently on a bounded pool per execution environment (FAN_OUT_CONCURRENCY, as many pooled HTTP
-  connections), so one slow or failing connection never holds up or stops delivery to the others; each
-  attempt has a connect and a read timeout (POST_TIMEOUT_SECONDS).
+* Posts run concurrently, at most FAN_OUT_CONCURRENCY at once per execution environment (the calling thread and a
+  pool of one fewer threads; as many pooled HTTP connections), so one slow or failing connection never holds up or
+  stops delivery to the others; each attempt has a connect and a read timeout (POST_TIMEOUT_SECONDS). The calling
+  thread makes one post itself, so the single post of a one-to-one chat message never crosses threads.
 * A throttled post (429) or a transient failure (500, 502, 503, 504, a broken connection, a timeout) is
   retried as botocore's standard retry mode retries it: at most MAX_ATTEMPTS attempts, exponential backoff with
   full jitter (1 s base for throttling, 50 ms otherwise), within botocore's retry quota, so an endpoint that is
@@ -33,11 +34,12 @@ hold. Delivery is best effort by design: a client that missed an event gets it a
 
 from __future__ import annotations
 
+import functools
 import json
 import random
 import threading
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass
 from typing import Any
@@ -182,7 +184,7 @@ def _management_client() -> ManagementApi | None:
             # botocore imported on first use: a function that never fans out never pays its import
             aws = aws_environment("the WebSocket fan-out")
             _client = ManagementApi(endpoint, region=aws.region, credentials=aws.credentials, ca_bundle=aws.ca_bundle)
-            _pool = ThreadPoolExecutor(max_workers=FAN_OUT_CONCURRENCY, thread_name_prefix="fan-out")
+            _pool = ThreadPoolExecutor(max_workers=FAN_OUT_CONCURRENCY - 1, thread_name_prefix="fan-out")
     return _client
 
 
@@ -196,7 +198,9 @@ def reset() -> None:
 
 
 def deliver(deliveries: Iterable[Delivery]) -> set[str]:
-    """Post each delivery; returns the ids of connections that are gone (410)."""
+    """Post each delivery; returns the ids of connections that are gone (410). One post (a chat message to the other
+    side's one connection, the common case) is made on the calling thread; with more, the calling thread makes the
+    first while the pool makes the others. An event told to many connections is serialised once."""
     batch = list(deliveries)
     if not batch:
         return set()
@@ -204,18 +208,32 @@ def deliver(deliveries: Iterable[Delivery]) -> set[str]:
     if client is None or _pool is None:
         logger.debug("no WebSocket management endpoint configured; %d events not sent", len(batch))
         return set()
-    futures = {_pool.submit(client.post_to_connection, d.connection_id, d.payload()): d for d in batch}
+    encoded: dict[int, bytes] = {}  # by the event's identity: Outbox.tell shares one event among its recipients
+
+    def payload(delivery: Delivery) -> bytes:
+        data = encoded.get(id(delivery.event))
+        if data is None:
+            data = encoded[id(delivery.event)] = delivery.payload()
+        return data
+
+    first, *rest = batch
+    futures = {_pool.submit(client.post_to_connection, d.connection_id, payload(d)): d for d in rest}
     gone: set[str] = set()
     failed = 0
-    for future in as_completed(futures):
-        delivery = futures[future]
+
+    def settle(delivery: Delivery, post: Callable[[], None]) -> None:
+        nonlocal failed
         try:
-            future.result()
+            post()
         except ConnectionGone:
             gone.add(delivery.connection_id)
         except Exception:  # one connection's failure never stops the others; the client can sync
             failed += 1
             logger.exception("post to a connection failed", extra={"event_type": delivery.event.get("type")})
+
+    settle(first, functools.partial(client.post_to_connection, first.connection_id, payload(first)))
+    for future in as_completed(futures):
+        settle(futures[future], future.result)
     if gone or failed:
         logger.info("fan-out done", extra={"sent": len(batch), "gone": len(gone), "failed": failed})
     return gone
