@@ -940,7 +940,17 @@ async def run_burst(stack: Stack, opts: argparse.Namespace, scenario: Scenario) 
                 f"set-up: {len(staff)} staff and {len(visitors)} visitor connections in "
                 f"{time.perf_counter() - started:.1f} s (the agents, widget sessions and connects)"
             )
-            await asyncio.sleep(0.5)
+            # Warm the functions' execution environments, as a desk in steady use has them (provisioned concurrency
+            # in AWS): every visitor pings at once, so the WebSocket function's worker pool grows to its concurrency
+            # now and not during the burst (a cold start is the connect figure's, not this target's).
+            for visitor in visitors:
+                await visitor.ws.send(json.dumps({"action": "ping", "requestId": "warm"}))
+            deadline = time.monotonic() + SETUP_TIMEOUT
+            while time.monotonic() < deadline and not all(
+                any(e.get("type") == "pong" for _, e in v.log) for v in visitors
+            ):
+                await asyncio.sleep(0.05)
+            await asyncio.sleep(1.0)
             for conn in tracker.conns:
                 conn.log.clear()
             tracker.errors.clear()
