@@ -25,8 +25,8 @@ import socket
 import sys
 import time
 import warnings
-from collections.abc import Callable, Mapping, Sequence
-from contextlib import ExitStack
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from pathlib import Path
@@ -215,6 +215,23 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 1
 
 
+@contextmanager
+def _broadcasts_in_process() -> Iterator[None]:
+    """While the demo data loads: the gateway (and Lambda's Invoke API beside it) does not listen yet, and no one is
+    connected to hear a staff broadcast, so the broadcasts its changes ask for run in this process (as with no
+    broadcast function configured), not through an invocation that cannot reach the function."""
+    from support.config import get_settings
+
+    name = os.environ.pop("BROADCAST_FUNCTION_NAME", None)
+    get_settings.cache_clear()
+    try:
+        yield
+    finally:
+        if name is not None:
+            os.environ["BROADCAST_FUNCTION_NAME"] = name
+        get_settings.cache_clear()
+
+
 def _serve(data_dir: Path, chosen: Ports | None, *, reset: bool) -> int:
     import psycopg
 
@@ -230,7 +247,7 @@ def _serve(data_dir: Path, chosen: Ports | None, *, reset: bool) -> int:
         from local.gateway.static import static_routes
 
         # One seeder at a time per database: two `make run` starting together must not both seed.
-        with psycopg.connect(urls.owner, autocommit=True) as lock:
+        with psycopg.connect(urls.owner, autocommit=True) as lock, _broadcasts_in_process():
             lock.execute("SELECT pg_advisory_lock(hashtext('local.demo_data'))")
             tenants = seed_demo_data()
             day = _demo_day()

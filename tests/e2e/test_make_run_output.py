@@ -57,6 +57,15 @@ def _chat_client(command: str) -> str:
     return done.stdout + done.stderr
 
 
+def test_loading_the_demo_data_prints_no_error(run: LocalRun) -> None:
+    """The demo data is loaded before the gateway listens: the staff broadcasts its changes ask for run in process
+    (no one is connected to hear them), not through a broadcast function that cannot be invoked yet."""
+    _printed(run, r"Support API ready on")
+    startup = run.output[: run.output.index("Support API ready on")]
+    assert '"level":"ERROR"' not in startup and "Traceback" not in startup, startup
+    assert "broadcast function was not invoked" not in run.output, run.output
+
+
 def test_a_request_prints_a_short_access_line_and_no_metrics_or_warnings(run: LocalRun) -> None:
     visitor = _printed(run, r"\.venv/bin/python -m local\.chat visitor [^\n]+").group(0)
     _printed(run, r"Demo shop with the chat widget")
