@@ -178,6 +178,14 @@ BEGIN
 END
 $$;
 
+-- The tenant's queue lock (transaction-level), the one every queue action takes first: the key support.db.statements
+-- lock_for_tenant(cur, tenant, "chat-queue") takes from Python, written here once for every function below.
+CREATE OR REPLACE FUNCTION public.chat_lock_queue(p_tenant uuid)
+RETURNS void
+LANGUAGE sql
+SET search_path = pg_catalog, public, pg_temp
+AS $$ SELECT pg_advisory_xact_lock(hashtextextended('chat-queue' || ':' || p_tenant::text, 0)) $$;
+
 -- The queue's drain (chat.py's module docstring: Assignment), with the tenant's queue lock held by the caller: the
 -- waiting sessions, oldest first, go to the available agents with spare capacity, each to the agent with the fewest
 -- chats, then the one assigned least recently (never assigned first; an agent who takes a session here becomes the
@@ -287,7 +295,7 @@ DECLARE
     told_at timestamptz;
     starts boolean := false;
 BEGIN
-    PERFORM pg_advisory_xact_lock(hashtextextended('chat-queue' || ':' || p_tenant::text, 0));
+    PERFORM public.chat_lock_queue(p_tenant);
     IF p_client_start_id IS NOT NULL THEN
         SELECT s.* INTO answered FROM public.live_chat_sessions s
         WHERE s.user_id = p_tenant AND s.visitor_id = p_visitor_id AND s.client_start_id = p_client_start_id;
@@ -408,7 +416,7 @@ DECLARE
     moved record;
     starts boolean;
 BEGIN
-    PERFORM pg_advisory_xact_lock(hashtextextended('chat-queue' || ':' || p_tenant::text, 0));
+    PERFORM public.chat_lock_queue(p_tenant);
     SELECT s.* INTO current FROM public.live_chat_sessions s WHERE s.user_id = p_tenant AND s.id = p_session FOR UPDATE;
     IF NOT FOUND THEN
         RETURN QUERY SELECT 'not_found'::text, NULL::public.live_chat_sessions, NULL::text, NULL::text[],
@@ -458,7 +466,7 @@ DECLARE
     starts boolean := false;
     people text[];
 BEGIN
-    PERFORM pg_advisory_xact_lock(hashtextextended('chat-queue' || ':' || p_tenant::text, 0));
+    PERFORM public.chat_lock_queue(p_tenant);
     SELECT s.* INTO current FROM public.live_chat_sessions s WHERE s.user_id = p_tenant AND s.id = p_session FOR UPDATE;
     IF NOT FOUND THEN
         RETURN QUERY SELECT 'not_found'::text, NULL::public.live_chat_sessions, NULL::text, NULL::text[], NULL::boolean;
@@ -524,7 +532,7 @@ DECLARE
     transferred_name text;
     people text[];
 BEGIN
-    PERFORM pg_advisory_xact_lock(hashtextextended('chat-queue' || ':' || p_tenant::text, 0));
+    PERFORM public.chat_lock_queue(p_tenant);
     SELECT s.* INTO current FROM public.live_chat_sessions s WHERE s.user_id = p_tenant AND s.id = p_session FOR UPDATE;
     IF NOT FOUND THEN
         RETURN QUERY SELECT 'not_found'::text, NULL::public.live_chat_sessions, NULL::text, NULL::text[],
@@ -586,7 +594,7 @@ DECLARE
     changed boolean := false;
     starts boolean;
 BEGIN
-    PERFORM pg_advisory_xact_lock(hashtextextended('chat-queue' || ':' || p_tenant::text, 0));
+    PERFORM public.chat_lock_queue(p_tenant);
     UPDATE public.support_agents ag SET status = p_status, last_activity_at = now()
     WHERE ag.user_id = p_tenant AND ag.id = p_agent
     RETURNING ag.* INTO updated;
@@ -612,6 +620,7 @@ GRANT EXECUTE ON FUNCTION public.chat_participants(uuid, uuid, uuid) TO support_
 GRANT EXECUTE ON FUNCTION public.chat_send_message(uuid, uuid, text, text, uuid, text, text, text, text, text, text,
                                                     text, text) TO support_app;
 GRANT EXECUTE ON FUNCTION public.chat_mark_read(uuid, uuid, text, text, uuid, text, uuid, text) TO support_app;
+GRANT EXECUTE ON FUNCTION public.chat_lock_queue(uuid) TO support_app;
 GRANT EXECUTE ON FUNCTION public.chat_drain_queue(uuid) TO support_app;
 GRANT EXECUTE ON FUNCTION public.chat_start(uuid, text, text, text, inet, text, text, boolean, integer, boolean, integer)
     TO support_app;
