@@ -7,12 +7,16 @@ client would send, signed with SigV4 for `execute-api` (checked against botocore
 from __future__ import annotations
 
 import asyncio
+import ssl
 import threading
 import time
 from collections import Counter, defaultdict
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from types import SimpleNamespace
 
 import boto3
@@ -332,3 +336,103 @@ def test_refreshable_credentials_are_renewed_when_botocore_says_so() -> None:
     assert _authorization(recorder.requests[2])["Signature"] == _expected_signature(
         recorder.requests[2], renewed, "us-east-1"
     )
+
+
+# --- over TLS, as in AWS: the certificate and the host name are verified ------------------------------------------
+
+
+def _certificate_authority(folder: Path, host: str) -> tuple[Path, Path, Path]:
+    """A CA of the test's own, and a server certificate it signed for `host`: (ca.pem, server.pem, server.key)."""
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    def name(common_name: str) -> x509.Name:
+        return x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)])
+
+    start, end = datetime.now(UTC) - timedelta(minutes=5), datetime.now(UTC) + timedelta(hours=1)
+    ca_key = ec.generate_private_key(ec.SECP256R1())
+    ca = (
+        x509.CertificateBuilder(
+            name("test CA"), name("test CA"), ca_key.public_key(), x509.random_serial_number(), start, end
+        )
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .add_extension(x509.KeyUsage(False, False, False, False, False, True, True, False, False), critical=True)
+        .add_extension(x509.SubjectKeyIdentifier.from_public_key(ca_key.public_key()), critical=False)
+        .sign(ca_key, hashes.SHA256())
+    )
+    key = ec.generate_private_key(ec.SECP256R1())
+    server = (
+        x509.CertificateBuilder(ca.subject, name(host), key.public_key(), x509.random_serial_number(), start, end)
+        .add_extension(x509.SubjectAlternativeName([x509.DNSName(host)]), critical=False)
+        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+        .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key()), critical=False)
+        .sign(ca_key, hashes.SHA256())
+    )
+    paths = folder / "ca.pem", folder / "server.pem", folder / "server.key"
+    paths[0].write_bytes(ca.public_bytes(serialization.Encoding.PEM))
+    paths[1].write_bytes(server.public_bytes(serialization.Encoding.PEM))
+    paths[2].write_bytes(
+        key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+    )
+    return paths
+
+
+@contextmanager
+def _tls_management_api(certificate: Path, key: Path) -> Iterator[tuple[int, list[str]]]:
+    """A management API over HTTPS on 127.0.0.1 (keep-alive HTTP/1.1): 200 to every post; yields its port and the
+    connection ids posted to."""
+    posted: list[str] = []
+
+    class Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def do_POST(self) -> None:  # noqa: N802 - the http.server interface
+            self.rfile.read(int(self.headers.get("content-length") or 0))
+            posted.append(self.path.rsplit("/", 1)[-1])
+            self.send_response(200)
+            self.send_header("content-length", "0")
+            self.end_headers()
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.load_cert_chain(certificate, key)
+    server.socket = context.wrap_socket(server.socket, server_side=True)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield server.server_address[1], posted
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def test_posts_over_tls_verify_the_certificate_and_host_name(tmp_path: Path) -> None:
+    # Given a management API over TLS whose certificate a CA of the test signed for "localhost"
+    ca, certificate, key = _certificate_authority(tmp_path, "localhost")
+    credentials = Credentials("local", "local")
+    with _tls_management_api(certificate, key) as (port, posted):
+        # When a client that trusts that CA posts to many connections at once, and again on its kept-alive connections
+        trusting = ManagementApi(
+            f"https://localhost:{port}", region="us-east-1", credentials=credentials, ca_bundle=str(ca)
+        )
+        requests = [realtime.Request("POST", f"c-{n}", b"{}") for n in range(40)]
+        assert trusting.send(requests) == [None] * 40
+        assert trusting.send(requests[:3]) == [None] * 3
+        trusting.close()
+        # Then every post arrived; and a client that trusts only other roots, or reaches the server by a name the
+        # certificate does not carry, sends nothing (each attempt fails the handshake)
+        assert sorted(posted) == sorted([f"c-{n}" for n in range(40)] + ["c-0", "c-1", "c-2"])
+        strangers = ManagementApi(f"https://localhost:{port}", region="us-east-1", credentials=credentials)
+        wrong_name = ManagementApi(
+            f"https://127.0.0.1:{port}", region="us-east-1", credentials=credentials, ca_bundle=str(ca)
+        )
+        for client in (strangers, wrong_name):
+            outcome = client.send([realtime.Request("POST", "refused", b"{}")])[0]
+            assert isinstance(outcome, realtime.ManagementApiError)
+            assert "CERTIFICATE_VERIFY_FAILED" in str(outcome) or "certificate" in str(outcome).lower()
+        assert "refused" not in posted

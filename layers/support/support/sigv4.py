@@ -12,8 +12,11 @@ boto3 client's call (bench.post_cost, bench/RESULTS.md).
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import hmac
+import http.client
+import ssl
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -60,11 +63,34 @@ def aws_environment(purpose: str) -> AwsEnvironment:
 class Endpoint:
     """An endpoint as a signed client sends to it: one urllib3 connection pool to its origin (no retries of its
     own, no redirects followed), the Host header as botocore signs it, and the path its URL carries (a stage), which
-    every request's path starts with."""
+    every request's path starts with. `connection()` opens a connection of the same origin and timeout, for a client
+    that keeps its own."""
 
     http: Any  # urllib3.HTTPConnectionPool
     host: str
     base_path: str
+    scheme: str = "https"
+    hostname: str = ""
+    port: int | None = None
+    timeout_seconds: float = 3.0
+    ca_bundle: str | None = None
+
+    def connection(self) -> http.client.HTTPConnection:
+        """A new connection of the standard library's HTTP/1.1 client (not yet connected: the first request
+        connects it; urllib3 builds on the same class), for a client that keeps its own kept-alive connections to
+        have many requests in flight from one thread (support.realtime). Its socket's timeout bounds the connect and
+        each read. TLS is verified, certificate and host name, against `ca_bundle` (else the system's roots)."""
+        if self.scheme == "http":
+            return http.client.HTTPConnection(self.hostname, self.port, timeout=self.timeout_seconds)
+        return http.client.HTTPSConnection(
+            self.hostname, self.port, timeout=self.timeout_seconds, context=_ssl_context(self.ca_bundle)
+        )
+
+
+@functools.cache
+def _ssl_context(ca_bundle: str | None) -> ssl.SSLContext:
+    """Certificates and host names verified (the default context), against the bundle botocore would use."""
+    return ssl.create_default_context(cafile=ca_bundle)
 
 
 def open_endpoint(
@@ -85,7 +111,16 @@ def open_endpoint(
         ca_certs=ca_bundle,
     )
     http = manager.connection_from_url(f"{parsed.scheme}://{parsed.netloc}")
-    return Endpoint(http, host_header(parsed.scheme, parsed.host, parsed.port), parsed.path or "")
+    return Endpoint(
+        http,
+        host_header(parsed.scheme, parsed.host, parsed.port),
+        parsed.path or "",
+        scheme=parsed.scheme,
+        hostname=parsed.host,
+        port=parsed.port or DEFAULT_PORTS[parsed.scheme],
+        timeout_seconds=timeout_seconds,
+        ca_bundle=ca_bundle,
+    )
 
 
 class SigV4Signer:
