@@ -119,9 +119,9 @@ def ping(principal: Principal, request: Ping, caller: Caller) -> None:
 
 ACTIONS: dict[str, Action] = {
     "startChat": Action(StartChat, start_chat),
-    "sendMessage": Action(SendMessage, send_message),
+    "sendMessage": Action(SendMessage, send_message, checked_in_transaction=True),
     "typing": Action(Typing, typing, answers=False),
-    "markRead": Action(MarkRead, mark_read),
+    "markRead": Action(MarkRead, mark_read, checked_in_transaction=True),
     "endChat": Action(EndChat, end_chat),
     "rateChat": Action(RateChat, rate_chat),
     "sync": Action(Sync, sync),

@@ -42,6 +42,20 @@ AS $$
     END
 $$;
 
+-- A refusal that must abort the transaction it is part of: support.services.connections puts a WebSocket message's
+-- token check first into the action's own write transaction, and refuses (over the rate: WSR29 with the bucket's
+-- level as the detail; a revoked widget key: WSK10) by raising, so that nothing of the action is done. VOLATILE, so
+-- the planner never evaluates it ahead of the CASE branch that calls it.
+CREATE OR REPLACE FUNCTION public.ws_refuse(p_state text, p_detail text)
+RETURNS boolean
+LANGUAGE plpgsql VOLATILE
+SET search_path = pg_catalog, public, pg_temp
+AS $$
+BEGIN
+    RAISE EXCEPTION 'websocket action refused' USING ERRCODE = p_state, DETAIL = p_detail;
+END
+$$;
+
 -- The connections that hear about a session: its visitor's (every connection of that visitor id: two tabs, a
 -- phone), its assigned agent's and p_also's (the agent a transfer took it from: both ends of a transfer hear of
 -- it), and the staff connections that joined it (joinSession), until they disconnect; a staff connection once, as
@@ -615,6 +629,7 @@ BEGIN
 END
 $$;
 
+GRANT EXECUTE ON FUNCTION public.ws_refuse(text, text) TO support_app;
 GRANT EXECUTE ON FUNCTION public.chat_refusal(uuid, uuid, text, uuid, text, text, uuid, text) TO support_app;
 GRANT EXECUTE ON FUNCTION public.chat_participants(uuid, uuid, uuid) TO support_app;
 GRANT EXECUTE ON FUNCTION public.chat_send_message(uuid, uuid, text, text, uuid, text, text, text, text, text, text,

@@ -20,7 +20,8 @@ from support import ws_auth
 from support.auth import Principal, Role, authorizer_context
 from support.models.agents import AgentCreate
 from support.models.widgets import WidgetCreate
-from support.services import agents, widgets
+from support.services import agents, connections, widgets
+from support.services.rate_limits import Bucket
 from support.visitors import issue_connect_token
 
 SHOP = "https://shop.example"
@@ -153,3 +154,68 @@ def test_a_connect_token_without_an_id_is_refused(tenant: UUID, widget_key: str)
     event = {"queryStringParameters": {"visitorToken": bare}, "headers": {"Origin": SHOP}, "methodArn": METHOD_ARN}
     with pytest.raises(ws_auth.AuthorizerUnauthorized):
         ws_auth.authorize(event)
+
+
+# --- a message's token, taken in the action's own transaction (sendMessage, markRead) -------------------------------
+
+
+def _started_chat(tenant: UUID, widget_key: str) -> tuple[dict[str, str], str, str]:
+    """A visitor's open connection and the chat it started (waiting: no agent is available)."""
+    context = _visitor_connects(tenant, widget_key)
+    connection = f"c-{uuid4().hex[:12]}"
+    assert _invoke("$connect", context, connection)["statusCode"] == 200
+    started = json.loads(_invoke("startChat", context, connection, {"action": "startChat"})["body"])
+    assert started["type"] == "chat.started"
+    return context, connection, started["data"]["id"]
+
+
+def _send(context: dict[str, str], connection: str, session_id: str, text: str, **extra: Any) -> dict[str, Any]:
+    body = {"action": "sendMessage", "sessionId": session_id, "message": text, "clientMessageId": text, **extra}
+    return json.loads(_invoke("sendMessage", context, connection, body)["body"])
+
+
+def test_messages_over_the_connections_rate_are_refused_and_stored_nowhere(
+    db: DatabaseUrls, tenant: UUID, widget_key: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given a visitor's chat and a bucket of 5 tokens that refills slowly (startChat took one)
+    monkeypatch.setattr(connections, "ACTIONS_PER_CONNECTION", Bucket("connection", burst=5, per_second=0.2))
+    context, connection, session_id = _started_chat(tenant, widget_key)
+
+    # When the visitor sends 8 messages at once, a malformed one among them, and one to a session not theirs
+    answers = [_send(context, connection, session_id, f"m-{n}") for n in range(3)]
+    answers.append(_send(context, connection, session_id, "", sessionId="not-a-uuid"))
+    answers += [_send(context, connection, session_id, f"m-{n}") for n in range(3, 7)]
+
+    # Then the first messages are stored and answered, the malformed one answered as invalid (and counted), and
+    # once the bucket is dry each message is refused with rate_limited and stored nowhere
+    kinds = [a["type"] if a["type"] != "error" else a["data"]["code"] for a in answers]
+    assert kinds == ["message.new"] * 3 + ["validation_error"] + ["rate_limited"] * 4
+    assert all(a["data"]["retryAfter"] >= 1 for a in answers[4:])
+    stored = _rows(db, "SELECT message FROM chat_messages WHERE user_id = %s ORDER BY created_at", tenant)
+    assert stored == [("m-0",), ("m-1",), ("m-2",)]
+    # and a refusal takes no token: the bucket is empty, not below it
+    [(level,)] = _rows(db, "SELECT action_tokens FROM ws_connections WHERE connection_id = %s", connection)
+    assert 0 <= level < 1
+
+
+def test_a_message_after_the_key_is_revoked_is_refused_and_the_connection_closed(
+    db: DatabaseUrls, tenant: UUID, widget_key: str
+) -> None:
+    # Given a visitor's chat
+    context, connection, session_id = _started_chat(tenant, widget_key)
+    assert _send(context, connection, session_id, "before")["type"] == "message.new"
+
+    # When the key is revoked and a message arrives after it
+    widgets.revoke_widget(_admin(tenant), widget_key)
+    reply = _invoke(
+        "sendMessage",
+        context,
+        connection,
+        {"action": "sendMessage", "sessionId": session_id, "message": "after", "clientMessageId": "after"},
+    )
+
+    # Then nothing is stored, the answer is not a route response (the error was posted before the close), and the
+    # connection is gone
+    assert reply == {"statusCode": 200}
+    assert _rows(db, "SELECT message FROM chat_messages WHERE user_id = %s", tenant) == [("before",)]
+    assert _rows(db, "SELECT count(*) FROM ws_connections WHERE user_id = %s", tenant) == [(0,)]

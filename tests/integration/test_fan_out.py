@@ -388,7 +388,7 @@ def _tls_management_api(certificate: Path, key: Path) -> Iterator[tuple[int, lis
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
 
-        def do_POST(self) -> None:  # noqa: N802 - the http.server interface
+        def do_POST(self) -> None:
             self.rfile.read(int(self.headers.get("content-length") or 0))
             posted.append(self.path.rsplit("/", 1)[-1])
             self.send_response(200)

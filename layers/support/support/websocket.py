@@ -50,11 +50,14 @@ _WS_CODES = {413: "too_large"}
 class Action:
     """A message route's model and service call. `answers`: the route is two-way (template.yaml gives it a route
     response) and its answer is the function's result; a one-way route (`typing`: it answers nothing when it
-    succeeds) has none, so its rare answer (an error) is posted."""
+    succeeds) has none, so its rare answer (an error) is posted. `checked_in_transaction`: the connection's token
+    is taken by the first statement of the action's own write transaction (an action whose first database work is
+    a pipelined write: sendMessage, markRead), not in a transaction of its own before it."""
 
     model: type[BaseModel]
     run: Callable[[Principal, Any, Caller], None]
     answers: bool = True
+    checked_in_transaction: bool = False  # its first database work is a pipelined write (connections.action_checked)
 
 
 def _error(
@@ -136,14 +139,26 @@ def _serve(principal: Principal, caller: Caller, actions: Mapping[str, Action], 
     if _token_expired(principal):
         _refuse_and_close(principal, caller, "token_expired", "your token has expired: reconnect with a fresh token")
         return
-    # Every message counts against the connection's bucket, whatever it holds (malformed ones too).
-    check = connections.check_action(principal, connection_id)
-    if not check.key_live:
-        _refuse_and_close(principal, caller, "widget_key_revoked", "this chat is no longer available on this site")
-        return
-    if check.retry_after is not None:
+    name = body.get("action") if readable and isinstance(body, dict) else None
+    action = actions.get(name) if isinstance(name, str) else None
+    # Every message counts against the connection's bucket, whatever it holds (malformed ones too): on its own
+    # first, or, for an action that writes first, in the action's own transaction (one round trip fewer).
+    try:
+        if action is not None and action.checked_in_transaction:
+            with connections.action_checked(principal, connection_id):
+                _run(principal, caller, action, body)
+            return
+        check = connections.check_action(principal, connection_id)
+        if check.retry_after is not None or not check.key_live:
+            raise connections.ActionRefused(check)
+    except connections.ActionRefused as refused:
+        if caller.reply is not None:  # the refusal is the answer, not what an action that did nothing said
+            caller.reply.event = None
+        if not refused.check.key_live:
+            _refuse_and_close(principal, caller, "widget_key_revoked", "this chat is no longer available on this site")
+            return
         limited = RateLimited(
-            "too many messages on this connection; wait and send again", retry_after=check.retry_after
+            "too many messages on this connection; wait and send again", retry_after=refused.check.retry_after or 1
         )
         _error(principal, caller, limited.code, limited.message, extra=limited.extra)
         return
@@ -153,11 +168,14 @@ def _serve(principal: Principal, caller: Caller, actions: Mapping[str, Action], 
     if not isinstance(body, dict):
         _error(principal, caller, "bad_request", 'a message is a JSON object with an "action"')
         return
-    name = body.get("action")
-    action = actions.get(name) if isinstance(name, str) else None
     if action is None:
         _error(principal, caller, "unknown_action", f"unknown action {name!r}; known: {', '.join(sorted(actions))}")
         return
+    _run(principal, caller, action, body)
+
+
+def _run(principal: Principal, caller: Caller, action: Action, body: dict[str, Any]) -> None:
+    """The action, its errors as the answer (a refusal of the connection's check passes through)."""
     try:
         request = action.model.model_validate(body)
         action.run(principal, request, caller)
@@ -170,6 +188,8 @@ def _serve(principal: Principal, caller: Caller, actions: Mapping[str, Action], 
             _error(principal, caller, "validation_error", "the message is not valid", details)
     except DomainError as exc:
         _error(principal, caller, _WS_CODES.get(exc.status, exc.code), exc.message, exc.details, exc.extra)
+    except connections.ActionRefused:
+        raise
     except Exception:
-        logger.exception("unhandled error in a websocket action", extra={"action": name})
+        logger.exception("unhandled error in a websocket action", extra={"action": body.get("action")})
         _error(principal, caller, "internal_error", "an internal error occurred; it has been logged")

@@ -13,6 +13,8 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import ExitStack, contextmanager
+from contextvars import ContextVar
+from dataclasses import dataclass
 from uuid import UUID
 
 import psycopg
@@ -119,21 +121,64 @@ _BEGIN_SNAPSHOT = b"BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY"
 _BEGIN_WRITE = b"BEGIN"
 
 
-def _pipelined[T](conn: Connection, begin: bytes | None, tenant_id: str, work: Callable[[Cursor], T]) -> T:
+@dataclass
+class Prelude:
+    """A statement that goes first, right after BEGIN and the binding, into the next write transaction that the
+    code run under `prelude` opens through a pipeline for the tenant: a check that must commit with the work it
+    guards, or fail it, without a transaction and a round trip of its own (a WebSocket message's token: support.
+    services.connections). The check refuses by raising, which aborts the pipeline: nothing of the work is done.
+    `committed` tells whether it did go in and commit; if not (the code wrote nothing through a pipeline), the
+    caller makes the check on its own."""
+
+    tenant_id: UUID
+    query: str | sql.Composed
+    params: Params
+    committed: bool = False
+
+
+_prelude: ContextVar[Prelude | None] = ContextVar("support_db_prelude", default=None)
+
+
+@contextmanager
+def prelude(statement: Prelude) -> Iterator[Prelude]:
+    """Put `statement` first into the next pipelined write transaction opened for its tenant inside the block."""
+    token = _prelude.set(statement)
+    try:
+        yield statement
+    finally:
+        _prelude.reset(token)
+
+
+def _pending_prelude(begin: bytes | None, tenant_id: str) -> Prelude | None:
+    pending = _prelude.get()
+    if pending is None or pending.committed or begin != _BEGIN_WRITE or str(pending.tenant_id) != tenant_id:
+        return None
+    return pending
+
+
+def _pipelined[T](
+    conn: Connection, begin: bytes | None, tenant_id: str, work: Callable[[Cursor], T], carried: Prelude | None = None
+) -> T:
     # BEGIN and COMMIT are statements of the pipeline, not psycopg's transaction(): that one syncs after its
     # BEGIN, a round trip of its own. Nothing before work's first fetch waits, and COMMIT waits with the Sync.
-    # `begin` None: the transaction is open and bound already (_pipelined_once).
+    # `begin` None: the transaction is open and bound already (_pipelined_once), with `carried`, its prelude.
+    first = _pending_prelude(begin, tenant_id)
     try:
         with conn.pipeline(), conn.cursor() as cur:
             if begin is not None:
                 cur.execute(begin)
                 cur.execute(_BIND_TENANT, (tenant_id, f"{get_settings().db_statement_timeout_ms}ms"))
+                if first is not None:
+                    cur.execute(first.query, first.params)
             result = work(cur)
             cur.execute(b"COMMIT")
-        return result
     except BaseException:
         _end_failed(conn)
         raise
+    for done in (first, carried):
+        if done is not None:
+            done.committed = True
+    return result
 
 
 def _end_failed(conn: Connection) -> None:
@@ -188,12 +233,15 @@ def _pipelined_once[T](begin: bytes, tenant_id: UUID, work: Callable[[Cursor], T
     """BEGIN and the binding first, on their own (one round trip, on a new connection once if the cached one is
     found broken: nothing has been written yet), then work's statements and COMMIT in a second pipeline, never
     sent again: as tenant_transaction's retry rule, in two round trips instead of four."""
+    first = _pending_prelude(begin, str(tenant_id))
     for attempt in range(2):
         conn = get_connection()
         try:
             with conn.pipeline(), conn.cursor() as cur:
                 cur.execute(begin)
                 cur.execute(_BIND_TENANT, (str(tenant_id), f"{get_settings().db_statement_timeout_ms}ms"))
+                if first is not None:
+                    cur.execute(first.query, first.params)
             break
         except psycopg.OperationalError:
             _end_failed(conn)
@@ -204,7 +252,7 @@ def _pipelined_once[T](begin: bytes, tenant_id: UUID, work: Callable[[Cursor], T
         except BaseException:
             _end_failed(conn)
             raise
-    return _pipelined(conn, None, str(tenant_id), work)
+    return _pipelined(conn, None, str(tenant_id), work, first)
 
 
 type Statement = tuple[str | sql.Composed, Params | None]
