@@ -4,7 +4,8 @@ In AWS each concurrent invocation of a function runs in its own execution enviro
 imported the handler's module once (the cold start) and then serves one invocation at a time, reused by
 later invocations. `WorkerPools` does the same with worker processes (multiprocessing, spawn context): a
 pool per function, up to `LOCAL_LAMBDA_CONCURRENCY` (default 4) workers, started on demand (one at start,
-so a broken handler module stops the gateway at once) and reused while alive. Events and results cross
+so a broken handler module stops the gateway at once; all of them for the functions LOCAL_LAMBDA_WARM names, as
+provisioned concurrency would) and reused while alive. Events and results cross
 the process boundary as JSON, as they cross Lambda's; the `LambdaContext` is rebuilt in the worker.
 Workers inherit the environment the gateway had when it started them (DATABASE_URL, AWS settings...).
 A worker that dies during an invocation fails that invocation (a function error) and is replaced by a new
@@ -391,13 +392,16 @@ class WorkerPools:
         self.add_all([function])
 
     def add_all(self, functions: list[LambdaFunction]) -> None:
-        """Start a first worker of each function at once, then wait for all of them to have imported."""
+        """Start a first worker of each function at once (or as many as LOCAL_LAMBDA_WARM says), then wait for all
+        of them to have imported."""
+        warm = warm_workers()
         started: list[tuple[_FunctionPool, _Worker]] = []
         for function in functions:
             if function.logical_id in self._pools:
                 continue
             pool = self._pools[function.logical_id] = _FunctionPool(function, self.concurrency, self._repo)
-            started.append((pool, pool.start()))
+            for _ in range(min(self.concurrency, warm.get(function.logical_id, 1))):
+                started.append((pool, pool.start()))
         failure: BaseException | None = None
         for pool, worker in started:
             try:
@@ -431,6 +435,18 @@ def execution_environments(
     pools = WorkerPools(concurrency)
     pools.add_all([function for function, _ in functions])
     return pools
+
+
+def warm_workers() -> dict[str, int]:
+    """LOCAL_LAMBDA_WARM, what provisioned concurrency is in AWS: functions whose workers all start with the gateway
+    instead of on demand, `WebSocketFunction,BroadcastFunction` (as many as the concurrency) or
+    `BroadcastFunction=2`. A benchmark of a desk in steady use sets it, so that no cold start (an import, about a
+    second of CPU) lands in the middle of what it measures."""
+    counts: dict[str, int] = {}
+    for item in filter(None, (part.strip() for part in os.environ.get("LOCAL_LAMBDA_WARM", "").split(","))):
+        name, _, count = item.partition("=")
+        counts[name.strip()] = int(count) if count.strip() else 1_000_000
+    return counts
 
 
 def in_process_default() -> bool:

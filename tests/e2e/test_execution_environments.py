@@ -143,6 +143,25 @@ def test_a_pool_of_one_serialises_invocations(tmp_path: Path) -> None:
     assert imports_by(imports) == [first["pid"]]
 
 
+def test_a_function_named_in_local_lambda_warm_starts_all_its_workers_with_the_gateway(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given LOCAL_LAMBDA_WARM naming the function (as provisioned concurrency would), a pool of 3
+    monkeypatch.setenv("LOCAL_LAMBDA_WARM", "OtherFunction=1, StubFunction")
+    routes, imports = stub_routes(tmp_path)
+    with running_gateway(create_app(routes, concurrency=3)) as base_url:
+        # Then all three imported before any invocation, and three at once need no cold start
+        assert len(set(imports_by(imports))) == 3
+        results = concurrently(base_url, "/slow", 3)
+        assert {r["pid"] for r in results} == set(imports_by(imports))
+    # and a count caps it: "StubFunction=2" starts two
+    monkeypatch.setenv("LOCAL_LAMBDA_WARM", "StubFunction=2")
+    (tmp_path / "second").mkdir()
+    routes, imports = stub_routes(tmp_path / "second")
+    with running_gateway(create_app(routes, concurrency=3)):
+        assert len(set(imports_by(imports))) == 2
+
+
 def test_workers_inherit_the_environment_and_get_a_lambda_context(workers: tuple[str, Path]) -> None:
     base_url, _ = workers
     one, two = get(base_url, "/context").json(), get(base_url, "/context").json()
