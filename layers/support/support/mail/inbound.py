@@ -17,6 +17,7 @@ unknown or wrong one falls back (UTF-8, then windows-1252), as `text.decode_byte
 
 from __future__ import annotations
 
+import contextlib
 import re
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -128,7 +129,7 @@ def parse(raw: bytes, *, max_bytes: int) -> InboundEmail | Rejection:
         message = BytesParser(policy=policy.default).parsebytes(raw)
         assert isinstance(message, EmailMessage)  # what policy.default builds
         return _read(message, raw)
-    except Exception as exc:  # noqa: BLE001: a mail that breaks the parser is recorded, not raised
+    except Exception as exc:  # a mail that breaks the parser is recorded, not raised
         return _rejection(raw, RejectionReason.UNPARSEABLE, f"{type(exc).__name__}: {exc}"[:500])
 
 
@@ -140,7 +141,7 @@ def _rejection(raw: bytes, reason: RejectionReason, detail: str) -> Rejection:
         message_id = next(iter(_message_ids(_first(headers, "message-id"))), None)
         senders = _addresses(head, "from")
         sender = senders[0].email if senders else None
-    except Exception:  # noqa: BLE001,S110: the rejection stands without them
+    except Exception:  # noqa: S110 - the rejection stands without them
         pass
     return Rejection(reason=reason, detail=detail, size=len(raw), message_id=message_id, sender=sender)
 
@@ -250,8 +251,10 @@ def _payload(part: Message) -> bytes:
     header blocks), the message as bytes."""
     if part.is_multipart():
         try:
-            return b"".join(sub.as_bytes(policy=policy.default) for sub in part.get_payload())
-        except Exception:  # noqa: BLE001: an attached message the generator cannot write back is kept empty
+            return b"".join(
+                sub.as_bytes(policy=policy.default) for sub in part.get_payload() if isinstance(sub, Message)
+            )
+        except Exception:  # an attached message the generator cannot write back is kept empty
             return b""
     payload = part.get_payload(decode=True)
     return payload if isinstance(payload, bytes) else b""
@@ -265,16 +268,14 @@ def _filename(part: Message) -> str | None:
     directory part and control characters removed."""
     try:
         name = part.get_filename()
-    except Exception:  # noqa: BLE001
+    except Exception:
         return None
     if not name:
         return None
     name = _clean(str(name))
     if "=?" in name:
-        try:
+        with contextlib.suppress(Exception):  # else keep it as written
             name = str(make_header(decode_header(name)))
-        except Exception:  # noqa: BLE001,S110: keep it as written
-            pass
     name = _UNSAFE_IN_FILENAME.sub("", name.replace("\\", "/").rsplit("/", 1)[-1]).strip()
     return name[:255] or None
 
@@ -294,13 +295,27 @@ def _decoded_headers(message: Message) -> tuple[tuple[str, str], ...]:
     for name, raw in message.raw_items():
         try:
             value = str(policy.default.header_fetch_parse(name, raw))
-        except Exception:  # noqa: BLE001
-            try:
-                value = str(make_header(decode_header(str(raw))))
-            except Exception:  # noqa: BLE001
-                value = str(raw)
+        except Exception:
+            value = "\ufffd"
+        if "\ufffd" in value:  # an encoded word in a charset Python does not know, or a header it cannot parse
+            value = _words(_clean(str(raw)))
         decoded.append((name.lower(), " ".join(_clean(value).split())))
     return tuple(decoded)
+
+
+def _words(raw: str) -> str:
+    """RFC 2047 encoded words decoded with the body's charset rules (an unknown charset falls back to UTF-8, then
+    windows-1252) rather than to U+FFFD."""
+    try:
+        chunks = decode_header(raw)
+    except Exception:
+        return raw
+    return "".join(
+        chunk if isinstance(chunk, str)
+        else chunk.decode("raw-unicode-escape") if charset is None  # decode_header's own encoding of plain text
+        else decode_bytes(chunk, charset)
+        for chunk, charset in chunks
+    )  # fmt: skip
 
 
 def _first(headers: tuple[tuple[str, str], ...], name: str) -> str | None:
@@ -319,8 +334,8 @@ def _addresses(message: Message, name: str) -> list[Address]:
     found: list[Address] = []
     for value in message.get_all(name) or []:
         try:
-            pairs = [(a.display_name, a.addr_spec) for a in value.addresses]
-        except Exception:  # noqa: BLE001: not a structured header after all; read it the old way
+            pairs = [(a.display_name, a.addr_spec) for a in value.addresses]  # type: ignore[attr-defined]
+        except Exception:  # not a structured header after all; read it the old way
             pairs = getaddresses([_clean(str(value))])
         for display_name, addr_spec in pairs:
             email = _clean(addr_spec).strip().strip("<>").lower()
@@ -393,7 +408,7 @@ def _token(value: str | None) -> str:
 # Re:, AW: (German), SV: (Scandinavian), Fwd:, WG: (German forward), TR: (French forward), RIF:, Odp:, ... with a
 # count as some clients write it (Re[2]:), repeated.
 _REPLY_PREFIXES = re.compile(
-    r"^\s*(?:(?:re|aw|antw|antwort|sv|vs|odp|rif|r|res|ref|fw|fwd|wg|tr|enc|doorst)\s*(?:\[\d+\]|\(\d+\))?\s*[:：]\s*)+",
+    r"^\s*(?:(?:re|aw|antw|antwort|sv|vs|odp|rif|r|res|ref|fw|fwd|wg|tr|enc|doorst)\s*(?:\[\d+\]|\(\d+\))?\s*[:\uff1a]\s*)+",
     re.IGNORECASE,
 )
 _BRACKETED_REFERENCE = re.compile(r"\[#(\d{1,12})\]")

@@ -169,7 +169,8 @@ class _TextRenderer(HTMLParser):
             self._current.append(_SPACES.sub(" ", data))
 
     def _flush(self, *, force: bool = False) -> None:
-        line = "".join(self._current).strip(" ")
+        line = "".join(self._current)
+        line = line.rstrip() if self._pre else line.strip(" ")
         self._current = []
         if line or force:
             text = line.replace("\xa0", " ").rstrip()
@@ -186,7 +187,7 @@ def html_to_text(html: str) -> str:
     try:
         renderer.feed(html)
         renderer.close()
-    except Exception:  # noqa: BLE001: html.parser is lenient, but an inbound mail must never fail on its HTML
+    except Exception:  # html.parser is lenient, but an inbound mail must never fail on its HTML
         return _tidy(_SPACES.sub(" ", re.sub(r"<[^>]*>", " ", html)))
     return renderer.text()
 
@@ -242,8 +243,9 @@ def new_text(text: str) -> str:
     """What the customer wrote this time: the text above the quoted history (an attribution line followed by the
     old message, `-----Original Message-----`, Outlook's From/Sent header block), without quoted (`>`) lines,
     and above the signature (`-- `) or a "Sent from my iPhone" line. A reply written below or between the quoted
-    lines keeps its own lines; a message forwarded by hand keeps what was forwarded. If nothing is left (a bare forward, say), the whole text is the new text: the
-    desk stores too much rather than nothing. The caller keeps the full text beside it."""
+    lines keeps its own lines; a message forwarded by hand keeps what was forwarded. If nothing is left (all of it
+    quoted), the whole text is the new text: the desk stores too much rather than nothing. The caller keeps the
+    full text beside it."""
     lines = normalize_newlines(text).replace("\ufffc", "").split("\n")
     kept: list[str] = []
     index = 0
