@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from email import policy
 from email.header import decode_header, make_header
+from email.headerregistry import BaseHeader, HeaderRegistry
 from email.message import EmailMessage, Message
 from email.parser import BytesHeaderParser, BytesParser
 from email.utils import getaddresses, parsedate_to_datetime
@@ -126,11 +127,40 @@ def parse(raw: bytes, *, max_bytes: int) -> InboundEmail | Rejection:
     if len(raw) > max_bytes:
         return _rejection(raw, RejectionReason.TOO_LARGE, f"{len(raw)} bytes, the limit is {max_bytes}")
     try:
-        message = BytesParser(policy=policy.default).parsebytes(raw)
+        message = BytesParser(policy=_policy()).parsebytes(raw)
         assert isinstance(message, EmailMessage)  # what policy.default builds
         return _read(message, raw)
     except Exception as exc:  # a mail that breaks the parser is recorded, not raised
         return _rejection(raw, RejectionReason.UNPARSEABLE, f"{type(exc).__name__}: {exc}"[:500])
+
+
+class _ParsedHeaders:
+    """policy.default's header registry, remembering what it parsed for one message: an EmailMessage parses a
+    header anew on every read (choosing the body reads each part's Content-Type a dozen times), and the parsed
+    headers are immutable, so one parse per header serves every read. Halves the time of `parse`."""
+
+    def __init__(self) -> None:
+        self._registry = HeaderRegistry()
+        self._classes: dict[str, type[BaseHeader]] = {}  # the registry builds a new class on every lookup
+        self._parsed: dict[tuple[str, str], BaseHeader] = {}
+
+    def __call__(self, name: str, value: str) -> BaseHeader:
+        key = (name.lower(), value)
+        header = self._parsed.get(key)
+        if header is None:
+            header = self._parsed[key] = self[name](name, value)
+        return header
+
+    def __getitem__(self, name: str) -> type[BaseHeader]:
+        lower = name.lower()
+        cls = self._classes.get(lower)
+        if cls is None:
+            cls = self._classes[lower] = self._registry[lower]
+        return cls
+
+
+def _policy() -> policy.EmailPolicy[EmailMessage]:
+    return policy.default.clone(header_factory=_ParsedHeaders())
 
 
 def _rejection(raw: bytes, reason: RejectionReason, detail: str) -> Rejection:
@@ -294,7 +324,7 @@ def _decoded_headers(message: Message) -> tuple[tuple[str, str], ...]:
     decoded = []
     for name, raw in message.raw_items():
         try:
-            value = str(policy.default.header_fetch_parse(name, raw))
+            value = str(message.policy.header_fetch_parse(name, raw))
         except Exception:
             value = "\ufffd"
         if "\ufffd" in value:  # an encoded word in a charset Python does not know, or a header it cannot parse
