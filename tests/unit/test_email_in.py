@@ -171,6 +171,10 @@ def test_a_bounce_is_automatic_and_keeps_its_report_and_the_returned_message() -
     assert mail.content_type == "multipart/report"
     assert automatic_reason(mail) == AutomaticReason.AUTO_SUBMITTED
     assert "Recipient address rejected" in mail.text
+    # headers keep their order and repeats (the Received lines of each hop)
+    received = mail.header_values("received")
+    assert len(received) == 2 and received[0].startswith("from mx1.berger-bau.example")
+    assert received[1].startswith("by mx1.berger-bau.example (Postfix)")
     status, returned = mail.attachments
     assert status.content_type == "message/delivery-status" and b"Status: 5.1.1" in status.payload
     assert returned.content_type == "message/rfc822"
@@ -461,6 +465,10 @@ def test_an_html_only_mail_becomes_text_without_scripts_or_styles() -> None:
 def test_broken_html_still_gives_text(html: str) -> None:
     assert isinstance(html_to_text(html), str)
     assert "more" in html_to_text("<p>unclosed <b>bold <div>and <i>more")
+
+
+def test_a_head_left_open_does_not_swallow_the_body() -> None:
+    assert html_to_text("<html><head><title>Re: x</title><meta charset=utf-8><body><p>Hello</p></body>") == "Hello"
 
 
 @pytest.mark.parametrize(

@@ -112,6 +112,9 @@ class _TextRenderer(HTMLParser):
         self._pre = 0
 
     def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        if tag == "body":
+            self._skip = 0  # a head (or a style) left open ends where the body begins
+            return
         if tag in _SKIPPED:
             if tag not in _VOID:
                 self._skip += 1
