@@ -483,6 +483,82 @@ def pre_token_samples() -> dict[str, dict[str, Any]]:
     }
 
 
+SES_RECEIVING_ADDRESS = "kestrel-outdoor@inbound.desk.example"  # the stack's receiving domain; support@ forwards here
+
+
+def ses_receipt_event(
+    raw: bytes, *, message_id: str, recipients: list[str], received_at: datetime, function_arn: str
+) -> dict[str, Any]:
+    """The event an SES receipt rule's Lambda action sends for the message in `raw`, after an S3 action stored it
+    under `message_id` (SES's id, not the Message-ID header): the headers (every one, unfolded, as SES lists them),
+    the common headers, the envelope recipients and SES's verdicts. The body is not in it; it is in S3."""
+    from email import policy
+    from email.parser import BytesHeaderParser
+
+    head = BytesHeaderParser(policy=policy.compat32).parsebytes(raw)
+    headers = [{"name": name, "value": re.sub(r"\r?\n[ \t]+", " ", str(value))} for name, value in head.items()]
+
+    def first(name: str) -> str | None:
+        return next((h["value"] for h in headers if h["name"].lower() == name), None)
+
+    return_path = (first("return-path") or "").strip("<>")
+    timestamp = received_at.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    common: dict[str, Any] = {"returnPath": return_path}
+    for key, name in (("from", "from"), ("date", "date"), ("to", "to"), ("cc", "cc")):
+        value = first(name)
+        if value is not None:
+            common[key] = value if key == "date" else [value]
+    common["messageId"] = first("message-id")
+    common["subject"] = first("subject")
+    verdict = {"status": "PASS"}
+    return {
+        "Records": [
+            {
+                "eventSource": "aws:ses",
+                "eventVersion": "1.0",
+                "ses": {
+                    "mail": {
+                        "timestamp": timestamp,
+                        "source": return_path,
+                        "messageId": message_id,
+                        "destination": recipients,
+                        "headersTruncated": False,
+                        "headers": headers,
+                        "commonHeaders": common,
+                    },
+                    "receipt": {
+                        "timestamp": timestamp,
+                        "processingTimeMillis": 612,
+                        "recipients": recipients,
+                        "spamVerdict": verdict,
+                        "virusVerdict": verdict,
+                        "spfVerdict": verdict,
+                        "dkimVerdict": verdict,
+                        "dmarcVerdict": verdict,
+                        "dmarcPolicy": "none",
+                        "action": {"type": "Lambda", "functionArn": function_arn, "invocationType": "Event"},
+                    },
+                },
+            }
+        ]
+    }
+
+
+def email_samples() -> dict[str, dict[str, Any]]:
+    """SES's receipt event for events/email/gmail_reply.eml (the MIME samples beside it are written by hand, as
+    their clients send them; this event is made from one so that the two agree)."""
+    raw = (EVENTS_DIR / "email" / "gmail_reply.eml").read_bytes()
+    return {
+        "email/ses_receipt.json": ses_receipt_event(
+            raw,
+            message_id="2k8v1q9m3c7n4h6t0s2d5f8g1j3l6p9r0b2e4u6o",  # the SMTP id in the eml's Received header
+            recipients=[SES_RECEIVING_ADDRESS],
+            received_at=datetime(2026, 12, 7, 9, 2, 43, 512000, tzinfo=UTC),
+            function_arn="arn:aws:lambda:us-east-1:123456789012:function:support-desk-InboundEmailFunction-a1B2c3D4e5F6",
+        )
+    }
+
+
 def rendered() -> dict[Path, str]:
     """Each sample file's path and its exact expected content."""
     files = {EVENTS_DIR / s.file: json.dumps(render(s), indent=2, sort_keys=False) + "\n" for s in SAMPLES}
@@ -491,6 +567,8 @@ def rendered() -> dict[Path, str]:
     for name, event in analytics_samples().items():
         files[EVENTS_DIR / name] = json.dumps(event, indent=2, sort_keys=False) + "\n"
     for name, event in pre_token_samples().items():
+        files[EVENTS_DIR / name] = json.dumps(event, indent=2, sort_keys=False) + "\n"
+    for name, event in email_samples().items():
         files[EVENTS_DIR / name] = json.dumps(event, indent=2, sort_keys=False) + "\n"
     return files
 

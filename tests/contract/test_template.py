@@ -32,9 +32,10 @@ ROUTES = http_routes()
 ALL_EVENT_FILES = sorted((REPO / "events").rglob("*.json"))
 # The HTTP API's samples; the WebSocket API's (events/websocket, events/ws_authorizer) are checked in
 # test_websocket_template.py, the analytics job's (events/analytics) in test_analytics_template.py, the
-# pre-token trigger's (events/pre_token) in tests/integration/test_pre_token.py.
+# pre-token trigger's (events/pre_token) in tests/integration/test_pre_token.py, SES's receipt event
+# (events/email) in tests/unit/test_email_in.py.
 EVENT_FILES = [
-    p for p in ALL_EVENT_FILES if p.parent.name not in ("websocket", "ws_authorizer", "analytics", "pre_token")
+    p for p in ALL_EVENT_FILES if p.parent.name not in ("websocket", "ws_authorizer", "analytics", "pre_token", "email")
 ]
 
 # What each route with a request body parses it into (the handler's model), to check the samples.
