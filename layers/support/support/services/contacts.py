@@ -57,7 +57,7 @@ _CONTACT_COLUMNS = """c.id, c.user_id, c.name, c.created_at, c.updated_at,
 _SEARCH = """(c.name ILIKE %(name_pattern)s ESCAPE '\\'
     OR EXISTS (SELECT 1 FROM contact_identities i WHERE i.user_id = c.user_id AND i.contact_id = c.id
                AND ((i.kind = 'email' AND i.value LIKE %(email_pattern)s ESCAPE '\\')
-                    OR (i.kind = 'phone' AND %(digits_pattern)s IS NOT NULL
+                    OR (i.kind = 'phone' AND %(digits_pattern)s::text IS NOT NULL
                         AND i.value LIKE %(digits_pattern)s ESCAPE '\\'))))"""
 
 # The contact's tickets and chat sessions, newest first across both: each side read newest first from its
