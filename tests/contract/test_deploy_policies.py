@@ -34,8 +34,8 @@ SECRETS_READ: dict[str, list[Any]] = {
     "WidgetsFunction": [{"Ref": "VisitorTokenSecret"}, APP_SECRET],
     "SettingsFunction": [APP_SECRET],
     "ContactsFunction": [APP_SECRET],
-    # the backfill job: the API's role, straight to the writer (not through the proxy), as the rollup's
-    "ContactsBackfillFunction": [{"Ref": "AppDbSecret"}],
+    # the contacts backfill job: the API's role, the API's secret
+    "ContactsBackfillFunction": [APP_SECRET],
     "WebSocketFunction": [APP_SECRET],
     "WebSocketAuthorizerFunction": [{"Ref": "VisitorTokenSecret"}, APP_SECRET],
     "BroadcastFunction": [APP_SECRET],
