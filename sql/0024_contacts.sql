@@ -33,7 +33,9 @@ CREATE TABLE public.contact_identities (
     user_id    uuid NOT NULL,
     kind       text NOT NULL CHECK (kind IN ('email', 'phone', 'visitor', 'social')),
     scope      text NOT NULL DEFAULT '' CHECK (length(scope) <= 200 AND (scope <> '') = (kind = 'social')),
-    value      text NOT NULL CHECK (length(value) BETWEEN 1 AND 320),
+    -- Byte order (COLLATE "C"): a search for the beginning of an address or number is a range of the primary key
+    -- with leakproof comparisons (row-level security keeps LIKE out of index scans; sql/0006 says why).
+    value      text COLLATE "C" NOT NULL CHECK (length(value) BETWEEN 1 AND 320),
     contact_id uuid NOT NULL,
     created_at timestamptz NOT NULL DEFAULT now(),
     PRIMARY KEY (user_id, kind, scope, value),

@@ -162,7 +162,9 @@ class TestListAndRead:
 
         assert search("quarter") == ["Zoë Quartermain"]
         assert search("ZQ@MAIL") == ["Zoë Quartermain"]
-        assert search("555-2671") == ["Zoë Quartermain"]
+        assert search("+1 (415) 555") == ["Zoë Quartermain"]
+        assert search("1415") == ["Zoë Quartermain"]  # with or without the +
+        assert search("555-2671") == []  # the beginning of a number, not any part
         assert search("customer 3") == ["Customer 3"]
         assert search("100%_") == []  # wildcards are literal
 

@@ -52,13 +52,17 @@ _CONTACT_COLUMNS = """c.id, c.user_id, c.name, c.created_at, c.updated_at,
     ARRAY(SELECT i.value FROM contact_identities i WHERE i.user_id = c.user_id AND i.contact_id = c.id
           AND i.kind = 'phone' ORDER BY i.created_at, i.value) AS phones"""
 
-# Search: a part of the name (case-insensitive), of an email address, or of a phone number's digits. A scan of the
-# tenant's contacts newest first that stops at the page's end (the list's index; no search index yet).
+# Search: a part of the name (case-insensitive), or the beginning of an email address or of a phone number (its
+# digits, with or without the leading +). The identities are found by ranges of their primary key (byte order:
+# COLLATE "C", and leakproof comparisons, so that row-level security lets the index serve them); the name by the
+# scan of the tenant's contacts newest first that the list is, stopping at the page's end.
 _SEARCH = """(c.name ILIKE %(name_pattern)s ESCAPE '\\'
-    OR EXISTS (SELECT 1 FROM contact_identities i WHERE i.user_id = c.user_id AND i.contact_id = c.id
-               AND ((i.kind = 'email' AND i.value LIKE %(email_pattern)s ESCAPE '\\')
-                    OR (i.kind = 'phone' AND %(digits_pattern)s::text IS NOT NULL
-                        AND i.value LIKE %(digits_pattern)s ESCAPE '\\'))))"""
+    OR c.id IN (SELECT i.contact_id FROM contact_identities i
+                WHERE i.user_id = %(tenant)s AND i.scope = ''
+                  AND ((i.kind = 'email' AND i.value >= %(email)s AND i.value < %(email)s || %(last)s)
+                       OR (i.kind = 'phone' AND i.value >= %(phone)s AND i.value < %(phone)s || %(last)s)
+                       OR (i.kind = 'phone' AND i.value >= %(plus_phone)s AND i.value < %(plus_phone)s || %(last)s))))"""
+_LAST_CHARACTER = "\U0010ffff"  # after every character: `prefix` <= value < `prefix` + this, in byte order
 
 # The contact's tickets and chat sessions, newest first across both: each side read newest first from its
 # (user_id, contact_id, created_at, id) index, at most a page each, then merged.
@@ -107,9 +111,15 @@ def list_contacts(principal: Principal, query: ContactQuery) -> Page[Contact]:
         conditions.append(sql.SQL("(c.created_at, c.id) < (%(after_at)s, %(after_id)s)"))
     if query.search:
         digits = "".join(ch for ch in query.search if ch.isdigit())
-        params["name_pattern"] = _like(query.search)
-        params["email_pattern"] = _like(query.search.lower())
-        params["digits_pattern"] = _like(digits) if len(digits) >= 3 else None
+        # a search without digits matches no phone number: a prefix no stored number has
+        phone = digits if len(digits) >= 3 else "-"
+        params |= {
+            "name_pattern": _like(query.search),
+            "email": query.search.lower(),
+            "phone": phone,
+            "plus_phone": "+" + phone,
+            "last": _LAST_CHARACTER,
+        }
         conditions.append(sql.SQL(_SEARCH))
     statement = sql.SQL(
         "SELECT {columns} FROM support_contacts c WHERE {conditions} ORDER BY c.created_at DESC, c.id DESC "
