@@ -61,7 +61,8 @@ _SEARCH = """(c.name ILIKE %(name_pattern)s ESCAPE '\\'
                 WHERE i.user_id = %(tenant)s AND i.scope = ''
                   AND ((i.kind = 'email' AND i.value >= %(email)s AND i.value < %(email)s || %(last)s)
                        OR (i.kind = 'phone' AND i.value >= %(phone)s AND i.value < %(phone)s || %(last)s)
-                       OR (i.kind = 'phone' AND i.value >= %(plus_phone)s AND i.value < %(plus_phone)s || %(last)s))))"""
+                       OR (i.kind = 'phone' AND i.value >= %(plus_phone)s
+                           AND i.value < %(plus_phone)s || %(last)s))))"""
 _LAST_CHARACTER = "\U0010ffff"  # after every character: `prefix` <= value < `prefix` + this, in byte order
 
 # The contact's tickets and chat sessions, newest first across both: each side read newest first from its
