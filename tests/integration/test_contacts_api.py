@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import threading
+import time
 from pathlib import Path
 from typing import Any
 from uuid import UUID, uuid4
@@ -14,6 +15,7 @@ import pytest
 
 from local.database import DatabaseUrls
 from local.gateway import LambdaContext
+from support.auth import Principal, Role
 from support.db.connection import SET_TENANT
 from support.services import contacts
 from tests.http_events import HandlerClient
@@ -325,6 +327,64 @@ class TestConcurrency:
                 "SELECT count(*) FROM support_contacts WHERE user_id = %s", (tenant,)
             ).fetchone()
         assert contacts_made == (1,)
+
+    def test_a_link_racing_a_merge_lands_on_the_survivor(
+        self, db: DatabaseUrls, tenant: UUID, tickets_api: HandlerClient
+    ) -> None:
+        """A new ticket for the other contact's email arrives while a merge holds the other contact: it waits, then
+        follows merged_into to the survivor (never a ticket left on a merged contact)."""
+        ids = sorted(
+            (UUID(new_ticket(tickets_api, customerEmail=f"{n}@race.example")["contactId"]), f"{n}@race.example")
+            for n in ("p", "q")
+        )
+        (other, other_email), (survivor, _) = ids  # the merge locks in id order: the other first
+        admin = Principal(tenant_id=tenant, role=Role.ADMIN, subject="test-admin")
+        outcome: dict[str, Any] = {}
+
+        def waiting(count: int) -> None:
+            deadline = time.monotonic() + 10
+            with psycopg.connect(db.admin, autocommit=True) as watch:
+                while time.monotonic() < deadline:
+                    row = watch.execute(
+                        "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()"
+                        " AND wait_event_type = 'Lock'"
+                    ).fetchone()
+                    if row is not None and row[0] >= count:
+                        return
+                    time.sleep(0.02)
+            raise AssertionError(f"{count} transactions never waited")
+
+        def merge() -> None:
+            outcome["merge"] = contacts.merge_contacts(admin, survivor, other)
+
+        def link() -> None:
+            with psycopg.connect(db.app) as conn:
+                conn.execute(SET_TENANT, (str(tenant),))
+                row = conn.execute(
+                    "INSERT INTO support_tickets (user_id, customer_name, customer_email, subject, contact_id)"
+                    " VALUES (%s, 'Racer', %s, 'Hi', contact_for(%s, 'Racer', %s, NULL, NULL)) RETURNING contact_id",
+                    (tenant, other_email, tenant, other_email),
+                ).fetchone()
+                outcome["link"] = row[0] if row else None
+
+        with psycopg.connect(db.app) as holder:
+            # Given the survivor held by another transaction, so that the merge stops holding the other contact
+            holder.execute(SET_TENANT, (str(tenant),))
+            holder.execute(
+                "SELECT 1 FROM support_contacts WHERE user_id = %s AND id = %s FOR UPDATE", (tenant, survivor)
+            )
+            merging = threading.Thread(target=merge)
+            merging.start()
+            waiting(1)
+            # When a ticket for the other's email links its contact meanwhile
+            linking = threading.Thread(target=link)
+            linking.start()
+            waiting(2)
+        merging.join(timeout=10)
+        linking.join(timeout=10)
+        # Then the merge went through and the ticket is on the survivor
+        assert outcome["merge"].id == survivor
+        assert outcome["link"] == survivor
 
 
 # --- the backfill ---------------------------------------------------------------------------------------------------

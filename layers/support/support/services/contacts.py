@@ -13,7 +13,8 @@ Invariants:
 
 Lock order: a merge locks both contacts FOR UPDATE in id order before moving anything; contact_for locks the contact
 it answers FOR KEY SHARE and follows merged_into, so a link racing a merge either waits and reads the survivor or
-commits before the merge moves the rows. An edit locks its contact FOR UPDATE.
+commits before the merge moves the rows. An edit locks its contact FOR NO KEY UPDATE (a merge waits for it; a link
+does not).
 """
 
 from __future__ import annotations
@@ -95,7 +96,7 @@ def _live_contact(cur: Cursor, tenant: UUID, contact_id: UUID, *, lock: bool = F
     live: UUID = found(cur.fetchone(), "contact")["id"]
     if lock:
         cur.execute(
-            "SELECT merged_into FROM support_contacts WHERE user_id = %s AND id = %s FOR UPDATE", (tenant, live)
+            "SELECT merged_into FROM support_contacts WHERE user_id = %s AND id = %s FOR NO KEY UPDATE", (tenant, live)
         )
         row = found(cur.fetchone(), "contact")
         if row["merged_into"] is not None:  # merged while we looked: follow it once more
