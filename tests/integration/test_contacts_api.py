@@ -110,6 +110,7 @@ class TestLinking:
         second = new_session(chat_api, visitorId=visitor)
         # Then both chats are on the ticket's contact, which now has the visitor id too
         contact_id = ticket["contactId"]
+        assert first["contactId"] == second["contactId"] == contact_id
         assert session_contact(db, tenant, first["id"]) == contact_id
         assert session_contact(db, tenant, second["id"]) == contact_id
         contact = contact_of(contacts_api, contact_id)
