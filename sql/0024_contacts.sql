@@ -47,7 +47,9 @@ CREATE INDEX contact_identities_contact_idx ON public.contact_identities (user_i
 -- Nullable: rows from before this migration have none until the backfill (services/contacts.py: backfill) links
 -- them by email (sessions without one by their visitor id). Adding a nullable column without a default rewrites
 -- nothing. The index serves the contact's page (newest first) and is also the backfill's to-do list: the rows
--- with contact_id IS NULL of one tenant, found by the same index, newest first.
+-- with contact_id IS NULL of one tenant, found by the same index, newest first. Building it holds writes to the
+-- table for its duration (a migration run is one transaction, so not CONCURRENTLY): about 1 s per 100,000 tickets
+-- on the development machine.
 -- The foreign keys' validation reads every row as the owner, whom FORCE filters too: lifted for this transaction
 -- only (ALTER TABLE locks until commit), as 0012 does.
 ALTER TABLE public.support_tickets NO FORCE ROW LEVEL SECURITY;
