@@ -473,6 +473,21 @@ def seed_demo_history(owner_url: str, *, now: datetime | None = None) -> None:
                 _seed_chat_history(conn, tenant, rng, moment)
 
 
+def link_demo_contacts() -> int:
+    """Link the demo history's tickets and chats (written by hand, without contacts) to their contacts, as the
+    contacts backfill does for a deployed desk's old rows (the runtime role, DATABASE_URL). Idempotent: a run finds
+    nothing left to link. Returns the rows linked."""
+    from support.services import contacts
+
+    linked = 0
+    for tenant in DEMO_TENANTS.values():
+        report = contacts.backfill(tenant_id=tenant)
+        if report.failed:
+            raise RuntimeError(f"the demo contacts backfill failed: {report.failed}")
+        linked += report.tickets + report.sessions
+    return linked
+
+
 def roll_up_demo_history(job_url: str, *, today: date | None = None) -> int:
     """Roll up the demo tenants' past two weeks (to yesterday), as the analytics job's role, so the dashboard's
     trends and GET /api/support/analytics have them. Idempotent (an upsert per day). Returns the days written."""

@@ -241,7 +241,13 @@ def _serve(data_dir: Path, chosen: Ports | None, *, reset: bool) -> int:
     with database("support", purpose="run", data_dir=data_dir, recreate=reset) as urls:
         os.environ["DATABASE_URL"] = urls.app  # handlers connect as the runtime role, under RLS
         # Imported once DATABASE_URL is set: the layer reads its configuration once, like a cold start.
-        from local.demo_data import follow_demo_shop_port, roll_up_demo_history, seed_demo_data, seed_demo_history
+        from local.demo_data import (
+            follow_demo_shop_port,
+            link_demo_contacts,
+            roll_up_demo_history,
+            seed_demo_data,
+            seed_demo_history,
+        )
         from local.gateway import create_app, running_gateway
         from local.gateway.dev_auth import dev_auth_routes
         from local.gateway.static import static_routes
@@ -254,6 +260,8 @@ def _serve(data_dir: Path, chosen: Ports | None, *, reset: bool) -> int:
             seed_demo_history(
                 urls.owner, now=None if day is None else datetime.combine(day, datetime.now(UTC).time(), UTC)
             )
+            # Its tickets and chats linked to their contacts, as the contacts backfill links a desk's old rows.
+            link_demo_contacts()
             # The demo tenants' past two weeks, rolled up as the daily job would have (the dashboard's trends).
             roll_up_demo_history(urls.analytics_job, today=day)
         where = "the server DATABASE_URL names" if given else str(data_dir)

@@ -40,6 +40,10 @@ CHAT_SESSION_ID = "77777777-7777-4777-8777-777777777777"
 CHAT_MESSAGE_ID = "88888888-8888-4888-8888-888888888888"
 CHAT_BASE = "/api/support/chat/sessions"
 CHAT_PATH = f"{CHAT_BASE}/{CHAT_SESSION_ID}"
+CONTACT_ID = "99999999-9999-4999-8999-999999999999"
+OTHER_CONTACT_ID = "aaaaaaaa-aaaa-4aaa-8aaa-aaaaaaaaaaaa"
+CONTACTS_BASE = "/api/support/contacts"
+CONTACT_PATH = f"{CONTACTS_BASE}/{CONTACT_ID}"
 WIDGET_KEY = "wk_SampleWidgetKey0123456789abcdef"
 WIDGET_ORIGIN = "https://shop.example"
 
@@ -284,6 +288,22 @@ SAMPLES = (
         body={"widgetKey": WIDGET_KEY},
         origin=WIDGET_ORIGIN,
     ),
+    SampleEvent(
+        "contacts/list.json", "GET /api/support/contacts", CONTACTS_BASE, query={"search": "ada", "limit": "20"}
+    ),
+    SampleEvent("contacts/get.json", "GET /api/support/contacts/{contactId}", CONTACT_PATH),
+    SampleEvent(
+        "contacts/update.json",
+        "PATCH /api/support/contacts/{contactId}",
+        CONTACT_PATH,
+        body={"name": "Ada Lovelace", "addEmails": ["ada@home.example"], "addPhones": ["+44 20 7946 0018"]},
+    ),
+    SampleEvent(
+        "contacts/merge.json",
+        "POST /api/support/contacts/{contactId}/merge",
+        f"{CONTACT_PATH}/merge",
+        body={"otherContactId": OTHER_CONTACT_ID},
+    ),
     SampleEvent("settings/get_chat.json", "GET /api/support/settings/chat", "/api/support/settings/chat"),
     SampleEvent(
         "settings/put_chat.json",
@@ -438,6 +458,14 @@ def analytics_samples() -> dict[str, dict[str, Any]]:
 PRE_TOKEN_CLIENT_ID = "4example5client6id7abc8def"  # noqa: S105 - an app client id, public
 
 
+def contacts_backfill_samples() -> dict[str, dict[str, Any]]:
+    """The ContactsBackfillFunction's events: every tenant, and one tenant with smaller batches."""
+    return {
+        "contacts_backfill/all_tenants.json": {},
+        "contacts_backfill/one_tenant.json": {"tenantId": TENANT_ID, "batchSize": 200},
+    }
+
+
 def pre_token_samples() -> dict[str, dict[str, Any]]:
     """The Cognito pre-token-generation trigger's `V2_0` events (version "2"): an admin signing in, an agent's
     refresh, and a user an administrator created without the custom attributes (the trigger refuses them)."""
@@ -568,7 +596,11 @@ def rendered() -> dict[Path, str]:
         files[EVENTS_DIR / name] = json.dumps(event, indent=2, sort_keys=False) + "\n"
     for name, event in pre_token_samples().items():
         files[EVENTS_DIR / name] = json.dumps(event, indent=2, sort_keys=False) + "\n"
+<<<<<<< HEAD
     for name, event in email_samples().items():
+=======
+    for name, event in contacts_backfill_samples().items():
+>>>>>>> wt-ct
         files[EVENTS_DIR / name] = json.dumps(event, indent=2, sort_keys=False) + "\n"
     return files
 

@@ -332,10 +332,12 @@ BEGIN
     END IF;
     IF answered.id IS NULL THEN
         kind := 'started';
+        -- The session's contact (sql/definitions/contacts.sql): by the visitor id and, when given, the email.
         INSERT INTO public.live_chat_sessions AS s (user_id, visitor_id, visitor_name, visitor_email, status,
-            visitor_ip, visitor_browser, created_at, session_start_time, client_start_id)
+            visitor_ip, visitor_browser, created_at, session_start_time, client_start_id, contact_id)
         SELECT p_tenant, p_visitor_id, p_visitor_name, p_visitor_email, 'waiting', p_visitor_ip, p_visitor_browser,
-            stamp.at, stamp.at, p_client_start_id
+            stamp.at, stamp.at, p_client_start_id,
+            public.contact_for(p_tenant, p_visitor_name, p_visitor_email, NULL, p_visitor_id)
         FROM (SELECT clock_timestamp() AS at) stamp
         RETURNING s.* INTO answered;
         IF p_auto_assign THEN

@@ -1,5 +1,5 @@
 -- Row-level security: every tenant table and its policies, in one list (history: sql/0002, 0003, 0007, 0011,
--- 0012, 0016, 0018, 0019, 0023).
+-- 0012, 0016, 0018, 0019, 0023, 0024).
 --
 -- Every tenant table has ENABLE + FORCE row-level security (FORCE so that even the owner is filtered) and one
 -- policy, tenant_isolation, on the transaction-local setting app.tenant_id. current_setting() without
@@ -47,6 +47,8 @@ BEGIN
             ('rate_limit_counters', true),
             ('broadcast_requests', true),
             ('queue_positions_told', true),
+            ('support_contacts', true),
+            ('contact_identities', true),
             ('ticket_search_index', false),
             ('widget_keys', false)
         ) AS t (name, forced)

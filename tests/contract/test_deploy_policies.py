@@ -33,6 +33,9 @@ SECRETS_READ: dict[str, list[Any]] = {
     "DashboardFunction": [APP_SECRET],
     "WidgetsFunction": [{"Ref": "VisitorTokenSecret"}, APP_SECRET],
     "SettingsFunction": [APP_SECRET],
+    "ContactsFunction": [APP_SECRET],
+    # the contacts backfill job: the API's role, the API's secret
+    "ContactsBackfillFunction": [APP_SECRET],
     "WebSocketFunction": [APP_SECRET],
     "WebSocketAuthorizerFunction": [{"Ref": "VisitorTokenSecret"}, APP_SECRET],
     "BroadcastFunction": [APP_SECRET],

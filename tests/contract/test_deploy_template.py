@@ -30,6 +30,7 @@ API_FUNCTIONS = {
     "DashboardFunction",
     "WidgetsFunction",
     "SettingsFunction",
+    "ContactsFunction",
     "WebSocketFunction",
     "WebSocketAuthorizerFunction",
 }

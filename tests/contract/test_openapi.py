@@ -37,6 +37,7 @@ LISTS = {
     "GET /api/support/chat/sessions",
     "GET /api/support/chat/sessions/{sessionId}/messages",
     "GET /api/support/widgets",
+    "GET /api/support/contacts",
 }
 
 

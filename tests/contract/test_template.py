@@ -23,6 +23,7 @@ from local.template import REPO, HttpRoute, http_routes, load_module, load_templ
 from support.models.agents import AgentCreate, AgentStatusUpdate, AgentUpdate
 from support.models.canned import CannedResponseCreate, CannedResponseUpdate
 from support.models.chat import ChatMessageCreate, ChatRating, ChatReadRequest, ChatSessionStart, ChatTransfer
+from support.models.contacts import ContactMerge, ContactUpdate
 from support.models.settings import ChatSettings
 from support.models.tickets import AssignRequest, ConversationCreate, FeedbackCreate, TicketCreate, TicketUpdate
 from support.models.widgets import WidgetCreate, WidgetOriginsUpdate, WidgetSessionRequest
@@ -33,9 +34,12 @@ ALL_EVENT_FILES = sorted((REPO / "events").rglob("*.json"))
 # The HTTP API's samples; the WebSocket API's (events/websocket, events/ws_authorizer) are checked in
 # test_websocket_template.py, the analytics job's (events/analytics) in test_analytics_template.py, the
 # pre-token trigger's (events/pre_token) in tests/integration/test_pre_token.py, SES's receipt event
-# (events/email) in tests/unit/test_email_in.py.
+# (events/email) in tests/unit/test_email_in.py, the contacts backfill's (events/contacts_backfill) in
+# tests/integration/test_contacts_api.py.
 EVENT_FILES = [
-    p for p in ALL_EVENT_FILES if p.parent.name not in ("websocket", "ws_authorizer", "analytics", "pre_token", "email")
+    p
+    for p in ALL_EVENT_FILES
+    if p.parent.name not in ("websocket", "ws_authorizer", "analytics", "pre_token", "email", "contacts_backfill")
 ]
 
 # What each route with a request body parses it into (the handler's model), to check the samples.
@@ -59,6 +63,8 @@ REQUEST_MODELS: dict[str, type[BaseModel]] = {
     "PATCH /api/support/widgets/{widgetKey}": WidgetOriginsUpdate,
     "POST /api/support/widget/session": WidgetSessionRequest,
     "PUT /api/support/settings/chat": ChatSettings,
+    "PATCH /api/support/contacts/{contactId}": ContactUpdate,
+    "POST /api/support/contacts/{contactId}/merge": ContactMerge,
     # POST .../chat/sessions/{sessionId}/end takes an optional body that accepts nothing (ChatSessionEnd
     # refuses a client duration): its sample is sent without one.
 }

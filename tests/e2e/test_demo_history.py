@@ -106,3 +106,19 @@ def test_the_past_two_weeks_are_rolled_up_and_the_dashboard_shows_them(demo: Dat
             datetime.combine(today, datetime.min.time(), UTC),
         )[0]["n"]
         assert summary.total_tickets_created - (summary.today.total_tickets_created if summary.today else 0) == created
+
+
+def test_every_demo_ticket_and_chat_has_its_contact(demo: DatabaseUrls) -> None:
+    # make run's demo data ends with contacts: the history written by hand is linked as the backfill links old rows
+    for tenant in (ACME, GLOBEX):
+        unlinked = rows(
+            demo,
+            "SELECT (SELECT count(*) FROM support_tickets WHERE user_id = %s AND contact_id IS NULL) AS tickets,"
+            " (SELECT count(*) FROM live_chat_sessions WHERE user_id = %s AND contact_id IS NULL) AS sessions,"
+            " (SELECT count(*) FROM support_contacts WHERE user_id = %s) AS contacts",
+            tenant,
+            tenant,
+            tenant,
+        )[0]
+        assert unlinked["tickets"] == 0 and unlinked["sessions"] == 0
+        assert unlinked["contacts"] > 1

@@ -45,6 +45,9 @@ TENANT_TABLES = [
     # staff broadcasts: a tenant's pending broadcast and the queue positions told (sql/0023)
     "broadcast_requests",
     "queue_positions_told",
+    # contacts and the identities that find them (sql/0024)
+    "support_contacts",
+    "contact_identities",
 ]
 # Row-level security ENABLEd but not FORCEd: the runtime role sees its tenant's rows only, and the owner's
 # SECURITY DEFINER lookup can find a widget key before the tenant is known (sql/0011).
@@ -434,6 +437,12 @@ def _inserts_for(tenant: UUID, rows: dict[str, str]) -> dict[str, tuple[str, tup
         "queue_positions_told": (
             "INSERT INTO queue_positions_told (user_id, session_id, position) VALUES (%s, %s, 2)",
             (tenant, uuid4()),
+        ),
+        "support_contacts": ("INSERT INTO support_contacts (user_id, name) VALUES (%s, 'x')", (tenant,)),
+        "contact_identities": (
+            "WITH c AS (INSERT INTO support_contacts (user_id, name) VALUES (%s, 'x') RETURNING user_id, id)"
+            " INSERT INTO contact_identities (user_id, kind, value, contact_id) SELECT user_id, 'email', %s, id FROM c",
+            (tenant, f"{uuid4().hex}@customer.example"),
         ),
     }
 

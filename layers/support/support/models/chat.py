@@ -135,6 +135,9 @@ class ChatSession(Record):
     feedback: str | None
     created_at: datetime
     updated_at: datetime
+    contact_id: UUID | None = Field(
+        default=None, description="the visitor's contact (GET /api/support/contacts/{contactId}); null until linked"
+    )
 
 
 class ChatMessage(Record):

@@ -105,6 +105,9 @@ class Ticket(Record):
     first_response_time: int | None = Field(description="seconds from creation to the first agent reply")
     resolution_time: int | None = Field(description="seconds from creation to resolution")
     custom_fields: dict[str, Any]
+    contact_id: UUID | None = Field(
+        default=None, description="the customer's contact (GET /api/support/contacts/{contactId}); null until linked"
+    )
 
 
 class Attachment(ApiModel):

@@ -29,7 +29,7 @@ from support.pagination import Page, decode_cursor, page_of
 
 TICKET_COLUMNS = """id, user_id, customer_name, customer_email, customer_phone, subject, description, category,
     priority, status, assigned_agent_id, created_at, updated_at, resolved_at, first_response_time,
-    resolution_time, custom_fields"""
+    resolution_time, custom_fields, contact_id"""
 CONVERSATION_COLUMNS = """id, ticket_id, user_id, sender_type, sender_name, sender_email, message, is_internal,
     attachments, created_at, updated_at"""
 FEEDBACK_COLUMNS = """id, ticket_id, user_id, rating, recommendation, feedback, resolved_issue, agent_rating,
@@ -151,8 +151,8 @@ def create_ticket(principal: Principal, data: TicketCreate) -> Ticket:
         _admit_category(cur, principal, data.category)
         cur.execute(
             f"""INSERT INTO support_tickets (user_id, customer_name, customer_email, customer_phone, subject,
-                description, category, priority, custom_fields)
-            VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s)
+                description, category, priority, custom_fields, contact_id)
+            VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, contact_for(%s, %s, %s, %s, NULL))
             RETURNING {TICKET_COLUMNS}""",  # noqa: S608
             (
                 principal.tenant_id,
@@ -164,6 +164,11 @@ def create_ticket(principal: Principal, data: TicketCreate) -> Ticket:
                 data.category,
                 data.priority,
                 Jsonb(data.custom_fields),
+                # contact_for: the customer's contact, found or made by email (sql/definitions/contacts.sql)
+                principal.tenant_id,
+                data.customer_name,
+                str(data.customer_email),
+                data.customer_phone,
             ),
         )
         return _ticket(cur.fetchone())
