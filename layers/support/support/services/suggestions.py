@@ -7,8 +7,9 @@ description (its first message); a chat's last SUGGESTION_MESSAGES visitor messa
 database's (suggest_canned_responses, sql/definitions/canned_suggestions.sql): English full-text matching, the
 customer's rarer words first, through a GIN index on a side table (row-level security keeps a non-leakproof `@@` out
 of index scans on canned_responses itself, as the ticket search found), `ts_rank` with the title weighing more than
-the content, then the most used, at most MAX_SUGGESTIONS, each with the customer's words that matched. One statement, one round trip: the conversation is read under the caller's row-level security (another
-tenant's id is not found), then the responses themselves.
+the content, then the most used, at most MAX_SUGGESTIONS, each with the customer's words that matched. One
+statement, one round trip: the conversation is read under the caller's row-level security (another tenant's id is
+not found), then the responses themselves.
 """
 
 from __future__ import annotations
