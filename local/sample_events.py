@@ -221,6 +221,16 @@ SAMPLES = (
     ),
     SampleEvent("canned_responses/use.json", f"POST {CANNED_BASE}/{{responseId}}/use", f"{CANNED_PATH}/use"),
     SampleEvent("canned_responses/delete.json", f"DELETE {CANNED_BASE}/{{responseId}}", CANNED_PATH),
+    SampleEvent(
+        "canned_responses/suggest_for_ticket.json",
+        "GET /api/support/tickets/{ticketId}/suggested-responses",
+        f"{TICKET_PATH}/suggested-responses",
+    ),
+    SampleEvent(
+        "canned_responses/suggest_for_chat.json",
+        f"GET {CHAT_BASE}/{{sessionId}}/suggested-responses",
+        f"{CHAT_PATH}/suggested-responses",
+    ),
     # live chat (the visitor's IP and browser come from the event's source IP and User-Agent, not the body)
     SampleEvent(
         "chat/start.json",

@@ -1,4 +1,5 @@
-"""Canned responses endpoint group: the tenant's library of reusable replies, found by shortcut, counted in use."""
+"""Canned responses endpoint group: the tenant's library of reusable replies, found by shortcut, counted in use, and
+suggested for a ticket's or a chat's reply box (support.services.suggestions)."""
 
 from __future__ import annotations
 
@@ -19,11 +20,12 @@ from support.models.canned import (
     CannedResponseQuery,
     CannedResponseSort,
     CannedResponseUpdate,
+    SuggestedResponse,
 )
 from support.models.envelopes import Envelope, PageEnvelope
 from support.observability import logger, metrics
 from support.pagination import DEFAULT_PAGE_SIZE
-from support.services import canned_responses
+from support.services import canned_responses, suggestions
 
 app = create_resolver()
 
@@ -77,6 +79,16 @@ def use_canned_response(response_id: UUID) -> Response[Envelope[CannedResponse]]
     response = canned_responses.use_canned_response(current_principal(app), response_id)
     metrics.add_metric(name="CannedResponsesUsed", unit="Count", value=1)
     return ok(response)
+
+
+@app.get("/api/support/tickets/<ticket_id>/suggested-responses")
+def suggest_for_ticket(ticket_id: UUID) -> Response[Envelope[list[SuggestedResponse]]]:
+    return ok(suggestions.suggest_for_ticket(current_principal(app), ticket_id))
+
+
+@app.get("/api/support/chat/sessions/<session_id>/suggested-responses")
+def suggest_for_chat(session_id: UUID) -> Response[Envelope[list[SuggestedResponse]]]:
+    return ok(suggestions.suggest_for_chat(current_principal(app), session_id))
 
 
 @logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_HTTP)

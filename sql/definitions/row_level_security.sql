@@ -1,15 +1,17 @@
 -- Row-level security: every tenant table and its policies, in one list (history: sql/0002, 0003, 0007, 0011,
--- 0012, 0016, 0018, 0019, 0023, 0024).
+-- 0012, 0016, 0018, 0019, 0023, 0024, 0027).
 --
 -- Every tenant table has ENABLE + FORCE row-level security (FORCE so that even the owner is filtered) and one
 -- policy, tenant_isolation, on the transaction-local setting app.tenant_id. current_setting() without
 -- missing_ok raises when the setting was never made, and ''::uuid raises once a transaction that made it has
 -- ended: a missing tenant fails closed, loudly.
 --
--- Two tables are ENABLEd but not FORCEd, so that an owner's SECURITY DEFINER function can read across them:
--- ticket_search_index (search_ticket_ids: a GIN index is never used under a policy, see ticket_search.sql) and
+-- Four tables are ENABLEd but not FORCEd, so that an owner's SECURITY DEFINER function can read across them:
+-- ticket_search_index (search_ticket_ids: a GIN index is never used under a policy, see ticket_search.sql),
+-- canned_response_search and canned_response_terms (suggest_canned_responses, for the same reason:
+-- canned_suggestions.sql) and
 -- widget_keys (widget_key_for_visitors: the public route knows the key, not the tenant). The runtime roles
--- have no privilege that lets them see the search table at all, and see only their tenant's widget keys.
+-- have no privilege that lets them see the search tables at all, and see only their tenant's widget keys.
 --
 -- A new tenant table is created by its versioned migration (with ENABLE ROW LEVEL SECURITY there, so that it
 -- fails closed until this file has run in the same deploy) and is added to this list the same day;
@@ -50,6 +52,8 @@ BEGIN
             ('support_contacts', true),
             ('contact_identities', true),
             ('ticket_search_index', false),
+            ('canned_response_search', false),
+            ('canned_response_terms', false),
             ('widget_keys', false)
         ) AS t (name, forced)
     LOOP

@@ -64,3 +64,23 @@ def test_50_concurrent_uses_over_http_add_exactly_50(
 
     assert sorted(counts) == list(range(1, 51))
     assert api.get(f"{BASE}/by-shortcut/busy").json()["data"]["usageCount"] == 50
+
+
+def test_the_reply_box_gets_suggestions_for_a_ticket_through_the_gateway(
+    client_for: Callable[..., httpx.Client], tenant: UUID
+) -> None:
+    admin, agent = client_for(tenant), client_for(tenant, role="agent")
+    refund = admin.post(
+        BASE, json={"responseTitle": "Refund policy", "responseContent": "Refunds take 5 days.", "shortcutKey": "r"}
+    ).json()["data"]["id"]
+    admin.post(BASE, json={"responseTitle": "Opening hours", "responseContent": "We open at 9.", "shortcutKey": "o"})
+    ticket = admin.post(
+        "/api/support/tickets",
+        json={"customerName": "Ada", "customerEmail": "ada@example.com", "subject": "Refund?", "description": "Hi"},
+    ).json()["data"]
+
+    # The route under /tickets is the canned responses function's (the ticket itself stays the tickets function's)
+    reply = agent.get(f"/api/support/tickets/{ticket['id']}/suggested-responses")
+    assert reply.status_code == 200, reply.text
+    assert [(r["id"], r["matchedWords"]) for r in reply.json()["data"]] == [(refund, ["refund"])]
+    assert agent.get(f"/api/support/tickets/{ticket['id']}").json()["data"]["subject"] == "Refund?"

@@ -8,7 +8,7 @@ from pathlib import Path
 import psycopg
 
 from local.database import DatabaseUrls
-from local.sample_events import CANNED_RESPONSE_ID, TENANT_ID
+from local.sample_events import CANNED_RESPONSE_ID, CHAT_SESSION_ID, TENANT_ID, TICKET_ID
 from tests.http_events import invoke_sample_event
 
 EVENTS = Path(__file__).resolve().parents[2] / "events" / "canned_responses"
@@ -17,6 +17,8 @@ EVENTS = Path(__file__).resolve().parents[2] / "events" / "canned_responses"
 # the one `create` makes (which `get_by_shortcut` and `list` then find).
 JOURNEY = [
     ("create", 201),
+    ("suggest_for_ticket", 200),
+    ("suggest_for_chat", 200),
     ("get_by_shortcut", 200),
     ("list", 200),
     ("update", 200),
@@ -39,6 +41,19 @@ def test_every_sample_event_succeeds_against_the_handler(db: DatabaseUrls) -> No
             "VALUES (%s, %s, 'Late parcel', 'Sorry, your parcel is late.', 'late-parcel')",
             (CANNED_RESPONSE_ID, TENANT_ID),
         )
+        # the ticket and the chat the suggestion events name, in the customer's words (the totals' triggers want the
+        # tenant bound, as in every transaction of the services)
+        conn.execute("SELECT set_config('app.tenant_id', %s, true)", (TENANT_ID,))
+        conn.execute(
+            "INSERT INTO support_tickets (id, user_id, customer_name, customer_email, subject) "
+            "VALUES (%s, %s, 'Ada', 'ada@example.com', 'Refund for a late parcel') ON CONFLICT (id) DO NOTHING",
+            (TICKET_ID, TENANT_ID),
+        )
+        conn.execute(
+            "INSERT INTO live_chat_sessions (id, user_id, visitor_id) VALUES (%s, %s, 'visitor-5f2c') "
+            "ON CONFLICT (id) DO NOTHING",
+            (CHAT_SESSION_ID, TENANT_ID),
+        )
 
     answers = {}
     for name, _ in JOURNEY:
@@ -49,3 +64,6 @@ def test_every_sample_event_succeeds_against_the_handler(db: DatabaseUrls) -> No
     assert {name: status for name, (status, _) in answers.items()} == dict(JOURNEY)
     assert [r["shortcutKey"] for r in answers["list"][1]["data"]] == ["refund-policy"]
     assert answers["use"][1]["data"]["usageCount"] == 1
+    # the ticket's subject names a refund and a parcel: both responses share a word with it
+    assert {r["shortcutKey"] for r in answers["suggest_for_ticket"][1]["data"]} == {"refund-policy", "late-parcel"}
+    assert answers["suggest_for_chat"][1]["data"] == []  # the chat has no customer message yet

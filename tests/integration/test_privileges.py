@@ -272,8 +272,11 @@ def test_runtime_role_cannot_create_objects(db: DatabaseUrls, statement: str) ->
         "SELECT * FROM recount_tenant_figures(%(t)s, true)",
         "SELECT * FROM recount_tenant_day_totals(%(t)s, true)",
         "SELECT ticket_search_query('x')",
-        # the search side table: only through search_ticket_ids
+        # the search side tables: only through search_ticket_ids and suggest_canned_responses
         "SELECT * FROM ticket_search_index",
+        "SELECT * FROM canned_response_search",
+        "SELECT * FROM canned_response_terms",
+        "SELECT canned_response_document('a', 'b')",
         "SELECT * FROM schema_migrations",
     ],
 )

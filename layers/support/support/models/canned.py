@@ -62,3 +62,12 @@ class CannedResponse(Record):
     last_used_at: datetime | None
     created_at: datetime
     updated_at: datetime
+
+
+class SuggestedResponse(CannedResponse):
+    """A canned response suggested for a conversation: how well it matches the customer's recent messages (`score`,
+    higher is better; full-text rank with the title weighing more than the content) and the customer's words that
+    matched (`matchedWords`, as written, lower case, in the order they came)."""
+
+    score: float
+    matched_words: list[str]
