@@ -606,11 +606,9 @@ def rendered() -> dict[Path, str]:
         files[EVENTS_DIR / name] = json.dumps(event, indent=2, sort_keys=False) + "\n"
     for name, event in pre_token_samples().items():
         files[EVENTS_DIR / name] = json.dumps(event, indent=2, sort_keys=False) + "\n"
-<<<<<<< HEAD
     for name, event in email_samples().items():
-=======
+        files[EVENTS_DIR / name] = json.dumps(event, indent=2, sort_keys=False) + "\n"
     for name, event in contacts_backfill_samples().items():
->>>>>>> wt-ct
         files[EVENTS_DIR / name] = json.dumps(event, indent=2, sort_keys=False) + "\n"
     return files
 
