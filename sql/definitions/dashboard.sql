@@ -57,7 +57,7 @@ BEGIN
         (SELECT coalesce(json_agg(r), '[]') FROM (
             SELECT id, user_id, customer_name, customer_email, customer_phone, subject, description, category,
                    priority, status, assigned_agent_id, created_at, updated_at, resolved_at, first_response_time,
-                   resolution_time, custom_fields
+                   resolution_time, custom_fields, contact_id
             FROM public.support_tickets WHERE user_id = p_tenant
             ORDER BY created_at DESC, id DESC LIMIT 5) r),
         (SELECT coalesce(json_agg(r), '[]') FROM (

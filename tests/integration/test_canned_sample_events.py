@@ -41,17 +41,19 @@ def test_every_sample_event_succeeds_against_the_handler(db: DatabaseUrls) -> No
             "VALUES (%s, %s, 'Late parcel', 'Sorry, your parcel is late.', 'late-parcel')",
             (CANNED_RESPONSE_ID, TENANT_ID),
         )
-        # the ticket and the chat the suggestion events name, in the customer's words (the totals' triggers want the
-        # tenant bound, as in every transaction of the services)
+        # the ticket and the chat the suggestion events name, in the customer's words and made afresh (another sample
+        # event test may have made them with other words and messages); the totals' triggers want the tenant bound,
+        # as in every transaction of the services
         conn.execute("SELECT set_config('app.tenant_id', %s, true)", (TENANT_ID,))
+        conn.execute("DELETE FROM support_tickets WHERE user_id = %s AND id = %s", (TENANT_ID, TICKET_ID))
+        conn.execute("DELETE FROM live_chat_sessions WHERE user_id = %s AND id = %s", (TENANT_ID, CHAT_SESSION_ID))
         conn.execute(
             "INSERT INTO support_tickets (id, user_id, customer_name, customer_email, subject) "
-            "VALUES (%s, %s, 'Ada', 'ada@example.com', 'Refund for a late parcel') ON CONFLICT (id) DO NOTHING",
+            "VALUES (%s, %s, 'Ada', 'ada@example.com', 'Refund for a late parcel')",
             (TICKET_ID, TENANT_ID),
         )
         conn.execute(
-            "INSERT INTO live_chat_sessions (id, user_id, visitor_id) VALUES (%s, %s, 'visitor-5f2c') "
-            "ON CONFLICT (id) DO NOTHING",
+            "INSERT INTO live_chat_sessions (id, user_id, visitor_id) VALUES (%s, %s, 'visitor-5f2c')",
             (CHAT_SESSION_ID, TENANT_ID),
         )
 
