@@ -92,7 +92,14 @@ BEGIN
                                               n.first_response_time, NULL)
             FROM new_rows n WHERE n.assigned_agent_id IS NOT NULL));
     ELSIF TG_OP = 'UPDATE' THEN
-        -- Only rows whose figures could move; their feedback (unchanged here) moves with them.
+        -- Only rows whose figures could move; their feedback (unchanged here) moves with them. An update that moves
+        -- none (a subject edit, sql/0025's backfill of references) stops here, before any feedback is read.
+        IF NOT EXISTS (SELECT FROM old_rows o JOIN new_rows n ON n.id = o.id
+                       WHERE (n.assigned_agent_id, n.status, n.resolution_time, n.first_response_time)
+                             IS DISTINCT FROM (o.assigned_agent_id, o.status, o.resolution_time, o.first_response_time))
+        THEN
+            RETURN NULL;
+        END IF;
         PERFORM public.add_agent_figures(ARRAY(
             SELECT c
             FROM old_rows o

@@ -47,6 +47,9 @@ BEGIN
             ('rate_limit_counters', true),
             ('broadcast_requests', true),
             ('queue_positions_told', true),
+            ('ticket_reference_counters', true),
+            -- the owner's backfill lists the tenants it has left (sql/0025); no other role has any privilege
+            ('ticket_reference_backfill', false),
             ('ticket_search_index', false),
             ('widget_keys', false)
         ) AS t (name, forced)

@@ -1,5 +1,6 @@
 -- updated_at: set on every UPDATE of the tables that have it (history: sql/0001; canned responses since 0006
--- only when a column an agent edits is set, so using a response is not an edit).
+-- only when a column an agent edits is set, so using a response is not an edit; tickets since 0025 not when the
+-- backfill numbers them).
 CREATE OR REPLACE FUNCTION public.set_updated_at() RETURNS trigger
 LANGUAGE plpgsql AS $$
 BEGIN
@@ -11,8 +12,10 @@ $$;
 CREATE OR REPLACE TRIGGER support_agents_updated_at BEFORE UPDATE ON public.support_agents
     FOR EACH ROW EXECUTE FUNCTION public.set_updated_at();
 
+-- Not when the update sets the ticket's reference (sql/0025's backfill, sql/definitions/ticket_references.sql):
+-- numbering a ticket is not an edit of it. Nothing else changes a reference.
 CREATE OR REPLACE TRIGGER support_tickets_updated_at BEFORE UPDATE ON public.support_tickets
-    FOR EACH ROW EXECUTE FUNCTION public.set_updated_at();
+    FOR EACH ROW WHEN (OLD.reference IS NOT DISTINCT FROM NEW.reference) EXECUTE FUNCTION public.set_updated_at();
 
 CREATE OR REPLACE TRIGGER ticket_conversations_updated_at BEFORE UPDATE ON public.ticket_conversations
     FOR EACH ROW EXECUTE FUNCTION public.set_updated_at();
