@@ -45,12 +45,18 @@ def test_a_phone_ticket_with_its_calls_and_its_reference(
     assert dashboard["ticketsByChannel"]["phone"] == 1 and dashboard["ticketsByChannel"]["api"] == 1
 
     # the errors: a channel a client may not claim, bad call input, another tenant's ticket
-    refused = api.post(BASE, json={"customerName": "A", "customerEmail": "a@example.com", "subject": "s",
-                                   "channel": "social"})
+    refused = api.post(
+        BASE, json={"customerName": "A", "customerEmail": "a@example.com", "subject": "s", "channel": "social"}
+    )
     assert refused.status_code == 422 and refused.json()["error"]["code"] == "validation_error"
     bad = api.post(f"{BASE}/{ticket['id']}/calls", json={"direction": "inbound", "durationSeconds": -5})
     assert bad.status_code == 422
     assert bad.json()["error"]["details"][0]["field"] == "body.durationSeconds"
     stranger = client_for(other_tenant)
-    assert stranger.post(f"{BASE}/{ticket['id']}/calls", json={"direction": "inbound", "durationSeconds": 5}).status_code == 404
-    assert stranger.post(f"{BASE}/{uuid4()}/calls", json={"direction": "inbound", "durationSeconds": 5}).status_code == 404
+    assert (
+        stranger.post(f"{BASE}/{ticket['id']}/calls", json={"direction": "inbound", "durationSeconds": 5}).status_code
+        == 404
+    )
+    assert (
+        stranger.post(f"{BASE}/{uuid4()}/calls", json={"direction": "inbound", "durationSeconds": 5}).status_code == 404
+    )

@@ -91,7 +91,9 @@ class TestChannel:
 
 
 class TestReference:
-    def test_a_tenants_references_start_at_1001_and_ascend(self, tickets_api: HandlerClient, other_tenant: UUID) -> None:
+    def test_a_tenants_references_start_at_1001_and_ascend(
+        self, tickets_api: HandlerClient, other_tenant: UUID
+    ) -> None:
         made = [new_ticket(tickets_api) for _ in range(3)]
         assert [t["reference"] for t in made] == ["#1001", "#1002", "#1003"]
         # every answer shows it: the read, the list, an update, a close
@@ -250,7 +252,9 @@ class TestBackfill:
         assert created[0]["reference"] == "#1005"
         assert _references(db, tenant) == [1001, 1002, 1003, 1004, 1005]
 
-    def test_the_provisioning_report_counts_what_was_numbered(self, db: DatabaseUrls, tickets_api: HandlerClient) -> None:
+    def test_the_provisioning_report_counts_what_was_numbered(
+        self, db: DatabaseUrls, tickets_api: HandlerClient
+    ) -> None:
         from support.db.provisioning import ProvisioningReport
 
         report = replace(ProvisioningReport(), references_numbered=12, references_left=True)
@@ -319,11 +323,18 @@ class TestCalls:
         # a call the database refuses takes the ticket with it: nothing of either is kept
         count = len(api.get(BASE, query={"limit": 100}).data)
         with psycopg.connect(db.admin) as conn:
-            conn.execute("ALTER TABLE ticket_conversations ADD CONSTRAINT test_no_long_calls"
-                         " CHECK (call_duration_seconds < 1000) NOT VALID")
+            conn.execute(
+                "ALTER TABLE ticket_conversations ADD CONSTRAINT test_no_long_calls"
+                " CHECK (call_duration_seconds < 1000) NOT VALID"
+            )
         try:
-            body = {"customerName": "Ada", "customerEmail": "a@example.com", "subject": "Long call", "channel": "phone",
-                    "call": {"direction": "inbound", "durationSeconds": 5000}}
+            body = {
+                "customerName": "Ada",
+                "customerEmail": "a@example.com",
+                "subject": "Long call",
+                "channel": "phone",
+                "call": {"direction": "inbound", "durationSeconds": 5000},
+            }
             assert api.post(BASE, body).status != 201
         finally:
             with psycopg.connect(db.admin) as conn:
@@ -331,8 +342,12 @@ class TestCalls:
         assert len(api.get(BASE, query={"limit": 100}).data) == count
 
     def test_a_call_needs_a_phone_ticket_to_come_with(self, tickets_api: HandlerClient) -> None:
-        body = {"customerName": "Ada", "customerEmail": "a@example.com", "subject": "S",
-                "call": {"direction": "inbound", "durationSeconds": 5}}
+        body = {
+            "customerName": "Ada",
+            "customerEmail": "a@example.com",
+            "subject": "S",
+            "call": {"direction": "inbound", "durationSeconds": 5},
+        }
         reply = tickets_api.post(BASE, body)
         assert reply.status == 422
 

@@ -206,7 +206,9 @@ class Conversation(Record):
     id: UUID
     ticket_id: UUID
     user_id: UUID
-    kind: ConversationKind = Field(description="`message`, or `call` for a logged phone call (its notes are the message)")
+    kind: ConversationKind = Field(
+        description="`message`, or `call` for a logged phone call (its notes are the message)"
+    )
     sender_type: SenderType
     sender_name: str
     sender_email: str | None

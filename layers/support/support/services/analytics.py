@@ -18,9 +18,10 @@ What each figure of a day D (a UTC day) counts, and why:
   the sessions started on D that got one: the chat counterpart of the tickets' first response time.
 * customer_satisfaction_score: the mean ticket feedback rating given on D.
 * tickets_by_status, tickets_by_priority, tickets_by_category, tickets_by_channel (sql/0025): the tickets
-  created on D, as they stand at rollup time (category "uncategorized" for none; a channel never changes). They answer "what came in that day and where is it now";
-  the scheduled run rolls up yesterday and the day before, so the day before is refreshed once more. (The open
-  backlog at the end of D would read history, not D's activity: its cost would grow with the table.)
+  created on D, as they stand at rollup time (category "uncategorized" for none; a channel never changes). They
+  answer "what came in that day and where is it now"; the scheduled run rolls up yesterday and the day before, so
+  the day before is refreshed once more. (The open backlog at the end of D would read history, not D's activity:
+  its cost would grow with the table.)
 * chats_by_agent: {agent id: sessions that agent ended on D} (the session's assigned agent when it ended).
 
 Averages follow support.averages (whole seconds, half away from zero; scores to two decimals). Percentiles are

@@ -25,13 +25,13 @@ from support.db.connection import Cursor
 from support.db.statements import equals_placeholders, lock_for_tenant
 from support.errors import Conflict, NotFound, QuotaExceeded, found
 from support.models.tickets import (
+    CallCreate,
     Conversation,
     ConversationCreate,
+    ConversationKind,
     Feedback,
     FeedbackCreate,
     SenderType,
-    CallCreate,
-    ConversationKind,
     Ticket,
     TicketCreate,
     TicketQuery,
@@ -132,9 +132,7 @@ def _reference_match(cur: Cursor, principal: Principal, search: str) -> int | No
     number = reference_number(search)
     if number is None or search.lstrip().startswith("#"):
         return number
-    cur.execute(
-        "SELECT 1 FROM support_tickets WHERE user_id = %s AND reference = %s", (principal.tenant_id, number)
-    )
+    cur.execute("SELECT 1 FROM support_tickets WHERE user_id = %s AND reference = %s", (principal.tenant_id, number))
     return number if cur.fetchone() is not None else None
 
 
@@ -169,8 +167,7 @@ def list_tickets(principal: Principal, query: TicketQuery) -> Page[Ticket]:
             else:
                 conditions.append(sql.SQL(SEARCH_MATCHES))
         statement = sql.SQL(
-            "SELECT {columns} FROM support_tickets WHERE {conditions} "
-            "ORDER BY created_at DESC, id DESC LIMIT %(limit)s"
+            "SELECT {columns} FROM support_tickets WHERE {conditions} ORDER BY created_at DESC, id DESC LIMIT %(limit)s"
         ).format(columns=sql.SQL(TICKET_COLUMNS), conditions=sql.SQL(" AND ").join(conditions))
         cur.execute(statement, params)
         rows = cur.fetchall()
