@@ -36,10 +36,11 @@ CREATE TABLE public.ticket_reference_counters (
     last_reference bigint NOT NULL CHECK (last_reference >= 1000)
 );
 
+-- Both tables are the owner's alone (the trigger's and the backfill's): RLS enabled, not forced
+-- (sql/definitions/row_level_security.sql), no grant to any other role.
 -- Where the backfill of each tenant stands: the next reference to give and the last ticket given one, in
 -- (created_at, id) order, so each batch is one index range from there and the old tickets are numbered in the
--- order they were created. A tenant's row is deleted when its last old ticket has a reference. Only the owner
--- reads or writes it (no grant); RLS enabled but not forced, so that the owner's backfill can list the tenants.
+-- order they were created. A tenant's row is deleted when its last old ticket has a reference.
 CREATE TABLE public.ticket_reference_backfill (
     user_id          uuid PRIMARY KEY,
     next_reference   bigint NOT NULL CHECK (next_reference > 1000),
