@@ -19,7 +19,7 @@ import argparse
 import threading
 import time
 from typing import Any
-from uuid import UUID
+from uuid import UUID, uuid5
 
 import psycopg
 
@@ -121,14 +121,55 @@ def run(urls: Any, tenant: UUID, batch: int) -> int:
     return 1 if failures else 0
 
 
+def create_cost(urls: Any, tenant: UUID, rounds: int) -> None:
+    """What the reference costs a create: support.services.tickets.create_ticket as the runtime role, timed in
+    alternating blocks with the reference triggers enabled and disabled (as the superuser), so that the machine's
+    load hits both alike. The created tickets are deleted afterwards."""
+    import statistics
+
+    from local.database import connected_as
+    from support.auth import Principal, Role
+    from support.models.tickets import TicketCreate
+    from support.services import tickets
+
+    principal = Principal(tenant_id=tenant, role=Role.ADMIN, subject="bench")
+    body = TicketCreate.model_validate({"customerName": "Ada", "customerEmail": "a@example.com", "subject": "Cost"})
+    timings: dict[bool, list[float]] = {True: [], False: []}
+    made: list[UUID] = []
+    with psycopg.connect(urls.admin, autocommit=True) as admin, connected_as(urls.app):
+        _tenant(admin, tenant)
+        try:
+            for block in range(rounds * 2):
+                enabled = block % 2 == 0
+                action = "ENABLE" if enabled else "DISABLE"
+                for trigger in ("support_tickets_reference", "support_tickets_reference_counters"):
+                    admin.execute(f"ALTER TABLE support_tickets {action} TRIGGER {trigger}".encode())
+                for n in range(25):
+                    t0 = time.perf_counter()
+                    made.append(tickets.create_ticket(principal, body).id)
+                    if n >= 5:  # the first few after an ALTER re-plan
+                        timings[enabled].append(time.perf_counter() - t0)
+        finally:
+            for trigger in ("support_tickets_reference", "support_tickets_reference_counters"):
+                admin.execute(f"ALTER TABLE support_tickets ENABLE TRIGGER {trigger}".encode())
+            admin.execute("DELETE FROM support_tickets WHERE id = ANY(%s)", (made,))
+    on, off = (statistics.median(timings[k]) * 1000 for k in (True, False))
+    print(
+        f"create (tickets.create_ticket, tenant {tenant}): p50 {on:.2f} ms with the reference triggers,"
+        f" {off:.2f} ms without ({on - off:+.2f} ms), {len(timings[True])} calls each, alternating blocks"
+    )
+
+
 def main(argv: list[str] | None = None) -> int:
     from local.database import database
 
     parser = argparse.ArgumentParser(prog="python -m bench.references", description=__doc__.splitlines()[0])
     parser.add_argument("--tickets", type=int, default=seeding.DEFAULT_TICKETS, help="tickets of the big tenant")
     parser.add_argument("--batch", type=int, default=5_000, help="tickets per transaction")
+    parser.add_argument("--create-rounds", type=int, default=10, help="blocks of creates with and without, each")
     args = parser.parse_args(argv)
     with database(seeding.database_name(args.tickets), purpose=seeding.purpose(args.tickets), quiet=True) as urls:
+        create_cost(urls, uuid5(seeding._NAMESPACE, "tenant/other-1"), args.create_rounds)
         return run(urls, seeding.BIG_TENANT, args.batch)
 
 
