@@ -169,7 +169,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--create-rounds", type=int, default=10, help="blocks of creates with and without, each")
     args = parser.parse_args(argv)
     with database(seeding.database_name(args.tickets), purpose=seeding.purpose(args.tickets), quiet=True) as urls:
-        create_cost(urls, uuid5(seeding._NAMESPACE, "tenant/other-1"), args.create_rounds)
+        if args.create_rounds:
+            create_cost(urls, uuid5(seeding._NAMESPACE, "tenant/other-1"), args.create_rounds)
         return run(urls, seeding.BIG_TENANT, args.batch)
 
 
