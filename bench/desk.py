@@ -44,6 +44,7 @@ DASHBOARD_PATH = "/api/support/dashboard"
 TREND_DAYS = 7
 TICKET_STATUSES = ("open", "in_progress", "waiting_customer", "resolved", "closed")
 TICKET_PRIORITIES = ("low", "medium", "high", "urgent")
+TICKET_CHANNELS = ("api", "email", "web_form", "chat", "phone", "social")
 AGENT_STATUSES = ("available", "busy", "away", "offline")
 
 # The two states of the dashboard's week: no rollup row in it (right after a deploy, or a tenant's first week),
@@ -56,7 +57,7 @@ PLAIN = "dashboard figures: straightforward SQL (big tenant)"
 
 PLAIN_TICKETS = """
 SELECT GROUPING(status) AS all_statuses, GROUPING(priority) AS all_priorities, GROUPING(category) AS all_categories,
-    status, priority, coalesce(category, 'uncategorized') AS category,
+    GROUPING(channel) AS all_channels, status, priority, coalesce(category, 'uncategorized') AS category, channel,
     count(*) AS tickets,
     count(*) FILTER (WHERE status IN ('open', 'in_progress', 'waiting_customer')) AS open,
     count(*) FILTER (WHERE status IN ('resolved', 'closed')) AS resolved,
@@ -65,7 +66,7 @@ SELECT GROUPING(status) AS all_statuses, GROUPING(priority) AS all_priorities, G
     count(*) FILTER (WHERE created_at >= %(midnight)s) AS created_today
 FROM support_tickets
 WHERE user_id = %(tenant)s
-GROUP BY GROUPING SETS ((), (status), (priority), (category))
+GROUP BY GROUPING SETS ((), (status), (priority), (category), (channel))
 """
 PLAIN_TICKETS_BY_DAY = """
 SELECT (created_at AT TIME ZONE 'UTC')::date AS day, count(*) AS n
@@ -139,10 +140,15 @@ def plain_dashboard(tenant: UUID, now: datetime | None = None) -> dict[str, Any]
             cur.execute(statement.encode(), params)
             results.append(cur.fetchall())
     groups, by_day, recent, chats, satisfaction, satisfaction_by_day, agents, top = results
-    overall = next(row for row in groups if row["all_statuses"] and row["all_priorities"] and row["all_categories"])
+    overall = next(
+        row
+        for row in groups
+        if row["all_statuses"] and row["all_priorities"] and row["all_categories"] and row["all_channels"]
+    )
     by_status = {row["status"]: row["tickets"] for row in groups if not row["all_statuses"]}
     by_priority = {row["priority"]: row["tickets"] for row in groups if not row["all_priorities"]}
     by_category = {row["category"]: row["tickets"] for row in groups if not row["all_categories"]}
+    by_channel = {row["channel"]: row["tickets"] for row in groups if not row["all_channels"]}
     agent_status = {row["status"]: row["n"] for row in agents}
     volume = {row["day"]: row["n"] for row in by_day}
     scores = {row["day"]: _number(row["score"]) for row in satisfaction_by_day}
@@ -165,6 +171,7 @@ def plain_dashboard(tenant: UUID, now: datetime | None = None) -> dict[str, Any]
         "ticketsByStatus": {s: by_status.get(s, 0) for s in TICKET_STATUSES},
         "ticketsByPriority": {p: by_priority.get(p, 0) for p in TICKET_PRIORITIES},
         "ticketsByCategory": dict(sorted(by_category.items())),
+        "ticketsByChannel": {c: by_channel.get(c, 0) for c in TICKET_CHANNELS},
         "agentAvailability": {s: agent_status.get(s, 0) for s in AGENT_STATUSES},
         "satisfactionTrendLastWeek": [{"date": d.isoformat(), "score": scores.get(d)} for d in days],
         "ticketVolumeTrendLastWeek": [{"date": d.isoformat(), "count": volume.get(d, 0)} for d in days],

@@ -80,6 +80,31 @@ SAMPLES = (
             "priority": "high",
         },
     ),
+    SampleEvent(
+        "tickets/list_by_channel.json",
+        "GET /api/support/tickets",
+        "/api/support/tickets",
+        query={"channel": "phone", "search": "#1001", "limit": "20"},
+    ),
+    SampleEvent(
+        "tickets/create_phone.json",
+        "POST /api/support/tickets",
+        "/api/support/tickets",
+        body={
+            "customerName": "Grace Hopper",
+            "customerEmail": "grace@example.com",
+            "customerPhone": "+1 555 0100",
+            "subject": "Cannot log in to the shop",
+            "category": "account",
+            "channel": "phone",
+            "call": {
+                "direction": "inbound",
+                "callerNumber": "+1 555 0100",
+                "durationSeconds": 240,
+                "notes": "Password reset link never arrived; resent it while on the phone.",
+            },
+        },
+    ),
     SampleEvent("tickets/get.json", "GET /api/support/tickets/{ticketId}", TICKET_PATH),
     SampleEvent(
         "tickets/update.json",
@@ -123,6 +148,17 @@ SAMPLES = (
                     "url": "https://files.example.com/labels/return-label.pdf",
                 }
             ],
+        },
+    ),
+    SampleEvent(
+        "tickets/log_call.json",
+        "POST /api/support/tickets/{ticketId}/calls",
+        f"{TICKET_PATH}/calls",
+        body={
+            "direction": "outbound",
+            "callerNumber": "+44 20 7946 0018",
+            "durationSeconds": 312,
+            "notes": "Called back: a replacement mug goes out today with a prepaid return label.",
         },
     ),
     SampleEvent(

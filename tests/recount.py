@@ -38,11 +38,14 @@ def _nonzero(figures: dict[Any, tuple[int, ...]]) -> dict[Any, tuple[int, ...]]:
     return {key: value for key, value in figures.items() if any(value)}
 
 
-# ticket_totals: (status, priority, category) -> (tickets, resolution s, count, first response s, count)
-def recount_ticket_totals(db: DatabaseUrls, tenant: UUID) -> dict[tuple[str, str, str | None], tuple[int, ...]]:
-    totals: dict[tuple[str, str, str | None], list[int]] = defaultdict(lambda: [0, 0, 0, 0, 0])
+# ticket_totals: (status, priority, category, channel) -> (tickets, resolution s, count, first response s, count)
+TicketGroup = tuple[str, str, str | None, str]
+
+
+def recount_ticket_totals(db: DatabaseUrls, tenant: UUID) -> dict[TicketGroup, tuple[int, ...]]:
+    totals: dict[TicketGroup, list[int]] = defaultdict(lambda: [0, 0, 0, 0, 0])
     for t in rows(db, tenant, "support_tickets"):
-        group = totals[(t["status"], t["priority"], t["category"])]
+        group = totals[(t["status"], t["priority"], t["category"], t["channel"])]
         group[0] += 1
         if t["resolution_time"] is not None:
             group[1] += t["resolution_time"]
@@ -53,17 +56,17 @@ def recount_ticket_totals(db: DatabaseUrls, tenant: UUID) -> dict[tuple[str, str
     return _nonzero({key: tuple(value) for key, value in totals.items()})
 
 
-def stored_ticket_totals(db: DatabaseUrls, tenant: UUID) -> dict[tuple[str, str, str | None], tuple[int, ...]]:
+def stored_ticket_totals(db: DatabaseUrls, tenant: UUID) -> dict[TicketGroup, tuple[int, ...]]:
     return _nonzero(
         {
-            (r["status"], r["priority"], r["category"]): (
+            (r["status"], r["priority"], r["category"], r["channel"]): (
                 r["tickets"],
                 r["resolution_seconds"],
                 r["resolution_count"],
                 r["first_response_seconds"],
                 r["first_response_count"],
             )
-            for r in rows(db, tenant, "ticket_totals", order="status, priority, category")
+            for r in rows(db, tenant, "ticket_totals", order="status, priority, category, channel")
         }
     )
 

@@ -1,4 +1,4 @@
-"""Tickets endpoint group: tickets, their conversations, assignment and feedback."""
+"""Tickets endpoint group: tickets, their conversations and calls, assignment and feedback."""
 
 from __future__ import annotations
 
@@ -15,11 +15,13 @@ from support.models.base import Category, SearchText
 from support.models.envelopes import Envelope, PageEnvelope
 from support.models.tickets import (
     AssignRequest,
+    CallCreate,
     Conversation,
     ConversationCreate,
     Feedback,
     FeedbackCreate,
     Ticket,
+    TicketChannel,
     TicketCreate,
     TicketPriority,
     TicketQuery,
@@ -40,6 +42,7 @@ def list_tickets(
     priority: Annotated[TicketPriority | None, Query()] = None,
     assigned_agent_id: Annotated[UUID | None, Query(alias="assignedAgentId")] = None,
     category: Annotated[Category | None, Query()] = None,
+    channel: Annotated[TicketChannel | None, Query()] = None,
     search: Annotated[SearchText | None, Query()] = None,
     limit: PageSize = DEFAULT_PAGE_SIZE,
     cursor: PageCursor = None,
@@ -51,6 +54,7 @@ def list_tickets(
         priority=priority,
         assigned_agent_id=assigned_agent_id,
         category=category,
+        channel=channel,
         search=search,
         limit=limit,
         cursor=cursor,
@@ -97,6 +101,11 @@ def list_conversations(
 @app.post("/api/support/tickets/<ticket_id>/conversations", status_code=201)
 def add_conversation(ticket_id: UUID, message: ConversationCreate) -> Response[Envelope[Conversation]]:
     return created(tickets.add_conversation(current_principal(app), ticket_id, message))
+
+
+@app.post("/api/support/tickets/<ticket_id>/calls", status_code=201)
+def log_call(ticket_id: UUID, call: CallCreate) -> Response[Envelope[Conversation]]:
+    return created(tickets.log_call(current_principal(app), ticket_id, call))
 
 
 @app.get("/api/support/tickets/<ticket_id>/feedback")

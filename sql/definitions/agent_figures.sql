@@ -92,20 +92,32 @@ BEGIN
                                               n.first_response_time, NULL)
             FROM new_rows n WHERE n.assigned_agent_id IS NOT NULL));
     ELSIF TG_OP = 'UPDATE' THEN
-        -- Only rows whose figures could move; their feedback (unchanged here) moves with them.
+        -- Only rows whose figures could move; their feedback (unchanged here) moves with them. The rows that moved
+        -- are found first (a hash join of the transition tables), and only theirs is feedback read: an update that
+        -- moves none (a subject edit, sql/0025's backfill of references) reads none. (An EXISTS test for them was
+        -- tried first: its plan looks for the first match and walked the pairs of rows, quadratic in the statement's
+        -- size: 20,000 rows took 90 s.)
         PERFORM public.add_agent_figures(ARRAY(
+            WITH moved AS MATERIALIZED (
+                SELECT n.user_id, n.id,
+                       o.assigned_agent_id AS old_agent, o.status AS old_status,
+                       o.resolution_time AS old_resolution, o.first_response_time AS old_first_response,
+                       n.assigned_agent_id AS new_agent, n.status AS new_status,
+                       n.resolution_time AS new_resolution, n.first_response_time AS new_first_response
+                FROM old_rows o
+                JOIN new_rows n ON n.id = o.id
+                WHERE (n.assigned_agent_id, n.status, n.resolution_time, n.first_response_time)
+                      IS DISTINCT FROM (o.assigned_agent_id, o.status, o.resolution_time, o.first_response_time)
+            )
             SELECT c
-            FROM old_rows o
-            JOIN new_rows n ON n.id = o.id
-            LEFT JOIN public.ticket_feedback f ON f.user_id = n.user_id AND f.ticket_id = n.id
+            FROM moved m
+            LEFT JOIN public.ticket_feedback f ON f.user_id = m.user_id AND f.ticket_id = m.id
             CROSS JOIN LATERAL (VALUES
-                (public.ticket_contribution(-1, o.assigned_agent_id, o.status, o.resolution_time,
-                                            o.first_response_time, f.agent_rating)),
-                (public.ticket_contribution(1, n.assigned_agent_id, n.status, n.resolution_time,
-                                            n.first_response_time, f.agent_rating))) AS v(c)
-            WHERE (n.assigned_agent_id, n.status, n.resolution_time, n.first_response_time)
-                  IS DISTINCT FROM (o.assigned_agent_id, o.status, o.resolution_time, o.first_response_time)
-              AND (c).agent_id IS NOT NULL));
+                (public.ticket_contribution(-1, m.old_agent, m.old_status, m.old_resolution, m.old_first_response,
+                                            f.agent_rating)),
+                (public.ticket_contribution(1, m.new_agent, m.new_status, m.new_resolution, m.new_first_response,
+                                            f.agent_rating))) AS v(c)
+            WHERE (c).agent_id IS NOT NULL));
     ELSE
         PERFORM public.refresh_agent_metrics(ARRAY(
             SELECT DISTINCT o.assigned_agent_id FROM old_rows o WHERE o.assigned_agent_id IS NOT NULL));

@@ -34,16 +34,17 @@ DECLARE
     v_midnight timestamptz := v_today::timestamp AT TIME ZONE 'UTC';
 BEGIN
     RETURN QUERY SELECT
-        -- the running totals summed by status, by priority, by category and overall (sql/0007, sql/0010)
+        -- the running totals summed by status, by priority, by category, by channel (sql/0025) and overall
+        -- (sql/0007, sql/0010)
         (SELECT coalesce(json_agg(g), '[]') FROM (
-            SELECT grouping(status, priority, category) AS level, status, priority, category,
+            SELECT grouping(status, priority, category, channel) AS level, status, priority, category, channel,
                    sum(tickets) AS tickets,
                    coalesce(sum(resolution_seconds), 0) AS resolution_seconds,
                    coalesce(sum(resolution_count), 0) AS resolution_count,
                    coalesce(sum(first_response_seconds), 0) AS first_response_seconds,
                    coalesce(sum(first_response_count), 0) AS first_response_count
             FROM public.ticket_totals WHERE user_id = p_tenant AND tickets > 0
-            GROUP BY GROUPING SETS ((status), (priority), (category), ())) g),
+            GROUP BY GROUPING SETS ((status), (priority), (category), (channel), ())) g),
         (SELECT coalesce(json_agg(g), '[]') FROM (
             SELECT status, sessions, duration_seconds, duration_count
             FROM public.chat_totals WHERE user_id = p_tenant AND sessions > 0) g),
@@ -57,7 +58,7 @@ BEGIN
         (SELECT coalesce(json_agg(r), '[]') FROM (
             SELECT id, user_id, customer_name, customer_email, customer_phone, subject, description, category,
                    priority, status, assigned_agent_id, created_at, updated_at, resolved_at, first_response_time,
-                   resolution_time, custom_fields, contact_id
+                   resolution_time, custom_fields, contact_id, channel, reference
             FROM public.support_tickets WHERE user_id = p_tenant
             ORDER BY created_at DESC, id DESC LIMIT 5) r),
         (SELECT coalesce(json_agg(r), '[]') FROM (

@@ -28,27 +28,27 @@ BEGIN
 
     RETURN QUERY
     WITH kept AS (
-        SELECT t.status, t.priority, t.category, t.tickets, t.resolution_seconds, t.resolution_count,
+        SELECT t.status, t.priority, t.category, t.channel, t.tickets, t.resolution_seconds, t.resolution_count,
                t.first_response_seconds, t.first_response_count
         FROM public.ticket_totals t WHERE t.user_id = tenant
     ), counted AS (
-        SELECT t.status, t.priority, t.category, count(*) AS tickets,
+        SELECT t.status, t.priority, t.category, t.channel, count(*) AS tickets,
                coalesce(sum(t.resolution_time), 0) AS resolution_seconds, count(t.resolution_time) AS resolution_count,
                coalesce(sum(t.first_response_time), 0) AS first_response_seconds,
                count(t.first_response_time) AS first_response_count
         FROM public.support_tickets t WHERE t.user_id = tenant
-        GROUP BY t.status, t.priority, t.category
+        GROUP BY t.status, t.priority, t.category, t.channel
     )
     SELECT 'ticket_totals',
            concat_ws('/', coalesce(k.status, c.status), coalesce(k.priority, c.priority),
-                     coalesce(k.category, c.category, '(no category)')),
+                     coalesce(k.category, c.category, '(no category)'), coalesce(k.channel, c.channel)),
            CASE WHEN k.status IS NOT NULL THEN ROW(k.tickets, k.resolution_seconds, k.resolution_count,
                                                    k.first_response_seconds, k.first_response_count)::text END,
            CASE WHEN c.status IS NOT NULL THEN ROW(c.tickets, c.resolution_seconds, c.resolution_count,
                                                    c.first_response_seconds, c.first_response_count)::text END
     FROM kept k
     FULL JOIN counted c
-        ON c.status = k.status AND c.priority = k.priority
+        ON c.status = k.status AND c.priority = k.priority AND c.channel = k.channel
        AND (c.category IS NULL) = (k.category IS NULL) AND coalesce(c.category, '') = coalesce(k.category, '')
     WHERE (k.tickets, k.resolution_seconds, k.resolution_count, k.first_response_seconds, k.first_response_count)
           IS DISTINCT FROM
@@ -129,12 +129,12 @@ BEGIN
     END IF;
 
     DELETE FROM public.ticket_totals t WHERE t.user_id = tenant;
-    INSERT INTO public.ticket_totals (user_id, status, priority, category, tickets, resolution_seconds,
+    INSERT INTO public.ticket_totals (user_id, status, priority, category, channel, tickets, resolution_seconds,
                                       resolution_count, first_response_seconds, first_response_count)
-    SELECT tenant, t.status, t.priority, t.category, count(*), coalesce(sum(t.resolution_time), 0),
+    SELECT tenant, t.status, t.priority, t.category, t.channel, count(*), coalesce(sum(t.resolution_time), 0),
            count(t.resolution_time), coalesce(sum(t.first_response_time), 0), count(t.first_response_time)
     FROM public.support_tickets t WHERE t.user_id = tenant
-    GROUP BY t.status, t.priority, t.category;
+    GROUP BY t.status, t.priority, t.category, t.channel;
 
     DELETE FROM public.chat_totals t WHERE t.user_id = tenant;
     INSERT INTO public.chat_totals (user_id, status, sessions, duration_seconds, duration_count)

@@ -51,6 +51,12 @@ BEGIN
             ('queue_positions_told', true),
             ('support_contacts', true),
             ('contact_identities', true),
+            -- Only the owner's trigger and backfill read or write these (sql/0025; no other role has any privilege):
+            -- not forced, so that an owner's or a superuser's insert of a ticket is numbered without a tenant
+            -- setting (the ticket itself is under the forced policy of support_tickets), and the backfill can list
+            -- the tenants it has left.
+            ('ticket_reference_counters', false),
+            ('ticket_reference_backfill', false),
             ('ticket_search_index', false),
             ('canned_response_search', false),
             ('canned_response_terms', false),

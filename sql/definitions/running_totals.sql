@@ -1,4 +1,5 @@
--- Running totals of the dashboard (ticket_totals, chat_totals, feedback_totals; history: sql/0007, 0008, 0010):
+-- Running totals of the dashboard (ticket_totals, chat_totals, feedback_totals; history: sql/0007, 0008, 0010;
+-- a ticket's group is (status, priority, category, channel) since sql/0025):
 -- one upsert per totals table, zero rows deleted, and the triggers run as the owner so that the runtime role
 -- needs no write access to the totals.
 --
@@ -12,7 +13,8 @@ LANGUAGE sql IMMUTABLE
 SET search_path = pg_catalog, public, pg_temp
 RETURN ROW(t.user_id, t.status, t.priority, t.category, sign,
            sign * coalesce(t.resolution_time, 0), sign * (t.resolution_time IS NOT NULL)::integer,
-           sign * coalesce(t.first_response_time, 0), sign * (t.first_response_time IS NOT NULL)::integer
+           sign * coalesce(t.first_response_time, 0), sign * (t.first_response_time IS NOT NULL)::integer,
+           t.channel
           )::public.ticket_totals;
 
 CREATE OR REPLACE FUNCTION public.add_to_ticket_totals(deltas public.ticket_totals[]) RETURNS void
@@ -20,25 +22,26 @@ LANGUAGE plpgsql
 SET search_path = pg_catalog, public, pg_temp
 AS $$
 BEGIN
-    INSERT INTO public.ticket_totals AS t (user_id, status, priority, category, tickets, resolution_seconds,
-                                           resolution_count, first_response_seconds, first_response_count)
-    SELECT d.user_id, d.status, d.priority, d.category, sum(d.tickets), sum(d.resolution_seconds),
+    INSERT INTO public.ticket_totals AS t (user_id, status, priority, category, channel, tickets,
+                                           resolution_seconds, resolution_count, first_response_seconds,
+                                           first_response_count)
+    SELECT d.user_id, d.status, d.priority, d.category, d.channel, sum(d.tickets), sum(d.resolution_seconds),
            sum(d.resolution_count), sum(d.first_response_seconds), sum(d.first_response_count)
     FROM unnest(deltas) d
-    GROUP BY d.user_id, d.status, d.priority, d.category
+    GROUP BY d.user_id, d.status, d.priority, d.category, d.channel
     HAVING (sum(d.tickets), sum(d.resolution_seconds), sum(d.resolution_count), sum(d.first_response_seconds),
             sum(d.first_response_count)) <> (0, 0, 0, 0, 0)
-    ORDER BY d.user_id, d.status, d.priority, d.category
-    ON CONFLICT (user_id, status, priority, category) DO UPDATE SET
+    ORDER BY d.user_id, d.status, d.priority, d.category, d.channel
+    ON CONFLICT (user_id, status, priority, category, channel) DO UPDATE SET
         tickets = t.tickets + excluded.tickets,
         resolution_seconds = t.resolution_seconds + excluded.resolution_seconds,
         resolution_count = t.resolution_count + excluded.resolution_count,
         first_response_seconds = t.first_response_seconds + excluded.first_response_seconds,
         first_response_count = t.first_response_count + excluded.first_response_count;
     DELETE FROM public.ticket_totals t
-    USING (SELECT DISTINCT d.user_id, d.status, d.priority, d.category FROM unnest(deltas) d) g
+    USING (SELECT DISTINCT d.user_id, d.status, d.priority, d.category, d.channel FROM unnest(deltas) d) g
     WHERE t.user_id = g.user_id AND t.status = g.status AND t.priority = g.priority
-      AND t.category IS NOT DISTINCT FROM g.category
+      AND t.category IS NOT DISTINCT FROM g.category AND t.channel = g.channel
       AND (t.tickets, t.resolution_seconds, t.resolution_count, t.first_response_seconds, t.first_response_count)
           = (0, 0, 0, 0, 0);
 END

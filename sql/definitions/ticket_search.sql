@@ -55,7 +55,8 @@ CREATE OR REPLACE FUNCTION public.search_ticket_ids(
     want_status   text DEFAULT NULL,
     want_priority text DEFAULT NULL,
     want_agent    uuid DEFAULT NULL,
-    want_category text DEFAULT NULL
+    want_category text DEFAULT NULL,
+    want_channel  text DEFAULT NULL  -- sql/0025
 ) RETURNS TABLE (ticket_id uuid)
 LANGUAGE plpgsql STABLE SECURITY DEFINER
 SET search_path = pg_catalog, public, pg_temp
@@ -66,7 +67,8 @@ DECLARE
     query   constant tsquery := public.ticket_search_query(search);
     window_rows constant integer := 5000;
     unfiltered constant boolean :=
-        want_status IS NULL AND want_priority IS NULL AND want_agent IS NULL AND want_category IS NULL;
+        want_status IS NULL AND want_priority IS NULL AND want_agent IS NULL AND want_category IS NULL
+        AND want_channel IS NULL;
     hits    integer;
     edge_at timestamptz;
     edge_id uuid;
@@ -91,7 +93,8 @@ BEGIN
                   AND (want_status IS NULL OR t.status = want_status)
                   AND (want_priority IS NULL OR t.priority = want_priority)
                   AND (want_agent IS NULL OR t.assigned_agent_id = want_agent)
-                  AND (want_category IS NULL OR t.category = want_category)))
+                  AND (want_category IS NULL OR t.category = want_category)
+                  AND (want_channel IS NULL OR t.channel = want_channel)))
         ORDER BY r.created_at DESC, r.ticket_id DESC
         LIMIT max_rows;
     GET DIAGNOSTICS hits = ROW_COUNT;
@@ -124,9 +127,11 @@ BEGIN
                 AND (want_status IS NULL OR t.status = want_status)
                 AND (want_priority IS NULL OR t.priority = want_priority)
                 AND (want_agent IS NULL OR t.assigned_agent_id = want_agent)
-                AND (want_category IS NULL OR t.category = want_category)))
+                AND (want_category IS NULL OR t.category = want_category)
+                AND (want_channel IS NULL OR t.channel = want_channel)))
         ORDER BY m.created_at DESC, m.ticket_id DESC
         LIMIT max_rows - hits;
 END
 $$;
-GRANT EXECUTE ON FUNCTION public.search_ticket_ids(text, integer, timestamptz, uuid, text, text, uuid, text) TO support_app;
+GRANT EXECUTE ON FUNCTION public.search_ticket_ids(text, integer, timestamptz, uuid, text, text, uuid, text, text)
+    TO support_app;

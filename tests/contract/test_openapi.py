@@ -21,6 +21,7 @@ FUNCTIONS = sorted({(route.code_uri, route.handler) for route in ROUTES})
 CREATES = {
     "POST /api/support/tickets",
     "POST /api/support/tickets/{ticketId}/conversations",
+    "POST /api/support/tickets/{ticketId}/calls",
     "POST /api/support/tickets/{ticketId}/feedback",
     "POST /api/support/agents",
     "POST /api/support/canned-responses",

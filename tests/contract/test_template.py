@@ -25,7 +25,14 @@ from support.models.canned import CannedResponseCreate, CannedResponseUpdate
 from support.models.chat import ChatMessageCreate, ChatRating, ChatReadRequest, ChatSessionStart, ChatTransfer
 from support.models.contacts import ContactMerge, ContactUpdate
 from support.models.settings import ChatSettings
-from support.models.tickets import AssignRequest, ConversationCreate, FeedbackCreate, TicketCreate, TicketUpdate
+from support.models.tickets import (
+    AssignRequest,
+    CallCreate,
+    ConversationCreate,
+    FeedbackCreate,
+    TicketCreate,
+    TicketUpdate,
+)
 from support.models.widgets import WidgetCreate, WidgetOriginsUpdate, WidgetSessionRequest
 
 TEMPLATE = load_template()
@@ -48,6 +55,7 @@ REQUEST_MODELS: dict[str, type[BaseModel]] = {
     "PATCH /api/support/tickets/{ticketId}": TicketUpdate,
     "POST /api/support/tickets/{ticketId}/assign": AssignRequest,
     "POST /api/support/tickets/{ticketId}/conversations": ConversationCreate,
+    "POST /api/support/tickets/{ticketId}/calls": CallCreate,
     "POST /api/support/tickets/{ticketId}/feedback": FeedbackCreate,
     "POST /api/support/agents": AgentCreate,
     "PATCH /api/support/agents/{agentId}": AgentUpdate,

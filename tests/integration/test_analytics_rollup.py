@@ -74,19 +74,21 @@ def build(db: DatabaseUrls, tenant: UUID, seed: int, days: list[date]) -> Data:
                     "status": status,
                     "priority": rng.choice(["low", "medium", "high", "urgent"]),
                     "category": rng.choice(["billing", "shipping", None]),
+                    "channel": rng.choice(["api", "email", "web_form", "chat", "phone", "social"]),
                     "first_response_time": first,
                     "resolution_time": resolution,
                     "resolved_at": None if resolution is None else created + timedelta(seconds=resolution),
                 }
                 row = conn.execute(
                     "INSERT INTO support_tickets (user_id, customer_name, customer_email, subject, status, priority,"
-                    " category, created_at, first_response_time, resolution_time, resolved_at)"
-                    " VALUES (%s, 'C', 'c@example.com', 'S', %s, %s, %s, %s, %s, %s, %s) RETURNING id",
+                    " category, channel, created_at, first_response_time, resolution_time, resolved_at)"
+                    " VALUES (%s, 'C', 'c@example.com', 'S', %s, %s, %s, %s, %s, %s, %s, %s) RETURNING id",
                     (
                         tenant,
                         status,
                         ticket["priority"],
                         ticket["category"],
+                        ticket["channel"],
                         created,
                         first,
                         resolution,
@@ -192,6 +194,7 @@ def expected(data: Data, day: date) -> dict[str, Any]:
         "tickets_by_status": dict(Counter(t["status"] for t in created)),
         "tickets_by_priority": dict(Counter(t["priority"] for t in created)),
         "tickets_by_category": dict(Counter(t["category"] or "uncategorized" for t in created)),
+        "tickets_by_channel": dict(Counter(t["channel"] for t in created)),
         "chats_by_agent": dict(Counter(str(s["agent"]) for s in ended if s["agent"] is not None)),
         "first_response_histogram": _histogram(answered),
         "resolution_histogram": _histogram(resolutions),

@@ -69,6 +69,7 @@ def recount(data: Data, days: list[date]) -> dict[str, Any]:
         "ticketsByStatus": dict(sorted(Counter(t["status"] for t in created).items())),
         "ticketsByPriority": dict(sorted(Counter(t["priority"] for t in created).items())),
         "ticketsByCategory": dict(sorted(Counter(t["category"] or "uncategorized" for t in created).items())),
+        "ticketsByChannel": dict(sorted(Counter(t["channel"] for t in created).items())),
         "chatsByAgent": dict(sorted(Counter(str(s["agent"]) for s in ended if s["agent"] is not None).items())),
         "_values": {"firstResponse": answered, "resolution": resolutions, "chatDuration": durations},
     }

@@ -45,15 +45,17 @@ def desk(db: DatabaseUrls, tickets_api: HandlerClient) -> None:
     new_agent(tickets_api, status="available")
     alan = new_agent(tickets_api, status="busy")
     plan = [
-        ("urgent", "billing", grace, "resolved", 5),
-        ("high", "billing", grace, "closed", 4),
-        ("low", "shipping", alan, "resolved", 2),
-        ("medium", None, alan, "in_progress", None),
-        ("medium", "shipping", None, "open", None),
-        ("low", None, None, "waiting_customer", None),
+        ("urgent", "billing", grace, "resolved", 5, "phone"),
+        ("high", "billing", grace, "closed", 4, "api"),
+        ("low", "shipping", alan, "resolved", 2, "email"),
+        ("medium", None, alan, "in_progress", None, "phone"),
+        ("medium", "shipping", None, "open", None, "api"),
+        ("low", None, None, "waiting_customer", None, "api"),
     ]
-    for priority, category, agent, status, rating in plan:
-        ticket = new_ticket(tickets_api, priority=priority, **({"category": category} if category else {}))
+    for priority, category, agent, status, rating, channel in plan:
+        ticket = new_ticket(
+            tickets_api, priority=priority, channel=channel, **({"category": category} if category else {})
+        )
         if agent:
             tickets_api.post(f"{TICKETS}/{ticket['id']}/assign", {"agentId": agent["id"]})
             tickets_api.post(
@@ -174,6 +176,10 @@ def test_every_field_against_the_raw_rows(desk: None, dashboard_api: HandlerClie
         p: sum(t["priority"] == p for t in tickets) for p in ("low", "medium", "high", "urgent")
     }
     assert data["ticketsByCategory"] == dict(sorted(Counter(t["category"] or "uncategorized" for t in tickets).items()))
+    assert data["ticketsByChannel"] == {
+        c: sum(t["channel"] == c for t in tickets) for c in ("api", "email", "web_form", "chat", "phone", "social")
+    }
+    assert data["ticketsByChannel"]["phone"] == 2
     assert data["agentAvailability"] == {
         s: sum(a["status"] == s for a in agents) for s in ("available", "busy", "away", "offline")
     }
@@ -189,7 +195,7 @@ def test_every_field_against_the_raw_rows(desk: None, dashboard_api: HandlerClie
         "totalTickets", "openTickets", "resolvedTickets", "totalChats", "activeChats", "totalAgents",
         "availableAgents", "averageResolutionTime", "averageFirstResponseTime", "customerSatisfactionScore",
         "averageChatDuration", "ticketsCreatedToday", "chatsStartedToday", "recentTickets", "topAgents",
-        "ticketsByStatus", "ticketsByPriority", "ticketsByCategory", "agentAvailability",
+        "ticketsByStatus", "ticketsByPriority", "ticketsByCategory", "ticketsByChannel", "agentAvailability",
         "satisfactionTrendLastWeek", "ticketVolumeTrendLastWeek",
     }  # fmt: skip
 

@@ -463,11 +463,11 @@ def test_recount_finds_and_repairs_drift(db: DatabaseUrls, tickets_api: HandlerC
     assert sorted((figure, key) for figure, key, _, _ in found) == [
         ("feedback_totals", str(tenant)),
         ("support_agents", agent["id"]),
-        ("ticket_totals", "resolved/medium/billing"),
+        ("ticket_totals", "resolved/medium/billing/api"),
     ]
     seconds = _resolution_seconds(db, tenant)
     by_key = {(figure, key): (stored, recounted) for figure, key, stored, recounted in found}
-    assert by_key[("ticket_totals", "resolved/medium/billing")] == (f"(4,{seconds},1,0,0)", f"(1,{seconds},1,0,0)")
+    assert by_key[("ticket_totals", "resolved/medium/billing/api")] == (f"(4,{seconds},1,0,0)", f"(1,{seconds},1,0,0)")
     assert by_key[("feedback_totals", str(tenant))] == ("(0,0)", "(1,4)")
     assert _recount(db, tenant, repair=True) == found
     assert _recount(db, tenant) == []

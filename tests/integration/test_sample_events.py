@@ -18,10 +18,13 @@ AGENT = "33333333-3333-4333-8333-333333333333"
 # In an order that makes every one succeed against the ticket and agent the events name.
 JOURNEY = [
     ("create", 201),
+    ("create_phone", 201),
     ("list", 200),
+    ("list_by_channel", 200),
     ("get", 200),
     ("update", 200),
     ("add_conversation", 201),
+    ("log_call", 201),
     ("list_conversations", 200),
     ("assign", 200),
     ("close", 200),

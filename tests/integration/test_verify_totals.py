@@ -31,7 +31,7 @@ def test_verify_reports_drift_and_repair_mends_it(
 
     # Then the difference is named, mended, and gone
     assert found == 1
-    assert f"{tenant}  ticket_totals open/medium/billing: stored (7,0,0,0,0), rows say (1,0,0,0,0)" in report
+    assert f"{tenant}  ticket_totals open/medium/billing/api: stored (7,0,0,0,0), rows say (1,0,0,0,0)" in report
     assert (repaired, after) == (1, 0)
 
 
@@ -51,7 +51,7 @@ def test_verify_without_a_tenant_recounts_every_tenant(
 
     # Then both tenants' differences are reported
     for api in (tickets_api, other):
-        assert f"{api.tenant}  ticket_totals open/medium/returns: stored (9,0,0,0,0)" in report
+        assert f"{api.tenant}  ticket_totals open/medium/returns/api: stored (9,0,0,0,0)" in report
 
 
 def test_verify_recounts_the_day_totals_too(

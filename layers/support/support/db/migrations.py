@@ -31,6 +31,8 @@ from typing import Any
 
 import psycopg
 
+from support.db.references import backfill_references
+
 LOCK_KEY = 0x5_0990_47  # any constant shared by every runner of this schema
 _NAME = re.compile(r"^(\d{4})_[a-z0-9_]+\.sql$")
 _DEFINITION_NAME = re.compile(r"^[a-z][a-z0-9_]*\.sql$")
@@ -90,7 +92,9 @@ def migrate(conninfo: str, directory: Path, *, log: Callable[[str], None] = prin
     discover(directory)  # a badly named file is refused before anything connects
     discover_definitions(directory)
     with psycopg.connect(conninfo, autocommit=True) as conn:
-        return apply_migrations(conn, directory, log=log)
+        applied = apply_migrations(conn, directory, log=log)
+        backfill_references(conn, log=log)  # after the commit, in batches of their own (support.db.references)
+        return applied
 
 
 def apply_migrations(

@@ -13,7 +13,8 @@ all-powerful master would weaken both. So, as the master:
 4. as the owner, grant the master CONNECT of its own (sql/0010 takes it from PUBLIC, and the master neither
    owns the database any more nor inherits the owner's rights), so that the next deploy can connect;
 5. SET ROLE support_owner and apply `sql/` (support.db.migrations), so every object, and every role the
-   migrations create, is the owner's exactly as locally;
+   migrations create, is the owner's exactly as locally: then, still as the owner and after that commit, number the
+   tickets older than references in batches within a time budget (support.db.references);
 6. still as the owner (who created them, so holds ADMIN on them), give each login role the password of its
    secret: `ALTER ROLE ... LOGIN PASSWORD` with a SCRAM verifier computed here by libpq, so the plain password
    never reaches the server or its statement log. A role that already logs in with its secret's password is
@@ -43,6 +44,7 @@ import psycopg
 from psycopg import sql
 
 from support.db.migrations import LOCK_KEY, apply_migrations
+from support.db.references import backfill_references
 from support.db.secrets import LoginSecret
 
 OWNER_ROLE = "support_owner"
@@ -69,6 +71,8 @@ class ProvisioningReport:
     schema_handed_to_owner: bool = False
     master_may_connect: bool = False
     migrations_applied: list[str] = field(default_factory=list)
+    references_numbered: int = 0  # old tickets given their reference (sql/0025) by this run
+    references_left: bool = False  # some are left for the next run (the time budget was spent)
     passwords_set: list[str] = field(default_factory=list)
     public_rights_revoked: list[str] = field(default_factory=list)
     public_rights_kept: list[str] = field(default_factory=list)  # what the master may not revoke (logged)
@@ -82,6 +86,7 @@ class ProvisioningReport:
             or self.schema_handed_to_owner
             or self.master_may_connect
             or self.migrations_applied
+            or self.references_numbered
             or self.passwords_set
             or self.public_rights_revoked
         )
@@ -102,6 +107,9 @@ class ProvisioningReport:
             parts.append("granted the master user CONNECT")
         if self.migrations_applied:
             parts.append("applied " + ", ".join(self.migrations_applied))
+        if self.references_numbered:
+            left = " (more left for the next run)" if self.references_left else ""
+            parts.append(f"numbered {self.references_numbered} old tickets{left}")
         if self.passwords_set:
             parts.append("set the password of " + ", ".join(self.passwords_set))
         if self.public_rights_revoked:
@@ -130,6 +138,7 @@ def provision(
         with conn.transaction():
             _ensure_master_may_connect(conn, report)
         report.migrations_applied = apply_migrations(conn, migrations, log=log)
+        report.references_numbered, report.references_left = backfill_references(conn, log=log)
         for login in logins:
             if can_log_in(login):
                 continue

@@ -25,6 +25,7 @@ class AnalyticsFigures(Record):
     tickets_by_status: dict[str, int]
     tickets_by_priority: dict[str, int]
     tickets_by_category: dict[str, int]
+    tickets_by_channel: dict[str, int] = Field(description="tickets created, by channel (sql/0025)")
     chats_by_agent: dict[str, int]
     # The day's distributions (sql/0012): {bucket: count} over fixed logarithmic buckets (bucket 0: 0 s; bucket k:
     # [1.1^(k-1), 1.1^k) s, within 4.9% read back), and the exact p50 and p90, whole seconds.
@@ -99,6 +100,7 @@ class AnalyticsSummary(Record):
     tickets_by_status: dict[str, int]
     tickets_by_priority: dict[str, int]
     tickets_by_category: dict[str, int]
+    tickets_by_channel: dict[str, int] = Field(description="tickets created, by channel (sql/0025)")
     chats_by_agent: dict[str, int] | None = Field(
         description="{agentId: sessions that agent ended in the range}, with byAgent=true only (null otherwise)"
     )

@@ -40,6 +40,7 @@ class SupportDashboard(Record):
     tickets_by_status: dict[str, int]
     tickets_by_priority: dict[str, int]
     tickets_by_category: dict[str, int] = Field(description='tickets without a category count as "uncategorized"')
+    tickets_by_channel: dict[str, int] = Field(description="every channel, 0 included (api, email, web_form, ...)")
     agent_availability: dict[str, int]
     satisfaction_trend_last_week: list[DailyScore] = Field(description="the last 7 UTC days, oldest first")
     ticket_volume_trend_last_week: list[DailyCount] = Field(description="the last 7 UTC days, oldest first")

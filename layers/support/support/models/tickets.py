@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import re
 from datetime import datetime
 from enum import StrEnum
 from typing import Annotated, Any
 from uuid import UUID
 
-from pydantic import Field, StringConstraints
+from pydantic import BeforeValidator, Field, StringConstraints, model_validator
 
 from support.models.base import (
     ApiModel,
@@ -49,6 +50,61 @@ class SenderType(StrEnum):
     SYSTEM = "system"
 
 
+class TicketChannel(StrEnum):
+    """How the ticket came in (sql/0025). Existing tickets, and staff's by default, are `api`."""
+
+    API = "api"
+    EMAIL = "email"
+    WEB_FORM = "web_form"
+    CHAT = "chat"
+    PHONE = "phone"
+    SOCIAL = "social"
+
+
+class StaffChannel(StrEnum):
+    """The channels staff may give a ticket they create: `phone` for a call taken, `email` for an email forwarded by
+    hand. `chat`, `web_form` and `social` are set by those paths only (a chat made into a ticket, the widget's form,
+    a connector): a client that sends one gets 422, so a figure by channel counts what really came in that way."""
+
+    API = "api"
+    PHONE = "phone"
+    EMAIL = "email"
+
+
+class CallDirection(StrEnum):
+    INBOUND = "inbound"
+    OUTBOUND = "outbound"
+
+
+class ConversationKind(StrEnum):
+    MESSAGE = "message"
+    CALL = "call"
+
+
+# A reference as people write it: `#1042` or `1042` (search text, stripped).
+REFERENCE_TEXT = re.compile(r"^#?\s*([1-9][0-9]{0,17})$")
+MAX_CALL_SECONDS = 86_400
+
+
+def reference_number(text: str) -> int | None:
+    """The number of a reference written as `#1042` or `1042`, else None."""
+    match = REFERENCE_TEXT.match(text.strip())
+    return int(match.group(1)) if match else None
+
+
+def _reference_text(value: Any) -> Any:
+    return f"#{value}" if isinstance(value, int) else value
+
+
+class CallCreate(ApiModel):
+    """A phone call to log on a ticket. The agent is the caller's own (their token's agent), never named here."""
+
+    direction: CallDirection
+    caller_number: Phone | None = None
+    duration_seconds: int = Field(ge=0, le=MAX_CALL_SECONDS)
+    notes: MessageText | None = None
+
+
 Subject = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=500), NoNul]
 
 
@@ -61,6 +117,14 @@ class TicketCreate(ApiModel):
     category: Category | None = None
     priority: TicketPriority = TicketPriority.MEDIUM
     custom_fields: JsonObject = Field(default_factory=dict)
+    channel: StaffChannel = StaffChannel.API
+    call: CallCreate | None = Field(default=None, description="with `channel: phone` only: the call, logged with it")
+
+    @model_validator(mode="after")
+    def _call_only_by_phone(self) -> TicketCreate:
+        if self.call is not None and self.channel is not StaffChannel.PHONE:
+            raise ValueError("`call` is given only with `channel: phone`")
+        return self
 
 
 class TicketUpdate(ApiModel):
@@ -78,6 +142,7 @@ class TicketQuery(ApiModel):
     priority: TicketPriority | None = None
     assigned_agent_id: UUID | None = None
     category: Category | None = None
+    channel: TicketChannel | None = None
     search: SearchText | None = None
     limit: int = Field(default=DEFAULT_PAGE_SIZE, ge=1, le=MAX_PAGE_SIZE)
     cursor: str | None = None
@@ -108,6 +173,11 @@ class Ticket(Record):
     contact_id: UUID | None = Field(
         default=None, description="the customer's contact (GET /api/support/contacts/{contactId}); null until linked"
     )
+    channel: TicketChannel
+    reference: Annotated[str | None, BeforeValidator(_reference_text)] = Field(
+        description="the tenant's short reference, `#1001` on: null only for a ticket older than references "
+        "until the backfill numbers it"
+    )
 
 
 class Attachment(ApiModel):
@@ -128,18 +198,45 @@ class ConversationCreate(ApiModel):
     attachments: list[Attachment] = Field(default_factory=list, max_length=20)
 
 
+class Call(Record):
+    direction: CallDirection
+    caller_number: str | None
+    duration_seconds: int
+    agent_id: UUID | None = Field(description="the agent who logged it; null once that agent is deleted")
+
+
 class Conversation(Record):
     id: UUID
     ticket_id: UUID
     user_id: UUID
+    kind: ConversationKind = Field(
+        description="`message`, or `call` for a logged phone call (its notes are the message)"
+    )
     sender_type: SenderType
     sender_name: str
     sender_email: str | None
     message: str
     is_internal: bool
     attachments: list[dict[str, Any]]
+    call: Call | None = Field(default=None, description="the call's details when `kind` is `call`, else null")
     created_at: datetime
     updated_at: datetime
+
+    @model_validator(mode="before")
+    @classmethod
+    def _call_from_columns(cls, row: Any) -> Any:
+        """A row of ticket_conversations carries the call's fields as columns (sql/0025): nest them."""
+        if isinstance(row, dict) and "call_direction" in row:
+            row = dict(row)
+            direction = row.pop("call_direction")
+            call = {
+                "direction": direction,
+                "caller_number": row.pop("caller_number"),
+                "duration_seconds": row.pop("call_duration_seconds"),
+                "agent_id": row.pop("agent_id"),
+            }
+            row["call"] = call if direction is not None else None
+        return row
 
 
 ScoreOneToFive = Annotated[int, Field(ge=1, le=5)]

@@ -17,10 +17,11 @@ What each figure of a day D (a UTC day) counts, and why:
 * agent_response_time: in live chat, the mean wait from a session's start to its first agent message, over
   the sessions started on D that got one: the chat counterpart of the tickets' first response time.
 * customer_satisfaction_score: the mean ticket feedback rating given on D.
-* tickets_by_status, tickets_by_priority, tickets_by_category: the tickets created on D, as they stand at
-  rollup time (category "uncategorized" for none). They answer "what came in that day and where is it now";
-  the scheduled run rolls up yesterday and the day before, so the day before is refreshed once more. (The open
-  backlog at the end of D would read history, not D's activity: its cost would grow with the table.)
+* tickets_by_status, tickets_by_priority, tickets_by_category, tickets_by_channel (sql/0025): the tickets
+  created on D, as they stand at rollup time (category "uncategorized" for none; a channel never changes). They
+  answer "what came in that day and where is it now"; the scheduled run rolls up yesterday and the day before, so
+  the day before is refreshed once more. (The open backlog at the end of D would read history, not D's activity:
+  its cost would grow with the table.)
 * chats_by_agent: {agent id: sessions that agent ended on D} (the session's assigned agent when it ended).
 
 Averages follow support.averages (whole seconds, half away from zero; scores to two decimals). Percentiles are
@@ -88,7 +89,7 @@ def _distribution(name: str, source: str) -> str:
 # One statement per tenant-day: every figure's inputs. %(t)s the tenant, [%(lo)s, %(hi)s) the day.
 _DAY_FIGURES = f"""
 WITH created AS (
-    SELECT t.status, t.priority, coalesce(t.category, %(uncategorized)s) AS category
+    SELECT t.status, t.priority, coalesce(t.category, %(uncategorized)s) AS category, t.channel
     FROM support_tickets t WHERE t.user_id = %(t)s AND t.created_at >= %(lo)s AND t.created_at < %(hi)s
 ), resolved AS (
     SELECT t.resolution_time AS v
@@ -136,6 +137,8 @@ SELECT
      FROM (SELECT priority AS k, count(*) AS n FROM created GROUP BY 1) x) AS by_priority,
     (SELECT coalesce(jsonb_object_agg(x.k, x.n), '{{}}')
      FROM (SELECT category AS k, count(*) AS n FROM created GROUP BY 1) x) AS by_category,
+    (SELECT coalesce(jsonb_object_agg(x.k, x.n), '{{}}')
+     FROM (SELECT channel AS k, count(*) AS n FROM created GROUP BY 1) x) AS by_channel,
     (SELECT coalesce(jsonb_object_agg(x.k, x.n), '{{}}')
      FROM (SELECT assigned_agent_id::text AS k, count(*) AS n FROM ended
            WHERE assigned_agent_id IS NOT NULL GROUP BY 1) x) AS by_agent,
@@ -185,6 +188,8 @@ ROLLUP_COLUMNS = (
     "agent_response_seconds",
     "rating_count",
     "rating_sum",
+    # sql/0025
+    "tickets_by_channel",
 )
 
 _UPSERT = (
@@ -223,6 +228,7 @@ _JSONB_COLUMNS = frozenset(
         "tickets_by_status",
         "tickets_by_priority",
         "tickets_by_category",
+        "tickets_by_channel",
         "chats_by_agent",
         "first_response_histogram",
         "resolution_histogram",
@@ -246,6 +252,7 @@ def figures_of(row: dict[str, Any]) -> dict[str, Any]:
         "tickets_by_status": row["by_status"],
         "tickets_by_priority": row["by_priority"],
         "tickets_by_category": row["by_category"],
+        "tickets_by_channel": row["by_channel"],
         "chats_by_agent": row["by_agent"],
         "first_response_histogram": row["first_response_histogram"],
         "resolution_histogram": row["resolution_histogram"],
@@ -410,6 +417,7 @@ _MERGED = (
     ("by_status", "tickets_by_status"),
     ("by_priority", "tickets_by_priority"),
     ("by_category", "tickets_by_category"),
+    ("by_channel", "tickets_by_channel"),
     ("by_agent", "chats_by_agent"),
     ("first_response_histogram", "first_response_histogram"),
     ("resolution_histogram", "resolution_histogram"),
@@ -647,6 +655,7 @@ def summarize(
         tickets_by_status=dict(sorted(total["by_status"].items())),
         tickets_by_priority=dict(sorted(total["by_priority"].items())),
         tickets_by_category=dict(sorted(total["by_category"].items())),
+        tickets_by_channel=dict(sorted(total["by_channel"].items())),
         chats_by_agent=dict(sorted(total["by_agent"].items())) if by_agent else None,
         first_response_histogram=dict(sorted(first_response.items(), key=lambda item: int(item[0]))),
         resolution_histogram=dict(sorted(resolution.items(), key=lambda item: int(item[0]))),

@@ -26,7 +26,7 @@ from support.errors import InvalidInput
 from support.models.agents import Agent, AgentStatus
 from support.models.analytics import SupportAnalytics
 from support.models.dashboard import DailyCount, DailyScore, SupportDashboard
-from support.models.tickets import Ticket, TicketPriority, TicketStatus
+from support.models.tickets import Ticket, TicketChannel, TicketPriority, TicketStatus
 
 OPEN = {TicketStatus.OPEN, TicketStatus.IN_PROGRESS, TicketStatus.WAITING_CUSTOMER}
 RESOLVED = {TicketStatus.RESOLVED, TicketStatus.CLOSED}
@@ -62,20 +62,24 @@ def get_dashboard(principal: Principal, *, now: datetime | None = None) -> Suppo
     agents_by_status = figures["agents_by_status"]
     week = [(date.fromisoformat(day["day"]), day) for day in figures["week"]]
 
-    # grouping(status, priority, category): 3 = by status, 5 = by priority, 6 = by category, 7 = all of them
+    # grouping(status, priority, category, channel): 7 = by status, 11 = by priority, 13 = by category,
+    # 14 = by channel, 15 = all of them
     by_status = dict.fromkeys(TicketStatus, 0)
     by_priority = dict.fromkeys(TicketPriority, 0)
+    by_channel = dict.fromkeys(TicketChannel, 0)
     by_category: dict[str, int] = {}
     sums = {"resolution_seconds": 0, "resolution_count": 0, "first_response_seconds": 0, "first_response_count": 0}
     for group in ticket_groups:
         match group["level"]:
-            case 3:
+            case 7:
                 by_status[group["status"]] += group["tickets"]
-            case 5:
+            case 11:
                 by_priority[group["priority"]] += group["tickets"]
-            case 6:
+            case 13:
                 category = group["category"] or UNCATEGORIZED
                 by_category[category] = by_category.get(category, 0) + group["tickets"]
+            case 14:
+                by_channel[group["channel"]] += group["tickets"]
             case _:
                 sums = {key: group[key] for key in sums}
     chats = {row["status"]: row for row in chat_groups}
@@ -100,6 +104,7 @@ def get_dashboard(principal: Principal, *, now: datetime | None = None) -> Suppo
         tickets_by_status={str(k): v for k, v in by_status.items()},
         tickets_by_priority={str(k): v for k, v in by_priority.items()},
         tickets_by_category=dict(sorted(by_category.items())),
+        tickets_by_channel={str(k): v for k, v in by_channel.items()},
         agent_availability={str(s): agents_by_status.get(s, 0) for s in AgentStatus},
         satisfaction_trend_last_week=[DailyScore(date=d, score=_day_score(day)) for d, day in week],
         ticket_volume_trend_last_week=[DailyCount(date=d, count=day["tickets"]) for d, day in week],
@@ -125,7 +130,7 @@ def list_analytics(principal: Principal, start: date, end: date) -> list[Support
             """SELECT id, user_id, analytics_date, total_tickets_created, total_tickets_resolved,
                 total_chats_started, total_chats_completed, average_resolution_time, average_first_response_time,
                 average_chat_duration, customer_satisfaction_score, agent_response_time, tickets_by_status,
-                tickets_by_priority, tickets_by_category, chats_by_agent, first_response_histogram,
+                tickets_by_priority, tickets_by_category, tickets_by_channel, chats_by_agent, first_response_histogram,
                 resolution_histogram, chat_duration_histogram, first_response_p50, first_response_p90,
                 resolution_p50, resolution_p90, chat_duration_p50, chat_duration_p90, first_response_count,
                 first_response_seconds, resolution_count, resolution_seconds, chat_duration_count,

@@ -1,4 +1,15 @@
-"""Tickets: the lifecycle (create, update, assign, resolve, close), conversation threads and feedback."""
+"""Tickets: the lifecycle (create, update, assign, resolve, close), conversation threads, phone calls and feedback.
+
+Channel and reference (sql/0025). A ticket's `channel` is set when it is created and never changes. Its reference
+(`#1001`, `#1002`, ... per tenant) is given by the database on insert (sql/definitions/ticket_references.sql),
+whatever path creates the ticket, from a counter row of the tenant locked until the create commits: a tenant's
+creates are numbered one at a time, which queues them no more than their row of the day's totals already does.
+
+Calls. A phone call is an entry of the ticket's thread of kind `call` (direction, caller number, duration, the
+agent who logged it; its notes are the entry's message), internal like a note: it is the desk's record of a
+conversation the customer was part of, never a message sent to them. A ticket created with `channel: phone` and a
+`call` logs that call in the same transaction.
+"""
 
 from __future__ import annotations
 
@@ -14,8 +25,10 @@ from support.db.connection import Cursor
 from support.db.statements import equals_placeholders, lock_for_tenant
 from support.errors import Conflict, NotFound, QuotaExceeded, found
 from support.models.tickets import (
+    CallCreate,
     Conversation,
     ConversationCreate,
+    ConversationKind,
     Feedback,
     FeedbackCreate,
     SenderType,
@@ -24,14 +37,15 @@ from support.models.tickets import (
     TicketQuery,
     TicketStatus,
     TicketUpdate,
+    reference_number,
 )
 from support.pagination import Page, decode_cursor, page_of
 
 TICKET_COLUMNS = """id, user_id, customer_name, customer_email, customer_phone, subject, description, category,
     priority, status, assigned_agent_id, created_at, updated_at, resolved_at, first_response_time,
-    resolution_time, custom_fields, contact_id"""
-CONVERSATION_COLUMNS = """id, ticket_id, user_id, sender_type, sender_name, sender_email, message, is_internal,
-    attachments, created_at, updated_at"""
+    resolution_time, custom_fields, contact_id, channel, reference"""
+CONVERSATION_COLUMNS = """id, ticket_id, user_id, kind, sender_type, sender_name, sender_email, message, is_internal,
+    attachments, call_direction, caller_number, call_duration_seconds, agent_id, created_at, updated_at"""
 FEEDBACK_COLUMNS = """id, ticket_id, user_id, rating, recommendation, feedback, resolved_issue, agent_rating,
     response_time_rating, communication_rating, created_at"""
 
@@ -42,7 +56,7 @@ SECONDS_SINCE_CREATED = "greatest(0, round(extract(epoch FROM now() - created_at
 # from support_tickets under the caller's own RLS.
 SEARCH_MATCHES = """id IN (SELECT ticket_id FROM search_ticket_ids(
     %(search)s, %(limit)s, %(after_at)s, %(after_id)s, %(status)s, %(priority)s, %(assigned_agent_id)s,
-    %(category)s))"""
+    %(category)s, %(channel)s))"""
 FINISHED = (TicketStatus.RESOLVED, TicketStatus.CLOSED)
 
 MAX_TICKETS_PER_TENANT = 1_000_000  # the product's "Ticket Volume: up to 1,000,000 tickets per user" (the tenant)
@@ -112,13 +126,25 @@ def _admit_category(cur: Cursor, principal: Principal, category: str | None) -> 
         )
 
 
+def _reference_match(cur: Cursor, principal: Principal, search: str) -> int | None:
+    """The reference a search names: `#1042` always (found or not); `1042` only if a ticket has that reference, so
+    that a number that is no reference (an order number in a description) is still searched as text."""
+    number = reference_number(search)
+    if number is None or search.lstrip().startswith("#"):
+        return number
+    cur.execute("SELECT 1 FROM support_tickets WHERE user_id = %s AND reference = %s", (principal.tenant_id, number))
+    return number if cur.fetchone() is not None else None
+
+
 def list_tickets(principal: Principal, query: TicketQuery) -> Page[Ticket]:
-    """getTickets: newest first, filtered, keyset-paginated."""
+    """getTickets: newest first, filtered, keyset-paginated. A search that is a ticket's reference (`#1042`, or
+    `1042` when a ticket has it) answers that ticket only (with the other filters), by the reference's index."""
     filters = {
         "status": query.status,
         "priority": query.priority,
         "assigned_agent_id": query.assigned_agent_id,
         "category": query.category,
+        "channel": query.channel,
     }
     after_at, after_id = decode_cursor(query.cursor) if query.cursor else (None, None)
     params: dict[str, Any] = {
@@ -133,26 +159,31 @@ def list_tickets(principal: Principal, query: TicketQuery) -> Page[Ticket]:
     conditions += equals_placeholders(column for column, value in filters.items() if value is not None)
     if query.cursor:
         conditions.append(sql.SQL("(created_at, id) < (%(after_at)s, %(after_id)s)"))
-    if query.search:
-        conditions.append(sql.SQL(SEARCH_MATCHES))
-    statement = sql.SQL(
-        "SELECT {columns} FROM support_tickets WHERE {conditions} ORDER BY created_at DESC, id DESC LIMIT %(limit)s"
-    ).format(columns=sql.SQL(TICKET_COLUMNS), conditions=sql.SQL(" AND ").join(conditions))
     with tenant_transaction(principal.tenant_id) as cur:
+        if query.search:
+            params["reference"] = _reference_match(cur, principal, query.search)
+            if params["reference"] is not None:
+                conditions.append(sql.SQL("reference = %(reference)s"))
+            else:
+                conditions.append(sql.SQL(SEARCH_MATCHES))
+        statement = sql.SQL(
+            "SELECT {columns} FROM support_tickets WHERE {conditions} ORDER BY created_at DESC, id DESC LIMIT %(limit)s"
+        ).format(columns=sql.SQL(TICKET_COLUMNS), conditions=sql.SQL(" AND ").join(conditions))
         cur.execute(statement, params)
         rows = cur.fetchall()
     return page_of(rows, query.limit, Ticket.model_validate)
 
 
 def create_ticket(principal: Principal, data: TicketCreate) -> Ticket:
-    """createTicket. Over the ticket cap, or a new category over the category cap: 409 quota_exceeded."""
+    """createTicket. Over the ticket cap, or a new category over the category cap: 409 quota_exceeded. The database
+    gives the reference; a phone ticket's `call` is logged in the same transaction."""
     with tenant_transaction(principal.tenant_id) as cur:
         _admit_ticket(cur, principal)
         _admit_category(cur, principal, data.category)
         cur.execute(
             f"""INSERT INTO support_tickets (user_id, customer_name, customer_email, customer_phone, subject,
-                description, category, priority, custom_fields, contact_id)
-            VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, contact_for(%s, %s, %s, %s, NULL))
+                description, category, priority, custom_fields, channel, contact_id)
+            VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, contact_for(%s, %s, %s, %s, NULL))
             RETURNING {TICKET_COLUMNS}""",  # noqa: S608
             (
                 principal.tenant_id,
@@ -164,6 +195,7 @@ def create_ticket(principal: Principal, data: TicketCreate) -> Ticket:
                 data.category,
                 data.priority,
                 Jsonb(data.custom_fields),
+                data.channel,
                 # contact_for: the customer's contact, found or made by email (sql/definitions/contacts.sql)
                 principal.tenant_id,
                 data.customer_name,
@@ -171,7 +203,10 @@ def create_ticket(principal: Principal, data: TicketCreate) -> Ticket:
                 data.customer_phone,
             ),
         )
-        return _ticket(cur.fetchone())
+        ticket = _ticket(cur.fetchone())
+        if data.call is not None:
+            _insert_call(cur, principal, ticket.id, data.call)
+        return ticket
 
 
 def get_ticket(principal: Principal, ticket_id: UUID) -> Ticket:
@@ -329,6 +364,56 @@ def add_conversation(principal: Principal, ticket_id: UUID, data: ConversationCr
                 WHERE user_id = %s AND id = %s AND first_response_time IS NULL""",  # noqa: S608
                 (principal.tenant_id, ticket_id),
             )
+    return Conversation.model_validate(created)
+
+
+def _insert_call(cur: Cursor, principal: Principal, ticket_id: UUID, call: CallCreate) -> dict[str, Any]:
+    """The call's entry in the thread, stamped like a message (see add_conversation), by the caller's agent (an
+    admin without one logs it as "Admin", with no agent)."""
+    agent = None
+    if principal.agent_id is not None:
+        cur.execute(
+            "SELECT id, agent_name FROM support_agents WHERE user_id = %s AND id = %s",
+            (principal.tenant_id, principal.agent_id),
+        )
+        agent = cur.fetchone()
+    cur.execute(
+        f"""INSERT INTO ticket_conversations (ticket_id, user_id, kind, sender_type, sender_name, message,
+            is_internal, call_direction, caller_number, call_duration_seconds, agent_id, created_at, updated_at)
+        SELECT %s, %s, %s, %s, %s, %s, true, %s, %s, %s, %s, stamp.at, stamp.at
+        FROM (SELECT clock_timestamp() AS at) stamp
+        RETURNING {CONVERSATION_COLUMNS}""",  # noqa: S608
+        (
+            ticket_id,
+            principal.tenant_id,
+            ConversationKind.CALL,
+            SenderType.AGENT,
+            agent["agent_name"] if agent else principal.role.value.capitalize(),
+            call.notes or _call_summary(call),
+            call.direction,
+            call.caller_number,
+            call.duration_seconds,
+            agent["id"] if agent else None,
+        ),
+    )
+    return found(cur.fetchone(), "call")
+
+
+def _call_summary(call: CallCreate) -> str:
+    """The entry's text for a call logged without notes: what the thread shows of it."""
+    minutes, seconds = divmod(call.duration_seconds, 60)
+    number = f" ({call.caller_number})" if call.caller_number else ""
+    return f"{call.direction.value.capitalize()} call{number}, {minutes}:{seconds:02d}"
+
+
+def log_call(principal: Principal, ticket_id: UUID, call: CallCreate) -> Conversation:
+    """A phone call on a ticket: an internal entry of kind `call` in its thread (see the module's docstring). A
+    closed ticket takes none (409), as it takes no message."""
+    with tenant_transaction(principal.tenant_id) as cur:
+        ticket = _require_ticket(cur, principal, ticket_id, NO_KEY_UPDATE)
+        if ticket["status"] == TicketStatus.CLOSED:
+            raise Conflict("a closed ticket takes no new calls")
+        created = _insert_call(cur, principal, ticket_id, call)
     return Conversation.model_validate(created)
 
 
