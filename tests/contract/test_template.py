@@ -23,7 +23,7 @@ from local.template import REPO, HttpRoute, http_routes, load_module, load_templ
 from support.models.agents import AgentCreate, AgentStatusUpdate, AgentUpdate
 from support.models.canned import CannedResponseCreate, CannedResponseUpdate
 from support.models.chat import ChatMessageCreate, ChatRating, ChatReadRequest, ChatSessionStart, ChatTransfer
-from support.models.settings import ChatSettings
+from support.models.settings import ChatSettings, EmailSettings
 from support.models.tickets import AssignRequest, ConversationCreate, FeedbackCreate, TicketCreate, TicketUpdate
 from support.models.widgets import WidgetCreate, WidgetOriginsUpdate, WidgetSessionRequest
 
@@ -58,6 +58,7 @@ REQUEST_MODELS: dict[str, type[BaseModel]] = {
     "PATCH /api/support/widgets/{widgetKey}": WidgetOriginsUpdate,
     "POST /api/support/widget/session": WidgetSessionRequest,
     "PUT /api/support/settings/chat": ChatSettings,
+    "PUT /api/support/settings/email": EmailSettings,
     # POST .../chat/sessions/{sessionId}/end takes an optional body that accepts nothing (ChatSessionEnd
     # refuses a client duration): its sample is sent without one.
 }

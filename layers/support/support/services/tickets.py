@@ -26,6 +26,7 @@ from support.models.tickets import (
     TicketUpdate,
 )
 from support.pagination import Page, decode_cursor, page_of
+from support.services import email_outbox
 
 TICKET_COLUMNS = """id, user_id, customer_name, customer_email, customer_phone, subject, description, category,
     priority, status, assigned_agent_id, created_at, updated_at, resolved_at, first_response_time,
@@ -166,7 +167,9 @@ def create_ticket(principal: Principal, data: TicketCreate) -> Ticket:
                 Jsonb(data.custom_fields),
             ),
         )
-        return _ticket(cur.fetchone())
+        created = _ticket(cur.fetchone())
+        email_outbox.notify(cur, principal.tenant_id, created.id, email_outbox.RECEIVED)
+        return created
 
 
 def get_ticket(principal: Principal, ticket_id: UUID) -> Ticket:
@@ -213,7 +216,9 @@ def update_ticket(principal: Principal, ticket_id: UUID, changes: TicketUpdate) 
             ).format(assignments=sql.SQL(", ").join(assignments), columns=sql.SQL(TICKET_COLUMNS)),
             params,
         )
-        return _ticket(cur.fetchone())
+        updated = _ticket(cur.fetchone())
+        email_outbox.notify_status(cur, principal.tenant_id, ticket_id, current["status"], new_status)
+        return updated
 
 
 def close_ticket(principal: Principal, ticket_id: UUID) -> Ticket:
@@ -228,7 +233,9 @@ def close_ticket(principal: Principal, ticket_id: UUID) -> Ticket:
             WHERE user_id = %s AND id = %s RETURNING {TICKET_COLUMNS}""",  # noqa: S608
             (principal.tenant_id, ticket_id),
         )
-        return _ticket(cur.fetchone())
+        closed = _ticket(cur.fetchone())
+        email_outbox.notify(cur, principal.tenant_id, ticket_id, email_outbox.CLOSED)
+        return closed
 
 
 def assign_ticket(principal: Principal, ticket_id: UUID, agent_id: UUID) -> Ticket:
@@ -324,6 +331,7 @@ def add_conversation(principal: Principal, ticket_id: UUID, data: ConversationCr
                 WHERE user_id = %s AND id = %s AND first_response_time IS NULL""",  # noqa: S608
                 (principal.tenant_id, ticket_id),
             )
+            email_outbox.notify(cur, principal.tenant_id, ticket_id, email_outbox.REPLIED, conversation_id=created["id"])
     return Conversation.model_validate(created)
 
 
