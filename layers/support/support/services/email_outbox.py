@@ -72,11 +72,8 @@ RETRYABLE_CODES = frozenset(
 # conversation entry, a resolution its resolved_at (resolved again after a reopen is another notice).
 _ENQUEUE = """
 INSERT INTO email_outbox (id, user_id, ticket_id, kind, conversation_id, notice_key, recipient, message_id)
-SELECT %(id)s, t.user_id, t.id, %(kind)s, %(conversation)s,
-    CASE %(kind)s WHEN 'replied' THEN %(conversation)s::text
-                  WHEN 'resolved' THEN coalesce(extract(epoch FROM t.resolved_at)::text, 'resolved')
-                  ELSE %(kind)s END,
-    t.customer_email, %(message_id)s
+SELECT %(id)s, t.user_id, t.id, %(kind)s::text, %(conversation)s::uuid,
+    coalesce(%(key)s::text, extract(epoch FROM t.resolved_at)::text, 'resolved'), t.customer_email, %(message_id)s
 FROM support_tickets t
 WHERE t.user_id = %(tenant)s AND t.id = %(ticket)s
   AND NOT EXISTS (SELECT FROM email_suppressions s WHERE s.user_id = t.user_id AND s.address = lower(t.customer_email))
@@ -108,6 +105,8 @@ def notify(
             "ticket": ticket_id,
             "kind": kind,
             "conversation": conversation_id,
+            # see _ENQUEUE: a resolution's key is its resolved_at, read in the statement
+            "key": str(conversation_id) if kind == REPLIED else None if kind == RESOLVED else kind,
             "message_id": message_id(ticket_id, outbox_id, domain),
         },
     )
@@ -296,7 +295,7 @@ SELECT o.id, o.kind, o.recipient, o.message_id, o.conversation_id, o.ticket_id,
     c.message AS c_message, c.sender_name AS c_sender_name,
     s.reason AS suppressed,
     ARRAY(SELECT e.message_id FROM email_outbox e
-          WHERE e.user_id = o.user_id AND e.ticket_id = o.ticket_id AND e.state = 'sent'
+          WHERE e.user_id = o.user_id AND e.ticket_id = o.ticket_id AND e.state <> 'failed'
             AND e.created_at < o.created_at
           ORDER BY e.created_at DESC LIMIT %(references)s) AS earlier
 FROM email_outbox o
