@@ -43,6 +43,7 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
     metrics.add_metric(name="EmailsRetried", unit=MetricUnit.Count, value=result.retried)
     metrics.add_metric(name="EmailsFailed", unit=MetricUnit.Count, value=result.failed)
     if result.sent or result.retried or result.failed:
-        logger.info("email outbox drained", extra={"sent": result.sent, "retried": result.retried,
-                                                   "failed": result.failed})
+        logger.info(
+            "email outbox drained", extra={"sent": result.sent, "retried": result.retried, "failed": result.failed}
+        )
     return {"ok": True, "sent": result.sent, "retried": result.retried, "failed": result.failed}

@@ -30,7 +30,9 @@ from tests.integration.test_tickets_api import BASE, new_ticket, resolve
 __all__ = ["connection_per_thread"]  # the fixture, used by name below
 
 SETTINGS = "/api/support/settings/email"
-def CONTEXT() -> LambdaContext:  # noqa: N802
+
+
+def CONTEXT() -> LambdaContext:
     return LambdaContext(function_name="EmailOutboxFunction", memory_limit_in_mb=512, timeout_seconds=60)
 
 
@@ -240,11 +242,17 @@ class TestEnqueue:
             pass
 
         # Given a change that enqueued its notice and then failed (its transaction rolls back)
-        with pytest.raises(Undone), tenant_transaction(tenant) as cur:
-            cur.execute("UPDATE support_tickets SET status = 'closed' WHERE user_id = %s AND id = %s",
-                        (tenant, ticket["id"]))
-            assert email_outbox.notify(cur, tenant, UUID(ticket["id"]), email_outbox.CLOSED)
-            raise Undone
+        def close_then_fail() -> None:
+            with tenant_transaction(tenant) as cur:
+                cur.execute(
+                    "UPDATE support_tickets SET status = 'closed' WHERE user_id = %s AND id = %s",
+                    (tenant, ticket["id"]),
+                )
+                assert email_outbox.notify(cur, tenant, UUID(ticket["id"]), email_outbox.CLOSED)
+                raise Undone
+
+        with pytest.raises(Undone):
+            close_then_fail()
         assert outbox(db, tenant) == []
         # When the outbox is drained; Then nothing was sent
         drain()
@@ -300,7 +308,12 @@ class TestDrain:
         assert "rating from 1 (poor) to 5 (excellent)" in resolved.message.get_body(("plain",)).get_content()
 
     def test_a_network_failure_is_retried_later_and_sent_once(
-        self, db: DatabaseUrls, tenant: UUID, tickets_api: HandlerClient, settings_api: HandlerClient, sender: str,
+        self,
+        db: DatabaseUrls,
+        tenant: UUID,
+        tickets_api: HandlerClient,
+        settings_api: HandlerClient,
+        sender: str,
         monkeypatch: pytest.MonkeyPatch,
     ) -> None:
         configure(settings_api, sender)
@@ -334,7 +347,13 @@ class TestDrain:
 
         assert [email_outbox.backoff(n).total_seconds() for n in (1, 2, 3, 8, 20)] == [30, 60, 120, 3600, 3600]
         mail = email_outbox.Mail(
-            uuid4(), uuid4(), 1, "received", "a@example.com", "<x@shop.example>", {},
+            uuid4(),
+            uuid4(),
+            1,
+            "received",
+            "a@example.com",
+            "<x@shop.example>",
+            {},
             email_outbox.EmailSettings(fromAddress="s@shop.example"),
         )
         for code, status, permanent in (
@@ -370,7 +389,9 @@ class TestDrain:
         thread = tickets_api.get(f"{BASE}/{ticket['id']}/conversations").data
         notes = [m for m in thread if m["senderType"] == "system"]
         assert len(notes) == 1 and notes[0]["isInternal"] is True
-        assert notes[0]["message"].startswith(f"The received email to {ticket['customerEmail']} failed: MessageRejected")
+        assert notes[0]["message"].startswith(
+            f"The received email to {ticket['customerEmail']} failed: MessageRejected"
+        )
         make_due(db, tenant)
         drain()
         assert outbox(db, tenant)[0]["attempts"] == 1  # a failed notice is never taken again
@@ -381,8 +402,9 @@ class TestDrain:
         configure(settings_api, sender)
         ticket = new_ticket(tickets_api)
         with psycopg.connect(db.admin) as conn:
-            conn.execute("UPDATE email_outbox SET attempts = %s WHERE user_id = %s",
-                         (email_outbox.MAX_ATTEMPTS - 1, tenant))
+            conn.execute(
+                "UPDATE email_outbox SET attempts = %s WHERE user_id = %s", (email_outbox.MAX_ATTEMPTS - 1, tenant)
+            )
 
         def unavailable(mail: email_outbox.Mail, message: Any) -> str:
             raise email_outbox.SendFailure("ServiceUnavailable: try later", permanent=False)
@@ -411,7 +433,12 @@ class TestDrain:
         assert len(mails_of(ticket["id"])) == 1
 
     def test_two_concurrent_drains_send_each_notification_once(
-        self, db: DatabaseUrls, tenant: UUID, tickets_api: HandlerClient, settings_api: HandlerClient, sender: str,
+        self,
+        db: DatabaseUrls,
+        tenant: UUID,
+        tickets_api: HandlerClient,
+        settings_api: HandlerClient,
+        sender: str,
         connection_per_thread: None,
     ) -> None:
         configure(settings_api, sender)
@@ -447,8 +474,14 @@ def _sns_event(kind: str, ses_message_id: str, address: str) -> dict[str, Any]:
 class TestSuppression:
     @pytest.mark.parametrize("kind", ["bounce", "complaint"])
     def test_a_bounce_or_complaint_stops_further_mail(
-        self, db: DatabaseUrls, tenant: UUID, other_tenant: UUID, tickets_api: HandlerClient,
-        settings_api: HandlerClient, sender: str, kind: str,
+        self,
+        db: DatabaseUrls,
+        tenant: UUID,
+        other_tenant: UUID,
+        tickets_api: HandlerClient,
+        settings_api: HandlerClient,
+        sender: str,
+        kind: str,
     ) -> None:
         from functions.email_outbox import app
 
@@ -461,12 +494,12 @@ class TestSuppression:
         # Given a reply pending when the bounce arrives
         pending = reply_as_agent(tickets_api, ticket["id"], "second")
         # When SES reports a permanent bounce (or a complaint) of the first mail
-        answer = app.lambda_handler(_sns_event(kind, sent[0]["ses_message_id"], address.upper()),
-                                    CONTEXT())
+        answer = app.lambda_handler(_sns_event(kind, sent[0]["ses_message_id"], address.upper()), CONTEXT())
         assert answer == {"ok": True, "suppressed": 1}
         with psycopg.connect(db.admin) as conn:
-            reasons = conn.execute("SELECT user_id, address, reason FROM email_suppressions WHERE address = %s",
-                                   (address,)).fetchall()
+            reasons = conn.execute(
+                "SELECT user_id, address, reason FROM email_suppressions WHERE address = %s", (address,)
+            ).fetchall()
         assert reasons == [(tenant, address, kind)]
         # Then the pending reply is not sent, and no new notice is enqueued
         drain()
@@ -500,4 +533,3 @@ class TestSuppression:
         scheduled = json.loads((EVENTS / "scheduled.json").read_text())
         answer = app.lambda_handler(scheduled, CONTEXT())
         assert answer["ok"] is True and set(answer) == {"ok", "sent", "retried", "failed"}
-

@@ -27,7 +27,7 @@ from datetime import UTC, datetime, timedelta
 from email.headerregistry import Address
 from email.message import EmailMessage
 from email.utils import format_datetime
-from typing import TYPE_CHECKING, Any
+from typing import Any
 from uuid import UUID, uuid4
 
 from support.db import tenant_transaction
@@ -35,9 +35,6 @@ from support.db.connection import Cursor, anonymous_transaction
 from support.models.settings import EmailSettings
 from support.observability import logger
 from support.services.settings import email_settings
-
-if TYPE_CHECKING:
-    from mypy_boto3_ses import SESClient  # pragma: no cover
 
 RECEIVED = "received"
 REPLIED = "replied"
@@ -87,9 +84,7 @@ def message_id(ticket_id: UUID, outbox_id: UUID, domain: str) -> str:
     return f"<ticket-{ticket_id}.{outbox_id}@{domain}>"
 
 
-def notify(
-    cur: Cursor, tenant_id: UUID, ticket_id: UUID, kind: str, *, conversation_id: UUID | None = None
-) -> bool:
+def notify(cur: Cursor, tenant_id: UUID, ticket_id: UUID, kind: str, *, conversation_id: UUID | None = None) -> bool:
     """Enqueue the `kind` notice of a ticket in the caller's transaction (the change's own). True when a row was
     stored; False when the switch is off, no sender is set, the recipient is suppressed, or it was enqueued before."""
     settings = email_settings(cur, tenant_id)
@@ -111,6 +106,13 @@ def notify(
         },
     )
     return cur.rowcount == 1
+
+
+def notify_reply(cur: Cursor, tenant_id: UUID, entry: dict[str, Any] | None) -> None:
+    """A conversation entry just written: an agent's public reply goes to the customer; an internal note, the
+    customer's own words and the system's entries never leave."""
+    if entry is not None and entry["sender_type"] == "agent" and not entry["is_internal"]:
+        notify(cur, tenant_id, entry["ticket_id"], REPLIED, conversation_id=entry["id"])
 
 
 def notify_status(cur: Cursor, tenant_id: UUID, ticket_id: UUID, old_status: str, new_status: str | None) -> None:
@@ -212,7 +214,7 @@ def build_message(mail: Mail) -> EmailMessage:
 _clients: dict[tuple[str | None, str | None], Any] = {}
 
 
-def ses_client() -> SESClient:
+def ses_client() -> Any:
     """SES's client, built once per endpoint (boto3 reads AWS_ENDPOINT_URL_SES / AWS_ENDPOINT_URL itself; locally
     they point at moto). Short timeouts and few retries: the outbox retries, not the client."""
     key = (os.environ.get("AWS_ENDPOINT_URL_SES"), os.environ.get("AWS_ENDPOINT_URL"))
@@ -223,7 +225,7 @@ def ses_client() -> SESClient:
 
         config = Config(connect_timeout=5, read_timeout=20, retries={"max_attempts": 2, "mode": "standard"})
         client = _clients[key] = boto3.client("ses", config=config)
-    return client  # type: ignore[no-any-return]
+    return client
 
 
 class SendFailure(Exception):

@@ -18,8 +18,8 @@ from psycopg.types.json import Jsonb
 from support.auth import Principal
 from support.db import tenant_transaction
 from support.db.connection import Cursor
-from support.models.base import ApiModel
 from support.errors import Conflict
+from support.models.base import ApiModel
 from support.models.settings import ChatSettings, EmailSettings
 
 CHAT = "chat"

@@ -325,13 +325,13 @@ def add_conversation(principal: Principal, ticket_id: UUID, data: ConversationCr
             ),
         )
         created = cur.fetchone()
+        email_outbox.notify_reply(cur, principal.tenant_id, created)
         if data.sender_type is SenderType.AGENT and not data.is_internal:
             cur.execute(
                 f"""UPDATE support_tickets SET first_response_time = {SECONDS_SINCE_CREATED}
                 WHERE user_id = %s AND id = %s AND first_response_time IS NULL""",  # noqa: S608
                 (principal.tenant_id, ticket_id),
             )
-            email_outbox.notify(cur, principal.tenant_id, ticket_id, email_outbox.REPLIED, conversation_id=created["id"])
     return Conversation.model_validate(created)
 
 
