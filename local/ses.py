@@ -41,8 +41,11 @@ class LocalSes:
 
 def start(port: int | None = None) -> LocalSes:
     """moto's ThreadedMotoServer on 127.0.0.1 (a free port unless given), in a thread of this process."""
+    import logging
+
     from moto.server import ThreadedMotoServer
 
+    logging.getLogger("werkzeug").setLevel(logging.WARNING)  # not a line per SES call on make run's terminal
     chosen = port or _free_port()
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=chosen, verbose=False)
     server.start()
@@ -104,3 +107,47 @@ def configure_environment(endpoint: str) -> None:
     os.environ.setdefault("AWS_ACCESS_KEY_ID", "local")
     os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "local")
     os.environ.setdefault("AWS_DEFAULT_REGION", REGION)
+
+
+# --- the mail moto "sent", on the local gateway -------------------------------------------------------------------
+
+
+def _summary(mail: SentMail) -> dict[str, Any]:
+    message = mail.message
+    body = message.get_body(("plain",))
+    return {
+        "sesMessageId": mail.ses_message_id,
+        "from": str(message["From"] or mail.source),
+        "to": str(message["To"] or ", ".join(mail.destinations)),
+        "subject": str(message["Subject"] or ""),
+        "date": str(message["Date"] or ""),
+        "messageId": str(message["Message-ID"] or ""),
+        "inReplyTo": str(message["In-Reply-To"] or "") or None,
+        "autoSubmitted": str(message["Auto-Submitted"] or "") or None,
+        "text": body.get_content() if body is not None else "",
+    }
+
+
+def mail_routes() -> list[Any]:
+    """`GET /local/mail`: the mail sent through the local SES, newest first, as JSON (`?limit=`, default 20);
+    `GET /local/mail/{sesMessageId}`: one mail as it was sent (message/rfc822, save it as .eml)."""
+    from starlette.requests import Request
+    from starlette.responses import JSONResponse, Response
+    from starlette.routing import Route
+
+    async def listing(request: Request) -> Response:
+        try:
+            limit = max(1, min(500, int(request.query_params.get("limit", "20"))))
+        except ValueError:
+            limit = 20
+        mails = list(reversed(sent_mail()))[:limit]
+        return JSONResponse({"mail": [_summary(mail) for mail in mails], "total": len(sent_mail())})
+
+    async def one(request: Request) -> Response:
+        wanted = request.path_params["ses_message_id"]
+        for mail in sent_mail():
+            if mail.ses_message_id == wanted:
+                return Response(mail.message.as_bytes(), media_type="message/rfc822")
+        return JSONResponse({"message": "no such mail"}, status_code=404)
+
+    return [Route("/local/mail", listing, methods=["GET"]), Route("/local/mail/{ses_message_id}", one, methods=["GET"])]
