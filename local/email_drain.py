@@ -18,13 +18,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--every", type=float, default=DEFAULT_EVERY_SECONDS, help="seconds between drains")
     args = parser.parse_args(argv)
     from local.gateway import LambdaContext
+    from local.gateway.execution_environments import _forget_unpublished_metrics, _readable_powertools_logs
     from local.template import load_module
 
     module = load_module("functions/email_outbox/", "app.lambda_handler")
+    _readable_powertools_logs("EmailOutboxFunction")  # one line for people, as the gateway's functions log
     try:
         while True:
             event = {"scheduledTime": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")}
             context = LambdaContext(function_name="EmailOutboxFunction", memory_limit_in_mb=512, timeout_seconds=60)
+            _forget_unpublished_metrics()
             try:
                 module.lambda_handler(event, context)  # logs what it sent, retried and failed
             except Exception as exc:  # the next tick tries again, as the next scheduled run would

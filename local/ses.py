@@ -52,6 +52,43 @@ def start(port: int | None = None) -> LocalSes:
     return LocalSes(server=server, endpoint=f"http://127.0.0.1:{chosen}")
 
 
+@dataclass
+class LocalSesProcess:
+    """moto's server in a process of its own (the bench: SES must not share the sender's interpreter lock)."""
+
+    process: Any
+    endpoint: str
+
+    def stop(self) -> None:
+        self.process.terminate()
+        self.process.wait(timeout=10)
+
+
+def start_process(port: int | None = None, *, timeout: float = 30.0) -> LocalSesProcess:
+    import subprocess
+    import sys
+    import time
+    import urllib.request
+
+    chosen = port or _free_port()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(chosen)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    endpoint = f"http://127.0.0.1:{chosen}"
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            with urllib.request.urlopen(f"{endpoint}/moto-api/", timeout=2):  # noqa: S310 (our own http endpoint)
+                return LocalSesProcess(process, endpoint)
+        except OSError:
+            if time.monotonic() > deadline or process.poll() is not None:
+                process.kill()
+                raise RuntimeError(f"moto's server did not start on {endpoint}") from None
+            time.sleep(0.2)
+
+
 def client(endpoint: str) -> Any:
     import boto3
 
@@ -88,16 +125,23 @@ class SentMail:
     message: EmailMessage
 
 
-def sent_mail() -> list[SentMail]:
-    """Every raw mail moto's SES accepted in this process, oldest first."""
+def sent_mail(endpoint: str | None = None) -> list[SentMail]:
+    """Every raw mail moto's SES accepted, oldest first: in this process's moto, or in the moto server at
+    `endpoint` (its /moto-api/data.json)."""
+    if endpoint is None:
+        raws = [(r.id, r.source, list(r.destinations), r.raw_data) for r in list(_backend().sent_messages)]
+    else:
+        import json
+        import urllib.request
+
+        with urllib.request.urlopen(f"{endpoint}/moto-api/data.json", timeout=30) as answer:  # noqa: S310
+            listed = json.load(answer).get("ses", {}).get("RawMessage", [])
+        raws = [(r["id"], r["source"], list(r["destinations"]), r["raw_data"]) for r in listed]
     mails = []
-    for raw in list(_backend().sent_messages):
-        data = getattr(raw, "raw_data", None)
-        if data is None:
-            continue
+    for ses_id, source, destinations, data in raws:
         parsed = email.message_from_string(data, policy=email.policy.default)
         assert isinstance(parsed, EmailMessage)
-        mails.append(SentMail(raw.id, raw.source, list(raw.destinations), parsed))
+        mails.append(SentMail(ses_id, source, destinations, parsed))
     return mails
 
 

@@ -22,6 +22,7 @@ import os
 import time
 from collections import defaultdict
 from collections.abc import Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from email.headerregistry import Address
@@ -46,6 +47,9 @@ KINDS = (RECEIVED, REPLIED, RESOLVED, CLOSED)
 AUTOMATIC = frozenset({RECEIVED, RESOLVED, CLOSED})
 
 BATCH_SIZE = 100  # rows one claim takes
+# Mails in flight at once: an SES call is a round trip of some milliseconds, so a drain sends from a few threads
+# (boto3's clients are thread-safe). SES's own sending rate answers a throttle beyond it, which is retried.
+SEND_CONCURRENCY = int(os.environ.get("EMAIL_SEND_CONCURRENCY", "8"))
 LEASE_SECONDS = 120  # a claimed row is the claimer's this long; above the SES call's timeouts
 MAX_ATTEMPTS = 8  # then `failed`: about 2 hours of backoff in all
 BACKOFF_FIRST_SECONDS = 30
@@ -400,16 +404,19 @@ def drain(
     """Send every due notification (until none is due or the time budget is spent: the next drain carries on)."""
     total = DrainResult()
     deadline = time.monotonic() + time_budget_seconds
-    while time.monotonic() < deadline:
-        claimed = claim(batch, lease_seconds)
-        if not claimed:
-            break
-        by_tenant: dict[UUID, list[dict[str, Any]]] = defaultdict(list)
-        for row in claimed:
-            by_tenant[row["user_id"]].append(row)
-        for tenant_id, rows in by_tenant.items():
-            outcomes = [_deliver(mail, send) for mail in _load(tenant_id, rows)]
-            total.add(_mark(tenant_id, outcomes))
+    if send is send_with_ses:
+        ses_client()  # built once, before the threads share it (building a client is not thread-safe)
+    with ThreadPoolExecutor(max_workers=max(1, SEND_CONCURRENCY), thread_name_prefix="email") as pool:
+        while time.monotonic() < deadline:
+            claimed = claim(batch, lease_seconds)
+            if not claimed:
+                break
+            by_tenant: dict[UUID, list[dict[str, Any]]] = defaultdict(list)
+            for row in claimed:
+                by_tenant[row["user_id"]].append(row)
+            for tenant_id, rows in by_tenant.items():
+                outcomes = list(pool.map(lambda mail: _deliver(mail, send), _load(tenant_id, rows)))
+                total.add(_mark(tenant_id, outcomes))
     return total
 
 
