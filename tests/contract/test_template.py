@@ -32,9 +32,12 @@ ROUTES = http_routes()
 ALL_EVENT_FILES = sorted((REPO / "events").rglob("*.json"))
 # The HTTP API's samples; the WebSocket API's (events/websocket, events/ws_authorizer) are checked in
 # test_websocket_template.py, the analytics job's (events/analytics) in test_analytics_template.py, the
-# pre-token trigger's (events/pre_token) in tests/integration/test_pre_token.py.
+# pre-token trigger's (events/pre_token) in tests/integration/test_pre_token.py, the email outbox's
+# (events/email_outbox) in tests/integration/test_email_outbox.py.
 EVENT_FILES = [
-    p for p in ALL_EVENT_FILES if p.parent.name not in ("websocket", "ws_authorizer", "analytics", "pre_token")
+    p
+    for p in ALL_EVENT_FILES
+    if p.parent.name not in ("websocket", "ws_authorizer", "analytics", "pre_token", "email_outbox")
 ]
 
 # What each route with a request body parses it into (the handler's model), to check the samples.
@@ -233,6 +236,33 @@ INVOKE_ITSELF_POLICY = {
 }
 
 
+# The email outbox sends with SES as the stack's sender domain only (with one), through its configuration set.
+SEND_AS_THE_SENDER_DOMAIN_POLICY = {
+    "Fn::If": [
+        "HasEmailSender",
+        {
+            "Statement": [
+                {
+                    "Effect": "Allow",
+                    "Action": "ses:SendRawEmail",
+                    "Resource": [
+                        {
+                            "Fn::Sub": "arn:${AWS::Partition}:ses:${AWS::Region}:${AWS::AccountId}:identity/${EmailSenderDomain}"
+                        },
+                        {
+                            "Fn::Sub": "arn:${AWS::Partition}:ses:${AWS::Region}:${AWS::AccountId}"
+                            ":configuration-set/${EmailConfigurationSet}"
+                        },
+                    ],
+                    "Condition": {"StringLike": {"ses:FromAddress": {"Fn::Sub": "*@${EmailSenderDomain}"}}},
+                }
+            ]
+        },
+        {"Ref": "AWS::NoValue"},
+    ]
+}
+
+
 # The analytics rollup reads its own role's database secret, never the API's (test_analytics_template.py).
 ANALYTICS_DATABASE_SECRET_POLICY = {
     "AWSSecretsManagerGetSecretValuePolicy": {"SecretArn": {"Ref": "AnalyticsDbSecret"}}
@@ -270,6 +300,8 @@ def test_functions_get_no_policies_beyond_the_secrets_they_read_and_the_connecti
             expected = [*expected, INVOKE_BROADCAST_POLICY]
         if function_id == "BroadcastFunction":
             expected = [*expected, INVOKE_ITSELF_POLICY]
+        if function_id == "EmailOutboxFunction":
+            expected = [*expected, SEND_AS_THE_SENDER_DOMAIN_POLICY]
         assert policies == expected, f"{function_id} has policies beyond what it needs"
         variables = (function["Properties"].get("Environment") or {}).get("Variables") or {}
         assert ("VISITOR_TOKEN_SECRET_ARN" in variables) == (function_id in VISITOR_KEY_READERS), function_id
