@@ -247,7 +247,8 @@ SEND_AS_THE_SENDER_DOMAIN_POLICY = {
                     "Action": "ses:SendRawEmail",
                     "Resource": [
                         {
-                            "Fn::Sub": "arn:${AWS::Partition}:ses:${AWS::Region}:${AWS::AccountId}:identity/${EmailSenderDomain}"
+                            "Fn::Sub": "arn:${AWS::Partition}:ses:${AWS::Region}:${AWS::AccountId}"
+                            ":identity/${EmailSenderDomain}"
                         },
                         {
                             "Fn::Sub": "arn:${AWS::Partition}:ses:${AWS::Region}:${AWS::AccountId}"
