@@ -153,6 +153,7 @@ class TestEmailSettings:
             {"inboundAddresses": [f"a{i}@shop.example" for i in range(21)]},
             {"fromName": "x" * 201},
             {"inboundAddresses": "a@shop.example"},
+            {"fromAddress": "jöran@shop.example"},  # SES sends only from an ASCII local part
         ],
     )
     def test_invalid_bodies_are_422(self, settings_api: HandlerClient, body: dict[str, Any]) -> None:
@@ -302,10 +303,20 @@ class TestDrain:
             replied.message["Message-ID"],
         ]
         # the reply's text, escaped in the HTML; the resolved notice says how to rate
-        text = replied.message.get_body(("plain",)).get_content()
+        text = replied.message.get_body(("plain",)).get_content().replace("\r\n", "\n")  # sent with CRLF line ends
         assert "We are sending a new one.\n\nSorry <b>again</b>." in text
         assert "Sorry &lt;b&gt;again&lt;/b&gt;." in replied.message.get_body(("html",)).get_content()
         assert "rating from 1 (poor) to 5 (excellent)" in resolved.message.get_body(("plain",)).get_content()
+
+    def test_addresses_beyond_ascii_go_out_in_their_ascii_form(self, settings_api: HandlerClient) -> None:
+        # an internationalised domain travels as IDNA; a local part beyond ASCII cannot be sent by SES at all
+        assert email_outbox.ascii_address("ana@bücher.example") == ("ana", "xn--bcher-kva.example")
+        assert email_outbox.ascii_address("ana@shop.example") == ("ana", "shop.example")
+        with pytest.raises(ValueError, match="not ASCII"):
+            email_outbox.ascii_address("jöran@shop.example")
+        answer = settings_api.put(SETTINGS, {"fromAddress": "desk@bücher.example"})
+        assert answer.status == 200, answer.body
+        assert settings_api.get(SETTINGS).body["data"]["fromAddress"] == "desk@xn--bcher-kva.example"
 
     def test_a_network_failure_is_retried_later_and_sent_once(
         self,

@@ -65,6 +65,17 @@ class EmailSettings(ApiModel):
             raise PydanticCustomError("duplicate_address", "each inbound address may be named once")
         return lowered
 
+    @field_validator("from_address")
+    @classmethod
+    def _sendable(cls, address: str | None) -> str | None:
+        """SES sends from ASCII addresses only: an internationalised domain is kept in its ASCII form (IDNA)."""
+        if address is None:
+            return None
+        local, _, domain = address.rpartition("@")
+        if not local.isascii():
+            raise PydanticCustomError("value_error", "SES sends only from an address whose local part is ASCII")
+        return f"{local}@{domain.encode('idna').decode('ascii') if not domain.isascii() else domain}"
+
     def sends(self, kind: str) -> bool:
         """Whether a notice of `kind` (received, replied, resolved, closed) goes out."""
         return self.from_address is not None and bool(getattr(self, f"notify_{kind}"))

@@ -27,6 +27,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from email.headerregistry import Address
 from email.message import EmailMessage
+from email.policy import SMTP
 from email.utils import format_datetime
 from typing import Any
 from uuid import UUID, uuid4
@@ -185,6 +186,15 @@ def _texts(mail: Mail) -> str:
     return f"Hello {name},\n\n{body}{closing}\n"
 
 
+def ascii_address(address: str) -> tuple[str, str]:
+    """(local part, domain) as SES takes them: an internationalised domain in its ASCII form (IDNA); a local part
+    beyond ASCII is refused (SES does not offer SMTPUTF8), a ValueError."""
+    local, _, domain = address.rpartition("@")
+    if not local or not local.isascii():
+        raise ValueError(f"SES cannot send to {address}: its local part is not ASCII")
+    return local, domain.encode("idna").decode("ascii") if not domain.isascii() else domain
+
+
 def build_message(mail: Mail) -> EmailMessage:
     """The mail, with the standard library: plain text plus an HTML alternative, a Message-ID the desk recognises,
     In-Reply-To/References to the ticket's earlier desk mails (so mail clients thread), Auto-Submitted on the
@@ -194,7 +204,7 @@ def build_message(mail: Mail) -> EmailMessage:
     message = EmailMessage()
     local, domain = settings.from_address.rsplit("@", 1)
     message["From"] = Address(display_name=" ".join((settings.from_name or "").split()), username=local, domain=domain)
-    to_local, to_domain = mail.recipient.rsplit("@", 1)
+    to_local, to_domain = ascii_address(mail.recipient)
     message["To"] = Address(
         display_name=" ".join(str(mail.ticket["customer_name"]).split()), username=to_local, domain=to_domain
     )
@@ -246,8 +256,8 @@ def send_with_ses(mail: Mail, message: EmailMessage) -> str:
     assert mail.settings.from_address is not None
     arguments: dict[str, Any] = {
         "Source": mail.settings.from_address,
-        "Destinations": [mail.recipient],
-        "RawMessage": {"Data": message.as_bytes()},
+        "Destinations": ["@".join(ascii_address(mail.recipient))],
+        "RawMessage": {"Data": message.as_bytes(policy=SMTP)},  # CRLF line ends, as on the wire
     }
     configuration_set = os.environ.get("SES_CONFIGURATION_SET")
     if configuration_set:
@@ -353,10 +363,19 @@ def _deliver(mail: Mail, send: Sender) -> _Outcome:
         return _Outcome(mail, error=f"the address is suppressed after a {mail.suppressed}", permanent=True)
     if mail.settings.from_address is None:
         return _Outcome(mail, error="the desk has no sender address (email settings, fromAddress)", permanent=True)
+    if mail.attempts > MAX_ATTEMPTS:  # claimed again and again by workers that died before marking it
+        return _Outcome(mail, error="no outcome after the last attempt's lease", permanent=True)
     try:
-        return _Outcome(mail, ses_message_id=send(mail, build_message(mail)))
+        message = build_message(mail)
+    except (ValueError, TypeError, UnicodeError) as exc:  # nothing another try would change
+        return _Outcome(mail, error=f"the mail could not be built: {exc}"[:2000], permanent=True)
+    try:
+        return _Outcome(mail, ses_message_id=send(mail, message))
     except SendFailure as exc:
         return _Outcome(mail, error=exc.reason[:2000], permanent=exc.permanent)
+    except Exception as exc:  # a bug or an unforeseen failure: logged, and tried again later like a network error
+        logger.exception("sending an email failed unexpectedly", extra={"outbox_id": str(mail.outbox_id)})
+        return _Outcome(mail, error=f"{type(exc).__name__}: {exc}"[:2000])
 
 
 _MARK_SENT = """UPDATE email_outbox SET state = 'sent', ses_message_id = %s, sent_at = now(), last_error = NULL,
