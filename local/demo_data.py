@@ -20,6 +20,7 @@ from support.db import tenant_transaction
 from support.models.agents import AgentCreate, AgentStatus
 from support.models.canned import CannedResponseCreate, CannedResponseQuery
 from support.models.chat import ChatMessageCreate, ChatRating, ChatSessionStart, VisitorContext
+from support.models.settings import EmailSettings
 from support.models.tickets import (
     ConversationCreate,
     FeedbackCreate,
@@ -29,7 +30,7 @@ from support.models.tickets import (
     TicketUpdate,
 )
 from support.models.widgets import MAX_ORIGINS_PER_WIDGET, Widget, WidgetCreate, WidgetOriginsUpdate
-from support.services import agents, canned_responses, chat, tickets, widgets
+from support.services import agents, canned_responses, chat, settings, tickets, widgets
 
 DEMO_TENANTS = {
     "Acme Outfitters": UUID("a0000000-0000-4000-8000-00000000000a"),
@@ -202,14 +203,38 @@ def seed_demo_data() -> dict[str, UUID]:
         _seed_canned_responses(admin)
         _seed_chats(admin)
         _seed_widget(admin)
+        _seed_email(admin, tenant_name)
     return DEMO_TENANTS
+
+
+def demo_email_domain(tenant_name: str) -> str:
+    return tenant_name.split()[0].lower() + ".example"
+
+
+def demo_sender_domains() -> list[str]:
+    """The demo desks' sender domains, which make run verifies in its local SES (moto)."""
+    return [demo_email_domain(name) for name in DEMO_TENANTS]
+
+
+def _seed_email(admin: Principal, tenant_name: str) -> None:
+    """Email settings (after the desk's tickets, so their notices are not all sent at the first start): the desk
+    receives at and writes from support@<its domain>. Left alone once the tenant has email settings."""
+    with tenant_transaction(admin.tenant_id) as cur:
+        cur.execute("SELECT 1 FROM tenant_settings WHERE user_id = %s AND area = 'email'", (admin.tenant_id,))
+        if cur.fetchone() is not None:
+            return
+    address = f"support@{demo_email_domain(tenant_name)}"
+    settings.put_email_settings(
+        admin,
+        EmailSettings(inbound_addresses=[address], from_name=f"{tenant_name} Support", from_address=address),
+    )
 
 
 def _seed_desk(admin: Principal, tenant_name: str) -> None:
     """Agents and tickets in every state, with conversations and feedback."""
     if tickets.list_tickets(admin, TicketQuery(limit=1)).data:
         return
-    domain = tenant_name.split()[0].lower() + ".example"
+    domain = demo_email_domain(tenant_name)
     staff = [
         agents.create_agent(
             admin,

@@ -273,13 +273,16 @@ def _serve(data_dir: Path, chosen: Ports | None, *, reset: bool) -> int:
         follow_demo_shop_port(next(iter(tenants.values())), chosen.merchant)
         _log_gateway_reasons()
         with ExitStack() as stack:
+            from local.ses import mail_routes
+
+            ses_endpoint = _serve_local_ses(stack)  # before the gateway: its functions' processes inherit the endpoint
             try:
                 base = stack.enter_context(
                     running_gateway(
                         create_app(
                             http_routes(),
                             cors=cors_configuration(),
-                            extra_routes=[*static_routes(), *dev_auth_routes(chosen.http)],
+                            extra_routes=[*static_routes(), *dev_auth_routes(chosen.http), *mail_routes()],
                         ),
                         port=chosen.http,
                         access_log=True,
@@ -289,12 +292,45 @@ def _serve(data_dir: Path, chosen: Ports | None, *, reset: bool) -> int:
                 print(f"make run: could not listen on 127.0.0.1:{chosen.http}; choose another PORT", file=sys.stderr)
                 return 1
             websocket = _serve_websocket_api(stack, chosen.websocket)
+            _drain_email_outbox(stack)
             _print_welcome(base, tenants, where, joined=urls.joined)
+            print(f"Mail the desk sent (local SES, moto on {ses_endpoint}): {base}/local/mail\n", flush=True)
             if websocket is not None:
                 shop = _serve_merchant_page(stack, base, websocket.websocket_url, tenants, chosen.merchant)
                 _print_chat_welcome(base, websocket.websocket_url, tenants, shop)
             while True:
                 time.sleep(3600)
+
+
+def _serve_local_ses(stack: ExitStack) -> str:
+    """SES on this machine: moto in server mode on 127.0.0.1 (a free port), the functions pointed at it with
+    AWS_ENDPOINT_URL_SES (boto3 reads it, so the production code runs unchanged), the demo desks' sender domains
+    verified. The mail it accepts is listed at /local/mail (local.ses)."""
+    from local import ses
+    from local.demo_data import demo_sender_domains
+
+    server = ses.start()
+    stack.callback(server.stop)
+    ses.configure_environment(server.endpoint)
+    ses.verify_senders(server.endpoint, demo_sender_domains())
+    return server.endpoint
+
+
+def _drain_email_outbox(stack: ExitStack) -> None:
+    """The email outbox's schedule (every minute in AWS): local.email_drain invokes EmailOutboxFunction every few
+    seconds, in a process of its own, stopped with make run."""
+    import subprocess
+
+    drainer = subprocess.Popen([sys.executable, "-m", "local.email_drain", "--every", "3"], cwd=REPO)
+
+    def stop() -> None:
+        drainer.terminate()
+        try:
+            drainer.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            drainer.kill()
+
+    stack.callback(stop)
 
 
 def _serve_websocket_api(stack: ExitStack, ws_port: int) -> WebSocketEndpoints | None:

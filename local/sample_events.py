@@ -357,6 +357,21 @@ SAMPLES = (
         "/api/support/settings/chat",
         body={"queueCap": 20, "webFormUrl": "https://shop.example/contact"},
     ),
+    SampleEvent("settings/get_email.json", "GET /api/support/settings/email", "/api/support/settings/email"),
+    SampleEvent(
+        "settings/put_email.json",
+        "PUT /api/support/settings/email",
+        "/api/support/settings/email",
+        body={
+            "inboundAddresses": ["support@shop.example"],
+            "fromName": "Shop Support",
+            "fromAddress": "support@shop.example",
+            "notifyReceived": True,
+            "notifyReplied": True,
+            "notifyResolved": True,
+            "notifyClosed": False,
+        },
+    ),
 )
 
 
@@ -498,6 +513,96 @@ def analytics_samples() -> dict[str, dict[str, Any]]:
     return {
         "analytics/scheduled.json": {"scheduledTime": scheduled_at.strftime("%Y-%m-%dT%H:%M:%SZ")},
         "analytics/backfill.json": {"from": "2025-01-01", "to": RECEIVED_AT.date().isoformat(), "tenantId": TENANT_ID},
+    }
+
+
+def email_outbox_samples() -> dict[str, dict[str, Any]]:
+    """The EmailOutboxFunction's events: EventBridge Scheduler's every minute (the template's Input, filled in), and
+    SNS's with an SES event of the stack's configuration set: a permanent bounce (event publishing's `eventType`)
+    and a complaint (the identity notification's `notificationType`; the function reads either)."""
+    topic = "arn:aws:sns:us-east-1:123456789012:support-dev-EmailFeedbackTopic-1A2B3C4D5E6F"
+    subscription = f"{topic}:3f1c2e4a-5b6c-4d7e-8f90-a1b2c3d4e5f6"
+    mail = {
+        "timestamp": "2025-01-15T10:01:03.000Z",
+        "messageId": "010001946a0e1f2b-7c8d9e0f-1a2b-4c3d-9e8f-7a6b5c4d3e2f-000000",
+        "source": "support@shop.example",
+        "sourceArn": "arn:aws:ses:us-east-1:123456789012:identity/shop.example",
+        "sendingAccountId": "123456789012",
+        "destination": ["ana.customer@example.com"],
+        "headersTruncated": False,
+        "commonHeaders": {
+            "from": ["Shop Support <support@shop.example>"],
+            "to": ["Ana Customer <ana.customer@example.com>"],
+            "messageId": f"<ticket-{TICKET_ID}.8a1d2c3b-4e5f-4a6b-9c7d-0e1f2a3b4c5d@shop.example>",
+            "subject": "Order 1043 arrived damaged",
+        },
+        "tags": {"ses:configuration-set": ["support-dev-EmailConfigurationSet-7G8H9I0J"]},
+    }
+    bounce = {
+        "eventType": "Bounce",
+        "bounce": {
+            "feedbackId": "010001946a0e2a11-aaaabbbb-cccc-dddd-eeee-ffff00001111-000000",
+            "bounceType": "Permanent",
+            "bounceSubType": "General",
+            "bouncedRecipients": [
+                {
+                    "emailAddress": "ana.customer@example.com",
+                    "action": "failed",
+                    "status": "5.1.1",
+                    "diagnosticCode": "smtp; 550 5.1.1 user unknown",
+                }
+            ],
+            "timestamp": "2025-01-15T10:02:10.000Z",
+            "remoteMtaIp": "198.51.100.25",
+            "reportingMTA": "dns; a8-50.smtp-out.amazonses.com",
+        },
+        "mail": mail,
+    }
+    complaint = {
+        "notificationType": "Complaint",
+        "complaint": {
+            "feedbackId": "010001946a0e3b22-bbbbcccc-dddd-eeee-ffff-000011112222-000000",
+            "complaintSubType": None,
+            "complainedRecipients": [{"emailAddress": "ana.customer@example.com"}],
+            "timestamp": "2025-01-15T11:20:00.000Z",
+            "userAgent": "Yahoo!-Mail-Feedback/2.0",
+            "complaintFeedbackType": "abuse",
+            "arrivalDate": "2025-01-15T10:01:03.000Z",
+        },
+        "mail": mail,
+    }
+
+    def sns(notification: dict[str, Any], message_id: str) -> dict[str, Any]:
+        return {
+            "Records": [
+                {
+                    "EventSource": "aws:sns",
+                    "EventVersion": "1.0",
+                    "EventSubscriptionArn": subscription,
+                    "Sns": {
+                        "Type": "Notification",
+                        "MessageId": message_id,
+                        "TopicArn": topic,
+                        "Subject": None,
+                        "Message": json.dumps(notification, separators=(",", ":")),
+                        "Timestamp": "2025-01-15T10:02:11.314Z",
+                        "SignatureVersion": "1",
+                        "Signature": "EXAMPLEpH+signature==",
+                        "SigningCertUrl": "https://sns.us-east-1.amazonaws.com/SimpleNotificationService-example.pem",
+                        "UnsubscribeUrl": "https://sns.us-east-1.amazonaws.com/?Action=Unsubscribe"
+                        f"&SubscriptionArn={subscription}",
+                        "MessageAttributes": {},
+                    },
+                }
+            ]
+        }
+
+    return {
+        "email_outbox/scheduled.json": {
+            "scheduledTime": (RECEIVED_AT + timedelta(minutes=1)).strftime("%Y-%m-%dT%H:%M:%SZ")
+        },
+        "email_outbox/sns_bounce.json": sns(bounce, "95df01b4-ee98-5cb9-9903-4c221d41eb5e"),
+        "email_outbox/sns_complaint.json": sns(complaint, "a1c4e2f0-3b5d-5e7f-8a9b-0c1d2e3f4a5b"),
     }
 
 
@@ -643,6 +748,8 @@ def rendered() -> dict[Path, str]:
     for name, event in pre_token_samples().items():
         files[EVENTS_DIR / name] = json.dumps(event, indent=2, sort_keys=False) + "\n"
     for name, event in email_samples().items():
+        files[EVENTS_DIR / name] = json.dumps(event, indent=2, sort_keys=False) + "\n"
+    for name, event in email_outbox_samples().items():
         files[EVENTS_DIR / name] = json.dumps(event, indent=2, sort_keys=False) + "\n"
     for name, event in contacts_backfill_samples().items():
         files[EVENTS_DIR / name] = json.dumps(event, indent=2, sort_keys=False) + "\n"

@@ -1,5 +1,5 @@
 """Settings endpoint group: a tenant's settings, one area per path (`/api/support/settings/<area>`), read by any
-member of the desk and written, whole, by admins. Chat is the first area; the others will join in the same shape."""
+member of the desk and written, whole, by admins. Chat and email so far; the others will join in the same shape."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from support.http import create_resolver, current_principal, ok
 from support.models.envelopes import Envelope
-from support.models.settings import ChatSettings
+from support.models.settings import ChatSettings, EmailSettings
 from support.observability import logger, metrics
 from support.services import settings
 
@@ -28,6 +28,16 @@ def get_chat_settings() -> Response[Envelope[ChatSettings]]:
 @app.put(f"{BASE}/chat")
 def put_chat_settings(data: ChatSettings) -> Response[Envelope[ChatSettings]]:
     return ok(settings.put_chat_settings(current_principal(app), data))
+
+
+@app.get(f"{BASE}/email")
+def get_email_settings() -> Response[Envelope[EmailSettings]]:
+    return ok(settings.get_email_settings(current_principal(app)))
+
+
+@app.put(f"{BASE}/email")
+def put_email_settings(data: EmailSettings) -> Response[Envelope[EmailSettings]]:
+    return ok(settings.put_email_settings(current_principal(app), data))
 
 
 @logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_HTTP)

@@ -39,6 +39,7 @@ SECRETS_READ: dict[str, list[Any]] = {
     "WebSocketFunction": [APP_SECRET],
     "WebSocketAuthorizerFunction": [{"Ref": "VisitorTokenSecret"}, APP_SECRET],
     "BroadcastFunction": [APP_SECRET],
+    "EmailOutboxFunction": [APP_SECRET],
     "AnalyticsFunction": [{"Ref": "AnalyticsDbSecret"}],
     "MigrateFunction": [
         {"Fn::GetAtt": ["DbCluster", "MasterUserSecret.SecretArn"]},
@@ -84,7 +85,9 @@ def roles() -> dict[str, dict[str, Any]]:
 
 def statements(role: dict[str, Any]) -> list[dict[str, Any]]:
     found = []
-    for policy in role.get("Policies", []):
+    for each in role.get("Policies", []):
+        # a policy under a condition (`!If [Condition, policy, !Ref AWS::NoValue]`): its statements count as granted
+        policy = each["Fn::If"][1] if "Fn::If" in each else each
         document = policy["PolicyDocument"]
         found.extend(document["Statement"] if isinstance(document["Statement"], list) else [document["Statement"]])
     return found
@@ -166,7 +169,23 @@ def test_each_function_reads_only_its_secrets_and_posts_only_to_connections(func
             "Resource": {"Fn::GetAtt": ["AnalyticsDeadLetterQueue", "Arn"]},
         }
     ]
-    assert other == (dead_letters if function_id == "AnalyticsFunction" else [])
+    # The email outbox sends as the stack's sender domain only, through its configuration set (with a sender domain).
+    send_as_the_domain = [
+        {
+            "Effect": "Allow",
+            "Action": "ses:SendRawEmail",
+            "Resource": [
+                {"Fn::Sub": "arn:${AWS::Partition}:ses:${AWS::Region}:${AWS::AccountId}:identity/${EmailSenderDomain}"},
+                {
+                    "Fn::Sub": "arn:${AWS::Partition}:ses:${AWS::Region}:${AWS::AccountId}"
+                    ":configuration-set/${EmailConfigurationSet}"
+                },
+            ],
+            "Condition": {"StringLike": {"ses:FromAddress": {"Fn::Sub": "*@${EmailSenderDomain}"}}},
+        }
+    ]
+    expected_other = {"AnalyticsFunction": dead_letters, "EmailOutboxFunction": send_as_the_domain}
+    assert other == expected_other.get(function_id, [])
     in_vpc = "VpcConfig" in translated()["Resources"][function_id]["Properties"]
     assert set(role["ManagedPolicyArns"]) == ({MANAGED_BASIC, MANAGED_VPC} if in_vpc else {MANAGED_BASIC})
 

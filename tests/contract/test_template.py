@@ -24,7 +24,7 @@ from support.models.agents import AgentCreate, AgentStatusUpdate, AgentUpdate
 from support.models.canned import CannedResponseCreate, CannedResponseUpdate
 from support.models.chat import ChatMessageCreate, ChatRating, ChatReadRequest, ChatSessionStart, ChatTransfer
 from support.models.contacts import ContactMerge, ContactUpdate
-from support.models.settings import ChatSettings
+from support.models.settings import ChatSettings, EmailSettings
 from support.models.tickets import (
     AssignRequest,
     CallCreate,
@@ -42,11 +42,13 @@ ALL_EVENT_FILES = sorted((REPO / "events").rglob("*.json"))
 # test_websocket_template.py, the analytics job's (events/analytics) in test_analytics_template.py, the
 # pre-token trigger's (events/pre_token) in tests/integration/test_pre_token.py, SES's receipt event
 # (events/email) in tests/unit/test_email_in.py, the contacts backfill's (events/contacts_backfill) in
-# tests/integration/test_contacts_api.py.
+# tests/integration/test_contacts_api.py, the email outbox's (events/email_outbox) in
+# tests/integration/test_email_outbox.py.
 EVENT_FILES = [
     p
     for p in ALL_EVENT_FILES
-    if p.parent.name not in ("websocket", "ws_authorizer", "analytics", "pre_token", "email", "contacts_backfill")
+    if p.parent.name
+    not in ("websocket", "ws_authorizer", "analytics", "pre_token", "email", "contacts_backfill", "email_outbox")
 ]
 
 # What each route with a request body parses it into (the handler's model), to check the samples.
@@ -73,6 +75,7 @@ REQUEST_MODELS: dict[str, type[BaseModel]] = {
     "PUT /api/support/settings/chat": ChatSettings,
     "PATCH /api/support/contacts/{contactId}": ContactUpdate,
     "POST /api/support/contacts/{contactId}/merge": ContactMerge,
+    "PUT /api/support/settings/email": EmailSettings,
     # POST .../chat/sessions/{sessionId}/end takes an optional body that accepts nothing (ChatSessionEnd
     # refuses a client duration): its sample is sent without one.
 }
@@ -247,6 +250,34 @@ INVOKE_ITSELF_POLICY = {
 }
 
 
+# The email outbox sends with SES as the stack's sender domain only (with one), through its configuration set.
+SEND_AS_THE_SENDER_DOMAIN_POLICY = {
+    "Fn::If": [
+        "HasEmailSender",
+        {
+            "Statement": [
+                {
+                    "Effect": "Allow",
+                    "Action": "ses:SendRawEmail",
+                    "Resource": [
+                        {
+                            "Fn::Sub": "arn:${AWS::Partition}:ses:${AWS::Region}:${AWS::AccountId}"
+                            ":identity/${EmailSenderDomain}"
+                        },
+                        {
+                            "Fn::Sub": "arn:${AWS::Partition}:ses:${AWS::Region}:${AWS::AccountId}"
+                            ":configuration-set/${EmailConfigurationSet}"
+                        },
+                    ],
+                    "Condition": {"StringLike": {"ses:FromAddress": {"Fn::Sub": "*@${EmailSenderDomain}"}}},
+                }
+            ]
+        },
+        {"Ref": "AWS::NoValue"},
+    ]
+}
+
+
 # The analytics rollup reads its own role's database secret, never the API's (test_analytics_template.py).
 ANALYTICS_DATABASE_SECRET_POLICY = {
     "AWSSecretsManagerGetSecretValuePolicy": {"SecretArn": {"Ref": "AnalyticsDbSecret"}}
@@ -284,6 +315,8 @@ def test_functions_get_no_policies_beyond_the_secrets_they_read_and_the_connecti
             expected = [*expected, INVOKE_BROADCAST_POLICY]
         if function_id == "BroadcastFunction":
             expected = [*expected, INVOKE_ITSELF_POLICY]
+        if function_id == "EmailOutboxFunction":
+            expected = [*expected, SEND_AS_THE_SENDER_DOMAIN_POLICY]
         assert policies == expected, f"{function_id} has policies beyond what it needs"
         variables = (function["Properties"].get("Environment") or {}).get("Variables") or {}
         assert ("VISITOR_TOKEN_SECRET_ARN" in variables) == (function_id in VISITOR_KEY_READERS), function_id

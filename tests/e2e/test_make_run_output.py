@@ -118,3 +118,31 @@ def test_no_listener_answers_a_site_rebound_to_this_machine(run: LocalRun) -> No
     with socket.create_connection(("127.0.0.1", ws_port)) as sock, pytest.raises(InvalidStatus) as refused:
         connect(f"ws://{REBIND}:{ws_port}/?token={token}", sock=sock, open_timeout=10)
     assert refused.value.response.status_code == 421
+
+
+def test_the_customer_mail_is_sent_through_the_local_ses_and_listed(run: LocalRun) -> None:
+    """make run's SES is moto on 127.0.0.1, the outbox is drained every few seconds, and /local/mail lists the mail
+    (the demo desk has email settings with a verified sender)."""
+    import email
+    import email.policy
+
+    _printed(run, r"Mail the desk sent \(local SES, moto on http://127\.0\.0\.1:\d+\): \S+/local/mail")
+    body = {"customerName": "Ana Lima", "customerEmail": "ana.lima@customers.example", "subject": "Where is 1043?"}
+    created = httpx.post(f"{run.base}/api/support/tickets", json=body, headers=run.auth, timeout=10)
+    assert created.status_code == 201, created.text
+    ticket = created.json()["data"]["id"]
+    deadline, mine = time.monotonic() + 30, []
+    while time.monotonic() < deadline and not mine:
+        listed = httpx.get(f"{run.base}/local/mail?limit=100", timeout=10).json()["mail"]
+        mine = [m for m in listed if m["messageId"].startswith(f"<ticket-{ticket}.")]
+        time.sleep(0.5)
+    assert len(mine) == 1, listed
+    (mail,) = mine
+    assert mail["to"] == "Ana Lima <ana.lima@customers.example>"
+    assert mail["from"] == "Acme Outfitters Support <support@acme.example>"
+    assert (mail["subject"], mail["autoSubmitted"]) == ("Where is 1043?", "auto-replied")
+    raw = httpx.get(f"{run.base}/local/mail/{mail['sesMessageId']}", timeout=10)
+    assert raw.status_code == 200 and raw.headers["content-type"] == "message/rfc822"
+    message = email.message_from_bytes(raw.content, policy=email.policy.default)
+    assert message["Message-ID"] == mail["messageId"]
+    assert httpx.get(f"{run.base}/local/mail/not-a-mail", timeout=10).status_code == 404

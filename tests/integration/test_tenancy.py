@@ -48,10 +48,15 @@ TENANT_TABLES = [
     # contacts and the identities that find them (sql/0024)
     "support_contacts",
     "contact_identities",
+    # email out: the addresses a tenant receives at, the outbox, suppressed recipients (sql/0026)
+    "email_inbound_addresses",
+    "email_outbox",
+    "email_suppressions",
 ]
 # Row-level security ENABLEd but not FORCEd: the runtime role sees its tenant's rows only, and the owner's
-# SECURITY DEFINER lookup can find a widget key before the tenant is known (sql/0011).
-NOT_FORCED = {"widget_keys"}
+# SECURITY DEFINER lookup can find a widget key before the tenant is known (sql/0011), and the email outbox's
+# functions claim due rows of every tenant and find a bounce's tenant (sql/0026).
+NOT_FORCED = {"widget_keys", "email_outbox"}
 # Tables with a user_id that the runtime role cannot touch at all (read only through SECURITY DEFINER functions).
 # sql/0003, sql/0027; sql/0025: the reference counters (the owner's only, RLS not forced)
 SIDE_TABLES = ["ticket_search_index", "canned_response_search", "canned_response_terms", "ticket_reference_counters"]
@@ -133,6 +138,12 @@ def _tenant_rows(db: DatabaseUrls, tenant: UUID) -> dict[str, str]:
     chats = HandlerClient(chat_app.lambda_handler, tenant=tenant)
     canned = HandlerClient(canned_app.lambda_handler, tenant=tenant)
 
+    from functions.settings import app as settings_app
+
+    # email settings first: the ticket's notices go to the outbox (and the desk's inbound address is its own)
+    email = {"inboundAddresses": [f"desk-{tenant.hex}@shop.example"], "fromAddress": "desk@shop.example"}
+    emailed = HandlerClient(settings_app.lambda_handler, tenant=tenant).put("/api/support/settings/email", email)
+    assert emailed.status == 200, emailed.body
     agent = new_agent(tickets)
     ticket = new_ticket(
         tickets, subject="Secret merger paperwork", customerEmail="ceo@tenant.example", category="legal"
@@ -179,8 +190,6 @@ def _tenant_rows(db: DatabaseUrls, tenant: UUID) -> dict[str, str]:
     # a visitor through it (the session route's rate limit counters), and the tenant's chat settings
     assert visitor_session({"widgetKey": widget.data["widgetKey"]}).status == 201
 
-    from functions.settings import app as settings_app
-
     settings = HandlerClient(settings_app.lambda_handler, tenant=tenant).put("/api/support/settings/chat", {})
     assert settings.status == 200, settings.body
 
@@ -215,6 +224,11 @@ def _tenant_rows(db: DatabaseUrls, tenant: UUID) -> dict[str, str]:
             "INSERT INTO queue_positions_told (user_id, session_id, position) VALUES (%s, %s, 1)"
             " ON CONFLICT (user_id, session_id) DO NOTHING",
             (tenant, session.data["id"]),
+        )
+        # an address a bounce suppressed, as the email outbox function records it
+        app_conn.execute(
+            "INSERT INTO email_suppressions (user_id, address, reason) VALUES (%s, 'gone@example.com', 'bounce')",
+            (tenant,),
         )
     return {"agent": agent["id"], "ticket": ticket["id"], "unrated": unrated["id"], "session": session.data["id"]}
 
@@ -446,6 +460,19 @@ def _inserts_for(tenant: UUID, rows: dict[str, str]) -> dict[str, tuple[str, tup
             "WITH c AS (INSERT INTO support_contacts (user_id, name) VALUES (%s, 'x') RETURNING user_id, id)"
             " INSERT INTO contact_identities (user_id, kind, value, contact_id) SELECT user_id, 'email', %s, id FROM c",
             (tenant, f"{uuid4().hex}@customer.example"),
+        ),
+        "email_inbound_addresses": (
+            "INSERT INTO email_inbound_addresses (user_id, address) VALUES (%s, %s)",
+            (tenant, f"desk-{uuid4().hex[:12]}@shop.example"),
+        ),
+        "email_outbox": (
+            "INSERT INTO email_outbox (id, user_id, ticket_id, kind, notice_key, recipient, message_id)"
+            " VALUES (%s, %s, %s, 'received', %s, 'x@example.com', '<x@shop.example>')",
+            (uuid4(), tenant, rows["ticket"], uuid4().hex),
+        ),
+        "email_suppressions": (
+            "INSERT INTO email_suppressions (user_id, address, reason) VALUES (%s, %s, 'bounce')",
+            (tenant, f"gone-{uuid4().hex[:12]}@example.com"),
         ),
     }
 

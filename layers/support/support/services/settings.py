@@ -12,15 +12,18 @@ from __future__ import annotations
 from typing import Any
 from uuid import UUID
 
+from psycopg import errors
 from psycopg.types.json import Jsonb
 
 from support.auth import Principal
 from support.db import tenant_transaction
 from support.db.connection import Cursor
+from support.errors import Conflict
 from support.models.base import ApiModel
-from support.models.settings import ChatSettings
+from support.models.settings import ChatSettings, EmailSettings
 
 CHAT = "chat"
+EMAIL = "email"
 
 
 def read_settings[M: ApiModel](cur: Cursor, tenant_id: UUID, area: str, model: type[M]) -> M:
@@ -33,16 +36,22 @@ def read_settings[M: ApiModel](cur: Cursor, tenant_id: UUID, area: str, model: t
 
 def write_settings[M: ApiModel](principal: Principal, area: str, data: M) -> M:
     principal.require_admin(f"change the {area} settings")
-    stored = data.model_dump(mode="json", by_alias=False)
     with tenant_transaction(principal.tenant_id) as cur:
-        cur.execute(
-            """INSERT INTO tenant_settings (user_id, area, settings, updated_at, updated_by)
-            VALUES (%s, %s, %s, now(), %s)
-            ON CONFLICT (user_id, area) DO UPDATE
-            SET settings = excluded.settings, updated_at = excluded.updated_at, updated_by = excluded.updated_by""",
-            (principal.tenant_id, area, Jsonb(stored), principal.subject[:300] or None),
-        )
+        _store_settings(cur, principal, area, data)
     return data
+
+
+def _store_settings(
+    cur: Cursor, principal: Principal, area: str, data: ApiModel, exclude: set[str] | None = None
+) -> None:
+    stored = data.model_dump(mode="json", by_alias=False, exclude=exclude)
+    cur.execute(
+        """INSERT INTO tenant_settings (user_id, area, settings, updated_at, updated_by)
+        VALUES (%s, %s, %s, now(), %s)
+        ON CONFLICT (user_id, area) DO UPDATE
+        SET settings = excluded.settings, updated_at = excluded.updated_at, updated_by = excluded.updated_by""",
+        (principal.tenant_id, area, Jsonb(stored), principal.subject[:300] or None),
+    )
 
 
 def chat_settings(cur: Cursor, tenant_id: UUID) -> ChatSettings:
@@ -56,3 +65,50 @@ def get_chat_settings(principal: Principal) -> ChatSettings:
 
 def put_chat_settings(principal: Principal, data: ChatSettings) -> ChatSettings:
     return write_settings(principal, CHAT, data)
+
+
+# Email: the sender and switches live in tenant_settings like every area; the inbound addresses in
+# email_inbound_addresses, whose global unique index gives each address to one tenant only (sql/0026).
+INBOUND_ADDRESSES = "inbound_addresses"
+
+
+def email_settings(cur: Cursor, tenant_id: UUID) -> EmailSettings:
+    """The sender and switches (what the outbox needs), without the inbound addresses."""
+    return read_settings(cur, tenant_id, EMAIL, EmailSettings)
+
+
+def get_email_settings(principal: Principal) -> EmailSettings:
+    with tenant_transaction(principal.tenant_id) as cur:
+        found = email_settings(cur, principal.tenant_id)
+        cur.execute(
+            "SELECT address FROM email_inbound_addresses WHERE user_id = %s ORDER BY created_at, address",
+            (principal.tenant_id,),
+        )
+        addresses = [row["address"] for row in cur.fetchall()]
+    return found.model_copy(update={INBOUND_ADDRESSES: addresses})
+
+
+def put_email_settings(principal: Principal, data: EmailSettings) -> EmailSettings:
+    """The whole email settings. An inbound address another tenant holds is a 409 (which tells the caller that
+    the address is taken: the price of one address per tenant, and no more than a mail server would say)."""
+    principal.require_admin(f"change the {EMAIL} settings")
+    with tenant_transaction(principal.tenant_id) as cur:
+        _store_settings(cur, principal, EMAIL, data, exclude={INBOUND_ADDRESSES})
+        cur.execute(
+            "DELETE FROM email_inbound_addresses WHERE user_id = %s AND NOT (address = ANY(%s))",
+            (principal.tenant_id, data.inbound_addresses),
+        )
+        for index, address in enumerate(data.inbound_addresses):
+            try:
+                with cur.connection.transaction():  # a savepoint: the conflict is answered, not the transaction lost
+                    cur.execute(
+                        """INSERT INTO email_inbound_addresses (user_id, address) VALUES (%s, %s)
+                        ON CONFLICT (user_id, address) DO NOTHING""",
+                        (principal.tenant_id, address),
+                    )
+            except errors.UniqueViolation as exc:
+                raise Conflict(
+                    f"the address {address} belongs to another desk",
+                    details=[{"field": f"body.inboundAddresses.{index}", "message": "the address is taken"}],
+                ) from exc
+    return get_email_settings(principal)

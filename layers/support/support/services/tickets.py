@@ -40,6 +40,7 @@ from support.models.tickets import (
     reference_number,
 )
 from support.pagination import Page, decode_cursor, page_of
+from support.services import email_outbox
 
 TICKET_COLUMNS = """id, user_id, customer_name, customer_email, customer_phone, subject, description, category,
     priority, status, assigned_agent_id, created_at, updated_at, resolved_at, first_response_time,
@@ -206,6 +207,7 @@ def create_ticket(principal: Principal, data: TicketCreate) -> Ticket:
         ticket = _ticket(cur.fetchone())
         if data.call is not None:
             _insert_call(cur, principal, ticket.id, data.call)
+        email_outbox.notify(cur, principal.tenant_id, ticket.id, email_outbox.RECEIVED)
         return ticket
 
 
@@ -253,7 +255,9 @@ def update_ticket(principal: Principal, ticket_id: UUID, changes: TicketUpdate) 
             ).format(assignments=sql.SQL(", ").join(assignments), columns=sql.SQL(TICKET_COLUMNS)),
             params,
         )
-        return _ticket(cur.fetchone())
+        updated = _ticket(cur.fetchone())
+        email_outbox.notify_status(cur, principal.tenant_id, ticket_id, current["status"], new_status)
+        return updated
 
 
 def close_ticket(principal: Principal, ticket_id: UUID) -> Ticket:
@@ -268,7 +272,9 @@ def close_ticket(principal: Principal, ticket_id: UUID) -> Ticket:
             WHERE user_id = %s AND id = %s RETURNING {TICKET_COLUMNS}""",  # noqa: S608
             (principal.tenant_id, ticket_id),
         )
-        return _ticket(cur.fetchone())
+        closed = _ticket(cur.fetchone())
+        email_outbox.notify(cur, principal.tenant_id, ticket_id, email_outbox.CLOSED)
+        return closed
 
 
 def assign_ticket(principal: Principal, ticket_id: UUID, agent_id: UUID) -> Ticket:
@@ -358,6 +364,7 @@ def add_conversation(principal: Principal, ticket_id: UUID, data: ConversationCr
             ),
         )
         created = cur.fetchone()
+        email_outbox.notify_reply(cur, principal.tenant_id, created)
         if data.sender_type is SenderType.AGENT and not data.is_internal:
             cur.execute(
                 f"""UPDATE support_tickets SET first_response_time = {SECONDS_SINCE_CREATED}
