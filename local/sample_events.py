@@ -161,6 +161,11 @@ SAMPLES = (
             "notes": "Called back: a replacement mug goes out today with a prepaid return label.",
         },
     ),
+    SampleEvent(  # email in: the raw mail a conversation entry came by (sql/0028)
+        "tickets/get_original_email.json",
+        "GET /api/support/tickets/{ticketId}/conversations/{conversationId}/original",
+        f"{TICKET_PATH}/conversations/{CHAT_MESSAGE_ID}/original",
+    ),
     SampleEvent(
         "tickets/get_feedback.json",
         "GET /api/support/tickets/{ticketId}/feedback",
