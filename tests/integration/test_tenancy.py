@@ -233,6 +233,12 @@ def _tenant_rows(db: DatabaseUrls, tenant: UUID) -> dict[str, str]:
             "INSERT INTO email_suppressions (user_id, address, reason) VALUES (%s, 'gone@example.com', 'bounce')",
             (tenant,),
         )
+        # an inbound mail the email function rejected, as it records one (sql/0028)
+        app_conn.execute(
+            "INSERT INTO inbound_emails (user_id, message_id, ses_message_id, s3_key, recipient, size_bytes, outcome,"
+            " reason) VALUES (%s, 'big@customer.example', 'ses-big', 'inbound/ses-big', %s, 99, 'rejected', 'x')",
+            (tenant, f"desk-{tenant.hex}@shop.example"),
+        )
     return {"agent": agent["id"], "ticket": ticket["id"], "unrated": unrated["id"], "session": session.data["id"]}
 
 

@@ -452,10 +452,15 @@ def _sender_name(email: InboundEmail) -> str:
     return name[:200]
 
 
+_BRACKETED_REFERENCE = re.compile(r"\[#\d{1,12}\]")
+
+
 def _create_ticket(cur: Cursor, tenant_id: UUID, email: InboundEmail) -> dict[str, Any]:
     """A new ticket from the mail: channel `email`, the sender's contact, the subject and the new text."""
     _admit_ticket(cur, Principal(tenant_id=tenant_id, role=Role.ADMIN, subject="email-in"))
-    subject = " ".join(strip_reply_prefixes(email.subject).split())[:500] or NO_SUBJECT
+    # Without reply prefixes, and without a bracketed reference (another desk's, or a closed ticket's): the ticket's
+    # own reference goes in front of it in every mail about it.
+    subject = " ".join(_BRACKETED_REFERENCE.sub(" ", strip_reply_prefixes(email.subject)).split())[:500] or NO_SUBJECT
     name = _sender_name(email)
     cur.execute(
         """INSERT INTO support_tickets (user_id, customer_name, customer_email, subject, description, channel,
