@@ -288,7 +288,11 @@ READ_INBOUND_MAIL = {
 EMAIL_INBOUND_POLICY = {
     "Statement": [
         READ_INBOUND_MAIL,
-        {"Effect": "Allow", "Action": "s3:PutObject", "Resource": {"Fn::Sub": "${InboundEmailBucket.Arn}/attachments/*"}},
+        {
+            "Effect": "Allow",
+            "Action": "s3:PutObject",
+            "Resource": {"Fn::Sub": "${InboundEmailBucket.Arn}/attachments/*"},
+        },
     ]
 }
 ORIGINAL_EMAIL_POLICY = {"Statement": [READ_INBOUND_MAIL]}

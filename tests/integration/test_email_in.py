@@ -134,7 +134,7 @@ def thread(tenant: UUID, ticket_id: str) -> list[dict[str, Any]]:
 def rows(db: DatabaseUrls, tenant: UUID, table: str) -> list[dict[str, Any]]:
     with psycopg.connect(db.admin, row_factory=psycopg.rows.dict_row) as conn:
         return conn.execute(
-            f"SELECT * FROM {table} WHERE user_id = %s ORDER BY 1".encode(),  # noqa: S608 - our own table names
+            f"SELECT * FROM {table} WHERE user_id = %s ORDER BY 1".encode(),
             (tenant,),
         ).fetchall()
 

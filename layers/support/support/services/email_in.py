@@ -311,6 +311,7 @@ def record(tenant_id: UUID, message: _Message, attachments: list[dict[str, Any]]
             return _result(cur, tenant_id, message, before, duplicate=True)
         parsed = message.parsed
         ticket: dict[str, Any] | None = None
+        reason: str | None = None
         if isinstance(parsed, Rejection):
             outcome, reason = REJECTED, f"{parsed.reason.value}: {parsed.detail}"
         elif message.verdict is not None:
@@ -319,7 +320,7 @@ def record(tenant_id: UUID, message: _Message, attachments: list[dict[str, Any]]
             outcome, reason = IGNORED_AUTOMATIC, automatic.value
         else:
             ticket = _ticket_answered(cur, tenant_id, parsed)
-            outcome, reason = (THREADED, None) if ticket is not None else (CREATED, None)
+            outcome = THREADED if ticket is not None else CREATED
             if ticket is None:
                 ticket = _create_ticket(cur, tenant_id, parsed)
         cur.execute(
