@@ -124,20 +124,6 @@ class InboundResult:
             "duplicate": self.duplicate,
         }
 
-    def summary(self) -> str:
-        """One line for a person (make inbound-email)."""
-        ticket = f"ticket #{self.reference}" if self.reference is not None else f"ticket {self.ticket_id}"
-        again = " (delivered before: stored once)" if self.duplicate else ""
-        if self.outcome == CREATED:
-            return f"created {ticket}{again}"
-        if self.outcome == THREADED:
-            return f"threaded onto {ticket}{again}"
-        if self.outcome == IGNORED_AUTOMATIC:
-            return f"ignored: automatic mail ({self.reason}){again}"
-        if self.outcome == REJECTED:
-            return f"rejected: {self.reason}{again}"
-        return f"refused: {self.reason}"
-
 
 # --- S3 ----------------------------------------------------------------------------------------------------------
 
