@@ -201,6 +201,13 @@ def receive(receipt: SesReceipt, config: InboundConfig | None = None) -> Inbound
     config = config or InboundConfig.from_environment()
     key = f"{config.inbound_prefix}{receipt.ses_message_id}"
     raw, size, over_limit = _read(config, key)
+    return receive_message(receipt, raw, config, key=key, size=size, over_limit=over_limit)
+
+
+def receive_message(
+    receipt: SesReceipt, raw: bytes, config: InboundConfig, *, key: str, size: int, over_limit: bool = False
+) -> InboundResult:
+    """Parse and store a message read from `key` (`raw` is its first bytes only when it is `over_limit`)."""
     if over_limit:
         parsed: InboundEmail | Rejection = replace(
             _as_rejection(parse(raw, max_bytes=0)),
@@ -218,13 +225,16 @@ def receive(receipt: SesReceipt, config: InboundConfig | None = None) -> Inbound
         return InboundResult(UNKNOWN_RECIPIENT, receipt.ses_message_id, reason="no desk receives at these addresses")
     tenant_id, address = desk
     message = _Message(receipt=receipt, key=key, recipient=address, size=size, parsed=parsed)
-    if isinstance(parsed, InboundEmail) and message.verdict is None and automatic_reason(parsed) is None:
-        if _stored_before(tenant_id, message.message_id):
-            attachments: list[dict[str, Any]] = []  # the first delivery stored them
-        else:
-            attachments = _store_attachments(config, tenant_id, receipt.ses_message_id, parsed)
-    else:
-        attachments = []
+    attachments: list[dict[str, Any]] = []
+    # A person's mail with files: to S3 first, unless a first delivery of it stored them already.
+    if (
+        isinstance(parsed, InboundEmail)
+        and parsed.attachments
+        and message.verdict is None
+        and automatic_reason(parsed) is None
+        and not _stored_before(tenant_id, message.message_id)
+    ):
+        attachments = _store_attachments(config, tenant_id, receipt.ses_message_id, parsed)
     result = record(tenant_id, message, attachments)
     logger.info("inbound email", extra={k: v for k, v in result.as_dict().items() if v is not None})
     return result
