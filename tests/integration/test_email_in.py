@@ -257,6 +257,19 @@ def test_an_auto_reply_to_a_ticket_never_lands_on_it(db: DatabaseUrls, tenant: U
     assert len(rows(db, tenant, "email_outbox")) == 1
 
 
+@pytest.mark.parametrize("how", ["from_address", "inbound_address", "outbox_header"])
+def test_the_desks_own_mail_coming_back_is_ignored(
+    db: DatabaseUrls, tenant: UUID, desk: str, s3: Any, how: str
+) -> None:
+    # Given the desk's own mail arriving at its inbound address (an agent's reply copied to it, a forwarding loop)
+    sender = {"from_address": "Shop Support <support@shop.example>", "inbound_address": desk}.get(how, "x@y.example")
+    extra = "X-Support-Ticket: 1b4e28ba-2fa1-4d3b-a3f5-ef19b5a7633b" if how == "outbox_header" else ""
+    result = deliver(s3, mail("Re: your request", "We are on it.", sender=sender, extra=extra), desk)
+    # Then it opens nothing and answers nothing
+    assert result["outcome"] == "ignored_automatic" and result["reason"] == "from_the_desk"
+    assert rows(db, tenant, "support_tickets") == [] and rows(db, tenant, "email_outbox") == []
+
+
 def test_a_message_over_the_size_limit_is_kept_and_rejected_with_the_reason(
     db: DatabaseUrls, tenant: UUID, desk: str, s3: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -67,6 +67,7 @@ IGNORED_AUTOMATIC = "ignored_automatic"
 REJECTED = "rejected"
 # Not stored (no tenant to store it for): the answer's outcome only.
 UNKNOWN_RECIPIENT = "unknown_recipient"
+FROM_THE_DESK = "from_the_desk"  # the reason of a desk's own mail that came back (ignored_automatic)
 
 DEFAULT_MAX_BYTES = 10 * 1024 * 1024  # a message larger than this is kept in S3 and rejected (SES's own cap: 40 MB)
 HEAD_BYTES = 64 * 1024  # of a message over the limit, read for its Message-ID and sender
@@ -147,12 +148,13 @@ def s3_client() -> Any:
 def _read(config: InboundConfig, key: str) -> tuple[bytes, int, bool]:
     """The stored message (its first HEAD_BYTES only when it is over the limit), its size, and whether it is."""
     s3 = s3_client()
-    head = s3.head_object(Bucket=config.bucket, Key=key)
-    size = int(head["ContentLength"])
-    if size > config.max_bytes:
-        part = s3.get_object(Bucket=config.bucket, Key=key, Range=f"bytes=0-{HEAD_BYTES - 1}")
-        return part["Body"].read(), size, True
-    return s3.get_object(Bucket=config.bucket, Key=key)["Body"].read(), size, False
+    stored = s3.get_object(Bucket=config.bucket, Key=key)
+    size = int(stored["ContentLength"])
+    if size <= config.max_bytes:
+        return stored["Body"].read(), size, False
+    stored["Body"].close()  # not read past its headers
+    part = s3.get_object(Bucket=config.bucket, Key=key, Range=f"bytes=0-{HEAD_BYTES - 1}")
+    return part["Body"].read(), size, True
 
 
 _UNSAFE_KEY_CHARACTERS = re.compile(r"[^A-Za-z0-9._-]+")
@@ -314,6 +316,8 @@ def record(tenant_id: UUID, message: _Message, attachments: list[dict[str, Any]]
             outcome, reason = REJECTED, message.verdict
         elif (automatic := automatic_reason(parsed)) is not None:
             outcome, reason = IGNORED_AUTOMATIC, automatic.value
+        elif _from_the_desk(cur, tenant_id, parsed):
+            outcome, reason = IGNORED_AUTOMATIC, FROM_THE_DESK
         else:
             ticket = _ticket_answered(cur, tenant_id, parsed)
             outcome = THREADED if ticket is not None else CREATED
@@ -370,6 +374,21 @@ def _result(cur: Cursor, tenant_id: UUID, message: _Message, row: dict[str, Any]
         conversation_id=row["conversation_id"],
         duplicate=duplicate,
     )
+
+
+def _from_the_desk(cur: Cursor, tenant_id: UUID, email: InboundEmail) -> bool:
+    """The desk's own mail come back (an agent's reply copied to the support address, a forward loop): sent from
+    one of the desk's addresses, or carrying the header the outbox writes. Answering it would mail the desk."""
+    if email.header("x-support-ticket") is not None:
+        return True
+    cur.execute(
+        """SELECT EXISTS (SELECT FROM email_inbound_addresses a WHERE a.user_id = %(tenant)s AND a.address = %(sender)s)
+            OR EXISTS (SELECT FROM tenant_settings s WHERE s.user_id = %(tenant)s AND s.area = 'email'
+                       AND lower(s.settings ->> 'from_address') = %(sender)s) AS desk""",
+        {"tenant": tenant_id, "sender": email.sender.email},
+    )
+    row = cur.fetchone()
+    return bool(row and row["desk"])
 
 
 # --- threading ---------------------------------------------------------------------------------------------------
