@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.e2e.local_run import REPO, LocalRun, developer_env, scratch_data_dir
+from tests.e2e.local_run import REPO, LocalRun, developer_env, free_port, scratch_data_dir
 
 README = REPO / "README.md"
 
@@ -53,9 +53,17 @@ def test_the_readme_round_trip_by_email(data_dir: Path) -> None:
             timeout=300,
             check=False,
         )
+        # automatic mail is taken (exit 0) and ignored; mail for an address no desk receives at is refused (exit 1)
+        bounce = inbound_email(data_dir, run, "events/email/bounce_mailer_daemon.eml", "support@acme.example")
+        stranger = inbound_email(data_dir, run, "events/email/gmail_reply.eml", "nobody@inbound.desk.example")
     finally:
         assert run.stop() == 0, run.output
     assert result.returncode == 0, f"stdout:\n{result.stdout}\nstderr:\n{result.stderr}"
+    assert (bounce.returncode, bounce.stdout) == (
+        0,
+        "ignored: automatic mail (auto_submitted), no ticket and no answer\n",
+    )
+    assert stranger.returncode == 1 and stranger.stdout.startswith("refused: no desk receives"), stranger
     out = result.stdout
 
     # the customer's mail made a ticket, and their answer threaded onto the same one
@@ -78,6 +86,32 @@ def test_the_readme_round_trip_by_email(data_dir: Path) -> None:
     ]
     assert thread[0]["senderType"] == "customer" and "VAT number is missing" in thread[0]["message"]
     assert thread[0]["attachments"][0]["fileName"].endswith(".pdf")
+
+
+def inbound_email(data_dir: Path, run: LocalRun, file: str, to: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        ["make", "-s", "inbound-email", f"FILE={file}", f"TO={to}"],
+        cwd=REPO,
+        env=developer_env(data_dir, run.port),
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+
+
+def test_make_inbound_email_without_make_run_says_so(tmp_path: Path) -> None:
+    answer = subprocess.run(
+        ["make", "-s", "inbound-email", "FILE=events/email/gmail_reply.eml", "TO=support@acme.example"],
+        cwd=REPO,
+        env=developer_env(tmp_path / "pg", free_port()),
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert answer.returncode == 2, answer
+    assert "no make run is serving" in answer.stderr and "start `make run`" in answer.stderr
 
 
 def _documents(output: str) -> list[dict]:  # type: ignore[type-arg]
