@@ -63,7 +63,7 @@ def test_the_readme_round_trip_by_email(data_dir: Path) -> None:
         0,
         "ignored: automatic mail (auto_submitted), no ticket and no answer\n",
     )
-    assert stranger.returncode == 1 and stranger.stdout.startswith("refused: no desk receives"), stranger
+    assert stranger.returncode != 0 and stranger.stdout.startswith("refused: no desk receives"), stranger
     out = result.stdout
 
     # the customer's mail made a ticket, and their answer threaded onto the same one
@@ -110,7 +110,7 @@ def test_make_inbound_email_without_make_run_says_so(tmp_path: Path) -> None:
         timeout=120,
         check=False,
     )
-    assert answer.returncode == 2, answer
+    assert answer.returncode != 0, answer
     assert "no make run is serving" in answer.stderr and "start `make run`" in answer.stderr
 
 
