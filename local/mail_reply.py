@@ -24,10 +24,11 @@ from typing import Any
 
 def newest_mail_to(base: str, address: str) -> dict[str, Any] | None:
     with urllib.request.urlopen(f"{base.rstrip('/')}/local/mail?limit=500", timeout=10) as answer:  # noqa: S310
-        mails = json.load(answer)["mail"]  # newest first
+        mails: list[dict[str, Any]] = json.load(answer)["mail"]  # newest first
     theirs = [m for m in mails if address.lower() in str(m["to"]).lower()]
     people = [m for m in theirs if not m.get("autoSubmitted")]
-    return (people or theirs or [None])[0]
+    chosen = people or theirs
+    return chosen[0] if chosen else None
 
 
 def reply_to(mail: dict[str, Any], text: str) -> EmailMessage:
