@@ -738,7 +738,7 @@ def email_samples() -> dict[str, dict[str, Any]]:
             message_id="2k8v1q9m3c7n4h6t0s2d5f8g1j3l6p9r0b2e4u6o",  # the SMTP id in the eml's Received header
             recipients=[SES_RECEIVING_ADDRESS],
             received_at=datetime(2026, 12, 7, 9, 2, 43, 512000, tzinfo=UTC),
-            function_arn="arn:aws:lambda:us-east-1:123456789012:function:support-desk-InboundEmailFunction-a1B2c3D4e5F6",
+            function_arn="arn:aws:lambda:us-east-1:123456789012:function:support-desk-EmailInboundFunction-a1B2c3D4e5F6",
         )
     }
 
