@@ -466,9 +466,22 @@ def test_staff_get_the_original_of_an_emailed_message_and_no_one_else(
     )
 
 
-def test_the_sample_receipt_event_names_the_stored_message() -> None:
-    event = json.loads((SAMPLES / "ses_receipt.json").read_text())
-    from support.mail.ses import SesReceipt
+def test_the_sample_receipt_event_through_the_function(db: DatabaseUrls, tenant: UUID, s3: Any) -> None:
+    """events/email/ses_receipt.json as `sam local invoke -e` sends it, its message stored where SES stores it."""
+    from functions.email_in import app
+    from functions.settings import app as settings_app
 
-    (receipt,) = SesReceipt.from_event(event)
-    assert receipt.ses_message_id == "2k8v1q9m3c7n4h6t0s2d5f8g1j3l6p9r0b2e4u6o"
+    event = json.loads((SAMPLES / "ses_receipt.json").read_text())
+    (address,) = event["Records"][0]["ses"]["receipt"]["recipients"]
+    ses_id = event["Records"][0]["ses"]["mail"]["messageId"]
+    settings = HandlerClient(settings_app.lambda_handler, tenant=tenant)
+    assert settings.put("/api/support/settings/email", {"inboundAddresses": [address]}).status == 200
+    try:
+        s3.put_object(Bucket=BUCKET, Key=f"inbound/{ses_id}", Body=(SAMPLES / "gmail_reply.eml").read_bytes())
+        answer = app.lambda_handler(event, context())
+    finally:  # the address is the sample's: free it for the next run
+        assert settings.put("/api/support/settings/email", {"inboundAddresses": []}).status == 200
+    assert answer["ok"] is True
+    (result,) = answer["results"]
+    assert (result["outcome"], result["sesMessageId"], result["tenantId"]) == ("created", ses_id, str(tenant))
+    assert tickets_api(tenant).get(f"{BASE}/{result['ticketId']}").data["customerEmail"] == "jane.doe@gmail.com"
