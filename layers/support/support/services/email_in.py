@@ -237,7 +237,7 @@ def receive_message(
         and not _stored_before(tenant_id, message.message_id)
     ):
         attachments = _store_attachments(config, tenant_id, receipt.ses_message_id, parsed)
-    result = record(tenant_id, message, attachments)
+    result = _record(tenant_id, message, attachments)
     logger.info("inbound email", extra={k: v for k, v in result.as_dict().items() if v is not None})
     return result
 
@@ -296,7 +296,7 @@ def _stored_before(tenant_id: UUID, message_id: str) -> bool:
 _INBOUND_COLUMNS = "id, outcome, reason, ticket_id, conversation_id"
 
 
-def record(tenant_id: UUID, message: _Message, attachments: list[dict[str, Any]]) -> InboundResult:
+def _record(tenant_id: UUID, message: _Message, attachments: list[dict[str, Any]]) -> InboundResult:
     """The tenant's transaction: the message stored once, with what became of it."""
     with tenant_transaction(tenant_id) as cur:
         lock_for_tenant(cur, tenant_id, f"inbound-email:{message.message_id}")
