@@ -276,6 +276,7 @@ def _serve(data_dir: Path, chosen: Ports | None, *, reset: bool) -> int:
             from local.ses import mail_routes
 
             ses_endpoint = _serve_local_ses(stack)  # before the gateway: its functions' processes inherit the endpoint
+            _serve_local_s3(stack, ses_endpoint, data_dir)  # the same moto: inbound mail and its files
             try:
                 base = stack.enter_context(
                     running_gateway(
@@ -314,6 +315,17 @@ def _serve_local_ses(stack: ExitStack) -> str:
     ses.configure_environment(server.endpoint)
     ses.verify_senders(server.endpoint, demo_sender_domains())
     return server.endpoint
+
+
+def _serve_local_s3(stack: ExitStack, endpoint: str, data_dir: Path) -> None:
+    """S3 on the same moto (local.s3): the functions pointed at it with AWS_ENDPOINT_URL_S3, the inbound mail bucket
+    created, and the endpoint written beside the data folder for `make inbound-email`."""
+    from local import s3
+
+    s3.configure_environment(endpoint)
+    s3.create_bucket(endpoint)
+    s3.write_state(data_dir, endpoint)
+    stack.callback(s3.forget_state, data_dir, endpoint)
 
 
 def _drain_email_outbox(stack: ExitStack) -> None:

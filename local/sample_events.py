@@ -161,6 +161,11 @@ SAMPLES = (
             "notes": "Called back: a replacement mug goes out today with a prepaid return label.",
         },
     ),
+    SampleEvent(  # email in: the raw mail a conversation entry came by (sql/0028)
+        "tickets/get_original_email.json",
+        "GET /api/support/tickets/{ticketId}/conversations/{conversationId}/original",
+        f"{TICKET_PATH}/conversations/{CHAT_MESSAGE_ID}/original",
+    ),
     SampleEvent(
         "tickets/get_feedback.json",
         "GET /api/support/tickets/{ticketId}/feedback",
@@ -733,7 +738,7 @@ def email_samples() -> dict[str, dict[str, Any]]:
             message_id="2k8v1q9m3c7n4h6t0s2d5f8g1j3l6p9r0b2e4u6o",  # the SMTP id in the eml's Received header
             recipients=[SES_RECEIVING_ADDRESS],
             received_at=datetime(2026, 12, 7, 9, 2, 43, 512000, tzinfo=UTC),
-            function_arn="arn:aws:lambda:us-east-1:123456789012:function:support-desk-InboundEmailFunction-a1B2c3D4e5F6",
+            function_arn="arn:aws:lambda:us-east-1:123456789012:function:support-desk-EmailInboundFunction-a1B2c3D4e5F6",
         )
     }
 

@@ -13,6 +13,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from support.http import PageCursor, PageSize, TenantParam, create_resolver, created, current_principal, ok, page
 from support.models.base import Category, SearchText
 from support.models.envelopes import Envelope, PageEnvelope
+from support.models.inbound import OriginalEmail
 from support.models.tickets import (
     AssignRequest,
     CallCreate,
@@ -30,7 +31,7 @@ from support.models.tickets import (
 )
 from support.observability import logger, metrics
 from support.pagination import DEFAULT_PAGE_SIZE
-from support.services import tickets
+from support.services import email_in, tickets
 
 app = create_resolver()
 
@@ -106,6 +107,12 @@ def add_conversation(ticket_id: UUID, message: ConversationCreate) -> Response[E
 @app.post("/api/support/tickets/<ticket_id>/calls", status_code=201)
 def log_call(ticket_id: UUID, call: CallCreate) -> Response[Envelope[Conversation]]:
     return created(tickets.log_call(current_principal(app), ticket_id, call))
+
+
+@app.get("/api/support/tickets/<ticket_id>/conversations/<conversation_id>/original")
+def get_original_email(ticket_id: UUID, conversation_id: UUID) -> Response[Envelope[OriginalEmail]]:
+    """The raw mail a conversation entry came in by (a short-lived presigned URL): 404 unless it came by email."""
+    return ok(email_in.original_of(current_principal(app), ticket_id, conversation_id))
 
 
 @app.get("/api/support/tickets/<ticket_id>/feedback")

@@ -1,17 +1,18 @@
 -- Row-level security: every tenant table and its policies, in one list (history: sql/0002, 0003, 0007, 0011,
--- 0012, 0016, 0018, 0019, 0023, 0024, 0026, 0027).
+-- 0012, 0016, 0018, 0019, 0023, 0024, 0026, 0027, 0028).
 --
 -- Every tenant table has ENABLE + FORCE row-level security (FORCE so that even the owner is filtered) and one
 -- policy, tenant_isolation, on the transaction-local setting app.tenant_id. current_setting() without
 -- missing_ok raises when the setting was never made, and ''::uuid raises once a transaction that made it has
 -- ended: a missing tenant fails closed, loudly.
 --
--- Five tables are ENABLEd but not FORCEd, so that an owner's SECURITY DEFINER function can read across them:
+-- Six tables are ENABLEd but not FORCEd, so that an owner's SECURITY DEFINER function can read across them:
 -- ticket_search_index (search_ticket_ids: a GIN index is never used under a policy, see ticket_search.sql),
 -- canned_response_search and canned_response_terms (suggest_canned_responses, for the same reason:
 -- canned_suggestions.sql), widget_keys (widget_key_for_visitors: the public route knows the key, not the tenant),
 -- and email_outbox (email_outbox_claim and email_outbox_sent_as: the drain serves every tenant, a bounce names only
--- SES's message id). The runtime roles have no privilege that lets them see the search tables at all, and see only
+-- SES's message id), and email_inbound_addresses (email_inbound_tenant: an inbound mail names its receiving
+-- address, not the tenant). The runtime roles have no privilege that lets them see the search tables at all, and see only
 -- their tenant's widget keys and outbox rows.
 --
 -- A new tenant table is created by its versioned migration (with ENABLE ROW LEVEL SECURITY there, so that it
@@ -58,9 +59,11 @@ BEGIN
             -- the tenants it has left.
             ('ticket_reference_counters', false),
             ('ticket_reference_backfill', false),
-            ('email_inbound_addresses', true),
+            -- not forced (sql/0028): email_inbound_tenant finds the tenant of a receiving address (email_in.sql)
+            ('email_inbound_addresses', false),
             ('email_suppressions', true),
             ('email_outbox', false),
+            ('inbound_emails', true),
             ('ticket_search_index', false),
             ('canned_response_search', false),
             ('canned_response_terms', false),

@@ -40,6 +40,7 @@ SECRETS_READ: dict[str, list[Any]] = {
     "WebSocketAuthorizerFunction": [{"Ref": "VisitorTokenSecret"}, APP_SECRET],
     "BroadcastFunction": [APP_SECRET],
     "EmailOutboxFunction": [APP_SECRET],
+    "EmailInboundFunction": [APP_SECRET],
     "AnalyticsFunction": [{"Ref": "AnalyticsDbSecret"}],
     "MigrateFunction": [
         {"Fn::GetAtt": ["DbCluster", "MasterUserSecret.SecretArn"]},
@@ -184,7 +185,24 @@ def test_each_function_reads_only_its_secrets_and_posts_only_to_connections(func
             "Condition": {"StringLike": {"ses:FromAddress": {"Fn::Sub": "*@${EmailSenderDomain}"}}},
         }
     ]
-    expected_other = {"AnalyticsFunction": dead_letters, "EmailOutboxFunction": send_as_the_domain}
+    # Email in: the raw mail SES stored (inbound/) is read by the email function and the tickets function (the
+    # original of a message); the email function writes the files (attachments/). Nothing else in the bucket.
+    read_inbound = {
+        "Effect": "Allow",
+        "Action": "s3:GetObject",
+        "Resource": {"Fn::Sub": "${InboundEmailBucket.Arn}/inbound/*"},
+    }
+    write_attachments = {
+        "Effect": "Allow",
+        "Action": "s3:PutObject",
+        "Resource": {"Fn::Sub": "${InboundEmailBucket.Arn}/attachments/*"},
+    }
+    expected_other = {
+        "AnalyticsFunction": dead_letters,
+        "EmailOutboxFunction": send_as_the_domain,
+        "EmailInboundFunction": [read_inbound, write_attachments],
+        "TicketsFunction": [read_inbound],
+    }
     assert other == expected_other.get(function_id, [])
     in_vpc = "VpcConfig" in translated()["Resources"][function_id]["Properties"]
     assert set(role["ManagedPolicyArns"]) == ({MANAGED_BASIC, MANAGED_VPC} if in_vpc else {MANAGED_BASIC})

@@ -278,6 +278,26 @@ SEND_AS_THE_SENDER_DOMAIN_POLICY = {
 }
 
 
+# Email in (sql/0028): the email function reads the raw mail SES stored under inbound/ and writes the files under
+# attachments/; the tickets function reads the raw mail only (the original of a message, a presigned GET).
+READ_INBOUND_MAIL = {
+    "Effect": "Allow",
+    "Action": "s3:GetObject",
+    "Resource": {"Fn::Sub": "${InboundEmailBucket.Arn}/inbound/*"},
+}
+EMAIL_INBOUND_POLICY = {
+    "Statement": [
+        READ_INBOUND_MAIL,
+        {
+            "Effect": "Allow",
+            "Action": "s3:PutObject",
+            "Resource": {"Fn::Sub": "${InboundEmailBucket.Arn}/attachments/*"},
+        },
+    ]
+}
+ORIGINAL_EMAIL_POLICY = {"Statement": [READ_INBOUND_MAIL]}
+
+
 # The analytics rollup reads its own role's database secret, never the API's (test_analytics_template.py).
 ANALYTICS_DATABASE_SECRET_POLICY = {
     "AWSSecretsManagerGetSecretValuePolicy": {"SecretArn": {"Ref": "AnalyticsDbSecret"}}
@@ -317,6 +337,10 @@ def test_functions_get_no_policies_beyond_the_secrets_they_read_and_the_connecti
             expected = [*expected, INVOKE_ITSELF_POLICY]
         if function_id == "EmailOutboxFunction":
             expected = [*expected, SEND_AS_THE_SENDER_DOMAIN_POLICY]
+        if function_id == "EmailInboundFunction":
+            expected = [*expected, EMAIL_INBOUND_POLICY]
+        if function_id == "TicketsFunction":
+            expected = [*expected, ORIGINAL_EMAIL_POLICY]
         assert policies == expected, f"{function_id} has policies beyond what it needs"
         variables = (function["Properties"].get("Environment") or {}).get("Variables") or {}
         assert ("VISITOR_TOKEN_SECRET_ARN" in variables) == (function_id in VISITOR_KEY_READERS), function_id

@@ -92,7 +92,7 @@ def test_lambda_permissions_are_scoped_to_this_api() -> None:
     assert permissions["WebSocketAuthorizerFunction"]["SourceArn"]["Fn::Sub"].endswith(
         ":${WebSocketApi}/authorizers/${WebSocketAuthorizer}"
     )
-    # and the one other permission is Cognito's, for the stack's own user pool only
+    # and the others are Cognito's, for the stack's own user pool only, and SES's, for the stack's receipt rule only
     others = [r["Properties"] for r in _of_type("AWS::Lambda::Permission").values() if r not in permissions.values()]
     others = [p for p in others if p["Principal"] != "apigateway.amazonaws.com"]
     assert others == [
@@ -101,7 +101,17 @@ def test_lambda_permissions_are_scoped_to_this_api() -> None:
             "FunctionName": {"Ref": "PreTokenFunction"},
             "Principal": "cognito-idp.amazonaws.com",
             "SourceArn": {"Fn::GetAtt": ["UserPool", "Arn"]},
-        }
+        },
+        {
+            "Action": "lambda:InvokeFunction",
+            "FunctionName": {"Ref": "EmailInboundFunction"},
+            "Principal": "ses.amazonaws.com",
+            "SourceAccount": {"Ref": "AWS::AccountId"},
+            "SourceArn": {
+                "Fn::Sub": "arn:${AWS::Partition}:ses:${AWS::Region}:${AWS::AccountId}"
+                ":receipt-rule-set/${InboundEmailRuleSet}:receipt-rule/desk-inbound"
+            },
+        },
     ]
 
 

@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 
 import psycopg
+import pytest
 
 from local.database import DatabaseUrls
 from tests.http_events import invoke_sample_event
@@ -14,6 +15,7 @@ EVENTS = Path(__file__).resolve().parents[2] / "events" / "tickets"
 TENANT = "11111111-1111-4111-8111-111111111111"
 TICKET = "22222222-2222-4222-8222-222222222222"
 AGENT = "33333333-3333-4333-8333-333333333333"
+EMAILED_ENTRY = "88888888-8888-4888-8888-888888888888"  # get_original_email's conversation
 
 # In an order that makes every one succeed against the ticket and agent the events name.
 JOURNEY = [
@@ -26,6 +28,7 @@ JOURNEY = [
     ("add_conversation", 201),
     ("log_call", 201),
     ("list_conversations", 200),
+    ("get_original_email", 200),
     ("assign", 200),
     ("close", 200),
     ("add_feedback", 201),
@@ -50,14 +53,32 @@ def seed_event_rows(db: DatabaseUrls) -> None:
             "VALUES (%s, %s, 'Ada', 'ada@example.com', 'Sample')",
             (TICKET, TENANT),
         )
+        # a message that came by email, as the email function records one (sql/0028)
+        conn.execute(
+            "INSERT INTO ticket_conversations (id, ticket_id, user_id, sender_type, sender_name, message)"
+            " VALUES (%s, %s, %s, 'customer', 'Ada', 'By email')",
+            (EMAILED_ENTRY, TICKET, TENANT),
+        )
+        conn.execute(
+            "INSERT INTO inbound_emails (user_id, message_id, ses_message_id, s3_key, recipient, size_bytes, outcome,"
+            " ticket_id, conversation_id) VALUES (%s, 'sample@example.com', 'ses-sample', 'inbound/ses-sample',"
+            " 'support@shop.example', 1234, 'threaded', %s, %s)",
+            (TENANT, TICKET, EMAILED_ENTRY),
+        )
 
 
 def test_the_journey_covers_every_sample_event() -> None:
     assert sorted(name for name, _ in JOURNEY) == sorted(p.stem for p in EVENTS.glob("*.json"))
 
 
-def test_every_sample_event_succeeds_against_the_handler(db: DatabaseUrls) -> None:
+def test_every_sample_event_succeeds_against_the_handler(db: DatabaseUrls, monkeypatch: pytest.MonkeyPatch) -> None:
     from functions.tickets import app
+
+    # the original of an emailed message is a presigned URL of the inbound bucket (signed offline)
+    monkeypatch.setenv("INBOUND_EMAIL_BUCKET", "desk-inbound-sample")
+    for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"):
+        monkeypatch.setenv(name, "sample")
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
 
     seed_event_rows(db)
 

@@ -52,11 +52,14 @@ TENANT_TABLES = [
     "email_inbound_addresses",
     "email_outbox",
     "email_suppressions",
+    # email in: each inbound message once per tenant (sql/0028)
+    "inbound_emails",
 ]
 # Row-level security ENABLEd but not FORCEd: the runtime role sees its tenant's rows only, and the owner's
 # SECURITY DEFINER lookup can find a widget key before the tenant is known (sql/0011), and the email outbox's
 # functions claim due rows of every tenant and find a bounce's tenant (sql/0026).
-NOT_FORCED = {"widget_keys", "email_outbox"}
+# sql/0028: email in's lookup of the tenant that receives at an address.
+NOT_FORCED = {"widget_keys", "email_outbox", "email_inbound_addresses"}
 # Tables with a user_id that the runtime role cannot touch at all (read only through SECURITY DEFINER functions).
 # sql/0003, sql/0027; sql/0025: the reference counters (the owner's only, RLS not forced)
 SIDE_TABLES = ["ticket_search_index", "canned_response_search", "canned_response_terms", "ticket_reference_counters"]
@@ -229,6 +232,12 @@ def _tenant_rows(db: DatabaseUrls, tenant: UUID) -> dict[str, str]:
         app_conn.execute(
             "INSERT INTO email_suppressions (user_id, address, reason) VALUES (%s, 'gone@example.com', 'bounce')",
             (tenant,),
+        )
+        # an inbound mail the email function rejected, as it records one (sql/0028)
+        app_conn.execute(
+            "INSERT INTO inbound_emails (user_id, message_id, ses_message_id, s3_key, recipient, size_bytes, outcome,"
+            " reason) VALUES (%s, 'big@customer.example', 'ses-big', 'inbound/ses-big', %s, 99, 'rejected', 'x')",
+            (tenant, f"desk-{tenant.hex}@shop.example"),
         )
     return {"agent": agent["id"], "ticket": ticket["id"], "unrated": unrated["id"], "session": session.data["id"]}
 
@@ -473,6 +482,11 @@ def _inserts_for(tenant: UUID, rows: dict[str, str]) -> dict[str, tuple[str, tup
         "email_suppressions": (
             "INSERT INTO email_suppressions (user_id, address, reason) VALUES (%s, %s, 'bounce')",
             (tenant, f"gone-{uuid4().hex[:12]}@example.com"),
+        ),
+        "inbound_emails": (
+            "INSERT INTO inbound_emails (user_id, message_id, ses_message_id, s3_key, recipient, size_bytes, outcome,"
+            " reason) VALUES (%s, %s, 'ses-1', 'inbound/ses-1', 'desk@shop.example', 10, 'rejected', 'x')",
+            (tenant, f"{uuid4().hex}@customer.example"),
         ),
     }
 

@@ -1,0 +1,83 @@
+"""S3 on this machine: the same moto server as local SES (`make run`), for the inbound mail SES stores and the files of
+emailed messages (support.services.email_in).
+
+The functions call S3 with boto3 exactly as in AWS; only the endpoint differs (`AWS_ENDPOINT_URL_S3`, which boto3
+reads itself). `make run` creates the bucket at start and writes where its moto listens next to its data folder
+(`<data folder>.moto.json`), so that `make inbound-email` (local.inbound_email), a process of its own, puts the mail
+into the same S3 the running stack reads.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+from local.ses import REGION
+
+BUCKET = "desk-inbound-local"  # the template's InboundEmailBucket, locally
+ENDPOINT_VARIABLE = "AWS_ENDPOINT_URL_S3"
+
+
+def client(endpoint: str) -> Any:
+    import boto3
+
+    return boto3.client(
+        "s3",
+        endpoint_url=endpoint,
+        region_name=REGION,
+        aws_access_key_id="local",
+        aws_secret_access_key="local",  # noqa: S106 (moto takes any)
+    )
+
+
+def configure_environment(endpoint: str) -> None:
+    """Point this process's (and its children's) S3 calls at `endpoint`, and name the bucket to the functions."""
+    os.environ[ENDPOINT_VARIABLE] = endpoint
+    os.environ["INBOUND_EMAIL_BUCKET"] = BUCKET
+    os.environ.setdefault("AWS_ACCESS_KEY_ID", "local")
+    os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "local")
+    os.environ.setdefault("AWS_DEFAULT_REGION", REGION)
+
+
+def create_bucket(endpoint: str) -> None:
+    s3 = client(endpoint)
+    with contextlib.suppress(s3.exceptions.BucketAlreadyOwnedByYou):
+        s3.create_bucket(Bucket=BUCKET)
+
+
+def state_file(data_dir: Path) -> Path:
+    return data_dir.with_name(f"{data_dir.name}.moto.json")
+
+
+def write_state(data_dir: Path, endpoint: str) -> Path:
+    path = state_file(data_dir)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps({"endpoint": endpoint, "pid": os.getpid()}) + "\n")
+    return path
+
+
+def forget_state(data_dir: Path, endpoint: str) -> None:
+    """Remove the state file if it is still this run's (a later make run on the folder may have replaced it)."""
+    path = state_file(data_dir)
+    try:
+        if json.loads(path.read_text()).get("endpoint") == endpoint:
+            path.unlink()
+    except (OSError, ValueError):
+        pass
+
+
+def running_endpoint(data_dir: Path) -> str | None:
+    """The endpoint of the moto a running make run on `data_dir` serves, or None (no make run, or it stopped)."""
+    try:
+        endpoint = str(json.loads(state_file(data_dir).read_text())["endpoint"])
+    except (OSError, ValueError, KeyError):
+        return None
+    try:
+        with urllib.request.urlopen(f"{endpoint}/moto-api/", timeout=3):  # noqa: S310 (our own http endpoint)
+            return endpoint
+    except OSError:
+        return None

@@ -1,0 +1,123 @@
+"""The README's email round trip (its step 5, a `bash` block after step 1's `sh` one), run as written in one bash
+against `python -m local.run` on a data folder of the test's own: a customer's mail becomes a ticket through `make
+inbound-email` (moto's S3, the email function), an agent answers with curl, the desk's mails reach the local mail
+page with the ticket's reference, and the customer's answer threads back onto the same ticket.
+
+(test_readme_examples.py runs the `sh` blocks; this block is a `bash` one so that it runs here, once, with checks
+of its own.)
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.e2e.local_run import REPO, LocalRun, developer_env, free_port, scratch_data_dir
+
+README = REPO / "README.md"
+
+
+@pytest.fixture
+def data_dir(request: pytest.FixtureRequest) -> Iterator[Path]:
+    yield from scratch_data_dir(request.node.name)
+
+
+def round_trip_script() -> str:
+    text = README.read_text()
+    blocks = re.findall(r"^```sh\n(.*?)^```", text, flags=re.S | re.M)
+    tour = next(block for block in blocks if "BASE=" in block)  # step 1's
+    setup = [line for line in tour.splitlines() if re.match(r"^(BASE|TOKEN|H)=", line)]
+    assert len(setup) == 3, setup
+    step = text.index("**5. Write to the desk by email.**")
+    block = re.search(r"^```bash\n(.*?)^```", text[step:], flags=re.S | re.M)
+    assert block is not None, "the README's step 5 has no bash block"
+    return "set -euo pipefail\n" + "\n".join(setup) + "\n" + block.group(1)
+
+
+def test_the_readme_round_trip_by_email(data_dir: Path) -> None:
+    script = round_trip_script()
+    assert "make -s inbound-email" in script and "local.mail_reply" in script and "/local/mail" in script
+    run = LocalRun(data_dir).wait_ready()
+    try:
+        result = subprocess.run(
+            ["bash", "-c", script],
+            cwd=REPO,
+            env=developer_env(data_dir, run.port) | {"BASE": run.base},
+            capture_output=True,
+            text=True,
+            timeout=300,
+            check=False,
+        )
+        # automatic mail is taken (exit 0) and ignored; mail for an address no desk receives at is refused (exit 1)
+        bounce = inbound_email(data_dir, run, "events/email/bounce_mailer_daemon.eml", "support@acme.example")
+        stranger = inbound_email(data_dir, run, "events/email/gmail_reply.eml", "nobody@inbound.desk.example")
+    finally:
+        assert run.stop() == 0, run.output
+    assert result.returncode == 0, f"stdout:\n{result.stdout}\nstderr:\n{result.stderr}"
+    assert (bounce.returncode, bounce.stdout) == (
+        0,
+        "ignored: automatic mail (auto_submitted), no ticket and no answer\n",
+    )
+    assert stranger.returncode != 0 and stranger.stdout.startswith("refused: no desk receives"), stranger
+    out = result.stdout
+
+    # the customer's mail made a ticket, and their answer threaded onto the same one
+    created = re.search(r"^created ticket (#\d+) from lena\.fischer@posteo\.example$", out, re.M)
+    threaded = re.search(r"^threaded onto ticket (#\d+) as lena\.fischer@posteo\.example's message$", out, re.M)
+    assert created and threaded, out
+    reference = created.group(1)
+    assert threaded.group(1) == reference
+    # the customer's inbox: the agent's reply and the received notice, readable, with the reference in the subject
+    listing = next(document for document in _documents(out) if "mail" in document)
+    mails = listing["mail"]
+    assert [m["autoSubmitted"] for m in mails] == [None, "auto-replied"], mails
+    assert all(m["subject"].startswith(f"[{reference}] ") and "lena.fischer@posteo.example" in m["to"] for m in mails)
+    assert "A corrected invoice with your VAT number is on its way." in mails[0]["text"]
+    # the thread: her first mail, the agent's reply, her answer without the quoted reply
+    thread = [d for d in _documents(out) if isinstance(d.get("data"), list)][-1]["data"]
+    assert [(c["senderType"], c["message"]) for c in thread[1:]] == [
+        ("agent", "Sorry! A corrected invoice with your VAT number is on its way."),
+        ("customer", "Thank you, that was quick!"),
+    ]
+    assert thread[0]["senderType"] == "customer" and "VAT number is missing" in thread[0]["message"]
+    assert thread[0]["attachments"][0]["fileName"].endswith(".pdf")
+
+
+def inbound_email(data_dir: Path, run: LocalRun, file: str, to: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        ["make", "-s", "inbound-email", f"FILE={file}", f"TO={to}"],
+        cwd=REPO,
+        env=developer_env(data_dir, run.port),
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+
+
+def test_make_inbound_email_without_make_run_says_so(tmp_path: Path) -> None:
+    answer = subprocess.run(
+        ["make", "-s", "inbound-email", "FILE=events/email/gmail_reply.eml", "TO=support@acme.example"],
+        cwd=REPO,
+        env=developer_env(tmp_path / "pg", free_port()),
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert answer.returncode != 0, answer
+    assert "no make run is serving" in answer.stderr and "start `make run`" in answer.stderr
+
+
+def _documents(output: str) -> list[dict]:  # type: ignore[type-arg]
+    decoder, found, at = json.JSONDecoder(), [], output.find("{")
+    while at != -1:
+        document, end = decoder.raw_decode(output, at)
+        found.append(document)
+        at = output.find("{", end)
+    return found
