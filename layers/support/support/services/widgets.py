@@ -36,8 +36,8 @@ from support.models.widgets import (
     normalize_origin,
 )
 from support.pagination import Page, decode_cursor, page_of
-from support.services.connections import Outbox, key_connections
 from support.services import tickets
+from support.services.connections import Outbox, key_connections
 from support.services.rate_limits import FORM_PER_IP, FORM_PER_KEY, SESSION_PER_IP, SESSION_PER_KEY, take_tokens_alone
 from support.visitors import issue_connect_token, issue_resume_token, new_visitor_id, verify_resume_token
 
@@ -176,7 +176,9 @@ def start_visitor_session(
     )
 
 
-def submit_web_form(form: WebFormTicketCreate, origin: str | None, *, source_ip: str | None) -> tuple[WebFormTicket, bool]:
+def submit_web_form(
+    form: WebFormTicketCreate, origin: str | None, *, source_ip: str | None
+) -> tuple[WebFormTicket, bool]:
     """The widget's web form: a ticket of the key's tenant with `channel = web_form`, made by the tickets service
     (support.services.tickets.create_ticket: the contact, the reference and the `received` email follow as for any
     ticket), the message as its description. Refused as the visitor session route refuses (NOT_ADMITTED); admitted
