@@ -340,6 +340,21 @@ SAMPLES = (
         origin=WIDGET_ORIGIN,
     ),
     SampleEvent(
+        "widgets/submit_web_form.json",
+        "POST /api/support/widget/tickets",
+        "/api/support/widget/tickets",
+        body={
+            "widgetKey": WIDGET_KEY,
+            "name": "Ada Lovelace",
+            "email": "ada@example.com",
+            "subject": "Where is my order?",
+            "message": "I ordered a teapot on Monday and have heard nothing since. Order 1042.",
+            "category": "shipping",
+            "website": "",
+        },
+        origin=WIDGET_ORIGIN,
+    ),
+    SampleEvent(
         "contacts/list.json", "GET /api/support/contacts", CONTACTS_BASE, query={"search": "ada", "limit": "20"}
     ),
     SampleEvent("contacts/get.json", "GET /api/support/contacts/{contactId}", CONTACT_PATH),

@@ -1,5 +1,6 @@
-"""Widgets endpoint group: the widget keys a merchant embeds (admins), and the public visitor session route the
-chat widget calls from the merchant's page (no JWT: the key, the browser's Origin and our signed tokens)."""
+"""Widgets endpoint group: the widget keys a merchant embeds (admins), and the public routes the chat widget calls
+from the merchant's page (no JWT: the key, the browser's Origin and our signed tokens): the visitor session and
+the web form."""
 
 from __future__ import annotations
 
@@ -14,6 +15,8 @@ from support.http import PageCursor, PageSize, create_resolver, created, current
 from support.models.envelopes import Envelope, PageEnvelope
 from support.models.widgets import (
     WIDGET_KEY_PATTERN,
+    WebFormTicket,
+    WebFormTicketCreate,
     Widget,
     WidgetCreate,
     WidgetOriginsUpdate,
@@ -60,6 +63,15 @@ def start_visitor_session(request: WidgetSessionRequest) -> Response[Envelope[Wi
     session = widgets.start_visitor_session(request.widget_key, origin, request.resume_token, source_ip=source_ip)
     metrics.add_metric(name="VisitorSessionsStarted", unit="Count", value=1)
     return created(session)
+
+
+@app.post("/api/support/widget/tickets", status_code=201)
+def submit_web_form(form: WebFormTicketCreate) -> Response[Envelope[WebFormTicket]]:
+    origin = app.current_event.headers.get("origin")
+    source_ip = app.current_event.request_context.http.source_ip
+    answer, stored = widgets.submit_web_form(form, origin, source_ip=source_ip)
+    metrics.add_metric(name="WebFormTickets" if stored else "WebFormHoneypotHits", unit="Count", value=1)
+    return created(answer)
 
 
 @logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_HTTP)

@@ -132,3 +132,25 @@ BEGIN
 END
 $$;
 REVOKE ALL ON FUNCTION public.backfill_ticket_references(integer) FROM PUBLIC;
+
+-- The web form's honeypot (support.services.widgets.submit_web_form): a bot that fills in the hidden field is
+-- answered exactly as a person is, with a reference, and stores nothing. That reference must never be another
+-- ticket's, so it is a real one: the tenant's next number, taken without a ticket (a gap in the tenant's numbering,
+-- as a deleted ticket leaves). Only for the tenant the transaction is bound to (app.tenant_id: fails closed
+-- without one), with the counter row's lock as a create takes it, so a create waits for it or it for the create.
+CREATE OR REPLACE FUNCTION public.skip_ticket_reference() RETURNS bigint
+LANGUAGE plpgsql SECURITY DEFINER
+SET search_path = pg_catalog, public, pg_temp
+AS $$
+DECLARE
+    v_tenant constant uuid := current_setting('app.tenant_id')::uuid;
+    v_skipped bigint;
+BEGIN
+    INSERT INTO public.ticket_reference_counters AS c (user_id, last_reference) VALUES (v_tenant, 1001)
+    ON CONFLICT (user_id) DO UPDATE SET last_reference = c.last_reference + 1
+    RETURNING c.last_reference INTO v_skipped;
+    RETURN v_skipped;
+END
+$$;
+REVOKE ALL ON FUNCTION public.skip_ticket_reference() FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION public.skip_ticket_reference() TO support_app;

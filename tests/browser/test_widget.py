@@ -559,6 +559,13 @@ def test_with_no_agent_free_in_time_the_widget_says_the_desk_is_offline(
     wait_until(visitor_browser, lambda d: "the desk is offline" in notice(root))
     assert host_attribute(visitor_browser, "data-status") == "waiting"
     screenshot(visitor_browser, "widget-desk-offline")
+    # and it offers the web form, which knows the visitor's name already
+    offer = root.find_element(By.ID, "offer")
+    wait_until(visitor_browser, lambda d: offer.is_displayed())
+    offer.click()
+    wait_until(visitor_browser, lambda d: host_attribute(d, "data-view") == "mail")
+    assert root.find_element(By.ID, "m-name").get_attribute("value") == "Late"
+    assert focused_id(visitor_browser) == "m-email"  # the first field left to fill in
 
 
 def test_with_the_queue_full_the_widget_says_the_desk_is_busy_and_offers_the_web_form(
@@ -579,6 +586,77 @@ def test_with_the_queue_full_the_widget_says_the_desk_is_busy_and_offers_the_web
     wait_until(visitor_browser, lambda d: root.find_element(By.ID, "start").is_displayed())
     assert not root.find_element(By.ID, "compose").is_displayed()
     screenshot(visitor_browser, "widget-desk-busy")
+    # and the widget's own form is one step away, focused for the keyboard
+    assert focused_id(visitor_browser) == "leave"
+
+
+def focused_id(driver: WebDriver) -> str:
+    """The id of the element focused inside the widget ('' when the focus is elsewhere)."""
+    return str(
+        driver.execute_script(
+            "const a = document.activeElement; const f = a && a.shadowRoot && a.shadowRoot.activeElement;"
+            "return f ? f.id : ''"
+        )
+    )
+
+
+def web_form_tickets(desk: Desk) -> list[dict[str, Any]]:
+    reply = desk.admin.get("/api/support/tickets", params={"channel": "web_form"})
+    assert reply.status_code == 200, reply.text
+    return list(reply.json()["data"])
+
+
+def test_a_visitor_leaves_a_message_with_the_form_and_sees_its_reference(
+    desk: Desk, db: DatabaseUrls, visitor_browser: WebDriver, screenshot: Shot
+) -> None:
+    """No agent needed: the "Leave a message" link is always on the start screen. The form is labelled, refuses
+    what the desk refuses with the field named and focused, and on success shows the ticket's reference."""
+    driver = visitor_browser
+    root = open_widget(driver, desk.shop_url)
+    root.find_element(By.ID, "leave").click()
+    wait_until(driver, lambda d: host_attribute(d, "data-view") == "mail")
+    assert focused_id(driver) == "m-name"
+    assert not root.find_element(By.ID, "log").is_displayed()
+    assert not root.find_element(By.ID, "m-website").is_displayed()  # the honeypot: never shown to a person
+    assert_accessible(driver)
+
+    root.find_element(By.ID, "m-name").send_keys("Robin Reed")
+    root.find_element(By.ID, "m-email").send_keys("robin@example.com")
+    root.find_element(By.ID, "m-subject").send_keys("Gift wrapping")
+    root.find_element(By.ID, "m-message").send_keys("   ")  # only spaces: the browser lets it through, the desk not
+    root.find_element(By.ID, "m-send").click()
+    error = root.find_element(By.ID, "m-error")
+    wait_until(driver, lambda d: error.is_displayed())
+    assert error.text.startswith("Message:")
+    assert root.find_element(By.ID, "m-message").get_attribute("aria-invalid") == "true"
+    assert focused_id(driver) == "m-message"
+    assert web_form_tickets(desk) == []
+    screenshot(driver, "widget-form-error")
+
+    message = root.find_element(By.ID, "m-message")
+    message.clear()
+    message.send_keys("Can you wrap the teapot as a gift?\nIt is for my aunt.")
+    root.find_element(By.ID, "m-send").click()
+    wait_until(driver, lambda d: host_attribute(d, "data-view") == "sent")
+
+    (ticket,) = web_form_tickets(desk)
+    sent = root.find_element(By.ID, "sent-text")
+    assert ticket["reference"] == "#1001"
+    assert ticket["reference"] in sent.text and "robin@example.com" in sent.text
+    assert focused_id(driver) == "sent-text"  # read out at once
+    assert (ticket["channel"], ticket["customerName"], ticket["customerEmail"], ticket["subject"]) == (
+        "web_form",
+        "Robin Reed",
+        "robin@example.com",
+        "Gift wrapping",
+    )
+    assert ticket["description"] == "Can you wrap the teapot as a gift?\nIt is for my aunt."
+    assert_accessible(driver)
+    screenshot(driver, "widget-form-sent")
+    # Back to the chat: the start screen again
+    root.find_element(By.ID, "sent-back").click()
+    wait_until(driver, lambda d: host_attribute(d, "data-view") == "chat")
+    assert focused_id(driver) == "name"
 
 
 def test_the_widget_is_at_most_30_kb_gzipped_and_asks_no_third_party(

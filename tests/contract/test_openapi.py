@@ -29,6 +29,7 @@ CREATES = {
     "POST /api/support/chat/sessions/{sessionId}/messages",
     "POST /api/support/widgets",
     "POST /api/support/widget/session",
+    "POST /api/support/widget/tickets",
 }
 LISTS = {
     "GET /api/support/tickets",

@@ -33,7 +33,7 @@ from support.models.tickets import (
     TicketCreate,
     TicketUpdate,
 )
-from support.models.widgets import WidgetCreate, WidgetOriginsUpdate, WidgetSessionRequest
+from support.models.widgets import WebFormTicketCreate, WidgetCreate, WidgetOriginsUpdate, WidgetSessionRequest
 
 TEMPLATE = load_template()
 ROUTES = http_routes()
@@ -72,6 +72,7 @@ REQUEST_MODELS: dict[str, type[BaseModel]] = {
     "POST /api/support/widgets": WidgetCreate,
     "PATCH /api/support/widgets/{widgetKey}": WidgetOriginsUpdate,
     "POST /api/support/widget/session": WidgetSessionRequest,
+    "POST /api/support/widget/tickets": WebFormTicketCreate,
     "PUT /api/support/settings/chat": ChatSettings,
     "PATCH /api/support/contacts/{contactId}": ContactUpdate,
     "POST /api/support/contacts/{contactId}/merge": ContactMerge,
@@ -178,7 +179,7 @@ def test_the_layer_is_built_by_sam_for_the_runtime() -> None:
 
 # The only routes without the JWT authorizer: the chat widget's, called from a merchant's page by a visitor
 # who has no account (the handler checks the widget key and the browser's Origin instead).
-PUBLIC_ROUTES = {"POST /api/support/widget/session"}
+PUBLIC_ROUTES = {"POST /api/support/widget/session", "POST /api/support/widget/tickets"}
 
 
 def test_the_http_api_requires_a_jwt_on_every_route_but_the_widgets_public_one() -> None:
@@ -200,9 +201,15 @@ def test_the_http_api_requires_a_jwt_on_every_route_but_the_widgets_public_one()
             if (props.get("Auth") or {}).get("Authorizer") == "NONE":
                 public.add(f"{props['Method']} {props['Path']}")
     assert public == PUBLIC_ROUTES
-    # and the public route has a throttle of its own, tighter than the API's default
+    # and each public route has a throttle of its own, tighter than the API's default
     settings = api["RouteSettings"]
     assert set(settings) == PUBLIC_ROUTES
+    default = api["DefaultRouteSettings"]
+    for limits in settings.values():
+        for name in ("ThrottlingBurstLimit", "ThrottlingRateLimit"):
+            prod, dev = limits[name]["Fn::If"][1:]
+            assert default[name]["Fn::If"][0] == limits[name]["Fn::If"][0] == "IsProd"
+            assert prod < default[name]["Fn::If"][1] and dev < default[name]["Fn::If"][2], (name, limits)
 
 
 # The API's database role: its generated secret, or the one with the proxy's host when RDS Proxy is on.

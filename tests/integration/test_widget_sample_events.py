@@ -13,8 +13,16 @@ from tests.http_events import invoke_sample_event
 
 EVENTS = Path(__file__).resolve().parents[2] / "events" / "widgets"
 
-# The visitor session and the new origins before the revocation, all on the key the events name (made below).
-JOURNEY = [("create", 201), ("list", 200), ("start_visitor_session", 201), ("update_origins", 200), ("revoke", 200)]
+# The visitor session, the web form and the new origins before the revocation, all on the key the events name (made
+# below).
+JOURNEY = [
+    ("create", 201),
+    ("list", 200),
+    ("start_visitor_session", 201),
+    ("submit_web_form", 201),
+    ("update_origins", 200),
+    ("revoke", 200),
+]
 
 
 def test_the_journey_covers_every_sample_event() -> None:
@@ -39,5 +47,13 @@ def test_every_widget_sample_event_succeeds_against_the_handler(db: DatabaseUrls
 
     assert {name: status for name, (status, _) in answers.items()} == dict(JOURNEY)
     assert answers["start_visitor_session"][1]["data"]["connectToken"]
+    reference = answers["submit_web_form"][1]["data"]["reference"]
+    assert answers["submit_web_form"][1]["data"] == {"reference": reference}
+    with psycopg.connect(db.admin) as conn:
+        row = conn.execute(
+            "SELECT channel, subject FROM support_tickets WHERE user_id = %s AND reference = %s",
+            (TENANT_ID, int(reference.lstrip("#"))),
+        ).fetchone()
+    assert row == ("web_form", "Where is my order?")
     assert answers["update_origins"][1]["data"]["allowedOrigins"] == [WIDGET_ORIGIN, "https://www.shop.example"]
     assert answers["revoke"][1]["data"]["revokedAt"] is not None

@@ -1,7 +1,8 @@
 /*! Support desk chat widget. One script tag on any page:
  *  <script src="https://<desk>/widget/widget.js" data-widget-key="wk_..." data-ws-url="wss://<websocket api>" async></script>
  * data-api-url: the HTTP API (default: where this file comes from); data-ws-url: the WebSocket API (default: the
- * HTTP API's origin with ws:/wss:); data-max-wait: seconds in the queue before it says the desk is offline (180).
+ * HTTP API's origin with ws:/wss:); data-max-wait: seconds in the queue before it says the desk is offline (180);
+ * data-form-category: the category of the tickets its "Leave a message" form makes (optional).
  * No framework, no request to anyone but the desk, everything inside a shadow root. See docs/browser.md, "The chat widget".
  */
 (() => {
@@ -18,6 +19,7 @@
   const MAX_WAIT_MS = seconds("maxWait", 180, 1);
   const TYPING_MS = 3000;
   const MAX_CHARS = 8000; // a browser sends a message as one frame, and API Gateway takes 32 KB a frame
+  const FORM_CHARS = 12000; // the form's message: within the desk's 50 KB whatever the script (4 bytes a character)
   const STORE = "support-widget:" + KEY;
 
   // --- State kept in this browser (localStorage), so a returning visitor sees their conversation -----------
@@ -108,6 +110,14 @@ legend{font-weight:600;margin-bottom:6px;padding:0}
 .stars input{position:absolute;opacity:0;width:1px;height:1px}
 .stars input:checked+span{font-weight:700;color:var(--accent)}
 .sr{position:absolute!important;width:1px;height:1px;padding:0;margin:-1px;overflow:hidden;clip:rect(0,0,0,0);white-space:nowrap;border:0}
+.hp{position:absolute!important;left:-10000px!important;width:1px;height:1px;overflow:hidden}
+#mail{flex:1;overflow-y:auto;gap:4px}
+#mail h3{margin:0 0 4px;font-size:15px}
+#mail input,#mail textarea{margin-bottom:6px}
+#mail [aria-invalid=true]{border-color:#c62828}
+.err{margin:0;font-size:13px;color:#c62828}
+#sent{flex:1;padding:14px;display:flex;flex-direction:column;gap:10px;align-items:flex-start}
+#sent p{margin:0}
 .end{background:transparent;color:var(--accent);padding:4px 0;align-self:flex-start;font-weight:500;text-decoration:underline}
 @media (prefers-reduced-motion:no-preference){.panel{animation:rise .18s ease-out}@keyframes rise{from{opacity:0;transform:translateY(8px)}}.launcher{transition:transform .15s}.launcher:hover{transform:scale(1.04)}}
 </style>
@@ -119,15 +129,28 @@ legend{font-weight:600;margin-bottom:6px;padding:0}
 <div class="log" id="log" role="log" aria-live="polite" aria-relevant="additions" aria-label="Conversation" tabindex="0"></div>
 <p class="typing" id="typing" hidden></p>
 <form id="start"><label for="name">Your name (optional)</label><input id="name" autocomplete="name" maxlength="200">
-<button type="submit">Start chat</button></form>
+<button type="submit">Start chat</button>
+<button type="button" class="end" id="leave">Leave a message instead</button></form>
 <form id="compose" hidden><label for="text" class="sr">Message</label>
 <div class="row"><textarea id="text" rows="1" maxlength="${MAX_CHARS}" placeholder="Type a message"></textarea><button type="submit">Send</button></div>
-<button type="button" class="end" id="end">End chat</button></form>
+<button type="button" class="end" id="end">End chat</button>
+<button type="button" class="end" id="offer" hidden>Leave a message instead</button></form>
 <form id="rate" hidden><fieldset class="stars"><legend>How was this chat?</legend>
 ${[1, 2, 3, 4, 5].map((n) => `<label><input type="radio" name="rating" value="${n}" required><span>${n}<span class="sr"> out of 5</span></span></label>`).join("")}
 </fieldset><label for="comment">Comment (optional)</label><textarea id="comment" maxlength="5000" rows="2"></textarea>
 <button type="submit">Send rating</button></form>
 <form id="again" hidden><p id="thanks" hidden>Thank you for your rating.</p><button type="submit">Start a new chat</button></form>
+<form id="mail" aria-labelledby="mail-title" hidden><h3 id="mail-title">Leave a message</h3>
+<p class="sub" id="mail-hint">We answer by email. All fields are required.</p>
+<label for="m-name">Your name</label><input id="m-name" name="name" autocomplete="name" maxlength="200" required>
+<label for="m-email">Your email</label><input id="m-email" name="email" type="email" autocomplete="email" maxlength="320" required>
+<label for="m-subject">Subject</label><input id="m-subject" name="subject" maxlength="500" required>
+<label for="m-message">Message</label><textarea id="m-message" name="message" rows="5" maxlength="${FORM_CHARS}" required></textarea>
+<div class="hp" aria-hidden="true"><label for="m-website">Leave this field empty</label><input id="m-website" name="website" tabindex="-1" autocomplete="off"></div>
+<p class="err" id="m-error" role="alert" hidden></p>
+<button type="submit" id="m-send">Send message</button>
+<button type="button" class="end" id="m-back">Back to the chat</button></form>
+<div id="sent" hidden><p id="sent-text" tabindex="-1"></p><button type="button" id="sent-back">Back to the chat</button></div>
 </section>
 <button type="button" class="launcher" id="launcher" aria-expanded="false" aria-controls="panel">
 <svg viewBox="0 0 24 24" aria-hidden="true"><path d="M4 4h16a2 2 0 0 1 2 2v10a2 2 0 0 1-2 2H9l-5 4v-4a2 2 0 0 1-2-2V6a2 2 0 0 1 2-2z"/></svg><span>Chat</span></button>
@@ -152,6 +175,15 @@ ${[1, 2, 3, 4, 5].map((n) => `<label><input type="radio" name="rating" value="${
     again: $("again"),
     thanks: $("thanks"),
     status: $("status"),
+    leave: $("leave"),
+    offer: $("offer"),
+    mail: $("mail"),
+    mailError: $("m-error"),
+    mailSend: $("m-send"),
+    mailBack: $("m-back"),
+    sent: $("sent"),
+    sentText: $("sent-text"),
+    sentBack: $("sent-back"),
   };
 
   const announce = (text) => {
@@ -170,13 +202,20 @@ ${[1, 2, 3, 4, 5].map((n) => `<label><input type="radio" name="rating" value="${
   };
 
   // --- The conversation's view ---------------------------------------------------------------------------
+  let view = "chat"; // or "mail" (the web form) or "sent" (its answer)
+  let offline = false; // told the desk is offline or busy: the chat offers the form
   const render = () => {
     const status = session ? session.status : null;
     const closed = status === "closed";
-    ui.start.hidden = !!(state.sessionId || startWanted) || refused;
-    ui.compose.hidden = !(state.sessionId || startWanted) || closed || refused;
-    ui.rate.hidden = !closed || state.rated;
-    ui.again.hidden = !closed || !state.rated;
+    const chat = view === "chat";
+    ui.start.hidden = !chat || !!(state.sessionId || startWanted) || refused;
+    ui.compose.hidden = !chat || !(state.sessionId || startWanted) || closed || refused;
+    ui.rate.hidden = !chat || !closed || state.rated;
+    ui.again.hidden = !chat || !closed || !state.rated;
+    ui.log.hidden = !chat;
+    ui.mail.hidden = view !== "mail" || refused;
+    ui.sent.hidden = view !== "sent";
+    ui.offer.hidden = !offline || closed;
     ui.thanks.hidden = !state.rated;
     ui.launcher.hidden = false;
     if (status === "active") ui.who.textContent = agentName ? `You are chatting with ${agentName}` : "An agent has joined";
@@ -184,6 +223,7 @@ ${[1, 2, 3, 4, 5].map((n) => `<label><input type="radio" name="rating" value="${
     else if (closed) ui.who.textContent = "This chat has ended";
     else ui.who.textContent = "We usually answer within minutes";
     host.setAttribute("data-status", status || "none");
+    host.setAttribute("data-view", view);
   };
 
   const metaText = (m) => {
@@ -309,6 +349,7 @@ ${[1, 2, 3, 4, 5].map((n) => `<label><input type="radio" name="rating" value="${
     } else {
       clear("wait");
       queue = { position: null, asOf: queue.asOf };
+      offline = false; // an agent came after all
       if (!refused) notice("");
     }
     // Every session the server sends names its agent (assignedAgentName): shown at once, the new one after a
@@ -336,8 +377,11 @@ ${[1, 2, 3, 4, 5].map((n) => `<label><input type="radio" name="rating" value="${
   };
 
   const deskOffline = () => {
-    if (session && session.status === "waiting")
-      notice("No agent is free right now: the desk is offline. Leave your message here and we will answer when we are back.");
+    if (session && session.status === "waiting") {
+      offline = true;
+      notice("No agent is free right now: the desk is offline. Leave your message here and we will answer when we are back, or leave a message for an answer by email.");
+      render();
+    }
   };
 
   // --- The connection ------------------------------------------------------------------------------------
@@ -479,6 +523,7 @@ ${[1, 2, 3, 4, 5].map((n) => `<label><input type="radio" name="rating" value="${
 
   const refuse = () => {
     refused = true;
+    if (view === "mail") view = "chat";
     setConnection("refused");
     notice("Chat is not available on this site: the widget key does not allow this page's address.");
     announce("Chat is not available on this site");
@@ -538,9 +583,11 @@ ${[1, 2, 3, 4, 5].map((n) => `<label><input type="radio" name="rating" value="${
         if (d.code === "desk_busy") {
           // The queue is full: nothing was started. The visitor may try again later, or use the web form.
           startWanted = false;
+          offline = true;
           render();
           notice(d.webFormUrl ? `${d.message}: ${d.webFormUrl}` : d.message);
-          announce(d.message);
+          announce(`${d.message}. You can leave a message instead.`);
+          if (isOpen()) ui.leave.focus(); // the Start button's form is back: on to the form's offer
         } else if (purpose && purpose.sync && d.code === "not_found") {
           resetChat(); // the chat is gone (another tenant's data was never ours): start afresh
         } else if (purpose && purpose.pending) {
@@ -617,6 +664,7 @@ ${[1, 2, 3, 4, 5].map((n) => `<label><input type="radio" name="rating" value="${
     byId.clear();
     agentName = "";
     queue = { position: null, asOf: "" };
+    offline = false;
     clear("wait");
     persist();
     ui.log.replaceChildren();
@@ -631,7 +679,7 @@ ${[1, 2, 3, 4, 5].map((n) => `<label><input type="radio" name="rating" value="${
     if (on) unread = 0;
     launcherLabel();
     if (on) {
-      const target = !ui.start.hidden ? ui.name : !ui.compose.hidden ? ui.text : !ui.rate.hidden ? ui.rate.querySelector("input") : ui.close;
+      const target = view === "mail" ? firstEmpty() : view === "sent" ? ui.sentText : !ui.start.hidden ? ui.name : !ui.compose.hidden ? ui.text : !ui.rate.hidden ? ui.rate.querySelector("input") : ui.close;
       target.focus();
       scrollDown();
       markReadSoon();
@@ -639,6 +687,101 @@ ${[1, 2, 3, 4, 5].map((n) => `<label><input type="radio" name="rating" value="${
       ui.launcher.focus();
     }
   };
+
+  // --- The web form: a ticket by email when no one can chat (POST /api/support/widget/tickets) -------------
+  const fields = { name: $("m-name"), email: $("m-email"), subject: $("m-subject"), message: $("m-message"), website: $("m-website") };
+  const FIELD = { "body.name": "name", "body.email": "email", "body.subject": "subject", "body.message": "message" };
+  const firstEmpty = () => ["name", "email", "subject", "message"].map((n) => fields[n]).find((f) => !f.value.trim()) || fields.message;
+  const mailError = (text, field) => {
+    ui.mailError.textContent = text || "";
+    ui.mailError.hidden = !text;
+    for (const name of Object.values(FIELD)) {
+      fields[name].removeAttribute("aria-invalid");
+      fields[name].removeAttribute("aria-describedby");
+    }
+    if (field) {
+      fields[field].setAttribute("aria-invalid", "true");
+      fields[field].setAttribute("aria-describedby", "m-error");
+      fields[field].focus();
+    }
+  };
+  const showMail = () => {
+    view = "mail";
+    if (!fields.name.value) fields.name.value = state.name;
+    mailError("");
+    render();
+    firstEmpty().focus();
+  };
+  const backToChat = () => {
+    view = "chat";
+    render();
+    const target = !ui.start.hidden ? ui.name : !ui.compose.hidden ? ui.text : !ui.rate.hidden ? ui.rate.querySelector("input") : ui.close;
+    target.focus();
+  };
+  const inTime = (value) => {
+    const n = Math.max(1, Number(value) || 60);
+    return n < 90 ? `${n} seconds` : `${Math.ceil(n / 60)} minutes`;
+  };
+  let mailing = false;
+  const sendMail = async () => {
+    if (mailing) return;
+    const body = { widgetKey: KEY };
+    for (const name of ["name", "email", "subject"]) body[name] = fields[name].value.trim();
+    body.message = fields.message.value;
+    if (fields.website.value) body.website = fields.website.value; // a person never sees it: only a bot fills it in
+    if (data.formCategory) body.category = data.formCategory;
+    mailing = true;
+    ui.mailSend.disabled = true;
+    ui.mailSend.textContent = "Sending…";
+    mailError("");
+    let reply;
+    let answer = {};
+    try {
+      reply = await fetch(API + "/api/support/widget/tickets", {
+        method: "POST",
+        headers: { "content-type": "application/json" },
+        body: JSON.stringify(body),
+        credentials: "omit",
+        cache: "no-store",
+      });
+      answer = await reply.json().catch(() => ({}));
+    } catch (e) {
+      reply = null;
+    } finally {
+      mailing = false;
+      ui.mailSend.disabled = false;
+      ui.mailSend.textContent = "Send message";
+    }
+    if (!reply) return mailError("The desk could not be reached: check your connection and send again.");
+    if (reply.status === 201 && answer.data) {
+      view = "sent";
+      ui.sentText.textContent = `Thank you: we have your message. Your reference is ${answer.data.reference}. We will answer by email at ${body.email}.`;
+      ui.sentText.dataset.reference = answer.data.reference;
+      for (const name of ["subject", "message"]) fields[name].value = "";
+      render();
+      ui.sentText.focus();
+      announce(`Message sent. Your reference is ${answer.data.reference}.`);
+      return;
+    }
+    if (reply.status === 403) return refuse();
+    if (reply.status === 429) return mailError(`Too many messages from here just now: please send again in ${inTime(reply.headers.get("retry-after"))}.`);
+    const detail = ((answer.error || {}).details || [])[0] || {};
+    if (reply.status === 422 || reply.status === 413) {
+      const field = FIELD[detail.field];
+      const label = field ? root.querySelector(`label[for="m-${field}"]`).textContent : "";
+      return mailError(label ? `${label}: ${detail.message || "please check it"}` : (answer.error || {}).message || "Please check the form.", field);
+    }
+    mailError("Something went wrong on our side: please send again in a moment.");
+  };
+
+  ui.leave.addEventListener("click", showMail);
+  ui.offer.addEventListener("click", showMail);
+  ui.mailBack.addEventListener("click", backToChat);
+  ui.sentBack.addEventListener("click", backToChat);
+  ui.mail.addEventListener("submit", (e) => {
+    e.preventDefault();
+    sendMail();
+  });
 
   ui.launcher.addEventListener("click", () => open(ui.panel.hidden));
   ui.close.addEventListener("click", () => open(false));

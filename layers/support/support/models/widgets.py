@@ -9,7 +9,8 @@ from urllib.parse import urlsplit
 from pydantic import AfterValidator, Field, StringConstraints
 from pydantic_core import PydanticCustomError
 
-from support.models.base import ApiModel, Name, Record
+from support.models.base import ApiModel, Category, Email, MessageText, Name, Record
+from support.models.tickets import Subject
 from support.pagination import DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE
 
 WIDGET_KEY_PATTERN = r"^wk_[A-Za-z0-9_-]{20,64}$"
@@ -100,3 +101,30 @@ class WidgetSession(Record):
     expires_at: datetime = Field(description="when the connect token expires")
     resume_token: str = Field(description="keep it (30 days) and send it again to stay the same visitor")
     resume_expires_at: datetime
+
+
+# The widget's web form (POST /api/support/widget/tickets): the same rules as the API's TicketCreate for the same
+# fields (tickets.py: Name, Email, Subject; the message is a description, required and not blank here).
+HONEYPOT_MAX_CHARS = 2000
+
+
+class WebFormTicketCreate(ApiModel):
+    """A visitor's message through the merchant's page. `website` is the honeypot: the form hides it from people,
+    so only a bot fills it in (support.services.widgets.submit_web_form)."""
+
+    widget_key: WidgetKey
+    name: Name
+    email: Email
+    subject: Subject
+    message: MessageText
+    category: Category | None = None
+    website: Annotated[str, StringConstraints(max_length=HONEYPOT_MAX_CHARS)] | None = Field(
+        default=None, description="the honeypot: leave it out or empty (the widget hides it from people)"
+    )
+
+
+class WebFormTicket(Record):
+    """What a visitor learns of the ticket their form made: its reference, to quote in a later email or call. Not
+    its id: a visitor has no way to read a ticket through the API, and needs none."""
+
+    reference: str = Field(examples=["#1042"])

@@ -8,6 +8,8 @@ at a time and there are as many of them as requests in flight, so a counter in o
   key), in `rate_limit_counters`. The key's bucket is spent only by requests the IP's bucket admitted, so one
   flooding source does not empty the key's budget for everyone else. Over either, the session route answers 429
   with `Retry-After`, and the authorizer refuses the connection.
+* The widget's web form (POST /api/support/widget/tickets): its own buckets per (tenant, source IP) and per
+  (tenant, widget key), the same way: 429 with `Retry-After` over either.
 * Each WebSocket connection's actions: a bucket in its own `ws_connections` row (support.services.connections).
 
 Every bucket is keyed by the tenant, so one tenant's flood never spends another tenant's budget (API Gateway's
@@ -57,6 +59,10 @@ SESSION_PER_KEY = Bucket("session-key", burst=300, per_second=20)
 # Visitor $connect: one per session and one per reconnect (the widget reconnects with backoff).
 CONNECT_PER_IP = Bucket("connect-ip", burst=60, per_second=1)
 CONNECT_PER_KEY = Bucket("connect-key", burst=600, per_second=30)
+# The widget's web form: each one a ticket, so far fewer than sessions. A person sends one, perhaps a second after
+# a typo; an office behind one address a few an hour. Per key: a busy shop's forms, not a script's.
+FORM_PER_IP = Bucket("form-ip", burst=5, per_second=1 / 60)
+FORM_PER_KEY = Bucket("form-key", burst=60, per_second=0.5)
 # A WebSocket connection's actions (messages, typing, sync, ...): a visitor's, who types in one chat; and a staff
 # member's, whose one connection may carry twenty chats at once (signed in, so answerable for what it sends).
 ACTIONS_PER_CONNECTION = Bucket("connection", burst=60, per_second=5)

@@ -33,6 +33,7 @@ from support.models.tickets import (
     FeedbackCreate,
     SenderType,
     Ticket,
+    TicketChannel,
     TicketCreate,
     TicketQuery,
     TicketStatus,
@@ -106,13 +107,15 @@ def _admit_ticket(cur: Cursor, principal: Principal) -> None:
         )
 
 
-def _admit_category(cur: Cursor, principal: Principal, category: str | None) -> None:
-    """A category already in use is always fine; a new one only while fewer than the cap are in use."""
-    if category is None:
-        return
+def _category_in_use(cur: Cursor, principal: Principal, category: str) -> bool:
     in_use = "SELECT 1 FROM ticket_totals WHERE user_id = %s AND category = %s LIMIT 1"
     cur.execute(in_use, (principal.tenant_id, category))
-    if cur.fetchone() is not None:
+    return cur.fetchone() is not None
+
+
+def _admit_category(cur: Cursor, principal: Principal, category: str | None) -> None:
+    """A category already in use is always fine; a new one only while fewer than the cap are in use."""
+    if category is None or _category_in_use(cur, principal, category):
         return
     lock_for_tenant(cur, principal.tenant_id, "categories")
     cur.execute(
@@ -175,10 +178,21 @@ def list_tickets(principal: Principal, query: TicketQuery) -> Page[Ticket]:
     return page_of(rows, query.limit, Ticket.model_validate)
 
 
-def create_ticket(principal: Principal, data: TicketCreate) -> Ticket:
+# Where a public path keeps a category the tenant does not use yet (create_ticket with `channel`).
+REQUESTED_CATEGORY_FIELD = "requestedCategory"
+
+
+def create_ticket(principal: Principal, data: TicketCreate, *, channel: TicketChannel | None = None) -> Ticket:
     """createTicket. Over the ticket cap, or a new category over the category cap: 409 quota_exceeded. The database
-    gives the reference; a phone ticket's `call` is logged in the same transaction."""
+    gives the reference; a phone ticket's `call` is logged in the same transaction.
+
+    `channel` is given by a path that is not staff's (the widget's web form), and is then the ticket's channel
+    whatever `data.channel` says. Such a path may use only a category the tenant already uses: a new one is kept in
+    `customFields.requestedCategory` instead, so that strangers cannot fill the tenant's categories cap."""
     with tenant_transaction(principal.tenant_id) as cur:
+        if channel is not None and data.category is not None and not _category_in_use(cur, principal, data.category):
+            fields = {**data.custom_fields, REQUESTED_CATEGORY_FIELD: data.category}
+            data = data.model_copy(update={"category": None, "custom_fields": fields})
         _admit_ticket(cur, principal)
         _admit_category(cur, principal, data.category)
         cur.execute(
@@ -196,7 +210,7 @@ def create_ticket(principal: Principal, data: TicketCreate) -> Ticket:
                 data.category,
                 data.priority,
                 Jsonb(data.custom_fields),
-                data.channel,
+                channel or data.channel,
                 # contact_for: the customer's contact, found or made by email (sql/definitions/contacts.sql)
                 principal.tenant_id,
                 data.customer_name,

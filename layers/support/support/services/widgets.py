@@ -20,15 +20,25 @@ from uuid import UUID
 
 from psycopg import sql
 
-from support.auth import Principal
-from support.db import tenant_transaction
+from support.auth import Principal, Role
+from support.db import tenant_transaction, write_one
 from support.db.connection import anonymous_transaction
 from support.db.statements import admit_under_cap
 from support.errors import Conflict, Forbidden, RateLimited, found
-from support.models.widgets import Widget, WidgetCreate, WidgetOriginsUpdate, WidgetSession, normalize_origin
+from support.models.tickets import TicketChannel, TicketCreate
+from support.models.widgets import (
+    WebFormTicket,
+    WebFormTicketCreate,
+    Widget,
+    WidgetCreate,
+    WidgetOriginsUpdate,
+    WidgetSession,
+    normalize_origin,
+)
 from support.pagination import Page, decode_cursor, page_of
+from support.services import tickets
 from support.services.connections import Outbox, key_connections
-from support.services.rate_limits import SESSION_PER_IP, SESSION_PER_KEY, take_tokens_alone
+from support.services.rate_limits import FORM_PER_IP, FORM_PER_KEY, SESSION_PER_IP, SESSION_PER_KEY, take_tokens_alone
 from support.visitors import issue_connect_token, issue_resume_token, new_visitor_id, verify_resume_token
 
 MAX_WIDGET_KEYS_PER_TENANT = 100
@@ -164,3 +174,36 @@ def start_visitor_session(
         resume_token=resume,
         resume_expires_at=resume_expires_at,
     )
+
+
+def submit_web_form(
+    form: WebFormTicketCreate, origin: str | None, *, source_ip: str | None
+) -> tuple[WebFormTicket, bool]:
+    """The widget's web form: a ticket of the key's tenant with `channel = web_form`, made by the tickets service
+    (support.services.tickets.create_ticket: the contact, the reference and the `received` email follow as for any
+    ticket), the message as its description. Refused as the visitor session route refuses (NOT_ADMITTED); admitted
+    requests count against the form's own buckets per source IP and per key (RateLimited over either).
+
+    The honeypot: a form whose hidden `website` field is filled in came from a bot. It is admitted and counted as
+    any other, stores nothing, and is answered as a person is: 201 and a reference, one the tenant's counter gives
+    and no ticket will ever have (skip_ticket_reference), so the bot learns nothing and no one is misled by a
+    reference that belongs to someone else's ticket. The second value says whether a ticket was made (False for
+    the honeypot: for the metrics, never for the answer)."""
+    tenant_id = _admitted(form.widget_key, origin)
+    checks = [(FORM_PER_IP, source_ip or "unknown"), (FORM_PER_KEY, form.widget_key)]
+    retry_after = take_tokens_alone(tenant_id, checks)
+    if retry_after is not None:
+        raise RateLimited("too many messages from this address or for this widget key", retry_after=retry_after)
+    if form.website:
+        row = write_one(tenant_id, "SELECT skip_ticket_reference() AS reference", ())
+        return WebFormTicket(reference=f"#{row['reference'] if row else ''}"), False
+    principal = Principal(tenant_id=tenant_id, role=Role.VISITOR, subject="web-form", widget_key=form.widget_key)
+    data = TicketCreate(
+        customer_name=form.name,
+        customer_email=form.email,
+        subject=form.subject,
+        description=form.message,
+        category=form.category,
+    )
+    ticket = tickets.create_ticket(principal, data, channel=TicketChannel.WEB_FORM)
+    return WebFormTicket(reference=str(ticket.reference)), True
