@@ -428,3 +428,44 @@ def test_a_social_ticket_sends_no_email(channels_api: HandlerClient, tickets_api
     with psycopg.connect(db.admin) as conn:
         row = conn.execute("SELECT count(*) FROM email_outbox WHERE ticket_id = %s", (delivered["ticketId"],)).fetchone()
     assert row == (0,)
+
+
+def test_the_runtime_role_reaches_secrets_only_through_the_functions(
+    channels_api: HandlerClient, other_tenant: UUID, db: DatabaseUrls
+) -> None:
+    channel = new_channel(channels_api)
+    post_message(channel["id"], channel["secret"], message())
+
+    def as_app(tenant: UUID | None, statement: str, params: Any = ()) -> Any:
+        with psycopg.connect(db.app, autocommit=True) as conn, conn.transaction(force_rollback=True):
+            if tenant is not None:
+                conn.execute(SET_TENANT, (str(tenant),))
+            return conn.execute(statement.encode(), params).fetchall()
+
+    def outcome(tenant: UUID | None, statement: str, params: Any = ()) -> str:
+        try:
+            return f"ok: {as_app(tenant, statement, params)}"
+        except psycopg.Error as exc:
+            return type(exc).__name__
+
+    mine = channels_api.tenant
+    # no privilege on the owner's tables, whatever the tenant setting; the HMAC itself is internal
+    for table in ("support_channel_secrets", "channel_signatures_seen"):
+        assert outcome(mine, f"SELECT * FROM {table}") == "InsufficientPrivilege"
+        assert outcome(mine, f"DELETE FROM {table}") == "InsufficientPrivilege"
+    assert outcome(mine, "SELECT channel_hmac_sha256('k', 'm')") == "InsufficientPrivilege"
+    # another tenant can neither rotate nor learn about this channel's secret
+    store = "SELECT channel_secret_store(%s, %s, interval '1 day')"
+    assert outcome(other_tenant, store, (channel["id"], "chs_" + "f" * 64)) == "ok: [(False,)]"
+    assert outcome(other_tenant, "SELECT channel_secret_overlap_ends(%s)", (channel["id"],)) == "ok: [(None,)]"
+    # without a tenant setting the store fails closed
+    assert outcome(None, store, (channel["id"], "chs_" + "f" * 64)) == "UndefinedObject"
+    # the check answers the tenant, never the secret
+    ts = int(time.time())
+    body = json.dumps(message()).encode()
+    mac = bytes.fromhex(sign(channel["secret"], ts, body)[3:])
+    admit = "SELECT * FROM channel_delivery_admit(%s, %s, %s, %s, 300)"
+    rows = as_app(None, admit, (channel["id"], ts, body, mac))
+    assert rows == [(mine, "whatsapp", False)]
+    # and the channel's row is the only other tenant's row the delivery route reads before it binds the tenant
+    assert as_app(other_tenant, "SELECT id FROM support_channels") == []

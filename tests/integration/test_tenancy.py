@@ -52,14 +52,19 @@ TENANT_TABLES = [
     "email_inbound_addresses",
     "email_outbox",
     "email_suppressions",
+    # social and other channels, and the messages they delivered (sql/0030)
+    "support_channels",
+    "channel_messages",
 ]
 # Row-level security ENABLEd but not FORCEd: the runtime role sees its tenant's rows only, and the owner's
 # SECURITY DEFINER lookup can find a widget key before the tenant is known (sql/0011), and the email outbox's
 # functions claim due rows of every tenant and find a bounce's tenant (sql/0026).
-NOT_FORCED = {"widget_keys", "email_outbox"}
+NOT_FORCED = {"widget_keys", "email_outbox", "support_channels"}  # sql/0030: a delivery finds its channel by id
 # Tables with a user_id that the runtime role cannot touch at all (read only through SECURITY DEFINER functions).
 # sql/0003, sql/0027; sql/0025: the reference counters (the owner's only, RLS not forced)
 SIDE_TABLES = ["ticket_search_index", "canned_response_search", "canned_response_terms", "ticket_reference_counters"]
+# sql/0030: the channels' signing secrets and the signatures seen (the owner's SECURITY DEFINER functions only)
+SIDE_TABLES += ["support_channel_secrets", "channel_signatures_seen"]
 # sql/0025: the references' backfill progress, the owner's only and empty once the backfill is done
 PROGRESS_TABLES = ["ticket_reference_backfill"]
 
@@ -230,7 +235,23 @@ def _tenant_rows(db: DatabaseUrls, tenant: UUID) -> dict[str, str]:
             "INSERT INTO email_suppressions (user_id, address, reason) VALUES (%s, 'gone@example.com', 'bounce')",
             (tenant,),
         )
-    return {"agent": agent["id"], "ticket": ticket["id"], "unrated": unrated["id"], "session": session.data["id"]}
+    # a social channel and a message it delivered (its secret, the signature seen, the message's row)
+    from functions.channels import app as channels_app
+    from tests.integration.test_channels_api import message, post_message
+
+    channel = HandlerClient(channels_app.lambda_handler, tenant=tenant).post(
+        "/api/support/channels", {"name": "WhatsApp", "kind": "whatsapp"}
+    )
+    assert channel.status == 201, channel.body
+    delivered = post_message(channel.data["id"], channel.data["secret"], message())
+    assert delivered.status == 200, delivered.body
+    return {
+        "agent": agent["id"],
+        "ticket": ticket["id"],
+        "unrated": unrated["id"],
+        "session": session.data["id"],
+        "channel": channel.data["id"],
+    }
 
 
 @pytest.fixture
@@ -473,6 +494,11 @@ def _inserts_for(tenant: UUID, rows: dict[str, str]) -> dict[str, tuple[str, tup
         "email_suppressions": (
             "INSERT INTO email_suppressions (user_id, address, reason) VALUES (%s, %s, 'bounce')",
             (tenant, f"gone-{uuid4().hex[:12]}@example.com"),
+        ),
+        "support_channels": ("INSERT INTO support_channels (user_id, name, kind) VALUES (%s, 'x', 'other')", (tenant,)),
+        "channel_messages": (
+            "INSERT INTO channel_messages (user_id, channel_id, external_message_id) VALUES (%s, %s, %s)",
+            (tenant, rows["channel"], uuid4().hex),
         ),
     }
 
