@@ -29,6 +29,7 @@ CREATES = {
     "POST /api/support/chat/sessions/{sessionId}/messages",
     "POST /api/support/widgets",
     "POST /api/support/widget/session",
+    "POST /api/support/channels",
 }
 LISTS = {
     "GET /api/support/tickets",
@@ -39,6 +40,7 @@ LISTS = {
     "GET /api/support/chat/sessions/{sessionId}/messages",
     "GET /api/support/widgets",
     "GET /api/support/contacts",
+    "GET /api/support/channels",
 }
 
 

@@ -469,3 +469,32 @@ def test_the_runtime_role_reaches_secrets_only_through_the_functions(
     assert rows == [(mine, "whatsapp", False)]
     # and the channel's row is the only other tenant's row the delivery route reads before it binds the tenant
     assert as_app(other_tenant, "SELECT id FROM support_channels") == []
+
+
+def test_the_sample_events_run_through_the_handler(db: DatabaseUrls) -> None:
+    from functions.channels import app
+    from local import sample_events
+    from tests.http_events import invoke_sample_event
+
+    events = sample_events.EVENTS_DIR / "channels"
+    answers = {
+        path.name: invoke_sample_event(app.lambda_handler, path, "ChannelsFunction")
+        for path in sorted(events.glob("*.json"))
+    }
+    statuses = {name: answer["statusCode"] for name, answer in answers.items()}
+    # the sample tenant has no channel of the sample's id; the delivery's timestamp is long past
+    assert statuses == {
+        "create.json": 201,
+        "list.json": 200,
+        "get.json": 404,
+        "disable.json": 404,
+        "rotate_secret.json": 404,
+        "post_message.json": 401,
+    }
+    assert json.loads(answers["post_message.json"]["body"])["error"]["message"] == channels.TOO_OLD
+    # and its signature is the documented scheme's over its exact body
+    event = json.loads((events / "post_message.json").read_text())
+    expected = sign(
+        sample_events.CHANNEL_SAMPLE_SECRET, int(event["headers"]["x-signature-timestamp"]), event["body"].encode()
+    )
+    assert event["headers"]["x-signature"] == expected
