@@ -624,13 +624,20 @@ CHANNEL_PATH = f"{CHANNELS_BASE}/{CHANNEL_ID}"
 # The sample delivery's signing secret (a sample's, never a real channel's): docs/api.md signs the same body with it.
 CHANNEL_SAMPLE_SECRET = "chs_" + "0123456789abcdef" * 4
 CHANNEL_SAMPLES = (
-    SampleEvent("channels/create.json", "POST /api/support/channels", CHANNELS_BASE,
-                body={"name": "WhatsApp (shop number)", "kind": "whatsapp"}),
+    SampleEvent(
+        "channels/create.json",
+        "POST /api/support/channels",
+        CHANNELS_BASE,
+        body={"name": "WhatsApp (shop number)", "kind": "whatsapp"},
+    ),
     SampleEvent("channels/list.json", "GET /api/support/channels", CHANNELS_BASE, query={"limit": "20"}),
     SampleEvent("channels/get.json", "GET /api/support/channels/{channelId}", CHANNEL_PATH),
     SampleEvent("channels/disable.json", "DELETE /api/support/channels/{channelId}", CHANNEL_PATH),
-    SampleEvent("channels/rotate_secret.json", "POST /api/support/channels/{channelId}/rotate-secret",
-                f"{CHANNEL_PATH}/rotate-secret"),
+    SampleEvent(
+        "channels/rotate_secret.json",
+        "POST /api/support/channels/{channelId}/rotate-secret",
+        f"{CHANNEL_PATH}/rotate-secret",
+    ),
 )
 CHANNEL_MESSAGE = {
     "externalSenderId": "+4915112345678",

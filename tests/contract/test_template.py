@@ -22,8 +22,8 @@ from local import sample_events
 from local.template import REPO, HttpRoute, http_routes, load_module, load_template
 from support.models.agents import AgentCreate, AgentStatusUpdate, AgentUpdate
 from support.models.canned import CannedResponseCreate, CannedResponseUpdate
-from support.models.chat import ChatMessageCreate, ChatRating, ChatReadRequest, ChatSessionStart, ChatTransfer
 from support.models.channels import ChannelCreate, ChannelMessage
+from support.models.chat import ChatMessageCreate, ChatRating, ChatReadRequest, ChatSessionStart, ChatTransfer
 from support.models.contacts import ContactMerge, ContactUpdate
 from support.models.settings import ChatSettings, EmailSettings
 from support.models.tickets import (

@@ -277,7 +277,10 @@ def test_bad_signatures_unknown_disabled_and_foreign_channels_get_one_401(
     refusals = {
         "wrong secret": post_message(channel["id"], "chs_" + "0" * 64, body),
         "tampered body": post_message(
-            channel["id"], None, None, raw=json.dumps(body | {"text": "other"}).encode(),
+            channel["id"],
+            None,
+            None,
+            raw=json.dumps(body | {"text": "other"}).encode(),
             signature=sign(channel["secret"], int(time.time()), json.dumps(body).encode()),
         ),
         "no signature": post_message(channel["id"], None, body),
@@ -344,7 +347,9 @@ def test_bad_input_is_422_or_400_never_5xx(channels_api: HandlerClient) -> None:
         "too big": json.dumps(message(text="x" * 60_000)).encode(),
         "bad sentAt": json.dumps(message(sentAt="yesterday")).encode(),
     }
-    statuses = {name: post_message(channel["id"], channel["secret"], None, raw=raw).status for name, raw in cases.items()}
+    statuses = {
+        name: post_message(channel["id"], channel["secret"], None, raw=raw).status for name, raw in cases.items()
+    }
     assert statuses == {
         "not json": 400,
         "not an object": 422,
@@ -414,19 +419,26 @@ def test_a_flood_of_one_channel_is_429_with_retry_after(channels_api: HandlerCli
     assert post_message(other["id"], other["secret"], message()).status == 200
 
 
-def test_a_social_ticket_sends_no_email(channels_api: HandlerClient, tickets_api: HandlerClient, db: DatabaseUrls) -> None:
+def test_a_social_ticket_sends_no_email(
+    channels_api: HandlerClient, tickets_api: HandlerClient, db: DatabaseUrls
+) -> None:
     from functions.settings import app as settings_app
 
     settings = {"inboundAddresses": [f"desk-{uuid4().hex}@shop.example"], "fromAddress": "desk@shop.example"}
-    assert HandlerClient(settings_app.lambda_handler, tenant=channels_api.tenant).put(
-        "/api/support/settings/email", settings
-    ).status == 200
+    assert (
+        HandlerClient(settings_app.lambda_handler, tenant=channels_api.tenant)
+        .put("/api/support/settings/email", settings)
+        .status
+        == 200
+    )
     channel = new_channel(channels_api)
     delivered = post_message(channel["id"], channel["secret"], message()).data
     reply = {"senderType": "agent", "senderName": "Ada", "message": "On its way"}
     assert tickets_api.post(f"/api/support/tickets/{delivered['ticketId']}/conversations", reply).status == 201
     with psycopg.connect(db.admin) as conn:
-        row = conn.execute("SELECT count(*) FROM email_outbox WHERE ticket_id = %s", (delivered["ticketId"],)).fetchone()
+        row = conn.execute(
+            "SELECT count(*) FROM email_outbox WHERE ticket_id = %s", (delivered["ticketId"],)
+        ).fetchone()
     assert row == (0,)
 
 
