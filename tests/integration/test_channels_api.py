@@ -510,3 +510,30 @@ def test_the_sample_events_run_through_the_handler(db: DatabaseUrls) -> None:
         sample_events.CHANNEL_SAMPLE_SECRET, int(event["headers"]["x-signature-timestamp"]), event["body"].encode()
     )
     assert event["headers"]["x-signature"] == expected
+
+
+def test_the_documented_python_signs_and_verifies_as_the_desk_does(channels_api: HandlerClient) -> None:
+    from local.template import REPO
+
+    page = (REPO / "docs" / "api.md").read_text()
+    section = page.split("### The signature", 1)[1]
+    code = section.split("```python\n", 1)[1].split("```", 1)[0]
+    namespace: dict[str, Any] = {}
+    exec(code.split("\nbody = ", 1)[0], namespace)  # noqa: S102 (the page's own functions, not the request)
+    channel = new_channel(channels_api)
+    body = json.dumps(message()).encode()
+    headers = namespace["sign"](channel["secret"], body)
+    reply = post_message(
+        channel["id"],
+        None,
+        None,
+        raw=body,
+        timestamp=int(headers["X-Signature-Timestamp"]),
+        signature=headers["X-Signature"],
+    )
+    assert reply.status == 200, reply.body
+    verify = namespace["verify"]
+    assert verify(channel["secret"], body, headers["X-Signature-Timestamp"], headers["X-Signature"])
+    assert not verify(channel["secret"], body + b" ", headers["X-Signature-Timestamp"], headers["X-Signature"])
+    old = str(int(time.time()) - 301)
+    assert not verify(channel["secret"], body, old, namespace["sign"](channel["secret"], body, int(old))["X-Signature"])
