@@ -10,12 +10,20 @@ from typing import Any
 from uuid import UUID
 
 from aws_lambda_powertools.event_handler import Response
+from aws_lambda_powertools.event_handler.openapi.models import (
+    MediaType,
+    OpenAPI,
+    Parameter,
+    ParameterInType,
+    RequestBody,
+    Schema,
+)
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from support.errors import Unauthorized
 from support.http import PageCursor, PageSize, create_resolver, created, current_principal, ok, page
-from support.models.channels import Channel, ChannelCreate, ChannelDelivery, ChannelWithSecret
+from support.models.channels import Channel, ChannelCreate, ChannelDelivery, ChannelMessage, ChannelWithSecret
 from support.models.envelopes import Envelope, PageEnvelope
 from support.observability import logger, metrics
 from support.pagination import DEFAULT_PAGE_SIZE
@@ -73,6 +81,47 @@ def post_message(channel_id: str) -> Response[Envelope[ChannelDelivery]]:
     if stored:
         metrics.add_metric(name="ChannelMessagesStored", unit="Count", value=1)
     return ok(delivery)
+
+
+# The messages route reads its body raw (the signature is over the exact bytes, and is checked first), so the
+# resolver cannot derive its request body and headers from a parameter: they are added to the document here.
+_resolver_schema = app.get_openapi_schema
+MESSAGES_PATH = f"{BASE}/{{channelId}}/messages"
+
+
+def _schema_with_the_signed_body(**kwargs: Any) -> OpenAPI:
+    schema = _resolver_schema(**kwargs)
+    item = (schema.paths or {}).get(MESSAGES_PATH)
+    if item is None or item.post is None:
+        return schema
+    body = ChannelMessage.model_json_schema(by_alias=True, ref_template="#/components/schemas/{model}")
+    if schema.components is not None:
+        schema.components.schemas = {**(schema.components.schemas or {}), "ChannelMessage": Schema(**body)}
+    item.post.requestBody = RequestBody(
+        required=True,
+        content={"application/json": MediaType(schema=Schema(**{"$ref": "#/components/schemas/ChannelMessage"}))},
+    )
+    item.post.parameters = [
+        *(item.post.parameters or []),
+        Parameter(
+            name="X-Signature-Timestamp",
+            **{"in": ParameterInType.header},
+            required=True,
+            description="the signing time, Unix seconds (at most 5 minutes from now)",
+            schema=Schema(type="string", pattern=r"^[0-9]{1,12}$"),
+        ),
+        Parameter(
+            name="X-Signature",
+            **{"in": ParameterInType.header},
+            required=True,
+            description='v1=<hex HMAC-SHA256 of "{timestamp}.{raw body}" with the channel\'s secret>',
+            schema=Schema(type="string", pattern=r"^v1=[0-9a-fA-F]{64}$"),
+        ),
+    ]
+    return schema
+
+
+app.get_openapi_schema = _schema_with_the_signed_body  # type: ignore[method-assign]
 
 
 @logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_HTTP)

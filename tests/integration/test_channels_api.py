@@ -373,6 +373,7 @@ def test_a_rotated_secret_overlaps_the_old_one(channels_api: HandlerClient, db: 
     assert post_message(channel["id"], channel["secret"], message()).status == 200
     assert post_message(channel["id"], new_secret, message()).status == 200
     assert channels_api.get(f"{BASE}/{channel['id']}").data["previousSecretValidUntil"] is not None
+    assert channels_api.get(BASE).data[0]["previousSecretValidUntil"] is not None
     # a second rotation ends the first secret's overlap at once; the second one overlaps
     third = channels_api.post(f"{BASE}/{channel['id']}/rotate-secret").data["secret"]
     assert post_message(channel["id"], channel["secret"], message()).status == 401

@@ -117,7 +117,8 @@ def list_channels(principal: Principal, *, limit: int, cursor: str | None = None
     with tenant_transaction(principal.tenant_id) as cur:
         cur.execute(
             sql.SQL(
-                "SELECT {columns} FROM support_channels WHERE user_id = %(tenant)s {after} "
+                "SELECT {columns}, channel_secret_overlap_ends(id) AS previous_secret_valid_until "
+                "FROM support_channels WHERE user_id = %(tenant)s {after} "
                 "ORDER BY created_at DESC, id DESC LIMIT %(limit)s"
             ).format(columns=sql.SQL(CHANNEL_COLUMNS), after=after),
             params,
