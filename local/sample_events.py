@@ -637,6 +637,73 @@ def contacts_backfill_samples() -> dict[str, dict[str, Any]]:
     }
 
 
+# Social and other channels (support.services.channels): the admin's routes, and a connector's signed delivery.
+CHANNEL_ID = "bbbbbbbb-bbbb-4bbb-8bbb-bbbbbbbbbbbb"
+CHANNELS_BASE = "/api/support/channels"
+CHANNEL_PATH = f"{CHANNELS_BASE}/{CHANNEL_ID}"
+# The sample delivery's signing secret (a sample's, never a real channel's): docs/api.md signs the same body with it.
+CHANNEL_SAMPLE_SECRET = "chs_" + "0123456789abcdef" * 4
+CHANNEL_SAMPLES = (
+    SampleEvent(
+        "channels/create.json",
+        "POST /api/support/channels",
+        CHANNELS_BASE,
+        body={"name": "WhatsApp (shop number)", "kind": "whatsapp"},
+    ),
+    SampleEvent("channels/list.json", "GET /api/support/channels", CHANNELS_BASE, query={"limit": "20"}),
+    SampleEvent("channels/get.json", "GET /api/support/channels/{channelId}", CHANNEL_PATH),
+    SampleEvent("channels/disable.json", "DELETE /api/support/channels/{channelId}", CHANNEL_PATH),
+    SampleEvent(
+        "channels/rotate_secret.json",
+        "POST /api/support/channels/{channelId}/rotate-secret",
+        f"{CHANNEL_PATH}/rotate-secret",
+    ),
+)
+CHANNEL_MESSAGE = {
+    "externalSenderId": "+4915112345678",
+    "senderName": "Grace Hopper",
+    "text": "Hello, my order #1042 has not arrived yet. Can you check where it is?",
+    "externalMessageId": "wamid.HBgMNDkxNTExMjM0NTY3OBUCABIYFjNFQjBDMEE",
+    "sentAt": "2025-01-15T09:59:58Z",
+}
+
+
+def channel_samples() -> dict[str, dict[str, Any]]:
+    """The ChannelsFunction's events. The delivery is signed at the sample's time (RECEIVED_AT) with
+    CHANNEL_SAMPLE_SECRET: its shape is API Gateway's; its timestamp is long past, so a handler refuses it (401)."""
+    import hashlib
+    import hmac
+
+    samples = {s.file: render(s) for s in CHANNEL_SAMPLES}
+    body = json.dumps(CHANNEL_MESSAGE, separators=(",", ":")).encode()
+    timestamp = str(int(RECEIVED_AT.timestamp()))
+    signature = hmac.new(CHANNEL_SAMPLE_SECRET.encode(), f"{timestamp}.".encode() + body, hashlib.sha256).hexdigest()
+    event = build_http_event(
+        route_key="POST /api/support/channels/{channelId}/messages",
+        method="POST",
+        raw_path=f"{CHANNEL_PATH}/messages",
+        headers=[
+            ("host", DOMAIN),
+            ("user-agent", "connector/1.0"),
+            ("content-type", "application/json"),
+            ("content-length", str(len(body))),
+            ("x-signature-timestamp", timestamp),
+            ("x-signature", f"v1={signature}"),
+        ],
+        body=body,
+        path_parameters={"channelId": CHANNEL_ID},
+        claims=None,
+        source_ip="203.0.113.20",
+        domain_name=DOMAIN,
+        api_id=DOMAIN.split(".", 1)[0],
+        request_id="EXAMPLEreqId1=",
+        received_at=RECEIVED_AT,
+    )
+    event["headers"]["x-amzn-trace-id"] = "Root=1-67878660-0123456789abcdef01234568"
+    samples["channels/post_message.json"] = event
+    return samples
+
+
 def pre_token_samples() -> dict[str, dict[str, Any]]:
     """The Cognito pre-token-generation trigger's `V2_0` events (version "2"): an admin signing in, an agent's
     refresh, and a user an administrator created without the custom attributes (the trigger refuses them)."""
@@ -772,6 +839,8 @@ def rendered() -> dict[Path, str]:
     for name, event in email_outbox_samples().items():
         files[EVENTS_DIR / name] = json.dumps(event, indent=2, sort_keys=False) + "\n"
     for name, event in contacts_backfill_samples().items():
+        files[EVENTS_DIR / name] = json.dumps(event, indent=2, sort_keys=False) + "\n"
+    for name, event in channel_samples().items():
         files[EVENTS_DIR / name] = json.dumps(event, indent=2, sort_keys=False) + "\n"
     return files
 

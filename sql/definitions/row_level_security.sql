@@ -67,7 +67,15 @@ BEGIN
             ('ticket_search_index', false),
             ('canned_response_search', false),
             ('canned_response_terms', false),
-            ('widget_keys', false)
+            ('widget_keys', false),
+            -- Social and other channels (sql/0030): the public messages route finds a channel by its id before it
+            -- knows the tenant (channel_delivery_admit, sql/definitions/channels.sql), so support_channels is not
+            -- forced; the secrets and the signatures seen are the owner's functions' alone (no other role has any
+            -- privilege on them).
+            ('support_channels', false),
+            ('support_channel_secrets', false),
+            ('channel_signatures_seen', false),
+            ('channel_messages', true)
         ) AS t (name, forced)
     LOOP
         SELECT c.relrowsecurity AS enabled, c.relforcerowsecurity AS forced INTO existing

@@ -34,6 +34,7 @@ SECRETS_READ: dict[str, list[Any]] = {
     "WidgetsFunction": [{"Ref": "VisitorTokenSecret"}, APP_SECRET],
     "SettingsFunction": [APP_SECRET],
     "ContactsFunction": [APP_SECRET],
+    "ChannelsFunction": [APP_SECRET],
     # the contacts backfill job: the API's role, the API's secret
     "ContactsBackfillFunction": [APP_SECRET],
     "WebSocketFunction": [APP_SECRET],

@@ -462,6 +462,16 @@ def test_every_api_function_is_in_the_function_alarms() -> None:
     assert functions_in("FunctionThrottlesAlarm") == API_FUNCTIONS
 
 
+def test_the_channels_function_has_an_alarm_of_its_own() -> None:
+    # the shared function alarms hold the 10 metrics CloudWatch allows a metric math alarm
+    assert len(_metrics(_alarms()["FunctionThrottlesAlarm"])) <= 10
+    metrics = _metrics(_alarms()["ChannelsFunctionAlarm"])
+    assert {(name, dims["FunctionName"]["Ref"]) for _, name, dims in metrics} == {
+        ("Errors", "ChannelsFunction"),
+        ("Throttles", "ChannelsFunction"),
+    }
+
+
 def test_the_outputs_give_a_user_what_the_readme_asks_for() -> None:
     outputs = TEMPLATE["Outputs"]
     assert {

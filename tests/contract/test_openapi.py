@@ -30,6 +30,7 @@ CREATES = {
     "POST /api/support/widgets",
     "POST /api/support/widget/session",
     "POST /api/support/widget/tickets",
+    "POST /api/support/channels",
 }
 LISTS = {
     "GET /api/support/tickets",
@@ -40,6 +41,7 @@ LISTS = {
     "GET /api/support/chat/sessions/{sessionId}/messages",
     "GET /api/support/widgets",
     "GET /api/support/contacts",
+    "GET /api/support/channels",
 }
 
 

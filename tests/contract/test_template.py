@@ -22,6 +22,7 @@ from local import sample_events
 from local.template import REPO, HttpRoute, http_routes, load_module, load_template
 from support.models.agents import AgentCreate, AgentStatusUpdate, AgentUpdate
 from support.models.canned import CannedResponseCreate, CannedResponseUpdate
+from support.models.channels import ChannelCreate, ChannelMessage
 from support.models.chat import ChatMessageCreate, ChatRating, ChatReadRequest, ChatSessionStart, ChatTransfer
 from support.models.contacts import ContactMerge, ContactUpdate
 from support.models.settings import ChatSettings, EmailSettings
@@ -77,6 +78,9 @@ REQUEST_MODELS: dict[str, type[BaseModel]] = {
     "PATCH /api/support/contacts/{contactId}": ContactUpdate,
     "POST /api/support/contacts/{contactId}/merge": ContactMerge,
     "PUT /api/support/settings/email": EmailSettings,
+    "POST /api/support/channels": ChannelCreate,
+    # read raw after its signature is checked (the handler takes no body parameter), as this model
+    "POST /api/support/channels/{channelId}/messages": ChannelMessage,
     # POST .../chat/sessions/{sessionId}/end takes an optional body that accepts nothing (ChatSessionEnd
     # refuses a client duration): its sample is sent without one.
 }
@@ -179,7 +183,12 @@ def test_the_layer_is_built_by_sam_for_the_runtime() -> None:
 
 # The only routes without the JWT authorizer: the chat widget's, called from a merchant's page by a visitor
 # who has no account (the handler checks the widget key and the browser's Origin instead).
-PUBLIC_ROUTES = {"POST /api/support/widget/session", "POST /api/support/widget/tickets"}
+PUBLIC_ROUTES = {
+    "POST /api/support/widget/session",
+    "POST /api/support/widget/tickets",
+    # a connector's deliveries: an HMAC signature with the channel's secret instead of a JWT (sql/0030)
+    "POST /api/support/channels/{channelId}/messages",
+}
 
 
 def test_the_http_api_requires_a_jwt_on_every_route_but_the_widgets_public_one() -> None:
@@ -384,7 +393,11 @@ def test_sample_event_is_a_payload_2_event_for_a_declared_route(path: Path) -> N
     assert (parsed.pathParameters or {}) == found.groupdict()
     if route.public:  # no authorizer ran: no claims, no Authorization; the browser's Origin
         assert parsed.requestContext.authorizer is None
-        assert "authorization" not in event["headers"] and event["headers"]["origin"]
+        assert "authorization" not in event["headers"]
+        if parsed.routeKey == "POST /api/support/channels/{channelId}/messages":  # a connector: its signature
+            assert event["headers"]["x-signature"].startswith("v1=") and event["headers"]["x-signature-timestamp"]
+        else:
+            assert event["headers"]["origin"]
     else:
         assert parsed.requestContext.authorizer is not None and parsed.requestContext.authorizer.jwt is not None
         claims = parsed.requestContext.authorizer.jwt.claims

@@ -54,15 +54,21 @@ TENANT_TABLES = [
     "email_suppressions",
     # email in: each inbound message once per tenant (sql/0028)
     "inbound_emails",
+    # social and other channels, and the messages they delivered (sql/0030)
+    "support_channels",
+    "channel_messages",
 ]
 # Row-level security ENABLEd but not FORCEd: the runtime role sees its tenant's rows only, and the owner's
 # SECURITY DEFINER lookup can find a widget key before the tenant is known (sql/0011), and the email outbox's
 # functions claim due rows of every tenant and find a bounce's tenant (sql/0026).
 # sql/0028: email in's lookup of the tenant that receives at an address.
 NOT_FORCED = {"widget_keys", "email_outbox", "email_inbound_addresses"}
+NOT_FORCED = {"widget_keys", "email_outbox", "support_channels"}  # sql/0030: a delivery finds its channel by id
 # Tables with a user_id that the runtime role cannot touch at all (read only through SECURITY DEFINER functions).
 # sql/0003, sql/0027; sql/0025: the reference counters (the owner's only, RLS not forced)
 SIDE_TABLES = ["ticket_search_index", "canned_response_search", "canned_response_terms", "ticket_reference_counters"]
+# sql/0030: the channels' signing secrets and the signatures seen (the owner's SECURITY DEFINER functions only)
+SIDE_TABLES += ["support_channel_secrets", "channel_signatures_seen"]
 # sql/0025: the references' backfill progress, the owner's only and empty once the backfill is done
 PROGRESS_TABLES = ["ticket_reference_backfill"]
 
@@ -240,6 +246,23 @@ def _tenant_rows(db: DatabaseUrls, tenant: UUID) -> dict[str, str]:
             (tenant, f"desk-{tenant.hex}@shop.example"),
         )
     return {"agent": agent["id"], "ticket": ticket["id"], "unrated": unrated["id"], "session": session.data["id"]}
+    # a social channel and a message it delivered (its secret, the signature seen, the message's row)
+    from functions.channels import app as channels_app
+    from tests.integration.test_channels_api import message, post_message
+
+    channel = HandlerClient(channels_app.lambda_handler, tenant=tenant).post(
+        "/api/support/channels", {"name": "WhatsApp", "kind": "whatsapp"}
+    )
+    assert channel.status == 201, channel.body
+    delivered = post_message(channel.data["id"], channel.data["secret"], message())
+    assert delivered.status == 200, delivered.body
+    return {
+        "agent": agent["id"],
+        "ticket": ticket["id"],
+        "unrated": unrated["id"],
+        "session": session.data["id"],
+        "channel": channel.data["id"],
+    }
 
 
 @pytest.fixture
@@ -487,6 +510,10 @@ def _inserts_for(tenant: UUID, rows: dict[str, str]) -> dict[str, tuple[str, tup
             "INSERT INTO inbound_emails (user_id, message_id, ses_message_id, s3_key, recipient, size_bytes, outcome,"
             " reason) VALUES (%s, %s, 'ses-1', 'inbound/ses-1', 'desk@shop.example', 10, 'rejected', 'x')",
             (tenant, f"{uuid4().hex}@customer.example"),
+        "support_channels": ("INSERT INTO support_channels (user_id, name, kind) VALUES (%s, 'x', 'other')", (tenant,)),
+        "channel_messages": (
+            "INSERT INTO channel_messages (user_id, channel_id, external_message_id) VALUES (%s, %s, %s)",
+            (tenant, rows["channel"], uuid4().hex),
         ),
     }
 

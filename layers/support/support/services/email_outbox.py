@@ -78,6 +78,7 @@ SELECT %(id)s, t.user_id, t.id, %(kind)s::text, %(conversation)s::uuid,
     coalesce(%(key)s::text, extract(epoch FROM t.resolved_at)::text, 'resolved'), t.customer_email, %(message_id)s
 FROM support_tickets t
 WHERE t.user_id = %(tenant)s AND t.id = %(ticket)s
+  AND t.channel <> 'social'  -- a social customer has no email address (support.services.channels)
   AND NOT EXISTS (SELECT FROM email_suppressions s WHERE s.user_id = t.user_id AND s.address = lower(t.customer_email))
 ON CONFLICT (user_id, ticket_id, kind, notice_key) DO NOTHING
 """
