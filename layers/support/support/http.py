@@ -170,6 +170,18 @@ ERROR_STATUSES = {
     500: "a bug, logged (internal_error)",
 }
 
+def success_and_errors(successes: dict[int, dict[str, Any]]) -> dict[int, dict[str, Any]]:
+    """A route's documented answers: its successes (a route that answers two, such as 201 for a thing made now and
+    200 for the one made before, lists both) and every error status with `ErrorEnvelope`."""
+    return {
+        **successes,
+        **{
+            status: {"description": description, "content": {"application/json": {"model": ErrorEnvelope}}}
+            for status, description in ERROR_STATUSES.items()
+        },
+    }
+
+
 _ROUTE_SIGNATURE = inspect.signature(APIGatewayHttpResolver.route)
 _PATH_PARAMETER = re.compile(r"\{([^}]+)\}")
 
@@ -212,13 +224,9 @@ class SupportResolver(APIGatewayHttpResolver):
         arguments = dict(bound.arguments)
         del arguments["self"]
         if arguments["responses"] is None:
-            arguments["responses"] = {
-                arguments["status_code"]: {"description": arguments["response_description"]},
-                **{
-                    status: {"description": description, "content": {"application/json": {"model": ErrorEnvelope}}}
-                    for status, description in ERROR_STATUSES.items()
-                },
-            }
+            arguments["responses"] = success_and_errors(
+                {arguments["status_code"]: {"description": arguments["response_description"]}}
+            )
         return super().route(**arguments)
 
     def get_openapi_schema(self, **kwargs: Any) -> OpenAPI:
