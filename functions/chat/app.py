@@ -123,7 +123,7 @@ def mark_read(session_id: UUID, request: ChatReadRequest) -> Response[Envelope[C
 def make_ticket(
     session_id: UUID, request: Annotated[ChatTicketCreate | None, Body()] = None
 ) -> Response[Envelope[Ticket]]:
-    """"Make a ticket" from the chat: 201 with the new ticket, or 200 with the one the chat already has."""
+    """The console's "Make a ticket": 201 with the ticket made from the chat, or 200 with the one it already has."""
     ticket, made = tickets.ticket_from_chat(current_principal(app), session_id, request or ChatTicketCreate())
     if made:
         metrics.add_metric(name="TicketsFromChats", unit="Count", value=1)

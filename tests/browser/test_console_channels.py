@@ -60,11 +60,14 @@ def test_the_contact_beside_a_ticket_and_a_chat_lists_the_customers_other_conver
     panel = agent_browser.find_element(By.CSS_SELECTOR, "#ticket-detail .contact-panel")
     assert panel.get_attribute("data-contact") == session["contactId"]
     assert "ada@customers.example" in panel.find_element(By.CSS_SELECTOR, "dd[data-field=emails]").text
-    kinds = [(e.get_attribute("data-kind"), e.get_attribute("data-id")) for e in panel.find_elements(By.CSS_SELECTOR, items)]
+    kinds = [
+        (e.get_attribute("data-kind"), e.get_attribute("data-id")) for e in panel.find_elements(By.CSS_SELECTOR, items)
+    ]
     assert kinds == [("chat", session["id"]), ("ticket", first["id"])]
     links = [a.get_attribute("href") for a in panel.find_elements(By.CSS_SELECTOR, f"{items} a")]
     assert links == [f"{console_url}#/chats/{session['id']}", f"{console_url}#/tickets/{first['id']}"]
     assert "Someone else" not in panel.text
+    assert "null" not in panel.text and "undefined" not in panel.text
     # and the ticket shows its reference and channel, in the view and in the list
     assert _texts(agent_browser, "dd[data-field=reference]") == [second["reference"]]
     assert _texts(agent_browser, "dd[data-field=channel]") == ["API"]
@@ -78,8 +81,10 @@ def test_the_contact_beside_a_ticket_and_a_chat_lists_the_customers_other_conver
     wait_until(agent_browser, lambda d: _texts(d, "#ticket-heading") == ["Broken mug"])
     wait_until(
         agent_browser,
-        lambda d: [e.get_attribute("data-id") for e in d.find_elements(By.CSS_SELECTOR, items)]
-        == [session["id"], second["id"]],
+        lambda d: (
+            [e.get_attribute("data-id") for e in d.find_elements(By.CSS_SELECTOR, items)]
+            == [session["id"], second["id"]]
+        ),
     )
 
     # Beside the chat (the agent's, assigned at once) the same customer, with both tickets
@@ -87,8 +92,10 @@ def test_the_contact_beside_a_ticket_and_a_chat_lists_the_customers_other_conver
     chat_items = f".chat-panel[data-session='{session['id']}'] .contact-panel li[data-id]"
     wait_until(
         agent_browser,
-        lambda d: [e.get_attribute("data-id") for e in d.find_elements(By.CSS_SELECTOR, chat_items)]
-        == [second["id"], first["id"]],
+        lambda d: (
+            [e.get_attribute("data-id") for e in d.find_elements(By.CSS_SELECTOR, chat_items)]
+            == [second["id"], first["id"]]
+        ),
     )
     assert_accessible(agent_browser)
 
@@ -110,7 +117,9 @@ def test_new_ticket_for_a_phone_call_creates_a_phone_ticket_with_its_call(
     fill("new-phone", "+44 20 7946 0018")
     fill("new-subject", "Cannot sign in")
     fill("new-description", "Called about the password reset mail.")
-    assert Select(agent_browser.find_element(By.ID, "new-channel")).first_selected_option.get_attribute("value") == "phone"
+    assert (
+        Select(agent_browser.find_element(By.ID, "new-channel")).first_selected_option.get_attribute("value") == "phone"
+    )
     agent_browser.find_element(By.CSS_SELECTOR, "label[for=new-call-outbound]").click()
     minutes = agent_browser.find_element(By.ID, "new-call-minutes")
     minutes.clear()
@@ -166,7 +175,9 @@ def test_make_a_ticket_from_a_chat_shows_its_reference(
     assert_accessible(agent_browser)
     form.find_element(By.CSS_SELECTOR, "button[type=submit]").click()
 
-    link = wait_until(agent_browser, lambda d: d.find_element(By.CSS_SELECTOR, f"{panel} .chat-ticket a.ticket-reference"))
+    link = wait_until(
+        agent_browser, lambda d: d.find_element(By.CSS_SELECTOR, f"{panel} .chat-ticket a.ticket-reference")
+    )
     made = _ok(desk.admin.get(f"/api/support/chat/sessions/{session['id']}"))["ticketId"]
     ticket = _ok(desk.admin.get(f"/api/support/tickets/{made}"))
     wait_until(agent_browser, lambda d: link.text == ticket["reference"])
@@ -193,13 +204,21 @@ def test_a_suggested_response_fills_the_reply_box_of_a_ticket_and_of_a_chat(
     refund = _ok(
         desk.admin.post(
             "/api/support/canned-responses",
-            json={"responseTitle": "Refund policy", "responseContent": "Refunds reach your card within 5 days.", "shortcutKey": "refund"},
+            json={
+                "responseTitle": "Refund policy",
+                "responseContent": "Refunds reach your card within 5 days.",
+                "shortcutKey": "refund",
+            },
         )
     )
     _ok(
         desk.admin.post(
             "/api/support/canned-responses",
-            json={"responseTitle": "Shipping times", "responseContent": "Orders ship within 2 days.", "shortcutKey": "ship"},
+            json={
+                "responseTitle": "Shipping times",
+                "responseContent": "Orders ship within 2 days.",
+                "shortcutKey": "ship",
+            },
         )
     )
     ticket = _ticket(desk, "Where is my refund?")
@@ -231,7 +250,9 @@ def test_a_suggested_response_fills_the_reply_box_of_a_ticket_and_of_a_chat(
     session = visitor.ask("startChat", "chat.started", visitorName="Lin")["data"]
     panel = f".chat-panel[data-session='{session['id']}']"
     wait_until(agent_browser, lambda d: d.find_elements(By.CSS_SELECTOR, f"{panel} .suggestions"))
-    visitor.ask("sendMessage", "message.new", sessionId=session["id"], message="I want my money refunded", clientMessageId="r-1")
+    visitor.ask(
+        "sendMessage", "message.new", sessionId=session["id"], message="I want my money refunded", clientMessageId="r-1"
+    )
     chat_choice = f"{panel} .suggestion[data-response='{refund['id']}']"
     wait_until(agent_browser, lambda d: d.find_elements(By.CSS_SELECTOR, chat_choice))
     assert _texts(agent_browser, f"{panel} .suggestions .matched") == ["Matched: refunded"]

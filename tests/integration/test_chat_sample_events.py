@@ -76,5 +76,9 @@ def test_every_chat_sample_event_succeeds_against_the_handler(db: DatabaseUrls) 
     assert replies["read"]["data"] == {"markedCount": 1}
     assert replies["rating"]["error"]["code"] == "forbidden"
     made = replies["make_ticket"]["data"]
-    assert (made["channel"], made["subject"], made["customerEmail"]) == ("chat", "Order 1042 arrived damaged", "ada@example.com")
+    assert (made["channel"], made["subject"], made["customerEmail"]) == (
+        "chat",
+        "Order 1042 arrived damaged",
+        "ada@example.com",
+    )
     assert made["reference"].startswith("#")

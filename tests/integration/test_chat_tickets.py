@@ -1,4 +1,4 @@
-""""Make a ticket" from a chat (POST /api/support/chat/sessions/{sessionId}/ticket): the real handler in-process
+"""A ticket made from a chat (POST /api/support/chat/sessions/{sessionId}/ticket): the real handler in-process
 against the real PostgreSQL, as the runtime role under row-level security."""
 
 from __future__ import annotations

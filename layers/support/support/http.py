@@ -25,6 +25,7 @@ from aws_lambda_powertools.event_handler.openapi.exceptions import (
 )
 from aws_lambda_powertools.event_handler.openapi.models import OpenAPI, Parameter, ParameterInType
 from aws_lambda_powertools.event_handler.openapi.params import Query
+from aws_lambda_powertools.event_handler.openapi.types import OpenAPIResponse
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from pydantic import StringConstraints, ValidationError, WithJsonSchema
 from pydantic.alias_generators import to_camel
@@ -170,7 +171,8 @@ ERROR_STATUSES = {
     500: "a bug, logged (internal_error)",
 }
 
-def success_and_errors(successes: dict[int, dict[str, Any]]) -> dict[int, dict[str, Any]]:
+
+def success_and_errors(successes: dict[int, OpenAPIResponse]) -> dict[int, OpenAPIResponse]:
     """A route's documented answers: its successes (a route that answers two, such as 201 for a thing made now and
     200 for the one made before, lists both) and every error status with `ErrorEnvelope`."""
     return {

@@ -41,6 +41,7 @@ export class ContactPanel {
     const list = h("ol", { class: "plain contact-conversations" });
     for (const conversation of others) list.append(conversationItem(conversation));
     if (!others.length) list.append(h("li", { class: "muted" }, "No other tickets or chats."));
+    const more = contact.conversationsNextCursor || contact.conversations.length > SHOWN;
     clear(this.body).append(
       h("p", { class: "contact-name" }, contact.name || "Name unknown"),
       h("dl", { class: "facts-list" },
@@ -48,9 +49,8 @@ export class ContactPanel {
         h("dt", {}, "Phone"), h("dd", { "data-field": "phones" }, contact.phones.join(", ") || "none")),
       h("h4", {}, "Other conversations, newest first"),
       list,
-      contact.conversationsNextCursor || contact.conversations.length > SHOWN
-        ? h("p", { class: "muted" }, `The newest ${SHOWN} are shown.`) : null,
     );
+    if (more) this.body.append(h("p", { class: "muted" }, `The newest ${SHOWN} are shown.`));
   }
 }
 

@@ -128,8 +128,9 @@ class TicketCreate(ApiModel):
 
 
 class ChatTicketCreate(ApiModel):
-    """"Make a ticket" from a chat. Both optional: the subject defaults to the visitor's first words, the email to the
-    visitor's; a ticket always has a customer email, so a chat whose visitor gave none needs `customerEmail`."""
+    """A ticket made from a chat ("Make a ticket"). Both optional: the subject defaults to the visitor's first
+    words, the email to the visitor's; a ticket always has a customer email, so a chat whose visitor gave none needs
+    `customerEmail`."""
 
     subject: Subject | None = None
     customer_email: Email | None = Field(

@@ -498,7 +498,7 @@ def _subject_from(words: str | None, visitor_name: str | None) -> str:
 
 
 def ticket_from_chat(principal: Principal, session_id: UUID, data: ChatTicketCreate) -> tuple[Ticket, bool]:
-    """"Make a ticket" from a chat: a ticket of channel `chat` with the visitor's name and email, the session's
+    """The console's "Make a ticket": a ticket of channel `chat` with the visitor's name and email, the session's
     contact, the chat's messages as its thread (same order, times and sender types; an attachment's URL below its
     text) and the session's agent. Answers (the ticket, True) when made now, (the ticket, False) when the session
     already has one: at most one per session, under any concurrency, since the session row stays locked from the
@@ -506,7 +506,8 @@ def ticket_from_chat(principal: Principal, session_id: UUID, data: ChatTicketCre
     visitor who gave no email needs `customerEmail` (422), a ticket always has one.
 
     Lock order: the session (FOR NO KEY UPDATE: new chat messages, whose foreign key check takes FOR KEY SHARE on
-    it, do not wait), then what any ticket create locks. Nothing that locks a ticket first waits on a session."""
+    it, do not wait), then what any ticket create locks (the running totals' row, the reference counter), which no
+    path holds while it waits on a session."""
     if principal.role is Role.VISITOR:
         raise Forbidden("only the desk's staff make tickets from chats")
     with tenant_transaction(principal.tenant_id) as cur:
