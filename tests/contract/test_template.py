@@ -28,6 +28,7 @@ from support.models.settings import ChatSettings, EmailSettings
 from support.models.tickets import (
     AssignRequest,
     CallCreate,
+    ChatTicketCreate,
     ConversationCreate,
     FeedbackCreate,
     TicketCreate,
@@ -76,6 +77,7 @@ REQUEST_MODELS: dict[str, type[BaseModel]] = {
     "PATCH /api/support/contacts/{contactId}": ContactUpdate,
     "POST /api/support/contacts/{contactId}/merge": ContactMerge,
     "PUT /api/support/settings/email": EmailSettings,
+    "POST /api/support/chat/sessions/{sessionId}/ticket": ChatTicketCreate,
     # POST .../chat/sessions/{sessionId}/end takes an optional body that accepts nothing (ChatSessionEnd
     # refuses a client duration): its sample is sent without one.
 }
