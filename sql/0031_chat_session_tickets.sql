@@ -1,11 +1,12 @@
 -- "Make a ticket" from a chat (issue 17): the session names the ticket made from it, so the action is idempotent
--- per session. The service locks the session row, makes the ticket only while `ticket_id` is NULL and sets it in the
--- same transaction: a second call (or a concurrent one, which waits on the lock) answers the same ticket.
+-- per session. The service (support.services.tickets.ticket_from_chat) queues the calls for one session on a lock of
+-- their own, makes the ticket only while `ticket_id` is NULL, and sets it in the same transaction: a second call
+-- (or a concurrent one, which waits) answers the same ticket.
 --
 -- The foreign key is per tenant, as every link between tenant tables (support_tickets has UNIQUE (user_id, id)), and
--- a deleted ticket only unlinks the chat. The unique index is partial: one chat per ticket, and no key column for
--- row locks (an UPDATE of a column in a non-partial unique index takes FOR UPDATE, which would wait for the
--- FOR KEY SHARE that every new chat message's foreign key check holds on its session). It also serves the foreign
+-- a deleted ticket only unlinks the chat. The unique index (one chat per ticket) is partial, so `ticket_id` is no
+-- key column for row locks: setting it takes FOR NO KEY UPDATE on the session, which does not wait for the
+-- FOR KEY SHARE that every new chat message's foreign key check holds on its session. It also serves the foreign
 -- key's ON DELETE.
 -- The foreign key's validation reads every row as the owner, whom FORCE filters too: lifted for this transaction only
 -- (ALTER TABLE locks until commit), as 0024 does. The new column is NULL everywhere: nothing is rewritten.

@@ -87,8 +87,14 @@ def test_the_contact_beside_a_ticket_and_a_chat_lists_the_customers_other_conver
         ),
     )
 
-    # Beside the chat (the agent's, assigned at once) the same customer, with both tickets
-    go(agent_browser, "chats")
+    # The chat's link opens the chat (the agent's, assigned at once); beside it the same customer, with both tickets
+    panel = agent_browser.find_element(By.CSS_SELECTOR, "#ticket-detail .contact-panel")
+    panel.find_element(By.CSS_SELECTOR, f"li[data-id='{session['id']}'] a").click()
+    wait_until(agent_browser, lambda d: d.find_element(By.ID, "main").get_attribute("data-view") == "chats")
+    wait_until(
+        agent_browser,
+        lambda d: d.find_element(By.CSS_SELECTOR, f".chat-panel[data-session='{session['id']}']").is_displayed(),
+    )
     chat_items = f".chat-panel[data-session='{session['id']}'] .contact-panel li[data-id]"
     wait_until(
         agent_browser,
@@ -189,6 +195,12 @@ def test_make_a_ticket_from_a_chat_shows_its_reference(
     )
     thread = _ok(desk.admin.get(f"/api/support/tickets/{made}/conversations"))
     assert [(c["senderType"], c["message"]) for c in thread] == [("customer", said)]
+    # and beside the chat the customer's list now holds it
+    contact_items = f"{panel} .contact-panel li[data-kind=ticket]"
+    wait_until(
+        agent_browser,
+        lambda d: [e.get_attribute("data-id") for e in d.find_elements(By.CSS_SELECTOR, contact_items)] == [made],
+    )
     assert_accessible(agent_browser)
     screenshot(agent_browser, "console-chat-ticket")
 

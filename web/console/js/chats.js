@@ -722,6 +722,7 @@ export class ChatsView {
         chat.ticketReference = ticket.reference || "without a reference yet";
         chat.session = { ...chat.session, ticketId: ticket.id };
         this.renderTicket(chat);
+        chat.dom.contact.show(chat.session.contactId, chat.id, { again: true }); // the new ticket joins their list
         announce(`Ticket ${ticket.reference || ""} made from the chat`);
         section.querySelector("a")?.focus();
       } catch (error) {

@@ -16,10 +16,11 @@ export class ContactPanel {
     this.shown = null;
   }
 
-  /** Show contactId's details; `current` is the conversation beside which the panel stands (left out of the list). */
-  async show(contactId, current) {
+  /** Show contactId's details; `current` is the conversation beside which the panel stands (left out of the list).
+   * Shown already, it is read again only when asked (`again`). */
+  async show(contactId, current, { again = false } = {}) {
     const key = `${contactId}|${current}`;
-    if (this.shown === key) return;
+    if (this.shown === key && !again) return;
     this.shown = key;
     this.element.dataset.contact = contactId || "";
     if (!contactId) {

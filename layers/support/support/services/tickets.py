@@ -501,19 +501,22 @@ def ticket_from_chat(principal: Principal, session_id: UUID, data: ChatTicketCre
     """The console's "Make a ticket": a ticket of channel `chat` with the visitor's name and email, the session's
     contact, the chat's messages as its thread (same order, times and sender types; an attachment's URL below its
     text) and the session's agent. Answers (the ticket, True) when made now, (the ticket, False) when the session
-    already has one: at most one per session, under any concurrency, since the session row stays locked from the
-    check until its `ticket_id` commits (a second caller waits, then finds it). Staff only (a visitor: 403); a
-    visitor who gave no email needs `customerEmail` (422), a ticket always has one.
+    already has one: at most one per session, under any concurrency (below). Staff only (a visitor: 403); a visitor
+    who gave no email needs `customerEmail` (422), a ticket always has one.
 
-    Lock order: the session (FOR NO KEY UPDATE: new chat messages, whose foreign key check takes FOR KEY SHARE on
-    it, do not wait), then what any ticket create locks (the running totals' row, the reference counter), which no
-    path holds while it waits on a session."""
+    Locks. The calls for one session queue on a lock of their own (a transaction-level advisory lock keyed by the
+    session), taken before the session is read, so the second reads the `ticket_id` the first committed. The session
+    row is not locked until the last statement: the chat carries on meanwhile (a new message's foreign key check
+    takes FOR KEY SHARE on it), and a contact merge, which locks the contacts and then moves their sessions, never
+    waits on a make that waits on it. The ticket's contact is the session's as it is when the ticket is inserted,
+    read FOR KEY SHARE through merged_into (one hop: a merge keeps chains flat), as contact_for reads it."""
     if principal.role is Role.VISITOR:
         raise Forbidden("only the desk's staff make tickets from chats")
     with tenant_transaction(principal.tenant_id) as cur:
+        lock_for_tenant(cur, principal.tenant_id, f"chat-ticket:{session_id}")
         cur.execute(
             """SELECT id, visitor_id, visitor_name, visitor_email, assigned_agent_id, contact_id, ticket_id
-            FROM live_chat_sessions WHERE user_id = %s AND id = %s FOR NO KEY UPDATE""",
+            FROM live_chat_sessions WHERE user_id = %s AND id = %s""",
             (principal.tenant_id, session_id),
         )
         session = found(cur.fetchone(), "chat session")
@@ -543,7 +546,16 @@ def ticket_from_chat(principal: Principal, session_id: UUID, data: ChatTicketCre
                 "subject": data.subject or _subject_from(first["message"] if first else None, session["visitor_name"]),
             }
         )
-        ticket = _insert_ticket(cur, principal, create, TicketChannel.CHAT, session["contact_id"])
+        contact_id = None
+        if session["contact_id"] is not None:
+            cur.execute(
+                """SELECT coalesce(merged_into, id) AS id FROM support_contacts WHERE user_id = %s AND id = %s
+                FOR KEY SHARE""",
+                (principal.tenant_id, session["contact_id"]),
+            )
+            contact = cur.fetchone()
+            contact_id = contact["id"] if contact else None
+        ticket = _insert_ticket(cur, principal, create, TicketChannel.CHAT, contact_id)
         cur.execute(
             """INSERT INTO ticket_conversations (ticket_id, user_id, sender_type, sender_name, sender_email, message,
                 is_internal, created_at, updated_at)
