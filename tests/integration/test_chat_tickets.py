@@ -111,8 +111,13 @@ def test_a_visitor_without_email_needs_customer_email(
     assert chat_api.get(f"{BASE}/{session['id']}").data["ticketId"] is None
     # a bad address is the model's 422; a good one makes the ticket, subject from the visitor's name
     assert chat_api.post(f"{BASE}/{session['id']}/ticket", {"customerEmail": "not-an-address"}).status == 422
-    ticket = make_ticket(chat_api, session["id"], {"customerEmail": "sam@example.com"})
-    assert (ticket["customerName"], ticket["customerEmail"]) == ("Visitor", "sam@example.com")
+    ticket = make_ticket(chat_api, session["id"], {"customerEmail": "Sam@Example.com"})
+    assert (ticket["customerName"], ticket["customerEmail"]) == ("Visitor", "Sam@example.com")
+    # the visitor's contact now has the email too: the customer's next ticket by email finds the same contact
+    assert ticket["contactId"] == session["contactId"] is not None
+    later = tickets_api.post(TICKETS, {"customerName": "Sam", "customerEmail": "sam@example.com", "subject": "Again"})
+    assert later.status == 201, later.body
+    assert later.data["contactId"] == session["contactId"]
     assert ticket["subject"] == "Chat with a visitor"
     assert thread(tickets_api, ticket["id"]) == []
 

@@ -509,7 +509,8 @@ def ticket_from_chat(principal: Principal, session_id: UUID, data: ChatTicketCre
     row is not locked until the last statement: the chat carries on meanwhile (a new message's foreign key check
     takes FOR KEY SHARE on it), and a contact merge, which locks the contacts and then moves their sessions, never
     waits on a make that waits on it. The ticket's contact is the session's as it is when the ticket is inserted,
-    read FOR KEY SHARE through merged_into (one hop: a merge keeps chains flat), as contact_for reads it."""
+    read FOR KEY SHARE through merged_into (one hop: a merge keeps chains flat), as contact_for reads it; the
+    ticket's email joins that contact unless another contact owns it."""
     if principal.role is Role.VISITOR:
         raise Forbidden("only the desk's staff make tickets from chats")
     with tenant_transaction(principal.tenant_id) as cur:
@@ -555,6 +556,16 @@ def ticket_from_chat(principal: Principal, session_id: UUID, data: ChatTicketCre
             )
             contact = cur.fetchone()
             contact_id = contact["id"] if contact else None
+        if contact_id is not None:
+            # The ticket's email becomes the contact's too unless another contact owns it (joined only by a merge):
+            # the customer's next email or ticket then finds this contact.
+            cur.execute(
+                """INSERT INTO contact_identities (user_id, kind, scope, value, contact_id)
+                SELECT %(tenant)s, 'email', '', v.value, %(contact)s
+                FROM (SELECT contact_normalise('email', %(email)s) AS value) v WHERE v.value IS NOT NULL
+                ON CONFLICT (user_id, kind, scope, value) DO NOTHING""",
+                {"tenant": principal.tenant_id, "contact": contact_id, "email": email},
+            )
         ticket = _insert_ticket(cur, principal, create, TicketChannel.CHAT, contact_id)
         cur.execute(
             """INSERT INTO ticket_conversations (ticket_id, user_id, sender_type, sender_name, sender_email, message,
