@@ -442,7 +442,11 @@ export class ChatsView {
   dispose() {
     for (const timer of this.timers) clearInterval(timer);
     this.timers = [];
-    for (const chat of this.chats.values()) clearTimeout(chat.typingTimer), clearTimeout(chat.myTypingTimer);
+    for (const chat of this.chats.values()) {
+      clearTimeout(chat.typingTimer);
+      clearTimeout(chat.myTypingTimer);
+      chat.dom?.suggestions.dispose();
+    }
     this.root = null;
   }
 
@@ -564,6 +568,7 @@ export class ChatsView {
     const chat = this.chats.get(id);
     if (!chat) return;
     this.stopTyping(chat);
+    chat.dom?.suggestions.dispose();
     chat.dom?.panel.remove();
     chat.tab?.remove();
     this.chats.delete(id);
