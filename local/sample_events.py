@@ -313,6 +313,12 @@ SAMPLES = (
     ),
     SampleEvent("chat/end.json", f"POST {CHAT_BASE}/{{sessionId}}/end", f"{CHAT_PATH}/end"),
     SampleEvent(
+        "chat/make_ticket.json",
+        f"POST {CHAT_BASE}/{{sessionId}}/ticket",
+        f"{CHAT_PATH}/ticket",
+        body={"subject": "Order 1042 arrived damaged", "customerEmail": "ada@example.com"},
+    ),
+    SampleEvent(
         "chat/rating.json",
         f"POST {CHAT_BASE}/{{sessionId}}/rating",
         f"{CHAT_PATH}/rating",

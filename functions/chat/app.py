@@ -1,4 +1,5 @@
-"""Live chat over HTTP: sessions (start, list, get, end, transfer, rating) and their messages (list, add, read)."""
+"""Live chat over HTTP: sessions (start, list, get, end, transfer, rating, make a ticket) and their messages (list,
+add, read)."""
 
 from __future__ import annotations
 
@@ -10,7 +11,17 @@ from aws_lambda_powertools.event_handler.openapi.params import Body, Query
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from support.http import PageCursor, PageSize, TenantParam, create_resolver, created, current_principal, ok, page
+from support.http import (
+    PageCursor,
+    PageSize,
+    TenantParam,
+    create_resolver,
+    created,
+    current_principal,
+    ok,
+    page,
+    success_and_errors,
+)
 from support.models.chat import (
     ChatMessage,
     ChatMessageCreate,
@@ -25,9 +36,10 @@ from support.models.chat import (
     VisitorContext,
 )
 from support.models.envelopes import Envelope, PageEnvelope
+from support.models.tickets import ChatTicketCreate, Ticket
 from support.observability import logger, metrics
 from support.pagination import DEFAULT_PAGE_SIZE
-from support.services import chat
+from support.services import chat, tickets
 
 app = create_resolver()
 
@@ -93,6 +105,30 @@ def add_message(session_id: UUID, message: ChatMessageCreate) -> Response[Envelo
 @app.post("/api/support/chat/sessions/<session_id>/read")
 def mark_read(session_id: UUID, request: ChatReadRequest) -> Response[Envelope[ChatReadReceipt]]:
     return ok(chat.mark_chat_messages_read(current_principal(app), session_id, request.up_to_message_id))
+
+
+@app.post(
+    "/api/support/chat/sessions/<session_id>/ticket",
+    status_code=201,
+    responses=success_and_errors(
+        {
+            201: {"description": "the ticket made from the chat"},
+            200: {
+                "description": "the ticket the chat already had",
+                "content": {"application/json": {"model": Envelope[Ticket]}},
+            },
+        }
+    ),
+)
+def make_ticket(
+    session_id: UUID, request: Annotated[ChatTicketCreate | None, Body()] = None
+) -> Response[Envelope[Ticket]]:
+    """The console's "Make a ticket": 201 with the ticket made from the chat, or 200 with the one it already has."""
+    ticket, made = tickets.ticket_from_chat(current_principal(app), session_id, request or ChatTicketCreate())
+    if made:
+        metrics.add_metric(name="TicketsFromChats", unit="Count", value=1)
+        return created(ticket)
+    return ok(ticket)
 
 
 @logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_HTTP)

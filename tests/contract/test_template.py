@@ -29,6 +29,7 @@ from support.models.settings import ChatSettings, EmailSettings
 from support.models.tickets import (
     AssignRequest,
     CallCreate,
+    ChatTicketCreate,
     ConversationCreate,
     FeedbackCreate,
     TicketCreate,
@@ -81,6 +82,7 @@ REQUEST_MODELS: dict[str, type[BaseModel]] = {
     "POST /api/support/channels": ChannelCreate,
     # read raw after its signature is checked (the handler takes no body parameter), as this model
     "POST /api/support/channels/{channelId}/messages": ChannelMessage,
+    "POST /api/support/chat/sessions/{sessionId}/ticket": ChatTicketCreate,
     # POST .../chat/sessions/{sessionId}/end takes an optional body that accepts nothing (ChatSessionEnd
     # refuses a client duration): its sample is sent without one.
 }

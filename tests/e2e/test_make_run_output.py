@@ -130,7 +130,7 @@ def test_the_customer_mail_is_sent_through_the_local_ses_and_listed(run: LocalRu
     body = {"customerName": "Ana Lima", "customerEmail": "ana.lima@customers.example", "subject": "Where is 1043?"}
     created = httpx.post(f"{run.base}/api/support/tickets", json=body, headers=run.auth, timeout=10)
     assert created.status_code == 201, created.text
-    ticket = created.json()["data"]["id"]
+    ticket, reference = created.json()["data"]["id"], created.json()["data"]["reference"]
     deadline, mine = time.monotonic() + 30, []
     while time.monotonic() < deadline and not mine:
         listed = httpx.get(f"{run.base}/local/mail?limit=100", timeout=10).json()["mail"]
@@ -140,7 +140,8 @@ def test_the_customer_mail_is_sent_through_the_local_ses_and_listed(run: LocalRu
     (mail,) = mine
     assert mail["to"] == "Ana Lima <ana.lima@customers.example>"
     assert mail["from"] == "Acme Outfitters Support <support@acme.example>"
-    assert (mail["subject"], mail["autoSubmitted"]) == ("Where is 1043?", "auto-replied")
+    # the ticket's reference first, where the desk finds it again in the customer's answer
+    assert (mail["subject"], mail["autoSubmitted"]) == (f"[{reference}] Where is 1043?", "auto-replied")
     raw = httpx.get(f"{run.base}/local/mail/{mail['sesMessageId']}", timeout=10)
     assert raw.status_code == 200 and raw.headers["content-type"] == "message/rfc822"
     message = email.message_from_bytes(raw.content, policy=email.policy.default)

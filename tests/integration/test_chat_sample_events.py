@@ -28,6 +28,7 @@ JOURNEY = [
     ("list_messages", 200),
     ("read", 200),
     ("end", 200),
+    ("make_ticket", 201),
     # A chat's rating is the visitor's (the WebSocket's rateChat): the HTTP API's callers are staff, refused.
     ("rating", 403),
 ]
@@ -74,3 +75,10 @@ def test_every_chat_sample_event_succeeds_against_the_handler(db: DatabaseUrls) 
     assert replies["transfer"]["data"]["assignedAgentId"] == AGENT
     assert replies["read"]["data"] == {"markedCount": 1}
     assert replies["rating"]["error"]["code"] == "forbidden"
+    made = replies["make_ticket"]["data"]
+    assert (made["channel"], made["subject"], made["customerEmail"]) == (
+        "chat",
+        "Order 1042 arrived damaged",
+        "ada@example.com",
+    )
+    assert made["reference"].startswith("#")

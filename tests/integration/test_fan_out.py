@@ -270,7 +270,15 @@ def test_each_request_is_the_one_boto3_sends_with_a_valid_sigv4_signature_for_ex
         realtime.disconnect([CONNECTION_ID, "gone-1"])
         ours = list(recorder.requests)
         recorder.requests.clear()
-        boto = boto3.client("apigatewaymanagementapi", endpoint_url=endpoint, region_name=region)
+        # (its credentials given, not resolved: boto3's default session keeps what an earlier test resolved)
+        boto = boto3.client(
+            "apigatewaymanagementapi",
+            endpoint_url=endpoint,
+            region_name=region,
+            aws_access_key_id=credentials.access_key,
+            aws_secret_access_key=credentials.secret_key,
+            aws_session_token=credentials.token,
+        )
         boto.post_to_connection(ConnectionId=CONNECTION_ID, Data=Delivery(CONNECTION_ID, HELLO).payload())
         boto.delete_connection(ConnectionId=CONNECTION_ID)
         theirs = list(recorder.requests)

@@ -510,6 +510,7 @@ def _inserts_for(tenant: UUID, rows: dict[str, str]) -> dict[str, tuple[str, tup
             "INSERT INTO inbound_emails (user_id, message_id, ses_message_id, s3_key, recipient, size_bytes, outcome,"
             " reason) VALUES (%s, %s, 'ses-1', 'inbound/ses-1', 'desk@shop.example', 10, 'rejected', 'x')",
             (tenant, f"{uuid4().hex}@customer.example"),
+        ),
         "support_channels": ("INSERT INTO support_channels (user_id, name, kind) VALUES (%s, 'x', 'other')", (tenant,)),
         "channel_messages": (
             "INSERT INTO channel_messages (user_id, channel_id, external_message_id) VALUES (%s, %s, %s)",

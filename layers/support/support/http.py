@@ -25,6 +25,7 @@ from aws_lambda_powertools.event_handler.openapi.exceptions import (
 )
 from aws_lambda_powertools.event_handler.openapi.models import OpenAPI, Parameter, ParameterInType
 from aws_lambda_powertools.event_handler.openapi.params import Query
+from aws_lambda_powertools.event_handler.openapi.types import OpenAPIResponse
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from pydantic import StringConstraints, ValidationError, WithJsonSchema
 from pydantic.alias_generators import to_camel
@@ -170,6 +171,19 @@ ERROR_STATUSES = {
     500: "a bug, logged (internal_error)",
 }
 
+
+def success_and_errors(successes: dict[int, OpenAPIResponse]) -> dict[int, OpenAPIResponse]:
+    """A route's documented answers: its successes (a route that answers two, such as 201 for a thing made now and
+    200 for the one made before, lists both) and every error status with `ErrorEnvelope`."""
+    return {
+        **successes,
+        **{
+            status: {"description": description, "content": {"application/json": {"model": ErrorEnvelope}}}
+            for status, description in ERROR_STATUSES.items()
+        },
+    }
+
+
 _ROUTE_SIGNATURE = inspect.signature(APIGatewayHttpResolver.route)
 _PATH_PARAMETER = re.compile(r"\{([^}]+)\}")
 
@@ -212,13 +226,9 @@ class SupportResolver(APIGatewayHttpResolver):
         arguments = dict(bound.arguments)
         del arguments["self"]
         if arguments["responses"] is None:
-            arguments["responses"] = {
-                arguments["status_code"]: {"description": arguments["response_description"]},
-                **{
-                    status: {"description": description, "content": {"application/json": {"model": ErrorEnvelope}}}
-                    for status, description in ERROR_STATUSES.items()
-                },
-            }
+            arguments["responses"] = success_and_errors(
+                {arguments["status_code"]: {"description": arguments["response_description"]}}
+            )
         return super().route(**arguments)
 
     def get_openapi_schema(self, **kwargs: Any) -> OpenAPI:

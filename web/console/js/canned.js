@@ -6,7 +6,7 @@ import { announce, clear, h, notify } from "./dom.js";
 
 const SHORTCUT_BEFORE_CARET = /(^|\s)\/([A-Za-z0-9_-]{1,32})$/;
 
-async function countUse(api, response) {
+export async function countUse(api, response) {
   try {
     await api.post(`/canned-responses/${response.id}/use`);
   } catch (error) {

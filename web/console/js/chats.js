@@ -3,9 +3,14 @@
 // sendMessage, typing, markRead, transfer, endChat; events queue.updated, chat.assigned, chat.transferred,
 // message.new, typing, message.read, chat.ended, chat.rated, agent.status). The queue is the desk's staff broadcast
 // (queue.updated: the whole queue, the newest by asOf wins), so a chat someone else claimed leaves it too.
+// Beside each chat: the customer (contacts.js), "Make a ticket" (POST /chat/sessions/{id}/ticket, once per chat) and
+// the suggested responses for the reply box (suggestions.js). `#/chats/{sessionId}` opens that chat (a contact's
+// page links there).
 
-import { announce, clear, duration, h, notify, time } from "./dom.js";
+import { announce, clear, duration, h, insertAtCaret, notify, time } from "./dom.js";
 import { CannedPicker, expandShortcut } from "./canned.js";
+import { ContactPanel } from "./contacts.js";
+import { SuggestionsPanel } from "./suggestions.js";
 
 const STATUSES = ["available", "busy", "away", "offline"];
 const QUEUE_REFRESH_MS = 10000;
@@ -127,6 +132,7 @@ export class ChatsView {
     if (!chat) return;
     const fresh = this.addMessage(chat, message);
     if (fresh && message.senderType === "customer") {
+      chat.dom?.suggestions.soon();
       chat.visitorTyping = false;
       this.renderTyping(chat);
       if (this.selected !== chat.id || !this.visible()) {
@@ -385,7 +391,7 @@ export class ChatsView {
 
   // --- rendering --------------------------------------------------------------------------------------------------
 
-  render(main) {
+  render(main, [sessionId] = []) {
     this.root = h("div", { class: "chats-layout" });
     const heading = h("h1", { class: "visually-hidden", tabindex: "-1" }, "Live chats");
     const sidebar = h("div", { class: "sidebar" });
@@ -412,6 +418,20 @@ export class ChatsView {
     this.renderDeskChats();
     this.renderTabs();
     if (this.selected) this.select(this.selected, { focus: false });
+    if (sessionId) this.openById(sessionId);
+  }
+
+  /** `#/chats/{sessionId}`: that chat's tab, opened (joined, for a chat that is not the agent's) if need be. */
+  async openById(sessionId) {
+    if (this.chats.has(sessionId)) {
+      this.select(sessionId);
+      return;
+    }
+    try {
+      this.openChat(await this.api.get(`/chat/sessions/${sessionId}`), { select: true });
+    } catch (error) {
+      notify(`Could not open the chat: ${error.message}`);
+    }
   }
 
   leave() {
@@ -422,7 +442,11 @@ export class ChatsView {
   dispose() {
     for (const timer of this.timers) clearInterval(timer);
     this.timers = [];
-    for (const chat of this.chats.values()) clearTimeout(chat.typingTimer), clearTimeout(chat.myTypingTimer);
+    for (const chat of this.chats.values()) {
+      clearTimeout(chat.typingTimer);
+      clearTimeout(chat.myTypingTimer);
+      chat.dom?.suggestions.dispose();
+    }
     this.root = null;
   }
 
@@ -544,6 +568,7 @@ export class ChatsView {
     const chat = this.chats.get(id);
     if (!chat) return;
     this.stopTyping(chat);
+    chat.dom?.suggestions.dispose();
     chat.dom?.panel.remove();
     chat.tab?.remove();
     this.chats.delete(id);
@@ -578,6 +603,8 @@ export class ChatsView {
     chat.dom.rating.textContent = session.rating ? String(session.rating) : "";
     for (const control of chat.dom.controls) control.disabled = closed;
     chat.dom.closeTab.hidden = !closed && !(this.me.role === "admin");
+    chat.dom.contact.show(session.contactId, session.id);
+    this.renderTicket(chat);
     this.renderTransfer(chat);
     this.renderTyping(chat);
     this.renderTab(chat);
@@ -638,14 +665,77 @@ export class ChatsView {
       this.typed(chat);
       if (event.inputType === "insertText" && event.data === " ") expandShortcut(this.api, reply, " ");
     });
+    const contact = new ContactPanel(this.api, `chat-${id}`);
+    const suggestions = new SuggestionsPanel(this.api, `/chat/sessions/${id}/suggested-responses`, reply, `chat-${id}`);
+    const ticket = h("section", { class: "chat-ticket card", "aria-labelledby": `ticket-heading-${id}` },
+      h("h3", { id: `ticket-heading-${id}` }, "Ticket"));
     const panel = h("div", { role: "tabpanel", id: `panel-${id}`, "aria-labelledby": `tab-${id}`, class: "chat-panel",
       "data-session": id, hidden: this.selected !== id },
-      h("div", { class: "chat-header" }, h("div", {}, title, facts),
-        h("div", { class: "chat-actions" }, transferForm, endButton, closeTab)),
-      log, typing, ended, rating, composer);
+      h("div", { class: "chat-main" },
+        h("div", { class: "chat-header" }, h("div", {}, title, facts),
+          h("div", { class: "chat-actions" }, transferForm, endButton, closeTab)),
+        log, typing, ended, rating, composer),
+      h("div", { class: "chat-aside" }, suggestions.element, ticket, contact.element));
     this.panels.append(panel);
-    return { panel, title, facts, log, list, typing, ended, rating, transferSelect, closeTab,
+    suggestions.load();
+    return { panel, title, facts, log, list, typing, ended, rating, transferSelect, closeTab, contact, suggestions, ticket,
       controls: [transferSelect, transferButton, endButton, reply, sendButton, cannedButton] };
+  }
+
+  /** The chat's ticket: a link to it once made, else the "Make a ticket" form (an email asked for when the visitor
+   * gave none: a ticket always has one). */
+  renderTicket(chat) {
+    const section = chat.dom.ticket;
+    const { session } = chat;
+    const state = session.ticketId ? `made:${session.ticketId}:${chat.ticketReference || ""}` : `form:${Boolean(session.visitorEmail)}`;
+    if (section.dataset.state === state) return;
+    section.dataset.state = state;
+    const heading = section.firstElementChild;
+    clear(section).append(heading);
+    if (session.ticketId) {
+      const reference = chat.ticketReference;
+      section.append(h("p", { role: "status", class: "chat-ticket-made" }, "This chat is ticket ",
+        h("a", { href: `#/tickets/${session.ticketId}`, class: "ticket-reference" }, reference || "(opening…)"), "."));
+      if (!reference) {
+        this.api.get(`/tickets/${session.ticketId}`).then((ticket) => {
+          chat.ticketReference = ticket.reference || "without a reference yet";
+          this.renderTicket(chat);
+        }).catch((error) => notify(`Could not read the chat's ticket: ${error.message}`));
+      }
+      return;
+    }
+    const id = chat.id;
+    const subject = h("input", { id: `ticket-subject-${id}`, name: "subject", type: "text", autocomplete: "off",
+      "aria-describedby": `ticket-subject-hint-${id}` });
+    const fields = [h("label", { for: `ticket-subject-${id}` }, "Subject"), subject,
+      h("p", { class: "muted help", id: `ticket-subject-hint-${id}` }, "Optional: the visitor's first words otherwise.")];
+    let email = null;
+    if (!session.visitorEmail) {
+      email = h("input", { id: `ticket-email-${id}`, name: "customerEmail", type: "email", required: true, autocomplete: "off" });
+      fields.push(h("label", { for: `ticket-email-${id}` }, "Customer email (the visitor gave none)"), email);
+    }
+    const button = h("button", { type: "submit", class: "secondary" }, "Make a ticket");
+    const form = h("form", { class: "make-ticket" }, ...fields, button);
+    form.addEventListener("submit", async (event) => {
+      event.preventDefault();
+      const body = {};
+      if (subject.value.trim()) body.subject = subject.value.trim();
+      if (email) body.customerEmail = email.value.trim();
+      button.disabled = true;
+      try {
+        const ticket = await this.api.post(`/chat/sessions/${id}/ticket`, body);
+        chat.ticketReference = ticket.reference || "without a reference yet";
+        chat.session = { ...chat.session, ticketId: ticket.id };
+        this.renderTicket(chat);
+        chat.dom.contact.show(chat.session.contactId, chat.id, { again: true }); // the new ticket joins their list
+        announce(`Ticket ${ticket.reference || ""} made from the chat`);
+        section.querySelector("a")?.focus();
+      } catch (error) {
+        button.disabled = false;
+        notify(`Could not make a ticket: ${error.message}`);
+      }
+    });
+    section.append(form);
   }
 
   renderTransfer(chat) {
@@ -708,12 +798,4 @@ export class ChatsView {
     receipt.textContent = { "": "", "not sent": `Not sent: ${message.failed}`, sending: "Sending…", delivered: "Delivered", read: "Read" }[state];
     li.dataset.state = state;
   }
-}
-
-function insertAtCaret(textarea, text) {
-  const start = textarea.selectionStart ?? textarea.value.length;
-  const end = textarea.selectionEnd ?? start;
-  textarea.setRangeText(text, start, end, "end");
-  textarea.dispatchEvent(new Event("change"));
-  textarea.focus();
 }

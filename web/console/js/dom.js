@@ -81,3 +81,12 @@ export function notify(text, kind = "error") {
   clearTimeout(noticeTimer);
   noticeTimer = setTimeout(() => { box.hidden = true; box.textContent = ""; }, 8000);
 }
+
+/** Put `text` in a textarea where its caret is (replacing a selection), and leave the caret after it. */
+export function insertAtCaret(textarea, text) {
+  const start = textarea.selectionStart ?? textarea.value.length;
+  const end = textarea.selectionEnd ?? start;
+  textarea.setRangeText(text, start, end, "end");
+  textarea.dispatchEvent(new Event("change"));
+  textarea.focus();
+}

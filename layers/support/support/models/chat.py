@@ -138,6 +138,10 @@ class ChatSession(Record):
     contact_id: UUID | None = Field(
         default=None, description="the visitor's contact (GET /api/support/contacts/{contactId}); null until linked"
     )
+    ticket_id: UUID | None = Field(
+        default=None,
+        description="the ticket made from this chat (POST /api/support/chat/sessions/{sessionId}/ticket), else null",
+    )
 
 
 class ChatMessage(Record):

@@ -127,6 +127,17 @@ class TicketCreate(ApiModel):
         return self
 
 
+class ChatTicketCreate(ApiModel):
+    """A ticket made from a chat ("Make a ticket"). Both optional: the subject defaults to the visitor's first
+    words, the email to the visitor's; a ticket always has a customer email, so a chat whose visitor gave none needs
+    `customerEmail`."""
+
+    subject: Subject | None = None
+    customer_email: Email | None = Field(
+        default=None, description="the customer's email; default the visitor's (required when the visitor gave none)"
+    )
+
+
 class TicketUpdate(ApiModel):
     """Only the fields present are changed; `assignedAgentId: null` unassigns."""
 

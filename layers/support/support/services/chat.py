@@ -85,7 +85,7 @@ from support.services.connections import (
 # (user_id, assigned_agent_id) foreign key keeps the agent in the session's tenant.)
 SESSION_COLUMNS = """id, user_id, visitor_id, visitor_name, visitor_email, status, assigned_agent_id,
     transferred_from_agent_id, visitor_ip, visitor_browser, session_start_time, session_end_time, total_messages,
-    message_count, duration, rating, feedback, created_at, updated_at, contact_id,
+    message_count, duration, rating, feedback, created_at, updated_at, contact_id, ticket_id,
     (SELECT named.agent_name FROM support_agents named WHERE named.id = assigned_agent_id) AS assigned_agent_name"""
 MESSAGE_COLUMNS = """id, session_id, user_id, sender_type, sender_name, message, attachment_url, attachment_type,
     is_read, read_at, created_at, client_message_id"""

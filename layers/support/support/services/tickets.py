@@ -9,6 +9,9 @@ Calls. A phone call is an entry of the ticket's thread of kind `call` (direction
 agent who logged it; its notes are the entry's message), internal like a note: it is the desk's record of a
 conversation the customer was part of, never a message sent to them. A ticket created with `channel: phone` and a
 `call` logs that call in the same transaction.
+
+A chat made into a ticket (ticket_from_chat) is a ticket of channel `chat` whose thread is the chat's messages; the
+session keeps the ticket's id (sql/0031), so it is made once per session.
 """
 
 from __future__ import annotations
@@ -19,13 +22,14 @@ from uuid import UUID
 from psycopg import errors, sql
 from psycopg.types.json import Jsonb
 
-from support.auth import Principal
+from support.auth import Principal, Role
 from support.db import tenant_transaction
 from support.db.connection import Cursor
 from support.db.statements import equals_placeholders, lock_for_tenant
-from support.errors import Conflict, NotFound, QuotaExceeded, found
+from support.errors import Conflict, Forbidden, InvalidInput, NotFound, QuotaExceeded, found
 from support.models.tickets import (
     CallCreate,
+    ChatTicketCreate,
     Conversation,
     ConversationCreate,
     ConversationKind,
@@ -193,36 +197,46 @@ def create_ticket(principal: Principal, data: TicketCreate, *, channel: TicketCh
         if channel is not None and data.category is not None and not _category_in_use(cur, principal, data.category):
             fields = {**data.custom_fields, REQUESTED_CATEGORY_FIELD: data.category}
             data = data.model_copy(update={"category": None, "custom_fields": fields})
-        _admit_ticket(cur, principal)
-        _admit_category(cur, principal, data.category)
-        cur.execute(
-            f"""INSERT INTO support_tickets (user_id, customer_name, customer_email, customer_phone, subject,
-                description, category, priority, custom_fields, channel, contact_id)
-            VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, contact_for(%s, %s, %s, %s, NULL))
-            RETURNING {TICKET_COLUMNS}""",  # noqa: S608
-            (
-                principal.tenant_id,
-                data.customer_name,
-                str(data.customer_email),
-                data.customer_phone,
-                data.subject,
-                data.description,
-                data.category,
-                data.priority,
-                Jsonb(data.custom_fields),
-                channel or data.channel,
-                # contact_for: the customer's contact, found or made by email (sql/definitions/contacts.sql)
-                principal.tenant_id,
-                data.customer_name,
-                str(data.customer_email),
-                data.customer_phone,
-            ),
-        )
-        ticket = _ticket(cur.fetchone())
+        ticket = _insert_ticket(cur, principal, data, TicketChannel(channel or data.channel))
         if data.call is not None:
             _insert_call(cur, principal, ticket.id, data.call)
-        email_outbox.notify(cur, principal.tenant_id, ticket.id, email_outbox.RECEIVED)
         return ticket
+
+
+def _insert_ticket(
+    cur: Cursor, principal: Principal, data: TicketCreate, channel: TicketChannel, contact_id: UUID | None = None
+) -> Ticket:
+    """A new ticket in the open transaction, whatever path makes it: the caps checked, the contact linked (the one
+    given, else found or made by email), the reference given by the database, the customer told (the outbox)."""
+    _admit_ticket(cur, principal)
+    _admit_category(cur, principal, data.category)
+    cur.execute(
+        f"""INSERT INTO support_tickets (user_id, customer_name, customer_email, customer_phone, subject,
+            description, category, priority, custom_fields, channel, contact_id)
+        VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, coalesce(%s, contact_for(%s, %s, %s, %s, NULL)))
+        RETURNING {TICKET_COLUMNS}""",  # noqa: S608
+        (
+            principal.tenant_id,
+            data.customer_name,
+            str(data.customer_email),
+            data.customer_phone,
+            data.subject,
+            data.description,
+            data.category,
+            data.priority,
+            Jsonb(data.custom_fields),
+            channel,
+            contact_id,
+            # contact_for: the customer's contact, found or made by email (sql/definitions/contacts.sql)
+            principal.tenant_id,
+            data.customer_name,
+            str(data.customer_email),
+            data.customer_phone,
+        ),
+    )
+    ticket = _ticket(cur.fetchone())
+    email_outbox.notify(cur, principal.tenant_id, ticket.id, email_outbox.RECEIVED)
+    return ticket
 
 
 def get_ticket(principal: Principal, ticket_id: UUID) -> Ticket:
@@ -477,3 +491,125 @@ def get_feedback(principal: Principal, ticket_id: UUID) -> Feedback:
     if row is None:
         raise NotFound("this ticket has no feedback yet")
     return Feedback.model_validate(row)
+
+
+# A ticket's subject made from the visitor's first words: at most this many characters, cut at a word.
+CHAT_SUBJECT_CHARS = 80
+# A chat message's attachment is named in the ticket's entry (its URL below the text) while the text leaves room
+# (ticket_conversations.message is at most 51,200 bytes, as a chat message is).
+ATTACHMENT_NOTE_ROOM = 51_200 - 2_100
+
+
+def _subject_from(words: str | None, visitor_name: str | None) -> str:
+    text = " ".join((words or "").split())
+    if not text:
+        return f"Chat with {visitor_name or 'a visitor'}"
+    if len(text) <= CHAT_SUBJECT_CHARS:
+        return text
+    cut = text[: CHAT_SUBJECT_CHARS - 1]
+    return (cut.rsplit(" ", 1)[0] if " " in cut else cut) + "…"
+
+
+def ticket_from_chat(principal: Principal, session_id: UUID, data: ChatTicketCreate) -> tuple[Ticket, bool]:
+    """The console's "Make a ticket": a ticket of channel `chat` with the visitor's name and email, the session's
+    contact, the chat's messages as its thread (same order, times and sender types; an attachment's URL below its
+    text) and the session's agent. Answers (the ticket, True) when made now, (the ticket, False) when the session
+    already has one: at most one per session, under any concurrency (below). Staff only (a visitor: 403); a visitor
+    who gave no email needs `customerEmail` (422), a ticket always has one.
+
+    Locks. The calls for one session queue on a lock of their own (a transaction-level advisory lock keyed by the
+    session), taken before the session is read, so the second reads the `ticket_id` the first committed. The session
+    row is not locked until the last statement: the chat carries on meanwhile (a new message's foreign key check
+    takes FOR KEY SHARE on it), and a contact merge, which locks the contacts and then moves their sessions, never
+    waits on a make that waits on it. The ticket's contact is the session's as it is when the ticket is inserted,
+    read FOR KEY SHARE through merged_into (one hop: a merge keeps chains flat), as contact_for reads it; the
+    ticket's email joins that contact unless another contact owns it."""
+    if principal.role is Role.VISITOR:
+        raise Forbidden("only the desk's staff make tickets from chats")
+    with tenant_transaction(principal.tenant_id) as cur:
+        lock_for_tenant(cur, principal.tenant_id, f"chat-ticket:{session_id}")
+        cur.execute(
+            """SELECT id, visitor_id, visitor_name, visitor_email, assigned_agent_id, contact_id, ticket_id
+            FROM live_chat_sessions WHERE user_id = %s AND id = %s""",
+            (principal.tenant_id, session_id),
+        )
+        session = found(cur.fetchone(), "chat session")
+        if session["ticket_id"] is not None:
+            cur.execute(
+                f"SELECT {TICKET_COLUMNS} FROM support_tickets WHERE user_id = %s AND id = %s",  # noqa: S608
+                (principal.tenant_id, session["ticket_id"]),
+            )
+            return _ticket(cur.fetchone()), False
+        email = data.customer_email or session["visitor_email"]
+        if not email:
+            raise InvalidInput(
+                "the visitor gave no email address, and a ticket needs one: give the customer's as customerEmail",
+                details=[{"field": "body.customerEmail", "message": "required: the chat has no visitor email"}],
+            )
+        cur.execute(
+            """SELECT message FROM chat_messages WHERE user_id = %s AND session_id = %s AND sender_type = 'customer'
+            ORDER BY created_at, id LIMIT 1""",
+            (principal.tenant_id, session_id),
+        )
+        first = cur.fetchone()
+        name = (session["visitor_name"] or "").strip() or "Visitor"
+        create = TicketCreate.model_validate(
+            {
+                "customerName": name,
+                "customerEmail": email,
+                "subject": data.subject or _subject_from(first["message"] if first else None, session["visitor_name"]),
+            }
+        )
+        contact_id = None
+        if session["contact_id"] is not None:
+            cur.execute(
+                """SELECT coalesce(merged_into, id) AS id FROM support_contacts WHERE user_id = %s AND id = %s
+                FOR KEY SHARE""",
+                (principal.tenant_id, session["contact_id"]),
+            )
+            contact = cur.fetchone()
+            contact_id = contact["id"] if contact else None
+        if contact_id is not None:
+            # The ticket's email becomes the contact's too unless another contact owns it (joined only by a merge):
+            # the customer's next email or ticket then finds this contact.
+            cur.execute(
+                """INSERT INTO contact_identities (user_id, kind, scope, value, contact_id)
+                SELECT %(tenant)s, 'email', '', v.value, %(contact)s
+                FROM (SELECT contact_normalise('email', %(email)s) AS value) v WHERE v.value IS NOT NULL
+                ON CONFLICT (user_id, kind, scope, value) DO NOTHING""",
+                {"tenant": principal.tenant_id, "contact": contact_id, "email": email},
+            )
+        ticket = _insert_ticket(cur, principal, create, TicketChannel.CHAT, contact_id)
+        cur.execute(
+            """INSERT INTO ticket_conversations (ticket_id, user_id, sender_type, sender_name, sender_email, message,
+                is_internal, created_at, updated_at)
+            SELECT %(ticket)s, m.user_id, m.sender_type,
+                coalesce(nullif(btrim(m.sender_name), ''),
+                         CASE m.sender_type WHEN 'customer' THEN %(name)s WHEN 'agent' THEN 'Agent' ELSE 'System' END),
+                CASE WHEN m.sender_type = 'customer' THEN %(email)s END,
+                CASE WHEN m.attachment_url IS NULL OR octet_length(m.message) > %(room)s THEN m.message
+                     ELSE m.message || E'\\n\\nAttachment: ' || m.attachment_url END,
+                false, m.created_at, m.created_at
+            FROM chat_messages m WHERE m.user_id = %(tenant)s AND m.session_id = %(session)s
+            ORDER BY m.created_at, m.id""",
+            {
+                "ticket": ticket.id,
+                "name": name,
+                "email": str(create.customer_email),
+                "room": ATTACHMENT_NOTE_ROOM,
+                "tenant": principal.tenant_id,
+                "session": session_id,
+            },
+        )
+        if session["assigned_agent_id"] is not None:
+            cur.execute(
+                f"""UPDATE support_tickets SET assigned_agent_id = %s WHERE user_id = %s AND id = %s
+                RETURNING {TICKET_COLUMNS}""",  # noqa: S608
+                (session["assigned_agent_id"], principal.tenant_id, ticket.id),
+            )
+            ticket = _ticket(cur.fetchone())
+        cur.execute(
+            "UPDATE live_chat_sessions SET ticket_id = %s WHERE user_id = %s AND id = %s",
+            (ticket.id, principal.tenant_id, session_id),
+        )
+        return ticket, True
