@@ -18,6 +18,7 @@ import random
 import statistics
 import sys
 import time
+from collections import Counter
 from collections.abc import Callable
 from uuid import UUID, uuid4
 
@@ -177,10 +178,18 @@ def main() -> None:
             conn.execute("SELECT set_config('app.tenant_id', %s, false)", (str(tenant),))
             tickets = [r[0] for r in conn.execute("SELECT id FROM support_tickets WHERE user_id = %s", (tenant,))]
             sessions = [r[0] for r in conn.execute("SELECT id FROM live_chat_sessions WHERE user_id = %s", (tenant,))]
-            # the check: a ticket whose subject is a response's title gets that response among the best
-            target, title = conn.execute(
-                "SELECT id, response_title FROM canned_responses WHERE user_id = %s ORDER BY id LIMIT 1", (tenant,)
-            ).fetchone() or (None, "")
+            # the check: a ticket whose subject is a response's title gets that response among the best. The
+            # response is the one whose title holds the vocabulary's rarest word (the same one in every run: ids
+            # are random), since a title of the commonest words alone names a few hundred responses equally well.
+            responses = conn.execute(
+                "SELECT id, response_title, response_content FROM canned_responses WHERE user_id = %s", (tenant,)
+            ).fetchall()
+            counts = Counter(w for _, t, c in responses for w in set(f"{t} {c}".lower().split()))
+            target, title = min(
+                ((r, t) for r, t, _ in responses),
+                key=lambda pair: (min(counts[w] for w in pair[1].lower().split()), pair[1]),
+                default=(None, ""),
+            )
             probe = conn.execute(
                 "INSERT INTO support_tickets (user_id, customer_name, customer_email, subject) "
                 "VALUES (%s, 'Ada', 'ada@example.com', %s) RETURNING id",

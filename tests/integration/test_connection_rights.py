@@ -6,8 +6,8 @@ connection first, such as a message that races a revoke, and the bookkeeping of 
 from __future__ import annotations
 
 import json
-from importlib import import_module
 from datetime import UTC, datetime, timedelta
+from importlib import import_module
 from typing import Any
 from uuid import UUID, uuid4
 

@@ -62,8 +62,8 @@ TENANT_TABLES = [
 # SECURITY DEFINER lookup can find a widget key before the tenant is known (sql/0011), and the email outbox's
 # functions claim due rows of every tenant and find a bounce's tenant (sql/0026).
 # sql/0028: email in's lookup of the tenant that receives at an address.
-NOT_FORCED = {"widget_keys", "email_outbox", "email_inbound_addresses"}
-NOT_FORCED = {"widget_keys", "email_outbox", "support_channels"}  # sql/0030: a delivery finds its channel by id
+# sql/0030: a delivery finds its channel by id.
+NOT_FORCED = {"widget_keys", "email_outbox", "email_inbound_addresses", "support_channels"}
 # Tables with a user_id that the runtime role cannot touch at all (read only through SECURITY DEFINER functions).
 # sql/0003, sql/0027; sql/0025: the reference counters (the owner's only, RLS not forced)
 SIDE_TABLES = ["ticket_search_index", "canned_response_search", "canned_response_terms", "ticket_reference_counters"]
@@ -245,7 +245,6 @@ def _tenant_rows(db: DatabaseUrls, tenant: UUID) -> dict[str, str]:
             " reason) VALUES (%s, 'big@customer.example', 'ses-big', 'inbound/ses-big', %s, 99, 'rejected', 'x')",
             (tenant, f"desk-{tenant.hex}@shop.example"),
         )
-    return {"agent": agent["id"], "ticket": ticket["id"], "unrated": unrated["id"], "session": session.data["id"]}
     # a social channel and a message it delivered (its secret, the signature seen, the message's row)
     from functions.channels import app as channels_app
     from tests.integration.test_channels_api import message, post_message

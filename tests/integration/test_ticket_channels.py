@@ -81,13 +81,23 @@ class TestChannel:
     def test_the_channel_filter_has_its_index_in_list_order(self, db: DatabaseUrls, tenant: UUID) -> None:
         with _owner(db, tenant) as conn:
             conn.execute("SET enable_seqscan = off")
+            conn.execute("SET enable_bitmapscan = off")
             plan = conn.execute(
                 "EXPLAIN SELECT id FROM support_tickets WHERE user_id = %s AND channel = 'phone'"
                 " ORDER BY created_at DESC, id DESC LIMIT 20",
                 (tenant,),
             ).fetchall()
+            [definition] = (
+                conn.execute("SELECT indexdef FROM pg_indexes WHERE indexname = 'support_tickets_channel_idx'")
+                .fetchone()
+                .values()
+            )
+        # the index leads with the filter's columns and then the list's order, so a channel's page is read in order;
+        # the planner picks it or the list's own index by the table's statistics (which the suite's other tests
+        # move), and either way no sort
+        assert definition.endswith("(user_id, channel, created_at DESC, id DESC)")
         text = "\n".join(row["QUERY PLAN"] for row in plan)
-        assert "support_tickets_channel_idx" in text and "Sort" not in text
+        assert "Sort" not in text
 
 
 class TestReference:
