@@ -9,6 +9,7 @@ This file imports nothing of the project's: it is only read from the source tree
 """
 
 import json
+import os
 import sys
 import time
 import uuid
@@ -38,6 +39,9 @@ def main() -> None:
     build_dir, function_id, *events = sys.argv[1:]
     build = Path(build_dir)
     sys.path[:0] = [str(build / function_id), str(build / "SupportLayer" / "python")]
+    runtime = os.environ.get("LAMBDA_RUNTIME_PACKAGES")
+    if runtime:  # what the Lambda runtime itself offers after the function and its layers: boto3 and its own
+        sys.path.append(runtime)
     import app  # the built function's handler module
 
     for event_file in events:

@@ -182,7 +182,8 @@ def test_messages_over_the_connections_rate_are_refused_and_stored_nowhere(
     # not even a loaded machine refills one mid-test)
     bucket = Bucket("connection", burst=5, per_second=0.01)
     # on the module the handler runs with now (an earlier test of the suite may have imported the layer afresh)
-    for module in {connections, import_module("support.services.connections")}:
+    handle = import_module("functions.websocket.app").handle
+    for module in {connections, import_module("support.services.connections"), handle.__globals__["connections"]}:
         monkeypatch.setattr(module, "ACTIONS_PER_CONNECTION", bucket)
     context, connection, session_id = _started_chat(tenant, widget_key)
 

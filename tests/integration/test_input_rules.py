@@ -457,6 +457,8 @@ def _route_client(route: Any, tenant: UUID) -> HandlerClient:
 
 ROUTES = _template_routes()
 ROUTES_WITH_PATH_PARAMETERS = [route for route in ROUTES if "{" in route.path]
+# routes a connector signs instead of a token (sql/0030): refused before their input is read
+SIGNED_ROUTES = {"POST /api/support/channels/{channelId}/messages"}
 
 
 @pytest.mark.parametrize("route", ROUTES_WITH_PATH_PARAMETERS, ids=[r.route_key for r in ROUTES_WITH_PATH_PARAMETERS])
@@ -468,6 +470,11 @@ def test_an_invalid_path_parameter_is_reported_by_the_templates_name(
     names = re.findall(r"\{([^}]+)\}", route.path)
     path = re.sub(r"\{[^}]+\}", "not an id!", route.path)
     reply = _route_client(route, tenant).request(route.method, path)
+    if route.route_key in SIGNED_ROUTES:
+        # checked by its signature before anything else: a malformed channel id is the one refusal an unknown
+        # channel gets (docs/api.md, "The signature"), so an unsigned caller learns nothing from the path either
+        assert (reply.status, reply.error["code"]) == (401, "unauthorized"), reply.body
+        return
     assert reply.status == 422, reply.body
     fields = [d["field"] for d in reply.error["details"]]
     assert [f for f in fields if f.startswith("path.")] == [f"path.{name}" for name in names]
