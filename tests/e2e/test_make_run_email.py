@@ -75,9 +75,11 @@ def test_the_readme_round_trip_by_email(data_dir: Path) -> None:
     # the customer's inbox: the agent's reply and the received notice, readable, with the reference in the subject
     listing = next(document for document in _documents(out) if "mail" in document)
     mails = listing["mail"]
-    assert [m["autoSubmitted"] for m in mails] == [None, "auto-replied"], mails
+    # (one drain may send both in the same instant: the list's order between them is not the point)
+    assert sorted(str(m["autoSubmitted"]) for m in mails) == ["None", "auto-replied"], mails
     assert all(m["subject"].startswith(f"[{reference}] ") and "lena.fischer@posteo.example" in m["to"] for m in mails)
-    assert "A corrected invoice with your VAT number is on its way." in mails[0]["text"]
+    reply = next(m for m in mails if m["autoSubmitted"] is None)
+    assert "A corrected invoice with your VAT number is on its way." in reply["text"]
     # the thread: her first mail, the agent's reply, her answer without the quoted reply
     thread = [d for d in _documents(out) if isinstance(d.get("data"), list)][-1]["data"]
     assert [(c["senderType"], c["message"]) for c in thread[1:]] == [
