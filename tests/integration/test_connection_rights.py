@@ -6,6 +6,7 @@ connection first, such as a message that races a revoke, and the bookkeeping of 
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from importlib import import_module
 from typing import Any
@@ -175,8 +176,22 @@ def _send(context: dict[str, str], connection: str, session_id: str, text: str, 
     return json.loads(_invoke("sendMessage", context, connection, body)["body"])
 
 
+@pytest.fixture
+def no_management_api(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """No management API to post to, as for every handler test here: a local stack an e2e test left running for
+    the session would answer 410 for this test's made-up connection, and the desk would forget the connection
+    (and its bucket) as gone."""
+    from support.config import get_settings
+
+    monkeypatch.delenv("WEBSOCKET_MANAGEMENT_ENDPOINT", raising=False)
+    get_settings.cache_clear()
+    yield
+    monkeypatch.undo()
+    get_settings.cache_clear()
+
+
 def test_messages_over_the_connections_rate_are_refused_and_stored_nowhere(
-    db: DatabaseUrls, tenant: UUID, widget_key: str, monkeypatch: pytest.MonkeyPatch
+    db: DatabaseUrls, tenant: UUID, widget_key: str, monkeypatch: pytest.MonkeyPatch, no_management_api: None
 ) -> None:
     # Given a visitor's chat and a bucket of 5 tokens that refills slowly (startChat took one; a token in 100 s, so
     # not even a loaded machine refills one mid-test)
