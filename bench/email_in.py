@@ -34,14 +34,12 @@ from datetime import UTC, datetime
 from typing import Any
 from uuid import UUID, uuid4
 
+from bench.timing import p95
+
 TARGET_MS = 20.0
 BUCKET = "bench-inbound"
 ORIGINAL_ID = b"<bench-5f0e3b1c@gmx.example>"
 ORIGINAL_REPLY_TO = b"<ticket-10471.m9@support.shop.example>"
-
-
-def _p95(values: list[float]) -> float:
-    return statistics.quantiles(values, n=20, method="inclusive")[18] if len(values) > 1 else values[0]
 
 
 def main() -> int:
@@ -172,7 +170,7 @@ def _run(args: argparse.Namespace, endpoint: str, admin_url: str) -> int:
     print("| case | p50 ms | p95 ms | max ms |")
     print("|---|---:|---:|---:|")
     for name, values in timings.items():
-        print(f"| {name} | {statistics.median(values):.2f} | {_p95(values):.2f} | {max(values):.2f} |")
+        print(f"| {name} | {statistics.median(values):.2f} | {p95(values):.2f} | {max(values):.2f} |")
     p50 = statistics.median(timings[cases[0][0]])
     verdict = "PASS" if p50 <= TARGET_MS else "FAIL"
     print(f"\ntarget: parse and store a 50 KB text message p50 <= {TARGET_MS:.0f} ms; p50 {p50:.2f} ms: {verdict}")

@@ -32,6 +32,7 @@ import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
+from bench.timing import p95
 from support.mail.inbound import InboundEmail, parse
 from support.mail.text import html_to_text, new_text
 
@@ -185,10 +186,6 @@ def run(cases: list[Case], *, iterations: int, warmup: int) -> None:
             case.new_text_s.append(time.perf_counter() - parsed_at)
 
 
-def _p95(values: list[float]) -> float:
-    return statistics.quantiles(values, n=20, method="inclusive")[18] if len(values) > 1 else values[0]
-
-
 def main() -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.email_parse", description=__doc__.split("\n\n")[0])
     parser.add_argument("--iterations", type=int, default=500, help="timed calls per case (500)")
@@ -218,7 +215,7 @@ def main() -> int:
         totals = case.totals_ms()
         print(
             f"| {case.name} | {len(case.raw):,} | {statistics.median(case.parse_s) * 1000:.2f} | "
-            f"{statistics.median(case.new_text_s) * 1000:.2f} | {statistics.median(totals):.2f} | {_p95(totals):.2f} |"
+            f"{statistics.median(case.new_text_s) * 1000:.2f} | {statistics.median(totals):.2f} | {p95(totals):.2f} |"
         )
     text = cases[0]
     p50 = statistics.median(text.totals_ms())

@@ -16,6 +16,11 @@ from uuid import UUID
 from psycopg import sql
 
 
+def p95(values: list[float]) -> float:
+    """The 95th percentile of `values` (inclusive method: within the values); the value itself when it is alone."""
+    return statistics.quantiles(values, n=20, method="inclusive")[18] if len(values) > 1 else values[0]
+
+
 @dataclass
 class Case:
     name: str
@@ -34,9 +39,7 @@ class Case:
 
     @property
     def p95_ms(self) -> float:
-        if len(self.samples) < 2:
-            return self.samples[0] * 1000 if self.samples else float("nan")
-        return statistics.quantiles(self.samples, n=20, method="inclusive")[18] * 1000
+        return p95(self.samples) * 1000 if self.samples else float("nan")
 
     @property
     def verdict(self) -> str:

@@ -16,7 +16,7 @@ from uuid import UUID
 
 from tqdm import tqdm
 
-from local.invoke import data_dir_argument, function_database, invoke, prepare, print_error, result_on_stdout
+from local.invoke import data_dir_argument, invoke_on_database, prepare, result_on_stdout
 
 FUNCTION = "ContactsBackfillFunction"
 
@@ -40,8 +40,6 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def _run(args: argparse.Namespace, out: TextIO) -> int:
     function = prepare(FUNCTION)
-    from local.database import EmbeddedPostgresError
-    from local.gateway.execution_environments import FunctionError
     from support.services import contacts
 
     with tqdm(unit="row", desc="backfill-contacts", file=sys.stderr, dynamic_ncols=True) as bar:
@@ -50,16 +48,16 @@ def _run(args: argparse.Namespace, out: TextIO) -> int:
             bar.update(rows)
             bar.set_postfix_str(f"{tenant} {what}", refresh=False)
 
-        try:
-            with function_database(FUNCTION, args.data_dir.expanduser().resolve()), contacts.reporting_progress(linked):
-                result = invoke(function, backfill_event(args.tenant, args.batch_size))
-        except FunctionError as exc:
-            bar.close()
-            print_error(exc, out)
-            return 1
-        except EmbeddedPostgresError as exc:
-            bar.close()
-            print(f"make backfill-contacts: the database did not start: {exc}", file=sys.stderr)
+        invoked, result = invoke_on_database(
+            function,
+            backfill_event(args.tenant, args.batch_size),
+            args.data_dir.expanduser().resolve(),
+            out,
+            command="backfill-contacts",
+            around=contacts.reporting_progress(linked),
+            before_error=bar.close,
+        )
+        if not invoked:
             return 1
     print(json.dumps(result, indent=2), file=out)
     return 0 if isinstance(result, dict) and result.get("ok") else 1

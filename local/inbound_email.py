@@ -21,7 +21,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TextIO
 
-from local.invoke import data_dir_argument, function_database, invoke, prepare, print_error, result_on_stdout
+from local.invoke import data_dir_argument, invoke_on_database, prepare, result_on_stdout
 
 FUNCTION = "EmailInboundFunction"
 FUNCTION_ARN = f"arn:aws:lambda:us-east-1:123456789012:function:{FUNCTION}"
@@ -78,22 +78,14 @@ def _run(args: argparse.Namespace, out: TextIO) -> int:
     ses_id = ses_message_id()
     s3.client(endpoint).put_object(Bucket=s3.BUCKET, Key=f"inbound/{ses_id}", Body=raw)
 
-    from local.database import EmbeddedPostgresError
-    from local.gateway.execution_environments import FunctionError
     from local.sample_events import ses_receipt_event
     from support.mail.inbound import parse
 
     event = ses_receipt_event(
         raw, message_id=ses_id, recipients=[args.to.lower()], received_at=datetime.now(UTC), function_arn=FUNCTION_ARN
     )
-    try:
-        with function_database(FUNCTION, data_dir):
-            answer = invoke(function, event)
-    except FunctionError as exc:
-        print_error(exc, out)
-        return 1
-    except EmbeddedPostgresError as exc:
-        print(f"make inbound-email: the database did not start: {exc}", file=sys.stderr)
+    invoked, answer = invoke_on_database(function, event, data_dir, out, command="inbound-email")
+    if not invoked:
         return 1
     print(json.dumps(answer, indent=2), file=sys.stderr)
     if not isinstance(answer, dict) or not answer.get("ok"):

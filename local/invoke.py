@@ -19,7 +19,7 @@ import json
 import os
 import sys
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager, redirect_stdout
+from contextlib import AbstractContextManager, contextmanager, nullcontext, redirect_stdout
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -106,6 +106,36 @@ def print_error(exc: Exception, out: TextIO) -> None:
     print(json.dumps(error, indent=2), file=out)
 
 
+def invoke_on_database(
+    function: LambdaFunction,
+    event: Any,
+    data_dir: Path,
+    out: TextIO,
+    *,
+    command: str,
+    around: AbstractContextManager[object] | None = None,
+    before_error: Callable[[], object] | None = None,
+) -> tuple[bool, Any]:
+    """`invoke` on make run's database (function_database), inside `around` (a progress report, say): (True, its
+    result), or (False, None) once the failure is said: the function's error on `out` (print_error), a database
+    that did not start on stderr as `make <command>`'s. `before_error` runs first (closing a progress bar)."""
+    from local.database import EmbeddedPostgresError
+    from local.gateway.execution_environments import FunctionError
+
+    try:
+        with function_database(function.logical_id, data_dir), around or nullcontext():
+            return True, invoke(function, event)
+    except FunctionError as exc:
+        if before_error is not None:
+            before_error()
+        print_error(exc, out)
+    except EmbeddedPostgresError as exc:
+        if before_error is not None:
+            before_error()
+        print(f"make {command}: the database did not start: {exc}", file=sys.stderr)
+    return False, None
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m local.invoke", description=__doc__.splitlines()[0])
     parser.add_argument("function", help="the function's logical id in template.yaml, e.g. AnalyticsFunction")
@@ -126,17 +156,8 @@ def _run(args: argparse.Namespace, out: TextIO) -> int:
         names = sorted(function_environment())
         print(f"make invoke: {exc}; the template's functions: {', '.join(names)}", file=sys.stderr)
         return 2
-    from local.database import EmbeddedPostgresError
-    from local.gateway.execution_environments import FunctionError
-
-    try:
-        with function_database(args.function, args.data_dir.expanduser().resolve()):
-            result = invoke(function, event)
-    except FunctionError as exc:
-        print_error(exc, out)
-        return 1
-    except EmbeddedPostgresError as exc:
-        print(f"make invoke: the database did not start: {exc}", file=sys.stderr)
+    invoked, result = invoke_on_database(function, event, args.data_dir.expanduser().resolve(), out, command="invoke")
+    if not invoked:
         return 1
     print(json.dumps(result, indent=2), file=out)
     return 0

@@ -16,22 +16,14 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
-from local.ses import REGION
+from local.ses import REGION, moto_client
 
 BUCKET = "desk-inbound-local"  # the template's InboundEmailBucket, locally
 ENDPOINT_VARIABLE = "AWS_ENDPOINT_URL_S3"
 
 
 def client(endpoint: str) -> Any:
-    import boto3
-
-    return boto3.client(
-        "s3",
-        endpoint_url=endpoint,
-        region_name=REGION,
-        aws_access_key_id="local",
-        aws_secret_access_key="local",  # noqa: S106 (moto takes any)
-    )
+    return moto_client("s3", endpoint)
 
 
 def configure_environment(endpoint: str) -> None:

@@ -834,20 +834,18 @@ def email_samples() -> dict[str, dict[str, Any]]:
 def rendered() -> dict[Path, str]:
     """Each sample file's path and its exact expected content."""
     files = {EVENTS_DIR / s.file: json.dumps(render(s), indent=2, sort_keys=False) + "\n" for s in SAMPLES}
-    for name, event in websocket_samples().items():
-        files[EVENTS_DIR / name] = json.dumps(event, indent=2, sort_keys=False) + "\n"
-    for name, event in analytics_samples().items():
-        files[EVENTS_DIR / name] = json.dumps(event, indent=2, sort_keys=False) + "\n"
-    for name, event in pre_token_samples().items():
-        files[EVENTS_DIR / name] = json.dumps(event, indent=2, sort_keys=False) + "\n"
-    for name, event in email_samples().items():
-        files[EVENTS_DIR / name] = json.dumps(event, indent=2, sort_keys=False) + "\n"
-    for name, event in email_outbox_samples().items():
-        files[EVENTS_DIR / name] = json.dumps(event, indent=2, sort_keys=False) + "\n"
-    for name, event in contacts_backfill_samples().items():
-        files[EVENTS_DIR / name] = json.dumps(event, indent=2, sort_keys=False) + "\n"
-    for name, event in channel_samples().items():
-        files[EVENTS_DIR / name] = json.dumps(event, indent=2, sort_keys=False) + "\n"
+    others = (
+        websocket_samples,
+        analytics_samples,
+        pre_token_samples,
+        email_samples,
+        email_outbox_samples,
+        contacts_backfill_samples,
+        channel_samples,
+    )
+    for samples in others:
+        for name, event in samples().items():
+            files[EVENTS_DIR / name] = json.dumps(event, indent=2, sort_keys=False) + "\n"
     return files
 
 

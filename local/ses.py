@@ -89,16 +89,21 @@ def start_process(port: int | None = None, *, timeout: float = 30.0) -> LocalSes
             time.sleep(0.2)
 
 
-def client(endpoint: str) -> Any:
+def moto_client(service: str, endpoint: str) -> Any:
+    """A boto3 client of `service` for the moto server at `endpoint` (SES here, S3 in local.s3)."""
     import boto3
 
     return boto3.client(
-        "ses",
+        service,
         endpoint_url=endpoint,
         region_name=REGION,
         aws_access_key_id="local",
         aws_secret_access_key="local",  # noqa: S106 (moto takes any)
     )
+
+
+def client(endpoint: str) -> Any:
+    return moto_client("ses", endpoint)
 
 
 def verify_senders(endpoint: str, identities: Iterable[str]) -> None:

@@ -1,9 +1,11 @@
 """The agent console's fixtures beside the harness (tests/browser/conftest.py): the console's pages with the
-local sign-in, and signing in the way a person does (pick the tenant, then the agent or the admin)."""
+local sign-in, signing in the way a person does (pick the tenant, then the agent or the admin), and the desk's data
+made through its API (tickets, canned responses) for a test to find in the console."""
 
 from __future__ import annotations
 
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 from selenium.webdriver.chrome.webdriver import WebDriver
@@ -46,3 +48,27 @@ def sign_in(driver: WebDriver, console_url: str, desk: Desk, agent_id: str | Non
 def go(driver: WebDriver, view: str) -> None:
     driver.find_element(By.CSS_SELECTOR, f"#views a[data-view='{view}']").click()
     wait_until(driver, lambda d: d.find_element(By.ID, "main").get_attribute("data-view") == view)
+
+
+def ok(answer: Any) -> Any:
+    """The data of a successful API answer (200 or 201)."""
+    assert answer.status_code in (200, 201), answer.text
+    return answer.json()["data"]
+
+
+def new_ticket(desk: Desk, subject: str, email: str = "ada@customers.example", **fields: Any) -> dict[str, Any]:
+    body = {"customerName": "Ada Lovelace", "customerEmail": email, "subject": subject, **fields}
+    return dict(ok(desk.admin.post("/api/support/tickets", json=body)))
+
+
+def new_canned_response(desk: Desk, title: str, content: str, shortcut: str) -> Any:
+    body = {"responseTitle": title, "responseContent": content, "shortcutKey": shortcut}
+    return ok(desk.admin.post("/api/support/canned-responses", json=body))
+
+
+def texts(driver: WebDriver, selector: str) -> list[str]:
+    """The text of every element `selector` finds, read in one script (the view may re-render meanwhile)."""
+    found = driver.execute_script(
+        "return [...document.querySelectorAll(arguments[0])].map((e) => e.textContent)", selector
+    )
+    return [str(text) for text in found]

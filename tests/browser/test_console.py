@@ -19,29 +19,11 @@ from selenium.webdriver.remote.webelement import WebElement
 from selenium.webdriver.support.select import Select
 
 from tests.browser.conftest import Desk, assert_accessible, wait_until
-from tests.browser.console_fixtures import console_url, go, sign_in
+from tests.browser.console_fixtures import console_url, go, new_canned_response, new_ticket, ok, sign_in, texts
 
 __all__ = ["console_url"]  # the fixture, used by name
 
 Shot = Callable[[WebDriver, str], Path]
-
-
-def _ok(answer: Any) -> Any:
-    assert answer.status_code in (200, 201), answer.text
-    return answer.json()["data"]
-
-
-def _ticket(desk: Desk, subject: str, **fields: Any) -> dict[str, Any]:
-    body = {"customerName": "Ada Lovelace", "customerEmail": "ada@customers.example", "subject": subject, **fields}
-    return dict(_ok(desk.admin.post("/api/support/tickets", json=body)))
-
-
-def _texts(driver: WebDriver, selector: str) -> list[str]:
-    """The text of every element `selector` finds, read in one script (the view may re-render meanwhile)."""
-    found = driver.execute_script(
-        "return [...document.querySelectorAll(arguments[0])].map((e) => e.textContent)", selector
-    )
-    return [str(text) for text in found]
 
 
 def _number(text: str | None) -> float | None:
@@ -77,25 +59,25 @@ def test_the_dashboard_shows_every_figure_of_the_api_and_charts_the_data(
     desk.add_agent("Alan Turing", status="away")
     desk.add_agent("Katherine Johnson", status="busy")
     made = [
-        _ticket(desk, "Broken mug", priority="high", category="shipping"),
-        _ticket(desk, "Refund please", priority="urgent", category="billing"),
-        _ticket(desk, "Login fails", priority="low"),
-        _ticket(desk, "Address change", priority="medium", category="shipping"),
+        new_ticket(desk, "Broken mug", priority="high", category="shipping"),
+        new_ticket(desk, "Refund please", priority="urgent", category="billing"),
+        new_ticket(desk, "Login fails", priority="low"),
+        new_ticket(desk, "Address change", priority="medium", category="shipping"),
     ]
-    _ok(desk.admin.post(f"/api/support/tickets/{made[0]['id']}/assign", json={"agentId": grace}))
-    _ok(
+    ok(desk.admin.post(f"/api/support/tickets/{made[0]['id']}/assign", json={"agentId": grace}))
+    ok(
         desk.admin.post(
             f"/api/support/tickets/{made[0]['id']}/conversations",
             json={"senderType": "agent", "senderName": "Grace", "message": "On its way"},
         )
     )
-    _ok(desk.admin.patch(f"/api/support/tickets/{made[0]['id']}", json={"status": "resolved"}))
-    _ok(desk.admin.post(f"/api/support/tickets/{made[0]['id']}/feedback", json={"rating": 4, "agentRating": 5}))
-    _ok(desk.admin.post(f"/api/support/tickets/{made[1]['id']}/close"))
-    _ok(desk.admin.post(f"/api/support/tickets/{made[1]['id']}/feedback", json={"rating": 5}))
-    _ok(desk.admin.patch(f"/api/support/tickets/{made[2]['id']}", json={"status": "waiting_customer"}))
-    _ok(desk.admin.post("/api/support/chat/sessions", json={"visitorId": "v-1", "visitorName": "Lin"}))
-    api = _ok(desk.admin.get("/api/support/dashboard"))
+    ok(desk.admin.patch(f"/api/support/tickets/{made[0]['id']}", json={"status": "resolved"}))
+    ok(desk.admin.post(f"/api/support/tickets/{made[0]['id']}/feedback", json={"rating": 4, "agentRating": 5}))
+    ok(desk.admin.post(f"/api/support/tickets/{made[1]['id']}/close"))
+    ok(desk.admin.post(f"/api/support/tickets/{made[1]['id']}/feedback", json={"rating": 5}))
+    ok(desk.admin.patch(f"/api/support/tickets/{made[2]['id']}", json={"status": "waiting_customer"}))
+    ok(desk.admin.post("/api/support/chat/sessions", json={"visitorId": "v-1", "visitorName": "Lin"}))
+    api = ok(desk.admin.get("/api/support/dashboard"))
 
     # When the admin opens the dashboard
     sign_in(agent_browser, console_url, desk)
@@ -147,16 +129,16 @@ def test_the_dashboard_shows_every_figure_of_the_api_and_charts_the_data(
 
 
 def _row_subjects(driver: WebDriver) -> list[str]:
-    return _texts(driver, "#ticket-list tbody .ticket-link")
+    return texts(driver, "#ticket-list tbody .ticket-link")
 
 
 def test_tickets_filter_open_reply_note_and_change_status_priority_and_agent(
     desk: Desk, console_url: str, agent_browser: WebDriver, screenshot: Shot
 ) -> None:
     grace = desk.add_agent("Grace Hopper", status="available")
-    _ticket(desk, "Broken mug", priority="high")
-    _ticket(desk, "Refund for order 1042", priority="low", category="billing")
-    wanted = _ticket(desk, "Mug handle cracked", priority="high", category="shipping")
+    new_ticket(desk, "Broken mug", priority="high")
+    new_ticket(desk, "Refund for order 1042", priority="low", category="billing")
+    wanted = new_ticket(desk, "Mug handle cracked", priority="high", category="shipping")
     sign_in(agent_browser, console_url, desk, grace)
     go(agent_browser, "tickets")
     wait_until(agent_browser, lambda d: len(_row_subjects(d)) == 3)
@@ -171,7 +153,7 @@ def test_tickets_filter_open_reply_note_and_change_status_priority_and_agent(
 
     # Open it: its thread, then a reply, an internal note, a status and priority change, an assignment.
     agent_browser.find_element(By.LINK_TEXT, "Mug handle cracked").click()
-    wait_until(agent_browser, lambda d: _texts(d, "#ticket-heading") == ["Mug handle cracked"])
+    wait_until(agent_browser, lambda d: texts(d, "#ticket-heading") == ["Mug handle cracked"])
     wait_until(agent_browser, lambda d: d.find_element(By.ID, "ticket-reply"))
 
     def write(text: str, internal: bool) -> None:
@@ -182,7 +164,7 @@ def test_tickets_filter_open_reply_note_and_change_status_priority_and_agent(
         agent_browser.find_element(By.CSS_SELECTOR, "form.reply button[type=submit]").click()
         wait_until(
             agent_browser,
-            lambda d: text in _texts(d, "#ticket-thread .entry .text"),
+            lambda d: text in texts(d, "#ticket-thread .entry .text"),
         )
 
     write("A new mug is on its way.", internal=False)
@@ -190,25 +172,25 @@ def test_tickets_filter_open_reply_note_and_change_status_priority_and_agent(
     Select(agent_browser.find_element(By.ID, "ticket-status")).select_by_value("waiting_customer")
     Select(agent_browser.find_element(By.ID, "ticket-priority")).select_by_value("urgent")
     agent_browser.find_element(By.CSS_SELECTOR, "form[aria-label='Status and priority'] button").click()
-    wait_until(agent_browser, lambda d: _texts(d, "dd[data-field=priority]") == ["urgent"])
-    ticket = _ok(desk.admin.get(f"/api/support/tickets/{wanted['id']}"))
+    wait_until(agent_browser, lambda d: texts(d, "dd[data-field=priority]") == ["urgent"])
+    ticket = ok(desk.admin.get(f"/api/support/tickets/{wanted['id']}"))
     assert (ticket["status"], ticket["priority"]) == ("waiting_customer", "urgent")
     Select(agent_browser.find_element(By.ID, "ticket-assign")).select_by_value(grace)
     agent_browser.find_element(By.CSS_SELECTOR, "form[aria-label='Assignment'] button").click()
     wait_until(
         agent_browser,
-        lambda d: _texts(d, "dd[data-field=assignedAgentId]") == ["Grace Hopper"],
+        lambda d: texts(d, "dd[data-field=assignedAgentId]") == ["Grace Hopper"],
     )
 
-    ticket = _ok(desk.admin.get(f"/api/support/tickets/{wanted['id']}"))
+    ticket = ok(desk.admin.get(f"/api/support/tickets/{wanted['id']}"))
     assert (ticket["assignedAgentId"], ticket["status"]) == (grace, "in_progress")  # assigning starts the work
     assert ticket["firstResponseTime"] is not None  # the public reply counted as the first response
-    thread = _ok(desk.admin.get(f"/api/support/tickets/{wanted['id']}/conversations"))
+    thread = ok(desk.admin.get(f"/api/support/tickets/{wanted['id']}/conversations"))
     assert [(c["message"], c["isInternal"], c["senderName"], c["senderType"]) for c in thread] == [
         ("A new mug is on its way.", False, "Grace Hopper", "agent"),
         ("Customer is a regular; ship express.", True, "Grace Hopper", "agent"),
     ]
-    notes = _texts(agent_browser, "#ticket-thread .entry[data-internal=true] .text")
+    notes = texts(agent_browser, "#ticket-thread .entry[data-internal=true] .text")
     assert notes == ["Customer is a regular; ship express."]
     assert "null" not in agent_browser.find_element(By.ID, "ticket-detail").text  # absent fields stay absent
 
@@ -223,7 +205,7 @@ def test_tickets_filter_open_reply_note_and_change_status_priority_and_agent(
 
 def _open_chat(desk: Desk, driver: WebDriver, visitor: str) -> tuple[str, WebElement]:
     """A chat the desk's available agent gets at once (started over HTTP); its panel in the console."""
-    session = _ok(
+    session = ok(
         desk.admin.post("/api/support/chat/sessions", json={"visitorId": f"v-{visitor}", "visitorName": visitor})
     )
     panel = wait_until(
@@ -235,26 +217,8 @@ def _open_chat(desk: Desk, driver: WebDriver, visitor: str) -> tuple[str, WebEle
 def test_canned_responses_by_shortcut_and_by_the_picker_count_a_use_each(
     desk: Desk, console_url: str, agent_browser: WebDriver, screenshot: Shot
 ) -> None:
-    refund = _ok(
-        desk.admin.post(
-            "/api/support/canned-responses",
-            json={
-                "responseTitle": "Refund timeline",
-                "responseContent": "Refunds take 5 to 7 days.",
-                "shortcutKey": "refund",
-            },
-        )
-    )
-    track = _ok(
-        desk.admin.post(
-            "/api/support/canned-responses",
-            json={
-                "responseTitle": "Tracking link",
-                "responseContent": "Follow the link in your email.",
-                "shortcutKey": "track",
-            },
-        )
-    )
+    refund = new_canned_response(desk, "Refund timeline", "Refunds take 5 to 7 days.", "refund")
+    track = new_canned_response(desk, "Tracking link", "Follow the link in your email.", "track")
     grace = desk.add_agent("Grace Hopper", status="available")
     sign_in(agent_browser, console_url, desk, grace)
     session_id, panel = _open_chat(desk, agent_browser, "Lin")
@@ -267,7 +231,7 @@ def test_canned_responses_by_shortcut_and_by_the_picker_count_a_use_each(
     assert reply.get_attribute("value") == "Hello! Refunds take 5 to 7 days. /nosuch "
 
     def uses(response: dict[str, Any]) -> int:
-        found = _ok(desk.admin.get(f"/api/support/canned-responses/by-shortcut/{response['shortcutKey']}"))
+        found = ok(desk.admin.get(f"/api/support/canned-responses/by-shortcut/{response['shortcutKey']}"))
         return int(found["usageCount"])
 
     wait_until(agent_browser, lambda d: uses(refund) == 1)
@@ -279,7 +243,7 @@ def test_canned_responses_by_shortcut_and_by_the_picker_count_a_use_each(
         agent_browser, lambda d: panel.find_element(By.CSS_SELECTOR, ".canned-picker input[type=search]")
     )
     search.send_keys("track")
-    wait_until(agent_browser, lambda d: _texts(d, ".canned-choice .shortcut") == ["/track"])
+    wait_until(agent_browser, lambda d: texts(d, ".canned-choice .shortcut") == ["/track"])
     assert_accessible(agent_browser)
     screenshot(agent_browser, "console-canned-picker")
     panel.find_element(By.CSS_SELECTOR, ".canned-choice[data-shortcut=track]").click()
@@ -298,7 +262,7 @@ def test_canned_responses_by_shortcut_and_by_the_picker_count_a_use_each(
     go(agent_browser, "tickets")
     go(agent_browser, "chats")
     selector = f".chat-panel[data-session='{session_id}'] .messages .text"
-    wait_until(agent_browser, lambda d: _texts(d, selector) == ["Follow the link in your email."])
+    wait_until(agent_browser, lambda d: texts(d, selector) == ["Follow the link in your email."])
 
 
 def test_the_presence_switch_sets_the_agents_status(
@@ -309,14 +273,14 @@ def test_the_presence_switch_sets_the_agents_status(
     wait_until(agent_browser, lambda d: d.find_element(By.ID, "presence-offline").is_selected())
 
     def status() -> str:
-        return str(_ok(desk.admin.get(f"/api/support/agents/{grace}"))["status"])
+        return str(ok(desk.admin.get(f"/api/support/agents/{grace}"))["status"])
 
     for wanted in ("available", "away", "busy", "offline"):
         agent_browser.find_element(By.CSS_SELECTOR, f"label[for=presence-{wanted}]").click()
         wait_until(agent_browser, lambda d, wanted=wanted: status() == wanted)
 
     # A change made elsewhere (the admin, over HTTP) shows in the switch: the console hears agent.status.
-    _ok(desk.admin.patch(f"/api/support/agents/{grace}/status", json={"status": "away"}))
+    ok(desk.admin.patch(f"/api/support/agents/{grace}/status", json={"status": "away"}))
     wait_until(agent_browser, lambda d: d.find_element(By.ID, "presence-away").is_selected())
     assert_accessible(agent_browser)
     screenshot(agent_browser, "console-chats")
@@ -334,15 +298,15 @@ def test_an_admin_joins_a_chat_of_the_desk_and_follows_it(
 
     # The desk's list names each chat's agent (once the console has read the agents).
     item = f"#desk-list li[data-session='{session['id']}']"
-    wait_until(agent_browser, lambda d: any("with Grace Hopper" in t for t in _texts(d, item)))
+    wait_until(agent_browser, lambda d: any("with Grace Hopper" in t for t in texts(d, item)))
     join = agent_browser.find_element(By.CSS_SELECTOR, f"{item} button")
     join.click()
 
     selector = f".chat-panel[data-session='{session['id']}'] .messages .text"
-    wait_until(agent_browser, lambda d: _texts(d, selector) == ["Is the shop open on Sunday?"])
+    wait_until(agent_browser, lambda d: texts(d, selector) == ["Is the shop open on Sunday?"])
     # Joined, the admin's connection hears the session's new messages as they come.
     visitor.ask("sendMessage", "message.new", sessionId=session["id"], message="Or Monday?", clientMessageId="n-2")
-    wait_until(agent_browser, lambda d: _texts(d, selector) == ["Is the shop open on Sunday?", "Or Monday?"])
+    wait_until(agent_browser, lambda d: texts(d, selector) == ["Is the shop open on Sunday?", "Or Monday?"])
     assert_accessible(agent_browser)
 
 
@@ -351,7 +315,7 @@ def test_when_the_api_is_down_the_console_says_so_in_words_keeps_saying_it_and_r
 ) -> None:
     """The API stops answering (every request to it fails, as with make run stopped): no bare "Failed to fetch",
     a banner that stays while it lasts (the notices fade after 8 s), and the view back once the API answers."""
-    _ticket(desk, "Still here after the outage")
+    new_ticket(desk, "Still here after the outage")
     sign_in(agent_browser, console_url, desk)
     go(agent_browser, "tickets")
     wait_until(agent_browser, lambda d: "Still here after the outage" in d.find_element(By.ID, "main").text)
@@ -413,13 +377,8 @@ def test_a_chat_tab_keeps_its_reply_box_and_picker_in_view_and_no_page_scrolls_s
         "Emulation.setDeviceMetricsOverride",
         {"width": width, "height": height, "deviceScaleFactor": 1, "mobile": width < 600},
     )
-    _ok(
-        desk.admin.post(
-            "/api/support/canned-responses",
-            json={"responseTitle": "Greeting", "responseContent": "Hi there!", "shortcutKey": "hi"},
-        )
-    )
-    ticket = _ticket(
+    new_canned_response(desk, "Greeting", "Hi there!", "hi")
+    ticket = new_ticket(
         desk,
         "A subject long enough to wrap on a phone, with an address: ada.lovelace-the-countess@customers.example",
         description="Order A-1042-" + "x" * 80,
@@ -436,13 +395,13 @@ def test_a_chat_tab_keeps_its_reply_box_and_picker_in_view_and_no_page_scrolls_s
         said = f"Message {n} of a long conversation."
         visitor.ask("sendMessage", "message.new", sessionId=session_id, message=said, clientMessageId=f"lin-{n}")
     selector = f".chat-panel[data-session='{session_id}']"
-    wait_until(agent_browser, lambda d: len(_texts(d, f"{selector} .messages .text")) == 20)
+    wait_until(agent_browser, lambda d: len(texts(d, f"{selector} .messages .text")) == 20)
 
     agent_browser.execute_script("window.scrollTo(0, 0)")
     assert agent_browser.execute_script(_IN_VIEW, f"{selector} textarea")
     assert agent_browser.execute_script(_IN_VIEW, f"{selector} button[type=submit]:not(.secondary)")
     panel.find_element(By.XPATH, ".//button[text()='Canned responses']").click()
-    wait_until(agent_browser, lambda d: _texts(d, f"{selector} .canned-choice .shortcut") == ["/hi"])
+    wait_until(agent_browser, lambda d: texts(d, f"{selector} .canned-choice .shortcut") == ["/hi"])
     agent_browser.execute_script("window.scrollTo(0, 0)")
     assert agent_browser.execute_script(_IN_VIEW, f"{selector} .canned-picker input[type=search]")
     assert agent_browser.execute_script(_IN_VIEW, f"{selector} .canned-choice")

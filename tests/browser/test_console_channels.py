@@ -7,48 +7,30 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 from selenium.webdriver.chrome.webdriver import WebDriver
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support.select import Select
 
 from tests.browser.conftest import Desk, assert_accessible, wait_until
-from tests.browser.console_fixtures import console_url, go, sign_in
+from tests.browser.console_fixtures import console_url, go, new_canned_response, new_ticket, ok, sign_in, texts
 
 __all__ = ["console_url"]  # the fixture, used by name
 
 Shot = Callable[[WebDriver, str], Path]
 
 
-def _ok(answer: Any) -> Any:
-    assert answer.status_code in (200, 201), answer.text
-    return answer.json()["data"]
-
-
-def _ticket(desk: Desk, subject: str, email: str = "ada@customers.example", **fields: Any) -> dict[str, Any]:
-    body = {"customerName": "Ada Lovelace", "customerEmail": email, "subject": subject, **fields}
-    return dict(_ok(desk.admin.post("/api/support/tickets", json=body)))
-
-
-def _texts(driver: WebDriver, selector: str) -> list[str]:
-    found = driver.execute_script(
-        "return [...document.querySelectorAll(arguments[0])].map((e) => e.textContent)", selector
-    )
-    return [str(text) for text in found]
-
-
 def test_the_contact_beside_a_ticket_and_a_chat_lists_the_customers_other_conversations(
     desk: Desk, console_url: str, agent_browser: WebDriver, screenshot: Shot
 ) -> None:
     # Given a customer with two tickets and a chat (one contact, by their email), and someone else's ticket
-    first = _ticket(desk, "Broken mug")
-    second = _ticket(desk, "Refund for the mug")
-    _ticket(desk, "Someone else's order", email="lin@customers.example")
+    first = new_ticket(desk, "Broken mug")
+    second = new_ticket(desk, "Refund for the mug")
+    new_ticket(desk, "Someone else's order", email="lin@customers.example")
     grace = desk.add_agent("Grace Hopper", status="available")
     visitor = desk.connect_visitor()
     session = visitor.ask("startChat", "chat.started", visitorName="Ada", visitorEmail="ada@customers.example")["data"]
-    assert _ok(desk.admin.get(f"/api/support/tickets/{first['id']}"))["contactId"] == session["contactId"]
+    assert ok(desk.admin.get(f"/api/support/tickets/{first['id']}"))["contactId"] == session["contactId"]
 
     # When the agent opens the second ticket
     sign_in(agent_browser, console_url, desk, grace)
@@ -69,16 +51,16 @@ def test_the_contact_beside_a_ticket_and_a_chat_lists_the_customers_other_conver
     assert "Someone else" not in panel.text
     assert "null" not in panel.text and "undefined" not in panel.text
     # and the ticket shows its reference and channel, in the view and in the list
-    assert _texts(agent_browser, "dd[data-field=reference]") == [second["reference"]]
-    assert _texts(agent_browser, "dd[data-field=channel]") == ["API"]
+    assert texts(agent_browser, "dd[data-field=reference]") == [second["reference"]]
+    assert texts(agent_browser, "dd[data-field=channel]") == ["API"]
     row = f"#ticket-list tr[data-ticket='{second['id']}']"
-    assert _texts(agent_browser, f"{row} .reference") == [second["reference"]]
+    assert texts(agent_browser, f"{row} .reference") == [second["reference"]]
     assert_accessible(agent_browser)
     screenshot(agent_browser, "console-ticket-contact")
 
     # Following the link to the other ticket opens it, with the second in its list
     panel.find_element(By.PARTIAL_LINK_TEXT, "Broken mug").click()
-    wait_until(agent_browser, lambda d: _texts(d, "#ticket-heading") == ["Broken mug"])
+    wait_until(agent_browser, lambda d: texts(d, "#ticket-heading") == ["Broken mug"])
     wait_until(
         agent_browser,
         lambda d: (
@@ -139,8 +121,8 @@ def test_new_ticket_for_a_phone_call_creates_a_phone_ticket_with_its_call(
     agent_browser.find_element(By.CSS_SELECTOR, "form.new-ticket button[type=submit]").click()
 
     # The ticket opens: phone, with its reference, and the call in its thread
-    wait_until(agent_browser, lambda d: _texts(d, "#ticket-heading") == ["Cannot sign in"])
-    made = _ok(desk.admin.get("/api/support/tickets", params={"channel": "phone"}))
+    wait_until(agent_browser, lambda d: texts(d, "#ticket-heading") == ["Cannot sign in"])
+    made = ok(desk.admin.get("/api/support/tickets", params={"channel": "phone"}))
     assert [t["subject"] for t in made] == ["Cannot sign in"]
     ticket = made[0]
     assert (ticket["customerName"], ticket["customerEmail"], ticket["customerPhone"]) == (
@@ -148,9 +130,9 @@ def test_new_ticket_for_a_phone_call_creates_a_phone_ticket_with_its_call(
         "noor@customers.example",
         "+44 20 7946 0018",
     )
-    assert _texts(agent_browser, "dd[data-field=reference]") == [ticket["reference"]]
-    assert _texts(agent_browser, "dd[data-field=channel]") == ["phone"]
-    thread = _ok(desk.admin.get(f"/api/support/tickets/{ticket['id']}/conversations"))
+    assert texts(agent_browser, "dd[data-field=reference]") == [ticket["reference"]]
+    assert texts(agent_browser, "dd[data-field=channel]") == ["phone"]
+    thread = ok(desk.admin.get(f"/api/support/tickets/{ticket['id']}/conversations"))
     assert [(c["kind"], c["message"], c["call"]) for c in thread] == [
         (
             "call",
@@ -158,9 +140,9 @@ def test_new_ticket_for_a_phone_call_creates_a_phone_ticket_with_its_call(
             {"direction": "outbound", "callerNumber": "+44 20 7946 0018", "durationSeconds": 185, "agentId": grace},
         )
     ]
-    wait_until(agent_browser, lambda d: any("outbound, 3:05" in t for t in _texts(d, "#ticket-thread .badge.call")))
+    wait_until(agent_browser, lambda d: any("outbound, 3:05" in t for t in texts(d, "#ticket-thread .badge.call")))
     row = f"#ticket-list tr[data-ticket='{ticket['id']}']"
-    wait_until(agent_browser, lambda d: _texts(d, f"{row} .channel") == ["phone"])
+    wait_until(agent_browser, lambda d: texts(d, f"{row} .channel") == ["phone"])
 
 
 def test_make_a_ticket_from_a_chat_shows_its_reference(
@@ -173,7 +155,7 @@ def test_make_a_ticket_from_a_chat_shows_its_reference(
     said = "My parcel never arrived"
     visitor.ask("sendMessage", "message.new", sessionId=session["id"], message=said, clientMessageId="l-1")
     panel = f".chat-panel[data-session='{session['id']}']"
-    wait_until(agent_browser, lambda d: _texts(d, f"{panel} .messages .text") == [said])
+    wait_until(agent_browser, lambda d: texts(d, f"{panel} .messages .text") == [said])
 
     # The visitor gave no email: the form asks for it
     form = agent_browser.find_element(By.CSS_SELECTOR, f"{panel} form.make-ticket")
@@ -184,8 +166,8 @@ def test_make_a_ticket_from_a_chat_shows_its_reference(
     link = wait_until(
         agent_browser, lambda d: d.find_element(By.CSS_SELECTOR, f"{panel} .chat-ticket a.ticket-reference")
     )
-    made = _ok(desk.admin.get(f"/api/support/chat/sessions/{session['id']}"))["ticketId"]
-    ticket = _ok(desk.admin.get(f"/api/support/tickets/{made}"))
+    made = ok(desk.admin.get(f"/api/support/chat/sessions/{session['id']}"))["ticketId"]
+    ticket = ok(desk.admin.get(f"/api/support/tickets/{made}"))
     wait_until(agent_browser, lambda d: link.text == ticket["reference"])
     assert (ticket["channel"], ticket["subject"], ticket["customerEmail"], ticket["assignedAgentId"]) == (
         "chat",
@@ -193,7 +175,7 @@ def test_make_a_ticket_from_a_chat_shows_its_reference(
         "lin@customers.example",
         grace,
     )
-    thread = _ok(desk.admin.get(f"/api/support/tickets/{made}/conversations"))
+    thread = ok(desk.admin.get(f"/api/support/tickets/{made}/conversations"))
     assert [(c["senderType"], c["message"]) for c in thread] == [("customer", said)]
     # and beside the chat the customer's list now holds it
     contact_items = f"{panel} .contact-panel li[data-kind=ticket]"
@@ -206,34 +188,16 @@ def test_make_a_ticket_from_a_chat_shows_its_reference(
 
     # The link opens the ticket
     link.click()
-    wait_until(agent_browser, lambda d: _texts(d, "#ticket-heading") == [said])
-    assert _texts(agent_browser, "dd[data-field=channel]") == ["chat"]
+    wait_until(agent_browser, lambda d: texts(d, "#ticket-heading") == [said])
+    assert texts(agent_browser, "dd[data-field=channel]") == ["chat"]
 
 
 def test_a_suggested_response_fills_the_reply_box_of_a_ticket_and_of_a_chat(
     desk: Desk, console_url: str, agent_browser: WebDriver, screenshot: Shot
 ) -> None:
-    refund = _ok(
-        desk.admin.post(
-            "/api/support/canned-responses",
-            json={
-                "responseTitle": "Refund policy",
-                "responseContent": "Refunds reach your card within 5 days.",
-                "shortcutKey": "refund",
-            },
-        )
-    )
-    _ok(
-        desk.admin.post(
-            "/api/support/canned-responses",
-            json={
-                "responseTitle": "Shipping times",
-                "responseContent": "Orders ship within 2 days.",
-                "shortcutKey": "ship",
-            },
-        )
-    )
-    ticket = _ticket(desk, "Where is my refund?")
+    refund = new_canned_response(desk, "Refund policy", "Refunds reach your card within 5 days.", "refund")
+    new_canned_response(desk, "Shipping times", "Orders ship within 2 days.", "ship")
+    ticket = new_ticket(desk, "Where is my refund?")
     grace = desk.add_agent("Grace Hopper", status="available")
     sign_in(agent_browser, console_url, desk, grace)
 
@@ -241,8 +205,8 @@ def test_a_suggested_response_fills_the_reply_box_of_a_ticket_and_of_a_chat(
     agent_browser.get(f"{console_url}#/tickets/{ticket['id']}")
     choice = f"#ticket-detail .suggestion[data-response='{refund['id']}']"
     wait_until(agent_browser, lambda d: d.find_elements(By.CSS_SELECTOR, choice))
-    assert _texts(agent_browser, "#ticket-detail .suggestion strong") == ["Refund policy"]
-    assert _texts(agent_browser, "#ticket-detail .suggestions .matched") == ["Matched: refund"]
+    assert texts(agent_browser, "#ticket-detail .suggestion strong") == ["Refund policy"]
+    assert texts(agent_browser, "#ticket-detail .suggestions .matched") == ["Matched: refund"]
     assert_accessible(agent_browser)
     screenshot(agent_browser, "console-ticket-suggestions")
     reply = agent_browser.find_element(By.ID, "ticket-reply")
@@ -251,7 +215,7 @@ def test_a_suggested_response_fills_the_reply_box_of_a_ticket_and_of_a_chat(
     assert reply.get_attribute("value") == "Hello Ada. Refunds reach your card within 5 days."
 
     def uses() -> int:
-        found = _ok(desk.admin.get("/api/support/canned-responses", params={"search": "Refund policy"}))
+        found = ok(desk.admin.get("/api/support/canned-responses", params={"search": "Refund policy"}))
         return int(next(r["usageCount"] for r in found if r["id"] == refund["id"]))
 
     wait_until(agent_browser, lambda d: uses() == 1)
@@ -267,7 +231,7 @@ def test_a_suggested_response_fills_the_reply_box_of_a_ticket_and_of_a_chat(
     )
     chat_choice = f"{panel} .suggestion[data-response='{refund['id']}']"
     wait_until(agent_browser, lambda d: d.find_elements(By.CSS_SELECTOR, chat_choice))
-    assert _texts(agent_browser, f"{panel} .suggestions .matched") == ["Matched: refunded"]
+    assert texts(agent_browser, f"{panel} .suggestions .matched") == ["Matched: refunded"]
     agent_browser.find_element(By.CSS_SELECTOR, chat_choice).click()
     chat_reply = agent_browser.find_element(By.CSS_SELECTOR, f"{panel} textarea[name=message]")
     assert chat_reply.get_attribute("value") == "Refunds reach your card within 5 days."

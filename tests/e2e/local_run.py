@@ -3,6 +3,7 @@ test's own (never `.local/pg-run`, which is what the developer's `make run` serv
 
 from __future__ import annotations
 
+import json
 import os
 import shlex
 import shutil
@@ -16,9 +17,13 @@ import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import httpx
 import psutil
+
+if TYPE_CHECKING:
+    from local.database import DatabaseUrls
 
 REPO = Path(__file__).resolve().parents[2]
 SCRATCH = REPO / ".local" / "scratch"
@@ -81,6 +86,39 @@ def developer_env(data_dir: Path, port: int) -> dict[str, str]:
     env["MERCHANT_PORT"] = str(free_port())  # nor its 3002
     env["SUPPORT_DATA_DIR"] = str(data_dir)
     return env
+
+
+def make(data_dir: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    """`make <args>` as from a developer's shell (developer_env) on `data_dir`: its output captured, never checked."""
+    return subprocess.run(
+        ["make", "--no-print-directory", *args],
+        cwd=REPO,
+        env=developer_env(data_dir, free_port()),
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+
+
+def held_run_database(name: str) -> Iterator[tuple[Path, DatabaseUrls]]:
+    """make run's database in a scratch folder of `name` (never `.local/pg-run`), its server held open meanwhile so
+    that a make target joins it, as it joins a running `make run`: the folder and the URLs."""
+    from local.database import database
+
+    for folder in scratch_data_dir(name):
+        with database("support", purpose="run", data_dir=folder, quiet=True, server_url="") as urls:
+            yield folder, urls
+
+
+def json_documents(output: str) -> list[Any]:
+    """Every JSON object printed, whether or not a newline follows it."""
+    decoder, found, at = json.JSONDecoder(), [], output.find("{")
+    while at != -1:
+        document, end = decoder.raw_decode(output, at)
+        found.append(document)
+        at = output.find("{", end)
+    return found
 
 
 class LocalRun:

@@ -4,7 +4,6 @@ test's own, whose PostgreSQL this test holds open so that the target joins it, a
 from __future__ import annotations
 
 import json
-import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 from uuid import uuid4
@@ -12,16 +11,14 @@ from uuid import uuid4
 import psycopg
 import pytest
 
-from local.database import DatabaseUrls, database
+from local.database import DatabaseUrls
 from support.db.connection import SET_TENANT
-from tests.e2e.local_run import REPO, developer_env, free_port, scratch_data_dir
+from tests.e2e.local_run import held_run_database, make
 
 
 @pytest.fixture(scope="module")
 def run_db() -> Iterator[tuple[Path, DatabaseUrls]]:
-    for folder in scratch_data_dir("backfill-contacts"):
-        with database("support", purpose="run", data_dir=folder, quiet=True, server_url="") as urls:
-            yield folder, urls
+    yield from held_run_database("backfill-contacts")
 
 
 def test_make_backfill_contacts_links_old_rows_with_a_progress_bar(run_db: tuple[Path, DatabaseUrls]) -> None:
@@ -39,15 +36,7 @@ def test_make_backfill_contacts_links_old_rows_with_a_progress_bar(run_db: tuple
         conn.execute("INSERT INTO live_chat_sessions (user_id, visitor_id) VALUES (%s, 'v-1')", (tenant,))
 
     # When the target runs with small batches
-    run = subprocess.run(
-        ["make", "--no-print-directory", "backfill-contacts", f"TENANT={tenant}", "BATCH=5"],
-        cwd=REPO,
-        env=developer_env(folder, free_port()),
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-    )
+    run = make(folder, "backfill-contacts", f"TENANT={tenant}", "BATCH=5")
 
     # Then it links them all, in batches, and says so
     assert run.returncode == 0, run.stderr
@@ -71,14 +60,6 @@ def test_make_backfill_contacts_links_old_rows_with_a_progress_bar(run_db: tuple
     assert linked == (3, 0)
 
     # and a second run finds nothing left
-    again = subprocess.run(
-        ["make", "--no-print-directory", "backfill-contacts", f"TENANT={tenant}"],
-        cwd=REPO,
-        env=developer_env(folder, free_port()),
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-    )
+    again = make(folder, "backfill-contacts", f"TENANT={tenant}")
     assert again.returncode == 0, again.stderr
     assert json.loads(again.stdout)["tickets"] == 0

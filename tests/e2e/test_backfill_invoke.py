@@ -5,7 +5,6 @@ join a running `make run`. What they write is checked against the test's own rec
 from __future__ import annotations
 
 import json
-import subprocess
 from collections.abc import Iterator
 from datetime import date
 from pathlib import Path
@@ -17,9 +16,9 @@ import pytest
 from psycopg import sql
 from psycopg.rows import dict_row
 
-from local.database import DatabaseUrls, database
+from local.database import DatabaseUrls
 from support.services import analytics
-from tests.e2e.local_run import REPO, developer_env, free_port, scratch_data_dir
+from tests.e2e.local_run import REPO, held_run_database, make
 from tests.integration.test_analytics_rollup import DAYS, Data, build, expected
 
 EVENTS = REPO / "events"
@@ -28,26 +27,12 @@ EVENTS = REPO / "events"
 @pytest.fixture(scope="module")
 def run_db(request: pytest.FixtureRequest) -> Iterator[tuple[Path, DatabaseUrls]]:
     """make run's database in a scratch folder, held open (the make targets join the server)."""
-    for folder in scratch_data_dir("backfill-invoke"):
-        with database("support", purpose="run", data_dir=folder, quiet=True, server_url="") as urls:
-            yield folder, urls
+    yield from held_run_database("backfill-invoke")
 
 
 @pytest.fixture(scope="module")
 def tenant_data(run_db: tuple[Path, DatabaseUrls]) -> Data:
     return build(run_db[1], uuid4(), 21, DAYS)
-
-
-def make(data_dir: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        ["make", "--no-print-directory", *args],
-        cwd=REPO,
-        env=developer_env(data_dir, free_port()),
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-    )
 
 
 def stored(urls: DatabaseUrls, tenant: UUID) -> dict[date, dict[str, Any]]:

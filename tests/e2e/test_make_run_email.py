@@ -9,7 +9,6 @@ of its own.)
 
 from __future__ import annotations
 
-import json
 import re
 import subprocess
 from collections.abc import Iterator
@@ -17,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.e2e.local_run import REPO, LocalRun, developer_env, free_port, scratch_data_dir
+from tests.e2e.local_run import REPO, LocalRun, developer_env, free_port, json_documents, scratch_data_dir
 
 README = REPO / "README.md"
 
@@ -73,7 +72,7 @@ def test_the_readme_round_trip_by_email(data_dir: Path) -> None:
     reference = created.group(1)
     assert threaded.group(1) == reference
     # the customer's inbox: the agent's reply and the received notice, readable, with the reference in the subject
-    listing = next(document for document in _documents(out) if "mail" in document)
+    listing = next(document for document in json_documents(out) if "mail" in document)
     mails = listing["mail"]
     # (one drain may send both in the same instant: the list's order between them is not the point)
     assert sorted(str(m["autoSubmitted"]) for m in mails) == ["None", "auto-replied"], mails
@@ -81,7 +80,7 @@ def test_the_readme_round_trip_by_email(data_dir: Path) -> None:
     reply = next(m for m in mails if m["autoSubmitted"] is None)
     assert "A corrected invoice with your VAT number is on its way." in reply["text"]
     # the thread: her first mail, the agent's reply, her answer without the quoted reply
-    thread = [d for d in _documents(out) if isinstance(d.get("data"), list)][-1]["data"]
+    thread = [d for d in json_documents(out) if isinstance(d.get("data"), list)][-1]["data"]
     assert [(c["senderType"], c["message"]) for c in thread[1:]] == [
         ("agent", "Sorry! A corrected invoice with your VAT number is on its way."),
         ("customer", "Thank you, that was quick!"),
@@ -114,12 +113,3 @@ def test_make_inbound_email_without_make_run_says_so(tmp_path: Path) -> None:
     )
     assert answer.returncode != 0, answer
     assert "no make run is serving" in answer.stderr and "start `make run`" in answer.stderr
-
-
-def _documents(output: str) -> list[dict]:  # type: ignore[type-arg]
-    decoder, found, at = json.JSONDecoder(), [], output.find("{")
-    while at != -1:
-        document, end = decoder.raw_decode(output, at)
-        found.append(document)
-        at = output.find("{", end)
-    return found

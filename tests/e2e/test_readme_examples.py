@@ -5,17 +5,15 @@ The README and the API reference stay true."""
 
 from __future__ import annotations
 
-import json
 import re
 import subprocess
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
 
 import pytest
 
-from tests.e2e.local_run import REPO, LocalRun, developer_env, scratch_data_dir
+from tests.e2e.local_run import REPO, LocalRun, developer_env, json_documents, scratch_data_dir
 
 README = REPO / "README.md"
 # The pages whose `sh` examples call the local API, in the order they run (the README's tour first).
@@ -39,16 +37,6 @@ def _shell_examples() -> list[str]:
 def test_every_page_with_curl_examples_is_run() -> None:
     pages = [README, *sorted((REPO / "docs").glob("*.md"))]
     assert [page for page in pages if _curl_blocks(page)] == PAGES
-
-
-def _json_documents(output: str) -> list[Any]:
-    """Every JSON object printed, whether or not a newline follows it."""
-    decoder, found, at = json.JSONDecoder(), [], output.find("{")
-    while at != -1:
-        document, end = decoder.raw_decode(output, at)
-        found.append(document)
-        at = output.find("{", end)
-    return found
 
 
 def test_the_readme_has_the_examples_this_test_runs() -> None:
@@ -87,7 +75,7 @@ def test_every_readme_example_answers(data_dir: Path) -> None:
 
     assert result.returncode == 0, f"stdout:\n{result.stdout}\nstderr:\n{result.stderr}"
     assert "401 GET /api/support/tickets: no token" in run.output  # make run logs the reason of a 401
-    answers = _json_documents(result.stdout)
+    answers = json_documents(result.stdout)
     assert answers.count({"message": "Unauthorized"}) == 1  # the example without a token
     envelopes = [a for a in answers if a != {"message": "Unauthorized"}]
     # Every curl whose answer is not captured prints one envelope.

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import urllib.request
-from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -36,23 +35,11 @@ def context() -> LambdaContext:
     return LambdaContext(function_name="EmailInboundFunction", memory_limit_in_mb=1024, timeout_seconds=60)
 
 
-@pytest.fixture(scope="module")
-def moto() -> Iterator[local_ses.LocalSes]:
-    server = local_ses.start()
-    try:
-        yield server
-    finally:
-        server.stop()
-
-
 @pytest.fixture
-def s3(moto: local_ses.LocalSes, monkeypatch: pytest.MonkeyPatch) -> Any:
+def s3(moto: local_ses.LocalSes, moto_credentials: None, monkeypatch: pytest.MonkeyPatch) -> Any:
     import boto3
 
     monkeypatch.setenv("AWS_ENDPOINT_URL_S3", moto.endpoint)
-    for name, value in (("AWS_ACCESS_KEY_ID", "local"), ("AWS_SECRET_ACCESS_KEY", "local")):
-        monkeypatch.setenv(name, value)
-    monkeypatch.setenv("AWS_DEFAULT_REGION", local_ses.REGION)
     monkeypatch.setenv("INBOUND_EMAIL_BUCKET", BUCKET)
     monkeypatch.delenv("INBOUND_EMAIL_MAX_BYTES", raising=False)
     client = boto3.client("s3", endpoint_url=moto.endpoint, region_name=local_ses.REGION)

@@ -10,7 +10,6 @@ import json
 import os
 import re
 import socket
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 from uuid import UUID, uuid4
@@ -40,23 +39,11 @@ def CONTEXT() -> LambdaContext:
 EVENTS = Path(__file__).resolve().parents[2] / "events" / "email_outbox"
 
 
-@pytest.fixture(scope="module")
-def moto_ses() -> Iterator[local_ses.LocalSes]:
-    server = local_ses.start()
-    try:
-        yield server
-    finally:
-        server.stop()
-
-
 @pytest.fixture
-def ses(moto_ses: local_ses.LocalSes, monkeypatch: pytest.MonkeyPatch) -> str:
-    monkeypatch.setenv(local_ses.ENDPOINT_VARIABLE, moto_ses.endpoint)
-    for name, value in (("AWS_ACCESS_KEY_ID", "local"), ("AWS_SECRET_ACCESS_KEY", "local")):
-        monkeypatch.setenv(name, value)
-    monkeypatch.setenv("AWS_DEFAULT_REGION", local_ses.REGION)
+def ses(moto: local_ses.LocalSes, moto_credentials: None, monkeypatch: pytest.MonkeyPatch) -> str:
+    monkeypatch.setenv(local_ses.ENDPOINT_VARIABLE, moto.endpoint)
     monkeypatch.delenv("SES_CONFIGURATION_SET", raising=False)
-    return moto_ses.endpoint
+    return moto.endpoint
 
 
 @pytest.fixture

@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 from uuid import UUID
 
 from psycopg import sql
 
 from support.errors import QuotaExceeded
+from support.pagination import decode_cursor
 
 if TYPE_CHECKING:
+    from psycopg.rows import DictRow
+
     from support.db.connection import Cursor
 
 
@@ -37,3 +40,23 @@ def admit_under_cap(cur: Cursor, tenant_id: UUID, table: str, cap: int, message:
     row = cur.fetchone()
     if row is not None and row["n"] >= cap:
         raise QuotaExceeded(message)
+
+
+def newest_first(
+    cur: Cursor, tenant_id: UUID, table: str, columns: str, *, limit: int, cursor: str | None
+) -> list[DictRow]:
+    """One page of the tenant's rows of `table`, newest first by (created_at, id), after the (created_at, id)
+    `cursor` names: `limit` + 1 rows at most, the extra one for support.pagination.page_of."""
+    params: dict[str, Any] = {"tenant": tenant_id, "limit": limit + 1}
+    after = sql.SQL("")
+    if cursor:
+        params["after_at"], params["after_id"] = decode_cursor(cursor)
+        after = sql.SQL("AND (created_at, id) < (%(after_at)s, %(after_id)s)")
+    cur.execute(
+        sql.SQL(
+            "SELECT {columns} FROM {table} WHERE user_id = %(tenant)s {after} "
+            "ORDER BY created_at DESC, id DESC LIMIT %(limit)s"
+        ).format(columns=sql.SQL(columns), table=sql.Identifier(table), after=after),
+        params,
+    )
+    return cur.fetchall()

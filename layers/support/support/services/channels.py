@@ -33,20 +33,18 @@ import re
 import secrets
 import time
 from datetime import timedelta
-from typing import Any
 from uuid import UUID
 
-from psycopg import sql
 from pydantic import ValidationError
 
 from support.auth import Principal, Role
 from support.db import tenant_transaction
 from support.db.connection import SET_TENANT, Cursor, anonymous_transaction
-from support.db.statements import admit_under_cap
+from support.db.statements import admit_under_cap, newest_first
 from support.errors import Conflict, InvalidInput, MalformedJson, PayloadTooLarge, RateLimited, Unauthorized, found
 from support.models.channels import Channel, ChannelCreate, ChannelDelivery, ChannelMessage, ChannelWithSecret
 from support.models.tickets import SenderType, TicketStatus
-from support.pagination import Page, decode_cursor, page_of
+from support.pagination import Page, page_of
 from support.services.rate_limits import Bucket, take_tokens
 from support.services.tickets import _admit_ticket
 
@@ -109,21 +107,9 @@ def create_channel(principal: Principal, data: ChannelCreate) -> ChannelWithSecr
 
 def list_channels(principal: Principal, *, limit: int, cursor: str | None = None) -> Page[Channel]:
     """Newest first, disabled ones included (with `disabledAt`), keyset-paginated. Never a secret."""
-    params: dict[str, Any] = {"tenant": principal.tenant_id, "limit": limit + 1}
-    after = sql.SQL("")
-    if cursor:
-        params["after_at"], params["after_id"] = decode_cursor(cursor)
-        after = sql.SQL("AND (created_at, id) < (%(after_at)s, %(after_id)s)")
+    columns = f"{CHANNEL_COLUMNS}, channel_secret_overlap_ends(id) AS previous_secret_valid_until"
     with tenant_transaction(principal.tenant_id) as cur:
-        cur.execute(
-            sql.SQL(
-                "SELECT {columns}, channel_secret_overlap_ends(id) AS previous_secret_valid_until "
-                "FROM support_channels WHERE user_id = %(tenant)s {after} "
-                "ORDER BY created_at DESC, id DESC LIMIT %(limit)s"
-            ).format(columns=sql.SQL(CHANNEL_COLUMNS), after=after),
-            params,
-        )
-        rows = cur.fetchall()
+        rows = newest_first(cur, principal.tenant_id, "support_channels", columns, limit=limit, cursor=cursor)
     return page_of(rows, limit, Channel.model_validate)
 
 

@@ -40,6 +40,7 @@ from uuid import UUID
 from psycopg.types.json import Jsonb
 
 from support.auth import Principal, Role
+from support.aws import cached_client
 from support.db import tenant_transaction
 from support.db.connection import Cursor, anonymous_transaction
 from support.db.statements import lock_for_tenant
@@ -128,21 +129,10 @@ class InboundResult:
 
 # --- S3 ----------------------------------------------------------------------------------------------------------
 
-_clients: dict[tuple[str | None, str | None], Any] = {}
-
 
 def s3_client() -> Any:
-    """S3's client, built once per endpoint (boto3 reads AWS_ENDPOINT_URL_S3 / AWS_ENDPOINT_URL itself; locally
-    they point at moto)."""
-    key = (os.environ.get("AWS_ENDPOINT_URL_S3"), os.environ.get("AWS_ENDPOINT_URL"))
-    client = _clients.get(key)
-    if client is None:
-        import boto3
-        from botocore.config import Config
-
-        config = Config(connect_timeout=5, read_timeout=20, retries={"max_attempts": 3, "mode": "standard"})
-        client = _clients[key] = boto3.client("s3", config=config)
-    return client
+    """S3's client, built once per endpoint (support.aws)."""
+    return cached_client("s3", max_attempts=3)
 
 
 def _read(config: InboundConfig, key: str) -> tuple[bytes, int, bool]:

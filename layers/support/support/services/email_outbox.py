@@ -32,6 +32,7 @@ from email.utils import format_datetime
 from typing import Any
 from uuid import UUID, uuid4
 
+from support.aws import cached_client
 from support.db import tenant_transaction
 from support.db.connection import Cursor, anonymous_transaction
 from support.models.settings import EmailSettings
@@ -228,21 +229,11 @@ def build_message(mail: Mail) -> EmailMessage:
 
 # --- sending -----------------------------------------------------------------------------------------------------
 
-_clients: dict[tuple[str | None, str | None], Any] = {}
-
 
 def ses_client() -> Any:
-    """SES's client, built once per endpoint (boto3 reads AWS_ENDPOINT_URL_SES / AWS_ENDPOINT_URL itself; locally
-    they point at moto). Short timeouts and few retries: the outbox retries, not the client."""
-    key = (os.environ.get("AWS_ENDPOINT_URL_SES"), os.environ.get("AWS_ENDPOINT_URL"))
-    client = _clients.get(key)
-    if client is None:
-        import boto3
-        from botocore.config import Config
-
-        config = Config(connect_timeout=5, read_timeout=20, retries={"max_attempts": 2, "mode": "standard"})
-        client = _clients[key] = boto3.client("ses", config=config)
-    return client
+    """SES's client, built once per endpoint (support.aws). Short timeouts and few retries: the outbox retries, not
+    the client."""
+    return cached_client("ses", max_attempts=2)
 
 
 class SendFailure(Exception):

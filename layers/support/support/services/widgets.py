@@ -15,15 +15,12 @@ holds under concurrent requests.
 from __future__ import annotations
 
 import secrets
-from typing import Any
 from uuid import UUID
-
-from psycopg import sql
 
 from support.auth import Principal, Role
 from support.db import tenant_transaction, write_one
 from support.db.connection import anonymous_transaction
-from support.db.statements import admit_under_cap
+from support.db.statements import admit_under_cap, newest_first
 from support.errors import Conflict, Forbidden, RateLimited, found
 from support.models.tickets import TicketChannel, TicketCreate
 from support.models.widgets import (
@@ -35,7 +32,7 @@ from support.models.widgets import (
     WidgetSession,
     normalize_origin,
 )
-from support.pagination import Page, decode_cursor, page_of
+from support.pagination import Page, page_of
 from support.services import tickets
 from support.services.connections import Outbox, key_connections
 from support.services.rate_limits import FORM_PER_IP, FORM_PER_KEY, SESSION_PER_IP, SESSION_PER_KEY, take_tokens_alone
@@ -69,20 +66,8 @@ def create_widget(principal: Principal, data: WidgetCreate) -> Widget:
 
 def list_widgets(principal: Principal, *, limit: int, cursor: str | None = None) -> Page[Widget]:
     """Newest first, revoked ones included (with `revokedAt`), keyset-paginated."""
-    params: dict[str, Any] = {"tenant": principal.tenant_id, "limit": limit + 1}
-    after = sql.SQL("")
-    if cursor:
-        params["after_at"], params["after_id"] = decode_cursor(cursor)
-        after = sql.SQL("AND (created_at, id) < (%(after_at)s, %(after_id)s)")
     with tenant_transaction(principal.tenant_id) as cur:
-        cur.execute(
-            sql.SQL(
-                "SELECT {columns} FROM widget_keys WHERE user_id = %(tenant)s {after} "
-                "ORDER BY created_at DESC, id DESC LIMIT %(limit)s"
-            ).format(columns=sql.SQL(WIDGET_COLUMNS), after=after),
-            params,
-        )
-        rows = cur.fetchall()
+        rows = newest_first(cur, principal.tenant_id, "widget_keys", WIDGET_COLUMNS, limit=limit, cursor=cursor)
     return page_of(rows, limit, Widget.model_validate)
 
 

@@ -1,0 +1,27 @@
+"""Fixtures of the integration tests that talk to AWS services: moto in server mode stands in for them."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+
+from local import ses as local_ses
+
+
+@pytest.fixture(scope="module")
+def moto() -> Iterator[local_ses.LocalSes]:
+    """moto in server mode on 127.0.0.1 (local.ses, as `make run` runs it): SES, S3 and the rest, one per module."""
+    server = local_ses.start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def moto_credentials(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The credentials and region boto3 needs to sign a call to moto (which takes any), for the test."""
+    for name, value in (("AWS_ACCESS_KEY_ID", "local"), ("AWS_SECRET_ACCESS_KEY", "local")):
+        monkeypatch.setenv(name, value)
+    monkeypatch.setenv("AWS_DEFAULT_REGION", local_ses.REGION)
