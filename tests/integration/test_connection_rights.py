@@ -6,6 +6,7 @@ connection first, such as a message that races a revoke, and the bookkeeping of 
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from importlib import import_module
@@ -191,7 +192,13 @@ def no_management_api(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
 
 
 def test_messages_over_the_connections_rate_are_refused_and_stored_nowhere(
-    db: DatabaseUrls, tenant: UUID, widget_key: str, monkeypatch: pytest.MonkeyPatch, no_management_api: None
+    db: DatabaseUrls,
+    tenant: UUID,
+    widget_key: str,
+    monkeypatch: pytest.MonkeyPatch,
+    no_management_api: None,
+    caplog: pytest.LogCaptureFixture,
+    request: pytest.FixtureRequest,
 ) -> None:
     # Given a visitor's chat and a bucket of 5 tokens that refills slowly (startChat took one; a token in 100 s, so
     # not even a loaded machine refills one mid-test)
@@ -201,6 +208,9 @@ def test_messages_over_the_connections_rate_are_refused_and_stored_nowhere(
     for module in {connections, import_module("support.services.connections"), handle.__globals__["connections"]}:
         monkeypatch.setattr(module, "ACTIONS_PER_CONNECTION", bucket)
     context, connection, session_id = _started_chat(tenant, widget_key)
+    logger = logging.getLogger(handle.__globals__["logger"].name)  # the layer's (Powertools: it does not propagate)
+    logger.addHandler(caplog.handler)
+    request.addfinalizer(lambda: logger.removeHandler(caplog.handler))
 
     # When the visitor sends 8 messages at once, a malformed one among them, and one to a session not theirs
     answers = [_send(context, connection, session_id, f"m-{n}") for n in range(3)]
@@ -212,6 +222,8 @@ def test_messages_over_the_connections_rate_are_refused_and_stored_nowhere(
     kinds = [a["type"] if a["type"] != "error" else a["data"]["code"] for a in answers]
     assert kinds == ["message.new"] * 3 + ["validation_error"] + ["rate_limited"] * 4, kinds
     assert all(a["data"]["retryAfter"] >= 1 for a in answers[4:])
+    # a refusal is the desk working, not a failure of the action: nothing logged as an error
+    assert not [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR]
     stored = _rows(db, "SELECT message FROM chat_messages WHERE user_id = %s ORDER BY created_at", tenant)
     assert stored == [("m-0",), ("m-1",), ("m-2",)]
     # and a refusal takes no token: the bucket is empty, not below it

@@ -190,6 +190,8 @@ def _run(principal: Principal, caller: Caller, action: Action, body: dict[str, A
         _error(principal, caller, _WS_CODES.get(exc.status, exc.code), exc.message, exc.details, exc.extra)
     except connections.ActionRefused:
         raise
-    except Exception:
+    except Exception as exc:
+        if connections.is_refusal(exc):  # the connection's check refused in the action's transaction: not a bug
+            raise
         logger.exception("unhandled error in a websocket action", extra={"action": body.get("action")})
         _error(principal, caller, "internal_error", "an internal error occurred; it has been logged")

@@ -265,6 +265,12 @@ FROM state
 _RATE_LIMITED, _KEY_REVOKED = "WSR29", "WSK10"
 
 
+def is_refusal(error: BaseException) -> bool:
+    """Whether `error` is the connection check's refusal raised inside an action's transaction (action_checked
+    turns it into ActionRefused): not the action's failure, so the action's own error handling lets it through."""
+    return isinstance(error, psycopg.Error) and error.diag.sqlstate in (_RATE_LIMITED, _KEY_REVOKED)
+
+
 class ActionRefused(Exception):
     """The connection may not act now: over its rate (`retry_after` seconds) or its widget key revoked."""
 
