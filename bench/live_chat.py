@@ -21,8 +21,11 @@ Scenarios (SCENARIOS: each its option defaults and its targets; an option on the
   (so every chat is assigned at once; by default one agent per chat), one widget session and one WebSocket per
   visitor, one connection per agent (as a console holds it). Targets: p50 8 ms and p99 40 ms at 100 msg/s, the
   ramp's highest rate with p99 within 100 ms at least 300 msg/s, the worker processes' CPU per message 2 ms.
-* per-chat: the same with 8 agents and one agent connection per chat (API Gateway fans every event of an agent out
-  to all of the agent's connections, so each receives all its chats' events). Targets: p50 20 ms, p99 100 ms.
+* per-chat: the same with 8 agents and one agent connection per chat, each opened once its chat is assigned with
+  `?sessionId=` (a console's chat window: it hears that chat alone, docs/websocket.md), so a message reaches its
+  chat's window, and nothing else of the agent's. Targets: p50 20 ms, p99 100 ms. `--agent-connections session-all`
+  opens the 25 connections of each agent before the chats, without a chat each: each then hears every chat of its
+  agent (13 posts per message on average), as every connection did before chat windows existed (for comparison).
 * burst: `--staff` staff connections of agents who are away (every new chat waits), then `--chats` visitors each
   sending startChat, evenly spread over `--burst-seconds` (open loop). Target: startChat to its chat.queued p99
   100 ms. Checked: every visitor's newest chat.queued position and every staff connection's newest queue.updated
@@ -172,10 +175,24 @@ def _cpu_seconds(pid: int) -> tuple[str, float, int] | None:
     return name, (int(fields[11]) + int(fields[12])) / ticks, int(fields[1])  # utime + stime, ppid
 
 
+def _bench_postmaster() -> int | None:
+    """The pid of the stack's own embedded PostgreSQL (its data directory's postmaster.pid), None when DATABASE_URL
+    names another server."""
+    if os.environ.get("DATABASE_URL"):
+        return None
+    try:
+        return int((REPO / ".local" / "pg-bench-chat" / "postmaster.pid").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return None
+
+
 def cpu_by_part(gateway_pid: int) -> dict[str, float]:
     """CPU seconds so far of the load generator (this process), the gateway process, its worker processes
-    and the PostgreSQL processes (by name)."""
+    and the stack's PostgreSQL: its embedded server's postmaster and backends (its children), so that a database of
+    anything else on the machine is not counted; with DATABASE_URL (another server), every PostgreSQL process by
+    name."""
     parts: dict[str, float] = defaultdict(float)
+    postmaster = _bench_postmaster()
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit():
             continue
@@ -190,7 +207,7 @@ def cpu_by_part(gateway_pid: int) -> dict[str, float]:
             parts["gateway (uvicorn, management API)"] += seconds
         elif ppid == gateway_pid:
             parts["worker processes (authorizer, functions)"] += seconds
-        elif name in ("postgres", "postmaster"):
+        elif postmaster in (pid, ppid) if postmaster is not None else name in ("postgres", "postmaster"):
             parts["PostgreSQL"] += seconds
     return dict(parts)
 
@@ -456,8 +473,10 @@ async def set_up(stack: Stack, args: argparse.Namespace, tracker: Tracker) -> tu
         visitor_sessions = await asyncio.gather(*(widget_session(i) for i in range(args.sessions)))
         timings["widget sessions"] = time.perf_counter() - started
 
-    # The agents' connections first, so each chat's assignment reaches them
-    per_agent = capacity if args.agent_connections == "session" else 1
+    # The agents' connections first, so each chat's assignment reaches them; a chat's own connection (`session`: a
+    # console's chat window, `?sessionId=`) once its chat exists, after the starts
+    windows = args.agent_connections == "session"
+    per_agent = {"session": 0, "session-all": capacity}.get(args.agent_connections, 1)
     bar = tqdm(total=args.agents * per_agent + args.sessions, desc="connecting", unit="conn", leave=False, disable=None)
 
     async def open_limited(index: int, side: str, url: str, origin: str | None, source: str | None = None) -> Conn:
@@ -469,11 +488,12 @@ async def set_up(stack: Stack, args: argparse.Namespace, tracker: Tracker) -> tu
     started = time.perf_counter()
     agent_conns: dict[str, list[Conn]] = {}
     tasks = []
+    tokens = {agent_id: mint_token(tenant, "agent", agent_id=agent_id) for agent_id in agent_ids}
     for n, agent_id in enumerate(agent_ids):
-        token = mint_token(tenant, "agent", agent_id=agent_id)
+        token = tokens[agent_id]
         for k in range(per_agent):
             tasks.append(open_limited(n * per_agent + k, "agent", f"{stack.ws}/?token={token}", None))
-    opened = await asyncio.gather(*tasks)
+    opened = list(await asyncio.gather(*tasks))
     for n, agent_id in enumerate(agent_ids):
         agent_conns[agent_id] = list(opened[n * per_agent : (n + 1) * per_agent])
     visitors = await asyncio.gather(
@@ -496,8 +516,15 @@ async def set_up(stack: Stack, args: argparse.Namespace, tracker: Tracker) -> tu
         if data["status"] != "active" or not data.get("assignedAgentId"):
             raise SystemExit(f"chat {i} was not assigned at once: {data['status']}")
         agent_id = data["assignedAgentId"]
+        if windows:  # the chat's own connection, which hears this chat alone
+            token = tokens[agent_id]
+            url = f"{stack.ws}/?token={token}&sessionId={data['id']}"
+            async with limit:
+                agent = await open_conn(len(agent_ids) + i, "agent", url, None, tracker)
+            opened.append(agent)
+            return Chat(i, data["id"], agent_id, visitor, agent)
         pool = free[agent_id]
-        agent = pool.pop() if args.agent_connections == "session" else pool[0]
+        agent = pool.pop() if args.agent_connections == "session-all" else pool[0]
         return Chat(i, data["id"], agent_id, visitor, agent)
 
     chats = await asyncio.gather(
@@ -507,7 +534,7 @@ async def set_up(stack: Stack, args: argparse.Namespace, tracker: Tracker) -> tu
     for chat in chats:
         tracker.chats[chat.index] = chat
         tracker.receivers[(chat.index, "visitor")] = [chat.visitor]
-        tracker.receivers[(chat.index, "agent")] = agent_conns[chat.agent_id]
+        tracker.receivers[(chat.index, "agent")] = [chat.agent] if windows else agent_conns[chat.agent_id]
     await asyncio.sleep(1.0)  # the chat.assigned events settle
     for conn in [*opened, *visitors]:
         while not conn.events.empty():
@@ -574,7 +601,7 @@ SCENARIOS: dict[str, Scenario] = {
     ),
     "per-chat": Scenario(
         "per-chat",
-        "one connection per open chat: 8 agents with 25 chats and 25 connections each",
+        "one connection per open chat: 8 agents with 25 chats and a chat window each",
         {
             "sessions": 200,
             "agents": 8,
@@ -1126,9 +1153,10 @@ def arguments(argv: list[str] | None = None) -> argparse.Namespace:
     group.add_argument("--agents", type=int, default=None, help="per-agent: one per session; per-chat: 8")
     group.add_argument(
         "--agent-connections",
-        choices=("session", "agent"),
+        choices=("session", "session-all", "agent"),
         default=None,
-        help="one connection per agent (per-agent, as a console holds) or one per chat (per-chat)",
+        help="one connection per agent (per-agent, as a console holds), one per chat that follows its chat (per-chat) "
+        "or one per chat that hears all its agent's chats (session-all)",
     )
     group.add_argument("--messages", type=int, default=None, help="timed messages (10,000)")
     group.add_argument("--rate", type=float, default=None, help="offered messages per second (open loop, 100)")

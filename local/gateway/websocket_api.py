@@ -470,7 +470,7 @@ async def _disconnect(
 
 async def _refuse(websocket: WebSocket, status: int) -> None:
     """Refuse the upgrade with an HTTP response, as API Gateway answers a refused `$connect`."""
-    messages = {401: "Unauthorized", 403: "Forbidden", 500: "Internal server error"}
+    messages = {400: "Bad Request", 401: "Unauthorized", 403: "Forbidden", 500: "Internal server error"}
     body = {"message": messages.get(status, "Forbidden" if status < 500 else "Internal server error")}
     await websocket.send_denial_response(JSONResponse(body, status_code=status))
 

@@ -59,7 +59,8 @@ $$;
 -- The connections that hear about a session: its visitor's (every connection of that visitor id: two tabs, a
 -- phone), its assigned agent's and p_also's (the agent a transfer took it from: both ends of a transfer hear of
 -- it), and the staff connections that joined it (joinSession), until they disconnect; a staff connection once, as
--- `staff`. As the session is now: called after a change in the same transaction, it names the new agent.
+-- `staff`. An agent's connection that follows one chat (`?sessionId=` on $connect: sql/0036) hears only that one.
+-- As the session is now: called after a change in the same transaction, it names the new agent.
 -- (It took no p_also before: that signature goes, else two-argument calls would find two functions.)
 DROP FUNCTION IF EXISTS public.chat_participants(uuid, uuid);
 CREATE OR REPLACE FUNCTION public.chat_participants(p_tenant uuid, p_session uuid, p_also uuid DEFAULT NULL)
@@ -70,8 +71,9 @@ AS $$
     SELECT c.connection_id, CASE WHEN c.role = 'visitor' THEN 'visitor' ELSE 'staff' END
     FROM public.live_chat_sessions s
     JOIN public.ws_connections c ON c.user_id = s.user_id
-        AND ((c.role = 'visitor' AND c.visitor_id = s.visitor_id) OR c.agent_id = s.assigned_agent_id
-             OR c.agent_id = p_also)
+        AND ((c.role = 'visitor' AND c.visitor_id = s.visitor_id)
+             OR ((c.agent_id = s.assigned_agent_id OR c.agent_id = p_also)
+                 AND (c.session_id IS NULL OR c.session_id = s.id)))
     WHERE s.user_id = p_tenant AND s.id = p_session
     UNION
     SELECT w.connection_id, 'staff' FROM public.session_watchers w

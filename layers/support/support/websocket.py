@@ -30,10 +30,11 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any
+from uuid import UUID
 
 from pydantic import BaseModel, ValidationError
 
-from support.auth import Principal, principal_from_context
+from support.auth import Principal, Role, principal_from_context
 from support.errors import DomainError, RateLimited, Unauthorized
 from support.observability import logger
 from support.realtime import encode
@@ -113,7 +114,7 @@ def handle(event_: Mapping[str, Any], actions: Mapping[str, Action]) -> dict[str
         logger.warning("websocket event without a valid authorizer context", extra={"route": route})
         return {"statusCode": 401}
     if route == CONNECT:
-        return {"statusCode": 200 if connections.open_connection(principal, connection_id) else 403}
+        return _connect(principal, connection_id, event_.get("queryStringParameters") or {})
     if route == DISCONNECT:
         connections.close_connection(principal, connection_id)
         return {"statusCode": 200}
@@ -130,6 +131,20 @@ def handle(event_: Mapping[str, Any], actions: Mapping[str, Action]) -> dict[str
     caller = Caller(connection_id, _request_id(body), identity.get("sourceIp"), identity.get("userAgent"), reply)
     _serve(principal, caller, actions, body, readable)
     return _route_response(caller)
+
+
+def _connect(principal: Principal, connection_id: str, query: Mapping[str, Any]) -> dict[str, Any]:
+    """$connect: record the connection (403 refuses it: a revoked widget key, a chat not of the tenant). A staff
+    connection opened with `?sessionId=` follows that chat alone (connections.open_connection); a malformed id is
+    400, and refuses the connection too."""
+    session_id = None
+    followed = query.get("sessionId")
+    if followed is not None and principal.role is not Role.VISITOR:
+        try:
+            session_id = UUID(str(followed))
+        except ValueError:
+            return {"statusCode": 400}
+    return {"statusCode": 200 if connections.open_connection(principal, connection_id, session_id) else 403}
 
 
 def _serve(principal: Principal, caller: Caller, actions: Mapping[str, Action], body: Any, readable: bool) -> None:

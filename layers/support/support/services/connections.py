@@ -132,12 +132,17 @@ class Outbox:
             follow_up()
 
 
-def open_connection(principal: Principal, connection_id: str) -> bool:
+def open_connection(principal: Principal, connection_id: str, session_id: UUID | None = None) -> bool:
     """Record the connection; False (refuse it) for a visitor whose widget key was revoked since the authorizer
-    admitted it. The key's row is read FOR SHARE, so a revoke (which updates it) waits for this insert to commit
-    and then finds the connection to close, or this waits for the revoke and sees the key revoked: no connection
-    slips between the two. One statement in one pipeline (one round trip); run twice on a broken connection, it
-    finds its row there and adds nothing."""
+    admitted it, or for a staff connection that would follow (`session_id`) a chat that is not its tenant's. The
+    key's row is read FOR SHARE, so a revoke (which updates it) waits for this insert to commit and then finds the
+    connection to close, or this waits for the revoke and sees the key revoked: no connection slips between the
+    two. One statement in one pipeline (one round trip); run twice on a broken connection, it finds its row there
+    and adds nothing.
+
+    A staff connection with a `session_id` is a chat's own (a console's chat window): it hears that session's
+    events only (chat_participants, sql/definitions/chat.sql), and no staff broadcast. A visitor's connection
+    follows no single chat (it hears its own chats only in any case): its `session_id` is ignored."""
     visitor = principal.role is Role.VISITOR
     params = {
         "connection": connection_id,
@@ -148,19 +153,24 @@ def open_connection(principal: Principal, connection_id: str) -> bool:
         "widget_key": principal.widget_key if visitor else None,
         "expires": principal.token_expires_at,
         "check_key": visitor,
+        "session": None if visitor else session_id,
     }
     [[row]] = pipelined(principal.tenant_id, [(_OPEN_CONNECTION, params)])
     return bool(row["admitted"])
 
 
-# A visitor's connection only while its widget key is live (its row held FOR SHARE until the commit); staff's always.
+# A visitor's connection only while its widget key is live (its row held FOR SHARE until the commit); staff's always,
+# but one that follows a chat only when the chat is its tenant's (row-level security hides another's).
 _OPEN_CONNECTION = """WITH key AS (
     SELECT revoked_at IS NULL AS live FROM widget_keys
     WHERE %(check_key)s AND user_id = %(tenant)s AND widget_key = %(widget_key)s FOR SHARE),
-admitted AS (SELECT NOT %(check_key)s OR coalesce((SELECT live FROM key), false) AS yes),
+admitted AS (SELECT (NOT %(check_key)s OR coalesce((SELECT live FROM key), false))
+    AND (%(session)s::uuid IS NULL
+         OR EXISTS (SELECT FROM live_chat_sessions WHERE user_id = %(tenant)s AND id = %(session)s::uuid)) AS yes),
 recorded AS (
-    INSERT INTO ws_connections (connection_id, user_id, role, agent_id, visitor_id, widget_key, token_expires_at)
-    SELECT %(connection)s, %(tenant)s, %(role)s, %(agent)s, %(visitor)s, %(widget_key)s, %(expires)s
+    INSERT INTO ws_connections
+        (connection_id, user_id, role, agent_id, visitor_id, widget_key, token_expires_at, session_id)
+    SELECT %(connection)s, %(tenant)s, %(role)s, %(agent)s, %(visitor)s, %(widget_key)s, %(expires)s, %(session)s
     FROM admitted WHERE admitted.yes
     ON CONFLICT (connection_id) DO NOTHING)
 SELECT yes AS admitted FROM admitted"""
@@ -336,5 +346,9 @@ def visitor_connections(cur: Cursor, tenant_id: UUID, visitor_ids: Iterable[str]
 
 
 def staff_connections(cur: Cursor, tenant_id: UUID) -> list[str]:
-    cur.execute("SELECT connection_id FROM ws_connections WHERE user_id = %s AND role <> 'visitor'", (tenant_id,))
+    """The staff connections that hear the staff broadcasts: all but a chat's own (which follow one chat)."""
+    cur.execute(
+        "SELECT connection_id FROM ws_connections WHERE user_id = %s AND role <> 'visitor' AND session_id IS NULL",
+        (tenant_id,),
+    )
     return [row["connection_id"] for row in cur.fetchall()]
