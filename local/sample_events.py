@@ -398,6 +398,29 @@ SAMPLES = (
             "notifyClosed": False,
         },
     ),
+    SampleEvent("settings/get_sla.json", "GET /api/support/settings/sla", "/api/support/settings/sla"),
+    SampleEvent(
+        "settings/put_sla.json",
+        "PUT /api/support/settings/sla",
+        "/api/support/settings/sla",
+        body={
+            "targets": {
+                "urgent": {"firstResponseMinutes": 30, "resolutionMinutes": 240},
+                "high": {"firstResponseMinutes": 120, "resolutionMinutes": 960},
+                "medium": {"firstResponseMinutes": 480, "resolutionMinutes": 2400},
+                "low": {"firstResponseMinutes": 960, "resolutionMinutes": 4800},
+            },
+            "timeZone": "Europe/Berlin",
+            "businessHours": {
+                **{day: [{"start": "09:00", "end": "17:00"}] for day in ("monday", "tuesday", "wednesday", "thursday")},
+                "friday": [{"start": "09:00", "end": "13:00"}, {"start": "14:00", "end": "17:00"}],
+                "saturday": [],
+                "sunday": [],
+            },
+            "holidays": ["2026-12-25", "2026-12-26"],
+            "pauseStatuses": ["waiting_customer"],
+        },
+    ),
 )
 
 

@@ -58,7 +58,16 @@ BEGIN
         (SELECT coalesce(json_agg(r), '[]') FROM (
             SELECT id, user_id, customer_name, customer_email, customer_phone, subject, description, category,
                    priority, status, assigned_agent_id, created_at, updated_at, resolved_at, first_response_time,
-                   resolution_time, custom_fields, contact_id, channel, reference
+                   resolution_time, custom_fields, contact_id, channel, reference,
+                   -- SLA (sql/0033): the same state as support.services.sla.SLA_STATE (a test compares them)
+                   first_response_due_at, resolution_due_at, sla_paused_at,
+                   CASE WHEN first_response_due_at < coalesce(first_responded_at, sla_paused_at, now())
+                          OR resolution_due_at < coalesce(resolved_at, sla_paused_at, now()) THEN 'breached'
+                        WHEN status IN ('resolved', 'closed') THEN 'met'
+                        WHEN (first_responded_at IS NULL AND first_response_risk_at <= coalesce(sla_paused_at, now()))
+                          OR (resolved_at IS NULL AND resolution_risk_at <= coalesce(sla_paused_at, now()))
+                        THEN 'at_risk'
+                        ELSE 'ok' END AS sla_state
             FROM public.support_tickets WHERE user_id = p_tenant
             ORDER BY created_at DESC, id DESC LIMIT 5) r),
         (SELECT coalesce(json_agg(r), '[]') FROM (

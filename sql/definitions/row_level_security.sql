@@ -75,7 +75,12 @@ BEGIN
             ('support_channels', false),
             ('support_channel_secrets', false),
             ('channel_signatures_seen', false),
-            ('channel_messages', true)
+            ('channel_messages', true),
+            -- SLA (sql/0033): the owner's trigger keeps the sweep's queue and the owner's sla_sweep records the
+            -- events, for every tenant at once (sql/definitions/sla.sql), so neither is forced; the runtime role
+            -- has no privilege on the queue and reads only its own tenant's events.
+            ('ticket_sla_checks', false),
+            ('ticket_sla_events', false)
         ) AS t (name, forced)
     LOOP
         SELECT c.relrowsecurity AS enabled, c.relforcerowsecurity AS forced INTO existing

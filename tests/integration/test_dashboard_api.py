@@ -396,9 +396,9 @@ def test_the_figures_function_lists_the_columns_of_the_api(
 ) -> None:
     # sql/0017 spells out the columns of the newest tickets and the top agents: they must be the API's
     from support.services.agents import AGENT_COLUMNS
-    from support.services.tickets import TICKET_COLUMNS
+    from support.services.tickets import TICKET_COLUMN_NAMES
 
-    columns = {"recent_tickets": TICKET_COLUMNS, "top_agents": AGENT_COLUMNS}
+    columns = {"recent_tickets": ", ".join(TICKET_COLUMN_NAMES), "top_agents": AGENT_COLUMNS}
     with psycopg.connect(db.app, row_factory=dict_row) as conn:
         conn.execute("SELECT set_config('app.tenant_id', %s, true)", (str(dashboard_api.tenant),))
         row = conn.execute("SELECT * FROM public.dashboard_figures(%s, now())", (dashboard_api.tenant,)).fetchone()
