@@ -854,6 +854,11 @@ def email_samples() -> dict[str, dict[str, Any]]:
     }
 
 
+def workflow_sweep_samples() -> dict[str, dict[str, Any]]:
+    """The WorkflowSweepFunction's event: EventBridge Scheduler's every minute (the template's Input, filled in)."""
+    return {"workflow_sweep/scheduled.json": {"scheduledTime": "2025-01-15T10:01:00Z"}}
+
+
 def rendered() -> dict[Path, str]:
     """Each sample file's path and its exact expected content."""
     files = {EVENTS_DIR / s.file: json.dumps(render(s), indent=2, sort_keys=False) + "\n" for s in SAMPLES}
@@ -870,6 +875,8 @@ def rendered() -> dict[Path, str]:
     for name, event in contacts_backfill_samples().items():
         files[EVENTS_DIR / name] = json.dumps(event, indent=2, sort_keys=False) + "\n"
     for name, event in channel_samples().items():
+        files[EVENTS_DIR / name] = json.dumps(event, indent=2, sort_keys=False) + "\n"
+    for name, event in workflow_sweep_samples().items():
         files[EVENTS_DIR / name] = json.dumps(event, indent=2, sort_keys=False) + "\n"
     return files
 
