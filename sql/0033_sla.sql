@@ -17,7 +17,10 @@ ALTER TABLE public.support_tickets
     ADD COLUMN resolution_due_at timestamptz,
     ADD COLUMN resolution_risk_at timestamptz,
     ADD COLUMN sla_paused_at timestamptz,
-    ADD COLUMN sla_paused_seconds integer;
+    ADD COLUMN sla_paused_seconds integer,
+    -- the SLA clock's reading (business time less the pauses) at the first response and at resolution
+    ADD COLUMN first_response_business_seconds integer,
+    ADD COLUMN resolution_business_seconds integer;
 
 -- 2. The sweep's queue: one row per ticket with a target still to meet, and the next instant to look at. ------------
 -- Written by the owner's trigger only (support_tickets_sla_queue), read and advanced by the owner's sla_sweep: the
@@ -55,6 +58,29 @@ CREATE TABLE ticket_sla_events (
     FOREIGN KEY (user_id, ticket_id) REFERENCES support_tickets (user_id, id) ON DELETE CASCADE
 );
 
+-- 4. The dashboard's SLA compliance: running totals per tenant and priority, kept by the owner's trigger
+-- (support_tickets_sla_totals) in the same transaction as the ticket's change, as ticket_totals are (sql/0007): a
+-- target is `measured` once met or missed (the first public agent reply, the resolution) and `met` if that came by
+-- its due time; the business seconds are the SLA clock's readings then. The dashboard reads at most four rows.
+CREATE TABLE ticket_sla_totals (
+    user_id                         uuid NOT NULL,
+    priority                        text NOT NULL CHECK (priority IN ('low', 'medium', 'high', 'urgent')),
+    first_response_measured         bigint NOT NULL DEFAULT 0,
+    first_response_met              bigint NOT NULL DEFAULT 0,
+    first_response_business_seconds bigint NOT NULL DEFAULT 0,
+    resolution_measured             bigint NOT NULL DEFAULT 0,
+    resolution_met                  bigint NOT NULL DEFAULT 0,
+    resolution_business_seconds     bigint NOT NULL DEFAULT 0,
+    PRIMARY KEY (user_id, priority)
+);
+ALTER TABLE public.ticket_sla_totals ENABLE ROW LEVEL SECURITY;
+REVOKE ALL ON public.ticket_sla_totals FROM PUBLIC;
+GRANT SELECT ON public.ticket_sla_totals TO support_app;
+
+-- The dashboard's figures gain the SLA compliance (a new column of its result): dropped here, defined again by
+-- sql/definitions/dashboard.sql in the same run.
+DROP FUNCTION IF EXISTS public.dashboard_figures(uuid, timestamptz);
+
 -- Row-level security: enabled here (closed until the policy exists), with its tenant_isolation policy by
 -- sql/definitions/row_level_security.sql. Both are ENABLEd but not FORCEd there, so that the owner's trigger and
 -- sla_sweep (sql/definitions/sla.sql) work across tenants; the runtime role reads its own tenant's events only and
@@ -65,5 +91,6 @@ ALTER TABLE public.ticket_sla_events ENABLE ROW LEVEL SECURITY;
 REVOKE ALL ON public.ticket_sla_checks, public.ticket_sla_events FROM PUBLIC;
 GRANT SELECT ON public.ticket_sla_events TO support_app;
 -- The rollup's compliance figures (sql/definitions/analytics.sql): the due times beside the times already granted.
-GRANT SELECT (first_response_due_at, resolution_due_at, sla_paused_seconds) ON public.support_tickets
+GRANT SELECT (priority, first_response_due_at, resolution_due_at, first_response_business_seconds,
+              resolution_business_seconds) ON public.support_tickets
     TO support_analytics_job;

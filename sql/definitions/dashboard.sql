@@ -22,7 +22,7 @@
 CREATE OR REPLACE FUNCTION public.dashboard_figures(p_tenant uuid, p_now timestamptz DEFAULT NULL)
 RETURNS TABLE (
     ticket_groups json, chat_groups json, ratings numeric, rating_total numeric, agents_by_status json,
-    chats_today bigint, recent_tickets json, top_agents json, week json
+    chats_today bigint, recent_tickets json, top_agents json, week json, sla json
 )
 LANGUAGE plpgsql STABLE
 SET search_path = pg_catalog, public, pg_temp
@@ -93,7 +93,12 @@ BEGIN
          LEFT JOIN (SELECT day, tickets FROM public.ticket_day_totals
                     WHERE user_id = p_tenant AND day >= v_today - 6 AND day <= v_today) t ON t.day = w.day
          LEFT JOIN (SELECT day, ratings, rating_sum FROM public.feedback_day_totals
-                    WHERE user_id = p_tenant AND day >= v_today - 6 AND day <= v_today) f ON f.day = w.day);
+                    WHERE user_id = p_tenant AND day >= v_today - 6 AND day <= v_today) f ON f.day = w.day),
+        -- SLA compliance per priority (sql/0033): the running totals, at most four rows
+        (SELECT coalesce(json_agg(s), '[]') FROM (
+            SELECT priority, first_response_measured, first_response_met, first_response_business_seconds,
+                   resolution_measured, resolution_met, resolution_business_seconds
+            FROM public.ticket_sla_totals WHERE user_id = p_tenant) s);
 END
 $$;
 GRANT EXECUTE ON FUNCTION public.dashboard_figures(uuid, timestamptz) TO support_app;

@@ -80,7 +80,8 @@ BEGIN
             -- events, for every tenant at once (sql/definitions/sla.sql), so neither is forced; the runtime role
             -- has no privilege on the queue and reads only its own tenant's events.
             ('ticket_sla_checks', false),
-            ('ticket_sla_events', false)
+            ('ticket_sla_events', false),
+            ('ticket_sla_totals', true)
         ) AS t (name, forced)
     LOOP
         SELECT c.relrowsecurity AS enabled, c.relforcerowsecurity AS forced INTO existing

@@ -174,50 +174,69 @@ AS $$
 DECLARE
     policy   jsonb;
     pausing  boolean;
+    clock_moved boolean := TG_OP = 'INSERT';
     first_response bigint;
     resolution bigint;
     times    timestamptz[];
 BEGIN
-    IF TG_OP = 'UPDATE' AND NEW.status IS NOT DISTINCT FROM OLD.status
-       AND NEW.priority IS NOT DISTINCT FROM OLD.priority AND NEW.created_at IS NOT DISTINCT FROM OLD.created_at THEN
-        RETURN NEW;
-    END IF;
     policy := public.sla_policy(NEW.user_id);
-    pausing := NEW.status IN ('resolved', 'closed') OR policy->'pause_statuses' ? NEW.status::text;
     IF TG_OP = 'INSERT' THEN
+        pausing := NEW.status IN ('resolved', 'closed') OR policy->'pause_statuses' ? NEW.status::text;
         NEW.sla_paused_seconds := 0;
         NEW.sla_paused_at := CASE WHEN pausing THEN NEW.created_at END;
     ELSE
         NEW.sla_paused_seconds := coalesce(OLD.sla_paused_seconds, 0);
         NEW.sla_paused_at := OLD.sla_paused_at;
-        IF OLD.sla_paused_at IS NOT NULL AND NOT pausing THEN
-            NEW.sla_paused_seconds := NEW.sla_paused_seconds
-                                      + public.sla_business_seconds(policy, OLD.sla_paused_at, public.sla_clock());
-            NEW.sla_paused_at := NULL;
-        ELSIF OLD.sla_paused_at IS NULL AND pausing THEN
-            NEW.sla_paused_at := public.sla_clock();
+        IF NEW.status IS DISTINCT FROM OLD.status THEN
+            pausing := NEW.status IN ('resolved', 'closed') OR policy->'pause_statuses' ? NEW.status::text;
+            IF OLD.sla_paused_at IS NOT NULL AND NOT pausing THEN
+                NEW.sla_paused_seconds := NEW.sla_paused_seconds
+                                          + public.sla_business_seconds(policy, OLD.sla_paused_at, public.sla_clock());
+                NEW.sla_paused_at := NULL;
+            ELSIF OLD.sla_paused_at IS NULL AND pausing THEN
+                NEW.sla_paused_at := public.sla_clock();
+            END IF;
         END IF;
-        IF NEW.priority = OLD.priority AND NEW.created_at = OLD.created_at
-           AND NEW.sla_paused_seconds = OLD.sla_paused_seconds AND OLD.first_response_due_at IS NOT NULL THEN
-            RETURN NEW;  -- a pause began or the status changed within the running clock: nothing moves
-        END IF;
+        clock_moved := NEW.priority IS DISTINCT FROM OLD.priority OR NEW.created_at IS DISTINCT FROM OLD.created_at
+                       OR NEW.sla_paused_seconds IS DISTINCT FROM OLD.sla_paused_seconds
+                       OR OLD.first_response_due_at IS NULL;
     END IF;
-    first_response := (policy->'targets'->(NEW.priority::text)->>'first_response_minutes')::bigint * 60;
-    resolution := (policy->'targets'->(NEW.priority::text)->>'resolution_minutes')::bigint * 60;
-    times := public.sla_add_business(policy, NEW.created_at, ARRAY[
-        first_response * 4 / 5 + NEW.sla_paused_seconds, first_response + NEW.sla_paused_seconds,
-        resolution * 4 / 5 + NEW.sla_paused_seconds, resolution + NEW.sla_paused_seconds]);
-    NEW.first_response_risk_at := times[1];
-    NEW.first_response_due_at := times[2];
-    NEW.resolution_risk_at := times[3];
-    NEW.resolution_due_at := times[4];
+    IF clock_moved THEN
+        first_response := (policy->'targets'->(NEW.priority::text)->>'first_response_minutes')::bigint * 60;
+        resolution := (policy->'targets'->(NEW.priority::text)->>'resolution_minutes')::bigint * 60;
+        times := public.sla_add_business(policy, NEW.created_at, ARRAY[
+            first_response * 4 / 5 + NEW.sla_paused_seconds, first_response + NEW.sla_paused_seconds,
+            resolution * 4 / 5 + NEW.sla_paused_seconds, resolution + NEW.sla_paused_seconds]);
+        NEW.first_response_risk_at := times[1];
+        NEW.first_response_due_at := times[2];
+        NEW.resolution_risk_at := times[3];
+        NEW.resolution_due_at := times[4];
+    END IF;
+    -- The SLA clock's reading when a target is met: business time since creation, less the pauses (those ended,
+    -- and the one still running, if any). Cleared when the target is open again (a reopened ticket).
+    IF NEW.first_responded_at IS NULL THEN
+        NEW.first_response_business_seconds := NULL;
+    ELSIF TG_OP = 'INSERT' OR OLD.first_responded_at IS DISTINCT FROM NEW.first_responded_at
+          OR NEW.first_response_business_seconds IS NULL THEN
+        NEW.first_response_business_seconds := greatest(0,
+            public.sla_business_seconds(policy, NEW.created_at, NEW.first_responded_at) - NEW.sla_paused_seconds
+            - public.sla_business_seconds(policy, NEW.sla_paused_at, NEW.first_responded_at));
+    END IF;
+    IF NEW.resolved_at IS NULL THEN
+        NEW.resolution_business_seconds := NULL;
+    ELSIF TG_OP = 'INSERT' OR OLD.resolved_at IS DISTINCT FROM NEW.resolved_at
+          OR NEW.resolution_business_seconds IS NULL THEN
+        NEW.resolution_business_seconds := greatest(0,
+            public.sla_business_seconds(policy, NEW.created_at, NEW.resolved_at) - NEW.sla_paused_seconds
+            - public.sla_business_seconds(policy, NEW.sla_paused_at, NEW.resolved_at));
+    END IF;
     RETURN NEW;
 END
 $$;
 
 -- Named so that it runs after support_tickets_first_responded_at (BEFORE triggers run in name order).
 CREATE OR REPLACE TRIGGER support_tickets_sla
-    BEFORE INSERT OR UPDATE OF status, priority, created_at ON public.support_tickets
+    BEFORE INSERT OR UPDATE OF status, priority, created_at, first_response_time, resolved_at ON public.support_tickets
     FOR EACH ROW EXECUTE FUNCTION public.ticket_sla_times();
 
 -- The sweep's queue (ticket_sla_checks): the instants still ahead of a running clock, and the earliest of them. A
@@ -265,6 +284,60 @@ $$;
 CREATE OR REPLACE TRIGGER support_tickets_sla_queue
     AFTER INSERT OR UPDATE OF status, priority, created_at, first_response_time, resolved_at ON public.support_tickets
     FOR EACH ROW EXECUTE FUNCTION public.ticket_sla_queue();
+
+-- The dashboard's compliance per tenant and priority (ticket_sla_totals, sql/0033): each ticket's contribution (a
+-- target measured once met or missed, met if by its due time, the clock's reading then) taken away as it was and
+-- added as it is, when it changed. Row by row, in the change's transaction, as the owner.
+CREATE OR REPLACE FUNCTION public.add_ticket_sla_totals(t public.support_tickets, sign integer) RETURNS void
+LANGUAGE sql
+SET search_path = pg_catalog, public, pg_temp
+AS $$
+    INSERT INTO public.ticket_sla_totals AS s (user_id, priority, first_response_measured, first_response_met,
+                                               first_response_business_seconds, resolution_measured, resolution_met,
+                                               resolution_business_seconds)
+    SELECT t.user_id, t.priority, sign * fr::integer, sign * (fr AND t.first_responded_at <= t.first_response_due_at)::integer,
+           sign * CASE WHEN fr THEN t.first_response_business_seconds ELSE 0 END,
+           sign * res::integer, sign * (res AND t.resolved_at <= t.resolution_due_at)::integer,
+           sign * CASE WHEN res THEN t.resolution_business_seconds ELSE 0 END
+    FROM (SELECT t.first_response_business_seconds IS NOT NULL AND t.first_response_due_at IS NOT NULL AS fr,
+                 t.resolution_business_seconds IS NOT NULL AND t.resolution_due_at IS NOT NULL AS res) m
+    WHERE m.fr OR m.res
+    ON CONFLICT (user_id, priority) DO UPDATE SET
+        first_response_measured = s.first_response_measured + excluded.first_response_measured,
+        first_response_met = s.first_response_met + excluded.first_response_met,
+        first_response_business_seconds = s.first_response_business_seconds + excluded.first_response_business_seconds,
+        resolution_measured = s.resolution_measured + excluded.resolution_measured,
+        resolution_met = s.resolution_met + excluded.resolution_met,
+        resolution_business_seconds = s.resolution_business_seconds + excluded.resolution_business_seconds
+$$;
+
+CREATE OR REPLACE FUNCTION public.ticket_sla_totals_change() RETURNS trigger
+LANGUAGE plpgsql SECURITY DEFINER
+SET search_path = pg_catalog, public, pg_temp
+AS $$
+BEGIN
+    IF TG_OP = 'UPDATE' AND (OLD.priority, OLD.first_response_due_at, OLD.first_responded_at,
+                             OLD.first_response_business_seconds, OLD.resolution_due_at, OLD.resolved_at,
+                             OLD.resolution_business_seconds)
+        IS NOT DISTINCT FROM (NEW.priority, NEW.first_response_due_at, NEW.first_responded_at,
+                              NEW.first_response_business_seconds, NEW.resolution_due_at, NEW.resolved_at,
+                              NEW.resolution_business_seconds) THEN
+        RETURN NULL;
+    END IF;
+    IF TG_OP IN ('UPDATE', 'DELETE') THEN
+        PERFORM public.add_ticket_sla_totals(OLD, -1);
+    END IF;
+    IF TG_OP IN ('UPDATE', 'INSERT') THEN
+        PERFORM public.add_ticket_sla_totals(NEW, 1);
+    END IF;
+    RETURN NULL;
+END
+$$;
+
+CREATE OR REPLACE TRIGGER support_tickets_sla_totals
+    AFTER INSERT OR DELETE OR UPDATE OF status, priority, created_at, first_response_time, resolved_at
+    ON public.support_tickets
+    FOR EACH ROW EXECUTE FUNCTION public.ticket_sla_totals_change();
 
 -- The sweep (support.services.sla.sweep, every minute from WorkflowSweepFunction): for every tenant at once, the
 -- queue rows whose check_at has come (`at`, the caller's clock), oldest first, at most `batch` of them (the rest on

@@ -196,8 +196,18 @@ def test_every_field_against_the_raw_rows(desk: None, dashboard_api: HandlerClie
         "availableAgents", "averageResolutionTime", "averageFirstResponseTime", "customerSatisfactionScore",
         "averageChatDuration", "ticketsCreatedToday", "chatsStartedToday", "recentTickets", "topAgents",
         "ticketsByStatus", "ticketsByPriority", "ticketsByCategory", "ticketsByChannel", "agentAvailability",
-        "satisfactionTrendLastWeek", "ticketVolumeTrendLastWeek",
+        "satisfactionTrendLastWeek", "ticketVolumeTrendLastWeek", "slaCompliance",
     }  # fmt: skip
+    # SLA compliance per priority (sql/0033): targets met or missed, and in time, from the tickets themselves
+    for priority in ("low", "medium", "high", "urgent"):
+        mine = [t for t in tickets if t["priority"] == priority]
+        for target, done in (("first_response", "first_responded_at"), ("resolution", "resolved_at")):
+            measured = [t for t in mine if t[f"{target}_business_seconds"] is not None and t[f"{target}_due_at"]]
+            within = sum(t[done] <= t[f"{target}_due_at"] for t in measured)
+            figure = data["slaCompliance"][priority]["firstResponse" if target == "first_response" else "resolution"]
+            assert figure["measured"] == len(measured)
+            assert figure["withinTarget"] == within
+            assert figure["averageBusinessSeconds"] == mean([t[f"{target}_business_seconds"] for t in measured])
 
 
 def _backdate(db: DatabaseUrls, ticket: dict[str, Any], seconds: int) -> None:

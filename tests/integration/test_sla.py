@@ -421,3 +421,67 @@ def test_two_concurrent_sweeps_record_once(db: DatabaseUrls, tenant: UUID, ticke
     mine = [str(r["ticket_id"]) for r in taken + skipped + after if r["user_id"] == tenant]
     assert sorted(mine) == sorted(t["id"] for t in tickets)
     assert [r for r in skipped + after if r["user_id"] == tenant] == []
+
+
+# --- compliance: the dashboard ----------------------------------------------------------------------------------
+
+
+def test_the_dashboard_shows_sla_compliance_per_priority_with_business_time(
+    db: DatabaseUrls, tenant: UUID, settings_api: HandlerClient, tickets_api: HandlerClient
+) -> None:
+    from functions.dashboard import app as dashboard_app
+
+    put_policy(settings_api, office_hours("America/New_York"))
+    # urgent (60 min first response, 480 min resolution), made on a Monday at 10:00 New York time
+    quick = insert_ticket(db, tenant, "2026-03-02T10:00:00-05:00")["id"]
+    slow = insert_ticket(db, tenant, "2026-03-02T16:30:00-05:00")["id"]
+    # answered at 10:30 (in time, 30 business minutes); the other at 09:45 on Tuesday (30 + 45 business minutes: late)
+    with psycopg.connect(db.owner) as conn:
+        conn.execute(SET_TENANT, (str(tenant),))
+        for ticket_id, answered in ((quick, "2026-03-02T10:30:00-05:00"), (slow, "2026-03-03T09:45:00-05:00")):
+            conn.execute(
+                """UPDATE support_tickets SET first_response_time = extract(epoch FROM %s::timestamptz - created_at)
+                WHERE id = %s""",
+                (answered, ticket_id),
+            )
+        # the quick one resolved on Monday at 12:00: 2 business hours, in time
+        conn.execute(
+            """UPDATE support_tickets SET status = 'resolved', resolved_at = '2026-03-02T12:00:00-05:00',
+                resolution_time = 7200 WHERE id = %s""",
+            (quick,),
+        )
+    dashboard = HandlerClient(dashboard_app.lambda_handler, tenant=tenant).get("/api/support/dashboard")
+    assert dashboard.status == 200, dashboard.body
+    urgent = dashboard.data["slaCompliance"]["urgent"]
+    assert urgent["firstResponse"] == {
+        "measured": 2,
+        "withinTarget": 1,
+        "percent": 50.0,
+        "averageBusinessSeconds": (30 * 60 + 75 * 60) // 2,
+    }
+    assert urgent["resolution"] == {
+        "measured": 1,
+        "withinTarget": 1,
+        "percent": 100.0,
+        "averageBusinessSeconds": 7200,
+    }
+    assert dashboard.data["slaCompliance"]["low"]["firstResponse"]["percent"] is None
+    # reopening takes the resolution away again; a priority change moves the measurement
+    assert tickets_api.patch(f"{BASE}/{quick}", {"status": "open"}).status == 200
+    assert tickets_api.patch(f"{BASE}/{slow}", {"priority": "high"}).status == 200
+    again = HandlerClient(dashboard_app.lambda_handler, tenant=tenant).get("/api/support/dashboard").data
+    assert again["slaCompliance"]["urgent"]["resolution"]["measured"] == 0
+    assert again["slaCompliance"]["urgent"]["firstResponse"]["measured"] == 1
+    # high: 120 min, so 75 business minutes is in time
+    assert again["slaCompliance"]["high"]["firstResponse"]["withinTarget"] == 1
+    with psycopg.connect(db.owner, row_factory=dict_row) as conn:  # the totals agree with the tickets
+        conn.execute(SET_TENANT, (str(tenant),))
+        totals = conn.execute(
+            "SELECT priority, first_response_measured, resolution_measured FROM ticket_sla_totals"
+            " WHERE user_id = %s AND (first_response_measured, resolution_measured) <> (0, 0) ORDER BY priority",
+            (tenant,),
+        ).fetchall()
+    assert [(r["priority"], r["first_response_measured"], r["resolution_measured"]) for r in totals] == [
+        ("high", 1, 0),
+        ("urgent", 1, 0),
+    ]

@@ -57,8 +57,9 @@ TENANT_TABLES = [
     # social and other channels, and the messages they delivered (sql/0030)
     "support_channels",
     "channel_messages",
-    # the SLA events the sweep records (sql/0033)
+    # the SLA events the sweep records, and the compliance's running totals (sql/0033)
     "ticket_sla_events",
+    "ticket_sla_totals",
 ]
 # Row-level security ENABLEd but not FORCEd: the runtime role sees its tenant's rows only, and the owner's
 # SECURITY DEFINER lookup can find a widget key before the tenant is known (sql/0011), and the email outbox's
