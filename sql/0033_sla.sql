@@ -81,6 +81,15 @@ GRANT SELECT ON public.ticket_sla_totals TO support_app;
 -- sql/definitions/dashboard.sql in the same run.
 DROP FUNCTION IF EXISTS public.dashboard_figures(uuid, timestamptz);
 
+-- 5. The daily rollup's SLA compliance (support.services.analytics, its SLA block): additive counts per priority and
+-- target, in the day rows and their running totals (sql/0016) alike. A constant default: nothing is rewritten.
+ALTER TABLE public.support_analytics
+    ADD COLUMN sla_compliance jsonb NOT NULL DEFAULT '{}' CHECK (jsonb_typeof(sla_compliance) = 'object');
+ALTER TABLE public.support_analytics_cumulative
+    ADD COLUMN sla_compliance jsonb NOT NULL DEFAULT '{}' CHECK (jsonb_typeof(sla_compliance) = 'object');
+GRANT INSERT (sla_compliance), UPDATE (sla_compliance) ON public.support_analytics TO support_analytics_job;
+GRANT INSERT (sla_compliance), UPDATE (sla_compliance) ON public.support_analytics_cumulative TO support_analytics_job;
+
 -- Row-level security: enabled here (closed until the policy exists), with its tenant_isolation policy by
 -- sql/definitions/row_level_security.sql. Both are ENABLEd but not FORCEd there, so that the owner's trigger and
 -- sla_sweep (sql/definitions/sla.sql) work across tenants; the runtime role reads its own tenant's events only and

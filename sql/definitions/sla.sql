@@ -183,7 +183,9 @@ BEGIN
     IF TG_OP = 'INSERT' THEN
         pausing := NEW.status IN ('resolved', 'closed') OR policy->'pause_statuses' ? NEW.status::text;
         NEW.sla_paused_seconds := 0;
-        NEW.sla_paused_at := CASE WHEN pausing THEN NEW.created_at END;
+        -- a ticket made already resolved (a data load) stopped its clock when it was resolved
+        NEW.sla_paused_at := CASE WHEN NEW.status IN ('resolved', 'closed') THEN coalesce(NEW.resolved_at, NEW.created_at)
+                                  WHEN pausing THEN NEW.created_at END;
     ELSE
         NEW.sla_paused_seconds := coalesce(OLD.sla_paused_seconds, 0);
         NEW.sla_paused_at := OLD.sla_paused_at;

@@ -466,6 +466,11 @@ def test_the_dashboard_shows_sla_compliance_per_priority_with_business_time(
         "averageBusinessSeconds": 7200,
     }
     assert dashboard.data["slaCompliance"]["low"]["firstResponse"]["percent"] is None
+    # the analytics of those days say the same (days not rolled up: from the rows; the rollup's SLA block)
+    dashboards = HandlerClient(dashboard_app.lambda_handler, tenant=tenant)
+    summary = dashboards.get("/api/support/analytics/summary", query={"from": "2026-03-01", "to": "2026-03-04"})
+    assert summary.status == 200, summary.body
+    assert summary.data["slaCompliance"]["urgent"] == urgent
     # reopening takes the resolution away again; a priority change moves the measurement
     assert tickets_api.patch(f"{BASE}/{quick}", {"status": "open"}).status == 200
     assert tickets_api.patch(f"{BASE}/{slow}", {"priority": "high"}).status == 200

@@ -173,7 +173,7 @@ def list_analytics(principal: Principal, start: date, end: date) -> list[Support
                 resolution_p50, resolution_p90, chat_duration_p50, chat_duration_p90, first_response_count,
                 first_response_seconds, resolution_count, resolution_seconds, chat_duration_count,
                 chat_duration_seconds, agent_response_count, agent_response_seconds, rating_count, rating_sum,
-                created_at
+                sla_compliance, created_at
             FROM support_analytics WHERE user_id = %s AND analytics_date BETWEEN %s AND %s
             ORDER BY analytics_date""",
             (principal.tenant_id, start, end),
