@@ -356,8 +356,8 @@ LANGUAGE sql VOLATILE SECURITY DEFINER
 SET search_path = pg_catalog, public, pg_temp
 AS $$
     WITH due AS (
-        SELECT c.user_id, c.ticket_id, c.first_response_risk_at, c.first_response_due_at, c.resolution_risk_at,
-               c.resolution_due_at
+        SELECT c.ctid AS row_id, c.user_id, c.ticket_id, c.first_response_risk_at, c.first_response_due_at,
+               c.resolution_risk_at, c.resolution_due_at
         FROM public.ticket_sla_checks c
         WHERE c.check_at <= at
         ORDER BY c.check_at
@@ -374,12 +374,13 @@ AS $$
         ) AS v (target, kind, due_at, occurred_at)
         WHERE v.occurred_at <= at AND NOT (v.kind = 'at_risk' AND v.due_at <= at)
     ), advanced AS (
+        -- by the rows' own addresses (a TID scan of the rows locked above): a join on the key would let the
+        -- planner hash the whole queue for what it expects to be `batch` rows
         UPDATE public.ticket_sla_checks c
-        SET check_at = (SELECT min(x) FROM unnest(ARRAY[d.first_response_risk_at, d.first_response_due_at,
-                                                        d.resolution_risk_at, d.resolution_due_at]) AS x
+        SET check_at = (SELECT min(x) FROM unnest(ARRAY[c.first_response_risk_at, c.first_response_due_at,
+                                                        c.resolution_risk_at, c.resolution_due_at]) AS x
                         WHERE x > at)
-        FROM due d
-        WHERE c.user_id = d.user_id AND c.ticket_id = d.ticket_id
+        WHERE c.ctid = ANY (ARRAY(SELECT d.row_id FROM due d))
     )
     INSERT INTO public.ticket_sla_events AS e (user_id, ticket_id, target, kind, due_at, occurred_at, recorded_at)
     SELECT p.user_id, p.ticket_id, p.target, p.kind, p.due_at, p.occurred_at, at FROM passed p
