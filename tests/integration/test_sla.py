@@ -490,3 +490,27 @@ def test_the_dashboard_shows_sla_compliance_per_priority_with_business_time(
         ("high", 1, 0),
         ("urgent", 1, 0),
     ]
+
+
+def test_each_recorded_event_reaches_the_subscribers_once_after_the_commit(
+    db: DatabaseUrls, tenant: UUID, tickets_api: HandlerClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    heard: list[sla.SlaEvent] = []
+
+    def broken(event: sla.SlaEvent) -> None:
+        raise RuntimeError("a subscriber that fails")
+
+    def listening(event: sla.SlaEvent) -> None:
+        with psycopg.connect(db.admin) as conn:  # committed before it is told
+            found = conn.execute("SELECT 1 FROM ticket_sla_events WHERE id = %s", (event.id,)).fetchone()
+        assert found is not None
+        heard.append(event)
+
+    monkeypatch.setattr(sla, "EVENT_HANDLERS", [broken, listening])
+    ticket = new_ticket(tickets_api, priority="urgent")
+    at = utc(ticket["createdAt"]) + timedelta(minutes=61)
+    recorded = sla.sweep(at)
+    assert sla.sweep(at) == []
+    mine = [e for e in heard if e.tenant_id == tenant]
+    assert [(str(e.ticket_id), e.target, e.kind) for e in mine] == [(ticket["id"], "first_response", "breached")]
+    assert heard == recorded

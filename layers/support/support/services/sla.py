@@ -10,6 +10,7 @@ settings' validation against PostgreSQL's time zone database, and the sweep's en
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from uuid import UUID
@@ -19,6 +20,7 @@ from support.db import tenant_transaction
 from support.db.connection import Cursor, anonymous_transaction
 from support.errors import InvalidInput
 from support.models.settings import SlaSettings
+from support.observability import logger
 from support.services.settings import read_settings, write_settings
 
 SLA = "sla"
@@ -100,10 +102,28 @@ def record_due_events(cur: Cursor, now: datetime, batch: int = SWEEP_BATCH) -> l
     ]
 
 
+# What happens to each SLA event once it is recorded and committed: one call per event, in the order recorded. The
+# automation rules subscribe here (their `sla_at_risk` / `sla_breached` events); empty until they do.
+EVENT_HANDLERS: list[Callable[[SlaEvent], None]] = []
+
+
+def event_recorded(event: SlaEvent) -> None:
+    """One SLA event, recorded and committed by the sweep: hand it to every subscriber (EVENT_HANDLERS). A subscriber
+    that fails is logged and the others still hear of it; the event itself stays recorded."""
+    for handler in EVENT_HANDLERS:
+        try:
+            handler(event)
+        except Exception:
+            logger.exception("an SLA event handler failed", extra={"event": event.id, "kind": event.kind})
+
+
 def sweep(now: datetime) -> list[SlaEvent]:
     """The SLA step of the every-minute workflow sweep (functions/workflow_sweep): records each warning and breach
-    that `now` has reached, once, in one transaction of its own, and answers what it recorded (for the automation
-    events `sla_at_risk` / `sla_breached`). Its cost follows the tickets due, not the tickets open: the queue is read
-    by its partial index on the next instant (docs/sla.md)."""
+    that `now` has reached, once, in one transaction of its own, then hands each to event_recorded, and answers
+    what it recorded. Its cost follows the tickets due, not the tickets open: the queue is read by its partial index
+    on the next instant (docs/sla.md)."""
     with anonymous_transaction() as cur:
-        return record_due_events(cur, now)
+        events = record_due_events(cur, now)
+    for event in events:
+        event_recorded(event)
+    return events
