@@ -398,6 +398,29 @@ SAMPLES = (
             "notifyClosed": False,
         },
     ),
+    SampleEvent("settings/get_sla.json", "GET /api/support/settings/sla", "/api/support/settings/sla"),
+    SampleEvent(
+        "settings/put_sla.json",
+        "PUT /api/support/settings/sla",
+        "/api/support/settings/sla",
+        body={
+            "targets": {
+                "urgent": {"firstResponseMinutes": 30, "resolutionMinutes": 240},
+                "high": {"firstResponseMinutes": 120, "resolutionMinutes": 960},
+                "medium": {"firstResponseMinutes": 480, "resolutionMinutes": 2400},
+                "low": {"firstResponseMinutes": 960, "resolutionMinutes": 4800},
+            },
+            "timeZone": "Europe/Berlin",
+            "businessHours": {
+                **{day: [{"start": "09:00", "end": "17:00"}] for day in ("monday", "tuesday", "wednesday", "thursday")},
+                "friday": [{"start": "09:00", "end": "13:00"}, {"start": "14:00", "end": "17:00"}],
+                "saturday": [],
+                "sunday": [],
+            },
+            "holidays": ["2026-12-25", "2026-12-26"],
+            "pauseStatuses": ["waiting_customer"],
+        },
+    ),
 )
 
 
@@ -831,6 +854,11 @@ def email_samples() -> dict[str, dict[str, Any]]:
     }
 
 
+def workflow_sweep_samples() -> dict[str, dict[str, Any]]:
+    """The WorkflowSweepFunction's event: EventBridge Scheduler's every minute (the template's Input, filled in)."""
+    return {"workflow_sweep/scheduled.json": {"scheduledTime": "2025-01-15T10:01:00Z"}}
+
+
 def rendered() -> dict[Path, str]:
     """Each sample file's path and its exact expected content."""
     files = {EVENTS_DIR / s.file: json.dumps(render(s), indent=2, sort_keys=False) + "\n" for s in SAMPLES}
@@ -842,6 +870,7 @@ def rendered() -> dict[Path, str]:
         email_outbox_samples,
         contacts_backfill_samples,
         channel_samples,
+        workflow_sweep_samples,
     )
     for samples in others:
         for name, event in samples().items():

@@ -21,6 +21,7 @@ from support.models.tickets import (
     ConversationCreate,
     Feedback,
     FeedbackCreate,
+    SlaState,
     Ticket,
     TicketChannel,
     TicketCreate,
@@ -45,6 +46,7 @@ def list_tickets(
     category: Annotated[Category | None, Query()] = None,
     channel: Annotated[TicketChannel | None, Query()] = None,
     search: Annotated[SearchText | None, Query()] = None,
+    sla_state: Annotated[SlaState | None, Query(alias="slaState")] = None,
     limit: PageSize = DEFAULT_PAGE_SIZE,
     cursor: PageCursor = None,
 ) -> Response[PageEnvelope[Ticket]]:
@@ -57,6 +59,7 @@ def list_tickets(
         category=category,
         channel=channel,
         search=search,
+        sla_state=sla_state,
         limit=limit,
         cursor=cursor,
     )

@@ -22,7 +22,7 @@
 CREATE OR REPLACE FUNCTION public.dashboard_figures(p_tenant uuid, p_now timestamptz DEFAULT NULL)
 RETURNS TABLE (
     ticket_groups json, chat_groups json, ratings numeric, rating_total numeric, agents_by_status json,
-    chats_today bigint, recent_tickets json, top_agents json, week json
+    chats_today bigint, recent_tickets json, top_agents json, week json, sla json
 )
 LANGUAGE plpgsql STABLE
 SET search_path = pg_catalog, public, pg_temp
@@ -58,7 +58,16 @@ BEGIN
         (SELECT coalesce(json_agg(r), '[]') FROM (
             SELECT id, user_id, customer_name, customer_email, customer_phone, subject, description, category,
                    priority, status, assigned_agent_id, created_at, updated_at, resolved_at, first_response_time,
-                   resolution_time, custom_fields, contact_id, channel, reference
+                   resolution_time, custom_fields, contact_id, channel, reference,
+                   -- SLA (sql/0033): the same state as support.services.sla.SLA_STATE (a test compares them)
+                   first_response_due_at, resolution_due_at, sla_paused_at,
+                   CASE WHEN first_response_due_at < coalesce(first_responded_at, sla_paused_at, now())
+                          OR resolution_due_at < coalesce(resolved_at, sla_paused_at, now()) THEN 'breached'
+                        WHEN status IN ('resolved', 'closed') THEN 'met'
+                        WHEN (first_responded_at IS NULL AND first_response_risk_at <= coalesce(sla_paused_at, now()))
+                          OR (resolved_at IS NULL AND resolution_risk_at <= coalesce(sla_paused_at, now()))
+                        THEN 'at_risk'
+                        ELSE 'ok' END AS sla_state
             FROM public.support_tickets WHERE user_id = p_tenant
             ORDER BY created_at DESC, id DESC LIMIT 5) r),
         (SELECT coalesce(json_agg(r), '[]') FROM (
@@ -84,7 +93,12 @@ BEGIN
          LEFT JOIN (SELECT day, tickets FROM public.ticket_day_totals
                     WHERE user_id = p_tenant AND day >= v_today - 6 AND day <= v_today) t ON t.day = w.day
          LEFT JOIN (SELECT day, ratings, rating_sum FROM public.feedback_day_totals
-                    WHERE user_id = p_tenant AND day >= v_today - 6 AND day <= v_today) f ON f.day = w.day);
+                    WHERE user_id = p_tenant AND day >= v_today - 6 AND day <= v_today) f ON f.day = w.day),
+        -- SLA compliance per priority (sql/0033): the running totals, at most four rows
+        (SELECT coalesce(json_agg(s), '[]') FROM (
+            SELECT priority, first_response_measured, first_response_met, first_response_business_seconds,
+                   resolution_measured, resolution_met, resolution_business_seconds
+            FROM public.ticket_sla_totals WHERE user_id = p_tenant) s);
 END
 $$;
 GRANT EXECUTE ON FUNCTION public.dashboard_figures(uuid, timestamptz) TO support_app;

@@ -6,7 +6,8 @@
 -- missing_ok raises when the setting was never made, and ''::uuid raises once a transaction that made it has
 -- ended: a missing tenant fails closed, loudly.
 --
--- Six tables are ENABLEd but not FORCEd, so that an owner's SECURITY DEFINER function can read across them:
+-- Some tables are ENABLEd but not FORCEd, so that an owner's SECURITY DEFINER function can read across them
+-- (the SLA sweep's two tables too, below):
 -- ticket_search_index (search_ticket_ids: a GIN index is never used under a policy, see ticket_search.sql),
 -- canned_response_search and canned_response_terms (suggest_canned_responses, for the same reason:
 -- canned_suggestions.sql), widget_keys (widget_key_for_visitors: the public route knows the key, not the tenant),
@@ -75,7 +76,13 @@ BEGIN
             ('support_channels', false),
             ('support_channel_secrets', false),
             ('channel_signatures_seen', false),
-            ('channel_messages', true)
+            ('channel_messages', true),
+            -- SLA (sql/0033): the owner's trigger keeps the sweep's queue and the owner's sla_sweep records the
+            -- events, for every tenant at once (sql/definitions/sla.sql), so neither is forced; the runtime role
+            -- has no privilege on the queue and reads only its own tenant's events.
+            ('ticket_sla_checks', false),
+            ('ticket_sla_events', false),
+            ('ticket_sla_totals', true)
         ) AS t (name, forced)
     LOOP
         SELECT c.relrowsecurity AS enabled, c.relforcerowsecurity AS forced INTO existing

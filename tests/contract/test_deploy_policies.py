@@ -41,6 +41,8 @@ SECRETS_READ: dict[str, list[Any]] = {
     "WebSocketAuthorizerFunction": [{"Ref": "VisitorTokenSecret"}, APP_SECRET],
     "BroadcastFunction": [APP_SECRET],
     "EmailOutboxFunction": [APP_SECRET],
+    # the every-minute workflow sweep: the API's role (sla_sweep, SECURITY DEFINER), the API's secret
+    "WorkflowSweepFunction": [APP_SECRET],
     "EmailInboundFunction": [APP_SECRET],
     "AnalyticsFunction": [{"Ref": "AnalyticsDbSecret"}],
     "MigrateFunction": [

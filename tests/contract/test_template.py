@@ -25,7 +25,7 @@ from support.models.canned import CannedResponseCreate, CannedResponseUpdate
 from support.models.channels import ChannelCreate, ChannelMessage
 from support.models.chat import ChatMessageCreate, ChatRating, ChatReadRequest, ChatSessionStart, ChatTransfer
 from support.models.contacts import ContactMerge, ContactUpdate
-from support.models.settings import ChatSettings, EmailSettings
+from support.models.settings import ChatSettings, EmailSettings, SlaSettings
 from support.models.tickets import (
     AssignRequest,
     CallCreate,
@@ -45,13 +45,10 @@ ALL_EVENT_FILES = sorted((REPO / "events").rglob("*.json"))
 # pre-token trigger's (events/pre_token) in tests/integration/test_pre_token.py, SES's receipt event
 # (events/email) in tests/unit/test_email_in.py, the contacts backfill's (events/contacts_backfill) in
 # tests/integration/test_contacts_api.py, the email outbox's (events/email_outbox) in
-# tests/integration/test_email_outbox.py.
-EVENT_FILES = [
-    p
-    for p in ALL_EVENT_FILES
-    if p.parent.name
-    not in ("websocket", "ws_authorizer", "analytics", "pre_token", "email", "contacts_backfill", "email_outbox")
-]
+# tests/integration/test_email_outbox.py, the workflow sweep's (events/workflow_sweep) in
+# tests/integration/test_workflow_sweep.py.
+NOT_HTTP = ("websocket", "ws_authorizer", "analytics", "pre_token", "email", "contacts_backfill", "email_outbox")
+EVENT_FILES = [p for p in ALL_EVENT_FILES if p.parent.name not in (*NOT_HTTP, "workflow_sweep")]
 
 # What each route with a request body parses it into (the handler's model), to check the samples.
 REQUEST_MODELS: dict[str, type[BaseModel]] = {
@@ -79,6 +76,7 @@ REQUEST_MODELS: dict[str, type[BaseModel]] = {
     "PATCH /api/support/contacts/{contactId}": ContactUpdate,
     "POST /api/support/contacts/{contactId}/merge": ContactMerge,
     "PUT /api/support/settings/email": EmailSettings,
+    "PUT /api/support/settings/sla": SlaSettings,
     "POST /api/support/channels": ChannelCreate,
     # read raw after its signature is checked (the handler takes no body parameter), as this model
     "POST /api/support/channels/{channelId}/messages": ChannelMessage,

@@ -82,7 +82,10 @@ def build(db: DatabaseUrls, tenant: UUID, seed: int, days: list[date]) -> Data:
                 row = conn.execute(
                     "INSERT INTO support_tickets (user_id, customer_name, customer_email, subject, status, priority,"
                     " category, channel, created_at, first_response_time, resolution_time, resolved_at)"
-                    " VALUES (%s, 'C', 'c@example.com', 'S', %s, %s, %s, %s, %s, %s, %s, %s) RETURNING id",
+                    " VALUES (%s, 'C', 'c@example.com', 'S', %s, %s, %s, %s, %s, %s, %s, %s)"
+                    # the SLA columns as the trigger computed them (sql/0033), which the SLA block aggregates
+                    " RETURNING id, first_responded_at, first_response_due_at, first_response_business_seconds,"
+                    " resolution_due_at, resolution_business_seconds",
                     (
                         tenant,
                         status,
@@ -97,6 +100,7 @@ def build(db: DatabaseUrls, tenant: UUID, seed: int, days: list[date]) -> Data:
                 ).fetchone()
                 assert row is not None
                 ticket["id"] = row[0]
+                ticket["sla"] = row[1:]
                 data.tickets.append(ticket)
                 if ticket["resolved_at"] is not None and rng.random() < 0.7:
                     given = ticket["resolved_at"] + timedelta(seconds=rng.randint(0, 100_000))
@@ -215,7 +219,24 @@ def expected(data: Data, day: date) -> dict[str, Any]:
         "agent_response_seconds": sum(waits),
         "rating_count": len(ratings),
         "rating_sum": sum(ratings),
+        "sla_compliance": _sla_compliance(data, day),
     }
+
+
+def _sla_compliance(data: Data, day: date) -> dict[str, int]:
+    """The SLA block's counts (sql/0033): targets met or missed on the day, by priority, in time, business seconds."""
+    counts: Counter[str] = Counter()
+    for t in data.tickets:
+        responded_at, first_due, first_seconds, resolution_due, resolution_seconds = t["sla"]
+        for target, done, due, seconds in (
+            ("first_response", responded_at, first_due, first_seconds),
+            ("resolution", t["resolved_at"], resolution_due, resolution_seconds),
+        ):
+            if _on(done, day) and due is not None and seconds is not None:
+                counts[f"{t['priority']}.{target}.measured"] += 1
+                counts[f"{t['priority']}.{target}.met"] += done <= due
+                counts[f"{t['priority']}.{target}.business_seconds"] += seconds
+    return {key: n for key, n in counts.items() if n}
 
 
 def stored(db: DatabaseUrls, tenant: UUID) -> dict[date, dict[str, Any]]:

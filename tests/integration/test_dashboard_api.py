@@ -196,8 +196,18 @@ def test_every_field_against_the_raw_rows(desk: None, dashboard_api: HandlerClie
         "availableAgents", "averageResolutionTime", "averageFirstResponseTime", "customerSatisfactionScore",
         "averageChatDuration", "ticketsCreatedToday", "chatsStartedToday", "recentTickets", "topAgents",
         "ticketsByStatus", "ticketsByPriority", "ticketsByCategory", "ticketsByChannel", "agentAvailability",
-        "satisfactionTrendLastWeek", "ticketVolumeTrendLastWeek",
+        "satisfactionTrendLastWeek", "ticketVolumeTrendLastWeek", "slaCompliance",
     }  # fmt: skip
+    # SLA compliance per priority (sql/0033): targets met or missed, and in time, from the tickets themselves
+    for priority in ("low", "medium", "high", "urgent"):
+        mine = [t for t in tickets if t["priority"] == priority]
+        for target, done in (("first_response", "first_responded_at"), ("resolution", "resolved_at")):
+            measured = [t for t in mine if t[f"{target}_business_seconds"] is not None and t[f"{target}_due_at"]]
+            within = sum(t[done] <= t[f"{target}_due_at"] for t in measured)
+            figure = data["slaCompliance"][priority]["firstResponse" if target == "first_response" else "resolution"]
+            assert figure["measured"] == len(measured)
+            assert figure["withinTarget"] == within
+            assert figure["averageBusinessSeconds"] == mean([t[f"{target}_business_seconds"] for t in measured])
 
 
 def _backdate(db: DatabaseUrls, ticket: dict[str, Any], seconds: int) -> None:
@@ -396,9 +406,9 @@ def test_the_figures_function_lists_the_columns_of_the_api(
 ) -> None:
     # sql/0017 spells out the columns of the newest tickets and the top agents: they must be the API's
     from support.services.agents import AGENT_COLUMNS
-    from support.services.tickets import TICKET_COLUMNS
+    from support.services.tickets import TICKET_COLUMN_NAMES
 
-    columns = {"recent_tickets": TICKET_COLUMNS, "top_agents": AGENT_COLUMNS}
+    columns = {"recent_tickets": ", ".join(TICKET_COLUMN_NAMES), "top_agents": AGENT_COLUMNS}
     with psycopg.connect(db.app, row_factory=dict_row) as conn:
         conn.execute("SELECT set_config('app.tenant_id', %s, true)", (str(dashboard_api.tenant),))
         row = conn.execute("SELECT * FROM public.dashboard_figures(%s, now())", (dashboard_api.tenant,)).fetchone()

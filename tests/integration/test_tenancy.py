@@ -57,18 +57,24 @@ TENANT_TABLES = [
     # social and other channels, and the messages they delivered (sql/0030)
     "support_channels",
     "channel_messages",
+    # the SLA events the sweep records, and the compliance's running totals (sql/0033)
+    "ticket_sla_events",
+    "ticket_sla_totals",
 ]
 # Row-level security ENABLEd but not FORCEd: the runtime role sees its tenant's rows only, and the owner's
 # SECURITY DEFINER lookup can find a widget key before the tenant is known (sql/0011), and the email outbox's
 # functions claim due rows of every tenant and find a bounce's tenant (sql/0026).
 # sql/0028: email in's lookup of the tenant that receives at an address.
 # sql/0030: a delivery finds its channel by id.
-NOT_FORCED = {"widget_keys", "email_outbox", "email_inbound_addresses", "support_channels"}
+# sql/0033: the SLA sweep records the events of every tenant at once.
+NOT_FORCED = {"widget_keys", "email_outbox", "email_inbound_addresses", "support_channels", "ticket_sla_events"}
 # Tables with a user_id that the runtime role cannot touch at all (read only through SECURITY DEFINER functions).
 # sql/0003, sql/0027; sql/0025: the reference counters (the owner's only, RLS not forced)
 SIDE_TABLES = ["ticket_search_index", "canned_response_search", "canned_response_terms", "ticket_reference_counters"]
 # sql/0030: the channels' signing secrets and the signatures seen (the owner's SECURITY DEFINER functions only)
 SIDE_TABLES += ["support_channel_secrets", "channel_signatures_seen"]
+# sql/0033: the SLA sweep's queue (the owner's trigger and sla_sweep only)
+SIDE_TABLES += ["ticket_sla_checks"]
 # sql/0025: the references' backfill progress, the owner's only and empty once the backfill is done
 PROGRESS_TABLES = ["ticket_reference_backfill"]
 
@@ -255,6 +261,13 @@ def _tenant_rows(db: DatabaseUrls, tenant: UUID) -> dict[str, str]:
     assert channel.status == 201, channel.body
     delivered = post_message(channel.data["id"], channel.data["secret"], message())
     assert delivered.status == 200, delivered.body
+    # an SLA breach of the open ticket, as the sweep records it (the ticket's queue row is its trigger's)
+    with psycopg.connect(db.admin) as admin:
+        admin.execute(
+            "INSERT INTO ticket_sla_events (user_id, ticket_id, target, kind, due_at, occurred_at)"
+            " VALUES (%s, %s, 'first_response', 'breached', now(), now())",
+            (tenant, unrated["id"]),
+        )
     return {
         "agent": agent["id"],
         "ticket": ticket["id"],

@@ -1,4 +1,4 @@
-// The agent console: sign-in, then three views (live chats, tickets, dashboard) chosen by the URL's hash.
+// The agent console: sign-in, then four views (live chats, tickets, dashboard, settings) chosen by the URL's hash.
 //
 // Where it talks to: config.json beside index.html names the HTTP API (`apiBaseUrl`) and the WebSocket API
 // (`websocketUrl`). Left empty, the console asks the server that serves it (`GET /_local/config`, the local
@@ -8,6 +8,7 @@ import { Api, unreachableMessage } from "./api.js";
 import { claimsOf, completeHostedSignIn, forgetToken, renderSignIn, storeToken, storedToken } from "./auth.js";
 import { ChatsView } from "./chats.js";
 import { renderDashboard } from "./dashboard.js";
+import { renderSettings } from "./settings.js";
 import { clear, h, notify } from "./dom.js";
 import { Live } from "./live.js";
 import { TicketsView } from "./tickets.js";
@@ -136,7 +137,7 @@ class Console {
   route() {
     if (!this.token) return;
     const [name, ...rest] = location.hash.replace(/^#\//, "").split("/");
-    const view = ["chats", "tickets", "dashboard"].includes(name) ? name : "chats";
+    const view = ["chats", "tickets", "dashboard", "settings"].includes(name) ? name : "chats";
     for (const link of document.querySelectorAll("#views a")) {
       if (link.dataset.view === view) link.setAttribute("aria-current", "page");
       else link.removeAttribute("aria-current");
@@ -145,8 +146,9 @@ class Console {
     clear(main);
     main.dataset.view = view;
     if (view === "dashboard") renderDashboard(main, this);
+    else if (view === "settings") renderSettings(main, this);
     else this.views[view].render(main, rest);
-    document.title = `${{ chats: "Live chats", tickets: "Tickets", dashboard: "Dashboard" }[view]} · Support console`;
+    document.title = `${{ chats: "Live chats", tickets: "Tickets", dashboard: "Dashboard", settings: "SLA policy" }[view]} · Support console`;
   }
 }
 

@@ -14,6 +14,30 @@ const CHANNEL_NAMES = { api: "API", email: "email", web_form: "web form", chat: 
 // What staff may choose for a ticket they make (the others belong to their own paths: docs/api.md, "Channel").
 const NEW_TICKET_CHANNELS = [["phone", "Phone call"], ["email", "Email forwarded by hand"], ["api", "Other"]];
 
+const SLA_STATES = ["ok", "at_risk", "breached", "met"];
+
+/** A ticket's SLA state as a badge, with its due times in the title (GET /tickets: slaState, firstResponseDueAt,
+ * resolutionDueAt; docs/sla.md). */
+function slaBadge(ticket) {
+  const due = [];
+  if (ticket.firstResponseDueAt) due.push(`first response due ${dateTime(ticket.firstResponseDueAt)}`);
+  if (ticket.resolutionDueAt) due.push(`resolution due ${dateTime(ticket.resolutionDueAt)}`);
+  if (ticket.slaPausedAt) due.push(`paused since ${dateTime(ticket.slaPausedAt)}`);
+  return h("span", { class: `badge sla-${ticket.slaState}`, "data-sla": ticket.slaState, title: due.join(" · ") || "no SLA target" },
+    label(ticket.slaState));
+}
+
+/** What is due next on an open ticket: its first reply, else its resolution; "–" when nothing is. */
+function nextDue(ticket) {
+  if (ticket.resolvedAt || ticket.status === "resolved" || ticket.status === "closed") return "–";
+  if (ticket.firstResponseTime === null && ticket.firstResponseDueAt) return `reply by ${dateTime(ticket.firstResponseDueAt)}`;
+  return ticket.resolutionDueAt ? `resolve by ${dateTime(ticket.resolutionDueAt)}` : "–";
+}
+
+function dueText(iso) {
+  return iso ? dateTime(iso) : "no target";
+}
+
 function options(values, chosen, empty) {
   return [
     ...(empty ? [h("option", { value: "" }, empty)] : []),
@@ -26,7 +50,7 @@ export class TicketsView {
     this.app = app;
     this.api = app.api;
     this.me = app.me;
-    this.filters = { status: "", priority: "", assignedAgentId: "", category: "", channel: "", search: "" };
+    this.filters = { status: "", priority: "", assignedAgentId: "", category: "", channel: "", slaState: "", search: "" };
     this.agents = [];
     this.tickets = [];
     this.cursor = null;
@@ -44,7 +68,7 @@ export class TicketsView {
     this.count = h("p", { class: "muted", role: "status", id: "ticket-count" });
     const table = h("table", { class: "tickets", id: "ticket-list" },
       h("caption", { class: "visually-hidden" }, "Tickets, newest first"),
-      h("thead", {}, h("tr", {}, ...["Ref.", "Subject", "Customer", "Channel", "Status", "Priority", "Assigned to", "Created"].map((t) => h("th", { scope: "col" }, t)))),
+      h("thead", {}, h("tr", {}, ...["Ref.", "Subject", "Customer", "Channel", "Status", "Priority", "SLA", "Next due", "Assigned to", "Created"].map((t) => h("th", { scope: "col" }, t)))),
       this.listBody);
     this.detail = h("section", { class: "ticket-detail card", id: "ticket-detail", "aria-labelledby": "ticket-heading", hidden: true });
     main.append(heading, h("div", { class: "tickets-layout" },
@@ -68,6 +92,7 @@ export class TicketsView {
       field("filter-status", "Status", h("select", { id: "filter-status", name: "status" }, ...options(STATUSES, this.filters.status, "Any status"))),
       field("filter-priority", "Priority", h("select", { id: "filter-priority", name: "priority" }, ...options(PRIORITIES, this.filters.priority, "Any priority"))),
       field("filter-agent", "Assigned to", this.agentFilter),
+      field("filter-sla", "SLA", h("select", { id: "filter-sla", name: "slaState" }, ...options(SLA_STATES, this.filters.slaState, "Any SLA state"))),
       field("filter-category", "Category", h("input", { id: "filter-category", name: "category", type: "text", value: this.filters.category })),
       field("filter-channel", "Channel", h("select", { id: "filter-channel", name: "channel" },
         h("option", { value: "" }, "Any channel"),
@@ -122,6 +147,8 @@ export class TicketsView {
         h("td", { class: "channel" }, CHANNEL_NAMES[ticket.channel] || ticket.channel),
         h("td", {}, h("span", { class: `badge status-${ticket.status}` }, label(ticket.status))),
         h("td", {}, h("span", { class: `badge priority-${ticket.priority}` }, ticket.priority)),
+        h("td", { class: "sla" }, slaBadge(ticket)),
+        h("td", { class: "due" }, nextDue(ticket)),
         h("td", {}, this.agentName(ticket.assignedAgentId)),
         h("td", {}, dateTime(ticket.createdAt))));
     }
@@ -159,7 +186,11 @@ export class TicketsView {
         h("dt", {}, "Priority"), h("dd", { "data-field": "priority" }, ticket.priority),
         h("dt", {}, "Assigned to"), h("dd", { "data-field": "assignedAgentId" }, this.agentName(ticket.assignedAgentId)),
         h("dt", {}, "First response"), h("dd", {}, duration(ticket.firstResponseTime)),
-        h("dt", {}, "Resolution"), h("dd", {}, duration(ticket.resolutionTime))),
+        h("dt", {}, "Resolution"), h("dd", {}, duration(ticket.resolutionTime)),
+        h("dt", {}, "SLA"), h("dd", { "data-field": "slaState" }, slaBadge(ticket),
+          ticket.slaPausedAt ? ` · paused since ${dateTime(ticket.slaPausedAt)}` : ""),
+        h("dt", {}, "First response due"), h("dd", { "data-field": "firstResponseDueAt" }, dueText(ticket.firstResponseDueAt)),
+        h("dt", {}, "Resolution due"), h("dd", { "data-field": "resolutionDueAt" }, dueText(ticket.resolutionDueAt))),
     );
     this.contact = new ContactPanel(this.api, ticket.id);
     d.append(this.contact.element);

@@ -8,6 +8,7 @@ from uuid import UUID
 from pydantic import Field
 
 from support.models.base import Record
+from support.models.dashboard import SlaCompliance
 
 
 class AnalyticsFigures(Record):
@@ -26,6 +27,12 @@ class AnalyticsFigures(Record):
     tickets_by_priority: dict[str, int]
     tickets_by_category: dict[str, int]
     tickets_by_channel: dict[str, int] = Field(description="tickets created, by channel (sql/0025)")
+    sla_compliance: dict[str, int] = Field(
+        default_factory=dict,
+        description='SLA targets met or missed in the window (sql/0033), additive counts: "<priority>.<target>.'
+        'measured", ".met" (in time) and ".business_seconds" (the SLA clock, business hours less the pauses, beside '
+        "the wall-clock durations), target first_response or resolution",
+    )
     chats_by_agent: dict[str, int]
     # The day's distributions (sql/0012): {bucket: count} over fixed logarithmic buckets (bucket 0: 0 s; bucket k:
     # [1.1^(k-1), 1.1^k) s, within 4.9% read back), and the exact p50 and p90, whole seconds.
@@ -109,4 +116,9 @@ class AnalyticsSummary(Record):
     chat_duration_histogram: dict[str, int]
     today: AnalyticsToday | None = Field(
         description="today's partial figures (already in the totals above), when the range includes today"
+    )
+    sla_compliance: dict[str, SlaCompliance] = Field(
+        default_factory=dict,
+        description="per priority: the SLA targets met or missed in the range, the share in time, and the mean SLA "
+        "clock in business seconds (sql/0033)",
     )

@@ -21,6 +21,25 @@ class DailyScore(Record):
     score: float | None = Field(description="mean rating (1-5) of the feedback given that day; null if none")
 
 
+class SlaTargetCompliance(Record):
+    """One kind of SLA target of one priority: how many tickets met or missed it, how many of them in time."""
+
+    measured: int = Field(
+        description="tickets whose target was met or missed (a due time, and the reply or resolution)"
+    )
+    within_target: int = Field(description="of those, the ones in time")
+    percent: float | None = Field(description="within_target / measured, in %, two decimals; null when none")
+    average_business_seconds: int | None = Field(
+        description="the mean SLA clock at the reply or resolution: business hours less the pauses (beside the "
+        "wall-clock averageFirstResponseTime / averageResolutionTime)"
+    )
+
+
+class SlaCompliance(Record):
+    first_response: SlaTargetCompliance
+    resolution: SlaTargetCompliance
+
+
 class SupportDashboard(Record):
     total_tickets: int
     open_tickets: int = Field(description="open, in_progress or waiting_customer")
@@ -44,3 +63,6 @@ class SupportDashboard(Record):
     agent_availability: dict[str, int]
     satisfaction_trend_last_week: list[DailyScore] = Field(description="the last 7 UTC days, oldest first")
     ticket_volume_trend_last_week: list[DailyCount] = Field(description="the last 7 UTC days, oldest first")
+    sla_compliance: dict[str, SlaCompliance] = Field(
+        default_factory=dict, description="per priority (low, medium, high, urgent): SLA targets met in time"
+    )

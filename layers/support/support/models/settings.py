@@ -1,13 +1,18 @@
 """Settings per tenant, one model per area (`GET`/`PUT /api/support/settings/<area>`).
 
 Each area is a model whose defaults are what a new tenant gets; a PUT sends the whole model and is validated as a
-whole (a field left out takes its default), so what is stored is always a valid model. Chat and email so far;
-routing, SLA and retention will follow in the same shape.
+whole (a field left out takes its default), so what is stored is always a valid model. Chat, email and SLA so far;
+routing and retention will follow in the same shape.
 """
 
 from __future__ import annotations
 
-from pydantic import Field, field_validator
+import itertools
+import re
+from datetime import date
+from typing import Annotated, Literal
+
+from pydantic import AfterValidator, Field, StringConstraints, field_validator, model_validator
 from pydantic_core import PydanticCustomError
 
 from support.models.base import ApiModel, Email, HttpsUrl, Name
@@ -79,3 +84,148 @@ class EmailSettings(ApiModel):
     def sends(self, kind: str) -> bool:
         """Whether a notice of `kind` (received, replied, resolved, closed) goes out."""
         return self.from_address is not None and bool(getattr(self, f"notify_{kind}"))
+
+
+# --- SLA (issue 18; support.services.sla, sql/definitions/sla.sql, docs/sla.md) ----------------------------------
+# The defaults below are what sla_default_policy() in sql/definitions/sla.sql answers for a tenant that never chose
+# (tests/integration/test_sla.py keeps the two equal).
+MAX_TARGET_MINUTES = 366 * 24 * 60
+MAX_INTERVALS_PER_DAY = 6
+MAX_HOLIDAYS = 400
+WEEKDAYS = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
+_CLOCK = re.compile(r"^([01]\d|2[0-3]):[0-5]\d$|^24:00$")
+
+
+class SlaTarget(ApiModel):
+    """A priority's targets in minutes of business time; null: no target of that kind."""
+
+    first_response_minutes: int | None = Field(
+        default=None, ge=1, le=MAX_TARGET_MINUTES, description="from creation to the first public agent reply"
+    )
+    resolution_minutes: int | None = Field(
+        default=None, ge=1, le=MAX_TARGET_MINUTES, description="from creation to resolution"
+    )
+
+
+def _target(first_response: int, resolution: int) -> SlaTarget:
+    return SlaTarget(first_response_minutes=first_response, resolution_minutes=resolution)
+
+
+class SlaTargets(ApiModel):
+    urgent: SlaTarget = Field(default_factory=lambda: _target(60, 480))
+    high: SlaTarget = Field(default_factory=lambda: _target(240, 1440))
+    medium: SlaTarget = Field(default_factory=lambda: _target(480, 2880))
+    low: SlaTarget = Field(default_factory=lambda: _target(1440, 5760))
+
+
+class BusinessInterval(ApiModel):
+    """Local wall-clock time, "HH:MM"; `end` may be "24:00" (midnight at the end of the day) and is after `start`."""
+
+    start: str = Field(examples=["09:00"])
+    end: str = Field(examples=["17:00"])
+
+    @field_validator("start", "end")
+    @classmethod
+    def _clock(cls, value: str) -> str:
+        if not _CLOCK.match(value):
+            raise PydanticCustomError("clock_time", 'a time of day is "HH:MM", 00:00 to 24:00')
+        return value
+
+    @model_validator(mode="after")
+    def _ordered(self) -> BusinessInterval:
+        if self.start == "24:00":
+            raise PydanticCustomError("clock_time", "an interval cannot start at 24:00")
+        if self.end <= self.start:
+            raise PydanticCustomError("interval_order", "an interval ends after it starts")
+        return self
+
+
+# The statuses that may pause the clock; resolved and closed stop it anyway (they are not a pause but an end).
+PausableStatus = Literal["open", "in_progress", "waiting_customer"]
+
+
+def _default_pause_statuses() -> list[PausableStatus]:
+    return ["waiting_customer"]
+
+
+def _always_open() -> list[BusinessInterval]:
+    return [BusinessInterval(start="00:00", end="24:00")]
+
+
+Intervals = Annotated[list[BusinessInterval], Field(default_factory=_always_open, max_length=MAX_INTERVALS_PER_DAY)]
+
+
+class BusinessHours(ApiModel):
+    """Each weekday's business hours, a list of intervals (empty: closed all day). The default: open around the
+    clock."""
+
+    monday: Intervals
+    tuesday: Intervals
+    wednesday: Intervals
+    thursday: Intervals
+    friday: Intervals
+    saturday: Intervals
+    sunday: Intervals
+
+    @field_validator(*WEEKDAYS)
+    @classmethod
+    def _no_overlap(cls, intervals: list[BusinessInterval]) -> list[BusinessInterval]:
+        ordered = sorted(intervals, key=lambda interval: interval.start)
+        for before, after in itertools.pairwise(ordered):
+            if after.start < before.end:
+                raise PydanticCustomError(
+                    "overlapping_hours", f"{before.start}-{before.end} and {after.start}-{after.end} overlap"
+                )
+        return ordered
+
+
+# The shape of an IANA name here; whether the zone exists is asked of PostgreSQL, whose time zone database computes
+# the due times (support.services.sla: an unknown zone is a 422 too).
+_ZONE_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_+\-]*(/[A-Za-z0-9][A-Za-z0-9_+\-]*){0,2}$")
+
+
+def _time_zone(name: str) -> str:
+    if not _ZONE_NAME.match(name):
+        raise PydanticCustomError("time_zone", "an IANA time zone name, such as Europe/Berlin or America/New_York")
+    return name
+
+
+TimeZoneName = Annotated[str, StringConstraints(strip_whitespace=True, max_length=64), AfterValidator(_time_zone)]
+
+
+class SlaSettings(ApiModel):
+    """SLA policy: targets per priority, the business hours and holidays they are counted in, and the statuses that
+    pause the clock. Due times are computed when a ticket is created and whenever its priority or status changes:
+    a change of policy applies to those tickets then, not to every open ticket at once (docs/sla.md)."""
+
+    targets: SlaTargets = Field(default_factory=SlaTargets)
+    time_zone: TimeZoneName = Field(default="UTC", description="the IANA time zone of the business hours and holidays")
+    business_hours: BusinessHours = Field(default_factory=BusinessHours)
+    holidays: list[date] = Field(
+        default_factory=list, max_length=MAX_HOLIDAYS, description="local dates with no business hours"
+    )
+    pause_statuses: list[PausableStatus] = Field(
+        default_factory=_default_pause_statuses,
+        max_length=3,
+        description="the statuses in which the clock stands still (resolved and closed stop it anyway)",
+    )
+
+    @field_validator("holidays")
+    @classmethod
+    def _distinct_holidays(cls, holidays: list[date]) -> list[date]:
+        if len(set(holidays)) != len(holidays):
+            raise PydanticCustomError("duplicate_holiday", "each holiday may be named once")
+        return sorted(holidays)
+
+    @field_validator("pause_statuses")
+    @classmethod
+    def _distinct_statuses(cls, statuses: list[str]) -> list[str]:
+        if len(set(statuses)) != len(statuses):
+            raise PydanticCustomError("duplicate_status", "each status may be named once")
+        return statuses
+
+    @model_validator(mode="after")
+    def _some_business_hours(self) -> SlaSettings:
+        if not any(getattr(self.business_hours, day) for day in WEEKDAYS):
+            raise PydanticCustomError("no_business_hours", "at least one weekday needs business hours")
+        return self

@@ -44,6 +44,17 @@ class TicketPriority(StrEnum):
     URGENT = "urgent"
 
 
+class SlaState(StrEnum):
+    """Where a ticket stands against its SLA targets (support.services.sla): `breached` once a target's due time
+    passed before it was met, `met` when resolved with none breached, `at_risk` once 80 % of a pending target's
+    time is used, else `ok`."""
+
+    OK = "ok"
+    AT_RISK = "at_risk"
+    BREACHED = "breached"
+    MET = "met"
+
+
 class SenderType(StrEnum):
     CUSTOMER = "customer"
     AGENT = "agent"
@@ -155,6 +166,7 @@ class TicketQuery(ApiModel):
     category: Category | None = None
     channel: TicketChannel | None = None
     search: SearchText | None = None
+    sla_state: SlaState | None = None
     limit: int = Field(default=DEFAULT_PAGE_SIZE, ge=1, le=MAX_PAGE_SIZE)
     cursor: str | None = None
 
@@ -188,6 +200,18 @@ class Ticket(Record):
     reference: Annotated[str | None, BeforeValidator(_reference_text)] = Field(
         description="the tenant's short reference, `#1001` on: null only for a ticket older than references "
         "until the backfill numbers it"
+    )
+    first_response_due_at: datetime | None = Field(
+        default=None,
+        description="when the first response is due under the tenant's SLA policy (business time; moves out while "
+        "the ticket is paused); null without a target",
+    )
+    resolution_due_at: datetime | None = Field(
+        default=None, description="when resolution is due under the tenant's SLA policy; null without a target"
+    )
+    sla_state: SlaState = Field(default=SlaState.OK, description="ok, at_risk (80 % of a target used), breached or met")
+    sla_paused_at: datetime | None = Field(
+        default=None, description="since when the SLA clock stands still (a pause status, or resolved or closed)"
     )
 
 

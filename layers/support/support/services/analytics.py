@@ -51,8 +51,10 @@ from support.averages import mean_score, mean_seconds
 from support.db import read_snapshot, tenant_transaction
 from support.db.connection import Cursor, anonymous_transaction
 from support.models.analytics import AnalyticsSummary, AnalyticsToday
+from support.models.dashboard import SlaCompliance
+from support.models.tickets import TicketPriority
 from support.observability import logger
-from support.services.dashboard import MAX_ANALYTICS_DAYS, UNCATEGORIZED, check_range
+from support.services.dashboard import MAX_ANALYTICS_DAYS, UNCATEGORIZED, check_range, sla_compliance
 
 # The buckets (sql/0012): 0 holds 0 s, k >= 1 holds [BASE^(k-1), BASE^k) s, LAST_BUCKET holds the rest too.
 BUCKET_BASE = 1.1
@@ -123,6 +125,22 @@ WITH created AS (
     SELECT f.rating FROM ticket_feedback f
     WHERE f.user_id = %(t)s AND f.created_at >= %(lo)s AND f.created_at < %(hi)s
 ),
+-- --- SLA (issue 18, sql/0033) -------------------------------------------------------------------------------
+-- The targets met or missed in the window (a first response or a resolution with a due time), whether in time,
+-- and the SLA clock's business seconds then, by priority.
+sla_measured AS (
+    SELECT t.priority, 'first_response' AS target, t.first_responded_at <= t.first_response_due_at AS met,
+           t.first_response_business_seconds AS business_seconds
+    FROM support_tickets t
+    WHERE t.user_id = %(t)s AND t.first_responded_at >= %(lo)s AND t.first_responded_at < %(hi)s
+      AND t.first_response_due_at IS NOT NULL AND t.first_response_business_seconds IS NOT NULL
+    UNION ALL
+    SELECT t.priority, 'resolution', t.resolved_at <= t.resolution_due_at, t.resolution_business_seconds
+    FROM support_tickets t
+    WHERE t.user_id = %(t)s AND t.resolved_at >= %(lo)s AND t.resolved_at < %(hi)s
+      AND t.resolution_due_at IS NOT NULL AND t.resolution_business_seconds IS NOT NULL
+),
+-- --- end SLA ---------------------------------------------------------------------------------------------------
 {_distribution("resolution", "resolved_times")},
 {_distribution("first_response", "answered")},
 {_distribution("chat_duration", "durations")}
@@ -145,6 +163,13 @@ SELECT
     (SELECT count(*) FROM waits)::int AS wait_n, (SELECT coalesce(sum(v), 0) FROM waits)::bigint AS wait_total,
     (SELECT count(*) FROM ratings)::int AS rating_n,
     (SELECT coalesce(sum(rating), 0) FROM ratings)::bigint AS rating_total,
+    -- SLA (sql/0033): counts keyed "<priority>.<target>.measured", ".met", ".business_seconds": additive like the maps
+    (SELECT coalesce(jsonb_object_agg(x.k, x.n), '{{}}')
+     FROM (SELECT m.priority || '.' || m.target || '.' || v.figure AS k, sum(v.n) AS n
+           FROM sla_measured m
+           CROSS JOIN LATERAL (VALUES ('measured', 1), ('met', m.met::int), ('business_seconds', m.business_seconds))
+               AS v (figure, n)
+           GROUP BY 1 HAVING sum(v.n) <> 0) x) AS sla_compliance,
     r.n AS resolution_n, r.total AS resolution_total, r.p50 AS resolution_p50, r.p90 AS resolution_p90,
     r.histogram AS resolution_histogram,
     f.n AS first_response_n, f.total AS first_response_total, f.p50 AS first_response_p50,
@@ -190,6 +215,8 @@ ROLLUP_COLUMNS = (
     "rating_sum",
     # sql/0025
     "tickets_by_channel",
+    # sql/0033: SLA compliance (see _DAY_FIGURES' SLA block)
+    "sla_compliance",
 )
 
 _UPSERT = (
@@ -233,6 +260,7 @@ _JSONB_COLUMNS = frozenset(
         "first_response_histogram",
         "resolution_histogram",
         "chat_duration_histogram",
+        "sla_compliance",
     }
 )
 
@@ -273,6 +301,7 @@ def figures_of(row: dict[str, Any]) -> dict[str, Any]:
         "agent_response_seconds": row["wait_total"],
         "rating_count": row["rating_n"],
         "rating_sum": row["rating_total"],
+        "sla_compliance": row["sla_compliance"],
     }
 
 
@@ -422,6 +451,7 @@ _MERGED = (
     ("first_response_histogram", "first_response_histogram"),
     ("resolution_histogram", "resolution_histogram"),
     ("chat_duration_histogram", "chat_duration_histogram"),
+    ("sla_compliance", "sla_compliance"),
 )
 
 
@@ -661,4 +691,19 @@ def summarize(
         resolution_histogram=dict(sorted(resolution.items(), key=lambda item: int(item[0]))),
         chat_duration_histogram=dict(sorted(durations.items(), key=lambda item: int(item[0]))),
         today=None if today_figures is None else AnalyticsToday(analytics_date=today, **today_figures),
+        sla_compliance=sla_compliance_of(total["sla_compliance"]),
     )
+
+
+def sla_compliance_of(counts: dict[str, int]) -> dict[str, SlaCompliance]:
+    """A range's SLA compliance per priority from its merged `sla_compliance` counts (as the dashboard shows it)."""
+    rows = [
+        {
+            f"{target}_{figure}": int(counts.get(f"{priority.value}.{target}.{key}", 0))
+            for target in ("first_response", "resolution")
+            for figure, key in (("measured", "measured"), ("met", "met"), ("business_seconds", "business_seconds"))
+        }
+        | {"priority": priority.value}
+        for priority in TicketPriority
+    ]
+    return sla_compliance(rows)

@@ -25,7 +25,7 @@ from support.db.connection import Cursor
 from support.errors import InvalidInput
 from support.models.agents import Agent, AgentStatus
 from support.models.analytics import SupportAnalytics
-from support.models.dashboard import DailyCount, DailyScore, SupportDashboard
+from support.models.dashboard import DailyCount, DailyScore, SlaCompliance, SlaTargetCompliance, SupportDashboard
 from support.models.tickets import Ticket, TicketChannel, TicketPriority, TicketStatus
 
 OPEN = {TicketStatus.OPEN, TicketStatus.IN_PROGRESS, TicketStatus.WAITING_CUSTOMER}
@@ -108,7 +108,45 @@ def get_dashboard(principal: Principal, *, now: datetime | None = None) -> Suppo
         agent_availability={str(s): agents_by_status.get(s, 0) for s in AgentStatus},
         satisfaction_trend_last_week=[DailyScore(date=d, score=_day_score(day)) for d, day in week],
         ticket_volume_trend_last_week=[DailyCount(date=d, count=day["tickets"]) for d, day in week],
+        sla_compliance=sla_compliance(figures["sla"]),
     )
+
+
+def _target_compliance(measured: int, met: int, seconds: int) -> SlaTargetCompliance:
+    return SlaTargetCompliance(
+        measured=measured,
+        within_target=met,
+        percent=mean_score(met * 100, measured),  # two decimals, half away from zero (support.averages)
+        average_business_seconds=mean_seconds(seconds, measured),
+    )
+
+
+def sla_compliance(rows: list[dict[str, Any]]) -> dict[str, SlaCompliance]:
+    """SLA compliance per priority, every priority present (zeros where none), from ticket_sla_totals' rows."""
+    found = {row["priority"]: row for row in rows}
+    empty = dict.fromkeys(
+        (
+            "first_response_measured",
+            "first_response_met",
+            "first_response_business_seconds",
+            "resolution_measured",
+            "resolution_met",
+            "resolution_business_seconds",
+        ),
+        0,
+    )
+    result = {}
+    for priority in TicketPriority:
+        row = found.get(priority.value, empty)
+        result[priority.value] = SlaCompliance(
+            first_response=_target_compliance(
+                row["first_response_measured"], row["first_response_met"], row["first_response_business_seconds"]
+            ),
+            resolution=_target_compliance(
+                row["resolution_measured"], row["resolution_met"], row["resolution_business_seconds"]
+            ),
+        )
+    return result
 
 
 def check_range(start: date, end: date) -> None:
@@ -135,7 +173,7 @@ def list_analytics(principal: Principal, start: date, end: date) -> list[Support
                 resolution_p50, resolution_p90, chat_duration_p50, chat_duration_p90, first_response_count,
                 first_response_seconds, resolution_count, resolution_seconds, chat_duration_count,
                 chat_duration_seconds, agent_response_count, agent_response_seconds, rating_count, rating_sum,
-                created_at
+                sla_compliance, created_at
             FROM support_analytics WHERE user_id = %s AND analytics_date BETWEEN %s AND %s
             ORDER BY analytics_date""",
             (principal.tenant_id, start, end),

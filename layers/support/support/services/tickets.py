@@ -45,11 +45,15 @@ from support.models.tickets import (
     reference_number,
 )
 from support.pagination import Page, decode_cursor, page_of
-from support.services import email_outbox
+from support.services import email_outbox, sla
 
-TICKET_COLUMNS = """id, user_id, customer_name, customer_email, customer_phone, subject, description, category,
+_TICKET_FIELDS = """id, user_id, customer_name, customer_email, customer_phone, subject, description, category,
     priority, status, assigned_agent_id, created_at, updated_at, resolved_at, first_response_time,
     resolution_time, custom_fields, contact_id, channel, reference"""
+# The ticket's columns, and its SLA due times and state (an expression: support.services.sla)
+TICKET_COLUMNS = f"{_TICKET_FIELDS}, {sla.TICKET_SLA_COLUMNS}"
+# The names TICKET_COLUMNS answers (the dashboard's recent tickets answer the same: a test compares them)
+TICKET_COLUMN_NAMES = [name.strip() for name in _TICKET_FIELDS.split(",")] + list(sla.TICKET_SLA_COLUMN_NAMES)
 CONVERSATION_COLUMNS = """id, ticket_id, user_id, kind, sender_type, sender_name, sender_email, message, is_internal,
     attachments, call_direction, caller_number, call_duration_seconds, agent_id, created_at, updated_at"""
 FEEDBACK_COLUMNS = """id, ticket_id, user_id, rating, recommendation, feedback, resolved_issue, agent_rating,
@@ -167,6 +171,9 @@ def list_tickets(principal: Principal, query: TicketQuery) -> Page[Ticket]:
     conditions += equals_placeholders(column for column, value in filters.items() if value is not None)
     if query.cursor:
         conditions.append(sql.SQL("(created_at, id) < (%(after_at)s, %(after_id)s)"))
+    if query.sla_state is not None:
+        params["sla_state"] = query.sla_state.value
+        conditions.append(sql.SQL(f"({sla.SLA_STATE}) = %(sla_state)s"))
     with tenant_transaction(principal.tenant_id) as cur:
         if query.search:
             params["reference"] = _reference_match(cur, principal, query.search)

@@ -1,0 +1,80 @@
+"""The workflow sweep (issue 18): every minute, for every tenant, the time-based work of the desk's workflow.
+
+EventBridge Scheduler invokes it with `{"scheduledTime": "<aws.scheduler.scheduled-time>"}` (template.yaml,
+WorkflowSweepFunction). The handler runs STEPS in order, each given the same clock (`now`: the schedule's time, so a
+late invocation judges what was due when it was meant to run, and every step agrees). A step is a service function
+`step(now) -> list | int` that covers all tenants itself and commits its own work; what it answers is counted in
+the result and the metrics. A step that fails is logged and counted and the others still run (the next minute runs
+it again: every step records what it did, so a rerun repeats nothing); the invocation fails if any step failed, so
+the failure shows in the function's error metric and alarm.
+
+Steps:
+* `sla`: support.services.sla.sweep: records each SLA warning and breach once (docs/sla.md).
+Other steps join this list in the same shape (routing's expiry of chats waiting too long, the automations'
+time-based rules).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+from aws_lambda_powertools.metrics import MetricUnit
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from support.observability import logger, metrics
+from support.services import sla
+
+type Step = Callable[[datetime], Sequence[Any] | int]
+
+# The steps, in the order they run: (name, function of the clock).
+STEPS: list[tuple[str, Step]] = [
+    ("sla", sla.sweep),
+]
+
+
+def scheduled_time(event: dict[str, Any]) -> datetime:
+    """The schedule's time (ISO 8601, `Z` or an offset), or now for an event without one (a run by hand)."""
+    raw = event.get("scheduledTime") if isinstance(event, dict) else None
+    if isinstance(raw, str):
+        try:
+            parsed = datetime.fromisoformat(raw)
+        except ValueError:
+            logger.warning("unreadable scheduledTime, using now", extra={"scheduledTime": raw[:64]})
+        else:
+            return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+    return datetime.now(UTC)
+
+
+def run_steps(now: datetime, steps: Sequence[tuple[str, Step]] = STEPS) -> dict[str, Any]:
+    """Every step with the clock `now`: {"ok", "steps": {name: count}, "failed": [names]}."""
+    counts: dict[str, int] = {}
+    failed: list[str] = []
+    for name, step in steps:
+        try:
+            done = step(now)
+        except Exception:
+            logger.exception("workflow sweep step failed", extra={"step": name})
+            failed.append(name)
+            continue
+        counts[name] = done if isinstance(done, int) else len(done)
+    return {"ok": not failed, "at": now.isoformat(), "steps": counts, "failed": failed}
+
+
+class WorkflowSweepFailed(RuntimeError):
+    pass
+
+
+@logger.inject_lambda_context
+@metrics.log_metrics
+def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    result = run_steps(scheduled_time(event))
+    for name, count in result["steps"].items():
+        metrics.add_metric(name=f"WorkflowSweep_{name}", unit=MetricUnit.Count, value=count)
+    metrics.add_metric(name="WorkflowSweepStepsFailed", unit=MetricUnit.Count, value=len(result["failed"]))
+    if any(result["steps"].values()):
+        logger.info("workflow sweep", extra=result)
+    if result["failed"]:
+        raise WorkflowSweepFailed(f"workflow sweep steps failed: {', '.join(result['failed'])}")
+    return result
