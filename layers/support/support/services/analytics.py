@@ -763,8 +763,7 @@ def summarize(
                 live = [day for day in days_in(start, stored_end) if day not in stored]
             if by_agent:
                 cur.execute(_STORED_LOAD, (principal.tenant_id, start, stored_end))
-                for row in cur.fetchall():
-                    merge_load(load, row["agent_concurrent_load"])
+                merge_load(load, {row["agent"]: row for row in cur.fetchall()})
         for first, final in _runs(live):
             row = raw_figures(cur, principal.tenant_id, day_bounds(first)[0], day_bounds(final)[1])
             _add(total, row)
@@ -842,11 +841,18 @@ HOURS = range(24)
 WEEKDAYS = range(1, 8)  # ISO: 1 Monday .. 7 Sunday
 _HUNDREDTHS = Decimal("0.01")
 
-# The stored days' agent loads of a range (the range summary with byAgent=true): one row per day that had any.
-_STORED_LOAD = (
-    "SELECT agent_concurrent_load FROM support_analytics"
-    " WHERE user_id = %s AND analytics_date BETWEEN %s AND %s AND agent_concurrent_load <> '{}'::jsonb"
-)
+# The stored days' agent loads of a range merged in the database (the range summary with byAgent=true): per agent,
+# each hour's greatest peak and the sum of its seconds, one row per agent (the days' lists zipped by hour).
+_STORED_LOAD = """
+SELECT m.agent, array_agg(m.peak ORDER BY m.h) AS peak, array_agg(m.secs ORDER BY m.h) AS seconds
+FROM (SELECT a.key AS agent, x.h, max(x.peak::int) AS peak, sum(x.secs::bigint) AS secs
+      FROM support_analytics d
+      CROSS JOIN LATERAL jsonb_each(d.agent_concurrent_load) AS a
+      CROSS JOIN LATERAL ROWS FROM (jsonb_array_elements_text(a.value -> 'peak'),
+                                   jsonb_array_elements_text(a.value -> 'seconds')) WITH ORDINALITY AS x(peak, secs, h)
+      WHERE d.user_id = %s AND d.analytics_date BETWEEN %s AND %s
+      GROUP BY 1, 2) m
+GROUP BY m.agent"""
 
 
 def _every_key(counts: dict[str, int], keys: range) -> dict[str, int]:
