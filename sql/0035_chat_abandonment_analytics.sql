@@ -28,8 +28,12 @@ GRANT UPDATE (ended_by) ON public.live_chat_sessions TO support_app;
 CREATE INDEX live_chat_sessions_day_long_idx ON public.live_chat_sessions (user_id, session_end_time)
     WHERE session_end_time - session_start_time >= interval '1 day';
 
--- The rollup job reads those two columns and the status (its open sessions, for the load), nothing else new.
-GRANT SELECT (ended_by, assigned_at, status) ON public.live_chat_sessions TO support_analytics_job;
+-- And the chats still open with an agent, by start: those that began before a day are held all through it.
+CREATE INDEX live_chat_sessions_open_held_idx ON public.live_chat_sessions (user_id, session_start_time)
+    WHERE session_end_time IS NULL AND assigned_agent_id IS NOT NULL;
+
+-- The rollup job reads those two columns, nothing else new.
+GRANT SELECT (ended_by, assigned_at) ON public.live_chat_sessions TO support_analytics_job;
 
 -- 2. The day rows' new figures (support_analytics). --------------------------------------------------------------
 -- ==== BEGIN issue 18 "an" block: chat abandonment, peak hours, agents' concurrent load ====

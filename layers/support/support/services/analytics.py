@@ -126,7 +126,7 @@ _ABANDONMENT_AND_LOAD = """abandoned AS (
       AND s.session_end_time < %(hi)s AND s.session_start_time < %(lo)s
     UNION ALL
     SELECT s.assigned_agent_id, s.assigned_at, s.session_start_time, s.session_end_time FROM live_chat_sessions s
-    WHERE s.user_id = %(t)s AND s.status IN ('waiting', 'active', 'transferred') AND s.session_end_time IS NULL
+    WHERE s.user_id = %(t)s AND s.session_end_time IS NULL AND s.assigned_agent_id IS NOT NULL
       AND s.session_start_time < %(lo)s
     UNION ALL
     SELECT s.assigned_agent_id, s.assigned_at, s.session_start_time, s.session_end_time FROM live_chat_sessions s
@@ -242,12 +242,7 @@ SELECT
     (SELECT coalesce(jsonb_object_agg(x.k, x.n), '{{}}')
      FROM (SELECT extract(isodow FROM utc)::int::text AS k, count(*) AS n FROM started GROUP BY 1) x)
         AS chats_by_weekday,
-    (SELECT coalesce(jsonb_object_agg(z.agent::text, jsonb_build_object('peak', z.peaks, 'seconds', z.secs)), '{{}}')
-     FROM (SELECT g.agent, array_agg(g.peak ORDER BY g.h) AS peaks, array_agg(g.secs ORDER BY g.h) AS secs
-           FROM (SELECT a.agent, h.h, coalesce(l.peak, 0) AS peak, coalesce(l.secs, 0) AS secs
-                 FROM (SELECT DISTINCT agent FROM load) a CROSS JOIN generate_series(0, 23) AS h(h)
-                 LEFT JOIN load l ON l.agent = a.agent AND l.hod = h.h) g
-           GROUP BY g.agent) z) AS agent_concurrent_load
+    (SELECT coalesce(jsonb_agg(jsonb_build_array(l.agent, l.hod, l.peak, l.secs)), '[]') FROM load l) AS load_rows
 FROM resolution r, first_response f, chat_duration d, abandoned_wait w
 """  # noqa: S608 - the CTEs above are this module's constants, values are bound
 
@@ -340,7 +335,19 @@ def raw_figures(cur: Cursor, tenant_id: UUID, lo: datetime, hi: datetime) -> dic
     )
     row = cur.fetchone()
     assert row is not None  # an aggregate over FROM of three one-row CTEs: always one row
+    row["agent_concurrent_load"] = _load_of(row.pop("load_rows"))
     return row
+
+
+def _load_of(rows: list[list[Any]]) -> dict[str, dict[str, list[int]]]:
+    """The statement's (agent, UTC hour, peak, seconds) rows as {agent: {"peak": [24], "seconds": [24]}} (issue 18,
+    an): the lists are put together here rather than in the statement, where a grid of agents x 24 hours cost
+    more than the rest of the load."""
+    load: dict[str, dict[str, list[int]]] = {}
+    for agent, hour, peak, seconds in rows:
+        mine = load.setdefault(str(agent), {"peak": [0] * 24, "seconds": [0] * 24})
+        mine["peak"][hour], mine["seconds"][hour] = int(peak), int(seconds)
+    return dict(sorted(load.items()))
 
 
 _JSONB_COLUMNS = frozenset(
