@@ -47,3 +47,29 @@ AS $$
     SELECT f.user_id FROM public.ticket_feedback f, bounds b WHERE f.created_at >= b.lo AND f.created_at < b.hi
 $$;
 REVOKE support_analytics_lister FROM support_owner;
+
+-- When a chat session got its current agent (sql/0035's assigned_at), for the agents' concurrent load: kept by a
+-- trigger, so that every path that assigns a session (the queue's drain, a claim, a transfer, and any routing that
+-- sets assigned_agent_id) records it without knowing of it. A session inserted with an agent got it as it started;
+-- a change of agent records the clock; no agent, no time. A write that sets assigned_at itself keeps its value
+-- (a bulk load or a test with chosen times).
+CREATE OR REPLACE FUNCTION public.set_chat_assigned_at() RETURNS trigger
+LANGUAGE plpgsql
+SET search_path = pg_catalog, public, pg_temp
+AS $$
+BEGIN
+    IF NEW.assigned_agent_id IS NULL THEN
+        NEW.assigned_at := NULL;
+    ELSIF TG_OP = 'INSERT' THEN
+        NEW.assigned_at := coalesce(NEW.assigned_at, NEW.session_start_time);
+    ELSIF NEW.assigned_agent_id IS DISTINCT FROM OLD.assigned_agent_id
+          AND NEW.assigned_at IS NOT DISTINCT FROM OLD.assigned_at THEN
+        NEW.assigned_at := greatest(clock_timestamp(), NEW.session_start_time);
+    END IF;
+    RETURN NEW;
+END
+$$;
+
+CREATE OR REPLACE TRIGGER live_chat_sessions_assigned_at
+    BEFORE INSERT OR UPDATE OF assigned_agent_id, assigned_at ON public.live_chat_sessions
+    FOR EACH ROW EXECUTE FUNCTION public.set_chat_assigned_at();

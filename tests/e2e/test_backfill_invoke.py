@@ -46,6 +46,8 @@ def stored(urls: DatabaseUrls, tenant: UUID) -> dict[date, dict[str, Any]]:
         day = row.pop("analytics_date")
         score = row["customer_satisfaction_score"]
         row["customer_satisfaction_score"] = None if score is None else float(score)
+        rate = row["chat_abandon_rate"]
+        row["chat_abandon_rate"] = None if rate is None else float(rate)
         result[day] = row
     return result
 

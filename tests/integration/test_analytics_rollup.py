@@ -121,11 +121,17 @@ def build(db: DatabaseUrls, tenant: UUID, seed: int, days: list[date]) -> Data:
                     "duration": duration if ended else None,
                     "agent": agent,
                     "first_agent_message": None,
+                    # issue 18: who ended it (None: before sql/0035), and when its agent got it (the insert's
+                    # trigger: its start, unless given)
+                    "ended_by": rng.choice(["visitor", "visitor", "agent", None]) if ended else None,
+                    "assigned_at": None,
                 }
+                if agent is not None and rng.random() < 0.5:
+                    session["assigned_at"] = start + timedelta(seconds=rng.randint(0, min(duration, 600)))
                 row = conn.execute(
                     "INSERT INTO live_chat_sessions (user_id, visitor_id, status, assigned_agent_id,"
-                    " session_start_time, session_end_time, duration, created_at)"
-                    " VALUES (%s, 'v', %s, %s, %s, %s, %s, %s) RETURNING id",
+                    " session_start_time, session_end_time, duration, created_at, ended_by, assigned_at)"
+                    " VALUES (%s, 'v', %s, %s, %s, %s, %s, %s, %s, %s) RETURNING id",
                     (
                         tenant,
                         "closed" if ended else "waiting",
@@ -134,8 +140,12 @@ def build(db: DatabaseUrls, tenant: UUID, seed: int, days: list[date]) -> Data:
                         session["end"],
                         session["duration"],
                         start,
+                        session["ended_by"],
+                        session["assigned_at"],
                     ),
                 ).fetchone()
+                if agent is not None and session["assigned_at"] is None:
+                    session["assigned_at"] = start
                 assert row is not None
                 conn.execute(
                     "INSERT INTO chat_messages (user_id, session_id, sender_type, message, created_at)"
@@ -185,6 +195,11 @@ def expected(data: Data, day: date) -> dict[str, Any]:
     durations = [s["duration"] for s in ended]
     waits = [int((s["first_agent_message"] - s["start"]).total_seconds()) for s in started if s["first_agent_message"]]
     ratings = [f["rating"] for f in data.feedback if _on(f["created_at"], day)]
+    abandoned = [
+        int((s["end"] - s["start"]).total_seconds())
+        for s in ended
+        if s["ended_by"] == "visitor" and (s["first_agent_message"] is None or s["first_agent_message"] >= s["end"])
+    ]
     return {
         "total_tickets_created": len(created),
         "total_tickets_resolved": len(resolved),
@@ -220,6 +235,20 @@ def expected(data: Data, day: date) -> dict[str, Any]:
         "rating_count": len(ratings),
         "rating_sum": sum(ratings),
         "sla_compliance": _sla_compliance(data, day),
+        # issue 18 (an)
+        "chats_abandoned": len(abandoned),
+        "chat_abandon_rate": analytics.abandon_rate(len(abandoned), len(ended)),
+        "abandoned_wait_seconds": sum(abandoned),
+        "abandoned_wait_p50_seconds": _percentile(abandoned, 0.5),
+        "abandoned_wait_p90_seconds": _percentile(abandoned, 0.9),
+        "abandoned_wait_histogram": _histogram(abandoned),
+        "tickets_by_hour": dict(Counter(str(t["created_at"].astimezone(UTC).hour) for t in created)),
+        "chats_by_hour": dict(Counter(str(s["start"].astimezone(UTC).hour) for s in started)),
+        "tickets_by_weekday": dict(Counter(str(day.isoweekday()) for _ in created)),
+        "chats_by_weekday": dict(Counter(str(day.isoweekday()) for _ in started)),
+        "agent_concurrent_load": expected_load(
+            [(s["agent"], s["assigned_at"], s["end"]) for s in data.sessions if s["agent"] is not None], day
+        ),
     }
 
 
@@ -239,6 +268,33 @@ def _sla_compliance(data: Data, day: date) -> dict[str, int]:
     return {key: n for key, n in counts.items() if n}
 
 
+def expected_load(
+    held: list[tuple[UUID, datetime, datetime | None]], day: date, now: datetime | None = None
+) -> dict[str, dict[str, list[int]]]:
+    """Each agent's chats by UTC hour of `day`, counted the plain way: per hour, the seconds of each holding inside
+    it, and the most held at once (at the hour's start or at a holding's start inside it)."""
+    lo = datetime(day.year, day.month, day.day, tzinfo=UTC)
+    hi = lo + timedelta(days=1)
+    now = now or datetime.now(UTC)
+    spans: dict[UUID, list[tuple[datetime, datetime]]] = {}
+    for agent, a, b in held:
+        a, b = max(a, lo), min(b or now, hi)
+        if a < b:
+            spans.setdefault(agent, []).append((a, b))
+    result = {}
+    for agent, intervals in spans.items():
+        peak, seconds = [0] * 24, [0.0] * 24
+        for h in range(24):
+            start, end = lo + timedelta(hours=h), lo + timedelta(hours=h + 1)
+            for a, b in intervals:
+                overlap = (min(b, end) - max(a, start)).total_seconds()
+                seconds[h] += max(0.0, overlap)
+            points = [start] + [a for a, _ in intervals if start <= a < end]
+            peak[h] = max(sum(1 for a, b in intervals if a <= p < b) for p in points)
+        result[str(agent)] = {"peak": peak, "seconds": [round(x) for x in seconds]}
+    return result
+
+
 def stored(db: DatabaseUrls, tenant: UUID) -> dict[date, dict[str, Any]]:
     columns = sql.SQL(", ").join(sql.Identifier(c) for c in ("id", "analytics_date", *analytics.ROLLUP_COLUMNS))
     with psycopg.connect(db.admin) as conn:
@@ -253,6 +309,8 @@ def stored(db: DatabaseUrls, tenant: UUID) -> dict[date, dict[str, Any]]:
         day = row.pop("analytics_date")
         if row["customer_satisfaction_score"] is not None:
             row["customer_satisfaction_score"] = float(row["customer_satisfaction_score"])
+        if row["chat_abandon_rate"] is not None:
+            row["chat_abandon_rate"] = float(row["chat_abandon_rate"])
         result[day] = row
     return result
 

@@ -11,6 +11,26 @@ from support.models.base import Record
 from support.models.dashboard import SlaCompliance
 
 
+class AgentDayLoad(Record):
+    """One agent's chats over a day's UTC hours (issue 18): index h of each list is the hour h:00-h:59 UTC."""
+
+    peak: list[int] = Field(description="per UTC hour, the most chats the agent held at once (24 values)")
+    seconds: list[int] = Field(
+        description="per UTC hour, the chat-seconds the agent held (24 values; / 3600 = the hour's mean concurrency)"
+    )
+
+
+class AgentLoadSummary(Record):
+    """One agent's concurrent chats over a range, by UTC hour of the day (issue 18)."""
+
+    peak_by_hour: list[int] = Field(description="per UTC hour (24 values), the most chats held at once on any day")
+    average_by_hour: list[float] = Field(
+        description="per UTC hour (24 values), the mean number of chats held at once over the range's days (2 decimals)"
+    )
+    peak: int = Field(description="the most chats held at once in the range")
+    average: float = Field(description="the mean number of chats held at once over the range's days (2 decimals)")
+
+
 class AnalyticsFigures(Record):
     """A day's figures (support.services.analytics says what each counts)."""
 
@@ -56,6 +76,27 @@ class AnalyticsFigures(Record):
     agent_response_seconds: int = Field(description="the sum of their waits for it")
     rating_count: int = Field(description="ticket feedback given that day")
     rating_sum: int = Field(description="the sum of its ratings")
+    # ==== issue 18 (an), sql/0035: chat abandonment, peak hours, the agents' concurrent load (UTC) ====
+    chats_abandoned: int = Field(
+        description="sessions ended that day by their visitor before any agent message (a chat is answered by "
+        "an agent message sent before it ended)"
+    )
+    chat_abandon_rate: float | None = Field(
+        description="chatsAbandoned / totalChatsCompleted (4 decimals); null with no session ended that day"
+    )
+    abandoned_wait_seconds: int = Field(description="the sum of the abandoned sessions' waits (start to end)")
+    abandoned_wait_p50_seconds: int | None = Field(description="seconds, exact, over the abandoned sessions")
+    abandoned_wait_p90_seconds: int | None = Field(description="seconds, exact")
+    abandoned_wait_histogram: dict[str, int] = Field(description="the abandoned waits, in the buckets above")
+    tickets_by_hour: dict[str, int] = Field(description='tickets created, by UTC hour {"0".."23": n}, sparse')
+    chats_by_hour: dict[str, int] = Field(description='sessions started, by UTC hour {"0".."23": n}, sparse')
+    tickets_by_weekday: dict[str, int] = Field(
+        description='tickets created, by ISO weekday of the UTC day {"1" (Monday) .. "7" (Sunday): n}'
+    )
+    chats_by_weekday: dict[str, int] = Field(description="sessions started, by ISO weekday of the UTC day")
+    agent_concurrent_load: dict[str, AgentDayLoad] = Field(
+        description="{agentId: its chats by UTC hour}, the agents who held a chat that day"
+    )
 
 
 class SupportAnalytics(AnalyticsFigures):
@@ -114,6 +155,26 @@ class AnalyticsSummary(Record):
     first_response_histogram: dict[str, int]
     resolution_histogram: dict[str, int]
     chat_duration_histogram: dict[str, int]
+    # ==== issue 18 (an): chat abandonment, peak hours, the agents' concurrent load (UTC hours and days) ====
+    chats_abandoned: int = Field(description="sessions ended in the range by their visitor before any agent message")
+    chat_abandon_rate: float | None = Field(
+        description="chatsAbandoned / totalChatsCompleted over the range (4 decimals); null with none ended"
+    )
+    abandoned_wait_p50_seconds: int | None = Field(
+        description="the abandoned sessions' wait (start to end), from the merged histogram (see percentileError)"
+    )
+    abandoned_wait_p90_seconds: int | None = Field(description="seconds")
+    abandoned_wait_histogram: dict[str, int]
+    tickets_by_hour: dict[str, int] = Field(description='tickets created, by UTC hour: every hour "0".."23"')
+    chats_by_hour: dict[str, int] = Field(description='sessions started, by UTC hour: every hour "0".."23"')
+    tickets_by_weekday: dict[str, int] = Field(
+        description='tickets created, by ISO weekday of the UTC day: every day "1" (Monday) .. "7" (Sunday)'
+    )
+    chats_by_weekday: dict[str, int] = Field(description="sessions started, by ISO weekday of the UTC day")
+    agent_concurrent_load: dict[str, AgentLoadSummary] | None = Field(
+        description="{agentId: concurrent chats by UTC hour over the range's days}, with byAgent=true only "
+        "(null otherwise)"
+    )
     today: AnalyticsToday | None = Field(
         description="today's partial figures (already in the totals above), when the range includes today"
     )

@@ -23,6 +23,20 @@ What each figure of a day D (a UTC day) counts, and why:
   the day before is refreshed once more. (The open backlog at the end of D would read history, not D's activity:
   its cost would grow with the table.)
 * chats_by_agent: {agent id: sessions that agent ended on D} (the session's assigned agent when it ended).
+* (issue 18, sql/0035) chats_abandoned: the sessions that ENDED on D, ended by their visitor (ended_by =
+  'visitor', which chat_end records from the caller's role), with no agent message (chat_messages sender_type
+  'agent') created before the session's end: nobody answered them. A session ended before sql/0035 has no
+  ended_by and is never counted. Their wait is start to end in whole seconds: abandoned_wait_seconds (the sum),
+  abandoned_wait_p50/p90_seconds (exact, percentile_disc) and abandoned_wait_histogram (the buckets below).
+  chat_abandon_rate = chats_abandoned / total_chats_completed (four decimals; NULL when none ended on D).
+* tickets_by_hour / chats_by_hour: the tickets created / sessions started on D by UTC hour ("0".."23");
+  tickets_by_weekday / chats_by_weekday: the same by ISO weekday of the UTC day ("1" Monday .. "7" Sunday).
+  Hours and weekdays are UTC, like the day itself, whatever the database session's TimeZone.
+* agent_concurrent_load: {agent id: {"peak": [24], "seconds": [24]}}: for each UTC hour of D, the most chats the
+  agent held at once, and the chat-seconds it held (seconds / 3600: the hour's mean number of concurrent chats).
+  An agent holds a session from its assignment (assigned_at, kept by a trigger; the session's start for one
+  assigned before sql/0035) to its end, or to now while it is open; a transferred session counts for its current
+  agent from the transfer on (the earlier agent's part is not kept). Only agents who held a chat on D appear.
 
 Averages follow support.averages (whole seconds, half away from zero; scores to two decimals). Percentiles are
 percentile_disc: the smallest value with at least 50% (90%) of the day's values at or below it, so always a
@@ -41,6 +55,7 @@ from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
+from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 from uuid import UUID
 
@@ -50,7 +65,7 @@ from support.auth import Principal
 from support.averages import mean_score, mean_seconds
 from support.db import read_snapshot, tenant_transaction
 from support.db.connection import Cursor, anonymous_transaction
-from support.models.analytics import AnalyticsSummary, AnalyticsToday
+from support.models.analytics import AgentLoadSummary, AnalyticsSummary, AnalyticsToday
 from support.models.dashboard import SlaCompliance
 from support.models.tickets import TicketPriority
 from support.observability import logger
@@ -88,10 +103,71 @@ def _distribution(name: str, source: str) -> str:
         FROM {source})"""  # noqa: S608 - names are this module's constants, values are bound
 
 
+# ---- issue 18 (an): chat abandonment and the agents' concurrent load (the module docstring says what they count).
+# abandoned: the sessions ended in the window by their visitor with no agent message before the end; their wait,
+# whole seconds from start to end. held: each agent's chats over the window, from the assignment (the start for a
+# session assigned before sql/0035) to the end (now for one still open), clipped to the window: the sessions that
+# started in it, those that started before it and ended in it, those still open, and those that lasted over the
+# whole window (the day-long partial index of sql/0035), four disjoint index ranges. hours: the hours each holding
+# touches, with the seconds held in each. Peak per hour: the running count of an agent's chats (ends before starts
+# at the same instant, each hour's start marked) read at the hour's start and at every start inside it, where the
+# count's maximum over the hour must be. Hours are UTC (date_trunc and extract in UTC, whatever the session's
+# TimeZone), as the rollup's days.
+_ABANDONMENT_AND_LOAD = """abandoned AS (
+    SELECT greatest(0, floor(extract(epoch FROM e.session_end_time - e.session_start_time)))::int AS v
+    FROM ended e
+    WHERE e.ended_by = 'visitor'
+      AND NOT EXISTS (SELECT FROM chat_messages c WHERE c.session_id = e.id AND c.user_id = %(t)s
+                      AND c.sender_type = 'agent' AND c.created_at < e.session_end_time)
+), overlapping AS (
+    SELECT s.assigned_agent_id, s.assigned_at, s.session_start_time, s.session_end_time FROM live_chat_sessions s
+    WHERE s.user_id = %(t)s AND s.session_start_time >= %(lo)s AND s.session_start_time < %(hi)s
+    UNION ALL
+    SELECT s.assigned_agent_id, s.assigned_at, s.session_start_time, s.session_end_time FROM live_chat_sessions s
+    WHERE s.user_id = %(t)s AND s.session_end_time IS NOT NULL AND s.session_end_time >= %(lo)s
+      AND s.session_end_time < %(hi)s AND s.session_start_time < %(lo)s
+    UNION ALL
+    SELECT s.assigned_agent_id, s.assigned_at, s.session_start_time, s.session_end_time FROM live_chat_sessions s
+    WHERE s.user_id = %(t)s AND s.session_end_time IS NULL AND s.assigned_agent_id IS NOT NULL
+      AND s.session_start_time < %(lo)s
+    UNION ALL
+    SELECT s.assigned_agent_id, s.assigned_at, s.session_start_time, s.session_end_time FROM live_chat_sessions s
+    WHERE s.user_id = %(t)s AND s.session_end_time - s.session_start_time >= interval '1 day'
+      AND s.session_end_time >= %(hi)s AND s.session_start_time < %(lo)s
+), held AS (
+    SELECT x.agent, x.a, x.b FROM (
+        SELECT o.assigned_agent_id AS agent,
+               greatest(coalesce(o.assigned_at, o.session_start_time), %(lo)s::timestamptz) AS a,
+               least(coalesce(o.session_end_time, now()), %(hi)s::timestamptz) AS b
+        FROM overlapping o WHERE o.assigned_agent_id IS NOT NULL) x
+    WHERE x.a < x.b
+), hours AS (
+    SELECT h.agent, hr.at AS hour_start,
+           extract(epoch FROM least(h.b, hr.at + interval '1 hour') - greatest(h.a, hr.at)) AS secs
+    FROM held h
+    CROSS JOIN LATERAL generate_series(date_trunc('hour', h.a, 'UTC'), h.b - interval '1 microsecond',
+                                       interval '1 hour') AS hr(at)
+), events AS (
+    SELECT agent, a AS at, 1 AS delta, 1 AS ord FROM held
+    UNION ALL SELECT agent, b, -1, 0 FROM held
+    UNION ALL SELECT DISTINCT agent, hour_start, 0, 2 FROM hours
+), counts AS (
+    SELECT agent, at, delta, sum(delta) OVER (PARTITION BY agent ORDER BY at, ord ROWS UNBOUNDED PRECEDING) AS n
+    FROM events
+), load AS (
+    SELECT agent, hod, max(peak)::int AS peak, round(sum(secs))::bigint AS secs FROM (
+        SELECT agent, extract(hour FROM hour_start AT TIME ZONE 'UTC')::int AS hod, 0 AS peak, secs FROM hours
+        UNION ALL
+        SELECT agent, extract(hour FROM at AT TIME ZONE 'UTC')::int, n, 0 FROM counts
+        WHERE delta >= 0 AND at < %(hi)s
+    ) p GROUP BY 1, 2
+)"""
+
 # One statement per tenant-day: every figure's inputs. %(t)s the tenant, [%(lo)s, %(hi)s) the day.
 _DAY_FIGURES = f"""
 WITH created AS (
-    SELECT t.status, t.priority, coalesce(t.category, %(uncategorized)s) AS category, t.channel
+    SELECT t.status, t.priority, coalesce(t.category, %(uncategorized)s) AS category, t.channel,
+           t.created_at AT TIME ZONE 'UTC' AS utc
     FROM support_tickets t WHERE t.user_id = %(t)s AND t.created_at >= %(lo)s AND t.created_at < %(hi)s
 ), resolved AS (
     SELECT t.resolution_time AS v
@@ -105,11 +181,11 @@ WITH created AS (
     WHERE t.user_id = %(t)s AND t.first_responded_at IS NOT NULL
       AND t.first_responded_at >= %(lo)s AND t.first_responded_at < %(hi)s AND t.first_response_time IS NOT NULL
 ), started AS (
-    SELECT s.id, s.session_start_time
+    SELECT s.id, s.session_start_time, s.session_start_time AT TIME ZONE 'UTC' AS utc
     FROM live_chat_sessions s
     WHERE s.user_id = %(t)s AND s.session_start_time >= %(lo)s AND s.session_start_time < %(hi)s
 ), ended AS (
-    SELECT s.duration, s.assigned_agent_id
+    SELECT s.id, s.duration, s.assigned_agent_id, s.session_start_time, s.session_end_time, s.ended_by
     FROM live_chat_sessions s
     WHERE s.user_id = %(t)s AND s.session_end_time IS NOT NULL
       AND s.session_end_time >= %(lo)s AND s.session_end_time < %(hi)s
@@ -141,9 +217,11 @@ sla_measured AS (
       AND t.resolution_due_at IS NOT NULL AND t.resolution_business_seconds IS NOT NULL
 ),
 -- --- end SLA ---------------------------------------------------------------------------------------------------
+{_ABANDONMENT_AND_LOAD},
 {_distribution("resolution", "resolved_times")},
 {_distribution("first_response", "answered")},
-{_distribution("chat_duration", "durations")}
+{_distribution("chat_duration", "durations")},
+{_distribution("abandoned_wait", "abandoned")}
 SELECT
     (SELECT count(*) FROM created)::int AS created,
     (SELECT count(*) FROM resolved)::int AS resolved,
@@ -175,8 +253,22 @@ SELECT
     f.n AS first_response_n, f.total AS first_response_total, f.p50 AS first_response_p50,
     f.p90 AS first_response_p90, f.histogram AS first_response_histogram,
     d.n AS chat_duration_n, d.total AS chat_duration_total, d.p50 AS chat_duration_p50,
-    d.p90 AS chat_duration_p90, d.histogram AS chat_duration_histogram
-FROM resolution r, first_response f, chat_duration d
+    d.p90 AS chat_duration_p90, d.histogram AS chat_duration_histogram,
+    -- issue 18 (an): abandonment, peak hours, the agents' concurrent load
+    w.n AS abandoned_n, w.total AS abandoned_total, w.p50 AS abandoned_p50, w.p90 AS abandoned_p90,
+    w.histogram AS abandoned_histogram,
+    (SELECT coalesce(jsonb_object_agg(x.k, x.n), '{{}}')
+     FROM (SELECT extract(hour FROM utc)::int::text AS k, count(*) AS n FROM created GROUP BY 1) x) AS tickets_by_hour,
+    (SELECT coalesce(jsonb_object_agg(x.k, x.n), '{{}}')
+     FROM (SELECT extract(hour FROM utc)::int::text AS k, count(*) AS n FROM started GROUP BY 1) x) AS chats_by_hour,
+    (SELECT coalesce(jsonb_object_agg(x.k, x.n), '{{}}')
+     FROM (SELECT extract(isodow FROM utc)::int::text AS k, count(*) AS n FROM created GROUP BY 1) x)
+        AS tickets_by_weekday,
+    (SELECT coalesce(jsonb_object_agg(x.k, x.n), '{{}}')
+     FROM (SELECT extract(isodow FROM utc)::int::text AS k, count(*) AS n FROM started GROUP BY 1) x)
+        AS chats_by_weekday,
+    (SELECT coalesce(jsonb_agg(jsonb_build_array(l.agent, l.hod, l.peak, l.secs)), '[]') FROM load l) AS load_rows
+FROM resolution r, first_response f, chat_duration d, abandoned_wait w
 """  # noqa: S608 - the CTEs above are this module's constants, values are bound
 
 ROLLUP_COLUMNS = (
@@ -217,6 +309,19 @@ ROLLUP_COLUMNS = (
     "tickets_by_channel",
     # sql/0033: SLA compliance (see _DAY_FIGURES' SLA block)
     "sla_compliance",
+    # ==== issue 18 (an), sql/0035: abandonment, peak hours, the agents' concurrent load ====
+    "chats_abandoned",
+    "chat_abandon_rate",
+    "abandoned_wait_seconds",
+    "abandoned_wait_p50_seconds",
+    "abandoned_wait_p90_seconds",
+    "abandoned_wait_histogram",
+    "tickets_by_hour",
+    "chats_by_hour",
+    "tickets_by_weekday",
+    "chats_by_weekday",
+    "agent_concurrent_load",
+    # ==== end issue 18 (an) ====
 )
 
 _UPSERT = (
@@ -227,6 +332,16 @@ _UPSERT = (
     + ") ON CONFLICT (user_id, analytics_date) DO UPDATE SET "
     + ", ".join(f"{c} = EXCLUDED.{c}" for c in ROLLUP_COLUMNS)
 )
+
+
+_RATE_PLACES = Decimal("0.0001")
+
+
+def abandon_rate(abandoned: int, ended: int) -> float | None:
+    """Abandoned chats over the chats ended, four decimals (half away from zero); None with none ended."""
+    if not ended:
+        return None
+    return float((Decimal(abandoned) / Decimal(ended)).quantize(_RATE_PLACES, rounding=ROUND_HALF_UP))
 
 
 def day_bounds(day: date) -> tuple[datetime, datetime]:
@@ -247,7 +362,19 @@ def raw_figures(cur: Cursor, tenant_id: UUID, lo: datetime, hi: datetime) -> dic
     )
     row = cur.fetchone()
     assert row is not None  # an aggregate over FROM of three one-row CTEs: always one row
+    row["agent_concurrent_load"] = _load_of(row.pop("load_rows"))
     return row
+
+
+def _load_of(rows: list[list[Any]]) -> dict[str, dict[str, list[int]]]:
+    """The statement's (agent, UTC hour, peak, seconds) rows as {agent: {"peak": [24], "seconds": [24]}} (issue 18,
+    an): the lists are put together here rather than in the statement, where a grid of agents x 24 hours cost
+    more than the rest of the load."""
+    load: dict[str, dict[str, list[int]]] = {}
+    for agent, hour, peak, seconds in rows:
+        mine = load.setdefault(str(agent), {"peak": [0] * 24, "seconds": [0] * 24})
+        mine["peak"][hour], mine["seconds"][hour] = int(peak), int(seconds)
+    return dict(sorted(load.items()))
 
 
 _JSONB_COLUMNS = frozenset(
@@ -261,8 +388,16 @@ _JSONB_COLUMNS = frozenset(
         "resolution_histogram",
         "chat_duration_histogram",
         "sla_compliance",
+        # issue 18 (an)
+        "abandoned_wait_histogram",
+        "tickets_by_hour",
+        "chats_by_hour",
+        "tickets_by_weekday",
+        "chats_by_weekday",
     }
 )
+# Stored as jsonb, not a {key: count} map the running totals carry (a peak is not additive): issue 18 (an).
+_JSONB_NOT_SUMMED = frozenset({"agent_concurrent_load"})
 
 
 def figures_of(row: dict[str, Any]) -> dict[str, Any]:
@@ -302,6 +437,18 @@ def figures_of(row: dict[str, Any]) -> dict[str, Any]:
         "rating_count": row["rating_n"],
         "rating_sum": row["rating_total"],
         "sla_compliance": row["sla_compliance"],
+        # issue 18 (an)
+        "chats_abandoned": row["abandoned_n"],
+        "chat_abandon_rate": abandon_rate(row["abandoned_n"], row["ended"]),
+        "abandoned_wait_seconds": row["abandoned_total"],
+        "abandoned_wait_p50_seconds": row["abandoned_p50"],
+        "abandoned_wait_p90_seconds": row["abandoned_p90"],
+        "abandoned_wait_histogram": row["abandoned_histogram"],
+        "tickets_by_hour": row["tickets_by_hour"],
+        "chats_by_hour": row["chats_by_hour"],
+        "tickets_by_weekday": row["tickets_by_weekday"],
+        "chats_by_weekday": row["chats_by_weekday"],
+        "agent_concurrent_load": row["agent_concurrent_load"],
     }
 
 
@@ -310,7 +457,7 @@ def _upsert_params(tenant_id: UUID, day: date, figures: dict[str, Any]) -> dict[
     return {
         "user_id": tenant_id,
         "analytics_date": day,
-        **{k: Jsonb(dict(v)) if k in _JSONB_COLUMNS else v for k, v in figures.items()},
+        **{k: Jsonb(dict(v)) if k in _JSONB_COLUMNS or k in _JSONB_NOT_SUMMED else v for k, v in figures.items()},
     }
 
 
@@ -441,6 +588,9 @@ _SUMMED = (
     ("wait_total", "agent_response_seconds"),
     ("rating_n", "rating_count"),
     ("rating_total", "rating_sum"),
+    # issue 18 (an)
+    ("abandoned_n", "chats_abandoned"),
+    ("abandoned_total", "abandoned_wait_seconds"),
 )
 _MERGED = (
     ("by_status", "tickets_by_status"),
@@ -452,6 +602,12 @@ _MERGED = (
     ("resolution_histogram", "resolution_histogram"),
     ("chat_duration_histogram", "chat_duration_histogram"),
     ("sla_compliance", "sla_compliance"),
+    # issue 18 (an)
+    ("abandoned_histogram", "abandoned_wait_histogram"),
+    ("tickets_by_hour", "tickets_by_hour"),
+    ("chats_by_hour", "chats_by_hour"),
+    ("tickets_by_weekday", "tickets_by_weekday"),
+    ("chats_by_weekday", "chats_by_weekday"),
 )
 
 
@@ -618,9 +774,12 @@ def summarize(
     last = min(end, today)
     stored_end = min(last, today - timedelta(days=1))  # the days that may be rolled up: today is always live
 
+    load: dict[str, dict[str, list[int]]] = {}  # issue 18 (an): with by_agent only
+
     def read(cur: Cursor) -> tuple[dict[str, Any], int, list[date], dict[str, Any] | None]:
         total: dict[str, Any] = {name: 0 for name, _ in _SUMMED} | {name: {} for name, _ in _MERGED}
         stored_days, live = 0, []
+        load.clear()
         if start <= stored_end:
             cur.execute(
                 _STORED_EDGES_BY_AGENT if by_agent else _STORED_EDGES,
@@ -639,12 +798,18 @@ def summarize(
                 )
                 stored = {row["analytics_date"] for row in cur.fetchall()}
                 live = [day for day in days_in(start, stored_end) if day not in stored]
+            if by_agent:
+                cur.execute(_STORED_LOAD, (principal.tenant_id, start, stored_end))
+                merge_load(load, {row["agent"]: row for row in cur.fetchall()})
         for first, final in _runs(live):
-            _add(total, raw_figures(cur, principal.tenant_id, day_bounds(first)[0], day_bounds(final)[1]))
+            row = raw_figures(cur, principal.tenant_id, day_bounds(first)[0], day_bounds(final)[1])
+            _add(total, row)
+            merge_load(load, row["agent_concurrent_load"])
         today_figures = None
         if start <= today <= end:
             row = raw_figures(cur, principal.tenant_id, *day_bounds(today))
             _add(total, row)
+            merge_load(load, row["agent_concurrent_load"])
             today_figures = figures_of(row)
             live.append(today)
         return total, stored_days, live, today_figures
@@ -655,10 +820,12 @@ def summarize(
         total["resolution_histogram"],
         total["chat_duration_histogram"],
     )
+    days = max(0, (last - start).days + 1)
+    abandoned = total["abandoned_histogram"]
     return AnalyticsSummary(
         from_date=start,
         to_date=end,
-        days=max(0, (last - start).days + 1),
+        days=days,
         rolled_up_days=rolled_up_days,
         live_days=live,
         total_tickets_created=total["created"],
@@ -690,6 +857,17 @@ def summarize(
         first_response_histogram=dict(sorted(first_response.items(), key=lambda item: int(item[0]))),
         resolution_histogram=dict(sorted(resolution.items(), key=lambda item: int(item[0]))),
         chat_duration_histogram=dict(sorted(durations.items(), key=lambda item: int(item[0]))),
+        # issue 18 (an)
+        chats_abandoned=total["abandoned_n"],
+        chat_abandon_rate=abandon_rate(total["abandoned_n"], total["ended"]),
+        abandoned_wait_p50_seconds=histogram_percentile(abandoned, 1, 2),
+        abandoned_wait_p90_seconds=histogram_percentile(abandoned, 9, 10),
+        abandoned_wait_histogram=dict(sorted(abandoned.items(), key=lambda item: int(item[0]))),
+        tickets_by_hour=_every_key(total["tickets_by_hour"], HOURS),
+        chats_by_hour=_every_key(total["chats_by_hour"], HOURS),
+        tickets_by_weekday=_every_key(total["tickets_by_weekday"], WEEKDAYS),
+        chats_by_weekday=_every_key(total["chats_by_weekday"], WEEKDAYS),
+        agent_concurrent_load=load_summary(load, days) if by_agent else None,
         today=None if today_figures is None else AnalyticsToday(analytics_date=today, **today_figures),
         sla_compliance=sla_compliance_of(total["sla_compliance"]),
     )
@@ -707,3 +885,57 @@ def sla_compliance_of(counts: dict[str, int]) -> dict[str, SlaCompliance]:
         for priority in TicketPriority
     ]
     return sla_compliance(rows)
+
+
+# ------------------------------------------------------------------ issue 18 (an): peak hours and agents' load
+
+HOURS = range(24)
+WEEKDAYS = range(1, 8)  # ISO: 1 Monday .. 7 Sunday
+_HUNDREDTHS = Decimal("0.01")
+
+# The stored days' agent loads of a range merged in the database (the range summary with byAgent=true): per agent,
+# each hour's greatest peak and the sum of its seconds, one row per agent (the days' lists zipped by hour).
+_STORED_LOAD = """
+SELECT m.agent, array_agg(m.peak ORDER BY m.h) AS peak, array_agg(m.secs ORDER BY m.h) AS seconds
+FROM (SELECT a.key AS agent, x.h, max(x.peak::int) AS peak, sum(x.secs::bigint) AS secs
+      FROM support_analytics d
+      CROSS JOIN LATERAL jsonb_each(d.agent_concurrent_load) AS a
+      CROSS JOIN LATERAL ROWS FROM (jsonb_array_elements_text(a.value -> 'peak'),
+                                   jsonb_array_elements_text(a.value -> 'seconds')) WITH ORDINALITY AS x(peak, secs, h)
+      WHERE d.user_id = %s AND d.analytics_date BETWEEN %s AND %s
+      GROUP BY 1, 2) m
+GROUP BY m.agent"""
+
+
+def _every_key(counts: dict[str, int], keys: range) -> dict[str, int]:
+    """A sparse {key: count} map with every key of `keys`, in order (0 where none)."""
+    return {str(k): int(counts.get(str(k), 0)) for k in keys}
+
+
+def merge_load(into: dict[str, dict[str, list[int]]], loads: dict[str, Any]) -> None:
+    """Add a window's {agent: {"peak": [24], "seconds": [24]}} to `into`: the greater peak and the seconds' sum of
+    each hour."""
+    for agent, load in loads.items():
+        mine = into.setdefault(agent, {"peak": [0] * 24, "seconds": [0] * 24})
+        mine["peak"] = [max(a, int(b)) for a, b in zip(mine["peak"], load["peak"], strict=True)]
+        mine["seconds"] = [a + int(b) for a, b in zip(mine["seconds"], load["seconds"], strict=True)]
+
+
+def _per_hour_mean(seconds: int, days: int, hours: int = 1) -> float:
+    if days <= 0:
+        return 0.0
+    mean = Decimal(seconds) / Decimal(days * hours * 3600)
+    return float(mean.quantize(_HUNDREDTHS, rounding=ROUND_HALF_UP))
+
+
+def load_summary(load: dict[str, dict[str, list[int]]], days: int) -> dict[str, AgentLoadSummary]:
+    """The range's loads as the summary reports them: the peaks, and the mean concurrency over `days` days."""
+    return {
+        agent: AgentLoadSummary(
+            peak_by_hour=figures["peak"],
+            average_by_hour=[_per_hour_mean(s, days) for s in figures["seconds"]],
+            peak=max(figures["peak"]),
+            average=_per_hour_mean(sum(figures["seconds"]), days, 24),
+        )
+        for agent, figures in sorted(load.items())
+    }

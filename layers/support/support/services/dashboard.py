@@ -173,7 +173,11 @@ def list_analytics(principal: Principal, start: date, end: date) -> list[Support
                 resolution_p50, resolution_p90, chat_duration_p50, chat_duration_p90, first_response_count,
                 first_response_seconds, resolution_count, resolution_seconds, chat_duration_count,
                 chat_duration_seconds, agent_response_count, agent_response_seconds, rating_count, rating_sum,
-                sla_compliance, created_at
+                sla_compliance,
+                chats_abandoned, chat_abandon_rate, abandoned_wait_seconds, abandoned_wait_p50_seconds,
+                abandoned_wait_p90_seconds, abandoned_wait_histogram, tickets_by_hour, chats_by_hour,
+                tickets_by_weekday, chats_by_weekday, agent_concurrent_load,
+                created_at
             FROM support_analytics WHERE user_id = %s AND analytics_date BETWEEN %s AND %s
             ORDER BY analytics_date""",
             (principal.tenant_id, start, end),
