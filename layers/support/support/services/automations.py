@@ -558,16 +558,20 @@ def run_event(tenant_id: UUID, event_id: UUID, *, now: datetime | None = None) -
             )
         rules = cur.fetchall()
         at = now or event["created_at"]
+        facts: Facts | None = None
         for rule in rules:
-            facts = _facts(cur, tenant_id, event, at)
-            if facts is None:
-                break  # the ticket or chat is gone
+            if facts is None:  # read once, and again after a rule acted: the next rule sees its change
+                facts = _facts(cur, tenant_id, event, at)
+                if facts is None:
+                    break  # the ticket or chat is gone
             facts.window = rule["definition"].get("businessHours")
             if not matches(rule["definition"], facts):
                 continue
             outcome = _run_rule(cur, tenant_id, event, rule, after)
             if outcome is not None:
                 report.count(outcome)
+            if outcome == RunOutcome.APPLIED:
+                facts = None
         cur.execute(
             "UPDATE automation_events SET processed_at = now() WHERE user_id = %s AND id = %s", (tenant_id, event_id)
         )
