@@ -1,4 +1,5 @@
-// The agent console: sign-in, then three views (live chats, tickets, dashboard) chosen by the URL's hash.
+// The agent console: sign-in, then the views (live chats, tickets, dashboard; an admin's automation rules) chosen by
+// the URL's hash.
 //
 // Where it talks to: config.json beside index.html names the HTTP API (`apiBaseUrl`) and the WebSocket API
 // (`websocketUrl`). Left empty, the console asks the server that serves it (`GET /_local/config`, the local
@@ -10,6 +11,7 @@ import { ChatsView } from "./chats.js";
 import { renderDashboard } from "./dashboard.js";
 import { clear, h, notify } from "./dom.js";
 import { Live } from "./live.js";
+import { RulesView } from "./rules.js";
 import { TicketsView } from "./tickets.js";
 
 const main = document.getElementById("main");
@@ -76,6 +78,7 @@ class Console {
     this.me.name ||= this.me.role === "admin" ? "Admin" : "Agent";
     document.getElementById("who-name").textContent = `${this.me.name} (${this.me.role})`;
     document.getElementById("views").hidden = false;
+    for (const item of document.querySelectorAll("#views [data-admin]")) item.hidden = this.me.role !== "admin";
     document.getElementById("who").hidden = false;
     const status = document.getElementById("connection");
     if (this.config.websocketUrl) {
@@ -91,6 +94,7 @@ class Console {
     this.views = {
       chats: new ChatsView(this),
       tickets: new TicketsView(this),
+      rules: new RulesView(this),
     };
     if (!location.hash.startsWith("#/")) location.hash = "#/chats";
     else this.route();
@@ -136,7 +140,7 @@ class Console {
   route() {
     if (!this.token) return;
     const [name, ...rest] = location.hash.replace(/^#\//, "").split("/");
-    const view = ["chats", "tickets", "dashboard"].includes(name) ? name : "chats";
+    const view = ["chats", "tickets", "dashboard", "rules"].includes(name) ? name : "chats";
     for (const link of document.querySelectorAll("#views a")) {
       if (link.dataset.view === view) link.setAttribute("aria-current", "page");
       else link.removeAttribute("aria-current");
@@ -146,7 +150,8 @@ class Console {
     main.dataset.view = view;
     if (view === "dashboard") renderDashboard(main, this);
     else this.views[view].render(main, rest);
-    document.title = `${{ chats: "Live chats", tickets: "Tickets", dashboard: "Dashboard" }[view]} · Support console`;
+    const titles = { chats: "Live chats", tickets: "Tickets", dashboard: "Dashboard", rules: "Automation rules" };
+    document.title = `${titles[view]} · Support console`;
   }
 }
 
