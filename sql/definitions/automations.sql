@@ -31,7 +31,17 @@ BEGIN
 END
 $$;
 REVOKE ALL ON FUNCTION public.automation_seed_defaults(uuid) FROM PUBLIC;
-GRANT EXECUTE ON FUNCTION public.automation_seed_defaults(uuid) TO support_app;
+
+-- The runtime role's way to it (the rules API, before any ticket or chat): its own tenant only, from the
+-- transaction's binding, never an argument.
+CREATE OR REPLACE FUNCTION public.automation_seed_own_defaults() RETURNS boolean
+LANGUAGE sql SECURITY DEFINER
+SET search_path = pg_catalog, public, pg_temp
+AS $$
+    SELECT public.automation_seed_defaults(current_setting('app.tenant_id')::uuid)
+$$;
+REVOKE ALL ON FUNCTION public.automation_seed_own_defaults() FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION public.automation_seed_own_defaults() TO support_app;
 
 -- The rule whose action made the change (NULL: a person's or the system's change), and the chain's depth.
 CREATE OR REPLACE FUNCTION public.automation_cause() RETURNS TABLE (rule uuid, depth smallint)

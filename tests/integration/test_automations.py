@@ -778,3 +778,20 @@ def test_the_automations_function_runs_a_tenants_pending_events(
     answer = app.lambda_handler({"tenantId": str(tickets_api.tenant)}, LambdaContext("AutomationsFunction", 512, 30))
     assert answer == {"events": 1, "runs": {"applied": 1}}
     assert ticket_row(tickets_api.tenant, str(row["id"]))["priority"] == "urgent"
+
+
+def test_the_runtime_role_gives_defaults_to_its_own_tenant_only(
+    db: DatabaseUrls, tenant: UUID, other_tenant: UUID
+) -> None:
+    with psycopg.connect(db.app) as conn:
+        conn.execute("SELECT set_config('app.tenant_id', %s, false)", (str(tenant),))
+        with pytest.raises(psycopg.errors.InsufficientPrivilege):
+            conn.execute("SELECT automation_seed_defaults(%s)", (other_tenant,))
+    with psycopg.connect(db.app) as conn:
+        conn.execute("SELECT set_config('app.tenant_id', %s, false)", (str(tenant),))
+        assert conn.execute("SELECT automation_seed_own_defaults()").fetchone() == (True,)
+    with psycopg.connect(db.admin) as conn:
+        seeded = conn.execute(
+            "SELECT user_id FROM automation_tenants WHERE user_id = ANY(%s)", ([tenant, other_tenant],)
+        ).fetchall()
+    assert seeded == [(tenant,)]

@@ -92,8 +92,10 @@ def _rule(row: dict[str, Any]) -> Rule:
 
 
 def ensure_defaults(cur: Cursor, tenant_id: UUID) -> None:
-    """Give the tenant the default rules, once (a tenant that deleted them does not get them back)."""
-    cur.execute("SELECT automation_seed_defaults(%s)", (tenant_id,))
+    """Give the tenant the default rules, once (a tenant that deleted them does not get them back). The database
+    takes the tenant from the transaction's binding (`tenant_id` is the one the transaction was opened for)."""
+    del tenant_id
+    cur.execute("SELECT automation_seed_own_defaults()")
 
 
 def list_rules(principal: Principal) -> list[Rule]:
