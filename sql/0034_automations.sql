@@ -109,7 +109,7 @@ ALTER TABLE public.email_outbox ADD COLUMN note text CHECK (octet_length(note) <
 -- Row-level security: enabled here, forced (or not) with its tenant_isolation policy by
 -- sql/definitions/row_level_security.sql. automation_rules, automation_tenants and automation_events are not forced:
 -- the capture triggers (SECURITY DEFINER) look up rules and write events for any write, an owner's bulk load
--- without a tenant setting included, and the sweep lists the tenants with work (automation_sweep_tenants).
+-- without a tenant setting included, and the sweep lists the tenants with work (automation_sweep_work).
 ALTER TABLE public.automation_rules ENABLE ROW LEVEL SECURITY;
 ALTER TABLE public.automation_tenants ENABLE ROW LEVEL SECURITY;
 ALTER TABLE public.automation_events ENABLE ROW LEVEL SECURITY;

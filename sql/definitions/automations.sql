@@ -172,16 +172,24 @@ $$;
 CREATE OR REPLACE TRIGGER support_tickets_status_changed_at BEFORE UPDATE ON public.support_tickets
     FOR EACH ROW WHEN (OLD.status IS DISTINCT FROM NEW.status) EXECUTE FUNCTION public.set_status_changed_at();
 
--- The tenants the sweep has work for: pending events, or an enabled time-based rule. Across tenants (the tables are
--- not forced); the sweep then works in each tenant's own transaction.
-CREATE OR REPLACE FUNCTION public.automation_sweep_tenants() RETURNS SETOF uuid
+-- The tenants the sweep has work for, and which: pending events to run, enabled time-based rules to fire. Across
+-- tenants (the tables are not forced); the sweep then works in each tenant's own transaction, and skips what a tenant
+-- does not need.
+CREATE OR REPLACE FUNCTION public.automation_sweep_work()
+RETURNS TABLE (user_id uuid, pending boolean, timed boolean)
 LANGUAGE sql STABLE SECURITY DEFINER
 SET search_path = pg_catalog, public, pg_temp
 AS $$
-    SELECT DISTINCT e.user_id FROM public.automation_events e WHERE e.processed_at IS NULL
-    UNION
-    SELECT DISTINCT r.user_id FROM public.automation_rules r
-    WHERE r.enabled AND r.event IN ('ticket_in_status', 'chat_idle', 'chat_waiting_too_long')
+    SELECT w.user_id, bool_or(w.pending), bool_or(w.timed)
+    FROM (
+        SELECT DISTINCT e.user_id, true AS pending, false AS timed
+        FROM public.automation_events e WHERE e.processed_at IS NULL
+        UNION ALL
+        SELECT DISTINCT r.user_id, false, true FROM public.automation_rules r
+        WHERE r.enabled AND r.event IN ('ticket_in_status', 'chat_idle', 'chat_waiting_too_long')
+    ) w
+    GROUP BY w.user_id
+    ORDER BY w.user_id
 $$;
-REVOKE ALL ON FUNCTION public.automation_sweep_tenants() FROM PUBLIC;
-GRANT EXECUTE ON FUNCTION public.automation_sweep_tenants() TO support_app;
+REVOKE ALL ON FUNCTION public.automation_sweep_work() FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION public.automation_sweep_work() TO support_app;

@@ -78,7 +78,7 @@ BEGIN
             ('channel_messages', true),
             -- Automation rules (sql/0034): the capture triggers (SECURITY DEFINER) look up a tenant's rules and write
             -- its events on any write, an owner's load without a tenant setting included, and the sweep lists the
-            -- tenants with work (automation_sweep_tenants, sql/definitions/automations.sql): not forced. The runs
+            -- tenants with work (automation_sweep_work, sql/definitions/automations.sql): not forced. The runs
             -- are read and written in the tenant's own transaction only.
             ('automation_rules', false),
             ('automation_tenants', false),

@@ -795,3 +795,31 @@ def test_the_runtime_role_gives_defaults_to_its_own_tenant_only(
             "SELECT user_id FROM automation_tenants WHERE user_id = ANY(%s)", ([tenant, other_tenant],)
         ).fetchall()
     assert seeded == [(tenant,)]
+
+
+def test_the_sweep_lists_the_tenants_with_work_and_prunes_old_events(
+    automations_api: HandlerClient, tickets_api: HandlerClient, other_tenant: UUID
+) -> None:
+    tenant = tickets_api.tenant
+    only_these_rules(automations_api, rule(conditions={"all": []}))
+    with tenant_transaction(tenant) as cur:  # an event left pending (written without the tickets function's kick)
+        cur.execute(
+            """INSERT INTO support_tickets (user_id, customer_name, customer_email, subject)
+            VALUES (%s, 'Ada', 'ada@example.com', 'Hi') RETURNING id""",
+            (tenant,),
+        )
+        row = cur.fetchone()
+        assert row is not None
+    automations_api.as_tenant(other_tenant).get(BASE)  # the other tenant: its defaults, time-based, nothing pending
+    with tenant_transaction(tenant) as cur:
+        cur.execute("SELECT user_id, pending, timed FROM automation_sweep_work()")
+        work = {r["user_id"]: (r["pending"], r["timed"]) for r in cur.fetchall()}
+    assert (work[tenant], work[other_tenant]) == ((True, False), (False, True))
+    # the whole sweep (every tenant with work) runs the pending event
+    report = automations.sweep(datetime.now(UTC).replace(minute=1))
+    assert report.tenants >= 2
+    assert ticket_row(tenant, str(row["id"]))["priority"] == "urgent"
+    # a month later, on the hour, the processed event is pruned; its run stays
+    later = (datetime.now(UTC) + automations.KEEP_EVENTS + timedelta(days=1)).replace(minute=0)
+    assert automations.sweep(later, tenants=lambda: [tenant]).pruned == 1
+    assert len(runs_of(automations_api, str(row["id"]))) == 1

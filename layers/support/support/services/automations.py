@@ -907,30 +907,36 @@ class SweepReport:
     seconds: float = 0.0
 
 
+PRUNE_MINUTE = 0  # processed events are pruned by the sweep of this minute of each hour
+
+
 def sweep(now: datetime | None = None, *, tenants: Callable[[], list[UUID]] | None = None) -> SweepReport:
-    """The workflow sweep's step (every minute): for every tenant with work, fire the due time-based events, run
-    every pending event, and prune processed events older than KEEP_EVENTS. `now` is the sweep's clock (a test
-    clock in the tests). A tenant's failure is logged and leaves its events for the next sweep."""
+    """The workflow sweep's step (every minute): for every tenant with work (automation_sweep_work), fire the due
+    time-based events and run every pending event; once an hour, prune processed events older than KEEP_EVENTS.
+    `now` is the sweep's clock (a test clock in the tests); `tenants`, when given, limits the sweep to those (tests).
+    A tenant's failure is logged and leaves its events for the next sweep."""
     started = clock.perf_counter()
     now = now or datetime.now(UTC)
     report = SweepReport()
-    if tenants is None:
-        with anonymous_transaction() as cur:
-            cur.execute("SELECT automation_sweep_tenants() AS id")
-            listed = [row["id"] for row in cur.fetchall()]
-    else:
-        listed = tenants()
+    with anonymous_transaction() as cur:
+        cur.execute("SELECT user_id, pending, timed FROM automation_sweep_work()")
+        work = {row["user_id"]: (row["pending"], row["timed"]) for row in cur.fetchall()}
+    listed = list(work) if tenants is None else tenants()
     for tenant_id in listed:
+        pending, timed = work.get(tenant_id, (False, False))
         try:
-            report.fired += fire_time_based(tenant_id, now)
-            report.run.add(run_pending(tenant_id, now=now))
-            with tenant_transaction(tenant_id) as cur:
-                cur.execute(
-                    """DELETE FROM automation_events WHERE user_id = %s AND processed_at IS NOT NULL
-                    AND processed_at < %s""",
-                    (tenant_id, now - KEEP_EVENTS),
-                )
-                report.pruned += cur.rowcount
+            fired = fire_time_based(tenant_id, now) if timed else 0
+            report.fired += fired
+            if pending or fired:
+                report.run.add(run_pending(tenant_id, now=now))
+            if now.minute == PRUNE_MINUTE:
+                with tenant_transaction(tenant_id) as cur:
+                    cur.execute(
+                        """DELETE FROM automation_events WHERE user_id = %s AND processed_at IS NOT NULL
+                        AND processed_at < %s""",
+                        (tenant_id, now - KEEP_EVENTS),
+                    )
+                    report.pruned += cur.rowcount
             report.tenants += 1
         except Exception:
             logger.exception("the automation sweep failed for a tenant", extra={"tenant": str(tenant_id)})
