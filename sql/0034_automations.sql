@@ -134,7 +134,9 @@ GRANT INSERT (note) ON public.email_outbox TO support_app;
 
 -- 7. The default rules for the tenants that exist today (a tenant is any that has tickets, chats or agents). The same
 -- two rules as automation_seed_defaults (sql/definitions/automations.sql), which gives them to every later tenant;
--- tests/integration/test_automations.py checks the two agree. The totals tables are forced: lifted for this
+-- tests/integration/test_automations.py checks the two agree. The auto-close of resolved tickets starts from now
+-- (swept_until): a ticket resolved within the last 3 days closes on time, an older resolved one is left as it is
+-- (closing years of them at once would mail every one of those customers); idle chats are ended whatever their age. The totals tables are forced: lifted for this
 -- transaction's reads only.
 ALTER TABLE public.ticket_totals NO FORCE ROW LEVEL SECURITY;
 ALTER TABLE public.chat_totals NO FORCE ROW LEVEL SECURITY;
@@ -146,8 +148,9 @@ WITH tenants AS (
 ), seeded AS (
     INSERT INTO public.automation_tenants (user_id) SELECT user_id FROM tenants RETURNING user_id
 )
-INSERT INTO public.automation_rules (user_id, name, event, definition, position)
-SELECT s.user_id, d.name, d.event, d.definition::jsonb, d.position
+INSERT INTO public.automation_rules (user_id, name, event, definition, position, swept_until)
+SELECT s.user_id, d.name, d.event, d.definition::jsonb, d.position,
+    CASE WHEN d.event = 'ticket_in_status' THEN now() END
 FROM seeded s CROSS JOIN (VALUES
     ('Auto-close resolved tickets', 'ticket_in_status',
      '{"parameters": {"status": "resolved", "hours": 72}, "conditions": {"all": []}, "actions": [{"type": "set_status", "value": "closed"}]}',

@@ -19,14 +19,15 @@ BEGIN
     IF NOT FOUND THEN
         RETURN false;
     END IF;
-    INSERT INTO public.automation_rules (user_id, name, event, definition, position)
+    -- The auto-close of resolved tickets starts from now (swept_until), as sql/0034 gave it to the tenants then.
+    INSERT INTO public.automation_rules (user_id, name, event, definition, position, swept_until)
     VALUES
         (tenant, 'Auto-close resolved tickets', 'ticket_in_status',
          '{"parameters": {"status": "resolved", "hours": 72}, "conditions": {"all": []}, "actions": [{"type": "set_status", "value": "closed"}]}',
-         0),
+         0, now()),
         (tenant, 'Auto-close idle chats', 'chat_idle',
          '{"parameters": {"minutes": 30}, "conditions": {"all": []}, "actions": [{"type": "end_chat", "value": null}]}',
-         1);
+         1, NULL);
     RETURN true;
 END
 $$;

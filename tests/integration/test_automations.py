@@ -823,3 +823,34 @@ def test_the_sweep_lists_the_tenants_with_work_and_prunes_old_events(
     later = (datetime.now(UTC) + automations.KEEP_EVENTS + timedelta(days=1)).replace(minute=0)
     assert automations.sweep(later, tenants=lambda: [tenant]).pruned == 1
     assert len(runs_of(automations_api, str(row["id"]))) == 1
+
+
+def test_auto_close_is_never_retroactive_and_an_edit_keeps_what_was_considered(
+    db: DatabaseUrls, automations_api: HandlerClient, tickets_api: HandlerClient
+) -> None:
+    from support.db.connection import SET_TENANT
+
+    tenant = tickets_api.tenant
+    old = new_ticket(tickets_api)
+    assert tickets_api.patch(f"/api/support/tickets/{old['id']}", {"status": "resolved"}).status == 200
+    with psycopg.connect(db.owner) as conn:  # resolved ten days ago, before the rule (the desk's defaults) existed
+        conn.execute(SET_TENANT, (str(tenant),))
+        conn.execute(
+            "UPDATE support_tickets SET status_changed_at = now() - interval '10 days' WHERE id = %s", (old["id"],)
+        )
+    automations.sweep(datetime.now(UTC), tenants=lambda: [tenant])
+    assert ticket_row(tenant, old["id"])["status"] == "resolved"  # overdue before the rule existed: left as it is
+    [close, _] = automations_api.get(BASE).data
+    # two days instead of three: the watermark moves with the wait
+    assert (
+        automations_api.patch(f"{BASE}/{close['id']}", {"parameters": {"status": "resolved", "hours": 48}}).status
+        == 200
+    )
+    fresh = new_ticket(tickets_api)
+    assert tickets_api.patch(f"/api/support/tickets/{fresh['id']}", {"status": "resolved"}).status == 200
+    since = ticket_row(tenant, fresh["id"])["status_changed_at"]
+    automations.sweep(since + timedelta(hours=47), tenants=lambda: [tenant])
+    assert ticket_row(tenant, fresh["id"])["status"] == "resolved"
+    automations.sweep(since + timedelta(hours=49), tenants=lambda: [tenant])
+    assert ticket_row(tenant, fresh["id"])["status"] == "closed"
+    assert ticket_row(tenant, old["id"])["status"] == "resolved"  # overdue before the rule: left as it is

@@ -165,6 +165,11 @@ def create_rule(principal: Principal, data: RuleCreate) -> Rule:
             ),
         )
         rule_id = found(cur.fetchone(), "automation rule")["id"]
+        if _wait(data.event, data.definition()["parameters"]) is not None:  # from now on: never retroactive
+            cur.execute(
+                "UPDATE automation_rules SET swept_until = now() WHERE user_id = %s AND id = %s",
+                (principal.tenant_id, rule_id),
+            )
         _place(cur, principal.tenant_id, rule_id, data.position)
         return _rule(_read_rule(cur, principal.tenant_id, rule_id))
 
@@ -188,20 +193,26 @@ def update_rule(principal: Principal, rule_id: UUID, changes: RuleUpdate) -> Rul
             data = RuleFields.model_validate(merged)
         except ValueError as exc:  # a pydantic ValidationError: the whole rule's, named as the body's fields
             raise _invalid(exc) from exc
-        resweep = data.event != current.event or data.parameters.model_dump(mode="json", exclude_none=True) != (
-            current.parameters
+        definition = data.definition()
+        cur.execute(
+            "SELECT swept_until, now() AS now FROM automation_rules WHERE user_id = %s AND id = %s",
+            (principal.tenant_id, rule_id),
+        )
+        row = found(cur.fetchone(), "automation rule")
+        swept_until = _swept_after_change(
+            row["swept_until"], row["now"], current.event, current.parameters, data.event, definition["parameters"]
         )
         cur.execute(
             """UPDATE automation_rules SET name = %s, event = %s, definition = %s, enabled = %s, updated_at = now(),
-                updated_by = %s, swept_until = CASE WHEN %s THEN NULL ELSE swept_until END
+                updated_by = %s, swept_until = %s
             WHERE user_id = %s AND id = %s""",
             (
                 data.name,
                 data.event.value,
-                Jsonb(data.definition()),
+                Jsonb(definition),
                 data.enabled,
                 principal.subject[:300] or None,
-                resweep,
+                swept_until,
                 principal.tenant_id,
                 rule_id,
             ),
@@ -209,6 +220,36 @@ def update_rule(principal: Principal, rule_id: UUID, changes: RuleUpdate) -> Rul
         if position is not None:
             _place(cur, principal.tenant_id, rule_id, position)
         return _rule(_read_rule(cur, principal.tenant_id, rule_id))
+
+
+def _wait(event: str, parameters: dict[str, Any]) -> timedelta | None:
+    """How long a time-based rule waits (None: the event is not time-based)."""
+    if event == Event.TICKET_IN_STATUS:
+        return timedelta(hours=float(parameters["hours"]))
+    if event in (Event.CHAT_IDLE, Event.CHAT_WAITING_TOO_LONG):
+        return timedelta(minutes=int(parameters["minutes"]))
+    return None
+
+
+def _swept_after_change(
+    swept: datetime | None,
+    now: datetime,
+    old_event: str,
+    old_parameters: dict[str, Any],
+    new_event: str,
+    new_parameters: dict[str, Any],
+) -> datetime | None:
+    """A time-based rule's watermark after an edit. The subjects it has considered are those that began their wait
+    (entered the status, went idle, started waiting) by `swept - wait`; a new wait keeps that point, so nothing
+    considered fires again and nothing not yet considered is skipped. A rule that becomes time-based starts from now
+    (never retroactive: a rule does not act at once on everything already overdue)."""
+    new_wait = _wait(new_event, new_parameters)
+    if new_wait is None:
+        return None
+    old_wait = _wait(old_event, old_parameters)
+    if old_event != new_event or old_wait is None or swept is None:
+        return now
+    return swept - old_wait + new_wait
 
 
 def _invalid(error: ValueError) -> InvalidInput:
