@@ -854,3 +854,35 @@ def test_auto_close_is_never_retroactive_and_an_edit_keeps_what_was_considered(
     automations.sweep(since + timedelta(hours=49), tenants=lambda: [tenant])
     assert ticket_row(tenant, fresh["id"])["status"] == "closed"
     assert ticket_row(tenant, old["id"])["status"] == "resolved"  # overdue before the rule: left as it is
+
+
+def test_chat_started_and_ended_are_captured_and_run(automations_api: HandlerClient, posts: Posts) -> None:
+    from functions.chat import app as chat_app
+    from support.services import connections
+
+    tenant = automations_api.tenant
+    only_these_rules(
+        automations_api,
+        rule(
+            "hello",
+            "chat_started",
+            conditions={"all": [{"field": "visitorName", "operator": "equals", "value": "ada"}]},
+            actions=[{"type": "notify_staff", "value": "Ada is here"}],
+        ),
+        rule("bye", "chat_ended", conditions={"all": []}, actions=[{"type": "notify_staff", "value": "a chat ended"}]),
+    )
+    staff = f"staff-{uuid4().hex[:10]}"
+    assert connections.open_connection(admin(tenant), staff)
+    chat = HandlerClient(chat_app.lambda_handler, tenant=tenant)
+    ada = chat.post("/api/support/chat/sessions", {"visitorId": f"v-{uuid4()}", "visitorName": "Ada"})
+    lin = chat.post("/api/support/chat/sessions", {"visitorId": f"v-{uuid4()}", "visitorName": "Lin"})
+    assert chat.post(f"/api/support/chat/sessions/{ada.data['id']}/end").status == 200
+    assert pending(tenant) == 3  # both starts (the event is the tenant's; Lin's matches no condition) and Ada's end
+    report = automations.run_pending(tenant)
+    assert report.runs == {"applied": 2}
+    notices = posts.of(staff, automations.NOTICE)
+    assert [(n["message"], n["sessionId"]) for n in notices] == [
+        ("Ada is here", ada.data["id"]),
+        ("a chat ended", ada.data["id"]),
+    ]
+    assert lin.data["id"] not in {n["sessionId"] for n in notices}
