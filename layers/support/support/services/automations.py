@@ -32,7 +32,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, time, timedelta
 from typing import Any
-from uuid import UUID
+from uuid import UUID, uuid4
 from zoneinfo import ZoneInfo
 
 import psycopg
@@ -600,7 +600,8 @@ def run_event(tenant_id: UUID, event_id: UUID, *, now: datetime | None = None) -
                 (tenant_id, event["event"]),
             )
         rules = cur.fetchall()
-        at = now or event["created_at"]
+        # business hours at the change's time; a time-based event's at the sweep's (its clock: a test clock in tests)
+        at = now if now is not None and event["rule_id"] is not None else event["created_at"]
         facts: Facts | None = None
         for rule in rules:
             if facts is None:  # read once, and again after a rule acted: the next rule sees its change
@@ -809,8 +810,6 @@ def _act(
             f'The automation rule "{rule["name"]}" ran on ticket #{ticket["reference"]} ("{ticket["subject"]}") '
             f"for the event {event['event']}."
         )
-        from uuid import uuid4
-
         outbox_id = uuid4()
         domain = settings.from_address.rsplit("@", 1)[1]
         cur.execute(
