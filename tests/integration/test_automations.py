@@ -886,3 +886,28 @@ def test_chat_started_and_ended_are_captured_and_run(automations_api: HandlerCli
         ("a chat ended", ada.data["id"]),
     ]
     assert lin.data["id"] not in {n["sessionId"] for n in notices}
+
+
+def test_a_business_hours_condition_reads_the_rules_own_window(
+    automations_api: HandlerClient, tickets_api: HandlerClient
+) -> None:
+    closed_all_week = {"timeZone": "Europe/Berlin", "days": [], "start": "09:00", "end": "17:00"}
+    outside = {"all": [{"field": "businessHours", "operator": "equals", "value": "outside"}]}
+    inside = {"all": [{"field": "businessHours", "operator": "equals", "value": "inside"}]}
+    only_these_rules(
+        automations_api,
+        rule(
+            "after hours",
+            conditions=outside,
+            businessHours=closed_all_week,
+            actions=[{"type": "add_internal_note", "value": "we are closed"}],
+        ),
+        rule(
+            "in hours",
+            conditions=inside,
+            businessHours=closed_all_week,
+            actions=[{"type": "add_internal_note", "value": "we are open"}],
+        ),
+    )
+    ticket = new_ticket(tickets_api)
+    assert [e["message"] for e in entries(tickets_api.tenant, ticket["id"])] == ["we are closed"]
