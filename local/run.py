@@ -87,6 +87,8 @@ def _apply_local_endpoints(http_port: int, ws_port: int) -> None:
     # Lambda's Invoke API for the staff broadcast, served beside the management API; the function by its logical id
     os.environ["AWS_ENDPOINT_URL_LAMBDA"] = f"http://127.0.0.1:{ws_port}"
     os.environ["BROADCAST_FUNCTION_NAME"] = "BroadcastFunction"
+    # and for the run of automation events after a change (support.services.automations), likewise
+    os.environ["AUTOMATIONS_FUNCTION_NAME"] = "AutomationsFunction"
     os.environ["JWT_JWKS_URL"] = f"http://127.0.0.1:{http_port}/.well-known/jwks.json"
     os.environ["JWT_ISSUER"] = ISSUER
     os.environ["JWT_AUDIENCE"] = AUDIENCE
@@ -219,16 +221,18 @@ def main(argv: Sequence[str] | None = None) -> int:
 def _broadcasts_in_process() -> Iterator[None]:
     """While the demo data loads: the gateway (and Lambda's Invoke API beside it) does not listen yet, and no one is
     connected to hear a staff broadcast, so the broadcasts its changes ask for run in this process (as with no
-    broadcast function configured), not through an invocation that cannot reach the function."""
+    broadcast function configured), not through an invocation that cannot reach the function. The same for the
+    automation runs."""
     from support.config import get_settings
 
-    name = os.environ.pop("BROADCAST_FUNCTION_NAME", None)
+    names = {key: os.environ.pop(key, None) for key in ("BROADCAST_FUNCTION_NAME", "AUTOMATIONS_FUNCTION_NAME")}
     get_settings.cache_clear()
     try:
         yield
     finally:
-        if name is not None:
-            os.environ["BROADCAST_FUNCTION_NAME"] = name
+        for key, name in names.items():
+            if name is not None:
+                os.environ[key] = name
         get_settings.cache_clear()
 
 

@@ -859,6 +859,36 @@ def workflow_sweep_samples() -> dict[str, dict[str, Any]]:
     return {"workflow_sweep/scheduled.json": {"scheduledTime": "2025-01-15T10:01:00Z"}}
 
 
+# Automation rules (support.services.automations): the admin's rules and a ticket's runs.
+AUTOMATION_RULE_ID = "cccccccc-cccc-4ccc-8ccc-cccccccccccc"
+AUTOMATIONS_BASE = "/api/support/automations"
+AUTOMATION_RULE_PATH = f"{AUTOMATIONS_BASE}/{AUTOMATION_RULE_ID}"
+AUTOMATION_RULE = {
+    "name": "VIP first",
+    "event": "ticket_created",
+    "conditions": {"all": [{"field": "category", "operator": "equals", "value": "vip"}]},
+    "actions": [{"type": "set_priority", "value": "urgent"}],
+}
+AUTOMATION_SAMPLES = (
+    SampleEvent("automations/list.json", "GET /api/support/automations", AUTOMATIONS_BASE),
+    SampleEvent("automations/create.json", "POST /api/support/automations", AUTOMATIONS_BASE, body=AUTOMATION_RULE),
+    SampleEvent("automations/get.json", "GET /api/support/automations/{ruleId}", AUTOMATION_RULE_PATH),
+    SampleEvent(
+        "automations/update.json",
+        "PATCH /api/support/automations/{ruleId}",
+        AUTOMATION_RULE_PATH,
+        body={"enabled": False, "position": 0},
+    ),
+    SampleEvent("automations/delete.json", "DELETE /api/support/automations/{ruleId}", AUTOMATION_RULE_PATH),
+    SampleEvent(
+        "automations/ticket_runs.json",
+        "GET /api/support/tickets/{ticketId}/automation-runs",
+        f"/api/support/tickets/{TICKET_ID}/automation-runs",
+        query={"limit": "20"},
+    ),
+)
+
+
 def rendered() -> dict[Path, str]:
     """Each sample file's path and its exact expected content."""
     files = {EVENTS_DIR / s.file: json.dumps(render(s), indent=2, sort_keys=False) + "\n" for s in SAMPLES}
@@ -875,6 +905,8 @@ def rendered() -> dict[Path, str]:
     for samples in others:
         for name, event in samples().items():
             files[EVENTS_DIR / name] = json.dumps(event, indent=2, sort_keys=False) + "\n"
+    for sample in AUTOMATION_SAMPLES:
+        files[EVENTS_DIR / sample.file] = json.dumps(render(sample), indent=2, sort_keys=False) + "\n"
     return files
 
 

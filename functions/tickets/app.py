@@ -32,7 +32,7 @@ from support.models.tickets import (
 )
 from support.observability import logger, metrics
 from support.pagination import DEFAULT_PAGE_SIZE
-from support.services import email_in, tickets
+from support.services import automations, email_in, tickets
 
 app = create_resolver()
 
@@ -131,4 +131,11 @@ def add_feedback(ticket_id: UUID, feedback: FeedbackCreate) -> Response[Envelope
 @logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_HTTP)
 @metrics.log_metrics
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    return app.resolve(event, context)
+    answer = app.resolve(event, context)
+    # A change committed: the automation events its triggers wrote run now (asynchronously in AWS); the workflow
+    # sweep runs whatever this misses.
+    if event.get("requestContext", {}).get("http", {}).get("method") != "GET" and answer.get("statusCode", 500) < 300:
+        claims = ((event["requestContext"].get("authorizer") or {}).get("jwt") or {}).get("claims") or {}
+        if claims.get("tenant_id"):
+            automations.kick(UUID(str(claims["tenant_id"])))
+    return answer

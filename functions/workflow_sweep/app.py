@@ -9,9 +9,13 @@ it again: every step records what it did, so a rerun repeats nothing); the invoc
 the failure shows in the function's error metric and alarm.
 
 Steps:
-* `sla`: support.services.sla.sweep: records each SLA warning and breach once (docs/sla.md).
-Other steps join this list in the same shape (routing's expiry of chats waiting too long, the automations'
-time-based rules).
+* `sla`: support.services.sla.sweep: records each SLA warning and breach once (docs/sla.md); each recorded event
+  becomes the ticket's `sla_at_risk` or `sla_breached` automation event (automations.record_sla_event, subscribed
+  below), once.
+* `automations`: support.services.automations.sweep: fires the time-based events that are due (a ticket in a status
+  for N hours, idle chats, the auto-close rules) and runs every pending event of every tenant, the SLA's among them
+  (docs/automations.md).
+Other steps join this list in the same shape (routing's expiry of chats waiting too long).
 """
 
 from __future__ import annotations
@@ -24,14 +28,19 @@ from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from support.observability import logger, metrics
-from support.services import sla
+from support.services import automations, sla
 
 type Step = Callable[[datetime], Sequence[Any] | int]
 
 # The steps, in the order they run: (name, function of the clock).
 STEPS: list[tuple[str, Step]] = [
     ("sla", sla.sweep),
+    ("automations", automations.sweep_step),
 ]
+
+# An SLA warning or breach the sla step records is an automation event, run by the automations step that follows.
+if automations.record_sla_event not in sla.EVENT_HANDLERS:
+    sla.EVENT_HANDLERS.append(automations.record_sla_event)
 
 
 def scheduled_time(event: dict[str, Any]) -> datetime:

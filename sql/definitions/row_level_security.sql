@@ -1,5 +1,5 @@
 -- Row-level security: every tenant table and its policies, in one list (history: sql/0002, 0003, 0007, 0011,
--- 0012, 0016, 0018, 0019, 0023, 0024, 0026, 0027, 0028).
+-- 0012, 0016, 0018, 0019, 0023, 0024, 0026, 0027, 0028, 0034).
 --
 -- Every tenant table has ENABLE + FORCE row-level security (FORCE so that even the owner is filtered) and one
 -- policy, tenant_isolation, on the transaction-local setting app.tenant_id. current_setting() without
@@ -82,7 +82,15 @@ BEGIN
             -- has no privilege on the queue and reads only its own tenant's events.
             ('ticket_sla_checks', false),
             ('ticket_sla_events', false),
-            ('ticket_sla_totals', true)
+            ('ticket_sla_totals', true),
+            -- Automation rules (sql/0034): the capture triggers (SECURITY DEFINER) look up a tenant's rules and write
+            -- its events on any write, an owner's load without a tenant setting included, and the sweep lists the
+            -- tenants with work (automation_sweep_work, sql/definitions/automations.sql): not forced. The runs
+            -- are read and written in the tenant's own transaction only.
+            ('automation_rules', false),
+            ('automation_tenants', false),
+            ('automation_events', false),
+            ('automation_runs', true)
         ) AS t (name, forced)
     LOOP
         SELECT c.relrowsecurity AS enabled, c.relforcerowsecurity AS forced INTO existing

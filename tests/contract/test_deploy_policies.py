@@ -40,6 +40,7 @@ SECRETS_READ: dict[str, list[Any]] = {
     "WebSocketFunction": [APP_SECRET],
     "WebSocketAuthorizerFunction": [{"Ref": "VisitorTokenSecret"}, APP_SECRET],
     "BroadcastFunction": [APP_SECRET],
+    "AutomationsFunction": [APP_SECRET],
     "EmailOutboxFunction": [APP_SECRET],
     # the every-minute workflow sweep: the API's role (sla_sweep, SECURITY DEFINER), the API's secret
     "WorkflowSweepFunction": [APP_SECRET],
@@ -53,11 +54,14 @@ SECRETS_READ: dict[str, list[Any]] = {
     "PreTokenFunction": [],
 }
 # the widgets function closes a revoked key's connections; the broadcast function tells the whole staff
-FAN_OUT = {"ChatFunction", "WebSocketFunction", "WidgetsFunction", "BroadcastFunction"}
+# the automations function posts a rule's notify_staff to the staff's connections
+FAN_OUT = {"ChatFunction", "WebSocketFunction", "WidgetsFunction", "BroadcastFunction", "AutomationsFunction"}
 # who may invoke the broadcast function: the functions whose changes start a broadcast, and the function itself
 # (the slices of a large audience), by its name
-BROADCASTERS = {"ChatFunction", "WebSocketFunction", "AgentsFunction"}
+BROADCASTERS = {"ChatFunction", "WebSocketFunction", "AgentsFunction", "AutomationsFunction"}
 BROADCAST_ARN = {"Fn::GetAtt": ["BroadcastFunction", "Arn"]}
+# who may invoke the automations function: the tickets function, whose changes start a run after their commit
+AUTOMATIONS_ARN = {"Fn::GetAtt": ["AutomationsFunction", "Arn"]}
 BROADCAST_ITSELF = {
     "Fn::Sub": "arn:${AWS::Partition}:lambda:${AWS::Region}:${AWS::AccountId}:function:${AWS::StackName}-broadcast"
 }
@@ -161,7 +165,7 @@ def test_each_function_reads_only_its_secrets_and_posts_only_to_connections(func
             other.append(statement)
     assert secrets == SECRETS_READ[function_id]
     assert connections == ([CONNECTIONS_ARN] if function_id in FAN_OUT else [])
-    expected_invokes = {"BroadcastFunction": [BROADCAST_ITSELF]}.get(
+    expected_invokes = {"BroadcastFunction": [BROADCAST_ITSELF], "TicketsFunction": [AUTOMATIONS_ARN]}.get(
         function_id, [BROADCAST_ARN] if function_id in BROADCASTERS else []
     )
     assert [_invoke_target(resource) for resource in invokes] == expected_invokes
@@ -217,7 +221,8 @@ def _invoke_target(resource: Any) -> Any:
     if isinstance(resource, list):
         return _invoke_target(resource[0])
     if isinstance(resource, dict) and "Fn::Sub" in resource and isinstance(resource["Fn::Sub"], list):
-        return {"Fn::GetAtt": ["BroadcastFunction", "Arn"]} if "functionName" in resource["Fn::Sub"][1] else resource
+        named = resource["Fn::Sub"][1].get("functionName")
+        return {"Fn::GetAtt": [named["Ref"], "Arn"]} if isinstance(named, dict) and "Ref" in named else resource
     return resource
 
 

@@ -31,6 +31,7 @@ CREATES = {
     "POST /api/support/widget/session",
     "POST /api/support/widget/tickets",
     "POST /api/support/channels",
+    "POST /api/support/automations",
 }
 # The routes that answer 201 for a thing made now and 200 for the one made before (idempotent per resource).
 CREATES_ONCE = {
@@ -46,6 +47,7 @@ LISTS = {
     "GET /api/support/widgets",
     "GET /api/support/contacts",
     "GET /api/support/channels",
+    "GET /api/support/tickets/{ticketId}/automation-runs",
 }
 
 

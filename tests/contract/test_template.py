@@ -21,6 +21,7 @@ from pydantic import BaseModel
 from local import sample_events
 from local.template import REPO, HttpRoute, http_routes, load_module, load_template
 from support.models.agents import AgentCreate, AgentStatusUpdate, AgentUpdate
+from support.models.automations import RuleCreate, RuleUpdate
 from support.models.canned import CannedResponseCreate, CannedResponseUpdate
 from support.models.channels import ChannelCreate, ChannelMessage
 from support.models.chat import ChatMessageCreate, ChatRating, ChatReadRequest, ChatSessionStart, ChatTransfer
@@ -81,6 +82,8 @@ REQUEST_MODELS: dict[str, type[BaseModel]] = {
     # read raw after its signature is checked (the handler takes no body parameter), as this model
     "POST /api/support/channels/{channelId}/messages": ChannelMessage,
     "POST /api/support/chat/sessions/{sessionId}/ticket": ChatTicketCreate,
+    "POST /api/support/automations": RuleCreate,
+    "PATCH /api/support/automations/{ruleId}": RuleUpdate,
     # POST .../chat/sessions/{sessionId}/end takes an optional body that accepts nothing (ChatSessionEnd
     # refuses a client duration): its sample is sent without one.
 }
@@ -245,10 +248,14 @@ MANAGE_CONNECTIONS_POLICY = {
 VISITOR_KEY_READERS = {"WidgetsFunction", "WebSocketAuthorizerFunction"}
 # Which functions talk to WebSocket connections: the WebSocket function and the HTTP chat function (fan-out), and
 # the widgets function (revoking a key closes its visitors' connections).
-FAN_OUT = {"WebSocketFunction", "ChatFunction", "WidgetsFunction", "BroadcastFunction"}
+FAN_OUT = {"WebSocketFunction", "ChatFunction", "WidgetsFunction", "BroadcastFunction", "AutomationsFunction"}
 # Which functions start staff broadcasts (support.services.broadcasts): they may invoke the broadcast function, and
 # only it, and are told its name by configuration.
-BROADCASTERS = {"WebSocketFunction", "ChatFunction", "AgentsFunction"}
+BROADCASTERS = {"WebSocketFunction", "ChatFunction", "AgentsFunction", "AutomationsFunction"}
+# Which functions start automation runs after a change (support.services.automations): they may invoke the
+# automations function, and are told its name by configuration.
+AUTOMATION_STARTERS = {"TicketsFunction"}
+INVOKE_AUTOMATIONS_POLICY = {"LambdaInvokePolicy": {"FunctionName": {"Ref": "AutomationsFunction"}}}
 INVOKE_BROADCAST_POLICY = {"LambdaInvokePolicy": {"FunctionName": {"Ref": "BroadcastFunction"}}}
 # The broadcast function hands slices of a large audience to invocations of itself, named (not referenced: a
 # function's policy that referenced the function would be a circular dependency).
@@ -357,6 +364,8 @@ def test_functions_get_no_policies_beyond_the_secrets_they_read_and_the_connecti
             expected = [*expected, EMAIL_INBOUND_POLICY]
         if function_id == "TicketsFunction":
             expected = [*expected, ORIGINAL_EMAIL_POLICY]
+        if function_id in AUTOMATION_STARTERS:
+            expected = [*expected, INVOKE_AUTOMATIONS_POLICY]
         assert policies == expected, f"{function_id} has policies beyond what it needs"
         variables = (function["Properties"].get("Environment") or {}).get("Variables") or {}
         assert ("VISITOR_TOKEN_SECRET_ARN" in variables) == (function_id in VISITOR_KEY_READERS), function_id
@@ -365,6 +374,7 @@ def test_functions_get_no_policies_beyond_the_secrets_they_read_and_the_connecti
         assert ("BROADCAST_FUNCTION_NAME" in variables) == (function_id in BROADCASTERS), function_id
         if function_id in BROADCASTERS:
             assert variables["BROADCAST_FUNCTION_NAME"] == {"Ref": "BroadcastFunction"}
+        assert ("AUTOMATIONS_FUNCTION_NAME" in variables) == (function_id in AUTOMATION_STARTERS), function_id
 
 
 def test_there_is_a_sample_event_for_every_route() -> None:

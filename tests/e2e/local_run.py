@@ -58,6 +58,7 @@ def stack_environment(http_port: int, ws_port: int) -> Iterator[None]:
         "WEBSOCKET_MANAGEMENT_ENDPOINT": f"http://127.0.0.1:{ws_port}",
         "AWS_ENDPOINT_URL_LAMBDA": f"http://127.0.0.1:{ws_port}",
         "BROADCAST_FUNCTION_NAME": "BroadcastFunction",
+        "AUTOMATIONS_FUNCTION_NAME": "AutomationsFunction",
         "JWT_JWKS_URL": f"http://127.0.0.1:{http_port}/.well-known/jwks.json",
         "JWT_ISSUER": ISSUER,
         "JWT_AUDIENCE": AUDIENCE,

@@ -60,14 +60,21 @@ TENANT_TABLES = [
     # the SLA events the sweep records, and the compliance's running totals (sql/0033)
     "ticket_sla_events",
     "ticket_sla_totals",
+    # automation rules, the tenants given the default rules, the events for the rules, their runs (sql/0034)
+    "automation_rules",
+    "automation_tenants",
+    "automation_events",
+    "automation_runs",
 ]
 # Row-level security ENABLEd but not FORCEd: the runtime role sees its tenant's rows only, and the owner's
 # SECURITY DEFINER lookup can find a widget key before the tenant is known (sql/0011), and the email outbox's
 # functions claim due rows of every tenant and find a bounce's tenant (sql/0026).
 # sql/0028: email in's lookup of the tenant that receives at an address.
 # sql/0030: a delivery finds its channel by id.
-# sql/0033: the SLA sweep records the events of every tenant at once.
+# sql/0033: the SLA sweep records the events of every tenant at once; sql/0034: the automation capture triggers
+# look up rules and write events for any write, and the sweep lists tenants.
 NOT_FORCED = {"widget_keys", "email_outbox", "email_inbound_addresses", "support_channels", "ticket_sla_events"}
+NOT_FORCED |= {"automation_rules", "automation_tenants", "automation_events"}
 # Tables with a user_id that the runtime role cannot touch at all (read only through SECURITY DEFINER functions).
 # sql/0003, sql/0027; sql/0025: the reference counters (the owner's only, RLS not forced)
 SIDE_TABLES = ["ticket_search_index", "canned_response_search", "canned_response_terms", "ticket_reference_counters"]
@@ -268,6 +275,15 @@ def _tenant_rows(db: DatabaseUrls, tenant: UUID) -> dict[str, str]:
             " VALUES (%s, %s, 'first_response', 'breached', now(), now())",
             (tenant, unrated["id"]),
         )
+    # an automation rule that ran on a new ticket (its event and its run), and one event left pending
+    from functions.automations import app as automations_app
+
+    rule = HandlerClient(automations_app.lambda_handler, tenant=tenant).post(
+        "/api/support/automations",
+        {"name": "note", "event": "ticket_created", "actions": [{"type": "add_internal_note", "value": "seen"}]},
+    )
+    assert rule.status == 201, rule.body
+    new_ticket(tickets, subject="Run a rule")
     return {
         "agent": agent["id"],
         "ticket": ticket["id"],
@@ -527,6 +543,19 @@ def _inserts_for(tenant: UUID, rows: dict[str, str]) -> dict[str, tuple[str, tup
         "channel_messages": (
             "INSERT INTO channel_messages (user_id, channel_id, external_message_id) VALUES (%s, %s, %s)",
             (tenant, rows["channel"], uuid4().hex),
+        ),
+        "automation_rules": (
+            "INSERT INTO automation_rules (user_id, name, event, definition, position) VALUES (%s, 'x', 'x', '{}', 9)",
+            (tenant,),
+        ),
+        "automation_events": (
+            "INSERT INTO automation_events (user_id, event, ticket_id) VALUES (%s, 'ticket_created', %s)",
+            (tenant, rows["ticket"]),
+        ),
+        "automation_runs": (
+            "INSERT INTO automation_runs (user_id, event_id, rule_name, event, outcome) VALUES (%s, %s, 'x', 'x',"
+            " 'applied')",
+            (tenant, uuid4()),
         ),
     }
 

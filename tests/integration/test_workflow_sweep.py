@@ -74,3 +74,45 @@ def test_an_event_without_a_time_uses_now() -> None:
     assert app.scheduled_time({"scheduledTime": "2026-03-08T07:00:00Z"}) == datetime(2026, 3, 8, 7, tzinfo=UTC)
     with pytest.raises(app.WorkflowSweepFailed):
         raise app.WorkflowSweepFailed("x")
+
+
+def test_an_sla_breach_fires_the_tenants_sla_breached_rule_in_the_same_sweep_once(
+    db: DatabaseUrls, tenant: UUID, tickets_api: HandlerClient
+) -> None:
+    from functions.automations import app as automations_app
+    from functions.workflow_sweep import app
+
+    # Given a rule that raises a breached ticket to urgent, and a low-priority ticket
+    rules = HandlerClient(automations_app.lambda_handler, tenant=tenant)
+    rule = rules.post(
+        "/api/support/automations",
+        {
+            "name": "Escalate a breach",
+            "event": "sla_breached",
+            "actions": [{"type": "set_priority", "value": "urgent"}],
+        },
+    )
+    assert rule.status == 201, rule.body
+    ticket = new_ticket(tickets_api, priority="low")
+    due = datetime.fromisoformat(ticket["firstResponseDueAt"])
+
+    # When the sweep runs after the first response was due (its steps: SLA, then automations)
+    event = {"scheduledTime": (due + timedelta(minutes=1)).isoformat()}
+    result = app.lambda_handler(event, Context())  # type: ignore[arg-type]
+    assert result["ok"] is True, result
+
+    # Then the breach ran the rule: the ticket is urgent, and the run is on the ticket's record
+    assert tickets_api.get(f"/api/support/tickets/{ticket['id']}").data["priority"] == "urgent"
+    runs = rules.get(f"/api/support/tickets/{ticket['id']}/automation-runs").data
+    breached = [r for r in runs if r["event"] == "sla_breached"]
+    assert len(breached) == 1, runs
+
+    # And once every breach of the minute is recorded (raising the priority moved the ticket's resolution due time
+    # into the past: a breach of its own, run once too), another sweep of the same minute runs nothing more
+    app.lambda_handler(event, Context())  # type: ignore[arg-type]
+    runs = rules.get(f"/api/support/tickets/{ticket['id']}/automation-runs").data
+    settled = len([r for r in runs if r["event"] == "sla_breached"])
+    again = app.lambda_handler(event, Context())  # type: ignore[arg-type]
+    assert again["steps"] == {"sla": 0, "automations": 0}
+    runs = rules.get(f"/api/support/tickets/{ticket['id']}/automation-runs").data
+    assert len([r for r in runs if r["event"] == "sla_breached"]) == settled <= 2

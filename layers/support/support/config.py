@@ -49,6 +49,10 @@ class Settings(BaseModel):
     broadcast_coalesce_ms: int = Field(default=0, alias="BROADCAST_COALESCE_MS", ge=0, le=1000)
     # Staff connections one invocation delivers to; a run with more hands the rest to further invocations.
     broadcast_slice_size: int = Field(default=500, alias="BROADCAST_SLICE_SIZE", ge=1, le=2000)
+    # Automation rules (support.services.automations): the function that runs a tenant's pending events after a
+    # change committed, invoked asynchronously (in AWS the AutomationsFunction's name). Unset: the run happens in the
+    # caller's process after its commit (tests, `make run`); the workflow sweep runs whatever is left in any case.
+    automations_function_name: str | None = Field(default=None, alias="AUTOMATIONS_FUNCTION_NAME", min_length=1)
     # New chat sessions go to an available agent with spare capacity, else they queue.
     chat_auto_assign: bool = Field(default=True, alias="CHAT_AUTO_ASSIGN")
     # The WebSocket authorizer verifies staff JWTs as the HTTP API's JWT authorizer does: same issuer and

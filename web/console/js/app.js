@@ -1,4 +1,5 @@
-// The agent console: sign-in, then four views (live chats, tickets, dashboard, settings) chosen by the URL's hash.
+// The agent console: sign-in, then the views (live chats, tickets, dashboard, the SLA policy; an admin's automation
+// rules) chosen by the URL's hash.
 //
 // Where it talks to: config.json beside index.html names the HTTP API (`apiBaseUrl`) and the WebSocket API
 // (`websocketUrl`). Left empty, the console asks the server that serves it (`GET /_local/config`, the local
@@ -11,6 +12,7 @@ import { renderDashboard } from "./dashboard.js";
 import { renderSettings } from "./settings.js";
 import { clear, h, notify } from "./dom.js";
 import { Live } from "./live.js";
+import { RulesView } from "./rules.js";
 import { TicketsView } from "./tickets.js";
 
 const main = document.getElementById("main");
@@ -77,6 +79,7 @@ class Console {
     this.me.name ||= this.me.role === "admin" ? "Admin" : "Agent";
     document.getElementById("who-name").textContent = `${this.me.name} (${this.me.role})`;
     document.getElementById("views").hidden = false;
+    for (const item of document.querySelectorAll("#views [data-admin]")) item.hidden = this.me.role !== "admin";
     document.getElementById("who").hidden = false;
     const status = document.getElementById("connection");
     if (this.config.websocketUrl) {
@@ -92,6 +95,7 @@ class Console {
     this.views = {
       chats: new ChatsView(this),
       tickets: new TicketsView(this),
+      rules: new RulesView(this),
     };
     if (!location.hash.startsWith("#/")) location.hash = "#/chats";
     else this.route();
@@ -137,7 +141,7 @@ class Console {
   route() {
     if (!this.token) return;
     const [name, ...rest] = location.hash.replace(/^#\//, "").split("/");
-    const view = ["chats", "tickets", "dashboard", "settings"].includes(name) ? name : "chats";
+    const view = ["chats", "tickets", "dashboard", "settings", "rules"].includes(name) ? name : "chats";
     for (const link of document.querySelectorAll("#views a")) {
       if (link.dataset.view === view) link.setAttribute("aria-current", "page");
       else link.removeAttribute("aria-current");
@@ -148,7 +152,14 @@ class Console {
     if (view === "dashboard") renderDashboard(main, this);
     else if (view === "settings") renderSettings(main, this);
     else this.views[view].render(main, rest);
-    document.title = `${{ chats: "Live chats", tickets: "Tickets", dashboard: "Dashboard", settings: "SLA policy" }[view]} · Support console`;
+    const titles = {
+      chats: "Live chats",
+      tickets: "Tickets",
+      dashboard: "Dashboard",
+      settings: "SLA policy",
+      rules: "Automation rules",
+    };
+    document.title = `${titles[view]} · Support console`;
   }
 }
 

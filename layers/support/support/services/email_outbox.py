@@ -43,10 +43,13 @@ RECEIVED = "received"
 REPLIED = "replied"
 RESOLVED = "resolved"
 CLOSED = "closed"
-KINDS = (RECEIVED, REPLIED, RESOLVED, CLOSED)
+# An automation rule's notify_email (support.services.automations): its text (`note`) to the address the rule names,
+# a member of the staff, not the customer.
+AUTOMATION = "automation"
+KINDS = (RECEIVED, REPLIED, RESOLVED, CLOSED, AUTOMATION)
 # The automatic notices: marked `Auto-Submitted: auto-replied` (RFC 3834), so that a well-behaved auto-responder
 # does not answer them. An agent's reply is a person's mail and is not marked.
-AUTOMATIC = frozenset({RECEIVED, RESOLVED, CLOSED})
+AUTOMATIC = frozenset({RECEIVED, RESOLVED, CLOSED, AUTOMATION})
 
 BATCH_SIZE = 100  # rows one claim takes
 # Mails in flight at once: an SES call is a round trip of some milliseconds, so a drain sends from a few threads
@@ -153,6 +156,7 @@ class Mail:
     reply: dict[str, Any] | None = None
     earlier: list[str] = field(default_factory=list)
     suppressed: str | None = None
+    note: str | None = None
 
 
 def _paragraphs(text: str) -> str:
@@ -173,6 +177,8 @@ def _texts(mail: Mail) -> str:
     elif mail.kind == REPLIED:
         assert mail.reply is not None
         body = str(mail.reply["message"])
+    elif mail.kind == AUTOMATION:
+        return f"{mail.note or ''}\n"
     elif mail.kind == RESOLVED:
         body = (
             f'Your request "{subject}" has been resolved.\n\n'
@@ -209,13 +215,12 @@ def build_message(mail: Mail) -> EmailMessage:
     local, domain = settings.from_address.rsplit("@", 1)
     message["From"] = Address(display_name=" ".join((settings.from_name or "").split()), username=local, domain=domain)
     to_local, to_domain = ascii_address(mail.recipient)
-    message["To"] = Address(
-        display_name=" ".join(str(mail.ticket["customer_name"]).split()), username=to_local, domain=to_domain
-    )
+    to_name = "" if mail.kind == AUTOMATION else " ".join(str(mail.ticket["customer_name"]).split())
+    message["To"] = Address(display_name=to_name, username=to_local, domain=to_domain)
     message["Subject"] = _subject(mail.ticket)
     message["Date"] = format_datetime(datetime.now(UTC))
     message["Message-ID"] = mail.message_id
-    if mail.earlier:
+    if mail.earlier and mail.kind != AUTOMATION:
         message["In-Reply-To"] = mail.earlier[-1]
         message["References"] = " ".join(mail.earlier[-MAX_REFERENCES:])
     if mail.kind in AUTOMATIC:
@@ -300,14 +305,14 @@ def claim(batch: int = BATCH_SIZE, lease_seconds: int = LEASE_SECONDS) -> list[d
 
 
 _LOAD = """
-SELECT o.id, o.kind, o.recipient, o.message_id, o.conversation_id, o.ticket_id,
+SELECT o.id, o.kind, o.recipient, o.message_id, o.conversation_id, o.ticket_id, o.note,
     t.id AS t_id, t.subject AS t_subject, t.customer_name AS t_customer_name, t.status AS t_status,
     t.reference AS t_reference,
     c.message AS c_message, c.sender_name AS c_sender_name,
     s.reason AS suppressed,
     ARRAY(SELECT e.message_id FROM email_outbox e
           WHERE e.user_id = o.user_id AND e.ticket_id = o.ticket_id AND e.state <> 'failed'
-            AND e.created_at < o.created_at
+            AND e.kind <> 'automation' AND e.created_at < o.created_at
           ORDER BY e.created_at DESC LIMIT %(references)s) AS earlier
 FROM email_outbox o
 JOIN support_tickets t ON t.user_id = o.user_id AND t.id = o.ticket_id
@@ -345,6 +350,7 @@ def _load(tenant_id: UUID, claimed: list[dict[str, Any]]) -> list[Mail]:
                 reply=reply,
                 earlier=list(reversed(row["earlier"])),
                 suppressed=row["suppressed"],
+                note=row["note"],
             )
         )
     return mails
