@@ -398,6 +398,23 @@ SAMPLES = (
             "notifyClosed": False,
         },
     ),
+    SampleEvent("settings/get_routing.json", "GET /api/support/settings/routing", "/api/support/settings/routing"),
+    SampleEvent(
+        "settings/put_routing.json",
+        "PUT /api/support/settings/routing",
+        "/api/support/settings/routing",
+        body={
+            "autoAssignTickets": True,
+            "autoAssignChats": True,
+            "ticketLimitPerAgent": 10,
+            "rules": [
+                {"category": "billing", "requiredSkills": ["billing"]},
+                {"channel": "chat", "requiredSkills": ["chat"]},
+            ],
+            "chatWaitLimitSeconds": 600,
+            "reassignTicketsWhenAway": False,
+        },
+    ),
 )
 
 

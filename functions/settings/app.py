@@ -1,5 +1,6 @@
 """Settings endpoint group: a tenant's settings, one area per path (`/api/support/settings/<area>`), read by any
-member of the desk and written, whole, by admins. Chat and email so far; the others will join in the same shape."""
+member of the desk and written, whole, by admins. Chat, email and routing so far; the others will join in the same
+shape."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from support.http import create_resolver, current_principal, ok
 from support.models.envelopes import Envelope
-from support.models.settings import ChatSettings, EmailSettings
+from support.models.settings import ChatSettings, EmailSettings, RoutingSettings
 from support.observability import logger, metrics
 from support.services import settings
 
@@ -38,6 +39,16 @@ def get_email_settings() -> Response[Envelope[EmailSettings]]:
 @app.put(f"{BASE}/email")
 def put_email_settings(data: EmailSettings) -> Response[Envelope[EmailSettings]]:
     return ok(settings.put_email_settings(current_principal(app), data))
+
+
+@app.get(f"{BASE}/routing")
+def get_routing_settings() -> Response[Envelope[RoutingSettings]]:
+    return ok(settings.get_routing_settings(current_principal(app)))
+
+
+@app.put(f"{BASE}/routing")
+def put_routing_settings(data: RoutingSettings) -> Response[Envelope[RoutingSettings]]:
+    return ok(settings.put_routing_settings(current_principal(app), data))
 
 
 @logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_HTTP)

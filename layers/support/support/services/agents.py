@@ -20,7 +20,7 @@ from support.db import pipelined, tenant_transaction
 from support.db.statements import admit_under_cap, equals_placeholders
 from support.errors import Conflict, Forbidden, found
 from support.models.agents import Agent, AgentCreate, AgentStatus, AgentUpdate
-from support.models.realtime import AgentStatusNotice
+from support.models.realtime import AgentStatusNotice, Queued
 from support.pagination import Page, decode_cursor, page_of
 from support.services import broadcasts, chat
 from support.services.connections import Caller, Outbox
@@ -159,26 +159,42 @@ def update_agent_status(
     answer is agent.status; the tenant's staff connections hear it in the next staff broadcast (support.services.
     broadcasts), with the queue when an agent who became available took waiting chats from it. One call of
     agent_set_status (sql/definitions/chat.sql: the queue lock, the update, the drain, the broadcast request), sent
-    only once: two round trips, the queue lock held for the server's work alone."""
+    only once: two round trips, the queue lock held for the server's work alone.
+
+    Routing (issue 18): an agent going `away` or `offline` hands their unanswered chats back to the queue (each
+    visitor still waiting hears chat.queued with its position and expected wait; one the drain gave to another agent
+    hears chat.assigned), and their open tickets too when the routing settings say so; an agent becoming available
+    takes the oldest waiting tickets they can (support.services.routing)."""
     if principal.role is not Role.ADMIN and principal.agent_id != agent_id:
         raise Forbidden("an agent may change only their own status")
     outbox = Outbox(principal.tenant_id, caller)
     params = (principal.tenant_id, agent_id, status, get_settings().chat_auto_assign, broadcasts.STALE_AFTER_SECONDS)
     [rows] = pipelined(principal.tenant_id, [(_SET_STATUS, params)], once=True)
-    [own] = [row for row in rows if row["outcome"] != "assigned"]
+    [own] = [row for row in rows if row["outcome"] not in ("assigned", "queued")]
     agent = _agent({name: own[f"agent:{name}"] for name in _AGENT_FIELDS} if own["outcome"] == "agent" else None)
     notice = AgentStatusNotice(agent_id=agent.id, status=agent.status)
     outbox.answer("agent.status", notice)
     chat.announce_assignments(outbox, [row for row in rows if row["outcome"] == "assigned"])
+    for row in rows:  # chats handed back to the queue by an agent going away or offline, still waiting
+        if row["outcome"] == "queued":
+            queued = Queued(
+                session_id=row["id"],
+                position=row["queue_position"],
+                as_of=row["as_of"],
+                expected_wait_seconds=row["expected_wait"],
+            )
+            outbox.tell(row["connection_ids"] or [], "chat.queued", queued)
     if own["start_broadcast"]:
         broadcasts.start_after(outbox)
     outbox.send()
     return agent
 
 
-# agent_set_status's rows: the agent's (AGENT_COLUMNS, each named `agent:<column>`) or a session the drain assigned
-# (chat's SESSION_COLUMNS' names and more, with its participants' connections).
+# agent_set_status's rows: the agent's (AGENT_COLUMNS, each named `agent:<column>`), a session the drain assigned
+# (chat's SESSION_COLUMNS' names and more, with its participants' connections), or a session handed back to the queue
+# and still waiting (`queued`: its position, when it was read, the expected wait and its visitor's connections).
 _AGENT_FIELDS = [name.strip() for name in AGENT_COLUMNS.split(",")]
 _SET_STATUS = f"""SELECT f.outcome, f.start_broadcast, f.connection_ids, f.agent_name AS assigned_agent_name,
-    (f.session).*, {", ".join(f'(f.agent).{name} AS "agent:{name}"' for name in _AGENT_FIELDS)}
+    f.queue_position, f.as_of, f.expected_wait, (f.session).*,
+    {", ".join(f'(f.agent).{name} AS "agent:{name}"' for name in _AGENT_FIELDS)}
 FROM agent_set_status(%s, %s, %s, %s, %s) f"""  # noqa: S608 (fixed text; every value is bound)

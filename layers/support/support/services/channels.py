@@ -47,6 +47,7 @@ from support.errors import Conflict, InvalidInput, MalformedJson, PayloadTooLarg
 from support.models.channels import Channel, ChannelCreate, ChannelDelivery, ChannelMessage, ChannelWithSecret
 from support.models.tickets import SenderType, TicketStatus
 from support.pagination import Page, decode_cursor, page_of
+from support.services import routing
 from support.services.rate_limits import Bucket, take_tokens
 from support.services.tickets import _admit_ticket
 
@@ -273,7 +274,9 @@ def _store(cur: Cursor, tenant_id: UUID, channel_id: UUID, message: ChannelMessa
     ticket = cur.fetchone()
     conversation_id = None
     if ticket is None:
-        _admit_ticket(cur, Principal(tenant_id=tenant_id, role=Role.AGENT, subject=f"channel:{channel_id}"))
+        principal = Principal(tenant_id=tenant_id, role=Role.AGENT, subject=f"channel:{channel_id}")
+        routing.lock_for_change(cur, principal)  # before the insert's figure triggers (support.services.routing)
+        _admit_ticket(cur, principal)
         cur.execute(
             """INSERT INTO support_tickets (user_id, customer_name, customer_email, subject, description, channel,
                 contact_id)
@@ -281,6 +284,7 @@ def _store(cur: Cursor, tenant_id: UUID, channel_id: UUID, message: ChannelMessa
             (tenant_id, name, NO_EMAIL, subject_of(message.text), message.text, contact_id),
         )
         ticket = found(cur.fetchone(), "ticket")
+        routing.route_ticket(cur, principal, ticket["id"])
     else:
         cur.execute(
             """INSERT INTO ticket_conversations (ticket_id, user_id, sender_type, sender_name, message, is_internal,

@@ -233,7 +233,12 @@ def start_chat_session(
     if session.status is ChatStatus.WAITING:
         # Its own position, on the request path; everyone else's is the broadcast's. Positions carry `asOf`: events
         # from two transactions may arrive out of order, and a client keeps the newest.
-        notice = Queued(session_id=session.id, position=own["queue_position"], as_of=own["as_of"])
+        notice = Queued(
+            session_id=session.id,
+            position=own["queue_position"],
+            as_of=own["as_of"],
+            expected_wait_seconds=own["expected_wait"],
+        )
         outbox.tell(own["connection_ids"] or [], "chat.queued", notice, caller_too=True)
     if own["start_broadcast"]:
         broadcasts.start_after(outbox)
@@ -243,7 +248,7 @@ def start_chat_session(
 
 # The session's columns are those of SESSION_COLUMNS and more (client_start_id, which ChatSession ignores).
 _START = """SELECT c.outcome, (c.session).*, c.agent_name AS assigned_agent_name, c.connection_ids, c.queue_position,
-    c.as_of, c.start_broadcast, c.settings
+    c.as_of, c.start_broadcast, c.settings, c.expected_wait
 FROM chat_start(%s, %s, %s, %s, %s::inet, %s, %s, %s, %s, %s, %s) c"""
 
 

@@ -58,7 +58,7 @@ from support.models.base import MESSAGE_MAX_BYTES
 from support.models.inbound import OriginalEmail
 from support.models.tickets import TicketStatus
 from support.observability import logger
-from support.services import email_outbox
+from support.services import email_outbox, routing
 from support.services.tickets import CONVERSATION_COLUMNS, _admit_ticket
 
 THREADED = "threaded"
@@ -473,7 +473,9 @@ _BRACKETED_REFERENCE = re.compile(r"\[#\d{1,12}\]")
 
 def _create_ticket(cur: Cursor, tenant_id: UUID, email: InboundEmail) -> dict[str, Any]:
     """A new ticket from the mail: channel `email`, the sender's contact, the subject and the new text."""
-    _admit_ticket(cur, Principal(tenant_id=tenant_id, role=Role.ADMIN, subject="email-in"))
+    principal = Principal(tenant_id=tenant_id, role=Role.ADMIN, subject="email-in")
+    routing.lock_for_change(cur, principal)  # before the insert's figure triggers (support.services.routing)
+    _admit_ticket(cur, principal)
     # Without reply prefixes, and without a bracketed reference (another desk's, or a closed ticket's): the ticket's
     # own reference goes in front of it in every mail about it.
     subject = " ".join(_BRACKETED_REFERENCE.sub(" ", strip_reply_prefixes(email.subject)).split())[:500] or NO_SUBJECT
@@ -487,6 +489,7 @@ def _create_ticket(cur: Cursor, tenant_id: UUID, email: InboundEmail) -> dict[st
     )
     created = cur.fetchone()
     assert created is not None
+    routing.route_ticket(cur, principal, created["id"])
     return dict(created)
 
 
