@@ -99,11 +99,44 @@ CREATE OR REPLACE TRIGGER support_tickets_open_by_agent_delete
     AFTER DELETE ON public.support_tickets REFERENCING OLD TABLE AS old_rows
     FOR EACH STATEMENT EXECUTE FUNCTION public.count_agent_open_tickets();
 
--- Route one ticket (a new one, or one that lost its agent): locks the ticket, then the routing lock; when the tenant
--- assigns tickets automatically and the ticket has no agent and is not finished, gives it to the best agent who can
--- take it (fewest open tickets, then longest idle since their last routed ticket, then lowest id). Outcomes: `off`
--- (automatic assignment is off), `not_found`, `has_agent`, `finished`, `waiting` (no agent can take it now: it waits
--- in the ticket queue, oldest first, for ticket_drain), `assigned` with the agent. The ticket keeps its status.
+-- The agent for a ticket with these fields, under the routing lock (taken here), or NULL: automatic assignment off, or
+-- no agent can take it now. The best available agent whose skills cover the ticket's and who is under the limit:
+-- fewest open tickets, then longest idle since their last routed ticket, then lowest id; stamped as given one now
+-- (which locks their row). A new ticket is inserted with the agent it answers (support.services.routing.pick_agent),
+-- so that the insert's figure triggers lock the agent before the tenant's totals, as every other ticket write does.
+CREATE OR REPLACE FUNCTION public.ticket_pick_agent(p_tenant uuid, p_category text, p_channel text, p_custom jsonb)
+RETURNS uuid
+LANGUAGE plpgsql
+SET search_path = pg_catalog, public, pg_temp
+AS $$
+DECLARE
+    cfg jsonb := public.routing_settings(p_tenant);
+    cap integer := coalesce((cfg ->> 'ticket_limit_per_agent')::integer, 10);
+    chosen uuid;
+BEGIN
+    IF NOT coalesce((cfg ->> 'auto_assign_tickets')::boolean, false) THEN
+        RETURN NULL;
+    END IF;
+    PERFORM public.routing_lock_tickets(p_tenant);
+    -- a new statement after the lock: what committed before it is seen
+    SELECT ag.id INTO chosen FROM public.support_agents ag
+    WHERE ag.user_id = p_tenant AND ag.status = 'available' AND ag.open_tickets < cap
+      AND ag.skills @> public.routing_required_skills(cfg, p_category, p_channel, p_custom)
+    ORDER BY ag.open_tickets, ag.last_ticket_assigned_at NULLS FIRST, ag.id
+    LIMIT 1;
+    IF chosen IS NOT NULL THEN
+        UPDATE public.support_agents ag SET last_ticket_assigned_at = clock_timestamp()
+        WHERE ag.user_id = p_tenant AND ag.id = chosen;
+    END IF;
+    RETURN chosen;
+END
+$$;
+
+-- Route one ticket that exists (one that lost its agent, or an automation's route_by_skills): locks the ticket, then
+-- the routing lock; when the tenant assigns tickets automatically and the ticket has no agent and is not finished,
+-- gives it to ticket_pick_agent's agent. Outcomes: `off` (automatic assignment is off), `not_found`, `has_agent`,
+-- `finished`, `waiting` (no agent can take it now: it waits in the ticket queue, oldest first, for ticket_drain),
+-- `assigned` with the agent. The ticket keeps its status.
 CREATE OR REPLACE FUNCTION public.ticket_route(p_tenant uuid, p_ticket uuid)
 RETURNS TABLE (outcome text, agent_id uuid)
 LANGUAGE plpgsql
@@ -112,22 +145,19 @@ AS $$
 DECLARE
     cfg jsonb := public.routing_settings(p_tenant);
     ticket record;
-    need jsonb;
-    cap integer := coalesce((cfg ->> 'ticket_limit_per_agent')::integer, 10);
     chosen uuid;
 BEGIN
     IF NOT coalesce((cfg ->> 'auto_assign_tickets')::boolean, false) THEN
         RETURN QUERY SELECT 'off'::text, NULL::uuid;
         RETURN;
     END IF;
-    SELECT t.assigned_agent_id, t.status, t.category, t.channel, t.custom_fields INTO ticket
-    FROM public.support_tickets t WHERE t.user_id = p_tenant AND t.id = p_ticket FOR NO KEY UPDATE;
+    PERFORM FROM public.support_tickets t WHERE t.user_id = p_tenant AND t.id = p_ticket FOR NO KEY UPDATE;
     IF NOT FOUND THEN
         RETURN QUERY SELECT 'not_found'::text, NULL::uuid;
         RETURN;
     END IF;
     PERFORM public.routing_lock_tickets(p_tenant);
-    -- read again under the lock (a new statement: what committed before it is seen)
+    -- read under the lock (a new statement: what committed before it is seen)
     SELECT t.assigned_agent_id, t.status, t.category, t.channel, t.custom_fields INTO ticket
     FROM public.support_tickets t WHERE t.user_id = p_tenant AND t.id = p_ticket;
     IF ticket.assigned_agent_id IS NOT NULL THEN
@@ -138,18 +168,12 @@ BEGIN
         RETURN QUERY SELECT 'finished'::text, NULL::uuid;
         RETURN;
     END IF;
-    need := public.routing_required_skills(cfg, ticket.category, ticket.channel, ticket.custom_fields);
-    SELECT ag.id INTO chosen FROM public.support_agents ag
-    WHERE ag.user_id = p_tenant AND ag.status = 'available' AND ag.open_tickets < cap AND ag.skills @> need
-    ORDER BY ag.open_tickets, ag.last_ticket_assigned_at NULLS FIRST, ag.id
-    LIMIT 1;
+    chosen := public.ticket_pick_agent(p_tenant, ticket.category, ticket.channel, ticket.custom_fields);
     IF chosen IS NULL THEN
         RETURN QUERY SELECT 'waiting'::text, NULL::uuid;
         RETURN;
     END IF;
     UPDATE public.support_tickets t SET assigned_agent_id = chosen WHERE t.user_id = p_tenant AND t.id = p_ticket;
-    UPDATE public.support_agents ag SET last_ticket_assigned_at = clock_timestamp()
-    WHERE ag.user_id = p_tenant AND ag.id = chosen;
     RETURN QUERY SELECT 'assigned'::text, chosen;
 END
 $$;
@@ -345,6 +369,7 @@ GRANT EXECUTE ON FUNCTION public.routing_settings(uuid) TO support_app;
 GRANT EXECUTE ON FUNCTION public.routing_required_skills(jsonb, text, text, jsonb) TO support_app;
 GRANT EXECUTE ON FUNCTION public.routing_lock_tickets(uuid) TO support_app;
 GRANT EXECUTE ON FUNCTION public.ticket_route(uuid, uuid) TO support_app;
+GRANT EXECUTE ON FUNCTION public.ticket_pick_agent(uuid, text, text, jsonb) TO support_app;
 GRANT EXECUTE ON FUNCTION public.ticket_drain(uuid, uuid[]) TO support_app;
 GRANT EXECUTE ON FUNCTION public.ticket_hand_back(uuid, uuid) TO support_app;
 GRANT EXECUTE ON FUNCTION public.chat_wait_estimates(uuid, integer[]) TO support_app;

@@ -275,16 +275,15 @@ def _store(cur: Cursor, tenant_id: UUID, channel_id: UUID, message: ChannelMessa
     conversation_id = None
     if ticket is None:
         principal = Principal(tenant_id=tenant_id, role=Role.AGENT, subject=f"channel:{channel_id}")
-        routing.lock_for_change(cur, principal)  # before the insert's figure triggers (support.services.routing)
         _admit_ticket(cur, principal)
+        agent = routing.pick_agent(cur, principal, category=None, channel="social", custom_fields={})
         cur.execute(
             """INSERT INTO support_tickets (user_id, customer_name, customer_email, subject, description, channel,
-                contact_id)
-            VALUES (%s, %s, %s, %s, %s, 'social', %s) RETURNING id, reference""",
-            (tenant_id, name, NO_EMAIL, subject_of(message.text), message.text, contact_id),
+                contact_id, assigned_agent_id)
+            VALUES (%s, %s, %s, %s, %s, 'social', %s, %s) RETURNING id, reference""",
+            (tenant_id, name, NO_EMAIL, subject_of(message.text), message.text, contact_id, agent),
         )
         ticket = found(cur.fetchone(), "ticket")
-        routing.route_ticket(cur, principal, ticket["id"])
     else:
         cur.execute(
             """INSERT INTO ticket_conversations (ticket_id, user_id, sender_type, sender_name, message, is_internal,

@@ -16,7 +16,8 @@ routing lock's holder takes other tickets only with SKIP LOCKED).
 
 What calls it:
 * a new ticket, whatever path makes it (support.services.tickets._insert_ticket, email in, social channels):
-  `route_ticket`;
+  `pick_agent` before the insert, which then names the agent (the insert's figure triggers lock the agent before the
+  tenant's totals, as every ticket write does);
 * a ticket change that frees an agent or leaves a ticket without one (update, close, assign in the tickets
   service): `lock_for_change` before the write, `drain_tickets` after;
 * an agent's status (agent_set_status, chat.sql): available takes waiting tickets; away or offline hands back the
@@ -28,14 +29,32 @@ What calls it:
 
 from __future__ import annotations
 
+from typing import Any
 from uuid import UUID
+
+from psycopg.types.json import Jsonb
 
 from support.auth import Principal
 from support.db.connection import Cursor
 
 
+def pick_agent(
+    cur: Cursor, principal: Principal, *, category: str | None, channel: str, custom_fields: dict[str, Any]
+) -> UUID | None:
+    """The agent a new ticket with these fields goes to (ticket_pick_agent: the routing lock taken, the agent stamped
+    as given one now), or None (automatic assignment off, or no agent can take it: it waits in the ticket queue). The
+    caller inserts the ticket with it, in the same transaction."""
+    cur.execute(
+        "SELECT ticket_pick_agent(%s, %s, %s, %s) AS agent_id",
+        (principal.tenant_id, category, channel, Jsonb(custom_fields)),
+    )
+    row = cur.fetchone()
+    return row["agent_id"] if row is not None else None
+
+
 def route_ticket(cur: Cursor, principal: Principal, ticket_id: UUID) -> UUID | None:
-    """Route one ticket in the open transaction (ticket_route): when the tenant assigns tickets automatically and the
+    """Route one ticket that exists, in the open transaction (ticket_route; the automation rules' `route_by_skills`
+    calls this): when the tenant assigns tickets automatically and the
     ticket has no agent and is neither resolved nor closed, it goes to the best agent who can take it. Answers the
     agent it went to, else None (automatic assignment off, the ticket unknown, finished or already assigned, or no
     agent can take it now: it then waits in the ticket queue, oldest first). Locks the ticket (if the caller has not

@@ -204,19 +204,26 @@ def create_ticket(principal: Principal, data: TicketCreate, *, channel: TicketCh
 
 
 def _insert_ticket(
-    cur: Cursor, principal: Principal, data: TicketCreate, channel: TicketChannel, contact_id: UUID | None = None
+    cur: Cursor,
+    principal: Principal,
+    data: TicketCreate,
+    channel: TicketChannel,
+    contact_id: UUID | None = None,
+    agent_id: UUID | None = None,
 ) -> Ticket:
     """A new ticket in the open transaction, whatever path makes it: the caps checked, the contact linked (the one
     given, else found or made by email), the reference given by the database, the customer told (the outbox), and the
-    ticket routed (support.services.routing: the routing lock first, before the insert's figure triggers lock the
-    tenant's totals, as every ticket change that routes takes it)."""
-    routing.lock_for_change(cur, principal)
+    ticket routed: inserted with the agent the router picked (support.services.routing.pick_agent, after the caps,
+    whose category lock comes before the routing lock in every path), unless `agent_id` names its agent (a chat's)."""
     _admit_ticket(cur, principal)
     _admit_category(cur, principal, data.category)
+    agent = agent_id or routing.pick_agent(
+        cur, principal, category=data.category, channel=channel, custom_fields=data.custom_fields
+    )
     cur.execute(
         f"""INSERT INTO support_tickets (user_id, customer_name, customer_email, customer_phone, subject,
-            description, category, priority, custom_fields, channel, contact_id)
-        VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, coalesce(%s, contact_for(%s, %s, %s, %s, NULL)))
+            description, category, priority, custom_fields, channel, contact_id, assigned_agent_id)
+        VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, coalesce(%s, contact_for(%s, %s, %s, %s, NULL)), %s)
         RETURNING {TICKET_COLUMNS}""",  # noqa: S608
         (
             principal.tenant_id,
@@ -235,12 +242,11 @@ def _insert_ticket(
             data.customer_name,
             str(data.customer_email),
             data.customer_phone,
+            agent,
         ),
     )
     ticket = _ticket(cur.fetchone())
     email_outbox.notify(cur, principal.tenant_id, ticket.id, email_outbox.RECEIVED)
-    if routing.route_ticket(cur, principal, ticket.id) is not None:
-        ticket = _read_ticket(cur, principal, ticket.id)
     return ticket
 
 
@@ -632,7 +638,7 @@ def chat_to_ticket(
             ON CONFLICT (user_id, kind, scope, value) DO NOTHING""",
             {"tenant": principal.tenant_id, "contact": contact_id, "email": email},
         )
-    ticket = _insert_ticket(cur, principal, create, TicketChannel.CHAT, contact_id)
+    ticket = _insert_ticket(cur, principal, create, TicketChannel.CHAT, contact_id, session["assigned_agent_id"])
     cur.execute(
         """INSERT INTO ticket_conversations (ticket_id, user_id, sender_type, sender_name, sender_email, message,
             is_internal, created_at, updated_at)
@@ -654,13 +660,6 @@ def chat_to_ticket(
             "session": session_id,
         },
     )
-    if session["assigned_agent_id"] is not None:
-        cur.execute(
-            f"""UPDATE support_tickets SET assigned_agent_id = %s WHERE user_id = %s AND id = %s
-            RETURNING {TICKET_COLUMNS}""",  # noqa: S608
-            (session["assigned_agent_id"], principal.tenant_id, ticket.id),
-        )
-        ticket = _ticket(cur.fetchone())
     cur.execute(
         "UPDATE live_chat_sessions SET ticket_id = %s WHERE user_id = %s AND id = %s",
         (ticket.id, principal.tenant_id, session_id),
