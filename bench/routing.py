@@ -7,8 +7,9 @@ On an embedded PostgreSQL (`routing` under `.local/pg-bench`, recreated; or DATA
 tickets and chats automatically with 11 rules (10 categories, each requiring one of 10 skills, and the chat channel
 requiring `chat`); each agent has 3 of the 11 skills; 40 tickets per agent (20,000; a third resolved or closed) are
 spread over the agents under a limit of 40 open ones, so their open-ticket figures vary; the available agents are in
-0 to 5 chats of 5, with 2,000 chats of history (the handle times of the wait estimate). Each timed call is one decision in its own transaction, rolled back after so
-every call sees the same desk (BEGIN, the tenant binding and ROLLBACK untimed):
+0 to 5 chats of 5, with 2,000 chats of history (the handle times of the wait estimate). Each timed call is one
+decision in its own transaction, rolled back after so every call sees the same desk (BEGIN, the tenant binding and
+ROLLBACK untimed):
 
 * ticket: ticket_route on a waiting ticket of a random category (the ticket locked, the routing lock, the settings,
   the rules, the best of the available agents whose skills cover it, the assignment);
