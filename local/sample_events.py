@@ -493,6 +493,7 @@ WS_MESSAGES: dict[str, dict[str, Any]] = {
     "transfer": {"sessionId": CHAT_SESSION_ID, "toAgentId": AGENT_ID},
     "joinSession": {"sessionId": CHAT_SESSION_ID},
     "ping": {},
+    "leaveEmail": {"sessionId": CHAT_SESSION_ID, "email": "lin@shop.example"},
     "$default": {"action": "noSuchAction"},
 }
 

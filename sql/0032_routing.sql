@@ -43,6 +43,8 @@ ALTER TABLE public.live_chat_sessions FORCE ROW LEVEL SECURITY;
 GRANT UPDATE (last_ticket_assigned_at) ON public.support_agents TO support_app;
 -- A new ticket is inserted with the agent the router picked (support.services.routing.pick_agent).
 GRANT INSERT (assigned_agent_id) ON public.support_tickets TO support_app;
+-- The visitor of a chat that became a ticket without an email leaves one (support.services.chat_expiry.leave_email).
+GRANT UPDATE (customer_email) ON public.support_tickets TO support_app;
 GRANT UPDATE (assigned_at) ON public.live_chat_sessions TO support_app;
 -- The expiry sweep's lister (routing_tenants_waiting, owned by support_analytics_lister) sees which tenants have a
 -- chat waiting since before a time: ids only.

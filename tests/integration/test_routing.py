@@ -590,3 +590,34 @@ def test_an_assigned_chat_never_expires(db: DatabaseUrls, tenant: UUID) -> None:
     report = chat_expiry.expire_waiting_chats(datetime.now(UTC) + timedelta(hours=1))
     assert session.id not in report.ticketed
     assert chat.get_chat_session(admin(tenant), session.id).status is ChatStatus.ACTIVE
+
+
+def test_the_visitor_of_an_expired_chat_leaves_their_email(posts: Posts, db: DatabaseUrls, tenant: UUID) -> None:
+    from support.errors import Conflict, NotFound
+
+    configure(tenant, chatWaitLimitSeconds=60)
+    session = start(tenant, "v-late")
+    chat_expiry.expire_waiting_chats(datetime.now(UTC) + timedelta(seconds=61))
+    ticket_id = chat.get_chat_session(admin(tenant), session.id).ticket_id
+    assert ticket_id is not None
+    visitor = Principal(
+        tenant_id=tenant, role=Role.VISITOR, subject="visitor:v-late", visitor_id="v-late", widget_key="wk"
+    )
+    stranger = Principal(tenant_id=tenant, role=Role.VISITOR, subject="visitor:x", visitor_id="x", widget_key="wk")
+
+    with pytest.raises(NotFound):
+        chat_expiry.leave_email(stranger, session.id, "x@shop.example")
+    answer = chat_expiry.leave_email(visitor, session.id, "lin@shop.example")
+    again = chat_expiry.leave_email(visitor, session.id, "lin@shop.example")  # a retry: the same answer
+    with pytest.raises(Conflict):
+        chat_expiry.leave_email(visitor, session.id, "other@shop.example")
+
+    assert answer == again and not answer.email_requested and answer.ticket_id == ticket_id
+    assert tickets.get_ticket(admin(tenant), ticket_id).customer_email == "lin@shop.example"
+    [(identity,)] = owner_rows(
+        db,
+        """SELECT count(*) FROM contact_identities i JOIN support_tickets t ON t.contact_id = i.contact_id
+        WHERE t.id = %s AND i.kind = 'email' AND i.value = 'lin@shop.example'""",
+        ticket_id,
+    )
+    assert identity == 1

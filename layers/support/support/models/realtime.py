@@ -87,6 +87,13 @@ class Ping(ClientMessage):
     pass
 
 
+class LeaveEmail(SessionAction):
+    """A visitor whose waiting chat became a ticket (chat.ticketed with emailRequested) leaves their email: the desk
+    answers the ticket there."""
+
+    email: Email
+
+
 # --- what the server sends --------------------------------------------------------------------------------
 
 

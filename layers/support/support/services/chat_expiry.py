@@ -26,13 +26,14 @@ from support.auth import Principal, Role
 from support.db import tenant_transaction
 from support.db.connection import anonymous_transaction
 from support.db.statements import lock_for_tenant
+from support.errors import Conflict, NotFound
 from support.models.base import Record
 from support.models.chat import ChatSession
 from support.models.settings import MIN_CHAT_WAIT_LIMIT_SECONDS
 from support.models.tickets import ChatTicketCreate
 from support.observability import logger
-from support.services import broadcasts, chat, settings, tickets
-from support.services.connections import Outbox
+from support.services import broadcasts, chat, email_outbox, settings, tickets
+from support.services.connections import Caller, Outbox
 
 EXPIRE_BATCH = 200  # chats per tenant per run: the next run, a minute later, takes the rest
 
@@ -128,3 +129,43 @@ def _visitor_connections(cur: Any, tenant_id: UUID, visitor_id: str) -> list[str
         (tenant_id, visitor_id),
     )
     return [row["connection_id"] for row in cur.fetchall()]
+
+
+def leave_email(principal: Principal, session_id: UUID, email: str, *, caller: Caller | None = None) -> ChatTicketed:
+    """leaveEmail: the visitor of a chat that became a ticket without an email gives one. The ticket's placeholder
+    (NO_CHAT_EMAIL) becomes it, the contact learns it (unless another contact owns it), and the customer is told the
+    ticket was received (the email outbox, when the tenant sends mail). Answers chat.ticketed, `emailRequested`
+    false. Another visitor's session, or one that is no ticket, is a 404; a ticket with another email already, 409;
+    the same email again is answered as the first time (a retry)."""
+    outbox = Outbox(principal.tenant_id, caller)
+    with tenant_transaction(principal.tenant_id) as cur:
+        cur.execute(
+            """SELECT s.visitor_id, t.id AS ticket_id, t.reference, t.customer_email, t.contact_id
+            FROM live_chat_sessions s JOIN support_tickets t ON t.user_id = s.user_id AND t.id = s.ticket_id
+            WHERE s.user_id = %s AND s.id = %s FOR NO KEY UPDATE OF t""",
+            (principal.tenant_id, session_id),
+        )
+        row = cur.fetchone()
+        if row is None or row["visitor_id"] != principal.visitor_id:
+            raise NotFound("chat session not found, or it is no ticket")
+        if row["customer_email"] not in (tickets.NO_CHAT_EMAIL, email):
+            raise Conflict("this ticket has an email address already")
+        if row["customer_email"] == tickets.NO_CHAT_EMAIL:
+            cur.execute(
+                "UPDATE support_tickets SET customer_email = %s WHERE user_id = %s AND id = %s",
+                (email, principal.tenant_id, row["ticket_id"]),
+            )
+            if row["contact_id"] is not None:
+                cur.execute(
+                    """INSERT INTO contact_identities (user_id, kind, scope, value, contact_id)
+                    SELECT %(tenant)s, 'email', '', v.value, %(contact)s
+                    FROM (SELECT contact_normalise('email', %(email)s) AS value) v WHERE v.value IS NOT NULL
+                    ON CONFLICT (user_id, kind, scope, value) DO NOTHING""",
+                    {"tenant": principal.tenant_id, "contact": row["contact_id"], "email": email},
+                )
+            email_outbox.notify(cur, principal.tenant_id, row["ticket_id"], email_outbox.RECEIVED)
+    reference = f"#{row['reference']}" if row["reference"] is not None else None  # as Ticket writes it
+    answer = ChatTicketed(session_id=session_id, ticket_id=row["ticket_id"], reference=reference, email_requested=False)
+    outbox.answer("chat.ticketed", answer)
+    outbox.send()
+    return answer
