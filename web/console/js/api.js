@@ -78,6 +78,7 @@ export class Api {
   page(path, query) { return this.request("GET", path, { query }); }
   async post(path, body) { return (await this.request("POST", path, { body })).data; }
   async patch(path, body) { return (await this.request("PATCH", path, { body })).data; }
+  async put(path, body) { return (await this.request("PUT", path, { body })).data; }
 
   /** Every item of a paginated list, following nextCursor up to `most` items. */
   async all(path, query = {}, most = 500) {

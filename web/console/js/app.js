@@ -1,4 +1,5 @@
-// The agent console: sign-in, then three views (live chats, tickets, dashboard) chosen by the URL's hash.
+// The agent console: sign-in, then its views (live chats, tickets, dashboard, routing settings) chosen by the URL's
+// hash.
 //
 // Where it talks to: config.json beside index.html names the HTTP API (`apiBaseUrl`) and the WebSocket API
 // (`websocketUrl`). Left empty, the console asks the server that serves it (`GET /_local/config`, the local
@@ -10,6 +11,7 @@ import { ChatsView } from "./chats.js";
 import { renderDashboard } from "./dashboard.js";
 import { clear, h, notify } from "./dom.js";
 import { Live } from "./live.js";
+import { renderRouting } from "./routing.js";
 import { TicketsView } from "./tickets.js";
 
 const main = document.getElementById("main");
@@ -136,7 +138,7 @@ class Console {
   route() {
     if (!this.token) return;
     const [name, ...rest] = location.hash.replace(/^#\//, "").split("/");
-    const view = ["chats", "tickets", "dashboard"].includes(name) ? name : "chats";
+    const view = ["chats", "tickets", "dashboard", "routing"].includes(name) ? name : "chats";
     for (const link of document.querySelectorAll("#views a")) {
       if (link.dataset.view === view) link.setAttribute("aria-current", "page");
       else link.removeAttribute("aria-current");
@@ -145,8 +147,10 @@ class Console {
     clear(main);
     main.dataset.view = view;
     if (view === "dashboard") renderDashboard(main, this);
+    else if (view === "routing") renderRouting(main, this);
     else this.views[view].render(main, rest);
-    document.title = `${{ chats: "Live chats", tickets: "Tickets", dashboard: "Dashboard" }[view]} · Support console`;
+    const titles = { chats: "Live chats", tickets: "Tickets", dashboard: "Dashboard", routing: "Routing" };
+    document.title = `${titles[view]} · Support console`;
   }
 }
 
