@@ -140,8 +140,7 @@ legend{font-weight:600;margin-bottom:6px;padding:0}
 ${[1, 2, 3, 4, 5].map((n) => `<label><input type="radio" name="rating" value="${n}" required><span>${n}<span class="sr"> out of 5</span></span></label>`).join("")}
 </fieldset><label for="comment">Comment (optional)</label><textarea id="comment" maxlength="5000" rows="2"></textarea>
 <button type="submit">Send rating</button></form>
-<form id="ticketed" hidden><p id="ticketed-text"></p>
-<label for="t-email">Your email</label><input id="t-email" name="email" type="email" autocomplete="email" maxlength="320" required>
+<form id="ticketed" hidden><label for="t-email">Your email</label><input id="t-email" name="email" type="email" autocomplete="email" maxlength="320" required>
 <button type="submit">Send my email</button></form>
 <form id="again" hidden><p id="thanks" hidden>Thank you for your rating.</p><button type="submit">Start a new chat</button></form>
 <form id="mail" aria-labelledby="mail-title" hidden><h3 id="mail-title">Leave a message</h3>
@@ -178,7 +177,6 @@ ${[1, 2, 3, 4, 5].map((n) => `<label><input type="radio" name="rating" value="${
     comment: $("comment"),
     again: $("again"),
     ticketed: $("ticketed"),
-    ticketedText: $("ticketed-text"),
     ticketEmail: $("t-email"),
     thanks: $("thanks"),
     status: $("status"),
@@ -580,7 +578,6 @@ ${[1, 2, 3, 4, 5].map((n) => `<label><input type="radio" name="rating" value="${
           const text = d.emailRequested
             ? `No agent could answer in time, so your chat is now ticket${ref}. Leave your email and we will answer there.`
             : `Thank you: we will answer ticket${ref} by email.`;
-          ui.ticketedText.textContent = text;
           notice(text);
           announce(text);
           render();

@@ -3,9 +3,9 @@
 
 A chat still `waiting` for an agent `chatWaitLimitSeconds` after it started (the tenant's routing settings; null: never)
 is made into a ticket of channel `chat` with its messages (support.services.tickets.chat_to_ticket, the console's
-"Make a ticket"), routed as every new ticket is, and ended. Its visitor hears `chat.ticketed` (the session, the ticket's
-id and reference, and `emailRequested` when they left no email: the widget then offers to leave one, the WebSocket
-action `leaveEmail`) and `chat.ended`; the staff hear the queue change in the next staff broadcast.
+"Make a ticket"), routed as every new ticket is, and ended. Its visitor hears `chat.ended`, then `chat.ticketed` (the
+session's and the ticket's ids, the ticket's reference, and `emailRequested` when they left no email: the widget then
+offers to leave one, the WebSocket action `leaveEmail`); the staff hear the queue change in the next staff broadcast.
 
 Across tenants as the analytics job does: one look at which tenants have a chat waiting since before the shortest
 limit (routing_tenants_waiting, SECURITY DEFINER owned by the lister role: ids only), then one transaction per tenant
@@ -113,8 +113,8 @@ def expire_tenant_chats(tenant_id: UUID, now: datetime) -> list[UUID]:
                 reference=ticket.reference,
                 email_requested=ticket.customer_email == tickets.NO_CHAT_EMAIL,
             )
+            outbox.tell(connections, "chat.ended", session)  # first: the widget then shows what became of it
             outbox.tell(connections, "chat.ticketed", notice)
-            outbox.tell(connections, "chat.ended", session)
             starts = starts or bool(row["start_broadcast"])
             done.append(session_id)
         if starts:
