@@ -621,3 +621,22 @@ def test_the_visitor_of_an_expired_chat_leaves_their_email(posts: Posts, db: Dat
         ticket_id,
     )
     assert identity == 1
+
+
+def test_an_agent_given_the_skill_takes_the_waiting_chat_and_ticket(db: DatabaseUrls, tenant: UUID) -> None:
+    from support.models.agents import AgentUpdate
+
+    configure(
+        tenant,
+        autoAssignTickets=True,
+        rules=[{"channel": "chat", "requiredSkills": ["de"]}, {"category": "de", "requiredSkills": ["de"]}],
+    )
+    agent = new_agent(tenant)
+    session = start(tenant)
+    ticket = new_ticket(tenant, category="de")
+    assert session.status is ChatStatus.WAITING and ticket.assigned_agent_id is None
+
+    agents.update_agent(admin(tenant), agent, AgentUpdate(skills=["de"]))
+
+    assert chat.get_chat_session(admin(tenant), session.id).assigned_agent_id == agent
+    assert tickets.get_ticket(admin(tenant), ticket.id).assigned_agent_id == agent

@@ -22,7 +22,7 @@ from support.errors import Conflict, Forbidden, found
 from support.models.agents import Agent, AgentCreate, AgentStatus, AgentUpdate
 from support.models.realtime import AgentStatusNotice, Queued
 from support.pagination import Page, decode_cursor, page_of
-from support.services import broadcasts, chat
+from support.services import broadcasts, chat, routing
 from support.services.connections import Caller, Outbox
 
 MAX_AGENTS_PER_TENANT = 500  # the seed's "Agents: Up to 500 per organization"
@@ -113,7 +113,9 @@ def list_agents(
 
 
 def update_agent(principal: Principal, agent_id: UUID, changes: AgentUpdate) -> Agent:
-    """An admin edits an agent's profile and capacity. Capacity cannot drop below the chats they hold."""
+    """An admin edits an agent's profile and capacity. Capacity cannot drop below the chats they hold. An available
+    agent given more capacity or other skills takes what they now can from the chat queue, and (other skills) from the
+    ticket queue (support.services.routing)."""
     principal.require_admin("edit agents")
     fields = changes.model_dump(exclude_unset=True)
     for not_nullable in ("agent_name", "agent_email", "skills", "max_concurrent_chats"):
@@ -121,7 +123,9 @@ def update_agent(principal: Principal, agent_id: UUID, changes: AgentUpdate) -> 
             del fields[not_nullable]
     outbox = Outbox(principal.tenant_id)
     with tenant_transaction(principal.tenant_id) as cur:
-        chat.lock_queue(cur, principal)  # a higher capacity may take chats from the queue
+        chat.lock_queue(cur, principal)  # a higher capacity, or new skills, may take chats from the queue
+        if "skills" in fields:  # new skills may take waiting tickets: the routing lock before the agent's row
+            routing.lock_for_change(cur, principal)
         cur.execute(
             f"SELECT {AGENT_COLUMNS} FROM support_agents WHERE user_id = %s AND id = %s FOR NO KEY UPDATE",  # noqa: S608
             (principal.tenant_id, agent_id),
@@ -145,9 +149,11 @@ def update_agent(principal: Principal, agent_id: UUID, changes: AgentUpdate) -> 
         except errors.UniqueViolation as exc:
             raise Conflict("an agent with this email already exists") from exc
         updated = _agent(cur.fetchone())
-        more = updated.max_concurrent_chats > current.max_concurrent_chats
+        more = updated.max_concurrent_chats > current.max_concurrent_chats or updated.skills != current.skills
         if more and updated.status is AgentStatus.AVAILABLE and chat.rebalance_queue(cur, principal, outbox):
             broadcasts.request(cur, outbox, queue=True)
+        if updated.skills != current.skills and updated.status is AgentStatus.AVAILABLE:
+            routing.drain_tickets(cur, principal, [agent_id])
     outbox.send()
     return updated
 
