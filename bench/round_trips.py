@@ -315,6 +315,8 @@ def run(proxy: RoundTripProxy) -> Scenario:
         m("endChat (visitor)", lambda: ws(v1, "endChat", {"sessionId": first}))
         m("rateChat", lambda: ws(v1, "rateChat", {"sessionId": first, "rating": 5, "feedback": "Quick, thanks"}))
         m("sendMessage (ended session: 409)", lambda: send(v1), twice=True, error=True)
+        leave = {"sessionId": first, "email": "vi@shop.example"}
+        m("leaveEmail (a chat that is no ticket: 404)", lambda: ws(v1, "leaveEmail", leave), twice=True, error=True)
         m("$default (unknown action)", lambda: ws(v1, "$default", {"action": "dance"}), twice=True, error=True)
         m("$disconnect", lambda: ws(v2, "$disconnect"))
 

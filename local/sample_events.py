@@ -421,6 +421,23 @@ SAMPLES = (
             "pauseStatuses": ["waiting_customer"],
         },
     ),
+    SampleEvent("settings/get_routing.json", "GET /api/support/settings/routing", "/api/support/settings/routing"),
+    SampleEvent(
+        "settings/put_routing.json",
+        "PUT /api/support/settings/routing",
+        "/api/support/settings/routing",
+        body={
+            "autoAssignTickets": True,
+            "autoAssignChats": True,
+            "ticketLimitPerAgent": 10,
+            "rules": [
+                {"category": "billing", "requiredSkills": ["billing"]},
+                {"channel": "chat", "requiredSkills": ["chat"]},
+            ],
+            "chatWaitLimitSeconds": 600,
+            "reassignTicketsWhenAway": False,
+        },
+    ),
 )
 
 
@@ -499,6 +516,7 @@ WS_MESSAGES: dict[str, dict[str, Any]] = {
     "transfer": {"sessionId": CHAT_SESSION_ID, "toAgentId": AGENT_ID},
     "joinSession": {"sessionId": CHAT_SESSION_ID},
     "ping": {},
+    "leaveEmail": {"sessionId": CHAT_SESSION_ID, "email": "lin@shop.example"},
     "$default": {"action": "noSuchAction"},
 }
 

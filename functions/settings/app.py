@@ -1,6 +1,6 @@
 """Settings endpoint group: a tenant's settings, one area per path (`/api/support/settings/<area>`), read by any
-member of the desk and written, whole, by admins. Chat, email and SLA (docs/sla.md) so far; the others will join in
-the same shape."""
+member of the desk and written, whole, by admins. Chat, email, SLA (docs/sla.md) and routing so far; the others
+will join in the same shape."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from support.http import create_resolver, current_principal, ok
 from support.models.envelopes import Envelope
-from support.models.settings import ChatSettings, EmailSettings, SlaSettings
+from support.models.settings import ChatSettings, EmailSettings, RoutingSettings, SlaSettings
 from support.observability import logger, metrics
 from support.services import settings, sla
 
@@ -49,6 +49,16 @@ def get_sla_settings() -> Response[Envelope[SlaSettings]]:
 @app.put(f"{BASE}/sla")
 def put_sla_settings(data: SlaSettings) -> Response[Envelope[SlaSettings]]:
     return ok(sla.put_sla_settings(current_principal(app), data))
+
+
+@app.get(f"{BASE}/routing")
+def get_routing_settings() -> Response[Envelope[RoutingSettings]]:
+    return ok(settings.get_routing_settings(current_principal(app)))
+
+
+@app.put(f"{BASE}/routing")
+def put_routing_settings(data: RoutingSettings) -> Response[Envelope[RoutingSettings]]:
+    return ok(settings.put_routing_settings(current_principal(app), data))
 
 
 @logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_HTTP)

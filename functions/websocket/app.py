@@ -22,6 +22,7 @@ from support.models.realtime import (
     ClaimChat,
     EndChat,
     JoinSession,
+    LeaveEmail,
     MarkRead,
     Ping,
     Pong,
@@ -35,7 +36,7 @@ from support.models.realtime import (
 )
 from support.models.tickets import SenderType
 from support.observability import logger, metrics
-from support.services import agents, chat
+from support.services import agents, chat, chat_expiry
 from support.services.connections import Caller, Outbox
 from support.websocket import Action, handle
 
@@ -111,6 +112,11 @@ def join_session(principal: Principal, request: JoinSession, caller: Caller) -> 
     chat.join_session(principal, request.session_id, caller=caller)
 
 
+def leave_email(principal: Principal, request: LeaveEmail, caller: Caller) -> None:
+    _visitor_only(principal, "leaveEmail")
+    chat_expiry.leave_email(principal, request.session_id, request.email, caller=caller)
+
+
 def ping(principal: Principal, request: Ping, caller: Caller) -> None:
     outbox = Outbox(principal.tenant_id, caller)
     outbox.answer("pong", Pong(server_time=datetime.now(UTC)))
@@ -130,6 +136,7 @@ ACTIONS: dict[str, Action] = {
     "transfer": Action(Transfer, transfer),
     "joinSession": Action(JoinSession, join_session),
     "ping": Action(Ping, ping),
+    "leaveEmail": Action(LeaveEmail, leave_email),
 }
 
 

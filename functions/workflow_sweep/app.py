@@ -15,7 +15,9 @@ Steps:
 * `automations`: support.services.automations.sweep: fires the time-based events that are due (a ticket in a status
   for N hours, idle chats, the auto-close rules) and runs every pending event of every tenant, the SLA's among them
   (docs/automations.md).
-Other steps join this list in the same shape (routing's expiry of chats waiting too long).
+* `chat_expiry`: support.services.chat_expiry.expire_waiting_chats: a chat still waiting after the tenant's wait
+  limit (routing settings) becomes a ticket with its messages, and its visitor is told (docs/api.md, Routing).
+Other steps join this list in the same shape.
 """
 
 from __future__ import annotations
@@ -28,7 +30,7 @@ from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from support.observability import logger, metrics
-from support.services import automations, sla
+from support.services import automations, chat_expiry, sla
 
 type Step = Callable[[datetime], Sequence[Any] | int]
 
@@ -36,6 +38,7 @@ type Step = Callable[[datetime], Sequence[Any] | int]
 STEPS: list[tuple[str, Step]] = [
     ("sla", sla.sweep),
     ("automations", automations.sweep_step),
+    ("chat_expiry", lambda now: chat_expiry.expire_waiting_chats(now).ticketed),
 ]
 
 # An SLA warning or breach the sla step records is an automation event, run by the automations step that follows.

@@ -208,7 +208,11 @@ AS $$ SELECT pg_advisory_xact_lock(hashtextextended('chat-queue' || ':' || p_ten
 -- most recently assigned of all, in the order of the picks), then the lowest id. Locks the agents (FOR NO KEY
 -- UPDATE, in id order) before the waiting sessions it assigns (FOR UPDATE), as chat.py's lock order says. Returns
 -- the sessions assigned, as updated, in the order of the picks, each with its agent's name and its participants'
--- connections (chat_participants, as the session is now).
+-- connections (chat_participants, as the session is now). Routing (issue 18, sql/definitions/routing.sql): nothing
+-- when the tenant's routing settings turn automatic chat assignment off, and only the agents whose skills cover the
+-- chats' (the rules for the channel `chat`: every chat of a tenant requires the same) take any; a session assigned
+-- here gets its `assigned_at` from the trigger that keeps it on every change of agent (sql/definitions/analytics.sql):
+-- its handle time runs from there.
 CREATE OR REPLACE FUNCTION public.chat_drain_queue(p_tenant uuid)
 RETURNS TABLE (session public.live_chat_sessions, agent_name text, connection_ids text[])
 LANGUAGE plpgsql
@@ -225,10 +229,17 @@ DECLARE
     waiting uuid[];
     picked uuid[] := '{}';
     best integer;
+    cfg jsonb := public.routing_settings(p_tenant);
+    need jsonb;
 BEGIN
+    IF NOT coalesce((cfg ->> 'auto_assign_chats')::boolean, true) THEN
+        RETURN;
+    END IF;
+    need := public.routing_required_skills(cfg, NULL, 'chat', '{}'::jsonb);
     FOR free IN
         SELECT ag.id, ag.current_chats, ag.max_concurrent_chats, ag.last_assigned_at FROM public.support_agents ag
         WHERE ag.user_id = p_tenant AND ag.status = 'available' AND ag.current_chats < ag.max_concurrent_chats
+          AND ag.skills @> need
         ORDER BY ag.id FOR NO KEY UPDATE
     LOOP
         a_ids := a_ids || free.id;
@@ -289,12 +300,16 @@ $$;
 -- assigned are rows of their own, `assigned`, each with its participants' connections. Last, when the queue changed
 -- (a chat joined it, or the drain took others from it), the staff broadcast's request (broadcast_request;
 -- start_broadcast: this transaction starts the run after its commit).
+-- (Its answer gained expected_wait, the visitor's expected wait in seconds (routing.sql's chat_wait_estimates): the
+-- old signature's function goes first, as a return type cannot be replaced.)
+DROP FUNCTION IF EXISTS public.chat_start(uuid, text, text, text, inet, text, text, boolean, integer, boolean, integer);
 CREATE OR REPLACE FUNCTION public.chat_start(
     p_tenant uuid, p_visitor_id text, p_visitor_name text, p_visitor_email text, p_visitor_ip inet,
     p_visitor_browser text, p_client_start_id text, p_one_open boolean, p_default_cap integer, p_auto_assign boolean,
     p_stale integer
 ) RETURNS TABLE (outcome text, session public.live_chat_sessions, agent_name text, connection_ids text[],
-                 queue_position integer, as_of timestamptz, start_broadcast boolean, settings jsonb)
+                 queue_position integer, as_of timestamptz, start_broadcast boolean, settings jsonb,
+                 expected_wait integer)
 LANGUAGE plpgsql
 SET search_path = pg_catalog, public, pg_temp
 AS $$
@@ -310,6 +325,7 @@ DECLARE
     told integer;
     told_at timestamptz;
     starts boolean := false;
+    expected integer;
 BEGIN
     PERFORM public.chat_lock_queue(p_tenant);
     IF p_client_start_id IS NOT NULL THEN
@@ -327,7 +343,7 @@ BEGIN
             IF (SELECT count(*) FROM (SELECT FROM public.live_chat_sessions s
                                       WHERE s.user_id = p_tenant AND s.status = 'waiting' LIMIT cap) queue) >= cap THEN
                 RETURN QUERY SELECT 'busy'::text, NULL::public.live_chat_sessions, NULL::text, NULL::text[],
-                    NULL::integer, NULL::timestamptz, false, coalesce(stored_settings, '{}'::jsonb);
+                    NULL::integer, NULL::timestamptz, false, coalesce(stored_settings, '{}'::jsonb), NULL::integer;
                 RETURN;
             END IF;
         END IF;
@@ -351,7 +367,7 @@ BEGIN
                 ELSE
                     others := others + 1;
                     RETURN QUERY SELECT 'assigned'::text, drained.session, drained.agent_name, drained.connection_ids,
-                        NULL::integer, NULL::timestamptz, NULL::boolean, NULL::jsonb;
+                        NULL::integer, NULL::timestamptz, NULL::boolean, NULL::jsonb, NULL::integer;
                 END IF;
             END LOOP;
         END IF;
@@ -364,13 +380,15 @@ BEGIN
         WHERE s.user_id = p_tenant AND s.status = 'waiting' AND (s.created_at, s.id) <= (answered.created_at, answered.id);
         INSERT INTO public.queue_positions_told AS t (user_id, session_id, position) VALUES (p_tenant, answered.id, told)
         ON CONFLICT (user_id, session_id) DO UPDATE SET position = excluded.position;
+        expected := (public.chat_wait_estimates(p_tenant, ARRAY[told]))[1];
         answered_connections := ARRAY(SELECT c.connection_id FROM public.ws_connections c
             WHERE c.user_id = p_tenant AND c.role = 'visitor' AND c.visitor_id = answered.visitor_id);
     END IF;
     IF kind = 'started' AND (others > 0 OR answered.status = 'waiting') THEN
         starts := public.broadcast_request(p_tenant, true, '{}'::uuid[], p_stale);
     END IF;
-    RETURN QUERY SELECT kind, answered, answered_name, answered_connections, told, told_at, starts, NULL::jsonb;
+    RETURN QUERY SELECT kind, answered, answered_name, answered_connections, told, told_at, starts, NULL::jsonb,
+        expected;
 END
 $$;
 
@@ -601,10 +619,22 @@ $$;
 -- transaction's time). Outcomes: `not_found`, else `agent` (the agent's row as updated) and, when the agent is
 -- available, the drain's `assigned` rows; the broadcast is requested with the agent (and the queue when the drain
 -- took chats from it).
+--
+-- Routing (issue 18, sql/definitions/routing.sql). An agent going `away` or `offline` hands their unanswered chats
+-- (active, no agent message yet) back to the queue, where they keep their place (their start); the drain may give
+-- them to another agent at once (`assigned` rows), and each one still waiting is a `queued` row (its position, when
+-- it was read, the visitor's expected wait and connections: chat.queued), its position recorded as told. The
+-- sessions are locked before the agent, as chat.py's lock order says, and read again once locked (a message sent
+-- meanwhile counts). Tickets: the tenant's ticket routing lock comes before the agent's row (routing.sql's lock
+-- order) when tickets are routed automatically; an agent going away or offline hands back their open tickets when
+-- the settings say so (ticket_hand_back) and they go to the other agents (ticket_drain); an agent becoming
+-- available takes the oldest waiting tickets they can (ticket_drain for them).
+DROP FUNCTION IF EXISTS public.agent_set_status(uuid, uuid, text, boolean, integer);
 CREATE OR REPLACE FUNCTION public.agent_set_status(
     p_tenant uuid, p_agent uuid, p_status text, p_auto_assign boolean, p_stale integer
 ) RETURNS TABLE (outcome text, agent public.support_agents, session public.live_chat_sessions, agent_name text,
-                 connection_ids text[], start_broadcast boolean)
+                 connection_ids text[], start_broadcast boolean, queue_position integer, as_of timestamptz,
+                 expected_wait integer)
 LANGUAGE plpgsql
 SET search_path = pg_catalog, public, pg_temp
 AS $$
@@ -613,25 +643,81 @@ DECLARE
     drained record;
     changed boolean := false;
     starts boolean;
+    cfg jsonb := public.routing_settings(p_tenant);
+    leaving boolean := p_status IN ('away', 'offline');
+    back uuid[] := '{}';
+    still uuid[];
+    waits integer[];
+    positions integer[];
+    read_at timestamptz;
 BEGIN
     PERFORM public.chat_lock_queue(p_tenant);
-    UPDATE public.support_agents ag SET status = p_status, last_activity_at = now()
+    IF leaving THEN
+        back := ARRAY(SELECT s.id FROM public.live_chat_sessions s
+                      WHERE s.user_id = p_tenant AND s.assigned_agent_id = p_agent AND s.status = 'active'
+                      ORDER BY s.id FOR UPDATE);
+        IF cardinality(back) > 0 THEN  -- again, now that they are locked: no message can come in between
+            back := ARRAY(SELECT b.id FROM unnest(back) AS b(id)
+                          WHERE NOT EXISTS (SELECT FROM public.chat_messages m
+                                            WHERE m.user_id = p_tenant AND m.session_id = b.id
+                                              AND m.sender_type = 'agent'));
+        END IF;
+    END IF;
+    IF coalesce((cfg ->> 'auto_assign_tickets')::boolean, false)
+       OR (leaving AND coalesce((cfg ->> 'reassign_tickets_when_away')::boolean, false)) THEN
+        PERFORM public.routing_lock_tickets(p_tenant);
+    END IF;
+    UPDATE public.support_agents ag SET status = p_status, last_activity_at = now(),
+        current_chats = ag.current_chats - cardinality(back)
     WHERE ag.user_id = p_tenant AND ag.id = p_agent
     RETURNING ag.* INTO updated;
     IF NOT FOUND THEN
         RETURN QUERY SELECT 'not_found'::text, NULL::public.support_agents, NULL::public.live_chat_sessions,
-            NULL::text, NULL::text[], NULL::boolean;
+            NULL::text, NULL::text[], NULL::boolean, NULL::integer, NULL::timestamptz, NULL::integer;
         RETURN;
     END IF;
-    IF updated.status = 'available' AND p_auto_assign THEN
+    IF cardinality(back) > 0 THEN
+        UPDATE public.live_chat_sessions s SET status = 'waiting', assigned_agent_id = NULL
+        WHERE s.user_id = p_tenant AND s.id = ANY (back);
+        changed := true;
+    END IF;
+    IF (updated.status = 'available' OR cardinality(back) > 0) AND p_auto_assign THEN
         FOR drained IN SELECT * FROM public.chat_drain_queue(p_tenant) LOOP
             changed := true;
             RETURN QUERY SELECT 'assigned'::text, NULL::public.support_agents, drained.session, drained.agent_name,
-                drained.connection_ids, NULL::boolean;
+                drained.connection_ids, NULL::boolean, NULL::integer, NULL::timestamptz, NULL::integer;
         END LOOP;
     END IF;
+    IF cardinality(back) > 0 THEN
+        -- the ones still waiting, each with its position in the whole queue
+        SELECT array_agg(q.id ORDER BY q.position), array_agg(q.position ORDER BY q.position), clock_timestamp()
+        INTO still, positions, read_at
+        FROM (SELECT s.id, row_number() OVER (ORDER BY s.created_at, s.id)::integer AS position
+              FROM public.live_chat_sessions s WHERE s.user_id = p_tenant AND s.status = 'waiting') q
+        WHERE q.id = ANY (back);
+        IF still IS NOT NULL THEN
+            waits := public.chat_wait_estimates(p_tenant, positions);
+            INSERT INTO public.queue_positions_told AS t (user_id, session_id, position)
+            SELECT p_tenant, w.id, w.position FROM unnest(still, positions) AS w(id, position)
+            ON CONFLICT (user_id, session_id) DO UPDATE SET position = excluded.position;
+            RETURN QUERY
+                SELECT 'queued'::text, NULL::public.support_agents, s, NULL::text,
+                    ARRAY(SELECT c.connection_id FROM public.ws_connections c
+                          WHERE c.user_id = p_tenant AND c.role = 'visitor' AND c.visitor_id = s.visitor_id),
+                    NULL::boolean, w.position, read_at, w.wait
+                FROM unnest(still, positions, waits) WITH ORDINALITY AS w(id, position, wait, k)
+                JOIN public.live_chat_sessions s ON s.user_id = p_tenant AND s.id = w.id
+                ORDER BY w.k;
+        END IF;
+    END IF;
+    IF leaving AND public.ticket_hand_back(p_tenant, p_agent) > 0 THEN
+        PERFORM public.ticket_drain(p_tenant);
+    ELSIF updated.status = 'available' THEN
+        PERFORM public.ticket_drain(p_tenant, ARRAY[p_agent]);
+    END IF;
     starts := public.broadcast_request(p_tenant, changed, ARRAY[updated.id], p_stale);
-    RETURN QUERY SELECT 'agent'::text, updated, NULL::public.live_chat_sessions, NULL::text, NULL::text[], starts;
+    RETURN QUERY SELECT 'agent'::text, updated, NULL::public.live_chat_sessions, NULL::text, NULL::text[], starts,
+        NULL::integer, NULL::timestamptz, NULL::integer;
 END
 $$;
 

@@ -26,7 +26,7 @@ from support.models.canned import CannedResponseCreate, CannedResponseUpdate
 from support.models.channels import ChannelCreate, ChannelMessage
 from support.models.chat import ChatMessageCreate, ChatRating, ChatReadRequest, ChatSessionStart, ChatTransfer
 from support.models.contacts import ContactMerge, ContactUpdate
-from support.models.settings import ChatSettings, EmailSettings, SlaSettings
+from support.models.settings import ChatSettings, EmailSettings, RoutingSettings, SlaSettings
 from support.models.tickets import (
     AssignRequest,
     CallCreate,
@@ -78,6 +78,7 @@ REQUEST_MODELS: dict[str, type[BaseModel]] = {
     "POST /api/support/contacts/{contactId}/merge": ContactMerge,
     "PUT /api/support/settings/email": EmailSettings,
     "PUT /api/support/settings/sla": SlaSettings,
+    "PUT /api/support/settings/routing": RoutingSettings,
     "POST /api/support/channels": ChannelCreate,
     # read raw after its signature is checked (the handler takes no body parameter), as this model
     "POST /api/support/channels/{channelId}/messages": ChannelMessage,

@@ -492,13 +492,16 @@ def _claimed(tenant: UUID) -> list[dict[str, Any]]:
         return cur.fetchall()
 
 
-def test_routing_is_recorded_as_not_available_yet(automations_api: HandlerClient, tickets_api: HandlerClient) -> None:
+def test_route_by_skills_routes_through_the_ticket_router(
+    automations_api: HandlerClient, tickets_api: HandlerClient
+) -> None:
+    # Automatic ticket assignment is off by default: the router leaves the ticket, and the run says so
     only_these_rules(
         automations_api, rule(conditions={"all": []}, actions=[{"type": "route_by_skills", "value": None}])
     )
     ticket = new_ticket(tickets_api)
     [run] = runs_of(automations_api, ticket["id"])
-    assert (run["outcome"], run["error"]) == ("skipped", automations.ROUTING_UNAVAILABLE)
+    assert (run["outcome"], run["error"]) == ("skipped", automations.ROUTING_SKIPPED)
 
 
 def test_staff_are_notified_over_the_websocket(

@@ -191,7 +191,12 @@ def test_with_the_function_configured_the_request_path_posts_nothing_to_staff(
 
     # Then the visitor has its own position at once, one broadcast was queued, and no staff connection was posted to
     assert posts.of(own, "chat.queued") == [
-        {"sessionId": str(session.id), "position": 1, "asOf": posts.of(own, "chat.queued")[0]["asOf"]}
+        {
+            "sessionId": str(session.id),
+            "position": 1,
+            "asOf": posts.of(own, "chat.queued")[0]["asOf"],
+            "expectedWaitSeconds": None,  # no agent could take it: no estimate
+        }
     ]
     wait_for(lambda: len(lambda_api.events) == 1)
     assert lambda_api.events == [{"tenantId": str(desk.tenant)}]

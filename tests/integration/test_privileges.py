@@ -153,9 +153,10 @@ def test_runtime_role_has_no_role_attributes_or_memberships(db: DatabaseUrls, ro
     assert memberships == (0,)
     assert members == (0,)  # nobody can become it or use its privileges
     assert owns == (0,)
-    # the lister owns its SECURITY DEFINER functions (the analytics job's tenants, the contacts backfill's tenants),
-    # so that they run as it; the others own nothing
-    expected = ["analytics_tenants", "contacts_backfill_tenants"] if role == "support_analytics_lister" else []
+    # the lister owns its SECURITY DEFINER functions (the analytics job's tenants, the contacts backfill's tenants,
+    # the waiting chats' tenants of the routing expiry), so that they run as it; the others own nothing
+    lists = ["analytics_tenants", "contacts_backfill_tenants", "routing_tenants_waiting"]
+    expected = lists if role == "support_analytics_lister" else []
     assert sorted(functions) == expected
 
 

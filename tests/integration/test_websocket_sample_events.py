@@ -17,7 +17,8 @@ from tests.http_events import invoke_sample_event
 
 EVENTS = Path(__file__).resolve().parents[2] / "events"
 # The agent of the samples connects, takes the waiting session, works it, hands it on and ends it; the visitor
-# only actions (startChat, rateChat) answer an error event to an agent, which is still a 200 to API Gateway.
+# only actions (startChat, rateChat, leaveEmail) answer an error event to an agent, which is still a 200 to API
+# Gateway.
 JOURNEY = [
     "connect",
     "ping",
@@ -32,6 +33,7 @@ JOURNEY = [
     "end_chat",
     "start_chat",
     "rate_chat",
+    "leave_email",
     "default",
     "disconnect",
 ]

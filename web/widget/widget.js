@@ -52,6 +52,7 @@
   const messages = []; // stored messages, oldest first
   const byId = new Map();
   let queue = { position: null, asOf: "" };
+  let ticketed = null; // chat.ticketed: the chat waited too long and became a ticket (the email it asks for, if any)
   let agentName = "";
   let ws = null;
   let attempt = 0;
@@ -114,7 +115,7 @@ legend{font-weight:600;margin-bottom:6px;padding:0}
 #mail{flex:1;overflow-y:auto;gap:4px}
 #mail h3{margin:0 0 4px;font-size:15px}
 #mail input,#mail textarea{margin-bottom:6px}
-#mail [aria-invalid=true]{border-color:#c62828}
+#mail [aria-invalid=true],#ticketed [aria-invalid=true]{border-color:#c62828}
 .err{margin:0;font-size:13px;color:#c62828}
 #sent{flex:1;padding:14px;display:flex;flex-direction:column;gap:10px;align-items:flex-start}
 #sent p{margin:0}
@@ -139,6 +140,8 @@ legend{font-weight:600;margin-bottom:6px;padding:0}
 ${[1, 2, 3, 4, 5].map((n) => `<label><input type="radio" name="rating" value="${n}" required><span>${n}<span class="sr"> out of 5</span></span></label>`).join("")}
 </fieldset><label for="comment">Comment (optional)</label><textarea id="comment" maxlength="5000" rows="2"></textarea>
 <button type="submit">Send rating</button></form>
+<form id="ticketed" hidden><label for="t-email">Your email</label><input id="t-email" name="email" type="email" autocomplete="email" maxlength="320" required>
+<button type="submit">Send my email</button></form>
 <form id="again" hidden><p id="thanks" hidden>Thank you for your rating.</p><button type="submit">Start a new chat</button></form>
 <form id="mail" aria-labelledby="mail-title" hidden><h3 id="mail-title">Leave a message</h3>
 <p class="sub" id="mail-hint">We answer by email. All fields are required.</p>
@@ -173,6 +176,8 @@ ${[1, 2, 3, 4, 5].map((n) => `<label><input type="radio" name="rating" value="${
     rate: $("rate"),
     comment: $("comment"),
     again: $("again"),
+    ticketed: $("ticketed"),
+    ticketEmail: $("t-email"),
     thanks: $("thanks"),
     status: $("status"),
     leave: $("leave"),
@@ -210,8 +215,9 @@ ${[1, 2, 3, 4, 5].map((n) => `<label><input type="radio" name="rating" value="${
     const chat = view === "chat";
     ui.start.hidden = !chat || !!(state.sessionId || startWanted) || refused;
     ui.compose.hidden = !chat || !(state.sessionId || startWanted) || closed || refused;
-    ui.rate.hidden = !chat || !closed || state.rated;
-    ui.again.hidden = !chat || !closed || !state.rated;
+    ui.rate.hidden = !chat || !closed || state.rated || !!ticketed; // no agent answered: nothing to rate
+    ui.again.hidden = !chat || !closed || !(state.rated || ticketed);
+    ui.ticketed.hidden = !chat || !ticketed || !ticketed.emailRequested;
     ui.log.hidden = !chat;
     ui.mail.hidden = view !== "mail" || refused;
     ui.sent.hidden = view !== "sent";
@@ -564,6 +570,20 @@ ${[1, 2, 3, 4, 5].map((n) => `<label><input type="radio" name="rating" value="${
           announce(text);
         }
         break;
+      case "chat.ticketed":
+        if (d.sessionId === state.sessionId) {
+          const was = ticketed;
+          ticketed = d;
+          const ref = d.reference ? ` ${d.reference}` : "";
+          const text = d.emailRequested
+            ? `No agent could answer in time, so your chat is now ticket${ref}. Leave your email and we will answer there.`
+            : `Thank you: we will answer ticket${ref} by email.`;
+          notice(text);
+          announce(text);
+          render();
+          if (d.emailRequested && !was && isOpen()) ui.ticketEmail.focus();
+        }
+        break;
       case "message.new":
         addMessage(d);
         break;
@@ -664,6 +684,7 @@ ${[1, 2, 3, 4, 5].map((n) => `<label><input type="radio" name="rating" value="${
     byId.clear();
     agentName = "";
     queue = { position: null, asOf: "" };
+    ticketed = null;
     offline = false;
     clear("wait");
     persist();
@@ -820,6 +841,17 @@ ${[1, 2, 3, 4, 5].map((n) => `<label><input type="radio" name="rating" value="${
     const fields = { sessionId: state.sessionId, rating: Number(chosen.value) };
     if (ui.comment.value.trim()) fields.feedback = ui.comment.value.trim();
     send("rateChat", fields);
+  });
+  ui.ticketed.addEventListener("submit", (e) => {
+    e.preventDefault();
+    const email = ui.ticketEmail.value.trim();
+    if (!email || !ui.ticketEmail.checkValidity()) {
+      ui.ticketEmail.setAttribute("aria-invalid", "true");
+      notice("Please enter a valid email address.");
+      return;
+    }
+    ui.ticketEmail.removeAttribute("aria-invalid");
+    send("leaveEmail", { sessionId: state.sessionId, email });
   });
   ui.again.addEventListener("submit", (e) => {
     e.preventDefault();

@@ -1,5 +1,5 @@
-// The agent console: sign-in, then the views (live chats, tickets, dashboard, the SLA policy; an admin's automation
-// rules) chosen by the URL's hash.
+// The agent console: sign-in, then the views (live chats, tickets, dashboard, the SLA policy, routing settings; an
+// admin's automation rules) chosen by the URL's hash.
 //
 // Where it talks to: config.json beside index.html names the HTTP API (`apiBaseUrl`) and the WebSocket API
 // (`websocketUrl`). Left empty, the console asks the server that serves it (`GET /_local/config`, the local
@@ -13,6 +13,7 @@ import { renderSettings } from "./settings.js";
 import { clear, h, notify } from "./dom.js";
 import { Live } from "./live.js";
 import { RulesView } from "./rules.js";
+import { renderRouting } from "./routing.js";
 import { TicketsView } from "./tickets.js";
 
 const main = document.getElementById("main");
@@ -141,7 +142,7 @@ class Console {
   route() {
     if (!this.token) return;
     const [name, ...rest] = location.hash.replace(/^#\//, "").split("/");
-    const view = ["chats", "tickets", "dashboard", "settings", "rules"].includes(name) ? name : "chats";
+    const view = ["chats", "tickets", "dashboard", "settings", "routing", "rules"].includes(name) ? name : "chats";
     for (const link of document.querySelectorAll("#views a")) {
       if (link.dataset.view === view) link.setAttribute("aria-current", "page");
       else link.removeAttribute("aria-current");
@@ -151,12 +152,14 @@ class Console {
     main.dataset.view = view;
     if (view === "dashboard") renderDashboard(main, this);
     else if (view === "settings") renderSettings(main, this);
+    else if (view === "routing") renderRouting(main, this);
     else this.views[view].render(main, rest);
     const titles = {
       chats: "Live chats",
       tickets: "Tickets",
       dashboard: "Dashboard",
       settings: "SLA policy",
+      routing: "Routing",
       rules: "Automation rules",
     };
     document.title = `${titles[view]} · Support console`;

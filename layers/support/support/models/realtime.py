@@ -87,6 +87,13 @@ class Ping(ClientMessage):
     pass
 
 
+class LeaveEmail(SessionAction):
+    """A visitor whose waiting chat became a ticket (chat.ticketed with emailRequested) leaves their email: the desk
+    answers the ticket there."""
+
+    email: Email
+
+
 # --- what the server sends --------------------------------------------------------------------------------
 
 
@@ -94,6 +101,11 @@ class Queued(Record):
     session_id: UUID
     position: int = Field(description="1 = next to be assigned")
     as_of: datetime = Field(description="when the position was computed: keep the newest")
+    expected_wait_seconds: int | None = Field(
+        default=None,
+        description="the expected wait in whole seconds, from the live capacity and recent handle times of the "
+        "agents who could take the chat; null when no agent could take it now",
+    )
 
 
 class SyncAnswer(Record):

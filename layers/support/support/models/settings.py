@@ -1,8 +1,8 @@
 """Settings per tenant, one model per area (`GET`/`PUT /api/support/settings/<area>`).
 
 Each area is a model whose defaults are what a new tenant gets; a PUT sends the whole model and is validated as a
-whole (a field left out takes its default), so what is stored is always a valid model. Chat, email and SLA so far;
-routing and retention will follow in the same shape.
+whole (a field left out takes its default), so what is stored is always a valid model. Chat, email, SLA and
+routing so far; retention will follow in the same shape.
 """
 
 from __future__ import annotations
@@ -10,12 +10,14 @@ from __future__ import annotations
 import itertools
 import re
 from datetime import date
-from typing import Annotated, Literal
+from typing import Annotated, Literal, Self
 
 from pydantic import AfterValidator, Field, StringConstraints, field_validator, model_validator
 from pydantic_core import PydanticCustomError
 
-from support.models.base import ApiModel, Email, HttpsUrl, Name
+from support.models.agents import Skill
+from support.models.base import ApiModel, Email, HttpsUrl, Name, NoNul
+from support.models.tickets import TicketChannel
 
 DEFAULT_QUEUE_CAP = 50
 MAX_QUEUE_CAP = 10_000
@@ -229,3 +231,81 @@ class SlaSettings(ApiModel):
         if not any(getattr(self.business_hours, day) for day in WEEKDAYS):
             raise PydanticCustomError("no_business_hours", "at least one weekday needs business hours")
         return self
+
+
+# Routing (issue 18): sql/definitions/routing.sql reads these from the stored JSON (snake_case) with the same
+# defaults (a test compares them); support.services.routing says what they do.
+DEFAULT_TICKET_LIMIT_PER_AGENT = 10
+MAX_TICKET_LIMIT_PER_AGENT = 1_000
+DEFAULT_CHAT_WAIT_LIMIT_SECONDS = 600
+MIN_CHAT_WAIT_LIMIT_SECONDS = 60
+MAX_CHAT_WAIT_LIMIT_SECONDS = 86_400
+MAX_ROUTING_RULES = 100
+
+CustomFieldName = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100), NoNul]
+CustomFieldValue = Annotated[str, StringConstraints(min_length=1, max_length=500), NoNul]
+Category = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100), NoNul]
+
+
+class RoutingRule(ApiModel):
+    """Items that match require these skills: a ticket of this `category`, or of this `channel` (a chat's is
+    `chat`), or whose `customFields[customField]` equals `value` (compared as text). Exactly one of the three."""
+
+    category: Category | None = None
+    channel: TicketChannel | None = None
+    custom_field: CustomFieldName | None = None
+    value: CustomFieldValue | None = None
+    required_skills: list[Skill] = Field(min_length=1, max_length=50)
+
+    @model_validator(mode="after")
+    def _one_match(self) -> Self:
+        given = [name for name in ("category", "channel", "custom_field") if getattr(self, name) is not None]
+        if len(given) != 1:
+            raise PydanticCustomError(
+                "rule_match", "a rule matches by exactly one of category, channel or customField (with value)"
+            )
+        if (self.custom_field is None) != (self.value is None):
+            raise PydanticCustomError("rule_value", "value goes with customField, and customField needs a value")
+        return self
+
+    @field_validator("required_skills")
+    @classmethod
+    def _distinct_skills(cls, skills: list[str]) -> list[str]:
+        if len(set(skills)) != len(skills):
+            raise PydanticCustomError("duplicate_skill", "each required skill may be named once")
+        return skills
+
+
+class RoutingSettings(ApiModel):
+    """Who gets new and unassigned tickets and chats (support.services.routing)."""
+
+    auto_assign_tickets: bool = Field(
+        default=False, description="give each new or unassigned ticket to an agent automatically"
+    )
+    auto_assign_chats: bool = Field(
+        default=True, description="give each waiting chat to an agent automatically (else agents claim them)"
+    )
+    ticket_limit_per_agent: int = Field(
+        default=DEFAULT_TICKET_LIMIT_PER_AGENT,
+        ge=1,
+        le=MAX_TICKET_LIMIT_PER_AGENT,
+        description="the open tickets (neither resolved nor closed) an agent holds at most before the router "
+        "gives them no more",
+    )
+    rules: list[RoutingRule] = Field(
+        default_factory=list,
+        max_length=MAX_ROUTING_RULES,
+        description="the skills an item requires: every matching rule's (an agent must have all of them)",
+    )
+    chat_wait_limit_seconds: int | None = Field(
+        default=DEFAULT_CHAT_WAIT_LIMIT_SECONDS,
+        ge=MIN_CHAT_WAIT_LIMIT_SECONDS,
+        le=MAX_CHAT_WAIT_LIMIT_SECONDS,
+        description="a chat still waiting for an agent this long becomes a ticket (channel `chat`) and the visitor "
+        "is offered to leave their email; null: chats wait as long as the visitor does",
+    )
+    reassign_tickets_when_away: bool = Field(
+        default=False,
+        description="an agent going away or offline gives their open tickets back to the router (else they stay "
+        "theirs)",
+    )

@@ -20,9 +20,9 @@ from support.db import pipelined, tenant_transaction
 from support.db.statements import admit_under_cap, equals_placeholders
 from support.errors import Conflict, Forbidden, found
 from support.models.agents import Agent, AgentCreate, AgentStatus, AgentUpdate
-from support.models.realtime import AgentStatusNotice
+from support.models.realtime import AgentStatusNotice, Queued
 from support.pagination import Page, decode_cursor, page_of
-from support.services import broadcasts, chat
+from support.services import broadcasts, chat, routing
 from support.services.connections import Caller, Outbox
 
 MAX_AGENTS_PER_TENANT = 500  # the seed's "Agents: Up to 500 per organization"
@@ -113,7 +113,9 @@ def list_agents(
 
 
 def update_agent(principal: Principal, agent_id: UUID, changes: AgentUpdate) -> Agent:
-    """An admin edits an agent's profile and capacity. Capacity cannot drop below the chats they hold."""
+    """An admin edits an agent's profile and capacity. Capacity cannot drop below the chats they hold. An available
+    agent given more capacity or other skills takes what they now can from the chat queue, and (other skills) from the
+    ticket queue (support.services.routing)."""
     principal.require_admin("edit agents")
     fields = changes.model_dump(exclude_unset=True)
     for not_nullable in ("agent_name", "agent_email", "skills", "max_concurrent_chats"):
@@ -121,7 +123,9 @@ def update_agent(principal: Principal, agent_id: UUID, changes: AgentUpdate) -> 
             del fields[not_nullable]
     outbox = Outbox(principal.tenant_id)
     with tenant_transaction(principal.tenant_id) as cur:
-        chat.lock_queue(cur, principal)  # a higher capacity may take chats from the queue
+        chat.lock_queue(cur, principal)  # a higher capacity, or new skills, may take chats from the queue
+        if "skills" in fields:  # new skills may take waiting tickets: the routing lock before the agent's row
+            routing.lock_for_change(cur, principal)
         cur.execute(
             f"SELECT {AGENT_COLUMNS} FROM support_agents WHERE user_id = %s AND id = %s FOR NO KEY UPDATE",  # noqa: S608
             (principal.tenant_id, agent_id),
@@ -145,9 +149,11 @@ def update_agent(principal: Principal, agent_id: UUID, changes: AgentUpdate) -> 
         except errors.UniqueViolation as exc:
             raise Conflict("an agent with this email already exists") from exc
         updated = _agent(cur.fetchone())
-        more = updated.max_concurrent_chats > current.max_concurrent_chats
+        more = updated.max_concurrent_chats > current.max_concurrent_chats or updated.skills != current.skills
         if more and updated.status is AgentStatus.AVAILABLE and chat.rebalance_queue(cur, principal, outbox):
             broadcasts.request(cur, outbox, queue=True)
+        if updated.skills != current.skills and updated.status is AgentStatus.AVAILABLE:
+            routing.drain_tickets(cur, principal, [agent_id])
     outbox.send()
     return updated
 
@@ -159,26 +165,42 @@ def update_agent_status(
     answer is agent.status; the tenant's staff connections hear it in the next staff broadcast (support.services.
     broadcasts), with the queue when an agent who became available took waiting chats from it. One call of
     agent_set_status (sql/definitions/chat.sql: the queue lock, the update, the drain, the broadcast request), sent
-    only once: two round trips, the queue lock held for the server's work alone."""
+    only once: two round trips, the queue lock held for the server's work alone.
+
+    Routing (issue 18): an agent going `away` or `offline` hands their unanswered chats back to the queue (each
+    visitor still waiting hears chat.queued with its position and expected wait; one the drain gave to another agent
+    hears chat.assigned), and their open tickets too when the routing settings say so; an agent becoming available
+    takes the oldest waiting tickets they can (support.services.routing)."""
     if principal.role is not Role.ADMIN and principal.agent_id != agent_id:
         raise Forbidden("an agent may change only their own status")
     outbox = Outbox(principal.tenant_id, caller)
     params = (principal.tenant_id, agent_id, status, get_settings().chat_auto_assign, broadcasts.STALE_AFTER_SECONDS)
     [rows] = pipelined(principal.tenant_id, [(_SET_STATUS, params)], once=True)
-    [own] = [row for row in rows if row["outcome"] != "assigned"]
+    [own] = [row for row in rows if row["outcome"] not in ("assigned", "queued")]
     agent = _agent({name: own[f"agent:{name}"] for name in _AGENT_FIELDS} if own["outcome"] == "agent" else None)
     notice = AgentStatusNotice(agent_id=agent.id, status=agent.status)
     outbox.answer("agent.status", notice)
     chat.announce_assignments(outbox, [row for row in rows if row["outcome"] == "assigned"])
+    for row in rows:  # chats handed back to the queue by an agent going away or offline, still waiting
+        if row["outcome"] == "queued":
+            queued = Queued(
+                session_id=row["id"],
+                position=row["queue_position"],
+                as_of=row["as_of"],
+                expected_wait_seconds=row["expected_wait"],
+            )
+            outbox.tell(row["connection_ids"] or [], "chat.queued", queued)
     if own["start_broadcast"]:
         broadcasts.start_after(outbox)
     outbox.send()
     return agent
 
 
-# agent_set_status's rows: the agent's (AGENT_COLUMNS, each named `agent:<column>`) or a session the drain assigned
-# (chat's SESSION_COLUMNS' names and more, with its participants' connections).
+# agent_set_status's rows: the agent's (AGENT_COLUMNS, each named `agent:<column>`), a session the drain assigned
+# (chat's SESSION_COLUMNS' names and more, with its participants' connections), or a session handed back to the queue
+# and still waiting (`queued`: its position, when it was read, the expected wait and its visitor's connections).
 _AGENT_FIELDS = [name.strip() for name in AGENT_COLUMNS.split(",")]
 _SET_STATUS = f"""SELECT f.outcome, f.start_broadcast, f.connection_ids, f.agent_name AS assigned_agent_name,
-    (f.session).*, {", ".join(f'(f.agent).{name} AS "agent:{name}"' for name in _AGENT_FIELDS)}
+    f.queue_position, f.as_of, f.expected_wait, (f.session).*,
+    {", ".join(f'(f.agent).{name} AS "agent:{name}"' for name in _AGENT_FIELDS)}
 FROM agent_set_status(%s, %s, %s, %s, %s) f"""  # noqa: S608 (fixed text; every value is bound)

@@ -71,7 +71,7 @@ SYSTEM_SUBJECT = "automation"
 NOTE_SENDER = "Automation"
 REPLY_SENDER = "Support team"
 NOTICE = "automation.notice"  # the staff's WebSocket event of notify_staff
-ROUTING_UNAVAILABLE = "skipped: routing not available"
+ROUTING_SKIPPED = "skipped: not routed (automatic ticket assignment off, an agent already, or none can take it now)"
 
 RULE_COLUMNS = "id, name, event, definition, position, enabled, created_at, updated_at"
 RUN_COLUMNS = """id, event_id, rule_id, rule_name, event, ticket_id, session_id, outcome, error, actions, depth,
@@ -708,10 +708,18 @@ def _ticket_of(cur: Cursor, tenant_id: UUID, event: dict[str, Any]) -> UUID | No
 
 
 def route_by_skills(cur: Cursor, tenant_id: UUID, *, ticket_id: UUID | None, session_id: UUID | None) -> str:
-    """The route_by_skills action: the routing of issue 18 (support.services.routing.route_ticket, built in parallel)
-    is to be called here; until it is, the action is recorded as skipped."""
-    del cur, tenant_id, ticket_id, session_id
-    return ROUTING_UNAVAILABLE
+    """The route_by_skills action: the ticket to the best agent whose skills cover it (support.services.routing.
+    route_ticket, in the run's transaction, which the ticket's lock and then the routing lock guard). A chat is routed
+    by its queue (chat_drain_queue), not by a rule. Skipped when the tenant does not route tickets automatically, the
+    ticket already has an agent or is finished, or no agent can take it now (it then waits in the ticket queue)."""
+    from support.services import routing
+
+    del session_id
+    if ticket_id is None:
+        return "skipped: a chat is routed by the chat queue"
+    if routing.route_ticket(cur, system_principal(tenant_id), ticket_id) is None:
+        return ROUTING_SKIPPED
+    return "applied"
 
 
 def _act(

@@ -62,12 +62,17 @@ QUEUE_SESSIONS_SHOWN = 100  # the sessions queue.updated lists, oldest first (`w
 _REQUEST = "SELECT broadcast_request(%(tenant)s, %(queue)s, %(agents)s::uuid[], %(stale)s) AS start"
 
 # The queue with each session's position and the position its visitor was last told (NULL: never).
-_QUEUE = """SELECT s.id, s.visitor_id, s.visitor_name, s.created_at,
-    row_number() OVER (ORDER BY s.created_at, s.id) AS position, t.position AS told
-FROM live_chat_sessions s
-LEFT JOIN queue_positions_told t ON t.user_id = s.user_id AND t.session_id = s.id
-WHERE s.user_id = %s AND s.status = 'waiting'
-ORDER BY s.created_at, s.id"""
+# With each one's expected wait (chat_wait_estimates, sql/definitions/routing.sql, once for every position).
+_QUEUE = """WITH queue AS (
+    SELECT s.id, s.visitor_id, s.visitor_name, s.created_at,
+        (row_number() OVER (ORDER BY s.created_at, s.id))::integer AS position, t.position AS told
+    FROM live_chat_sessions s
+    LEFT JOIN queue_positions_told t ON t.user_id = s.user_id AND t.session_id = s.id
+    WHERE s.user_id = %(tenant)s AND s.status = 'waiting'
+), waits AS (
+    SELECT chat_wait_estimates(%(tenant)s, ARRAY(SELECT q.position FROM queue q ORDER BY q.position)) AS seconds
+)
+SELECT q.*, w.seconds[q.position] AS expected_wait FROM queue q, waits w ORDER BY q.position"""
 
 _TELL = """INSERT INTO queue_positions_told (user_id, session_id, position)
 SELECT %s, told.session_id, told.position FROM unnest(%s::uuid[], %s::int[]) AS told(session_id, position)
@@ -201,7 +206,7 @@ def _read_queue(
 ) -> tuple[QueueUpdate, list[tuple[list[str], dict[str, Any]]]]:
     """The queue as it is now, and chat.queued (with the visitor's connections) for each waiting visitor whose
     position changed since they were last told; records the positions told and forgets those of sessions gone."""
-    cur.execute(_QUEUE, (tenant_id,))
+    cur.execute(_QUEUE, {"tenant": tenant_id})
     queue = cur.fetchall()
     update = QueueUpdate(
         waiting=len(queue),
@@ -216,7 +221,9 @@ def _read_queue(
     connections = visitor_connections(cur, tenant_id, [row["visitor_id"] for row in moved])
     told: list[tuple[list[str], dict[str, Any]]] = []
     for row in moved:
-        notice = Queued(session_id=row["id"], position=row["position"], as_of=as_of)
+        notice = Queued(
+            session_id=row["id"], position=row["position"], as_of=as_of, expected_wait_seconds=row["expected_wait"]
+        )
         wire = event("chat.queued", notice.model_dump(mode="json", by_alias=True))
         told.append((connections.get(row["visitor_id"], []), wire))
     return update, told

@@ -45,6 +45,7 @@ from support.errors import Conflict, InvalidInput, MalformedJson, PayloadTooLarg
 from support.models.channels import Channel, ChannelCreate, ChannelDelivery, ChannelMessage, ChannelWithSecret
 from support.models.tickets import SenderType, TicketStatus
 from support.pagination import Page, page_of
+from support.services import routing
 from support.services.rate_limits import Bucket, take_tokens
 from support.services.tickets import _admit_ticket
 
@@ -259,12 +260,14 @@ def _store(cur: Cursor, tenant_id: UUID, channel_id: UUID, message: ChannelMessa
     ticket = cur.fetchone()
     conversation_id = None
     if ticket is None:
-        _admit_ticket(cur, Principal(tenant_id=tenant_id, role=Role.AGENT, subject=f"channel:{channel_id}"))
+        principal = Principal(tenant_id=tenant_id, role=Role.AGENT, subject=f"channel:{channel_id}")
+        _admit_ticket(cur, principal)
+        agent = routing.pick_agent(cur, principal, category=None, channel="social", custom_fields={})
         cur.execute(
             """INSERT INTO support_tickets (user_id, customer_name, customer_email, subject, description, channel,
-                contact_id)
-            VALUES (%s, %s, %s, %s, %s, 'social', %s) RETURNING id, reference""",
-            (tenant_id, name, NO_EMAIL, subject_of(message.text), message.text, contact_id),
+                contact_id, assigned_agent_id)
+            VALUES (%s, %s, %s, %s, %s, 'social', %s, %s) RETURNING id, reference""",
+            (tenant_id, name, NO_EMAIL, subject_of(message.text), message.text, contact_id, agent),
         )
         ticket = found(cur.fetchone(), "ticket")
     else:

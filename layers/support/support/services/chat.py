@@ -8,12 +8,14 @@ makes it `active` with that agent, and a transfer from one agent to another keep
 lists exactly the chats an agent is handling, and a session only ever moves forward (waiting, active, closed).
 The API never sets `transferred` (see ChatStatus).
 
-Assignment (CHAT_AUTO_ASSIGN, on by default): a waiting session goes to an `available` agent with spare capacity
-(`current_chats` below `max_concurrent_chats`), fewest current chats first, then the one assigned least
-recently; the oldest waiting session first. The queue is drained whenever a session starts, capacity frees (an
-end, a transfer away) or an agent becomes available or takes more chats. Every operation that can change the
-queue first takes the tenant's queue lock (a transaction-level advisory lock), so drains never overlap: no
-agent is ever above capacity and no session is assigned twice, under any concurrency.
+Assignment (CHAT_AUTO_ASSIGN, on by default, and the tenant's routing settings' `autoAssignChats`: support.services.
+routing): a waiting session goes to an `available` agent with spare capacity (`current_chats` below
+`max_concurrent_chats`) whose skills cover those the routing rules require of chats, fewest current chats first, then
+the one assigned least recently; the oldest waiting session first. An agent going away or offline hands their
+unanswered sessions back to the queue (agent_set_status). The queue is drained whenever a session starts, capacity
+frees (an end, a transfer away) or an agent becomes available or takes more chats. Every operation that can change the
+queue first takes the tenant's queue lock (a transaction-level advisory lock), so drains never overlap: no agent is
+ever above capacity and no session is assigned twice, under any concurrency.
 
 Counters, kept in the same transaction as the change they count:
 * an agent's `current_chats` is the number of sessions assigned to them that are not closed, and never goes
@@ -233,7 +235,12 @@ def start_chat_session(
     if session.status is ChatStatus.WAITING:
         # Its own position, on the request path; everyone else's is the broadcast's. Positions carry `asOf`: events
         # from two transactions may arrive out of order, and a client keeps the newest.
-        notice = Queued(session_id=session.id, position=own["queue_position"], as_of=own["as_of"])
+        notice = Queued(
+            session_id=session.id,
+            position=own["queue_position"],
+            as_of=own["as_of"],
+            expected_wait_seconds=own["expected_wait"],
+        )
         outbox.tell(own["connection_ids"] or [], "chat.queued", notice, caller_too=True)
     if own["start_broadcast"]:
         broadcasts.start_after(outbox)
@@ -243,7 +250,7 @@ def start_chat_session(
 
 # The session's columns are those of SESSION_COLUMNS and more (client_start_id, which ChatSession ignores).
 _START = """SELECT c.outcome, (c.session).*, c.agent_name AS assigned_agent_name, c.connection_ids, c.queue_position,
-    c.as_of, c.start_broadcast, c.settings
+    c.as_of, c.start_broadcast, c.settings, c.expected_wait
 FROM chat_start(%s, %s, %s, %s, %s::inet, %s, %s, %s, %s, %s, %s) c"""
 
 

@@ -59,7 +59,7 @@ from support.models.base import MESSAGE_MAX_BYTES
 from support.models.inbound import OriginalEmail
 from support.models.tickets import TicketStatus
 from support.observability import logger
-from support.services import email_outbox
+from support.services import email_outbox, routing
 from support.services.tickets import CONVERSATION_COLUMNS, _admit_ticket
 
 THREADED = "threaded"
@@ -463,17 +463,29 @@ _BRACKETED_REFERENCE = re.compile(r"\[#\d{1,12}\]")
 
 def _create_ticket(cur: Cursor, tenant_id: UUID, email: InboundEmail) -> dict[str, Any]:
     """A new ticket from the mail: channel `email`, the sender's contact, the subject and the new text."""
-    _admit_ticket(cur, Principal(tenant_id=tenant_id, role=Role.ADMIN, subject="email-in"))
+    principal = Principal(tenant_id=tenant_id, role=Role.ADMIN, subject="email-in")
+    _admit_ticket(cur, principal)
     # Without reply prefixes, and without a bracketed reference (another desk's, or a closed ticket's): the ticket's
     # own reference goes in front of it in every mail about it.
     subject = " ".join(_BRACKETED_REFERENCE.sub(" ", strip_reply_prefixes(email.subject)).split())[:500] or NO_SUBJECT
     name = _sender_name(email)
+    agent = routing.pick_agent(cur, principal, category=None, channel="email", custom_fields={})
     cur.execute(
         """INSERT INTO support_tickets (user_id, customer_name, customer_email, subject, description, channel,
-            contact_id)
-        VALUES (%s, %s, %s, %s, %s, 'email', contact_for(%s, %s, %s, NULL, NULL))
+            contact_id, assigned_agent_id)
+        VALUES (%s, %s, %s, %s, %s, 'email', contact_for(%s, %s, %s, NULL, NULL), %s)
         RETURNING id, status, reference, customer_email, contact_id""",
-        (tenant_id, name, email.sender.email, subject, _fit(new_text(email.text)), tenant_id, name, email.sender.email),
+        (
+            tenant_id,
+            name,
+            email.sender.email,
+            subject,
+            _fit(new_text(email.text)),
+            tenant_id,
+            name,
+            email.sender.email,
+            agent,
+        ),
     )
     created = cur.fetchone()
     assert created is not None

@@ -83,6 +83,8 @@ SELECT %(id)s, t.user_id, t.id, %(kind)s::text, %(conversation)s::uuid,
 FROM support_tickets t
 WHERE t.user_id = %(tenant)s AND t.id = %(ticket)s
   AND t.channel <> 'social'  -- a social customer has no email address (support.services.channels)
+  -- nor an expired chat's visitor who left none yet (support.services.chat_expiry): RFC 2606's never-delivered domain
+  AND right(t.customer_email, 8) <> '.invalid'
   AND NOT EXISTS (SELECT FROM email_suppressions s WHERE s.user_id = t.user_id AND s.address = lower(t.customer_email))
 ON CONFLICT (user_id, ticket_id, kind, notice_key) DO NOTHING
 """

@@ -20,10 +20,11 @@ from support.db import tenant_transaction
 from support.db.connection import Cursor
 from support.errors import Conflict
 from support.models.base import ApiModel
-from support.models.settings import ChatSettings, EmailSettings
+from support.models.settings import ChatSettings, EmailSettings, RoutingSettings
 
 CHAT = "chat"
 EMAIL = "email"
+ROUTING = "routing"
 
 
 def read_settings[M: ApiModel](cur: Cursor, tenant_id: UUID, area: str, model: type[M]) -> M:
@@ -112,3 +113,26 @@ def put_email_settings(principal: Principal, data: EmailSettings) -> EmailSettin
                     details=[{"field": f"body.inboundAddresses.{index}", "message": "the address is taken"}],
                 ) from exc
     return get_email_settings(principal)
+
+
+# Routing: read in the database by the functions that route (sql/definitions/routing.sql: routing_settings), so a
+# change applies to the next decision. Turning automatic ticket assignment on routes the tickets already waiting
+# (support.services.routing.drain_tickets) in the same transaction.
+def routing_settings(cur: Cursor, tenant_id: UUID) -> RoutingSettings:
+    return read_settings(cur, tenant_id, ROUTING, RoutingSettings)
+
+
+def get_routing_settings(principal: Principal) -> RoutingSettings:
+    with tenant_transaction(principal.tenant_id) as cur:
+        return routing_settings(cur, principal.tenant_id)
+
+
+def put_routing_settings(principal: Principal, data: RoutingSettings) -> RoutingSettings:
+    from support.services import routing
+
+    principal.require_admin(f"change the {ROUTING} settings")
+    with tenant_transaction(principal.tenant_id) as cur:
+        _store_settings(cur, principal, ROUTING, data)
+        if data.auto_assign_tickets:
+            routing.drain_tickets(cur, principal)
+    return data

@@ -45,7 +45,7 @@ from support.models.tickets import (
     reference_number,
 )
 from support.pagination import Page, decode_cursor, page_of
-from support.services import email_outbox, sla
+from support.services import email_outbox, routing, sla
 
 _TICKET_FIELDS = """id, user_id, customer_name, customer_email, customer_phone, subject, description, category,
     priority, status, assigned_agent_id, created_at, updated_at, resolved_at, first_response_time,
@@ -211,16 +211,26 @@ def create_ticket(principal: Principal, data: TicketCreate, *, channel: TicketCh
 
 
 def _insert_ticket(
-    cur: Cursor, principal: Principal, data: TicketCreate, channel: TicketChannel, contact_id: UUID | None = None
+    cur: Cursor,
+    principal: Principal,
+    data: TicketCreate,
+    channel: TicketChannel,
+    contact_id: UUID | None = None,
+    agent_id: UUID | None = None,
 ) -> Ticket:
     """A new ticket in the open transaction, whatever path makes it: the caps checked, the contact linked (the one
-    given, else found or made by email), the reference given by the database, the customer told (the outbox)."""
+    given, else found or made by email), the reference given by the database, the customer told (the outbox), and the
+    ticket routed: inserted with the agent the router picked (support.services.routing.pick_agent, after the caps,
+    whose category lock comes before the routing lock in every path), unless `agent_id` names its agent (a chat's)."""
     _admit_ticket(cur, principal)
     _admit_category(cur, principal, data.category)
+    agent = agent_id or routing.pick_agent(
+        cur, principal, category=data.category, channel=channel, custom_fields=data.custom_fields
+    )
     cur.execute(
         f"""INSERT INTO support_tickets (user_id, customer_name, customer_email, customer_phone, subject,
-            description, category, priority, custom_fields, channel, contact_id)
-        VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, coalesce(%s, contact_for(%s, %s, %s, %s, NULL)))
+            description, category, priority, custom_fields, channel, contact_id, assigned_agent_id)
+        VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, coalesce(%s, contact_for(%s, %s, %s, %s, NULL)), %s)
         RETURNING {TICKET_COLUMNS}""",  # noqa: S608
         (
             principal.tenant_id,
@@ -239,11 +249,37 @@ def _insert_ticket(
             data.customer_name,
             str(data.customer_email),
             data.customer_phone,
+            agent,
         ),
     )
     ticket = _ticket(cur.fetchone())
     email_outbox.notify(cur, principal.tenant_id, ticket.id, email_outbox.RECEIVED)
     return ticket
+
+
+def _read_ticket(cur: Cursor, principal: Principal, ticket_id: UUID) -> Ticket:
+    cur.execute(
+        f"SELECT {TICKET_COLUMNS} FROM support_tickets WHERE user_id = %s AND id = %s",  # noqa: S608
+        (principal.tenant_id, ticket_id),
+    )
+    return _ticket(cur.fetchone())
+
+
+# The fields whose change can free an agent or change who may take the ticket.
+ROUTING_FIELDS = frozenset({"status", "assigned_agent_id", "category", "custom_fields"})
+
+
+def _after_change(cur: Cursor, principal: Principal, before: dict[str, Any], after: Ticket) -> Ticket:
+    """Routing after a ticket change (with the routing lock taken before the write: routing.lock_for_change): a ticket
+    left without an agent is routed, and an agent it freed (a resolve, a close, a reassignment) takes the oldest
+    waiting tickets they can (the whole queue's drain, as the freed capacity may suit any ticket)."""
+    unrouted = after.assigned_agent_id is None and after.status not in FINISHED
+    if unrouted and routing.route_ticket(cur, principal, after.id) is not None:
+        after = _read_ticket(cur, principal, after.id)
+    freed = before["assigned_agent_id"] is not None and before["status"] not in FINISHED
+    if freed and (after.assigned_agent_id != before["assigned_agent_id"] or after.status in FINISHED):
+        routing.drain_tickets(cur, principal)
+    return after
 
 
 def get_ticket(principal: Principal, ticket_id: UUID) -> Ticket:
@@ -269,6 +305,9 @@ def update_ticket(principal: Principal, ticket_id: UUID, changes: TicketUpdate) 
             return Ticket.model_validate(current)
         if fields.get("assigned_agent_id") is not None:
             _require_agent(cur, principal, fields["assigned_agent_id"])
+        routes = not ROUTING_FIELDS.isdisjoint(fields)
+        if routes:
+            routing.lock_for_change(cur, principal)
         if fields.get("category") is not None and fields["category"] != current["category"]:
             _admit_category(cur, principal, fields["category"])
         assignments = equals_placeholders(fields)
@@ -292,7 +331,7 @@ def update_ticket(principal: Principal, ticket_id: UUID, changes: TicketUpdate) 
         )
         updated = _ticket(cur.fetchone())
         email_outbox.notify_status(cur, principal.tenant_id, ticket_id, current["status"], new_status)
-        return updated
+        return _after_change(cur, principal, current, updated) if routes else updated
 
 
 def close_ticket(principal: Principal, ticket_id: UUID) -> Ticket:
@@ -301,6 +340,7 @@ def close_ticket(principal: Principal, ticket_id: UUID) -> Ticket:
         current = _lock_ticket(cur, principal, ticket_id)
         if current["status"] == TicketStatus.CLOSED:
             raise Conflict("the ticket is already closed")
+        routing.lock_for_change(cur, principal)
         cur.execute(
             f"""UPDATE support_tickets SET status = 'closed', resolved_at = coalesce(resolved_at, now()),
                 resolution_time = coalesce(resolution_time, {SECONDS_SINCE_CREATED})
@@ -309,7 +349,7 @@ def close_ticket(principal: Principal, ticket_id: UUID) -> Ticket:
         )
         closed = _ticket(cur.fetchone())
         email_outbox.notify(cur, principal.tenant_id, ticket_id, email_outbox.CLOSED)
-        return closed
+        return _after_change(cur, principal, current, closed)
 
 
 def assign_ticket(principal: Principal, ticket_id: UUID, agent_id: UUID) -> Ticket:
@@ -319,13 +359,14 @@ def assign_ticket(principal: Principal, ticket_id: UUID, agent_id: UUID) -> Tick
         if current["status"] == TicketStatus.CLOSED:
             raise Conflict("a closed ticket cannot be assigned")
         _require_agent(cur, principal, agent_id)
+        routing.lock_for_change(cur, principal)
         cur.execute(
             f"""UPDATE support_tickets SET assigned_agent_id = %s, status = 'in_progress',
                 resolved_at = NULL, resolution_time = NULL
             WHERE user_id = %s AND id = %s RETURNING {TICKET_COLUMNS}""",  # noqa: S608
             (agent_id, principal.tenant_id, ticket_id),
         )
-        return _ticket(cur.fetchone())
+        return _after_change(cur, principal, current, _ticket(cur.fetchone()))
 
 
 # Row locks for a check of the ticket's status that must still hold at commit. FOR SHARE lets feedback and
@@ -535,88 +576,99 @@ def ticket_from_chat(principal: Principal, session_id: UUID, data: ChatTicketCre
         raise Forbidden("only the desk's staff make tickets from chats")
     with tenant_transaction(principal.tenant_id) as cur:
         lock_for_tenant(cur, principal.tenant_id, f"chat-ticket:{session_id}")
+        return chat_to_ticket(cur, principal, session_id, data)
+
+
+# The customer email of a ticket made from a chat whose visitor left none (an expired chat: support.services.
+# chat_expiry): RFC 2606's `.invalid` is never delivered (the email outbox skips it), and the visitor's email, once
+# left, replaces it (leave_email).
+NO_CHAT_EMAIL = "no-email@chat.invalid"
+
+
+def chat_to_ticket(
+    cur: Cursor, principal: Principal, session_id: UUID, data: ChatTicketCreate, *, without_email: bool = False
+) -> tuple[Ticket, bool]:
+    """ticket_from_chat's work in the open transaction, with the session's chat-ticket lock already taken
+    (lock_for_tenant(..., f"chat-ticket:{session_id}")). `without_email`: a visitor who gave none gets NO_CHAT_EMAIL
+    in place of the 422."""
+    cur.execute(
+        """SELECT id, visitor_id, visitor_name, visitor_email, assigned_agent_id, contact_id, ticket_id
+        FROM live_chat_sessions WHERE user_id = %s AND id = %s""",
+        (principal.tenant_id, session_id),
+    )
+    session = found(cur.fetchone(), "chat session")
+    if session["ticket_id"] is not None:
         cur.execute(
-            """SELECT id, visitor_id, visitor_name, visitor_email, assigned_agent_id, contact_id, ticket_id
-            FROM live_chat_sessions WHERE user_id = %s AND id = %s""",
-            (principal.tenant_id, session_id),
+            f"SELECT {TICKET_COLUMNS} FROM support_tickets WHERE user_id = %s AND id = %s",  # noqa: S608
+            (principal.tenant_id, session["ticket_id"]),
         )
-        session = found(cur.fetchone(), "chat session")
-        if session["ticket_id"] is not None:
-            cur.execute(
-                f"SELECT {TICKET_COLUMNS} FROM support_tickets WHERE user_id = %s AND id = %s",  # noqa: S608
-                (principal.tenant_id, session["ticket_id"]),
-            )
-            return _ticket(cur.fetchone()), False
-        email = data.customer_email or session["visitor_email"]
-        if not email:
-            raise InvalidInput(
-                "the visitor gave no email address, and a ticket needs one: give the customer's as customerEmail",
-                details=[{"field": "body.customerEmail", "message": "required: the chat has no visitor email"}],
-            )
+        return _ticket(cur.fetchone()), False
+    email = data.customer_email or session["visitor_email"] or (NO_CHAT_EMAIL if without_email else None)
+    if not email:
+        raise InvalidInput(
+            "the visitor gave no email address, and a ticket needs one: give the customer's as customerEmail",
+            details=[{"field": "body.customerEmail", "message": "required: the chat has no visitor email"}],
+        )
+    cur.execute(
+        """SELECT message FROM chat_messages WHERE user_id = %s AND session_id = %s AND sender_type = 'customer'
+        ORDER BY created_at, id LIMIT 1""",
+        (principal.tenant_id, session_id),
+    )
+    first = cur.fetchone()
+    name = (session["visitor_name"] or "").strip() or "Visitor"
+    placeholder = email == NO_CHAT_EMAIL  # RFC 2606's reserved name, which email validation refuses by design
+    create = TicketCreate.model_validate(
+        {
+            "customerName": name,
+            "customerEmail": "no-email@chat.example" if placeholder else email,
+            "subject": data.subject or _subject_from(first["message"] if first else None, session["visitor_name"]),
+        }
+    )
+    if placeholder:
+        create = create.model_copy(update={"customer_email": NO_CHAT_EMAIL})
+    contact_id = None
+    if session["contact_id"] is not None:
         cur.execute(
-            """SELECT message FROM chat_messages WHERE user_id = %s AND session_id = %s AND sender_type = 'customer'
-            ORDER BY created_at, id LIMIT 1""",
-            (principal.tenant_id, session_id),
+            """SELECT coalesce(merged_into, id) AS id FROM support_contacts WHERE user_id = %s AND id = %s
+            FOR KEY SHARE""",
+            (principal.tenant_id, session["contact_id"]),
         )
-        first = cur.fetchone()
-        name = (session["visitor_name"] or "").strip() or "Visitor"
-        create = TicketCreate.model_validate(
-            {
-                "customerName": name,
-                "customerEmail": email,
-                "subject": data.subject or _subject_from(first["message"] if first else None, session["visitor_name"]),
-            }
-        )
-        contact_id = None
-        if session["contact_id"] is not None:
-            cur.execute(
-                """SELECT coalesce(merged_into, id) AS id FROM support_contacts WHERE user_id = %s AND id = %s
-                FOR KEY SHARE""",
-                (principal.tenant_id, session["contact_id"]),
-            )
-            contact = cur.fetchone()
-            contact_id = contact["id"] if contact else None
-        if contact_id is not None:
-            # The ticket's email becomes the contact's too unless another contact owns it (joined only by a merge):
-            # the customer's next email or ticket then finds this contact.
-            cur.execute(
-                """INSERT INTO contact_identities (user_id, kind, scope, value, contact_id)
-                SELECT %(tenant)s, 'email', '', v.value, %(contact)s
-                FROM (SELECT contact_normalise('email', %(email)s) AS value) v WHERE v.value IS NOT NULL
-                ON CONFLICT (user_id, kind, scope, value) DO NOTHING""",
-                {"tenant": principal.tenant_id, "contact": contact_id, "email": email},
-            )
-        ticket = _insert_ticket(cur, principal, create, TicketChannel.CHAT, contact_id)
+        contact = cur.fetchone()
+        contact_id = contact["id"] if contact else None
+    if contact_id is not None and not placeholder:
+        # The ticket's email becomes the contact's too unless another contact owns it (joined only by a merge):
+        # the customer's next email or ticket then finds this contact.
         cur.execute(
-            """INSERT INTO ticket_conversations (ticket_id, user_id, sender_type, sender_name, sender_email, message,
-                is_internal, created_at, updated_at)
-            SELECT %(ticket)s, m.user_id, m.sender_type,
-                coalesce(nullif(btrim(m.sender_name), ''),
-                         CASE m.sender_type WHEN 'customer' THEN %(name)s WHEN 'agent' THEN 'Agent' ELSE 'System' END),
-                CASE WHEN m.sender_type = 'customer' THEN %(email)s END,
-                CASE WHEN m.attachment_url IS NULL OR octet_length(m.message) > %(room)s THEN m.message
-                     ELSE m.message || E'\\n\\nAttachment: ' || m.attachment_url END,
-                false, m.created_at, m.created_at
-            FROM chat_messages m WHERE m.user_id = %(tenant)s AND m.session_id = %(session)s
-            ORDER BY m.created_at, m.id""",
-            {
-                "ticket": ticket.id,
-                "name": name,
-                "email": str(create.customer_email),
-                "room": ATTACHMENT_NOTE_ROOM,
-                "tenant": principal.tenant_id,
-                "session": session_id,
-            },
+            """INSERT INTO contact_identities (user_id, kind, scope, value, contact_id)
+            SELECT %(tenant)s, 'email', '', v.value, %(contact)s
+            FROM (SELECT contact_normalise('email', %(email)s) AS value) v WHERE v.value IS NOT NULL
+            ON CONFLICT (user_id, kind, scope, value) DO NOTHING""",
+            {"tenant": principal.tenant_id, "contact": contact_id, "email": email},
         )
-        if session["assigned_agent_id"] is not None:
-            cur.execute(
-                f"""UPDATE support_tickets SET assigned_agent_id = %s WHERE user_id = %s AND id = %s
-                RETURNING {TICKET_COLUMNS}""",  # noqa: S608
-                (session["assigned_agent_id"], principal.tenant_id, ticket.id),
-            )
-            ticket = _ticket(cur.fetchone())
-        cur.execute(
-            "UPDATE live_chat_sessions SET ticket_id = %s WHERE user_id = %s AND id = %s",
-            (ticket.id, principal.tenant_id, session_id),
-        )
-        return ticket, True
+    ticket = _insert_ticket(cur, principal, create, TicketChannel.CHAT, contact_id, session["assigned_agent_id"])
+    cur.execute(
+        """INSERT INTO ticket_conversations (ticket_id, user_id, sender_type, sender_name, sender_email, message,
+            is_internal, created_at, updated_at)
+        SELECT %(ticket)s, m.user_id, m.sender_type,
+            coalesce(nullif(btrim(m.sender_name), ''),
+                     CASE m.sender_type WHEN 'customer' THEN %(name)s WHEN 'agent' THEN 'Agent' ELSE 'System' END),
+            CASE WHEN m.sender_type = 'customer' THEN %(email)s END,
+            CASE WHEN m.attachment_url IS NULL OR octet_length(m.message) > %(room)s THEN m.message
+                 ELSE m.message || E'\\n\\nAttachment: ' || m.attachment_url END,
+            false, m.created_at, m.created_at
+        FROM chat_messages m WHERE m.user_id = %(tenant)s AND m.session_id = %(session)s
+        ORDER BY m.created_at, m.id""",
+        {
+            "ticket": ticket.id,
+            "name": name,
+            "email": str(create.customer_email),
+            "room": ATTACHMENT_NOTE_ROOM,
+            "tenant": principal.tenant_id,
+            "session": session_id,
+        },
+    )
+    cur.execute(
+        "UPDATE live_chat_sessions SET ticket_id = %s WHERE user_id = %s AND id = %s",
+        (ticket.id, principal.tenant_id, session_id),
+    )
+    return ticket, True
