@@ -543,6 +543,20 @@ async def set_up(stack: Stack, args: argparse.Namespace, tracker: Tracker) -> tu
     return [*opened, *visitors], timings
 
 
+BURST_WARMERS = 16  # burst: visitors (beside the burst's) whose chats warm the queue's path before it
+
+
+async def warm_the_queue(warmers: list[Conn]) -> None:
+    """Every warmer starts a chat at once (each waits: the staff are away), then ends it; returns once all ended."""
+    for k, warmer in enumerate(warmers):
+        await warmer.ws.send(json.dumps({"action": "startChat", "requestId": f"w{k}", "visitorName": f"W{k}"}))
+    started = [(await expect(w, "chat.started"))["data"]["id"] for w in warmers]
+    for warmer, session_id in zip(warmers, started, strict=True):
+        await warmer.ws.send(json.dumps({"action": "endChat", "requestId": "w-end", "sessionId": session_id}))
+    for warmer in warmers:
+        await expect(warmer, "chat.ended")
+
+
 def _fmt(ms: float) -> str:
     return f"{ms:.1f}"
 
@@ -946,7 +960,9 @@ async def run_burst(stack: Stack, opts: argparse.Namespace, scenario: Scenario) 
                     reply.raise_for_status()
                     return dict(reply.json()["data"])
 
-            visitor_sessions = await asyncio.gather(*(widget_session(i) for i in range(opts.chats)))
+            warmers = BURST_WARMERS if opts.chats >= BURST_WARMERS else 0
+            visitor_sessions = await asyncio.gather(*(widget_session(i) for i in range(opts.chats + warmers)))
+            visitor_sessions, warmer_sessions = visitor_sessions[: opts.chats], visitor_sessions[opts.chats :]
 
             async def open_limited(index: int, side: str, url: str, origin: str | None, source: str | None) -> Conn:
                 async with limit:
@@ -966,6 +982,18 @@ async def run_burst(stack: Stack, opts: argparse.Namespace, scenario: Scenario) 
                     for i, s in enumerate(visitor_sessions)
                 )
             )
+            warming = await asyncio.gather(
+                *(
+                    open_limited(
+                        opts.chats + k,
+                        "visitor",
+                        f"{stack.ws}/?visitorToken={s['connectToken']}",
+                        SHOP,
+                        visitor_address(opts.chats + k),
+                    )
+                    for k, s in enumerate(warmer_sessions)
+                )
+            )
             print(
                 f"set-up: {len(staff)} staff and {len(visitors)} visitor connections in "
                 f"{time.perf_counter() - started:.1f} s (the agents, widget sessions and connects)"
@@ -980,6 +1008,10 @@ async def run_burst(stack: Stack, opts: argparse.Namespace, scenario: Scenario) 
                 any(e.get("type") == "pong" for _, e in v.log) for v in visitors
             ):
                 await asyncio.sleep(0.05)
+            # and the path the burst takes, as a desk in steady use has run it: a few chats start at once and wait
+            # (each worker's database connection has then planned the queue's statements, and the broadcast function
+            # has told the staff), then end; the burst's tenant, staff and queue are the same, the queue empty again.
+            await warm_the_queue(warming)
             await asyncio.sleep(1.0)
             for conn in tracker.conns:
                 conn.log.clear()
