@@ -52,6 +52,7 @@ ACTIONS = [
     "transfer",
     "joinSession",
     "ping",
+    "leaveEmail",
 ]
 
 # The keys of AWS's documented example of a WebSocket $connect REQUEST authorizer's input

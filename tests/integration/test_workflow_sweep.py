@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 from uuid import UUID
 
+import psycopg
 import pytest
 
 from local.database import DatabaseUrls
@@ -25,6 +26,24 @@ class Context:
     aws_request_id = "sweep-request"
 
 
+def _sweep_until_done(app: Any, event: dict[str, Any]) -> list[dict[str, Any]]:
+    """The sweep with one clock, again until its SLA step records nothing more: the test database holds every other
+    test's tenants too, whose tickets the clock may make due, and one run takes at most a batch of them."""
+    results = [app.lambda_handler(event, Context())]
+    while results[-1]["steps"].get("sla") and len(results) < 100:
+        results.append(app.lambda_handler(event, Context()))
+    assert results[-1]["steps"]["sla"] == 0, "the sweep never caught up"
+    return results
+
+
+def _sla_events(db: DatabaseUrls, ticket_id: str) -> list[tuple[str, str]]:
+    with psycopg.connect(db.admin) as conn:
+        rows = conn.execute(
+            "SELECT target, kind FROM ticket_sla_events WHERE ticket_id = %s ORDER BY target, kind", (ticket_id,)
+        ).fetchall()
+    return [(str(target), str(kind)) for target, kind in rows]
+
+
 def test_the_schedules_event_runs_the_sla_step_with_the_schedules_clock(
     db: DatabaseUrls, tenant: UUID, tickets_api: HandlerClient
 ) -> None:
@@ -33,12 +52,16 @@ def test_the_schedules_event_runs_the_sla_step_with_the_schedules_clock(
     ticket = new_ticket(tickets_api, priority="urgent")
     due = datetime.fromisoformat(ticket["firstResponseDueAt"])
     event = {**json.loads(EVENT.read_text()), "scheduledTime": (due + timedelta(minutes=1)).isoformat()}
-    result = app.lambda_handler(event, Context())  # type: ignore[arg-type]
-    assert result["ok"] is True and result["failed"] == []
-    assert result["steps"]["sla"] >= 1
-    assert datetime.fromisoformat(result["at"]) == due + timedelta(minutes=1)
+    results = _sweep_until_done(app, event)
+    assert all(r["ok"] is True and r["failed"] == [] for r in results)
+    assert results[0]["steps"]["sla"] >= 1
+    assert datetime.fromisoformat(results[0]["at"]) == due + timedelta(minutes=1)
+    recorded = _sla_events(db, ticket["id"])
+    assert ("first_response", "breached") in recorded
+    assert len(recorded) == len(set(recorded))  # each recorded once
     again = app.lambda_handler(event, Context())  # type: ignore[arg-type]
-    assert again["steps"]["sla"] == 0  # recorded once
+    assert again["steps"]["sla"] == 0
+    assert _sla_events(db, ticket["id"]) == recorded
 
 
 def test_the_sample_event_runs(db: DatabaseUrls) -> None:
@@ -98,21 +121,21 @@ def test_an_sla_breach_fires_the_tenants_sla_breached_rule_in_the_same_sweep_onc
 
     # When the sweep runs after the first response was due (its steps: SLA, then automations)
     event = {"scheduledTime": (due + timedelta(minutes=1)).isoformat()}
-    result = app.lambda_handler(event, Context())  # type: ignore[arg-type]
-    assert result["ok"] is True, result
+    results = _sweep_until_done(app, event)
+    assert all(r["ok"] is True for r in results), results
 
     # Then the breach ran the rule: the ticket is urgent, and the run is on the ticket's record
     assert tickets_api.get(f"/api/support/tickets/{ticket['id']}").data["priority"] == "urgent"
     runs = rules.get(f"/api/support/tickets/{ticket['id']}/automation-runs").data
     breached = [r for r in runs if r["event"] == "sla_breached"]
-    assert len(breached) == 1, runs
+    # one run per breach recorded (raising the priority brought the resolution target's due time into the past too)
+    assert 1 <= len(breached) == len([e for e in _sla_events(db, ticket["id"]) if e[1] == "breached"]), runs
 
-    # And once every breach of the minute is recorded (raising the priority moved the ticket's resolution due time
-    # into the past: a breach of its own, run once too), another sweep of the same minute runs nothing more
-    app.lambda_handler(event, Context())  # type: ignore[arg-type]
+    # And another sweep of the same minute records and runs nothing more for it (raising the priority moved the
+    # ticket's resolution due time into the past: a breach of its own, run once too, by the sweeps above)
     runs = rules.get(f"/api/support/tickets/{ticket['id']}/automation-runs").data
     settled = len([r for r in runs if r["event"] == "sla_breached"])
     again = app.lambda_handler(event, Context())  # type: ignore[arg-type]
-    assert again["steps"] == {"sla": 0, "automations": 0, "chat_expiry": 0}
+    assert again["steps"]["sla"] == 0
     runs = rules.get(f"/api/support/tickets/{ticket['id']}/automation-runs").data
     assert len([r for r in runs if r["event"] == "sla_breached"]) == settled <= 2

@@ -72,7 +72,7 @@ export class TicketsView {
       this.listBody);
     this.detail = h("section", { class: "ticket-detail card", id: "ticket-detail", "aria-labelledby": "ticket-heading", hidden: true });
     main.append(heading, h("div", { class: "tickets-layout" },
-      h("div", { class: "tickets-list" }, this.filterForm, this.count, h("div", { class: "table-wrap" }, table), this.more),
+      h("div", { class: "tickets-list" }, this.filterForm, this.count, h("div", { class: "table-wrap", tabindex: "0", role: "region", "aria-label": "Tickets" }, table), this.more),
       this.detail));
     try {
       this.agents = await this.api.all("/agents", {}, 500);
