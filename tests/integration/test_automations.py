@@ -695,6 +695,9 @@ def test_an_idle_chat_ends_after_thirty_minutes(automations_api: HandlerClient, 
     assert chat.get(f"/api/support/chat/sessions/{session.data['id']}").data["status"] != "closed"
     automations.sweep(started + timedelta(minutes=31), tenants=lambda: [tenant])
     assert chat.get(f"/api/support/chat/sessions/{session.data['id']}").data["status"] == "closed"
+    with psycopg.connect(db.admin) as conn:  # the desk ended it (an automation's end_chat), not an admin
+        row = conn.execute("SELECT ended_by FROM live_chat_sessions WHERE id = %s", (session.data["id"],)).fetchone()
+    assert row == ("system",)
 
 
 def test_a_waiting_chat_fires_chat_waiting_too_long(automations_api: HandlerClient, posts: Posts) -> None:
@@ -880,9 +883,10 @@ def test_chat_started_and_ended_are_captured_and_run(automations_api: HandlerCli
     ada = chat.post("/api/support/chat/sessions", {"visitorId": f"v-{uuid4()}", "visitorName": "Ada"})
     lin = chat.post("/api/support/chat/sessions", {"visitorId": f"v-{uuid4()}", "visitorName": "Lin"})
     assert chat.post(f"/api/support/chat/sessions/{ada.data['id']}/end").status == 200
-    assert pending(tenant) == 3  # both starts (the event is the tenant's; Lin's matches no condition) and Ada's end
-    report = automations.run_pending(tenant)
-    assert report.runs == {"applied": 2}
+    # both starts (the event is the tenant's; Lin's matches no condition) and Ada's end ran after each commit,
+    # started by the chat function itself (no sweep)
+    assert pending(tenant) == 0
+    assert automations.run_pending(tenant).events == 0
     notices = posts.of(staff, automations.NOTICE)
     assert [(n["message"], n["sessionId"]) for n in notices] == [
         ("Ada is here", ada.data["id"]),
@@ -914,3 +918,36 @@ def test_a_business_hours_condition_reads_the_rules_own_window(
     )
     ticket = new_ticket(tickets_api)
     assert [e["message"] for e in entries(tickets_api.tenant, ticket["id"])] == ["we are closed"]
+
+
+def test_a_websocket_chat_start_and_end_run_their_rules_after_the_commit(
+    automations_api: HandlerClient, posts: Posts
+) -> None:
+    """The WebSocket function's startChat and endChat start the run themselves, as the tickets function does: the
+    staff hear of the rule's notice without the every-minute sweep."""
+    from support.models.widgets import WidgetCreate
+    from support.services import connections, widgets
+    from tests.integration.test_connection_rights import _invoke, _visitor_connects
+
+    tenant = automations_api.tenant
+    only_these_rules(
+        automations_api,
+        rule("hello", "chat_started", conditions={"all": []}, actions=[{"type": "notify_staff", "value": "hi"}]),
+        rule("bye", "chat_ended", conditions={"all": []}, actions=[{"type": "notify_staff", "value": "bye"}]),
+    )
+    staff = f"staff-{uuid4().hex[:10]}"
+    assert connections.open_connection(admin(tenant), staff)
+    key = widgets.create_widget(admin(tenant), WidgetCreate(name="Shop", allowed_origins=["https://shop.example"]))
+    context = _visitor_connects(tenant, key.widget_key)
+    visitor = f"c-{uuid4().hex[:12]}"
+    assert _invoke("$connect", context, visitor)["statusCode"] == 200
+    started = _invoke("startChat", context, visitor, {"action": "startChat", "visitorName": "Lin"})
+    session_id = __import__("json").loads(started["body"])["data"]["id"]
+    assert pending(tenant) == 0
+    assert [n["message"] for n in posts.of(staff, automations.NOTICE)] == ["hi"]
+    _invoke("endChat", context, visitor, {"action": "endChat", "sessionId": session_id})
+    assert pending(tenant) == 0
+    assert [(n["message"], n["sessionId"]) for n in posts.of(staff, automations.NOTICE)] == [
+        ("hi", session_id),
+        ("bye", session_id),
+    ]

@@ -161,9 +161,10 @@ def test_invalid_routing_settings_are_422_and_change_nothing(settings_api: Handl
     assert settings_api.get(SETTINGS).data == DEFAULTS
 
 
-def test_only_an_admin_changes_the_routing_settings(settings_api: HandlerClient, tenant: UUID) -> None:
+def test_only_an_admin_reads_or_changes_the_routing_settings(settings_api: HandlerClient, tenant: UUID) -> None:
     agent = settings_api.as_tenant(tenant, role="agent")
     assert agent.put(SETTINGS, {"autoAssignTickets": True}).status == 403
+    assert agent.get(SETTINGS).status == 403  # issue 18: GET/PUT /settings/routing, admin
     assert settings_api.get(SETTINGS).data == DEFAULTS
 
 
@@ -563,6 +564,8 @@ def test_a_chat_waiting_past_the_limit_becomes_a_ticket_with_its_messages(
     )
     thread = owner_rows(db, "SELECT sender_type, message FROM ticket_conversations WHERE ticket_id = %s", ticket.id)
     assert thread == [("customer", "My order is late")]
+    # the desk ended it, not an admin (the abandonment figures read ended_by: sql/0035)
+    assert owner_rows(db, "SELECT ended_by FROM live_chat_sessions WHERE id = %s", session.id) == [("system",)]
     [told] = posts.of(connection, "chat.ticketed")
     assert told == {
         "sessionId": str(session.id),

@@ -22,7 +22,7 @@ from support.errors import Conflict, Forbidden, found
 from support.models.agents import Agent, AgentCreate, AgentStatus, AgentUpdate
 from support.models.realtime import AgentStatusNotice, Queued
 from support.pagination import Page, decode_cursor, page_of
-from support.services import broadcasts, chat, routing
+from support.services import automations, broadcasts, chat, routing
 from support.services.connections import Caller, Outbox
 
 MAX_AGENTS_PER_TENANT = 500  # the seed's "Agents: Up to 500 per organization"
@@ -154,6 +154,7 @@ def update_agent(principal: Principal, agent_id: UUID, changes: AgentUpdate) -> 
             broadcasts.request(cur, outbox, queue=True)
         if updated.skills != current.skills and updated.status is AgentStatus.AVAILABLE:
             routing.drain_tickets(cur, principal, [agent_id])
+    automations.kick_after(outbox)  # tickets routed to the agent: their events run after the commit
     outbox.send()
     return updated
 
@@ -192,6 +193,7 @@ def update_agent_status(
             outbox.tell(row["connection_ids"] or [], "chat.queued", queued)
     if own["start_broadcast"]:
         broadcasts.start_after(outbox)
+    automations.kick_after(outbox)  # tickets handed back or routed: their events run after the commit
     outbox.send()
     return agent
 

@@ -11,8 +11,11 @@ The shape of it:
   changed, a customer's message, an agent's public reply, a chat started or ended), and only for an event the
   tenant has an enabled rule on. The sweep writes the time-based ones (ticket_in_status, chat_idle,
   chat_waiting_too_long); the SLA sweep writes sla_at_risk and sla_breached (`record_event`).
-* Runs: after the commit. The tickets function starts a run for the tenant (`kick`: an asynchronous invocation of
-  the automations function, AUTOMATIONS_FUNCTION_NAME, else here, after the answer is built); the sweep
+* Runs: after the commit. Every path that writes events starts a run for the tenant once its change committed
+  (`kick`, or `kick_after` for a change sent through an outbox: an asynchronous invocation of the automations
+  function, AUTOMATIONS_FUNCTION_NAME, else the run here): the tickets function after its answer is built; the
+  chat's start and end (HTTP and WebSocket) and the chat expiry; an agent's status or settings (hand-backs, routing);
+  inbound email; channel deliveries; the web form. The sweep
   (`sweep(now)`, a step of the every-minute workflow sweep) runs whatever is left, so an event whose start was lost
   runs within a minute. An event is run in ONE transaction: its row locked (FOR UPDATE SKIP LOCKED: a second runner
   passes it by), the tenant's enabled rules on it in order, each matching rule's run row inserted (unique per event
@@ -61,6 +64,7 @@ from support.observability import logger
 from support.pagination import Page, decode_cursor, page_of
 
 if TYPE_CHECKING:
+    from support.services.connections import Outbox
     from support.services.sla import SlaEvent
 
 MAX_RULES_PER_TENANT = 200
@@ -542,6 +546,14 @@ def kick(tenant_id: UUID) -> None:
         start(tenant_id)
 
 
+def kick_after(outbox: Outbox) -> None:
+    """The same, for a change whose effects go out through an outbox (a chat's start or end, an agent's status):
+    once the outbox is sent after the commit (Outbox.after_send, beside a staff broadcast's start), so the caller's
+    answer and the participants' events never wait for the run."""
+    tenant_id = outbox.tenant_id
+    outbox.after_send(lambda: kick(tenant_id))
+
+
 def run_pending(tenant_id: UUID, *, now: datetime | None = None, limit: int = EVENTS_PER_RUN) -> RunReport:
     """Run the tenant's pending events, oldest first, each in its own transaction (see the module's docstring); the
     events its actions write (a chain) are run by the same loop, up to `limit` events."""
@@ -857,7 +869,7 @@ def _follow(after: _After) -> None:
             logger.exception("an automation's staff notice was not delivered")
     for run_id, session_id in after.end_chats:
         try:
-            chat.end_chat_session(system_principal(after.tenant_id), session_id)
+            chat.end_chat_session(system_principal(after.tenant_id), session_id, by_system=True)
         except DomainError as exc:
             _note_failure(after.tenant_id, run_id, f"end_chat: {exc.message}")
         except Exception as exc:

@@ -73,7 +73,7 @@ from support.models.realtime import SYNC_PAGE, Queued, ReadNotice, SyncAnswer, T
 from support.models.settings import DEFAULT_QUEUE_CAP, ChatSettings
 from support.models.tickets import SenderType
 from support.pagination import Page, decode_cursor, page_of
-from support.services import broadcasts
+from support.services import automations, broadcasts
 from support.services.connections import (
     STAFF_SIDE,
     VISITOR_SIDE,
@@ -244,6 +244,8 @@ def start_chat_session(
         outbox.tell(own["connection_ids"] or [], "chat.queued", notice, caller_too=True)
     if own["start_broadcast"]:
         broadcasts.start_after(outbox)
+    if own["outcome"] == "started":  # a new session: its chat_started event runs after the commit
+        automations.kick_after(outbox)
     outbox.send()
     return session
 
@@ -279,18 +281,23 @@ def get_chat_session(principal: Principal, session_id: UUID) -> ChatSession:
         return ChatSession.model_validate(_read_session(cur, principal, session_id))
 
 
-def end_chat_session(principal: Principal, session_id: UUID, *, caller: Caller | None = None) -> ChatSession:
+def end_chat_session(
+    principal: Principal, session_id: UUID, *, caller: Caller | None = None, by_system: bool = False
+) -> ChatSession:
     """endChatSession: `closed`, with the end time and the duration in whole seconds, both computed from the start
     time. The assigned agent has one chat fewer, and the queue moves on. Every participant gets chat.ended. One call
     of chat_end (sql/definitions/chat.sql), sent only once: two round trips, the queue lock held for the server's
-    work alone."""
+    work alone. `by_system`: the desk itself ends it (an automation's end_chat), recorded as ended_by 'system'
+    (sql/0035) rather than the principal's role."""
     outbox = Outbox(principal.tenant_id, caller)
-    params = (*_access_params(principal, session_id, caller), get_settings().chat_auto_assign, _STALE)
+    tenant, session, role, *who = _access_params(principal, session_id, caller)
+    params = (tenant, session, "system" if by_system else role, *who, get_settings().chat_auto_assign, _STALE)
     ended, assigned = _queue_action(principal, _END, params, "ended", closed="the chat session has already ended")
     outbox.answer("chat.ended", ended.session)
     outbox.tell(ended.connection_ids, "chat.ended", ended.session)
     announce_assignments(outbox, assigned)
     ended.start_broadcast(outbox)
+    automations.kick_after(outbox)  # its chat_ended event runs after the commit
     outbox.send()
     return ended.session
 

@@ -123,6 +123,7 @@ def routing_settings(cur: Cursor, tenant_id: UUID) -> RoutingSettings:
 
 
 def get_routing_settings(principal: Principal) -> RoutingSettings:
+    principal.require_admin(f"read the {ROUTING} settings")  # issue 18: GET/PUT /settings/routing, admin
     with tenant_transaction(principal.tenant_id) as cur:
         return routing_settings(cur, principal.tenant_id)
 
