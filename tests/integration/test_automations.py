@@ -951,3 +951,69 @@ def test_a_websocket_chat_start_and_end_run_their_rules_after_the_commit(
         ("hi", session_id),
         ("bye", session_id),
     ]
+
+
+def test_business_hours_without_a_window_are_the_desks_sla_hours_across_a_holiday_and_a_time_zone() -> None:
+    from datetime import date
+
+    from support.models.settings import SlaSettings
+
+    # Open around the clock every day in New York, but not on its Christmas Day
+    desk = SlaSettings.model_validate({"timeZone": "America/New_York", "holidays": ["2026-12-25"]})
+    facts = automations.ticket_facts(TICKET, {}, NOW)
+    facts.desk_hours = lambda: desk
+
+    def at(moment: datetime) -> str:
+        facts.at = moment
+        return str(facts.get("businessHours"))
+
+    assert at(datetime(2026, 12, 25, 3, tzinfo=UTC)) == "inside"  # 22:00 on the 24th in New York
+    assert at(datetime(2026, 12, 25, 15, tzinfo=UTC)) == "outside"  # the holiday
+    assert at(datetime(2026, 12, 26, 3, tzinfo=UTC)) == "outside"  # the 26th in UTC, still the 25th in New York
+    assert at(datetime(2026, 12, 26, 6, tzinfo=UTC)) == "inside"  # 01:00 on the 26th in New York
+    # the weekday's intervals in the desk's time zone: Mondays 09:00-17:00 in Tokyo only
+    tokyo = SlaSettings.model_validate(
+        {
+            "timeZone": "Asia/Tokyo",
+            "businessHours": {day: [] for day in ("tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")}
+            | {"monday": [{"start": "09:00", "end": "17:00"}]},
+        }
+    )
+    facts.desk_hours = lambda: tokyo
+    assert at(datetime(2026, 12, 7, 1, tzinfo=UTC)) == "inside"  # Monday 10:00 in Tokyo
+    assert at(datetime(2026, 12, 7, 10, tzinfo=UTC)) == "outside"  # Monday 19:00 in Tokyo, 10:00 UTC
+    assert at(datetime(2026, 12, 6, 23, 59, tzinfo=UTC)) == "outside"  # Monday 08:59 in Tokyo (Sunday in UTC)
+    assert at(datetime(2026, 12, 7, 7, 59, tzinfo=UTC)) == "inside"  # Monday 16:59 in Tokyo
+    # a rule's own window still has the last word
+    facts.window = {"timeZone": "UTC", "days": [1, 2, 3, 4, 5], "start": "09:00:00", "end": "17:00:00"}
+    assert at(datetime(2026, 12, 7, 10, tzinfo=UTC)) == "inside"
+    assert date(2026, 12, 25) in desk.holidays
+
+
+def test_the_runner_reads_the_tenants_sla_hours_when_a_rule_has_no_window(
+    automations_api: HandlerClient, tickets_api: HandlerClient
+) -> None:
+    from support.models.settings import SlaSettings
+    from support.services import sla
+
+    tenant = tickets_api.tenant
+    outside = {"all": [{"field": "businessHours", "operator": "equals", "value": "outside"}]}
+    only_these_rules(
+        automations_api,
+        rule("after hours", conditions=outside, actions=[{"type": "add_internal_note", "value": "we are closed"}]),
+        rule(
+            "own window",
+            conditions={"all": [{"field": "businessHours", "operator": "equals", "value": "inside"}]},
+            businessHours={"timeZone": "UTC", "days": [1, 2, 3, 4, 5, 6, 7], "start": "00:00", "end": "23:59:59"},
+            actions=[{"type": "add_internal_note", "value": "our own hours"}],
+        ),
+    )
+    # the desk's SLA hours: around the clock (the default), so a new ticket is inside them
+    assert [e["message"] for e in entries(tenant, new_ticket(tickets_api)["id"])] == ["our own hours"]
+    # today is a holiday where the desk is (and the days either side, whatever the clock says): outside
+    today = datetime.now(UTC).date()
+    holidays = [str(today + timedelta(days=d)) for d in (-1, 0, 1)]
+    sla.put_sla_settings(
+        admin(tenant), SlaSettings.model_validate({"timeZone": "Pacific/Auckland", "holidays": holidays})
+    )
+    assert [e["message"] for e in entries(tenant, new_ticket(tickets_api)["id"])] == ["we are closed", "our own hours"]
