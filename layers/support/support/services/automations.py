@@ -12,7 +12,7 @@ The shape of it:
   tenant has an enabled rule on. The sweep writes the time-based ones (ticket_in_status, chat_idle,
   chat_waiting_too_long); the SLA sweep writes sla_at_risk and sla_breached (`record_event`).
 * Runs: after the commit. Every path that writes events starts a run for the tenant once its change committed
-  (`kick`, or `kick_after` for a change sent through an outbox: an asynchronous invocation of the automations
+  (`kick`, or `start_after` for a change sent through an outbox: an asynchronous invocation of the automations
   function, AUTOMATIONS_FUNCTION_NAME, else the run here): the tickets function after its answer is built; the
   chat's start and end (HTTP and WebSocket) and the chat expiry; an agent's status or settings (hand-backs, routing);
   inbound email; channel deliveries; the web form. The sweep
@@ -580,12 +580,26 @@ def kick(tenant_id: UUID) -> None:
         start(tenant_id)
 
 
-def kick_after(outbox: Outbox) -> None:
-    """The same, for a change whose effects go out through an outbox (a chat's start or end, an agent's status):
-    once the outbox is sent after the commit (Outbox.after_send, beside a staff broadcast's start), so the caller's
-    answer and the participants' events never wait for the run."""
-    tenant_id = outbox.tenant_id
-    outbox.after_send(lambda: kick(tenant_id))
+# The probe of `kick`, for a change to send in its own transaction (after its writes; a pipeline's last statement):
+# whether it left events pending, known without a round trip of its own.
+PENDING = "SELECT EXISTS (SELECT FROM automation_events WHERE user_id = %s AND processed_at IS NULL) AS pending"
+
+
+def pending(cur: Cursor, tenant_id: UUID) -> bool:
+    """In the change's transaction, after its writes: whether the tenant has events pending (its own among them)."""
+    cur.execute(PENDING, (tenant_id,))
+    row = cur.fetchone()
+    return bool(row and row["pending"])
+
+
+def start_after(outbox: Outbox, rows: list[Any] | bool) -> None:
+    """For a change whose effects go out through an outbox (a chat's start or end, an agent's status or settings):
+    when it left events pending (`rows`: PENDING's answer, or `pending`'s), start their run once the outbox is sent
+    after the commit (Outbox.after_send, beside a staff broadcast's start), so the caller's answer and the
+    participants' events never wait for it."""
+    if rows if isinstance(rows, bool) else bool(rows and rows[0]["pending"]):
+        tenant_id = outbox.tenant_id
+        outbox.after_send(lambda: start(tenant_id))
 
 
 def run_pending(tenant_id: UUID, *, now: datetime | None = None, limit: int = EVENTS_PER_RUN) -> RunReport:

@@ -119,8 +119,8 @@ def expire_tenant_chats(tenant_id: UUID, now: datetime) -> list[UUID]:
             done.append(session_id)
         if starts:
             broadcasts.start_after(outbox)
-    if done:  # the tickets made and the chats ended: their events run now, not at the next sweep
-        automations.kick_after(outbox)
+        if done:  # the tickets made and the chats ended: their events run now, not at the next sweep
+            automations.start_after(outbox, automations.pending(cur, tenant_id))
     outbox.send()
     return done
 
