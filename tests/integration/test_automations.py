@@ -1017,3 +1017,26 @@ def test_the_runner_reads_the_tenants_sla_hours_when_a_rule_has_no_window(
         admin(tenant), SlaSettings.model_validate({"timeZone": "Pacific/Auckland", "holidays": holidays})
     )
     assert [e["message"] for e in entries(tenant, new_ticket(tickets_api)["id"])] == ["we are closed", "our own hours"]
+
+
+def test_the_web_form_and_a_channel_delivery_run_their_rules_after_the_commit(
+    automations_api: HandlerClient, tickets_api: HandlerClient
+) -> None:
+    """The widgets function's web form and the channels function's deliveries start the run themselves: no event
+    is left for the sweep."""
+    from functions.channels import app as channels_app
+    from tests.integration.test_channels_api import message, new_channel, post_message
+    from tests.integration.test_web_form import Desk, submit
+
+    tenant = tickets_api.tenant
+    only_these_rules(automations_api, rule("all urgent", conditions={"all": []}))
+    form = submit(Desk(tenant).form())
+    assert form.status == 201, form.body
+    assert pending(tenant) == 0
+    channel = new_channel(HandlerClient(channels_app.lambda_handler, tenant=tenant))
+    delivered = post_message(channel["id"], channel["secret"], message())
+    assert delivered.status == 200, delivered.body
+    assert pending(tenant) == 0
+    with tenant_transaction(tenant) as cur:
+        cur.execute("SELECT channel, priority FROM support_tickets WHERE user_id = %s ORDER BY channel", (tenant,))
+        assert [(r["channel"], r["priority"]) for r in cur.fetchall()] == [("social", "urgent"), ("web_form", "urgent")]
