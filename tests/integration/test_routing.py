@@ -271,6 +271,48 @@ def test_turning_automatic_assignment_on_routes_the_tickets_already_waiting(db: 
     assert tickets.get_ticket(admin(tenant), waiting.id).assigned_agent_id == agent
 
 
+def test_tickets_routed_by_a_settings_change_or_a_status_run_their_rules_after_the_commit(
+    db: DatabaseUrls, tenant: UUID
+) -> None:
+    """Routing writes ticket_updated events (the agent changed); the settings and the agents' status start their
+    run themselves (support.services.automations), not the every-minute sweep."""
+    from support.models.automations import RuleCreate
+    from support.services import automations
+
+    for existing in automations.list_rules(admin(tenant)):
+        automations.delete_rule(admin(tenant), existing.id)
+    body = {
+        "name": "routed",
+        "event": "ticket_updated",
+        "conditions": {"all": []},
+        "actions": [{"type": "add_internal_note", "value": "routed"}],
+    }
+    automations.create_rule(admin(tenant), RuleCreate.model_validate(body))
+    waiting = new_ticket(tenant)
+    away = new_agent(tenant, status=AgentStatus.AWAY)
+    configure(tenant, autoAssignTickets=True)  # no one available: still waiting
+    agents.update_agent_status(admin(tenant), away, AgentStatus.AVAILABLE)  # takes it
+    assert tickets.get_ticket(admin(tenant), waiting.id).assigned_agent_id == away
+    with tenant_transaction(tenant) as cur:
+        cur.execute(
+            "SELECT count(*) AS n FROM automation_events WHERE user_id = %s AND processed_at IS NULL", (tenant,)
+        )
+        assert cur.fetchone() == {"n": 0}
+        cur.execute("SELECT message FROM ticket_conversations WHERE ticket_id = %s AND is_internal", (waiting.id,))
+        assert [r["message"] for r in cur.fetchall()] == ["routed"]
+    configure(tenant, autoAssignTickets=False)
+    other = new_ticket(tenant)
+    new_agent(tenant)  # one free agent more
+    assert tickets.get_ticket(admin(tenant), other.id).assigned_agent_id is None
+    configure(tenant, autoAssignTickets=True)  # routes the waiting ticket
+    assert tickets.get_ticket(admin(tenant), other.id).assigned_agent_id is not None
+    with tenant_transaction(tenant) as cur:
+        cur.execute(
+            "SELECT count(*) AS n FROM automation_events WHERE user_id = %s AND processed_at IS NULL", (tenant,)
+        )
+        assert cur.fetchone() == {"n": 0}
+
+
 def test_route_ticket_is_the_automations_route_by_skills(db: DatabaseUrls, tenant: UUID) -> None:
     configure(tenant, autoAssignTickets=True, rules=[{"category": "vip", "requiredSkills": ["vip"]}])
     ticket = new_ticket(tenant)  # nobody to take it yet

@@ -15,7 +15,7 @@ The shape of it:
   (`kick`, or `start_after` for a change sent through an outbox: an asynchronous invocation of the automations
   function, AUTOMATIONS_FUNCTION_NAME, else the run here): the tickets function after its answer is built; the
   chat's start and end (HTTP and WebSocket) and the chat expiry; an agent's status or settings (hand-backs, routing);
-  inbound email; channel deliveries; the web form. The sweep
+  inbound email; channel deliveries; the web form; the routing settings. The sweep
   (`sweep(now)`, a step of the every-minute workflow sweep) runs whatever is left, so an event whose start was lost
   runs within a minute. An event is run in ONE transaction: its row locked (FOR UPDATE SKIP LOCKED: a second runner
   passes it by), the tenant's enabled rules on it in order, each matching rule's run row inserted (unique per event

@@ -129,11 +129,13 @@ def get_routing_settings(principal: Principal) -> RoutingSettings:
 
 
 def put_routing_settings(principal: Principal, data: RoutingSettings) -> RoutingSettings:
-    from support.services import routing
+    from support.services import automations, routing
 
     principal.require_admin(f"change the {ROUTING} settings")
     with tenant_transaction(principal.tenant_id) as cur:
         _store_settings(cur, principal, ROUTING, data)
         if data.auto_assign_tickets:
             routing.drain_tickets(cur, principal)
+    if data.auto_assign_tickets:  # committed: the routed tickets' events run now (support.services.automations)
+        automations.kick(principal.tenant_id)
     return data
