@@ -298,6 +298,7 @@ def _serve(data_dir: Path, chosen: Ports | None, *, reset: bool) -> int:
                 return 1
             websocket = _serve_websocket_api(stack, chosen.websocket)
             _drain_email_outbox(stack)
+            _sweep_workflow(stack)
             _print_welcome(base, tenants, where, joined=urls.joined)
             print(f"Mail the desk sent (local SES, moto on {ses_endpoint}): {base}/local/mail\n", flush=True)
             if websocket is not None:
@@ -335,16 +336,28 @@ def _serve_local_s3(stack: ExitStack, endpoint: str, data_dir: Path) -> None:
 def _drain_email_outbox(stack: ExitStack) -> None:
     """The email outbox's schedule (every minute in AWS): local.email_drain invokes EmailOutboxFunction every few
     seconds, in a process of its own, stopped with make run."""
+    _run_schedule(stack, "local.email_drain", "--every", "3")
+
+
+def _sweep_workflow(stack: ExitStack) -> None:
+    """The workflow sweep's schedule (EventBridge Scheduler, every minute, in AWS): local.workflow_sweep invokes
+    WorkflowSweepFunction once a minute (the SLA warnings and breaches, the time-based automations and the pending
+    automation events, the waiting chats past the wait limit), in a process of its own, stopped with make run."""
+    _run_schedule(stack, "local.workflow_sweep", "--every", "60")
+
+
+def _run_schedule(stack: ExitStack, module: str, *arguments: str) -> None:
+    """A schedule's loop (`python -m <module>`) in a process of its own, beside the gateway, stopped with make run."""
     import subprocess
 
-    drainer = subprocess.Popen([sys.executable, "-m", "local.email_drain", "--every", "3"], cwd=REPO)
+    runner = subprocess.Popen([sys.executable, "-m", module, *arguments], cwd=REPO)
 
     def stop() -> None:
-        drainer.terminate()
+        runner.terminate()
         try:
-            drainer.wait(timeout=10)
+            runner.wait(timeout=10)
         except subprocess.TimeoutExpired:
-            drainer.kill()
+            runner.kill()
 
     stack.callback(stop)
 

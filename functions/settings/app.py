@@ -1,6 +1,6 @@
 """Settings endpoint group: a tenant's settings, one area per path (`/api/support/settings/<area>`), read by any
-member of the desk and written, whole, by admins. Chat, email, SLA (docs/sla.md) and routing so far; the others
-will join in the same shape."""
+member of the desk (routing: admins only, issue 18) and written, whole, by admins. Chat, email, SLA (docs/sla.md)
+and routing so far; the others will join in the same shape."""
 
 from __future__ import annotations
 

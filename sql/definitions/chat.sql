@@ -482,8 +482,9 @@ $$;
 
 -- endChat: `closed`, with the end time (a clock read now, never before the start: the transaction may have begun a
 -- moment before the one that created the session committed), the duration in whole seconds and who ended it
--- (ended_by: the caller's role, sql/0035; the analytics count a chat its visitor ended unanswered as abandoned);
--- the assigned agent has one chat fewer. Outcomes: `not_found` / `forbidden` (chat_refusal), `closed` (it had
+-- (ended_by: the caller's role, 'system' for the desk's own ends: the chat expiry, an automation's end_chat;
+-- sql/0035; the analytics count a chat its visitor ended unanswered as abandoned); the assigned agent has one chat
+-- fewer. Outcomes: `not_found` / `forbidden` (chat_refusal), `closed` (it had
 -- ended), else `ended` (participants: the session's) and the drain's `assigned` rows. A waiting chat left the queue;
 -- an active one freed capacity for it (the drain): either way the queue changed, and the broadcast is requested.
 CREATE OR REPLACE FUNCTION public.chat_end(
@@ -525,7 +526,7 @@ BEGIN
     UPDATE public.live_chat_sessions s
     SET status = 'closed', session_end_time = e.at,
         duration = round(extract(epoch FROM e.at - s.session_start_time))::integer,
-        ended_by = p_role  -- sql/0035: who ended it ('visitor', 'agent' or 'admin'), for the abandonment figures
+        ended_by = p_role  -- sql/0035: who ended it ('visitor', 'agent', 'admin' or 'system'), for the abandonment figures
     FROM (SELECT greatest(clock_timestamp(), current.session_start_time) AS at) e
     WHERE s.user_id = p_tenant AND s.id = p_session
     RETURNING s.* INTO ended;

@@ -1,6 +1,7 @@
 """The console's routing settings page (issue 18) in real headless Chromium against the real local stack: the admin
 reads the defaults, turns automatic ticket assignment on with a limit and a rule, saves, and the API has exactly
-that; a bad limit is refused with the API's field named on the page and nothing saved. axe-core on the page."""
+that; a bad limit is refused with the API's field named on the page and nothing saved; an agent has no such page.
+axe-core on the page."""
 
 from __future__ import annotations
 
@@ -74,3 +75,13 @@ def test_an_admin_sets_routing_rules_and_limits(
     }
     assert_accessible(driver)
     screenshot(driver, "console-routing")
+
+
+def test_an_agent_has_no_routing_page(desk: Desk, console_url: str, agent_browser: WebDriver) -> None:
+    grace = desk.add_agent("Grace Hopper", status="available")
+    sign_in(agent_browser, console_url, desk, grace)
+    link = agent_browser.find_element(By.CSS_SELECTOR, "#views a[data-view='routing']")
+    assert not link.is_displayed()
+    agent_browser.get(f"{console_url}#/routing")
+    wait_until(agent_browser, lambda d: "Only an admin" in d.find_element(By.ID, "main").text)
+    assert not agent_browser.find_elements(By.ID, "save-routing")

@@ -66,6 +66,12 @@ def test_loading_the_demo_data_prints_no_error(run: LocalRun) -> None:
     assert "broadcast function was not invoked" not in run.output, run.output
 
 
+def test_the_workflow_sweep_runs_on_its_schedule(run: LocalRun) -> None:
+    """EventBridge Scheduler invokes WorkflowSweepFunction every minute in AWS; make run's local.workflow_sweep does
+    it locally, its first sweep as it starts, each printing what its steps did."""
+    _printed(run, r"workflow sweep at \S+Z: sla \d+, automations \d+, chat_expiry \d+")
+
+
 def test_a_request_prints_a_short_access_line_and_no_metrics_or_warnings(run: LocalRun) -> None:
     visitor = _printed(run, r"\.venv/bin/python -m local\.chat visitor [^\n]+").group(0)
     _printed(run, r"Demo shop with the chat widget")

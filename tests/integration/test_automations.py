@@ -695,6 +695,9 @@ def test_an_idle_chat_ends_after_thirty_minutes(automations_api: HandlerClient, 
     assert chat.get(f"/api/support/chat/sessions/{session.data['id']}").data["status"] != "closed"
     automations.sweep(started + timedelta(minutes=31), tenants=lambda: [tenant])
     assert chat.get(f"/api/support/chat/sessions/{session.data['id']}").data["status"] == "closed"
+    with psycopg.connect(db.admin) as conn:  # the desk ended it (an automation's end_chat), not an admin
+        row = conn.execute("SELECT ended_by FROM live_chat_sessions WHERE id = %s", (session.data["id"],)).fetchone()
+    assert row == ("system",)
 
 
 def test_a_waiting_chat_fires_chat_waiting_too_long(automations_api: HandlerClient, posts: Posts) -> None:
@@ -880,9 +883,10 @@ def test_chat_started_and_ended_are_captured_and_run(automations_api: HandlerCli
     ada = chat.post("/api/support/chat/sessions", {"visitorId": f"v-{uuid4()}", "visitorName": "Ada"})
     lin = chat.post("/api/support/chat/sessions", {"visitorId": f"v-{uuid4()}", "visitorName": "Lin"})
     assert chat.post(f"/api/support/chat/sessions/{ada.data['id']}/end").status == 200
-    assert pending(tenant) == 3  # both starts (the event is the tenant's; Lin's matches no condition) and Ada's end
-    report = automations.run_pending(tenant)
-    assert report.runs == {"applied": 2}
+    # both starts (the event is the tenant's; Lin's matches no condition) and Ada's end ran after each commit,
+    # started by the chat function itself (no sweep)
+    assert pending(tenant) == 0
+    assert automations.run_pending(tenant).events == 0
     notices = posts.of(staff, automations.NOTICE)
     assert [(n["message"], n["sessionId"]) for n in notices] == [
         ("Ada is here", ada.data["id"]),
@@ -914,3 +918,125 @@ def test_a_business_hours_condition_reads_the_rules_own_window(
     )
     ticket = new_ticket(tickets_api)
     assert [e["message"] for e in entries(tickets_api.tenant, ticket["id"])] == ["we are closed"]
+
+
+def test_a_websocket_chat_start_and_end_run_their_rules_after_the_commit(
+    automations_api: HandlerClient, posts: Posts
+) -> None:
+    """The WebSocket function's startChat and endChat start the run themselves, as the tickets function does: the
+    staff hear of the rule's notice without the every-minute sweep."""
+    from support.models.widgets import WidgetCreate
+    from support.services import connections, widgets
+    from tests.integration.test_connection_rights import _invoke, _visitor_connects
+
+    tenant = automations_api.tenant
+    only_these_rules(
+        automations_api,
+        rule("hello", "chat_started", conditions={"all": []}, actions=[{"type": "notify_staff", "value": "hi"}]),
+        rule("bye", "chat_ended", conditions={"all": []}, actions=[{"type": "notify_staff", "value": "bye"}]),
+    )
+    staff = f"staff-{uuid4().hex[:10]}"
+    assert connections.open_connection(admin(tenant), staff)
+    key = widgets.create_widget(admin(tenant), WidgetCreate(name="Shop", allowed_origins=["https://shop.example"]))
+    context = _visitor_connects(tenant, key.widget_key)
+    visitor = f"c-{uuid4().hex[:12]}"
+    assert _invoke("$connect", context, visitor)["statusCode"] == 200
+    started = _invoke("startChat", context, visitor, {"action": "startChat", "visitorName": "Lin"})
+    session_id = __import__("json").loads(started["body"])["data"]["id"]
+    assert pending(tenant) == 0
+    assert [n["message"] for n in posts.of(staff, automations.NOTICE)] == ["hi"]
+    _invoke("endChat", context, visitor, {"action": "endChat", "sessionId": session_id})
+    assert pending(tenant) == 0
+    assert [(n["message"], n["sessionId"]) for n in posts.of(staff, automations.NOTICE)] == [
+        ("hi", session_id),
+        ("bye", session_id),
+    ]
+
+
+def test_business_hours_without_a_window_are_the_desks_sla_hours_across_a_holiday_and_a_time_zone() -> None:
+    from datetime import date
+
+    from support.models.settings import SlaSettings
+
+    # Open around the clock every day in New York, but not on its Christmas Day
+    desk = SlaSettings.model_validate({"timeZone": "America/New_York", "holidays": ["2026-12-25"]})
+    facts = automations.ticket_facts(TICKET, {}, NOW)
+    facts.desk_hours = lambda: desk
+
+    def at(moment: datetime) -> str:
+        facts.at = moment
+        return str(facts.get("businessHours"))
+
+    assert at(datetime(2026, 12, 25, 3, tzinfo=UTC)) == "inside"  # 22:00 on the 24th in New York
+    assert at(datetime(2026, 12, 25, 15, tzinfo=UTC)) == "outside"  # the holiday
+    assert at(datetime(2026, 12, 26, 3, tzinfo=UTC)) == "outside"  # the 26th in UTC, still the 25th in New York
+    assert at(datetime(2026, 12, 26, 6, tzinfo=UTC)) == "inside"  # 01:00 on the 26th in New York
+    # the weekday's intervals in the desk's time zone: Mondays 09:00-17:00 in Tokyo only
+    tokyo = SlaSettings.model_validate(
+        {
+            "timeZone": "Asia/Tokyo",
+            "businessHours": {day: [] for day in ("tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")}
+            | {"monday": [{"start": "09:00", "end": "17:00"}]},
+        }
+    )
+    facts.desk_hours = lambda: tokyo
+    assert at(datetime(2026, 12, 7, 1, tzinfo=UTC)) == "inside"  # Monday 10:00 in Tokyo
+    assert at(datetime(2026, 12, 7, 10, tzinfo=UTC)) == "outside"  # Monday 19:00 in Tokyo, 10:00 UTC
+    assert at(datetime(2026, 12, 6, 23, 59, tzinfo=UTC)) == "outside"  # Monday 08:59 in Tokyo (Sunday in UTC)
+    assert at(datetime(2026, 12, 7, 7, 59, tzinfo=UTC)) == "inside"  # Monday 16:59 in Tokyo
+    # a rule's own window still has the last word
+    facts.window = {"timeZone": "UTC", "days": [1, 2, 3, 4, 5], "start": "09:00:00", "end": "17:00:00"}
+    assert at(datetime(2026, 12, 7, 10, tzinfo=UTC)) == "inside"
+    assert date(2026, 12, 25) in desk.holidays
+
+
+def test_the_runner_reads_the_tenants_sla_hours_when_a_rule_has_no_window(
+    automations_api: HandlerClient, tickets_api: HandlerClient
+) -> None:
+    from support.models.settings import SlaSettings
+    from support.services import sla
+
+    tenant = tickets_api.tenant
+    outside = {"all": [{"field": "businessHours", "operator": "equals", "value": "outside"}]}
+    only_these_rules(
+        automations_api,
+        rule("after hours", conditions=outside, actions=[{"type": "add_internal_note", "value": "we are closed"}]),
+        rule(
+            "own window",
+            conditions={"all": [{"field": "businessHours", "operator": "equals", "value": "inside"}]},
+            businessHours={"timeZone": "UTC", "days": [1, 2, 3, 4, 5, 6, 7], "start": "00:00", "end": "23:59:59"},
+            actions=[{"type": "add_internal_note", "value": "our own hours"}],
+        ),
+    )
+    # the desk's SLA hours: around the clock (the default), so a new ticket is inside them
+    assert [e["message"] for e in entries(tenant, new_ticket(tickets_api)["id"])] == ["our own hours"]
+    # today is a holiday where the desk is (and the days either side, whatever the clock says): outside
+    today = datetime.now(UTC).date()
+    holidays = [str(today + timedelta(days=d)) for d in (-1, 0, 1)]
+    sla.put_sla_settings(
+        admin(tenant), SlaSettings.model_validate({"timeZone": "Pacific/Auckland", "holidays": holidays})
+    )
+    assert [e["message"] for e in entries(tenant, new_ticket(tickets_api)["id"])] == ["we are closed", "our own hours"]
+
+
+def test_the_web_form_and_a_channel_delivery_run_their_rules_after_the_commit(
+    automations_api: HandlerClient, tickets_api: HandlerClient
+) -> None:
+    """The widgets function's web form and the channels function's deliveries start the run themselves: no event
+    is left for the sweep."""
+    from functions.channels import app as channels_app
+    from tests.integration.test_channels_api import message, new_channel, post_message
+    from tests.integration.test_web_form import Desk, submit
+
+    tenant = tickets_api.tenant
+    only_these_rules(automations_api, rule("all urgent", conditions={"all": []}))
+    form = submit(Desk(tenant).form())
+    assert form.status == 201, form.body
+    assert pending(tenant) == 0
+    channel = new_channel(HandlerClient(channels_app.lambda_handler, tenant=tenant))
+    delivered = post_message(channel["id"], channel["secret"], message())
+    assert delivered.status == 200, delivered.body
+    assert pending(tenant) == 0
+    with tenant_transaction(tenant) as cur:
+        cur.execute("SELECT channel, priority FROM support_tickets WHERE user_id = %s ORDER BY channel", (tenant,))
+        assert [(r["channel"], r["priority"]) for r in cur.fetchall()] == [("social", "urgent"), ("web_form", "urgent")]

@@ -19,6 +19,9 @@ from local.gateway import LambdaContext, build_http_event
 from support.db.connection import SET_TENANT
 from support.services import channels
 from tests.http_events import HandlerClient, Reply, route_key
+from tests.integration.test_chat_concurrency import connection_per_thread
+
+__all__ = ["connection_per_thread"]  # the fixture, used by name below
 
 BASE = "/api/support/channels"
 
@@ -209,11 +212,10 @@ def test_a_duplicate_external_message_id_is_stored_once(
     assert [e["message"] for e in thread(tickets_api, first.data["ticketId"])] == ["second words"]
 
 
+@pytest.mark.usefixtures("connection_per_thread")  # one connection per thread, as one per execution environment
 def test_two_concurrent_deliveries_of_one_external_id_store_it_once(
     channels_api: HandlerClient, tickets_api: HandlerClient, db: DatabaseUrls
 ) -> None:
-    from support.db.connection import reset_connection
-
     channel = new_channel(channels_api)
     body = message()
     now = int(time.time())
@@ -221,7 +223,6 @@ def test_two_concurrent_deliveries_of_one_external_id_store_it_once(
     barrier = threading.Barrier(2)
 
     def deliver(ts: int) -> None:
-        reset_connection()  # a connection of this thread's own (one per execution environment)
         barrier.wait()
         replies.append(post_message(channel["id"], channel["secret"], body, timestamp=ts))
 
@@ -242,17 +243,15 @@ def test_two_concurrent_deliveries_of_one_external_id_store_it_once(
     assert counts == (1, 1)
 
 
+@pytest.mark.usefixtures("connection_per_thread")
 def test_a_new_senders_two_concurrent_messages_open_one_ticket(
     channels_api: HandlerClient, tickets_api: HandlerClient
 ) -> None:
-    from support.db.connection import reset_connection
-
     channel = new_channel(channels_api)
     replies: list[Reply] = []
     barrier = threading.Barrier(2)
 
     def deliver(text: str) -> None:
-        reset_connection()
         barrier.wait()
         replies.append(post_message(channel["id"], channel["secret"], message(externalSenderId="fb-42", text=text)))
 

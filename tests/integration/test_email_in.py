@@ -472,3 +472,32 @@ def test_the_sample_receipt_event_through_the_function(db: DatabaseUrls, tenant:
     (result,) = answer["results"]
     assert (result["outcome"], result["sesMessageId"], result["tenantId"]) == ("created", ses_id, str(tenant))
     assert tickets_api(tenant).get(f"{BASE}/{result['ticketId']}").data["customerEmail"] == "jane.doe@gmail.com"
+
+
+def test_a_mail_runs_the_automation_rules_after_its_commit(db: DatabaseUrls, tenant: UUID, desk: str, s3: Any) -> None:
+    """The email function starts the automation run itself (support.services.automations.kick): the new ticket's
+    ticket_created event and a reply's customer_replied are not left for the every-minute sweep."""
+    from functions.automations import app as automations_app
+    from support.db import tenant_transaction
+
+    rules = HandlerClient(automations_app.lambda_handler, tenant=tenant)
+    for existing in rules.get("/api/support/automations").data:
+        assert rules.delete(f"/api/support/automations/{existing['id']}").status == 200
+    for event, action in (("ticket_created", "set_priority"), ("customer_replied", "add_internal_note")):
+        value = "urgent" if action == "set_priority" else "the customer wrote again"
+        body = {"name": event, "event": event, "conditions": {"all": []}, "actions": [{"type": action, "value": value}]}
+        assert rules.post("/api/support/automations", body).status == 201
+
+    first = mail("Where is my order?", "It has not come.", message_id="first@customer.example")
+    created = deliver(s3, first, desk)
+    reply = mail("Re: Where is my order?", "Still nothing.", in_reply_to="<first@customer.example>")
+    deliver(s3, reply, desk)
+
+    with tenant_transaction(tenant) as cur:
+        cur.execute(
+            "SELECT count(*) AS n FROM automation_events WHERE user_id = %s AND processed_at IS NULL", (tenant,)
+        )
+        assert cur.fetchone() == {"n": 0}
+    ticket = tickets_api(tenant).get(f"{BASE}/{created['ticketId']}").data
+    assert ticket["priority"] == "urgent"
+    assert "the customer wrote again" in [e["message"] for e in thread(tenant, created["ticketId"])]

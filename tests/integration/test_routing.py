@@ -161,9 +161,10 @@ def test_invalid_routing_settings_are_422_and_change_nothing(settings_api: Handl
     assert settings_api.get(SETTINGS).data == DEFAULTS
 
 
-def test_only_an_admin_changes_the_routing_settings(settings_api: HandlerClient, tenant: UUID) -> None:
+def test_only_an_admin_reads_or_changes_the_routing_settings(settings_api: HandlerClient, tenant: UUID) -> None:
     agent = settings_api.as_tenant(tenant, role="agent")
     assert agent.put(SETTINGS, {"autoAssignTickets": True}).status == 403
+    assert agent.get(SETTINGS).status == 403  # issue 18: GET/PUT /settings/routing, admin
     assert settings_api.get(SETTINGS).data == DEFAULTS
 
 
@@ -268,6 +269,48 @@ def test_turning_automatic_assignment_on_routes_the_tickets_already_waiting(db: 
     agent = new_agent(tenant)
     configure(tenant, autoAssignTickets=True)
     assert tickets.get_ticket(admin(tenant), waiting.id).assigned_agent_id == agent
+
+
+def test_tickets_routed_by_a_settings_change_or_a_status_run_their_rules_after_the_commit(
+    db: DatabaseUrls, tenant: UUID
+) -> None:
+    """Routing writes ticket_updated events (the agent changed); the settings and the agents' status start their
+    run themselves (support.services.automations), not the every-minute sweep."""
+    from support.models.automations import RuleCreate
+    from support.services import automations
+
+    for existing in automations.list_rules(admin(tenant)):
+        automations.delete_rule(admin(tenant), existing.id)
+    body = {
+        "name": "routed",
+        "event": "ticket_updated",
+        "conditions": {"all": []},
+        "actions": [{"type": "add_internal_note", "value": "routed"}],
+    }
+    automations.create_rule(admin(tenant), RuleCreate.model_validate(body))
+    waiting = new_ticket(tenant)
+    away = new_agent(tenant, status=AgentStatus.AWAY)
+    configure(tenant, autoAssignTickets=True)  # no one available: still waiting
+    agents.update_agent_status(admin(tenant), away, AgentStatus.AVAILABLE)  # takes it
+    assert tickets.get_ticket(admin(tenant), waiting.id).assigned_agent_id == away
+    with tenant_transaction(tenant) as cur:
+        cur.execute(
+            "SELECT count(*) AS n FROM automation_events WHERE user_id = %s AND processed_at IS NULL", (tenant,)
+        )
+        assert cur.fetchone() == {"n": 0}
+        cur.execute("SELECT message FROM ticket_conversations WHERE ticket_id = %s AND is_internal", (waiting.id,))
+        assert [r["message"] for r in cur.fetchall()] == ["routed"]
+    configure(tenant, autoAssignTickets=False)
+    other = new_ticket(tenant)
+    new_agent(tenant)  # one free agent more
+    assert tickets.get_ticket(admin(tenant), other.id).assigned_agent_id is None
+    configure(tenant, autoAssignTickets=True)  # routes the waiting ticket
+    assert tickets.get_ticket(admin(tenant), other.id).assigned_agent_id is not None
+    with tenant_transaction(tenant) as cur:
+        cur.execute(
+            "SELECT count(*) AS n FROM automation_events WHERE user_id = %s AND processed_at IS NULL", (tenant,)
+        )
+        assert cur.fetchone() == {"n": 0}
 
 
 def test_route_ticket_is_the_automations_route_by_skills(db: DatabaseUrls, tenant: UUID) -> None:
@@ -563,6 +606,8 @@ def test_a_chat_waiting_past_the_limit_becomes_a_ticket_with_its_messages(
     )
     thread = owner_rows(db, "SELECT sender_type, message FROM ticket_conversations WHERE ticket_id = %s", ticket.id)
     assert thread == [("customer", "My order is late")]
+    # the desk ended it, not an admin (the abandonment figures read ended_by: sql/0035)
+    assert owner_rows(db, "SELECT ended_by FROM live_chat_sessions WHERE id = %s", session.id) == [("system",)]
     [told] = posts.of(connection, "chat.ticketed")
     assert told == {
         "sessionId": str(session.id),

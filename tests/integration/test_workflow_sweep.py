@@ -4,6 +4,7 @@ events counted, a failing step reported without stopping the others."""
 from __future__ import annotations
 
 import json
+import re
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -13,6 +14,8 @@ import psycopg
 import pytest
 
 from local.database import DatabaseUrls
+from support.auth import Principal, Role
+from support.models.automations import RuleCreate
 from tests.http_events import HandlerClient
 from tests.integration.test_tickets_api import new_ticket
 
@@ -139,3 +142,54 @@ def test_an_sla_breach_fires_the_tenants_sla_breached_rule_in_the_same_sweep_onc
     assert again["steps"]["sla"] == 0
     runs = rules.get(f"/api/support/tickets/{ticket['id']}/automation-runs").data
     assert len([r for r in runs if r["event"] == "sla_breached"]) == settled <= 2
+
+
+def test_make_runs_schedule_loop_invokes_the_sweep_and_prints_what_it_did(
+    db: DatabaseUrls, tenant: UUID, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`make run` runs local.workflow_sweep (EventBridge Scheduler's every minute in AWS): each tick invokes
+    WorkflowSweepFunction's handler with the schedule's event and prints what its steps did; an automation event left
+    pending is run by it."""
+    from local import workflow_sweep
+    from support.db import tenant_transaction
+    from support.services import automations
+
+    automations.create_rule(
+        Principal(tenant_id=tenant, role=Role.ADMIN, subject="test-admin"),
+        RuleCreate.model_validate(
+            {
+                "name": "urgent",
+                "event": "ticket_created",
+                "conditions": {"all": []},
+                "actions": [{"type": "set_priority", "value": "urgent"}],
+            }
+        ),
+    )
+    with tenant_transaction(tenant) as cur:  # a ticket written without a kick: its event waits for the sweep
+        cur.execute(
+            """INSERT INTO support_tickets (user_id, customer_name, customer_email, subject)
+            VALUES (%s, 'Ada', 'ada@example.com', 'Hi') RETURNING id""",
+            (tenant,),
+        )
+        row = cur.fetchone()
+        assert row is not None
+
+    assert workflow_sweep.main(["--every", "0.01", "--times", "2"]) == 0
+
+    lines = [line for line in capsys.readouterr().out.splitlines() if line.startswith("workflow sweep at")]
+    assert len(lines) == 2, lines
+    assert re.fullmatch(r"workflow sweep at \S+Z: sla \d+, automations [1-9]\d*, chat_expiry \d+", lines[0])
+    with tenant_transaction(tenant) as cur:
+        cur.execute("SELECT priority FROM support_tickets WHERE user_id = %s AND id = %s", (tenant, row["id"]))
+        assert cur.fetchone() == {"priority": "urgent"}
+
+
+def test_make_run_starts_the_workflow_sweep_schedule(monkeypatch: pytest.MonkeyPatch) -> None:
+    from contextlib import ExitStack
+
+    from local import run
+
+    started: list[tuple[str, ...]] = []
+    monkeypatch.setattr(run, "_run_schedule", lambda stack, module, *args: started.append((module, *args)))
+    run._sweep_workflow(ExitStack())
+    assert started == [("local.workflow_sweep", "--every", "60")]

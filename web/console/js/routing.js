@@ -1,6 +1,7 @@
 // Routing settings (admin): who gets new and unassigned tickets and chats (GET/PUT /settings/routing: docs/api.md,
 // "Routing"). The whole settings are sent on save, as the API takes them; a refusal (422) names the fields, shown
-// beside the form. Agents read them; only an admin's save is accepted (403 otherwise, shown as the API says).
+// beside the form. Admins alone read and save them: the nav entry is an admin's (data-admin), and an agent who
+// opens #/routing is told so without asking the API (which answers an agent 403).
 
 import { announce, clear, h, notify } from "./dom.js";
 
@@ -13,6 +14,10 @@ export async function renderRouting(main, app) {
   const heading = h("h1", { id: "routing-title" }, "Routing");
   const status = h("p", { class: "muted", "aria-live": "polite" }, "Loading the routing settings…");
   clear(main).append(heading, status);
+  if (app.me.role !== "admin") {
+    status.textContent = "Only an admin of the desk sees and edits the routing settings.";
+    return;
+  }
   let settings;
   try {
     settings = await app.api.get("/settings/routing");

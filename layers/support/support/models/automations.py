@@ -190,7 +190,8 @@ class Parameters(ApiModel):
 
 class BusinessHours(ApiModel):
     """The rule's own business hours, for the `businessHours` condition: weekdays (ISO, 1 = Monday) and a daily
-    window in a time zone. Without it: Monday to Friday, 09:00 to 17:00 UTC."""
+    window in a time zone (a field left out: Monday to Friday, 09:00 to 17:00, UTC). Without a window of its own the
+    rule's condition reads the desk's business hours from its SLA settings (time zone, weekday hours, holidays)."""
 
     time_zone: Annotated[str, StringConstraints(min_length=1, max_length=64)] = "UTC"
     days: Annotated[list[Annotated[int, Field(ge=1, le=7)]], Field(max_length=7)] = Field(

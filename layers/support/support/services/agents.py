@@ -22,7 +22,7 @@ from support.errors import Conflict, Forbidden, found
 from support.models.agents import Agent, AgentCreate, AgentStatus, AgentUpdate
 from support.models.realtime import AgentStatusNotice, Queued
 from support.pagination import Page, decode_cursor, page_of
-from support.services import broadcasts, chat, routing
+from support.services import automations, broadcasts, chat, routing
 from support.services.connections import Caller, Outbox
 
 MAX_AGENTS_PER_TENANT = 500  # the seed's "Agents: Up to 500 per organization"
@@ -154,6 +154,8 @@ def update_agent(principal: Principal, agent_id: UUID, changes: AgentUpdate) -> 
             broadcasts.request(cur, outbox, queue=True)
         if updated.skills != current.skills and updated.status is AgentStatus.AVAILABLE:
             routing.drain_tickets(cur, principal, [agent_id])
+            # tickets routed to the agent: their events run after the commit
+            automations.start_after(outbox, automations.pending(cur, principal.tenant_id))
     outbox.send()
     return updated
 
@@ -175,7 +177,8 @@ def update_agent_status(
         raise Forbidden("an agent may change only their own status")
     outbox = Outbox(principal.tenant_id, caller)
     params = (principal.tenant_id, agent_id, status, get_settings().chat_auto_assign, broadcasts.STALE_AFTER_SECONDS)
-    [rows] = pipelined(principal.tenant_id, [(_SET_STATUS, params)], once=True)
+    statements = [(_SET_STATUS, params), (automations.PENDING, (principal.tenant_id,))]
+    [rows, events] = pipelined(principal.tenant_id, statements, once=True)
     [own] = [row for row in rows if row["outcome"] not in ("assigned", "queued")]
     agent = _agent({name: own[f"agent:{name}"] for name in _AGENT_FIELDS} if own["outcome"] == "agent" else None)
     notice = AgentStatusNotice(agent_id=agent.id, status=agent.status)
@@ -192,6 +195,7 @@ def update_agent_status(
             outbox.tell(row["connection_ids"] or [], "chat.queued", queued)
     if own["start_broadcast"]:
         broadcasts.start_after(outbox)
+    automations.start_after(outbox, events)  # tickets handed back or routed: their events run after the commit
     outbox.send()
     return agent
 

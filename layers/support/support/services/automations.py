@@ -11,8 +11,11 @@ The shape of it:
   changed, a customer's message, an agent's public reply, a chat started or ended), and only for an event the
   tenant has an enabled rule on. The sweep writes the time-based ones (ticket_in_status, chat_idle,
   chat_waiting_too_long); the SLA sweep writes sla_at_risk and sla_breached (`record_event`).
-* Runs: after the commit. The tickets function starts a run for the tenant (`kick`: an asynchronous invocation of
-  the automations function, AUTOMATIONS_FUNCTION_NAME, else here, after the answer is built); the sweep
+* Runs: after the commit. Every path that writes events starts a run for the tenant once its change committed
+  (`kick`, or `start_after` for a change sent through an outbox: an asynchronous invocation of the automations
+  function, AUTOMATIONS_FUNCTION_NAME, else the run here): the tickets function after its answer is built; the
+  chat's start and end (HTTP and WebSocket) and the chat expiry; an agent's status or settings (hand-backs, routing);
+  inbound email; channel deliveries; the web form; the routing settings. The sweep
   (`sweep(now)`, a step of the every-minute workflow sweep) runs whatever is left, so an event whose start was lost
   runs within a minute. An event is run in ONE transaction: its row locked (FOR UPDATE SKIP LOCKED: a second runner
   passes it by), the tenant's enabled rules on it in order, each matching rule's run row inserted (unique per event
@@ -56,11 +59,13 @@ from support.models.automations import (
     RuleUpdate,
     RunOutcome,
 )
+from support.models.settings import WEEKDAYS, SlaSettings
 from support.models.tickets import TicketUpdate
 from support.observability import logger
 from support.pagination import Page, decode_cursor, page_of
 
 if TYPE_CHECKING:
+    from support.services.connections import Outbox
     from support.services.sla import SlaEvent
 
 MAX_RULES_PER_TENANT = 200
@@ -315,8 +320,9 @@ DEFAULT_HOURS: dict[str, Any] = {"timeZone": "UTC", "days": [1, 2, 3, 4, 5], "st
 
 
 def inside_business_hours(window: dict[str, Any] | None, at: datetime) -> bool:
-    """Whether `at` falls in the rule's business hours (its own window; without one, Monday to Friday 09:00 to 17:00
-    UTC). The SLA settings' business hours (issue 18's SLA policies) are not read here: a rule names its own."""
+    """Whether `at` falls in a rule's own window (`businessHours` of its definition). Without one the runner asks
+    `inside_desk_hours` (the tenant's SLA settings); DEFAULT_HOURS (Monday to Friday 09:00 to 17:00 UTC) is for an
+    evaluation that knows no tenant (the benchmark's `select_rules`)."""
     window = window or DEFAULT_HOURS
     local = at.astimezone(ZoneInfo(window.get("timeZone", "UTC")))
     if local.isoweekday() not in window.get("days", DEFAULT_HOURS["days"]):
@@ -324,6 +330,17 @@ def inside_business_hours(window: dict[str, Any] | None, at: datetime) -> bool:
     start = time.fromisoformat(window.get("start", "09:00:00"))
     end = time.fromisoformat(window.get("end", "17:00:00"))
     return start <= local.time().replace(tzinfo=None) < end
+
+
+def inside_desk_hours(desk: SlaSettings, at: datetime) -> bool:
+    """Whether `at` falls in the tenant's business hours as its SLA settings give them (GET/PUT /settings/sla,
+    docs/sla.md): the weekday's intervals in the settings' time zone, none on a holiday (a local date)."""
+    local = at.astimezone(ZoneInfo(desk.time_zone))
+    if local.date() in desk.holidays:
+        return False
+    clock_time = f"{local.hour:02d}:{local.minute:02d}"  # "HH:MM" compares as text, "24:00" the end of the day
+    intervals = getattr(desk.business_hours, WEEKDAYS[local.weekday()])
+    return any(interval.start <= clock_time < interval.end for interval in intervals)
 
 
 def _same(fact: Any, wanted: Any) -> bool:
@@ -387,18 +404,24 @@ def matches(definition: dict[str, Any], facts: Facts) -> bool:
 
 class Facts:
     """What the conditions test: the ticket's or chat's fields by their wire names, `customFields.<name>`, the event's
-    own (`message`, `previousStatus`), and `businessHours` (computed only when asked, with the rule's window)."""
+    own (`message`, `previousStatus`), and `businessHours` (computed only when asked: with the rule's own window,
+    else with the tenant's SLA business hours, `desk_hours`, read once when first needed)."""
 
-    __slots__ = ("_values", "at", "window")
+    __slots__ = ("_values", "at", "desk_hours", "window")
 
     def __init__(self, values: dict[str, Any], at: datetime) -> None:
         self._values = values
         self.at = at
         self.window: dict[str, Any] | None = None
+        self.desk_hours: Callable[[], SlaSettings] | None = None
 
     def get(self, name: str) -> Any:
         if name == "businessHours":
-            return "inside" if inside_business_hours(self.window, self.at) else "outside"
+            if self.window is None and self.desk_hours is not None:
+                inside = inside_desk_hours(self.desk_hours(), self.at)
+            else:
+                inside = inside_business_hours(self.window, self.at)
+            return "inside" if inside else "outside"
         if name.startswith("customFields."):
             custom = self._values.get("customFields") or {}
             return custom.get(name[len("customFields.") :])
@@ -438,6 +461,21 @@ def chat_facts(session: dict[str, Any], at: datetime) -> Facts:
         },
         at,
     )
+
+
+def _desk_hours(cur: Cursor, tenant_id: UUID) -> Callable[[], SlaSettings]:
+    """The tenant's SLA settings (their business hours, time zone and holidays), read on first use and kept for the
+    event: a rule without its own window reads the desk's hours (`Facts.get("businessHours")`)."""
+    from support.services.sla import sla_settings
+
+    read: list[SlaSettings] = []
+
+    def desk() -> SlaSettings:
+        if not read:
+            read.append(sla_settings(cur, tenant_id))
+        return read[0]
+
+    return desk
 
 
 def select_rules(rules: Iterable[dict[str, Any]], facts: Facts) -> list[dict[str, Any]]:
@@ -542,6 +580,28 @@ def kick(tenant_id: UUID) -> None:
         start(tenant_id)
 
 
+# The probe of `kick`, for a change to send in its own transaction (after its writes; a pipeline's last statement):
+# whether it left events pending, known without a round trip of its own.
+PENDING = "SELECT EXISTS (SELECT FROM automation_events WHERE user_id = %s AND processed_at IS NULL) AS pending"
+
+
+def pending(cur: Cursor, tenant_id: UUID) -> bool:
+    """In the change's transaction, after its writes: whether the tenant has events pending (its own among them)."""
+    cur.execute(PENDING, (tenant_id,))
+    row = cur.fetchone()
+    return bool(row and row["pending"])
+
+
+def start_after(outbox: Outbox, rows: list[Any] | bool) -> None:
+    """For a change whose effects go out through an outbox (a chat's start or end, an agent's status or settings):
+    when it left events pending (`rows`: PENDING's answer, or `pending`'s), start their run once the outbox is sent
+    after the commit (Outbox.after_send, beside a staff broadcast's start), so the caller's answer and the
+    participants' events never wait for it."""
+    if rows if isinstance(rows, bool) else bool(rows and rows[0]["pending"]):
+        tenant_id = outbox.tenant_id
+        outbox.after_send(lambda: start(tenant_id))
+
+
 def run_pending(tenant_id: UUID, *, now: datetime | None = None, limit: int = EVENTS_PER_RUN) -> RunReport:
     """Run the tenant's pending events, oldest first, each in its own transaction (see the module's docstring); the
     events its actions write (a chain) are run by the same loop, up to `limit` events."""
@@ -606,11 +666,13 @@ def run_event(tenant_id: UUID, event_id: UUID, *, now: datetime | None = None) -
         # business hours at the change's time; a time-based event's at the sweep's (its clock: a test clock in tests)
         at = now if now is not None and event["rule_id"] is not None else event["created_at"]
         facts: Facts | None = None
+        desk_hours = _desk_hours(cur, tenant_id)
         for rule in rules:
             if facts is None:  # read once, and again after a rule acted: the next rule sees its change
                 facts = _facts(cur, tenant_id, event, at)
                 if facts is None:
                     break  # the ticket or chat is gone
+                facts.desk_hours = desk_hours
             facts.window = rule["definition"].get("businessHours")
             if not matches(rule["definition"], facts):
                 continue
@@ -857,7 +919,7 @@ def _follow(after: _After) -> None:
             logger.exception("an automation's staff notice was not delivered")
     for run_id, session_id in after.end_chats:
         try:
-            chat.end_chat_session(system_principal(after.tenant_id), session_id)
+            chat.end_chat_session(system_principal(after.tenant_id), session_id, by_system=True)
         except DomainError as exc:
             _note_failure(after.tenant_id, run_id, f"end_chat: {exc.message}")
         except Exception as exc:

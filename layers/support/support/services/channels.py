@@ -45,7 +45,7 @@ from support.errors import Conflict, InvalidInput, MalformedJson, PayloadTooLarg
 from support.models.channels import Channel, ChannelCreate, ChannelDelivery, ChannelMessage, ChannelWithSecret
 from support.models.tickets import SenderType, TicketStatus
 from support.pagination import Page, page_of
-from support.services import routing
+from support.services import automations, routing
 from support.services.rate_limits import Bucket, take_tokens
 from support.services.tickets import _admit_ticket
 
@@ -221,7 +221,10 @@ def deliver(
         if retry_after is not None:
             raise RateLimited("too many messages for this channel", retry_after=retry_after)
         message = _message(body)
-        return _store(cur, tenant_id, channel_id, message)
+        delivery, stored = _store(cur, tenant_id, channel_id, message)
+    if stored:  # committed: the ticket's or the message's events run now (support.services.automations)
+        automations.kick(tenant_id)
+    return delivery, stored
 
 
 def _store(cur: Cursor, tenant_id: UUID, channel_id: UUID, message: ChannelMessage) -> tuple[ChannelDelivery, bool]:

@@ -73,7 +73,7 @@ from support.models.realtime import SYNC_PAGE, Queued, ReadNotice, SyncAnswer, T
 from support.models.settings import DEFAULT_QUEUE_CAP, ChatSettings
 from support.models.tickets import SenderType
 from support.pagination import Page, decode_cursor, page_of
-from support.services import broadcasts
+from support.services import automations, broadcasts
 from support.services.connections import (
     STAFF_SIDE,
     VISITOR_SIDE,
@@ -218,7 +218,8 @@ def start_chat_session(
         get_settings().chat_auto_assign,
         broadcasts.STALE_AFTER_SECONDS,
     )
-    [rows] = pipelined(principal.tenant_id, [(_START, params)], once=client_start_id is None)
+    statements = [(_START, params), (automations.PENDING, (principal.tenant_id,))]
+    [rows, events] = pipelined(principal.tenant_id, statements, once=client_start_id is None)
     [own] = [row for row in rows if row["outcome"] != "assigned"]
     if own["outcome"] == "busy":
         chat_settings = ChatSettings.model_validate(own["settings"])
@@ -244,6 +245,7 @@ def start_chat_session(
         outbox.tell(own["connection_ids"] or [], "chat.queued", notice, caller_too=True)
     if own["start_broadcast"]:
         broadcasts.start_after(outbox)
+    automations.start_after(outbox, events)  # a new session's chat_started event runs after the commit
     outbox.send()
     return session
 
@@ -279,18 +281,25 @@ def get_chat_session(principal: Principal, session_id: UUID) -> ChatSession:
         return ChatSession.model_validate(_read_session(cur, principal, session_id))
 
 
-def end_chat_session(principal: Principal, session_id: UUID, *, caller: Caller | None = None) -> ChatSession:
+def end_chat_session(
+    principal: Principal, session_id: UUID, *, caller: Caller | None = None, by_system: bool = False
+) -> ChatSession:
     """endChatSession: `closed`, with the end time and the duration in whole seconds, both computed from the start
     time. The assigned agent has one chat fewer, and the queue moves on. Every participant gets chat.ended. One call
     of chat_end (sql/definitions/chat.sql), sent only once: two round trips, the queue lock held for the server's
-    work alone."""
+    work alone. `by_system`: the desk itself ends it (an automation's end_chat), recorded as ended_by 'system'
+    (sql/0035) rather than the principal's role."""
     outbox = Outbox(principal.tenant_id, caller)
-    params = (*_access_params(principal, session_id, caller), get_settings().chat_auto_assign, _STALE)
-    ended, assigned = _queue_action(principal, _END, params, "ended", closed="the chat session has already ended")
+    tenant, session, role, *who = _access_params(principal, session_id, caller)
+    params = (tenant, session, "system" if by_system else role, *who, get_settings().chat_auto_assign, _STALE)
+    ended, assigned = _queue_action(
+        principal, _END, params, "ended", closed="the chat session has already ended", probe=True
+    )
     outbox.answer("chat.ended", ended.session)
     outbox.tell(ended.connection_ids, "chat.ended", ended.session)
     announce_assignments(outbox, assigned)
     ended.start_broadcast(outbox)
+    automations.start_after(outbox, ended.events_pending)  # its chat_ended event runs after the commit
     outbox.send()
     return ended.session
 
@@ -338,11 +347,12 @@ def claim_chat_session(principal: Principal, session_id: UUID, *, caller: Caller
 @dataclass(frozen=True)
 class _Changed:
     """A queue action's own row: the session as changed, its participants' connections, whether it starts the
-    staff broadcast run."""
+    staff broadcast run, whether it left automation events pending (asked only with `probe`)."""
 
     session: ChatSession
     connection_ids: list[str]
     starts: bool
+    events_pending: bool = False
 
     def start_broadcast(self, outbox: Outbox) -> None:
         if self.starts:
@@ -350,19 +360,27 @@ class _Changed:
 
 
 def _queue_action(
-    principal: Principal, statement: str, params: tuple[Any, ...], done: str, *, closed: str = ""
+    principal: Principal, statement: str, params: tuple[Any, ...], done: str, *, closed: str = "", probe: bool = False
 ) -> tuple[_Changed, list[dict[str, Any]]]:
     """Run a queue action's function (chat_claim, chat_end, chat_transfer) once, in one pipeline after BEGIN: its
     own row (outcome `done`, else the refusal raised; `closed`: the action's message for an ended session) and the
-    sessions its drain assigned."""
-    [rows] = pipelined(principal.tenant_id, [(statement, params)], once=True)
+    sessions its drain assigned. `probe`: whether it left automation events pending, asked in the same pipeline."""
+    statements = [(statement, params)]
+    if probe:
+        statements.append((automations.PENDING, (principal.tenant_id,)))
+    [rows, *events] = pipelined(principal.tenant_id, statements, once=True)
     [own] = [row for row in rows if row["outcome"] != "assigned"]
     outcome = own["outcome"]
     if outcome == "closed":
         raise Conflict(closed)
     if outcome != done:
         raise _queue_refusal(outcome, own)
-    changed = _Changed(ChatSession.model_validate(own), own["connection_ids"] or [], bool(own["start_broadcast"]))
+    changed = _Changed(
+        ChatSession.model_validate(own),
+        own["connection_ids"] or [],
+        bool(own["start_broadcast"]),
+        bool(events and events[0] and events[0][0]["pending"]),
+    )
     return changed, [row for row in rows if row["outcome"] == "assigned"]
 
 

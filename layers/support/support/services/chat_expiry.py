@@ -32,7 +32,7 @@ from support.models.chat import ChatSession
 from support.models.settings import MIN_CHAT_WAIT_LIMIT_SECONDS
 from support.models.tickets import ChatTicketCreate
 from support.observability import logger
-from support.services import broadcasts, chat, email_outbox, settings, tickets
+from support.services import automations, broadcasts, chat, email_outbox, settings, tickets
 from support.services.connections import Caller, Outbox
 
 EXPIRE_BATCH = 200  # chats per tenant per run: the next run, a minute later, takes the rest
@@ -74,7 +74,7 @@ def expire_waiting_chats(now: datetime) -> ExpiryReport:
 
 
 _END = """SELECT f.outcome, (f.session).*, f.agent_name AS assigned_agent_name, f.connection_ids, f.start_broadcast
-FROM chat_end(%s, %s, 'admin', NULL, NULL, NULL, false, %s) f"""
+FROM chat_end(%s, %s, 'system', NULL, NULL, NULL, false, %s) f"""  # ended_by 'system': the desk ended it
 
 
 def expire_tenant_chats(tenant_id: UUID, now: datetime) -> list[UUID]:
@@ -119,6 +119,8 @@ def expire_tenant_chats(tenant_id: UUID, now: datetime) -> list[UUID]:
             done.append(session_id)
         if starts:
             broadcasts.start_after(outbox)
+        if done:  # the tickets made and the chats ended: their events run now, not at the next sweep
+            automations.start_after(outbox, automations.pending(cur, tenant_id))
     outbox.send()
     return done
 

@@ -123,16 +123,19 @@ def routing_settings(cur: Cursor, tenant_id: UUID) -> RoutingSettings:
 
 
 def get_routing_settings(principal: Principal) -> RoutingSettings:
+    principal.require_admin(f"read the {ROUTING} settings")  # issue 18: GET/PUT /settings/routing, admin
     with tenant_transaction(principal.tenant_id) as cur:
         return routing_settings(cur, principal.tenant_id)
 
 
 def put_routing_settings(principal: Principal, data: RoutingSettings) -> RoutingSettings:
-    from support.services import routing
+    from support.services import automations, routing
 
     principal.require_admin(f"change the {ROUTING} settings")
     with tenant_transaction(principal.tenant_id) as cur:
         _store_settings(cur, principal, ROUTING, data)
         if data.auto_assign_tickets:
             routing.drain_tickets(cur, principal)
+    if data.auto_assign_tickets:  # committed: the routed tickets' events run now (support.services.automations)
+        automations.kick(principal.tenant_id)
     return data
