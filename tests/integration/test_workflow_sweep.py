@@ -113,6 +113,6 @@ def test_an_sla_breach_fires_the_tenants_sla_breached_rule_in_the_same_sweep_onc
     runs = rules.get(f"/api/support/tickets/{ticket['id']}/automation-runs").data
     settled = len([r for r in runs if r["event"] == "sla_breached"])
     again = app.lambda_handler(event, Context())  # type: ignore[arg-type]
-    assert again["steps"] == {"sla": 0, "automations": 0, "chat_expiry": 0}
+    assert again["steps"] == {"sla": 0, "automations": 0, "chat_expiry": 0, "idempotency": 0}
     runs = rules.get(f"/api/support/tickets/{ticket['id']}/automation-runs").data
     assert len([r for r in runs if r["event"] == "sla_breached"]) == settled <= 2

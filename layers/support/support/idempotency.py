@@ -1,0 +1,167 @@
+"""Retry-safe writes: the `Idempotency-Key` header of the create routes (docs/api.md, "Retry-safe writes").
+
+A route opts in with `middlewares=[idempotent]`. The key is the caller's, per tenant and per route (the method and
+the path as sent, ids included): another tenant's, or another route's, same key is another key. The first request
+with a key claims it (one statement, one round trip: `claim`), runs, and leaves its answer on the key (`complete`,
+one more); a retry with the same request (method, path, query and body, compared by SHA-256) gets that answer,
+status and body, with `Idempotent-Replayed: true`, and creates nothing; another request with the same key is a
+422 `idempotency_key_reused`; a retry while the first still runs is a 409 `idempotency_in_progress` (it does not
+wait: a Lambda would pay for the wait). Only a success (2xx) is remembered: an error releases the key, so a retry
+runs again. Keys expire after 24 hours (a new claim replaces an expired key; the workflow sweep deletes them).
+
+Our own, not Powertools' idempotency utility: that one keys a record by a hash of the event (not per tenant and
+route) and needs a persistence layer of our own anyway (DynamoDB, Redis, or a custom class); this is the same
+claim / complete protocol in two statements under the table's row-level security (sql/0037).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from datetime import UTC, datetime, timedelta
+from typing import Any
+from uuid import UUID, uuid4
+
+from aws_lambda_powertools.event_handler import Response, content_types
+from aws_lambda_powertools.event_handler.middlewares import NextMiddleware
+
+from support.db.connection import anonymous_transaction, write_one
+from support.errors import IdempotencyInProgress, IdempotencyKeyReused, InvalidInput
+from support.observability import logger
+
+HEADER = "Idempotency-Key"
+REPLAYED_HEADER = "Idempotent-Replayed"
+MAX_KEY_CHARS = 255
+# Printable ASCII without spaces: a UUID, a ULID, any token a client makes.
+_KEY = re.compile(r"[\x21-\x7e]{1,%d}" % MAX_KEY_CHARS)
+KEY_TTL = timedelta(hours=24)
+# An in-progress claim older than this was left by an invocation that died (every function's timeout is shorter):
+# the next retry takes it over.
+LEASE = timedelta(seconds=60)
+
+_CLAIM = """
+WITH claimed AS (
+    INSERT INTO idempotency_keys AS k (user_id, route, key, request_hash, claim_id, lease_expires_at, expires_at)
+    VALUES (%(tenant)s, %(route)s, %(key)s, %(hash)s, %(claim)s, now() + %(lease)s, now() + %(ttl)s)
+    ON CONFLICT (user_id, route, key) DO UPDATE
+        SET request_hash = excluded.request_hash, claim_id = excluded.claim_id, status_code = NULL,
+            response_body = NULL, created_at = now(), lease_expires_at = excluded.lease_expires_at,
+            expires_at = excluded.expires_at
+        WHERE k.expires_at <= now()
+           OR (k.status_code IS NULL AND k.lease_expires_at <= now() AND k.request_hash = excluded.request_hash)
+    RETURNING k.claim_id
+)
+SELECT true AS mine, NULL::bytea AS request_hash, NULL::smallint AS status_code, NULL::text AS response_body
+FROM claimed
+UNION ALL
+SELECT k.claim_id = %(claim)s, k.request_hash, k.status_code, k.response_body
+FROM idempotency_keys k
+WHERE k.user_id = %(tenant)s AND k.route = %(route)s AND k.key = %(key)s AND NOT EXISTS (SELECT FROM claimed)
+"""
+_COMPLETE = """
+UPDATE idempotency_keys SET status_code = %(status)s, response_body = %(body)s
+WHERE user_id = %(tenant)s AND route = %(route)s AND key = %(key)s AND claim_id = %(claim)s
+RETURNING 1
+"""
+_RELEASE = """
+DELETE FROM idempotency_keys
+WHERE user_id = %(tenant)s AND route = %(route)s AND key = %(key)s AND claim_id = %(claim)s AND status_code IS NULL
+RETURNING 1
+"""
+
+
+def request_hash(method: str, path: str, query: str, body: bytes) -> bytes:
+    digest = hashlib.sha256()
+    for part in (method.encode(), path.encode(), query.encode()):
+        digest.update(len(part).to_bytes(4, "big") + part)
+    digest.update(body)
+    return digest.digest()
+
+
+def _key(raw: str | None) -> str | None:
+    if raw is None:
+        return None
+    if not _KEY.fullmatch(raw):
+        raise InvalidInput(
+            "the Idempotency-Key header is not valid",
+            details=[
+                {
+                    "field": "header.Idempotency-Key",
+                    "message": f"1 to {MAX_KEY_CHARS} printable ASCII characters, no spaces",
+                    "type": "string_pattern_mismatch",
+                }
+            ],
+        )
+    return raw
+
+
+def _replay(status: int, body: str) -> Response[Any]:
+    return Response(
+        status_code=status,
+        content_type=content_types.APPLICATION_JSON,
+        body=body,
+        headers={REPLAYED_HEADER: "true"},
+    )
+
+
+def idempotent(app: Any, next_middleware: NextMiddleware) -> Response[Any]:
+    """Route middleware: the Idempotency-Key protocol around the route (after request validation, so an invalid
+    request claims nothing). Without the header the route runs as it always did."""
+    from support.http import current_principal  # support.http imports nothing of this module; avoids a cycle
+
+    event = app.current_event
+    key = _key(event.headers.get(HEADER))
+    if key is None:
+        return next_middleware(app)
+    tenant: UUID = current_principal(app).tenant_id
+    raw_body = event.decoded_body or ""
+    params: dict[str, Any] = {
+        "tenant": tenant,
+        "route": f"{event.http_method} {event.raw_path}"[:300],
+        "key": key,
+        "hash": request_hash(event.http_method, event.raw_path, event.raw_query_string or "", raw_body.encode()),
+        "claim": uuid4(),
+        "lease": LEASE,
+        "ttl": KEY_TTL,
+    }
+    found = write_one(tenant, _CLAIM, params)
+    if found is None or not found["mine"]:
+        if found is not None and bytes(found["request_hash"]) != params["hash"]:
+            raise IdempotencyKeyReused(
+                "this Idempotency-Key was used for another request on this route: use a new key for a new request"
+            )
+        if found is not None and found["status_code"] is not None:
+            return _replay(found["status_code"], found["response_body"])
+        raise IdempotencyInProgress("a request with this Idempotency-Key is still running: retry in a moment")
+    try:
+        response: Response[Any] = next_middleware(app)
+    except BaseException:
+        _release(tenant, params)
+        raise
+    if not 200 <= response.status_code < 300:
+        _release(tenant, params)
+        return response
+    body = response.body if isinstance(response.body, str) else app._serializer(response.body)
+    response.body = body
+    write_one(tenant, _COMPLETE, {**params, "status": response.status_code, "body": body})
+    return response
+
+
+def _release(tenant: UUID, params: dict[str, Any]) -> None:
+    try:
+        write_one(tenant, _RELEASE, params)
+    except Exception:  # the key then stays claimed until its lease ends: a retry after it runs again
+        logger.exception("could not release an Idempotency-Key")
+
+
+PURGE_BATCH = 10_000
+
+
+def purge_expired(now: datetime) -> int:
+    """The workflow sweep's `idempotency` step: delete the expired keys of every tenant (at most PURGE_BATCH a
+    minute; a claim of an expired key replaces it anyway). Answers how many it deleted."""
+    at = min(now, datetime.now(UTC))  # never a key that has not expired yet, whatever clock a run by hand gives
+    with anonymous_transaction() as cur:
+        cur.execute("SELECT idempotency_keys_purge(%s, %s) AS purged", (at, PURGE_BATCH))
+        row = cur.fetchone()
+    return int(row["purged"]) if row else 0
