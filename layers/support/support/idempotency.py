@@ -33,7 +33,7 @@ HEADER = "Idempotency-Key"
 REPLAYED_HEADER = "Idempotent-Replayed"
 MAX_KEY_CHARS = 255
 # Printable ASCII without spaces: a UUID, a ULID, any token a client makes.
-_KEY = re.compile(r"[\x21-\x7e]{1,%d}" % MAX_KEY_CHARS)
+_KEY = re.compile(rf"[\x21-\x7e]{{1,{MAX_KEY_CHARS}}}")
 KEY_TTL = timedelta(hours=24)
 # An in-progress claim older than this was left by an invocation that died (every function's timeout is shorter):
 # the next retry takes it over.
