@@ -19,3 +19,42 @@ AS $$
 $$;
 REVOKE ALL ON FUNCTION public.idempotency_keys_purge(timestamptz, integer) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION public.idempotency_keys_purge(timestamptz, integer) TO support_app;
+
+-- The claim of a key (support.idempotency): one call, whose plan PL/pgSQL keeps per connection (the statement
+-- parsed and planned on every request cost more than its work). SECURITY INVOKER: under the caller's row-level
+-- security, for the caller's tenant (app.tenant_id) only. `mine`: this claim holds the key (a new key, an expired
+-- one replaced, an in-progress one whose lease ended taken over, or this claim's own row found again on a retried
+-- statement); otherwise the key's row as it is (its request's hash, and its answer once complete), or no row at
+-- all when the key was released meanwhile (the caller answers in progress: a retry claims it).
+CREATE OR REPLACE FUNCTION public.idempotency_claim(p_route text, p_key text, p_hash bytea, p_claim uuid,
+                                                    p_lease interval, p_ttl interval)
+RETURNS TABLE (mine boolean, request_hash bytea, status_code smallint, response_body text)
+LANGUAGE plpgsql VOLATILE SECURITY INVOKER
+SET search_path = pg_catalog, public, pg_temp
+SET plan_cache_mode = force_generic_plan
+AS $$
+DECLARE
+    tenant constant uuid := current_setting('app.tenant_id')::uuid;
+BEGIN
+    INSERT INTO public.idempotency_keys AS k (user_id, route, key, request_hash, claim_id, lease_expires_at,
+                                              expires_at)
+    VALUES (tenant, p_route, p_key, p_hash, p_claim, now() + p_lease, now() + p_ttl)
+    ON CONFLICT ON CONSTRAINT idempotency_keys_pkey DO UPDATE
+        SET request_hash = excluded.request_hash, claim_id = excluded.claim_id, status_code = NULL,
+            response_body = NULL, created_at = now(), lease_expires_at = excluded.lease_expires_at,
+            expires_at = excluded.expires_at
+        WHERE k.expires_at <= now()
+           OR (k.status_code IS NULL AND k.lease_expires_at <= now() AND k.request_hash = excluded.request_hash);
+    IF FOUND THEN
+        RETURN QUERY SELECT true, NULL::bytea, NULL::smallint, NULL::text;
+        RETURN;
+    END IF;
+    -- a statement of its own: a new snapshot, which sees the row a concurrent claim committed
+    RETURN QUERY
+        SELECT k.claim_id = p_claim, k.request_hash, k.status_code, k.response_body
+        FROM public.idempotency_keys k
+        WHERE k.user_id = tenant AND k.route = p_route AND k.key = p_key;
+END
+$$;
+REVOKE ALL ON FUNCTION public.idempotency_claim(text, text, bytea, uuid, interval, interval) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION public.idempotency_claim(text, text, bytea, uuid, interval, interval) TO support_app;

@@ -39,24 +39,11 @@ KEY_TTL = timedelta(hours=24)
 # the next retry takes it over.
 LEASE = timedelta(seconds=60)
 
+# One call (sql/definitions/idempotency.sql): the INSERT ... ON CONFLICT, then, if this request did not claim the key,
+# the key's row as it is; a PL/pgSQL function, so its plans are kept per connection.
 _CLAIM = """
-WITH claimed AS (
-    INSERT INTO idempotency_keys AS k (user_id, route, key, request_hash, claim_id, lease_expires_at, expires_at)
-    VALUES (%(tenant)s, %(route)s, %(key)s, %(hash)s, %(claim)s, now() + %(lease)s, now() + %(ttl)s)
-    ON CONFLICT (user_id, route, key) DO UPDATE
-        SET request_hash = excluded.request_hash, claim_id = excluded.claim_id, status_code = NULL,
-            response_body = NULL, created_at = now(), lease_expires_at = excluded.lease_expires_at,
-            expires_at = excluded.expires_at
-        WHERE k.expires_at <= now()
-           OR (k.status_code IS NULL AND k.lease_expires_at <= now() AND k.request_hash = excluded.request_hash)
-    RETURNING k.claim_id
-)
-SELECT true AS mine, NULL::bytea AS request_hash, NULL::smallint AS status_code, NULL::text AS response_body
-FROM claimed
-UNION ALL
-SELECT k.claim_id = %(claim)s, k.request_hash, k.status_code, k.response_body
-FROM idempotency_keys k
-WHERE k.user_id = %(tenant)s AND k.route = %(route)s AND k.key = %(key)s AND NOT EXISTS (SELECT FROM claimed)
+SELECT mine, request_hash, status_code, response_body
+FROM idempotency_claim(%(route)s, %(key)s, %(hash)s, %(claim)s, %(lease)s, %(ttl)s)
 """
 _COMPLETE = """
 UPDATE idempotency_keys SET status_code = %(status)s, response_body = %(body)s
