@@ -64,6 +64,17 @@ def test_the_same_key_with_another_body_is_422(db: DatabaseUrls, tickets_api: Ha
     assert set(other.body) == {"success", "error"} and set(other.error) == {"code", "message", "details"}
 
 
+def test_the_same_key_from_another_role_is_not_a_replay(db: DatabaseUrls, tickets_api: HandlerClient) -> None:
+    headers = _key()
+    subject = f"By an admin {uuid4()}"
+    assert tickets_api.post(BASE, {**TICKET, "subject": subject}, headers=headers).status == 201
+    agent = tickets_api.as_tenant(tickets_api.tenant, role="agent")
+    reply = agent.post(BASE, {**TICKET, "subject": subject}, headers=headers)
+    assert reply.status == 422
+    assert reply.error["code"] == "idempotency_key_reused"
+    assert _tickets_with_subject(db, tickets_api.tenant, subject) == 1
+
+
 def test_the_same_key_on_another_route_is_another_key(tickets_api: HandlerClient) -> None:
     headers = _key()
     ticket = tickets_api.post(BASE, TICKET, headers=headers)

@@ -57,9 +57,12 @@ RETURNING 1
 """
 
 
-def request_hash(method: str, path: str, query: str, body: bytes) -> bytes:
+def request_hash(method: str, path: str, query: str, body: bytes, caller: str = "") -> bytes:
+    """SHA-256 of what makes two requests the same: the caller (role and agent: a retry comes from the same caller,
+    and a replay never hands another role's answer to a caller who could not have made it), the method, the path,
+    the query and the body."""
     digest = hashlib.sha256()
-    for part in (method.encode(), path.encode(), query.encode()):
+    for part in (caller.encode(), method.encode(), path.encode(), query.encode()):
         digest.update(len(part).to_bytes(4, "big") + part)
     digest.update(body)
     return digest.digest()
@@ -100,13 +103,17 @@ def idempotent(app: Any, next_middleware: NextMiddleware) -> Response[Any]:
     key = _key(event.headers.get(HEADER))
     if key is None:
         return next_middleware(app)
-    tenant: UUID = current_principal(app).tenant_id
+    principal = current_principal(app)
+    tenant: UUID = principal.tenant_id
+    caller = f"{principal.role.value} {principal.agent_id or ''}"
     raw_body = event.decoded_body or ""
     params: dict[str, Any] = {
         "tenant": tenant,
         "route": f"{event.http_method} {event.raw_path}"[:300],
         "key": key,
-        "hash": request_hash(event.http_method, event.raw_path, event.raw_query_string or "", raw_body.encode()),
+        "hash": request_hash(
+            event.http_method, event.raw_path, event.raw_query_string or "", raw_body.encode(), caller
+        ),
         "claim": uuid4(),
         "lease": LEASE,
         "ttl": KEY_TTL,
