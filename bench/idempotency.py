@@ -10,7 +10,8 @@ cases in turn (one call of each per round, so that the load of a shared machine 
 * `keyed`: the same create with a new key each time (the claim, the create, the completion);
 * `replay`: a retry of a keyed create already made (the claim finds the stored answer; nothing is created);
 * `key alone`: the two statements the key adds, without the create (the claim and the completion, each one round
-  trip through write_one): what the key costs once the noise of the create's own time is taken out.
+  trip): what the key costs once the noise of the create's own time is taken out;
+* `floor`: one `SELECT 1` through write_one, one round trip: the key alone is two of them and its statements.
 
 The figure is `keyed` minus `plain` at p50 (target: at most 1 ms), and the median of the per-round differences.
 Before timing it checks what it times: a retry answers the first body and the tenant still has one ticket.
@@ -96,13 +97,16 @@ def _run(iterations: int, warmup: int) -> bool:
             "lease": idempotency.LEASE,
             "ttl": idempotency.KEY_TTL,
         }
-        claimed = write_one(api.tenant, idempotency._CLAIM, params)
+        claimed = idempotency._call(idempotency._CLAIM, {**params, "tenant": api.tenant})
         assert claimed is not None
         assert claimed["mine"]
         done = {**params, "tenant": api.tenant, "status": 201, "body": '{"success":true,"data":{}}'}
-        assert write_one(api.tenant, idempotency._COMPLETE, done) is not None
+        assert idempotency._call(idempotency._FINISH, done) is not None
 
-    cases = {"plain": plain, "keyed": keyed, "replay": replay, "key alone": key_alone}
+    def floor(n: int) -> None:
+        write_one(api.tenant, "SELECT 1", ())
+
+    cases = {"plain": plain, "keyed": keyed, "replay": replay, "key alone": key_alone, "floor": floor}
     samples: dict[str, list[float]] = {name: [] for name in cases}
     for n in range(warmup + iterations):
         for name, call in cases.items():

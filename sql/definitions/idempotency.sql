@@ -21,20 +21,22 @@ REVOKE ALL ON FUNCTION public.idempotency_keys_purge(timestamptz, integer) FROM 
 GRANT EXECUTE ON FUNCTION public.idempotency_keys_purge(timestamptz, integer) TO support_app;
 
 -- The claim of a key (support.idempotency): one call, whose plan PL/pgSQL keeps per connection (the statement
--- parsed and planned on every request cost more than its work). SECURITY INVOKER: under the caller's row-level
--- security, for the caller's tenant (app.tenant_id) only. `mine`: this claim holds the key (a new key, an expired
+-- parsed and planned on every request cost more than its work), sent alone on the autocommit connection: the
+-- statement is its transaction, and the function binds the tenant in it (set_config(..., true): transaction-local,
+-- as every binding), so the call is one round trip without BEGIN, a binding statement and COMMIT around it.
+-- SECURITY INVOKER: under the caller's row-level security, for that tenant only. `mine`: this claim holds the key (a new key, an expired
 -- one replaced, an in-progress one whose lease ended taken over, or this claim's own row found again on a retried
 -- statement); otherwise the key's row as it is (its request's hash, and its answer once complete), or no row at
 -- all when the key was released meanwhile (the caller answers in progress: a retry claims it).
-CREATE OR REPLACE FUNCTION public.idempotency_claim(p_route text, p_key text, p_hash bytea, p_claim uuid,
-                                                    p_lease interval, p_ttl interval)
+CREATE OR REPLACE FUNCTION public.idempotency_claim(p_tenant uuid, p_route text, p_key text, p_hash bytea,
+                                                    p_claim uuid, p_lease interval, p_ttl interval)
 RETURNS TABLE (mine boolean, request_hash bytea, status_code smallint, response_body text)
 LANGUAGE plpgsql VOLATILE SECURITY INVOKER
 SET search_path = pg_catalog, public, pg_temp
 SET plan_cache_mode = force_generic_plan
 AS $$
 DECLARE
-    tenant constant uuid := current_setting('app.tenant_id')::uuid;
+    tenant constant uuid := set_config('app.tenant_id', p_tenant::text, true)::uuid;
 BEGIN
     INSERT INTO public.idempotency_keys AS k (user_id, route, key, request_hash, claim_id, lease_expires_at,
                                               expires_at)
@@ -56,5 +58,32 @@ BEGIN
         WHERE k.user_id = tenant AND k.route = p_route AND k.key = p_key;
 END
 $$;
-REVOKE ALL ON FUNCTION public.idempotency_claim(text, text, bytea, uuid, interval, interval) FROM PUBLIC;
-GRANT EXECUTE ON FUNCTION public.idempotency_claim(text, text, bytea, uuid, interval, interval) TO support_app;
+REVOKE ALL ON FUNCTION public.idempotency_claim(uuid, text, text, bytea, uuid, interval, interval) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION public.idempotency_claim(uuid, text, text, bytea, uuid, interval, interval) TO support_app;
+
+-- The end of a claim: its answer stored (p_status, p_body), or, with p_status NULL, the claim released (an error:
+-- a retry runs again). One call on its own as idempotency_claim, binding the tenant the same way. Only the claim
+-- that holds the key changes it; answers whether it did.
+CREATE OR REPLACE FUNCTION public.idempotency_finish(p_tenant uuid, p_route text, p_key text, p_claim uuid,
+                                                     p_status smallint, p_body text)
+RETURNS boolean
+LANGUAGE plpgsql VOLATILE SECURITY INVOKER
+SET search_path = pg_catalog, public, pg_temp
+SET plan_cache_mode = force_generic_plan
+AS $$
+DECLARE
+    tenant constant uuid := set_config('app.tenant_id', p_tenant::text, true)::uuid;
+BEGIN
+    IF p_status IS NULL THEN
+        DELETE FROM public.idempotency_keys k
+        WHERE k.user_id = tenant AND k.route = p_route AND k.key = p_key AND k.claim_id = p_claim
+          AND k.status_code IS NULL;
+    ELSE
+        UPDATE public.idempotency_keys k SET status_code = p_status, response_body = p_body
+        WHERE k.user_id = tenant AND k.route = p_route AND k.key = p_key AND k.claim_id = p_claim;
+    END IF;
+    RETURN FOUND;
+END
+$$;
+REVOKE ALL ON FUNCTION public.idempotency_finish(uuid, text, text, uuid, smallint, text) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION public.idempotency_finish(uuid, text, text, uuid, smallint, text) TO support_app;

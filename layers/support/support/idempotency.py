@@ -22,10 +22,13 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 from uuid import UUID, uuid4
 
+import psycopg
 from aws_lambda_powertools.event_handler import Response, content_types
 from aws_lambda_powertools.event_handler.middlewares import NextMiddleware
+from psycopg.rows import DictRow
 
-from support.db.connection import anonymous_transaction, write_one
+from support.db import connection
+from support.db.connection import anonymous_transaction
 from support.errors import IdempotencyInProgress, IdempotencyKeyReused, InvalidInput
 from support.observability import logger
 
@@ -39,22 +42,30 @@ KEY_TTL = timedelta(hours=24)
 # the next retry takes it over.
 LEASE = timedelta(seconds=60)
 
-# One call (sql/definitions/idempotency.sql): the INSERT ... ON CONFLICT, then, if this request did not claim the key,
-# the key's row as it is; a PL/pgSQL function, so its plans are kept per connection.
+# One call each (sql/definitions/idempotency.sql), sent alone on the autocommit connection: the statement is its own
+# transaction and the function binds the tenant in it, so each is one round trip and no pipeline.
 _CLAIM = """
 SELECT mine, request_hash, status_code, response_body
-FROM idempotency_claim(%(route)s, %(key)s, %(hash)s, %(claim)s, %(lease)s, %(ttl)s)
+FROM idempotency_claim(%(tenant)s, %(route)s, %(key)s, %(hash)s, %(claim)s, %(lease)s, %(ttl)s)
 """
-_COMPLETE = """
-UPDATE idempotency_keys SET status_code = %(status)s, response_body = %(body)s
-WHERE user_id = %(tenant)s AND route = %(route)s AND key = %(key)s AND claim_id = %(claim)s
-RETURNING 1
-"""
-_RELEASE = """
-DELETE FROM idempotency_keys
-WHERE user_id = %(tenant)s AND route = %(route)s AND key = %(key)s AND claim_id = %(claim)s AND status_code IS NULL
-RETURNING 1
-"""
+_FINISH = "SELECT idempotency_finish(%(tenant)s, %(route)s, %(key)s, %(claim)s, %(status)s::smallint, %(body)s) AS done"
+
+
+def _call(query: str, params: dict[str, Any]) -> DictRow | None:
+    """One statement alone, its first row. Both calls may run twice (a claim finds its own claim again, a finish
+    changes nothing more): on a connection found broken, a new one and once more, as write_one."""
+    for attempt in range(2):
+        conn = connection.get_connection()
+        try:
+            with conn.cursor() as cur:
+                cur.execute(query, params)
+                return cur.fetchone()
+        except psycopg.OperationalError:
+            if attempt or not (conn.broken or conn.closed):
+                raise
+            logger.warning("database connection was unusable; reconnecting once")
+            connection.reset_connection()
+    raise AssertionError("unreachable: the second attempt returns or raises")
 
 
 def request_hash(method: str, path: str, query: str, body: bytes, caller: str = "") -> bytes:
@@ -118,7 +129,7 @@ def idempotent(app: Any, next_middleware: NextMiddleware) -> Response[Any]:
         "lease": LEASE,
         "ttl": KEY_TTL,
     }
-    found = write_one(tenant, _CLAIM, params)
+    found = _call(_CLAIM, params)
     if found is None or not found["mine"]:
         if found is not None and bytes(found["request_hash"]) != params["hash"]:
             raise IdempotencyKeyReused(
@@ -130,20 +141,20 @@ def idempotent(app: Any, next_middleware: NextMiddleware) -> Response[Any]:
     try:
         response: Response[Any] = next_middleware(app)
     except BaseException:
-        _release(tenant, params)
+        _release(params)
         raise
     if not 200 <= response.status_code < 300:
-        _release(tenant, params)
+        _release(params)
         return response
     body = response.body if isinstance(response.body, str) else app._serializer(response.body)
     response.body = body
-    write_one(tenant, _COMPLETE, {**params, "status": response.status_code, "body": body})
+    _call(_FINISH, {**params, "status": response.status_code, "body": body})
     return response
 
 
-def _release(tenant: UUID, params: dict[str, Any]) -> None:
+def _release(params: dict[str, Any]) -> None:
     try:
-        write_one(tenant, _RELEASE, params)
+        _call(_FINISH, {**params, "status": None, "body": None})
     except Exception:  # the key then stays claimed until its lease ends: a retry after it runs again
         logger.exception("could not release an Idempotency-Key")
 
