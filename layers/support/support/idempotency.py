@@ -2,8 +2,9 @@
 
 A route opts in with `middlewares=[idempotent]`. The key is the caller's, per tenant and per route (the method and
 the path as sent, ids included): another tenant's, or another route's, same key is another key. The first request
-with a key claims it (one statement, one round trip: `claim`), runs, and leaves its answer on the key (`complete`,
-one more); a retry with the same request (method, path, query and body, compared by SHA-256) gets that answer,
+with a key claims it (one statement, one round trip: `idempotency_claim`), runs, and leaves its answer on the key
+(`idempotency_finish`, one more); a retry with the same request (the caller's role and agent, method, path, query
+and body, compared by SHA-256) gets that answer,
 status and body, with `Idempotent-Replayed: true`, and creates nothing; another request with the same key is a
 422 `idempotency_key_reused`; a retry while the first still runs is a 409 `idempotency_in_progress` (it does not
 wait: a Lambda would pay for the wait). Only a success (2xx) is remembered: an error releases the key, so a retry
@@ -38,8 +39,8 @@ MAX_KEY_CHARS = 255
 # Printable ASCII without spaces: a UUID, a ULID, any token a client makes.
 _KEY = re.compile(rf"[\x21-\x7e]{{1,{MAX_KEY_CHARS}}}")
 KEY_TTL = timedelta(hours=24)
-# An in-progress claim older than this was left by an invocation that died (every function's timeout is shorter):
-# the next retry takes it over.
+# An in-progress claim older than this was left by an invocation that died (the HTTP functions time out at 30 s at
+# most): the next retry takes it over.
 LEASE = timedelta(seconds=60)
 
 # One call each (sql/definitions/idempotency.sql), sent alone on the autocommit connection: the statement is its own
