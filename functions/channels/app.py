@@ -23,7 +23,6 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from support.errors import Unauthorized
 from support.http import PageCursor, PageSize, create_resolver, created, current_principal, ok, page
-from support.idempotency import idempotent
 from support.models.channels import Channel, ChannelCreate, ChannelDelivery, ChannelMessage, ChannelWithSecret
 from support.models.envelopes import Envelope, PageEnvelope
 from support.observability import logger, metrics
@@ -35,7 +34,7 @@ app = create_resolver()
 BASE = "/api/support/channels"
 
 
-@app.post(BASE, status_code=201, middlewares=[idempotent])
+@app.post(BASE, status_code=201)
 def create_channel(data: ChannelCreate) -> Response[Envelope[ChannelWithSecret]]:
     return created(channels.create_channel(current_principal(app), data))
 

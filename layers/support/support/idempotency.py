@@ -1,14 +1,15 @@
 """Retry-safe writes: the `Idempotency-Key` header of the create routes (docs/api.md, "Retry-safe writes").
 
-A route opts in with `middlewares=[idempotent]`. The key is the caller's, per tenant and per route (the method and
-the path as sent, ids included): another tenant's, or another route's, same key is another key. The first request
-with a key claims it (one statement, one round trip: `idempotency_claim`), runs, and leaves its answer on the key
-(`idempotency_finish`, one more); a retry with the same request (the caller's role and agent, method, path, query
-and body, compared by SHA-256) gets that answer,
-status and body, with `Idempotent-Replayed: true`, and creates nothing; another request with the same key is a
-422 `idempotency_key_reused`; a retry while the first still runs is a 409 `idempotency_in_progress` (it does not
-wait: a Lambda would pay for the wait). Only a success (2xx) is remembered: an error releases the key, so a retry
-runs again. Keys expire after 24 hours (a new claim replaces an expired key; the workflow sweep deletes them).
+A route opts in with `middlewares=[idempotent]`; not a route whose answer holds a secret (a channel's signing
+secret: the stored answer would keep it readable for the key's day). The key is the caller's, per tenant and per
+route (the method and the path as sent, ids included): another tenant's, or another route's, same key is another
+key. The first request with a key claims it (one statement, one round trip: `idempotency_claim`), runs, and leaves
+its answer on the key (`idempotency_finish`, one more). A retry with the same request (the caller's role and agent,
+method, path, query and body, compared by SHA-256) gets that answer, status and body, with `Idempotent-Replayed:
+true`, and creates nothing; another request with the same key is a 422 `idempotency_key_reused`; a retry while the
+first still runs is a 409 `idempotency_in_progress` (it does not wait: a Lambda would pay for the wait). Only a
+success (2xx) is remembered: an error releases the key, so a retry runs again. Keys expire after 24 hours (a new
+claim replaces an expired key; the workflow sweep deletes them).
 
 Our own, not Powertools' idempotency utility: that one keys a record by a hash of the event (not per tenant and
 route) and needs a persistence layer of our own anyway (DynamoDB, Redis, or a custom class); this is the same
