@@ -273,3 +273,25 @@ def test_concurrent_retries_create_exactly_one_row(db: DatabaseUrls, tenant: UUI
     # and once the first is done, every retry answers its result
     again = clients[0].post(BASE, {**TICKET, "subject": subject}, headers=headers)
     assert again.status == 201 and again.data["id"] == created[0].data["id"]
+
+
+def test_a_chat_message_over_http_is_stored_once(db: DatabaseUrls, tenant: UUID) -> None:
+    from functions.chat import app as chat_app
+    from tests.integration.test_chat_api import BASE as CHATS
+    from tests.integration.test_chat_api import new_agent as chat_agent
+    from tests.integration.test_chat_api import new_session
+
+    chat_agent(tenant)
+    api = HandlerClient(chat_app.lambda_handler, tenant=tenant)
+    headers = _key()
+    started = api.post(CHATS, {"visitorId": f"visitor-{uuid4()}", "visitorName": "Ada"}, headers=headers)
+    assert started.status == 201, started.body
+    assert api.post(CHATS, {"visitorId": "other", "visitorName": "Ada"}, headers=headers).status == 422
+    session = new_session(api)
+    message = {"senderType": "agent", "senderName": "Grace", "message": "Hello, how can I help?"}
+    first = api.post(f"{CHATS}/{session['id']}/messages", message, headers=headers)
+    again = api.post(f"{CHATS}/{session['id']}/messages", message, headers=headers)
+    assert first.status == again.status == 201, first.body
+    assert again.body == first.body
+    listed = api.get(f"{CHATS}/{session['id']}/messages").data
+    assert [m["message"] for m in listed].count("Hello, how can I help?") == 1
