@@ -11,6 +11,7 @@ from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from support.http import PageCursor, PageSize, TenantParam, create_resolver, created, current_principal, ok, page
+from support.idempotency import idempotent
 from support.models.agents import Agent, AgentCreate, AgentStatus, AgentStatusUpdate, AgentUpdate, Department, Skill
 from support.models.envelopes import Envelope, PageEnvelope
 from support.observability import logger, metrics
@@ -36,7 +37,7 @@ def list_agents(
     )
 
 
-@app.post("/api/support/agents", status_code=201)
+@app.post("/api/support/agents", status_code=201, middlewares=[idempotent])
 def create_agent(data: AgentCreate) -> Response[Envelope[Agent]]:
     return created(agents.create_agent(current_principal(app), data))
 

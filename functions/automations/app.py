@@ -19,6 +19,7 @@ from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from support.http import PageCursor, PageSize, create_resolver, created, current_principal, ok, page
+from support.idempotency import idempotent
 from support.models.automations import AutomationRun, Rule, RuleCreate, RuleUpdate
 from support.models.envelopes import Envelope, PageEnvelope
 from support.observability import logger, metrics
@@ -35,7 +36,7 @@ def list_rules() -> Response[Envelope[list[Rule]]]:
     return ok(automations.list_rules(current_principal(app)))
 
 
-@app.post(BASE, status_code=201)
+@app.post(BASE, status_code=201, middlewares=[idempotent])
 def create_rule(data: RuleCreate) -> Response[Envelope[Rule]]:
     return created(automations.create_rule(current_principal(app), data))
 

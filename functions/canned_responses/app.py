@@ -12,6 +12,7 @@ from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from support.http import PageCursor, PageSize, TenantParam, create_resolver, created, current_principal, ok, page
+from support.idempotency import idempotent
 from support.models.base import Category, SearchText
 from support.models.canned import (
     SHORTCUT_KEY_PATTERN,
@@ -47,7 +48,7 @@ def list_canned_responses(
     return page(canned_responses.list_canned_responses(principal, query))
 
 
-@app.post(BASE, status_code=201)
+@app.post(BASE, status_code=201, middlewares=[idempotent])
 def create_canned_response(
     data: CannedResponseCreate, user_id: TenantParam = None
 ) -> Response[Envelope[CannedResponse]]:

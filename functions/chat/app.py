@@ -22,6 +22,7 @@ from support.http import (
     page,
     success_and_errors,
 )
+from support.idempotency import idempotent
 from support.models.chat import (
     ChatMessage,
     ChatMessageCreate,
@@ -44,7 +45,7 @@ from support.services import chat, tickets
 app = create_resolver()
 
 
-@app.post("/api/support/chat/sessions", status_code=201)
+@app.post("/api/support/chat/sessions", status_code=201, middlewares=[idempotent])
 def start_session(data: ChatSessionStart, user_id: TenantParam = None) -> Response[Envelope[ChatSession]]:
     principal = current_principal(app)
     principal.require_tenant(user_id)
@@ -97,7 +98,7 @@ def list_messages(
     return page(chat.list_chat_messages(current_principal(app), session_id, limit=limit, cursor=cursor))
 
 
-@app.post("/api/support/chat/sessions/<session_id>/messages", status_code=201)
+@app.post("/api/support/chat/sessions/<session_id>/messages", status_code=201, middlewares=[idempotent])
 def add_message(session_id: UUID, message: ChatMessageCreate) -> Response[Envelope[ChatMessage]]:
     return created(chat.add_chat_message(current_principal(app), session_id, message))
 

@@ -11,6 +11,7 @@ from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from support.http import PageCursor, PageSize, TenantParam, create_resolver, created, current_principal, ok, page
+from support.idempotency import idempotent
 from support.models.base import Category, SearchText
 from support.models.envelopes import Envelope, PageEnvelope
 from support.models.inbound import OriginalEmail
@@ -66,7 +67,7 @@ def list_tickets(
     return page(tickets.list_tickets(principal, query))
 
 
-@app.post("/api/support/tickets", status_code=201)
+@app.post("/api/support/tickets", status_code=201, middlewares=[idempotent])
 def create_ticket(data: TicketCreate, user_id: TenantParam = None) -> Response[Envelope[Ticket]]:
     principal = current_principal(app)
     principal.require_tenant(user_id)
@@ -102,12 +103,12 @@ def list_conversations(
     return page(tickets.list_conversations(current_principal(app), ticket_id, limit=limit, cursor=cursor))
 
 
-@app.post("/api/support/tickets/<ticket_id>/conversations", status_code=201)
+@app.post("/api/support/tickets/<ticket_id>/conversations", status_code=201, middlewares=[idempotent])
 def add_conversation(ticket_id: UUID, message: ConversationCreate) -> Response[Envelope[Conversation]]:
     return created(tickets.add_conversation(current_principal(app), ticket_id, message))
 
 
-@app.post("/api/support/tickets/<ticket_id>/calls", status_code=201)
+@app.post("/api/support/tickets/<ticket_id>/calls", status_code=201, middlewares=[idempotent])
 def log_call(ticket_id: UUID, call: CallCreate) -> Response[Envelope[Conversation]]:
     return created(tickets.log_call(current_principal(app), ticket_id, call))
 
@@ -123,7 +124,7 @@ def get_feedback(ticket_id: UUID) -> Response[Envelope[Feedback]]:
     return ok(tickets.get_feedback(current_principal(app), ticket_id))
 
 
-@app.post("/api/support/tickets/<ticket_id>/feedback", status_code=201)
+@app.post("/api/support/tickets/<ticket_id>/feedback", status_code=201, middlewares=[idempotent])
 def add_feedback(ticket_id: UUID, feedback: FeedbackCreate) -> Response[Envelope[Feedback]]:
     return created(tickets.add_feedback(current_principal(app), ticket_id, feedback))
 

@@ -12,6 +12,7 @@ from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from support.http import PageCursor, PageSize, create_resolver, created, current_principal, ok, page
+from support.idempotency import idempotent
 from support.models.envelopes import Envelope, PageEnvelope
 from support.models.widgets import (
     WIDGET_KEY_PATTERN,
@@ -34,7 +35,7 @@ signing_key()  # read the visitor key at cold start: a function without one fail
 BASE = "/api/support/widgets"
 
 
-@app.post(BASE, status_code=201)
+@app.post(BASE, status_code=201, middlewares=[idempotent])
 def create_widget(data: WidgetCreate) -> Response[Envelope[Widget]]:
     return created(widgets.create_widget(current_principal(app), data))
 

@@ -17,6 +17,8 @@ Steps:
   (docs/automations.md).
 * `chat_expiry`: support.services.chat_expiry.expire_waiting_chats: a chat still waiting after the tenant's wait
   limit (routing settings) becomes a ticket with its messages, and its visitor is told (docs/api.md, Routing).
+* `idempotency`: support.idempotency.purge_expired: deletes the Idempotency-Keys past their 24 hours, of every tenant
+  (docs/api.md, Retry-safe writes).
 Other steps join this list in the same shape.
 """
 
@@ -29,6 +31,7 @@ from typing import Any
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
+from support import idempotency
 from support.observability import logger, metrics
 from support.services import automations, chat_expiry, sla
 
@@ -39,6 +42,7 @@ STEPS: list[tuple[str, Step]] = [
     ("sla", sla.sweep),
     ("automations", automations.sweep_step),
     ("chat_expiry", lambda now: chat_expiry.expire_waiting_chats(now).ticketed),
+    ("idempotency", idempotency.purge_expired),
 ]
 
 # An SLA warning or breach the sla step records is an automation event, run by the automations step that follows.

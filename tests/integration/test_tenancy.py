@@ -65,6 +65,8 @@ TENANT_TABLES = [
     "automation_tenants",
     "automation_events",
     "automation_runs",
+    # the Idempotency-Keys of the creates (sql/0037)
+    "idempotency_keys",
 ]
 # Row-level security ENABLEd but not FORCEd: the runtime role sees its tenant's rows only, and the owner's
 # SECURITY DEFINER lookup can find a widget key before the tenant is known (sql/0011), and the email outbox's
@@ -75,6 +77,8 @@ TENANT_TABLES = [
 # look up rules and write events for any write, and the sweep lists tenants.
 NOT_FORCED = {"widget_keys", "email_outbox", "email_inbound_addresses", "support_channels", "ticket_sla_events"}
 NOT_FORCED |= {"automation_rules", "automation_tenants", "automation_events"}
+# sql/0037: the workflow sweep's purge deletes the expired Idempotency-Keys of every tenant at once.
+NOT_FORCED |= {"idempotency_keys"}
 # Tables with a user_id that the runtime role cannot touch at all (read only through SECURITY DEFINER functions).
 # sql/0003, sql/0027; sql/0025: the reference counters (the owner's only, RLS not forced)
 SIDE_TABLES = ["ticket_search_index", "canned_response_search", "canned_response_terms", "ticket_reference_counters"]
@@ -284,6 +288,11 @@ def _tenant_rows(db: DatabaseUrls, tenant: UUID) -> dict[str, str]:
     )
     assert rule.status == 201, rule.body
     new_ticket(tickets, subject="Run a rule")
+    # a create retried with an Idempotency-Key (the key's row, with the first answer)
+    body = {"customerName": "Ada", "customerEmail": "ada@example.com", "subject": "Retried"}
+    for _ in range(2):
+        retried = tickets.post(BASE, body, headers={"Idempotency-Key": "same-key-in-every-tenant"})
+        assert retried.status == 201, retried.body
     return {
         "agent": agent["id"],
         "ticket": ticket["id"],
@@ -556,6 +565,11 @@ def _inserts_for(tenant: UUID, rows: dict[str, str]) -> dict[str, tuple[str, tup
             "INSERT INTO automation_runs (user_id, event_id, rule_name, event, outcome) VALUES (%s, %s, 'x', 'x',"
             " 'applied')",
             (tenant, uuid4()),
+        ),
+        "idempotency_keys": (
+            "INSERT INTO idempotency_keys (user_id, route, key, request_hash, claim_id, lease_expires_at, expires_at)"
+            " VALUES (%s, 'POST /x', %s, sha256('x'), gen_random_uuid(), now(), now())",
+            (tenant, uuid4().hex),
         ),
     }
 

@@ -113,6 +113,18 @@ class InternalError(DomainError):
     status = 500
 
 
+class IdempotencyKeyReused(InvalidInput):
+    """An Idempotency-Key already used, within its 24 hours, for another request on the same route."""
+
+    code = "idempotency_key_reused"
+
+
+class IdempotencyInProgress(Conflict):
+    """An Idempotency-Key whose first request is still running: retry later, the answer will be the first's."""
+
+    code = "idempotency_in_progress"
+
+
 class UnsupportedMediaType(DomainError):
     code = "unsupported_media_type"
     status = 415
