@@ -34,29 +34,29 @@ signing_key()  # read the visitor key at cold start: a function without one fail
 BASE = "/api/support/widgets"
 
 
-@app.post(BASE, status_code=201)
+@app.post(BASE, summary="Create a chat widget key", status_code=201)
 def create_widget(data: WidgetCreate) -> Response[Envelope[Widget]]:
     return created(widgets.create_widget(current_principal(app), data))
 
 
-@app.get(BASE)
+@app.get(BASE, summary="List the chat widget keys")
 def list_widgets(limit: PageSize = DEFAULT_PAGE_SIZE, cursor: PageCursor = None) -> Response[PageEnvelope[Widget]]:
     return page(widgets.list_widgets(current_principal(app), limit=limit, cursor=cursor))
 
 
-@app.patch(f"{BASE}/<widget_key>")
+@app.patch(f"{BASE}/<widget_key>", summary="Change a widget key's allowed origins")
 def update_widget_origins(
     widget_key: Annotated[str, Path(pattern=WIDGET_KEY_PATTERN)], data: WidgetOriginsUpdate
 ) -> Response[Envelope[Widget]]:
     return ok(widgets.update_widget_origins(current_principal(app), widget_key, data))
 
 
-@app.delete(f"{BASE}/<widget_key>")
+@app.delete(f"{BASE}/<widget_key>", summary="Revoke a chat widget key")
 def revoke_widget(widget_key: Annotated[str, Path(pattern=WIDGET_KEY_PATTERN)]) -> Response[Envelope[Widget]]:
     return ok(widgets.revoke_widget(current_principal(app), widget_key))
 
 
-@app.post("/api/support/widget/session", status_code=201)
+@app.post("/api/support/widget/session", summary="Start a visitor's widget session (public)", status_code=201)
 def start_visitor_session(request: WidgetSessionRequest) -> Response[Envelope[WidgetSession]]:
     origin = app.current_event.headers.get("origin")
     source_ip = app.current_event.request_context.http.source_ip
@@ -65,7 +65,7 @@ def start_visitor_session(request: WidgetSessionRequest) -> Response[Envelope[Wi
     return created(session)
 
 
-@app.post("/api/support/widget/tickets", status_code=201)
+@app.post("/api/support/widget/tickets", summary="Submit the public web form as a ticket", status_code=201)
 def submit_web_form(form: WebFormTicketCreate) -> Response[Envelope[WebFormTicket]]:
     origin = app.current_event.headers.get("origin")
     source_ip = app.current_event.request_context.http.source_ip
