@@ -88,6 +88,27 @@ def function_documents() -> list[tuple[str, dict[str, Any]]]:
     ]
 
 
+def _shared_examples(paths: dict[str, Any], components: dict[str, dict[str, Any]]) -> None:
+    """Every named example that several operations repeat (the error examples every route has) once, in
+    `components.examples`, and referred to."""
+    contents = [
+        content
+        for item in paths.values()
+        for operation in item.values()
+        for response in operation.get("responses", {}).values()
+        for content in response.get("content", {}).values()
+    ]
+    seen: dict[str, list[str]] = {}
+    for content in contents:
+        for name, example in content.get("examples", {}).items():
+            seen.setdefault(name, []).append(json.dumps(example, sort_keys=True))
+    shared = {name for name, found in seen.items() if len(found) > 1 and len(set(found)) == 1}
+    for content in contents:
+        for name in shared & set(content.get("examples", {})):
+            components.setdefault("examples", {})[name] = content["examples"][name]
+            content["examples"][name] = {"$ref": f"#/components/examples/{name}"}
+
+
 def merged_document() -> dict[str, Any]:
     routes = {r.route_key: r for r in http_routes() if r.path.startswith("/api/")}
     paths: dict[str, dict[str, Any]] = {}
@@ -106,6 +127,7 @@ def merged_document() -> dict[str, Any]:
             target = components.setdefault(kind, {})
             for name, component in named.items():
                 target[name] = component  # the same in every function that has it (_without_clashes)
+    _shared_examples(paths, components)
     components.setdefault("securitySchemes", {})[BEARER] = {
         "type": "http",
         "scheme": "bearer",
