@@ -2,8 +2,9 @@
 merged, with the template's view on top (which routes are public, which function group a route belongs to).
 
     python -m local.openapi            # print it
-    python -m local.openapi --write    # write docs/openapi.json (committed; tests/contract/test_openapi.py
-                                       # fails when it differs from what the code generates)
+    python -m local.openapi --write    # write docs/openapi.json and its compact copy in the layer (both
+                                       # committed; tests/contract/test_openapi.py fails when either differs
+                                       # from what the code generates)
 
 Components are merged by name. Two functions may publish one name for two different models (tickets' and contacts'
 `ConversationKind`): each such component is renamed after its function group (`TicketsConversationKind`,
@@ -18,9 +19,12 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from local.template import REPO, http_routes, load_module
+from local.template import REPO, HttpRoute, http_routes, load_module
 
 DOCUMENT = REPO / "docs" / "openapi.json"
+# The same document, compact, in the layer: the widgets function serves it at DOCUMENT_ROUTE (`OpenApiUrl`).
+LAYER_DOCUMENT = REPO / "layers" / "support" / "support" / "openapi.json"
+DOCUMENT_ROUTE = "GET /api/support/openapi.json"  # not in the document: it answers the document itself
 TITLE = "Support desk HTTP API"
 VERSION = "1.0.0"
 DESCRIPTION = (
@@ -81,7 +85,7 @@ def _without_clashes(documents: list[tuple[str, dict[str, Any]]]) -> list[tuple[
 def function_documents() -> list[tuple[str, dict[str, Any]]]:
     """(code_uri, document) of every function that serves an /api/ route, in a stable order."""
     _environment()
-    functions = sorted({(r.code_uri, r.handler) for r in http_routes() if r.path.startswith("/api/")})
+    functions = sorted({(r.code_uri, r.handler) for r in documented_routes()})
     return [
         (code_uri, json.loads(load_module(code_uri, handler).app.get_openapi_json_schema()))
         for code_uri, handler in functions
@@ -110,7 +114,7 @@ def _shared_examples(paths: dict[str, Any], components: dict[str, dict[str, Any]
 
 
 def merged_document() -> dict[str, Any]:
-    routes = {r.route_key: r for r in http_routes() if r.path.startswith("/api/")}
+    routes = {r.route_key: r for r in documented_routes()}
     paths: dict[str, dict[str, Any]] = {}
     components: dict[str, dict[str, Any]] = {}
     for code_uri, document in _without_clashes(function_documents()):
@@ -145,8 +149,17 @@ def merged_document() -> dict[str, Any]:
     }
 
 
+def documented_routes() -> list[HttpRoute]:
+    """The template's API routes that the document describes: all but the one that serves it."""
+    return [r for r in http_routes() if r.path.startswith("/api/") and r.route_key != DOCUMENT_ROUTE]
+
+
 def render() -> str:
     return json.dumps(merged_document(), indent=2, ensure_ascii=False, sort_keys=False) + "\n"
+
+
+def render_compact(text: str) -> str:
+    return json.dumps(json.loads(text), ensure_ascii=False, separators=(",", ":")) + "\n"
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -156,7 +169,8 @@ def main(argv: list[str] | None = None) -> int:
     text = render()
     if args.write:
         DOCUMENT.write_text(text, encoding="utf-8")
-        print(f"wrote {DOCUMENT.relative_to(REPO)}", file=sys.stderr)
+        LAYER_DOCUMENT.write_text(render_compact(text), encoding="utf-8")
+        print(f"wrote {DOCUMENT.relative_to(REPO)} and {LAYER_DOCUMENT.relative_to(REPO)}", file=sys.stderr)
     else:
         sys.stdout.write(text)
     return 0

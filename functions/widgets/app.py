@@ -1,12 +1,14 @@
 """Widgets endpoint group: the widget keys a merchant embeds (admins), and the public routes the chat widget calls
 from the merchant's page (no JWT: the key, the browser's Origin and our signed tokens): the visitor session and
-the web form."""
+the web form. And, public too, the HTTP API's OpenAPI document (the stack's `OpenApiUrl` output)."""
 
 from __future__ import annotations
 
+from functools import cache
+from importlib.resources import files
 from typing import Annotated, Any
 
-from aws_lambda_powertools.event_handler import Response
+from aws_lambda_powertools.event_handler import Response, content_types
 from aws_lambda_powertools.event_handler.openapi.params import Path
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
@@ -72,6 +74,24 @@ def submit_web_form(form: WebFormTicketCreate) -> Response[Envelope[WebFormTicke
     answer, stored = widgets.submit_web_form(form, origin, source_ip=source_ip)
     metrics.add_metric(name="WebFormTickets" if stored else "WebFormHoneypotHits", unit="Count", value=1)
     return created(answer)
+
+
+@cache
+def _openapi_document() -> str:
+    # Written by `python -m local.openapi --write` beside docs/openapi.json, the same document (a contract test
+    # fails when either differs from what the code generates); shipped in the layer.
+    return files("support").joinpath("openapi.json").read_text(encoding="utf-8")
+
+
+# Not in the document itself: it answers the document, not an envelope.
+@app.get("/api/support/openapi.json", include_in_schema=False)
+def get_openapi_document() -> Response[str]:
+    return Response(
+        status_code=200,
+        content_type=content_types.APPLICATION_JSON,
+        body=_openapi_document(),
+        headers={"Cache-Control": "public, max-age=300"},
+    )
 
 
 @logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_HTTP)

@@ -14,12 +14,22 @@ from typing import Any
 
 import pytest
 
-from local.openapi import BEARER, DOCUMENT, merged_document, render
-from local.template import http_routes, load_module
+from local.gateway import LambdaContext
+from local.openapi import (
+    BEARER,
+    DOCUMENT,
+    DOCUMENT_ROUTE,
+    LAYER_DOCUMENT,
+    documented_routes,
+    merged_document,
+    render,
+    render_compact,
+)
+from local.template import REPO, http_routes, load_module
 from support.http import ERROR_EXAMPLES, ERROR_STATUSES
 from support.models.envelopes import ErrorEnvelope
 
-ROUTES = [route for route in http_routes() if route.path.startswith("/api/")]
+ROUTES = documented_routes()  # every /api/ route but the one that serves the document
 FUNCTIONS = sorted({(route.code_uri, route.handler) for route in ROUTES})
 # The routes that create something answer 201.
 CREATES = {
@@ -128,6 +138,17 @@ MERGED_OPERATIONS = [
 def test_the_committed_document_is_what_the_code_generates() -> None:
     committed = DOCUMENT.read_text(encoding="utf-8") if DOCUMENT.is_file() else ""
     assert committed == render(), "docs/openapi.json is stale: run `python -m local.openapi --write` and commit it"
+    assert LAYER_DOCUMENT.read_text(encoding="utf-8") == render_compact(committed), "the layer's copy is stale"
+
+
+def test_the_stack_serves_the_committed_document_without_a_token() -> None:
+    (route,) = [route for route in http_routes() if route.route_key == DOCUMENT_ROUTE]
+    assert route.public
+    event = json.loads((REPO / "events" / "widgets" / "get_openapi_document.json").read_text())
+    answer = load_module(route.code_uri, route.handler).lambda_handler(event, LambdaContext("WidgetsFunction", 512, 10))
+    assert answer["statusCode"] == 200
+    assert answer["headers"]["Content-Type"] == "application/json"
+    assert json.loads(answer["body"]) == json.loads(DOCUMENT.read_text(encoding="utf-8"))
 
 
 def test_the_merged_document_has_every_templates_route_once() -> None:
