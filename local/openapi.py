@@ -13,6 +13,7 @@ Components are merged by name. Two functions may publish one name for two differ
 from __future__ import annotations
 
 import argparse
+import base64
 import json
 import os
 import sys
@@ -113,6 +114,25 @@ def _shared_examples(paths: dict[str, Any], components: dict[str, dict[str, Any]
             content["examples"][name] = {"$ref": f"#/components/examples/{name}"}
 
 
+def _request_examples(paths: dict[str, Any]) -> None:
+    """Each request body's example: the body of the route's sample event in events/ (local.sample_events), which
+    tests/contract/test_template.py validates against the route's request model."""
+    bodies: dict[str, tuple[str, Any]] = {}
+    for file in sorted((REPO / "events").rglob("*.json")):
+        event = json.loads(file.read_text(encoding="utf-8"))
+        if not isinstance(event, dict) or "routeKey" not in event or not event.get("body"):
+            continue
+        body = base64.b64decode(event["body"]).decode() if event.get("isBase64Encoded") else event["body"]
+        bodies.setdefault(event["routeKey"], (file.relative_to(REPO).as_posix(), json.loads(body)))
+    for path, item in paths.items():
+        for method, operation in item.items():
+            found = bodies.get(f"{method.upper()} {path}")
+            content = operation.get("requestBody", {}).get("content", {}).get("application/json")
+            if found and content is not None:
+                file, body = found
+                content["examples"] = {"sample": {"summary": file, "value": body}}
+
+
 def merged_document() -> dict[str, Any]:
     routes = {r.route_key: r for r in documented_routes()}
     paths: dict[str, dict[str, Any]] = {}
@@ -131,6 +151,7 @@ def merged_document() -> dict[str, Any]:
             target = components.setdefault(kind, {})
             for name, component in named.items():
                 target[name] = component  # the same in every function that has it (_without_clashes)
+    _request_examples(paths)
     _shared_examples(paths, components)
     components.setdefault("securitySchemes", {})[BEARER] = {
         "type": "http",

@@ -189,6 +189,17 @@ def test_every_route_has_a_summary_its_errors_and_their_examples(key: str, opera
             assert ERROR_EXAMPLES[int(code)][answer.error.code] == example
 
 
+@pytest.mark.parametrize(("key", "operation"), MERGED_OPERATIONS, ids=[key for key, _ in MERGED_OPERATIONS])
+def test_every_required_request_body_has_its_sample_events_body_as_example(key: str, operation: dict[str, Any]) -> None:
+    body = operation.get("requestBody")
+    if not body or not body.get("required"):
+        return  # no body, or an optional one (ending a chat, making a ticket of it)
+    (example,) = body["content"]["application/json"]["examples"].values()
+    event = json.loads((REPO / example["summary"]).read_text(encoding="utf-8"))
+    assert event["routeKey"] == key
+    assert example["value"] == json.loads(event["body"])  # which test_template validates against the route's model
+
+
 def test_public_routes_need_no_token_and_the_others_a_bearer_token() -> None:
     assert MERGED["security"] == [{BEARER: []}]
     assert MERGED["components"]["securitySchemes"][BEARER]["scheme"] == "bearer"
