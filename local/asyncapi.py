@@ -18,8 +18,8 @@ import yaml
 from pydantic import BaseModel
 from pydantic.json_schema import JsonSchemaMode, models_json_schema
 
-from local.openapi import REPO, _environment
-from local.template import load_module
+from local.openapi import _environment
+from local.template import REPO, load_module
 
 DOCUMENT = REPO / "docs" / "asyncapi.yaml"
 
@@ -108,11 +108,9 @@ ERROR_DATA = {
 }
 
 
-def _schemas(
-    models: list[tuple[type[BaseModel], JsonSchemaMode]],
-) -> tuple[dict[tuple[type[BaseModel], JsonSchemaMode], Any], dict[str, Any]]:
+def _schemas(models: list[tuple[type[BaseModel], JsonSchemaMode]]) -> tuple[dict[Any, Any], dict[str, Any]]:
     refs, top = models_json_schema(models, by_alias=True, ref_template="#/components/schemas/{model}")
-    return dict(refs), dict(top.get("$defs", {}))
+    return dict(refs.items()), dict(top.get("$defs", {}))
 
 
 def document() -> dict[str, Any]:

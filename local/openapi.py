@@ -129,8 +129,8 @@ def _request_examples(paths: dict[str, Any]) -> None:
             found = bodies.get(f"{method.upper()} {path}")
             content = operation.get("requestBody", {}).get("content", {}).get("application/json")
             if found and content is not None:
-                file, body = found
-                content["examples"] = {"sample": {"summary": file, "value": body}}
+                sample_file, sample_body = found
+                content["examples"] = {"sample": {"summary": sample_file, "value": sample_body}}
 
 
 def merged_document() -> dict[str, Any]:
