@@ -61,8 +61,19 @@ cursors = st.one_of(crafted_cursors, st.text(max_size=40))
 schemathesis.openapi.format("cursor", cursors)
 
 
-# The one document of the whole HTTP API (docs/openapi.json): each function serves its own paths.
-schema = schemathesis.openapi.from_dict(merged_document())
+def _fuzzed_document() -> dict[str, Any]:
+    """The one document of the whole HTTP API (docs/openapi.json), each function serving its own paths, without
+    its security requirements: the test sends its own bearer token (with them, schemathesis sends tokens of its
+    own making, which API Gateway's authorizer answers in its own shape, before any function runs)."""
+    document = merged_document()
+    del document["security"], document["components"]["securitySchemes"]
+    for item in document["paths"].values():
+        for operation in item.values():
+            operation.pop("security", None)
+    return document
+
+
+schema = schemathesis.openapi.from_dict(_fuzzed_document())
 
 CHECKS = [
     not_a_server_error,
