@@ -13,7 +13,7 @@ export AWS_DEFAULT_REGION ?= us-east-1
 export PYTHONDONTWRITEBYTECODE := 1
 
 .PHONY: help run reset-demo token verify-totals test test-fast browser-deps lint typecheck validate build build-x86_64 smoke bench bench-quick lock clean
-.PHONY: backfill backfill-contacts invoke bench-analytics inbound-email
+.PHONY: backfill backfill-contacts invoke bench-analytics inbound-email api-docs
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  make %-11s %s\n", $$1, $$2}'
@@ -56,6 +56,10 @@ inbound-email: $(VENV)/.installed ## feed a MIME file to the email function as S
 
 invoke: $(VENV)/.installed ## run a template function in-process: make invoke FUNCTION=<logical id> EVENT=<file>
 	@$(PY) -m local.invoke "$(FUNCTION)" "$(EVENT)"
+
+api-docs: $(VENV)/.installed ## regenerate docs/openapi.json (and its copy in the layer) and docs/asyncapi.yaml from the code
+	$(PY) -m local.openapi --write
+	$(PY) -m local.asyncapi --write
 
 test: $(VENV)/.installed $(SAM_VENV)/.installed browser-deps lint validate build build-x86_64 ## the whole suite: lint, template checks, both builds, all tests
 	SUPPORT_BUILDS_FRESH=1 $(PY) -m pytest

@@ -254,7 +254,7 @@ def _serve(data_dir: Path, chosen: Ports | None, *, reset: bool) -> int:
         )
         from local.gateway import create_app, running_gateway
         from local.gateway.dev_auth import dev_auth_routes
-        from local.gateway.static import static_routes
+        from local.gateway.static import api_docs_routes, static_routes
 
         # One seeder at a time per database: two `make run` starting together must not both seed.
         with psycopg.connect(urls.owner, autocommit=True) as lock, _broadcasts_in_process():
@@ -287,7 +287,12 @@ def _serve(data_dir: Path, chosen: Ports | None, *, reset: bool) -> int:
                         create_app(
                             http_routes(),
                             cors=cors_configuration(),
-                            extra_routes=[*static_routes(), *dev_auth_routes(chosen.http), *mail_routes()],
+                            extra_routes=[
+                                *static_routes(),
+                                *api_docs_routes(),
+                                *dev_auth_routes(chosen.http),
+                                *mail_routes(),
+                            ],
                         ),
                         port=chosen.http,
                         access_log=True,

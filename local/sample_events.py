@@ -361,6 +361,12 @@ SAMPLES = (
         origin=WIDGET_ORIGIN,
     ),
     SampleEvent(
+        "widgets/get_openapi_document.json",
+        "GET /api/support/openapi.json",
+        "/api/support/openapi.json",
+        origin=WIDGET_ORIGIN,
+    ),
+    SampleEvent(
         "contacts/list.json", "GET /api/support/contacts", CONTACTS_BASE, query={"search": "ada", "limit": "20"}
     ),
     SampleEvent("contacts/get.json", "GET /api/support/contacts/{contactId}", CONTACT_PATH),

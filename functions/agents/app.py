@@ -21,7 +21,7 @@ from support.services import agents
 app = create_resolver()
 
 
-@app.get("/api/support/agents")
+@app.get("/api/support/agents", summary="List the desk's agents")
 def list_agents(
     user_id: TenantParam = None,
     status: Annotated[AgentStatus | None, Query()] = None,
@@ -37,22 +37,22 @@ def list_agents(
     )
 
 
-@app.post("/api/support/agents", status_code=201, middlewares=[idempotent])
+@app.post("/api/support/agents", summary="Add an agent (admins only)", status_code=201, middlewares=[idempotent])
 def create_agent(data: AgentCreate) -> Response[Envelope[Agent]]:
     return created(agents.create_agent(current_principal(app), data))
 
 
-@app.get("/api/support/agents/<agent_id>")
+@app.get("/api/support/agents/<agent_id>", summary="Get one agent")
 def get_agent(agent_id: UUID) -> Response[Envelope[Agent]]:
     return ok(agents.get_agent(current_principal(app), agent_id))
 
 
-@app.patch("/api/support/agents/<agent_id>")
+@app.patch("/api/support/agents/<agent_id>", summary="Change an agent's profile")
 def update_agent(agent_id: UUID, changes: AgentUpdate) -> Response[Envelope[Agent]]:
     return ok(agents.update_agent(current_principal(app), agent_id, changes))
 
 
-@app.patch("/api/support/agents/<agent_id>/status")
+@app.patch("/api/support/agents/<agent_id>/status", summary="Set an agent's availability")
 def update_agent_status(agent_id: UUID, request: AgentStatusUpdate) -> Response[Envelope[Agent]]:
     return ok(agents.update_agent_status(current_principal(app), agent_id, request.status))
 

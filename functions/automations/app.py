@@ -31,32 +31,36 @@ app = create_resolver()
 BASE = "/api/support/automations"
 
 
-@app.get(BASE, description="The tenant's rules in the order they run (at most 200: one page). Admins only.")
+@app.get(
+    BASE,
+    summary="List the automation rules",
+    description="The tenant's rules in the order they run (at most 200: one page). Admins only.",
+)
 def list_rules() -> Response[Envelope[list[Rule]]]:
     return ok(automations.list_rules(current_principal(app)))
 
 
-@app.post(BASE, status_code=201, middlewares=[idempotent])
+@app.post(BASE, summary="Create an automation rule", status_code=201, middlewares=[idempotent])
 def create_rule(data: RuleCreate) -> Response[Envelope[Rule]]:
     return created(automations.create_rule(current_principal(app), data))
 
 
-@app.get(f"{BASE}/<rule_id>")
+@app.get(f"{BASE}/<rule_id>", summary="Get one automation rule")
 def get_rule(rule_id: UUID) -> Response[Envelope[Rule]]:
     return ok(automations.get_rule(current_principal(app), rule_id))
 
 
-@app.patch(f"{BASE}/<rule_id>")
+@app.patch(f"{BASE}/<rule_id>", summary="Change an automation rule")
 def update_rule(rule_id: UUID, changes: RuleUpdate) -> Response[Envelope[Rule]]:
     return ok(automations.update_rule(current_principal(app), rule_id, changes))
 
 
-@app.delete(f"{BASE}/<rule_id>")
+@app.delete(f"{BASE}/<rule_id>", summary="Delete an automation rule")
 def delete_rule(rule_id: UUID) -> Response[Envelope[Rule]]:
     return ok(automations.delete_rule(current_principal(app), rule_id))
 
 
-@app.get("/api/support/tickets/<ticket_id>/automation-runs")
+@app.get("/api/support/tickets/<ticket_id>/automation-runs", summary="List the automation runs on a ticket")
 def list_ticket_runs(
     ticket_id: UUID, limit: PageSize = DEFAULT_PAGE_SIZE, cursor: PageCursor = None
 ) -> Response[PageEnvelope[AutomationRun]]:

@@ -33,7 +33,7 @@ app = create_resolver()
 BASE = "/api/support/canned-responses"
 
 
-@app.get(BASE)
+@app.get(BASE, summary="List canned responses")
 def list_canned_responses(
     user_id: TenantParam = None,
     category: Annotated[Category | None, Query()] = None,
@@ -48,7 +48,7 @@ def list_canned_responses(
     return page(canned_responses.list_canned_responses(principal, query))
 
 
-@app.post(BASE, status_code=201, middlewares=[idempotent])
+@app.post(BASE, summary="Create a canned response", status_code=201, middlewares=[idempotent])
 def create_canned_response(
     data: CannedResponseCreate, user_id: TenantParam = None
 ) -> Response[Envelope[CannedResponse]]:
@@ -58,36 +58,36 @@ def create_canned_response(
 
 
 # A key that does not match the pattern cannot exist: 422 as for a malformed id, before any lookup.
-@app.get(f"{BASE}/by-shortcut/<shortcut_key>")
+@app.get(f"{BASE}/by-shortcut/<shortcut_key>", summary="Get a canned response by its shortcut key")
 def get_canned_response_by_shortcut(
     shortcut_key: Annotated[str, Path(min_length=1, max_length=32, pattern=SHORTCUT_KEY_PATTERN)],
 ) -> Response[Envelope[CannedResponse]]:
     return ok(canned_responses.get_canned_response_by_shortcut(current_principal(app), shortcut_key))
 
 
-@app.patch(f"{BASE}/<response_id>")
+@app.patch(f"{BASE}/<response_id>", summary="Change a canned response")
 def update_canned_response(response_id: UUID, changes: CannedResponseUpdate) -> Response[Envelope[CannedResponse]]:
     return ok(canned_responses.update_canned_response(current_principal(app), response_id, changes))
 
 
-@app.delete(f"{BASE}/<response_id>")
+@app.delete(f"{BASE}/<response_id>", summary="Delete a canned response")
 def delete_canned_response(response_id: UUID) -> Response[Envelope[CannedResponse]]:
     return ok(canned_responses.delete_canned_response(current_principal(app), response_id))
 
 
-@app.post(f"{BASE}/<response_id>/use")
+@app.post(f"{BASE}/<response_id>/use", summary="Record a use of a canned response")
 def use_canned_response(response_id: UUID) -> Response[Envelope[CannedResponse]]:
     response = canned_responses.use_canned_response(current_principal(app), response_id)
     metrics.add_metric(name="CannedResponsesUsed", unit="Count", value=1)
     return ok(response)
 
 
-@app.get("/api/support/tickets/<ticket_id>/suggested-responses")
+@app.get("/api/support/tickets/<ticket_id>/suggested-responses", summary="Suggest canned responses for a ticket")
 def suggest_for_ticket(ticket_id: UUID) -> Response[Envelope[list[SuggestedResponse]]]:
     return ok(suggestions.suggest_for_ticket(current_principal(app), ticket_id))
 
 
-@app.get("/api/support/chat/sessions/<session_id>/suggested-responses")
+@app.get("/api/support/chat/sessions/<session_id>/suggested-responses", summary="Suggest canned responses for a chat")
 def suggest_for_chat(session_id: UUID) -> Response[Envelope[list[SuggestedResponse]]]:
     return ok(suggestions.suggest_for_chat(current_principal(app), session_id))
 

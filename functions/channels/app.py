@@ -34,33 +34,34 @@ app = create_resolver()
 BASE = "/api/support/channels"
 
 
-@app.post(BASE, status_code=201)
+@app.post(BASE, summary="Create an inbound channel", status_code=201)
 def create_channel(data: ChannelCreate) -> Response[Envelope[ChannelWithSecret]]:
     return created(channels.create_channel(current_principal(app), data))
 
 
-@app.get(BASE)
+@app.get(BASE, summary="List the inbound channels")
 def list_channels(limit: PageSize = DEFAULT_PAGE_SIZE, cursor: PageCursor = None) -> Response[PageEnvelope[Channel]]:
     return page(channels.list_channels(current_principal(app), limit=limit, cursor=cursor))
 
 
-@app.get(f"{BASE}/<channel_id>")
+@app.get(f"{BASE}/<channel_id>", summary="Get one inbound channel")
 def get_channel(channel_id: UUID) -> Response[Envelope[Channel]]:
     return ok(channels.get_channel(current_principal(app), channel_id))
 
 
-@app.delete(f"{BASE}/<channel_id>")
+@app.delete(f"{BASE}/<channel_id>", summary="Disable an inbound channel")
 def disable_channel(channel_id: UUID) -> Response[Envelope[Channel]]:
     return ok(channels.disable_channel(current_principal(app), channel_id))
 
 
-@app.post(f"{BASE}/<channel_id>/rotate-secret")
+@app.post(f"{BASE}/<channel_id>/rotate-secret", summary="Rotate a channel's signing secret")
 def rotate_secret(channel_id: UUID) -> Response[Envelope[ChannelWithSecret]]:
     return ok(channels.rotate_secret(current_principal(app), channel_id))
 
 
 @app.post(
     f"{BASE}/<channel_id>/messages",
+    summary="Deliver a signed message through a channel",
     description="Public (no JWT): a connector's normalised message (externalSenderId, senderName, text, "
     "externalMessageId, sentAt), signed: X-Signature-Timestamp (unix seconds) and X-Signature "
     '(v1=<hex HMAC-SHA256 of "{timestamp}.{raw body}" with the channel\'s secret). Read raw, after the signature: '

@@ -45,7 +45,7 @@ from support.services import chat, tickets
 app = create_resolver()
 
 
-@app.post("/api/support/chat/sessions", status_code=201, middlewares=[idempotent])
+@app.post("/api/support/chat/sessions", summary="Start a chat session", status_code=201, middlewares=[idempotent])
 def start_session(data: ChatSessionStart, user_id: TenantParam = None) -> Response[Envelope[ChatSession]]:
     principal = current_principal(app)
     principal.require_tenant(user_id)
@@ -56,7 +56,7 @@ def start_session(data: ChatSessionStart, user_id: TenantParam = None) -> Respon
     return created(session)
 
 
-@app.get("/api/support/chat/sessions")
+@app.get("/api/support/chat/sessions", summary="List chat sessions")
 def list_sessions(
     user_id: TenantParam = None,
     status: Annotated[ChatStatus | None, Query()] = None,
@@ -68,12 +68,12 @@ def list_sessions(
     return page(chat.list_chat_sessions(principal, status=status, limit=limit, cursor=cursor))
 
 
-@app.get("/api/support/chat/sessions/<session_id>")
+@app.get("/api/support/chat/sessions/<session_id>", summary="Get one chat session")
 def get_session(session_id: UUID) -> Response[Envelope[ChatSession]]:
     return ok(chat.get_chat_session(current_principal(app), session_id))
 
 
-@app.post("/api/support/chat/sessions/<session_id>/end")
+@app.post("/api/support/chat/sessions/<session_id>/end", summary="End a chat session")
 def end_session(
     session_id: UUID, request: Annotated[ChatSessionEnd | None, Body()] = None
 ) -> Response[Envelope[ChatSession]]:
@@ -81,35 +81,41 @@ def end_session(
     return ok(chat.end_chat_session(current_principal(app), session_id))
 
 
-@app.post("/api/support/chat/sessions/<session_id>/transfer")
+@app.post("/api/support/chat/sessions/<session_id>/transfer", summary="Transfer a chat to another agent")
 def transfer_session(session_id: UUID, request: ChatTransfer) -> Response[Envelope[ChatSession]]:
     return ok(chat.transfer_chat_session(current_principal(app), session_id, request.to_agent_id))
 
 
-@app.post("/api/support/chat/sessions/<session_id>/rating")
+@app.post("/api/support/chat/sessions/<session_id>/rating", summary="Rate a chat session")
 def rate_session(session_id: UUID, rating: ChatRating) -> Response[Envelope[ChatSession]]:
     return ok(chat.rate_chat_session(current_principal(app), session_id, rating))
 
 
-@app.get("/api/support/chat/sessions/<session_id>/messages")
+@app.get("/api/support/chat/sessions/<session_id>/messages", summary="List a chat's messages")
 def list_messages(
     session_id: UUID, limit: PageSize = DEFAULT_PAGE_SIZE, cursor: PageCursor = None
 ) -> Response[PageEnvelope[ChatMessage]]:
     return page(chat.list_chat_messages(current_principal(app), session_id, limit=limit, cursor=cursor))
 
 
-@app.post("/api/support/chat/sessions/<session_id>/messages", status_code=201, middlewares=[idempotent])
+@app.post(
+    "/api/support/chat/sessions/<session_id>/messages",
+    summary="Send a chat message",
+    status_code=201,
+    middlewares=[idempotent],
+)
 def add_message(session_id: UUID, message: ChatMessageCreate) -> Response[Envelope[ChatMessage]]:
     return created(chat.add_chat_message(current_principal(app), session_id, message))
 
 
-@app.post("/api/support/chat/sessions/<session_id>/read")
+@app.post("/api/support/chat/sessions/<session_id>/read", summary="Mark a chat's messages read")
 def mark_read(session_id: UUID, request: ChatReadRequest) -> Response[Envelope[ChatReadReceipt]]:
     return ok(chat.mark_chat_messages_read(current_principal(app), session_id, request.up_to_message_id))
 
 
 @app.post(
     "/api/support/chat/sessions/<session_id>/ticket",
+    summary="Turn a chat into a ticket",
     status_code=201,
     responses=success_and_errors(
         {

@@ -29,7 +29,7 @@ from support.services import contacts
 app = create_resolver()
 
 
-@app.get("/api/support/contacts")
+@app.get("/api/support/contacts", summary="List contacts")
 def list_contacts(
     user_id: TenantParam = None,
     search: Annotated[SearchText | None, Query(description="a part of the name, an email or a phone number")] = None,
@@ -41,7 +41,7 @@ def list_contacts(
     return page(contacts.list_contacts(principal, ContactQuery(search=search, limit=limit, cursor=cursor)))
 
 
-@app.get("/api/support/contacts/<contact_id>")
+@app.get("/api/support/contacts/<contact_id>", summary="Get one contact")
 def get_contact(
     contact_id: UUID,
     limit: Annotated[int, Query(ge=1, le=100, description="tickets and chats per page (at most 100)")] = (
@@ -52,12 +52,12 @@ def get_contact(
     return ok(contacts.get_contact(current_principal(app), contact_id, limit=limit, cursor=cursor))
 
 
-@app.patch("/api/support/contacts/<contact_id>")
+@app.patch("/api/support/contacts/<contact_id>", summary="Change a contact")
 def update_contact(contact_id: UUID, changes: ContactUpdate) -> Response[Envelope[ContactDetails]]:
     return ok(contacts.update_contact(current_principal(app), contact_id, changes))
 
 
-@app.post("/api/support/contacts/<contact_id>/merge")
+@app.post("/api/support/contacts/<contact_id>/merge", summary="Merge another contact into this one")
 def merge_contacts(contact_id: UUID, request: ContactMerge) -> Response[Envelope[ContactDetails]]:
     merged = contacts.merge_contacts(current_principal(app), contact_id, request.other_contact_id)
     metrics.add_metric(name="ContactsMerged", unit="Count", value=1)

@@ -20,14 +20,14 @@ from support.services import analytics, dashboard
 app = create_resolver()
 
 
-@app.get("/api/support/dashboard")
+@app.get("/api/support/dashboard", summary="The desk's figures: today and the last 7 days")
 def get_dashboard(user_id: TenantParam = None) -> Response[Envelope[SupportDashboard]]:
     principal = current_principal(app)
     principal.require_tenant(user_id)
     return ok(dashboard.get_dashboard(principal))
 
 
-@app.get("/api/support/analytics")
+@app.get("/api/support/analytics", summary="Daily analytics rows")
 def list_analytics(
     start: Annotated[date, Query(alias="from")],
     end: Annotated[date, Query(alias="to")],
@@ -38,7 +38,7 @@ def list_analytics(
     return ok(dashboard.list_analytics(principal, start, end))
 
 
-@app.get("/api/support/analytics/summary")
+@app.get("/api/support/analytics/summary", summary="Analytics summed over a period")
 def summarize_analytics(
     start: Annotated[date, Query(alias="from")],
     end: Annotated[date, Query(alias="to")],

@@ -21,42 +21,42 @@ app = create_resolver()
 BASE = "/api/support/settings"
 
 
-@app.get(f"{BASE}/chat")
+@app.get(f"{BASE}/chat", summary="Get the chat settings")
 def get_chat_settings() -> Response[Envelope[ChatSettings]]:
     return ok(settings.get_chat_settings(current_principal(app)))
 
 
-@app.put(f"{BASE}/chat")
+@app.put(f"{BASE}/chat", summary="Replace the chat settings")
 def put_chat_settings(data: ChatSettings) -> Response[Envelope[ChatSettings]]:
     return ok(settings.put_chat_settings(current_principal(app), data))
 
 
-@app.get(f"{BASE}/email")
+@app.get(f"{BASE}/email", summary="Get the email settings")
 def get_email_settings() -> Response[Envelope[EmailSettings]]:
     return ok(settings.get_email_settings(current_principal(app)))
 
 
-@app.put(f"{BASE}/email")
+@app.put(f"{BASE}/email", summary="Replace the email settings")
 def put_email_settings(data: EmailSettings) -> Response[Envelope[EmailSettings]]:
     return ok(settings.put_email_settings(current_principal(app), data))
 
 
-@app.get(f"{BASE}/sla")
+@app.get(f"{BASE}/sla", summary="Get the SLA settings")
 def get_sla_settings() -> Response[Envelope[SlaSettings]]:
     return ok(sla.get_sla_settings(current_principal(app)))
 
 
-@app.put(f"{BASE}/sla")
+@app.put(f"{BASE}/sla", summary="Replace the SLA settings")
 def put_sla_settings(data: SlaSettings) -> Response[Envelope[SlaSettings]]:
     return ok(sla.put_sla_settings(current_principal(app), data))
 
 
-@app.get(f"{BASE}/routing")
+@app.get(f"{BASE}/routing", summary="Get the routing settings")
 def get_routing_settings() -> Response[Envelope[RoutingSettings]]:
     return ok(settings.get_routing_settings(current_principal(app)))
 
 
-@app.put(f"{BASE}/routing")
+@app.put(f"{BASE}/routing", summary="Replace the routing settings")
 def put_routing_settings(data: RoutingSettings) -> Response[Envelope[RoutingSettings]]:
     return ok(settings.put_routing_settings(current_principal(app), data))
 

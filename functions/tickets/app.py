@@ -38,7 +38,7 @@ from support.services import automations, email_in, tickets
 app = create_resolver()
 
 
-@app.get("/api/support/tickets")
+@app.get("/api/support/tickets", summary="List tickets, newest first")
 def list_tickets(
     user_id: TenantParam = None,
     status: Annotated[TicketStatus | None, Query()] = None,
@@ -67,7 +67,7 @@ def list_tickets(
     return page(tickets.list_tickets(principal, query))
 
 
-@app.post("/api/support/tickets", status_code=201, middlewares=[idempotent])
+@app.post("/api/support/tickets", summary="Create a ticket", status_code=201, middlewares=[idempotent])
 def create_ticket(data: TicketCreate, user_id: TenantParam = None) -> Response[Envelope[Ticket]]:
     principal = current_principal(app)
     principal.require_tenant(user_id)
@@ -76,55 +76,73 @@ def create_ticket(data: TicketCreate, user_id: TenantParam = None) -> Response[E
     return created(ticket)
 
 
-@app.get("/api/support/tickets/<ticket_id>")
+@app.get("/api/support/tickets/<ticket_id>", summary="Get one ticket")
 def get_ticket(ticket_id: UUID) -> Response[Envelope[Ticket]]:
     return ok(tickets.get_ticket(current_principal(app), ticket_id))
 
 
-@app.patch("/api/support/tickets/<ticket_id>")
+@app.patch("/api/support/tickets/<ticket_id>", summary="Change a ticket's status, priority, agent, category or fields")
 def update_ticket(ticket_id: UUID, changes: TicketUpdate) -> Response[Envelope[Ticket]]:
     return ok(tickets.update_ticket(current_principal(app), ticket_id, changes))
 
 
-@app.post("/api/support/tickets/<ticket_id>/close")
+@app.post("/api/support/tickets/<ticket_id>/close", summary="Close a ticket")
 def close_ticket(ticket_id: UUID) -> Response[Envelope[Ticket]]:
     return ok(tickets.close_ticket(current_principal(app), ticket_id))
 
 
-@app.post("/api/support/tickets/<ticket_id>/assign")
+@app.post("/api/support/tickets/<ticket_id>/assign", summary="Assign a ticket to an agent")
 def assign_ticket(ticket_id: UUID, request: AssignRequest) -> Response[Envelope[Ticket]]:
     return ok(tickets.assign_ticket(current_principal(app), ticket_id, request.agent_id))
 
 
-@app.get("/api/support/tickets/<ticket_id>/conversations")
+@app.get("/api/support/tickets/<ticket_id>/conversations", summary="List a ticket's thread, oldest first")
 def list_conversations(
     ticket_id: UUID, limit: PageSize = DEFAULT_PAGE_SIZE, cursor: PageCursor = None
 ) -> Response[PageEnvelope[Conversation]]:
     return page(tickets.list_conversations(current_principal(app), ticket_id, limit=limit, cursor=cursor))
 
 
-@app.post("/api/support/tickets/<ticket_id>/conversations", status_code=201, middlewares=[idempotent])
+@app.post(
+    "/api/support/tickets/<ticket_id>/conversations",
+    summary="Reply on a ticket or add an internal note",
+    status_code=201,
+    middlewares=[idempotent],
+)
 def add_conversation(ticket_id: UUID, message: ConversationCreate) -> Response[Envelope[Conversation]]:
     return created(tickets.add_conversation(current_principal(app), ticket_id, message))
 
 
-@app.post("/api/support/tickets/<ticket_id>/calls", status_code=201, middlewares=[idempotent])
+@app.post(
+    "/api/support/tickets/<ticket_id>/calls",
+    summary="Log a phone call on a ticket",
+    status_code=201,
+    middlewares=[idempotent],
+)
 def log_call(ticket_id: UUID, call: CallCreate) -> Response[Envelope[Conversation]]:
     return created(tickets.log_call(current_principal(app), ticket_id, call))
 
 
-@app.get("/api/support/tickets/<ticket_id>/conversations/<conversation_id>/original")
+@app.get(
+    "/api/support/tickets/<ticket_id>/conversations/<conversation_id>/original",
+    summary="Get the raw mail a thread entry came in by",
+)
 def get_original_email(ticket_id: UUID, conversation_id: UUID) -> Response[Envelope[OriginalEmail]]:
     """The raw mail a conversation entry came in by (a short-lived presigned URL): 404 unless it came by email."""
     return ok(email_in.original_of(current_principal(app), ticket_id, conversation_id))
 
 
-@app.get("/api/support/tickets/<ticket_id>/feedback")
+@app.get("/api/support/tickets/<ticket_id>/feedback", summary="Get a ticket's satisfaction feedback")
 def get_feedback(ticket_id: UUID) -> Response[Envelope[Feedback]]:
     return ok(tickets.get_feedback(current_principal(app), ticket_id))
 
 
-@app.post("/api/support/tickets/<ticket_id>/feedback", status_code=201, middlewares=[idempotent])
+@app.post(
+    "/api/support/tickets/<ticket_id>/feedback",
+    summary="Give a ticket's satisfaction feedback (once)",
+    status_code=201,
+    middlewares=[idempotent],
+)
 def add_feedback(ticket_id: UUID, feedback: FeedbackCreate) -> Response[Envelope[Feedback]]:
     return created(tickets.add_feedback(current_principal(app), ticket_id, feedback))
 

@@ -1,12 +1,14 @@
 """Widgets endpoint group: the widget keys a merchant embeds (admins), and the public routes the chat widget calls
 from the merchant's page (no JWT: the key, the browser's Origin and our signed tokens): the visitor session and
-the web form."""
+the web form. And, public too, the HTTP API's OpenAPI document (the stack's `OpenApiUrl` output)."""
 
 from __future__ import annotations
 
+from functools import cache
+from importlib.resources import files
 from typing import Annotated, Any
 
-from aws_lambda_powertools.event_handler import Response
+from aws_lambda_powertools.event_handler import Response, content_types
 from aws_lambda_powertools.event_handler.openapi.params import Path
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
@@ -35,29 +37,29 @@ signing_key()  # read the visitor key at cold start: a function without one fail
 BASE = "/api/support/widgets"
 
 
-@app.post(BASE, status_code=201, middlewares=[idempotent])
+@app.post(BASE, summary="Create a chat widget key", status_code=201, middlewares=[idempotent])
 def create_widget(data: WidgetCreate) -> Response[Envelope[Widget]]:
     return created(widgets.create_widget(current_principal(app), data))
 
 
-@app.get(BASE)
+@app.get(BASE, summary="List the chat widget keys")
 def list_widgets(limit: PageSize = DEFAULT_PAGE_SIZE, cursor: PageCursor = None) -> Response[PageEnvelope[Widget]]:
     return page(widgets.list_widgets(current_principal(app), limit=limit, cursor=cursor))
 
 
-@app.patch(f"{BASE}/<widget_key>")
+@app.patch(f"{BASE}/<widget_key>", summary="Change a widget key's allowed origins")
 def update_widget_origins(
     widget_key: Annotated[str, Path(pattern=WIDGET_KEY_PATTERN)], data: WidgetOriginsUpdate
 ) -> Response[Envelope[Widget]]:
     return ok(widgets.update_widget_origins(current_principal(app), widget_key, data))
 
 
-@app.delete(f"{BASE}/<widget_key>")
+@app.delete(f"{BASE}/<widget_key>", summary="Revoke a chat widget key")
 def revoke_widget(widget_key: Annotated[str, Path(pattern=WIDGET_KEY_PATTERN)]) -> Response[Envelope[Widget]]:
     return ok(widgets.revoke_widget(current_principal(app), widget_key))
 
 
-@app.post("/api/support/widget/session", status_code=201)
+@app.post("/api/support/widget/session", summary="Start a visitor's widget session (public)", status_code=201)
 def start_visitor_session(request: WidgetSessionRequest) -> Response[Envelope[WidgetSession]]:
     origin = app.current_event.headers.get("origin")
     source_ip = app.current_event.request_context.http.source_ip
@@ -66,13 +68,31 @@ def start_visitor_session(request: WidgetSessionRequest) -> Response[Envelope[Wi
     return created(session)
 
 
-@app.post("/api/support/widget/tickets", status_code=201)
+@app.post("/api/support/widget/tickets", summary="Submit the public web form as a ticket", status_code=201)
 def submit_web_form(form: WebFormTicketCreate) -> Response[Envelope[WebFormTicket]]:
     origin = app.current_event.headers.get("origin")
     source_ip = app.current_event.request_context.http.source_ip
     answer, stored = widgets.submit_web_form(form, origin, source_ip=source_ip)
     metrics.add_metric(name="WebFormTickets" if stored else "WebFormHoneypotHits", unit="Count", value=1)
     return created(answer)
+
+
+@cache
+def _openapi_document() -> str:
+    # Written by `python -m local.openapi --write` beside docs/openapi.json, the same document (a contract test
+    # fails when either differs from what the code generates); shipped in the layer.
+    return files("support").joinpath("openapi.json").read_text(encoding="utf-8")
+
+
+# Not in the document itself: it answers the document, not an envelope.
+@app.get("/api/support/openapi.json", include_in_schema=False)
+def get_openapi_document() -> Response[str]:
+    return Response(
+        status_code=200,
+        content_type=content_types.APPLICATION_JSON,
+        body=_openapi_document(),
+        headers={"Cache-Control": "public, max-age=300"},
+    )
 
 
 @logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_HTTP)

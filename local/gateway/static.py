@@ -2,6 +2,8 @@
 
 - `static_routes()`: `web/widget/` at `/widget/` (the chat widget a merchant's page loads with one script tag)
   and `web/console/` at `/console/` (the agent console), mounted on the local HTTP API before its routes.
+- `api_docs_routes()`: the HTTP API's OpenAPI document (the committed docs/openapi.json, `local.openapi`) at
+  `/openapi.json` and Swagger UI at `/docs`, from the copy of Swagger UI that Powertools bundles (no network).
 - `merchant_app()`: the demo merchant's shop page (`web/demo-merchant/index.html`), templated at serve time with
   a widget key and the gateway's URLs, for a server of its own on another origin (`MERCHANT_PORT`, `PORT`+2), as a
   real shop's page is.
@@ -19,11 +21,12 @@ from pathlib import Path
 
 from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import HTMLResponse, Response
+from starlette.responses import FileResponse, HTMLResponse, Response
 from starlette.routing import BaseRoute, Mount, Route
 from starlette.staticfiles import StaticFiles
 from starlette.types import Scope
 
+from local.openapi import DOCUMENT as OPENAPI_DOCUMENT
 from local.template import REPO
 
 WEB = REPO / "web"
@@ -53,6 +56,68 @@ def static_routes(widget_dir: Path = WIDGET_DIR, console_dir: Path = CONSOLE_DIR
         if directory.is_dir():
             routes.append(Mount(prefix, app=RevalidatedStaticFiles(directory=directory, html=True), name=prefix[1:]))
     return routes
+
+
+def _swagger_ui_dir() -> Path:
+    from aws_lambda_powertools.event_handler.openapi import swagger_ui
+
+    return Path(swagger_ui.__file__).parent
+
+
+SWAGGER_PAGE = """<!DOCTYPE html>
+<html lang="en">
+<head>
+  <meta charset="utf-8">
+  <title>Support desk HTTP API</title>
+  <link rel="stylesheet" href="/docs/swagger-ui.min.css">
+</head>
+<body>
+  <div id="swagger-ui"></div>
+  <script src="/docs/swagger-ui-bundle.min.js"></script>
+  <script src="/docs/start.js"></script>
+</body>
+</html>
+"""
+# Its own file rather than inline, so a page with a strict Content-Security-Policy (script-src 'self') runs it too.
+SWAGGER_START = """window.ui = SwaggerUIBundle({
+  url: "/openapi.json",
+  dom_id: "#swagger-ui",
+  deepLinking: true,
+  persistAuthorization: true,
+  presets: [SwaggerUIBundle.presets.apis],
+  layout: "BaseLayout",
+});
+"""
+
+
+def api_docs_routes(document: Path = OPENAPI_DOCUMENT) -> list[BaseRoute]:
+    """`/openapi.json` (the committed document, as the stack's `ApiDocsUrl` serves it) and `/docs` (Swagger UI)."""
+    assets = _swagger_ui_dir()
+    headers = {"cache-control": NO_CACHE, "x-content-type-options": "nosniff"}
+
+    async def openapi_json(request: Request) -> Response:
+        return Response(document.read_bytes(), media_type="application/json", headers=headers)
+
+    async def docs_page(request: Request) -> Response:
+        return HTMLResponse(SWAGGER_PAGE, headers=headers)
+
+    async def start_js(request: Request) -> Response:
+        return Response(SWAGGER_START, media_type="text/javascript", headers=headers)
+
+    def asset(name: str, media_type: str) -> Route:
+        async def serve(request: Request) -> Response:
+            return FileResponse(assets / name, media_type=media_type, headers=headers)
+
+        return Route(f"/docs/{name}", serve, methods=["GET", "HEAD"])
+
+    return [
+        Route("/openapi.json", openapi_json, methods=["GET", "HEAD"]),
+        Route("/docs", docs_page, methods=["GET", "HEAD"]),
+        Route("/docs/", docs_page, methods=["GET", "HEAD"]),
+        Route("/docs/start.js", start_js, methods=["GET", "HEAD"]),
+        asset("swagger-ui-bundle.min.js", "text/javascript"),
+        asset("swagger-ui.min.css", "text/css"),
+    ]
 
 
 def render_merchant_page(

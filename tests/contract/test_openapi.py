@@ -1,4 +1,5 @@
-"""Contract: each function's OpenAPI document describes what it serves and answers.
+"""Contract: each function's OpenAPI document describes what it serves and answers, and the merged one
+(docs/openapi.json, local.openapi) is up to date, has every route with a summary, its errors and their examples.
 
 The paths and path parameter names are the template's; every operation documents its success status with
 the schema of its envelope (what the fuzzer checks each answer against) and every error status with the
@@ -7,15 +8,28 @@ error envelope."""
 from __future__ import annotations
 
 import json
+import re
 from collections import defaultdict
 from typing import Any
 
 import pytest
 
-from local.template import http_routes, load_module
-from support.http import ERROR_STATUSES
+from local.gateway import LambdaContext
+from local.openapi import (
+    BEARER,
+    DOCUMENT,
+    DOCUMENT_ROUTE,
+    LAYER_DOCUMENT,
+    documented_routes,
+    merged_document,
+    render,
+    render_compact,
+)
+from local.template import REPO, http_routes, load_module
+from support.http import ERROR_EXAMPLES, ERROR_STATUSES
+from support.models.envelopes import ErrorEnvelope
 
-ROUTES = [route for route in http_routes() if route.path.startswith("/api/")]
+ROUTES = documented_routes()  # every /api/ route but the one that serves the document
 FUNCTIONS = sorted({(route.code_uri, route.handler) for route in ROUTES})
 # The routes that create something answer 201.
 CREATES = {
@@ -109,3 +123,86 @@ def test_every_answer_is_documented_with_its_envelope(
         assert error["title"] == "ErrorEnvelope"
         assert error["properties"]["success"]["const"] is False
     assert not {"HTTPValidationError", "ValidationError"} & set(document["components"]["schemas"])
+
+
+# --- the merged document (local.openapi), committed as docs/openapi.json ---------------------------------------
+
+MERGED = merged_document()
+MERGED_OPERATIONS = [
+    (f"{method.upper()} {path}", operation)
+    for path, item in MERGED["paths"].items()
+    for method, operation in item.items()
+]
+
+
+def test_the_committed_document_is_what_the_code_generates() -> None:
+    committed = DOCUMENT.read_text(encoding="utf-8") if DOCUMENT.is_file() else ""
+    assert committed == render(), "docs/openapi.json is stale: run `python -m local.openapi --write` and commit it"
+    assert LAYER_DOCUMENT.read_text(encoding="utf-8") == render_compact(committed), "the layer's copy is stale"
+
+
+def test_the_stack_serves_the_committed_document_without_a_token() -> None:
+    (route,) = [route for route in http_routes() if route.route_key == DOCUMENT_ROUTE]
+    assert route.public
+    event = json.loads((REPO / "events" / "widgets" / "get_openapi_document.json").read_text())
+    answer = load_module(route.code_uri, route.handler).lambda_handler(event, LambdaContext("WidgetsFunction", 512, 10))
+    assert answer["statusCode"] == 200
+    assert answer["headers"]["Content-Type"] == "application/json"
+    assert json.loads(answer["body"]) == json.loads(DOCUMENT.read_text(encoding="utf-8"))
+
+
+def test_the_merged_document_has_every_templates_route_once() -> None:
+    assert {key for key, _ in MERGED_OPERATIONS} == {route.route_key for route in ROUTES}
+    assert len(MERGED_OPERATIONS) == len(ROUTES)
+
+
+def test_every_reference_of_the_merged_document_resolves() -> None:
+    text = json.dumps(MERGED)
+    for kind, name in re.findall(r'"#/components/(\w+)/([^"]+)"', text):
+        assert name in MERGED["components"].get(kind, {}), f"{kind}/{name}"
+
+
+def test_a_component_name_two_functions_use_for_two_models_is_renamed_for_each() -> None:
+    schemas = MERGED["components"]["schemas"]
+    assert "ConversationKind" not in schemas
+    assert schemas["TicketsConversationKind"]["enum"] != schemas["ContactsConversationKind"]["enum"]
+
+
+@pytest.mark.parametrize(("key", "operation"), MERGED_OPERATIONS, ids=[key for key, _ in MERGED_OPERATIONS])
+def test_every_route_has_a_summary_its_errors_and_their_examples(key: str, operation: dict[str, Any]) -> None:
+    method, path = key.split(" ", 1)
+    summary = operation.get("summary", "")
+    assert summary and summary != key and summary != f"{method} {path}", "no summary of its own (summary=...)"
+    assert operation["tags"], "its function group"
+    responses = operation["responses"]
+    client_errors = {int(code) for code in responses if code.startswith("4")}
+    assert client_errors == {status for status in ERROR_STATUSES if 400 <= status < 500}
+    for code, response in responses.items():
+        if code.startswith("2"):
+            continue
+        content = response["content"]["application/json"]
+        assert content["schema"] == {"$ref": "#/components/schemas/ErrorEnvelope"}
+        assert content["examples"], code
+        for reference in content["examples"].values():
+            example = MERGED["components"]["examples"][reference["$ref"].rsplit("/", 1)[1]]
+            answer = ErrorEnvelope.model_validate(example["value"])
+            assert ERROR_EXAMPLES[int(code)][answer.error.code] == example
+
+
+@pytest.mark.parametrize(("key", "operation"), MERGED_OPERATIONS, ids=[key for key, _ in MERGED_OPERATIONS])
+def test_every_required_request_body_has_its_sample_events_body_as_example(key: str, operation: dict[str, Any]) -> None:
+    body = operation.get("requestBody")
+    if not body or not body.get("required"):
+        return  # no body, or an optional one (ending a chat, making a ticket of it)
+    (example,) = body["content"]["application/json"]["examples"].values()
+    event = json.loads((REPO / example["summary"]).read_text(encoding="utf-8"))
+    assert event["routeKey"] == key
+    assert example["value"] == json.loads(event["body"])  # which test_template validates against the route's model
+
+
+def test_public_routes_need_no_token_and_the_others_a_bearer_token() -> None:
+    assert MERGED["security"] == [{BEARER: []}]
+    assert MERGED["components"]["securitySchemes"][BEARER]["scheme"] == "bearer"
+    public = {route.route_key for route in ROUTES if route.public}
+    assert public, "the widget's public routes"
+    assert {key for key, operation in MERGED_OPERATIONS if operation.get("security") == []} == public

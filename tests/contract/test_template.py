@@ -192,6 +192,8 @@ PUBLIC_ROUTES = {
     "POST /api/support/widget/tickets",
     # a connector's deliveries: an HMAC signature with the channel's secret instead of a JWT (sql/0030)
     "POST /api/support/channels/{channelId}/messages",
+    # the API's OpenAPI document: no tenant's data (the stack's OpenApiUrl output)
+    "GET /api/support/openapi.json",
 }
 
 

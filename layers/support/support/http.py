@@ -25,7 +25,7 @@ from aws_lambda_powertools.event_handler.openapi.exceptions import (
 )
 from aws_lambda_powertools.event_handler.openapi.models import OpenAPI, Parameter, ParameterInType
 from aws_lambda_powertools.event_handler.openapi.params import Query
-from aws_lambda_powertools.event_handler.openapi.types import OpenAPIResponse
+from aws_lambda_powertools.event_handler.openapi.types import OpenAPIResponse, OpenAPIResponseHeader
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from pydantic import StringConstraints, ValidationError, WithJsonSchema
 from pydantic.alias_generators import to_camel
@@ -172,13 +172,60 @@ ERROR_STATUSES = {
 }
 
 
+def _error_example(code: str, message: str, details: list[dict[str, str]] | None = None) -> dict[str, Any]:
+    return {
+        "summary": code,
+        "value": {"success": False, "error": {"code": code, "message": message, "details": details or []}},
+    }
+
+
+# One example answer per error status (two where a status has two codes), in the OpenAPI document of every route.
+ERROR_EXAMPLES: dict[int, dict[str, dict[str, Any]]] = {
+    400: {"malformed_json": _error_example("malformed_json", "the request body is not valid JSON")},
+    401: {"unauthorized": _error_example("unauthorized", "the token has no tenant_id claim")},
+    403: {"forbidden": _error_example("forbidden", "only an admin can do this")},
+    404: {"not_found": _error_example("not_found", "ticket not found")},
+    409: {
+        "conflict": _error_example("conflict", "the ticket is closed"),
+        "quota_exceeded": _error_example("quota_exceeded", "this tenant has reached its limit of 500 agents"),
+    },
+    413: {
+        "payload_too_large": _error_example(
+            "payload_too_large",
+            "a field is over its size limit",
+            [{"field": "body.message", "message": "at most 51200 bytes of UTF-8", "type": "too_large"}],
+        )
+    },
+    415: {"unsupported_media_type": _error_example("unsupported_media_type", "the request body must be JSON")},
+    422: {
+        "validation_error": _error_example(
+            "validation_error",
+            "the request is not valid",
+            [{"field": "body.customerEmail", "message": "value is not a valid email address", "type": "value_error"}],
+        )
+    },
+    429: {"rate_limited": _error_example("rate_limited", "too many requests; try again later")},
+    500: {"internal_error": _error_example("internal_error", "an internal error occurred; it has been logged")},
+}
+
+
+_RETRY_AFTER: OpenAPIResponseHeader = {
+    "description": "whole seconds until one more request is admitted",
+    "schema": {"type": "integer", "minimum": 1},
+}
+
+
 def success_and_errors(successes: dict[int, OpenAPIResponse]) -> dict[int, OpenAPIResponse]:
     """A route's documented answers: its successes (a route that answers two, such as 201 for a thing made now and
-    200 for the one made before, lists both) and every error status with `ErrorEnvelope`."""
+    200 for the one made before, lists both) and every error status with `ErrorEnvelope` and an example."""
     return {
         **successes,
         **{
-            status: {"description": description, "content": {"application/json": {"model": ErrorEnvelope}}}
+            status: {
+                "description": description,
+                "content": {"application/json": {"model": ErrorEnvelope, "examples": ERROR_EXAMPLES[status]}},
+                **({"headers": {"Retry-After": _RETRY_AFTER}} if status == 429 else {}),
+            }
             for status, description in ERROR_STATUSES.items()
         },
     }

@@ -209,6 +209,15 @@ class BusinessHours(ApiModel):
             raise ValueError(f"unknown time zone {value!r}") from exc
         return value
 
+    @field_validator("start", "end")
+    @classmethod
+    def _wall_clock(cls, value: time) -> time:
+        # Wall-clock times in `timeZone`: an offset of its own ("17:00Z") has no meaning here (and a time with
+        # one cannot be compared with one without).
+        if value.tzinfo is not None:
+            raise ValueError("a time of day without an offset: `timeZone` gives the zone")
+        return value
+
     @model_validator(mode="after")
     def _window(self) -> BusinessHours:
         if self.end <= self.start:
