@@ -25,3 +25,17 @@ def moto_credentials(monkeypatch: pytest.MonkeyPatch) -> None:
     for name, value in (("AWS_ACCESS_KEY_ID", "local"), ("AWS_SECRET_ACCESS_KEY", "local")):
         monkeypatch.setenv(name, value)
     monkeypatch.setenv("AWS_DEFAULT_REGION", local_ses.REGION)
+
+
+@pytest.fixture(autouse=True)
+def automations_run_here(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """Automation runs in the test's own process, as with no AutomationsFunction configured: a local stack an e2e test
+    left running for the session (its AUTOMATIONS_FUNCTION_NAME in the environment) would otherwise be invoked, and
+    run the events against its own database, not the test's. A test that wants the function sets it itself."""
+    from support.config import get_settings
+
+    monkeypatch.delenv("AUTOMATIONS_FUNCTION_NAME", raising=False)
+    get_settings.cache_clear()
+    yield
+    monkeypatch.undo()
+    get_settings.cache_clear()
