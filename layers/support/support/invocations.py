@@ -18,6 +18,7 @@ from __future__ import annotations
 import json
 import os
 import threading
+from collections.abc import Callable
 from typing import Any
 from urllib.parse import quote
 
@@ -101,3 +102,24 @@ def reset() -> None:
     global _client
     with _lock:
         _client = None
+
+
+def invoke_or_run(
+    function_name: str | None, payload: dict[str, Any], run_here: Callable[[], object], *, what: str
+) -> None:
+    """Start `what` soon: an asynchronous invocation of `function_name` with `payload`, or, with no function
+    configured (or when Lambda did not take the event), `run_here()` in this environment. Never raises: the work is
+    written down before it is started, so whatever fails here is left for the caller's own catch-up (a sweep, the
+    next change)."""
+    from support.observability import logger
+
+    try:
+        if function_name is not None:
+            try:
+                lambda_invoker().invoke_async(function_name, payload)
+                return
+            except Exception:
+                logger.exception("the %s function was not invoked; running it here", what)
+        run_here()
+    except Exception:
+        logger.exception("the %s run failed; it is picked up again later", what)

@@ -48,6 +48,7 @@ from support.db import tenant_transaction
 from support.db.connection import Cursor, anonymous_transaction
 from support.db.statements import lock_for_tenant
 from support.errors import DomainError, InvalidInput, QuotaExceeded, found
+from support.invocations import invoke_or_run
 from support.models.automations import (
     PRIORITY_RANK,
     ActionType,
@@ -550,19 +551,12 @@ def system_principal(tenant_id: UUID) -> Principal:
 def start(tenant_id: UUID) -> None:
     """Run the tenant's pending events soon: an asynchronous invocation of the automations function, or, with none
     configured (or when the invocation fails), the run itself, here. Never raises: the sweep runs what is left."""
-    function_name = get_settings().automations_function_name
-    try:
-        if function_name is not None:
-            from support.invocations import lambda_invoker
-
-            try:
-                lambda_invoker().invoke_async(function_name, {"tenantId": str(tenant_id)})
-                return
-            except Exception:
-                logger.exception("the automations function was not invoked; running the automations here")
-        run_pending(tenant_id)
-    except Exception:
-        logger.exception("an automation run failed; the sweep runs what is left")
+    invoke_or_run(
+        get_settings().automations_function_name,
+        {"tenantId": str(tenant_id)},
+        lambda: run_pending(tenant_id),
+        what="automations",
+    )
 
 
 def kick(tenant_id: UUID) -> None:

@@ -49,6 +49,7 @@ from support.config import get_settings
 from support.db import tenant_transaction
 from support.db.connection import Cursor
 from support.db.statements import lock_for_tenant
+from support.invocations import invoke_or_run
 from support.models.realtime import AgentStatusNotice, Queued, QueuedSession, QueueUpdate
 from support.observability import logger
 from support.realtime import Delivery, deliver, event
@@ -108,19 +109,12 @@ def start(tenant_id: UUID) -> None:
     """Start a run for the tenant: an asynchronous invocation of the broadcast function, or, with none configured
     (or when the invocation fails), the run itself, here. Never raises: the request row stays, and the next change
     after STALE_AFTER_SECONDS starts again."""
-    function_name = get_settings().broadcast_function_name
-    try:
-        if function_name is not None:
-            from support.invocations import lambda_invoker
-
-            try:
-                lambda_invoker().invoke_async(function_name, {"tenantId": str(tenant_id)})
-                return
-            except Exception:
-                logger.exception("the broadcast function was not invoked; running the broadcast here")
-        run(tenant_id)
-    except Exception:
-        logger.exception("a staff broadcast failed; the next change starts it again")
+    invoke_or_run(
+        get_settings().broadcast_function_name,
+        {"tenantId": str(tenant_id)},
+        lambda: run(tenant_id),
+        what="staff broadcast",
+    )
 
 
 @dataclass(frozen=True)
