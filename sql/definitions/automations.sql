@@ -133,24 +133,30 @@ LANGUAGE plpgsql SECURITY DEFINER
 SET search_path = pg_catalog, public, pg_temp
 AS $$
 BEGIN
-    IF TG_OP = 'INSERT' THEN
-        PERFORM public.automation_seed_defaults(t.user_id)
-        FROM (SELECT DISTINCT n.user_id FROM new_rows n) t
-        WHERE NOT EXISTS (SELECT FROM public.automation_tenants a WHERE a.user_id = t.user_id);
-        INSERT INTO public.automation_events (user_id, event, session_id, data, caused_by_rule, depth)
-        SELECT n.user_id, 'chat_started', n.id, '{}', c.rule, c.depth
-        FROM new_rows n CROSS JOIN public.automation_cause() c
-        WHERE EXISTS (SELECT FROM public.automation_rules r
-                      WHERE r.user_id = n.user_id AND r.event = 'chat_started' AND r.enabled);
-    ELSE
-        INSERT INTO public.automation_events (user_id, event, session_id, data, caused_by_rule, depth)
-        SELECT n.user_id, 'chat_ended', n.id, jsonb_build_object('previousStatus', o.status), c.rule, c.depth
-        FROM new_rows n JOIN old_rows o ON o.id = n.id
-        CROSS JOIN public.automation_cause() c
-        WHERE n.status = 'closed' AND o.status <> 'closed'
-          AND EXISTS (SELECT FROM public.automation_rules r
-                      WHERE r.user_id = n.user_id AND r.event = 'chat_ended' AND r.enabled);
-    END IF;
+    PERFORM public.automation_seed_defaults(t.user_id)
+    FROM (SELECT DISTINCT n.user_id FROM new_rows n) t
+    WHERE NOT EXISTS (SELECT FROM public.automation_tenants a WHERE a.user_id = t.user_id);
+    INSERT INTO public.automation_events (user_id, event, session_id, data, caused_by_rule, depth)
+    SELECT n.user_id, 'chat_started', n.id, '{}', c.rule, c.depth
+    FROM new_rows n CROSS JOIN public.automation_cause() c
+    WHERE EXISTS (SELECT FROM public.automation_rules r
+                  WHERE r.user_id = n.user_id AND r.event = 'chat_started' AND r.enabled);
+    RETURN NULL;
+END
+$$;
+
+-- A chat's end, row by row, queued only when the status becomes closed (the trigger's WHEN): the session's every
+-- other update (a message moving its counters) runs no trigger at all.
+CREATE OR REPLACE FUNCTION public.automation_capture_chat_end() RETURNS trigger
+LANGUAGE plpgsql SECURITY DEFINER
+SET search_path = pg_catalog, public, pg_temp
+AS $$
+BEGIN
+    INSERT INTO public.automation_events (user_id, event, session_id, data, caused_by_rule, depth)
+    SELECT NEW.user_id, 'chat_ended', NEW.id, jsonb_build_object('previousStatus', OLD.status), c.rule, c.depth
+    FROM public.automation_cause() c
+    WHERE EXISTS (SELECT FROM public.automation_rules r
+                  WHERE r.user_id = NEW.user_id AND r.event = 'chat_ended' AND r.enabled);
     RETURN NULL;
 END
 $$;
@@ -158,8 +164,8 @@ $$;
 CREATE OR REPLACE TRIGGER live_chat_sessions_automation_insert AFTER INSERT ON public.live_chat_sessions
     REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION public.automation_capture_chats();
 CREATE OR REPLACE TRIGGER live_chat_sessions_automation_update AFTER UPDATE ON public.live_chat_sessions
-    REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows
-    FOR EACH STATEMENT EXECUTE FUNCTION public.automation_capture_chats();
+    FOR EACH ROW WHEN (NEW.status = 'closed' AND OLD.status <> 'closed')
+    EXECUTE FUNCTION public.automation_capture_chat_end();
 
 -- Since when the ticket is in its status (ticket_in_status).
 CREATE OR REPLACE FUNCTION public.set_status_changed_at() RETURNS trigger

@@ -71,6 +71,7 @@ BEGIN
 END
 $$;
 
+-- Reads user_id, status and duration: live_chat_sessions_totals_update's WHEN lists the same columns.
 CREATE OR REPLACE FUNCTION public.chat_totals_contribution(sign integer, s public.live_chat_sessions)
 RETURNS public.chat_totals
 LANGUAGE sql IMMUTABLE
@@ -107,17 +108,23 @@ AS $$
 BEGIN
     IF TG_OP = 'INSERT' THEN
         PERFORM public.add_to_chat_totals(ARRAY(SELECT public.chat_totals_contribution(1, n) FROM new_rows n));
-    ELSIF TG_OP = 'DELETE' THEN
-        PERFORM public.add_to_chat_totals(ARRAY(SELECT public.chat_totals_contribution(-1, o) FROM old_rows o));
     ELSE
-        -- A message posted only moves the session's counters: no contribution changes, nothing is locked.
-        PERFORM public.add_to_chat_totals(ARRAY(
-            SELECT c
-            FROM old_rows o JOIN new_rows n ON n.id = o.id
-            CROSS JOIN LATERAL (VALUES (public.chat_totals_contribution(-1, o)),
-                                       (public.chat_totals_contribution(1, n))) AS v(c)
-            WHERE public.chat_totals_contribution(1, n) IS DISTINCT FROM public.chat_totals_contribution(1, o)));
+        PERFORM public.add_to_chat_totals(ARRAY(SELECT public.chat_totals_contribution(-1, o) FROM old_rows o));
     END IF;
+    RETURN NULL;
+END
+$$;
+
+-- An update, row by row, queued only when the session's contribution changes (the trigger's WHEN): a message
+-- posted moves only the session's counters, and then no trigger runs at all (a statement-level trigger would run
+-- on every message, with its transition tables, to find that nothing changed).
+CREATE OR REPLACE FUNCTION public.move_chat_totals() RETURNS trigger
+LANGUAGE plpgsql SECURITY DEFINER
+SET search_path = pg_catalog, public, pg_temp
+AS $$
+BEGIN
+    PERFORM public.add_to_chat_totals(ARRAY[public.chat_totals_contribution(-1, OLD),
+                                            public.chat_totals_contribution(1, NEW)]);
     RETURN NULL;
 END
 $$;
@@ -179,7 +186,10 @@ CREATE OR REPLACE TRIGGER live_chat_sessions_totals_insert AFTER INSERT ON publi
     REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION public.add_chat_totals();
 
 CREATE OR REPLACE TRIGGER live_chat_sessions_totals_update AFTER UPDATE ON public.live_chat_sessions
-    REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION public.add_chat_totals();
+    FOR EACH ROW
+    -- the columns chat_totals_contribution reads (the WHEN runs with the caller's rights, which may not call it)
+    WHEN ((NEW.user_id, NEW.status, NEW.duration) IS DISTINCT FROM (OLD.user_id, OLD.status, OLD.duration))
+    EXECUTE FUNCTION public.move_chat_totals();
 
 CREATE OR REPLACE TRIGGER support_tickets_totals_delete AFTER DELETE ON public.support_tickets
     REFERENCING OLD TABLE AS old_rows FOR EACH STATEMENT EXECUTE FUNCTION public.add_ticket_totals();
