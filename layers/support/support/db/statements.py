@@ -60,3 +60,24 @@ def newest_first(
         params,
     )
     return cur.fetchall()
+
+
+def oldest_first(
+    cur: Cursor, tenant_id: UUID, table: str, columns: str, parent: tuple[str, UUID], *, limit: int, cursor: str | None
+) -> list[DictRow]:
+    """One page of a thread (the rows of `table` whose `parent` column names the parent id), oldest first by
+    (created_at, id), after the (created_at, id) `cursor` names: `limit` + 1 rows at most, as newest_first."""
+    column, parent_id = parent
+    params: dict[str, Any] = {"tenant": tenant_id, "parent": parent_id, "limit": limit + 1}
+    after = sql.SQL("")
+    if cursor:
+        params["after_at"], params["after_id"] = decode_cursor(cursor)
+        after = sql.SQL("AND (created_at, id) > (%(after_at)s, %(after_id)s)")
+    cur.execute(
+        sql.SQL(
+            "SELECT {columns} FROM {table} WHERE user_id = %(tenant)s AND {column} = %(parent)s {after} "
+            "ORDER BY created_at, id LIMIT %(limit)s"
+        ).format(columns=sql.SQL(columns), table=sql.Identifier(table), column=sql.Identifier(column), after=after),
+        params,
+    )
+    return cur.fetchall()

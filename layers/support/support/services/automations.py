@@ -39,14 +39,13 @@ from uuid import UUID, uuid4
 from zoneinfo import ZoneInfo
 
 import psycopg
-from psycopg import sql
 from psycopg.types.json import Jsonb
 
 from support.auth import Principal, Role
 from support.config import get_settings
 from support.db import tenant_transaction
 from support.db.connection import Cursor, anonymous_transaction
-from support.db.statements import lock_for_tenant
+from support.db.statements import lock_for_tenant, oldest_first
 from support.errors import DomainError, InvalidInput, QuotaExceeded, found
 from support.invocations import invoke_or_run
 from support.models.automations import (
@@ -63,7 +62,7 @@ from support.models.automations import (
 from support.models.settings import WEEKDAYS, SlaSettings
 from support.models.tickets import TicketUpdate
 from support.observability import logger
-from support.pagination import Page, decode_cursor, page_of
+from support.pagination import Page, page_of
 
 if TYPE_CHECKING:
     from support.services.connections import Outbox
@@ -296,22 +295,18 @@ def list_ticket_runs(
     principal: Principal, ticket_id: UUID, *, limit: int, cursor: str | None = None
 ) -> Page[AutomationRun]:
     """The runs of a ticket, oldest first (any member of the desk: it is part of the ticket's history)."""
-    params: dict[str, Any] = {"tenant": principal.tenant_id, "ticket": ticket_id, "limit": limit + 1}
-    after = sql.SQL("")
-    if cursor:
-        params["after_at"], params["after_id"] = decode_cursor(cursor)
-        after = sql.SQL("AND (created_at, id) > (%(after_at)s, %(after_id)s)")
     with tenant_transaction(principal.tenant_id) as cur:
         cur.execute("SELECT 1 FROM support_tickets WHERE user_id = %s AND id = %s", (principal.tenant_id, ticket_id))
         found(cur.fetchone(), "ticket")
-        cur.execute(
-            sql.SQL(
-                "SELECT {columns} FROM automation_runs WHERE user_id = %(tenant)s AND ticket_id = %(ticket)s "
-                "{after} ORDER BY created_at, id LIMIT %(limit)s"
-            ).format(columns=sql.SQL(RUN_COLUMNS), after=after),
-            params,
+        rows = oldest_first(
+            cur,
+            principal.tenant_id,
+            "automation_runs",
+            RUN_COLUMNS,
+            ("ticket_id", ticket_id),
+            limit=limit,
+            cursor=cursor,
         )
-        rows = cur.fetchall()
     return page_of(rows, limit, AutomationRun.model_validate)
 
 

@@ -57,7 +57,7 @@ from support.auth import Principal, Role
 from support.config import get_settings
 from support.db import pipelined, tenant_transaction
 from support.db.connection import Cursor, Statement
-from support.db.statements import lock_for_tenant
+from support.db.statements import lock_for_tenant, oldest_first
 from support.errors import Conflict, DeskBusy, DomainError, Forbidden, NotFound, found
 from support.models.chat import (
     ChatMessage,
@@ -444,21 +444,17 @@ def list_chat_messages(
     principal: Principal, session_id: UUID, *, limit: int, cursor: str | None = None
 ) -> Page[ChatMessage]:
     """getChatMessages: oldest first, keyset-paginated."""
-    params: dict[str, Any] = {"tenant": principal.tenant_id, "session": session_id, "limit": limit + 1}
-    after = sql.SQL("")
-    if cursor:
-        params["after_at"], params["after_id"] = decode_cursor(cursor)
-        after = sql.SQL("AND (created_at, id) > (%(after_at)s, %(after_id)s)")
     with tenant_transaction(principal.tenant_id) as cur:
         _read_session(cur, principal, session_id)
-        cur.execute(
-            sql.SQL(
-                "SELECT {columns} FROM chat_messages WHERE user_id = %(tenant)s AND session_id = %(session)s "
-                "{after} ORDER BY created_at, id LIMIT %(limit)s"
-            ).format(columns=sql.SQL(MESSAGE_COLUMNS), after=after),
-            params,
+        rows = oldest_first(
+            cur,
+            principal.tenant_id,
+            "chat_messages",
+            MESSAGE_COLUMNS,
+            ("session_id", session_id),
+            limit=limit,
+            cursor=cursor,
         )
-        rows = cur.fetchall()
     return page_of(rows, limit, ChatMessage.model_validate)
 
 

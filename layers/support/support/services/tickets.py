@@ -25,7 +25,7 @@ from psycopg.types.json import Jsonb
 from support.auth import Principal, Role
 from support.db import tenant_transaction
 from support.db.connection import Cursor
-from support.db.statements import equals_placeholders, lock_for_tenant
+from support.db.statements import equals_placeholders, lock_for_tenant, oldest_first
 from support.errors import Conflict, Forbidden, InvalidInput, NotFound, QuotaExceeded, found
 from support.models.tickets import (
     CallCreate,
@@ -392,21 +392,17 @@ def list_conversations(
     principal: Principal, ticket_id: UUID, *, limit: int, cursor: str | None = None
 ) -> Page[Conversation]:
     """getTicketConversations: the thread, oldest first."""
-    params: dict[str, Any] = {"tenant": principal.tenant_id, "ticket": ticket_id, "limit": limit + 1}
-    after = sql.SQL("")
-    if cursor:
-        params["after_at"], params["after_id"] = decode_cursor(cursor)
-        after = sql.SQL("AND (created_at, id) > (%(after_at)s, %(after_id)s)")
     with tenant_transaction(principal.tenant_id) as cur:
         _require_ticket(cur, principal, ticket_id)
-        cur.execute(
-            sql.SQL(
-                "SELECT {columns} FROM ticket_conversations WHERE user_id = %(tenant)s AND ticket_id = %(ticket)s "
-                "{after} ORDER BY created_at, id LIMIT %(limit)s"
-            ).format(columns=sql.SQL(CONVERSATION_COLUMNS), after=after),
-            params,
+        rows = oldest_first(
+            cur,
+            principal.tenant_id,
+            "ticket_conversations",
+            CONVERSATION_COLUMNS,
+            ("ticket_id", ticket_id),
+            limit=limit,
+            cursor=cursor,
         )
-        rows = cur.fetchall()
     return page_of(rows, limit, Conversation.model_validate)
 
 
