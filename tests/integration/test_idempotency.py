@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import importlib.util
 import threading
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 from uuid import UUID, uuid4
@@ -14,10 +13,9 @@ import psycopg
 import pytest
 
 from local.database import DatabaseUrls
-from support.config import get_settings
-from support.db import connection
 from support.idempotency import purge_expired
 from tests.http_events import HandlerClient
+from tests.integration.test_chat_concurrency import connection_per_thread  # noqa: F401 (used by name as a fixture)
 from tests.integration.test_tickets_api import BASE
 
 TICKET = {"customerName": "Ada Lovelace", "customerEmail": "ada@example.com", "subject": "Order arrived damaged"}
@@ -215,27 +213,6 @@ def test_other_creates_replay_too(db: DatabaseUrls, tenant: UUID, module: str, p
     assert again.headers.get("Idempotent-Replayed") == "true"
 
 
-@pytest.fixture
-def connection_per_thread(db: DatabaseUrls, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    """Every thread gets its own connection, as every Lambda execution environment has its own."""
-    local = threading.local()
-    opened: list[connection.Connection] = []
-    lock = threading.Lock()
-
-    def get_connection() -> connection.Connection:
-        if getattr(local, "conn", None) is None:
-            local.conn = connection._connect(get_settings())
-            with lock:
-                opened.append(local.conn)
-        conn: connection.Connection = local.conn
-        return conn
-
-    monkeypatch.setattr(connection, "get_connection", get_connection)
-    yield
-    for conn in opened:
-        conn.close()
-
-
 def _own_tickets_handler(index: int) -> Any:
     """A copy of the tickets function of its own (its resolver keeps the current event: one per environment)."""
     import functions.tickets.app as original
@@ -247,7 +224,8 @@ def _own_tickets_handler(index: int) -> Any:
     return module.lambda_handler
 
 
-def test_concurrent_retries_create_exactly_one_row(db: DatabaseUrls, tenant: UUID, connection_per_thread: None) -> None:
+@pytest.mark.usefixtures("connection_per_thread")
+def test_concurrent_retries_create_exactly_one_row(db: DatabaseUrls, tenant: UUID) -> None:
     clients = [HandlerClient(_own_tickets_handler(i), tenant=tenant) for i in range(6)]
     subject = f"Raced {uuid4()}"
     headers = _key()
