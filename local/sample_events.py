@@ -924,7 +924,9 @@ PRIVACY_SAMPLES = (
         body={"customerEmail": "jane.doe@example.com"},
     ),
     SampleEvent(
-        "privacy/get_export.json", "GET /api/support/privacy/exports/{exportId}", f"{PRIVACY_BASE}/exports/{PRIVACY_REQUEST_ID}"
+        "privacy/get_export.json",
+        "GET /api/support/privacy/exports/{exportId}",
+        f"{PRIVACY_BASE}/exports/{PRIVACY_REQUEST_ID}",
     ),
     SampleEvent(
         "privacy/request_erasure.json",

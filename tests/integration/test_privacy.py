@@ -221,15 +221,18 @@ def test_an_export_is_an_admins_and_another_tenants_is_unknown(
 ) -> None:
     asked = privacy_api.post(f"{BASE}/exports", {"customerEmail": "nobody@example.com"})
     assert asked.status == 202, asked.body
-    assert privacy_api.as_tenant(tenant, role="agent").post(
-        f"{BASE}/exports", {"customerEmail": "nobody@example.com"}
-    ).status == 403
+    assert (
+        privacy_api.as_tenant(tenant, role="agent")
+        .post(f"{BASE}/exports", {"customerEmail": "nobody@example.com"})
+        .status
+        == 403
+    )
     assert privacy_api.as_tenant(other_tenant).get(f"{BASE}/exports/{asked.data['id']}").status == 404
     assert privacy_api.get(f"{BASE}/erasures/{asked.data['id']}").status == 404  # an export is no erasure
     assert privacy_api.post(f"{BASE}/erasures", {"customerEmail": "not an email"}).status == 422
 
 
-# --- the erasure -------------------------------------------------------------------------------------------------------
+# --- the erasure ------------------------------------------------------------------------------------------------------
 
 SEARCHED_TYPES = ("text", "character varying", "character", "json", "jsonb", "tsvector", "inet", "text[]")
 
@@ -254,10 +257,8 @@ def traces(db: DatabaseUrls, needles: list[str], tenant: UUID) -> list[str]:
                 probe = needle.lower()
                 where = "user_id = %s AND " if per_tenant else ""
                 params: tuple[Any, ...] = (tenant, probe) if per_tenant else (probe,)
-                hit = conn.execute(
-                    f'SELECT 1 FROM public."{table}" WHERE {where}strpos(lower("{column}"::text), %s) > 0 LIMIT 1'.encode(),
-                    params,
-                ).fetchone()
+                probe_sql = f'SELECT 1 FROM public."{table}" WHERE {where}strpos(lower("{column}"::text), %s) > 0'
+                hit = conn.execute(probe_sql.encode(), params).fetchone()
                 if hit:
                     found.append(f"{table}.{column}: {needle}")
     return found
@@ -359,7 +360,8 @@ def test_an_erasure_leaves_no_trace_and_every_figure_as_it_was(
 def _still_there(db: DatabaseUrls, customer: Customer) -> None:
     with psycopg.connect(db.admin) as conn:
         names = conn.execute(
-            "SELECT count(*) FROM support_tickets WHERE user_id = %s AND customer_name = %s", (customer.tenant, customer.name)
+            "SELECT count(*) FROM support_tickets WHERE user_id = %s AND customer_name = %s",
+            (customer.tenant, customer.name),
         ).fetchone()
         assert names == (2,)
         texts = conn.execute(
@@ -468,3 +470,26 @@ def test_the_erasure_function_serves_only_a_running_erasure_of_the_callers_own_t
     for as_tenant in (other_tenant, tenant):  # another tenant's request; and its own, done (not running)
         with pytest.raises(psycopg.errors.NoDataFound), tenant_transaction(as_tenant) as cur:
             cur.execute("SELECT * FROM privacy_erase_batch(%s, 'tickets', NULL, 10)", (asked.data["id"],))
+
+
+def test_the_job_function_runs_a_request_from_its_invocation_event(
+    db: DatabaseUrls, s3: Any, tenant: UUID, privacy_api: HandlerClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from functions.privacy_job import app
+    from local.gateway import LambdaContext
+    from local.sample_events import privacy_job_samples
+    from support.services import privacy
+
+    context = LambdaContext(function_name="PrivacyJobFunction", memory_limit_in_mb=1024, timeout_seconds=900)
+    # Given the sample event (events/privacy_job/run.json): an unknown request is nothing to run
+    [sample] = privacy_job_samples().values()
+    assert app.lambda_handler(sample, context)["state"] is None
+    # and an export whose start was lost
+    monkeypatch.setattr(privacy, "start", lambda tenant_id, request_id: None)
+    asked = privacy_api.post(f"{BASE}/exports", {"customerEmail": "job@example.com"})
+    assert asked.data["state"] == "pending"
+    # When the job is invoked with its event; Then it runs it to done, once
+    event = {"tenantId": str(tenant), "privacyRequestId": asked.data["id"]}
+    assert app.lambda_handler(event, context) == {"privacyRequestId": asked.data["id"], "state": "done"}
+    assert app.lambda_handler(event, context)["state"] is None
+    assert privacy_api.get(f"{BASE}/exports/{asked.data['id']}").data["downloadUrl"]

@@ -38,6 +38,7 @@ import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from functools import partial
 from typing import IO, Any
 from uuid import UUID
 
@@ -65,7 +66,7 @@ EXPORT_CHUNK = 200  # tickets or sessions read per statement of an export
 ERRORS_MAX_CHARS = 2000
 
 
-# --- requests: POST and GET /api/support/privacy/exports and /erasures ---------------------------------------------
+# --- requests: POST and GET /api/support/privacy/exports and /erasures ------------------------------------------------
 
 _COLUMNS = """id, kind, customer_email, state, attempts, lease_until, step, cursor, progress, s3_key, error,
     created_at, finished_at"""
@@ -155,7 +156,7 @@ def _erasure(row: dict[str, Any]) -> PrivacyErasure:
     return PrivacyErasure.model_validate(row)
 
 
-# --- running a request ---------------------------------------------------------------------------------------------
+# --- running a request ------------------------------------------------------------------------------------------------
 
 
 def start(tenant_id: UUID, request_id: UUID) -> None:
@@ -323,7 +324,7 @@ def _resolve(cur: Cursor, tenant_id: UUID, email: str) -> tuple[list[UUID], list
     return list(row["contacts"]), list(row["tickets"]), list(row["sessions"])
 
 
-# --- the export ------------------------------------------------------------------------------------------------------
+# --- the export -------------------------------------------------------------------------------------------------------
 
 
 def _camel(row: dict[str, Any]) -> dict[str, Any]:
@@ -475,7 +476,7 @@ def _run_export(claim: Claim, clock: Callable[[], datetime]) -> str:
     return PrivacyState.DONE
 
 
-# --- the erasure -----------------------------------------------------------------------------------------------------
+# --- the erasure ------------------------------------------------------------------------------------------------------
 
 
 @dataclass(frozen=True)
@@ -627,7 +628,7 @@ def _pause(claim: Claim, at: datetime) -> None:
         )
 
 
-# --- the sweep ---------------------------------------------------------------------------------------------------------
+# --- the sweep --------------------------------------------------------------------------------------------------------
 
 
 def sweep(now: datetime) -> list[UUID]:
@@ -650,16 +651,14 @@ def sweep(now: datetime) -> list[UUID]:
         invoke_or_run(
             get_settings().privacy_function_name,
             {"tenantId": str(tenant_id), "privacyRequestId": str(request_id)},
-            lambda tenant_id=tenant_id, request_id=request_id, left=left: run_request(
-                tenant_id, request_id, budget_seconds=left
-            ),
+            partial(run_request, tenant_id, request_id, budget_seconds=left),
             what="privacy request",
         )
         started.append(request_id)
     return started
 
 
-# --- S3 ----------------------------------------------------------------------------------------------------------------
+# --- S3 ---------------------------------------------------------------------------------------------------------------
 
 
 def _s3() -> Any:
