@@ -329,6 +329,19 @@ def test_an_erasure_leaves_no_trace_and_every_figure_as_it_was(
     export, _ = _document(privacy_api, jane)
     export_key = f"exports/{tenant}/{export['exportId']}.json"
     assert export_key in s3_keys(s3)
+    # and a rule that would act on any edit of a ticket (an erasure is none: it must not fire)
+    from functions.automations import app as automations_app
+
+    rule = HandlerClient(automations_app.lambda_handler, tenant=tenant).post(
+        "/api/support/automations",
+        {
+            "name": "Any edit lowers the priority",
+            "event": "ticket_updated",
+            "conditions": {"all": []},
+            "actions": [{"type": "set_priority", "value": "low"}],
+        },
+    )
+    assert rule.status == 201, rule.body
     before = stored_figures(db, tenant)
     assert recount(db.owner, tenant, repair=False) == []
 
