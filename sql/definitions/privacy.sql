@@ -29,11 +29,14 @@ $$;
 REVOKE ALL ON FUNCTION public.privacy_requests_due(timestamptz, timestamptz, integer) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION public.privacy_requests_due(timestamptz, timestamptz, integer) TO support_app;
 
--- One batch of one step of an erasure: at most `batch` rows after `after` (by id), changed in place. Answers the
--- rows changed, the last id (the next batch's `after`; NULL when the step is done) and the S3 objects the rows named
--- ({"bucket", "key"}; bucket NULL for the inbound mail bucket), which the caller deletes before it commits.
-CREATE OR REPLACE FUNCTION public.privacy_erase_batch(p_request uuid, p_step text, p_after uuid, p_batch integer)
-RETURNS TABLE (changed integer, last_id uuid, s3_objects jsonb)
+-- One batch of one step of an erasure: at most `batch` rows from `cursor` on, changed in place. Answers the rows
+-- changed, the next batch's cursor (NULL when the step is done) and the S3 objects the rows named ({"bucket", "key"};
+-- bucket NULL for the inbound mail bucket), which the caller deletes before it commits. A cursor is the position in
+-- the request's sorted ids (tickets, feedback, chat sessions: a slice of the array, one primary-key probe each), the
+-- position and the last row of that parent (thread entries and chat messages: one thread at a time along its index,
+-- so a batch costs the same at the first thread as at the thousandth), or the last id (the smaller tables).
+CREATE OR REPLACE FUNCTION public.privacy_erase_batch(p_request uuid, p_step text, p_cursor text, p_batch integer)
+RETURNS TABLE (changed integer, next_cursor text, s3_objects jsonb)
 LANGUAGE plpgsql VOLATILE SECURITY DEFINER
 SET search_path = pg_catalog, public, pg_temp
 AS $$
@@ -43,10 +46,16 @@ DECLARE
     erased_name constant text := 'Erased customer';
     erased_email constant text := 'erased@erased.invalid';
     erased_text constant text := '[erased]';
-    after_id constant uuid := coalesce(p_after, '00000000-0000-0000-0000-000000000000'::uuid);
+    zero constant uuid := '00000000-0000-0000-0000-000000000000';
+    after_id uuid := zero;
+    pos integer := 1;
     n integer := 0;
+    got integer;
+    wanted integer;
     seen integer := 0;
     last uuid;
+    next text;
+    more jsonb;
     objects jsonb := '[]';
 BEGIN
     SELECT * INTO req FROM public.privacy_requests r
@@ -63,47 +72,75 @@ BEGIN
     WHEN 'conversations' THEN
         -- Every entry of the customer's tickets (the agents' replies quote them too): texts and files gone, the
         -- customer's name and address replaced; kind, sender type, visibility and times kept.
-        WITH batch AS (
-            SELECT c.id, c.attachments FROM public.ticket_conversations c
-            WHERE c.user_id = tenant AND c.ticket_id = ANY (req.ticket_ids) AND c.id > after_id
-            ORDER BY c.id LIMIT p_batch FOR UPDATE
-        ), changed_rows AS (
-            UPDATE public.ticket_conversations c
-            SET message = erased_text,
-                sender_name = CASE WHEN c.sender_type = 'customer' THEN erased_name ELSE c.sender_name END,
-                sender_email = CASE WHEN c.sender_type = 'customer' THEN NULL ELSE c.sender_email END,
-                attachments = '[]', caller_number = NULL
-            FROM batch WHERE c.user_id = tenant AND c.id = batch.id
-            RETURNING c.id
-        )
-        SELECT (SELECT count(*) FROM changed_rows), (SELECT count(*) FROM batch), (SELECT b.id FROM batch b ORDER BY b.id DESC LIMIT 1),
-               coalesce((SELECT jsonb_agg(jsonb_build_object('bucket', a ->> 's3Bucket', 'key', a ->> 's3Key'))
-                         FROM batch, jsonb_array_elements(batch.attachments) a
-                         WHERE a ? 's3Key'), '[]')
-        INTO n, seen, last, objects;
+        pos := coalesce(nullif(split_part(coalesce(p_cursor, ''), ':', 1), '')::integer, 1);
+        after_id := coalesce(nullif(split_part(coalesce(p_cursor, ''), ':', 2), '')::uuid, zero);
+        WHILE n < p_batch AND pos <= coalesce(cardinality(req.ticket_ids), 0) LOOP
+            wanted := p_batch - n;
+            WITH batch AS (
+                SELECT c.id, c.attachments FROM public.ticket_conversations c
+                WHERE c.user_id = tenant AND c.ticket_id = req.ticket_ids[pos] AND c.id > after_id
+                ORDER BY c.id LIMIT wanted FOR UPDATE
+            ), changed_rows AS (
+                UPDATE public.ticket_conversations c
+                SET message = erased_text,
+                    sender_name = CASE WHEN c.sender_type = 'customer' THEN erased_name ELSE c.sender_name END,
+                    sender_email = CASE WHEN c.sender_type = 'customer' THEN NULL ELSE c.sender_email END,
+                    attachments = '[]', caller_number = NULL
+                FROM batch WHERE c.user_id = tenant AND c.id = batch.id
+                RETURNING c.id
+            )
+            SELECT (SELECT count(*) FROM changed_rows), (SELECT b.id FROM batch b ORDER BY b.id DESC LIMIT 1),
+                   coalesce((SELECT jsonb_agg(jsonb_build_object('bucket', a ->> 's3Bucket', 'key', a ->> 's3Key'))
+                             FROM batch, jsonb_array_elements(batch.attachments) a
+                             WHERE a ? 's3Key'), '[]')
+            INTO got, last, more;
+            n := n + got;
+            objects := objects || more;
+            IF got < wanted THEN
+                pos := pos + 1;
+                after_id := zero;
+            ELSE
+                after_id := last;
+            END IF;
+        END LOOP;
+        next := CASE WHEN pos <= coalesce(cardinality(req.ticket_ids), 0) THEN pos || ':' || after_id END;
     WHEN 'chat_messages' THEN
-        WITH batch AS (
-            SELECT m.id FROM public.chat_messages m
-            WHERE m.user_id = tenant AND m.session_id = ANY (req.session_ids) AND m.id > after_id
-            ORDER BY m.id LIMIT p_batch FOR UPDATE
-        ), changed_rows AS (
-            UPDATE public.chat_messages m
-            SET message = erased_text,
-                sender_name = CASE WHEN m.sender_type = 'customer' THEN NULL ELSE m.sender_name END,
-                attachment_url = NULL,
-                client_sender = CASE WHEN m.sender_type = 'customer' THEN NULL ELSE m.client_sender END
-            FROM batch WHERE m.user_id = tenant AND m.id = batch.id
-            RETURNING m.id
-        )
-        SELECT (SELECT count(*) FROM changed_rows), (SELECT count(*) FROM batch), (SELECT b.id FROM batch b ORDER BY b.id DESC LIMIT 1)
-        INTO n, seen, last;
+        pos := coalesce(nullif(split_part(coalesce(p_cursor, ''), ':', 1), '')::integer, 1);
+        after_id := coalesce(nullif(split_part(coalesce(p_cursor, ''), ':', 2), '')::uuid, zero);
+        WHILE n < p_batch AND pos <= coalesce(cardinality(req.session_ids), 0) LOOP
+            wanted := p_batch - n;
+            WITH batch AS (
+                SELECT m.id FROM public.chat_messages m
+                WHERE m.user_id = tenant AND m.session_id = req.session_ids[pos] AND m.id > after_id
+                ORDER BY m.id LIMIT wanted FOR UPDATE
+            ), changed_rows AS (
+                UPDATE public.chat_messages m
+                SET message = erased_text,
+                    sender_name = CASE WHEN m.sender_type = 'customer' THEN NULL ELSE m.sender_name END,
+                    attachment_url = NULL,
+                    client_sender = CASE WHEN m.sender_type = 'customer' THEN NULL ELSE m.client_sender END
+                FROM batch WHERE m.user_id = tenant AND m.id = batch.id
+                RETURNING m.id
+            )
+            SELECT (SELECT count(*) FROM changed_rows), (SELECT b.id FROM batch b ORDER BY b.id DESC LIMIT 1)
+            INTO got, last;
+            n := n + got;
+            IF got < wanted THEN
+                pos := pos + 1;
+                after_id := zero;
+            ELSE
+                after_id := last;
+            END IF;
+        END LOOP;
+        next := CASE WHEN pos <= coalesce(cardinality(req.session_ids), 0) THEN pos || ':' || after_id END;
     WHEN 'tickets' THEN
+        pos := coalesce(nullif(p_cursor, '')::integer, 1);
         -- Status, priority, category, channel, agent, times and the reference stay: every figure reads those. The
         -- search index's copy follows through its trigger (UPDATE OF subject, description, customer_name, ...).
         WITH batch AS (
             SELECT t.id FROM public.support_tickets t
-            WHERE t.user_id = tenant AND t.id = ANY (req.ticket_ids) AND t.id > after_id
-            ORDER BY t.id LIMIT p_batch FOR UPDATE
+            WHERE t.user_id = tenant AND t.id = ANY (req.ticket_ids[pos:pos + p_batch - 1])
+            ORDER BY t.id FOR UPDATE
         ), changed_rows AS (
             UPDATE public.support_tickets t
             SET customer_name = erased_name, customer_email = erased_email, customer_phone = NULL,
@@ -113,26 +150,34 @@ BEGIN
             FROM batch WHERE t.user_id = tenant AND t.id = batch.id
             RETURNING t.id
         )
-        SELECT (SELECT count(*) FROM changed_rows), (SELECT count(*) FROM batch), (SELECT b.id FROM batch b ORDER BY b.id DESC LIMIT 1)
+        SELECT (SELECT count(*) FROM changed_rows), (SELECT count(*) FROM batch),
+               (SELECT b.id FROM batch b ORDER BY b.id DESC LIMIT 1)
         INTO n, seen, last;
+        next := CASE WHEN pos + p_batch <= coalesce(cardinality(req.ticket_ids), 0)
+                     THEN (pos + p_batch)::text END;
     WHEN 'feedback' THEN
+        pos := coalesce(nullif(p_cursor, '')::integer, 1);
         WITH batch AS (
             SELECT f.id FROM public.ticket_feedback f
-            WHERE f.user_id = tenant AND f.ticket_id = ANY (req.ticket_ids) AND f.id > after_id
-            ORDER BY f.id LIMIT p_batch FOR UPDATE
+            WHERE f.user_id = tenant AND f.ticket_id = ANY (req.ticket_ids[pos:pos + p_batch - 1])
+            ORDER BY f.id FOR UPDATE
         ), changed_rows AS (
             UPDATE public.ticket_feedback f SET feedback = NULL
             FROM batch WHERE f.user_id = tenant AND f.id = batch.id AND f.feedback IS NOT NULL
             RETURNING f.id
         )
-        SELECT (SELECT count(*) FROM changed_rows), (SELECT count(*) FROM batch), (SELECT b.id FROM batch b ORDER BY b.id DESC LIMIT 1)
+        SELECT (SELECT count(*) FROM changed_rows), (SELECT count(*) FROM batch),
+               (SELECT b.id FROM batch b ORDER BY b.id DESC LIMIT 1)
         INTO n, seen, last;
+        next := CASE WHEN pos + p_batch <= coalesce(cardinality(req.ticket_ids), 0)
+                     THEN (pos + p_batch)::text END;
     WHEN 'chat_sessions' THEN
+        pos := coalesce(nullif(p_cursor, '')::integer, 1);
         -- Status, agents, times, counts, duration and rating stay; the visitor becomes nobody in particular.
         WITH batch AS (
             SELECT s.id FROM public.live_chat_sessions s
-            WHERE s.user_id = tenant AND s.id = ANY (req.session_ids) AND s.id > after_id
-            ORDER BY s.id LIMIT p_batch FOR UPDATE
+            WHERE s.user_id = tenant AND s.id = ANY (req.session_ids[pos:pos + p_batch - 1])
+            ORDER BY s.id FOR UPDATE
         ), changed_rows AS (
             UPDATE public.live_chat_sessions s
             SET visitor_id = 'erased:' || s.id, visitor_name = NULL, visitor_email = NULL, visitor_ip = NULL,
@@ -140,8 +185,11 @@ BEGIN
             FROM batch WHERE s.user_id = tenant AND s.id = batch.id
             RETURNING s.id
         )
-        SELECT (SELECT count(*) FROM changed_rows), (SELECT count(*) FROM batch), (SELECT b.id FROM batch b ORDER BY b.id DESC LIMIT 1)
+        SELECT (SELECT count(*) FROM changed_rows), (SELECT count(*) FROM batch),
+               (SELECT b.id FROM batch b ORDER BY b.id DESC LIMIT 1)
         INTO n, seen, last;
+        next := CASE WHEN pos + p_batch <= coalesce(cardinality(req.session_ids), 0)
+                     THEN (pos + p_batch)::text END;
     WHEN 'contacts' THEN
         -- The contacts stay (tickets and chats keep their link, so a contact's figures stay whole), nameless and
         -- without an identity; the identities of the email go even where no contact was found by it.
@@ -151,8 +199,8 @@ BEGIN
         GET DIAGNOSTICS n = ROW_COUNT;
         UPDATE public.support_contacts c SET name = NULL
         WHERE c.user_id = tenant AND c.id = ANY (req.contact_ids) AND c.name IS NOT NULL;
-        last := NULL;
     WHEN 'inbound_emails' THEN
+        after_id := coalesce(nullif(p_cursor, '')::uuid, zero);
         -- The raw mail in S3 goes (the caller deletes the objects answered); the row stays for the threading.
         WITH batch AS (
             SELECT e.id, e.s3_key FROM public.inbound_emails e
@@ -164,11 +212,14 @@ BEGIN
             FROM batch WHERE e.user_id = tenant AND e.id = batch.id
             RETURNING e.id
         )
-        SELECT (SELECT count(*) FROM changed_rows), (SELECT count(*) FROM batch), (SELECT b.id FROM batch b ORDER BY b.id DESC LIMIT 1),
+        SELECT (SELECT count(*) FROM changed_rows), (SELECT count(*) FROM batch),
+               (SELECT b.id FROM batch b ORDER BY b.id DESC LIMIT 1),
                coalesce((SELECT jsonb_agg(jsonb_build_object('bucket', NULL, 'key', batch.s3_key))
                          FROM batch WHERE batch.s3_key NOT LIKE 'erased/%'), '[]')
         INTO n, seen, last, objects;
+        next := CASE WHEN seen >= p_batch THEN last::text END;
     WHEN 'email_outbox' THEN
+        after_id := coalesce(nullif(p_cursor, '')::uuid, zero);
         -- Notices to the customer, sent or not: nothing more goes to them, and nothing of them stays.
         WITH batch AS (
             SELECT o.id FROM public.email_outbox o
@@ -179,13 +230,15 @@ BEGIN
             DELETE FROM public.email_outbox o USING batch WHERE o.user_id = tenant AND o.id = batch.id
             RETURNING o.id
         )
-        SELECT (SELECT count(*) FROM gone), (SELECT count(*) FROM batch), (SELECT b.id FROM batch b ORDER BY b.id DESC LIMIT 1)
+        SELECT (SELECT count(*) FROM gone), (SELECT count(*) FROM batch),
+               (SELECT b.id FROM batch b ORDER BY b.id DESC LIMIT 1)
         INTO n, seen, last;
+        next := CASE WHEN seen >= p_batch THEN last::text END;
     WHEN 'email_suppressions' THEN
         DELETE FROM public.email_suppressions s WHERE s.user_id = tenant AND lower(s.address) = req.customer_email;
         GET DIAGNOSTICS n = ROW_COUNT;
-        last := NULL;
     WHEN 'automation_events' THEN
+        after_id := coalesce(nullif(p_cursor, '')::uuid, zero);
         -- A customer's message travels in its event's data (the rules' conditions read it): taken out.
         WITH batch AS (
             SELECT e.id FROM public.automation_events e
@@ -197,26 +250,28 @@ BEGIN
             FROM batch WHERE e.user_id = tenant AND e.id = batch.id AND e.data ? 'message'
             RETURNING e.id
         )
-        SELECT (SELECT count(*) FROM changed_rows), (SELECT count(*) FROM batch), (SELECT b.id FROM batch b ORDER BY b.id DESC LIMIT 1)
+        SELECT (SELECT count(*) FROM changed_rows), (SELECT count(*) FROM batch),
+               (SELECT b.id FROM batch b ORDER BY b.id DESC LIMIT 1)
         INTO n, seen, last;
+        next := CASE WHEN seen >= p_batch THEN last::text END;
     WHEN 'idempotency_keys' THEN
         -- A stored answer (24 hours) may name the customer: a ticket or message created for them.
         DELETE FROM public.idempotency_keys k
         WHERE k.user_id = tenant AND k.response_body IS NOT NULL AND pg_input_is_valid(k.response_body, 'jsonb')
           AND (strpos(lower(k.response_body), req.customer_email) > 0
-               OR (k.response_body::jsonb #>> '{data,id}') IN (SELECT x::text FROM unnest(req.ticket_ids || req.session_ids) x)
+               OR (k.response_body::jsonb #>> '{data,id}')
+                  IN (SELECT x::text FROM unnest(req.ticket_ids || req.session_ids) x)
                OR (k.response_body::jsonb #>> '{data,ticketId}') IN (SELECT x::text FROM unnest(req.ticket_ids) x)
                OR (k.response_body::jsonb #>> '{data,sessionId}') IN (SELECT x::text FROM unnest(req.session_ids) x));
         GET DIAGNOSTICS n = ROW_COUNT;
-        last := NULL;
     ELSE
         RAISE EXCEPTION 'unknown erasure step %', p_step USING ERRCODE = 'invalid_parameter_value';
     END CASE;
 
     PERFORM set_config('app.privacy_erasure', 'off', true);
-    -- A full batch may have more after it; a short one (or a one-statement step) is the step's end.
-    RETURN QUERY SELECT n, CASE WHEN seen >= p_batch THEN last END, objects;
+    -- NULL: the step is done (a one-statement step always is; a keyset step whose batch was short too).
+    RETURN QUERY SELECT n, next, objects;
 END
 $$;
-REVOKE ALL ON FUNCTION public.privacy_erase_batch(uuid, text, uuid, integer) FROM PUBLIC;
-GRANT EXECUTE ON FUNCTION public.privacy_erase_batch(uuid, text, uuid, integer) TO support_app;
+REVOKE ALL ON FUNCTION public.privacy_erase_batch(uuid, text, text, integer) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION public.privacy_erase_batch(uuid, text, text, integer) TO support_app;

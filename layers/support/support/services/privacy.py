@@ -497,7 +497,7 @@ class Eraser:
 def _database_step(name: str) -> Eraser:
     def batch(cur: Cursor, claim: Claim, cursor: str | None) -> BatchResult:
         cur.execute(
-            "SELECT changed, last_id, s3_objects FROM privacy_erase_batch(%s, %s, %s, %s)",
+            "SELECT changed, next_cursor, s3_objects FROM privacy_erase_batch(%s, %s, %s, %s)",
             (claim.request_id, name, cursor, BATCH),
         )
         row = found(cur.fetchone(), "erasure batch")
@@ -505,7 +505,7 @@ def _database_step(name: str) -> Eraser:
         changed = row["changed"]
         if objects:
             _delete_objects(objects)  # before the commit: a failure here rolls the batch back, to be run again
-        return BatchResult(changed, None if row["last_id"] is None else str(row["last_id"]))
+        return BatchResult(changed, row["next_cursor"])
 
     return Eraser(name, batch)
 
