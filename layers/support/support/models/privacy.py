@@ -30,6 +30,7 @@ class PrivacyExport(Record):
     state: PrivacyState
     customer_email: str | None = Field(description="null once the customer was erased")
     attempts: int
+    progress: dict[str, Any] = Field(description="when done: the records per section, and the document's bytes")
     error: str | None = None
     created_at: datetime
     finished_at: datetime | None = None
