@@ -506,3 +506,18 @@ def test_the_job_function_runs_a_request_from_its_invocation_event(
     assert app.lambda_handler(event, context) == {"privacyRequestId": asked.data["id"], "state": "done"}
     assert app.lambda_handler(event, context)["state"] is None
     assert privacy_api.get(f"{BASE}/exports/{asked.data['id']}").data["downloadUrl"]
+
+
+def test_the_sample_events_of_the_privacy_routes(db: DatabaseUrls, s3: Any) -> None:
+    from pathlib import Path
+
+    from functions.privacy import app
+    from tests.http_events import invoke_sample_event
+
+    events = Path(__file__).resolve().parents[2] / "events" / "privacy"
+    answers = {
+        path.stem: invoke_sample_event(app.lambda_handler, path, "PrivacyFunction")["statusCode"]
+        for path in sorted(events.glob("*.json"))
+    }
+    # the reads name a request the sample tenant does not have
+    assert answers == {"get_erasure": 404, "get_export": 404, "request_erasure": 202, "request_export": 202}
