@@ -521,3 +521,28 @@ def test_the_sample_events_of_the_privacy_routes(db: DatabaseUrls, s3: Any) -> N
     }
     # the reads name a request the sample tenant does not have
     assert answers == {"get_erasure": 404, "get_export": 404, "request_erasure": 202, "request_export": 202}
+
+
+def test_an_export_running_while_the_customer_is_erased_keeps_nothing(
+    db: DatabaseUrls, s3: Any, tenant: UUID, privacy_api: HandlerClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from support.services import privacy
+
+    # Given an export of a customer whose run has started (claimed) but not finished
+    jane = make_customer(db, s3, tenant, "Jane Racing", tag="racing")
+    started_at_once = privacy.start
+    monkeypatch.setattr(privacy, "start", lambda tenant_id, request_id: None)
+    export_id = UUID(privacy_api.post(f"{BASE}/exports", {"customerEmail": jane.email}).data["id"])
+    claim = privacy._claim(tenant, export_id, datetime.now(UTC))
+    assert claim is not None
+    # When the customer is erased meanwhile, and then the export's run goes on
+    monkeypatch.setattr(privacy, "start", started_at_once)
+    erasure = privacy_api.post(f"{BASE}/erasures", {"customerEmail": jane.email})
+    assert privacy_api.get(f"{BASE}/erasures/{erasure.data['id']}").data["state"] == "done"
+    with pytest.raises(privacy.LeaseLost):
+        privacy._run_export(claim, lambda: datetime.now(UTC))
+    # Then the export is failed, names no one, and its document is not in S3
+    export = privacy_api.get(f"{BASE}/exports/{export_id}").data
+    assert export["state"] == "failed" and export["customerEmail"] is None and export["downloadUrl"] is None
+    assert not [k for k in s3_keys(s3) if k.startswith(f"exports/{tenant}/")]
+    assert traces(db, _needles(jane), tenant) == []

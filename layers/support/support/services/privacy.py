@@ -455,6 +455,16 @@ def _run_export(claim: Claim, clock: Callable[[], datetime]) -> str:
             ContentType="application/json",
             ServerSideEncryption="AES256",
         )
+    try:
+        _finish_export(claim, key, counts, size, clock)
+    except LeaseLost:
+        _delete_objects([(_export_bucket(), key)])  # an erasure failed it meanwhile (or another run took it over)
+        raise
+    logger.info("privacy export done", extra={"privacy_request_id": str(claim.request_id), "counts": counts})
+    return PrivacyState.DONE
+
+
+def _finish_export(claim: Claim, key: str, counts: dict[str, int], size: int, clock: Callable[[], datetime]) -> None:
     with tenant_transaction(claim.tenant_id) as cur:
         _hold(cur, claim, clock())
         # An erasure of the same customer asked for meanwhile wins: the document is not kept.
@@ -472,8 +482,6 @@ def _run_export(claim: Claim, clock: Callable[[], datetime]) -> str:
             WHERE user_id = %s AND id = %s""",
             (key, Jsonb({**counts, "bytes": size}), clock(), clock(), claim.tenant_id, claim.request_id),
         )
-    logger.info("privacy export done", extra={"privacy_request_id": str(claim.request_id), "counts": counts})
-    return PrivacyState.DONE
 
 
 # --- the erasure ------------------------------------------------------------------------------------------------------
@@ -511,8 +519,15 @@ def _database_step(name: str) -> Eraser:
 
 
 def _earlier_requests(cur: Cursor, claim: Claim, cursor: str | None) -> BatchResult:
-    """The customer's earlier exports (their documents deleted from S3) and other requests: no email kept."""
+    """The customer's earlier exports (their documents deleted from S3) and other requests: no email kept. An export
+    still open is failed first (its run then deletes what it wrote and stops)."""
     del cursor
+    cur.execute(
+        """UPDATE privacy_requests SET state = 'failed', lease_until = NULL, finished_at = now(), updated_at = now(),
+            error = 'the customer was erased'
+        WHERE user_id = %s AND customer_email = %s AND kind = 'export' AND state IN ('pending', 'running')""",
+        (claim.tenant_id, claim.email),
+    )
     cur.execute(
         """SELECT id, s3_key FROM privacy_requests
         WHERE user_id = %s AND customer_email = %s AND id <> %s AND state NOT IN ('pending', 'running')
