@@ -73,6 +73,7 @@ _COLUMNS = """id, kind, customer_email, state, attempts, lease_until, step, curs
 
 
 def _customer(email: str) -> str:
+    """The email as contacts keep it (contact_normalise('email', ...): trimmed, lower-cased)."""
     return email.strip().lower()
 
 
