@@ -29,11 +29,11 @@ DOCUMENT_ROUTE = "GET /api/support/openapi.json"  # not in the document: it answ
 TITLE = "Support desk HTTP API"
 VERSION = "1.0.0"
 DESCRIPTION = (
-    "Tickets, agents, live chat, canned responses, contacts, channels, widgets, settings and analytics of a "
-    "multi-tenant support desk. Every route except the public ones (security `[]`) takes a JWT bearer token "
-    "(claims `tenant_id`, `role`, `agent_id`). Answers are `{success: true, data}` (lists add `nextCursor`); "
-    "errors are `{success: false, error: {code, message, details}}` (`ErrorEnvelope`). Prose: docs/api.md; "
-    "the WebSocket protocol: docs/asyncapi.yaml."
+    "Tickets, agents, live chat, canned responses, contacts, channels, widgets, settings, analytics and privacy "
+    "requests of a multi-tenant support desk. Every route except the public ones (security `[]`) takes a JWT "
+    "bearer token (claims `tenant_id`, `role`, `agent_id`). Answers are `{success: true, data}` (lists add "
+    "`nextCursor`); errors are `{success: false, error: {code, message, details}}` (`ErrorEnvelope`). Prose: "
+    "docs/api.md; the WebSocket protocol: docs/asyncapi.yaml."
 )
 BEARER = "bearerAuth"
 

@@ -89,6 +89,8 @@ def _apply_local_endpoints(http_port: int, ws_port: int) -> None:
     os.environ["BROADCAST_FUNCTION_NAME"] = "BroadcastFunction"
     # and for the run of automation events after a change (support.services.automations), likewise
     os.environ["AUTOMATIONS_FUNCTION_NAME"] = "AutomationsFunction"
+    # and for a privacy export or erasure after its request (support.services.privacy), likewise
+    os.environ["PRIVACY_FUNCTION_NAME"] = "PrivacyJobFunction"
     os.environ["JWT_JWKS_URL"] = f"http://127.0.0.1:{http_port}/.well-known/jwks.json"
     os.environ["JWT_ISSUER"] = ISSUER
     os.environ["JWT_AUDIENCE"] = AUDIENCE
@@ -225,7 +227,10 @@ def _broadcasts_in_process() -> Iterator[None]:
     automation runs."""
     from support.config import get_settings
 
-    names = {key: os.environ.pop(key, None) for key in ("BROADCAST_FUNCTION_NAME", "AUTOMATIONS_FUNCTION_NAME")}
+    names = {
+        key: os.environ.pop(key, None)
+        for key in ("BROADCAST_FUNCTION_NAME", "AUTOMATIONS_FUNCTION_NAME", "PRIVACY_FUNCTION_NAME")
+    }
     get_settings.cache_clear()
     try:
         yield
@@ -329,7 +334,8 @@ def _serve_local_ses(stack: ExitStack) -> str:
 
 def _serve_local_s3(stack: ExitStack, endpoint: str, data_dir: Path) -> None:
     """S3 on the same moto (local.s3): the functions pointed at it with AWS_ENDPOINT_URL_S3, the inbound mail bucket
-    created, and the endpoint written beside the data folder for `make inbound-email`."""
+    and the privacy exports' bucket created, and the endpoint written beside the data folder for
+    `make inbound-email`."""
     from local import s3
 
     s3.configure_environment(endpoint)

@@ -913,6 +913,40 @@ AUTOMATION_SAMPLES = (
 )
 
 
+# Privacy requests (support.services.privacy): an export and an erasure asked for and read; the job's invocation.
+PRIVACY_REQUEST_ID = "dddddddd-dddd-4ddd-8ddd-dddddddddddd"
+PRIVACY_BASE = "/api/support/privacy"
+PRIVACY_SAMPLES = (
+    SampleEvent(
+        "privacy/request_export.json",
+        "POST /api/support/privacy/exports",
+        f"{PRIVACY_BASE}/exports",
+        body={"customerEmail": "jane.doe@example.com"},
+    ),
+    SampleEvent(
+        "privacy/get_export.json",
+        "GET /api/support/privacy/exports/{exportId}",
+        f"{PRIVACY_BASE}/exports/{PRIVACY_REQUEST_ID}",
+    ),
+    SampleEvent(
+        "privacy/request_erasure.json",
+        "POST /api/support/privacy/erasures",
+        f"{PRIVACY_BASE}/erasures",
+        body={"customerEmail": "jane.doe@example.com"},
+    ),
+    SampleEvent(
+        "privacy/get_erasure.json",
+        "GET /api/support/privacy/erasures/{erasureId}",
+        f"{PRIVACY_BASE}/erasures/{PRIVACY_REQUEST_ID}",
+    ),
+)
+
+
+def privacy_job_samples() -> dict[str, dict[str, Any]]:
+    """The PrivacyJobFunction's event: the asynchronous invocation the privacy function (or the sweep) sends."""
+    return {"privacy_job/run.json": {"tenantId": TENANT_ID, "privacyRequestId": PRIVACY_REQUEST_ID}}
+
+
 def rendered() -> dict[Path, str]:
     """Each sample file's path and its exact expected content."""
     files = {EVENTS_DIR / s.file: json.dumps(render(s), indent=2, sort_keys=False) + "\n" for s in SAMPLES}
@@ -925,11 +959,12 @@ def rendered() -> dict[Path, str]:
         contacts_backfill_samples,
         channel_samples,
         workflow_sweep_samples,
+        privacy_job_samples,
     )
     for samples in others:
         for name, event in samples().items():
             files[EVENTS_DIR / name] = json.dumps(event, indent=2, sort_keys=False) + "\n"
-    for sample in AUTOMATION_SAMPLES:
+    for sample in (*AUTOMATION_SAMPLES, *PRIVACY_SAMPLES):
         files[EVENTS_DIR / sample.file] = json.dumps(render(sample), indent=2, sort_keys=False) + "\n"
     return files
 

@@ -58,6 +58,10 @@ LANGUAGE plpgsql SECURITY DEFINER
 SET search_path = pg_catalog, public, pg_temp
 AS $$
 BEGIN
+    -- A privacy erasure anonymises rows; it is no event of the desk's (sql/definitions/privacy.sql).
+    IF TG_OP = 'UPDATE' AND current_setting('app.privacy_erasure', true) = 'on' THEN
+        RETURN NULL;
+    END IF;
     IF TG_OP = 'INSERT' THEN
         PERFORM public.automation_seed_defaults(t.user_id)
         FROM (SELECT DISTINCT n.user_id FROM new_rows n) t

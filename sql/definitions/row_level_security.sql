@@ -1,5 +1,5 @@
 -- Row-level security: every tenant table and its policies, in one list (history: sql/0002, 0003, 0007, 0011,
--- 0012, 0016, 0018, 0019, 0023, 0024, 0026, 0027, 0028, 0034, 0037).
+-- 0012, 0016, 0018, 0019, 0023, 0024, 0026, 0027, 0028, 0034, 0037, 0039).
 --
 -- Every tenant table has ENABLE + FORCE row-level security (FORCE so that even the owner is filtered) and one
 -- policy, tenant_isolation, on the transaction-local setting app.tenant_id. current_setting() without
@@ -93,7 +93,10 @@ BEGIN
             ('automation_runs', true),
             -- Retry-safe writes (sql/0037): the Idempotency-Keys; the workflow sweep's purge (SECURITY DEFINER,
             -- sql/definitions/idempotency.sql) deletes the expired ones of every tenant: not forced.
-            ('idempotency_keys', false)
+            ('idempotency_keys', false),
+            -- Privacy requests (sql/0039): exports and erasures; the workflow sweep's list of the open ones
+            -- (privacy_requests_due, SECURITY DEFINER, sql/definitions/privacy.sql) reads every tenant's ids: not forced.
+            ('privacy_requests', false)
         ) AS t (name, forced)
     LOOP
         SELECT c.relrowsecurity AS enabled, c.relforcerowsecurity AS forced INTO existing

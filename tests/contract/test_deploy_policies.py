@@ -44,6 +44,9 @@ SECRETS_READ: dict[str, list[Any]] = {
     "EmailOutboxFunction": [APP_SECRET],
     # the every-minute workflow sweep: the API's role (sla_sweep, SECURITY DEFINER), the API's secret
     "WorkflowSweepFunction": [APP_SECRET],
+    # privacy requests: the routes and the job, the API's role and secret
+    "PrivacyFunction": [APP_SECRET],
+    "PrivacyJobFunction": [APP_SECRET],
     "EmailInboundFunction": [APP_SECRET],
     "AnalyticsFunction": [{"Ref": "AnalyticsDbSecret"}],
     "MigrateFunction": [
@@ -62,6 +65,8 @@ BROADCASTERS = {"ChatFunction", "WebSocketFunction", "AgentsFunction", "Automati
 BROADCAST_ARN = {"Fn::GetAtt": ["BroadcastFunction", "Arn"]}
 # who may invoke the automations function: the tickets function, whose changes start a run after their commit
 AUTOMATIONS_ARN = {"Fn::GetAtt": ["AutomationsFunction", "Arn"]}
+# who may invoke the privacy job: the privacy function (after a request) and the workflow sweep (a lost run)
+PRIVACY_JOB_ARN = {"Fn::GetAtt": ["PrivacyJobFunction", "Arn"]}
 BROADCAST_ITSELF = {
     "Fn::Sub": "arn:${AWS::Partition}:lambda:${AWS::Region}:${AWS::AccountId}:function:${AWS::StackName}-broadcast"
 }
@@ -165,9 +170,12 @@ def test_each_function_reads_only_its_secrets_and_posts_only_to_connections(func
             other.append(statement)
     assert secrets == SECRETS_READ[function_id]
     assert connections == ([CONNECTIONS_ARN] if function_id in FAN_OUT else [])
-    expected_invokes = {"BroadcastFunction": [BROADCAST_ITSELF], "TicketsFunction": [AUTOMATIONS_ARN]}.get(
-        function_id, [BROADCAST_ARN] if function_id in BROADCASTERS else []
-    )
+    expected_invokes = {
+        "BroadcastFunction": [BROADCAST_ITSELF],
+        "TicketsFunction": [AUTOMATIONS_ARN],
+        "PrivacyFunction": [PRIVACY_JOB_ARN],
+        "WorkflowSweepFunction": [PRIVACY_JOB_ARN],
+    }.get(function_id, [BROADCAST_ARN] if function_id in BROADCASTERS else [])
     assert [_invoke_target(resource) for resource in invokes] == expected_invokes
     # The rollup's failed runs go to its dead-letter queue (EventInvokeConfig's destination), that queue only.
     dead_letters = [
@@ -204,7 +212,38 @@ def test_each_function_reads_only_its_secrets_and_posts_only_to_connections(func
         "Action": "s3:PutObject",
         "Resource": {"Fn::Sub": "${InboundEmailBucket.Arn}/attachments/*"},
     }
+    # Privacy: the routes presign an export's download; the job writes and deletes exports, deletes a customer's mail
+    # and files (every version) in the inbound bucket, and its failed runs go to its own dead-letter queue.
+    privacy_job = [
+        {"Action": "sqs:SendMessage", "Effect": "Allow", "Resource": {"Fn::GetAtt": ["PrivacyDeadLetterQueue", "Arn"]}},
+        {
+            "Effect": "Allow",
+            "Action": ["s3:PutObject", "s3:DeleteObject", "s3:DeleteObjectVersion"],
+            "Resource": {"Fn::Sub": "${PrivacyExportBucket.Arn}/exports/*"},
+        },
+        {
+            "Effect": "Allow",
+            "Action": "s3:ListBucketVersions",
+            "Resource": [{"Fn::GetAtt": ["PrivacyExportBucket", "Arn"]}, {"Fn::GetAtt": ["InboundEmailBucket", "Arn"]}],
+        },
+        {
+            "Effect": "Allow",
+            "Action": ["s3:DeleteObject", "s3:DeleteObjectVersion"],
+            "Resource": [
+                {"Fn::Sub": "${InboundEmailBucket.Arn}/inbound/*"},
+                {"Fn::Sub": "${InboundEmailBucket.Arn}/attachments/*"},
+            ],
+        },
+    ]
     expected_other = {
+        "PrivacyFunction": [
+            {
+                "Effect": "Allow",
+                "Action": "s3:GetObject",
+                "Resource": {"Fn::Sub": "${PrivacyExportBucket.Arn}/exports/*"},
+            }
+        ],
+        "PrivacyJobFunction": privacy_job,
         "AnalyticsFunction": dead_letters,
         "EmailOutboxFunction": send_as_the_domain,
         "EmailInboundFunction": [read_inbound, write_attachments],

@@ -26,6 +26,7 @@ from support.models.canned import CannedResponseCreate, CannedResponseUpdate
 from support.models.channels import ChannelCreate, ChannelMessage
 from support.models.chat import ChatMessageCreate, ChatRating, ChatReadRequest, ChatSessionStart, ChatTransfer
 from support.models.contacts import ContactMerge, ContactUpdate
+from support.models.privacy import PrivacyRequestCreate
 from support.models.settings import ChatSettings, EmailSettings, RoutingSettings, SlaSettings
 from support.models.tickets import (
     AssignRequest,
@@ -48,7 +49,17 @@ ALL_EVENT_FILES = sorted((REPO / "events").rglob("*.json"))
 # tests/integration/test_contacts_api.py, the email outbox's (events/email_outbox) in
 # tests/integration/test_email_outbox.py, the workflow sweep's (events/workflow_sweep) in
 # tests/integration/test_workflow_sweep.py.
-NOT_HTTP = ("websocket", "ws_authorizer", "analytics", "pre_token", "email", "contacts_backfill", "email_outbox")
+# The privacy job's (events/privacy_job) in tests/integration/test_privacy.py.
+NOT_HTTP = (
+    "websocket",
+    "ws_authorizer",
+    "analytics",
+    "pre_token",
+    "email",
+    "contacts_backfill",
+    "email_outbox",
+    "privacy_job",
+)
 EVENT_FILES = [p for p in ALL_EVENT_FILES if p.parent.name not in (*NOT_HTTP, "workflow_sweep")]
 
 # What each route with a request body parses it into (the handler's model), to check the samples.
@@ -85,6 +96,8 @@ REQUEST_MODELS: dict[str, type[BaseModel]] = {
     "POST /api/support/chat/sessions/{sessionId}/ticket": ChatTicketCreate,
     "POST /api/support/automations": RuleCreate,
     "PATCH /api/support/automations/{ruleId}": RuleUpdate,
+    "POST /api/support/privacy/exports": PrivacyRequestCreate,
+    "POST /api/support/privacy/erasures": PrivacyRequestCreate,
     # POST .../chat/sessions/{sessionId}/end takes an optional body that accepts nothing (ChatSessionEnd
     # refuses a client duration): its sample is sent without one.
 }
@@ -323,6 +336,45 @@ EMAIL_INBOUND_POLICY = {
 }
 ORIGINAL_EMAIL_POLICY = {"Statement": [READ_INBOUND_MAIL]}
 
+# Privacy requests (sql/0039): the privacy function presigns an export's download and starts the job; the job writes
+# and deletes exports, and deletes a customer's mail and files (every version) when it erases them; the workflow
+# sweep starts the job again for a request whose run was lost.
+INVOKE_PRIVACY_JOB_POLICY = {"LambdaInvokePolicy": {"FunctionName": {"Ref": "PrivacyJobFunction"}}}
+PRIVACY_FUNCTION_POLICIES = [
+    {
+        "Statement": [
+            {
+                "Effect": "Allow",
+                "Action": "s3:GetObject",
+                "Resource": {"Fn::Sub": "${PrivacyExportBucket.Arn}/exports/*"},
+            }
+        ]
+    },
+    INVOKE_PRIVACY_JOB_POLICY,
+]
+PRIVACY_JOB_POLICY = {
+    "Statement": [
+        {
+            "Effect": "Allow",
+            "Action": ["s3:PutObject", "s3:DeleteObject", "s3:DeleteObjectVersion"],
+            "Resource": {"Fn::Sub": "${PrivacyExportBucket.Arn}/exports/*"},
+        },
+        {
+            "Effect": "Allow",
+            "Action": "s3:ListBucketVersions",
+            "Resource": [{"Fn::GetAtt": ["PrivacyExportBucket", "Arn"]}, {"Fn::GetAtt": ["InboundEmailBucket", "Arn"]}],
+        },
+        {
+            "Effect": "Allow",
+            "Action": ["s3:DeleteObject", "s3:DeleteObjectVersion"],
+            "Resource": [
+                {"Fn::Sub": "${InboundEmailBucket.Arn}/inbound/*"},
+                {"Fn::Sub": "${InboundEmailBucket.Arn}/attachments/*"},
+            ],
+        },
+    ]
+}
+
 
 # The analytics rollup reads its own role's database secret, never the API's (test_analytics_template.py).
 ANALYTICS_DATABASE_SECRET_POLICY = {
@@ -369,6 +421,12 @@ def test_functions_get_no_policies_beyond_the_secrets_they_read_and_the_connecti
             expected = [*expected, ORIGINAL_EMAIL_POLICY]
         if function_id in AUTOMATION_STARTERS:
             expected = [*expected, INVOKE_AUTOMATIONS_POLICY]
+        if function_id == "PrivacyFunction":
+            expected = [*expected, *PRIVACY_FUNCTION_POLICIES]
+        if function_id == "PrivacyJobFunction":
+            expected = [*expected, PRIVACY_JOB_POLICY]
+        if function_id == "WorkflowSweepFunction":
+            expected = [*expected, INVOKE_PRIVACY_JOB_POLICY]
         assert policies == expected, f"{function_id} has policies beyond what it needs"
         variables = (function["Properties"].get("Environment") or {}).get("Variables") or {}
         assert ("VISITOR_TOKEN_SECRET_ARN" in variables) == (function_id in VISITOR_KEY_READERS), function_id

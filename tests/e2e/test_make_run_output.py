@@ -69,7 +69,7 @@ def test_loading_the_demo_data_prints_no_error(run: LocalRun) -> None:
 def test_the_workflow_sweep_runs_on_its_schedule(run: LocalRun) -> None:
     """EventBridge Scheduler invokes WorkflowSweepFunction every minute in AWS; make run's local.workflow_sweep does
     it locally, its first sweep as it starts, each printing what its steps did."""
-    _printed(run, r"workflow sweep at \S+Z: sla \d+, automations \d+, chat_expiry \d+, idempotency \d+")
+    _printed(run, r"workflow sweep at \S+Z: sla \d+, automations \d+, chat_expiry \d+, idempotency \d+, privacy \d+")
 
 
 def test_a_request_prints_a_short_access_line_and_no_metrics_or_warnings(run: LocalRun) -> None:

@@ -67,6 +67,8 @@ TENANT_TABLES = [
     "automation_runs",
     # the Idempotency-Keys of the creates (sql/0037)
     "idempotency_keys",
+    # privacy exports and erasures (sql/0039)
+    "privacy_requests",
 ]
 # Row-level security ENABLEd but not FORCEd: the runtime role sees its tenant's rows only, and the owner's
 # SECURITY DEFINER lookup can find a widget key before the tenant is known (sql/0011), and the email outbox's
@@ -79,6 +81,8 @@ NOT_FORCED = {"widget_keys", "email_outbox", "email_inbound_addresses", "support
 NOT_FORCED |= {"automation_rules", "automation_tenants", "automation_events"}
 # sql/0037: the workflow sweep's purge deletes the expired Idempotency-Keys of every tenant at once.
 NOT_FORCED |= {"idempotency_keys"}
+# sql/0039: the workflow sweep lists the privacy requests of every tenant whose run was lost.
+NOT_FORCED |= {"privacy_requests"}
 # Tables with a user_id that the runtime role cannot touch at all (read only through SECURITY DEFINER functions).
 # sql/0003, sql/0027; sql/0025: the reference counters (the owner's only, RLS not forced)
 SIDE_TABLES = ["ticket_search_index", "canned_response_search", "canned_response_terms", "ticket_reference_counters"]
@@ -293,6 +297,13 @@ def _tenant_rows(db: DatabaseUrls, tenant: UUID) -> dict[str, str]:
     for _ in range(2):
         retried = tickets.post(BASE, body, headers={"Idempotency-Key": "same-key-in-every-tenant"})
         assert retried.status == 201, retried.body
+    # a privacy request (an erasure of a customer the desk does not know: it finds nothing, and is done)
+    from functions.privacy import app as privacy_app
+
+    erasure = HandlerClient(privacy_app.lambda_handler, tenant=tenant).post(
+        "/api/support/privacy/erasures", {"customerEmail": "nobody-known@example.com"}
+    )
+    assert erasure.status == 202, erasure.body
     return {
         "agent": agent["id"],
         "ticket": ticket["id"],
@@ -570,6 +581,10 @@ def _inserts_for(tenant: UUID, rows: dict[str, str]) -> dict[str, tuple[str, tup
             "INSERT INTO idempotency_keys (user_id, route, key, request_hash, claim_id, lease_expires_at, expires_at)"
             " VALUES (%s, 'POST /x', %s, sha256('x'), gen_random_uuid(), now(), now())",
             (tenant, uuid4().hex),
+        ),
+        "privacy_requests": (
+            "INSERT INTO privacy_requests (user_id, kind, customer_email) VALUES (%s, 'export', 'x@example.com')",
+            (tenant,),
         ),
     }
 

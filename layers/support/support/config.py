@@ -53,6 +53,13 @@ class Settings(BaseModel):
     # change committed, invoked asynchronously (in AWS the AutomationsFunction's name). Unset: the run happens in the
     # caller's process after its commit (tests, `make run`); the workflow sweep runs whatever is left in any case.
     automations_function_name: str | None = Field(default=None, alias="AUTOMATIONS_FUNCTION_NAME", min_length=1)
+    # Privacy requests (support.services.privacy): the function that runs an export or an erasure, invoked
+    # asynchronously right after the request commits (in AWS the PrivacyJobFunction's name; locally the gateway's).
+    # Unset: the run happens in the caller's process after its commit (tests); the workflow sweep resumes whatever
+    # was left in any case.
+    privacy_function_name: str | None = Field(default=None, alias="PRIVACY_FUNCTION_NAME", min_length=1)
+    # The encrypted bucket the exports are written to (PrivacyExportBucket; locally the moto bucket make run makes).
+    privacy_export_bucket: str | None = Field(default=None, alias="PRIVACY_EXPORT_BUCKET", min_length=1)
     # New chat sessions go to an available agent with spare capacity, else they queue.
     chat_auto_assign: bool = Field(default=True, alias="CHAT_AUTO_ASSIGN")
     # The WebSocket authorizer verifies staff JWTs as the HTTP API's JWT authorizer does: same issuer and
