@@ -1,5 +1,6 @@
 """A TCP proxy in front of PostgreSQL that sees what goes over the wire: it counts round trips (bench.round_trips)
-and can cut a connection at a chosen moment (the tests of what a pipelined write does on a broken connection).
+and can cut a connection at a chosen moment (the tests of what a pipelined write does on a broken connection, and
+the fault tests: tests/integration/test_faults.py).
 
 A round trip is the client waiting for the server: the server's answer to what the client sent, each server-to-
 client burst that follows client-to-server data on its connection, counts one (the server speaks only when asked,
@@ -29,6 +30,7 @@ class RoundTripProxy:
         self._count = 0
         self._cut_after_commit = False
         self._cut_next_request = False
+        self._cut_request_holding: bytes | None = None
         self.cuts = 0
         threading.Thread(target=self._accept, name="pg-proxy", daemon=True).start()
 
@@ -54,6 +56,13 @@ class RoundTripProxy:
         with self._lock:
             self._cut_next_request = True
 
+    def cut_request_holding(self, text: bytes) -> None:
+        """The next thing a client sends that holds `text` (a statement's words) is not passed on: its connection is
+        closed instead, as if it broke between the statements before and that one (the server then rolls back what
+        the open transaction had done)."""
+        with self._lock:
+            self._cut_request_holding = text
+
     def close(self) -> None:
         self._listener.close()
 
@@ -72,6 +81,8 @@ class RoundTripProxy:
         with self._lock:
             if from_client and self._cut_next_request:
                 self._cut_next_request = False
+            elif from_client and self._cut_request_holding is not None and self._cut_request_holding in data:
+                self._cut_request_holding = None
             elif not from_client and self._cut_after_commit and _COMMIT_COMPLETE in data:
                 self._cut_after_commit = False
             else:

@@ -480,7 +480,8 @@ def add_chat_message(
     check, the resend check, the closed check, the insert, the counters, the participants), sent with BEGIN, the
     tenant binding and COMMIT in one pipeline: one round trip. With a `client_message_id` (every WebSocket send)
     the pipeline may run again on a connection found broken, and a second run answers the message the first one
-    stored (`resent`), never a second copy; without one (the HTTP route) the call is sent only once (`once`)."""
+    stored (`resent`), never a second copy, and tells the participants of it (the first run's commit was not heard,
+    so they were not told); without one (the HTTP route) the call is sent only once (`once`)."""
     principal.require_own_sender_type(data.sender_type)
     outbox = Outbox(principal.tenant_id, caller)
     params = (
@@ -493,12 +494,23 @@ def add_chat_message(
         data.attachment_type,
         client_message_id,
     )
-    [[row]] = pipelined(principal.tenant_id, [(_SEND_MESSAGE, params)], once=client_message_id is None)
+    reran: list[bool] = []
+    [[row]] = pipelined(
+        principal.tenant_id,
+        [(_SEND_MESSAGE, params)],
+        once=client_message_id is None,
+        on_rerun=lambda: reran.append(True),
+    )
     _refuse(row["outcome"])
     message = ChatMessage.model_validate(row)
     outbox.answer("message.new", message)
-    if row["outcome"] == "new":  # a resend is answered to the caller only
+    if row["outcome"] == "new":
         outbox.tell(row["connection_ids"] or [], "message.new", message)
+    elif reran:
+        # This call's own second run found what its first run stored: that commit was never heard, so no one was
+        # told of the message; they are now (a client's resend, a later call, is answered to the caller only).
+        [people] = pipelined(principal.tenant_id, [(_PARTICIPANTS, (principal.tenant_id, session_id, None))])
+        outbox.tell(_connections(people), "message.new", message)
     outbox.send()
     return message
 
