@@ -29,6 +29,7 @@ class RoundTripProxy:
         self._lock = threading.Lock()
         self._count = 0
         self._cut_after_commit = False
+        self._commit_of: bytes | None = None
         self._cut_next_request = False
         self._cut_request_holding: bytes | None = None
         self.cuts = 0
@@ -44,11 +45,13 @@ class RoundTripProxy:
         with self._lock:
             return self._count
 
-    def cut_after_commit(self) -> None:
+    def cut_after_commit(self, of_request_holding: bytes | None = None) -> None:
         """The next answer that reports a COMMIT done is not passed on: its connection is closed instead, as if it
-        broke after the server committed and before the client heard."""
+        broke after the server committed and before the client heard. With `of_request_holding`, the first such
+        answer after a client request that holds those bytes (a statement's words): that transaction's commit."""
         with self._lock:
             self._cut_after_commit = True
+            self._commit_of = of_request_holding
 
     def cut_next_request(self) -> None:
         """The next thing a client sends is not passed on: its connection is closed instead (a connection found
@@ -83,7 +86,10 @@ class RoundTripProxy:
                 self._cut_next_request = False
             elif from_client and self._cut_request_holding is not None and self._cut_request_holding in data:
                 self._cut_request_holding = None
-            elif not from_client and self._cut_after_commit and _COMMIT_COMPLETE in data:
+            elif from_client and self._cut_after_commit and self._commit_of is not None and self._commit_of in data:
+                self._commit_of = None  # the next COMMIT answered is this request's
+                return False
+            elif not from_client and self._cut_after_commit and self._commit_of is None and _COMMIT_COMPLETE in data:
                 self._cut_after_commit = False
             else:
                 return False

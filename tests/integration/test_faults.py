@@ -350,7 +350,7 @@ def test_a_websocket_message_whose_commit_is_not_heard_is_answered_and_stored_on
     agent, visitor, _ = chat_desk
     _, started = visitor.send("startChat")
     session_id = _answer(started)["data"]["id"]
-    proxy.cut_after_commit()
+    proxy.cut_after_commit(of_request_holding=b"chat_send_message")
 
     # When the agent sends it (its clientMessageId lets the pipeline run again)
     _, sent = agent.send("sendMessage", sessionId=session_id, message="On its way", clientMessageId="a-1")
@@ -361,6 +361,30 @@ def test_a_websocket_message_whose_commit_is_not_heard_is_answered_and_stored_on
     assert (answer["type"], answer["data"]["message"]) == ("message.new", "On its way")
     assert count(db, "chat_messages", tenant) == 1
     assert [m["id"] for m in posts.of(visitor.id, "message.new")] == [answer["data"]["id"]]
+    assert_figures_match_a_recount(db, tenant)
+
+
+def test_a_websocket_start_whose_commit_is_not_heard_is_answered_and_its_agent_told_once(
+    db: DatabaseUrls, tenant: UUID, chat_desk: tuple[Connection, Connection, UUID], posts: Posts, proxy: RoundTripProxy
+) -> None:
+    # Given an available agent, and a connection that breaks right after the server commits the visitor's start
+    agent, visitor, agent_id = chat_desk
+    proxy.cut_after_commit(of_request_holding=b"chat_start")
+
+    # When the visitor starts a chat (its clientStartId lets the pipeline run again)
+    _, started = visitor.send("startChat", clientStartId="s-1")
+
+    # Then it ran again, found the session the first run started and assigned, and answered it: one session, and the
+    # agent is told of the assignment once
+    assert proxy.cuts == 1
+    answer = _answer(started)
+    assert (answer["type"], answer["data"]["status"], answer["data"]["assignedAgentId"]) == (
+        "chat.started",
+        "active",
+        str(agent_id),
+    )
+    assert count(db, "live_chat_sessions", tenant) == 1
+    assert [s["id"] for s in posts.of(agent.id, "chat.assigned")] == [answer["data"]["id"]]
     assert_figures_match_a_recount(db, tenant)
 
 

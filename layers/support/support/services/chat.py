@@ -202,8 +202,9 @@ def start_chat_session(
     checks, the cap, the insert, the drain, the position, the participants, the broadcast request), sent with
     BEGIN, the tenant binding and COMMIT in one pipeline, so the queue lock is held for the server's work alone,
     never across a round trip. With a `client_start_id` the pipeline may run again on a connection found broken,
-    and a second run answers the session the first one started (as a retry would); without one the call is sent
-    only once (`once`: two round trips), so that a broken connection never starts a second chat."""
+    and a second run answers the session the first one started (as a retry would), and tells its agent (the first
+    run's commit was not heard, so no one was told); without one the call is sent only once (`once`: two round
+    trips), so that a broken connection never starts a second chat."""
     outbox = Outbox(principal.tenant_id, caller)
     params = (
         principal.tenant_id,
@@ -219,7 +220,10 @@ def start_chat_session(
         broadcasts.STALE_AFTER_SECONDS,
     )
     statements = [(_START, params), (automations.PENDING, (principal.tenant_id,))]
-    [rows, events] = pipelined(principal.tenant_id, statements, once=client_start_id is None)
+    reran: list[bool] = []
+    [rows, events] = pipelined(
+        principal.tenant_id, statements, once=client_start_id is None, on_rerun=lambda: reran.append(True)
+    )
     [own] = [row for row in rows if row["outcome"] != "assigned"]
     if own["outcome"] == "busy":
         chat_settings = ChatSettings.model_validate(own["settings"])
@@ -232,6 +236,13 @@ def start_chat_session(
     outbox.answer("chat.started", session)
     if own["outcome"] == "started" and session.status is ChatStatus.ACTIVE:  # the drain assigned it
         outbox.tell(own["connection_ids"] or [], "chat.assigned", session)
+    elif reran and own["outcome"] == "again":
+        # This call's own second run found the session its first run started: that commit was never heard, so no one
+        # was told; its agent is now, and the staff broadcast (which the first run may have left to this call) runs.
+        if session.status is ChatStatus.ACTIVE:
+            [people] = pipelined(principal.tenant_id, [(_PARTICIPANTS, (principal.tenant_id, session.id, None))])
+            outbox.tell(_connections(people), "chat.assigned", session)
+        broadcasts.start_after(outbox)
     announce_assignments(outbox, [row for row in rows if row["outcome"] == "assigned"])
     if session.status is ChatStatus.WAITING:
         # Its own position, on the request path; everyone else's is the broadcast's. Positions carry `asOf`: events
