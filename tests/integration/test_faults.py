@@ -12,9 +12,11 @@ behind a small HTTP server that throttles, fails or hangs up before letting requ
 
 from __future__ import annotations
 
+import asyncio
 import json
 import threading
 import time
+from collections import Counter
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from typing import Any
@@ -24,9 +26,12 @@ import psycopg
 import pytest
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 from psycopg.rows import dict_row
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
 
 from local.database import DatabaseUrls, connected_as
 from local.pg_proxy import RoundTripProxy
+from support import realtime
 from support.auth import Principal, Role, authorizer_context
 from support.config import get_settings
 from support.db import connection
@@ -38,7 +43,7 @@ from tests import recount
 from tests.http_events import HandlerClient, Reply
 from tests.integration.test_tickets_api import BASE, new_agent, new_ticket
 from tests.integration.test_websocket_route_response import Connection
-from tests.management_api import Posts, posts
+from tests.management_api import Posts, management_api_serving, posts
 
 __all__ = ["posts"]  # the fixture, used by name below
 
@@ -224,8 +229,8 @@ def test_an_http_request_after_the_database_killed_the_connection_succeeds_on_a_
 
 
 @pytest.fixture
-def chat_desk(db: DatabaseUrls, tenant: UUID, posts: Posts) -> tuple[Connection, Connection, UUID]:
-    """An available agent's WebSocket connection and a visitor's, of one tenant; the management API records posts."""
+def chat_desk(db: DatabaseUrls, tenant: UUID) -> tuple[Connection, Connection, UUID]:
+    """An available agent's WebSocket connection and a visitor's, of one tenant (and the agent's id)."""
     admin = Principal(tenant_id=tenant, role=Role.ADMIN, subject="admin")
     agent = agents.create_agent(
         admin,
@@ -560,3 +565,100 @@ def test_a_chat_made_into_a_ticket_whose_connection_is_cut_before_its_last_state
     assert count(db, "support_tickets", tenant) == 1
     assert count(db, "ticket_conversations", tenant) == 3
     assert_figures_match_a_recount(db, tenant)
+
+
+# --- 3. the fan-out failing for some connections ----------------------------------------------------------------
+
+
+class FlakyManagementApi:
+    """API Gateway's management API as it fails: `gone-*` answers 410 GoneException (the client vanished without a
+    goodbye), `broken-*` 500 every time, `hung-*` nothing until the test ends; the others 200, each event recorded."""
+
+    def __init__(self) -> None:
+        self.attempts: Counter[str] = Counter()
+        self.delivered: dict[str, list[dict[str, Any]]] = {}
+        self.release = threading.Event()
+
+    async def post(self, request: Request) -> Response:
+        connection_id = request.path_params["connection_id"]
+        body = json.loads(await request.body())
+        self.attempts[connection_id] += 1
+        if connection_id.startswith("gone-"):
+            return JSONResponse({"message": None}, status_code=410, headers={"x-amzn-errortype": "GoneException"})
+        if connection_id.startswith("broken-"):
+            return JSONResponse({"message": "Internal server error"}, status_code=500)
+        if connection_id.startswith("hung-"):
+            while not self.release.is_set():
+                await asyncio.sleep(0.02)
+            return Response(status_code=200)
+        self.delivered.setdefault(connection_id, []).append(body)
+        return Response(status_code=200)
+
+
+@pytest.fixture
+def flaky_management_api(db: DatabaseUrls, monkeypatch: pytest.MonkeyPatch) -> Iterator[FlakyManagementApi]:
+    api = FlakyManagementApi()
+    monkeypatch.setattr(realtime, "POST_TIMEOUT_SECONDS", 0.2)  # a hung post gives up sooner than AWS's 3 s
+    with management_api_serving(api.post, monkeypatch):
+        try:
+            yield api
+        finally:
+            api.release.set()
+
+
+def _more_connections_like(db: DatabaseUrls, connection_id: str, others: list[str]) -> None:
+    """Rows of more connections of the same caller (its other tabs), as $connect would have stored them."""
+    with psycopg.connect(db.admin) as conn:
+        for other in others:
+            conn.execute(
+                """INSERT INTO ws_connections (connection_id, user_id, role, visitor_id, widget_key)
+                SELECT %s, user_id, role, visitor_id, widget_key FROM ws_connections WHERE connection_id = %s""",
+                (other, connection_id),
+            )
+
+
+def _connection_ids(db: DatabaseUrls, tenant: UUID) -> set[str]:
+    with psycopg.connect(db.admin) as conn:
+        return {
+            row[0] for row in conn.execute("SELECT connection_id FROM ws_connections WHERE user_id = %s", (tenant,))
+        }
+
+
+def test_a_message_whose_fan_out_fails_for_some_connections_is_stored_and_delivered_to_the_others(
+    db: DatabaseUrls,
+    tenant: UUID,
+    chat_desk: tuple[Connection, Connection, UUID],
+    flaky_management_api: FlakyManagementApi,
+) -> None:
+    # Given a chat whose visitor has three more connections: one gone, one whose posts fail, one whose posts hang
+    agent, visitor, _ = chat_desk
+    _, started = visitor.send("startChat")
+    session_id = _answer(started)["data"]["id"]
+    gone, broken, hung = (f"{kind}-{uuid4().hex[:8]}" for kind in ("gone", "broken", "hung"))
+    _more_connections_like(db, visitor.id, [gone, broken, hung])
+
+    # When the agent sends a message
+    began = time.monotonic()
+    _, sent = agent.send("sendMessage", sessionId=session_id, message="On its way", clientMessageId="a-1")
+    took = time.monotonic() - began
+
+    # Then the agent is answered, the message is stored once, and the visitor's live connection got it
+    answer = _answer(sent)
+    assert (answer["type"], answer["data"]["message"]) == ("message.new", "On its way")
+    assert count(db, "chat_messages", tenant) == 1
+    assert [e["data"]["id"] for e in flaky_management_api.delivered[visitor.id] if e["type"] == "message.new"] == [
+        answer["data"]["id"]
+    ]
+    # the gone connection was posted once (a 410 is final) and forgotten; the failing ones were retried (4 attempts,
+    # the hung one timing out each time) and kept: a failure is no proof the connection is gone
+    attempts = flaky_management_api.attempts
+    assert (attempts[gone], attempts[broken], attempts[hung]) == (1, realtime.MAX_ATTEMPTS, realtime.MAX_ATTEMPTS)
+    assert _connection_ids(db, tenant) == {agent.id, visitor.id, broken, hung}
+    assert took < 5  # four timeouts of 0.2 s and short backoffs, not a wait for the hung answer
+
+    # And the next message is not posted to the forgotten connection at all
+    _, again = agent.send("sendMessage", sessionId=session_id, message="Tracking: 123", clientMessageId="a-2")
+    assert _answer(again)["type"] == "message.new"
+    assert attempts[gone] == 1
+    assert len(flaky_management_api.delivered[visitor.id]) == 2
+    assert count(db, "chat_messages", tenant) == 2
