@@ -14,10 +14,13 @@ from __future__ import annotations
 
 import asyncio
 import json
+import socket
 import threading
 import time
+import urllib.request
 from collections import Counter
 from collections.abc import Callable, Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from datetime import UTC, datetime
 from typing import Any
 from uuid import UUID, uuid4
@@ -29,6 +32,7 @@ from psycopg.rows import dict_row
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
+from local import ses as local_ses
 from local.database import DatabaseUrls, connected_as
 from local.pg_proxy import RoundTripProxy
 from support import realtime
@@ -38,14 +42,15 @@ from support.db import connection
 from support.models.agents import AgentCreate
 from support.models.chat import ChatMessageCreate, ChatSessionStart, VisitorContext
 from support.models.widgets import WidgetCreate
-from support.services import agents, chat, widgets
+from support.services import agents, chat, email_outbox, widgets
 from tests import recount
 from tests.http_events import HandlerClient, Reply
+from tests.integration.test_email_outbox import configure, make_due, mails_of, outbox, sender, ses, settings_api
 from tests.integration.test_tickets_api import BASE, new_agent, new_ticket
 from tests.integration.test_websocket_route_response import Connection
 from tests.management_api import Posts, management_api_serving, posts
 
-__all__ = ["posts"]  # the fixture, used by name below
+__all__ = ["posts", "sender", "ses", "settings_api"]  # fixtures, used by name below
 
 TICKET = {
     "customerName": "Ada Lovelace",
@@ -662,3 +667,134 @@ def test_a_message_whose_fan_out_fails_for_some_connections_is_stored_and_delive
     assert attempts[gone] == 1
     assert len(flaky_management_api.delivered[visitor.id]) == 2
     assert count(db, "chat_messages", tenant) == 2
+
+
+# --- 4. SES failing ---------------------------------------------------------------------------------------------
+
+_SES_ERROR = """<ErrorResponse xmlns="http://ses.amazonaws.com/doc/2010-12-01/"><Error><Type>{side}</Type>
+<Code>{code}</Code><Message>{message}</Message></Error><RequestId>{request}</RequestId></ErrorResponse>"""
+
+# What SES answers when it fails: a throttle, its own failures, and a connection it drops without an answer.
+FAILURES = {
+    "throttled": (400, "Sender", "Throttling", "Maximum sending rate exceeded."),
+    "internal": (500, "Receiver", "InternalFailure", "An internal error occurred."),
+    "unavailable": (503, "Receiver", "ServiceUnavailable", "Service unavailable."),
+    "hung up": (0, "", "", ""),
+}
+
+
+class FailingSes:
+    """SES's endpoint (AWS_ENDPOINT_URL_SES) for the test: the next `fail_next` requests fail, in turn, in every way of
+    FAILURES; the others are passed to SES (moto) as they came, and its answer back. Counts both."""
+
+    def __init__(self, ses_endpoint: str) -> None:
+        self.failures = 0
+        self.passed = 0
+        self.failed: Counter[str] = Counter()
+        self._lock = threading.Lock()
+        self._turn = 0
+        owner = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *args: Any) -> None:
+                pass
+
+            def do_POST(self) -> None:  # noqa: N802 - http.server's name
+                body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                failure = owner._next_failure()
+                if failure == "hung up":
+                    self.close_connection = True
+                    self.connection.shutdown(socket.SHUT_RDWR)  # no answer at all: the client's connection breaks
+                    return
+                if failure is not None:
+                    status, side, code, message = FAILURES[failure]
+                    answer = _SES_ERROR.format(side=side, code=code, message=message, request=uuid4()).encode()
+                    content_type = "text/xml"
+                else:
+                    headers = {k: v for k, v in self.headers.items() if k.lower() not in ("host", "content-length")}
+                    forwarded = urllib.request.Request(ses_endpoint + self.path, data=body, headers=headers)  # noqa: S310
+                    with urllib.request.urlopen(forwarded, timeout=30) as reply:  # noqa: S310
+                        status, answer, content_type = reply.status, reply.read(), reply.headers["Content-Type"]
+                self.send_response(status)
+                self.send_header("Content-Type", content_type)
+                self.send_header("Content-Length", str(len(answer)))
+                self.end_headers()
+                self.wfile.write(answer)
+
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self._server.daemon_threads = True
+        threading.Thread(target=self._server.serve_forever, daemon=True).start()
+        self.endpoint = f"http://127.0.0.1:{self._server.server_address[1]}"
+
+    def _next_failure(self) -> str | None:
+        with self._lock:
+            if self.failures <= 0:
+                self.passed += 1
+                return None
+            self.failures -= 1
+            kind = list(FAILURES)[self._turn % len(FAILURES)]
+            self._turn += 1
+            self.failed[kind] += 1
+            return kind
+
+    def fail_next(self, requests: int) -> None:
+        with self._lock:
+            self.failures = requests
+
+    def close(self) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+
+
+@pytest.fixture
+def failing_ses(ses: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[FailingSes]:
+    server = FailingSes(ses)
+    monkeypatch.setenv(local_ses.ENDPOINT_VARIABLE, server.endpoint)
+    yield server
+    server.close()
+
+
+SES_FAILURE_CODES = {"Throttling", "InternalFailure", "ServiceUnavailable", "ConnectionClosedError"}
+
+
+def test_email_while_ses_fails_is_retried_and_once_ses_recovers_each_notice_is_sent_once(
+    db: DatabaseUrls,
+    tenant: UUID,
+    tickets_api: HandlerClient,
+    settings_api: HandlerClient,
+    sender: str,
+    failing_ses: FailingSes,
+) -> None:
+    # Given a desk that mails its customers, four new tickets (four notices), and SES failing every request: throttled,
+    # failing (500, 503) and dropping connections, in turn
+    configure(settings_api, sender)
+    tickets = [new_ticket(tickets_api, customerEmail=f"customer{n}@example.com") for n in range(4)]
+    failing_ses.fail_next(1000)
+
+    # When the outbox drains; Then every notice waits for a later try (the client's own retry failed too), none sent
+    email_outbox.drain(time_budget_seconds=30)
+    rows = outbox(db, tenant)
+    assert [(r["state"], r["attempts"]) for r in rows] == [("pending", 1)] * 4
+    assert all(r["next_attempt_at"] > r["updated_at"] for r in rows)
+    assert {r["last_error"].split(":")[0] for r in rows} <= SES_FAILURE_CODES
+    assert set(failing_ses.failed) == set(FAILURES)  # every kind of failure was met
+    assert failing_ses.passed == 0
+    assert [m for t in tickets for m in mails_of(t["id"])] == []
+
+    # When SES recovers, partly at first (the next three requests still fail), and the notices come due again
+    failing_ses.fail_next(3)
+    for _ in range(5):
+        make_due(db, tenant)
+        email_outbox.drain(time_budget_seconds=30)
+        if all(r["state"] == "sent" for r in outbox(db, tenant)):
+            break
+
+    # Then each notice was sent exactly once (nothing lost, nothing doubled), and a drain after that sends nothing
+    rows = outbox(db, tenant)
+    assert [r["state"] for r in rows] == ["sent"] * 4
+    assert all(r["last_error"] is None and r["ses_message_id"] for r in rows)
+    make_due(db, tenant)
+    email_outbox.drain(time_budget_seconds=30)
+    for ticket in tickets:
+        assert len(mails_of(ticket["id"])) == 1, ticket["id"]
+    assert len({r["ses_message_id"] for r in rows}) == 4
