@@ -20,8 +20,8 @@ import time
 import urllib.request
 from collections import Counter
 from collections.abc import Callable, Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from datetime import UTC, datetime
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from uuid import UUID, uuid4
 
@@ -45,7 +45,7 @@ from support.models.widgets import WidgetCreate
 from support.services import agents, chat, email_outbox, widgets
 from tests import recount
 from tests.http_events import HandlerClient, Reply
-from tests.integration.test_email_outbox import configure, make_due, mails_of, outbox, sender, ses, settings_api
+from tests.integration.test_email_outbox import configure, mails_of, make_due, outbox, sender, ses, settings_api
 from tests.integration.test_tickets_api import BASE, new_agent, new_ticket
 from tests.integration.test_websocket_route_response import Connection
 from tests.management_api import Posts, management_api_serving, posts
@@ -543,9 +543,9 @@ def test_a_chat_made_into_a_ticket_whose_connection_is_cut_before_its_last_state
     admin = Principal(tenant_id=tenant, role=Role.ADMIN, subject="admin")
     visitor = Principal(tenant_id=tenant, role=Role.VISITOR, subject="visitor:v-9", visitor_id="v-9", widget_key="k")
     session = chat.start_chat_session(visitor, ChatSessionStart(visitor_id="v-9"), VisitorContext())
-    for sender, text in (("customer", "My parcel is late"), ("agent", "Let me look"), ("customer", "Thanks")):
-        who = visitor if sender == "customer" else admin
-        message = ChatMessageCreate.model_validate({"senderType": sender, "message": text})
+    for side, text in (("customer", "My parcel is late"), ("agent", "Let me look"), ("customer", "Thanks")):
+        who = visitor if side == "customer" else admin
+        message = ChatMessageCreate.model_validate({"senderType": side, "message": text})
         chat.add_chat_message(who, session.id, message)
     proxy.cut_request_holding(b"UPDATE live_chat_sessions SET ticket_id")
     path = f"/api/support/chat/sessions/{session.id}/ticket"
@@ -699,7 +699,7 @@ class FailingSes:
             def log_message(self, *args: Any) -> None:
                 pass
 
-            def do_POST(self) -> None:  # noqa: N802 - http.server's name
+            def do_POST(self) -> None:
                 body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
                 failure = owner._next_failure()
                 if failure == "hung up":
