@@ -4,10 +4,10 @@ What survives each, and the test that proves it, is listed in docs/ARCHITECTURE.
 
 Real parts only: the real handlers in-process with the events API Gateway builds, the real PostgreSQL, the server
 ending the function's backend (`pg_terminate_backend` from the superuser's connection, as a failover or a restart
-would), a TCP proxy in front of it that cuts the function's connection just before a chosen statement
-(local/pg_proxy.py), a row lock held by another session so that a statement waits (and then is killed, or reaches its
-`statement_timeout`), a management API over real HTTP that answers 410, 500 or nothing, and SES (moto in server mode)
-behind a small HTTP server that throttles, fails or hangs up before letting requests through.
+would), a TCP proxy in front of it that cuts the function's connection just before a chosen statement or just after a
+chosen commit (local/pg_proxy.py), a row lock held by another session so that a statement waits (and then is killed,
+or reaches its `statement_timeout`), a management API over real HTTP that answers 410, 500 or nothing, and SES (moto
+in server mode) behind a small HTTP server that throttles, fails or hangs up before letting requests through.
 """
 
 from __future__ import annotations
@@ -27,13 +27,12 @@ from uuid import UUID, uuid4
 
 import psycopg
 import pytest
-from psycopg.conninfo import conninfo_to_dict, make_conninfo
 from psycopg.rows import dict_row
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from local import ses as local_ses
-from local.database import DatabaseUrls, connected_as
+from local.database import DatabaseUrls
 from local.pg_proxy import RoundTripProxy
 from support import realtime
 from support.auth import Principal, Role, authorizer_context
@@ -45,12 +44,13 @@ from support.models.widgets import WidgetCreate
 from support.services import agents, chat, email_outbox, widgets
 from tests import recount
 from tests.http_events import HandlerClient, Reply
+from tests.integration.test_chat_broken_connection import proxy
 from tests.integration.test_email_outbox import configure, mails_of, make_due, outbox, sender, ses, settings_api
 from tests.integration.test_tickets_api import BASE, new_agent, new_ticket
 from tests.integration.test_websocket_route_response import Connection
 from tests.management_api import Posts, management_api_serving, posts
 
-__all__ = ["posts", "sender", "ses", "settings_api"]  # fixtures, used by name below
+__all__ = ["posts", "proxy", "sender", "ses", "settings_api"]  # fixtures, used by name below
 
 TICKET = {
     "customerName": "Ada Lovelace",
@@ -75,17 +75,6 @@ def dashboard_api(db: DatabaseUrls, tenant: UUID) -> HandlerClient:
     from functions.dashboard import app
 
     return HandlerClient(app.lambda_handler, tenant=tenant)
-
-
-@pytest.fixture
-def proxy(db: DatabaseUrls) -> Iterator[RoundTripProxy]:
-    """The functions' connection goes through a proxy for the test (as the runtime role), which can cut it."""
-    params = conninfo_to_dict(db.app)
-    proxy = RoundTripProxy(str(params.get("host") or "127.0.0.1"), int(params.get("port") or 5432))
-    url = make_conninfo(db.app, host="127.0.0.1", hostaddr="127.0.0.1", port=str(proxy.port))
-    with connected_as(url):
-        yield proxy
-    proxy.close()
 
 
 def terminate(db: DatabaseUrls, pid: int) -> None:
