@@ -510,7 +510,7 @@ def test_a_create_that_reaches_its_statement_timeout_midway_leaves_nothing_and_i
 
     # Then the statement was cancelled at its timeout, the caller gets the error envelope, and nothing remains: no
     # ticket, no reference used, every total as the rows say
-    assert 0.3 <= waited < 3
+    assert 0.3 <= waited < 4.5  # its own 300 ms, not the default 5 s
     assert_clean_500(reply)
     assert count(db, "support_tickets", tenant) == 1
     assert count(db, "idempotency_keys", tenant) == 0
