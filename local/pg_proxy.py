@@ -1,5 +1,6 @@
 """A TCP proxy in front of PostgreSQL that sees what goes over the wire: it counts round trips (bench.round_trips)
-and can cut a connection at a chosen moment (the tests of what a pipelined write does on a broken connection).
+and can cut a connection at a chosen moment (the tests of what a pipelined write does on a broken connection, and
+the fault tests: tests/integration/test_faults.py).
 
 A round trip is the client waiting for the server: the server's answer to what the client sent, each server-to-
 client burst that follows client-to-server data on its connection, counts one (the server speaks only when asked,
@@ -28,7 +29,9 @@ class RoundTripProxy:
         self._lock = threading.Lock()
         self._count = 0
         self._cut_after_commit = False
+        self._commit_of: bytes | None = None
         self._cut_next_request = False
+        self._cut_request_holding: bytes | None = None
         self.cuts = 0
         threading.Thread(target=self._accept, name="pg-proxy", daemon=True).start()
 
@@ -42,17 +45,26 @@ class RoundTripProxy:
         with self._lock:
             return self._count
 
-    def cut_after_commit(self) -> None:
+    def cut_after_commit(self, of_request_holding: bytes | None = None) -> None:
         """The next answer that reports a COMMIT done is not passed on: its connection is closed instead, as if it
-        broke after the server committed and before the client heard."""
+        broke after the server committed and before the client heard. With `of_request_holding`, the first such
+        answer after a client request that holds those bytes (a statement's words): that transaction's commit."""
         with self._lock:
             self._cut_after_commit = True
+            self._commit_of = of_request_holding
 
     def cut_next_request(self) -> None:
         """The next thing a client sends is not passed on: its connection is closed instead (a connection found
         dead when used: the server did nothing)."""
         with self._lock:
             self._cut_next_request = True
+
+    def cut_request_holding(self, text: bytes) -> None:
+        """The next thing a client sends that holds `text` (a statement's words) is not passed on: its connection is
+        closed instead, as if it broke between the statements before and that one (the server then rolls back what
+        the open transaction had done)."""
+        with self._lock:
+            self._cut_request_holding = text
 
     def close(self) -> None:
         self._listener.close()
@@ -72,7 +84,12 @@ class RoundTripProxy:
         with self._lock:
             if from_client and self._cut_next_request:
                 self._cut_next_request = False
-            elif not from_client and self._cut_after_commit and _COMMIT_COMPLETE in data:
+            elif from_client and self._cut_request_holding is not None and self._cut_request_holding in data:
+                self._cut_request_holding = None
+            elif from_client and self._cut_after_commit and self._commit_of is not None and self._commit_of in data:
+                self._commit_of = None  # the next COMMIT answered is this request's
+                return False
+            elif not from_client and self._cut_after_commit and self._commit_of is None and _COMMIT_COMPLETE in data:
                 self._cut_after_commit = False
             else:
                 return False

@@ -216,7 +216,9 @@ def write_one(tenant_id: UUID, query: str | sql.Composed, params: Params) -> Dic
     return _pipelined_twice(_BEGIN_WRITE, tenant_id, send).fetchone()
 
 
-def _pipelined_twice[T](begin: bytes, tenant_id: UUID, work: Callable[[Cursor], T]) -> T:
+def _pipelined_twice[T](
+    begin: bytes, tenant_id: UUID, work: Callable[[Cursor], T], on_rerun: Callable[[], None] | None = None
+) -> T:
     for attempt in range(2):
         conn = get_connection()
         try:
@@ -226,6 +228,8 @@ def _pipelined_twice[T](begin: bytes, tenant_id: UUID, work: Callable[[Cursor], 
                 raise
             logger.warning("database connection was unusable; reconnecting once")
             reset_connection()
+            if on_rerun is not None:
+                on_rerun()
     raise AssertionError("unreachable: the second attempt returns or raises")
 
 
@@ -259,7 +263,12 @@ type Statement = tuple[str | sql.Composed, Params | None]
 
 
 def pipelined(
-    tenant_id: UUID, statements: Sequence[Statement], *, snapshot: bool = False, once: bool = False
+    tenant_id: UUID,
+    statements: Sequence[Statement],
+    *,
+    snapshot: bool = False,
+    once: bool = False,
+    on_rerun: Callable[[], None] | None = None,
 ) -> list[list[DictRow]]:
     """Several statements in one transaction bound to the tenant, and each one's rows: BEGIN, the binding, the
     statements and COMMIT in one pipeline with one Sync, the rows read after it, so one round trip whatever the
@@ -270,7 +279,9 @@ def pipelined(
     `snapshot`: REPEATABLE READ READ ONLY, as read_snapshot. Like write_one, the statements may run twice (on a
     connection found broken midway they run again once, and the first attempt may have committed), unless
     `once`: then BEGIN and the binding go first, on their own, and the statements are sent only on a connection
-    that has just answered, and never again (two round trips)."""
+    that has just answered, and never again (two round trips). `on_rerun` is called before a second run: the first
+    one's outcome is unknown (it may have committed), and whatever the caller does after a commit (announce it) was
+    not done for it."""
 
     def send(cur: Cursor) -> list[Cursor]:
         cursors = []
@@ -281,7 +292,7 @@ def pipelined(
         return cursors
 
     begin = _BEGIN_SNAPSHOT if snapshot else _BEGIN_WRITE
-    cursors = (_pipelined_once if once else _pipelined_twice)(begin, tenant_id, send)
+    cursors = _pipelined_once(begin, tenant_id, send) if once else _pipelined_twice(begin, tenant_id, send, on_rerun)
     return [statement.fetchall() if statement.description else [] for statement in cursors]
 
 

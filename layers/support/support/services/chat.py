@@ -202,8 +202,9 @@ def start_chat_session(
     checks, the cap, the insert, the drain, the position, the participants, the broadcast request), sent with
     BEGIN, the tenant binding and COMMIT in one pipeline, so the queue lock is held for the server's work alone,
     never across a round trip. With a `client_start_id` the pipeline may run again on a connection found broken,
-    and a second run answers the session the first one started (as a retry would); without one the call is sent
-    only once (`once`: two round trips), so that a broken connection never starts a second chat."""
+    and a second run answers the session the first one started (as a retry would), and tells its agent (the first
+    run's commit was not heard, so no one was told); without one the call is sent only once (`once`: two round
+    trips), so that a broken connection never starts a second chat."""
     outbox = Outbox(principal.tenant_id, caller)
     params = (
         principal.tenant_id,
@@ -219,7 +220,10 @@ def start_chat_session(
         broadcasts.STALE_AFTER_SECONDS,
     )
     statements = [(_START, params), (automations.PENDING, (principal.tenant_id,))]
-    [rows, events] = pipelined(principal.tenant_id, statements, once=client_start_id is None)
+    reran: list[bool] = []
+    [rows, events] = pipelined(
+        principal.tenant_id, statements, once=client_start_id is None, on_rerun=lambda: reran.append(True)
+    )
     [own] = [row for row in rows if row["outcome"] != "assigned"]
     if own["outcome"] == "busy":
         chat_settings = ChatSettings.model_validate(own["settings"])
@@ -232,6 +236,13 @@ def start_chat_session(
     outbox.answer("chat.started", session)
     if own["outcome"] == "started" and session.status is ChatStatus.ACTIVE:  # the drain assigned it
         outbox.tell(own["connection_ids"] or [], "chat.assigned", session)
+    elif reran and own["outcome"] == "again":
+        # This call's own second run found the session its first run started: that commit was never heard, so no one
+        # was told; its agent is now, and the staff broadcast (which the first run may have left to this call) runs.
+        if session.status is ChatStatus.ACTIVE:
+            [people] = pipelined(principal.tenant_id, [(_PARTICIPANTS, (principal.tenant_id, session.id, None))])
+            outbox.tell(_connections(people), "chat.assigned", session)
+        broadcasts.start_after(outbox)
     announce_assignments(outbox, [row for row in rows if row["outcome"] == "assigned"])
     if session.status is ChatStatus.WAITING:
         # Its own position, on the request path; everyone else's is the broadcast's. Positions carry `asOf`: events
@@ -476,7 +487,8 @@ def add_chat_message(
     check, the resend check, the closed check, the insert, the counters, the participants), sent with BEGIN, the
     tenant binding and COMMIT in one pipeline: one round trip. With a `client_message_id` (every WebSocket send)
     the pipeline may run again on a connection found broken, and a second run answers the message the first one
-    stored (`resent`), never a second copy; without one (the HTTP route) the call is sent only once (`once`)."""
+    stored (`resent`), never a second copy, and tells the participants of it (the first run's commit was not heard,
+    so they were not told); without one (the HTTP route) the call is sent only once (`once`)."""
     principal.require_own_sender_type(data.sender_type)
     outbox = Outbox(principal.tenant_id, caller)
     params = (
@@ -489,12 +501,23 @@ def add_chat_message(
         data.attachment_type,
         client_message_id,
     )
-    [[row]] = pipelined(principal.tenant_id, [(_SEND_MESSAGE, params)], once=client_message_id is None)
+    reran: list[bool] = []
+    [[row]] = pipelined(
+        principal.tenant_id,
+        [(_SEND_MESSAGE, params)],
+        once=client_message_id is None,
+        on_rerun=lambda: reran.append(True),
+    )
     _refuse(row["outcome"])
     message = ChatMessage.model_validate(row)
     outbox.answer("message.new", message)
-    if row["outcome"] == "new":  # a resend is answered to the caller only
+    if row["outcome"] == "new":
         outbox.tell(row["connection_ids"] or [], "message.new", message)
+    elif reran:
+        # This call's own second run found what its first run stored: that commit was never heard, so no one was
+        # told of the message; they are now (a client's resend, a later call, is answered to the caller only).
+        [people] = pipelined(principal.tenant_id, [(_PARTICIPANTS, (principal.tenant_id, session_id, None))])
+        outbox.tell(_connections(people), "message.new", message)
     outbox.send()
     return message
 
