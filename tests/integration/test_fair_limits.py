@@ -1,12 +1,13 @@
 """Fair limits (issue 20): every request of a signed-in caller counts against its tenant's API budget, a token
-bucket in PostgreSQL (support.services.rate_limits, API_PER_TENANT or the tenant's `limits` row), checked by a
-transaction that rides in front of the request's first transaction (support.db.connection.Admission).
+bucket in PostgreSQL (support.services.rate_limits: the deployment's default, or the tenant's own `limits` row),
+checked by a transaction that rides in front of the request's first transaction (support.db.connection.Admission).
 
 Real handlers in process, the real database; the concurrency test gives every thread its own connection, as every
 Lambda execution environment has its own."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Any
 from uuid import UUID, uuid4
 
@@ -14,6 +15,7 @@ import psycopg
 import pytest
 
 from local.database import DatabaseUrls
+from support.config import get_settings
 from support.db import connection
 from support.models.settings import LimitsSettings
 from support.services import rate_limits
@@ -86,7 +88,27 @@ def test_the_default_budget_applies_without_a_row(db: DatabaseUrls, tickets_api:
     assert tickets_api.get("/api/support/tickets").status == 200
     level = bucket(db, tenant)
     assert level is not None
-    assert level["tokens"] == pytest.approx(rate_limits.API_PER_TENANT.burst - 1, abs=0.5)
+    assert level["tokens"] == pytest.approx(rate_limits.api_per_tenant().burst - 1, abs=0.5)
+
+
+@pytest.fixture
+def deployment_default(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """The deployment's default budget, as the function's environment sets it: 2 at once, barely refilled."""
+    monkeypatch.setenv("TENANT_API_BURST", "2")
+    monkeypatch.setenv("TENANT_API_PER_SECOND", "0.01")
+    get_settings.cache_clear()
+    yield
+    monkeypatch.undo()
+    get_settings.cache_clear()
+
+
+def test_the_deployment_sets_the_default_and_a_tenant_row_overrides_it(
+    db: DatabaseUrls, tickets_api: HandlerClient, tenant: UUID, deployment_default: None
+) -> None:
+    assert [tickets_api.get("/api/support/tickets").status for _ in range(3)] == [200, 200, 429]
+    other = uuid4()
+    limit(db, other, burst=4, per_second=0.01)
+    assert [tickets_api.as_tenant(other).get("/api/support/tickets").status for _ in range(5)] == [200] * 4 + [429]
 
 
 def test_the_budget_refills_at_its_rate(db: DatabaseUrls, tickets_api: HandlerClient, tenant: UUID) -> None:

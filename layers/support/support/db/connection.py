@@ -178,12 +178,12 @@ _prelude: ContextVar[Prelude | None] = ContextVar("support_db_prelude", default=
 class Admission:
     """A check that goes, as a transaction of its own, in front of the first transaction a request opens for its
     tenant, in the same pipeline: no round trip of its own (a tenant's API budget: support.services.rate_limits).
+    `query` is one statement that binds the tenant itself (it is sent alone, or between a BEGIN and a COMMIT).
 
     Its own transaction, committed before the work's begins (the server runs the two back to back, without a wait
     for the client in between): the check's row is locked for the statement and its commit only, never for the
     work, so a tenant's requests do not queue on it; and the request counts whether its work commits or not. The
-    transaction commits without waiting for its WAL flush (`synchronous_commit` off, for it alone): a crash may
-    forget the last few counts, which is harmless. The check refuses by raising SQLSTATE `sqlstate` with a detail
+    check refuses by raising SQLSTATE `sqlstate` with a detail
     (the whole seconds to wait): the pipeline stops there, nothing of the work is done, and `refusal(detail)` is
     raised instead. `done` tells whether it went in; if not (the request opened no transaction for its tenant), the
     caller makes it on its own (check_admission)."""
@@ -209,12 +209,6 @@ def admission(check: Admission) -> Iterator[Admission]:
         _admission.reset(token)
 
 
-_BIND_ADMISSION = (
-    "SELECT set_config('app.tenant_id', %s, true), set_config('statement_timeout', %s, true),"
-    " set_config('synchronous_commit', 'off', true)"
-)
-
-
 def _pending_admission(tenant_id: str | None) -> Admission | None:
     pending = _admission.get()
     if pending is None or pending.done or tenant_id is None or str(pending.tenant_id) != tenant_id:
@@ -223,9 +217,8 @@ def _pending_admission(tenant_id: str | None) -> Admission | None:
 
 
 def _send_admission(cur: Cursor, check: Admission) -> None:
-    """The check's transaction, into the open pipeline of `cur`."""
+    """The check's transaction, into the open pipeline of `cur` (the check's statement binds what it needs)."""
     cur.execute(_BEGIN_WRITE)
-    cur.execute(_BIND_ADMISSION, (str(check.tenant_id), f"{get_settings().db_statement_timeout_ms}ms"))
     cur.execute(check.query, check.params)
     cur.execute(b"COMMIT")
 
@@ -244,21 +237,28 @@ def _admission_failed(check: Admission | None, error: BaseException) -> BaseExce
 
 
 def check_admission(check: Admission) -> None:
-    """`check` in a pipeline of its own (one round trip), for a request that opened no transaction for its tenant:
-    raises its refusal when it refuses."""
-    if check.done:
-        return
-    conn = get_connection()
-    try:
-        with conn.pipeline(), conn.cursor() as cur:
-            _send_admission(cur, check)
-    except BaseException as error:
-        _end_failed(conn)
-        refused = _admission_failed(check, error)
-        if refused is not None:
-            raise refused from None
-        raise
-    check.done = True
+    """`check` alone on the autocommit connection (its own transaction, one round trip), for a request that opened
+    no transaction for its tenant: raises its refusal when it refuses. On a connection found broken, once more on a
+    new one (a check counted twice is harmless)."""
+    for attempt in range(2):
+        if check.done:
+            return
+        conn = get_connection()
+        try:
+            with conn.cursor() as cur:
+                cur.execute(check.query, check.params)
+        except psycopg.OperationalError:
+            if attempt or not (conn.broken or conn.closed):
+                raise
+            logger.warning("database connection was unusable; reconnecting once")
+            reset_connection()
+            continue
+        except psycopg.Error as error:
+            refused = _admission_failed(check, error)
+            if refused is not None:
+                raise refused from None
+            raise
+        check.done = True
 
 
 @contextmanager

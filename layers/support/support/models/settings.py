@@ -23,22 +23,19 @@ DEFAULT_QUEUE_CAP = 50
 MAX_QUEUE_CAP = 10_000
 
 
-DEFAULT_API_BURST = 600
-DEFAULT_API_PER_SECOND = 100.0
-
-
 class LimitsSettings(ApiModel):
-    """The tenant's budget of the authenticated API (support.services.rate_limits): a token bucket of `api_burst`
-    requests that refills at `api_per_second`. Set by the operator (the `limits` row of tenant_settings), never
+    """A tenant's own budget of the authenticated API (support.services.rate_limits): a token bucket of `api_burst`
+    requests that refills at `api_per_second`; a field left out (null) is the deployment's default
+    (TENANT_API_BURST, TENANT_API_PER_SECOND). Set by the operator (the `limits` row of tenant_settings), never
     through the API: a tenant's admin cannot raise the tenant's own share of the shared database."""
 
-    api_burst: int = Field(default=DEFAULT_API_BURST, ge=1, le=1_000_000, description="requests at once")
-    api_per_second: float = Field(default=DEFAULT_API_PER_SECOND, gt=0, le=100_000, description="requests a second")
+    api_burst: int | None = Field(default=None, ge=1, le=1_000_000, description="requests at once")
+    api_per_second: float | None = Field(default=None, gt=0, le=100_000, description="requests a second")
 
     @model_validator(mode="after")
     def _full_within_an_hour(self) -> Self:
-        # A bucket's row idle for an hour is deleted (support.services.rate_limits): it must be full again by then.
-        if self.api_burst / self.api_per_second > 3600:
+        # A bucket's row idle for an hour may be deleted (support.services.rate_limits): it must be full by then.
+        if self.api_burst and self.api_per_second and self.api_burst / self.api_per_second > 3600:
             raise ValueError("the bucket must refill within an hour: api_burst / api_per_second <= 3600")
         return self
 

@@ -11,7 +11,7 @@ at a time and there are as many of them as requests in flight, so a counter in o
 * The widget's web form (POST /api/support/widget/tickets): its own buckets per (tenant, source IP) and per
   (tenant, widget key), the same way: 429 with `Retry-After` over either.
 * Each WebSocket connection's actions: a bucket in its own `ws_connections` row (support.services.connections).
-* The authenticated API, every route of every function: a bucket per tenant (API_PER_TENANT, or the tenant's own
+* The authenticated API, every route of every function: a bucket per tenant (api_per_tenant(), or the tenant's own
   `limits` settings), taken by a transaction of its own that rides in front of the request's first transaction, in
   the same pipeline (support.db.connection.Admission: no round trip of its own). Over it: 429 with `Retry-After`,
   and nothing of the request is done.
@@ -37,10 +37,11 @@ from uuid import UUID
 from psycopg import sql
 from psycopg.types.json import Jsonb
 
+from support.config import get_settings
 from support.db import write_one
 from support.db.connection import Admission, Cursor
 from support.errors import RateLimited
-from support.models.settings import DEFAULT_API_BURST, DEFAULT_API_PER_SECOND, LimitsSettings
+from support.models.settings import LimitsSettings
 
 # A row idle this long is full again for every bucket below (burst / per_second is at most a few minutes), so
 # deleting it changes no answer.
@@ -157,32 +158,20 @@ def take_tokens_alone(tenant_id: UUID, checks: Checks) -> int | None:
 
 
 # The authenticated API: one bucket per tenant, for every route of every function (a request is a request, a read
-# or a write). The defaults (support.models.settings.LimitsSettings) hold a busy desk's consoles and an
-# integration's sync; the operator sets another budget per tenant in its `limits` row of tenant_settings.
-API_PER_TENANT = Bucket("api", burst=DEFAULT_API_BURST, per_second=DEFAULT_API_PER_SECOND)
-LIMITS_AREA = "limits"
-API_REFUSED = "APR29"  # the SQLSTATE the check raises when it refuses (public.ws_refuse), the detail: Retry-After
+# or a write). Its size is the deployment's (TENANT_API_BURST, TENANT_API_PER_SECOND: support.config), unless the
+# operator gave the tenant its own in its `limits` row of tenant_settings (LimitsSettings).
+def api_per_tenant() -> Bucket:
+    settings = get_settings()
+    return Bucket("api", burst=settings.tenant_api_burst, per_second=settings.tenant_api_per_second)
 
-_API_LEVEL = level_sql("c.tokens", "c.refilled_at", "b.burst", "b.rate")
-# One statement: the tenant's budget (its `limits` row, else the defaults: one lookup by primary key), and the token
-# taken from its bucket, or a refusal raised with the whole seconds until one more request is admitted. Refused, the
-# statement's transaction aborts: a refused request writes nothing. Every request of the tenant serialises on the
-# bucket's row for this statement and its commit only (Admission: a transaction of its own).
-_TAKE_API = f"""WITH b AS (
-    SELECT coalesce((s.settings ->> 'api_burst')::float8, %(burst)s::float8) AS burst,
-           coalesce((s.settings ->> 'api_per_second')::float8, %(rate)s::float8) AS rate
-    FROM (SELECT) AS one LEFT JOIN tenant_settings s ON s.user_id = %(tenant)s AND s.area = %(area)s),
-took AS (
-    INSERT INTO rate_limit_counters AS c (user_id, scope, subject, tokens, admitted, refilled_at)
-    SELECT %(tenant)s, %(scope)s, %(subject)s, b.burst - 1, true, statement_timestamp() FROM b
-    ON CONFLICT (user_id, scope, subject) DO UPDATE SET
-        tokens = (SELECT {_API_LEVEL} FROM b) - 1, admitted = true, refilled_at = statement_timestamp()
-    WHERE (SELECT {_API_LEVEL} FROM b) >= 1
-    RETURNING 1)
-SELECT CASE WHEN NOT EXISTS (SELECT FROM took) THEN public.ws_refuse(%(refused)s, (
-    SELECT greatest(1, ceil((1 - {_API_LEVEL}) / b.rate))::bigint::text
-    FROM rate_limit_counters c, b WHERE c.user_id = %(tenant)s AND c.scope = %(scope)s AND c.subject = %(subject)s))
-    END AS refused"""  # noqa: S608 (fixed text; every value is bound)
+
+LIMITS_AREA = "limits"
+API_REFUSED = "APR29"  # the SQLSTATE api_admit raises when it refuses, its detail the Retry-After
+
+# One call (sql/definitions/rate_limits.sql): it binds the tenant, reads its budget (its `limits` row, else the
+# defaults given), and takes a token, or raises API_REFUSED with the whole seconds to wait. Refused, its transaction
+# aborts: a refused request writes nothing.
+_TAKE_API = "SELECT public.api_admit(%(tenant)s, %(burst)s, %(rate)s)"
 
 
 def _api_refusal(detail: str) -> RateLimited:
@@ -192,8 +181,8 @@ def _api_refusal(detail: str) -> RateLimited:
 
 def api_admission(tenant_id: UUID) -> Admission:
     """The tenant's API check for one request (support.http puts it in front of the request's first transaction)."""
-    params = {"tenant": tenant_id, "area": LIMITS_AREA, "scope": API_PER_TENANT.scope, "subject": "tenant"}
-    params |= {"burst": API_PER_TENANT.burst, "rate": API_PER_TENANT.per_second, "refused": API_REFUSED}
+    default = api_per_tenant()
+    params = {"tenant": tenant_id, "burst": float(default.burst), "rate": default.per_second}
     return Admission(tenant_id, _TAKE_API, params, API_REFUSED, _api_refusal)
 
 
@@ -204,5 +193,5 @@ def set_api_limits(cur: Cursor, tenant_id: UUID, limits: LimitsSettings, *, by: 
         """INSERT INTO tenant_settings (user_id, area, settings, updated_at, updated_by) VALUES (%s, %s, %s, now(), %s)
         ON CONFLICT (user_id, area) DO UPDATE
         SET settings = excluded.settings, updated_at = excluded.updated_at, updated_by = excluded.updated_by""",
-        (tenant_id, LIMITS_AREA, Jsonb(limits.model_dump(mode="json", by_alias=False)), by),
+        (tenant_id, LIMITS_AREA, Jsonb(limits.model_dump(mode="json", by_alias=False, exclude_none=True)), by),
     )
