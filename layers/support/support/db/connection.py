@@ -184,8 +184,8 @@ class Admission:
     for the client in between): the check's row is locked for the statement and its commit only, never for the
     work, so a tenant's requests do not queue on it; and the request counts whether its work commits or not. The
     check refuses by raising SQLSTATE `sqlstate` with a detail (the whole seconds to wait): the pipeline stops
-    there, nothing of the work is done, and `refusal(detail)` is raised instead. `done` tells whether it went in; if not (the request opened no transaction for its tenant), the
-    caller makes it on its own (check_admission)."""
+    there, nothing of the work is done, and `refusal(detail)` is raised instead. `done` tells whether it went in;
+    if not (the request opened no transaction for its tenant), the caller makes it on its own (check_admission)."""
 
     tenant_id: UUID
     query: str | sql.Composed
