@@ -7,6 +7,7 @@ Lambda execution environment has its own."""
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterator
 from typing import Any
 from uuid import UUID, uuid4
@@ -212,3 +213,17 @@ def test_the_check_goes_in_the_first_transactions_round_trip(db: DatabaseUrls, t
     assert rows == [[{"one": 1}]]
     assert check.done
     assert bucket(db, tenant) is not None
+
+
+def test_a_refusal_logs_nothing_per_request(
+    db: DatabaseUrls, tickets_api: HandlerClient, tenant: UUID, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A flood's refused requests are not a log line each: psycopg's note that the pipeline's rest was aborted by the
+    refusal is dropped (the refusal itself is the 429)."""
+    limit(db, tenant, burst=1, per_second=0.01)
+    assert tickets_api.get("/api/support/tickets").status == 200
+    with caplog.at_level(logging.WARNING):
+        refused(tickets_api.get("/api/support/tickets"))
+        refused(tickets_api.post("/api/support/tickets", TICKET))
+        refused(tickets_api.get(f"/api/support/tickets/{uuid4()}"))  # a read that fetches inside its pipeline
+    assert [record.getMessage() for record in caplog.records if record.levelno >= logging.WARNING] == []

@@ -11,6 +11,7 @@ certificate and host name (`sslmode=verify-full`, see support/db/secrets.py).
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import ExitStack, contextmanager
 from contextvars import ContextVar
@@ -30,6 +31,17 @@ Connection = psycopg.Connection[DictRow]
 Cursor = psycopg.Cursor[DictRow]
 
 _connection: Connection | None = None
+
+
+def _not_the_aborted_rest(record: logging.LogRecord) -> bool:
+    """psycopg's note, when a pipeline ends with an error raised inside it, that the rest was aborted: the error
+    itself goes on up (a check's refusal among them: one a request over its tenant's budget, so a flood would
+    otherwise log a warning per refused request). Every other psycopg record passes."""
+    aborted = isinstance(record.args, tuple) and any(isinstance(a, psycopg.errors.PipelineAborted) for a in record.args)
+    return not (str(record.msg).startswith("error ignored terminating") and aborted)
+
+
+logging.getLogger("psycopg").addFilter(_not_the_aborted_rest)
 
 
 APPLICATION_NAME = "support-backend"
