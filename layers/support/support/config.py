@@ -68,6 +68,12 @@ class Settings(BaseModel):
     jwt_audience: str | None = Field(default=None, alias="JWT_AUDIENCE", description="comma separated")
     jwt_jwks_url: str | None = Field(default=None, alias="JWT_JWKS_URL")
 
+    # Fair limits (support.services.rate_limits): every tenant's budget of the authenticated API, a token bucket of
+    # this many requests at once refilled at this rate, unless the operator set the tenant's own (its `limits` row of
+    # tenant_settings).
+    tenant_api_burst: int = Field(default=300, alias="TENANT_API_BURST", ge=1, le=1_000_000)
+    tenant_api_per_second: float = Field(default=50.0, alias="TENANT_API_PER_SECOND", gt=0, le=100_000)
+
     @model_validator(mode="after")
     def _one_database_source(self) -> Settings:
         if not self.database_url and not self.db_secret_arn:

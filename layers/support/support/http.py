@@ -15,6 +15,7 @@ from collections.abc import Mapping, Sequence
 from typing import Annotated, Any, cast
 from uuid import UUID
 
+import psycopg
 from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response, content_types
 from aws_lambda_powertools.event_handler.exceptions import NotFoundError
 from aws_lambda_powertools.event_handler.middlewares import NextMiddleware
@@ -32,6 +33,7 @@ from pydantic.alias_generators import to_camel
 
 from support.auth import Principal, principal_from_claims
 from support.config import get_settings
+from support.db.connection import Admission, admission, check_admission
 from support.errors import (
     DomainError,
     InternalError,
@@ -45,6 +47,7 @@ from support.errors import (
 from support.models.envelopes import Envelope, ErrorEnvelope, PageEnvelope
 from support.observability import logger
 from support.pagination import MAX_PAGE_SIZE, Page
+from support.services.rate_limits import api_admission
 
 # Query parameters every endpoint group shares.
 PageSize = Annotated[int, Query(ge=1, le=MAX_PAGE_SIZE, description="at most 100")]
@@ -102,10 +105,12 @@ def _parse_json(body: str) -> Any:
 
 
 def _refusal(exc: DomainError) -> dict[str, Any]:
-    """A response made before routing, for a body no route could read."""
+    """A response made before routing, for a body no route could read (or after it: a request over its tenant's
+    budget that opened no transaction)."""
+    retry_after = {"Retry-After": str(exc.retry_after)} if isinstance(exc, RateLimited) else {}
     return {
         "statusCode": exc.status,
-        "headers": {"Content-Type": "application/json"},
+        "headers": {"Content-Type": "application/json", **retry_after},
         "body": json.dumps(_envelope(exc)),
         "isBase64Encoded": False,
     }
@@ -292,6 +297,24 @@ class SupportResolver(APIGatewayHttpResolver):
         return schema
 
     def resolve(self, event: Mapping[str, Any], context: LambdaContext) -> dict[str, Any]:
+        """Every request of a signed-in caller counts against its tenant's API budget (support.services.rate_limits):
+        the check rides in front of the request's first transaction for the tenant, or, when the request opened
+        none (refused before any database work: a 403, a 422, a body no route reads), goes alone afterwards. Over
+        the budget: 429 with Retry-After, the request's work not done (or, alone afterwards, its answer replaced)."""
+        check = _api_admission(event)
+        if check is None:
+            return self._resolve_body(event, context)
+        with admission(check):
+            answer = self._resolve_body(event, context)
+            try:
+                check_admission(check)
+            except RateLimited as exc:
+                return _refusal(exc)
+            except psycopg.Error:  # the answer stands: a budget that cannot be counted now does not refuse it
+                logger.warning("could not count a request against its tenant's API budget", exc_info=True)
+        return answer
+
+    def _resolve_body(self, event: Mapping[str, Any], context: LambdaContext) -> dict[str, Any]:
         body = event.get("body")
         if body:
             headers = {k.lower(): v for k, v in (event.get("headers") or {}).items()}
@@ -303,6 +326,18 @@ class SupportResolver(APIGatewayHttpResolver):
                 except (binascii.Error, UnicodeDecodeError):
                     return _refusal(_not_utf8())
         return super().resolve(event, context)
+
+
+def _api_admission(event: Mapping[str, Any]) -> Admission | None:
+    """The tenant's API check for a request with verified JWT claims (API Gateway's authorizer); None for the public
+    routes (their own buckets: the widget's, a channel's) and for claims no route would accept."""
+    claims = (((event.get("requestContext") or {}).get("authorizer") or {}).get("jwt") or {}).get("claims")
+    if not claims:
+        return None
+    try:
+        return api_admission(principal_from_claims(claims).tenant_id)
+    except DomainError:
+        return None
 
 
 def create_resolver() -> APIGatewayHttpResolver:

@@ -11,6 +11,7 @@ certificate and host name (`sslmode=verify-full`, see support/db/secrets.py).
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import ExitStack, contextmanager
 from contextvars import ContextVar
@@ -30,6 +31,17 @@ Connection = psycopg.Connection[DictRow]
 Cursor = psycopg.Cursor[DictRow]
 
 _connection: Connection | None = None
+
+
+def _not_the_aborted_rest(record: logging.LogRecord) -> bool:
+    """psycopg's note, when a pipeline ends with an error raised inside it, that the rest was aborted: the error
+    itself goes on up (a check's refusal among them: one a request over its tenant's budget, so a flood would
+    otherwise log a warning per refused request). Every other psycopg record passes."""
+    aborted = isinstance(record.args, tuple) and any(isinstance(a, psycopg.errors.PipelineAborted) for a in record.args)
+    return not (str(record.msg).startswith("error ignored terminating") and aborted)
+
+
+logging.getLogger("psycopg").addFilter(_not_the_aborted_rest)
 
 
 APPLICATION_NAME = "support-backend"
@@ -86,6 +98,9 @@ _BIND_TIMEOUT = "SELECT set_config('statement_timeout', %s, true)"
 
 
 def _enter(conn: Connection, tenant_id: str | None) -> tuple[ExitStack, Cursor]:
+    check = _pending_admission(tenant_id)
+    if check is not None:
+        return _enter_admitted(conn, check)
     with ExitStack() as stack:
         stack.enter_context(conn.transaction())
         cur = stack.enter_context(conn.cursor())
@@ -95,6 +110,38 @@ def _enter(conn: Connection, tenant_id: str | None) -> tuple[ExitStack, Cursor]:
         else:
             cur.execute(_BIND_TIMEOUT, (timeout,))
         return stack.pop_all(), cur
+
+
+def _enter_admitted(conn: Connection, check: Admission) -> tuple[ExitStack, Cursor]:
+    """_enter for the first transaction of a request with an admission pending: the check's transaction, BEGIN and
+    the binding in one pipeline (one round trip, where _enter takes two), and the transaction then ended by hand
+    (COMMIT, or ROLLBACK on an error), as psycopg's transaction() would. A transaction() inside is a savepoint."""
+    try:
+        with conn.pipeline(), conn.cursor() as first:
+            _send_admission(first, check)
+            first.execute(_BEGIN_WRITE)
+            first.execute(_BIND_TENANT, (str(check.tenant_id), f"{get_settings().db_statement_timeout_ms}ms"))
+    except BaseException as error:
+        _end_failed(conn)
+        refused = _admission_failed(check, error)
+        if refused is not None:
+            raise refused from None
+        raise
+    check.done = True
+    with ExitStack() as stack:
+        stack.enter_context(_ended_by_hand(conn))
+        cur = stack.enter_context(conn.cursor())
+        return stack.pop_all(), cur
+
+
+@contextmanager
+def _ended_by_hand(conn: Connection) -> Iterator[None]:
+    try:
+        yield
+    except BaseException:
+        _end_failed(conn)
+        raise
+    conn.execute(b"COMMIT")
 
 
 @contextmanager
@@ -139,6 +186,92 @@ class Prelude:
 _prelude: ContextVar[Prelude | None] = ContextVar("support_db_prelude", default=None)
 
 
+@dataclass
+class Admission:
+    """A check that goes, as a transaction of its own, in front of the first transaction a request opens for its
+    tenant, in the same pipeline: no round trip of its own (a tenant's API budget: support.services.rate_limits).
+    `query` is one statement that binds the tenant itself (it is sent alone, or between a BEGIN and a COMMIT).
+
+    Its own transaction, committed before the work's begins (the server runs the two back to back, without a wait
+    for the client in between): the check's row is locked for the statement and its commit only, never for the
+    work, so a tenant's requests do not queue on it; and the request counts whether its work commits or not. The
+    check refuses by raising SQLSTATE `sqlstate` with a detail (the whole seconds to wait): the pipeline stops
+    there, nothing of the work is done, and `refusal(detail)` is raised instead. `done` tells whether it went in;
+    if not (the request opened no transaction for its tenant), the caller makes it on its own (check_admission)."""
+
+    tenant_id: UUID
+    query: str | sql.Composed
+    params: Params
+    sqlstate: str
+    refusal: Callable[[str], Exception]
+    done: bool = False
+
+
+_admission: ContextVar[Admission | None] = ContextVar("support_db_admission", default=None)
+
+
+@contextmanager
+def admission(check: Admission) -> Iterator[Admission]:
+    """Put `check` in front of the first transaction opened for its tenant inside the block."""
+    token = _admission.set(check)
+    try:
+        yield check
+    finally:
+        _admission.reset(token)
+
+
+def _pending_admission(tenant_id: str | None) -> Admission | None:
+    pending = _admission.get()
+    if pending is None or pending.done or tenant_id is None or str(pending.tenant_id) != tenant_id:
+        return None
+    return pending
+
+
+def _send_admission(cur: Cursor, check: Admission) -> None:
+    """The check's transaction, into the open pipeline of `cur` (the check's statement binds what it needs)."""
+    cur.execute(_BEGIN_WRITE)
+    cur.execute(check.query, check.params)
+    cur.execute(b"COMMIT")
+
+
+def _admission_failed(check: Admission | None, error: BaseException) -> BaseException | None:
+    """After a pipeline that carried `check` failed: the refusal to raise instead, if the check refused. Otherwise
+    the check committed before the failing statement (it goes first), unless the connection died."""
+    if check is None:
+        return None
+    if isinstance(error, psycopg.Error) and error.diag.sqlstate == check.sqlstate:
+        check.done = True
+        return check.refusal(error.diag.message_detail or "")
+    if isinstance(error, psycopg.Error) and not isinstance(error, psycopg.OperationalError):
+        check.done = True
+    return None
+
+
+def check_admission(check: Admission) -> None:
+    """`check` alone on the autocommit connection (its own transaction, one round trip), for a request that opened
+    no transaction for its tenant: raises its refusal when it refuses. On a connection found broken, once more on a
+    new one (a check counted twice is harmless)."""
+    for attempt in range(2):
+        if check.done:
+            return
+        conn = get_connection()
+        try:
+            with conn.cursor() as cur:
+                cur.execute(check.query, check.params)
+        except psycopg.OperationalError:
+            if attempt or not (conn.broken or conn.closed):
+                raise
+            logger.warning("database connection was unusable; reconnecting once")
+            reset_connection()
+            continue
+        except psycopg.Error as error:
+            refused = _admission_failed(check, error)
+            if refused is not None:
+                raise refused from None
+            raise
+        check.done = True
+
+
 @contextmanager
 def prelude(statement: Prelude) -> Iterator[Prelude]:
     """Put `statement` first into the next pipelined write transaction opened for its tenant inside the block."""
@@ -163,8 +296,11 @@ def _pipelined[T](
     # BEGIN, a round trip of its own. Nothing before work's first fetch waits, and COMMIT waits with the Sync.
     # `begin` None: the transaction is open and bound already (_pipelined_once), with `carried`, its prelude.
     first = _pending_prelude(begin, tenant_id)
+    check = _pending_admission(tenant_id) if begin is not None else None
     try:
         with conn.pipeline(), conn.cursor() as cur:
+            if check is not None:
+                _send_admission(cur, check)
             if begin is not None:
                 cur.execute(begin)
                 cur.execute(_BIND_TENANT, (tenant_id, f"{get_settings().db_statement_timeout_ms}ms"))
@@ -172,9 +308,14 @@ def _pipelined[T](
                     cur.execute(first.query, first.params)
             result = work(cur)
             cur.execute(b"COMMIT")
-    except BaseException:
+    except BaseException as error:
         _end_failed(conn)
+        refused = _admission_failed(check, error)
+        if refused is not None:
+            raise refused from None
         raise
+    if check is not None:
+        check.done = True
     for done in (first, carried):
         if done is not None:
             done.committed = True
@@ -240,8 +381,11 @@ def _pipelined_once[T](begin: bytes, tenant_id: UUID, work: Callable[[Cursor], T
     first = _pending_prelude(begin, str(tenant_id))
     for attempt in range(2):
         conn = get_connection()
+        check = _pending_admission(str(tenant_id))
         try:
             with conn.pipeline(), conn.cursor() as cur:
+                if check is not None:
+                    _send_admission(cur, check)
                 cur.execute(begin)
                 cur.execute(_BIND_TENANT, (str(tenant_id), f"{get_settings().db_statement_timeout_ms}ms"))
                 if first is not None:
@@ -253,9 +397,14 @@ def _pipelined_once[T](begin: bytes, tenant_id: UUID, work: Callable[[Cursor], T
                 raise
             logger.warning("database connection was unusable; reconnecting once")
             reset_connection()
-        except BaseException:
+        except BaseException as error:
             _end_failed(conn)
+            refused = _admission_failed(check, error)
+            if refused is not None:
+                raise refused from None
             raise
+    if check is not None:
+        check.done = True
     return _pipelined(conn, None, str(tenant_id), work, first)
 
 

@@ -23,6 +23,23 @@ DEFAULT_QUEUE_CAP = 50
 MAX_QUEUE_CAP = 10_000
 
 
+class LimitsSettings(ApiModel):
+    """A tenant's own budget of the authenticated API (support.services.rate_limits): a token bucket of `api_burst`
+    requests that refills at `api_per_second`; a field left out (null) is the deployment's default
+    (TENANT_API_BURST, TENANT_API_PER_SECOND). Set by the operator (the `limits` row of tenant_settings), never
+    through the API: a tenant's admin cannot raise the tenant's own share of the shared database."""
+
+    api_burst: int | None = Field(default=None, ge=1, le=1_000_000, description="requests at once")
+    api_per_second: float | None = Field(default=None, gt=0, le=100_000, description="requests a second")
+
+    @model_validator(mode="after")
+    def _full_within_an_hour(self) -> Self:
+        # A bucket's row idle for an hour may be deleted (support.services.rate_limits): it must be full by then.
+        if self.api_burst and self.api_per_second and self.api_burst / self.api_per_second > 3600:
+            raise ValueError("the bucket must refill within an hour: api_burst / api_per_second <= 3600")
+        return self
+
+
 class ChatSettings(ApiModel):
     """Live chat: how many visitors may wait for an agent, and where to send those who find the desk busy."""
 

@@ -11,6 +11,10 @@ at a time and there are as many of them as requests in flight, so a counter in o
 * The widget's web form (POST /api/support/widget/tickets): its own buckets per (tenant, source IP) and per
   (tenant, widget key), the same way: 429 with `Retry-After` over either.
 * Each WebSocket connection's actions: a bucket in its own `ws_connections` row (support.services.connections).
+* The authenticated API, every route of every function: a bucket per tenant (api_per_tenant(), or the tenant's own
+  `limits` settings), taken by a transaction of its own that rides in front of the request's first transaction, in
+  the same pipeline (support.db.connection.Admission: no round trip of its own). Over it: 429 with `Retry-After`,
+  and nothing of the request is done.
 
 Every bucket is keyed by the tenant, so one tenant's flood never spends another tenant's budget (API Gateway's
 stage throttling, which every tenant shares, stays as the last line). A bucket holds up to `burst` tokens and
@@ -31,9 +35,13 @@ from typing import Any
 from uuid import UUID
 
 from psycopg import sql
+from psycopg.types.json import Jsonb
 
+from support.config import get_settings
 from support.db import write_one
-from support.db.connection import Cursor
+from support.db.connection import Admission, Cursor
+from support.errors import RateLimited
+from support.models.settings import LimitsSettings
 
 # A row idle this long is full again for every bucket below (burst / per_second is at most a few minutes), so
 # deleting it changes no answer.
@@ -147,3 +155,43 @@ def take_tokens(cur: Cursor, tenant_id: UUID, checks: Checks) -> int | None:
 def take_tokens_alone(tenant_id: UUID, checks: Checks) -> int | None:
     """take_tokens in a transaction of its own: one round trip in all (support.db.write_one)."""
     return _retry_after(write_one(tenant_id, *_take_tokens_statement(tenant_id, checks)), checks)
+
+
+# The authenticated API: one bucket per tenant, for every route of every function (a request is a request, a read
+# or a write). Its size is the deployment's (TENANT_API_BURST, TENANT_API_PER_SECOND: support.config), unless the
+# operator gave the tenant its own in its `limits` row of tenant_settings (LimitsSettings).
+def api_per_tenant() -> Bucket:
+    settings = get_settings()
+    return Bucket("api", burst=settings.tenant_api_burst, per_second=settings.tenant_api_per_second)
+
+
+LIMITS_AREA = "limits"
+API_REFUSED = "APR29"  # the SQLSTATE api_admit raises when it refuses, its detail the Retry-After
+
+# One call (sql/definitions/rate_limits.sql): it binds the tenant, reads its budget (its `limits` row, else the
+# defaults given), and takes a token, or raises API_REFUSED with the whole seconds to wait. Refused, its transaction
+# aborts: a refused request writes nothing.
+_TAKE_API = "SELECT public.api_admit(%(tenant)s, %(burst)s, %(rate)s)"
+
+
+def _api_refusal(detail: str) -> RateLimited:
+    seconds = int(detail) if detail.isdigit() else 1
+    return RateLimited("too many requests for this desk; try again later", retry_after=seconds)
+
+
+def api_admission(tenant_id: UUID) -> Admission:
+    """The tenant's API check for one request (support.http puts it in front of the request's first transaction)."""
+    default = api_per_tenant()
+    params = {"tenant": tenant_id, "burst": float(default.burst), "rate": default.per_second}
+    return Admission(tenant_id, _TAKE_API, params, API_REFUSED, _api_refusal)
+
+
+def set_api_limits(cur: Cursor, tenant_id: UUID, limits: LimitsSettings, *, by: str = "operator") -> None:
+    """The operator's change of a tenant's API budget, in the caller's transaction (the tenant bound, or as the
+    owner): the tenant's `limits` row of tenant_settings. Its next request counts against the new budget."""
+    cur.execute(
+        """INSERT INTO tenant_settings (user_id, area, settings, updated_at, updated_by) VALUES (%s, %s, %s, now(), %s)
+        ON CONFLICT (user_id, area) DO UPDATE
+        SET settings = excluded.settings, updated_at = excluded.updated_at, updated_by = excluded.updated_by""",
+        (tenant_id, LIMITS_AREA, Jsonb(limits.model_dump(mode="json", by_alias=False, exclude_none=True)), by),
+    )
