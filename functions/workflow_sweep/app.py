@@ -19,6 +19,8 @@ Steps:
   limit (routing settings) becomes a ticket with its messages, and its visitor is told (docs/api.md, Routing).
 * `idempotency`: support.idempotency.purge_expired: deletes the Idempotency-Keys past their 24 hours, of every tenant
   (docs/api.md, Retry-safe writes).
+* `webhooks`: support.services.webhooks.sweep: hands to SQS the webhook deliveries whose dispatch after the commit
+  was lost, and re-sends the messages of queued ones long past due (docs/webhooks.md).
 Other steps join this list in the same shape.
 """
 
@@ -33,7 +35,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from support import idempotency
 from support.observability import logger, metrics
-from support.services import automations, chat_expiry, sla
+from support.services import automations, chat_expiry, sla, webhooks
 
 type Step = Callable[[datetime], Sequence[Any] | int]
 
@@ -43,6 +45,7 @@ STEPS: list[tuple[str, Step]] = [
     ("automations", automations.sweep_step),
     ("chat_expiry", lambda now: chat_expiry.expire_waiting_chats(now).ticketed),
     ("idempotency", idempotency.purge_expired),
+    ("webhooks", webhooks.sweep),
 ]
 
 # An SLA warning or breach the sla step records is an automation event, run by the automations step that follows.

@@ -93,7 +93,13 @@ BEGIN
             ('automation_runs', true),
             -- Retry-safe writes (sql/0037): the Idempotency-Keys; the workflow sweep's purge (SECURITY DEFINER,
             -- sql/definitions/idempotency.sql) deletes the expired ones of every tenant: not forced.
-            ('idempotency_keys', false)
+            ('idempotency_keys', false),
+            -- Webhooks (sql/0042): the capture triggers (SECURITY DEFINER) look up a tenant's endpoints and write its
+            -- deliveries on any write, and the sweep lists the tenants with work (webhook_sweep_work,
+            -- sql/definitions/webhooks.sql): not forced. The secrets are the owner's alone (as the channels').
+            ('webhook_endpoints', false),
+            ('webhook_secrets', false),
+            ('webhook_deliveries', false)
         ) AS t (name, forced)
     LOOP
         SELECT c.relrowsecurity AS enabled, c.relforcerowsecurity AS forced INTO existing
