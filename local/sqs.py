@@ -152,7 +152,9 @@ class Poller:
         return total
 
     def start(self, *, concurrency: int = 1) -> None:
-        """Poll in `concurrency` background threads until `stop` (as Lambda runs several batches at once)."""
+        """Poll in `concurrency` background threads until `stop`. A handler that keeps one database connection per
+        process (ours do, as one Lambda execution environment runs one invocation at a time) needs concurrency 1:
+        run several processes for more (the bench does)."""
 
         def loop() -> None:
             while not self._stop.is_set():
@@ -182,3 +184,41 @@ def dead_letters(endpoint: str, queue: Queue) -> list[dict[str, Any]]:
         return []
     answer = client(endpoint).receive_message(QueueUrl=queue.dead_letter_url, MaxNumberOfMessages=10, WaitTimeSeconds=0)
     return [json.loads(m["Body"]) for m in answer.get("Messages", [])]
+
+
+def main(argv: list[str] | None = None) -> int:
+    """`python -m local.sqs --queue-url URL [--dead-letter-url URL] --function LogicalId [--concurrency N]`: the event
+    source mapping of one queue to one function of template.yaml, until interrupted (make run starts it)."""
+    import argparse
+    import time
+
+    parser = argparse.ArgumentParser(prog="python -m local.sqs")
+    parser.add_argument("--queue-url", required=True)
+    parser.add_argument("--dead-letter-url", default=None)
+    parser.add_argument("--function", required=True, help="the function's logical id in template.yaml")
+    parser.add_argument("--concurrency", type=int, default=1, help="batches handled at once (threads: one each)")
+    parser.add_argument("--max-receive-count", type=int, default=MAX_RECEIVE_COUNT)
+    args = parser.parse_args(argv)
+    from local.gateway.execution_environments import _readable_powertools_logs
+    from local.template import lambda_function, load_module, load_template
+
+    function = lambda_function(load_template(), args.function)
+    attribute = function.handler.rpartition(".")[2]
+    handler = getattr(load_module(function.code_uri, function.handler), attribute)
+    _readable_powertools_logs(args.function)
+    endpoint = os.environ[ENDPOINT_VARIABLE]
+    queue = Queue(url=args.queue_url, dead_letter_url=args.dead_letter_url, max_receive_count=args.max_receive_count)
+    poller = Poller(endpoint, queue, handler, wait_seconds=5, function_name=args.function)
+    poller.start(concurrency=args.concurrency)
+    try:
+        while True:
+            time.sleep(3600)
+    except KeyboardInterrupt:
+        poller.stop()
+    return 0
+
+
+if __name__ == "__main__":
+    import sys
+
+    sys.exit(main())

@@ -552,3 +552,16 @@ def _tls_for(name: str, folder: Path, monkeypatch: pytest.MonkeyPatch) -> ssl.SS
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     context.load_cert_chain(cert_file, key_file)
     return context
+
+
+class TestSampleEvents:
+    def test_the_delivery_functions_sample_events_run_through_its_handler(
+        self, db: DatabaseUrls, queue: local_sqs.Queue
+    ) -> None:
+        from functions.webhook_delivery import app
+        from local.gateway import LambdaContext
+
+        context = LambdaContext(function_name="WebhookDeliveryFunction", memory_limit_in_mb=512, timeout_seconds=60)
+        for name, expected in (("dispatch.json", {"queued": 0}), ("sqs_batch.json", {"batchItemFailures": []})):
+            event = json.loads((REPO / "events" / "webhook_delivery" / name).read_text())
+            assert app.lambda_handler(event, context) == expected  # (the sample's tenant has nothing: no work)

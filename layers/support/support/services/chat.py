@@ -502,7 +502,6 @@ def add_chat_message(
     outbox.answer("message.new", message)
     if row["outcome"] == "new":  # a resend is answered to the caller only
         outbox.tell(row["connection_ids"] or [], "message.new", message)
-    webhooks.start_after(outbox)  # its webhook deliveries are dispatched after the commit
     outbox.send()
     return message
 

@@ -14,8 +14,11 @@ The shape of it (docs/webhooks.md for integrators, docs/ARCHITECTURE.md "Webhook
 * Dispatch, after the commit: `kick` (or `start_after` for a change sent through a realtime outbox) starts
   `dispatch` for the tenant (an asynchronous invocation of WebhookDeliveryFunction, else here): its pending rows are
   locked (FOR UPDATE SKIP LOCKED), sent to SQS, and marked queued in the same transaction, so a row is queued only
-  once its message was accepted. The workflow sweep (`sweep`) dispatches whatever was left pending and re-sends the
-  messages of queued rows that are long past due (a message lost after its row committed).
+  once its message was accepted. The kick follows the tickets function's writes, a chat's start, end and rating,
+  the web form, channel deliveries and inbound email; a chat message (the live chat's hot path, held to three
+  database round trips) is not kicked: its delivery leaves with the tenant's next kick or the sweep's, within a
+  minute. The workflow sweep (`sweep`) dispatches whatever was left pending and re-sends the messages of queued
+  rows that are long past due (a message lost after its row committed).
 * Delivery (`deliver_messages`, WebhookDeliveryFunction's SQS handler): a batch's rows are claimed with a lease (a
   second copy of a message, or one that arrives early, changes nothing), signed by the database, POSTed (the URL
   checked again, the connection made to the checked address), and their outcome recorded in one transaction. A
