@@ -187,7 +187,7 @@ def _run(args: argparse.Namespace, queue_url: str, admin_url: str) -> bool:
                 cur.execute(
                     """INSERT INTO support_tickets (user_id, customer_name, customer_email, subject)
                     SELECT %s, 'Bench Customer', 'bench@example.com', 'Webhook fan-out ' || n
-                    FROM generate_series(%s, %s) AS n""",
+                    FROM generate_series(%s::integer, %s::integer) AS n""",
                     (tenant, first, min(args.events, first + 99)),
                 )
         started = time.perf_counter()
