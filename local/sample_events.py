@@ -953,7 +953,7 @@ def webhook_delivery_samples() -> dict[str, dict[str, Any]]:
     asynchronous dispatch a function starts after its commit."""
     body = {
         "tenantId": TENANT_ID,
-        "deliveryId": "eeeeeeee-eeee-4eee-8eee-eeeeeeeeeeee",
+        "deliveryIds": ["eeeeeeee-eeee-4eee-8eee-eeeeeeeeeeee", "ffffffff-ffff-4fff-8fff-ffffffffffff"],
         "notBefore": "2025-01-15T10:00:00+00:00",
     }
     record = {

@@ -198,6 +198,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--function", required=True, help="the function's logical id in template.yaml")
     parser.add_argument("--concurrency", type=int, default=1, help="batches handled at once (threads: one each)")
     parser.add_argument("--max-receive-count", type=int, default=MAX_RECEIVE_COUNT)
+    parser.add_argument("--batch-size", type=int, default=4, help="messages per invocation (the template's BatchSize)")
     args = parser.parse_args(argv)
     from local.gateway.execution_environments import _readable_powertools_logs
     from local.template import lambda_function, load_module, load_template
@@ -208,7 +209,7 @@ def main(argv: list[str] | None = None) -> int:
     _readable_powertools_logs(args.function)
     endpoint = os.environ[ENDPOINT_VARIABLE]
     queue = Queue(url=args.queue_url, dead_letter_url=args.dead_letter_url, max_receive_count=args.max_receive_count)
-    poller = Poller(endpoint, queue, handler, wait_seconds=5, function_name=args.function)
+    poller = Poller(endpoint, queue, handler, batch_size=args.batch_size, wait_seconds=5, function_name=args.function)
     poller.start(concurrency=args.concurrency)
     try:
         while True:

@@ -345,7 +345,7 @@ class TestDelivery:
         [row] = deliveries(db, hook["id"])
         assert (row["state"], row["attempts"], row["response_status"]) == ("delivered", 2, 200)
         # a copy of the message arriving later (SQS delivers at least once) sends nothing more
-        webhooks._send([("0", webhooks._message(row["user_id"], row["id"], start), 0)])
+        webhooks._send([("0", webhooks._message(row["user_id"], [row["id"]], start), 0, [row["id"]])])
         assert poller(moto, queue).drain() == 1
         assert len(receiver.requests) == 2
 

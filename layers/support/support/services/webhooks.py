@@ -64,9 +64,10 @@ FIRST_RETRY = timedelta(seconds=30)
 LONGEST_WAIT = timedelta(hours=6)
 LEASE = timedelta(seconds=60)  # longer than an attempt (10 s) and its recording
 LOST_AFTER = timedelta(minutes=20)  # a queued row this far past due, with no lease: its message was lost
-DISPATCH_BATCH = 100
+DELIVERIES_PER_MESSAGE = 25  # one SQS message names up to this many deliveries of one tenant, due at one time
 SQS_BATCH = 10  # SendMessageBatch's limit
-SENDERS = 10  # concurrent POSTs of one batch
+DISPATCH_BATCH = DELIVERIES_PER_MESSAGE * SQS_BATCH  # rows per dispatch transaction: one SendMessageBatch
+SENDERS = 25  # concurrent POSTs of one invocation (4 messages of 25: at most 4 rounds of the 10 s timeout)
 SIGNATURE_HEADER = "X-Support-Signature"
 USER_AGENT = "SupportDesk-Webhooks/1"
 
@@ -227,15 +228,36 @@ def _sqs() -> Any:
     return cached_client("sqs", max_attempts=3)
 
 
-def _message(tenant_id: UUID, delivery_id: UUID, not_before: datetime) -> str:
+def _message(tenant_id: UUID, delivery_ids: Sequence[UUID], not_before: datetime) -> str:
     return json.dumps(
-        {"tenantId": str(tenant_id), "deliveryId": str(delivery_id), "notBefore": not_before.isoformat()},
+        {
+            "tenantId": str(tenant_id),
+            "deliveryIds": [str(i) for i in delivery_ids],
+            "notBefore": not_before.isoformat(),
+        },
         separators=(",", ":"),
     )
 
 
-def _send(messages: Sequence[tuple[str, str, int]]) -> set[str]:
-    """Send (id, body, delay seconds) messages to the queue, ten a call: the ids SQS accepted."""
+def _messages(
+    tenant_id: UUID, due: Iterable[tuple[UUID, datetime]], max_delay: int, at: datetime
+) -> list[tuple[str, str, int, list[UUID]]]:
+    """(id, body, delay, delivery ids) messages for deliveries due at given times: those due at one time share
+    messages of up to DELIVERIES_PER_MESSAGE; the SQS delay is the wait, at most `max_delay` (a longer one hops)."""
+    by_time: dict[datetime, list[UUID]] = {}
+    for delivery_id, not_before in due:
+        by_time.setdefault(not_before, []).append(delivery_id)
+    out: list[tuple[str, str, int, list[UUID]]] = []
+    for not_before, ids in by_time.items():
+        delay = min(max(0, math.ceil((not_before - at).total_seconds())), max_delay)
+        for start in range(0, len(ids), DELIVERIES_PER_MESSAGE):
+            chunk = ids[start : start + DELIVERIES_PER_MESSAGE]
+            out.append((str(len(out)), _message(tenant_id, chunk, not_before), delay, chunk))
+    return out
+
+
+def _send(messages: Sequence[tuple[str, str, int, list[UUID]]]) -> set[str]:
+    """Send (id, body, delay seconds, delivery ids) messages to the queue, ten a call: the ids SQS accepted."""
     queue = get_settings().webhook_queue_url
     if queue is None:
         return set()
@@ -245,7 +267,7 @@ def _send(messages: Sequence[tuple[str, str, int]]) -> set[str]:
         try:
             answer = _sqs().send_message_batch(
                 QueueUrl=queue,
-                Entries=[{"Id": key, "MessageBody": body, "DelaySeconds": delay} for key, body, delay in chunk],
+                Entries=[{"Id": key, "MessageBody": body, "DelaySeconds": delay} for key, body, delay, _ in chunk],
             )
         except Exception:
             logger.exception("could not send webhook messages to SQS; the sweep sends them again")
@@ -273,8 +295,9 @@ def dispatch(tenant_id: UUID, *, now: datetime | None = None, limit: int = 5000)
             ids = [row["id"] for row in cur.fetchall()]
             if not ids:
                 break
-            sent = _send([(str(n), _message(tenant_id, i, at), 0) for n, i in enumerate(ids)])
-            done = [i for n, i in enumerate(ids) if str(n) in sent]
+            messages = _messages(tenant_id, ((i, at) for i in ids), 0, at)
+            sent = _send(messages)
+            done = [i for key, _, _, chunk in messages if key in sent for i in chunk]
             cur.execute(
                 """UPDATE webhook_deliveries SET state = 'queued', next_attempt_at = %s
                 WHERE user_id = %s AND id = ANY(%s)""",
@@ -363,12 +386,12 @@ class _Claimed:
     outcome: webhook_http.Outcome | None = None
 
 
-def _parse(record: dict[str, Any]) -> tuple[UUID, UUID, datetime] | None:
+def _parse(record: dict[str, Any]) -> tuple[UUID, list[UUID], datetime] | None:
     try:
         body = json.loads(record["body"])
         not_before = datetime.fromisoformat(body["notBefore"])
-        return UUID(body["tenantId"]), UUID(body["deliveryId"]), not_before
-    except (KeyError, TypeError, ValueError):
+        return UUID(body["tenantId"]), [UUID(i) for i in body["deliveryIds"]], not_before
+    except (KeyError, TypeError, ValueError, AttributeError):
         return None
 
 
@@ -385,14 +408,15 @@ def deliver_messages(records: Iterable[dict[str, Any]], *, now: datetime | None 
             logger.error("an unreadable webhook message is dropped", extra={"messageId": record.get("messageId")})
             report.dropped += 1
             continue
-        tenant_id, delivery_id, not_before = parsed
-        by_tenant.setdefault(tenant_id, []).append((record["messageId"], delivery_id, not_before))
+        tenant_id, delivery_ids, not_before = parsed
+        for delivery_id in delivery_ids:
+            by_tenant.setdefault(tenant_id, []).append((record["messageId"], delivery_id, not_before))
     for tenant_id, messages in by_tenant.items():
         try:
             _deliver_for_tenant(tenant_id, messages, at, report)
         except Exception:
             logger.exception("webhook deliveries of a tenant failed; SQS gives them again")
-            report.unprocessed.extend(message_id for message_id, _, _ in messages)
+            report.unprocessed.extend(dict.fromkeys(message_id for message_id, _, _ in messages))
     return report
 
 
@@ -401,7 +425,7 @@ def _deliver_for_tenant(
 ) -> None:
     settings = get_settings()
     claimed: list[_Claimed] = []
-    hops: list[tuple[str, str, int]] = []
+    hops: list[tuple[UUID, datetime]] = []
     with tenant_transaction(tenant_id) as cur:
         cur.execute(
             """SELECT d.id, d.state, d.next_attempt_at, d.lease_until FROM webhook_deliveries d
@@ -416,14 +440,7 @@ def _deliver_for_tenant(
                 report.dropped += 1  # done, given up, its endpoint deleted, or a second copy in this batch
             elif row["next_attempt_at"] is not None and row["next_attempt_at"] > at:
                 if row["next_attempt_at"] == not_before:  # the row's own schedule, early: one more hop
-                    wait = math.ceil((row["next_attempt_at"] - at).total_seconds())
-                    hops.append(
-                        (
-                            str(len(hops)),
-                            _message(tenant_id, delivery_id, not_before),
-                            min(wait, settings.webhook_max_hop_seconds),
-                        )
-                    )
+                    hops.append((delivery_id, not_before))
                     report.deferred += 1
                 else:
                     report.dropped += 1  # a stale copy: the row was rescheduled since
@@ -466,7 +483,7 @@ def _deliver_for_tenant(
             for row in cur.fetchall():
                 claimed[row["i"] - 1].signatures = list(row["signatures"])
     if hops:
-        _send(hops)
+        _send(_messages(tenant_id, hops, settings.webhook_max_hop_seconds, at))
     if not claimed:
         return
 
@@ -496,7 +513,7 @@ def _deliver_for_tenant(
         with ThreadPoolExecutor(max_workers=min(SENDERS, len(claimed))) as pool:
             list(pool.map(attempt, claimed))
 
-    retries: list[tuple[str, str, int]] = []
+    retries: list[tuple[UUID, datetime]] = []
     updates: list[dict[str, Any]] = []
     for one in claimed:
         outcome = one.outcome or webhook_http.Outcome(status=None, error="not attempted", duration_ms=0)
@@ -517,14 +534,7 @@ def _deliver_for_tenant(
             else:
                 state = "queued"
                 report.retried += 1
-                wait = math.ceil((next_at - at).total_seconds())
-                retries.append(
-                    (
-                        str(len(retries)),
-                        _message(tenant_id, one.delivery_id, next_at),
-                        min(wait, settings.webhook_max_hop_seconds),
-                    )
-                )
+                retries.append((one.delivery_id, next_at))
         updates.append(
             {
                 "id": one.delivery_id,
@@ -548,7 +558,9 @@ def _deliver_for_tenant(
             updates,
         )
     if retries:
-        _send(retries)  # a retry whose message is lost is sent again by the sweep once it is long past due
+        _send(
+            _messages(tenant_id, retries, settings.webhook_max_hop_seconds, at)
+        )  # a retry whose message is lost is sent again by the sweep once it is long past due
 
 
 def sweep(now: datetime) -> int:
@@ -583,8 +595,9 @@ def _resend_lost(tenant_id: UUID, now: datetime) -> int:
         if not rows:
             return 0
         # Due now: the row's schedule moves to now, so the re-sent message is its own (an older copy is stale).
-        sent = _send([(str(n), _message(tenant_id, row["id"], now), 0) for n, row in enumerate(rows)])
-        ids = [row["id"] for n, row in enumerate(rows) if str(n) in sent]
+        messages = _messages(tenant_id, ((row["id"], now) for row in rows), 0, now)
+        sent = _send(messages)
+        ids = [i for key, _, _, chunk in messages if key in sent for i in chunk]
         cur.execute(
             "UPDATE webhook_deliveries SET next_attempt_at = %s WHERE user_id = %s AND id = ANY(%s)",
             (now, tenant_id, ids),
