@@ -270,6 +270,30 @@ class TestOutbox:
         assert len({d["event_id"] for d in created}) == 1 and len({d["id"] for d in created}) == 2
         assert created[0]["payload"]["data"]["id"] == ticket["id"]
 
+    def test_a_chats_start_messages_end_and_rating_are_events(
+        self, db: DatabaseUrls, hooks_api: HandlerClient, tenant: UUID, local_http: None
+    ) -> None:
+        from functions.chat import app as chat_app
+        from support.models.chat import ChatRating
+        from support.services import chat
+        from tests.integration.test_chat_api import as_visitor, end, new_session, post_message
+
+        hook = new_webhook(
+            hooks_api,
+            "http://127.0.0.1:9/chats",
+            ["chat.started", "chat.message_created", "chat.ended", "feedback.received"],
+        )
+        chats = HandlerClient(chat_app.lambda_handler, tenant=tenant)
+        session = new_session(chats)
+        post_message(chats, session["id"], "customer", "Is my parcel lost?")
+        end(chats, session["id"])
+        chat.rate_chat_session(as_visitor(chats, session["id"]), UUID(session["id"]), ChatRating(rating=4))
+        rows = deliveries(db, hook["id"])
+        assert [r["event"] for r in rows] == ["chat.started", "chat.message_created", "chat.ended", "feedback.received"]
+        assert all(r["payload"]["data"].get("sessionId", r["payload"]["data"].get("id")) == session["id"] for r in rows)
+        assert rows[1]["payload"]["data"]["message"] == "Is my parcel lost?"
+        assert rows[3]["payload"]["data"]["rating"] == 4
+
     def test_a_desk_without_endpoints_writes_nothing(
         self, db: DatabaseUrls, tickets: HandlerClient, tenant: UUID
     ) -> None:
