@@ -215,6 +215,23 @@ $$;
 CREATE OR REPLACE TRIGGER ticket_feedback_webhook_insert AFTER INSERT ON public.ticket_feedback
     REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION public.webhook_capture_feedback();
 
+-- HMAC-SHA256's keyed blocks of a key (RFC 2104, a 64-byte block; as channel_hmac_sha256 in channels.sql): made once
+-- per secret, so that HMAC(key, m) = sha256(outer_pad || sha256(inner_pad || m)). Internal: the owner's only.
+CREATE OR REPLACE FUNCTION public.webhook_hmac_pads(p_key bytea, OUT inner_pad bytea, OUT outer_pad bytea)
+LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE
+SET search_path = pg_catalog, pg_temp
+AS $$
+    WITH k AS (
+        SELECT CASE WHEN length(p_key) > 64 THEN sha256(p_key) ELSE p_key END AS key
+    ), padded AS (
+        SELECT k.key || decode(repeat('00', 64 - length(k.key)), 'hex') AS key FROM k
+    )
+    SELECT decode(string_agg(lpad(to_hex(get_byte(p.key, i) # 54), 2, '0'), '' ORDER BY i), 'hex'),
+           decode(string_agg(lpad(to_hex(get_byte(p.key, i) # 92), 2, '0'), '' ORDER BY i), 'hex')
+    FROM padded p, generate_series(0, 63) AS i
+$$;
+REVOKE ALL ON FUNCTION public.webhook_hmac_pads(bytea) FROM PUBLIC;
+
 -- Store a new signing secret for an endpoint of the caller's tenant (app.tenant_id): on create, and on rotation,
 -- when the current secret stays valid for `p_overlap` more and any older one still in its overlap ends now (at most
 -- two are valid at once). Secrets past their end are deleted. False when the endpoint is not the tenant's. The
@@ -238,7 +255,9 @@ BEGIN
     WHERE s.endpoint_id = p_endpoint AND s.user_id = v_tenant AND s.expires_at IS NOT NULL;
     UPDATE public.webhook_secrets s SET expires_at = clock_timestamp() + p_overlap
     WHERE s.endpoint_id = p_endpoint AND s.user_id = v_tenant AND s.expires_at IS NULL;
-    INSERT INTO public.webhook_secrets (user_id, endpoint_id, secret) VALUES (v_tenant, p_endpoint, p_secret);
+    INSERT INTO public.webhook_secrets (user_id, endpoint_id, secret, inner_pad, outer_pad)
+    SELECT v_tenant, p_endpoint, p_secret, pads.inner_pad, pads.outer_pad
+    FROM public.webhook_hmac_pads(convert_to(p_secret, 'UTF8')) AS pads;
     RETURN true;
 END
 $$;
@@ -258,7 +277,8 @@ REVOKE ALL ON FUNCTION public.webhook_secret_overlap_ends(uuid) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION public.webhook_secret_overlap_ends(uuid) TO support_app;
 
 -- The signatures of `p_signed` (the bytes "{timestamp}.{body}") with every valid secret of an endpoint of the
--- caller's tenant, as hex, the newest secret first: one during normal times, two during a rotation's overlap.
+-- caller's tenant, as hex, the newest secret first: one during normal times, two during a rotation's overlap (the
+-- HMAC from the secret's stored pads: webhook_hmac_pads).
 -- Empty for another tenant's endpoint. The secret never leaves the database. `p_at`: the time the secrets must be
 -- valid at (the delivery's clock).
 CREATE OR REPLACE FUNCTION public.webhook_signatures(p_endpoint uuid, p_signed bytea, p_at timestamptz)
@@ -266,7 +286,7 @@ RETURNS text[]
 LANGUAGE sql STABLE SECURITY DEFINER
 SET search_path = pg_catalog, public, pg_temp
 AS $$
-    SELECT coalesce(array_agg(encode(public.channel_hmac_sha256(convert_to(s.secret, 'UTF8'), p_signed), 'hex')
+    SELECT coalesce(array_agg(encode(sha256(s.outer_pad || sha256(s.inner_pad || p_signed)), 'hex')
                               ORDER BY s.created_at DESC, s.id), '{}')
     FROM public.webhook_secrets s
     WHERE s.endpoint_id = p_endpoint AND s.user_id = current_setting('app.tenant_id')::uuid
