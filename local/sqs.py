@@ -53,13 +53,18 @@ class Queue:
 
 
 def create_queue(
-    endpoint: str, name: str, *, dead_letters: str | None = None, max_receive_count: int = MAX_RECEIVE_COUNT
+    endpoint: str,
+    name: str,
+    *,
+    dead_letters: str | None = None,
+    max_receive_count: int = MAX_RECEIVE_COUNT,
+    visibility_timeout: int = VISIBILITY_TIMEOUT,
 ) -> Queue:
     """The queue (and its dead-letter queue), created if missing. moto is given no RedrivePolicy: the poller redrives
     (so one place decides, whatever moto's version does)."""
     sqs = client(endpoint)
     dead_url = sqs.create_queue(QueueName=dead_letters)["QueueUrl"] if dead_letters else None
-    url = sqs.create_queue(QueueName=name, Attributes={"VisibilityTimeout": str(VISIBILITY_TIMEOUT)})["QueueUrl"]
+    url = sqs.create_queue(QueueName=name, Attributes={"VisibilityTimeout": str(visibility_timeout)})["QueueUrl"]
     return Queue(url=url, dead_letter_url=dead_url, max_receive_count=max_receive_count)
 
 
