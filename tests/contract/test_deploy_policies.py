@@ -45,6 +45,9 @@ SECRETS_READ: dict[str, list[Any]] = {
     # the every-minute workflow sweep: the API's role (sla_sweep, SECURITY DEFINER), the API's secret
     "WorkflowSweepFunction": [APP_SECRET],
     "EmailInboundFunction": [APP_SECRET],
+    # webhooks: the admin's routes, and the deliveries (the API's role, the API's secret)
+    "WebhooksFunction": [APP_SECRET],
+    "WebhookDeliveryFunction": [APP_SECRET],
     "AnalyticsFunction": [{"Ref": "AnalyticsDbSecret"}],
     "MigrateFunction": [
         {"Fn::GetAtt": ["DbCluster", "MasterUserSecret.SecretArn"]},
@@ -62,6 +65,9 @@ BROADCASTERS = {"ChatFunction", "WebSocketFunction", "AgentsFunction", "Automati
 BROADCAST_ARN = {"Fn::GetAtt": ["BroadcastFunction", "Arn"]}
 # who may invoke the automations function: the tickets function, whose changes start a run after their commit
 AUTOMATIONS_ARN = {"Fn::GetAtt": ["AutomationsFunction", "Arn"]}
+# who may invoke the webhook delivery function: the functions whose changes write deliveries (its dispatch)
+WEBHOOK_STARTERS = {"TicketsFunction", "ChatFunction", "WidgetsFunction", "ChannelsFunction", "EmailInboundFunction"}
+WEBHOOKS_ARN = {"Fn::GetAtt": ["WebhookDeliveryFunction", "Arn"]}
 BROADCAST_ITSELF = {
     "Fn::Sub": "arn:${AWS::Partition}:lambda:${AWS::Region}:${AWS::AccountId}:function:${AWS::StackName}-broadcast"
 }
@@ -168,6 +174,8 @@ def test_each_function_reads_only_its_secrets_and_posts_only_to_connections(func
     expected_invokes = {"BroadcastFunction": [BROADCAST_ITSELF], "TicketsFunction": [AUTOMATIONS_ARN]}.get(
         function_id, [BROADCAST_ARN] if function_id in BROADCASTERS else []
     )
+    if function_id in WEBHOOK_STARTERS:
+        expected_invokes = [*expected_invokes, WEBHOOKS_ARN]
     assert [_invoke_target(resource) for resource in invokes] == expected_invokes
     # The rollup's failed runs go to its dead-letter queue (EventInvokeConfig's destination), that queue only.
     dead_letters = [
@@ -204,7 +212,25 @@ def test_each_function_reads_only_its_secrets_and_posts_only_to_connections(func
         "Action": "s3:PutObject",
         "Resource": {"Fn::Sub": "${InboundEmailBucket.Arn}/attachments/*"},
     }
+    # Webhooks: the sweep and the delivery function send to the delivery queue, and the function receives from it.
+    send_webhooks = {
+        "Action": ["sqs:SendMessage*"],
+        "Effect": "Allow",
+        "Resource": {
+            "Fn::Sub": [
+                "arn:${AWS::Partition}:sqs:${AWS::Region}:${AWS::AccountId}:${queueName}",
+                {"queueName": {"Fn::GetAtt": ["WebhookDeliveryQueue", "QueueName"]}},
+            ]
+        },
+    }
+    receive_webhooks = {
+        "Effect": "Allow",
+        "Action": ["sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:ChangeMessageVisibility", "sqs:GetQueueAttributes"],
+        "Resource": {"Fn::GetAtt": ["WebhookDeliveryQueue", "Arn"]},
+    }
     expected_other = {
+        "WorkflowSweepFunction": [send_webhooks],
+        "WebhookDeliveryFunction": [send_webhooks, receive_webhooks],
         "AnalyticsFunction": dead_letters,
         "EmailOutboxFunction": send_as_the_domain,
         "EmailInboundFunction": [read_inbound, write_attachments],

@@ -269,6 +269,21 @@ WEBHOOK_STARTERS = {"TicketsFunction", "ChatFunction", "WidgetsFunction", "Chann
 INVOKE_WEBHOOKS_POLICY = {"LambdaInvokePolicy": {"FunctionName": {"Ref": "WebhookDeliveryFunction"}}}
 WEBHOOK_SENDERS = {"WorkflowSweepFunction", "WebhookDeliveryFunction"}
 SEND_WEBHOOKS_POLICY = {"SQSSendMessagePolicy": {"QueueName": {"Fn::GetAtt": ["WebhookDeliveryQueue", "QueueName"]}}}
+# the delivery function's event source mapping: this queue only (not SAM's managed AWSLambdaSQSQueueExecutionRole)
+RECEIVE_WEBHOOKS_POLICY = {
+    "Statement": [
+        {
+            "Effect": "Allow",
+            "Action": [
+                "sqs:ReceiveMessage",
+                "sqs:DeleteMessage",
+                "sqs:ChangeMessageVisibility",
+                "sqs:GetQueueAttributes",
+            ],
+            "Resource": {"Fn::GetAtt": ["WebhookDeliveryQueue", "Arn"]},
+        }
+    ]
+}
 INVOKE_BROADCAST_POLICY = {"LambdaInvokePolicy": {"FunctionName": {"Ref": "BroadcastFunction"}}}
 # The broadcast function hands slices of a large audience to invocations of itself, named (not referenced: a
 # function's policy that referenced the function would be a circular dependency).
@@ -383,6 +398,8 @@ def test_functions_get_no_policies_beyond_the_secrets_they_read_and_the_connecti
             expected = [*expected, INVOKE_WEBHOOKS_POLICY]
         if function_id in WEBHOOK_SENDERS:
             expected = [*expected, SEND_WEBHOOKS_POLICY]
+        if function_id == "WebhookDeliveryFunction":
+            expected = [*expected, RECEIVE_WEBHOOKS_POLICY]
         assert policies == expected, f"{function_id} has policies beyond what it needs"
         variables = (function["Properties"].get("Environment") or {}).get("Variables") or {}
         assert ("VISITOR_TOKEN_SECRET_ARN" in variables) == (function_id in VISITOR_KEY_READERS), function_id
