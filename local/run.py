@@ -91,6 +91,8 @@ def _apply_local_endpoints(http_port: int, ws_port: int) -> None:
     os.environ["AUTOMATIONS_FUNCTION_NAME"] = "AutomationsFunction"
     # and for a privacy export or erasure after its request (support.services.privacy), likewise
     os.environ["PRIVACY_FUNCTION_NAME"] = "PrivacyJobFunction"
+    # and for the dispatch of webhook deliveries after a change (support.services.webhooks), likewise
+    os.environ["WEBHOOK_FUNCTION_NAME"] = "WebhookDeliveryFunction"
     os.environ["JWT_JWKS_URL"] = f"http://127.0.0.1:{http_port}/.well-known/jwks.json"
     os.environ["JWT_ISSUER"] = ISSUER
     os.environ["JWT_AUDIENCE"] = AUDIENCE
@@ -286,6 +288,7 @@ def _serve(data_dir: Path, chosen: Ports | None, *, reset: bool) -> int:
 
             ses_endpoint = _serve_local_ses(stack)  # before the gateway: its functions' processes inherit the endpoint
             _serve_local_s3(stack, ses_endpoint, data_dir)  # the same moto: inbound mail and its files
+            _serve_local_sqs(stack, ses_endpoint)  # the same moto: the webhook deliveries' queue, and its poller
             try:
                 base = stack.enter_context(
                     running_gateway(
@@ -342,6 +345,23 @@ def _serve_local_s3(stack: ExitStack, endpoint: str, data_dir: Path) -> None:
     s3.create_bucket(endpoint)
     s3.write_state(data_dir, endpoint)
     stack.callback(s3.forget_state, data_dir, endpoint)
+
+
+def _serve_local_sqs(stack: ExitStack, endpoint: str) -> None:
+    """SQS on the same moto (local.sqs): the functions pointed at it with AWS_ENDPOINT_URL_SQS, the webhook delivery
+    queue and its dead-letter queue created, and a poller process that plays Lambda's event source mapping for
+    WebhookDeliveryFunction. Webhook receivers on http://127.0.0.1 are allowed here (WEBHOOKS_ALLOW_LOCAL_HTTP: off in
+    any deployed stack), so a receiver in a terminal sees the deliveries (docs/webhooks.md)."""
+    from local import sqs
+
+    sqs.configure_environment(endpoint)
+    queue = sqs.create_webhook_queue(endpoint)
+    os.environ["WEBHOOK_QUEUE_URL"] = queue.url
+    os.environ["WEBHOOKS_ALLOW_LOCAL_HTTP"] = "true"
+    arguments = ["--queue-url", queue.url, "--function", "WebhookDeliveryFunction"]
+    if queue.dead_letter_url:
+        arguments += ["--dead-letter-url", queue.dead_letter_url]
+    _run_schedule(stack, "local.sqs", *arguments)
 
 
 def _drain_email_outbox(stack: ExitStack) -> None:

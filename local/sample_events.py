@@ -942,9 +942,74 @@ PRIVACY_SAMPLES = (
 )
 
 
+# Webhooks (support.services.webhooks): the admin's endpoints and their delivery log; the delivery function's SQS
+# batch and its dispatch after a change.
+WEBHOOK_ID = "dddddddd-dddd-4ddd-8ddd-dddddddddddd"
+WEBHOOKS_BASE = "/api/support/webhooks"
+WEBHOOK_PATH = f"{WEBHOOKS_BASE}/{WEBHOOK_ID}"
+WEBHOOK_SAMPLES = (
+    SampleEvent(
+        "webhooks/create.json",
+        "POST /api/support/webhooks",
+        WEBHOOKS_BASE,
+        body={"url": "https://crm.example.com/hooks/support", "events": ["ticket.created", "ticket.status_changed"]},
+    ),
+    SampleEvent("webhooks/list.json", "GET /api/support/webhooks", WEBHOOKS_BASE, query={"limit": "20"}),
+    SampleEvent("webhooks/get.json", "GET /api/support/webhooks/{webhookId}", WEBHOOK_PATH),
+    SampleEvent(
+        "webhooks/update.json",
+        "PATCH /api/support/webhooks/{webhookId}",
+        WEBHOOK_PATH,
+        body={"events": ["ticket.created", "feedback.received"], "enabled": True},
+    ),
+    SampleEvent("webhooks/delete.json", "DELETE /api/support/webhooks/{webhookId}", WEBHOOK_PATH),
+    SampleEvent(
+        "webhooks/rotate_secret.json",
+        "POST /api/support/webhooks/{webhookId}/secret/rotate",
+        f"{WEBHOOK_PATH}/secret/rotate",
+    ),
+    SampleEvent(
+        "webhooks/deliveries.json",
+        "GET /api/support/webhooks/{webhookId}/deliveries",
+        f"{WEBHOOK_PATH}/deliveries",
+        query={"limit": "20"},
+    ),
+)
+
+
 def privacy_job_samples() -> dict[str, dict[str, Any]]:
     """The PrivacyJobFunction's event: the asynchronous invocation the privacy function (or the sweep) sends."""
     return {"privacy_job/run.json": {"tenantId": TENANT_ID, "privacyRequestId": PRIVACY_REQUEST_ID}}
+
+
+def webhook_delivery_samples() -> dict[str, dict[str, Any]]:
+    """The WebhookDeliveryFunction's events: an SQS batch of one message (the event source mapping's shape) and the
+    asynchronous dispatch a function starts after its commit."""
+    body = {
+        "tenantId": TENANT_ID,
+        "deliveryIds": ["eeeeeeee-eeee-4eee-8eee-eeeeeeeeeeee", "ffffffff-ffff-4fff-8fff-ffffffffffff"],
+        "notBefore": "2025-01-15T10:00:00+00:00",
+    }
+    record = {
+        "messageId": "059f36b4-87a3-44ab-83d2-661975830a7d",
+        "receiptHandle": "AQEBwJnKyrHigUMZj6rYigCgxlaS3SLy0a...",
+        "body": json.dumps(body, separators=(",", ":")),
+        "attributes": {
+            "ApproximateReceiveCount": "1",
+            "SentTimestamp": "1736935200000",
+            "SenderId": "AIDAIENQZJOLO23YVJ4VO",
+            "ApproximateFirstReceiveTimestamp": "1736935200010",
+        },
+        "messageAttributes": {},
+        "md5OfBody": "e4e68fb7bd0e697a0ae8f1bb342846b3",
+        "eventSource": "aws:sqs",
+        "eventSourceARN": "arn:aws:sqs:us-east-1:123456789012:support-WebhookDeliveryQueue",
+        "awsRegion": "us-east-1",
+    }
+    return {
+        "webhook_delivery/sqs_batch.json": {"Records": [record]},
+        "webhook_delivery/dispatch.json": {"dispatch": {"tenantId": TENANT_ID}},
+    }
 
 
 def rendered() -> dict[Path, str]:
@@ -960,11 +1025,12 @@ def rendered() -> dict[Path, str]:
         channel_samples,
         workflow_sweep_samples,
         privacy_job_samples,
+        webhook_delivery_samples,
     )
     for samples in others:
         for name, event in samples().items():
             files[EVENTS_DIR / name] = json.dumps(event, indent=2, sort_keys=False) + "\n"
-    for sample in (*AUTOMATION_SAMPLES, *PRIVACY_SAMPLES):
+    for sample in (*AUTOMATION_SAMPLES, *PRIVACY_SAMPLES, *WEBHOOK_SAMPLES):
         files[EVENTS_DIR / sample.file] = json.dumps(render(sample), indent=2, sort_keys=False) + "\n"
     return files
 

@@ -33,7 +33,7 @@ from support.models.tickets import (
 )
 from support.observability import logger, metrics
 from support.pagination import DEFAULT_PAGE_SIZE
-from support.services import automations, email_in, tickets
+from support.services import automations, email_in, tickets, webhooks
 
 app = create_resolver()
 
@@ -157,4 +157,5 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
         claims = ((event["requestContext"].get("authorizer") or {}).get("jwt") or {}).get("claims") or {}
         if claims.get("tenant_id"):
             automations.kick(UUID(str(claims["tenant_id"])))
+            webhooks.kick(UUID(str(claims["tenant_id"])))
     return answer

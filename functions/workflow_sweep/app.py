@@ -22,6 +22,8 @@ Steps:
 * `privacy`: support.services.privacy.sweep: starts again the privacy exports and erasures whose run was lost (a
   lease that ended: a crash midway; or never started), each from its last committed batch, at most a bounded number
   of attempts (docs/api.md, Privacy requests).
+* `webhooks`: support.services.webhooks.sweep: hands to SQS the webhook deliveries whose dispatch after the commit
+  was lost, and re-sends the messages of queued ones long past due (docs/webhooks.md).
 Other steps join this list in the same shape.
 """
 
@@ -36,7 +38,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from support import idempotency
 from support.observability import logger, metrics
-from support.services import automations, chat_expiry, privacy, sla
+from support.services import automations, chat_expiry, privacy, sla, webhooks
 
 type Step = Callable[[datetime], Sequence[Any] | int]
 
@@ -47,6 +49,7 @@ STEPS: list[tuple[str, Step]] = [
     ("chat_expiry", lambda now: chat_expiry.expire_waiting_chats(now).ticketed),
     ("idempotency", idempotency.purge_expired),
     ("privacy", privacy.sweep),
+    ("webhooks", webhooks.sweep),
 ]
 
 # An SLA warning or breach the sla step records is an automation event, run by the automations step that follows.

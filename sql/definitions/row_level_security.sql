@@ -96,7 +96,13 @@ BEGIN
             ('idempotency_keys', false),
             -- Privacy requests (sql/0039): exports and erasures; the workflow sweep's list of the open ones
             -- (privacy_requests_due, SECURITY DEFINER, sql/definitions/privacy.sql) reads every tenant's ids: not forced.
-            ('privacy_requests', false)
+            ('privacy_requests', false),
+            -- Webhooks (sql/0042): the capture triggers (SECURITY DEFINER) look up a tenant's endpoints and write its
+            -- deliveries on any write, and the sweep lists the tenants with work (webhook_sweep_work,
+            -- sql/definitions/webhooks.sql): not forced. The secrets are the owner's alone (as the channels').
+            ('webhook_endpoints', false),
+            ('webhook_secrets', false),
+            ('webhook_deliveries', false)
         ) AS t (name, forced)
     LOOP
         SELECT c.relrowsecurity AS enabled, c.relforcerowsecurity AS forced INTO existing

@@ -48,6 +48,9 @@ SECRETS_READ: dict[str, list[Any]] = {
     "PrivacyFunction": [APP_SECRET],
     "PrivacyJobFunction": [APP_SECRET],
     "EmailInboundFunction": [APP_SECRET],
+    # webhooks: the admin's routes, and the deliveries (the API's role, the API's secret)
+    "WebhooksFunction": [APP_SECRET],
+    "WebhookDeliveryFunction": [APP_SECRET],
     "AnalyticsFunction": [{"Ref": "AnalyticsDbSecret"}],
     "MigrateFunction": [
         {"Fn::GetAtt": ["DbCluster", "MasterUserSecret.SecretArn"]},
@@ -67,6 +70,9 @@ BROADCAST_ARN = {"Fn::GetAtt": ["BroadcastFunction", "Arn"]}
 AUTOMATIONS_ARN = {"Fn::GetAtt": ["AutomationsFunction", "Arn"]}
 # who may invoke the privacy job: the privacy function (after a request) and the workflow sweep (a lost run)
 PRIVACY_JOB_ARN = {"Fn::GetAtt": ["PrivacyJobFunction", "Arn"]}
+# who may invoke the webhook delivery function: the functions whose changes write deliveries (its dispatch)
+WEBHOOK_STARTERS = {"TicketsFunction", "ChatFunction", "WidgetsFunction", "ChannelsFunction", "EmailInboundFunction"}
+WEBHOOKS_ARN = {"Fn::GetAtt": ["WebhookDeliveryFunction", "Arn"]}
 BROADCAST_ITSELF = {
     "Fn::Sub": "arn:${AWS::Partition}:lambda:${AWS::Region}:${AWS::AccountId}:function:${AWS::StackName}-broadcast"
 }
@@ -176,6 +182,8 @@ def test_each_function_reads_only_its_secrets_and_posts_only_to_connections(func
         "PrivacyFunction": [PRIVACY_JOB_ARN],
         "WorkflowSweepFunction": [PRIVACY_JOB_ARN],
     }.get(function_id, [BROADCAST_ARN] if function_id in BROADCASTERS else [])
+    if function_id in WEBHOOK_STARTERS:
+        expected_invokes = [*expected_invokes, WEBHOOKS_ARN]
     assert [_invoke_target(resource) for resource in invokes] == expected_invokes
     # The rollup's failed runs go to its dead-letter queue (EventInvokeConfig's destination), that queue only.
     dead_letters = [
@@ -235,6 +243,22 @@ def test_each_function_reads_only_its_secrets_and_posts_only_to_connections(func
             ],
         },
     ]
+    # Webhooks: the sweep and the delivery function send to the delivery queue, and the function receives from it.
+    send_webhooks = {
+        "Action": ["sqs:SendMessage*"],
+        "Effect": "Allow",
+        "Resource": {
+            "Fn::Sub": [
+                "arn:${AWS::Partition}:sqs:${AWS::Region}:${AWS::AccountId}:${queueName}",
+                {"queueName": {"Fn::GetAtt": ["WebhookDeliveryQueue", "QueueName"]}},
+            ]
+        },
+    }
+    receive_webhooks = {
+        "Effect": "Allow",
+        "Action": ["sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:ChangeMessageVisibility", "sqs:GetQueueAttributes"],
+        "Resource": {"Fn::GetAtt": ["WebhookDeliveryQueue", "Arn"]},
+    }
     expected_other = {
         "PrivacyFunction": [
             {
@@ -244,6 +268,8 @@ def test_each_function_reads_only_its_secrets_and_posts_only_to_connections(func
             }
         ],
         "PrivacyJobFunction": privacy_job,
+        "WorkflowSweepFunction": [send_webhooks],
+        "WebhookDeliveryFunction": [send_webhooks, receive_webhooks],
         "AnalyticsFunction": dead_letters,
         "EmailOutboxFunction": send_as_the_domain,
         "EmailInboundFunction": [read_inbound, write_attachments],

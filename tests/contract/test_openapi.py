@@ -46,6 +46,7 @@ CREATES = {
     "POST /api/support/widget/tickets",
     "POST /api/support/channels",
     "POST /api/support/automations",
+    "POST /api/support/webhooks",
 }
 # The routes that answer 201 for a thing made now and 200 for the one made before (idempotent per resource).
 CREATES_ONCE = {
@@ -62,6 +63,8 @@ LISTS = {
     "GET /api/support/contacts",
     "GET /api/support/channels",
     "GET /api/support/tickets/{ticketId}/automation-runs",
+    "GET /api/support/webhooks",
+    "GET /api/support/webhooks/{webhookId}/deliveries",
 }
 
 # Requests for work done later (answered 202 with the request: its id and state).

@@ -37,6 +37,7 @@ from support.models.tickets import (
     TicketCreate,
     TicketUpdate,
 )
+from support.models.webhooks import WebhookCreate, WebhookUpdate
 from support.models.widgets import WebFormTicketCreate, WidgetCreate, WidgetOriginsUpdate, WidgetSessionRequest
 
 TEMPLATE = load_template()
@@ -49,7 +50,8 @@ ALL_EVENT_FILES = sorted((REPO / "events").rglob("*.json"))
 # tests/integration/test_contacts_api.py, the email outbox's (events/email_outbox) in
 # tests/integration/test_email_outbox.py, the workflow sweep's (events/workflow_sweep) in
 # tests/integration/test_workflow_sweep.py.
-# The privacy job's (events/privacy_job) in tests/integration/test_privacy.py.
+# The privacy job's (events/privacy_job) in tests/integration/test_privacy.py, the webhook delivery function's
+# (events/webhook_delivery) in tests/integration/test_webhooks.py.
 NOT_HTTP = (
     "websocket",
     "ws_authorizer",
@@ -59,6 +61,7 @@ NOT_HTTP = (
     "contacts_backfill",
     "email_outbox",
     "privacy_job",
+    "webhook_delivery",
 )
 EVENT_FILES = [p for p in ALL_EVENT_FILES if p.parent.name not in (*NOT_HTTP, "workflow_sweep")]
 
@@ -98,6 +101,8 @@ REQUEST_MODELS: dict[str, type[BaseModel]] = {
     "PATCH /api/support/automations/{ruleId}": RuleUpdate,
     "POST /api/support/privacy/exports": PrivacyRequestCreate,
     "POST /api/support/privacy/erasures": PrivacyRequestCreate,
+    "POST /api/support/webhooks": WebhookCreate,
+    "PATCH /api/support/webhooks/{webhookId}": WebhookUpdate,
     # POST .../chat/sessions/{sessionId}/end takes an optional body that accepts nothing (ChatSessionEnd
     # refuses a client duration): its sample is sent without one.
 }
@@ -272,6 +277,27 @@ BROADCASTERS = {"WebSocketFunction", "ChatFunction", "AgentsFunction", "Automati
 # automations function, and are told its name by configuration.
 AUTOMATION_STARTERS = {"TicketsFunction"}
 INVOKE_AUTOMATIONS_POLICY = {"LambdaInvokePolicy": {"FunctionName": {"Ref": "AutomationsFunction"}}}
+# Webhooks (sql/0042): the functions whose changes write deliveries start their dispatch after the commit; the
+# sweep and the delivery function itself send to the queue (SAM's SQS event adds the poller's rights on its own).
+WEBHOOK_STARTERS = {"TicketsFunction", "ChatFunction", "WidgetsFunction", "ChannelsFunction", "EmailInboundFunction"}
+INVOKE_WEBHOOKS_POLICY = {"LambdaInvokePolicy": {"FunctionName": {"Ref": "WebhookDeliveryFunction"}}}
+WEBHOOK_SENDERS = {"WorkflowSweepFunction", "WebhookDeliveryFunction"}
+SEND_WEBHOOKS_POLICY = {"SQSSendMessagePolicy": {"QueueName": {"Fn::GetAtt": ["WebhookDeliveryQueue", "QueueName"]}}}
+# the delivery function's event source mapping: this queue only (not SAM's managed AWSLambdaSQSQueueExecutionRole)
+RECEIVE_WEBHOOKS_POLICY = {
+    "Statement": [
+        {
+            "Effect": "Allow",
+            "Action": [
+                "sqs:ReceiveMessage",
+                "sqs:DeleteMessage",
+                "sqs:ChangeMessageVisibility",
+                "sqs:GetQueueAttributes",
+            ],
+            "Resource": {"Fn::GetAtt": ["WebhookDeliveryQueue", "Arn"]},
+        }
+    ]
+}
 INVOKE_BROADCAST_POLICY = {"LambdaInvokePolicy": {"FunctionName": {"Ref": "BroadcastFunction"}}}
 # The broadcast function hands slices of a large audience to invocations of itself, named (not referenced: a
 # function's policy that referenced the function would be a circular dependency).
@@ -427,6 +453,12 @@ def test_functions_get_no_policies_beyond_the_secrets_they_read_and_the_connecti
             expected = [*expected, PRIVACY_JOB_POLICY]
         if function_id == "WorkflowSweepFunction":
             expected = [*expected, INVOKE_PRIVACY_JOB_POLICY]
+        if function_id in WEBHOOK_STARTERS:
+            expected = [*expected, INVOKE_WEBHOOKS_POLICY]
+        if function_id in WEBHOOK_SENDERS:
+            expected = [*expected, SEND_WEBHOOKS_POLICY]
+        if function_id == "WebhookDeliveryFunction":
+            expected = [*expected, RECEIVE_WEBHOOKS_POLICY]
         assert policies == expected, f"{function_id} has policies beyond what it needs"
         variables = (function["Properties"].get("Environment") or {}).get("Variables") or {}
         assert ("VISITOR_TOKEN_SECRET_ARN" in variables) == (function_id in VISITOR_KEY_READERS), function_id
@@ -436,6 +468,8 @@ def test_functions_get_no_policies_beyond_the_secrets_they_read_and_the_connecti
         if function_id in BROADCASTERS:
             assert variables["BROADCAST_FUNCTION_NAME"] == {"Ref": "BroadcastFunction"}
         assert ("AUTOMATIONS_FUNCTION_NAME" in variables) == (function_id in AUTOMATION_STARTERS), function_id
+        assert ("WEBHOOK_FUNCTION_NAME" in variables) == (function_id in WEBHOOK_STARTERS), function_id
+        assert ("WEBHOOK_QUEUE_URL" in variables) == (function_id in WEBHOOK_SENDERS), function_id
 
 
 def test_there_is_a_sample_event_for_every_route() -> None:

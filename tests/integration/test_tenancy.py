@@ -69,6 +69,9 @@ TENANT_TABLES = [
     "idempotency_keys",
     # privacy exports and erasures (sql/0039)
     "privacy_requests",
+    # webhook endpoints and their deliveries, the outbox (sql/0042)
+    "webhook_endpoints",
+    "webhook_deliveries",
 ]
 # Row-level security ENABLEd but not FORCEd: the runtime role sees its tenant's rows only, and the owner's
 # SECURITY DEFINER lookup can find a widget key before the tenant is known (sql/0011), and the email outbox's
@@ -83,6 +86,8 @@ NOT_FORCED |= {"automation_rules", "automation_tenants", "automation_events"}
 NOT_FORCED |= {"idempotency_keys"}
 # sql/0039: the workflow sweep lists the privacy requests of every tenant whose run was lost.
 NOT_FORCED |= {"privacy_requests"}
+# sql/0042: the webhook capture triggers look up endpoints and write deliveries for any write; the sweep lists tenants.
+NOT_FORCED |= {"webhook_endpoints", "webhook_deliveries"}
 # Tables with a user_id that the runtime role cannot touch at all (read only through SECURITY DEFINER functions).
 # sql/0003, sql/0027; sql/0025: the reference counters (the owner's only, RLS not forced)
 SIDE_TABLES = ["ticket_search_index", "canned_response_search", "canned_response_terms", "ticket_reference_counters"]
@@ -90,6 +95,8 @@ SIDE_TABLES = ["ticket_search_index", "canned_response_search", "canned_response
 SIDE_TABLES += ["support_channel_secrets", "channel_signatures_seen"]
 # sql/0033: the SLA sweep's queue (the owner's trigger and sla_sweep only)
 SIDE_TABLES += ["ticket_sla_checks"]
+# sql/0042: the webhooks' signing secrets (the owner's SECURITY DEFINER functions only)
+SIDE_TABLES += ["webhook_secrets"]
 # sql/0025: the references' backfill progress, the owner's only and empty once the backfill is done
 PROGRESS_TABLES = ["ticket_reference_backfill"]
 
@@ -292,6 +299,14 @@ def _tenant_rows(db: DatabaseUrls, tenant: UUID) -> dict[str, str]:
     )
     assert rule.status == 201, rule.body
     new_ticket(tickets, subject="Run a rule")
+    # a webhook endpoint (its secret) and the delivery a new ticket wrote for it (sql/0042)
+    from functions.webhooks import app as webhooks_app
+
+    hook = HandlerClient(webhooks_app.lambda_handler, tenant=tenant).post(
+        "/api/support/webhooks", {"url": "https://93.184.216.34/hook", "events": ["ticket.created"]}
+    )
+    assert hook.status == 201, hook.body
+    new_ticket(tickets, subject="Tell the CRM")
     # a create retried with an Idempotency-Key (the key's row, with the first answer)
     body = {"customerName": "Ada", "customerEmail": "ada@example.com", "subject": "Retried"}
     for _ in range(2):
@@ -576,6 +591,11 @@ def _inserts_for(tenant: UUID, rows: dict[str, str]) -> dict[str, tuple[str, tup
             "INSERT INTO automation_runs (user_id, event_id, rule_name, event, outcome) VALUES (%s, %s, 'x', 'x',"
             " 'applied')",
             (tenant, uuid4()),
+        ),
+        "webhook_endpoints": (
+            "INSERT INTO webhook_endpoints (user_id, url, events) VALUES (%s, 'https://93.184.216.34/x',"
+            " '{ticket.created}')",
+            (tenant,),
         ),
         "idempotency_keys": (
             "INSERT INTO idempotency_keys (user_id, route, key, request_hash, claim_id, lease_expires_at, expires_at)"

@@ -60,6 +60,18 @@ class Settings(BaseModel):
     privacy_function_name: str | None = Field(default=None, alias="PRIVACY_FUNCTION_NAME", min_length=1)
     # The encrypted bucket the exports are written to (PrivacyExportBucket; locally the moto bucket make run makes).
     privacy_export_bucket: str | None = Field(default=None, alias="PRIVACY_EXPORT_BUCKET", min_length=1)
+    # Webhooks (support.services.webhooks): the SQS queue of deliveries (unset: nothing is handed to SQS, the rows wait
+    # for a configured stack), and the function that dispatches a tenant's new deliveries after a change committed,
+    # invoked asynchronously (in AWS the WebhookDeliveryFunction's name; unset: the dispatch happens in the caller's
+    # process after its commit). The workflow sweep dispatches whatever is left in any case.
+    webhook_queue_url: str | None = Field(default=None, alias="WEBHOOK_QUEUE_URL", min_length=1)
+    webhook_function_name: str | None = Field(default=None, alias="WEBHOOK_FUNCTION_NAME", min_length=1)
+    # The longest SQS delay of one hop (SQS's maximum, 15 minutes); a longer backoff takes several hops. Tests set 0
+    # so a retry's message is visible at once and their clock decides when it is due.
+    webhook_max_hop_seconds: int = Field(default=900, alias="WEBHOOK_MAX_HOP_SECONDS", ge=0, le=900)
+    # Local development and tests only (make run, the test suite): endpoints may be http:// and on the loopback
+    # address. Off by default, so a deployed stack refuses both.
+    webhooks_allow_local_http: bool = Field(default=False, alias="WEBHOOKS_ALLOW_LOCAL_HTTP")
     # New chat sessions go to an available agent with spare capacity, else they queue.
     chat_auto_assign: bool = Field(default=True, alias="CHAT_AUTO_ASSIGN")
     # The WebSocket authorizer verifies staff JWTs as the HTTP API's JWT authorizer does: same issuer and

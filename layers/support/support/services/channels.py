@@ -45,7 +45,7 @@ from support.errors import Conflict, InvalidInput, MalformedJson, PayloadTooLarg
 from support.models.channels import Channel, ChannelCreate, ChannelDelivery, ChannelMessage, ChannelWithSecret
 from support.models.tickets import SenderType, TicketStatus
 from support.pagination import Page, page_of
-from support.services import automations, routing
+from support.services import automations, routing, webhooks
 from support.services.rate_limits import Bucket, take_tokens
 from support.services.tickets import _admit_ticket
 
@@ -224,6 +224,7 @@ def deliver(
         delivery, stored = _store(cur, tenant_id, channel_id, message)
     if stored:  # committed: the ticket's or the message's events run now (support.services.automations)
         automations.kick(tenant_id)
+        webhooks.kick(tenant_id)
     return delivery, stored
 
 

@@ -73,7 +73,7 @@ from support.models.realtime import SYNC_PAGE, Queued, ReadNotice, SyncAnswer, T
 from support.models.settings import DEFAULT_QUEUE_CAP, ChatSettings
 from support.models.tickets import SenderType
 from support.pagination import Page, decode_cursor, page_of
-from support.services import automations, broadcasts
+from support.services import automations, broadcasts, webhooks
 from support.services.connections import (
     STAFF_SIDE,
     VISITOR_SIDE,
@@ -257,6 +257,7 @@ def start_chat_session(
     if own["start_broadcast"]:
         broadcasts.start_after(outbox)
     automations.start_after(outbox, events)  # a new session's chat_started event runs after the commit
+    webhooks.start_after(outbox)  # its webhook deliveries are dispatched after the commit
     outbox.send()
     return session
 
@@ -311,6 +312,7 @@ def end_chat_session(
     announce_assignments(outbox, assigned)
     ended.start_broadcast(outbox)
     automations.start_after(outbox, ended.events_pending)  # its chat_ended event runs after the commit
+    webhooks.start_after(outbox)  # its webhook deliveries are dispatched after the commit
     outbox.send()
     return ended.session
 
@@ -444,6 +446,7 @@ def rate_chat_session(
         rated = _session(cur.fetchone())
         outbox.answer("chat.rated", rated)
         outbox.tell(_connections(_participants(cur, principal, session_id), STAFF_SIDE), "chat.rated", rated)
+    webhooks.start_after(outbox)  # its webhook deliveries are dispatched after the commit
     outbox.send()
     return rated
 

@@ -59,7 +59,7 @@ from support.models.base import MESSAGE_MAX_BYTES
 from support.models.inbound import OriginalEmail
 from support.models.tickets import TicketStatus
 from support.observability import logger
-from support.services import automations, email_outbox, routing
+from support.services import automations, email_outbox, routing, webhooks
 from support.services.tickets import CONVERSATION_COLUMNS, _admit_ticket
 
 THREADED = "threaded"
@@ -230,6 +230,7 @@ def receive_message(
     result = _record(tenant_id, message, attachments)
     if result.ticket_id is not None and not result.duplicate:  # committed: its events run now, not at the sweep
         automations.kick(tenant_id)
+        webhooks.kick(tenant_id)
     logger.info("inbound email", extra={k: v for k, v in result.as_dict().items() if v is not None})
     return result
 

@@ -33,7 +33,7 @@ from support.models.widgets import (
     normalize_origin,
 )
 from support.pagination import Page, page_of
-from support.services import automations, tickets
+from support.services import automations, tickets, webhooks
 from support.services.connections import Outbox, key_connections
 from support.services.rate_limits import FORM_PER_IP, FORM_PER_KEY, SESSION_PER_IP, SESSION_PER_KEY, take_tokens_alone
 from support.visitors import issue_connect_token, issue_resume_token, new_visitor_id, verify_resume_token
@@ -192,4 +192,5 @@ def submit_web_form(
     )
     ticket = tickets.create_ticket(principal, data, channel=TicketChannel.WEB_FORM)
     automations.kick(tenant_id)  # committed: the ticket's events run now (support.services.automations)
+    webhooks.kick(tenant_id)  # and its webhook deliveries are dispatched
     return WebFormTicket(reference=str(ticket.reference)), True
