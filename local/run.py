@@ -329,7 +329,7 @@ def _serve_local_ses(stack: ExitStack) -> str:
 
 def _serve_local_s3(stack: ExitStack, endpoint: str, data_dir: Path) -> None:
     """S3 on the same moto (local.s3): the functions pointed at it with AWS_ENDPOINT_URL_S3, the inbound mail bucket
-    created, and the endpoint written beside the data folder for `make inbound-email`."""
+    and the retention archive's created, and the endpoint written beside the data folder for `make inbound-email`."""
     from local import s3
 
     s3.configure_environment(endpoint)

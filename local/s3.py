@@ -19,6 +19,7 @@ from typing import Any
 from local.ses import REGION, moto_client
 
 BUCKET = "desk-inbound-local"  # the template's InboundEmailBucket, locally
+ARCHIVE_BUCKET = "desk-archive-local"  # the template's ArchiveBucket (the retention step's archive), locally
 ENDPOINT_VARIABLE = "AWS_ENDPOINT_URL_S3"
 
 
@@ -30,6 +31,7 @@ def configure_environment(endpoint: str) -> None:
     """Point this process's (and its children's) S3 calls at `endpoint`, and name the bucket to the functions."""
     os.environ[ENDPOINT_VARIABLE] = endpoint
     os.environ["INBOUND_EMAIL_BUCKET"] = BUCKET
+    os.environ["ARCHIVE_BUCKET"] = ARCHIVE_BUCKET
     os.environ.setdefault("AWS_ACCESS_KEY_ID", "local")
     os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "local")
     os.environ.setdefault("AWS_DEFAULT_REGION", REGION)
@@ -39,6 +41,8 @@ def create_bucket(endpoint: str) -> None:
     s3 = client(endpoint)
     with contextlib.suppress(s3.exceptions.BucketAlreadyOwnedByYou):
         s3.create_bucket(Bucket=BUCKET)
+    with contextlib.suppress(s3.exceptions.BucketAlreadyOwnedByYou):
+        s3.create_bucket(Bucket=ARCHIVE_BUCKET)
 
 
 def state_file(data_dir: Path) -> Path:

@@ -19,6 +19,9 @@ Steps:
   limit (routing settings) becomes a ticket with its messages, and its visitor is told (docs/api.md, Routing).
 * `idempotency`: support.idempotency.purge_expired: deletes the Idempotency-Keys past their 24 hours, of every tenant
   (docs/api.md, Retry-safe writes).
+* `retention`: support.services.retention.sweep_step: the closed tickets and ended chats past their tenant's retention
+  policy written to the archive bucket (mode archive) and then deleted, in bounded batches (docs/ARCHITECTURE.md,
+  "Retention and archives").
 Other steps join this list in the same shape.
 """
 
@@ -33,7 +36,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from support import idempotency
 from support.observability import logger, metrics
-from support.services import automations, chat_expiry, sla
+from support.services import automations, chat_expiry, retention, sla
 
 type Step = Callable[[datetime], Sequence[Any] | int]
 
@@ -43,6 +46,7 @@ STEPS: list[tuple[str, Step]] = [
     ("automations", automations.sweep_step),
     ("chat_expiry", lambda now: chat_expiry.expire_waiting_chats(now).ticketed),
     ("idempotency", idempotency.purge_expired),
+    ("retention", retention.sweep_step),
 ]
 
 # An SLA warning or breach the sla step records is an automation event, run by the automations step that follows.

@@ -93,7 +93,11 @@ BEGIN
             ('automation_runs', true),
             -- Retry-safe writes (sql/0037): the Idempotency-Keys; the workflow sweep's purge (SECURITY DEFINER,
             -- sql/definitions/idempotency.sql) deletes the expired ones of every tenant: not forced.
-            ('idempotency_keys', false)
+            ('idempotency_keys', false),
+            -- Retention (sql/0040): what the figures still count of the rows the retention job deleted; the owner's
+            -- functions write them, the recount reads them, no runtime role may touch them.
+            ('retention_ticket_tombstones', true),
+            ('retention_chat_tombstones', true)
         ) AS t (name, forced)
     LOOP
         SELECT c.relrowsecurity AS enabled, c.relforcerowsecurity AS forced INTO existing
@@ -143,5 +147,22 @@ BEGIN
                            'USING (true)', source_table);
         END IF;
     END LOOP;
+END
+$$;
+
+-- Retention (sql/0040): the lister's retention_tenants_due reads every tenant's settings rows (it filters the
+-- retention area itself). USING (true), as the analytics lister's policies above: a condition would leave the
+-- tenant_isolation policy to be evaluated too (permissive policies are OR'ed; only `true OR ...` folds away), and
+-- that one raises without a tenant. The lister is NOLOGIN and holds SELECT on three columns only.
+DO $$
+BEGIN
+    IF NOT EXISTS (SELECT FROM pg_catalog.pg_policies p
+                   WHERE p.schemaname = 'public' AND p.tablename = 'tenant_settings'
+                     AND p.policyname = 'retention_tenants' AND p.cmd = 'SELECT'
+                     AND p.roles = '{support_analytics_lister}'::name[] AND p.qual = 'true') THEN
+        DROP POLICY IF EXISTS retention_tenants ON public.tenant_settings;
+        CREATE POLICY retention_tenants ON public.tenant_settings FOR SELECT TO support_analytics_lister
+            USING (true);
+    END IF;
 END
 $$;

@@ -26,7 +26,7 @@ from support.models.canned import CannedResponseCreate, CannedResponseUpdate
 from support.models.channels import ChannelCreate, ChannelMessage
 from support.models.chat import ChatMessageCreate, ChatRating, ChatReadRequest, ChatSessionStart, ChatTransfer
 from support.models.contacts import ContactMerge, ContactUpdate
-from support.models.settings import ChatSettings, EmailSettings, RoutingSettings, SlaSettings
+from support.models.settings import ChatSettings, EmailSettings, RetentionSettings, RoutingSettings, SlaSettings
 from support.models.tickets import (
     AssignRequest,
     CallCreate,
@@ -79,6 +79,7 @@ REQUEST_MODELS: dict[str, type[BaseModel]] = {
     "PUT /api/support/settings/email": EmailSettings,
     "PUT /api/support/settings/sla": SlaSettings,
     "PUT /api/support/settings/routing": RoutingSettings,
+    "PUT /api/support/settings/retention": RetentionSettings,
     "POST /api/support/channels": ChannelCreate,
     # read raw after its signature is checked (the handler takes no body parameter), as this model
     "POST /api/support/channels/{channelId}/messages": ChannelMessage,
@@ -322,6 +323,12 @@ EMAIL_INBOUND_POLICY = {
     ]
 }
 ORIGINAL_EMAIL_POLICY = {"Statement": [READ_INBOUND_MAIL]}
+# The workflow sweep's retention step writes archive objects, and nothing else of the bucket.
+WRITE_ARCHIVE_POLICY = {
+    "Statement": [
+        {"Effect": "Allow", "Action": "s3:PutObject", "Resource": {"Fn::Sub": "${ArchiveBucket.Arn}/archive/*"}}
+    ]
+}
 
 
 # The analytics rollup reads its own role's database secret, never the API's (test_analytics_template.py).
@@ -369,6 +376,8 @@ def test_functions_get_no_policies_beyond_the_secrets_they_read_and_the_connecti
             expected = [*expected, ORIGINAL_EMAIL_POLICY]
         if function_id in AUTOMATION_STARTERS:
             expected = [*expected, INVOKE_AUTOMATIONS_POLICY]
+        if function_id == "WorkflowSweepFunction":
+            expected = [*expected, WRITE_ARCHIVE_POLICY]
         assert policies == expected, f"{function_id} has policies beyond what it needs"
         variables = (function["Properties"].get("Environment") or {}).get("Variables") or {}
         assert ("VISITOR_TOKEN_SECRET_ARN" in variables) == (function_id in VISITOR_KEY_READERS), function_id

@@ -86,6 +86,8 @@ SIDE_TABLES = ["ticket_search_index", "canned_response_search", "canned_response
 SIDE_TABLES += ["support_channel_secrets", "channel_signatures_seen"]
 # sql/0033: the SLA sweep's queue (the owner's trigger and sla_sweep only)
 SIDE_TABLES += ["ticket_sla_checks"]
+# sql/0040: what the figures still count of the tickets and chats the retention job deleted (the owner's functions)
+SIDE_TABLES += ["retention_ticket_tombstones", "retention_chat_tombstones"]
 # sql/0025: the references' backfill progress, the owner's only and empty once the backfill is done
 PROGRESS_TABLES = ["ticket_reference_backfill"]
 
@@ -293,6 +295,17 @@ def _tenant_rows(db: DatabaseUrls, tenant: UUID) -> dict[str, str]:
     for _ in range(2):
         retried = tickets.post(BASE, body, headers={"Idempotency-Key": "same-key-in-every-tenant"})
         assert retried.status == 201, retried.body
+    # the tombstones the retention job leaves (written as the owner: no runtime role may)
+    with psycopg.connect(db.admin) as conn:
+        conn.execute(
+            """INSERT INTO retention_ticket_tombstones (user_id, id, status, priority, channel, created_at)
+            VALUES (%s, gen_random_uuid(), 'closed', 'low', 'email', now())""",
+            (tenant,),
+        )
+        conn.execute(
+            "INSERT INTO retention_chat_tombstones (user_id, id, status) VALUES (%s, gen_random_uuid(), 'closed')",
+            (tenant,),
+        )
     return {
         "agent": agent["id"],
         "ticket": ticket["id"],
