@@ -178,8 +178,10 @@ def _archive() -> tuple[int, float, int, int]:
         runs += 1
         rows += report.rows
         objects += len(report.objects)
+        phases = ", ".join(f"{name} {spent:.1f} s" for name, spent in report.seconds.items())
         print(
-            f"run {runs}: {report.rows:,} tickets, {len(report.objects)} objects, {time.perf_counter() - started:.1f} s"
+            f"run {runs}: {report.rows:,} tickets, {len(report.objects)} objects, "
+            f"{time.perf_counter() - started:.1f} s ({phases})"
         )
 
 

@@ -91,6 +91,7 @@ class RetentionReport:
     objects: list[str] = field(default_factory=list)
     failed: dict[UUID, str] = field(default_factory=dict)
     more: bool = False  # stopped by the run's budget with work left
+    seconds: dict[str, float] = field(default_factory=lambda: {"read": 0.0, "upload": 0.0, "delete": 0.0})
 
     @property
     def rows(self) -> int:
@@ -201,13 +202,17 @@ def run_tenant(
         if rule.mode == "keep":
             continue
         while done < rows_left and time.monotonic() < deadline:
+            started = time.monotonic()
             batch = select_batch(tenant_id, kind, rule, now, min(BATCH, rows_left - done))
+            report.seconds["read"] += (read := time.monotonic()) - started
             if batch is None:
                 break
             if rule.mode == "archive":
                 report.objects.append(write_batch(batch, store))
                 report.archived[kind] += len(batch.ids)
+            report.seconds["upload"] += (uploaded := time.monotonic()) - read
             gone = delete_batch(batch, now)
+            report.seconds["delete"] += time.monotonic() - uploaded
             report.deleted[kind] += gone
             done += gone
             if gone == 0:  # every row of the batch changed meanwhile (reopened): leave the rest to the next run
@@ -256,6 +261,7 @@ def run(
                 "deleted": report.deleted,
                 "objects": len(report.objects),
                 "more": report.more,
+                "seconds": report.seconds,
             },
         )
     return report
