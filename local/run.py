@@ -347,7 +347,8 @@ def _drain_email_outbox(stack: ExitStack) -> None:
 def _sweep_workflow(stack: ExitStack) -> None:
     """The workflow sweep's schedule (EventBridge Scheduler, every minute, in AWS): local.workflow_sweep invokes
     WorkflowSweepFunction once a minute (the SLA warnings and breaches, the time-based automations and the pending
-    automation events, the waiting chats past the wait limit), in a process of its own, stopped with make run."""
+    automation events, the waiting chats past the wait limit, the retention policies' archive runs), in a process of its
+    own, stopped with make run."""
     _run_schedule(stack, "local.workflow_sweep", "--every", "60")
 
 
