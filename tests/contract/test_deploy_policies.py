@@ -204,7 +204,14 @@ def test_each_function_reads_only_its_secrets_and_posts_only_to_connections(func
         "Action": "s3:PutObject",
         "Resource": {"Fn::Sub": "${InboundEmailBucket.Arn}/attachments/*"},
     }
+    # Retention: the workflow sweep writes archive objects (archive/), and nothing else of the archive bucket.
+    write_archive = {
+        "Effect": "Allow",
+        "Action": "s3:PutObject",
+        "Resource": {"Fn::Sub": "${ArchiveBucket.Arn}/archive/*"},
+    }
     expected_other = {
+        "WorkflowSweepFunction": [write_archive],
         "AnalyticsFunction": dead_letters,
         "EmailOutboxFunction": send_as_the_domain,
         "EmailInboundFunction": [read_inbound, write_attachments],
