@@ -13,7 +13,7 @@ export AWS_DEFAULT_REGION ?= us-east-1
 export PYTHONDONTWRITEBYTECODE := 1
 
 .PHONY: help run reset-demo token verify-totals test test-fast browser-deps lint typecheck validate build build-x86_64 smoke bench bench-quick lock clean
-.PHONY: backfill backfill-contacts invoke bench-analytics inbound-email api-docs
+.PHONY: backfill backfill-contacts invoke bench-analytics inbound-email api-docs archive
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  make %-11s %s\n", $$1, $$2}'
@@ -53,6 +53,9 @@ backfill-contacts: $(VENV)/.installed ## link tickets and chats that have no con
 
 inbound-email: $(VENV)/.installed ## feed a MIME file to the email function as SES would: make inbound-email FILE=<.eml> TO=<address> (a running make run's S3 and database)
 	@$(PY) -m local.inbound_email "$(FILE)" --to "$(TO)"
+
+archive: $(VENV)/.installed ## run the retention step now against a running make run (LIST=1: list the archive objects)
+	@$(PY) -m local.archive $(if $(LIST),--list)
 
 invoke: $(VENV)/.installed ## run a template function in-process: make invoke FUNCTION=<logical id> EVENT=<file>
 	@$(PY) -m local.invoke "$(FUNCTION)" "$(EVENT)"

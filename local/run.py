@@ -337,8 +337,8 @@ def _serve_local_ses(stack: ExitStack) -> str:
 
 def _serve_local_s3(stack: ExitStack, endpoint: str, data_dir: Path) -> None:
     """S3 on the same moto (local.s3): the functions pointed at it with AWS_ENDPOINT_URL_S3, the inbound mail bucket
-    and the privacy exports' bucket created, and the endpoint written beside the data folder for
-    `make inbound-email`."""
+    and the privacy exports' and the retention archive's buckets created, and the endpoint written beside the data
+    folder for `make inbound-email`."""
     from local import s3
 
     s3.configure_environment(endpoint)
@@ -373,7 +373,8 @@ def _drain_email_outbox(stack: ExitStack) -> None:
 def _sweep_workflow(stack: ExitStack) -> None:
     """The workflow sweep's schedule (EventBridge Scheduler, every minute, in AWS): local.workflow_sweep invokes
     WorkflowSweepFunction once a minute (the SLA warnings and breaches, the time-based automations and the pending
-    automation events, the waiting chats past the wait limit), in a process of its own, stopped with make run."""
+    automation events, the waiting chats past the wait limit, the retention policies' archive runs), in a process of its
+    own, stopped with make run."""
     _run_schedule(stack, "local.workflow_sweep", "--every", "60")
 
 

@@ -20,6 +20,7 @@ from local.ses import REGION, moto_client
 
 BUCKET = "desk-inbound-local"  # the template's InboundEmailBucket, locally
 EXPORT_BUCKET = "desk-privacy-exports-local"  # the template's PrivacyExportBucket, locally
+ARCHIVE_BUCKET = "desk-archive-local"  # the template's ArchiveBucket (the retention step's archive), locally
 ENDPOINT_VARIABLE = "AWS_ENDPOINT_URL_S3"
 
 
@@ -32,6 +33,7 @@ def configure_environment(endpoint: str) -> None:
     os.environ[ENDPOINT_VARIABLE] = endpoint
     os.environ["INBOUND_EMAIL_BUCKET"] = BUCKET
     os.environ["PRIVACY_EXPORT_BUCKET"] = EXPORT_BUCKET
+    os.environ["ARCHIVE_BUCKET"] = ARCHIVE_BUCKET
     os.environ.setdefault("AWS_ACCESS_KEY_ID", "local")
     os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "local")
     os.environ.setdefault("AWS_DEFAULT_REGION", REGION)
@@ -39,7 +41,7 @@ def configure_environment(endpoint: str) -> None:
 
 def create_bucket(endpoint: str) -> None:
     s3 = client(endpoint)
-    for bucket in (BUCKET, EXPORT_BUCKET):
+    for bucket in (BUCKET, EXPORT_BUCKET, ARCHIVE_BUCKET):
         with contextlib.suppress(s3.exceptions.BucketAlreadyOwnedByYou):
             s3.create_bucket(Bucket=bucket)
 

@@ -444,6 +444,19 @@ SAMPLES = (
             "reassignTicketsWhenAway": False,
         },
     ),
+    SampleEvent(
+        "settings/get_retention.json", "GET /api/support/settings/retention", "/api/support/settings/retention"
+    ),
+    SampleEvent(
+        "settings/put_retention.json",
+        "PUT /api/support/settings/retention",
+        "/api/support/settings/retention",
+        body={
+            "tickets": {"mode": "archive", "days": 365},
+            "chats": {"mode": "delete", "days": 90},
+            "auditDays": 730,
+        },
+    ),
 )
 
 

@@ -1,6 +1,6 @@
 """Settings endpoint group: a tenant's settings, one area per path (`/api/support/settings/<area>`), read by any
-member of the desk (routing: admins only, issue 18) and written, whole, by admins. Chat, email, SLA (docs/sla.md)
-and routing so far; the others will join in the same shape."""
+member of the desk (routing: admins only, issue 18) and written, whole, by admins. Chat, email, SLA (docs/sla.md),
+routing and retention so far; the others will join in the same shape."""
 
 from __future__ import annotations
 
@@ -12,9 +12,9 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from support.http import create_resolver, current_principal, ok
 from support.models.envelopes import Envelope
-from support.models.settings import ChatSettings, EmailSettings, RoutingSettings, SlaSettings
+from support.models.settings import ChatSettings, EmailSettings, RetentionSettings, RoutingSettings, SlaSettings
 from support.observability import logger, metrics
-from support.services import settings, sla
+from support.services import retention, settings, sla
 
 app = create_resolver()
 
@@ -59,6 +59,16 @@ def get_routing_settings() -> Response[Envelope[RoutingSettings]]:
 @app.put(f"{BASE}/routing", summary="Replace the routing settings")
 def put_routing_settings(data: RoutingSettings) -> Response[Envelope[RoutingSettings]]:
     return ok(settings.put_routing_settings(current_principal(app), data))
+
+
+@app.get(f"{BASE}/retention", summary="Get the retention settings")
+def get_retention_settings() -> Response[Envelope[RetentionSettings]]:
+    return ok(retention.retention_settings(current_principal(app)))
+
+
+@app.put(f"{BASE}/retention", summary="Replace the retention settings")
+def put_retention_settings(data: RetentionSettings) -> Response[Envelope[RetentionSettings]]:
+    return ok(retention.put_retention_settings(current_principal(app), data))
 
 
 @logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_HTTP)

@@ -24,6 +24,9 @@ Steps:
   of attempts (docs/api.md, Privacy requests).
 * `webhooks`: support.services.webhooks.sweep: hands to SQS the webhook deliveries whose dispatch after the commit
   was lost, and re-sends the messages of queued ones long past due (docs/webhooks.md).
+* `retention`: support.services.retention.sweep_step: the closed tickets and ended chats past their tenant's retention
+  policy written to the archive bucket (mode archive) and then deleted, in bounded batches (docs/ARCHITECTURE.md,
+  "Retention and archives").
 Other steps join this list in the same shape.
 """
 
@@ -38,7 +41,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from support import idempotency
 from support.observability import logger, metrics
-from support.services import automations, chat_expiry, privacy, sla, webhooks
+from support.services import automations, chat_expiry, privacy, retention, sla, webhooks
 
 type Step = Callable[[datetime], Sequence[Any] | int]
 
@@ -50,6 +53,7 @@ STEPS: list[tuple[str, Step]] = [
     ("idempotency", idempotency.purge_expired),
     ("privacy", privacy.sweep),
     ("webhooks", webhooks.sweep),
+    ("retention", retention.sweep_step),
 ]
 
 # An SLA warning or breach the sla step records is an automation event, run by the automations step that follows.

@@ -78,7 +78,12 @@ AS $$
                                           t.first_response_time, f.agent_rating)
         FROM public.support_tickets t
         LEFT JOIN public.ticket_feedback f ON f.user_id = t.user_id AND f.ticket_id = t.id
-        WHERE t.assigned_agent_id = ANY (agent_ids)));
+        WHERE t.assigned_agent_id = ANY (agent_ids)
+        UNION ALL  -- the tickets the retention job deleted still count (sql/definitions/retention.sql)
+        SELECT public.ticket_contribution(1, r.assigned_agent_id, r.status, r.resolution_time,
+                                          r.first_response_time, r.feedback_agent_rating)
+        FROM public.retention_ticket_tombstones r
+        WHERE r.assigned_agent_id = ANY (agent_ids)));
 $$;
 
 CREATE OR REPLACE FUNCTION public.add_agent_figures_for_tickets() RETURNS trigger
@@ -86,6 +91,9 @@ LANGUAGE plpgsql SECURITY DEFINER
 SET search_path = pg_catalog, public, pg_temp
 AS $$
 BEGIN
+    IF TG_OP = 'DELETE' AND public.retention_deleting_now() THEN
+        RETURN NULL;  -- the retention job's delete: the figures keep counting history (sql/definitions/retention.sql)
+    END IF;
     IF TG_OP = 'INSERT' THEN
         PERFORM public.add_agent_figures(ARRAY(
             SELECT public.ticket_contribution(1, n.assigned_agent_id, n.status, n.resolution_time,
@@ -131,6 +139,9 @@ LANGUAGE plpgsql SECURITY DEFINER
 SET search_path = pg_catalog, public, pg_temp
 AS $$
 BEGIN
+    IF TG_OP = 'DELETE' AND public.retention_deleting_now() THEN
+        RETURN NULL;  -- the retention job's delete: the figures keep counting history (sql/definitions/retention.sql)
+    END IF;
     -- Lock the tickets first (in id order), so that the agent read below is the committed one.
     IF TG_OP IN ('UPDATE', 'DELETE') THEN
         PERFORM 1 FROM public.support_tickets t

@@ -65,6 +65,9 @@ LANGUAGE plpgsql SECURITY DEFINER
 SET search_path = pg_catalog, public, pg_temp
 AS $$
 BEGIN
+    IF TG_OP = 'DELETE' AND public.retention_deleting_now() THEN
+        RETURN NULL;  -- the retention job's delete: the figures keep counting history (sql/definitions/retention.sql)
+    END IF;
     IF TG_OP = 'INSERT' THEN
         PERFORM public.add_to_ticket_day_totals(ARRAY(
             SELECT public.ticket_day_contribution(1, n) FROM new_rows n));
@@ -89,6 +92,9 @@ LANGUAGE plpgsql SECURITY DEFINER
 SET search_path = pg_catalog, public, pg_temp
 AS $$
 BEGIN
+    IF TG_OP = 'DELETE' AND public.retention_deleting_now() THEN
+        RETURN NULL;  -- the retention job's delete: the figures keep counting history (sql/definitions/retention.sql)
+    END IF;
     IF TG_OP = 'INSERT' THEN
         PERFORM public.add_to_feedback_day_totals(ARRAY(
             SELECT public.feedback_day_contribution(1, n) FROM new_rows n));
@@ -145,7 +151,9 @@ BEGIN
     RETURN QUERY
     WITH counted AS (
         SELECT (t.created_at AT TIME ZONE 'UTC')::date AS day, count(*) AS tickets
-        FROM public.support_tickets t WHERE t.user_id = tenant GROUP BY 1
+        FROM (SELECT t.created_at FROM public.support_tickets t WHERE t.user_id = tenant
+              UNION ALL  -- the tickets the retention job deleted still count (sql/definitions/retention.sql)
+              SELECT r.created_at FROM public.retention_ticket_tombstones r WHERE r.user_id = tenant) t GROUP BY 1
     ), kept AS (
         SELECT d.day, d.tickets FROM public.ticket_day_totals d WHERE d.user_id = tenant
     )
@@ -156,7 +164,10 @@ BEGIN
     RETURN QUERY
     WITH counted AS (
         SELECT (f.created_at AT TIME ZONE 'UTC')::date AS day, count(*) AS ratings, sum(f.rating) AS rating_sum
-        FROM public.ticket_feedback f WHERE f.user_id = tenant GROUP BY 1
+        FROM (SELECT f.created_at, f.rating FROM public.ticket_feedback f WHERE f.user_id = tenant
+              UNION ALL
+              SELECT r.feedback_created_at, r.feedback_rating FROM public.retention_ticket_tombstones r
+              WHERE r.user_id = tenant AND r.feedback_rating IS NOT NULL) f GROUP BY 1
     ), kept AS (
         SELECT d.day, d.ratings, d.rating_sum FROM public.feedback_day_totals d WHERE d.user_id = tenant
     )
@@ -172,10 +183,15 @@ BEGIN
     DELETE FROM public.ticket_day_totals d WHERE d.user_id = tenant;
     INSERT INTO public.ticket_day_totals (user_id, day, tickets)
     SELECT tenant, (t.created_at AT TIME ZONE 'UTC')::date, count(*)
-    FROM public.support_tickets t WHERE t.user_id = tenant GROUP BY 2;
+    FROM (SELECT t.created_at FROM public.support_tickets t WHERE t.user_id = tenant
+          UNION ALL  -- the tickets the retention job deleted still count (sql/definitions/retention.sql)
+          SELECT r.created_at FROM public.retention_ticket_tombstones r WHERE r.user_id = tenant) t GROUP BY 2;
     DELETE FROM public.feedback_day_totals d WHERE d.user_id = tenant;
     INSERT INTO public.feedback_day_totals (user_id, day, ratings, rating_sum)
     SELECT tenant, (f.created_at AT TIME ZONE 'UTC')::date, count(*), sum(f.rating)
-    FROM public.ticket_feedback f WHERE f.user_id = tenant GROUP BY 2;
+    FROM (SELECT f.created_at, f.rating FROM public.ticket_feedback f WHERE f.user_id = tenant
+          UNION ALL
+          SELECT r.feedback_created_at, r.feedback_rating FROM public.retention_ticket_tombstones r
+          WHERE r.user_id = tenant AND r.feedback_rating IS NOT NULL) f GROUP BY 2;
 END
 $$;

@@ -36,7 +36,11 @@ BEGIN
                coalesce(sum(t.resolution_time), 0) AS resolution_seconds, count(t.resolution_time) AS resolution_count,
                coalesce(sum(t.first_response_time), 0) AS first_response_seconds,
                count(t.first_response_time) AS first_response_count
-        FROM public.support_tickets t WHERE t.user_id = tenant
+        FROM (SELECT t.status, t.priority, t.category, t.channel, t.resolution_time, t.first_response_time
+              FROM public.support_tickets t WHERE t.user_id = tenant
+              UNION ALL  -- the tickets the retention job deleted still count (sql/definitions/retention.sql)
+              SELECT r.status, r.priority, r.category, r.channel, r.resolution_time, r.first_response_time
+              FROM public.retention_ticket_tombstones r WHERE r.user_id = tenant) t
         GROUP BY t.status, t.priority, t.category, t.channel
     )
     SELECT 'ticket_totals',
@@ -61,7 +65,9 @@ BEGIN
     ), counted AS (
         SELECT s.status, count(*) AS sessions, coalesce(sum(s.duration), 0) AS duration_seconds,
                count(s.duration) AS duration_count
-        FROM public.live_chat_sessions s WHERE s.user_id = tenant GROUP BY s.status
+        FROM (SELECT s.status, s.duration FROM public.live_chat_sessions s WHERE s.user_id = tenant
+              UNION ALL
+              SELECT r.status, r.duration FROM public.retention_chat_tombstones r WHERE r.user_id = tenant) s GROUP BY s.status
     )
     SELECT 'chat_totals', coalesce(k.status, c.status),
            CASE WHEN k.status IS NOT NULL THEN ROW(k.sessions, k.duration_seconds, k.duration_count)::text END,
@@ -75,7 +81,10 @@ BEGIN
         SELECT t.ratings, t.rating_sum FROM public.feedback_totals t WHERE t.user_id = tenant
     ), counted AS (
         SELECT count(*) AS ratings, sum(f.rating) AS rating_sum
-        FROM public.ticket_feedback f WHERE f.user_id = tenant HAVING count(*) > 0
+        FROM (SELECT f.rating FROM public.ticket_feedback f WHERE f.user_id = tenant
+              UNION ALL
+              SELECT r.feedback_rating FROM public.retention_ticket_tombstones r
+              WHERE r.user_id = tenant AND r.feedback_rating IS NOT NULL) f HAVING count(*) > 0
     )
     SELECT 'feedback_totals', tenant::text,
            (SELECT ROW(k.ratings, k.rating_sum)::text FROM kept k),
@@ -104,9 +113,15 @@ BEGIN
                    count(t.first_response_time)::integer AS first_response_count,
                    coalesce(sum(f.agent_rating), 0)::integer AS rating_sum,
                    count(f.agent_rating)::integer AS rating_count
-            FROM public.support_tickets t
-            LEFT JOIN public.ticket_feedback f ON f.user_id = t.user_id AND f.ticket_id = t.id
-            WHERE t.user_id = a.user_id AND t.assigned_agent_id = a.id) x
+            FROM (SELECT t.status, t.resolution_time, t.first_response_time, f.agent_rating
+                  FROM public.support_tickets t
+                  LEFT JOIN public.ticket_feedback f ON f.user_id = t.user_id AND f.ticket_id = t.id
+                  WHERE t.user_id = a.user_id AND t.assigned_agent_id = a.id
+                  UNION ALL
+                  SELECT r.status, r.resolution_time, r.first_response_time, r.feedback_agent_rating
+                  FROM public.retention_ticket_tombstones r
+                  WHERE r.user_id = a.user_id AND r.assigned_agent_id = a.id) t
+            CROSS JOIN LATERAL (SELECT t.agent_rating) f) x
         WHERE a.user_id = tenant
     )
     SELECT 'support_agents', a.id::text,
@@ -133,17 +148,26 @@ BEGIN
                                       resolution_count, first_response_seconds, first_response_count)
     SELECT tenant, t.status, t.priority, t.category, t.channel, count(*), coalesce(sum(t.resolution_time), 0),
            count(t.resolution_time), coalesce(sum(t.first_response_time), 0), count(t.first_response_time)
-    FROM public.support_tickets t WHERE t.user_id = tenant
+    FROM (SELECT t.status, t.priority, t.category, t.channel, t.resolution_time, t.first_response_time
+          FROM public.support_tickets t WHERE t.user_id = tenant
+          UNION ALL  -- the tickets the retention job deleted still count (sql/definitions/retention.sql)
+          SELECT r.status, r.priority, r.category, r.channel, r.resolution_time, r.first_response_time
+          FROM public.retention_ticket_tombstones r WHERE r.user_id = tenant) t
     GROUP BY t.status, t.priority, t.category, t.channel;
 
     DELETE FROM public.chat_totals t WHERE t.user_id = tenant;
     INSERT INTO public.chat_totals (user_id, status, sessions, duration_seconds, duration_count)
     SELECT tenant, s.status, count(*), coalesce(sum(s.duration), 0), count(s.duration)
-    FROM public.live_chat_sessions s WHERE s.user_id = tenant GROUP BY s.status;
+    FROM (SELECT s.status, s.duration FROM public.live_chat_sessions s WHERE s.user_id = tenant
+          UNION ALL
+          SELECT r.status, r.duration FROM public.retention_chat_tombstones r WHERE r.user_id = tenant) s GROUP BY s.status;
 
     DELETE FROM public.feedback_totals t WHERE t.user_id = tenant;
     INSERT INTO public.feedback_totals (user_id, ratings, rating_sum)
-    SELECT tenant, count(*), sum(f.rating) FROM public.ticket_feedback f WHERE f.user_id = tenant
+    SELECT tenant, count(*), sum(f.rating) FROM (SELECT f.rating FROM public.ticket_feedback f WHERE f.user_id = tenant
+          UNION ALL
+          SELECT r.feedback_rating FROM public.retention_ticket_tombstones r
+          WHERE r.user_id = tenant AND r.feedback_rating IS NOT NULL) f
     HAVING count(*) > 0;
 
     PERFORM public.refresh_agent_metrics(ARRAY(SELECT a.id FROM public.support_agents a WHERE a.user_id = tenant));

@@ -102,7 +102,11 @@ BEGIN
             -- sql/definitions/webhooks.sql): not forced. The secrets are the owner's alone (as the channels').
             ('webhook_endpoints', false),
             ('webhook_secrets', false),
-            ('webhook_deliveries', false)
+            ('webhook_deliveries', false),
+            -- Retention (sql/0040): what the figures still count of the rows the retention job deleted; the owner's
+            -- functions write them, the recount reads them, no runtime role may touch them.
+            ('retention_ticket_tombstones', true),
+            ('retention_chat_tombstones', true)
         ) AS t (name, forced)
     LOOP
         SELECT c.relrowsecurity AS enabled, c.relforcerowsecurity AS forced INTO existing
@@ -152,5 +156,22 @@ BEGIN
                            'USING (true)', source_table);
         END IF;
     END LOOP;
+END
+$$;
+
+-- Retention (sql/0040): the lister's retention_tenants_due reads every tenant's settings rows (it filters the
+-- retention area itself). USING (true), as the analytics lister's policies above: a condition would leave the
+-- tenant_isolation policy to be evaluated too (permissive policies are OR'ed; only `true OR ...` folds away), and
+-- that one raises without a tenant. The lister is NOLOGIN and holds SELECT on three columns only.
+DO $$
+BEGIN
+    IF NOT EXISTS (SELECT FROM pg_catalog.pg_policies p
+                   WHERE p.schemaname = 'public' AND p.tablename = 'tenant_settings'
+                     AND p.policyname = 'retention_tenants' AND p.cmd = 'SELECT'
+                     AND p.roles = '{support_analytics_lister}'::name[] AND p.qual = 'true') THEN
+        DROP POLICY IF EXISTS retention_tenants ON public.tenant_settings;
+        CREATE POLICY retention_tenants ON public.tenant_settings FOR SELECT TO support_analytics_lister
+            USING (true);
+    END IF;
 END
 $$;

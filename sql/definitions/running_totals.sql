@@ -52,6 +52,9 @@ LANGUAGE plpgsql SECURITY DEFINER
 SET search_path = pg_catalog, public, pg_temp
 AS $$
 BEGIN
+    IF TG_OP = 'DELETE' AND public.retention_deleting_now() THEN
+        RETURN NULL;  -- the retention job's delete: the figures keep counting history (sql/definitions/retention.sql)
+    END IF;
     IF TG_OP = 'INSERT' THEN
         PERFORM public.add_to_ticket_totals(ARRAY(
             SELECT public.ticket_totals_contribution(1, n) FROM new_rows n));
@@ -106,6 +109,9 @@ LANGUAGE plpgsql SECURITY DEFINER
 SET search_path = pg_catalog, public, pg_temp
 AS $$
 BEGIN
+    IF TG_OP = 'DELETE' AND public.retention_deleting_now() THEN
+        RETURN NULL;  -- the retention job's delete: the figures keep counting history (sql/definitions/retention.sql)
+    END IF;
     IF TG_OP = 'INSERT' THEN
         PERFORM public.add_to_chat_totals(ARRAY(SELECT public.chat_totals_contribution(1, n) FROM new_rows n));
     ELSE
@@ -160,6 +166,9 @@ LANGUAGE plpgsql SECURITY DEFINER
 SET search_path = pg_catalog, public, pg_temp
 AS $$
 BEGIN
+    IF TG_OP = 'DELETE' AND public.retention_deleting_now() THEN
+        RETURN NULL;  -- the retention job's delete: the figures keep counting history (sql/definitions/retention.sql)
+    END IF;
     IF TG_OP = 'INSERT' THEN
         PERFORM public.add_to_feedback_totals(ARRAY(
             SELECT public.feedback_totals_contribution(1, n) FROM new_rows n));

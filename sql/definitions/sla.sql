@@ -318,6 +318,9 @@ LANGUAGE plpgsql SECURITY DEFINER
 SET search_path = pg_catalog, public, pg_temp
 AS $$
 BEGIN
+    IF TG_OP = 'DELETE' AND public.retention_deleting_now() THEN
+        RETURN NULL;  -- the retention job's delete: the figures keep counting history (sql/definitions/retention.sql)
+    END IF;
     IF TG_OP = 'UPDATE' AND (OLD.priority, OLD.first_response_due_at, OLD.first_responded_at,
                              OLD.first_response_business_seconds, OLD.resolution_due_at, OLD.resolved_at,
                              OLD.resolution_business_seconds)

@@ -259,6 +259,12 @@ def test_each_function_reads_only_its_secrets_and_posts_only_to_connections(func
         "Action": ["sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:ChangeMessageVisibility", "sqs:GetQueueAttributes"],
         "Resource": {"Fn::GetAtt": ["WebhookDeliveryQueue", "Arn"]},
     }
+    # Retention: the workflow sweep writes archive objects (archive/), and nothing else of the archive bucket.
+    write_archive = {
+        "Effect": "Allow",
+        "Action": "s3:PutObject",
+        "Resource": {"Fn::Sub": "${ArchiveBucket.Arn}/archive/*"},
+    }
     expected_other = {
         "PrivacyFunction": [
             {
@@ -268,7 +274,7 @@ def test_each_function_reads_only_its_secrets_and_posts_only_to_connections(func
             }
         ],
         "PrivacyJobFunction": privacy_job,
-        "WorkflowSweepFunction": [send_webhooks],
+        "WorkflowSweepFunction": [send_webhooks, write_archive],
         "WebhookDeliveryFunction": [send_webhooks, receive_webhooks],
         "AnalyticsFunction": dead_letters,
         "EmailOutboxFunction": send_as_the_domain,

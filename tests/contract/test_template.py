@@ -27,7 +27,7 @@ from support.models.channels import ChannelCreate, ChannelMessage
 from support.models.chat import ChatMessageCreate, ChatRating, ChatReadRequest, ChatSessionStart, ChatTransfer
 from support.models.contacts import ContactMerge, ContactUpdate
 from support.models.privacy import PrivacyRequestCreate
-from support.models.settings import ChatSettings, EmailSettings, RoutingSettings, SlaSettings
+from support.models.settings import ChatSettings, EmailSettings, RetentionSettings, RoutingSettings, SlaSettings
 from support.models.tickets import (
     AssignRequest,
     CallCreate,
@@ -93,6 +93,7 @@ REQUEST_MODELS: dict[str, type[BaseModel]] = {
     "PUT /api/support/settings/email": EmailSettings,
     "PUT /api/support/settings/sla": SlaSettings,
     "PUT /api/support/settings/routing": RoutingSettings,
+    "PUT /api/support/settings/retention": RetentionSettings,
     "POST /api/support/channels": ChannelCreate,
     # read raw after its signature is checked (the handler takes no body parameter), as this model
     "POST /api/support/channels/{channelId}/messages": ChannelMessage,
@@ -361,6 +362,12 @@ EMAIL_INBOUND_POLICY = {
     ]
 }
 ORIGINAL_EMAIL_POLICY = {"Statement": [READ_INBOUND_MAIL]}
+# The workflow sweep's retention step writes archive objects, and nothing else of the bucket.
+WRITE_ARCHIVE_POLICY = {
+    "Statement": [
+        {"Effect": "Allow", "Action": "s3:PutObject", "Resource": {"Fn::Sub": "${ArchiveBucket.Arn}/archive/*"}}
+    ]
+}
 
 # Privacy requests (sql/0039): the privacy function presigns an export's download and starts the job; the job writes
 # and deletes exports, and deletes a customer's mail and files (every version) when it erases them; the workflow
@@ -457,6 +464,8 @@ def test_functions_get_no_policies_beyond_the_secrets_they_read_and_the_connecti
             expected = [*expected, INVOKE_WEBHOOKS_POLICY]
         if function_id in WEBHOOK_SENDERS:
             expected = [*expected, SEND_WEBHOOKS_POLICY]
+        if function_id == "WorkflowSweepFunction":
+            expected = [*expected, WRITE_ARCHIVE_POLICY]
         if function_id == "WebhookDeliveryFunction":
             expected = [*expected, RECEIVE_WEBHOOKS_POLICY]
         assert policies == expected, f"{function_id} has policies beyond what it needs"

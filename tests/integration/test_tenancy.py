@@ -97,6 +97,8 @@ SIDE_TABLES += ["support_channel_secrets", "channel_signatures_seen"]
 SIDE_TABLES += ["ticket_sla_checks"]
 # sql/0042: the webhooks' signing secrets (the owner's SECURITY DEFINER functions only)
 SIDE_TABLES += ["webhook_secrets"]
+# sql/0040: what the figures still count of the tickets and chats the retention job deleted (the owner's functions)
+SIDE_TABLES += ["retention_ticket_tombstones", "retention_chat_tombstones"]
 # sql/0025: the references' backfill progress, the owner's only and empty once the backfill is done
 PROGRESS_TABLES = ["ticket_reference_backfill"]
 
@@ -319,6 +321,17 @@ def _tenant_rows(db: DatabaseUrls, tenant: UUID) -> dict[str, str]:
         "/api/support/privacy/erasures", {"customerEmail": "nobody-known@example.com"}
     )
     assert erasure.status == 202, erasure.body
+    # the tombstones the retention job leaves (written as the owner: no runtime role may)
+    with psycopg.connect(db.admin) as conn:
+        conn.execute(
+            """INSERT INTO retention_ticket_tombstones (user_id, id, status, priority, channel, created_at)
+            VALUES (%s, gen_random_uuid(), 'closed', 'low', 'email', now())""",
+            (tenant,),
+        )
+        conn.execute(
+            "INSERT INTO retention_chat_tombstones (user_id, id, status) VALUES (%s, gen_random_uuid(), 'closed')",
+            (tenant,),
+        )
     return {
         "agent": agent["id"],
         "ticket": ticket["id"],

@@ -326,3 +326,50 @@ class RoutingSettings(ApiModel):
         description="an agent going away or offline gives their open tickets back to the router (else they stay "
         "theirs)",
     )
+
+
+# Retention (issue 19): the spec's default is to keep everything forever.
+MIN_RETENTION_DAYS = 1
+MAX_RETENTION_DAYS = 36_500
+MIN_AUDIT_RETENTION_DAYS = 365  # audit entries are kept at least a year once a limit is set
+RetentionMode = Literal["keep", "delete", "archive"]
+
+
+class RetentionRule(ApiModel):
+    """What becomes of a closed ticket (resolved or closed) or an ended chat `days` after it closed or ended."""
+
+    mode: RetentionMode = Field(
+        default="keep",
+        description="`keep`: forever; `delete`: deleted after `days`; `archive`: written to the archive bucket as JSON "
+        "lines, then deleted, after `days`",
+    )
+    days: int | None = Field(
+        default=None,
+        ge=MIN_RETENTION_DAYS,
+        le=MAX_RETENTION_DAYS,
+        description="days after closing (a ticket's `resolvedAt`) or ending (a chat's `sessionEndTime`); required "
+        "unless the mode is `keep`, where it must be null",
+    )
+
+    @model_validator(mode="after")
+    def _days_go_with_the_mode(self) -> Self:
+        if self.mode == "keep" and self.days is not None:
+            raise PydanticCustomError("retention_days", "days goes with mode delete or archive; keep takes none")
+        if self.mode != "keep" and self.days is None:
+            raise PydanticCustomError("retention_days", "mode delete or archive needs days")
+        return self
+
+
+class RetentionSettings(ApiModel):
+    """How long the desk keeps closed tickets, ended chats and audit entries (support.services.retention)."""
+
+    tickets: RetentionRule = Field(
+        default_factory=RetentionRule, description="closed tickets, with their conversations and feedback"
+    )
+    chats: RetentionRule = Field(default_factory=RetentionRule, description="ended chats, with their messages")
+    audit_days: int | None = Field(
+        default=None,
+        ge=MIN_AUDIT_RETENTION_DAYS,
+        le=MAX_RETENTION_DAYS,
+        description="audit entries older than this many days are pruned (at least 365); null: kept forever",
+    )
