@@ -1,5 +1,5 @@
 """S3 on this machine: the same moto server as local SES (`make run`), for the inbound mail SES stores and the files of
-emailed messages (support.services.email_in).
+emailed messages (support.services.email_in), and the attachments browsers upload (support.services.attachments).
 
 The functions call S3 with boto3 exactly as in AWS; only the endpoint differs (`AWS_ENDPOINT_URL_S3`, which boto3
 reads itself). `make run` creates the bucket at start and writes where its moto listens next to its data folder
@@ -19,6 +19,7 @@ from typing import Any
 from local.ses import REGION, moto_client
 
 BUCKET = "desk-inbound-local"  # the template's InboundEmailBucket, locally
+ATTACHMENTS_BUCKET = "desk-attachments-local"  # the template's AttachmentsBucket, locally
 ENDPOINT_VARIABLE = "AWS_ENDPOINT_URL_S3"
 
 
@@ -30,15 +31,19 @@ def configure_environment(endpoint: str) -> None:
     """Point this process's (and its children's) S3 calls at `endpoint`, and name the bucket to the functions."""
     os.environ[ENDPOINT_VARIABLE] = endpoint
     os.environ["INBOUND_EMAIL_BUCKET"] = BUCKET
+    os.environ["ATTACHMENTS_BUCKET"] = ATTACHMENTS_BUCKET
     os.environ.setdefault("AWS_ACCESS_KEY_ID", "local")
     os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "local")
     os.environ.setdefault("AWS_DEFAULT_REGION", REGION)
 
 
 def create_bucket(endpoint: str) -> None:
+    """The inbound mail's bucket and the attachments' (files uploaded by browsers: local.s3_post_policy checks their
+    upload policies as S3 does)."""
     s3 = client(endpoint)
-    with contextlib.suppress(s3.exceptions.BucketAlreadyOwnedByYou):
-        s3.create_bucket(Bucket=BUCKET)
+    for name in (BUCKET, ATTACHMENTS_BUCKET):
+        with contextlib.suppress(s3.exceptions.BucketAlreadyOwnedByYou):
+            s3.create_bucket(Bucket=name)
 
 
 def state_file(data_dir: Path) -> Path:

@@ -93,7 +93,9 @@ BEGIN
             ('automation_runs', true),
             -- Retry-safe writes (sql/0037): the Idempotency-Keys; the workflow sweep's purge (SECURITY DEFINER,
             -- sql/definitions/idempotency.sql) deletes the expired ones of every tenant: not forced.
-            ('idempotency_keys', false)
+            ('idempotency_keys', false),
+            -- Attachments (sql/0041): read and written in the tenant's own transaction only.
+            ('attachments', true)
         ) AS t (name, forced)
     LOOP
         SELECT c.relrowsecurity AS enabled, c.relforcerowsecurity AS forced INTO existing

@@ -67,6 +67,8 @@ TENANT_TABLES = [
     "automation_runs",
     # the Idempotency-Keys of the creates (sql/0037)
     "idempotency_keys",
+    # attachments: uploads and the messages that claimed them (sql/0041)
+    "attachments",
 ]
 # Row-level security ENABLEd but not FORCEd: the runtime role sees its tenant's rows only, and the owner's
 # SECURITY DEFINER lookup can find a widget key before the tenant is known (sql/0011), and the email outbox's
@@ -293,6 +295,14 @@ def _tenant_rows(db: DatabaseUrls, tenant: UUID) -> dict[str, str]:
     for _ in range(2):
         retried = tickets.post(BASE, body, headers={"Idempotency-Key": "same-key-in-every-tenant"})
         assert retried.status == 201, retried.body
+    # an attachment's pending row, as the upload URL route writes it (the route presigns with S3 first:
+    # tests/integration/test_attachments.py runs it against moto)
+    with psycopg.connect(db.admin) as conn:
+        conn.execute(
+            "INSERT INTO attachments (user_id, ticket_id, file_name, content_type, size_bytes, object_key, uploaded_by)"
+            " VALUES (%s, %s, 'a.pdf', 'application/pdf', 10, 'incoming/x', 'staff')",
+            (tenant, ticket["id"]),
+        )
     return {
         "agent": agent["id"],
         "ticket": ticket["id"],
@@ -570,6 +580,11 @@ def _inserts_for(tenant: UUID, rows: dict[str, str]) -> dict[str, tuple[str, tup
             "INSERT INTO idempotency_keys (user_id, route, key, request_hash, claim_id, lease_expires_at, expires_at)"
             " VALUES (%s, 'POST /x', %s, sha256('x'), gen_random_uuid(), now(), now())",
             (tenant, uuid4().hex),
+        ),
+        "attachments": (
+            "INSERT INTO attachments (user_id, ticket_id, file_name, content_type, size_bytes, object_key, uploaded_by)"
+            " VALUES (%s, %s, 'a.pdf', 'application/pdf', 10, 'incoming/x', 'staff')",
+            (tenant, rows["ticket"]),
         ),
     }
 
