@@ -14,7 +14,16 @@ from aws_lambda_powertools.event_handler.openapi.params import Path
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from support.http import PageCursor, PageSize, create_resolver, created, current_principal, ok, page
+from support.http import (
+    PageCursor,
+    PageSize,
+    create_resolver,
+    created,
+    current_principal,
+    ok,
+    page,
+    with_storage_errors,
+)
 from support.idempotency import idempotent
 from support.models.attachments import (
     AttachmentDownload,
@@ -88,6 +97,7 @@ def submit_web_form(form: WebFormTicketCreate) -> Response[Envelope[WebFormTicke
     "/api/support/widget/attachments/upload-url",
     summary="Get an upload URL for a file of the visitor's own chat (public)",
     status_code=201,
+    responses=with_storage_errors(201),
 )
 def create_visitor_upload_url(request: VisitorAttachmentUploadRequest) -> Response[Envelope[AttachmentUpload]]:
     origin = app.current_event.headers.get("origin")
@@ -97,6 +107,7 @@ def create_visitor_upload_url(request: VisitorAttachmentUploadRequest) -> Respon
 @app.post(
     "/api/support/widget/attachments/<attachment_id>/download-url",
     summary="Get a download URL of a file of the visitor's own chat (public)",
+    responses=with_storage_errors(200),
 )
 def create_visitor_download_url(
     attachment_id: UUID, request: VisitorAttachmentDownloadRequest
