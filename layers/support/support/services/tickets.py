@@ -446,6 +446,7 @@ def add_conversation(principal: Principal, ticket_id: UUID, data: ConversationCr
             ),
         )
         created = cur.fetchone()
+        assert created is not None  # an INSERT ... RETURNING answers its row
         attachments.claim_for_conversation(cur, prepared, ticket_id, created["id"])
         email_outbox.notify_reply(cur, principal.tenant_id, created)
         if data.sender_type is SenderType.AGENT and not data.is_internal:
