@@ -1,6 +1,7 @@
-"""The widget's attach button (issue 20): a visitor picks a file, the widget asks for an upload URL, the browser POSTs
-the file straight to S3 (moto in server mode behind the POST policy check, as `make run` serves it), and the message
-that names it reaches the agent with the file, which the agent and the visitor both read back."""
+"""The widget's attach button and the console's file links (issue 20): a visitor picks a file, the widget asks for an
+upload URL, the browser POSTs the file straight to S3 (moto in server mode behind the POST policy check, as `make run`
+serves it), and the message that names it reaches the agent with the file, which the agent and the visitor both read
+back; the console lists a reply's file with a link that asks for its download URL."""
 
 from __future__ import annotations
 
@@ -11,7 +12,10 @@ from selenium.webdriver.chrome.webdriver import WebDriver
 from selenium.webdriver.common.by import By
 
 from tests.browser.conftest import Desk, wait_until
+from tests.browser.console_fixtures import console_url, go, new_ticket, ok, sign_in
 from tests.browser.test_widget import available_agent, host_attribute, open_widget, session_id_of, start_chat
+
+__all__ = ["console_url"]  # the fixture, used by name
 
 
 def test_a_visitor_attaches_a_file_that_goes_to_s3_and_reaches_the_agent(
@@ -62,3 +66,46 @@ def test_a_visitor_attaches_a_file_that_goes_to_s3_and_reaches_the_agent(
         ),
     )
     assert root.find_element(By.ID, "notice").text == ""  # no error told
+
+
+def test_the_console_shows_a_replys_file_with_a_link_that_asks_for_its_download_url(
+    desk: Desk, console_url: str, agent_browser: WebDriver
+) -> None:
+    # Given a ticket whose reply carries a file uploaded to S3 (through the API, as any client would)
+    ticket = new_ticket(desk, "Invoice copy")
+    content = b"%PDF-1.7\n" + b"x" * 3000
+    upload = ok(
+        desk.admin.post(
+            "/api/support/attachments/upload-url",
+            json={
+                "ticketId": ticket["id"],
+                "fileName": "invoice.pdf",
+                "contentType": "application/pdf",
+                "sizeBytes": len(content),
+            },
+        )
+    )
+    stored = httpx.post(upload["url"], data=upload["fields"], files={"file": ("invoice.pdf", content)})
+    assert stored.status_code == 204, stored.text
+    reply = {
+        "senderType": "agent",
+        "senderName": "Grace",
+        "message": "Here it is",
+        "attachmentIds": [upload["attachmentId"]],
+    }
+    ok(desk.admin.post(f"/api/support/tickets/{ticket['id']}/conversations", json=reply))
+    # When an agent opens the ticket in the console
+    sign_in(agent_browser, console_url, desk)
+    go(agent_browser, "tickets")
+    wait_until(agent_browser, lambda d: d.find_elements(By.LINK_TEXT, "Invoice copy"))[0].click()
+    link = wait_until(agent_browser, lambda d: d.find_elements(By.CSS_SELECTOR, "#ticket-thread a.file"))[0]
+    # Then the file is listed under the reply, and a click asks the API for its presigned URL
+    assert link.text == "invoice.pdf (3 KB)"
+    link.click()
+    wait_until(
+        agent_browser,
+        lambda d: d.execute_script(
+            "return performance.getEntriesByType('resource').some((e) => e.name.includes(arguments[0]))",
+            f"/api/support/attachments/{upload['attachmentId']}",
+        ),
+    )
