@@ -1,5 +1,6 @@
 """S3 on this machine: the same moto server as local SES (`make run`), for the inbound mail SES stores and the files of
-emailed messages (support.services.email_in), and for the privacy exports (support.services.privacy).
+emailed messages (support.services.email_in), the privacy exports (support.services.privacy), the retention
+archive, and the attachments browsers upload (support.services.attachments).
 
 The functions call S3 with boto3 exactly as in AWS; only the endpoint differs (`AWS_ENDPOINT_URL_S3`, which boto3
 reads itself). `make run` creates the bucket at start and writes where its moto listens next to its data folder
@@ -21,6 +22,7 @@ from local.ses import REGION, moto_client
 BUCKET = "desk-inbound-local"  # the template's InboundEmailBucket, locally
 EXPORT_BUCKET = "desk-privacy-exports-local"  # the template's PrivacyExportBucket, locally
 ARCHIVE_BUCKET = "desk-archive-local"  # the template's ArchiveBucket (the retention step's archive), locally
+ATTACHMENTS_BUCKET = "desk-attachments-local"  # the template's AttachmentsBucket, locally
 ENDPOINT_VARIABLE = "AWS_ENDPOINT_URL_S3"
 
 
@@ -34,14 +36,17 @@ def configure_environment(endpoint: str) -> None:
     os.environ["INBOUND_EMAIL_BUCKET"] = BUCKET
     os.environ["PRIVACY_EXPORT_BUCKET"] = EXPORT_BUCKET
     os.environ["ARCHIVE_BUCKET"] = ARCHIVE_BUCKET
+    os.environ["ATTACHMENTS_BUCKET"] = ATTACHMENTS_BUCKET
     os.environ.setdefault("AWS_ACCESS_KEY_ID", "local")
     os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "local")
     os.environ.setdefault("AWS_DEFAULT_REGION", REGION)
 
 
 def create_bucket(endpoint: str) -> None:
+    """The inbound mail's bucket and the attachments' (files uploaded by browsers: local.s3_post_policy checks their
+    upload policies as S3 does)."""
     s3 = client(endpoint)
-    for bucket in (BUCKET, EXPORT_BUCKET, ARCHIVE_BUCKET):
+    for bucket in (BUCKET, EXPORT_BUCKET, ARCHIVE_BUCKET, ATTACHMENTS_BUCKET):
         with contextlib.suppress(s3.exceptions.BucketAlreadyOwnedByYou):
             s3.create_bucket(Bucket=bucket)
 

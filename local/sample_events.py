@@ -46,6 +46,11 @@ CONTACTS_BASE = "/api/support/contacts"
 CONTACT_PATH = f"{CONTACTS_BASE}/{CONTACT_ID}"
 WIDGET_KEY = "wk_SampleWidgetKey0123456789abcdef"
 WIDGET_ORIGIN = "https://shop.example"
+ATTACHMENT_ID = "bbbbbbbb-bbbb-4bbb-8bbb-bbbbbbbbbbbb"
+ATTACHMENTS_PATH = f"/api/support/attachments/{ATTACHMENT_ID}"
+# A visitor's resume token as the widget session route answers it (its signature is a placeholder: the sample shows
+# the request's shape; a real one is minted by POST /api/support/widget/session).
+VISITOR_RESUME_TOKEN = "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9.eyJzdWIiOiJ2aXNpdG9yIn0.c2lnbmF0dXJl"  # noqa: S105
 
 
 @dataclass(frozen=True)
@@ -361,11 +366,44 @@ SAMPLES = (
         origin=WIDGET_ORIGIN,
     ),
     SampleEvent(
+        "widgets/visitor_upload_url.json",
+        "POST /api/support/widget/attachments/upload-url",
+        "/api/support/widget/attachments/upload-url",
+        body={
+            "widgetKey": WIDGET_KEY,
+            "resumeToken": VISITOR_RESUME_TOKEN,
+            "sessionId": CHAT_SESSION_ID,
+            "fileName": "damaged-mug.jpg",
+            "contentType": "image/jpeg",
+            "sizeBytes": 482133,
+        },
+        origin=WIDGET_ORIGIN,
+    ),
+    SampleEvent(
+        "widgets/visitor_download_url.json",
+        "POST /api/support/widget/attachments/{attachmentId}/download-url",
+        f"/api/support/widget/attachments/{ATTACHMENT_ID}/download-url",
+        body={"widgetKey": WIDGET_KEY, "resumeToken": VISITOR_RESUME_TOKEN},
+        origin=WIDGET_ORIGIN,
+    ),
+    SampleEvent(
         "widgets/get_openapi_document.json",
         "GET /api/support/openapi.json",
         "/api/support/openapi.json",
         origin=WIDGET_ORIGIN,
     ),
+    SampleEvent(
+        "attachments/upload_url.json",
+        "POST /api/support/attachments/upload-url",
+        "/api/support/attachments/upload-url",
+        body={
+            "ticketId": TICKET_ID,
+            "fileName": "invoice-1042.pdf",
+            "contentType": "application/pdf",
+            "sizeBytes": 48213,
+        },
+    ),
+    SampleEvent("attachments/get.json", "GET /api/support/attachments/{attachmentId}", ATTACHMENTS_PATH),
     SampleEvent(
         "contacts/list.json", "GET /api/support/contacts", CONTACTS_BASE, query={"search": "ada", "limit": "20"}
     ),

@@ -44,10 +44,28 @@ def start(port: int | None = None) -> LocalSes:
     import logging
 
     from moto.server import ThreadedMotoServer
+    from werkzeug.serving import make_server
+
+    from local.s3_post_policy import PostPolicyMiddleware
+
+    class PolicyCheckingMotoServer(ThreadedMotoServer):
+        """moto behind S3's POST policy check and CORS (local.s3_post_policy: moto reads no upload policy)."""
+
+        def _server_entry(self) -> None:
+            from moto.moto_server.werkzeug_app import (
+                DomainDispatcherApplication,
+                MotoRequestHandler,
+                create_backend_app,
+            )
+
+            app = PostPolicyMiddleware(DomainDispatcherApplication(create_backend_app))
+            self._server = make_server(self._ip_address, self._port, app, True, request_handler=MotoRequestHandler)
+            self._server_ready_event.set()
+            self._server.serve_forever()
 
     logging.getLogger("werkzeug").setLevel(logging.WARNING)  # not a line per SES call on make run's terminal
     chosen = port or _free_port()
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=chosen, verbose=False)
+    server = PolicyCheckingMotoServer(ip_address="127.0.0.1", port=chosen, verbose=False)
     server.start()
     return LocalSes(server=server, endpoint=f"http://127.0.0.1:{chosen}")
 

@@ -21,6 +21,7 @@ from support.http import (
     ok,
     page,
     success_and_errors,
+    with_storage_errors,
 )
 from support.idempotency import idempotent
 from support.models.chat import (
@@ -103,6 +104,7 @@ def list_messages(
     summary="Send a chat message",
     status_code=201,
     middlewares=[idempotent],
+    responses=with_storage_errors(201),  # its attachmentIds are checked with S3
 )
 def add_message(session_id: UUID, message: ChatMessageCreate) -> Response[Envelope[ChatMessage]]:
     return created(chat.add_chat_message(current_principal(app), session_id, message))

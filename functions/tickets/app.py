@@ -10,7 +10,17 @@ from aws_lambda_powertools.event_handler.openapi.params import Query
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from support.http import PageCursor, PageSize, TenantParam, create_resolver, created, current_principal, ok, page
+from support.http import (
+    PageCursor,
+    PageSize,
+    TenantParam,
+    create_resolver,
+    created,
+    current_principal,
+    ok,
+    page,
+    with_storage_errors,
+)
 from support.idempotency import idempotent
 from support.models.base import Category, SearchText
 from support.models.envelopes import Envelope, PageEnvelope
@@ -108,6 +118,7 @@ def list_conversations(
     summary="Reply on a ticket or add an internal note",
     status_code=201,
     middlewares=[idempotent],
+    responses=with_storage_errors(201),  # its attachmentIds are checked with S3
 )
 def add_conversation(ticket_id: UUID, message: ConversationCreate) -> Response[Envelope[Conversation]]:
     return created(tickets.add_conversation(current_principal(app), ticket_id, message))

@@ -67,6 +67,7 @@ def send_message(principal: Principal, request: SendMessage, caller: Caller) -> 
         message=request.message,
         attachment_url=request.attachment_url,
         attachment_type=request.attachment_type,
+        attachment_ids=request.attachment_ids,
     )
     chat.add_chat_message(
         principal, request.session_id, data, caller=caller, client_message_id=request.client_message_id

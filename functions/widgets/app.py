@@ -7,14 +7,30 @@ from __future__ import annotations
 from functools import cache
 from importlib.resources import files
 from typing import Annotated, Any
+from uuid import UUID
 
 from aws_lambda_powertools.event_handler import Response, content_types
 from aws_lambda_powertools.event_handler.openapi.params import Path
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from support.http import PageCursor, PageSize, create_resolver, created, current_principal, ok, page
+from support.http import (
+    PageCursor,
+    PageSize,
+    create_resolver,
+    created,
+    current_principal,
+    ok,
+    page,
+    with_storage_errors,
+)
 from support.idempotency import idempotent
+from support.models.attachments import (
+    AttachmentDownload,
+    AttachmentUpload,
+    VisitorAttachmentDownloadRequest,
+    VisitorAttachmentUploadRequest,
+)
 from support.models.envelopes import Envelope, PageEnvelope
 from support.models.widgets import (
     WIDGET_KEY_PATTERN,
@@ -28,7 +44,7 @@ from support.models.widgets import (
 )
 from support.observability import logger, metrics
 from support.pagination import DEFAULT_PAGE_SIZE
-from support.services import widgets
+from support.services import attachments, widgets
 from support.visitors import signing_key
 
 app = create_resolver()
@@ -75,6 +91,29 @@ def submit_web_form(form: WebFormTicketCreate) -> Response[Envelope[WebFormTicke
     answer, stored = widgets.submit_web_form(form, origin, source_ip=source_ip)
     metrics.add_metric(name="WebFormTickets" if stored else "WebFormHoneypotHits", unit="Count", value=1)
     return created(answer)
+
+
+@app.post(
+    "/api/support/widget/attachments/upload-url",
+    summary="Get an upload URL for a file of the visitor's own chat (public)",
+    status_code=201,
+    responses=with_storage_errors(201),
+)
+def create_visitor_upload_url(request: VisitorAttachmentUploadRequest) -> Response[Envelope[AttachmentUpload]]:
+    origin = app.current_event.headers.get("origin")
+    return created(attachments.visitor_upload_url(request, origin))
+
+
+@app.post(
+    "/api/support/widget/attachments/<attachment_id>/download-url",
+    summary="Get a download URL of a file of the visitor's own chat (public)",
+    responses=with_storage_errors(200),
+)
+def create_visitor_download_url(
+    attachment_id: UUID, request: VisitorAttachmentDownloadRequest
+) -> Response[Envelope[AttachmentDownload]]:
+    origin = app.current_event.headers.get("origin")
+    return ok(attachments.visitor_download_url(attachment_id, request, origin))
 
 
 @cache

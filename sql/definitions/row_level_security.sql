@@ -106,7 +106,9 @@ BEGIN
             -- Retention (sql/0040): what the figures still count of the rows the retention job deleted; the owner's
             -- functions write them, the recount reads them, no runtime role may touch them.
             ('retention_ticket_tombstones', true),
-            ('retention_chat_tombstones', true)
+            ('retention_chat_tombstones', true),
+            -- Attachments (sql/0041): read and written in the tenant's own transaction only.
+            ('attachments', true)
         ) AS t (name, forced)
     LOOP
         SELECT c.relrowsecurity AS enabled, c.relforcerowsecurity AS forced INTO existing

@@ -25,7 +25,7 @@ import shutil
 import tempfile
 import time
 from collections.abc import Callable, Iterator
-from contextlib import ExitStack
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -87,6 +87,28 @@ class BrowserStack:
     chat: WebSocketEndpoints  # the WebSocket API and its management API
 
 
+@contextmanager
+def _local_s3() -> Iterator[None]:
+    """S3 as `make run` serves it (local.s3: moto in server mode behind the POST policy check), with the attachments'
+    bucket, before any handler starts: the widget uploads files to it for real."""
+    from local import s3, ses
+
+    server = ses.start()
+    names = ("AWS_ENDPOINT_URL_S3", "INBOUND_EMAIL_BUCKET", "ATTACHMENTS_BUCKET")
+    previous = {name: os.environ.get(name) for name in names}
+    try:
+        s3.configure_environment(server.endpoint)
+        s3.create_bucket(server.endpoint)
+        yield
+    finally:
+        for name, value in previous.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+        server.stop()
+
+
 @pytest.fixture(scope="package")
 def browser_stack(db: DatabaseUrls) -> Iterator[BrowserStack]:
     """As tests/e2e's `stack_ports`, `gateway_url` and `chat_gateway` (the same settings, set before any handler
@@ -98,7 +120,7 @@ def browser_stack(db: DatabaseUrls) -> Iterator[BrowserStack]:
             pytrace=False,
         )
     http_port, ws_port = free_port(), free_port()
-    with stack_environment(http_port, ws_port):
+    with stack_environment(http_port, ws_port), _local_s3():
         app = create_app(http_routes(), cors=cors_configuration(), extra_routes=static_routes())
         with running_gateway(app, port=http_port) as base, running_template_websocket_api(ws_port) as chat:
             assert chat is not None, "functions/websocket/ and functions/ws_authorizer/ are in the repository"

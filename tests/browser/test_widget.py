@@ -435,6 +435,8 @@ def test_keyboard_alone_opens_chats_sends_ends_rates_and_closes(desk: Desk, visi
     agent.expect("chat.assigned")
     keys.send_keys("Typed without a mouse", Keys.ENTER).perform()
     assert agent.expect("message.new")["data"]["message"] == "Typed without a mouse"
+    keys.send_keys(Keys.TAB).perform()  # the attach button ("Attach a file") comes first
+    assert focused() == "w:attach"
     keys.send_keys(Keys.TAB, Keys.TAB).perform()  # past Send to "End chat"
     assert focused() == "w:end"
     keys.send_keys(Keys.ENTER).perform()

@@ -58,6 +58,8 @@ SECRETS_READ: dict[str, list[Any]] = {
         {"Ref": "AnalyticsDbSecret"},
     ],
     "PreTokenFunction": [],
+    # attachments: upload and download URLs (sql/0041)
+    "AttachmentsFunction": [APP_SECRET],
 }
 # the widgets function closes a revoked key's connections; the broadcast function tells the whole staff
 # the automations function posts a rule's notify_staff to the staff's connections
@@ -265,6 +267,21 @@ def test_each_function_reads_only_its_secrets_and_posts_only_to_connections(func
         "Action": "s3:PutObject",
         "Resource": {"Fn::Sub": "${ArchiveBucket.Arn}/archive/*"},
     }
+    # Attachments (support.services.attachments): the functions that presign may write uploads (incoming/) and read
+    # kept files (files/), as a presigned URL acts with its signer's rights; those that claim read the upload
+    # (HeadObject) and write and delete the kept copy. Nothing else in the bucket.
+    presign = [
+        {"Effect": "Allow", "Action": "s3:PutObject", "Resource": {"Fn::Sub": "${AttachmentsBucket.Arn}/incoming/*"}},
+        {"Effect": "Allow", "Action": "s3:GetObject", "Resource": {"Fn::Sub": "${AttachmentsBucket.Arn}/files/*"}},
+    ]
+    claim = [
+        {"Effect": "Allow", "Action": "s3:GetObject", "Resource": {"Fn::Sub": "${AttachmentsBucket.Arn}/incoming/*"}},
+        {
+            "Effect": "Allow",
+            "Action": ["s3:PutObject", "s3:DeleteObject"],
+            "Resource": {"Fn::Sub": "${AttachmentsBucket.Arn}/files/*"},
+        },
+    ]
     expected_other = {
         "PrivacyFunction": [
             {
@@ -279,7 +296,11 @@ def test_each_function_reads_only_its_secrets_and_posts_only_to_connections(func
         "AnalyticsFunction": dead_letters,
         "EmailOutboxFunction": send_as_the_domain,
         "EmailInboundFunction": [read_inbound, write_attachments],
-        "TicketsFunction": [read_inbound],
+        "TicketsFunction": [read_inbound, *claim],
+        "ChatFunction": claim,
+        "WebSocketFunction": claim,
+        "WidgetsFunction": presign,
+        "AttachmentsFunction": presign,
     }
     assert other == expected_other.get(function_id, [])
     in_vpc = "VpcConfig" in translated()["Resources"][function_id]["Properties"]

@@ -26,7 +26,7 @@ from local.openapi import (
     render_compact,
 )
 from local.template import REPO, http_routes, load_module
-from support.http import ERROR_EXAMPLES, ERROR_STATUSES
+from support.http import ERROR_EXAMPLES, ERROR_STATUSES, STORAGE_ERROR_EXAMPLES, STORAGE_ERROR_STATUSES
 from support.models.envelopes import ErrorEnvelope
 
 ROUTES = documented_routes()  # every /api/ route but the one that serves the document
@@ -47,7 +47,24 @@ CREATES = {
     "POST /api/support/channels",
     "POST /api/support/automations",
     "POST /api/support/webhooks",
+    "POST /api/support/attachments/upload-url",
+    "POST /api/support/widget/attachments/upload-url",
 }
+# The routes that call S3 (support.services.attachments) document its 502 and 503 too.
+STORAGE_ROUTES = {
+    "POST /api/support/attachments/upload-url",
+    "GET /api/support/attachments/{attachmentId}",
+    "POST /api/support/widget/attachments/upload-url",
+    "POST /api/support/widget/attachments/{attachmentId}/download-url",
+    "POST /api/support/tickets/{ticketId}/conversations",
+    "POST /api/support/chat/sessions/{sessionId}/messages",
+}
+
+
+def _error_statuses(key: str) -> set[int]:
+    return set(ERROR_STATUSES) | (set(STORAGE_ERROR_STATUSES) if key in STORAGE_ROUTES else set())
+
+
 # The routes that answer 201 for a thing made now and 200 for the one made before (idempotent per resource).
 CREATES_ONCE = {
     "POST /api/support/chat/sessions/{sessionId}/ticket",
@@ -125,8 +142,8 @@ def test_every_answer_is_documented_with_its_envelope(
     data = envelope["properties"]["data"]
     assert "$ref" in data or "items" in data, data  # a model (or a list of models), not "any"
 
-    assert {int(code) for code in responses if not code.startswith("2")} == set(ERROR_STATUSES)
-    for code in ERROR_STATUSES:
+    assert {int(code) for code in responses if not code.startswith("2")} == _error_statuses(key)
+    for code in _error_statuses(key):
         error = _schema(document, responses[str(code)])
         assert error["title"] == "ErrorEnvelope"
         assert error["properties"]["success"]["const"] is False
@@ -194,7 +211,7 @@ def test_every_route_has_a_summary_its_errors_and_their_examples(key: str, opera
         for reference in content["examples"].values():
             example = MERGED["components"]["examples"][reference["$ref"].rsplit("/", 1)[1]]
             answer = ErrorEnvelope.model_validate(example["value"])
-            assert ERROR_EXAMPLES[int(code)][answer.error.code] == example
+            assert {**ERROR_EXAMPLES, **STORAGE_ERROR_EXAMPLES}[int(code)][answer.error.code] == example
 
 
 @pytest.mark.parametrize(("key", "operation"), MERGED_OPERATIONS, ids=[key for key, _ in MERGED_OPERATIONS])

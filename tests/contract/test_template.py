@@ -21,6 +21,11 @@ from pydantic import BaseModel
 from local import sample_events
 from local.template import REPO, HttpRoute, http_routes, load_module, load_template
 from support.models.agents import AgentCreate, AgentStatusUpdate, AgentUpdate
+from support.models.attachments import (
+    AttachmentUploadRequest,
+    VisitorAttachmentDownloadRequest,
+    VisitorAttachmentUploadRequest,
+)
 from support.models.automations import RuleCreate, RuleUpdate
 from support.models.canned import CannedResponseCreate, CannedResponseUpdate
 from support.models.channels import ChannelCreate, ChannelMessage
@@ -87,6 +92,9 @@ REQUEST_MODELS: dict[str, type[BaseModel]] = {
     "PATCH /api/support/widgets/{widgetKey}": WidgetOriginsUpdate,
     "POST /api/support/widget/session": WidgetSessionRequest,
     "POST /api/support/widget/tickets": WebFormTicketCreate,
+    "POST /api/support/attachments/upload-url": AttachmentUploadRequest,
+    "POST /api/support/widget/attachments/upload-url": VisitorAttachmentUploadRequest,
+    "POST /api/support/widget/attachments/{attachmentId}/download-url": VisitorAttachmentDownloadRequest,
     "PUT /api/support/settings/chat": ChatSettings,
     "PATCH /api/support/contacts/{contactId}": ContactUpdate,
     "POST /api/support/contacts/{contactId}/merge": ContactMerge,
@@ -213,6 +221,9 @@ PUBLIC_ROUTES = {
     "POST /api/support/channels/{channelId}/messages",
     # the API's OpenAPI document: no tenant's data (the stack's OpenApiUrl output)
     "GET /api/support/openapi.json",
+    # the widget's attachments: the visitor's resume token and the key's Origin instead of a JWT (sql/0041)
+    "POST /api/support/widget/attachments/upload-url",
+    "POST /api/support/widget/attachments/{attachmentId}/download-url",
 }
 
 
@@ -407,6 +418,25 @@ PRIVACY_JOB_POLICY = {
         },
     ]
 }
+# Attachments (sql/0041): the functions that presign upload and download URLs may write incoming/ and read files/ (a
+# presigned URL acts with its signer's rights); those that claim a message's files read incoming/ (HeadObject) and
+# write and delete files/ (the kept copy).
+PRESIGN_ATTACHMENTS_POLICY = {
+    "Statement": [
+        {"Effect": "Allow", "Action": "s3:PutObject", "Resource": {"Fn::Sub": "${AttachmentsBucket.Arn}/incoming/*"}},
+        {"Effect": "Allow", "Action": "s3:GetObject", "Resource": {"Fn::Sub": "${AttachmentsBucket.Arn}/files/*"}},
+    ]
+}
+CLAIM_ATTACHMENTS_POLICY = {
+    "Statement": [
+        {"Effect": "Allow", "Action": "s3:GetObject", "Resource": {"Fn::Sub": "${AttachmentsBucket.Arn}/incoming/*"}},
+        {
+            "Effect": "Allow",
+            "Action": ["s3:PutObject", "s3:DeleteObject"],
+            "Resource": {"Fn::Sub": "${AttachmentsBucket.Arn}/files/*"},
+        },
+    ]
+}
 
 
 # The analytics rollup reads its own role's database secret, never the API's (test_analytics_template.py).
@@ -451,7 +481,7 @@ def test_functions_get_no_policies_beyond_the_secrets_they_read_and_the_connecti
         if function_id == "EmailInboundFunction":
             expected = [*expected, EMAIL_INBOUND_POLICY]
         if function_id == "TicketsFunction":
-            expected = [*expected, ORIGINAL_EMAIL_POLICY]
+            expected = [*expected, ORIGINAL_EMAIL_POLICY, CLAIM_ATTACHMENTS_POLICY]
         if function_id in AUTOMATION_STARTERS:
             expected = [*expected, INVOKE_AUTOMATIONS_POLICY]
         if function_id == "PrivacyFunction":
@@ -468,6 +498,10 @@ def test_functions_get_no_policies_beyond_the_secrets_they_read_and_the_connecti
             expected = [*expected, WRITE_ARCHIVE_POLICY]
         if function_id == "WebhookDeliveryFunction":
             expected = [*expected, RECEIVE_WEBHOOKS_POLICY]
+        if function_id in {"ChatFunction", "WebSocketFunction"}:
+            expected = [*expected, CLAIM_ATTACHMENTS_POLICY]
+        if function_id in {"WidgetsFunction", "AttachmentsFunction"}:
+            expected = [*expected, PRESIGN_ATTACHMENTS_POLICY]
         assert policies == expected, f"{function_id} has policies beyond what it needs"
         variables = (function["Properties"].get("Environment") or {}).get("Variables") or {}
         assert ("VISITOR_TOKEN_SECRET_ARN" in variables) == (function_id in VISITOR_KEY_READERS), function_id

@@ -72,6 +72,8 @@ TENANT_TABLES = [
     # webhook endpoints and their deliveries, the outbox (sql/0042)
     "webhook_endpoints",
     "webhook_deliveries",
+    # attachments: uploads and the messages that claimed them (sql/0041)
+    "attachments",
 ]
 # Row-level security ENABLEd but not FORCEd: the runtime role sees its tenant's rows only, and the owner's
 # SECURITY DEFINER lookup can find a widget key before the tenant is known (sql/0011), and the email outbox's
@@ -331,6 +333,13 @@ def _tenant_rows(db: DatabaseUrls, tenant: UUID) -> dict[str, str]:
         conn.execute(
             "INSERT INTO retention_chat_tombstones (user_id, id, status) VALUES (%s, gen_random_uuid(), 'closed')",
             (tenant,),
+        )
+        # an attachment's pending row, as the upload URL route writes it (the route presigns with S3 first:
+        # tests/integration/test_attachments.py runs it against moto)
+        conn.execute(
+            "INSERT INTO attachments (user_id, ticket_id, file_name, content_type, size_bytes, object_key, uploaded_by)"
+            " VALUES (%s, %s, 'a.pdf', 'application/pdf', 10, 'incoming/x', 'staff')",
+            (tenant, ticket["id"]),
         )
     return {
         "agent": agent["id"],
@@ -618,6 +627,11 @@ def _inserts_for(tenant: UUID, rows: dict[str, str]) -> dict[str, tuple[str, tup
         "privacy_requests": (
             "INSERT INTO privacy_requests (user_id, kind, customer_email) VALUES (%s, 'export', 'x@example.com')",
             (tenant,),
+        ),
+        "attachments": (
+            "INSERT INTO attachments (user_id, ticket_id, file_name, content_type, size_bytes, object_key, uploaded_by)"
+            " VALUES (%s, %s, 'a.pdf', 'application/pdf', 10, 'incoming/x', 'staff')",
+            (tenant, rows["ticket"]),
         ),
     }
 

@@ -102,6 +102,7 @@ h2{margin:0;font-size:16px}
 .typing{margin:0;padding:0 14px 6px;font-size:13px;color:var(--muted);font-style:italic}
 form{padding:10px 14px;border-top:1px solid var(--line);display:flex;flex-direction:column;gap:8px}
 .row{display:flex;gap:8px;align-items:flex-end}
+.file{display:block;margin-top:4px;font-size:13px;color:inherit}
 label{font-size:13px;color:var(--muted)}
 input,textarea{width:100%;border:1px solid var(--line);border-radius:8px;padding:8px 10px;background:var(--bg)}
 textarea{resize:none;min-height:42px;max-height:120px}
@@ -133,7 +134,8 @@ legend{font-weight:600;margin-bottom:6px;padding:0}
 <button type="submit">Start chat</button>
 <button type="button" class="end" id="leave">Leave a message instead</button></form>
 <form id="compose" hidden><label for="text" class="sr">Message</label>
-<div class="row"><textarea id="text" rows="1" maxlength="${MAX_CHARS}" placeholder="Type a message"></textarea><button type="submit">Send</button></div>
+<div class="row"><textarea id="text" rows="1" maxlength="${MAX_CHARS}" placeholder="Type a message"></textarea><button type="button" id="attach" aria-label="Attach a file">+</button><button type="submit">Send</button></div>
+<input type="file" id="file" aria-label="File to send" hidden>
 <button type="button" class="end" id="end">End chat</button>
 <button type="button" class="end" id="offer" hidden>Leave a message instead</button></form>
 <form id="rate" hidden><fieldset class="stars"><legend>How was this chat?</legend>
@@ -172,6 +174,8 @@ ${[1, 2, 3, 4, 5].map((n) => `<label><input type="radio" name="rating" value="${
     name: $("name"),
     compose: $("compose"),
     text: $("text"),
+    attach: $("attach"),
+    file: $("file"),
     end: $("end"),
     rate: $("rate"),
     comment: $("comment"),
@@ -252,11 +256,19 @@ ${[1, 2, 3, 4, 5].map((n) => `<label><input type="radio" name="rating" value="${
     who.textContent = m.senderType === "customer" ? "You: " : m.senderType === "agent" ? `${m.senderName || "Agent"}: ` : "";
     const text = document.createElement("p");
     text.append(who, m.message);
+    const files = (m.attachments || []).map((a) => {
+      const link = document.createElement("a"); // its presigned URL is asked for on click: it lives 5 minutes
+      link.className = "file";
+      link.href = "#";
+      link.textContent = `${a.fileName} (${Math.max(1, Math.round(a.sizeBytes / 1024))} KB)`;
+      link.addEventListener("click", (e) => (e.preventDefault(), download(a.id)));
+      return link;
+    });
     const meta = document.createElement("span");
     meta.className = "meta";
     meta.textContent = metaText(m);
     if (m.senderType === "system") li.append(text);
-    else li.append(text, meta);
+    else li.append(text, ...files, meta);
     return li;
   };
   const liFor = (m) =>
@@ -404,7 +416,7 @@ ${[1, 2, 3, 4, 5].map((n) => `<label><input type="radio" name="rating" value="${
 
   const sendPending = (p) =>
     state.sessionId &&
-    send("sendMessage", { sessionId: state.sessionId, message: p.message, clientMessageId: p.clientMessageId }, { pending: p.clientMessageId });
+    send("sendMessage", { sessionId: state.sessionId, message: p.message, clientMessageId: p.clientMessageId, ...(p.attachments ? { attachmentIds: p.attachments.map((a) => a.id) } : {}) }, { pending: p.clientMessageId });
 
   const startChat = () => send("startChat", { clientStartId: startId, ...(state.name ? { visitorName: state.name } : {}) });
 
@@ -660,10 +672,55 @@ ${[1, 2, 3, 4, 5].map((n) => `<label><input type="radio" name="rating" value="${
   const newId = () =>
     crypto.randomUUID ? crypto.randomUUID() : Array.from(crypto.getRandomValues(new Uint8Array(16)), (b) => b.toString(16).padStart(2, "0")).join("");
 
-  const sendText = () => {
+  // Attachments (docs/api.md, "Attachments"): an upload URL for this chat, the file straight to S3, then the message.
+  const widgetPost = async (path, body) => {
+    const reply = await fetch(API + path, {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify({ widgetKey: KEY, resumeToken: state.resumeToken, ...body }),
+      credentials: "omit",
+      cache: "no-store",
+    });
+    const answer = await reply.json().catch(() => ({}));
+    if (!reply.ok) throw new Error((answer.error && answer.error.message) || `HTTP ${reply.status}`);
+    return answer.data;
+  };
+  const sendFile = async (file) => {
+    if (!file || !state.sessionId) return;
+    ui.attach.disabled = true;
+    notice(`Uploading ${file.name}…`);
+    try {
+      const upload = await widgetPost("/api/support/widget/attachments/upload-url", {
+        sessionId: state.sessionId, fileName: file.name, contentType: file.type || "application/octet-stream", sizeBytes: file.size,
+      });
+      const form = new FormData();
+      for (const [name, value] of Object.entries(upload.fields)) form.append(name, value);
+      form.append("file", file);
+      const stored = await fetch(upload.url, { method: "POST", body: form, credentials: "omit" });
+      if (!stored.ok) throw new Error(`the upload was refused (HTTP ${stored.status})`);
+      notice("");
+      const attachments = [{ id: upload.attachmentId, fileName: file.name, contentType: file.type, sizeBytes: file.size }];
+      sendText(attachments);
+    } catch (e) {
+      notice(`Could not send ${file.name}: ${e.message}`);
+    } finally {
+      ui.attach.disabled = false;
+      ui.file.value = "";
+    }
+  };
+  const download = async (attachmentId) => {
+    try {
+      const file = await widgetPost(`/api/support/widget/attachments/${attachmentId}/download-url`, {});
+      window.open(file.url, "_blank", "noopener");
+    } catch (e) {
+      notice(`Could not open the file: ${e.message}`);
+    }
+  };
+
+  const sendText = (attachments) => {
     const text = ui.text.value;
-    if (!text.trim()) return;
-    const p = { clientMessageId: newId(), message: text };
+    if (!text.trim() && !attachments) return;
+    const p = { clientMessageId: newId(), message: text.trim() ? text : attachments[0].fileName, ...(attachments ? { attachments } : {}) };
     state.pending.push(p);
     persist();
     ui.text.value = "";
@@ -824,6 +881,8 @@ ${[1, 2, 3, 4, 5].map((n) => `<label><input type="radio" name="rating" value="${
     e.preventDefault();
     sendText();
   });
+  ui.attach.addEventListener("click", () => ui.file.click());
+  ui.file.addEventListener("change", () => sendFile(ui.file.files[0]));
   ui.text.addEventListener("keydown", (e) => {
     if (e.key === "Enter" && !e.shiftKey && !e.isComposing) {
       e.preventDefault();

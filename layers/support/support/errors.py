@@ -125,6 +125,20 @@ class IdempotencyInProgress(Conflict):
     code = "idempotency_in_progress"
 
 
+class StorageUnavailable(DomainError):
+    """S3 could not be asked (no bucket configured, no credentials to sign with): the request wrote nothing; retry."""
+
+    code = "storage_unavailable"
+    status = 503
+
+
+class StorageFailed(DomainError):
+    """S3 failed to answer a check or a copy (HeadObject, CopyObject): the message was not stored; send it again."""
+
+    code = "storage_error"
+    status = 502
+
+
 class UnsupportedMediaType(DomainError):
     code = "unsupported_media_type"
     status = 415

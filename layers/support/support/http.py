@@ -236,6 +236,39 @@ def success_and_errors(successes: dict[int, OpenAPIResponse]) -> dict[int, OpenA
     }
 
 
+# Routes that call S3 (support.services.attachments) answer two more: S3 failed them, and nothing was written.
+STORAGE_ERROR_STATUSES = {
+    502: "the file store (S3) failed a check or a copy (storage_error): nothing was stored; send the request again",
+    503: "the file store (S3) cannot be asked now (storage_unavailable): nothing was written; try again",
+}
+STORAGE_ERROR_EXAMPLES: dict[int, dict[str, dict[str, Any]]] = {
+    502: {
+        "storage_error": _error_example(
+            "storage_error", "the file store failed to answer; the message was not stored: send it again"
+        )
+    },
+    503: {
+        "storage_unavailable": _error_example(
+            "storage_unavailable", "the file store cannot take uploads right now; try again"
+        )
+    },
+}
+
+
+def with_storage_errors(status_code: int, description: str = "Successful Response") -> dict[int, OpenAPIResponse]:
+    """`success_and_errors` of a route that calls S3, with its 502 and 503."""
+    return {
+        **success_and_errors({status_code: {"description": description}}),
+        **{
+            status: {
+                "description": text,
+                "content": {"application/json": {"model": ErrorEnvelope, "examples": STORAGE_ERROR_EXAMPLES[status]}},
+            }
+            for status, text in STORAGE_ERROR_STATUSES.items()
+        },
+    }
+
+
 _ROUTE_SIGNATURE = inspect.signature(APIGatewayHttpResolver.route)
 _PATH_PARAMETER = re.compile(r"\{([^}]+)\}")
 

@@ -7,7 +7,7 @@
 // the suggested responses for the reply box (suggestions.js). `#/chats/{sessionId}` opens that chat (a contact's
 // page links there).
 
-import { announce, clear, duration, h, insertAtCaret, notify, time } from "./dom.js";
+import { announce, clear, duration, fileLinks, h, insertAtCaret, notify, time } from "./dom.js";
 import { CannedPicker, expandShortcut } from "./canned.js";
 import { ContactPanel } from "./contacts.js";
 import { SuggestionsPanel } from "./suggestions.js";
@@ -790,6 +790,9 @@ export class ChatsView {
     at.dateTime = message.createdAt;
     at.textContent = time(message.createdAt);
     li.querySelector(".text").textContent = message.message;
+    li.querySelector(".files")?.remove();
+    const files = fileLinks(this.api, message.attachments);
+    if (files) li.querySelector(".text").after(files);
     const receipt = li.querySelector(".receipt");
     let state = "";
     if (message.senderType !== "customer") {

@@ -90,3 +90,22 @@ export function insertAtCaret(textarea, text) {
   textarea.dispatchEvent(new Event("change"));
   textarea.focus();
 }
+
+/** A message's uploaded files (docs/api.md, "Attachments") as download links: each asks the API for its presigned
+ * URL on click (it lives 5 minutes) and opens it. Files hosted elsewhere (`url`) link straight there. */
+export function fileLinks(api, files) {
+  if (!files || !files.length) return null;
+  return h("ul", { class: "files" }, files.map((file) => h("li", {},
+    h("a", {
+      href: file.url || "#", class: "file", target: file.url ? "_blank" : null, rel: "noopener",
+      "data-attachment-id": file.id || null,
+      onclick: file.id ? async (event) => {
+        event.preventDefault();
+        try {
+          window.open((await api.get(`/attachments/${file.id}`)).url, "_blank", "noopener");
+        } catch (error) {
+          notify(`Could not open ${file.fileName}: ${error.message}`);
+        }
+      } : null,
+    }, `${file.fileName} (${Math.max(1, Math.round((file.sizeBytes || 0) / 1024))} KB)`))));
+}

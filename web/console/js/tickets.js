@@ -4,7 +4,7 @@
 // call logged) or an email forwarded.
 
 import { ContactPanel } from "./contacts.js";
-import { announce, clear, dateTime, duration, h, label, notify } from "./dom.js";
+import { announce, clear, dateTime, duration, fileLinks, h, label, notify } from "./dom.js";
 import { SuggestionsPanel } from "./suggestions.js";
 
 const STATUSES = ["open", "in_progress", "waiting_customer", "resolved", "closed"];
@@ -267,7 +267,7 @@ export class TicketsView {
           entry.kind === "call" ? h("span", { class: "badge call" }, callSummary(entry.call))
             : entry.isInternal ? h("span", { class: "badge note" }, "Internal note") : null,
           ` · ${dateTime(entry.createdAt)}`),
-        h("p", { class: "text" }, entry.message)));
+        h("p", { class: "text" }, entry.message), fileLinks(this.api, entry.attachments)));
     }
     return list;
   }

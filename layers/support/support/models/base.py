@@ -6,6 +6,7 @@ import json
 import unicodedata
 from typing import Annotated, Any
 from urllib.parse import urlsplit
+from uuid import UUID
 
 from pydantic import (
     AfterValidator,
@@ -13,6 +14,7 @@ from pydantic import (
     BaseModel,
     BeforeValidator,
     ConfigDict,
+    Field,
     StringConstraints,
     TypeAdapter,
     UrlConstraints,
@@ -215,6 +217,9 @@ Category = Annotated[
 ]
 
 # A media type as a client names it (`image/png`): stripped, as the other short values.
+# A message's uploaded files (support.services.attachments): at most 10 per message.
+AttachmentIds = Annotated[list[UUID], Field(max_length=10)]
+
 MediaType = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=255), NoNul]
 
 

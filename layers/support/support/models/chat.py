@@ -14,6 +14,7 @@ from pydantic_core import PydanticCustomError
 
 from support.models.base import (
     ApiModel,
+    AttachmentIds,
     AttachmentUrl,
     Email,
     FeedbackText,
@@ -100,6 +101,11 @@ class ChatMessageCreate(ApiModel):
     message: MessageText  # at most 50 KB of UTF-8: 413 over
     attachment_url: AttachmentUrl | None = None
     attachment_type: MediaType | None = None
+    attachment_ids: AttachmentIds = Field(
+        default_factory=list,
+        description="files uploaded for this chat (POST /api/support/attachments/upload-url): checked and claimed "
+        "with the message, listed in its `attachments`",
+    )
 
 
 class ChatReadRequest(ApiModel):
@@ -153,6 +159,11 @@ class ChatMessage(Record):
     message: str
     attachment_url: str | None
     attachment_type: str | None
+    attachments: list[dict[str, Any]] = Field(
+        default_factory=list,
+        description="the files the message claimed: {id, fileName, contentType, sizeBytes}; read one with GET "
+        "/api/support/attachments/{id}",
+    )
     is_read: bool
     read_at: datetime | None
     created_at: datetime

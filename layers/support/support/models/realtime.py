@@ -14,7 +14,7 @@ from uuid import UUID
 from pydantic import Field, StringConstraints
 
 from support.models.agents import AgentStatus
-from support.models.base import ApiModel, Email, MessageText, Name, NoNul, Record
+from support.models.base import ApiModel, AttachmentIds, Email, MessageText, Name, NoNul, Record
 from support.models.chat import ChatMessage, ChatSession
 
 RequestId = Annotated[str, StringConstraints(min_length=1, max_length=128), NoNul]
@@ -44,6 +44,8 @@ class SendMessage(SessionAction):
     client_message_id: ClientMessageId
     attachment_url: Annotated[str, StringConstraints(min_length=1, max_length=2048), NoNul] | None = None
     attachment_type: Annotated[str, StringConstraints(min_length=1, max_length=255), NoNul] | None = None
+    # files uploaded for this chat (the widget: POST /api/support/widget/attachments/upload-url), claimed with it
+    attachment_ids: AttachmentIds = Field(default_factory=list)
 
 
 class Typing(SessionAction):

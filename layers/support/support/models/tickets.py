@@ -12,6 +12,7 @@ from pydantic import BeforeValidator, Field, StringConstraints, model_validator
 
 from support.models.base import (
     ApiModel,
+    AttachmentIds,
     AttachmentUrl,
     Category,
     Email,
@@ -231,6 +232,11 @@ class ConversationCreate(ApiModel):
     message: MessageText
     is_internal: bool = False
     attachments: list[Attachment] = Field(default_factory=list, max_length=20)
+    attachment_ids: AttachmentIds = Field(
+        default_factory=list,
+        description="files uploaded with POST /api/support/attachments/upload-url for this ticket: checked and "
+        "claimed with the message, listed in its `attachments` as {id, fileName, contentType, sizeBytes}",
+    )
 
 
 class Call(Record):

@@ -51,6 +51,7 @@ from dataclasses import dataclass
 from typing import Any
 from uuid import UUID
 
+import psycopg.errors
 from psycopg import sql
 
 from support.auth import Principal, Role
@@ -73,7 +74,7 @@ from support.models.realtime import SYNC_PAGE, Queued, ReadNotice, SyncAnswer, T
 from support.models.settings import DEFAULT_QUEUE_CAP, ChatSettings
 from support.models.tickets import SenderType
 from support.pagination import Page, decode_cursor, page_of
-from support.services import automations, broadcasts, webhooks
+from support.services import attachments, automations, broadcasts, webhooks
 from support.services.connections import (
     STAFF_SIDE,
     VISITOR_SIDE,
@@ -90,7 +91,7 @@ SESSION_COLUMNS = """id, user_id, visitor_id, visitor_name, visitor_email, statu
     message_count, duration, rating, feedback, created_at, updated_at, contact_id, ticket_id,
     (SELECT named.agent_name FROM support_agents named WHERE named.id = assigned_agent_id) AS assigned_agent_name"""
 MESSAGE_COLUMNS = """id, session_id, user_id, sender_type, sender_name, message, attachment_url, attachment_type,
-    is_read, read_at, created_at, client_message_id"""
+    is_read, read_at, created_at, client_message_id, attachments"""
 
 # Senders whose messages are the conversation proper (counted in `message_count`).
 CONVERSATION_SENDERS = (SenderType.CUSTOMER, SenderType.AGENT)
@@ -494,7 +495,7 @@ def add_chat_message(
     so they were not told); without one (the HTTP route) the call is sent only once (`once`)."""
     principal.require_own_sender_type(data.sender_type)
     outbox = Outbox(principal.tenant_id, caller)
-    params = (
+    params: tuple[Any, ...] = (
         *_access_params(principal, session_id, caller),
         principal.subject,
         data.sender_type,
@@ -505,13 +506,29 @@ def add_chat_message(
         client_message_id,
     )
     reran: list[bool] = []
-    [[row]] = pipelined(
-        principal.tenant_id,
-        [(_SEND_MESSAGE, params)],
-        once=client_message_id is None,
-        on_rerun=lambda: reran.append(True),
-    )
-    _refuse(row["outcome"])
+    statement = _SEND_MESSAGE
+    prepared = attachments.prepare_claim(principal, [], session_id=session_id)
+    if data.attachment_ids:
+        # Uploaded files: checked with S3 before the transaction, claimed in it with the message, or neither
+        # (support.services.attachments; chat_send_message_with_attachments, sql/definitions/attachments.sql).
+        with tenant_transaction(principal.tenant_id) as cur:
+            cur.execute(*_session_access(principal, session_id, caller))
+            _accessible(cur.fetchall())  # not the caller's chat: 404 / 403 before anything is asked of S3
+        prepared = attachments.prepare_claim(principal, data.attachment_ids, session_id=session_id)
+        statement, params = _SEND_WITH_ATTACHMENTS, (*params, prepared.ids, prepared.keys)
+    with attachments.discarded_on_failure(prepared):
+        try:
+            [[row]] = pipelined(
+                principal.tenant_id,
+                [(statement, params)],
+                once=client_message_id is None,
+                on_rerun=lambda: reran.append(True),
+            )
+        except psycopg.errors.RaiseException as exc:
+            if exc.diag.message_primary != "attachment_unavailable":
+                raise
+            raise Conflict("an attachment was claimed by another message meanwhile") from exc
+        _refuse(row["outcome"])
     message = ChatMessage.model_validate(row)
     outbox.answer("message.new", message)
     if row["outcome"] == "new":
@@ -528,6 +545,9 @@ def add_chat_message(
 # The message's columns are those of MESSAGE_COLUMNS and more (client_sender, which ChatMessage ignores).
 _SEND_MESSAGE = """SELECT outcome, connection_ids, (message).*
 FROM chat_send_message(%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)"""
+
+_SEND_WITH_ATTACHMENTS = """SELECT outcome, connection_ids, (message).*
+FROM chat_send_message_with_attachments(%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)"""
 
 # What the database's chat functions answer instead of a row, as the errors the services raise.
 _REFUSALS: dict[str, DomainError] = {

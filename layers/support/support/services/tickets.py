@@ -45,7 +45,7 @@ from support.models.tickets import (
     reference_number,
 )
 from support.pagination import Page, decode_cursor, page_of
-from support.services import email_outbox, routing, sla
+from support.services import attachments, email_outbox, routing, sla
 
 _TICKET_FIELDS = """id, user_id, customer_name, customer_email, customer_phone, subject, description, category,
     priority, status, assigned_agent_id, created_at, updated_at, resolved_at, first_response_time,
@@ -415,7 +415,13 @@ def add_conversation(principal: Principal, ticket_id: UUID, data: ConversationCr
     messages are stamped in the order they commit and a reader paging the thread oldest first by
     (created_at, id) never finds one appear behind its cursor."""
     principal.require_own_sender_type(data.sender_type)
-    with tenant_transaction(principal.tenant_id) as cur:
+    # Uploaded files (`attachmentIds`) are checked with S3 before the transaction and claimed in it
+    # (support.services.attachments): the message is stored with all of them or not at all.
+    if data.attachment_ids:
+        with tenant_transaction(principal.tenant_id) as cur:
+            _require_ticket(cur, principal, ticket_id)
+    prepared = attachments.prepare_claim(principal, data.attachment_ids, ticket_id=ticket_id)
+    with attachments.discarded_on_failure(prepared), tenant_transaction(principal.tenant_id) as cur:
         ticket = _require_ticket(cur, principal, ticket_id, NO_KEY_UPDATE)
         if ticket["status"] == TicketStatus.CLOSED:
             raise Conflict("a closed ticket takes no new messages")
@@ -432,10 +438,12 @@ def add_conversation(principal: Principal, ticket_id: UUID, data: ConversationCr
                 str(data.sender_email) if data.sender_email else None,
                 data.message,
                 data.is_internal,
-                Jsonb([a.model_dump(mode="json", by_alias=True) for a in data.attachments]),
+                Jsonb([a.model_dump(mode="json", by_alias=True) for a in data.attachments] + prepared.summaries),
             ),
         )
         created = cur.fetchone()
+        assert created is not None  # an INSERT ... RETURNING answers its row
+        attachments.claim_for_conversation(cur, prepared, ticket_id, created["id"])
         email_outbox.notify_reply(cur, principal.tenant_id, created)
         if data.sender_type is SenderType.AGENT and not data.is_internal:
             cur.execute(

@@ -124,6 +124,11 @@ def _admitted(widget_key: str, origin: str | None) -> UUID:
     return UUID(str(row["user_id"]))
 
 
+def admitted_tenant(widget_key: str, origin: str | None) -> UUID:
+    """The tenant of a live key that admits `origin` (the widget's other public routes: attachments)."""
+    return _admitted(widget_key, origin)
+
+
 def origin_allowed(origin: str | None, allowed: list[str]) -> bool:
     if not origin:
         return False
