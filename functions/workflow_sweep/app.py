@@ -19,6 +19,10 @@ Steps:
   limit (routing settings) becomes a ticket with its messages, and its visitor is told (docs/api.md, Routing).
 * `idempotency`: support.idempotency.purge_expired: deletes the Idempotency-Keys past their 24 hours, of every tenant
   (docs/api.md, Retry-safe writes).
+* `audit`: support.services.audit.seal: chains the audit entries written since the last run, per tenant (last, so the
+  entries of the steps before it are chained in the same run).
+* `audit_check`: support.services.audit.check: verifies the next stretch of the audit chains; its count (the tenants
+  whose chain is broken, WorkflowSweep_audit_check) raises the AuditChainBrokenAlarm.
 Other steps join this list in the same shape.
 """
 
@@ -31,9 +35,9 @@ from typing import Any
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from support import idempotency
+from support import audit_actor, idempotency
 from support.observability import logger, metrics
-from support.services import automations, chat_expiry, sla
+from support.services import audit, automations, chat_expiry, sla
 
 type Step = Callable[[datetime], Sequence[Any] | int]
 
@@ -43,6 +47,8 @@ STEPS: list[tuple[str, Step]] = [
     ("automations", automations.sweep_step),
     ("chat_expiry", lambda now: chat_expiry.expire_waiting_chats(now).ticketed),
     ("idempotency", idempotency.purge_expired),
+    ("audit", audit.seal),
+    ("audit_check", audit.check),
 ]
 
 # An SLA warning or breach the sla step records is an automation event, run by the automations step that follows.
@@ -85,6 +91,7 @@ class WorkflowSweepFailed(RuntimeError):
 @logger.inject_lambda_context
 @metrics.log_metrics
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    audit_actor.bind(audit_actor.job("workflow_sweep"))
     result = run_steps(scheduled_time(event))
     for name, count in result["steps"].items():
         metrics.add_metric(name=f"WorkflowSweep_{name}", unit=MetricUnit.Count, value=count)

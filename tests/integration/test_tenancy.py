@@ -67,6 +67,8 @@ TENANT_TABLES = [
     "automation_runs",
     # the Idempotency-Keys of the creates (sql/0037)
     "idempotency_keys",
+    # the audit trail's entries, read only (sql/0038)
+    "audit_entries",
 ]
 # Row-level security ENABLEd but not FORCEd: the runtime role sees its tenant's rows only, and the owner's
 # SECURITY DEFINER lookup can find a widget key before the tenant is known (sql/0011), and the email outbox's
@@ -79,6 +81,9 @@ NOT_FORCED = {"widget_keys", "email_outbox", "email_inbound_addresses", "support
 NOT_FORCED |= {"automation_rules", "automation_tenants", "automation_events"}
 # sql/0037: the workflow sweep's purge deletes the expired Idempotency-Keys of every tenant at once.
 NOT_FORCED |= {"idempotency_keys"}
+# sql/0038: the audit capture (the owner's trigger) writes entries whatever the session's tenant, and the sealer and
+# the scheduled check chain every tenant at once.
+NOT_FORCED |= {"audit_entries"}
 # Tables with a user_id that the runtime role cannot touch at all (read only through SECURITY DEFINER functions).
 # sql/0003, sql/0027; sql/0025: the reference counters (the owner's only, RLS not forced)
 SIDE_TABLES = ["ticket_search_index", "canned_response_search", "canned_response_terms", "ticket_reference_counters"]
@@ -86,6 +91,8 @@ SIDE_TABLES = ["ticket_search_index", "canned_response_search", "canned_response
 SIDE_TABLES += ["support_channel_secrets", "channel_signatures_seen"]
 # sql/0033: the SLA sweep's queue (the owner's trigger and sla_sweep only)
 SIDE_TABLES += ["ticket_sla_checks"]
+# sql/0038: the audit's personal values (erasable, the owner's functions only) and the chains' heads
+SIDE_TABLES += ["audit_personal_values", "audit_chain_state"]
 # sql/0025: the references' backfill progress, the owner's only and empty once the backfill is done
 PROGRESS_TABLES = ["ticket_reference_backfill"]
 
@@ -293,6 +300,9 @@ def _tenant_rows(db: DatabaseUrls, tenant: UUID) -> dict[str, str]:
     for _ in range(2):
         retried = tickets.post(BASE, body, headers={"Idempotency-Key": "same-key-in-every-tenant"})
         assert retried.status == 201, retried.body
+    # the audit's chains: every entry above sealed (the sweep's step), so each tenant has its chain's head
+    with psycopg.connect(db.owner) as owner:
+        owner.execute("SELECT audit_seal()")
     return {
         "agent": agent["id"],
         "ticket": ticket["id"],

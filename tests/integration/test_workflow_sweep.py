@@ -179,7 +179,9 @@ def test_make_runs_schedule_loop_invokes_the_sweep_and_prints_what_it_did(
     lines = [line for line in capsys.readouterr().out.splitlines() if line.startswith("workflow sweep at")]
     assert len(lines) == 2, lines
     assert re.fullmatch(
-        r"workflow sweep at \S+Z: sla \d+, automations [1-9]\d*, chat_expiry \d+, idempotency \d+", lines[0]
+        r"workflow sweep at \S+Z: sla \d+, automations [1-9]\d*, chat_expiry \d+, idempotency \d+, audit \d+,"
+        r" audit_check \d+",
+        lines[0],
     )
     with tenant_transaction(tenant) as cur:
         cur.execute("SELECT priority FROM support_tickets WHERE user_id = %s AND id = %s", (tenant, row["id"]))

@@ -30,7 +30,8 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from pydantic import StringConstraints, ValidationError, WithJsonSchema
 from pydantic.alias_generators import to_camel
 
-from support.auth import Principal, principal_from_claims
+from support import audit_actor
+from support.auth import AGENT_CLAIM, ROLE_CLAIM, STAFF, Principal, principal_from_claims
 from support.config import get_settings
 from support.errors import (
     DomainError,
@@ -292,6 +293,7 @@ class SupportResolver(APIGatewayHttpResolver):
         return schema
 
     def resolve(self, event: Mapping[str, Any], context: LambdaContext) -> dict[str, Any]:
+        audit_actor.bind(_http_actor(event))
         body = event.get("body")
         if body:
             headers = {k.lower(): v for k, v in (event.get("headers") or {}).items()}
@@ -303,6 +305,20 @@ class SupportResolver(APIGatewayHttpResolver):
                 except (binascii.Error, UnicodeDecodeError):
                     return _refusal(_not_utf8())
         return super().resolve(event, context)
+
+
+def _http_actor(event: Mapping[str, Any]) -> audit_actor.Actor:
+    """The audit trail's actor of an HTTP request: the staff member the verified claims name (the agent, else the
+    token's subject), or `public` on the routes without a token (the web form, the widget session, a channel's
+    delivery), with API Gateway's request id."""
+    context = event.get("requestContext") or {}
+    jwt = (context.get("authorizer") or {}).get("jwt") or {}
+    claims = jwt.get("claims") or {}
+    request_id = context.get("requestId")
+    role = claims.get(ROLE_CLAIM)
+    if role in STAFF:
+        return audit_actor.Actor(str(role), str(claims.get(AGENT_CLAIM) or claims.get("sub") or "") or None, request_id)
+    return audit_actor.Actor("public", None, request_id)
 
 
 def create_resolver() -> APIGatewayHttpResolver:
