@@ -14,6 +14,7 @@ import psycopg
 import pytest
 
 from local.database import DatabaseUrls
+from local.verify_audit import verify_chain
 from support.audit_actor import Actor, acting_as, job
 from support.db.connection import SET_TENANT, tenant_transaction
 from support.services import audit
@@ -57,13 +58,16 @@ def seal(db: DatabaseUrls) -> int:
 
 
 def verify(db: DatabaseUrls, tenant: UUID) -> tuple[Any, ...]:
-    """(checked, broken_seq, problem) of the whole chain."""
+    """(checked, broken_seq, problem) of the whole chain, by the database's check (audit_verify, the scheduled
+    check's) and by make verify-audit's recomputation in Python, which must agree."""
     with psycopg.connect(db.owner) as conn:
         row = conn.execute(
             "SELECT checked, broken_seq, problem FROM audit_verify(%s, NULL, NULL, 1000000)", (tenant,)
         ).fetchone()
         assert row is not None
-        return tuple(row)
+        checked, found = verify_chain(conn, tenant, progress=False)
+    assert (checked, found.seq if found else None, found.problem if found else None) == tuple(row)
+    return tuple(row)
 
 
 # --- capture --------------------------------------------------------------------------------------------------------
@@ -442,3 +446,18 @@ def test_pruning_keeps_the_rest_of_the_chain_verifiable(
     with psycopg.connect(db.owner) as conn:
         conn.execute("DELETE FROM audit_entries WHERE id = %s", (first["id"],))
     assert verify(db, tenant)[1:] == (first["seq"], "missing")
+
+
+def test_make_verify_audit_reports_the_first_break(
+    db: DatabaseUrls, tickets_api: HandlerClient, tenant: UUID, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import local.verify_audit
+
+    rows = _chained(db, tickets_api, tenant, tickets=2)
+    assert local.verify_audit.verify(db.owner, tenant=tenant) == []
+    assert f"{tenant}  ok: {len(rows)} entries" in capsys.readouterr().out
+    with psycopg.connect(db.owner) as conn:
+        conn.execute("DELETE FROM audit_entries WHERE id = %s", (rows[1]["id"],))
+    breaks = local.verify_audit.verify(db.owner, tenant=tenant)
+    assert [(b.seq, b.problem) for b in breaks] == [(rows[1]["seq"], "missing")]
+    assert f"{tenant}  BROKEN at entry {rows[1]['seq']}: missing (1 verified before it)" in capsys.readouterr().out
