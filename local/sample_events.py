@@ -913,6 +913,17 @@ AUTOMATION_SAMPLES = (
 )
 
 
+# The audit trail (support.services.audit): an admin's read of a ticket's history.
+AUDIT_SAMPLES = (
+    SampleEvent(
+        "audit/ticket_history.json",
+        "GET /api/support/audit",
+        "/api/support/audit",
+        query={"entity": "ticket", "id": TICKET_ID, "limit": "20"},
+    ),
+)
+
+
 def rendered() -> dict[Path, str]:
     """Each sample file's path and its exact expected content."""
     files = {EVENTS_DIR / s.file: json.dumps(render(s), indent=2, sort_keys=False) + "\n" for s in SAMPLES}
@@ -929,7 +940,7 @@ def rendered() -> dict[Path, str]:
     for samples in others:
         for name, event in samples().items():
             files[EVENTS_DIR / name] = json.dumps(event, indent=2, sort_keys=False) + "\n"
-    for sample in AUTOMATION_SAMPLES:
+    for sample in AUTOMATION_SAMPLES + AUDIT_SAMPLES:
         files[EVENTS_DIR / sample.file] = json.dumps(render(sample), indent=2, sort_keys=False) + "\n"
     return files
 

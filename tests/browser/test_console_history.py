@@ -47,6 +47,8 @@ def test_an_admin_sees_a_tickets_history_and_an_agent_does_not(
     screenshot(agent_browser, "console-ticket-history")
 
     # An agent's view of the same ticket has no history (the audit trail is the admins')
+    agent_browser.find_element(By.ID, "sign-out").click()
+    wait_until(agent_browser, lambda d: d.find_element(By.ID, "token-input"))
     sign_in(agent_browser, console_url, desk, grace)
     go(agent_browser, "tickets")
     wait_until(agent_browser, lambda d: d.find_element(By.LINK_TEXT, "Mug handle cracked")).click()

@@ -62,6 +62,7 @@ LISTS = {
     "GET /api/support/contacts",
     "GET /api/support/channels",
     "GET /api/support/tickets/{ticketId}/automation-runs",
+    "GET /api/support/audit",
 }
 
 

@@ -461,3 +461,40 @@ def test_make_verify_audit_reports_the_first_break(
     breaks = local.verify_audit.verify(db.owner, tenant=tenant)
     assert [(b.seq, b.problem) for b in breaks] == [(rows[1]["seq"], "missing")]
     assert f"{tenant}  BROKEN at entry {rows[1]['seq']}: missing (1 verified before it)" in capsys.readouterr().out
+
+
+def test_websocket_actions_record_the_visitor_and_the_agent(db: DatabaseUrls, tenant: UUID, monkeypatch: Any) -> None:
+    from support.auth import Principal, Role, authorizer_context
+    from support.models.agents import AgentCreate
+    from support.models.widgets import WidgetCreate
+    from support.services import agents, widgets
+    from tests.integration.test_websocket_route_response import Connection, ManagementApi, _answer
+    from tests.management_api import management_api_serving
+
+    admin = Principal(tenant_id=tenant, role=Role.ADMIN, subject="admin")
+    agent = agents.create_agent(admin, AgentCreate(agent_name="Grace", agent_email=f"{uuid4()}@desk.example"))
+    staff = Principal(tenant_id=tenant, role=Role.AGENT, subject="grace", agent_id=agent.id)
+    key = widgets.create_widget(admin, WidgetCreate(name="Shop", allowed_origins=["https://shop.example"])).widget_key
+    visitor_principal = Principal(
+        tenant_id=tenant, role=Role.VISITOR, subject="visitor:v-1", visitor_id="v-1", widget_key=key
+    )
+    recorder = ManagementApi()
+    with management_api_serving(recorder.post, monkeypatch, delete=recorder.delete):
+        grace, visitor = Connection(authorizer_context(staff)), Connection(authorizer_context(visitor_principal))
+        request_id, result = visitor.send("startChat", visitorName="Lin")
+        session_id = _answer(result, request_id)["data"]["id"]
+        request_id, result = grace.send("setStatus", status="available")
+        _answer(result, request_id)
+        request_id, result = visitor.send(
+            "sendMessage", sessionId=session_id, message="My card is 4111", clientMessageId="m-1"
+        )
+        assert _answer(result, request_id)["type"] == "message.new", result
+    rows = entries(db, tenant)
+    started = [r for r in rows if r["table_name"] == "live_chat_sessions" and r["action"] == "insert"]
+    assert [(r["actor_type"], r["actor_id"]) for r in started] == [("visitor", "v-1")]
+    assert started[0]["request_id"]  # API Gateway's request id of the event
+    status = [r for r in rows if r["table_name"] == "support_agents" and "status" in r["changes"]]
+    assert [(r["actor_type"], r["actor_id"]) for r in status][-1] == ("agent", str(agent.id))
+    sent = [r for r in rows if r["table_name"] == "chat_messages"]
+    assert [(r["actor_type"], r["changes"]["message"]) for r in sent] == [("visitor", {"redacted": True})]
+    assert "4111" not in str([r["changes"] for r in rows])

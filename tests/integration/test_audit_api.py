@@ -137,3 +137,16 @@ def test_another_tenants_entries_never_show(
     new_ticket(tickets_api)
     assert audit_api.get(AUDIT, query={"entity": "ticket", "id": theirs["id"]}).data == []
     assert theirs["id"] not in {e["entityId"] for e in audit_api.get(AUDIT, query={"limit": 100}).data}
+
+
+def test_the_sample_event_answers_200(db: DatabaseUrls) -> None:
+    import json
+    from pathlib import Path
+
+    from functions.audit import app
+    from tests.http_events import invoke_sample_event
+
+    event = Path(__file__).resolve().parents[2] / "events" / "audit" / "ticket_history.json"
+    result = invoke_sample_event(app.lambda_handler, event, "AuditFunction")
+    assert result["statusCode"] == 200, result
+    assert json.loads(result["body"]) == {"success": True, "data": [], "nextCursor": None}

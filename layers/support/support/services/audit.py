@@ -116,6 +116,11 @@ def erase_subjects(cur: Cursor, tenant_id: UUID, subjects: list[str]) -> int:
     return int(row["erased"]) if row else 0
 
 
+def erase_subject(cur: Cursor, tenant_id: UUID, subject: str) -> int:
+    """erase_subjects for one subject (a customer's email is normalised here)."""
+    return erase_subjects(cur, tenant_id, [subject_of_email(subject)])
+
+
 # --- reading -------------------------------------------------------------------------------------------------------
 
 
