@@ -110,8 +110,8 @@ def erase_subjects(cur: Cursor, tenant_id: UUID, subjects: list[str]) -> int:
     every email and identity value the customer was known by (subject_of_email; their contact's identities: emails,
     phones, visitor ids), and `support_tickets:<id>`, `live_chat_sessions:<id>` and `support_contacts:<id>` for
     their rows (messages and conversations without an email are filed under their ticket or chat). The entries
-    stay, and their chain still verifies. Call it after the rows themselves were anonymised (those updates file the old values under the
-    same subjects). Answers the number of entries whose values were erased."""
+    stay, and their chain still verifies. Call it after the rows themselves were anonymised (those updates file the
+    old values under the same subjects). Answers the number of entries whose values were erased."""
     cur.execute("SELECT audit_erase_subjects(%s, %s) AS erased", (tenant_id, subjects))
     row = cur.fetchone()
     return int(row["erased"]) if row else 0
