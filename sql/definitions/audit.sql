@@ -245,14 +245,20 @@ BEGIN
             WHERE pk.conrelid = tenant_table.oid AND pk.contype = 'p'
               AND a.attname <> 'user_id' AND a.attname <> ALL (personal);
         END IF;
-        SELECT array_agg(a.attname ORDER BY a.attnum) INTO recorded
+        -- the recorded columns as the WHEN clause compares them: a type without equality (json, xml, the
+        -- geometric ones) by its text
+        SELECT array_agg(format(CASE WHEN a.atttypid IN ('json'::regtype, 'xml'::regtype, 'point'::regtype,
+                                                         'line'::regtype, 'lseg'::regtype, 'box'::regtype,
+                                                         'path'::regtype, 'polygon'::regtype, 'circle'::regtype)
+                                     THEN '%%1$s.%I::text' ELSE '%%1$s.%I' END, a.attname) ORDER BY a.attnum)
+        INTO recorded
         FROM pg_catalog.pg_attribute a
         WHERE a.attrelid = tenant_table.oid AND a.attnum > 0 AND NOT a.attisdropped AND a.attname <> ALL (ignored);
         when_clause := format('(%s) IS DISTINCT FROM (%s)',
-            (SELECT string_agg(format('old.%I', r), ', ') FROM unnest(recorded) r),
-            (SELECT string_agg(format('new.%I', r), ', ') FROM unnest(recorded) r));
+            (SELECT string_agg(format(r, 'old'), ', ') FROM unnest(recorded) r),
+            (SELECT string_agg(format(r, 'new'), ', ') FROM unnest(recorded) r));
         IF cardinality(recorded) = 1 THEN
-            when_clause := format('old.%1$I IS DISTINCT FROM new.%1$I', recorded[1]);
+            when_clause := format('%s IS DISTINCT FROM %s', format(recorded[1], 'old'), format(recorded[1], 'new'));
         END IF;
         arguments := format('%L, %L, %L, %L, %L', personal, redacted, ignored, key_columns, subject_columns);
         wanted_write := format('CREATE OR REPLACE TRIGGER audit_capture_write AFTER INSERT OR DELETE ON public.%I '

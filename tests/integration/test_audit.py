@@ -92,12 +92,21 @@ def test_the_catalog_check_fails_for_a_table_without_capture(db: DatabaseUrls) -
 
 def test_a_table_added_later_is_captured_when_the_definitions_run(db: DatabaseUrls, tenant: UUID) -> None:
     with psycopg.connect(db.owner) as conn, conn.transaction(force_rollback=True):
-        conn.execute("CREATE TABLE public.audit_probe (id uuid PRIMARY KEY, user_id uuid NOT NULL, note text)")
+        conn.execute(  # a json column too: a type without equality, compared by its text in the WHEN clause
+            "CREATE TABLE public.audit_probe (id uuid PRIMARY KEY, user_id uuid NOT NULL, note text, meta json)"
+        )
         conn.execute(AUDIT_SQL.read_text().encode())
         assert uncaptured(conn) == {}
-        conn.execute("INSERT INTO audit_probe VALUES (%s, %s, 'secret words')", (uuid4(), tenant))
-        row = conn.execute("SELECT table_name, changes FROM audit_entries WHERE user_id = %s", (tenant,)).fetchone()
-        assert row == ("audit_probe", {"id": {"new": row[1]["id"]["new"]}, "note": {"redacted": True}})
+        probe = uuid4()
+        conn.execute("INSERT INTO audit_probe VALUES (%s, %s, 'secret words', '{}')", (probe, tenant))
+        conn.execute("UPDATE audit_probe SET meta = '{\"a\": 1}'")
+        rows = conn.execute(
+            "SELECT table_name, action, changes FROM audit_entries WHERE user_id = %s ORDER BY id", (tenant,)
+        ).fetchall()
+        assert rows == [
+            ("audit_probe", "insert", {"id": {"new": str(probe)}, "note": {"redacted": True}, "meta": {"new": {}}}),
+            ("audit_probe", "update", {"meta": {"old": {}, "new": {"a": 1}}}),
+        ]
 
 
 def test_a_ticket_change_records_who_what_and_when(db: DatabaseUrls, tickets_api: HandlerClient, tenant: UUID) -> None:
