@@ -12,7 +12,7 @@ export SAM_CLI_TELEMETRY := 0
 export AWS_DEFAULT_REGION ?= us-east-1
 export PYTHONDONTWRITEBYTECODE := 1
 
-.PHONY: help run reset-demo token verify-totals test test-fast browser-deps lint typecheck validate build build-x86_64 smoke bench bench-quick lock clean
+.PHONY: help run reset-demo token verify-totals verify-audit test test-fast browser-deps lint typecheck validate build build-x86_64 smoke bench bench-quick lock clean
 .PHONY: backfill backfill-contacts invoke bench-analytics inbound-email api-docs archive
 
 help: ## list the targets
@@ -44,6 +44,9 @@ token: $(VENV)/.installed ## print a JWT for the local gateway: make token TENAN
 
 verify-totals: $(VENV)/.installed ## recount every running total and agent figure from the rows; REPAIR=1 mends differences
 	$(PY) -m local.verify_totals $(if $(REPAIR),--repair) $(if $(TENANT),--tenant "$(TENANT)")
+
+verify-audit: $(VENV)/.installed ## recompute every tenant's audit hash chain (TENANT=<uuid> for one) and report the first break of each
+	$(PY) -m local.verify_audit $(if $(TENANT),--tenant "$(TENANT)")
 
 backfill: $(VENV)/.installed ## roll up days: make backfill FROM=YYYY-MM-DD TO=YYYY-MM-DD [TENANT=<uuid>] (make run's database)
 	@$(PY) -m local.backfill --from "$(FROM)" --to "$(TO)" $(if $(TENANT),--tenant "$(TENANT)")

@@ -993,6 +993,17 @@ PRIVACY_SAMPLES = (
 )
 
 
+# The audit trail (support.services.audit): an admin's read of a ticket's history.
+AUDIT_SAMPLES = (
+    SampleEvent(
+        "audit/ticket_history.json",
+        "GET /api/support/audit",
+        "/api/support/audit",
+        query={"entity": "ticket", "id": TICKET_ID, "limit": "20"},
+    ),
+)
+
+
 # Webhooks (support.services.webhooks): the admin's endpoints and their delivery log; the delivery function's SQS
 # batch and its dispatch after a change.
 WEBHOOK_ID = "dddddddd-dddd-4ddd-8ddd-dddddddddddd"
@@ -1081,7 +1092,7 @@ def rendered() -> dict[Path, str]:
     for samples in others:
         for name, event in samples().items():
             files[EVENTS_DIR / name] = json.dumps(event, indent=2, sort_keys=False) + "\n"
-    for sample in (*AUTOMATION_SAMPLES, *PRIVACY_SAMPLES, *WEBHOOK_SAMPLES):
+    for sample in (*AUTOMATION_SAMPLES, *PRIVACY_SAMPLES, *WEBHOOK_SAMPLES, *AUDIT_SAMPLES):
         files[EVENTS_DIR / sample.file] = json.dumps(render(sample), indent=2, sort_keys=False) + "\n"
     return files
 

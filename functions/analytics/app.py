@@ -21,6 +21,7 @@ from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from support import audit_actor
 from support.observability import logger, metrics
 from support.services import analytics
 
@@ -61,6 +62,7 @@ def _range(event: dict[str, Any]) -> tuple[date, date, UUID | None]:
 @logger.inject_lambda_context
 @metrics.log_metrics
 def lambda_handler(event: Any, context: LambdaContext) -> dict[str, Any]:
+    audit_actor.bind(audit_actor.job("analytics_rollup"))
     try:
         if not isinstance(event, dict):
             raise TypeError("the event is not a JSON object")

@@ -18,6 +18,7 @@ from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
+from support import audit_actor
 from support.http import PageCursor, PageSize, create_resolver, created, current_principal, ok, page
 from support.idempotency import idempotent
 from support.models.automations import AutomationRun, Rule, RuleCreate, RuleUpdate
@@ -70,6 +71,7 @@ def list_ticket_runs(
 @logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_HTTP)
 @metrics.log_metrics
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    audit_actor.bind(None if "requestContext" in event else audit_actor.job("automations"))
     if "requestContext" not in event and "tenantId" in event:
         report = automations.run_pending(UUID(str(event["tenantId"])))
         metrics.add_metric(name="AutomationEvents", unit="Count", value=report.events)

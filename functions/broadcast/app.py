@@ -22,6 +22,7 @@ from uuid import UUID
 
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
+from support import audit_actor
 from support.config import get_settings
 from support.observability import logger, metrics
 from support.services import broadcasts
@@ -32,6 +33,7 @@ get_settings()  # a misconfigured function fails at cold start
 @logger.inject_lambda_context(log_event=False)
 @metrics.log_metrics
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    audit_actor.bind(audit_actor.job("staff_broadcast"))
     tenant_id = UUID(str(event["tenantId"]))
     if "slice" in event:
         part = broadcasts.Slice.from_payload(event["slice"])

@@ -18,6 +18,7 @@ from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from support import audit_actor
 from support.observability import logger, metrics
 from support.services import contacts
 
@@ -38,6 +39,7 @@ class BackfillFailed(RuntimeError):
 @logger.inject_lambda_context
 @metrics.log_metrics
 def lambda_handler(event: Any, context: LambdaContext) -> dict[str, Any]:
+    audit_actor.bind(audit_actor.job("contacts_backfill"))
     try:
         request = BackfillEvent.model_validate(event if event is not None else {})
     except ValidationError as exc:

@@ -17,6 +17,7 @@ from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from pydantic import ValidationError
 
+from support import audit_actor
 from support.mail.ses import SesReceipt
 from support.observability import logger, metrics
 from support.services import email_in
@@ -25,6 +26,7 @@ from support.services import email_in
 @logger.inject_lambda_context
 @metrics.log_metrics
 def lambda_handler(event: Any, context: LambdaContext) -> dict[str, Any]:
+    audit_actor.bind(audit_actor.job("email_in"))
     try:
         receipts = SesReceipt.from_event(event if isinstance(event, dict) else {})
     except ValidationError as exc:

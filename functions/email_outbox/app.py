@@ -17,6 +17,7 @@ from typing import Any
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
+from support import audit_actor
 from support.observability import logger, metrics
 from support.services import email_outbox
 
@@ -34,6 +35,7 @@ def _is_sns(event: dict[str, Any]) -> bool:
 @logger.inject_lambda_context
 @metrics.log_metrics
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    audit_actor.bind(audit_actor.job("email_outbox"))
     if _is_sns(event):
         suppressed = sum(email_outbox.record_ses_notification(n) for n in email_outbox.sns_notifications(event))
         metrics.add_metric(name="EmailAddressesSuppressed", unit=MetricUnit.Count, value=suppressed)

@@ -27,6 +27,10 @@ Steps:
 * `retention`: support.services.retention.sweep_step: the closed tickets and ended chats past their tenant's retention
   policy written to the archive bucket (mode archive) and then deleted, in bounded batches (docs/ARCHITECTURE.md,
   "Retention and archives").
+* `audit`: support.services.audit.seal: chains the audit entries written since the last run, per tenant (last, so the
+  entries of the steps before it are chained in the same run).
+* `audit_check`: support.services.audit.check: verifies the next stretch of the audit chains; its count (the tenants
+  whose chain is broken, WorkflowSweep_audit_check) raises the AuditChainBrokenAlarm.
 Other steps join this list in the same shape.
 """
 
@@ -39,9 +43,9 @@ from typing import Any
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from support import idempotency
+from support import audit_actor, idempotency
 from support.observability import logger, metrics
-from support.services import automations, chat_expiry, privacy, retention, sla, webhooks
+from support.services import audit, automations, chat_expiry, privacy, retention, sla, webhooks
 
 type Step = Callable[[datetime], Sequence[Any] | int]
 
@@ -54,6 +58,8 @@ STEPS: list[tuple[str, Step]] = [
     ("privacy", privacy.sweep),
     ("webhooks", webhooks.sweep),
     ("retention", retention.sweep_step),
+    ("audit", audit.seal),
+    ("audit_check", audit.check),
 ]
 
 # An SLA warning or breach the sla step records is an automation event, run by the automations step that follows.
@@ -96,6 +102,7 @@ class WorkflowSweepFailed(RuntimeError):
 @logger.inject_lambda_context
 @metrics.log_metrics
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    audit_actor.bind(audit_actor.job("workflow_sweep"))
     result = run_steps(scheduled_time(event))
     for name, count in result["steps"].items():
         metrics.add_metric(name=f"WorkflowSweep_{name}", unit=MetricUnit.Count, value=count)

@@ -127,8 +127,8 @@ GRANT EXECUTE ON FUNCTION public.retention_delete_chats(uuid, uuid[], timestampt
 -- (support_tickets_resolved_idx, live_chat_sessions_end_idx), so a minute with nothing due costs one round trip.
 -- Owned by support_analytics_lister, whose policies let it read the retention settings and the few columns granted to
 -- it across tenants (sql/0012, sql/0040). Replacing it takes membership in its owner, for these statements only.
--- TODO(audit merge): the tenants whose audit entries are past `audit_days` join this list when the audit's pruning
--- lands (support.services.retention.prune_audit).
+-- A tenant whose oldest audit entry is past its `audit_days` is due too (audit_oldest_entry_at: the owner's, one probe
+-- of the chain's index; support.services.retention.prune_audit).
 GRANT support_analytics_lister TO support_owner;
 CREATE OR REPLACE FUNCTION public.retention_tenants_due(p_at timestamptz)
 RETURNS SETOF uuid
@@ -144,7 +144,10 @@ AS $$
         OR (s.settings -> 'chats' ->> 'mode' IN ('delete', 'archive')
             AND EXISTS (SELECT 1 FROM public.live_chat_sessions c
                         WHERE c.user_id = s.user_id AND c.session_end_time IS NOT NULL AND c.status = 'closed'
-                          AND c.session_end_time < p_at - make_interval(days => (s.settings -> 'chats' ->> 'days')::integer))))
+                          AND c.session_end_time < p_at - make_interval(days => (s.settings -> 'chats' ->> 'days')::integer)))
+        OR (s.settings ->> 'audit_days' IS NOT NULL
+            AND public.audit_oldest_entry_at(s.user_id)
+                < least(p_at, now()) - make_interval(days => (s.settings ->> 'audit_days')::integer)))
     ORDER BY s.user_id
 $$;
 REVOKE ALL ON FUNCTION public.retention_tenants_due(timestamptz) FROM PUBLIC;

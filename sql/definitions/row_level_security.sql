@@ -1,5 +1,5 @@
 -- Row-level security: every tenant table and its policies, in one list (history: sql/0002, 0003, 0007, 0011,
--- 0012, 0016, 0018, 0019, 0023, 0024, 0026, 0027, 0028, 0034, 0037, 0039).
+-- 0012, 0016, 0018, 0019, 0023, 0024, 0026, 0027, 0028, 0034, 0037, 0038, 0039, 0040, 0041, 0042).
 --
 -- Every tenant table has ENABLE + FORCE row-level security (FORCE so that even the owner is filtered) and one
 -- policy, tenant_isolation, on the transaction-local setting app.tenant_id. current_setting() without
@@ -108,7 +108,14 @@ BEGIN
             ('retention_ticket_tombstones', true),
             ('retention_chat_tombstones', true),
             -- Attachments (sql/0041): read and written in the tenant's own transaction only.
-            ('attachments', true)
+            ('attachments', true),
+            -- The audit trail (sql/0038): the capture trigger (the owner's) writes a row's entry whatever the
+            -- session's tenant setting, and the sealer and the scheduled check chain and verify every tenant at
+            -- once (sql/definitions/audit.sql): not forced. The runtime role reads its tenant's entries only, and
+            -- has no privilege on the personal values or the chains' state.
+            ('audit_entries', false),
+            ('audit_personal_values', false),
+            ('audit_chain_state', false)
         ) AS t (name, forced)
     LOOP
         SELECT c.relrowsecurity AS enabled, c.relforcerowsecurity AS forced INTO existing

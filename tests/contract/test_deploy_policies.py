@@ -35,6 +35,8 @@ SECRETS_READ: dict[str, list[Any]] = {
     "SettingsFunction": [APP_SECRET],
     "ContactsFunction": [APP_SECRET],
     "ChannelsFunction": [APP_SECRET],
+    # the audit trail's reads (GET /api/support/audit)
+    "AuditFunction": [APP_SECRET],
     # the contacts backfill job: the API's role, the API's secret
     "ContactsBackfillFunction": [APP_SECRET],
     "WebSocketFunction": [APP_SECRET],

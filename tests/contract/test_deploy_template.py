@@ -430,6 +430,7 @@ def test_the_alarms_watch_5xx_websocket_errors_functions_and_the_analytics_job()
         ("AWS/Lambda", "AsyncEventsDropped"),  # a staff broadcast given up after its retries
         ("AWS/SQS", "ApproximateNumberOfMessagesVisible"),
         ("SupportDesk", "AnalyticsRollupFailedTenants"),
+        ("SupportDesk", "WorkflowSweep_audit_check"),  # the tenants whose audit chain the sweep found broken
     }
     for name, alarm in alarms.items():
         assert alarm["AlarmActions"] == [{"Ref": "AlarmTopic"}], name
@@ -451,6 +452,18 @@ def test_the_failed_tenants_alarm_reads_the_metric_where_the_rollup_writes_it() 
     assert f'name="{name}"' in (REPO / "functions" / "analytics" / "app.py").read_text()
 
 
+def test_the_audit_chain_alarm_reads_the_metric_where_the_sweep_writes_it() -> None:
+    variables = TEMPLATE["Globals"]["Function"]["Environment"]["Variables"]
+    ((namespace, name, dimensions),) = _metrics(_alarms()["AuditChainBrokenAlarm"])
+    assert (namespace, dimensions) == (
+        variables["POWERTOOLS_METRICS_NAMESPACE"],
+        {"service": variables["POWERTOOLS_SERVICE_NAME"]},
+    )
+    sweep = (REPO / "functions" / "workflow_sweep" / "app.py").read_text()
+    assert name == "WorkflowSweep_audit_check"
+    assert 'name=f"WorkflowSweep_{name}"' in sweep and '("audit_check", audit.check)' in sweep
+
+
 def test_every_api_function_is_in_the_function_alarms() -> None:
     alarms = _alarms()
 
@@ -469,6 +482,15 @@ def test_the_channels_function_has_an_alarm_of_its_own() -> None:
     assert {(name, dims["FunctionName"]["Ref"]) for _, name, dims in metrics} == {
         ("Errors", "ChannelsFunction"),
         ("Throttles", "ChannelsFunction"),
+    }
+
+
+def test_the_audit_function_has_an_alarm_of_its_own() -> None:
+    # as the channels function's: the shared function alarms are full
+    metrics = _metrics(_alarms()["AuditFunctionAlarm"])
+    assert {(name, dims["FunctionName"]["Ref"]) for _, name, dims in metrics} == {
+        ("Errors", "AuditFunction"),
+        ("Throttles", "AuditFunction"),
     }
 
 

@@ -82,6 +82,7 @@ LISTS = {
     "GET /api/support/tickets/{ticketId}/automation-runs",
     "GET /api/support/webhooks",
     "GET /api/support/webhooks/{webhookId}/deliveries",
+    "GET /api/support/audit",
 }
 
 # Requests for work done later (answered 202 with the request: its id and state).

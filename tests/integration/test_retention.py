@@ -431,3 +431,43 @@ def test_an_ordinary_delete_still_moves_the_figures(db: DatabaseUrls, tenant: UU
         conn.execute("DELETE FROM support_tickets WHERE id = %s", (ticket["id"],))
     assert not any(group[2] == "skip-check" for group in recount.stored_ticket_totals(db, tenant))
     assert verify(db.owner, db.admin, repair=False, tenant=tenant) == 0
+
+
+def test_audit_entries_past_the_tenants_audit_days_are_pruned_and_the_rest_still_verifies(
+    db: DatabaseUrls, tenant: UUID, other_tenant: UUID, settings_api: HandlerClient, tickets_api: HandlerClient
+) -> None:
+    from local.verify_audit import verify as verify_audit
+    from support.services import audit
+
+    # Given a tenant that keeps audit entries 400 days, whose first entries were written 500 days ago
+    put = settings_api.put(SETTINGS, {**DEFAULTS, "auditDays": 400})
+    assert put.status == 200, put.body
+    new_ticket(tickets_api)
+    new_ticket(tickets_api.as_tenant(other_tenant))
+    with psycopg.connect(db.admin) as conn:
+        old = conn.execute(
+            "UPDATE audit_entries SET occurred_at = now() - interval '500 days'"
+            " WHERE user_id = ANY(%s) AND seq IS NULL RETURNING id, user_id",
+            ([tenant, other_tenant],),
+        ).fetchall()
+    assert {row[1] for row in old} == {tenant, other_tenant}
+    audit.seal()
+    recent = new_ticket(tickets_api)["id"]
+    audit.seal()
+    with psycopg.connect(db.app) as conn:
+        assert tenant in {r[0] for r in conn.execute("SELECT retention_tenants_due(now())").fetchall()}
+
+    # When the retention step runs
+    retention.sweep_step(datetime.now(UTC))
+
+    # Then the tenant's old entries are gone, its recent ones stay, the other tenant (no policy) keeps everything,
+    # and both chains still verify from their anchors
+    with psycopg.connect(db.admin) as conn:
+        left = {r[0] for r in conn.execute("SELECT id FROM audit_entries WHERE id = ANY(%s)", ([r[0] for r in old],))}
+        about_recent = conn.execute(
+            "SELECT count(*) FROM audit_entries WHERE user_id = %s AND row_id = %s", (tenant, str(recent))
+        ).fetchone()
+    assert left == {r[0] for r in old if r[1] == other_tenant}
+    assert about_recent is not None and about_recent[0] >= 1
+    assert verify_audit(db.owner, tenant=tenant) == []
+    assert verify_audit(db.owner, tenant=other_tenant) == []

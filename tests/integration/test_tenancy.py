@@ -74,6 +74,8 @@ TENANT_TABLES = [
     "webhook_deliveries",
     # attachments: uploads and the messages that claimed them (sql/0041)
     "attachments",
+    # the audit trail's entries, read only (sql/0038)
+    "audit_entries",
 ]
 # Row-level security ENABLEd but not FORCEd: the runtime role sees its tenant's rows only, and the owner's
 # SECURITY DEFINER lookup can find a widget key before the tenant is known (sql/0011), and the email outbox's
@@ -90,6 +92,9 @@ NOT_FORCED |= {"idempotency_keys"}
 NOT_FORCED |= {"privacy_requests"}
 # sql/0042: the webhook capture triggers look up endpoints and write deliveries for any write; the sweep lists tenants.
 NOT_FORCED |= {"webhook_endpoints", "webhook_deliveries"}
+# sql/0038: the audit capture (the owner's trigger) writes entries whatever the session's tenant, and the sealer and
+# the scheduled check chain every tenant at once.
+NOT_FORCED |= {"audit_entries"}
 # Tables with a user_id that the runtime role cannot touch at all (read only through SECURITY DEFINER functions).
 # sql/0003, sql/0027; sql/0025: the reference counters (the owner's only, RLS not forced)
 SIDE_TABLES = ["ticket_search_index", "canned_response_search", "canned_response_terms", "ticket_reference_counters"]
@@ -101,6 +106,8 @@ SIDE_TABLES += ["ticket_sla_checks"]
 SIDE_TABLES += ["webhook_secrets"]
 # sql/0040: what the figures still count of the tickets and chats the retention job deleted (the owner's functions)
 SIDE_TABLES += ["retention_ticket_tombstones", "retention_chat_tombstones"]
+# sql/0038: the audit's personal values (erasable, the owner's functions only) and the chains' heads
+SIDE_TABLES += ["audit_personal_values", "audit_chain_state"]
 # sql/0025: the references' backfill progress, the owner's only and empty once the backfill is done
 PROGRESS_TABLES = ["ticket_reference_backfill"]
 
@@ -341,6 +348,9 @@ def _tenant_rows(db: DatabaseUrls, tenant: UUID) -> dict[str, str]:
             " VALUES (%s, %s, 'a.pdf', 'application/pdf', 10, 'incoming/x', 'staff')",
             (tenant, ticket["id"]),
         )
+    # the audit's chains: every entry above sealed (the sweep's step), so each tenant has its chain's head
+    with psycopg.connect(db.owner) as owner:
+        owner.execute("SELECT audit_seal()")
     return {
         "agent": agent["id"],
         "ticket": ticket["id"],

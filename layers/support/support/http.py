@@ -31,7 +31,8 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from pydantic import StringConstraints, ValidationError, WithJsonSchema
 from pydantic.alias_generators import to_camel
 
-from support.auth import Principal, principal_from_claims
+from support import audit_actor
+from support.auth import AGENT_CLAIM, ROLE_CLAIM, STAFF, Principal, principal_from_claims
 from support.config import get_settings
 from support.db.connection import Admission, admission, check_admission
 from support.errors import (
@@ -333,7 +334,9 @@ class SupportResolver(APIGatewayHttpResolver):
         """Every request of a signed-in caller counts against its tenant's API budget (support.services.rate_limits):
         the check rides in front of the request's first transaction for the tenant, or, when the request opened
         none (refused before any database work: a 403, a 422, a body no route reads), goes alone afterwards. Over
-        the budget: 429 with Retry-After, the request's work not done (or, alone afterwards, its answer replaced)."""
+        the budget: 429 with Retry-After, the request's work not done (or, alone afterwards, its answer replaced).
+        The audit trail's actor is bound first, for every transaction the request opens (support.audit_actor)."""
+        audit_actor.bind(_http_actor(event))
         check = _api_admission(event)
         if check is None:
             return self._resolve_body(event, context)
@@ -371,6 +374,20 @@ def _api_admission(event: Mapping[str, Any]) -> Admission | None:
         return api_admission(principal_from_claims(claims).tenant_id)
     except DomainError:
         return None
+
+
+def _http_actor(event: Mapping[str, Any]) -> audit_actor.Actor:
+    """The audit trail's actor of an HTTP request: the staff member the verified claims name (the agent, else the
+    token's subject), or `public` on the routes without a token (the web form, the widget session, a channel's
+    delivery), with API Gateway's request id."""
+    context = event.get("requestContext") or {}
+    jwt = (context.get("authorizer") or {}).get("jwt") or {}
+    claims = jwt.get("claims") or {}
+    request_id = context.get("requestId")
+    role = claims.get(ROLE_CLAIM)
+    if role in STAFF:
+        return audit_actor.Actor(str(role), str(claims.get(AGENT_CLAIM) or claims.get("sub") or "") or None, request_id)
+    return audit_actor.Actor("public", None, request_id)
 
 
 def create_resolver() -> APIGatewayHttpResolver:

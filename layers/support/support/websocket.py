@@ -34,6 +34,7 @@ from uuid import UUID
 
 from pydantic import BaseModel, ValidationError
 
+from support import audit_actor
 from support.auth import Principal, Role, principal_from_context
 from support.errors import DomainError, RateLimited, Unauthorized
 from support.observability import logger
@@ -108,11 +109,14 @@ def handle(event_: Mapping[str, Any], actions: Mapping[str, Action]) -> dict[str
     context = event_.get("requestContext") or {}
     route = str(context.get("routeKey") or DEFAULT)
     connection_id = str(context.get("connectionId") or "")
+    audit_actor.bind(None)
     try:
         principal = principal_from_context(context.get("authorizer"))
     except Unauthorized:
         logger.warning("websocket event without a valid authorizer context", extra={"route": route})
         return {"statusCode": 401}
+    who = principal.agent_id if principal.agent_id else principal.visitor_id or principal.subject or None
+    audit_actor.bind(audit_actor.Actor(str(principal.role), str(who) if who else None, context.get("requestId")))
     if route == CONNECT:
         return _connect(principal, connection_id, event_.get("queryStringParameters") or {})
     if route == DISCONNECT:

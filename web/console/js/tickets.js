@@ -5,6 +5,7 @@
 
 import { ContactPanel } from "./contacts.js";
 import { announce, clear, dateTime, duration, fileLinks, h, label, notify } from "./dom.js";
+import { TicketHistory } from "./history.js";
 import { SuggestionsPanel } from "./suggestions.js";
 
 const STATUSES = ["open", "in_progress", "waiting_customer", "resolved", "closed"];
@@ -198,6 +199,9 @@ export class TicketsView {
     if (ticket.description) d.append(h("p", { class: "description" }, ticket.description));
     if (!closed) d.append(this.changeForm(ticket), this.assignForm(ticket));
     else d.append(h("p", { class: "muted" }, "This ticket is closed: it can no longer be changed."));
+    if (this.me.role === "admin") {  // the audit trail is the admins' (GET /api/support/audit)
+      d.append(new TicketHistory(this.api, ticket.id, (id) => this.agentName(id)).element);
+    }
     d.append(h("h3", {}, "Conversation"), this.threadList(thread));
     if (!closed) {
       const reply = this.replyForm(ticket);

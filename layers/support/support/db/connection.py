@@ -23,6 +23,7 @@ from psycopg import sql
 from psycopg.abc import Params
 from psycopg.rows import DictRow, dict_row
 
+from support.audit_actor import actor_setting
 from support.config import Settings, get_settings
 from support.db.secrets import DATABASE_CA_BUNDLE, DatabaseSecret, read_secret, verified_conninfo
 from support.observability import logger
@@ -92,9 +93,21 @@ def reset_connection() -> None:
 
 
 SET_TENANT = "SELECT set_config('app.tenant_id', %s, true)"
-# What a transaction's first statement binds: the tenant (when there is one) and the statement timeout.
-_BIND_TENANT = "SELECT set_config('app.tenant_id', %s, true), set_config('statement_timeout', %s, true)"
-_BIND_TIMEOUT = "SELECT set_config('statement_timeout', %s, true)"
+# What a transaction's first statement binds: the tenant (when there is one), the statement timeout, and the actor
+# the audit trail records (support.audit_actor; '' when none is known): one statement, one round trip, for all three.
+_BIND_TENANT = (
+    "SELECT set_config('app.tenant_id', %s, true), set_config('statement_timeout', %s, true),"
+    " set_config('app.actor', %s, true)"
+)
+_BIND_TIMEOUT = "SELECT set_config('statement_timeout', %s, true), set_config('app.actor', %s, true)"
+
+
+def _timeout() -> str:
+    return f"{get_settings().db_statement_timeout_ms}ms"
+
+
+def _tenant_binding(tenant_id: str) -> tuple[str, str, str]:
+    return (tenant_id, _timeout(), actor_setting())
 
 
 def _enter(conn: Connection, tenant_id: str | None) -> tuple[ExitStack, Cursor]:
@@ -104,11 +117,10 @@ def _enter(conn: Connection, tenant_id: str | None) -> tuple[ExitStack, Cursor]:
     with ExitStack() as stack:
         stack.enter_context(conn.transaction())
         cur = stack.enter_context(conn.cursor())
-        timeout = f"{get_settings().db_statement_timeout_ms}ms"
         if tenant_id is not None:
-            cur.execute(_BIND_TENANT, (tenant_id, timeout))
+            cur.execute(_BIND_TENANT, _tenant_binding(tenant_id))
         else:
-            cur.execute(_BIND_TIMEOUT, (timeout,))
+            cur.execute(_BIND_TIMEOUT, (_timeout(), actor_setting()))
         return stack.pop_all(), cur
 
 
@@ -120,7 +132,7 @@ def _enter_admitted(conn: Connection, check: Admission) -> tuple[ExitStack, Curs
         with conn.pipeline(), conn.cursor() as first:
             _send_admission(first, check)
             first.execute(_BEGIN_WRITE)
-            first.execute(_BIND_TENANT, (str(check.tenant_id), f"{get_settings().db_statement_timeout_ms}ms"))
+            first.execute(_BIND_TENANT, _tenant_binding(str(check.tenant_id)))
     except BaseException as error:
         _end_failed(conn)
         refused = _admission_failed(check, error)
@@ -303,7 +315,7 @@ def _pipelined[T](
                 _send_admission(cur, check)
             if begin is not None:
                 cur.execute(begin)
-                cur.execute(_BIND_TENANT, (tenant_id, f"{get_settings().db_statement_timeout_ms}ms"))
+                cur.execute(_BIND_TENANT, _tenant_binding(tenant_id))
                 if first is not None:
                     cur.execute(first.query, first.params)
             result = work(cur)
@@ -387,7 +399,7 @@ def _pipelined_once[T](begin: bytes, tenant_id: UUID, work: Callable[[Cursor], T
                 if check is not None:
                     _send_admission(cur, check)
                 cur.execute(begin)
-                cur.execute(_BIND_TENANT, (str(tenant_id), f"{get_settings().db_statement_timeout_ms}ms"))
+                cur.execute(_BIND_TENANT, _tenant_binding(str(tenant_id)))
                 if first is not None:
                     cur.execute(first.query, first.params)
             break

@@ -53,6 +53,7 @@ from support.errors import found
 from support.invocations import invoke_or_run
 from support.models.privacy import PrivacyErasure, PrivacyExport, PrivacyRequestCreate, PrivacyState
 from support.observability import logger
+from support.services import audit
 
 BATCH = 500  # rows per erasure transaction: short row locks even for a customer with 100,000 messages
 LEASE = timedelta(minutes=2)  # renewed with every batch; a run that stops renewing is resumed after it
@@ -562,8 +563,8 @@ ERASERS: list[Eraser] = [
     _database_step("automation_events"),
     _database_step("idempotency_keys"),
     Eraser("earlier_requests", _earlier_requests),
-    # Hook for the merge: the audit trail's erasable store (its function that erases a subject) and the attachments'
-    # files join here through register_eraser, each a step of the same shape.
+    # The audit trail's personal values go last, in the transaction that marks the erasure done (_run_erasure);
+    # other features' stores join here through register_eraser, each a step of the same shape.
 ]
 
 
@@ -630,6 +631,17 @@ def _run_erasure(
             WHERE user_id = %s AND id = %s""",
             (clock(), claim.tenant_id, claim.request_id),
         )
+        # Last, after every row was anonymised and this request let go of the email: the audit trail's personal
+        # values about the customer (each of those updates filed the old values there), erased in the same commit.
+        erased = audit.erase_customer(
+            cur,
+            claim.tenant_id,
+            [claim.email] if claim.email else [],
+            ticket_ids=claim.ticket_ids or [],
+            session_ids=claim.session_ids or [],
+            contact_ids=claim.contact_ids or [],
+        )
+        claim.progress = {**claim.progress, "audit": erased}
     logger.info("privacy erasure done", extra={"privacy_request_id": str(claim.request_id), "progress": claim.progress})
     return PrivacyState.DONE
 

@@ -41,7 +41,7 @@ from support.db import tenant_transaction
 from support.db.connection import anonymous_transaction
 from support.models.settings import RetentionRule, RetentionSettings
 from support.observability import logger
-from support.services import settings
+from support.services import audit, settings
 
 RETENTION = "retention"
 BATCH = 2_000  # rows per object and per delete transaction: locks held for one batch only
@@ -92,6 +92,7 @@ class RetentionReport:
     failed: dict[UUID, str] = field(default_factory=dict)
     more: bool = False  # stopped by the run's budget with work left
     seconds: dict[str, float] = field(default_factory=lambda: {"read": 0.0, "upload": 0.0, "delete": 0.0})
+    audit_pruned: int = 0  # audit entries past the tenants' auditDays, deleted (support.services.audit.prune)
 
     @property
     def rows(self) -> int:
@@ -176,12 +177,13 @@ def delete_batch(batch: Batch, now: datetime) -> int:
 
 
 def prune_audit(tenant_id: UUID, audit_days: int, now: datetime) -> int:
-    """Audit entries older than `audit_days`.
-
-    TODO(audit merge): call the audit trail's pruning function here (built in parallel, issue 19 "Audit trail"),
-    with the tenant, `now - audit_days` and a batch bound, and add its due check to retention_tenants_due
-    (sql/definitions/retention.sql). Until then nothing is pruned: audit entries are kept forever."""
-    return 0
+    """The tenant's audit entries older than `audit_days` (at least 365), at most audit.PRUNE_BATCH a run, through the
+    audit trail's own pruning (support.services.audit.prune: the chain keeps an anchor, so what stays still
+    verifies). The cut-off is taken from the earlier of `now` and the database's clock, which refuses anything of the
+    last 365 days."""
+    older_than = min(now, datetime.now(UTC)) - timedelta(days=audit_days)
+    with tenant_transaction(tenant_id) as cur:
+        return audit.prune(cur, tenant_id, older_than, audit.PRUNE_BATCH)
 
 
 def run_tenant(
@@ -220,7 +222,7 @@ def run_tenant(
         else:
             report.more = True
     if policy.audit_days is not None:
-        prune_audit(tenant_id, policy.audit_days, now)
+        report.audit_pruned += prune_audit(tenant_id, policy.audit_days, now)
     return done
 
 
