@@ -118,6 +118,7 @@ BEGIN
                 SET message = erased_text,
                     sender_name = CASE WHEN m.sender_type = 'customer' THEN NULL ELSE m.sender_name END,
                     attachment_url = NULL,
+                    attachments = '[]',
                     client_sender = CASE WHEN m.sender_type = 'customer' THEN NULL ELSE m.client_sender END
                 FROM batch WHERE m.user_id = tenant AND m.id = batch.id
                 RETURNING m.id

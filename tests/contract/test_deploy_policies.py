@@ -284,6 +284,15 @@ def test_each_function_reads_only_its_secrets_and_posts_only_to_connections(func
             "Resource": {"Fn::Sub": "${AttachmentsBucket.Arn}/files/*"},
         },
     ]
+    # The privacy job and the retention step delete the files of what they erase or delete.
+    delete_files = {
+        "Effect": "Allow",
+        "Action": "s3:DeleteObject",
+        "Resource": [
+            {"Fn::Sub": "${AttachmentsBucket.Arn}/files/*"},
+            {"Fn::Sub": "${AttachmentsBucket.Arn}/incoming/*"},
+        ],
+    }
     expected_other = {
         "PrivacyFunction": [
             {
@@ -292,8 +301,8 @@ def test_each_function_reads_only_its_secrets_and_posts_only_to_connections(func
                 "Resource": {"Fn::Sub": "${PrivacyExportBucket.Arn}/exports/*"},
             }
         ],
-        "PrivacyJobFunction": privacy_job,
-        "WorkflowSweepFunction": [send_webhooks, write_archive],
+        "PrivacyJobFunction": [*privacy_job, delete_files],
+        "WorkflowSweepFunction": [send_webhooks, write_archive, delete_files],
         "WebhookDeliveryFunction": [send_webhooks, receive_webhooks],
         "AnalyticsFunction": dead_letters,
         "EmailOutboxFunction": send_as_the_domain,

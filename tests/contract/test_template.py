@@ -427,6 +427,19 @@ PRESIGN_ATTACHMENTS_POLICY = {
         {"Effect": "Allow", "Action": "s3:GetObject", "Resource": {"Fn::Sub": "${AttachmentsBucket.Arn}/files/*"}},
     ]
 }
+# The privacy job and the retention step delete the files of what they erase or delete (both S3 objects of each).
+DELETE_ATTACHMENTS_POLICY = {
+    "Statement": [
+        {
+            "Effect": "Allow",
+            "Action": "s3:DeleteObject",
+            "Resource": [
+                {"Fn::Sub": "${AttachmentsBucket.Arn}/files/*"},
+                {"Fn::Sub": "${AttachmentsBucket.Arn}/incoming/*"},
+            ],
+        }
+    ]
+}
 CLAIM_ATTACHMENTS_POLICY = {
     "Statement": [
         {"Effect": "Allow", "Action": "s3:GetObject", "Resource": {"Fn::Sub": "${AttachmentsBucket.Arn}/incoming/*"}},
@@ -487,7 +500,7 @@ def test_functions_get_no_policies_beyond_the_secrets_they_read_and_the_connecti
         if function_id == "PrivacyFunction":
             expected = [*expected, *PRIVACY_FUNCTION_POLICIES]
         if function_id == "PrivacyJobFunction":
-            expected = [*expected, PRIVACY_JOB_POLICY]
+            expected = [*expected, PRIVACY_JOB_POLICY, DELETE_ATTACHMENTS_POLICY]
         if function_id == "WorkflowSweepFunction":
             expected = [*expected, INVOKE_PRIVACY_JOB_POLICY]
         if function_id in WEBHOOK_STARTERS:
@@ -495,7 +508,7 @@ def test_functions_get_no_policies_beyond_the_secrets_they_read_and_the_connecti
         if function_id in WEBHOOK_SENDERS:
             expected = [*expected, SEND_WEBHOOKS_POLICY]
         if function_id == "WorkflowSweepFunction":
-            expected = [*expected, WRITE_ARCHIVE_POLICY]
+            expected = [*expected, WRITE_ARCHIVE_POLICY, DELETE_ATTACHMENTS_POLICY]
         if function_id == "WebhookDeliveryFunction":
             expected = [*expected, RECEIVE_WEBHOOKS_POLICY]
         if function_id in {"ChatFunction", "WebSocketFunction"}:

@@ -561,3 +561,61 @@ class TestForPrivacyAndRetention:
             assert attachments.keys_for_ticket(cur, tenant, UUID(ticket["id"])) == []
         assert s3.list_objects_v2(Bucket=BUCKET, Prefix=f"files/{tenant}/").get("KeyCount", 0) == 0
         assert s3.list_objects_v2(Bucket=BUCKET, Prefix=f"incoming/{tenant}/").get("KeyCount", 0) == 0
+
+    def test_an_erasure_deletes_the_customers_files_and_leaves_anothers(
+        self, db: DatabaseUrls, tickets_api: HandlerClient, attachments_api: HandlerClient, s3: Any, tenant: UUID
+    ) -> None:
+        from support.models.privacy import PrivacyRequestCreate
+        from support.services import privacy
+
+        # Given a customer's ticket with a file in its thread (and one uploaded but never sent), and another's
+        mine = new_ticket(tickets_api, customerEmail="erase.files@example.com")
+        sent = uploaded(attachments_api, ticketId=mine["id"])
+        assert conversation(tickets_api, mine["id"], sent).status == 201
+        unsent = uploaded(attachments_api, ticketId=mine["id"])
+        theirs = new_ticket(tickets_api, customerEmail="keep.files@example.com")
+        kept = uploaded(attachments_api, ticketId=theirs["id"])
+        assert conversation(tickets_api, theirs["id"], kept).status == 201
+
+        # When the admin erases the customer
+        admin = Principal(tenant_id=tenant, role=Role.ADMIN, subject="dpo")
+        erasure = privacy.request_erasure(admin, PrivacyRequestCreate(customer_email="erase.files@example.com"))
+        assert privacy.get_erasure(admin, erasure.id).state == "done"
+
+        # Then their files are gone, rows and both S3 objects, their thread names none, and the other's file stays
+        with psycopg.connect(db.admin) as conn:
+            rows = {str(r[0]) for r in conn.execute("SELECT id FROM attachments WHERE user_id = %s", (tenant,))}
+        assert rows == {kept}
+        keys = {o["Key"] for o in s3.list_objects_v2(Bucket=BUCKET).get("Contents", [])}
+        assert not [k for k in keys if sent in k or unsent in k]
+        assert any(kept in k for k in keys)
+        assert all(entry["attachments"] == [] for entry in conversations_of(tickets_api, mine["id"]))
+
+    def test_the_retention_step_deletes_the_files_of_the_tickets_it_deletes(
+        self, db: DatabaseUrls, tickets_api: HandlerClient, attachments_api: HandlerClient, s3: Any, tenant: UUID
+    ) -> None:
+        from functions.settings import app as settings_app
+        from support.services import retention
+        from tests.integration.test_retention import age
+        from tests.integration.test_tickets_api import resolve
+
+        # Given a desk that deletes tickets closed 30 days ago, an old closed ticket with a file and an open one
+        settings = HandlerClient(settings_app.lambda_handler, tenant=tenant)
+        policy = {"tickets": {"mode": "delete", "days": 30}, "chats": {"mode": "keep", "days": None}}
+        assert settings.put("/api/support/settings/retention", policy).status == 200
+        old = new_ticket(tickets_api)
+        gone = uploaded(attachments_api, ticketId=old["id"])
+        assert conversation(tickets_api, old["id"], gone).status == 201
+        resolve(tickets_api, old["id"])
+        age(db, tenant, [old["id"]], 400)
+        open_ticket = new_ticket(tickets_api)
+        stays = uploaded(attachments_api, ticketId=open_ticket["id"])
+        assert conversation(tickets_api, open_ticket["id"], stays).status == 201
+
+        # When the retention step runs
+        retention.sweep_step(datetime.now(UTC))
+
+        # Then the old ticket's file is gone from S3 with it, and the open ticket's stays
+        keys = {o["Key"] for o in s3.list_objects_v2(Bucket=BUCKET).get("Contents", [])}
+        assert not [k for k in keys if gone in k]
+        assert any(stays in k for k in keys)

@@ -422,11 +422,11 @@ class StoredFile:
     state: str
 
 
-def _files(cur: Cursor, where: str, params: tuple[Any, ...]) -> list[StoredFile]:
+def _files(cur: Cursor, where: str, params: tuple[Any, ...], limit: int | None = None) -> list[StoredFile]:
     cur.execute(
         f"""SELECT a.id, a.object_key, a.file_name, a.content_type, a.size_bytes, a.state FROM attachments a
-        WHERE {where} ORDER BY a.created_at, a.id""",  # noqa: S608 (fixed text from this module; values bound)
-        params,
+        WHERE {where} ORDER BY a.created_at, a.id LIMIT %s""",  # noqa: S608 (fixed text from this module; values bound)
+        (*params, limit),
     )
     return [
         StoredFile(r["id"], r["object_key"], r["file_name"], r["content_type"], r["size_bytes"], r["state"])
@@ -455,6 +455,19 @@ def keys_for_contact(cur: Cursor, tenant_id: UUID, contact_id: UUID) -> list[Sto
     )
 
 
+def files_of(
+    cur: Cursor, tenant_id: UUID, ticket_ids: Sequence[UUID], session_ids: Sequence[UUID], *, limit: int
+) -> list[StoredFile]:
+    """The files of these tickets and chats (pending ones too), oldest first, at most `limit`, in the caller's
+    tenant transaction (the privacy erasure's batches)."""
+    return _files(
+        cur,
+        "a.user_id = %s AND (a.ticket_id = ANY(%s) OR a.session_id = ANY(%s))",
+        (tenant_id, list(ticket_ids), list(session_ids)),
+        limit,
+    )
+
+
 def object_body(key: str) -> bytes:
     """A stored file's bytes (the privacy export carries them)."""
     return bytes(s3_client().get_object(Bucket=bucket(), Key=key)["Body"].read())
@@ -476,6 +489,17 @@ def delete_objects(cur: Cursor, tenant_id: UUID, files: Sequence[StoredFile]) ->
     deleted = cur.rowcount
     _delete_keys(sorted(set(keys)))
     return deleted
+
+
+def delete_stored(tenant_id: UUID, files: Sequence[tuple[UUID, str]]) -> None:
+    """Delete the objects of files whose rows are already gone ((attachment id, kept object key) pairs: a ticket or
+    chat the retention step deleted took its attachment rows with it), the kept copy and the upload both. Raises
+    StorageFailed when S3 does not; call it before the deleting transaction commits, so that the run is retried."""
+    keys: list[str] = []
+    for attachment_id, object_key in files:
+        keys += [object_key, incoming_key(tenant_id, attachment_id)]
+    if keys:
+        _delete_keys(sorted(set(keys)))
 
 
 def _delete_keys(keys: Sequence[str]) -> None:

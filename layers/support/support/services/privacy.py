@@ -53,7 +53,7 @@ from support.errors import found
 from support.invocations import invoke_or_run
 from support.models.privacy import PrivacyErasure, PrivacyExport, PrivacyRequestCreate, PrivacyState
 from support.observability import logger
-from support.services import audit
+from support.services import attachments, audit
 
 BATCH = 500  # rows per erasure transaction: short row locks even for a customer with 100,000 messages
 LEASE = timedelta(minutes=2)  # renewed with every batch; a run that stops renewing is resumed after it
@@ -520,6 +520,15 @@ def _database_step(name: str) -> Eraser:
     return Eraser(name, batch)
 
 
+def _attachment_files(cur: Cursor, claim: Claim, cursor: str | None) -> BatchResult:
+    """The files uploaded to the customer's tickets and chats (support.services.attachments): their rows and both S3
+    objects (the upload and the kept copy), a batch at a time, the objects deleted before the batch commits."""
+    del cursor
+    files = attachments.files_of(cur, claim.tenant_id, claim.ticket_ids or [], claim.session_ids or [], limit=BATCH)
+    deleted = attachments.delete_objects(cur, claim.tenant_id, files)
+    return BatchResult(deleted, "more" if len(files) >= BATCH else None)
+
+
 def _earlier_requests(cur: Cursor, claim: Claim, cursor: str | None) -> BatchResult:
     """The customer's earlier exports (their documents deleted from S3) and other requests: no email kept. An export
     still open is failed first (its run then deletes what it wrote and stops)."""
@@ -553,6 +562,7 @@ def _earlier_requests(cur: Cursor, claim: Claim, cursor: str | None) -> BatchRes
 ERASERS: list[Eraser] = [
     _database_step("conversations"),
     _database_step("chat_messages"),
+    Eraser("attachments", _attachment_files),
     _database_step("tickets"),
     _database_step("feedback"),
     _database_step("chat_sessions"),

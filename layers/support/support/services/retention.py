@@ -41,7 +41,7 @@ from support.db import tenant_transaction
 from support.db.connection import anonymous_transaction
 from support.models.settings import RetentionRule, RetentionSettings
 from support.observability import logger
-from support.services import audit, settings
+from support.services import attachments, audit, settings
 
 RETENTION = "retention"
 BATCH = 2_000  # rows per object and per delete transaction: locks held for one batch only
@@ -168,11 +168,34 @@ def write_batch(batch: Batch, store: Store) -> str:
     return batch.key
 
 
+_PARENTS: dict[Kind, tuple[str, str]] = {
+    "tickets": ("support_tickets", "ticket_id"),
+    "chats": ("live_chat_sessions", "session_id"),
+}
+
+
 def delete_batch(batch: Batch, now: datetime) -> int:
-    """Step 3: delete what is still due of the batch (the database re-checks status and age). Answers how many."""
+    """Step 3: delete what is still due of the batch (the database re-checks status and age). Answers how many. The
+    files uploaded to the deleted tickets or chats (their attachment rows go with them by the foreign key) are deleted
+    from S3 before the commit: a failure there rolls the batch back, to be run again."""
+    table, column = _PARENTS[batch.kind]
     with tenant_transaction(batch.tenant_id) as cur:
+        cur.execute(
+            f"SELECT {column} AS parent, id, object_key FROM attachments WHERE user_id = %s AND {column} = ANY(%s)",  # noqa: S608
+            (batch.tenant_id, batch.ids),
+        )
+        files = cur.fetchall()
         cur.execute(_DELETE[batch.kind], (batch.tenant_id, batch.ids, now))
         row = cur.fetchone()
+        if files:
+            cur.execute(
+                f"SELECT id FROM {table} WHERE user_id = %s AND id = ANY(%s)",  # noqa: S608
+                (batch.tenant_id, sorted({f["parent"] for f in files})),
+            )
+            kept = {r["id"] for r in cur.fetchall()}
+            attachments.delete_stored(
+                batch.tenant_id, [(f["id"], f["object_key"]) for f in files if f["parent"] not in kept]
+            )
     return int(row["gone"]) if row else 0
 
 
