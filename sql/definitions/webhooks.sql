@@ -311,3 +311,39 @@ AS $$
 $$;
 REVOKE ALL ON FUNCTION public.webhook_sweep_work(timestamptz, timestamptz) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION public.webhook_sweep_work(timestamptz, timestamptz) TO support_app;
+
+-- A privacy erasure's step (support.services.privacy): the tenant's deliveries whose body is about the customer (an
+-- event of one of their tickets or chats, or one that names one of their emails), at most `max_rows`, deleted: a
+-- delivery copies the change's names, emails and texts, and no role but this one may touch its body. Delivered or
+-- not (a customer erased is told to no one afterwards). Answers how many; fewer than `max_rows`: none are left.
+CREATE OR REPLACE FUNCTION public.webhook_erase_deliveries(
+    tenant uuid, ticket_ids uuid[], session_ids uuid[], emails text[], max_rows integer
+) RETURNS integer
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+SET search_path = pg_catalog, public, pg_temp
+AS $$
+DECLARE
+    ids text[] := ARRAY(SELECT x::text FROM unnest(ticket_ids || session_ids) x);
+    needles text[] := ARRAY(SELECT lower(btrim(e)) FROM unnest(emails) e WHERE btrim(e) <> '');
+    gone integer;
+BEGIN
+    IF tenant IS DISTINCT FROM current_setting('app.tenant_id')::uuid THEN
+        RAISE EXCEPTION 'webhook_erase_deliveries: the tenant must be the transaction''s own' USING ERRCODE = '42501';
+    END IF;
+    WITH batch AS (
+        SELECT d.id FROM public.webhook_deliveries d
+        WHERE d.user_id = tenant
+          AND (d.payload -> 'data' ->> 'id' = ANY (ids)
+               OR d.payload -> 'data' ->> 'ticketId' = ANY (ids)
+               OR d.payload -> 'data' ->> 'sessionId' = ANY (ids)
+               OR EXISTS (SELECT FROM unnest(needles) n WHERE strpos(lower(d.payload::text), n) > 0))
+        LIMIT max_rows
+        FOR UPDATE
+    )
+    DELETE FROM public.webhook_deliveries d USING batch WHERE d.id = batch.id;
+    GET DIAGNOSTICS gone = ROW_COUNT;
+    RETURN gone;
+END
+$$;
+REVOKE ALL ON FUNCTION public.webhook_erase_deliveries(uuid, uuid[], uuid[], text[], integer) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION public.webhook_erase_deliveries(uuid, uuid[], uuid[], text[], integer) TO support_app;

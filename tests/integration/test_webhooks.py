@@ -589,3 +589,29 @@ class TestSampleEvents:
         for name, expected in (("dispatch.json", {"queued": 0}), ("sqs_batch.json", {"batchItemFailures": []})):
             event = json.loads((REPO / "events" / "webhook_delivery" / name).read_text())
             assert app.lambda_handler(event, context) == expected  # (the sample's tenant has nothing: no work)
+
+
+def test_a_privacy_erasure_deletes_the_deliveries_about_the_customer_and_keeps_the_others(
+    db: DatabaseUrls, tenant: UUID, hooks_api: HandlerClient, tickets: HandlerClient, local_http: None
+) -> None:
+    from support.auth import Principal, Role
+    from support.models.privacy import PrivacyRequestCreate
+    from support.services import privacy
+
+    # Given an endpoint that was told of a customer's ticket (its body names them) and of another customer's
+    hook = new_webhook(hooks_api, "http://127.0.0.1:9/hook")
+    for email in ("erase.hooks@example.com", "keep.hooks@example.com"):
+        made = tickets.post(
+            "/api/support/tickets", {"customerName": "Hook Person", "customerEmail": email, "subject": "Hi"}
+        )
+        assert made.status == 201, made.body
+    assert len(deliveries(db, hook["id"])) == 2
+
+    # When the admin erases the first customer
+    admin = Principal(tenant_id=tenant, role=Role.ADMIN, subject="dpo")
+    erasure = privacy.request_erasure(admin, PrivacyRequestCreate(customer_email="erase.hooks@example.com"))
+    assert privacy.get_erasure(admin, erasure.id).state == "done"
+
+    # Then no delivery names them any more, and the other customer's stays
+    left = deliveries(db, hook["id"])
+    assert [d["payload"]["data"]["customerEmail"] for d in left] == ["keep.hooks@example.com"]

@@ -529,6 +529,19 @@ def _attachment_files(cur: Cursor, claim: Claim, cursor: str | None) -> BatchRes
     return BatchResult(deleted, "more" if len(files) >= BATCH else None)
 
 
+def _webhook_deliveries(cur: Cursor, claim: Claim, cursor: str | None) -> BatchResult:
+    """The webhook deliveries about the customer (support.services.webhooks: each body copies the change's names,
+    emails and texts), deleted a batch at a time by webhook_erase_deliveries (sql/definitions/webhooks.sql)."""
+    del cursor
+    cur.execute(
+        "SELECT webhook_erase_deliveries(%s, %s, %s, %s, %s) AS gone",
+        (claim.tenant_id, claim.ticket_ids or [], claim.session_ids or [], [claim.email] if claim.email else [], BATCH),
+    )
+    row = cur.fetchone()
+    gone = int(row["gone"]) if row else 0
+    return BatchResult(gone, "more" if gone >= BATCH else None)
+
+
 def _earlier_requests(cur: Cursor, claim: Claim, cursor: str | None) -> BatchResult:
     """The customer's earlier exports (their documents deleted from S3) and other requests: no email kept. An export
     still open is failed first (its run then deletes what it wrote and stops)."""
@@ -563,6 +576,7 @@ ERASERS: list[Eraser] = [
     _database_step("conversations"),
     _database_step("chat_messages"),
     Eraser("attachments", _attachment_files),
+    Eraser("webhook_deliveries", _webhook_deliveries),
     _database_step("tickets"),
     _database_step("feedback"),
     _database_step("chat_sessions"),
