@@ -71,7 +71,12 @@ def test_unknown_functions_other_invocation_types_and_bad_bodies_are_refused() -
     assert flaky.calls == [("BroadcastFunction", {"a": 1})]
 
 
-def test_the_template_s_invoked_functions_are_the_automations_and_broadcast_functions() -> None:
-    assert sorted(f.logical_id for f in invoked_functions()) == ["AutomationsFunction", "BroadcastFunction"]
+def test_the_template_s_invoked_functions_are_the_ones_started_off_the_request_path() -> None:
+    assert sorted(f.logical_id for f in invoked_functions()) == [
+        "AutomationsFunction",
+        "BroadcastFunction",
+        "PrivacyJobFunction",
+        "WebhookDeliveryFunction",
+    ]
     (broadcast,) = [f for f in invoked_functions() if f.logical_id == "BroadcastFunction"]
     assert broadcast.code_uri.rstrip("/") == "functions/broadcast" and broadcast.timeout_seconds == 30
