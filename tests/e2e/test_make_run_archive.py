@@ -16,9 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.e2e.local_run import REPO, LocalRun, developer_env, free_port, scratch_data_dir
-
-README = REPO / "README.md"
+from tests.e2e.local_run import REPO, LocalRun, developer_env, free_port, readme_bash_step, run_bash, scratch_data_dir
 
 
 @pytest.fixture
@@ -26,32 +24,12 @@ def data_dir(request: pytest.FixtureRequest) -> Iterator[Path]:
     yield from scratch_data_dir(request.node.name)
 
 
-def archive_script() -> str:
-    text = README.read_text()
-    blocks = re.findall(r"^```sh\n(.*?)^```", text, flags=re.S | re.M)
-    tour = next(block for block in blocks if "BASE=" in block)  # step 1's
-    setup = [line for line in tour.splitlines() if re.match(r"^(BASE|TOKEN|H)=", line)]
-    assert len(setup) == 3, setup
-    step = text.index("**8. Archive what the desk no longer needs.**")
-    block = re.search(r"^```bash\n(.*?)^```", text[step:], flags=re.S | re.M)
-    assert block is not None, "the README's step 8 has no bash block"
-    return "set -euo pipefail\n" + "\n".join(setup) + "\n" + block.group(1)
-
-
 def test_the_readme_archive_run(data_dir: Path) -> None:
-    script = archive_script()
+    script = readme_bash_step("**8. Archive what the desk no longer needs.**")
     assert "make -s archive" in script and "settings/retention" in script
     run = LocalRun(data_dir).wait_ready()
     try:
-        result = subprocess.run(
-            ["bash", "-c", script],
-            cwd=REPO,
-            env=developer_env(data_dir, run.port) | {"BASE": run.base},
-            capture_output=True,
-            text=True,
-            timeout=300,
-            check=False,
-        )
+        result = run_bash(script, data_dir, run)
     finally:
         assert run.stop() == 0, run.output
     assert result.returncode == 0, f"stdout:\n{result.stdout}\nstderr:\n{result.stderr}"
