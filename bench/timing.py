@@ -21,6 +21,14 @@ def p95(values: list[float]) -> float:
     return statistics.quantiles(values, n=20, method="inclusive")[18] if len(values) > 1 else values[0]
 
 
+def median_and_p95_ms(samples: list[float]) -> tuple[float, float]:
+    """The median and the 95th percentile of `samples` (seconds), in milliseconds, as the A/B benches (bench.audit,
+    bench.idempotency) report them: this percentile is the sample of rank floor(0.95 n), never interpolated (unlike
+    p95 above)."""
+    ms = sorted(s * 1000 for s in samples)
+    return statistics.median(ms), ms[max(0, int(len(ms) * 0.95) - 1)]
+
+
 @dataclass
 class Case:
     name: str
