@@ -90,7 +90,7 @@ def developer_env(data_dir: Path, port: int) -> dict[str, str]:
     return env
 
 
-def make(data_dir: Path, *args: str) -> subprocess.CompletedProcess[str]:
+def make(data_dir: Path, *args: str, timeout: float = 300) -> subprocess.CompletedProcess[str]:
     """`make <args>` as from a developer's shell (developer_env) on `data_dir`: its output captured, never checked."""
     return subprocess.run(
         ["make", "--no-print-directory", *args],
@@ -98,7 +98,7 @@ def make(data_dir: Path, *args: str) -> subprocess.CompletedProcess[str]:
         env=developer_env(data_dir, free_port()),
         capture_output=True,
         text=True,
-        timeout=300,
+        timeout=timeout,
         check=False,
     )
 

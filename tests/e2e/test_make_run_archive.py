@@ -10,13 +10,12 @@ own.)
 from __future__ import annotations
 
 import re
-import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from tests.e2e.local_run import REPO, LocalRun, developer_env, free_port, readme_bash_step, run_bash, scratch_data_dir
+from tests.e2e.local_run import LocalRun, make, readme_bash_step, run_bash, scratch_data_dir
 
 
 @pytest.fixture
@@ -44,14 +43,6 @@ def test_the_readme_archive_run(data_dir: Path) -> None:
 
 
 def test_make_archive_without_make_run_says_so(tmp_path: Path) -> None:
-    answer = subprocess.run(
-        ["make", "-s", "archive"],
-        cwd=REPO,
-        env=developer_env(tmp_path / "pg", free_port()),
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
+    answer = make(tmp_path / "pg", "-s", "archive", timeout=120)
     assert answer.returncode != 0, answer
     assert "no make run is serving" in answer.stderr and "start `make run`" in answer.stderr

@@ -20,8 +20,8 @@ from tests.e2e.local_run import (
     REPO,
     LocalRun,
     developer_env,
-    free_port,
     json_documents,
+    make,
     readme_bash_step,
     run_bash,
     scratch_data_dir,
@@ -89,14 +89,13 @@ def inbound_email(data_dir: Path, run: LocalRun, file: str, to: str) -> subproce
 
 
 def test_make_inbound_email_without_make_run_says_so(tmp_path: Path) -> None:
-    answer = subprocess.run(
-        ["make", "-s", "inbound-email", "FILE=events/email/gmail_reply.eml", "TO=support@acme.example"],
-        cwd=REPO,
-        env=developer_env(tmp_path / "pg", free_port()),
-        capture_output=True,
-        text=True,
+    answer = make(
+        tmp_path / "pg",
+        "-s",
+        "inbound-email",
+        "FILE=events/email/gmail_reply.eml",
+        "TO=support@acme.example",
         timeout=120,
-        check=False,
     )
     assert answer.returncode != 0, answer
     assert "no make run is serving" in answer.stderr and "start `make run`" in answer.stderr
