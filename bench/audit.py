@@ -19,15 +19,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import statistics
 import time
-from datetime import UTC, datetime
 from typing import Any
 from uuid import uuid4
 
 from bench import handler_environment
-from bench.timing import median_and_p95_ms
+from bench.timing import print_ab_table
 
 TARGET_MS = 1.0
 
@@ -136,14 +134,7 @@ def _run(on: Any, off: Any, iterations: int, warmup: int) -> bool:
 
     trigger_ms = _trigger_times(on, tenant, tickets["audit on"], iterations)
 
-    load = os.getloadavg()[0]
-    print(f"\n{datetime.now(UTC):%Y-%m-%d %H:%M} UTC, {iterations} updates per case, load average {load:.2f}")
-    print("| case | p50 ms | p95 ms |\n|---|---:|---:|")
-    for name in links:
-        p50, p95 = median_and_p95_ms(samples[name])
-        print(f"| {name} | {p50:.2f} | {p95:.2f} |")
-    added = median_and_p95_ms(samples["audit on"])[0] - median_and_p95_ms(samples["audit off"])[0]
-    paired = statistics.median((a - b) * 1000 for a, b in zip(samples["audit on"], samples["audit off"], strict=True))
+    added, paired = print_ab_table(samples, f"{iterations} updates per case", "audit on", "audit off")
     within = added <= TARGET_MS
     print(
         f"\nadded by the audit at p50: {added:.2f} ms (median of the per-round differences {paired:.2f} ms); "
