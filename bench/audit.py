@@ -19,19 +19,15 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import statistics
 import time
-from datetime import UTC, datetime
 from typing import Any
 from uuid import uuid4
 
+from bench import handler_environment
+from bench.timing import print_ab_table
+
 TARGET_MS = 1.0
-
-
-def _ms(samples: list[float]) -> tuple[float, float]:
-    ms = sorted(s * 1000 for s in samples)
-    return statistics.median(ms), ms[max(0, int(len(ms) * 0.95) - 1)]
 
 
 def main() -> None:
@@ -39,9 +35,7 @@ def main() -> None:
     parser.add_argument("--iterations", type=int, default=1000)
     parser.add_argument("--warmup", type=int, default=100)
     args = parser.parse_args()
-    os.environ.setdefault("POWERTOOLS_SERVICE_NAME", "support")
-    os.environ.setdefault("POWERTOOLS_METRICS_NAMESPACE", "SupportDesk")
-    os.environ.setdefault("POWERTOOLS_METRICS_DISABLED", "true")
+    handler_environment()
 
     from local.database import connected_as, database
 
@@ -140,14 +134,7 @@ def _run(on: Any, off: Any, iterations: int, warmup: int) -> bool:
 
     trigger_ms = _trigger_times(on, tenant, tickets["audit on"], iterations)
 
-    load = os.getloadavg()[0]
-    print(f"\n{datetime.now(UTC):%Y-%m-%d %H:%M} UTC, {iterations} updates per case, load average {load:.2f}")
-    print("| case | p50 ms | p95 ms |\n|---|---:|---:|")
-    for name in links:
-        p50, p95 = _ms(samples[name])
-        print(f"| {name} | {p50:.2f} | {p95:.2f} |")
-    added = _ms(samples["audit on"])[0] - _ms(samples["audit off"])[0]
-    paired = statistics.median((a - b) * 1000 for a, b in zip(samples["audit on"], samples["audit off"], strict=True))
+    added, paired = print_ab_table(samples, f"{iterations} updates per case", "audit on", "audit off")
     within = added <= TARGET_MS
     print(
         f"\nadded by the audit at p50: {added:.2f} ms (median of the per-round differences {paired:.2f} ms); "

@@ -34,6 +34,7 @@ from datetime import UTC, datetime
 from typing import Any
 from uuid import UUID, uuid4
 
+from bench import VISITOR_TOKEN_SECRET, handler_environment
 from bench.timing import p95
 
 TARGET_MS = 20.0
@@ -48,11 +49,7 @@ def main() -> int:
     parser.add_argument("--warmup", type=int, default=20, help="untimed calls per case first (20)")
     parser.add_argument("--check", action="store_true", help="exit 1 when the issue's case misses its target")
     args = parser.parse_args()
-    os.environ.setdefault("POWERTOOLS_SERVICE_NAME", "support")
-    os.environ.setdefault("POWERTOOLS_METRICS_NAMESPACE", "SupportDesk")
-    os.environ.setdefault("POWERTOOLS_METRICS_DISABLED", "true")
-    os.environ.setdefault("POWERTOOLS_LOG_LEVEL", "WARNING")
-    os.environ.setdefault("VISITOR_TOKEN_SECRET", "bench-visitor-key-" + "x" * 32)
+    handler_environment(POWERTOOLS_LOG_LEVEL="WARNING", VISITOR_TOKEN_SECRET=VISITOR_TOKEN_SECRET)
 
     from local import s3, ses
     from local.database import connected_as, database

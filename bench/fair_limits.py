@@ -35,6 +35,8 @@ from datetime import UTC, datetime
 from typing import Any
 from uuid import UUID, uuid4
 
+from bench import VISITOR_TOKEN_SECRET, handler_environment
+
 TARGET_CHECK_MS = 0.5
 TARGET_RATIO = 2.0
 FLOOD_PROCESSES = 3
@@ -187,10 +189,7 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=20, help="length of each two-tenant phase")
     parser.add_argument("--check", action="store_true", help="exit 1 when a target is missed")
     args = parser.parse_args()
-    os.environ.setdefault("POWERTOOLS_SERVICE_NAME", "support")
-    os.environ.setdefault("POWERTOOLS_METRICS_NAMESPACE", "SupportDesk")
-    os.environ.setdefault("POWERTOOLS_METRICS_DISABLED", "true")
-    os.environ.setdefault("VISITOR_TOKEN_SECRET", "bench-visitor-key-" + "x" * 32)
+    handler_environment(VISITOR_TOKEN_SECRET=VISITOR_TOKEN_SECRET)
 
     from local.database import connected_as, database
 

@@ -19,10 +19,11 @@ customer's email or name after it.
 from __future__ import annotations
 
 import argparse
-import os
 import time
 from typing import Any
 from uuid import UUID, uuid4
+
+from bench import VISITOR_TOKEN_SECRET, handler_environment
 
 TARGET_SECONDS = 5.0
 
@@ -118,11 +119,7 @@ def main() -> None:
     parser.add_argument("--chat-messages", type=int, default=100)
     parser.add_argument("--check", action="store_true", help="exit 1 when the target is missed")
     args = parser.parse_args()
-    os.environ.setdefault("POWERTOOLS_SERVICE_NAME", "support")
-    os.environ.setdefault("POWERTOOLS_METRICS_NAMESPACE", "SupportDesk")
-    os.environ.setdefault("POWERTOOLS_METRICS_DISABLED", "true")
-    os.environ.setdefault("POWERTOOLS_LOG_LEVEL", "WARNING")
-    os.environ.setdefault("VISITOR_TOKEN_SECRET", "bench-visitor-key-" + "x" * 32)
+    handler_environment(POWERTOOLS_LOG_LEVEL="WARNING", VISITOR_TOKEN_SECRET=VISITOR_TOKEN_SECRET)
 
     from local.database import connected_as, database
 

@@ -27,6 +27,8 @@ from datetime import UTC, datetime
 from typing import Any
 from uuid import UUID, uuid4
 
+from bench import handler_environment
+
 TARGET_SECONDS = 60.0
 BUCKET = "desk-archive-bench"
 OPEN_TICKETS = 1_000
@@ -38,10 +40,7 @@ def main() -> None:
     parser.add_argument("--tickets", type=int, default=100_000, help="closed tickets to archive")
     parser.add_argument("--check", action="store_true", help="exit 1 when the target is missed")
     args = parser.parse_args()
-    os.environ.setdefault("POWERTOOLS_SERVICE_NAME", "support")
-    os.environ.setdefault("POWERTOOLS_METRICS_NAMESPACE", "SupportDesk")
-    os.environ.setdefault("POWERTOOLS_METRICS_DISABLED", "true")
-    os.environ.setdefault("POWERTOOLS_LOG_LEVEL", "WARNING")
+    handler_environment(POWERTOOLS_LOG_LEVEL="WARNING")
 
     from local import s3 as local_s3
     from local import ses as local_ses

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import gc
 import itertools
+import os
 import statistics
 import time
 from collections import defaultdict
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any
 from uuid import UUID
 
@@ -19,6 +21,29 @@ from psycopg import sql
 def p95(values: list[float]) -> float:
     """The 95th percentile of `values` (inclusive method: within the values); the value itself when it is alone."""
     return statistics.quantiles(values, n=20, method="inclusive")[18] if len(values) > 1 else values[0]
+
+
+def median_and_p95_ms(samples: list[float]) -> tuple[float, float]:
+    """The median and the 95th percentile of `samples` (seconds), in milliseconds, as the A/B benches (bench.audit,
+    bench.idempotency) report them: this percentile is the sample of rank floor(0.95 n), never interpolated (unlike
+    p95 above)."""
+    ms = sorted(s * 1000 for s in samples)
+    return statistics.median(ms), ms[max(0, int(len(ms) * 0.95) - 1)]
+
+
+def print_ab_table(samples: dict[str, list[float]], run: str, with_case: str, without_case: str) -> tuple[float, float]:
+    """An A/B bench's report (bench.audit, bench.idempotency): a line of when, `run` (what was timed) and the load
+    average, then each case's p50 and p95 (median_and_p95_ms) as a markdown table. Answers what `with_case` adds to
+    `without_case`, in ms: the difference of their p50s, and the median of the per-round differences."""
+    load = os.getloadavg()[0]
+    print(f"\n{datetime.now(UTC):%Y-%m-%d %H:%M} UTC, {run}, load average {load:.2f}")
+    print("| case | p50 ms | p95 ms |\n|---|---:|---:|")
+    for name, values in samples.items():
+        p50, p95 = median_and_p95_ms(values)
+        print(f"| {name} | {p50:.2f} | {p95:.2f} |")
+    added = median_and_p95_ms(samples[with_case])[0] - median_and_p95_ms(samples[without_case])[0]
+    paired = statistics.median((a - b) * 1000 for a, b in zip(samples[with_case], samples[without_case], strict=True))
+    return added, paired
 
 
 @dataclass

@@ -31,6 +31,8 @@ from pathlib import Path
 from typing import Any
 from uuid import uuid4
 
+from bench import VISITOR_TOKEN_SECRET, handler_environment
+
 TARGET_SECONDS = 30.0
 
 
@@ -115,10 +117,7 @@ def main() -> None:
     if args.receiver is not None:
         serve_receiver(args.receiver, args.secrets)
         return
-    os.environ.setdefault("POWERTOOLS_SERVICE_NAME", "support")
-    os.environ.setdefault("POWERTOOLS_METRICS_NAMESPACE", "SupportDesk")
-    os.environ.setdefault("POWERTOOLS_METRICS_DISABLED", "true")
-    os.environ.setdefault("VISITOR_TOKEN_SECRET", "bench-visitor-key-" + "x" * 32)
+    handler_environment(VISITOR_TOKEN_SECRET=VISITOR_TOKEN_SECRET)
     os.environ["WEBHOOKS_ALLOW_LOCAL_HTTP"] = "true"
     os.environ.setdefault("DB_STATEMENT_TIMEOUT_MS", "60000")  # the set-up's bulk writes, on a loaded machine
 

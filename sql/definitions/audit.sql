@@ -449,6 +449,21 @@ $$;
 REVOKE ALL ON FUNCTION public.audit_check(integer) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION public.audit_check(integer) TO support_app;
 
+-- Refuses (42501) a `tenant` that is not the transaction's own (app.tenant_id, failing closed without it): the first
+-- step of the functions below that take the tenant as an argument (`caller`, named in the message). Internal: the
+-- owner's only (they run as the owner).
+CREATE OR REPLACE FUNCTION public.audit_require_own_tenant(tenant uuid, caller text) RETURNS void
+LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    IF tenant IS DISTINCT FROM current_setting('app.tenant_id')::uuid THEN
+        RAISE EXCEPTION '%: the tenant must be the transaction''s own', caller USING ERRCODE = '42501';
+    END IF;
+END
+$$;
+REVOKE ALL ON FUNCTION public.audit_require_own_tenant(uuid, text) FROM PUBLIC;
+
 -- Pruning (the retention job's, per tenant: support.services.audit.prune): deletes the tenant's sealed entries
 -- older than `older_than`, oldest first, at most `batch`, and only a prefix of the chain (it stops at the first
 -- entry that is newer, or not sealed yet), and records the last one deleted as the chain's anchor, so the rest still
@@ -466,9 +481,7 @@ DECLARE
     new_anchor_seq bigint;
     new_anchor_hash bytea;
 BEGIN
-    IF tenant IS DISTINCT FROM current_setting('app.tenant_id')::uuid THEN
-        RAISE EXCEPTION 'audit_prune: the tenant must be the transaction''s own' USING ERRCODE = '42501';
-    END IF;
+    PERFORM public.audit_require_own_tenant(tenant, 'audit_prune');
     IF older_than > now() - interval '365 days' THEN
         RAISE EXCEPTION 'audit_prune: audit entries are kept at least 365 days' USING ERRCODE = '22023';
     END IF;
@@ -526,9 +539,7 @@ AS $$
 DECLARE
     erased integer;
 BEGIN
-    IF tenant IS DISTINCT FROM current_setting('app.tenant_id')::uuid THEN
-        RAISE EXCEPTION 'audit_erase_subjects: the tenant must be the transaction''s own' USING ERRCODE = '42501';
-    END IF;
+    PERFORM public.audit_require_own_tenant(tenant, 'audit_erase_subjects');
     DELETE FROM public.audit_personal_values v
     WHERE v.user_id = tenant AND v.subject = ANY (ARRAY(SELECT lower(btrim(s)) FROM unnest(subjects) s));
     GET DIAGNOSTICS erased = ROW_COUNT;
@@ -553,9 +564,7 @@ AS $$
 DECLARE
     erased integer;
 BEGIN
-    IF tenant IS DISTINCT FROM current_setting('app.tenant_id')::uuid THEN
-        RAISE EXCEPTION 'audit_erase_customer: the tenant must be the transaction''s own' USING ERRCODE = '42501';
-    END IF;
+    PERFORM public.audit_require_own_tenant(tenant, 'audit_erase_customer');
     WITH named (subject) AS (
         SELECT lower(btrim(x)) FROM unnest(subjects) x
         UNION ALL SELECT 'support_tickets:' || t FROM unnest(ticket_ids) t

@@ -20,6 +20,31 @@ AS $$
     SELECT EXISTS (SELECT 1 FROM public.retention_deleting d WHERE d.xact = pg_current_xact_id_if_assigned())
 $$;
 
+-- The time before which the tenant's policy for `p_kind` ('tickets' or 'chats') makes a closed one due at
+-- least(p_at, now()); NULL when the policy deletes nothing (none, or mode `keep`). Refuses a tenant that is not the
+-- transaction's own (app.tenant_id, failing closed). The two deletes' first step; internal: the owner's only.
+CREATE OR REPLACE FUNCTION public.retention_cutoff(p_tenant uuid, p_kind text, p_at timestamptz)
+RETURNS timestamptz
+LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, public, pg_temp
+AS $$
+DECLARE
+    tenant constant uuid := current_setting('app.tenant_id')::uuid;  -- the caller's binding, failing closed
+    policy jsonb;
+BEGIN
+    IF tenant IS DISTINCT FROM p_tenant THEN
+        RAISE EXCEPTION 'retention: the transaction is bound to another tenant' USING ERRCODE = '42501';
+    END IF;
+    SELECT s.settings -> p_kind INTO policy
+    FROM public.tenant_settings s WHERE s.user_id = tenant AND s.area = 'retention';
+    IF policy IS NULL OR coalesce(policy ->> 'mode', 'keep') NOT IN ('delete', 'archive') THEN
+        RETURN NULL;
+    END IF;
+    RETURN least(p_at, now()) - make_interval(days => (policy ->> 'days')::integer);
+END
+$$;
+REVOKE ALL ON FUNCTION public.retention_cutoff(uuid, text, timestamptz) FROM PUBLIC;
+
 -- Closed tickets of `p_ids` that the tenant's policy makes due at least(p_at, now()): locked (FOR UPDATE re-reads a
 -- row another transaction changed, so a ticket reopened meanwhile, or being reopened now, is left alone), their
 -- tombstones written, then deleted with their conversations, feedback, SLA rows and search entries (ON DELETE
@@ -31,20 +56,14 @@ SET search_path = pg_catalog, public, pg_temp
 AS $$
 DECLARE
     tenant constant uuid := current_setting('app.tenant_id')::uuid;  -- the caller's binding, failing closed
-    policy jsonb;
     cutoff timestamptz;
     doomed uuid[];
     gone integer;
 BEGIN
-    IF tenant IS DISTINCT FROM p_tenant THEN
-        RAISE EXCEPTION 'retention: the transaction is bound to another tenant' USING ERRCODE = '42501';
-    END IF;
-    SELECT s.settings -> 'tickets' INTO policy
-    FROM public.tenant_settings s WHERE s.user_id = tenant AND s.area = 'retention';
-    IF policy IS NULL OR coalesce(policy ->> 'mode', 'keep') NOT IN ('delete', 'archive') THEN
+    cutoff := public.retention_cutoff(p_tenant, 'tickets', p_at);  -- refuses another tenant
+    IF cutoff IS NULL THEN
         RETURN 0;
     END IF;
-    cutoff := least(p_at, now()) - make_interval(days => (policy ->> 'days')::integer);
     doomed := ARRAY(
         SELECT t.id FROM public.support_tickets t
         WHERE t.user_id = tenant AND t.id = ANY (p_ids)
@@ -85,20 +104,14 @@ SET search_path = pg_catalog, public, pg_temp
 AS $$
 DECLARE
     tenant constant uuid := current_setting('app.tenant_id')::uuid;  -- the caller's binding, failing closed
-    policy jsonb;
     cutoff timestamptz;
     doomed uuid[];
     gone integer;
 BEGIN
-    IF tenant IS DISTINCT FROM p_tenant THEN
-        RAISE EXCEPTION 'retention: the transaction is bound to another tenant' USING ERRCODE = '42501';
-    END IF;
-    SELECT s.settings -> 'chats' INTO policy
-    FROM public.tenant_settings s WHERE s.user_id = tenant AND s.area = 'retention';
-    IF policy IS NULL OR coalesce(policy ->> 'mode', 'keep') NOT IN ('delete', 'archive') THEN
+    cutoff := public.retention_cutoff(p_tenant, 'chats', p_at);  -- refuses another tenant
+    IF cutoff IS NULL THEN
         RETURN 0;
     END IF;
-    cutoff := least(p_at, now()) - make_interval(days => (policy ->> 'days')::integer);
     doomed := ARRAY(
         SELECT s.id FROM public.live_chat_sessions s
         WHERE s.user_id = tenant AND s.id = ANY (p_ids) AND s.status = 'closed' AND s.session_end_time < cutoff

@@ -4,8 +4,8 @@
 --
 -- The capture triggers are statement-level and SECURITY DEFINER (the runtime role never writes a delivery by hand).
 -- Each first asks whether a tenant of the statement has an enabled endpoint (one probe of a partial index), so a
--- desk without endpoints pays that and nothing more. The rows of one event share its event_id (a MATERIALIZED CTE:
--- one gen_random_uuid() per event, never one per endpoint it is joined to).
+-- desk without endpoints pays that and nothing more. Each then hands its statement's events, all at once, to
+-- webhook_deliveries_add, which writes them (the rows of one event share its event_id).
 
 -- The envelope every delivery's body is: {"id", "type", "createdAt", "tenantId", "data"} (docs/webhooks.md).
 CREATE OR REPLACE FUNCTION public.webhook_envelope(p_event_id uuid, p_type text, p_tenant uuid, p_data jsonb)
@@ -39,6 +39,25 @@ AS $$
         'createdAt', t.created_at, 'updatedAt', t.updated_at)
 $$;
 
+-- The deliveries of a statement's events, one per event and subscribed endpoint: the capture triggers' one write.
+-- A trigger hands over all of its statement's events in one call, as parallel arrays (one element per event: its
+-- tenant, its type, its data); each event gets its event_id here (a MATERIALIZED CTE: one gen_random_uuid() per
+-- event, never one per endpoint it is joined to). Internal: the owner's only (the triggers run as the owner).
+CREATE OR REPLACE FUNCTION public.webhook_deliveries_add(p_tenants uuid[], p_events text[], p_data jsonb[])
+RETURNS void
+LANGUAGE sql VOLATILE
+SET search_path = pg_catalog, public, pg_temp
+AS $$
+    WITH e AS MATERIALIZED (
+        SELECT gen_random_uuid() AS event_id, x.user_id, x.event, x.data
+        FROM unnest(p_tenants, p_events, p_data) AS x (user_id, event, data)
+    )
+    INSERT INTO public.webhook_deliveries (user_id, endpoint_id, event_id, event, payload)
+    SELECT e.user_id, w.id, e.event_id, e.event, public.webhook_envelope(e.event_id, e.event, e.user_id, e.data)
+    FROM e JOIN public.webhook_endpoints w ON w.user_id = e.user_id AND w.enabled AND e.event = ANY (w.events)
+$$;
+REVOKE ALL ON FUNCTION public.webhook_deliveries_add(uuid[], text[], jsonb[]) FROM PUBLIC;
+
 CREATE OR REPLACE FUNCTION public.webhook_capture_tickets() RETURNS trigger
 LANGUAGE plpgsql SECURITY DEFINER
 SET search_path = pg_catalog, public, pg_temp
@@ -48,17 +67,16 @@ BEGIN
         RETURN NULL;
     END IF;
     IF TG_OP = 'INSERT' THEN
-        WITH e AS MATERIALIZED (
-            SELECT gen_random_uuid() AS event_id, n.user_id, 'ticket.created' AS event,
+        PERFORM public.webhook_deliveries_add(array_agg(e.user_id), array_agg(e.event), array_agg(e.data))
+        FROM (
+            SELECT n.user_id, 'ticket.created' AS event,
                    public.webhook_ticket_data(n) AS data
             FROM new_rows n
-        )
-        INSERT INTO public.webhook_deliveries (user_id, endpoint_id, event_id, event, payload)
-        SELECT e.user_id, w.id, e.event_id, e.event, public.webhook_envelope(e.event_id, e.event, e.user_id, e.data)
-        FROM e JOIN public.webhook_endpoints w ON w.user_id = e.user_id AND w.enabled AND e.event = ANY (w.events);
+        ) e;
     ELSE
-        WITH e AS MATERIALIZED (
-            SELECT gen_random_uuid() AS event_id, n.user_id, x.event, public.webhook_ticket_data(n) || x.extra AS data
+        PERFORM public.webhook_deliveries_add(array_agg(e.user_id), array_agg(e.event), array_agg(e.data))
+        FROM (
+            SELECT n.user_id, x.event, public.webhook_ticket_data(n) || x.extra AS data
             FROM new_rows n JOIN old_rows o ON o.id = n.id
             CROSS JOIN LATERAL (
                 SELECT 'ticket.status_changed' AS event, jsonb_build_object('previousStatus', o.status) AS extra
@@ -67,10 +85,7 @@ BEGIN
                 SELECT 'ticket.assigned', jsonb_build_object('previousAgentId', o.assigned_agent_id)
                 WHERE n.assigned_agent_id IS DISTINCT FROM o.assigned_agent_id AND n.assigned_agent_id IS NOT NULL
             ) x
-        )
-        INSERT INTO public.webhook_deliveries (user_id, endpoint_id, event_id, event, payload)
-        SELECT e.user_id, w.id, e.event_id, e.event, public.webhook_envelope(e.event_id, e.event, e.user_id, e.data)
-        FROM e JOIN public.webhook_endpoints w ON w.user_id = e.user_id AND w.enabled AND e.event = ANY (w.events);
+        ) e;
     END IF;
     RETURN NULL;
 END
@@ -93,16 +108,14 @@ BEGIN
     IF NOT public.webhook_subscribers_exist(ARRAY(SELECT DISTINCT n.user_id FROM new_rows n)) THEN
         RETURN NULL;
     END IF;
-    WITH e AS MATERIALIZED (
-        SELECT gen_random_uuid() AS event_id, n.user_id, 'ticket.message_created' AS event,
+    PERFORM public.webhook_deliveries_add(array_agg(e.user_id), array_agg(e.event), array_agg(e.data))
+    FROM (
+        SELECT n.user_id, 'ticket.message_created' AS event,
                jsonb_build_object('id', n.id, 'ticketId', n.ticket_id, 'kind', n.kind, 'senderType', n.sender_type,
                                   'senderName', n.sender_name, 'isInternal', n.is_internal,
                                   'message', left(n.message, 10000), 'createdAt', n.created_at) AS data
         FROM new_rows n WHERE n.created_at >= now()
-    )
-    INSERT INTO public.webhook_deliveries (user_id, endpoint_id, event_id, event, payload)
-    SELECT e.user_id, w.id, e.event_id, e.event, public.webhook_envelope(e.event_id, e.event, e.user_id, e.data)
-    FROM e JOIN public.webhook_endpoints w ON w.user_id = e.user_id AND w.enabled AND e.event = ANY (w.events);
+    ) e;
     RETURN NULL;
 END
 $$;
@@ -120,19 +133,18 @@ BEGIN
         RETURN NULL;
     END IF;
     IF TG_OP = 'INSERT' THEN
-        WITH e AS MATERIALIZED (
-            SELECT gen_random_uuid() AS event_id, n.user_id, 'chat.started' AS event,
+        PERFORM public.webhook_deliveries_add(array_agg(e.user_id), array_agg(e.event), array_agg(e.data))
+        FROM (
+            SELECT n.user_id, 'chat.started' AS event,
                    jsonb_build_object('id', n.id, 'status', n.status, 'visitorName', n.visitor_name,
                                       'visitorEmail', n.visitor_email, 'assignedAgentId', n.assigned_agent_id,
                                       'startedAt', n.session_start_time) AS data
             FROM new_rows n
-        )
-        INSERT INTO public.webhook_deliveries (user_id, endpoint_id, event_id, event, payload)
-        SELECT e.user_id, w.id, e.event_id, e.event, public.webhook_envelope(e.event_id, e.event, e.user_id, e.data)
-        FROM e JOIN public.webhook_endpoints w ON w.user_id = e.user_id AND w.enabled AND e.event = ANY (w.events);
+        ) e;
     ELSE
-        WITH e AS MATERIALIZED (
-            SELECT gen_random_uuid() AS event_id, n.user_id, x.event, x.data
+        PERFORM public.webhook_deliveries_add(array_agg(e.user_id), array_agg(e.event), array_agg(e.data))
+        FROM (
+            SELECT n.user_id, x.event, x.data
             FROM new_rows n JOIN old_rows o ON o.id = n.id
             CROSS JOIN LATERAL (
                 SELECT 'chat.ended' AS event,
@@ -148,10 +160,7 @@ BEGIN
                                           'feedback', n.feedback, 'createdAt', n.updated_at)
                 WHERE n.rating IS NOT NULL AND o.rating IS NULL
             ) x
-        )
-        INSERT INTO public.webhook_deliveries (user_id, endpoint_id, event_id, event, payload)
-        SELECT e.user_id, w.id, e.event_id, e.event, public.webhook_envelope(e.event_id, e.event, e.user_id, e.data)
-        FROM e JOIN public.webhook_endpoints w ON w.user_id = e.user_id AND w.enabled AND e.event = ANY (w.events);
+        ) e;
     END IF;
     RETURN NULL;
 END
@@ -171,16 +180,14 @@ BEGIN
     IF NOT public.webhook_subscribers_exist(ARRAY(SELECT DISTINCT n.user_id FROM new_rows n)) THEN
         RETURN NULL;
     END IF;
-    WITH e AS MATERIALIZED (
-        SELECT gen_random_uuid() AS event_id, n.user_id, 'chat.message_created' AS event,
+    PERFORM public.webhook_deliveries_add(array_agg(e.user_id), array_agg(e.event), array_agg(e.data))
+    FROM (
+        SELECT n.user_id, 'chat.message_created' AS event,
                jsonb_build_object('id', n.id, 'sessionId', n.session_id, 'senderType', n.sender_type,
                                   'senderName', n.sender_name, 'message', left(n.message, 10000),
                                   'createdAt', n.created_at) AS data
         FROM new_rows n
-    )
-    INSERT INTO public.webhook_deliveries (user_id, endpoint_id, event_id, event, payload)
-    SELECT e.user_id, w.id, e.event_id, e.event, public.webhook_envelope(e.event_id, e.event, e.user_id, e.data)
-    FROM e JOIN public.webhook_endpoints w ON w.user_id = e.user_id AND w.enabled AND e.event = ANY (w.events);
+    ) e;
     RETURN NULL;
 END
 $$;
@@ -196,18 +203,16 @@ BEGIN
     IF NOT public.webhook_subscribers_exist(ARRAY(SELECT DISTINCT n.user_id FROM new_rows n)) THEN
         RETURN NULL;
     END IF;
-    WITH e AS MATERIALIZED (
-        SELECT gen_random_uuid() AS event_id, n.user_id, 'feedback.received' AS event,
+    PERFORM public.webhook_deliveries_add(array_agg(e.user_id), array_agg(e.event), array_agg(e.data))
+    FROM (
+        SELECT n.user_id, 'feedback.received' AS event,
                jsonb_build_object('sessionId', NULL, 'ticketId', n.ticket_id, 'rating', n.rating,
                                   'recommendation', n.recommendation, 'feedback', n.feedback,
                                   'resolvedIssue', n.resolved_issue, 'agentRating', n.agent_rating,
                                   'responseTimeRating', n.response_time_rating,
                                   'communicationRating', n.communication_rating, 'createdAt', n.created_at) AS data
         FROM new_rows n
-    )
-    INSERT INTO public.webhook_deliveries (user_id, endpoint_id, event_id, event, payload)
-    SELECT e.user_id, w.id, e.event_id, e.event, public.webhook_envelope(e.event_id, e.event, e.user_id, e.data)
-    FROM e JOIN public.webhook_endpoints w ON w.user_id = e.user_id AND w.enabled AND e.event = ANY (w.events);
+    ) e;
     RETURN NULL;
 END
 $$;

@@ -15,6 +15,16 @@ from typing import Any
 import pytest
 
 from local.template import REPO
+from tests.contract.test_template import (
+    CLAIM_ATTACHMENTS_POLICY,
+    DELETE_ATTACHMENTS_POLICY,
+    EMAIL_INBOUND_POLICY,
+    PRESIGN_ATTACHMENTS_POLICY,
+    PRIVACY_FUNCTION_POLICIES,
+    PRIVACY_JOB_POLICY,
+    READ_INBOUND_MAIL,
+    WRITE_ARCHIVE_POLICY,
+)
 
 SAM_PYTHON = REPO / ".venv-sam" / "bin" / "python"
 MANAGED_BASIC = "arn:aws:iam::aws:policy/service-role/AWSLambdaBasicExecutionRole"
@@ -212,40 +222,12 @@ def test_each_function_reads_only_its_secrets_and_posts_only_to_connections(func
             "Condition": {"StringLike": {"ses:FromAddress": {"Fn::Sub": "*@${EmailSenderDomain}"}}},
         }
     ]
-    # Email in: the raw mail SES stored (inbound/) is read by the email function and the tickets function (the
-    # original of a message); the email function writes the files (attachments/). Nothing else in the bucket.
-    read_inbound = {
-        "Effect": "Allow",
-        "Action": "s3:GetObject",
-        "Resource": {"Fn::Sub": "${InboundEmailBucket.Arn}/inbound/*"},
-    }
-    write_attachments = {
-        "Effect": "Allow",
-        "Action": "s3:PutObject",
-        "Resource": {"Fn::Sub": "${InboundEmailBucket.Arn}/attachments/*"},
-    }
-    # Privacy: the routes presign an export's download; the job writes and deletes exports, deletes a customer's mail
-    # and files (every version) in the inbound bucket, and its failed runs go to its own dead-letter queue.
+    # Email in, privacy, retention and attachments: the S3 statements tests/contract/test_template.py expects of
+    # template.yaml, as SAM passes them through (their reasons are there). The privacy job's failed runs also go to
+    # its own dead-letter queue (EventInvokeConfig's destination).
     privacy_job = [
         {"Action": "sqs:SendMessage", "Effect": "Allow", "Resource": {"Fn::GetAtt": ["PrivacyDeadLetterQueue", "Arn"]}},
-        {
-            "Effect": "Allow",
-            "Action": ["s3:PutObject", "s3:DeleteObject", "s3:DeleteObjectVersion"],
-            "Resource": {"Fn::Sub": "${PrivacyExportBucket.Arn}/exports/*"},
-        },
-        {
-            "Effect": "Allow",
-            "Action": "s3:ListBucketVersions",
-            "Resource": [{"Fn::GetAtt": ["PrivacyExportBucket", "Arn"]}, {"Fn::GetAtt": ["InboundEmailBucket", "Arn"]}],
-        },
-        {
-            "Effect": "Allow",
-            "Action": ["s3:DeleteObject", "s3:DeleteObjectVersion"],
-            "Resource": [
-                {"Fn::Sub": "${InboundEmailBucket.Arn}/inbound/*"},
-                {"Fn::Sub": "${InboundEmailBucket.Arn}/attachments/*"},
-            ],
-        },
+        *PRIVACY_JOB_POLICY["Statement"],
     ]
     # Webhooks: the sweep and the delivery function send to the delivery queue, and the function receives from it.
     send_webhooks = {
@@ -263,51 +245,18 @@ def test_each_function_reads_only_its_secrets_and_posts_only_to_connections(func
         "Action": ["sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:ChangeMessageVisibility", "sqs:GetQueueAttributes"],
         "Resource": {"Fn::GetAtt": ["WebhookDeliveryQueue", "Arn"]},
     }
-    # Retention: the workflow sweep writes archive objects (archive/), and nothing else of the archive bucket.
-    write_archive = {
-        "Effect": "Allow",
-        "Action": "s3:PutObject",
-        "Resource": {"Fn::Sub": "${ArchiveBucket.Arn}/archive/*"},
-    }
-    # Attachments (support.services.attachments): the functions that presign may write uploads (incoming/) and read
-    # kept files (files/), as a presigned URL acts with its signer's rights; those that claim read the upload
-    # (HeadObject) and write and delete the kept copy. Nothing else in the bucket.
-    presign = [
-        {"Effect": "Allow", "Action": "s3:PutObject", "Resource": {"Fn::Sub": "${AttachmentsBucket.Arn}/incoming/*"}},
-        {"Effect": "Allow", "Action": "s3:GetObject", "Resource": {"Fn::Sub": "${AttachmentsBucket.Arn}/files/*"}},
-    ]
-    claim = [
-        {"Effect": "Allow", "Action": "s3:GetObject", "Resource": {"Fn::Sub": "${AttachmentsBucket.Arn}/incoming/*"}},
-        {
-            "Effect": "Allow",
-            "Action": ["s3:PutObject", "s3:DeleteObject"],
-            "Resource": {"Fn::Sub": "${AttachmentsBucket.Arn}/files/*"},
-        },
-    ]
-    # The privacy job and the retention step delete the files of what they erase or delete.
-    delete_files = {
-        "Effect": "Allow",
-        "Action": "s3:DeleteObject",
-        "Resource": [
-            {"Fn::Sub": "${AttachmentsBucket.Arn}/files/*"},
-            {"Fn::Sub": "${AttachmentsBucket.Arn}/incoming/*"},
-        ],
-    }
+    [write_archive] = WRITE_ARCHIVE_POLICY["Statement"]
+    [delete_files] = DELETE_ATTACHMENTS_POLICY["Statement"]
+    presign, claim = PRESIGN_ATTACHMENTS_POLICY["Statement"], CLAIM_ATTACHMENTS_POLICY["Statement"]
     expected_other = {
-        "PrivacyFunction": [
-            {
-                "Effect": "Allow",
-                "Action": "s3:GetObject",
-                "Resource": {"Fn::Sub": "${PrivacyExportBucket.Arn}/exports/*"},
-            }
-        ],
+        "PrivacyFunction": PRIVACY_FUNCTION_POLICIES[0]["Statement"],
         "PrivacyJobFunction": [*privacy_job, delete_files],
         "WorkflowSweepFunction": [send_webhooks, write_archive, delete_files],
         "WebhookDeliveryFunction": [send_webhooks, receive_webhooks],
         "AnalyticsFunction": dead_letters,
         "EmailOutboxFunction": send_as_the_domain,
-        "EmailInboundFunction": [read_inbound, write_attachments],
-        "TicketsFunction": [read_inbound, *claim],
+        "EmailInboundFunction": EMAIL_INBOUND_POLICY["Statement"],
+        "TicketsFunction": [READ_INBOUND_MAIL, *claim],
         "ChatFunction": claim,
         "WebSocketFunction": claim,
         "WidgetsFunction": presign,

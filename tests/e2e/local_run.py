@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shlex
 import shutil
 import signal
@@ -89,7 +90,7 @@ def developer_env(data_dir: Path, port: int) -> dict[str, str]:
     return env
 
 
-def make(data_dir: Path, *args: str) -> subprocess.CompletedProcess[str]:
+def make(data_dir: Path, *args: str, timeout: float = 300) -> subprocess.CompletedProcess[str]:
     """`make <args>` as from a developer's shell (developer_env) on `data_dir`: its output captured, never checked."""
     return subprocess.run(
         ["make", "--no-print-directory", *args],
@@ -97,7 +98,7 @@ def make(data_dir: Path, *args: str) -> subprocess.CompletedProcess[str]:
         env=developer_env(data_dir, free_port()),
         capture_output=True,
         text=True,
-        timeout=300,
+        timeout=timeout,
         check=False,
     )
 
@@ -120,6 +121,34 @@ def json_documents(output: str) -> list[Any]:
         found.append(document)
         at = output.find("{", end)
     return found
+
+
+def readme_bash_step(heading: str) -> str:
+    """The README's `bash` block of the step headed `heading` as one bash script, as a reader runs it after step 1's
+    `sh` block: strict mode, step 1's BASE, TOKEN and H lines, then the block."""
+    text = (REPO / "README.md").read_text()
+    blocks = re.findall(r"^```sh\n(.*?)^```", text, flags=re.S | re.M)
+    tour = next(block for block in blocks if "BASE=" in block)  # step 1's
+    setup = [line for line in tour.splitlines() if re.match(r"^(BASE|TOKEN|H)=", line)]
+    assert len(setup) == 3, setup
+    step = text.index(heading)
+    block = re.search(r"^```bash\n(.*?)^```", text[step:], flags=re.S | re.M)
+    assert block is not None, f"the README's step {heading!r} has no bash block"
+    return "set -euo pipefail\n" + "\n".join(setup) + "\n" + block.group(1)
+
+
+def run_bash(script: str, data_dir: Path, run: LocalRun) -> subprocess.CompletedProcess[str]:
+    """`script` in one bash against `run`, as from a developer's shell (developer_env, BASE the run's): its output
+    captured, never checked."""
+    return subprocess.run(
+        ["bash", "-c", script],
+        cwd=REPO,
+        env=developer_env(data_dir, run.port) | {"BASE": run.base},
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
 
 
 class LocalRun:

@@ -10,15 +10,12 @@ own.)
 from __future__ import annotations
 
 import re
-import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from tests.e2e.local_run import REPO, LocalRun, developer_env, free_port, scratch_data_dir
-
-README = REPO / "README.md"
+from tests.e2e.local_run import LocalRun, make, readme_bash_step, run_bash, scratch_data_dir
 
 
 @pytest.fixture
@@ -26,32 +23,12 @@ def data_dir(request: pytest.FixtureRequest) -> Iterator[Path]:
     yield from scratch_data_dir(request.node.name)
 
 
-def archive_script() -> str:
-    text = README.read_text()
-    blocks = re.findall(r"^```sh\n(.*?)^```", text, flags=re.S | re.M)
-    tour = next(block for block in blocks if "BASE=" in block)  # step 1's
-    setup = [line for line in tour.splitlines() if re.match(r"^(BASE|TOKEN|H)=", line)]
-    assert len(setup) == 3, setup
-    step = text.index("**8. Archive what the desk no longer needs.**")
-    block = re.search(r"^```bash\n(.*?)^```", text[step:], flags=re.S | re.M)
-    assert block is not None, "the README's step 8 has no bash block"
-    return "set -euo pipefail\n" + "\n".join(setup) + "\n" + block.group(1)
-
-
 def test_the_readme_archive_run(data_dir: Path) -> None:
-    script = archive_script()
+    script = readme_bash_step("**8. Archive what the desk no longer needs.**")
     assert "make -s archive" in script and "settings/retention" in script
     run = LocalRun(data_dir).wait_ready()
     try:
-        result = subprocess.run(
-            ["bash", "-c", script],
-            cwd=REPO,
-            env=developer_env(data_dir, run.port) | {"BASE": run.base},
-            capture_output=True,
-            text=True,
-            timeout=300,
-            check=False,
-        )
+        result = run_bash(script, data_dir, run)
     finally:
         assert run.stop() == 0, run.output
     assert result.returncode == 0, f"stdout:\n{result.stdout}\nstderr:\n{result.stderr}"
@@ -66,14 +43,6 @@ def test_the_readme_archive_run(data_dir: Path) -> None:
 
 
 def test_make_archive_without_make_run_says_so(tmp_path: Path) -> None:
-    answer = subprocess.run(
-        ["make", "-s", "archive"],
-        cwd=REPO,
-        env=developer_env(tmp_path / "pg", free_port()),
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
+    answer = make(tmp_path / "pg", "-s", "archive", timeout=120)
     assert answer.returncode != 0, answer
     assert "no make run is serving" in answer.stderr and "start `make run`" in answer.stderr

@@ -16,9 +16,16 @@ from pathlib import Path
 
 import pytest
 
-from tests.e2e.local_run import REPO, LocalRun, developer_env, free_port, json_documents, scratch_data_dir
-
-README = REPO / "README.md"
+from tests.e2e.local_run import (
+    REPO,
+    LocalRun,
+    developer_env,
+    json_documents,
+    make,
+    readme_bash_step,
+    run_bash,
+    scratch_data_dir,
+)
 
 
 @pytest.fixture
@@ -26,32 +33,12 @@ def data_dir(request: pytest.FixtureRequest) -> Iterator[Path]:
     yield from scratch_data_dir(request.node.name)
 
 
-def round_trip_script() -> str:
-    text = README.read_text()
-    blocks = re.findall(r"^```sh\n(.*?)^```", text, flags=re.S | re.M)
-    tour = next(block for block in blocks if "BASE=" in block)  # step 1's
-    setup = [line for line in tour.splitlines() if re.match(r"^(BASE|TOKEN|H)=", line)]
-    assert len(setup) == 3, setup
-    step = text.index("**5. Write to the desk by email.**")
-    block = re.search(r"^```bash\n(.*?)^```", text[step:], flags=re.S | re.M)
-    assert block is not None, "the README's step 5 has no bash block"
-    return "set -euo pipefail\n" + "\n".join(setup) + "\n" + block.group(1)
-
-
 def test_the_readme_round_trip_by_email(data_dir: Path) -> None:
-    script = round_trip_script()
+    script = readme_bash_step("**5. Write to the desk by email.**")
     assert "make -s inbound-email" in script and "local.mail_reply" in script and "/local/mail" in script
     run = LocalRun(data_dir).wait_ready()
     try:
-        result = subprocess.run(
-            ["bash", "-c", script],
-            cwd=REPO,
-            env=developer_env(data_dir, run.port) | {"BASE": run.base},
-            capture_output=True,
-            text=True,
-            timeout=300,
-            check=False,
-        )
+        result = run_bash(script, data_dir, run)
         # automatic mail is taken (exit 0) and ignored; mail for an address no desk receives at is refused (exit 1)
         bounce = inbound_email(data_dir, run, "events/email/bounce_mailer_daemon.eml", "support@acme.example")
         stranger = inbound_email(data_dir, run, "events/email/gmail_reply.eml", "nobody@inbound.desk.example")
@@ -102,14 +89,13 @@ def inbound_email(data_dir: Path, run: LocalRun, file: str, to: str) -> subproce
 
 
 def test_make_inbound_email_without_make_run_says_so(tmp_path: Path) -> None:
-    answer = subprocess.run(
-        ["make", "-s", "inbound-email", "FILE=events/email/gmail_reply.eml", "TO=support@acme.example"],
-        cwd=REPO,
-        env=developer_env(tmp_path / "pg", free_port()),
-        capture_output=True,
-        text=True,
+    answer = make(
+        tmp_path / "pg",
+        "-s",
+        "inbound-email",
+        "FILE=events/email/gmail_reply.eml",
+        "TO=support@acme.example",
         timeout=120,
-        check=False,
     )
     assert answer.returncode != 0, answer
     assert "no make run is serving" in answer.stderr and "start `make run`" in answer.stderr

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 
@@ -25,6 +26,23 @@ def moto_credentials(monkeypatch: pytest.MonkeyPatch) -> None:
     for name, value in (("AWS_ACCESS_KEY_ID", "local"), ("AWS_SECRET_ACCESS_KEY", "local")):
         monkeypatch.setenv(name, value)
     monkeypatch.setenv("AWS_DEFAULT_REGION", local_ses.REGION)
+
+
+@pytest.fixture
+def s3(
+    moto: local_ses.LocalSes, moto_credentials: None, monkeypatch: pytest.MonkeyPatch, s3_buckets: dict[str, str]
+) -> Any:
+    """A boto3 S3 client of moto, with the code's S3 calls pointed at moto and the module's buckets made: `s3_buckets`
+    (a fixture of the module) maps each environment variable the code reads a bucket's name from to the name."""
+    import boto3
+
+    monkeypatch.setenv("AWS_ENDPOINT_URL_S3", moto.endpoint)
+    for variable, bucket in s3_buckets.items():
+        monkeypatch.setenv(variable, bucket)
+    client = boto3.client("s3", endpoint_url=moto.endpoint, region_name=local_ses.REGION)
+    for bucket in s3_buckets.values():
+        client.create_bucket(Bucket=bucket)
+    return client
 
 
 @pytest.fixture(autouse=True)

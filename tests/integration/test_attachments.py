@@ -39,14 +39,9 @@ PDF = b"%PDF-1.7\n" + b"x" * 1000 + b"\n%%EOF\n"
 
 
 @pytest.fixture
-def s3(moto: local_ses.LocalSes, moto_credentials: None, monkeypatch: pytest.MonkeyPatch) -> Any:
-    import boto3
-
-    monkeypatch.setenv("AWS_ENDPOINT_URL_S3", moto.endpoint)
-    monkeypatch.setenv("ATTACHMENTS_BUCKET", BUCKET)
-    client = boto3.client("s3", endpoint_url=moto.endpoint, region_name=local_ses.REGION)
-    client.create_bucket(Bucket=BUCKET)
-    return client
+def s3_buckets() -> dict[str, str]:
+    """The bucket the `s3` fixture (tests/integration/conftest.py) makes in moto."""
+    return {"ATTACHMENTS_BUCKET": BUCKET}
 
 
 @pytest.fixture

@@ -14,7 +14,6 @@ from uuid import UUID, uuid4
 import psycopg
 import pytest
 
-from local import ses as local_ses
 from local.database import DatabaseUrls, connected_as
 from local.verify_totals import verify
 from support.services import analytics, retention
@@ -41,14 +40,9 @@ def settings_api(db: DatabaseUrls, tenant: UUID) -> HandlerClient:
 
 
 @pytest.fixture
-def s3(moto: local_ses.LocalSes, moto_credentials: None, monkeypatch: pytest.MonkeyPatch) -> Any:
-    import boto3
-
-    monkeypatch.setenv("AWS_ENDPOINT_URL_S3", moto.endpoint)
-    monkeypatch.setenv("ARCHIVE_BUCKET", BUCKET)
-    client = boto3.client("s3", endpoint_url=moto.endpoint, region_name=local_ses.REGION)
-    client.create_bucket(Bucket=BUCKET)
-    return client
+def s3_buckets() -> dict[str, str]:
+    """The bucket the `s3` fixture (tests/integration/conftest.py) makes in moto."""
+    return {"ARCHIVE_BUCKET": BUCKET}
 
 
 def archived(s3: Any, tenant: UUID) -> dict[str, list[dict[str, Any]]]:

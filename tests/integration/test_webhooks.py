@@ -145,6 +145,29 @@ def poller(moto: LocalSes, queue: local_sqs.Queue, handler: Any = None) -> local
     return local_sqs.Poller(moto.endpoint, queue, handler or app.lambda_handler, wait_seconds=0)
 
 
+@dataclass
+class Desk:
+    """The tenant's desk with its webhooks delivered through the real moto SQS: the webhooks and tickets APIs, the
+    delivery queue, and the database (the outbox, read as the admin)."""
+
+    db: DatabaseUrls
+    moto: LocalSes
+    queue: local_sqs.Queue
+    hooks_api: HandlerClient
+    tickets: HandlerClient
+
+    def poller(self, handler: Any = None) -> local_sqs.Poller:
+        """The delivery function (or `handler`) polling the delivery queue."""
+        return poller(self.moto, self.queue, handler)
+
+
+@pytest.fixture
+def desk(
+    db: DatabaseUrls, moto: LocalSes, queue: local_sqs.Queue, hooks_api: HandlerClient, tickets: HandlerClient
+) -> Desk:
+    return Desk(db, moto, queue, hooks_api, tickets)
+
+
 def at_clock(now: dt.datetime) -> Any:
     """The delivery function's work with the tests' clock (the handler reads the real one)."""
     return lambda event, _context: {
@@ -306,11 +329,7 @@ class TestOutbox:
 class TestDelivery:
     def test_a_delivery_is_signed_and_verifiable_over_https_with_the_name_as_sni(
         self,
-        db: DatabaseUrls,
-        moto: LocalSes,
-        queue: local_sqs.Queue,
-        hooks_api: HandlerClient,
-        tickets: HandlerClient,
+        desk: Desk,
         dns: dict[str, list[str]],
         local_http: None,
         tmp_path: Path,
@@ -320,12 +339,12 @@ class TestDelivery:
         server = Receiver().start(context)
         try:
             dns["receiver.test"] = ["127.0.0.1"]
-            hook = new_webhook(hooks_api, f"https://receiver.test:{server.port}/hook")
-            ticket = new_ticket(tickets)  # the kick after the commit hands the delivery to SQS
-            assert poller(moto, queue).drain() == 1
+            hook = new_webhook(desk.hooks_api, f"https://receiver.test:{server.port}/hook")
+            ticket = new_ticket(desk.tickets)  # the kick after the commit hands the delivery to SQS
+            assert desk.poller().drain() == 1
         finally:
             server.stop()
-        assert len(server.requests) == 1, [(d["state"], d["last_error"]) for d in deliveries(db, hook["id"])]
+        assert len(server.requests) == 1, [(d["state"], d["last_error"]) for d in deliveries(desk.db, hook["id"])]
         [request] = server.requests
         headers = {k.lower(): v for k, v in request["headers"].items()}
         assert headers["host"] == f"receiver.test:{server.port}"
@@ -336,7 +355,7 @@ class TestDelivery:
         assert not verify("whsec_other", headers["x-support-signature"], request["body"])
         body = json.loads(request["body"])
         assert body["type"] == "ticket.created" and body["data"]["id"] == ticket["id"]
-        log = hooks_api.get(f"{BASE}/{hook['id']}/deliveries")
+        log = desk.hooks_api.get(f"{BASE}/{hook['id']}/deliveries")
         [entry] = log.data
         assert entry["id"] == headers["x-support-delivery"]
         assert (entry["state"], entry["attempts"], entry["responseStatus"]) == ("delivered", 1, 200)
@@ -344,55 +363,47 @@ class TestDelivery:
 
     def test_a_500_is_retried_with_the_same_delivery_id_and_nothing_doubled(
         self,
-        db: DatabaseUrls,
-        moto: LocalSes,
-        queue: local_sqs.Queue,
-        hooks_api: HandlerClient,
-        tickets: HandlerClient,
+        desk: Desk,
         receiver: Receiver,
         local_http: None,
     ) -> None:
         receiver.statuses = [500, 200]
-        hook = new_webhook(hooks_api, f"http://127.0.0.1:{receiver.port}/hook")
-        new_ticket(tickets)
+        hook = new_webhook(desk.hooks_api, f"http://127.0.0.1:{receiver.port}/hook")
+        new_ticket(desk.tickets)
         start = dt.datetime.now(dt.UTC)
         # (one receive: the retry's message is visible at once here, its time not yet come)
-        assert poller(moto, queue, at_clock(start)).poll_once(wait_seconds=0) == 1
-        [row] = deliveries(db, hook["id"])
+        assert desk.poller(at_clock(start)).poll_once(wait_seconds=0) == 1
+        [row] = deliveries(desk.db, hook["id"])
         assert (row["state"], row["attempts"], row["response_status"]) == ("queued", 1, 500)
         # early (before its 30 s): the message is sent on, no attempt
-        assert poller(moto, queue, at_clock(start + dt.timedelta(seconds=5))).poll_once(wait_seconds=0) == 1
+        assert desk.poller(at_clock(start + dt.timedelta(seconds=5))).poll_once(wait_seconds=0) == 1
         assert len(receiver.requests) == 1
         # due: the second attempt
-        assert poller(moto, queue, at_clock(start + dt.timedelta(seconds=31))).drain() == 1
+        assert desk.poller(at_clock(start + dt.timedelta(seconds=31))).drain() == 1
         assert [r["headers"]["X-Support-Delivery"] for r in receiver.requests] == [str(row["id"])] * 2
-        [row] = deliveries(db, hook["id"])
+        [row] = deliveries(desk.db, hook["id"])
         assert (row["state"], row["attempts"], row["response_status"]) == ("delivered", 2, 200)
         # a copy of the message arriving later (SQS delivers at least once) sends nothing more
         webhooks._send([("0", webhooks._message(row["user_id"], [row["id"]], start), 0, [row["id"]])])
-        assert poller(moto, queue).drain() == 1
+        assert desk.poller().drain() == 1
         assert len(receiver.requests) == 2
 
     def test_a_delivery_is_failed_once_its_day_has_passed(
         self,
-        db: DatabaseUrls,
-        moto: LocalSes,
-        queue: local_sqs.Queue,
-        hooks_api: HandlerClient,
-        tickets: HandlerClient,
+        desk: Desk,
         receiver: Receiver,
         local_http: None,
     ) -> None:
         receiver.statuses = [503]
-        hook = new_webhook(hooks_api, f"http://127.0.0.1:{receiver.port}/hook")
-        new_ticket(tickets)
+        hook = new_webhook(desk.hooks_api, f"http://127.0.0.1:{receiver.port}/hook")
+        new_ticket(desk.tickets)
         start = dt.datetime.now(dt.UTC)
-        assert poller(moto, queue, at_clock(start)).poll_once(wait_seconds=0) == 1
-        assert poller(moto, queue, at_clock(start + dt.timedelta(hours=25))).drain() == 1
-        [row] = deliveries(db, hook["id"])
+        assert desk.poller(at_clock(start)).poll_once(wait_seconds=0) == 1
+        assert desk.poller(at_clock(start + dt.timedelta(hours=25))).drain() == 1
+        [row] = deliveries(desk.db, hook["id"])
         assert (row["state"], row["attempts"], row["response_status"]) == ("failed", 2, 503)
-        assert poller(moto, queue).drain() == 0  # nothing more is sent
-        assert hooks_api.get(f"{BASE}/{hook['id']}/deliveries").data[0]["state"] == "failed"
+        assert desk.poller().drain() == 0  # nothing more is sent
+        assert desk.hooks_api.get(f"{BASE}/{hook['id']}/deliveries").data[0]["state"] == "failed"
 
     def test_the_backoff_grows_and_stays_within_the_day(self) -> None:
         waits = [webhooks.next_attempt_after(n) for n in range(1, 14)]
@@ -402,11 +413,7 @@ class TestDelivery:
     @pytest.mark.parametrize("address", ["127.0.0.1", "10.0.0.7", "169.254.169.254"])
     def test_a_name_that_resolves_inside_at_delivery_is_not_called(
         self,
-        db: DatabaseUrls,
-        moto: LocalSes,
-        queue: local_sqs.Queue,
-        hooks_api: HandlerClient,
-        tickets: HandlerClient,
+        desk: Desk,
         dns: dict[str, list[str]],
         address: str,
         tmp_path: Path,
@@ -418,14 +425,14 @@ class TestDelivery:
         receiver = Receiver().start(_tls_for("hooks.example.com", tmp_path, monkeypatch))
         try:
             dns["hooks.example.com"] = ["93.184.216.34"]
-            hook = new_webhook(hooks_api, f"https://hooks.example.com:{receiver.port}/hook")
+            hook = new_webhook(desk.hooks_api, f"https://hooks.example.com:{receiver.port}/hook")
             dns["hooks.example.com"] = [address]  # rebinding: the name now points inside
-            new_ticket(tickets)
-            assert poller(moto, queue).poll_once(wait_seconds=0) == 1
+            new_ticket(desk.tickets)
+            assert desk.poller().poll_once(wait_seconds=0) == 1
         finally:
             receiver.stop()
         assert receiver.requests == []
-        [row] = deliveries(db, hook["id"])
+        [row] = deliveries(desk.db, hook["id"])
         assert row["state"] == "queued" and row["attempts"] == 1 and row["response_status"] is None
         assert row["last_error"].startswith("refused:") and address in row["last_error"]
 
@@ -433,17 +440,13 @@ class TestDelivery:
 class TestTenancyAndRotation:
     def test_another_tenants_endpoint_is_not_found_and_gets_nothing_of_theirs(
         self,
-        db: DatabaseUrls,
-        moto: LocalSes,
-        queue: local_sqs.Queue,
-        hooks_api: HandlerClient,
-        tickets: HandlerClient,
+        desk: Desk,
         receiver: Receiver,
         other_tenant: UUID,
         local_http: None,
     ) -> None:
-        hook = new_webhook(hooks_api, f"http://127.0.0.1:{receiver.port}/hook")
-        other = hooks_api.as_tenant(other_tenant)
+        hook = new_webhook(desk.hooks_api, f"http://127.0.0.1:{receiver.port}/hook")
+        other = desk.hooks_api.as_tenant(other_tenant)
         path = f"{BASE}/{hook['id']}"
         assert other.get(path).status == 404
         assert other.patch(path, {"enabled": False}).status == 404
@@ -451,34 +454,30 @@ class TestTenancyAndRotation:
         assert other.get(f"{path}/deliveries").status == 404
         assert other.delete(path).status == 404
         assert other.get(BASE).data == []
-        new_ticket(tickets.as_tenant(other_tenant))  # the other desk's ticket
-        poller(moto, queue).drain()
-        assert receiver.requests == [] and deliveries(db, hook["id"]) == []
+        new_ticket(desk.tickets.as_tenant(other_tenant))  # the other desk's ticket
+        desk.poller().drain()
+        assert receiver.requests == [] and deliveries(desk.db, hook["id"]) == []
 
     def test_after_a_rotation_both_secrets_sign_for_the_overlap_then_the_new_one(
         self,
-        db: DatabaseUrls,
-        moto: LocalSes,
-        queue: local_sqs.Queue,
-        hooks_api: HandlerClient,
-        tickets: HandlerClient,
+        desk: Desk,
         receiver: Receiver,
         local_http: None,
     ) -> None:
-        hook = new_webhook(hooks_api, f"http://127.0.0.1:{receiver.port}/hook")
-        rotated = hooks_api.post(f"{BASE}/{hook['id']}/secret/rotate")
+        hook = new_webhook(desk.hooks_api, f"http://127.0.0.1:{receiver.port}/hook")
+        rotated = desk.hooks_api.post(f"{BASE}/{hook['id']}/secret/rotate")
         assert rotated.status == 200 and rotated.data["secret"] != hook["secret"]
         assert rotated.data["previousSecretValidUntil"] is not None
         verify = _doc_verify()
-        new_ticket(tickets)
-        poller(moto, queue).drain()
+        new_ticket(desk.tickets)
+        desk.poller().drain()
         header, body = receiver.requests[0]["headers"]["X-Support-Signature"], receiver.requests[0]["body"]
         assert header.count("v1=") == 2
         assert verify(rotated.data["secret"], header, body) and verify(hook["secret"], header, body)
         # after the overlap (the tests' clock, a day on), only the new secret signs
-        new_ticket(tickets)
+        new_ticket(desk.tickets)
         later = dt.datetime.now(dt.UTC) + dt.timedelta(hours=25)
-        poller(moto, queue, at_clock(later)).drain()
+        desk.poller(at_clock(later)).drain()
         header, body = receiver.requests[1]["headers"]["X-Support-Signature"], receiver.requests[1]["body"]
         assert header.count("v1=") == 1
         stamp = later.timestamp()
@@ -489,29 +488,25 @@ class TestTenancyAndRotation:
 class TestSweep:
     def test_the_sweep_dispatches_what_the_request_path_left_pending(
         self,
-        db: DatabaseUrls,
-        moto: LocalSes,
-        queue: local_sqs.Queue,
-        hooks_api: HandlerClient,
-        tickets: HandlerClient,
+        desk: Desk,
         receiver: Receiver,
         local_http: None,
         monkeypatch: pytest.MonkeyPatch,
     ) -> None:
-        hook = new_webhook(hooks_api, f"http://127.0.0.1:{receiver.port}/hook")
+        hook = new_webhook(desk.hooks_api, f"http://127.0.0.1:{receiver.port}/hook")
         # the dispatch after the commit finds no queue (as when SQS refused it): the rows stay pending
         monkeypatch.delenv("WEBHOOK_QUEUE_URL")
         get_settings.cache_clear()
-        new_ticket(tickets)
-        assert deliveries(db, hook["id"])[0]["state"] == "pending"
-        monkeypatch.setenv("WEBHOOK_QUEUE_URL", queue.url)
+        new_ticket(desk.tickets)
+        assert deliveries(desk.db, hook["id"])[0]["state"] == "pending"
+        monkeypatch.setenv("WEBHOOK_QUEUE_URL", desk.queue.url)
         get_settings.cache_clear()
         from functions.workflow_sweep import app as sweep_app
 
         result = sweep_app.run_steps(dt.datetime.now(dt.UTC))
         assert result["ok"] and result["steps"]["webhooks"] >= 1
-        poller(moto, queue).drain()
-        assert len(receiver.requests) == 1 and deliveries(db, hook["id"])[0]["state"] == "delivered"
+        desk.poller().drain()
+        assert len(receiver.requests) == 1 and deliveries(desk.db, hook["id"])[0]["state"] == "delivered"
 
 
 def _tls_for(name: str, folder: Path, monkeypatch: pytest.MonkeyPatch) -> ssl.SSLContext:
