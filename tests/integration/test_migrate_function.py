@@ -202,8 +202,8 @@ def test_create_provisions_the_database_as_the_owner_and_update_changes_nothing(
     owners = {owner for _, owner, _ in state["objects"]}
     assert owners == {"support_owner"}  # every table, view, index and sequence, as locally
     function_owners = {(name, owner) for name, owner, _ in state["functions"]}
-    # as sql/0012, sql/definitions/contacts.sql and sql/definitions/routing.sql hand them over
-    listers = {"analytics_tenants", "contacts_backfill_tenants", "routing_tenants_waiting"}
+    # as sql/0012, sql/definitions/contacts.sql, routing.sql and retention.sql hand them over
+    listers = {"analytics_tenants", "contacts_backfill_tenants", "routing_tenants_waiting", "retention_tenants_due"}
     assert {(name, "support_analytics_lister") for name in listers} <= function_owners
     assert {owner for name, owner in function_owners if name not in listers} == {"support_owner"}
     roles = {row[0]: row for row in state["roles"]}

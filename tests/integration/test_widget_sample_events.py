@@ -26,8 +26,10 @@ JOURNEY = [
 
 
 # Not part of the widget journey: the API's OpenAPI document, which answers the document rather than an envelope
-# (tests/contract/test_openapi.py sends this event through the handler).
-OUTSIDE_THE_JOURNEY = {"get_openapi_document"}
+# (tests/contract/test_openapi.py sends this event through the handler), and a visitor's upload and download URLs,
+# which need the file store (S3) and an uploaded file: tests/integration/test_attachments.py (TestVisitors) runs those
+# routes against moto, and tests/contract/test_template.py checks these events' routes and bodies.
+OUTSIDE_THE_JOURNEY = {"get_openapi_document", "visitor_upload_url", "visitor_download_url"}
 
 
 def test_the_journey_covers_every_sample_event() -> None:
