@@ -11,6 +11,12 @@
 -- agent_figures.sql, sla.sql) skip the rows deleted (retention_deleting_now), and a tombstone of the columns the
 -- figures are made of stays for the recount. The skip is keyed on a row of retention_deleting, which only these
 -- functions write: a runtime role cannot set it (unlike a setting, which any role may set_config).
+--
+-- retention_deleting (sql/0040) is not a tenant table, so it has no row-level security on purpose: it has no user_id
+-- column and holds only the id of a transaction (xid8) while one of these functions runs, nothing of any tenant; no
+-- role but the owner has any privilege on it (REVOKE ALL FROM PUBLIC, no grant: tests/integration/test_privileges.py),
+-- and its row is deleted before the function returns. tests/integration/test_tenancy.py lists the tables with a
+-- user_id column, which this one is not among.
 
 -- True in a transaction in which a retention function is deleting (the figure triggers' DELETE branches ask).
 CREATE OR REPLACE FUNCTION public.retention_deleting_now() RETURNS boolean
