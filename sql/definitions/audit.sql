@@ -51,8 +51,6 @@ DECLARE
     new_row jsonb;
     named jsonb;
     col text;
-    before jsonb;
-    after jsonb;
     changes jsonb := '{}';
     vals jsonb := '{}';
     actor jsonb;
@@ -67,26 +65,20 @@ BEGIN
     IF TG_OP <> 'INSERT' THEN old_row := to_jsonb(OLD) - ignored; END IF;
     IF TG_OP <> 'DELETE' THEN new_row := to_jsonb(NEW) - ignored; END IF;
     named := coalesce(new_row, old_row);
-    FOR col IN SELECT jsonb_object_keys(named) LOOP
-        CONTINUE WHEN col = 'user_id';
-        before := old_row -> col;
-        after := new_row -> col;
-        IF TG_OP = 'UPDATE' THEN
-            CONTINUE WHEN before IS NOT DISTINCT FROM after;
-        ELSE
-            CONTINUE WHEN coalesce(before, after) = 'null'::jsonb;
-        END IF;
-        IF col = ANY (redacted) THEN
-            changes := changes || jsonb_build_object(col, '{"redacted": true}'::jsonb);
-        ELSIF col = ANY (personal) THEN
-            changes := changes || jsonb_build_object(col, '{"personal": true}'::jsonb);
-            vals := vals || jsonb_build_object(col, CASE TG_OP WHEN 'INSERT' THEN jsonb_build_object('new', after)
-                WHEN 'DELETE' THEN jsonb_build_object('old', before) ELSE jsonb_build_object('old', before, 'new', after) END);
-        ELSE
-            changes := changes || jsonb_build_object(col, CASE TG_OP WHEN 'INSERT' THEN jsonb_build_object('new', after)
-                WHEN 'DELETE' THEN jsonb_build_object('old', before) ELSE jsonb_build_object('old', before, 'new', after) END);
-        END IF;
-    END LOOP;
+    -- the recorded columns in one statement (a loop of jsonb concatenations costs twice as much per row)
+    SELECT coalesce(jsonb_object_agg(x.col, CASE WHEN x.col = ANY (redacted) THEN '{"redacted": true}'::jsonb
+                                                 WHEN x.col = ANY (personal) THEN '{"personal": true}'::jsonb
+                                                 ELSE x.diff END), '{}'),
+           coalesce(jsonb_object_agg(x.col, x.diff) FILTER (WHERE x.col = ANY (personal)
+                                                              AND x.col <> ALL (redacted)), '{}')
+    INTO changes, vals
+    FROM (SELECT k AS col, CASE TG_OP WHEN 'INSERT' THEN jsonb_build_object('new', new_row -> k)
+                                      WHEN 'DELETE' THEN jsonb_build_object('old', old_row -> k)
+                                      ELSE jsonb_build_object('old', old_row -> k, 'new', new_row -> k) END AS diff
+          FROM jsonb_object_keys(named) AS k
+          WHERE k <> 'user_id'
+            AND CASE WHEN TG_OP = 'UPDATE' THEN (old_row -> k) IS DISTINCT FROM (new_row -> k)
+                     ELSE coalesce(old_row -> k, new_row -> k) <> 'null'::jsonb END) x;
     IF TG_OP = 'UPDATE' AND changes = '{}'::jsonb THEN
         RETURN NULL;  -- only columns not recorded changed
     END IF;

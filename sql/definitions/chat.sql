@@ -27,19 +27,22 @@ CREATE OR REPLACE FUNCTION public.chat_refusal(
     p_tenant uuid, p_session uuid, p_session_visitor text, p_session_agent uuid,
     p_role text, p_visitor_id text, p_agent_id uuid, p_connection text
 ) RETURNS text
-LANGUAGE sql STABLE
+LANGUAGE plpgsql STABLE
 SET search_path = pg_catalog, public, pg_temp
 AS $$
-    SELECT CASE
-        WHEN p_role = 'visitor' THEN
-            CASE WHEN p_session_visitor IS NOT DISTINCT FROM p_visitor_id THEN NULL ELSE 'not_found' END
-        WHEN p_connection IS NULL OR p_role = 'admin' THEN NULL
-        WHEN p_agent_id IS NOT NULL AND p_session_agent = p_agent_id THEN NULL
-        WHEN EXISTS (SELECT FROM public.session_watchers w
-                     WHERE w.user_id = p_tenant AND w.session_id = p_session AND w.connection_id = p_connection)
-            THEN NULL
-        ELSE 'forbidden'
-    END
+BEGIN
+    IF p_role = 'visitor' THEN
+        RETURN CASE WHEN p_session_visitor IS NOT DISTINCT FROM p_visitor_id THEN NULL ELSE 'not_found' END;
+    ELSIF p_connection IS NULL OR p_role = 'admin' THEN
+        RETURN NULL;
+    ELSIF p_agent_id IS NOT NULL AND p_session_agent = p_agent_id THEN
+        RETURN NULL;
+    ELSIF EXISTS (SELECT FROM public.session_watchers w
+                  WHERE w.user_id = p_tenant AND w.session_id = p_session AND w.connection_id = p_connection) THEN
+        RETURN NULL;
+    END IF;
+    RETURN 'forbidden';
+END
 $$;
 
 -- A refusal that must abort the transaction it is part of: support.services.connections puts a WebSocket message's
@@ -65,9 +68,11 @@ $$;
 DROP FUNCTION IF EXISTS public.chat_participants(uuid, uuid);
 CREATE OR REPLACE FUNCTION public.chat_participants(p_tenant uuid, p_session uuid, p_also uuid DEFAULT NULL)
 RETURNS TABLE (connection_id text, side text)
-LANGUAGE sql STABLE
+LANGUAGE plpgsql STABLE
 SET search_path = pg_catalog, public, pg_temp
 AS $$
+BEGIN
+    RETURN QUERY
     SELECT c.connection_id, CASE WHEN c.role = 'visitor' THEN 'visitor' ELSE 'staff' END
     FROM public.live_chat_sessions s
     JOIN public.ws_connections c ON c.user_id = s.user_id
@@ -77,7 +82,8 @@ AS $$
     WHERE s.user_id = p_tenant AND s.id = p_session
     UNION
     SELECT w.connection_id, 'staff' FROM public.session_watchers w
-    WHERE w.user_id = p_tenant AND w.session_id = p_session
+    WHERE w.user_id = p_tenant AND w.session_id = p_session;
+END
 $$;
 
 -- addChatMessage. Under the session's lock (FOR UPDATE, as before: concurrent sends to one session are stamped in
@@ -198,9 +204,9 @@ $$;
 -- lock_for_tenant(cur, tenant, "chat-queue") takes from Python, written here once for every function below.
 CREATE OR REPLACE FUNCTION public.chat_lock_queue(p_tenant uuid)
 RETURNS void
-LANGUAGE sql
+LANGUAGE plpgsql
 SET search_path = pg_catalog, public, pg_temp
-AS $$ SELECT pg_advisory_xact_lock(hashtextextended('chat-queue' || ':' || p_tenant::text, 0)) $$;
+AS $$ BEGIN PERFORM pg_advisory_xact_lock(hashtextextended('chat-queue' || ':' || p_tenant::text, 0)); END $$;
 
 -- The queue's drain (chat.py's module docstring: Assignment), with the tenant's queue lock held by the caller: the
 -- waiting sessions, oldest first, go to the available agents with spare capacity, each to the agent with the fewest

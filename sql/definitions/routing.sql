@@ -19,11 +19,13 @@
 -- The tenant's routing settings as stored (RoutingSettings, snake_case), '{}' without a row.
 CREATE OR REPLACE FUNCTION public.routing_settings(p_tenant uuid)
 RETURNS jsonb
-LANGUAGE sql STABLE
+LANGUAGE plpgsql STABLE
 SET search_path = pg_catalog, public, pg_temp
 AS $$
-    SELECT coalesce((SELECT t.settings FROM public.tenant_settings t WHERE t.user_id = p_tenant AND t.area = 'routing'),
-                    '{}'::jsonb)
+BEGIN
+    RETURN coalesce((SELECT t.settings FROM public.tenant_settings t WHERE t.user_id = p_tenant AND t.area = 'routing'),
+                    '{}'::jsonb);
+END
 $$;
 
 -- The skills an item requires: those of every rule that matches it (by category, by channel, or by a custom field's

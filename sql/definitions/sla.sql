@@ -57,10 +57,12 @@ $$;
 -- tests' clock, set_config(..., true): it pauses and resumes tickets at chosen instants). Only the trigger's own
 -- arithmetic follows it; stored times (resolved_at, ...) and the state read by the API use the real time.
 CREATE OR REPLACE FUNCTION public.sla_clock() RETURNS timestamptz
-LANGUAGE sql STABLE
+LANGUAGE plpgsql STABLE
 SET search_path = pg_catalog, public, pg_temp
 AS $$
-    SELECT coalesce(nullif(current_setting('support.sla_clock', true), '')::timestamptz, now())
+BEGIN
+    RETURN coalesce(nullif(current_setting('support.sla_clock', true), '')::timestamptz, now());
+END
 $$;
 
 -- The local intervals of business time of one local day (none on a holiday), as instants.

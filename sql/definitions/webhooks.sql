@@ -20,10 +20,12 @@ $$;
 -- Whether any tenant named in `p_tenants` has an enabled endpoint: the triggers' first (and, for most desks, only)
 -- question.
 CREATE OR REPLACE FUNCTION public.webhook_subscribers_exist(p_tenants uuid[]) RETURNS boolean
-LANGUAGE sql STABLE
+LANGUAGE plpgsql STABLE
 SET search_path = pg_catalog, public, pg_temp
 AS $$
-    SELECT EXISTS (SELECT FROM public.webhook_endpoints w WHERE w.user_id = ANY (p_tenants) AND w.enabled)
+BEGIN
+    RETURN EXISTS (SELECT FROM public.webhook_endpoints w WHERE w.user_id = ANY (p_tenants) AND w.enabled);
+END
 $$;
 
 -- A ticket's fields as a webhook carries them.

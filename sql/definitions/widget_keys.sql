@@ -4,11 +4,14 @@
 -- did not already hold), and only what the route needs.
 CREATE OR REPLACE FUNCTION public.widget_key_for_visitors(key text)
 RETURNS TABLE (user_id uuid, allowed_origins text[], revoked boolean)
-LANGUAGE sql STABLE SECURITY DEFINER
+LANGUAGE plpgsql STABLE SECURITY DEFINER
 SET search_path = pg_catalog, public, pg_temp
 AS $$
+BEGIN
+    RETURN QUERY
     SELECT w.user_id, w.allowed_origins, w.revoked_at IS NOT NULL
     FROM public.widget_keys w
-    WHERE w.widget_key = key
+    WHERE w.widget_key = key;
+END
 $$;
 GRANT EXECUTE ON FUNCTION public.widget_key_for_visitors(text) TO support_app;
