@@ -1,6 +1,7 @@
 """A chat message's webhook deliveries leave right after its commit, as every other change's do, without a database
 round trip more on the live chat's hot path: the statement that sends the message also answers whether its
-transaction wrote a delivery (webhooks.WRITTEN), and only then is a dispatch started, with no probe.
+transaction wrote a delivery (webhooks.WRITTEN), and only then is a dispatch started, with no probe. And a ticket
+made from a chat (the chat function's "Make a ticket") is kicked as the tickets function's writes are.
 
 As deployed: the real WebSocket function in-process with the events API Gateway builds, the chat function's HTTP
 route, the dispatch an asynchronous invocation of the real delivery function through Lambda's Invoke API (the local
@@ -165,6 +166,29 @@ def test_a_message_over_http_is_dispatched_after_its_commit(
     wait_for(lambda: len(dispatches.done) == 1)
     assert dispatches.events == [{"dispatch": {"tenantId": str(tenant)}}]
     assert [(r["event"], r["state"]) for r in deliveries(db, hook["id"])] == [("chat.message_created", "queued")]
+
+
+def test_a_ticket_made_from_a_chat_is_dispatched_after_its_commit(
+    db: DatabaseUrls,
+    tenant: UUID,
+    dispatches: Dispatches,
+    hooks_api: HandlerClient,
+    local_http: None,
+) -> None:
+    from functions.chat import app as chat_app
+    from tests.integration.test_chat_tickets import make_ticket
+
+    # The console's "Make a ticket", a route of the chat function (which kicks none of its other writes)
+    hook = new_webhook(hooks_api, "http://127.0.0.1:9/hook", ["ticket.created"])
+    chats = HandlerClient(chat_app.lambda_handler, tenant=tenant)
+    session = new_session(chats, visitorEmail="ada@shop.example")
+    ticket = make_ticket(chats, session["id"])
+    wait_for(lambda: len(dispatches.done) == 1)
+    [row] = deliveries(db, hook["id"])
+    assert (row["event"], row["state"], row["payload"]["data"]["id"]) == ("ticket.created", "queued", ticket["id"])
+    make_ticket(chats, session["id"], status=200)  # the ticket it already has: nothing written, nothing started
+    time.sleep(0.3)
+    assert len(dispatches.events) == 1
 
 
 def test_no_dispatch_is_started_for_a_message_that_wrote_no_delivery(

@@ -15,7 +15,7 @@ The shape of it (docs/webhooks.md for integrators, docs/ARCHITECTURE.md "Webhook
   `dispatch` for the tenant (an asynchronous invocation of WebhookDeliveryFunction, else here): its pending rows are
   locked (FOR UPDATE SKIP LOCKED), sent to SQS, and marked queued in the same transaction, so a row is queued only
   once its message was accepted. The kick follows the tickets function's writes, a chat's start, end and rating,
-  the web form, channel deliveries and inbound email. A chat message (the live chat's hot path, held to three
+  a ticket made from a chat, the web form, channel deliveries and inbound email. A chat message (the live chat's hot path, held to three
   database round trips) is not probed: the statement that sends it also answers whether its transaction wrote a
   delivery (WRITTEN), and only then is the dispatch started (`start_after(..., written=True)`): a desk without
   endpoints pays nothing for it. The workflow sweep (`sweep`) dispatches whatever was left pending and re-sends the
