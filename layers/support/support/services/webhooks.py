@@ -11,15 +11,15 @@ The shape of it (docs/webhooks.md for integrators, docs/ARCHITECTURE.md "Webhook
   subscribed endpoint in the change's own transaction, whatever code path made the change; a rolled-back change
   leaves none, and a desk without endpoints pays one index probe per statement. A row's id is the delivery id the
   receiver sees on every attempt.
-* Dispatch, after the commit: `kick` (or `start_after` for a change sent through a realtime outbox) starts
-  `dispatch` for the tenant (an asynchronous invocation of WebhookDeliveryFunction, else here): its pending rows are
-  locked (FOR UPDATE SKIP LOCKED), sent to SQS, and marked queued in the same transaction, so a row is queued only
-  once its message was accepted. The kick follows the tickets function's writes, a chat's start, end and rating,
-  a ticket made from a chat, the web form, channel deliveries and inbound email. A chat message (the live chat's hot path, held to three
-  database round trips) is not probed: the statement that sends it also answers whether its transaction wrote a
-  delivery (WRITTEN), and only then is the dispatch started (`start_after(..., written=True)`): a desk without
-  endpoints pays nothing for it. The workflow sweep (`sweep`) dispatches whatever was left pending and re-sends the
-  messages of queued rows that are long past due (a message lost after its row committed).
+* Dispatch, after the commit: `kick` (or `start_after` for a change sent through a realtime outbox) starts `dispatch`
+  for the tenant (an asynchronous invocation of WebhookDeliveryFunction, else here): its pending rows are locked (FOR
+  UPDATE SKIP LOCKED), sent to SQS, and marked queued in the same transaction, so a row is queued only once its message
+  was accepted. The kick follows the tickets function's writes, a chat's start, end and rating, a ticket made from a
+  chat, the web form, channel deliveries and inbound email. A chat message (the live chat's hot path, held to three
+  database round trips) is not probed: the statement that sends it also answers whether its transaction wrote a delivery
+  (WRITTEN), and only then is the dispatch started (`start_after(..., written=True)`): a desk without endpoints pays
+  nothing for it. The workflow sweep (`sweep`) dispatches whatever was left pending and re-sends the messages of queued
+  rows that are long past due (a message lost after its row committed).
 * Delivery (`deliver_messages`, WebhookDeliveryFunction's SQS handler): a batch's rows are claimed with a lease (a
   second copy of a message, or one that arrives early, changes nothing), signed by the database, POSTed (the URL
   checked again, the connection made to the checked address), and their outcome recorded in one transaction. A
