@@ -19,12 +19,19 @@ What runs, on a fresh database (`round_trips` in `.local/pg-bench`, or on DATABA
 
 The fan-out goes to a management API stand-in over real HTTP (WEBSOCKET_MANAGEMENT_ENDPOINT), which counts the
 posts per invocation (the `posts` column) and checks that no measured WebSocket action answered an error: its
-posts are not database round trips, and show that the participants were read and told. Every invocation is
+posts are not database round trips, and show that the participants were read and told. Beside it, Lambda's Invoke
+API, which records the staff broadcasts and the webhook dispatches the invocations start. Every invocation is
 made with the database connection already open (the set-up opens it); an action that can be repeated as it is
 (sendMessage, typing, markRead, sync, ping, the reads) is invoked twice and the second is counted.
 
+The desk has no webhook endpoint, except for one row, `sendMessage (desk with a webhook endpoint)`: a message whose
+transaction wrote a webhook delivery starts its dispatch (an asynchronous invocation of WebhookDeliveryFunction)
+with the same round trips as any other. Every other invocation must start no dispatch: a desk without endpoints
+pays nothing for webhooks on the chat's path.
+
 Prints one table of round trips per action or route (`--markdown` for RESULTS.md). Exit 2 when the scenario
-broke (an action answered an error, a route a status it should not): then the figures mean nothing.
+broke (an action answered an error, a route a status it should not, an invocation started a webhook dispatch it
+should not or none it should): then the figures mean nothing.
 """
 
 from __future__ import annotations
@@ -47,6 +54,7 @@ from local.pg_proxy import RoundTripProxy
 
 Handler = Callable[[dict[str, Any], Any], dict[str, Any]]
 SHOP = "https://shop.example"
+WEBHOOK_FUNCTION = "WebhookDeliveryFunction"
 METHOD_ARN = "arn:aws:execute-api:us-east-1:123456789012:bench/local/$connect"
 
 
@@ -60,6 +68,8 @@ class Posts:
     sent: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
     # the staff broadcasts the actions asked for (asynchronous invocations of BroadcastFunction), not yet run
     invoked: list[dict[str, Any]] = field(default_factory=list)
+    # the webhook dispatches the actions started (asynchronous invocations of WebhookDeliveryFunction), never run
+    dispatched: list[dict[str, Any]] = field(default_factory=list)
     # the answers, each its route's response (not a post): what the caller's connection receives besides
     answered: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
     lock: threading.Lock = field(default_factory=threading.Lock)
@@ -67,6 +77,7 @@ class Posts:
     def reset(self) -> None:
         with self.lock:
             self.sent = []
+            self.dispatched = []
         self.answered = []
 
     def errors(self) -> list[dict[str, Any]]:
@@ -96,8 +107,15 @@ def management_api(posts: Posts) -> Iterator[str]:
         with posts.lock:
             posts.invoked.append(event)
 
+    async def dispatch(request: Request) -> Response:  # recorded before the 202, so it counts with its invocation
+        body = json.loads(await request.body())
+        with posts.lock:
+            posts.dispatched.append(body)
+        return Response(status_code=202)
+
     path = "/@connections/{connection_id:path}"
     routes = [Route(path, post, methods=["POST"]), Route(path, delete, methods=["DELETE"])]
+    routes.append(Route(f"/2015-03-31/functions/{WEBHOOK_FUNCTION}/invocations", dispatch, methods=["POST"]))
     # Lambda's Invoke API beside it, for the staff broadcast (what the local gateway serves)
     app = Starlette(routes=[*routes, *lambda_routes({"BroadcastFunction": None}, invoke)])
     with running_gateway(app) as base:
@@ -121,10 +139,13 @@ class Scenario:
     rows: list[Row] = field(default_factory=list)
     broken: list[str] = field(default_factory=list)
 
-    def measure(self, name: str, call: Callable[[], Any], *, twice: bool = False, error: bool = False) -> Any:
+    def measure(
+        self, name: str, call: Callable[[], Any], *, twice: bool = False, error: bool = False, dispatches: int = 0
+    ) -> Any:
         """Invoke `call` (twice with `twice`, counting the second) and record its round trips and posts.
-        `error`: the invocation is expected to answer an error event (else one is a broken scenario). Then each
-        staff broadcast it started, run as the broadcast function and counted in a row of its own."""
+        `error`: the invocation is expected to answer an error event (else one is a broken scenario); `dispatches`:
+        the webhook dispatches it must start (else a broken scenario). Then each staff broadcast it started, run as
+        the broadcast function and counted in a row of its own."""
         if twice:
             call()
         self._broadcasts(None)  # what an earlier call started, run uncounted: the measured call starts its own
@@ -134,6 +155,8 @@ class Scenario:
         trips = self.proxy.count
         if bool(self.posts.errors()) != error:
             self.broken.append(f"{name}: errors {self.posts.errors()}")
+        if len(self.posts.dispatched) != dispatches:
+            self.broken.append(f"{name}: {len(self.posts.dispatched)} webhook dispatches started, not {dispatches}")
         self.rows.append(Row(name, trips, len(self.posts.sent)))
         self._broadcasts(name)
         return result
@@ -210,8 +233,9 @@ def run(proxy: RoundTripProxy) -> Scenario:
     from local.gateway import LambdaContext
     from support.auth import Principal, Role, authorizer_context
     from support.models.agents import AgentCreate
+    from support.models.webhooks import WebhookCreate, WebhookEvent
     from support.models.widgets import WidgetCreate
-    from support.services import agents, widgets
+    from support.services import agents, webhooks, widgets
     from support.visitors import issue_connect_token
 
     posts = Posts()
@@ -221,6 +245,9 @@ def run(proxy: RoundTripProxy) -> Scenario:
         # and each broadcast it started is counted in a row of its own ("staff broadcast run after ...")
         os.environ["AWS_ENDPOINT_URL_LAMBDA"] = endpoint
         os.environ["BROADCAST_FUNCTION_NAME"] = "BroadcastFunction"
+        # and a webhook dispatch is an asynchronous invocation of the delivery function, as in AWS (only counted)
+        os.environ["WEBHOOK_FUNCTION_NAME"] = WEBHOOK_FUNCTION
+        os.environ["WEBHOOKS_ALLOW_LOCAL_HTTP"] = "true"  # the bench's endpoint is never called
         from support import realtime
         from support.config import get_settings
 
@@ -311,6 +338,13 @@ def run(proxy: RoundTripProxy) -> Scenario:
         m("joinSession (agent B)", lambda: ws(b, "joinSession", {"sessionId": first}), twice=True)
         m("sendMessage (joined staff)", lambda: send(b), twice=True)
         m("sendMessage (admin)", lambda: send(boss), twice=True)
+        # A desk with a webhook endpoint for chat messages: each message's delivery is dispatched after its commit
+        # (one asynchronous invocation, no probe), in the same round trips. Deleted after, with its deliveries.
+        hook = webhooks.create_endpoint(
+            admin, WebhookCreate(url="http://127.0.0.1:9/bench", events=[WebhookEvent.CHAT_MESSAGE_CREATED])
+        ).id
+        m("sendMessage (desk with a webhook endpoint)", lambda: send(v1), twice=True, dispatches=1)
+        webhooks.delete_endpoint(admin, hook)
         m("transfer (A to B)", lambda: ws(a, "transfer", {"sessionId": first, "toAgentId": str(agent_b)}))
         m("endChat (visitor)", lambda: ws(v1, "endChat", {"sessionId": first}))
         m("rateChat", lambda: ws(v1, "rateChat", {"sessionId": first, "rating": 5, "feedback": "Quick, thanks"}))

@@ -45,6 +45,10 @@ $$;
 -- A trigger hands over all of its statement's events in one call, as parallel arrays (one element per event: its
 -- tenant, its type, its data); each event gets its event_id here (a MATERIALIZED CTE: one gen_random_uuid() per
 -- event, never one per endpoint it is joined to). Internal: the owner's only (the triggers run as the owner).
+-- When it wrote a delivery it says so to the rest of the transaction: `app.webhooks_pending` is 'on' until the
+-- transaction ends (a transaction-local setting, undone with a rolled-back subtransaction). The live chat's message,
+-- held to one round trip, reads it in the statement that sends the message (support.services.chat) and starts the
+-- dispatch after the commit without asking the database whether there is anything to send.
 CREATE OR REPLACE FUNCTION public.webhook_deliveries_add(p_tenants uuid[], p_events text[], p_data jsonb[])
 RETURNS void
 LANGUAGE sql VOLATILE
@@ -53,10 +57,13 @@ AS $$
     WITH e AS MATERIALIZED (
         SELECT gen_random_uuid() AS event_id, x.user_id, x.event, x.data
         FROM unnest(p_tenants, p_events, p_data) AS x (user_id, event, data)
+    ), written AS (
+        INSERT INTO public.webhook_deliveries (user_id, endpoint_id, event_id, event, payload)
+        SELECT e.user_id, w.id, e.event_id, e.event, public.webhook_envelope(e.event_id, e.event, e.user_id, e.data)
+        FROM e JOIN public.webhook_endpoints w ON w.user_id = e.user_id AND w.enabled AND e.event = ANY (w.events)
+        RETURNING 1
     )
-    INSERT INTO public.webhook_deliveries (user_id, endpoint_id, event_id, event, payload)
-    SELECT e.user_id, w.id, e.event_id, e.event, public.webhook_envelope(e.event_id, e.event, e.user_id, e.data)
-    FROM e JOIN public.webhook_endpoints w ON w.user_id = e.user_id AND w.enabled AND e.event = ANY (w.events)
+    SELECT set_config('app.webhooks_pending', 'on', true) WHERE EXISTS (SELECT FROM written)
 $$;
 REVOKE ALL ON FUNCTION public.webhook_deliveries_add(uuid[], text[], jsonb[]) FROM PUBLIC;
 

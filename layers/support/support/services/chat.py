@@ -492,7 +492,9 @@ def add_chat_message(
     tenant binding and COMMIT in one pipeline: one round trip. With a `client_message_id` (every WebSocket send)
     the pipeline may run again on a connection found broken, and a second run answers the message the first one
     stored (`resent`), never a second copy, and tells the participants of it (the first run's commit was not heard,
-    so they were not told); without one (the HTTP route) the call is sent only once (`once`)."""
+    so they were not told); without one (the HTTP route) the call is sent only once (`once`). The same statement
+    answers whether the message's transaction wrote webhook deliveries (webhooks.WRITTEN): then, and only then, their
+    dispatch starts after the commit, with no round trip more (a run after a broken connection probes instead)."""
     principal.require_own_sender_type(data.sender_type)
     outbox = Outbox(principal.tenant_id, caller)
     params: tuple[Any, ...] = (
@@ -531,6 +533,10 @@ def add_chat_message(
         _refuse(row["outcome"])
     message = ChatMessage.model_validate(row)
     outbox.answer("message.new", message)
+    if row["webhooks_written"]:
+        webhooks.start_after(outbox, written=True)  # its deliveries are dispatched after the commit, unprobed
+    elif reran:
+        webhooks.start_after(outbox)  # a first run's commit unheard may have written some: probed
     if row["outcome"] == "new":
         outbox.tell(row["connection_ids"] or [], "message.new", message)
     elif reran:
@@ -542,12 +548,15 @@ def add_chat_message(
     return message
 
 
-# The message's columns are those of MESSAGE_COLUMNS and more (client_sender, which ChatMessage ignores).
-_SEND_MESSAGE = """SELECT outcome, connection_ids, (message).*
-FROM chat_send_message(%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)"""
+# The message's columns are those of MESSAGE_COLUMNS and more (client_sender, which ChatMessage ignores), and
+# whether the message's transaction wrote webhook deliveries (webhooks.WRITTEN: the function in FROM runs, and its
+# capture trigger with it, before the select list is computed), so that their dispatch starts after the commit
+# without another round trip.
+_SEND_MESSAGE = f"""SELECT outcome, connection_ids, (message).*, {webhooks.WRITTEN}
+FROM chat_send_message(%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)"""  # noqa: S608 (a constant)
 
-_SEND_WITH_ATTACHMENTS = """SELECT outcome, connection_ids, (message).*
-FROM chat_send_message_with_attachments(%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)"""
+_SEND_WITH_ATTACHMENTS = f"""SELECT outcome, connection_ids, (message).*, {webhooks.WRITTEN}
+FROM chat_send_message_with_attachments(%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)"""  # noqa: S608
 
 # What the database's chat functions answer instead of a row, as the errors the services raise.
 _REFUSALS: dict[str, DomainError] = {

@@ -45,7 +45,7 @@ from support.models.tickets import (
     reference_number,
 )
 from support.pagination import Page, decode_cursor, page_of
-from support.services import attachments, email_outbox, routing, sla
+from support.services import attachments, email_outbox, routing, sla, webhooks
 
 _TICKET_FIELDS = """id, user_id, customer_name, customer_email, customer_phone, subject, description, category,
     priority, status, assigned_agent_id, created_at, updated_at, resolved_at, first_response_time,
@@ -580,7 +580,10 @@ def ticket_from_chat(principal: Principal, session_id: UUID, data: ChatTicketCre
         raise Forbidden("only the desk's staff make tickets from chats")
     with tenant_transaction(principal.tenant_id) as cur:
         lock_for_tenant(cur, principal.tenant_id, f"chat-ticket:{session_id}")
-        return chat_to_ticket(cur, principal, session_id, data)
+        ticket, made = chat_to_ticket(cur, principal, session_id, data)
+    if made:
+        webhooks.kick(principal.tenant_id)  # committed: its ticket.created leaves now (the chat function kicks none)
+    return ticket, made
 
 
 # The customer email of a ticket made from a chat whose visitor left none (an expired chat: support.services.

@@ -11,13 +11,14 @@ The shape of it (docs/webhooks.md for integrators, docs/ARCHITECTURE.md "Webhook
   subscribed endpoint in the change's own transaction, whatever code path made the change; a rolled-back change
   leaves none, and a desk without endpoints pays one index probe per statement. A row's id is the delivery id the
   receiver sees on every attempt.
-* Dispatch, after the commit: `kick` (or `start_after` for a change sent through a realtime outbox) starts
-  `dispatch` for the tenant (an asynchronous invocation of WebhookDeliveryFunction, else here): its pending rows are
-  locked (FOR UPDATE SKIP LOCKED), sent to SQS, and marked queued in the same transaction, so a row is queued only
-  once its message was accepted. The kick follows the tickets function's writes, a chat's start, end and rating,
-  the web form, channel deliveries and inbound email; a chat message (the live chat's hot path, held to three
-  database round trips) is not kicked: its delivery leaves with the tenant's next kick or the sweep's, within a
-  minute. The workflow sweep (`sweep`) dispatches whatever was left pending and re-sends the messages of queued
+* Dispatch, after the commit: `kick` (or `start_after` for a change sent through a realtime outbox) starts `dispatch`
+  for the tenant (an asynchronous invocation of WebhookDeliveryFunction, else here): its pending rows are locked (FOR
+  UPDATE SKIP LOCKED), sent to SQS, and marked queued in the same transaction, so a row is queued only once its message
+  was accepted. The kick follows the tickets function's writes, a chat's start, end and rating, a ticket made from a
+  chat, the web form, channel deliveries and inbound email. A chat message (the live chat's hot path, held to three
+  database round trips) is not probed: the statement that sends it also answers whether its transaction wrote a delivery
+  (WRITTEN), and only then is the dispatch started (`start_after(..., written=True)`): a desk without endpoints pays
+  nothing for it. The workflow sweep (`sweep`) dispatches whatever was left pending and re-sends the messages of queued
   rows that are long past due (a message lost after its row committed).
 * Delivery (`deliver_messages`, WebhookDeliveryFunction's SQS handler): a batch's rows are claimed with a lease (a
   second copy of a message, or one that arrives early, changes nothing), signed by the database, POSTed (the URL
@@ -316,6 +317,12 @@ def dispatch(tenant_id: UUID, *, now: datetime | None = None, limit: int = 5000)
     return queued
 
 
+# A column for a statement of the change's own transaction, after its writes: whether the capture triggers wrote a
+# delivery in this transaction (webhook_deliveries_add sets app.webhooks_pending, transaction-local). Reading it is
+# no scan at all: a desk without endpoints pays nothing more than its triggers' one probe.
+WRITTEN = "current_setting('app.webhooks_pending', true) IS NOT DISTINCT FROM 'on' AS webhooks_written"
+
+
 def _pending(tenant_id: UUID) -> bool:
     with tenant_transaction(tenant_id) as cur:
         cur.execute(
@@ -349,11 +356,12 @@ def kick(tenant_id: UUID) -> None:
         start(tenant_id)
 
 
-def start_after(outbox: Any) -> None:
+def start_after(outbox: Any, *, written: bool = False) -> None:
     """For a change sent through a realtime outbox (support.services.connections.Outbox): the kick once the outbox
-    was sent after the commit."""
+    was sent after the commit; or, when the change knows it `written` deliveries (WRITTEN, read in its own
+    transaction), the dispatch started without the kick's probe."""
     tenant_id = outbox.tenant_id
-    outbox.after_send(lambda: kick(tenant_id))
+    outbox.after_send(lambda: start(tenant_id) if written else kick(tenant_id))
 
 
 # -- Delivery: WebhookDeliveryFunction's SQS batches ---------------------------------------------------------------
