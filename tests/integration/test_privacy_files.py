@@ -140,11 +140,26 @@ def export_keys(s3: Any, tenant: UUID, export_id: str) -> set[str]:
 
 
 def test_an_export_carries_each_file_of_the_customer_with_its_bytes_and_none_of_anothers(
-    db: DatabaseUrls, storage: Any, tenant: UUID, apis: dict[str, HandlerClient], privacy_api: HandlerClient
+    db: DatabaseUrls,
+    storage: Any,
+    tenant: UUID,
+    other_tenant: UUID,
+    apis: dict[str, HandlerClient],
+    privacy_api: HandlerClient,
 ) -> None:
     # Given a customer with files in a ticket's thread, in a chat and in their mail, and another customer with the same
     jane = customer_with_files(db, storage, tenant, apis, "Jane Filer", tag="jane")
     otto = customer_with_files(db, storage, tenant, apis, "Otto Filer", tag="otto")
+    # and, at another tenant, a ticket of the same email with a file in its thread
+    elsewhere = {name: api.as_tenant(other_tenant) for name, api in apis.items()}
+    their_ticket = elsewhere["tickets"].post(
+        "/api/support/tickets",
+        {"customerName": "Jane Filer", "customerEmail": jane.customer.email, "subject": "Hi", "description": "Hi"},
+    )
+    assert their_ticket.status == 201, their_ticket.body
+    their_bytes = b"%PDF-1.7\nanother desk's file\n%%EOF\n"
+    their_file = upload(elsewhere["attachments"], their_bytes, ticketId=their_ticket.data["id"])
+    assert conversation(elsewhere["tickets"], their_ticket.data["id"], their_file).status == 201
 
     # When the admin exports the customer
     export = export_of(privacy_api, jane.customer.email)
@@ -179,11 +194,12 @@ def test_an_export_carries_each_file_of_the_customer_with_its_bytes_and_none_of_
     invoice = next(item for item in export["files"] if item["path"] == uploads[_id_of(jane, b"%PDF")]["path"])
     assert "Invoice%20for%20Jane%20Filer.pdf" in download(invoice["downloadUrl"]).headers["Content-Disposition"]
     # and nothing of the other customer: no file of theirs in the export's keys, no bytes of theirs served
+    # nor of the other tenant's
     keys = export_keys(storage, tenant, export["id"])
-    assert not [key for key in keys if any(attachment_id in key for attachment_id in otto.uploads)]
+    assert not [key for key in keys if any(attachment_id in key for attachment_id in [*otto.uploads, their_file])]
     served_bytes = {download(item["downloadUrl"]).content for item in export["files"]}
-    assert not served_bytes & {*otto.uploads.values(), *otto.mail.values()}
-    assert "Otto" not in json.dumps(document["files"])
+    assert not served_bytes & {*otto.uploads.values(), *otto.mail.values(), their_bytes}
+    assert "Otto" not in json.dumps(document["files"]) and their_file not in json.dumps(document)
 
 
 def _mail_key(entry: dict[str, Any], document: dict[str, Any]) -> str:
