@@ -11,7 +11,7 @@ from aws_lambda_powertools.event_handler.openapi.params import Query
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from support.http import create_resolver, current_principal, ok
+from support.http import create_resolver, current_principal, ok, with_storage_errors
 from support.idempotency import idempotent
 from support.models.envelopes import Envelope
 from support.models.privacy import PrivacyErasure, PrivacyExport, PrivacyRequestCreate
@@ -46,6 +46,7 @@ def request_export(request: PrivacyRequestCreate) -> Response[Envelope[PrivacyEx
     "GET of the document, and `files` the customer's files copied into the export (100 per answer, by path; "
     "`moreFilesAfter` names the next page's `filesAfter`), each with its own presigned GET; every link is valid "
     "for an hour from this answer.",
+    responses=with_storage_errors(200),  # its files are listed from S3
 )
 def get_export(
     export_id: UUID,

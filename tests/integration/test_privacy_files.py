@@ -353,3 +353,28 @@ def test_an_erasure_that_starts_stops_an_export_of_the_customer_before_its_next_
     assert export_keys(storage, tenant, str(export_id)) == set()
     export = privacy_api.get(f"{BASE}/exports/{export_id}").data
     assert export["state"] == "failed" and "erased" in export["error"]
+    # and the erasure, resumed, ends (no request is left for the next test's sweep)
+    assert privacy.run_request(tenant, erasure_id) == "done"
+
+
+def test_s3_failing_to_list_the_files_is_a_502_and_the_next_get_answers(
+    db: DatabaseUrls,
+    storage: Any,
+    moto: Any,
+    tenant: UUID,
+    apis: dict[str, HandlerClient],
+    privacy_api: HandlerClient,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from local import ses as local_ses
+
+    jane = customer_with_files(db, storage, tenant, apis, "Jane Outage", tag="outage")
+    export = export_of(privacy_api, jane.customer.email)
+    # When S3 is unreachable as the admin reads the export: a clear 502, nothing changed
+    monkeypatch.setenv("AWS_ENDPOINT_URL_S3", f"http://127.0.0.1:{local_ses._free_port()}")
+    failed = privacy_api.get(f"{BASE}/exports/{export['id']}")
+    assert failed.status == 502 and failed.error["code"] == "storage_error", failed.body
+    # and once S3 is back, the same read answers every file
+    monkeypatch.setenv("AWS_ENDPOINT_URL_S3", moto.endpoint)
+    again = privacy_api.get(f"{BASE}/exports/{export['id']}")
+    assert again.status == 200 and len(again.data["files"]) == len(jane.uploads) + len(jane.mail)

@@ -54,7 +54,7 @@ from support.auth import Principal
 from support.config import get_settings
 from support.db import read_snapshot, tenant_transaction
 from support.db.connection import Cursor, anonymous_transaction
-from support.errors import found
+from support.errors import StorageFailed, StorageUnavailable, found
 from support.invocations import invoke_or_run
 from support.models.privacy import (
     PrivacyErasure,
@@ -173,24 +173,35 @@ def _export(row: dict[str, Any], *, with_link: bool = False) -> PrivacyExport:
 def _export_files(tenant_id: UUID, request_id: UUID, after: str | None) -> tuple[list[PrivacyExportFile], str | None]:
     """A page of the files copied into the export, by path, read from the bucket (what is there is what the export
     holds: an erased customer's export lists nothing), each with a presigned GET. The copy carries the file's own
-    Content-Type and a Content-Disposition with its original name, so the link needs no overrides."""
+    Content-Type and a Content-Disposition with its original name, so the link needs no overrides. S3 failing to list
+    is a 502 (StorageFailed), a link that cannot be signed a 503: nothing was changed, ask again."""
+    from botocore.exceptions import BotoCoreError, ClientError
+
     prefix = f"{_export_prefix(tenant_id, request_id)}/"
     s3 = _s3()
     listing = {"Bucket": _export_bucket(), "Prefix": f"{prefix}files/", "MaxKeys": EXPORT_FILES_PER_ANSWER}
     if after:
         listing["StartAfter"] = prefix + after
-    listed = s3.list_objects_v2(**listing)
-    files = [
-        PrivacyExportFile(
-            path=item["Key"].removeprefix(prefix),
-            file_name=item["Key"].rsplit("/", 1)[-1],
-            size_bytes=item["Size"],
-            download_url=s3.generate_presigned_url(
-                "get_object", Params={"Bucket": _export_bucket(), "Key": item["Key"]}, ExpiresIn=DOWNLOAD_SECONDS
-            ),
-        )
-        for item in listed.get("Contents", [])
-    ]
+    try:
+        listed = s3.list_objects_v2(**listing)
+    except (BotoCoreError, ClientError) as exc:
+        logger.warning("privacy export: listing its files failed", extra={"error": type(exc).__name__})
+        raise StorageFailed("the file store failed to list the export's files; try again") from exc
+    try:
+        files = [
+            PrivacyExportFile(
+                path=item["Key"].removeprefix(prefix),
+                file_name=item["Key"].rsplit("/", 1)[-1],
+                size_bytes=item["Size"],
+                download_url=s3.generate_presigned_url(
+                    "get_object", Params={"Bucket": _export_bucket(), "Key": item["Key"]}, ExpiresIn=DOWNLOAD_SECONDS
+                ),
+            )
+            for item in listed.get("Contents", [])
+        ]
+    except (BotoCoreError, ClientError, AttributeError) as exc:  # AttributeError: see attachments._presigned_post
+        logger.warning("privacy export: presigning its files failed", extra={"error": type(exc).__name__})
+        raise StorageUnavailable("the file store cannot serve files right now; try again") from exc
     more = files[-1].path if listed.get("IsTruncated") and files else None
     return files, more
 
