@@ -3,14 +3,15 @@ asynchronous job whose state the GET routes answer (support.services.privacy, do
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 from uuid import UUID
 
 from aws_lambda_powertools.event_handler import Response
+from aws_lambda_powertools.event_handler.openapi.params import Query
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from support.http import create_resolver, current_principal, ok
+from support.http import create_resolver, current_principal, ok, with_storage_errors
 from support.idempotency import idempotent
 from support.models.envelopes import Envelope
 from support.models.privacy import PrivacyErasure, PrivacyExport, PrivacyRequestCreate
@@ -27,7 +28,8 @@ BASE = "/api/support/privacy"
     summary="Export everything held about a customer",
     description="Admins only. Answers 202 with the export's id and state; the job gathers the customer's tickets, "
     "thread entries, chats and messages, feedback, contacts, mail records and attachments' metadata into one JSON "
-    "document in an encrypted bucket. GET the export for its state and, when done, its download link.",
+    "document in an encrypted bucket, and copies their files (the files of their tickets' and chats' messages, "
+    "their mail and its files) beside it. GET the export for its state and, when done, its download links.",
     status_code=202,
     response_description="the export, accepted (pending, or already further along)",
     middlewares=[idempotent],
@@ -41,10 +43,19 @@ def request_export(request: PrivacyRequestCreate) -> Response[Envelope[PrivacyEx
     f"{BASE}/exports/<export_id>",
     summary="Get a customer data export",
     description="Admins only. `state`: pending, running, done or failed; when done, `downloadUrl` is a presigned "
-    "GET of the document, valid for an hour from this answer.",
+    "GET of the document, and `files` the customer's files copied into the export (100 per answer, by path; "
+    "`moreFilesAfter` names the next page's `filesAfter`), each with its own presigned GET; every link is valid "
+    "for an hour from this answer.",
+    responses=with_storage_errors(200),  # its files are listed from S3
 )
-def get_export(export_id: UUID) -> Response[Envelope[PrivacyExport]]:
-    return ok(privacy.get_export(current_principal(app), export_id))
+def get_export(
+    export_id: UUID,
+    files_after: Annotated[
+        str | None,
+        Query(alias="filesAfter", min_length=1, max_length=1024, description="list the files after this path"),
+    ] = None,
+) -> Response[Envelope[PrivacyExport]]:
+    return ok(privacy.get_export(current_principal(app), export_id, files_after=files_after))
 
 
 @app.post(

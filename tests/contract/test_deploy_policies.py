@@ -19,6 +19,7 @@ from tests.contract.test_template import (
     CLAIM_ATTACHMENTS_POLICY,
     DELETE_ATTACHMENTS_POLICY,
     EMAIL_INBOUND_POLICY,
+    EXPORT_FILES_POLICY,
     PRESIGN_ATTACHMENTS_POLICY,
     PRIVACY_FUNCTION_POLICIES,
     PRIVACY_JOB_POLICY,
@@ -249,8 +250,8 @@ def test_each_function_reads_only_its_secrets_and_posts_only_to_connections(func
     [delete_files] = DELETE_ATTACHMENTS_POLICY["Statement"]
     presign, claim = PRESIGN_ATTACHMENTS_POLICY["Statement"], CLAIM_ATTACHMENTS_POLICY["Statement"]
     expected_other = {
-        "PrivacyFunction": PRIVACY_FUNCTION_POLICIES[0]["Statement"],
-        "PrivacyJobFunction": [*privacy_job, delete_files],
+        "PrivacyFunction": [*PRIVACY_FUNCTION_POLICIES[0]["Statement"], *PRIVACY_FUNCTION_POLICIES[2]["Statement"]],
+        "PrivacyJobFunction": [*privacy_job, delete_files, *EXPORT_FILES_POLICY["Statement"]],
         "WorkflowSweepFunction": [send_webhooks, write_archive, delete_files],
         "WebhookDeliveryFunction": [send_webhooks, receive_webhooks],
         "AnalyticsFunction": dead_letters,

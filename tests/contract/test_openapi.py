@@ -58,6 +58,8 @@ STORAGE_ROUTES = {
     "POST /api/support/widget/attachments/{attachmentId}/download-url",
     "POST /api/support/tickets/{ticketId}/conversations",
     "POST /api/support/chat/sessions/{sessionId}/messages",
+    # a done privacy export's files, listed from its prefix (support.services.privacy)
+    "GET /api/support/privacy/exports/{exportId}",
 }
 
 

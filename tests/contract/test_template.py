@@ -395,6 +395,17 @@ PRIVACY_FUNCTION_POLICIES = [
         ]
     },
     INVOKE_PRIVACY_JOB_POLICY,
+    # a done export's files, listed from its prefix
+    {
+        "Statement": [
+            {
+                "Effect": "Allow",
+                "Action": "s3:ListBucket",
+                "Resource": {"Fn::GetAtt": ["PrivacyExportBucket", "Arn"]},
+                "Condition": {"StringLike": {"s3:prefix": "exports/*"}},
+            }
+        ]
+    },
 ]
 PRIVACY_JOB_POLICY = {
     "Statement": [
@@ -438,6 +449,27 @@ DELETE_ATTACHMENTS_POLICY = {
                 {"Fn::Sub": "${AttachmentsBucket.Arn}/incoming/*"},
             ],
         }
+    ]
+}
+# A privacy export copies the customer's files server-side (CopyObject: read the source, write the export) and lists
+# its own prefix to resume its copies.
+EXPORT_FILES_POLICY = {
+    "Statement": [
+        {
+            "Effect": "Allow",
+            "Action": "s3:GetObject",
+            "Resource": [
+                {"Fn::Sub": "${AttachmentsBucket.Arn}/files/*"},
+                {"Fn::Sub": "${InboundEmailBucket.Arn}/inbound/*"},
+                {"Fn::Sub": "${InboundEmailBucket.Arn}/attachments/*"},
+            ],
+        },
+        {
+            "Effect": "Allow",
+            "Action": "s3:ListBucket",
+            "Resource": {"Fn::GetAtt": ["PrivacyExportBucket", "Arn"]},
+            "Condition": {"StringLike": {"s3:prefix": "exports/*"}},
+        },
     ]
 }
 CLAIM_ATTACHMENTS_POLICY = {
@@ -500,7 +532,7 @@ def test_functions_get_no_policies_beyond_the_secrets_they_read_and_the_connecti
         if function_id == "PrivacyFunction":
             expected = [*expected, *PRIVACY_FUNCTION_POLICIES]
         if function_id == "PrivacyJobFunction":
-            expected = [*expected, PRIVACY_JOB_POLICY, DELETE_ATTACHMENTS_POLICY]
+            expected = [*expected, PRIVACY_JOB_POLICY, DELETE_ATTACHMENTS_POLICY, EXPORT_FILES_POLICY]
         if function_id == "WorkflowSweepFunction":
             expected = [*expected, INVOKE_PRIVACY_JOB_POLICY]
         if function_id in WEBHOOK_STARTERS:

@@ -23,8 +23,20 @@ class PrivacyRequestCreate(ApiModel):
     customer_email: Email = Field(description="the customer the request is about, as they gave it (any case)")
 
 
+class PrivacyExportFile(Record):
+    """One stored file of the customer, copied into the export."""
+
+    path: str = Field(
+        description="where it is in the export: the document's `files` entry with this `path` says what "
+        "it is (its message, name, type)"
+    )
+    file_name: str = Field(description="the name it is saved under (the original name, made safe for a key)")
+    size_bytes: int
+    download_url: str = Field(description="a presigned GET of the file, valid for an hour from this answer")
+
+
 class PrivacyExport(Record):
-    """An export of everything held about one customer, as one JSON document."""
+    """An export of everything held about one customer: one JSON document and a copy of each of their files."""
 
     id: UUID
     state: PrivacyState
@@ -38,6 +50,16 @@ class PrivacyExport(Record):
         default=None, description="when done: a presigned GET of the document, valid for an hour from this answer"
     )
     download_expires_at: datetime | None = None
+    files: list[PrivacyExportFile] = Field(
+        default_factory=list,
+        description="when done: the customer's files copied into the export (at most 100 per answer, by path), each "
+        "with its own presigned GET valid for an hour",
+    )
+    more_files_after: str | None = Field(
+        default=None,
+        description="when the export holds more files than `files` lists: GET the export again with "
+        "`filesAfter` set to this",
+    )
 
 
 class PrivacyErasure(Record):

@@ -22,7 +22,8 @@ Lifecycle of one file:
    download (Content-Disposition: attachment) with the declared type.
 
 For the privacy export and erasure and for retention (built beside this): `keys_for_ticket`, `keys_for_session`,
-`keys_for_contact` list the kept objects, and `delete_objects` deletes objects and their rows.
+`keys_for_contact` list the kept objects, `claimed_files_of` the files a privacy export copies, and `delete_objects`
+deletes objects and their rows.
 """
 
 from __future__ import annotations
@@ -379,12 +380,17 @@ def visitor_download_url(
     return _presigned_get(row, now=now)
 
 
+def content_disposition(file_name: str) -> str:
+    """A download, never a page of the desk's origin, under the file's own name (RFC 6266's UTF-8 form)."""
+    return f"attachment; filename*=UTF-8''{quote(file_name, safe='')}"
+
+
 def _presigned_get(row: dict[str, Any], *, now: datetime | None) -> AttachmentDownload:
     from botocore.exceptions import BotoCoreError, ClientError
 
     if row["state"] != "claimed":
         raise NotFound("attachment not found (no message has it yet)")
-    disposition = f"attachment; filename*=UTF-8''{quote(row['file_name'], safe='')}"
+    disposition = content_disposition(row["file_name"])
     try:
         url = s3_client().generate_presigned_url(
             "get_object",
@@ -466,6 +472,50 @@ def files_of(
         (tenant_id, list(ticket_ids), list(session_ids)),
         limit,
     )
+
+
+@dataclass(frozen=True)
+class ClaimedFile:
+    """A file a message claimed, with the message it belongs to (the privacy export carries it)."""
+
+    attachment_id: UUID
+    object_key: str
+    file_name: str
+    content_type: str
+    size_bytes: int
+    ticket_id: UUID | None
+    conversation_id: UUID | None
+    session_id: UUID | None
+    chat_message_id: UUID | None
+
+
+def claimed_files_of(
+    cur: Cursor, tenant_id: UUID, ticket_ids: Sequence[UUID], session_ids: Sequence[UUID]
+) -> list[ClaimedFile]:
+    """The claimed files of these tickets and chats, oldest first, in the caller's tenant transaction (the privacy
+    export's snapshot). Pending uploads are not listed: no message has them, and they expire within a day."""
+    cur.execute(
+        """SELECT a.id, a.object_key, a.file_name, a.content_type, a.size_bytes, a.ticket_id, a.conversation_id,
+            a.session_id, a.chat_message_id
+        FROM attachments a
+        WHERE a.user_id = %s AND a.state = 'claimed' AND (a.ticket_id = ANY(%s) OR a.session_id = ANY(%s))
+        ORDER BY a.created_at, a.id""",
+        (tenant_id, list(ticket_ids), list(session_ids)),
+    )
+    return [
+        ClaimedFile(
+            r["id"],
+            r["object_key"],
+            r["file_name"],
+            r["content_type"],
+            r["size_bytes"],
+            r["ticket_id"],
+            r["conversation_id"],
+            r["session_id"],
+            r["chat_message_id"],
+        )
+        for r in cur.fetchall()
+    ]
 
 
 def object_body(key: str) -> bytes:

@@ -16,8 +16,12 @@ The shape of it:
   the request: once erased, nothing finds them by the email any more.
 * The export reads, in one REPEATABLE READ READ ONLY snapshot under the tenant's row-level security, every row of
   those (tickets, their thread entries and feedback, chat sessions and their messages, contacts and identities,
-  inbound mail records, email notices, attachments' metadata), writes the document to a temporary file and puts it
-  in the encrypted export bucket (exports/<tenant>/<id>.json); `GET` answers a presigned GET valid for an hour.
+  inbound mail records, email notices, attachments' metadata), writes the document to a temporary file, copies the
+  customer's stored files (the files claimed by their tickets' and chats' messages, the files of their mail and the
+  raw mail) server-side into the export (S3 CopyObject: no byte passes through the function) and puts the document
+  last, so a document in the bucket means a complete export (see `_run_export`). Everything an export writes is under
+  one prefix of the encrypted export bucket (exports/<tenant>/<id>.json and exports/<tenant>/<id>/files/...), so the
+  bucket's 7-day lifecycle and an erasure take it whole. `GET` answers presigned GETs valid for an hour.
 * The erasure runs ERASERS in order, each in batches of at most BATCH rows, one transaction per batch: the batch's
   rows changed in place (privacy_erase_batch, SECURITY DEFINER, sql/definitions/privacy.sql: texts, names, emails,
   phones, IPs, user agents replaced or cleared; statuses, agents, times, ratings, counts kept, so the running totals,
@@ -33,6 +37,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import tempfile
 import time
 from collections.abc import Callable, Iterable
@@ -49,9 +54,15 @@ from support.auth import Principal
 from support.config import get_settings
 from support.db import read_snapshot, tenant_transaction
 from support.db.connection import Cursor, anonymous_transaction
-from support.errors import found
+from support.errors import StorageFailed, StorageUnavailable, found
 from support.invocations import invoke_or_run
-from support.models.privacy import PrivacyErasure, PrivacyExport, PrivacyRequestCreate, PrivacyState
+from support.models.privacy import (
+    PrivacyErasure,
+    PrivacyExport,
+    PrivacyExportFile,
+    PrivacyRequestCreate,
+    PrivacyState,
+)
 from support.observability import logger
 from support.services import attachments, audit
 
@@ -64,6 +75,7 @@ SWEEP_BUDGET_SECONDS = 40.0  # the sweep's time for them (its function has 60 s)
 DOWNLOAD_SECONDS = 3600  # a download link's validity
 EXPORT_PREFIX = "exports/"
 EXPORT_CHUNK = 200  # tickets or sessions read per statement of an export
+EXPORT_FILES_PER_ANSWER = 100  # files (each with its presigned GET) listed by one GET of an export
 ERRORS_MAX_CHARS = 2000
 
 
@@ -86,11 +98,15 @@ def request_export(principal: Principal, data: PrivacyRequestCreate) -> PrivacyE
     return _export(row)
 
 
-def get_export(principal: Principal, request_id: UUID) -> PrivacyExport:
+def get_export(principal: Principal, request_id: UUID, *, files_after: str | None = None) -> PrivacyExport:
+    """The export; when done, presigned GETs of its document and of its files (a page of them, after `files_after`)."""
     principal.require_admin("read a customer's data export")
     with tenant_transaction(principal.tenant_id) as cur:
         row = _read(cur, principal.tenant_id, request_id, "export")
-    return _export(row, with_link=True)
+    export = _export(row, with_link=True)
+    if export.download_url is not None:
+        export.files, export.more_files_after = _export_files(principal.tenant_id, request_id, files_after)
+    return export
 
 
 def request_erasure(principal: Principal, data: PrivacyRequestCreate) -> PrivacyErasure:
@@ -154,6 +170,42 @@ def _export(row: dict[str, Any], *, with_link: bool = False) -> PrivacyExport:
     return export
 
 
+def _export_files(tenant_id: UUID, request_id: UUID, after: str | None) -> tuple[list[PrivacyExportFile], str | None]:
+    """A page of the files copied into the export, by path, read from the bucket (what is there is what the export
+    holds: an erased customer's export lists nothing), each with a presigned GET. The copy carries the file's own
+    Content-Type and a Content-Disposition with its original name, so the link needs no overrides. S3 failing to list
+    is a 502 (StorageFailed), a link that cannot be signed a 503: nothing was changed, ask again."""
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    prefix = f"{_export_prefix(tenant_id, request_id)}/"
+    s3 = _s3()
+    listing = {"Bucket": _export_bucket(), "Prefix": f"{prefix}files/", "MaxKeys": EXPORT_FILES_PER_ANSWER}
+    if after:
+        listing["StartAfter"] = prefix + after
+    try:
+        listed = s3.list_objects_v2(**listing)
+    except (BotoCoreError, ClientError) as exc:
+        logger.warning("privacy export: listing its files failed", extra={"error": type(exc).__name__})
+        raise StorageFailed("the file store failed to list the export's files; try again") from exc
+    try:
+        files = [
+            PrivacyExportFile(
+                path=item["Key"].removeprefix(prefix),
+                file_name=item["Key"].rsplit("/", 1)[-1],
+                size_bytes=item["Size"],
+                download_url=s3.generate_presigned_url(
+                    "get_object", Params={"Bucket": _export_bucket(), "Key": item["Key"]}, ExpiresIn=DOWNLOAD_SECONDS
+                ),
+            )
+            for item in listed.get("Contents", [])
+        ]
+    except (BotoCoreError, ClientError, AttributeError) as exc:  # AttributeError: see attachments._presigned_post
+        logger.warning("privacy export: presigning its files failed", extra={"error": type(exc).__name__})
+        raise StorageUnavailable("the file store cannot serve files right now; try again") from exc
+    more = files[-1].path if listed.get("IsTruncated") and files else None
+    return files, more
+
+
 def _erasure(row: dict[str, Any]) -> PrivacyErasure:
     return PrivacyErasure.model_validate(row)
 
@@ -213,7 +265,7 @@ def run_request(
     deadline = None if budget_seconds is None else time.monotonic() + budget_seconds
     try:
         if claim.kind == "export":
-            return _run_export(claim, clock)
+            return _run_export(claim, clock, deadline)
         return _run_erasure(claim, clock, after_batch, deadline)
     except LeaseLost:
         logger.warning("privacy request taken over by another run", extra={"privacy_request_id": str(request_id)})
@@ -378,9 +430,54 @@ _EXPORT_QUERIES = {
 }
 
 
-def write_export(cur: Cursor, claim: Claim, out: IO[str], at: datetime) -> dict[str, int]:
-    """The export document of `claim`'s customer into `out` (in the caller's snapshot); the count per section."""
+_UNSAFE_NAME_CHARACTERS = re.compile(r"[^A-Za-z0-9._-]+")
+
+
+def _export_prefix(tenant_id: UUID, request_id: UUID) -> str:
+    """Everything an export writes starts with this: its document (<prefix>.json) and its files (<prefix>/files/...).
+    A request id is a UUID, of fixed length, so no other export's key starts with it."""
+    return f"{EXPORT_PREFIX}{tenant_id}/{request_id}"
+
+
+@dataclass(frozen=True)
+class ExportFile:
+    """A stored file of the customer, and where its copy goes in the export (`path`, under the export's prefix)."""
+
+    id: str  # an uploaded file's attachment id; a mail's file: its entry's id and position; raw mail: its record's
+    source: str  # "upload" (claimed by a message), "emailAttachment" (a file of their mail), "email" (the raw mail)
+    bucket: str
+    key: str
+    file_name: str
+    content_type: str
+    size_bytes: int | None
+    of: dict[str, Any]  # the records it belongs to (ticket_id and conversation_id, session_id and message_id, ...)
+
+    @property
+    def path(self) -> str:
+        safe = _UNSAFE_NAME_CHARACTERS.sub("_", self.file_name).strip("._")[:100] or "file"
+        return f"files/{self.id}/{safe}"
+
+    def entry(self, *, copied: bool) -> dict[str, Any]:
+        """The document's `files` entry: `path` null when the file was gone from S3 by the time it was copied."""
+        return {
+            "id": self.id,
+            "source": self.source,
+            **self.of,
+            "file_name": self.file_name,
+            "content_type": self.content_type,
+            "size_bytes": self.size_bytes,
+            "path": self.path if copied else None,
+        }
+
+
+def write_export(
+    cur: Cursor, claim: Claim, out: IO[str], at: datetime, files: list[ExportFile] | None = None
+) -> dict[str, int]:
+    """The export document of `claim`'s customer into `out` (in the caller's snapshot), every section but the last,
+    `files`, which `close_export` writes once the files are copied; the count per section. The customer's stored
+    files are appended to `files`."""
     tenant = claim.tenant_id
+    files = [] if files is None else files
     contacts, tickets, sessions = _resolve(cur, tenant, claim.email)
     counts: dict[str, int] = {}
     header = {
@@ -388,10 +485,30 @@ def write_export(cur: Cursor, claim: Claim, out: IO[str], at: datetime) -> dict[
         "tenantId": str(tenant),
         "customerEmail": claim.email,
         "exportedAt": at.isoformat(),
-        "format": "one list per kind of record; each record holds every column the desk keeps, in camelCase",
+        "format": "one list per kind of record; each record holds every column the desk keeps, in camelCase; "
+        "`files` lists the stored files copied into the export, each at its `path` beside this document (null: it "
+        "was gone from storage when the export ran)",
     }
     out.write("{\n" + ",\n".join(f"{json.dumps(k)}: {json.dumps(v)}" for k, v in header.items()) + ",\n")
-    attachments: list[dict[str, Any]] = []
+    for stored in attachments.claimed_files_of(cur, tenant, tickets, sessions):
+        owner = (
+            {"ticket_id": str(stored.ticket_id), "conversation_id": str(stored.conversation_id)}
+            if stored.ticket_id is not None
+            else {"session_id": str(stored.session_id), "message_id": str(stored.chat_message_id)}
+        )
+        files.append(
+            ExportFile(
+                str(stored.attachment_id),
+                "upload",
+                attachments.bucket(),
+                stored.object_key,
+                stored.file_name,
+                stored.content_type,
+                stored.size_bytes,
+                owner,
+            )
+        )
+    metadata: list[dict[str, Any]] = []
     sections: list[tuple[str, list[UUID]]] = [
         ("contacts", contacts),
         ("contactIdentities", contacts),
@@ -405,78 +522,217 @@ def write_export(cur: Cursor, claim: Claim, out: IO[str], at: datetime) -> dict[
     ]
     for index, (name, ids) in enumerate(sections):
         rows = _rows(cur, _EXPORT_QUERIES[name], tenant, ids)
-        if name == "conversations":
-            rows = _collect_attachments(rows, attachments, "conversation")
-        elif name == "chatMessages":
-            rows = _collect_attachments(rows, attachments, "chatMessage")
+        if name in {"conversations", "chatMessages", "inboundEmails"}:
+            rows = _collect_files(rows, name, metadata, files, tenant)
         counts[name] = _write_list(out, name, rows, first=index == 0)
-    counts["attachments"] = _write_list(out, "attachments", attachments)
-    out.write("\n}\n")
+    counts["attachments"] = _write_list(out, "attachments", metadata)
     return counts
 
 
-def _collect_attachments(
-    rows: Iterable[dict[str, Any]], into: list[dict[str, Any]], source: str
+def close_export(out: IO[str], entries: list[dict[str, Any]]) -> None:
+    """The document's last section, `files` (ExportFile.entry of each), and its end."""
+    _write_list(out, "files", entries)
+    out.write("\n}\n")
+
+
+def _collect_files(
+    rows: Iterable[dict[str, Any]], section: str, metadata: list[dict[str, Any]], files: list[ExportFile], tenant: UUID
 ) -> Iterable[dict[str, Any]]:
-    """Pass `rows` through, noting the metadata of the files they carry (the files themselves stay in S3)."""
+    """Pass `rows` through, noting the metadata of the files they carry (the `attachments` section) and the stored
+    files that are not in `attachments` (the mail's: its files and the raw message) to copy into the export."""
     for row in rows:
-        if source == "conversation":
+        if section == "conversations":
+            for position, attachment in enumerate(row.get("attachments") or [], start=1):
+                if not isinstance(attachment, dict):
+                    continue
+                metadata.append(
+                    {"source": "conversation", "ticket_id": row["ticket_id"], "entry_id": row["id"], **attachment}
+                )
+                if attachment.get("s3Key"):
+                    stored = _mail_file(row, position, attachment, tenant)
+                    if stored is not None:
+                        files.append(stored)
+        elif section == "chatMessages":
             for attachment in row.get("attachments") or []:
                 if isinstance(attachment, dict):
-                    into.append({"source": source, "ticket_id": row["ticket_id"], "entry_id": row["id"], **attachment})
-        elif row.get("attachment_url"):
-            into.append(
-                {
-                    "source": source,
-                    "session_id": row["session_id"],
-                    "message_id": row["id"],
-                    "url": row["attachment_url"],
-                    "content_type": row.get("attachment_type"),
-                }
+                    metadata.append(
+                        {
+                            "source": "chatMessage",
+                            "session_id": row["session_id"],
+                            "message_id": row["id"],
+                            **attachment,
+                        }
+                    )
+            if row.get("attachment_url"):
+                metadata.append(
+                    {
+                        "source": "chatMessage",
+                        "session_id": row["session_id"],
+                        "message_id": row["id"],
+                        "url": row["attachment_url"],
+                        "content_type": row.get("attachment_type"),
+                    }
+                )
+        elif row.get("s3_key"):  # an inbound mail record: the message as it arrived
+            files.append(
+                ExportFile(
+                    str(row["id"]),
+                    "email",
+                    _inbound_bucket(),
+                    row["s3_key"],
+                    "message.eml",
+                    "message/rfc822",
+                    row.get("size_bytes"),
+                    {"ticket_id": row.get("ticket_id"), "inbound_email_id": row["id"]},
+                )
             )
         yield row
 
 
-def _run_export(claim: Claim, clock: Callable[[], datetime]) -> str:
+def _mail_file(row: dict[str, Any], position: int, attachment: dict[str, Any], tenant: UUID) -> ExportFile | None:
+    """A file of the customer's mail (support.services.email_in stored it: attachments/<tenant>/<message>/...). Only
+    email_in writes `s3Key` (the API refuses the field); still, nothing outside the mail bucket's prefix of this
+    tenant is copied."""
+    bucket, key = attachment.get("s3Bucket") or _inbound_bucket(), str(attachment["s3Key"])
+    if bucket != _inbound_bucket() or key.split("/")[1:2] != [str(tenant)]:
+        logger.warning(
+            "privacy export: a thread entry names a file outside the tenant's mail", extra={"entry": row["id"]}
+        )
+        return None
+    return ExportFile(
+        f"{row['id']}-{position}",
+        "emailAttachment",
+        bucket,
+        key,
+        str(attachment.get("fileName") or f"part-{position}"),
+        str(attachment.get("contentType") or "application/octet-stream"),
+        attachment.get("sizeBytes"),
+        {"ticket_id": row["ticket_id"], "conversation_id": row["id"]},
+    )
+
+
+def _run_export(claim: Claim, clock: Callable[[], datetime], deadline: float | None = None) -> str:
+    """The document read in one snapshot, then the files copied (resumable: see `_copy_files`), then the document put,
+    last, and the request done. Out of time while copying, the run gives its lease up and the next one goes on."""
     at = clock()
+    prefix = _export_prefix(claim.tenant_id, claim.request_id)
+    key = f"{prefix}.json"
+    files: list[ExportFile] = []
     with tempfile.TemporaryFile("w+", encoding="utf-8") as document:
 
         def gather(cur: Cursor) -> dict[str, int]:
             document.seek(0)
             document.truncate()
-            return write_export(cur, claim, document, at)
+            files.clear()
+            return write_export(cur, claim, document, at, files)
 
         counts = read_snapshot(claim.tenant_id, gather)
-        size = document.tell()
-        document.seek(0)
-        key = f"{EXPORT_PREFIX}{claim.tenant_id}/{claim.request_id}.json"
-        _s3().put_object(
-            Bucket=_export_bucket(),
-            Key=key,
-            Body=document.read().encode(),
-            ContentType="application/json",
-            ServerSideEncryption="AES256",
-        )
-    try:
-        _finish_export(claim, key, counts, size, clock)
-    except LeaseLost:
-        _delete_objects([(_export_bucket(), key)])  # an erasure failed it meanwhile (or another run took it over)
-        raise
+        try:
+            entries = _copy_files(claim, files, clock, deadline)
+            if entries is None:
+                _pause(claim, clock())
+                logger.info("privacy export paused", extra={"privacy_request_id": str(claim.request_id)})
+                return PrivacyState.RUNNING
+            copied = sum(1 for entry in entries if entry["path"] is not None)
+            counts["files"] = copied
+            if copied < len(entries):
+                counts["filesMissing"] = len(entries) - copied
+            close_export(document, entries)
+            size = document.tell()
+            document.seek(0)
+            _s3().put_object(
+                Bucket=_export_bucket(),
+                Key=key,
+                Body=document.read().encode(),
+                ContentType="application/json",
+                ServerSideEncryption="AES256",
+            )
+            _finish_export(claim, key, counts, size, clock)
+        except LeaseLost:
+            _discard_abandoned(claim)
+            raise
     logger.info("privacy export done", extra={"privacy_request_id": str(claim.request_id), "counts": counts})
     return PrivacyState.DONE
+
+
+def _copy_files(
+    claim: Claim, files: list[ExportFile], clock: Callable[[], datetime], deadline: float | None
+) -> list[dict[str, Any]] | None:
+    """Copy each file into the export, server-side (CopyObject: at most 5 GB, and a file is at most 100 MB), and answer
+    the document's `files` entries; None when out of time before the last copy. Each copy first checks, under the
+    request's row lock, that the run is still this export's (an erasure fails an open export of its customer) and
+    renews the lease. A copy a previous run of this export made is not made again: a copy is written whole or not at
+    all, and no source is ever rewritten (a file's key is written once), so a rerun after a crash or a pause goes on
+    where it stopped; copies of files the snapshot no longer holds (deleted meanwhile) are deleted."""
+    prefix = f"{_export_prefix(claim.tenant_id, claim.request_id)}/"
+    bucket = _export_bucket()
+    s3 = _s3()
+    present: set[str] = set()
+    for listed in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=f"{prefix}files/"):
+        present |= {item["Key"] for item in listed.get("Contents", [])}
+    entries: list[dict[str, Any]] = []
+    for stored in files:
+        target = prefix + stored.path
+        copied = target in present
+        if not copied:
+            if deadline is not None and time.monotonic() > deadline:
+                return None
+            with tenant_transaction(claim.tenant_id) as cur:
+                _hold(cur, claim, clock())
+            copied = _copy_file(s3, stored, bucket, target)
+        entries.append(stored.entry(copied=copied))
+    stale = present - {prefix + stored.path for stored in files}
+    if stale:
+        _delete_objects([(bucket, key) for key in sorted(stale)])
+    return entries
+
+
+def _copy_file(s3: Any, stored: ExportFile, bucket: str, target: str) -> bool:
+    """One file into the export, with its type and its original name (Content-Disposition) for the download. False
+    when the source is gone (deleted since the snapshot, or lost)."""
+    from botocore.exceptions import ClientError
+
+    try:
+        s3.copy_object(
+            Bucket=bucket,
+            Key=target,
+            CopySource={"Bucket": stored.bucket, "Key": stored.key},
+            MetadataDirective="REPLACE",
+            ContentType=stored.content_type,
+            ContentDisposition=attachments.content_disposition(stored.file_name),
+            ServerSideEncryption="AES256",
+        )
+    except ClientError as exc:
+        if exc.response.get("Error", {}).get("Code") in {"NoSuchKey", "404", "NotFound"}:
+            logger.warning("privacy export: a file is gone from S3", extra={"file": stored.id, "source": stored.source})
+            return False
+        raise
+    return True
+
+
+def _discard_abandoned(claim: Claim) -> None:
+    """This run lost its export: delete what it wrote, unless another run owns the export now (running, or done: the
+    same keys are its). An export an erasure failed keeps nothing."""
+    with tenant_transaction(claim.tenant_id) as cur:
+        cur.execute(
+            "SELECT state FROM privacy_requests WHERE user_id = %s AND id = %s", (claim.tenant_id, claim.request_id)
+        )
+        row = cur.fetchone()
+    if row is None or row["state"] == PrivacyState.FAILED:
+        _delete_prefix(_export_bucket(), _export_prefix(claim.tenant_id, claim.request_id))
 
 
 def _finish_export(claim: Claim, key: str, counts: dict[str, int], size: int, clock: Callable[[], datetime]) -> None:
     with tenant_transaction(claim.tenant_id) as cur:
         _hold(cur, claim, clock())
-        # An erasure of the same customer asked for meanwhile wins: the document is not kept.
+        # An erasure of the same customer asked for meanwhile wins: nothing of the export is kept.
         cur.execute(
             """SELECT 1 FROM privacy_requests WHERE user_id = %s AND kind = 'erasure' AND customer_email = %s
             AND state IN ('pending', 'running')""",
             (claim.tenant_id, claim.email),
         )
         if cur.fetchone() is not None:
-            _delete_objects([(_export_bucket(), key)])
+            _delete_prefix(_export_bucket(), _export_prefix(claim.tenant_id, claim.request_id))
             raise RuntimeError("the customer is being erased: the export was discarded")
         cur.execute(
             """UPDATE privacy_requests SET state = 'done', s3_key = %s, progress = %s, lease_until = NULL,
@@ -542,26 +798,32 @@ def _webhook_deliveries(cur: Cursor, claim: Claim, cursor: str | None) -> BatchR
     return BatchResult(gone, "more" if gone >= BATCH else None)
 
 
-def _earlier_requests(cur: Cursor, claim: Claim, cursor: str | None) -> BatchResult:
-    """The customer's earlier exports (their documents deleted from S3) and other requests: no email kept. An export
-    still open is failed first (its run then deletes what it wrote and stops)."""
-    del cursor
+def _fail_open_exports(cur: Cursor, claim: Claim) -> None:
+    """An export of the customer still open is failed: its run stops at its next copy or at its end, and deletes what
+    it wrote (`_discard_abandoned`). Done when the erasure starts, and again by its `earlier_requests` step."""
     cur.execute(
         """UPDATE privacy_requests SET state = 'failed', lease_until = NULL, finished_at = now(), updated_at = now(),
             error = 'the customer was erased'
         WHERE user_id = %s AND customer_email = %s AND kind = 'export' AND state IN ('pending', 'running')""",
         (claim.tenant_id, claim.email),
     )
+
+
+def _earlier_requests(cur: Cursor, claim: Claim, cursor: str | None) -> BatchResult:
+    """The customer's earlier exports (everything each wrote to S3: its document and its copies of the customer's
+    files, failed ones' too) and other requests: no email kept. An export still open is failed first."""
+    del cursor
+    _fail_open_exports(cur, claim)
     cur.execute(
-        """SELECT id, s3_key FROM privacy_requests
+        """SELECT id, kind FROM privacy_requests
         WHERE user_id = %s AND customer_email = %s AND id <> %s AND state NOT IN ('pending', 'running')
         ORDER BY id LIMIT %s FOR UPDATE""",
         (claim.tenant_id, claim.email, claim.request_id, BATCH),
     )
     rows = cur.fetchall()
-    keys = [row["s3_key"] for row in rows if row["s3_key"]]
-    if keys:
-        _delete_objects([(_export_bucket(), key) for key in keys])
+    for row in rows:
+        if row["kind"] == "export":  # before the commit: a failure rolls the batch back, to be deleted again
+            _delete_prefix(_export_bucket(), _export_prefix(claim.tenant_id, row["id"]))
     cur.execute(
         """UPDATE privacy_requests SET customer_email = NULL, s3_key = NULL, updated_at = now()
         WHERE user_id = %s AND id = ANY(%s)""",
@@ -606,6 +868,7 @@ def _run_erasure(
         with tenant_transaction(claim.tenant_id) as cur:
             _hold(cur, claim, clock())
             claim.contact_ids, claim.ticket_ids, claim.session_ids = _resolve(cur, claim.tenant_id, claim.email)
+            _fail_open_exports(cur, claim)  # at once: an export copying the customer's files stops at its next copy
             claim.step, claim.cursor = names[0], None
             cur.execute(
                 """UPDATE privacy_requests SET contact_ids = %s, ticket_ids = %s, session_ids = %s, step = %s,
@@ -748,7 +1011,21 @@ def _delete_objects(objects: list[tuple[str, str]]) -> None:
             # (an unversioned bucket lists its objects as version "null"; none listed: already gone, and a plain
             # delete would only leave a delete marker behind that names it)
             targets += [{"Key": key, "VersionId": v["VersionId"]} for v in versions if v["Key"] == key]
-        for at in range(0, len(targets), 1000):  # delete_objects takes 1,000 at most
-            answer = s3.delete_objects(Bucket=bucket, Delete={"Objects": targets[at : at + 1000], "Quiet": True})
-            if answer.get("Errors"):
-                raise RuntimeError(f"S3 did not delete {len(answer['Errors'])} objects of {bucket}")
+        _delete_versions(s3, bucket, targets)
+
+
+def _delete_prefix(bucket: str, prefix: str) -> None:
+    """Delete every object under `prefix`, every version (an export: its document and its files)."""
+    s3 = _s3()
+    targets: list[dict[str, str]] = []
+    for listed in s3.get_paginator("list_object_versions").paginate(Bucket=bucket, Prefix=prefix):
+        versions = [*listed.get("Versions", []), *listed.get("DeleteMarkers", [])]
+        targets += [{"Key": v["Key"], "VersionId": v["VersionId"]} for v in versions]
+    _delete_versions(s3, bucket, targets)
+
+
+def _delete_versions(s3: Any, bucket: str, targets: list[dict[str, str]]) -> None:
+    for at in range(0, len(targets), 1000):  # delete_objects takes 1,000 at most
+        answer = s3.delete_objects(Bucket=bucket, Delete={"Objects": targets[at : at + 1000], "Quiet": True})
+        if answer.get("Errors"):
+            raise RuntimeError(f"S3 did not delete {len(answer['Errors'])} objects of {bucket}")
