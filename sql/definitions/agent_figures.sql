@@ -14,19 +14,16 @@ CREATE OR REPLACE FUNCTION public.ticket_contribution(sign integer, agent uuid, 
                                                       first_response_time integer, agent_rating smallint)
 RETURNS public.agent_figures_delta
 LANGUAGE sql IMMUTABLE
-SET search_path = pg_catalog, public, pg_temp
-AS $$
-    SELECT ROW(
-        agent,
-        sign * (status IN ('resolved', 'closed'))::integer,
-        sign * CASE WHEN status IN ('resolved', 'closed') THEN coalesce(resolution_time, 0) ELSE 0 END,
-        sign * (status IN ('resolved', 'closed') AND resolution_time IS NOT NULL)::integer,
-        sign * coalesce(first_response_time, 0),
-        sign * (first_response_time IS NOT NULL)::integer,
-        sign * coalesce(agent_rating, 0),
-        sign * (agent_rating IS NOT NULL)::integer
-    )::public.agent_figures_delta
-$$;
+RETURN ROW(
+    agent,
+    sign * (status IN ('resolved', 'closed'))::integer,
+    sign * CASE WHEN status IN ('resolved', 'closed') THEN coalesce(resolution_time, 0) ELSE 0 END,
+    sign * (status IN ('resolved', 'closed') AND resolution_time IS NOT NULL)::integer,
+    sign * coalesce(first_response_time, 0),
+    sign * (first_response_time IS NOT NULL)::integer,
+    sign * coalesce(agent_rating, 0),
+    sign * (agent_rating IS NOT NULL)::integer
+)::public.agent_figures_delta;
 
 CREATE OR REPLACE FUNCTION public.add_agent_figures(deltas public.agent_figures_delta[]) RETURNS void
 LANGUAGE plpgsql

@@ -46,11 +46,14 @@ GRANT EXECUTE ON FUNCTION public.automation_seed_own_defaults() TO support_app;
 
 -- The rule whose action made the change (NULL: a person's or the system's change), and the chain's depth.
 CREATE OR REPLACE FUNCTION public.automation_cause() RETURNS TABLE (rule uuid, depth smallint)
-LANGUAGE sql STABLE
+LANGUAGE plpgsql STABLE
 SET search_path = pg_catalog, public, pg_temp
 AS $$
+BEGIN
+    RETURN QUERY
     SELECT nullif(current_setting('app.automation_rule', true), '')::uuid,
-           coalesce(nullif(current_setting('app.automation_depth', true), '')::smallint, 0::smallint)
+           coalesce(nullif(current_setting('app.automation_depth', true), '')::smallint, 0::smallint);
+END
 $$;
 
 CREATE OR REPLACE FUNCTION public.automation_capture_tickets() RETURNS trigger

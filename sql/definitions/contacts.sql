@@ -6,7 +6,6 @@
 -- NULL or blank input. The one rule for every path (a new ticket, a chat, an edit, a search, the backfill).
 CREATE OR REPLACE FUNCTION public.contact_normalise(p_kind text, p_raw text) RETURNS text
 LANGUAGE sql IMMUTABLE PARALLEL SAFE
-SET search_path = pg_catalog, public, pg_temp
 RETURN CASE
     WHEN nullif(btrim(p_raw), '') IS NULL THEN NULL
     WHEN p_kind = 'email' THEN lower(btrim(p_raw))

@@ -13,13 +13,11 @@
 CREATE OR REPLACE FUNCTION public.ticket_day_contribution(sign integer, t public.support_tickets)
 RETURNS public.ticket_day_totals
 LANGUAGE sql IMMUTABLE
-SET search_path = pg_catalog, public, pg_temp
 RETURN ROW(t.user_id, (t.created_at AT TIME ZONE 'UTC')::date, sign)::public.ticket_day_totals;
 
 CREATE OR REPLACE FUNCTION public.feedback_day_contribution(sign integer, f public.ticket_feedback)
 RETURNS public.feedback_day_totals
 LANGUAGE sql IMMUTABLE
-SET search_path = pg_catalog, public, pg_temp
 RETURN ROW(f.user_id, (f.created_at AT TIME ZONE 'UTC')::date, sign, sign * f.rating)::public.feedback_day_totals;
 
 CREATE OR REPLACE FUNCTION public.add_to_ticket_day_totals(deltas public.ticket_day_totals[]) RETURNS void

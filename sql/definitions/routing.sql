@@ -33,15 +33,19 @@ $$;
 CREATE OR REPLACE FUNCTION public.routing_required_skills(
     p_settings jsonb, p_category text, p_channel text, p_custom jsonb
 ) RETURNS jsonb
-LANGUAGE sql IMMUTABLE
+LANGUAGE plpgsql IMMUTABLE
 SET search_path = pg_catalog, public, pg_temp
 AS $$
-    SELECT coalesce(jsonb_agg(DISTINCT s.skill ORDER BY s.skill), '[]'::jsonb)
-    FROM jsonb_array_elements(coalesce(p_settings -> 'rules', '[]'::jsonb)) r
-    CROSS JOIN LATERAL jsonb_array_elements_text(coalesce(r -> 'required_skills', '[]'::jsonb)) s(skill)
-    WHERE (r ->> 'category' IS NOT NULL AND r ->> 'category' = p_category)
-       OR (r ->> 'channel' IS NOT NULL AND r ->> 'channel' = p_channel)
-       OR (r ->> 'custom_field' IS NOT NULL AND coalesce(p_custom, '{}'::jsonb) ->> (r ->> 'custom_field') = r ->> 'value')
+BEGIN
+    RETURN (
+        SELECT coalesce(jsonb_agg(DISTINCT s.skill ORDER BY s.skill), '[]'::jsonb)
+        FROM jsonb_array_elements(coalesce(p_settings -> 'rules', '[]'::jsonb)) r
+        CROSS JOIN LATERAL jsonb_array_elements_text(coalesce(r -> 'required_skills', '[]'::jsonb)) s(skill)
+        WHERE (r ->> 'category' IS NOT NULL AND r ->> 'category' = p_category)
+           OR (r ->> 'channel' IS NOT NULL AND r ->> 'channel' = p_channel)
+           OR (r ->> 'custom_field' IS NOT NULL AND coalesce(p_custom, '{}'::jsonb) ->> (r ->> 'custom_field') = r ->> 'value')
+    );
+END
 $$;
 
 -- The tenant's ticket routing lock (transaction-level): every ticket assignment the router makes, and every change

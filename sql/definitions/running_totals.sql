@@ -10,7 +10,6 @@
 CREATE OR REPLACE FUNCTION public.ticket_totals_contribution(sign integer, t public.support_tickets)
 RETURNS public.ticket_totals
 LANGUAGE sql IMMUTABLE
-SET search_path = pg_catalog, public, pg_temp
 RETURN ROW(t.user_id, t.status, t.priority, t.category, sign,
            sign * coalesce(t.resolution_time, 0), sign * (t.resolution_time IS NOT NULL)::integer,
            sign * coalesce(t.first_response_time, 0), sign * (t.first_response_time IS NOT NULL)::integer,
@@ -78,7 +77,6 @@ $$;
 CREATE OR REPLACE FUNCTION public.chat_totals_contribution(sign integer, s public.live_chat_sessions)
 RETURNS public.chat_totals
 LANGUAGE sql IMMUTABLE
-SET search_path = pg_catalog, public, pg_temp
 RETURN ROW(s.user_id, s.status, sign, sign * coalesce(s.duration, 0), sign * (s.duration IS NOT NULL)::integer
           )::public.chat_totals;
 
@@ -138,7 +136,6 @@ $$;
 CREATE OR REPLACE FUNCTION public.feedback_totals_contribution(sign integer, f public.ticket_feedback)
 RETURNS public.feedback_totals
 LANGUAGE sql IMMUTABLE
-SET search_path = pg_catalog, public, pg_temp
 RETURN ROW(f.user_id, sign, sign * f.rating)::public.feedback_totals;
 
 CREATE OR REPLACE FUNCTION public.add_to_feedback_totals(deltas public.feedback_totals[]) RETURNS void

@@ -13,27 +13,35 @@
 -- without the walk.
 
 CREATE OR REPLACE FUNCTION public.sla_always_open_hours() RETURNS jsonb
-LANGUAGE sql IMMUTABLE
+LANGUAGE plpgsql IMMUTABLE
 SET search_path = pg_catalog, public, pg_temp
 AS $$
-    SELECT jsonb_object_agg(day, '[{"start": "00:00", "end": "24:00"}]'::jsonb)
-    FROM unnest(ARRAY['monday', 'tuesday', 'wednesday', 'thursday', 'friday', 'saturday', 'sunday']) AS day
+BEGIN
+    RETURN (
+        SELECT jsonb_object_agg(day, '[{"start": "00:00", "end": "24:00"}]'::jsonb)
+        FROM unnest(ARRAY['monday', 'tuesday', 'wednesday', 'thursday', 'friday', 'saturday', 'sunday']) AS day
+    );
+END
 $$;
 
 CREATE OR REPLACE FUNCTION public.sla_default_policy() RETURNS jsonb
-LANGUAGE sql IMMUTABLE
+LANGUAGE plpgsql IMMUTABLE
 SET search_path = pg_catalog, public, pg_temp
 AS $$
-    SELECT jsonb_build_object(
-        'targets', jsonb_build_object(
-            'urgent', jsonb_build_object('first_response_minutes', 60, 'resolution_minutes', 480),
-            'high', jsonb_build_object('first_response_minutes', 240, 'resolution_minutes', 1440),
-            'medium', jsonb_build_object('first_response_minutes', 480, 'resolution_minutes', 2880),
-            'low', jsonb_build_object('first_response_minutes', 1440, 'resolution_minutes', 5760)),
-        'time_zone', 'UTC',
-        'business_hours', public.sla_always_open_hours(),
-        'holidays', '[]'::jsonb,
-        'pause_statuses', '["waiting_customer"]'::jsonb)
+BEGIN
+    RETURN (
+        SELECT jsonb_build_object(
+            'targets', jsonb_build_object(
+                'urgent', jsonb_build_object('first_response_minutes', 60, 'resolution_minutes', 480),
+                'high', jsonb_build_object('first_response_minutes', 240, 'resolution_minutes', 1440),
+                'medium', jsonb_build_object('first_response_minutes', 480, 'resolution_minutes', 2880),
+                'low', jsonb_build_object('first_response_minutes', 1440, 'resolution_minutes', 5760)),
+            'time_zone', 'UTC',
+            'business_hours', public.sla_always_open_hours(),
+            'holidays', '[]'::jsonb,
+            'pause_statuses', '["waiting_customer"]'::jsonb)
+    );
+END
 $$;
 
 -- The tenant's policy, read only when the transaction is bound to that tenant (tenant_settings is under forced
@@ -68,16 +76,19 @@ $$;
 -- The local intervals of business time of one local day (none on a holiday), as instants.
 CREATE OR REPLACE FUNCTION public.sla_day_intervals(policy jsonb, day date)
 RETURNS TABLE (opens timestamptz, closes timestamptz)
-LANGUAGE sql STABLE
+LANGUAGE plpgsql STABLE
 SET search_path = pg_catalog, public, pg_temp
 AS $$
+BEGIN
+    RETURN QUERY
     SELECT (day + (iv->>'start')::time) AT TIME ZONE (policy->>'time_zone'),
            CASE WHEN iv->>'end' = '24:00' THEN (day + 1)::timestamp AT TIME ZONE (policy->>'time_zone')
                 ELSE (day + (iv->>'end')::time) AT TIME ZONE (policy->>'time_zone') END
     FROM jsonb_array_elements(policy->'business_hours'->(ARRAY['monday', 'tuesday', 'wednesday', 'thursday', 'friday',
                                                               'saturday', 'sunday'])[extract(isodow FROM day)::int]) iv
     WHERE NOT (policy->'holidays' ? day::text)
-    ORDER BY 1
+    ORDER BY 1;
+END
 $$;
 
 -- The instants `offsets` seconds of business time after `start` (each one; NULL for a NULL offset, and for one not
@@ -293,9 +304,10 @@ CREATE OR REPLACE TRIGGER support_tickets_sla_queue
 -- target measured once met or missed, met if by its due time, the clock's reading then) taken away as it was and
 -- added as it is, when it changed. Row by row, in the change's transaction, as the owner.
 CREATE OR REPLACE FUNCTION public.add_ticket_sla_totals(t public.support_tickets, sign integer) RETURNS void
-LANGUAGE sql
+LANGUAGE plpgsql
 SET search_path = pg_catalog, public, pg_temp
 AS $$
+BEGIN
     INSERT INTO public.ticket_sla_totals AS s (user_id, priority, first_response_measured, first_response_met,
                                                first_response_business_seconds, resolution_measured, resolution_met,
                                                resolution_business_seconds)
@@ -312,7 +324,8 @@ AS $$
         first_response_business_seconds = s.first_response_business_seconds + excluded.first_response_business_seconds,
         resolution_measured = s.resolution_measured + excluded.resolution_measured,
         resolution_met = s.resolution_met + excluded.resolution_met,
-        resolution_business_seconds = s.resolution_business_seconds + excluded.resolution_business_seconds
+        resolution_business_seconds = s.resolution_business_seconds + excluded.resolution_business_seconds;
+END
 $$;
 
 CREATE OR REPLACE FUNCTION public.ticket_sla_totals_change() RETURNS trigger
