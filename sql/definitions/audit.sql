@@ -65,20 +65,27 @@ BEGIN
     IF TG_OP <> 'INSERT' THEN old_row := to_jsonb(OLD) - ignored; END IF;
     IF TG_OP <> 'DELETE' THEN new_row := to_jsonb(NEW) - ignored; END IF;
     named := coalesce(new_row, old_row);
-    -- the recorded columns in one statement (a loop of jsonb concatenations costs twice as much per row)
-    SELECT coalesce(jsonb_object_agg(x.col, CASE WHEN x.col = ANY (redacted) THEN '{"redacted": true}'::jsonb
-                                                 WHEN x.col = ANY (personal) THEN '{"personal": true}'::jsonb
-                                                 ELSE x.diff END), '{}'),
-           coalesce(jsonb_object_agg(x.col, x.diff) FILTER (WHERE x.col = ANY (personal)
-                                                              AND x.col <> ALL (redacted)), '{}')
-    INTO changes, vals
-    FROM (SELECT k AS col, CASE TG_OP WHEN 'INSERT' THEN jsonb_build_object('new', new_row -> k)
-                                      WHEN 'DELETE' THEN jsonb_build_object('old', old_row -> k)
-                                      ELSE jsonb_build_object('old', old_row -> k, 'new', new_row -> k) END AS diff
-          FROM jsonb_object_keys(named) AS k
-          WHERE k <> 'user_id'
-            AND CASE WHEN TG_OP = 'UPDATE' THEN (old_row -> k) IS DISTINCT FROM (new_row -> k)
-                     ELSE coalesce(old_row -> k, new_row -> k) <> 'null'::jsonb END) x;
+    IF TG_OP = 'DELETE' AND public.retention_deleting_now() THEN
+        -- the retention job's delete (sql/definitions/retention.sql): the entry names the row and the job, not its
+        -- values, which the archive holds (or the policy deleted): the audit keeps nothing retention removed, and
+        -- a batch's delete is not paid twice (the full entries were 85 % of its time)
+        changes := '{"retention": true}';
+    ELSE
+        -- the recorded columns in one statement (a loop of jsonb concatenations costs twice as much per row)
+        SELECT coalesce(jsonb_object_agg(x.col, CASE WHEN x.col = ANY (redacted) THEN '{"redacted": true}'::jsonb
+                                                     WHEN x.col = ANY (personal) THEN '{"personal": true}'::jsonb
+                                                     ELSE x.diff END), '{}'),
+               coalesce(jsonb_object_agg(x.col, x.diff) FILTER (WHERE x.col = ANY (personal)
+                                                                  AND x.col <> ALL (redacted)), '{}')
+        INTO changes, vals
+        FROM (SELECT k AS col, CASE TG_OP WHEN 'INSERT' THEN jsonb_build_object('new', new_row -> k)
+                                          WHEN 'DELETE' THEN jsonb_build_object('old', old_row -> k)
+                                          ELSE jsonb_build_object('old', old_row -> k, 'new', new_row -> k) END AS diff
+              FROM jsonb_object_keys(named) AS k
+              WHERE k <> 'user_id'
+                AND CASE WHEN TG_OP = 'UPDATE' THEN (old_row -> k) IS DISTINCT FROM (new_row -> k)
+                         ELSE coalesce(old_row -> k, new_row -> k) <> 'null'::jsonb END) x;
+    END IF;
     IF TG_OP = 'UPDATE' AND changes = '{}'::jsonb THEN
         RETURN NULL;  -- only columns not recorded changed
     END IF;

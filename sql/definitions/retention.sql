@@ -19,11 +19,14 @@
 -- user_id column, which this one is not among.
 
 -- True in a transaction in which a retention function is deleting (the figure triggers' DELETE branches ask).
+-- PL/pgSQL: a row trigger asks it for every row a delete takes (a SQL function with SET would be planned each time).
 CREATE OR REPLACE FUNCTION public.retention_deleting_now() RETURNS boolean
-LANGUAGE sql STABLE
+LANGUAGE plpgsql STABLE
 SET search_path = pg_catalog, public, pg_temp
 AS $$
-    SELECT EXISTS (SELECT 1 FROM public.retention_deleting d WHERE d.xact = pg_current_xact_id_if_assigned())
+BEGIN
+    RETURN EXISTS (SELECT 1 FROM public.retention_deleting d WHERE d.xact = pg_current_xact_id_if_assigned());
+END
 $$;
 
 -- The time before which the tenant's policy for `p_kind` ('tickets' or 'chats') makes a closed one due at

@@ -166,7 +166,6 @@ SQL_FUNCTIONS_PLANNED_PER_CALL = {
     "email_outbox_sent_as",
     "idempotency_keys_purge",
     "privacy_requests_due",
-    "retention_deleting_now",
     "retention_tenants_due",
     "routing_tenants_waiting",
     "routing_lock_tickets",

@@ -271,6 +271,28 @@ def test_an_archive_run_writes_the_due_rows_to_s3_then_deletes_them_and_every_fi
     assert len(archived(s3, tenant)) == 2
 
 
+def test_the_audit_records_a_retention_delete_by_row_and_keeps_none_of_its_values(
+    db: DatabaseUrls, tenant: UUID, desk: dict[str, Any], s3: Any
+) -> None:
+    # When the retention step deletes the old tickets (with their threads and feedback)
+    retention.run(datetime.now(UTC), tenants=[tenant])
+
+    # Then each deleted row has its audit entry, naming the row and saying retention, with none of its values: the
+    # audit keeps nothing retention removed (no personal values either), while an ordinary delete records them all
+    with psycopg.connect(db.owner) as conn:
+        entries = conn.execute(
+            """SELECT e.table_name, e.row_id, e.changes, e.personal_digest,
+                      EXISTS (SELECT FROM audit_personal_values v WHERE v.entry_id = e.id) AS has_values
+               FROM audit_entries e WHERE e.user_id = %s AND e.action = 'delete'""",
+            (tenant,),
+        ).fetchall()
+    deleted_tickets = {row_id for table, row_id, *_ in entries if table == "support_tickets"}
+    assert deleted_tickets == set(desk["old"])
+    assert {table for table, *_ in entries} >= {"support_tickets", "ticket_conversations", "live_chat_sessions"}
+    assert all(changes == {"retention": True} for _, _, changes, _, _ in entries)
+    assert not any(digest or has_values for *_, digest, has_values in entries)
+
+
 def test_a_repair_of_the_totals_after_an_archive_keeps_the_history(
     db: DatabaseUrls, tenant: UUID, desk: dict[str, Any], s3: Any
 ) -> None:
