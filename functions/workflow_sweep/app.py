@@ -27,6 +27,9 @@ Steps:
 * `retention`: support.services.retention.sweep_step: the closed tickets and ended chats past their tenant's retention
   policy written to the archive bucket (mode archive) and then deleted, in bounded batches (docs/ARCHITECTURE.md,
   "Retention and archives").
+* `uploads`: support.services.attachments.sweep_unclaimed: deletes the uploads no message claimed within the bucket
+  lifecycle's day and a margin (their pending rows, and their objects, best effort), per tenant in bounded batches
+  (docs/ARCHITECTURE.md, "Attachments").
 * `audit`: support.services.audit.seal: chains the audit entries written since the last run, per tenant (last, so the
   entries of the steps before it are chained in the same run).
 * `audit_check`: support.services.audit.check: verifies the next stretch of the audit chains; its count (the tenants
@@ -45,7 +48,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from support import audit_actor, idempotency
 from support.observability import logger, metrics
-from support.services import audit, automations, chat_expiry, privacy, retention, sla, webhooks
+from support.services import attachments, audit, automations, chat_expiry, privacy, retention, sla, webhooks
 
 type Step = Callable[[datetime], Sequence[Any] | int]
 
@@ -58,6 +61,7 @@ STEPS: list[tuple[str, Step]] = [
     ("privacy", privacy.sweep),
     ("webhooks", webhooks.sweep),
     ("retention", retention.sweep_step),
+    ("uploads", attachments.sweep_unclaimed),
     ("audit", audit.seal),
     ("audit_check", audit.check),
 ]
