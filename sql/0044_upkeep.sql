@@ -9,3 +9,9 @@
 -- sees only these columns of every tenant's rows (its policy: sql/definitions/row_level_security.sql).
 CREATE INDEX attachments_pending_idx ON public.attachments (created_at) WHERE state = 'pending';
 GRANT SELECT (user_id, state, created_at) ON public.attachments TO support_analytics_lister;
+
+-- 2. The webhook delivery log. A delivered or failed delivery stayed forever; the sweep's `webhook_log` step deletes
+-- those finished more than 30 days ago (support.services.webhooks.prune_log, webhook_prune_deliveries), per tenant in
+-- bounded batches, oldest first, through this index. Pending and queued rows are never in it.
+CREATE INDEX webhook_deliveries_finished_idx ON public.webhook_deliveries (completed_at)
+    WHERE state IN ('delivered', 'failed');

@@ -24,6 +24,8 @@ Steps:
   of attempts (docs/api.md, Privacy requests).
 * `webhooks`: support.services.webhooks.sweep: hands to SQS the webhook deliveries whose dispatch after the commit
   was lost, and re-sends the messages of queued ones long past due (docs/webhooks.md).
+* `webhook_log`: support.services.webhooks.prune_log: deletes the deliveries that finished (delivered or failed) more
+  than 30 days ago, per tenant in bounded batches; pending and queued ones stay (docs/webhooks.md).
 * `retention`: support.services.retention.sweep_step: the closed tickets and ended chats past their tenant's retention
   policy written to the archive bucket (mode archive) and then deleted, in bounded batches (docs/ARCHITECTURE.md,
   "Retention and archives").
@@ -60,6 +62,7 @@ STEPS: list[tuple[str, Step]] = [
     ("idempotency", idempotency.purge_expired),
     ("privacy", privacy.sweep),
     ("webhooks", webhooks.sweep),
+    ("webhook_log", webhooks.prune_log),
     ("retention", retention.sweep_step),
     ("uploads", attachments.sweep_unclaimed),
     ("audit", audit.seal),
