@@ -24,9 +24,14 @@ Steps:
   of attempts (docs/api.md, Privacy requests).
 * `webhooks`: support.services.webhooks.sweep: hands to SQS the webhook deliveries whose dispatch after the commit
   was lost, and re-sends the messages of queued ones long past due (docs/webhooks.md).
+* `webhook_log`: support.services.webhooks.prune_log: deletes the deliveries that finished (delivered or failed) more
+  than 30 days ago, per tenant in bounded batches; pending and queued ones stay (docs/webhooks.md).
 * `retention`: support.services.retention.sweep_step: the closed tickets and ended chats past their tenant's retention
   policy written to the archive bucket (mode archive) and then deleted, in bounded batches (docs/ARCHITECTURE.md,
   "Retention and archives").
+* `uploads`: support.services.attachments.sweep_unclaimed: deletes the uploads no message claimed within the bucket
+  lifecycle's day and a margin (their pending rows, and their objects, best effort), per tenant in bounded batches
+  (docs/ARCHITECTURE.md, "Attachments").
 * `audit`: support.services.audit.seal: chains the audit entries written since the last run, per tenant (last, so the
   entries of the steps before it are chained in the same run).
 * `audit_check`: support.services.audit.check: verifies the next stretch of the audit chains; its count (the tenants
@@ -45,7 +50,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from support import audit_actor, idempotency
 from support.observability import logger, metrics
-from support.services import audit, automations, chat_expiry, privacy, retention, sla, webhooks
+from support.services import attachments, audit, automations, chat_expiry, privacy, retention, sla, webhooks
 
 type Step = Callable[[datetime], Sequence[Any] | int]
 
@@ -57,7 +62,9 @@ STEPS: list[tuple[str, Step]] = [
     ("idempotency", idempotency.purge_expired),
     ("privacy", privacy.sweep),
     ("webhooks", webhooks.sweep),
+    ("webhook_log", webhooks.prune_log),
     ("retention", retention.sweep_step),
+    ("uploads", attachments.sweep_unclaimed),
     ("audit", audit.seal),
     ("audit_check", audit.check),
 ]

@@ -55,3 +55,29 @@ REVOKE ALL ON FUNCTION public.chat_send_message_with_attachments(uuid, uuid, tex
     text, text, text, text, uuid[], text[]) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION public.chat_send_message_with_attachments(uuid, uuid, text, text, uuid, text, text, text,
     text, text, text, text, text, uuid[], text[]) TO support_app;
+
+-- The tenants with uploads no message claimed, created before `p_before` (the workflow sweep's `uploads` step, whose
+-- one look across tenants this is: ids only). At most the tenants of the `p_rows` oldest such rows, so a backlog is
+-- listed a bounded part at a time (each tenant listed then gets a batch; the next minute lists the next). Owned by
+-- support_analytics_lister, whose policy (row_level_security.sql) and column grants (sql/0044) let it see user_id,
+-- state and created_at of every tenant's rows; replacing it takes membership in its owner, granted to the schema
+-- owner for these statements only, as routing_tenants_waiting's.
+GRANT support_analytics_lister TO support_owner;
+CREATE OR REPLACE FUNCTION public.attachments_tenants_unclaimed(p_before timestamptz, p_rows integer)
+RETURNS SETOF uuid
+LANGUAGE sql STABLE SECURITY DEFINER
+SET search_path = pg_catalog, public, pg_temp
+AS $$
+    SELECT DISTINCT oldest.user_id FROM (
+        SELECT a.user_id FROM public.attachments a
+        WHERE a.state = 'pending' AND a.created_at < p_before
+        ORDER BY a.created_at
+        LIMIT p_rows
+    ) oldest
+$$;
+REVOKE ALL ON FUNCTION public.attachments_tenants_unclaimed(timestamptz, integer) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION public.attachments_tenants_unclaimed(timestamptz, integer) TO support_app;
+GRANT CREATE ON SCHEMA public TO support_analytics_lister;
+ALTER FUNCTION public.attachments_tenants_unclaimed(timestamptz, integer) OWNER TO support_analytics_lister;
+REVOKE CREATE ON SCHEMA public FROM support_analytics_lister;
+REVOKE support_analytics_lister FROM support_owner;

@@ -7,13 +7,26 @@
 -- first transaction it goes between BEGIN and COMMIT of its own, in the same pipeline. Its transaction commits
 -- without waiting for the WAL flush (synchronous_commit off, for it alone: a crash may forget the last counts).
 -- The budget is the tenant's `limits` row of tenant_settings, else p_burst and p_rate (the code's defaults). A
--- token is taken if the level now (the stored level plus the refill since, up to the burst) holds one; otherwise
--- it raises SQLSTATE APR29 with the whole seconds until one more request is admitted as the DETAIL, and the
--- aborted transaction writes nothing. Concurrent calls serialise on the bucket's row (INSERT ... ON CONFLICT DO
--- UPDATE locks it), for this statement and its commit only, so no two callers spend the same token.
+-- token is taken if the level now (the stored level plus the refill since, up to the burst) holds one, and the
+-- answer is NULL; otherwise the answer is the whole seconds until one more request is admitted, and nothing is
+-- written. A refusal is an answer, not an error: a flood's refused requests would otherwise be an ERROR line each
+-- in the server's log. Concurrent calls serialise on the bucket's row (INSERT ... ON CONFLICT DO UPDATE locks it),
+-- for this statement and its commit only, so no two callers spend the same token.
 -- SECURITY INVOKER: under the caller's row-level security, for that tenant only.
+--
+-- It answered void and raised SQLSTATE APR29 until sql/0044's time: a changed result type is a new function.
+DO $$
+BEGIN
+    IF to_regprocedure('public.api_admit(uuid, double precision, double precision)') IS NOT NULL
+       AND (SELECT p.prorettype FROM pg_catalog.pg_proc p
+            WHERE p.oid = to_regprocedure('public.api_admit(uuid, double precision, double precision)'))
+           <> 'integer'::regtype THEN
+        DROP FUNCTION public.api_admit(uuid, double precision, double precision);
+    END IF;
+END
+$$;
 CREATE OR REPLACE FUNCTION public.api_admit(p_tenant uuid, p_burst double precision, p_rate double precision)
-RETURNS void
+RETURNS integer
 LANGUAGE plpgsql VOLATILE SECURITY INVOKER
 SET search_path = pg_catalog, public, pg_temp
 SET plan_cache_mode = force_generic_plan
@@ -40,15 +53,35 @@ BEGIN
         WHERE least(burst, c.tokens + rate * greatest(0, extract(epoch FROM statement_timestamp()
                                                                  - c.refilled_at))::double precision) >= 1;
     IF FOUND THEN
-        RETURN;
+        RETURN NULL;
     END IF;
     SELECT least(burst, c.tokens + rate * greatest(0, extract(epoch FROM statement_timestamp()
                                                               - c.refilled_at))::double precision)
     INTO level
     FROM public.rate_limit_counters c WHERE c.user_id = tenant AND c.scope = 'api' AND c.subject = 'tenant';
-    RAISE EXCEPTION 'over the tenant''s API budget'
-        USING ERRCODE = 'APR29', DETAIL = greatest(1, ceil((1 - coalesce(level, 0)) / rate))::bigint::text;
+    RETURN greatest(1, ceil((1 - coalesce(level, 0)) / rate))::integer;
 END
 $$;
 REVOKE ALL ON FUNCTION public.api_admit(uuid, double precision, double precision) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION public.api_admit(uuid, double precision, double precision) TO support_app;
+
+-- The same check where the request's work is already on the wire behind it, in one pipeline (support.db.connection:
+-- read_snapshot, write_one, pipelined without `once`): there only an error makes the server skip what follows, so a
+-- refusal raises SQLSTATE APR29 with the seconds as its DETAIL, and the work's statements are never run. Knowing the
+-- answer before sending the work would cost such a request a round trip; these refusals stay one log line each.
+CREATE OR REPLACE FUNCTION public.api_admit_or_stop(p_tenant uuid, p_burst double precision, p_rate double precision)
+RETURNS void
+LANGUAGE plpgsql VOLATILE SECURITY INVOKER
+SET search_path = pg_catalog, public, pg_temp
+SET plan_cache_mode = force_generic_plan
+AS $$
+DECLARE
+    wait constant integer := public.api_admit(p_tenant, p_burst, p_rate);
+BEGIN
+    IF wait IS NOT NULL THEN
+        RAISE EXCEPTION 'over the tenant''s API budget' USING ERRCODE = 'APR29', DETAIL = wait::text;
+    END IF;
+END
+$$;
+REVOKE ALL ON FUNCTION public.api_admit_or_stop(uuid, double precision, double precision) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION public.api_admit_or_stop(uuid, double precision, double precision) TO support_app;

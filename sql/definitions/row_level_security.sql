@@ -184,3 +184,17 @@ BEGIN
     END IF;
 END
 $$;
+
+-- Unclaimed uploads (sql/0044): the lister's attachments_tenants_unclaimed reads every tenant's pending rows (user_id,
+-- state and created_at only: its grants), as retention's lister reads the settings. USING (true), for the same reason.
+DO $$
+BEGIN
+    IF NOT EXISTS (SELECT FROM pg_catalog.pg_policies p
+                   WHERE p.schemaname = 'public' AND p.tablename = 'attachments'
+                     AND p.policyname = 'uploads_tenants' AND p.cmd = 'SELECT'
+                     AND p.roles = '{support_analytics_lister}'::name[] AND p.qual = 'true') THEN
+        DROP POLICY IF EXISTS uploads_tenants ON public.attachments;
+        CREATE POLICY uploads_tenants ON public.attachments FOR SELECT TO support_analytics_lister USING (true);
+    END IF;
+END
+$$;

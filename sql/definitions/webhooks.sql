@@ -361,3 +361,62 @@ END
 $$;
 REVOKE ALL ON FUNCTION public.webhook_erase_deliveries(uuid, uuid[], uuid[], text[], integer) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION public.webhook_erase_deliveries(uuid, uuid[], uuid[], text[], integer) TO support_app;
+
+-- The delivery log's retention (sql/0044; the workflow sweep's `webhook_log` step, support.services.webhooks.
+-- prune_log): a finished delivery (delivered, or failed after its day of attempts) is kept 30 days after it finished,
+-- then deleted; pending and queued ones are never. The 30 days are this function's alone: the two below take the
+-- caller's clock, never a shorter keep, and no earlier than the database's own (least(p_at, now())). Internal.
+CREATE OR REPLACE FUNCTION public.webhook_delivery_log_cutoff(p_at timestamptz) RETURNS timestamptz
+LANGUAGE sql STABLE
+SET search_path = pg_catalog, public, pg_temp
+AS $$
+    SELECT least(p_at, now()) - interval '30 days'
+$$;
+REVOKE ALL ON FUNCTION public.webhook_delivery_log_cutoff(timestamptz) FROM PUBLIC;
+
+-- The tenants with finished deliveries past the 30 days: those of the `p_rows` oldest (a backlog is worked through a
+-- bounded part a run), through sql/0044's partial index. Across tenants (the table is not forced), ids only.
+CREATE OR REPLACE FUNCTION public.webhook_log_tenants_due(p_at timestamptz, p_rows integer)
+RETURNS SETOF uuid
+LANGUAGE sql STABLE SECURITY DEFINER
+SET search_path = pg_catalog, public, pg_temp
+AS $$
+    SELECT DISTINCT oldest.user_id FROM (
+        SELECT d.user_id FROM public.webhook_deliveries d
+        WHERE d.state IN ('delivered', 'failed') AND d.completed_at < public.webhook_delivery_log_cutoff(p_at)
+        ORDER BY d.completed_at
+        LIMIT p_rows
+    ) oldest
+$$;
+REVOKE ALL ON FUNCTION public.webhook_log_tenants_due(timestamptz, integer) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION public.webhook_log_tenants_due(timestamptz, integer) TO support_app;
+
+-- One tenant's finished deliveries past the 30 days, at most `p_rows`, oldest first, deleted; for the transaction's
+-- own tenant only (the runtime role has no DELETE on the table). Answers how many.
+CREATE OR REPLACE FUNCTION public.webhook_prune_deliveries(p_tenant uuid, p_at timestamptz, p_rows integer)
+RETURNS integer
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+SET search_path = pg_catalog, public, pg_temp
+AS $$
+DECLARE
+    cutoff constant timestamptz := public.webhook_delivery_log_cutoff(p_at);
+    gone integer;
+BEGIN
+    IF p_tenant IS DISTINCT FROM current_setting('app.tenant_id')::uuid THEN
+        RAISE EXCEPTION 'webhook_prune_deliveries: the tenant must be the transaction''s own' USING ERRCODE = '42501';
+    END IF;
+    WITH batch AS (
+        SELECT d.id FROM public.webhook_deliveries d
+        WHERE d.user_id = p_tenant AND d.state IN ('delivered', 'failed') AND d.completed_at < cutoff
+        ORDER BY d.completed_at
+        LIMIT p_rows
+        FOR UPDATE SKIP LOCKED
+    )
+    DELETE FROM public.webhook_deliveries d USING batch
+    WHERE d.id = batch.id AND d.state IN ('delivered', 'failed');
+    GET DIAGNOSTICS gone = ROW_COUNT;
+    RETURN gone;
+END
+$$;
+REVOKE ALL ON FUNCTION public.webhook_prune_deliveries(uuid, timestamptz, integer) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION public.webhook_prune_deliveries(uuid, timestamptz, integer) TO support_app;

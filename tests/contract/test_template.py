@@ -438,7 +438,8 @@ PRESIGN_ATTACHMENTS_POLICY = {
         {"Effect": "Allow", "Action": "s3:GetObject", "Resource": {"Fn::Sub": "${AttachmentsBucket.Arn}/files/*"}},
     ]
 }
-# The privacy job and the retention step delete the files of what they erase or delete (both S3 objects of each).
+# The privacy job and the retention step delete the files of what they erase or delete (both S3 objects of each); the
+# workflow sweep's `uploads` step, those of the uploads no message claimed.
 DELETE_ATTACHMENTS_POLICY = {
     "Statement": [
         {
@@ -558,6 +559,20 @@ def test_functions_get_no_policies_beyond_the_secrets_they_read_and_the_connecti
         assert ("AUTOMATIONS_FUNCTION_NAME" in variables) == (function_id in AUTOMATION_STARTERS), function_id
         assert ("WEBHOOK_FUNCTION_NAME" in variables) == (function_id in WEBHOOK_STARTERS), function_id
         assert ("WEBHOOK_QUEUE_URL" in variables) == (function_id in WEBHOOK_SENDERS), function_id
+
+
+def test_the_attachments_lifecycle_expires_uploads_after_the_day_the_uploads_step_counts() -> None:
+    """The bucket expires unclaimed uploads under incoming/ after attachments.INCOMING_LIFETIME, the day the workflow
+    sweep's `uploads` step waits (with its margin) before it deletes their rows: one figure in two places."""
+    from datetime import timedelta
+
+    from support.services import attachments
+
+    rules = TEMPLATE["Resources"]["AttachmentsBucket"]["Properties"]["LifecycleConfiguration"]["Rules"]
+    [expiry] = [rule for rule in rules if rule["Id"] == "ExpireUnclaimedUploads"]
+    assert expiry["Prefix"] == attachments.INCOMING_PREFIX
+    assert timedelta(days=expiry["ExpirationInDays"]) == attachments.INCOMING_LIFETIME
+    assert attachments.UNCLAIMED_AFTER > attachments.INCOMING_LIFETIME
 
 
 def test_there_is_a_sample_event_for_every_route() -> None:

@@ -614,3 +614,64 @@ class TestForPrivacyAndRetention:
         keys = {o["Key"] for o in s3.list_objects_v2(Bucket=BUCKET).get("Contents", [])}
         assert not [k for k in keys if gone in k]
         assert any(stays in k for k in keys)
+
+
+class TestUnclaimedUploads:
+    def test_the_uploads_step_deletes_pending_rows_past_the_day_and_their_objects_in_each_tenant(
+        self,
+        db: DatabaseUrls,
+        tickets_api: HandlerClient,
+        attachments_api: HandlerClient,
+        s3: Any,
+        tenant: UUID,
+        other_tenant: UUID,
+    ) -> None:
+        from functions.workflow_sweep import app as sweep
+
+        # Given, in two tenants, uploads no message claimed: past the lifecycle's day and the margin (one of them never
+        # uploaded: no object to delete), and one just at the end of its day; and a claimed file as old
+        now = datetime.now(UTC) - timedelta(minutes=1)  # the sweep's clock
+        old = now - attachments.UNCLAIMED_AFTER - timedelta(minutes=1)
+        fresh = now - attachments.INCOMING_LIFETIME
+        ticket = new_ticket(tickets_api)
+        stale = uploaded(attachments_api, ticketId=ticket["id"])
+        never_uploaded = upload_url(attachments_api, ticketId=ticket["id"])["attachmentId"]
+        recent = uploaded(attachments_api, ticketId=ticket["id"])
+        claimed = uploaded(attachments_api, ticketId=ticket["id"])
+        assert conversation(tickets_api, ticket["id"], claimed).status == 201
+        other_tickets, other_files = tickets_api.as_tenant(other_tenant), attachments_api.as_tenant(other_tenant)
+        other_ticket = new_ticket(other_tickets)
+        other_stale = uploaded(other_files, ticketId=other_ticket["id"])
+        other_recent = uploaded(other_files, ticketId=other_ticket["id"])
+        created = {stale: old, never_uploaded: old, claimed: old, other_stale: old, recent: fresh, other_recent: fresh}
+        with psycopg.connect(db.admin) as conn:  # the rows' age (created_at is the database's clock)
+            for attachment_id, at in created.items():
+                conn.execute("UPDATE attachments SET created_at = %s WHERE id = %s", (at, attachment_id))
+
+        # When the workflow sweep's `uploads` step runs with that clock
+        result = sweep.run_steps(now, [step for step in sweep.STEPS if step[0] == "uploads"])
+
+        # Then the old pending rows are gone in both tenants, with their uploads in S3; the fresh ones and the claimed
+        # file stay, with their objects
+        assert result["ok"] and result["steps"]["uploads"] >= 3
+        with psycopg.connect(db.admin) as conn:
+            left = {
+                str(row[0]) for row in conn.execute("SELECT id FROM attachments WHERE id = ANY(%s)", (list(created),))
+            }
+        assert left == {recent, claimed, other_recent}
+
+        def keys(owner: UUID, prefix: str = "incoming") -> set[str]:
+            listed = s3.list_objects_v2(Bucket=BUCKET, Prefix=f"{prefix}/{owner}/").get("Contents", [])
+            return {item["Key"].rsplit("/", 1)[1] for item in listed}
+
+        assert stale not in keys(tenant) and other_stale not in keys(other_tenant)
+        assert {recent, claimed} <= keys(tenant) and other_recent in keys(other_tenant)
+        assert keys(tenant, "files") == {claimed}
+        assert attachment_row(db, claimed)["state"] == "claimed"
+        # and a second run finds nothing more of these tenants
+        again = sweep.run_steps(now, [step for step in sweep.STEPS if step[0] == "uploads"])
+        assert again["ok"]
+        with psycopg.connect(db.admin) as conn:
+            assert conn.execute("SELECT count(*) FROM attachments WHERE id = ANY(%s)", (list(created),)).fetchone() == (
+                3,
+            )

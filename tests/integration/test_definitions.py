@@ -171,6 +171,9 @@ SQL_FUNCTIONS_PLANNED_PER_CALL = {
     "routing_lock_tickets",
     "sla_sweep",
     "webhook_sweep_work",
+    "webhook_log_tenants_due",
+    "webhook_delivery_log_cutoff",
+    "attachments_tenants_unclaimed",
     "refresh_agent_metrics",
     "automation_seed_own_defaults",
     # signing, sealing, and the rest called once per request at most

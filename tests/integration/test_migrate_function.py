@@ -203,7 +203,13 @@ def test_create_provisions_the_database_as_the_owner_and_update_changes_nothing(
     assert owners == {"support_owner"}  # every table, view, index and sequence, as locally
     function_owners = {(name, owner) for name, owner, _ in state["functions"]}
     # as sql/0012, sql/definitions/contacts.sql, routing.sql and retention.sql hand them over
-    listers = {"analytics_tenants", "contacts_backfill_tenants", "routing_tenants_waiting", "retention_tenants_due"}
+    listers = {
+        "analytics_tenants",
+        "contacts_backfill_tenants",
+        "routing_tenants_waiting",
+        "retention_tenants_due",
+        "attachments_tenants_unclaimed",
+    }
     assert {(name, "support_analytics_lister") for name in listers} <= function_owners
     assert {owner for name, owner in function_owners if name not in listers} == {"support_owner"}
     roles = {row[0]: row for row in state["roles"]}

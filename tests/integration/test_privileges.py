@@ -154,9 +154,15 @@ def test_runtime_role_has_no_role_attributes_or_memberships(db: DatabaseUrls, ro
     assert members == (0,)  # nobody can become it or use its privileges
     assert owns == (0,)
     # the lister owns its SECURITY DEFINER functions (the analytics job's tenants, the contacts backfill's tenants,
-    # the waiting chats' tenants of the routing expiry, the retention step's tenants with something due), so that they
-    # run as it; the others own nothing
-    lists = ["analytics_tenants", "contacts_backfill_tenants", "retention_tenants_due", "routing_tenants_waiting"]
+    # the waiting chats' tenants of the routing expiry, the retention step's tenants with something due, the uploads
+    # step's tenants with unclaimed uploads), so that they run as it; the others own nothing
+    lists = [
+        "analytics_tenants",
+        "attachments_tenants_unclaimed",
+        "contacts_backfill_tenants",
+        "retention_tenants_due",
+        "routing_tenants_waiting",
+    ]
     expected = lists if role == "support_analytics_lister" else []
     assert sorted(functions) == expected
 

@@ -509,6 +509,68 @@ class TestSweep:
         assert len(receiver.requests) == 1 and deliveries(desk.db, hook["id"])[0]["state"] == "delivered"
 
 
+class TestDeliveryLogRetention:
+    def test_finished_deliveries_are_deleted_30_days_after_they_finished_in_each_tenant(
+        self, desk: Desk, receiver: Receiver, local_http: None, other_tenant: UUID
+    ) -> None:
+        from functions.workflow_sweep import app as sweep_app
+
+        # Given, in two tenants, deliveries in every state: finished 31 days ago (delivered, failed), finished 29
+        # days ago, and still pending or queued although their event is older than that
+        now = dt.datetime.now(dt.UTC) - dt.timedelta(minutes=1)  # the sweep's clock
+        hook = new_webhook(desk.hooks_api, f"http://127.0.0.1:{receiver.port}/hook")
+        for _ in range(5):
+            new_ticket(desk.tickets)
+        other_hook = new_webhook(desk.hooks_api.as_tenant(other_tenant), f"http://127.0.0.1:{receiver.port}/other")
+        new_ticket(desk.tickets.as_tenant(other_tenant))
+        [old_delivered, old_failed, young, queued, pending] = [row["id"] for row in deliveries(desk.db, hook["id"])]
+        [other_old] = [row["id"] for row in deliveries(desk.db, other_hook["id"])]
+        old, recent = now - dt.timedelta(days=31), now - dt.timedelta(days=29)
+        states = {
+            old_delivered: ("delivered", old),
+            old_failed: ("failed", old),
+            young: ("delivered", recent),
+            queued: ("queued", None),
+            pending: ("pending", None),
+            other_old: ("delivered", old),
+        }
+        with psycopg.connect(desk.db.admin) as conn:
+            for delivery_id, (state, completed_at) in states.items():
+                conn.execute(
+                    """UPDATE webhook_deliveries SET state = %s, completed_at = %s, created_at = %s,
+                        next_attempt_at = CASE WHEN %s = 'queued' THEN %s END WHERE id = %s""",
+                    (
+                        state,
+                        completed_at,
+                        old - dt.timedelta(days=1),
+                        state,
+                        now + dt.timedelta(minutes=5),
+                        delivery_id,
+                    ),
+                )
+
+        def left() -> set[UUID]:
+            with psycopg.connect(desk.db.admin) as conn:
+                rows = conn.execute("SELECT id FROM webhook_deliveries WHERE id = ANY(%s)", (list(states),))
+                return {row[0] for row in rows}
+
+        step = [entry for entry in sweep_app.STEPS if entry[0] == "webhook_log"]
+        # When the step runs with a clock 10 days ahead (a run by hand): the database's clock bounds it, so the
+        # delivery finished 29 days ago stays
+        ahead = sweep_app.run_steps(now + dt.timedelta(days=10), step)
+        assert ahead["ok"], ahead
+        assert young in left()
+        # When the workflow sweep's `webhook_log` step runs with the schedule's clock
+        result = sweep_app.run_steps(now, step)
+        # Then the deliveries finished more than 30 days ago are gone in both tenants; the younger one, the queued and
+        # the pending ones stay, and the delivery log route still shows them
+        assert result["ok"] and ahead["steps"]["webhook_log"] + result["steps"]["webhook_log"] >= 3
+        assert left() == {young, queued, pending}
+        logged = desk.hooks_api.get(f"{BASE}/{hook['id']}/deliveries")
+        assert logged.status == 200, logged.body
+        assert {UUID(row["id"]) for row in logged.data} == {young, queued, pending}
+
+
 def _tls_for(name: str, folder: Path, monkeypatch: pytest.MonkeyPatch) -> ssl.SSLContext:
     """A CA the delivery trusts (SSL_CERT_FILE, read by ssl.create_default_context) and a certificate for `name`
     alone: the TLS handshake succeeds only if the client sends `name` as SNI and verifies against it."""

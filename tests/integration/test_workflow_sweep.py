@@ -180,7 +180,7 @@ def test_make_runs_schedule_loop_invokes_the_sweep_and_prints_what_it_did(
     assert len(lines) == 2, lines
     assert re.fullmatch(
         r"workflow sweep at \S+Z: sla \d+, automations [1-9]\d*, chat_expiry \d+, idempotency \d+, privacy \d+,"
-        r" webhooks \d+, retention \d+, audit \d+, audit_check \d+",
+        r" webhooks \d+, webhook_log \d+, retention \d+, uploads \d+, audit \d+, audit_check \d+",
         lines[0],
     )
     with tenant_transaction(tenant) as cur:

@@ -127,19 +127,22 @@ def _enter(conn: Connection, tenant_id: str | None) -> tuple[ExitStack, Cursor]:
 def _enter_admitted(conn: Connection, check: Admission) -> tuple[ExitStack, Cursor]:
     """_enter for the first transaction of a request with an admission pending: the check's transaction, BEGIN and
     the binding in one pipeline (one round trip, where _enter takes two), and the transaction then ended by hand
-    (COMMIT, or ROLLBACK on an error), as psycopg's transaction() would. A transaction() inside is a savepoint."""
+    (COMMIT, or ROLLBACK on an error), as psycopg's transaction() would. A transaction() inside is a savepoint.
+    The check's answer is read before any of the work is sent: refused, the transaction just begun is rolled back
+    (the round trip a refusal's rollback always took) and the refusal raised."""
     try:
-        with conn.pipeline(), conn.cursor() as first:
-            _send_admission(first, check)
-            first.execute(_BEGIN_WRITE)
-            first.execute(_BIND_TENANT, _tenant_binding(str(check.tenant_id)))
+        with conn.cursor() as answer:  # open until its answer is read, after the pipeline's one Sync
+            with conn.pipeline(), conn.cursor() as first:
+                _send_admission(answer, check)
+                first.execute(_BEGIN_WRITE)
+                first.execute(_BIND_TENANT, _tenant_binding(str(check.tenant_id)))
+            _admitted_or_refused(conn, check, answer)
     except BaseException as error:
         _end_failed(conn)
         refused = _admission_failed(check, error)
         if refused is not None:
             raise refused from None
         raise
-    check.done = True
     with ExitStack() as stack:
         stack.enter_context(_ended_by_hand(conn))
         cur = stack.enter_context(conn.cursor())
@@ -206,16 +209,24 @@ class Admission:
 
     Its own transaction, committed before the work's begins (the server runs the two back to back, without a wait
     for the client in between): the check's row is locked for the statement and its commit only, never for the
-    work, so a tenant's requests do not queue on it; and the request counts whether its work commits or not. The
-    check refuses by raising SQLSTATE `sqlstate` with a detail (the whole seconds to wait): the pipeline stops
-    there, nothing of the work is done, and `refusal(detail)` is raised instead. `done` tells whether it went in;
-    if not (the request opened no transaction for its tenant), the caller makes it on its own (check_admission)."""
+    work, so a tenant's requests do not queue on it; and the request counts whether its work commits or not.
+
+    How it refuses depends on what follows it on the wire. `query` answers one row whose first column is NULL
+    (admitted) or the whole seconds to wait: where the answer is read before any of the work is sent (the check
+    alone, or with BEGIN and the binding only: tenant_transaction, pipelined(once=True)), a refusal is an answer,
+    and no error reaches the server's log. `stopping_query` is the same check raising SQLSTATE `sqlstate` with the
+    seconds as its detail instead: where the work is already in the pipeline behind it (read_snapshot, write_one,
+    pipelined), only an error makes the server skip the work, so there the refusal stays an error (knowing the
+    answer first would cost those requests a round trip). Either way nothing of the work is done and
+    `refusal(seconds)` is raised. `done` tells whether it went in; if not (the request opened no transaction for
+    its tenant), the caller makes it on its own (check_admission)."""
 
     tenant_id: UUID
     query: str | sql.Composed
+    stopping_query: str | sql.Composed
     params: Params
     sqlstate: str
-    refusal: Callable[[str], Exception]
+    refusal: Callable[[int], Exception]
     done: bool = False
 
 
@@ -239,11 +250,29 @@ def _pending_admission(tenant_id: str | None) -> Admission | None:
     return pending
 
 
-def _send_admission(cur: Cursor, check: Admission) -> None:
-    """The check's transaction, into the open pipeline of `cur` (the check's statement binds what it needs)."""
-    cur.execute(_BEGIN_WRITE)
-    cur.execute(check.query, check.params)
-    cur.execute(b"COMMIT")
+def _send_admission(cur: Cursor, check: Admission, *, stopping: bool = False) -> None:
+    """The check's transaction, into the open pipeline (the check's statement binds what it needs). `cur` is the
+    check's own cursor, whose result is then the check's answer; `stopping`: the form that raises (see Admission)."""
+    cur.connection.execute(_BEGIN_WRITE)
+    cur.execute(check.stopping_query if stopping else check.query, check.params)
+    cur.connection.execute(b"COMMIT")
+
+
+def _refusal(check: Admission, cur: Cursor) -> Exception | None:
+    """The check's answer, read from its cursor: None when admitted, else the refusal to raise."""
+    row = cur.fetchone()
+    wait = next(iter(row.values())) if row else None
+    check.done = True
+    return None if wait is None else check.refusal(int(wait))
+
+
+def _admitted_or_refused(conn: Connection, check: Admission, answer: Cursor) -> None:
+    """After a pipeline that carried `check` (its answer in `answer`) and then opened a transaction: raise the
+    refusal, that transaction rolled back, if the check refused."""
+    refused = _refusal(check, answer)
+    if refused is not None:
+        _end_failed(conn)
+        raise refused
 
 
 def _admission_failed(check: Admission | None, error: BaseException) -> BaseException | None:
@@ -253,7 +282,8 @@ def _admission_failed(check: Admission | None, error: BaseException) -> BaseExce
         return None
     if isinstance(error, psycopg.Error) and error.diag.sqlstate == check.sqlstate:
         check.done = True
-        return check.refusal(error.diag.message_detail or "")
+        detail = error.diag.message_detail or ""
+        return check.refusal(int(detail) if detail.isdigit() else 1)
     if isinstance(error, psycopg.Error) and not isinstance(error, psycopg.OperationalError):
         check.done = True
     return None
@@ -270,18 +300,15 @@ def check_admission(check: Admission) -> None:
         try:
             with conn.cursor() as cur:
                 cur.execute(check.query, check.params)
+                refused = _refusal(check, cur)
         except psycopg.OperationalError:
             if attempt or not (conn.broken or conn.closed):
                 raise
             logger.warning("database connection was unusable; reconnecting once")
             reset_connection()
             continue
-        except psycopg.Error as error:
-            refused = _admission_failed(check, error)
-            if refused is not None:
-                raise refused from None
-            raise
-        check.done = True
+        if refused is not None:
+            raise refused
 
 
 @contextmanager
@@ -311,8 +338,8 @@ def _pipelined[T](
     check = _pending_admission(tenant_id) if begin is not None else None
     try:
         with conn.pipeline(), conn.cursor() as cur:
-            if check is not None:
-                _send_admission(cur, check)
+            if check is not None:  # the work follows on the wire: the form that stops the pipeline (see Admission)
+                _send_admission(cur, check, stopping=True)
             if begin is not None:
                 cur.execute(begin)
                 cur.execute(_BIND_TENANT, _tenant_binding(tenant_id))
@@ -395,13 +422,16 @@ def _pipelined_once[T](begin: bytes, tenant_id: UUID, work: Callable[[Cursor], T
         conn = get_connection()
         check = _pending_admission(str(tenant_id))
         try:
-            with conn.pipeline(), conn.cursor() as cur:
+            with conn.cursor() as answer:  # the check's: open until its answer is read, after the pipeline
+                with conn.pipeline(), conn.cursor() as cur:
+                    if check is not None:
+                        _send_admission(answer, check)
+                    cur.execute(begin)
+                    cur.execute(_BIND_TENANT, _tenant_binding(str(tenant_id)))
+                    if first is not None:
+                        cur.execute(first.query, first.params)
                 if check is not None:
-                    _send_admission(cur, check)
-                cur.execute(begin)
-                cur.execute(_BIND_TENANT, _tenant_binding(str(tenant_id)))
-                if first is not None:
-                    cur.execute(first.query, first.params)
+                    _admitted_or_refused(conn, check, answer)
             break
         except psycopg.OperationalError:
             _end_failed(conn)
@@ -415,8 +445,6 @@ def _pipelined_once[T](begin: bytes, tenant_id: UUID, work: Callable[[Cursor], T
             if refused is not None:
                 raise refused from None
             raise
-    if check is not None:
-        check.done = True
     return _pipelined(conn, None, str(tenant_id), work, first)
 
 

@@ -7,7 +7,9 @@ Lifecycle of one file:
    size (at most 100 MB) are checked; a `pending` row is written and a presigned POST answered whose policy lets S3
    accept exactly this key (`incoming/<tenant>/<id>`), exactly the declared Content-Type and at most the declared
    size. The presign happens before the row is written: a failure to sign (503) leaves nothing behind.
-2. The browser POSTs the file to S3. The bucket's lifecycle deletes everything under `incoming/` after a day.
+2. The browser POSTs the file to S3. The bucket's lifecycle deletes everything under `incoming/` after a day
+   (INCOMING_LIFETIME); the workflow sweep's `uploads` step deletes the rows no message claimed by then, and their
+   objects (`sweep_unclaimed`, below).
 3. A message names the file in `attachmentIds`. `prepare_claim` (before the message's transaction, since S3 is no
    part of it) checks each pending row is the ticket's or chat's, asks S3 for the object (HeadObject: 422 if it is
    missing or its real size or Content-Type differ from the declaration, 502 if S3 fails) and copies it to the kept
@@ -24,6 +26,13 @@ Lifecycle of one file:
 For the privacy export and erasure and for retention (built beside this): `keys_for_ticket`, `keys_for_session`,
 `keys_for_contact` list the kept objects, `claimed_files_of` the files a privacy export copies, and `delete_objects`
 deletes objects and their rows.
+
+Unclaimed uploads (`sweep_unclaimed`, the workflow sweep's `uploads` step): a pending row older than
+UNCLAIMED_AFTER (the lifecycle's day and a margin) is deleted with its objects, per tenant in its own transaction, at
+most UNCLAIMED_BATCH rows a tenant a minute (the lister names the tenants of the oldest UNCLAIMED_LISTED rows). The
+rows are locked (FOR UPDATE SKIP LOCKED): a message claiming one at that moment keeps it, and a claim that comes after
+the delete finds no pending row (409) and deletes its copy. The objects are deleted before the commit, best effort:
+one already gone is no failure, and one S3 failed to delete is logged and left to the lifecycle (under `incoming/`).
 """
 
 from __future__ import annotations
@@ -40,7 +49,7 @@ from uuid import UUID, uuid4
 from support.auth import Principal
 from support.aws import cached_client
 from support.db import tenant_transaction
-from support.db.connection import Cursor
+from support.db.connection import Cursor, anonymous_transaction
 from support.errors import Conflict, Forbidden, InvalidInput, NotFound, StorageFailed, StorageUnavailable, found
 from support.models.attachments import (
     AttachmentDownload,
@@ -54,7 +63,15 @@ from support.visitors import VisitorClaims, verify_resume_token
 
 UPLOAD_LIFETIME = timedelta(minutes=15)
 DOWNLOAD_LIFETIME = timedelta(minutes=5)
-INCOMING_PREFIX = "incoming/"  # expired by the bucket's lifecycle after a day (template.yaml)
+INCOMING_PREFIX = "incoming/"  # expired by the bucket's lifecycle after INCOMING_LIFETIME
+# The bucket's lifecycle rule (template.yaml, AttachmentsBucket's ExpireUnclaimedUploads: ExpirationInDays, which
+# tests/contract/test_template.py compares with this): an upload no message claimed within it is gone.
+INCOMING_LIFETIME = timedelta(days=1)
+# A pending row is deleted once its upload is past the lifecycle's day and this margin (an upload URL lives 15
+# minutes: a file uploaded at its end keeps its full day).
+UNCLAIMED_AFTER = INCOMING_LIFETIME + timedelta(hours=1)
+UNCLAIMED_BATCH = 500  # pending rows deleted per tenant and run (DeleteObjects takes 1,000 keys: two per row)
+UNCLAIMED_LISTED = 5_000  # the oldest pending rows whose tenants one run works on
 KEPT_PREFIX = "files/"  # a claimed file's home: expired by nothing
 
 
@@ -565,3 +582,51 @@ def _delete_keys(keys: Sequence[str]) -> None:
                 raise StorageFailed(f"the file store did not delete {len(answer['Errors'])} file(s)")
     except (BotoCoreError, ClientError) as exc:
         raise _storage_failed("deleting files", exc) from exc
+
+
+# --- Unclaimed uploads -----------------------------------------------------------------------------------------------
+
+
+def sweep_unclaimed(now: datetime) -> int:
+    """The workflow sweep's `uploads` step: the pending rows of every tenant older than UNCLAIMED_AFTER at `now` (or
+    at the real time, whichever is earlier: a run by hand with a later clock deletes nothing early), deleted with
+    their objects, a batch per tenant. Answers how many rows it deleted. A tenant that fails is logged and the
+    others still run; the step then fails (the next minute tries again)."""
+    before = min(now, datetime.now(UTC)) - UNCLAIMED_AFTER
+    with anonymous_transaction() as cur:
+        cur.execute("SELECT t FROM attachments_tenants_unclaimed(%s, %s) AS t", (before, UNCLAIMED_LISTED))
+        tenants = [row["t"] for row in cur.fetchall()]
+    deleted, failed = 0, 0
+    for tenant_id in tenants:
+        try:
+            deleted += delete_unclaimed(tenant_id, before)
+        except Exception:
+            logger.exception("deleting unclaimed uploads failed for a tenant", extra={"tenant_id": str(tenant_id)})
+            failed += 1
+    if failed:
+        raise RuntimeError(f"deleting unclaimed uploads failed for {failed} tenant(s)")
+    return deleted
+
+
+def delete_unclaimed(tenant_id: UUID, before: datetime, *, limit: int = UNCLAIMED_BATCH) -> int:
+    """One tenant's pending rows created before `before`, at most `limit`, oldest first: deleted with their objects
+    (the upload, and a kept copy a failed claim may have left), in the tenant's own transaction."""
+    with tenant_transaction(tenant_id) as cur:
+        cur.execute(
+            """DELETE FROM attachments WHERE user_id = %s AND id IN (
+                SELECT id FROM attachments WHERE user_id = %s AND state = 'pending' AND created_at < %s
+                ORDER BY created_at LIMIT %s FOR UPDATE SKIP LOCKED)
+            RETURNING id""",
+            (tenant_id, tenant_id, before, limit),
+        )
+        ids = [row["id"] for row in cur.fetchall()]
+        keys = sorted(key for i in ids for key in (incoming_key(tenant_id, i), kept_key(tenant_id, i)))
+        if keys:
+            try:
+                _delete_keys(keys)
+            except Exception as exc:  # best effort: the lifecycle expires what stays under incoming/
+                logger.warning(
+                    "attachments: deleting unclaimed uploads' objects failed",
+                    extra={"error": type(exc).__name__, "objects": len(keys)},
+                )
+    return len(ids)

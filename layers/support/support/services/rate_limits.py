@@ -166,16 +166,17 @@ def api_per_tenant() -> Bucket:
 
 
 LIMITS_AREA = "limits"
-API_REFUSED = "APR29"  # the SQLSTATE api_admit raises when it refuses, its detail the Retry-After
+API_REFUSED = "APR29"  # the SQLSTATE of api_admit_or_stop's refusal, its detail the Retry-After
 
 # One call (sql/definitions/rate_limits.sql): it binds the tenant, reads its budget (its `limits` row, else the
-# defaults given), and takes a token, or raises API_REFUSED with the whole seconds to wait. Refused, its transaction
-# aborts: a refused request writes nothing.
-_TAKE_API = "SELECT public.api_admit(%(tenant)s, %(burst)s, %(rate)s)"
+# defaults given), and takes a token: api_admit answers NULL, or the whole seconds to wait (a refusal writes
+# nothing, and is no error in the server's log); api_admit_or_stop raises API_REFUSED instead, for a check with the
+# request's work behind it in the same pipeline (support.db.connection.Admission says which goes where).
+_TAKE_API = "SELECT public.api_admit(%(tenant)s, %(burst)s, %(rate)s) AS wait"
+_TAKE_API_OR_STOP = "SELECT public.api_admit_or_stop(%(tenant)s, %(burst)s, %(rate)s)"
 
 
-def _api_refusal(detail: str) -> RateLimited:
-    seconds = int(detail) if detail.isdigit() else 1
+def _api_refusal(seconds: int) -> RateLimited:
     return RateLimited("too many requests for this desk; try again later", retry_after=seconds)
 
 
@@ -183,7 +184,7 @@ def api_admission(tenant_id: UUID) -> Admission:
     """The tenant's API check for one request (support.http puts it in front of the request's first transaction)."""
     default = api_per_tenant()
     params = {"tenant": tenant_id, "burst": float(default.burst), "rate": default.per_second}
-    return Admission(tenant_id, _TAKE_API, params, API_REFUSED, _api_refusal)
+    return Admission(tenant_id, _TAKE_API, _TAKE_API_OR_STOP, params, API_REFUSED, _api_refusal)
 
 
 def set_api_limits(cur: Cursor, tenant_id: UUID, limits: LimitsSettings, *, by: str = "operator") -> None:

@@ -29,6 +29,10 @@ The shape of it (docs/webhooks.md for integrators, docs/ARCHITECTURE.md "Webhook
   failed (dead-lettered: visible in the delivery log, nothing more is sent). Delivery is at least once: a worker
   that POSTed and died before recording the answer sends again after its lease; receivers deduplicate by the
   delivery id.
+* The delivery log's retention (`prune_log`, the workflow sweep's `webhook_log` step): a delivered or failed row is
+  deleted 30 days after it finished (completed_at), per tenant in batches of LOG_PRUNE_BATCH; pending and queued
+  rows never are. The 30 days are the database's (webhook_delivery_log_cutoff, sql/definitions/webhooks.sql), so
+  the runtime role, which has no DELETE on the log, cannot prune a younger delivery through the function.
 """
 
 from __future__ import annotations
@@ -595,6 +599,34 @@ def sweep(now: datetime) -> int:
         except Exception:
             logger.exception("the webhook sweep failed for a tenant; the next sweep tries again")
     return sent
+
+
+LOG_PRUNE_BATCH = 5_000  # finished deliveries deleted per tenant and run
+LOG_PRUNE_LISTED = 50_000  # the oldest finished deliveries past their 30 days whose tenants one run works on
+
+
+def prune_log(now: datetime) -> int:
+    """The workflow sweep's `webhook_log` step: every tenant's finished deliveries past their 30 days at `now` (or
+    the database's clock, whichever is earlier), a batch per tenant. Answers how many it deleted. A tenant that fails
+    is logged and the others still run; the step then fails (the next minute tries again)."""
+    with anonymous_transaction() as cur:
+        cur.execute("SELECT t FROM webhook_log_tenants_due(%s, %s) AS t", (now, LOG_PRUNE_LISTED))
+        tenants = [row["t"] for row in cur.fetchall()]
+    deleted, failed = 0, 0
+    for tenant_id in tenants:
+        try:
+            with tenant_transaction(tenant_id) as cur:
+                cur.execute("SELECT webhook_prune_deliveries(%s, %s, %s) AS gone", (tenant_id, now, LOG_PRUNE_BATCH))
+                row = cur.fetchone()
+            deleted += int(row["gone"]) if row else 0
+        except Exception:
+            logger.exception(
+                "pruning the webhook delivery log failed for a tenant", extra={"tenant_id": str(tenant_id)}
+            )
+            failed += 1
+    if failed:
+        raise RuntimeError(f"pruning the webhook delivery log failed for {failed} tenant(s)")
+    return deleted
 
 
 def _resend_lost(tenant_id: UUID, now: datetime) -> int:
