@@ -14,18 +14,10 @@
 -- for this statement and its commit only, so no two callers spend the same token.
 -- SECURITY INVOKER: under the caller's row-level security, for that tenant only.
 --
--- It answered void and raised SQLSTATE APR29 until sql/0044's time: a changed result type is a new function.
-DO $$
-BEGIN
-    IF to_regprocedure('public.api_admit(uuid, double precision, double precision)') IS NOT NULL
-       AND (SELECT p.prorettype FROM pg_catalog.pg_proc p
-            WHERE p.oid = to_regprocedure('public.api_admit(uuid, double precision, double precision)'))
-           <> 'integer'::regtype THEN
-        DROP FUNCTION public.api_admit(uuid, double precision, double precision);
-    END IF;
-END
-$$;
-CREATE OR REPLACE FUNCTION public.api_admit(p_tenant uuid, p_burst double precision, p_rate double precision)
+-- api_admit_answer answers; api_admit (below) raises, as it always did: it keeps its name, result and behaviour,
+-- so the code of a release before this one (a deploy's window between the migration and the functions' update, a
+-- rollback) still refuses what it should. A changed result type would be a new function anyway.
+CREATE OR REPLACE FUNCTION public.api_admit_answer(p_tenant uuid, p_burst double precision, p_rate double precision)
 RETURNS integer
 LANGUAGE plpgsql VOLATILE SECURITY INVOKER
 SET search_path = pg_catalog, public, pg_temp
@@ -59,29 +51,29 @@ BEGIN
                                                               - c.refilled_at))::double precision)
     INTO level
     FROM public.rate_limit_counters c WHERE c.user_id = tenant AND c.scope = 'api' AND c.subject = 'tenant';
-    RETURN greatest(1, ceil((1 - coalesce(level, 0)) / rate))::integer;
+    RETURN least(greatest(1, ceil((1 - coalesce(level, 0)) / rate)), 2147483647)::integer;
 END
 $$;
-REVOKE ALL ON FUNCTION public.api_admit(uuid, double precision, double precision) FROM PUBLIC;
-GRANT EXECUTE ON FUNCTION public.api_admit(uuid, double precision, double precision) TO support_app;
+REVOKE ALL ON FUNCTION public.api_admit_answer(uuid, double precision, double precision) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION public.api_admit_answer(uuid, double precision, double precision) TO support_app;
 
 -- The same check where the request's work is already on the wire behind it, in one pipeline (support.db.connection:
 -- read_snapshot, write_one, pipelined without `once`): there only an error makes the server skip what follows, so a
 -- refusal raises SQLSTATE APR29 with the seconds as its DETAIL, and the work's statements are never run. Knowing the
 -- answer before sending the work would cost such a request a round trip; these refusals stay one log line each.
-CREATE OR REPLACE FUNCTION public.api_admit_or_stop(p_tenant uuid, p_burst double precision, p_rate double precision)
+CREATE OR REPLACE FUNCTION public.api_admit(p_tenant uuid, p_burst double precision, p_rate double precision)
 RETURNS void
 LANGUAGE plpgsql VOLATILE SECURITY INVOKER
 SET search_path = pg_catalog, public, pg_temp
 SET plan_cache_mode = force_generic_plan
 AS $$
 DECLARE
-    wait constant integer := public.api_admit(p_tenant, p_burst, p_rate);
+    wait constant integer := public.api_admit_answer(p_tenant, p_burst, p_rate);
 BEGIN
     IF wait IS NOT NULL THEN
         RAISE EXCEPTION 'over the tenant''s API budget' USING ERRCODE = 'APR29', DETAIL = wait::text;
     END IF;
 END
 $$;
-REVOKE ALL ON FUNCTION public.api_admit_or_stop(uuid, double precision, double precision) FROM PUBLIC;
-GRANT EXECUTE ON FUNCTION public.api_admit_or_stop(uuid, double precision, double precision) TO support_app;
+REVOKE ALL ON FUNCTION public.api_admit(uuid, double precision, double precision) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION public.api_admit(uuid, double precision, double precision) TO support_app;

@@ -231,15 +231,27 @@ def test_a_refusal_logs_nothing_per_request(
 
 
 def test_a_refusal_is_the_databases_answer_not_an_error(db: DatabaseUrls, tenant: UUID) -> None:
-    """api_admit answers the whole seconds to wait (NULL when admitted): a refused check raises nothing in the
+    """api_admit_answer answers the whole seconds to wait (NULL when admitted): a refused check raises nothing in the
     database, so a flood's refusals are not an ERROR each in the server's log."""
     limit(db, tenant, burst=1, per_second=0.01)
     with psycopg.connect(db.app, autocommit=True) as conn:
-        check = "SELECT api_admit(%s, 300, 50)"
+        check = "SELECT api_admit_answer(%s, 300, 50)"
         assert conn.execute(check, (tenant,)).fetchone() == (None,)
         answer = conn.execute(check, (tenant,)).fetchone()
     assert answer is not None and answer[0] >= 99
     assert bucket(db, tenant) == {"tokens": pytest.approx(0, abs=0.01), "admitted": True}  # the refusal wrote nothing
+
+
+def test_api_admit_still_refuses_by_raising_as_the_last_release_calls_it(db: DatabaseUrls, tenant: UUID) -> None:
+    """The previous release's code calls api_admit and takes no error as admitted: during a deploy's window or after
+    a rollback it must still be refused, so api_admit keeps raising APR29 (the answering form is api_admit_answer)."""
+    limit(db, tenant, burst=1, per_second=0.01)
+    with psycopg.connect(db.app, autocommit=True) as conn:
+        check = "SELECT api_admit(%s, 300, 50)"
+        conn.execute(check, (tenant,))
+        with pytest.raises(psycopg.Error) as refused_check:
+            conn.execute(check, (tenant,))
+    assert refused_check.value.sqlstate == "APR29" and int(refused_check.value.diag.message_detail or 0) >= 99
 
 
 def _server_log(db: DatabaseUrls) -> Path | None:

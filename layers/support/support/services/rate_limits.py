@@ -166,14 +166,14 @@ def api_per_tenant() -> Bucket:
 
 
 LIMITS_AREA = "limits"
-API_REFUSED = "APR29"  # the SQLSTATE of api_admit_or_stop's refusal, its detail the Retry-After
+API_REFUSED = "APR29"  # the SQLSTATE of api_admit's refusal, its detail the Retry-After
 
 # One call (sql/definitions/rate_limits.sql): it binds the tenant, reads its budget (its `limits` row, else the
-# defaults given), and takes a token: api_admit answers NULL, or the whole seconds to wait (a refusal writes
-# nothing, and is no error in the server's log); api_admit_or_stop raises API_REFUSED instead, for a check with the
+# defaults given), and takes a token: api_admit_answer answers NULL, or the whole seconds to wait (a refusal writes
+# nothing, and is no error in the server's log); api_admit raises API_REFUSED instead, for a check with the
 # request's work behind it in the same pipeline (support.db.connection.Admission says which goes where).
-_TAKE_API = "SELECT public.api_admit(%(tenant)s, %(burst)s, %(rate)s) AS wait"
-_TAKE_API_OR_STOP = "SELECT public.api_admit_or_stop(%(tenant)s, %(burst)s, %(rate)s)"
+_TAKE_API = "SELECT public.api_admit_answer(%(tenant)s, %(burst)s, %(rate)s) AS wait"
+_TAKE_API_OR_STOP = "SELECT public.api_admit(%(tenant)s, %(burst)s, %(rate)s)"
 
 
 def _api_refusal(seconds: int) -> RateLimited:
