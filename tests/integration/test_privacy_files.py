@@ -242,6 +242,26 @@ def test_the_files_are_answered_a_page_at_a_time(
     assert paths == sorted(paths) and len(paths) == len(set(paths)) == len(jane.uploads) + len(jane.mail)
 
 
+def test_a_files_after_of_another_shape_than_a_files_path_is_a_422_not_a_storage_error(
+    db: DatabaseUrls, storage: Any, tenant: UUID, apis: dict[str, HandlerClient], privacy_api: HandlerClient
+) -> None:
+    # Given a done export of a customer with files
+    jane = customer_with_files(db, storage, tenant, apis, "Jane Shape", tag="shape")
+    export = export_of(privacy_api, jane.customer.email)
+    path = f"{BASE}/exports/{export['id']}"
+    # When the admin asks for the files after something no export path looks like (too long for S3, outside the
+    # export's files, a name no export gives): Then each is a 422 naming filesAfter, not a 502 or a 5xx
+    for after in ["a" * 1024, "../" * 40, "files/x/y", f"files/{export['id']}/{'n' * 101}", "files/../../other.json"]:
+        refused = privacy_api.get(path, query={"filesAfter": after})
+        assert refused.status == 422 and refused.error["code"] == "validation_error", (after[:20], refused.body)
+        assert refused.error["details"][0]["field"] == "query.filesAfter"
+    # and a path the export gave is taken: the files after it
+    first = export["files"][0]["path"]
+    after_first = privacy_api.get(path, query={"filesAfter": first})
+    assert after_first.status == 200, after_first.body
+    assert [item["path"] for item in after_first.data["files"]] == [item["path"] for item in export["files"][1:]]
+
+
 def test_an_export_out_of_time_goes_on_later_and_a_rerun_copies_again_harmlessly(
     db: DatabaseUrls,
     storage: Any,

@@ -454,6 +454,7 @@ class ExportFile:
 
     @property
     def path(self) -> str:
+        """files/<id>/<safe name>: the shape `filesAfter` must have (models.privacy.EXPORT_FILE_PATH_PATTERN)."""
         safe = _UNSAFE_NAME_CHARACTERS.sub("_", self.file_name).strip("._")[:100] or "file"
         return f"files/{self.id}/{safe}"
 
