@@ -14,7 +14,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from support.http import create_resolver, current_principal, ok, with_storage_errors
 from support.idempotency import idempotent
 from support.models.envelopes import Envelope
-from support.models.privacy import PrivacyErasure, PrivacyExport, PrivacyRequestCreate
+from support.models.privacy import EXPORT_FILE_PATH_PATTERN, PrivacyErasure, PrivacyExport, PrivacyRequestCreate
 from support.observability import logger, metrics
 from support.services import privacy
 
@@ -52,7 +52,11 @@ def get_export(
     export_id: UUID,
     files_after: Annotated[
         str | None,
-        Query(alias="filesAfter", min_length=1, max_length=1024, description="list the files after this path"),
+        Query(
+            alias="filesAfter",
+            pattern=EXPORT_FILE_PATH_PATTERN,
+            description="list the files after this path (a `path` of the export's files, as `moreFilesAfter` names it)",
+        ),
     ] = None,
 ) -> Response[Envelope[PrivacyExport]]:
     return ok(privacy.get_export(current_principal(app), export_id, files_after=files_after))

@@ -115,7 +115,8 @@ def make_customer(db: DatabaseUrls, s3: Any, tenant: UUID, name: str, *, tag: st
         customer.add("conversations", reply.data["id"])
         key = f"attachments/{tenant}/{uuid4().hex}/1-{name.replace(' ', '_')}.pdf"
         s3.put_object(Bucket=INBOUND_BUCKET, Key=key, Body=b"%PDF the invoice")
-        raw = f"inbound/{uuid4().hex}"
+        ses_id = uuid4().hex
+        raw = f"inbound/{ses_id}"  # where SES stores it: the prefix and its SES message id (email_in.receive)
         s3.put_object(Bucket=INBOUND_BUCKET, Key=raw, Body=f"From: {name} <{email}>\r\n\r\nWhere is it?".encode())
         customer.s3_keys += [key, raw]
         [entry] = _owner(
@@ -139,7 +140,7 @@ def make_customer(db: DatabaseUrls, s3: Any, tenant: UUID, name: str, *, tag: st
             """INSERT INTO inbound_emails (user_id, message_id, ses_message_id, s3_key, recipient, sender, subject,
                 size_bytes, outcome, ticket_id, conversation_id)
             VALUES (%s, %s, %s, %s, 'desk@inbound.example', %s, %s, 42, 'threaded', %s, %s) RETURNING id""",
-            (tenant, f"<{uuid4()}@mail.example>", uuid4().hex, raw, email, f"Re: {name}", ticket_id, entry["id"]),
+            (tenant, f"<{uuid4()}@mail.example>", ses_id, raw, email, f"Re: {name}", ticket_id, entry["id"]),
         )
         customer.add("inboundEmails", mail["id"])
     first = sorted(customer.ids["tickets"])[0]

@@ -13,7 +13,7 @@ import json
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
-from uuid import UUID
+from uuid import UUID, uuid4
 
 import psycopg
 import pytest
@@ -202,6 +202,132 @@ def test_an_export_carries_each_file_of_the_customer_with_its_bytes_and_none_of_
     assert "Otto" not in json.dumps(document["files"]) and their_file not in json.dumps(document)
 
 
+# --- the copies' sources are the tenant's own objects, whatever the rows name (review finding 5) ---------------------
+# The export job may read every tenant's files; the runtime role (support_app) may set an attachment's object_key and
+# insert mail records and thread entries. A row pointed at another desk's object must not copy it into the export.
+
+
+def _as_runtime(db: DatabaseUrls, tenant: UUID, query: str, params: tuple[Any, ...]) -> None:
+    """A write as the handlers' role (support_app, under row-level security), as a compromised one could make it."""
+    with psycopg.connect(db.app) as conn:
+        conn.execute("SELECT set_config('app.tenant_id', %s, true)", (str(tenant),))
+        conn.execute(query.encode(), params)
+
+
+def _two_desks(
+    db: DatabaseUrls, s3: Any, tenant: UUID, other_tenant: UUID, apis: dict[str, HandlerClient], tag: str
+) -> tuple[Files, Files]:
+    """A customer with files here, and one with files at another desk: their bytes are what must not leak."""
+    jane = customer_with_files(db, s3, tenant, apis, "Jane Source", tag=f"{tag}-jane")
+    elsewhere = {name: api.as_tenant(other_tenant) for name, api in apis.items()}
+    otto = customer_with_files(db, s3, other_tenant, elsewhere, "Otto Elsewhere", tag=f"{tag}-otto")
+    return jane, otto
+
+
+def _served(export: dict[str, Any]) -> dict[str, bytes]:
+    """The bytes each file link of the export serves, by path."""
+    return {item["path"]: download(item["downloadUrl"]).content for item in export["files"]}
+
+
+def test_an_upload_pointed_at_another_desks_file_exports_its_own_file(
+    db: DatabaseUrls,
+    storage: Any,
+    tenant: UUID,
+    other_tenant: UUID,
+    apis: dict[str, HandlerClient],
+    privacy_api: HandlerClient,
+) -> None:
+    # Given the customer's sent PDF whose row the runtime role pointed at the other desk's sent PDF
+    jane, otto = _two_desks(db, storage, tenant, other_tenant, apis, "upload")
+    pdf, their_pdf = _id_of(jane, b"%PDF"), _id_of(otto, b"%PDF")
+    _as_runtime(
+        db,
+        tenant,
+        "UPDATE attachments SET object_key = %s WHERE user_id = %s AND id = %s",
+        (f"files/{other_tenant}/{their_pdf}", tenant, pdf),
+    )
+    # When the admin exports the customer
+    export = export_of(privacy_api, jane.customer.email)
+    # Then the export carries the customer's own PDF, and nothing of the other desk's
+    document = json.loads(download(export["downloadUrl"]).text)
+    [entry] = [entry for entry in document["files"] if entry["id"] == pdf]
+    served = _served(export)
+    assert served[entry["path"]] == jane.uploads[pdf]
+    assert not set(served.values()) & {*otto.uploads.values(), *otto.mail.values()}
+
+
+def test_a_mail_record_naming_a_key_other_than_its_message_is_not_copied(
+    db: DatabaseUrls,
+    storage: Any,
+    tenant: UUID,
+    other_tenant: UUID,
+    apis: dict[str, HandlerClient],
+    privacy_api: HandlerClient,
+) -> None:
+    # Given mail records of the customer's ticket, inserted by the runtime role, whose raw message is the other
+    # desk's mail file, or the other desk's raw mail under another SES id than the record's
+    jane, otto = _two_desks(db, storage, tenant, other_tenant, apis, "rawmail")
+    their_file = next(key for key in otto.mail if key.startswith(f"attachments/{other_tenant}/"))
+    their_raw = next(key for key in otto.mail if key.startswith("inbound/"))
+    ticket = sorted(jane.customer.ids["tickets"])[1]
+    planted = []
+    for number, key in enumerate([their_file, their_raw]):
+        ses_id = f"planted-{number}-{uuid4().hex}"
+        _as_runtime(
+            db,
+            tenant,
+            """INSERT INTO inbound_emails (user_id, message_id, ses_message_id, s3_key, recipient, size_bytes, outcome,
+                ticket_id) VALUES (%s, %s, %s, %s, 'desk@inbound.example', 42, 'threaded', %s)""",
+            (tenant, f"<{ses_id}@mail.example>", ses_id, key, ticket),
+        )
+        planted.append(ses_id)
+    # When the admin exports the customer
+    export = export_of(privacy_api, jane.customer.email)
+    # Then those records are in the document, but no file is copied from them: nothing of the other desk is served
+    document = json.loads(download(export["downloadUrl"]).text)
+    records = {row["sesMessageId"]: row["id"] for row in document["inboundEmails"]}
+    assert set(planted) <= set(records)
+    copied_from = {entry.get("inboundEmailId") for entry in document["files"]}
+    assert not copied_from & {records[ses_id] for ses_id in planted}
+    served = _served(export)
+    assert not set(served.values()) & {*otto.uploads.values(), *otto.mail.values()}
+    # and the customer's own mail is still there, with its bytes
+    assert sorted(served.values()) == sorted([*jane.uploads.values(), *jane.mail.values()])
+
+
+def test_a_thread_entry_naming_a_file_outside_the_desks_mail_files_is_not_copied(
+    db: DatabaseUrls,
+    storage: Any,
+    tenant: UUID,
+    other_tenant: UUID,
+    apis: dict[str, HandlerClient],
+    privacy_api: HandlerClient,
+) -> None:
+    # Given a thread entry of the customer's ticket, inserted by the runtime role, naming a key of the mail bucket
+    # whose second segment is this desk but that is not under attachments/<this desk>/, holding another's bytes
+    jane, otto = _two_desks(db, storage, tenant, other_tenant, apis, "mailfile")
+    their_bytes = next(content for key, content in otto.mail.items() if key.startswith("attachments/"))
+    key = f"inbound/{tenant}/planted.pdf"
+    storage.put_object(Bucket=INBOUND_BUCKET, Key=key, Body=their_bytes)
+    ticket = sorted(jane.customer.ids["tickets"])[1]
+    attachment = {"fileName": "planted.pdf", "s3Bucket": INBOUND_BUCKET, "s3Key": key, "sizeBytes": len(their_bytes)}
+    _as_runtime(
+        db,
+        tenant,
+        """INSERT INTO ticket_conversations (user_id, ticket_id, sender_type, sender_name, message, attachments)
+        VALUES (%s, %s, 'customer', 'Jane Source', 'see attached', %s)""",
+        (tenant, ticket, json.dumps([attachment])),
+    )
+    # When the admin exports the customer
+    export = export_of(privacy_api, jane.customer.email)
+    # Then the entry's file is not copied; the customer's own files are
+    document = json.loads(download(export["downloadUrl"]).text)
+    assert "planted.pdf" not in json.dumps(document["files"])
+    served = _served(export)
+    assert their_bytes not in served.values()
+    assert sorted(served.values()) == sorted([*jane.uploads.values(), *jane.mail.values()])
+
+
 def _mail_key(entry: dict[str, Any], document: dict[str, Any]) -> str:
     """The mail bucket's key a `files` entry of the mail was copied from, by what the document says of it."""
     if entry["source"] == "email":
@@ -240,6 +366,26 @@ def test_the_files_are_answered_a_page_at_a_time(
             break
         answer = privacy_api.get(f"{BASE}/exports/{export['id']}", query={"filesAfter": answer["moreFilesAfter"]}).data
     assert paths == sorted(paths) and len(paths) == len(set(paths)) == len(jane.uploads) + len(jane.mail)
+
+
+def test_a_files_after_of_another_shape_than_a_files_path_is_a_422_not_a_storage_error(
+    db: DatabaseUrls, storage: Any, tenant: UUID, apis: dict[str, HandlerClient], privacy_api: HandlerClient
+) -> None:
+    # Given a done export of a customer with files
+    jane = customer_with_files(db, storage, tenant, apis, "Jane Shape", tag="shape")
+    export = export_of(privacy_api, jane.customer.email)
+    path = f"{BASE}/exports/{export['id']}"
+    # When the admin asks for the files after something no export path looks like (too long for S3, outside the
+    # export's files, a name no export gives): Then each is a 422 naming filesAfter, not a 502 or a 5xx
+    for after in ["a" * 1024, "../" * 40, "files/x/y", f"files/{export['id']}/{'n' * 101}", "files/../../other.json"]:
+        refused = privacy_api.get(path, query={"filesAfter": after})
+        assert refused.status == 422 and refused.error["code"] == "validation_error", (after[:20], refused.body)
+        assert refused.error["details"][0]["field"] == "query.filesAfter"
+    # and a path the export gave is taken: the files after it
+    first = export["files"][0]["path"]
+    after_first = privacy_api.get(path, query={"filesAfter": first})
+    assert after_first.status == 200, after_first.body
+    assert [item["path"] for item in after_first.data["files"]] == [item["path"] for item in export["files"][1:]]
 
 
 def test_an_export_out_of_time_goes_on_later_and_a_rerun_copies_again_harmlessly(

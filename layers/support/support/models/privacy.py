@@ -11,6 +11,11 @@ from pydantic import Field
 
 from support.models.base import ApiModel, Email, Record
 
+# The only shape of an export file's `path` (support.services.privacy.ExportFile.path): files/<id>/<safe name>, the id
+# an attachment's, an inbound mail record's, or a thread entry's and the file's position in it; the name at most 100
+# safe characters. `filesAfter` must have it: anything else names no file and is a 422, never a listing S3 refuses.
+EXPORT_FILE_PATH_PATTERN = r"^files/[0-9a-f-]{36}(-[0-9]{1,9})?/[A-Za-z0-9._-]{1,100}$"
+
 
 class PrivacyState(StrEnum):
     PENDING = "pending"

@@ -454,6 +454,7 @@ class ExportFile:
 
     @property
     def path(self) -> str:
+        """files/<id>/<safe name>: the shape `filesAfter` must have (models.privacy.EXPORT_FILE_PATH_PATTERN)."""
         safe = _UNSAFE_NAME_CHARACTERS.sub("_", self.file_name).strip("._")[:100] or "file"
         return f"files/{self.id}/{safe}"
 
@@ -491,6 +492,14 @@ def write_export(
     }
     out.write("{\n" + ",\n".join(f"{json.dumps(k)}: {json.dumps(v)}" for k, v in header.items()) + ",\n")
     for stored in attachments.claimed_files_of(cur, tenant, tickets, sessions):
+        # The source is where a claim keeps the file (attachments.kept_key: this tenant's prefix and the file's id),
+        # not the key the row names: a row pointed elsewhere copies nothing of anyone else's.
+        kept = attachments.kept_key(tenant, stored.attachment_id)
+        if stored.object_key != kept:
+            logger.warning(
+                "privacy export: an attachment names a key other than its own",
+                extra={"attachment": stored.attachment_id},
+            )
         owner = (
             {"ticket_id": str(stored.ticket_id), "conversation_id": str(stored.conversation_id)}
             if stored.ticket_id is not None
@@ -501,7 +510,7 @@ def write_export(
                 str(stored.attachment_id),
                 "upload",
                 attachments.bucket(),
-                stored.object_key,
+                kept,
                 stored.file_name,
                 stored.content_type,
                 stored.size_bytes,
@@ -574,27 +583,41 @@ def _collect_files(
                     }
                 )
         elif row.get("s3_key"):  # an inbound mail record: the message as it arrived
-            files.append(
-                ExportFile(
-                    str(row["id"]),
-                    "email",
-                    _inbound_bucket(),
-                    row["s3_key"],
-                    "message.eml",
-                    "message/rfc822",
-                    row.get("size_bytes"),
-                    {"ticket_id": row.get("ticket_id"), "inbound_email_id": row["id"]},
-                )
-            )
+            stored = _raw_mail_file(row)
+            if stored is not None:
+                files.append(stored)
         yield row
 
 
+def _raw_mail_file(row: dict[str, Any]) -> ExportFile | None:
+    """The raw message of an inbound mail record: SES stores it as <INBOUND_EMAIL_PREFIX><its SES message id> before
+    any tenant is known (support.services.email_in.receive), so its key names no tenant. Only the record's own
+    message is copied: a key that is not exactly that (another key of the mail bucket, say another tenant's mail
+    files under attachments/<tenant>/) is refused."""
+    ses_id = str(row.get("ses_message_id") or "")
+    if not ses_id or "/" in ses_id or row["s3_key"] != f"{_inbound_prefix()}{ses_id}":
+        logger.warning(
+            "privacy export: an inbound mail record names a key other than its message", extra={"mail": row["id"]}
+        )
+        return None
+    return ExportFile(
+        str(row["id"]),
+        "email",
+        _inbound_bucket(),
+        row["s3_key"],
+        "message.eml",
+        "message/rfc822",
+        row.get("size_bytes"),
+        {"ticket_id": row.get("ticket_id"), "inbound_email_id": row["id"]},
+    )
+
+
 def _mail_file(row: dict[str, Any], position: int, attachment: dict[str, Any], tenant: UUID) -> ExportFile | None:
-    """A file of the customer's mail (support.services.email_in stored it: attachments/<tenant>/<message>/...). Only
-    email_in writes `s3Key` (the API refuses the field); still, nothing outside the mail bucket's prefix of this
-    tenant is copied."""
+    """A file of the customer's mail (support.services.email_in stored it: <EMAIL_ATTACHMENTS_PREFIX><tenant>/<message>/
+    ...). Only email_in writes `s3Key` (the API refuses the field); still, nothing outside this tenant's prefix of the
+    mail bucket is copied."""
     bucket, key = attachment.get("s3Bucket") or _inbound_bucket(), str(attachment["s3Key"])
-    if bucket != _inbound_bucket() or key.split("/")[1:2] != [str(tenant)]:
+    if bucket != _inbound_bucket() or not key.startswith(f"{_mail_files_prefix()}{tenant}/"):
         logger.warning(
             "privacy export: a thread entry names a file outside the tenant's mail", extra={"entry": row["id"]}
         )
@@ -987,6 +1010,16 @@ def _export_bucket() -> str:
     if not bucket:
         raise RuntimeError("set PRIVACY_EXPORT_BUCKET: the bucket privacy exports are written to")
     return bucket
+
+
+def _inbound_prefix() -> str:
+    """Where SES stores raw mail in the mail bucket (as support.services.email_in.InboundConfig reads it)."""
+    return os.environ.get("INBOUND_EMAIL_PREFIX", "inbound/")
+
+
+def _mail_files_prefix() -> str:
+    """Where email_in stores the files of mail, per tenant (as support.services.email_in.InboundConfig reads it)."""
+    return os.environ.get("EMAIL_ATTACHMENTS_PREFIX", "attachments/")
 
 
 def _inbound_bucket() -> str:
