@@ -365,7 +365,10 @@ GRANT EXECUTE ON FUNCTION public.webhook_erase_deliveries(uuid, uuid[], uuid[], 
 -- The delivery log's retention (sql/0044; the workflow sweep's `webhook_log` step, support.services.webhooks.
 -- prune_log): a finished delivery (delivered, or failed after its day of attempts) is kept 30 days after it finished,
 -- then deleted; pending and queued ones are never. The 30 days are this function's alone: the two below take the
--- caller's clock, never a shorter keep, and no earlier than the database's own (least(p_at, now())). Internal.
+-- caller's clock, never a shorter keep, and no earlier than the database's own (least(p_at, now())). Both also
+-- require the row's created_at before the cut-off: the runtime role may UPDATE state and completed_at (the delivery
+-- worker records outcomes), so a row it marked finished long ago must not make a young delivery prunable; created_at
+-- is set at the insert and is in no UPDATE grant. Internal.
 CREATE OR REPLACE FUNCTION public.webhook_delivery_log_cutoff(p_at timestamptz) RETURNS timestamptz
 LANGUAGE sql STABLE
 SET search_path = pg_catalog, public, pg_temp
@@ -384,6 +387,7 @@ AS $$
     SELECT DISTINCT oldest.user_id FROM (
         SELECT d.user_id FROM public.webhook_deliveries d
         WHERE d.state IN ('delivered', 'failed') AND d.completed_at < public.webhook_delivery_log_cutoff(p_at)
+          AND d.created_at < public.webhook_delivery_log_cutoff(p_at)
         ORDER BY d.completed_at
         LIMIT p_rows
     ) oldest
@@ -408,12 +412,13 @@ BEGIN
     WITH batch AS (
         SELECT d.id FROM public.webhook_deliveries d
         WHERE d.user_id = p_tenant AND d.state IN ('delivered', 'failed') AND d.completed_at < cutoff
+          AND d.created_at < cutoff
         ORDER BY d.completed_at
         LIMIT p_rows
         FOR UPDATE SKIP LOCKED
     )
     DELETE FROM public.webhook_deliveries d USING batch
-    WHERE d.id = batch.id AND d.state IN ('delivered', 'failed');
+    WHERE d.id = batch.id AND d.state IN ('delivered', 'failed') AND d.completed_at < cutoff AND d.created_at < cutoff;
     GET DIAGNOSTICS gone = ROW_COUNT;
     RETURN gone;
 END

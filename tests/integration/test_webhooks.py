@@ -570,6 +570,32 @@ class TestDeliveryLogRetention:
         assert logged.status == 200, logged.body
         assert {UUID(row["id"]) for row in logged.data} == {young, queued, pending}
 
+    def test_the_runtime_role_cannot_make_a_young_delivery_prunable(
+        self, desk: Desk, receiver: Receiver, local_http: None, tenant: UUID
+    ) -> None:
+        # Given a young delivery of the tenant (its event just now)
+        hook = new_webhook(desk.hooks_api, f"http://127.0.0.1:{receiver.port}/hook")
+        new_ticket(desk.tickets)
+        [young] = [row["id"] for row in deliveries(desk.db, hook["id"])]
+        # When the runtime role, which may record a delivery's outcome (UPDATE state, completed_at), marks it finished
+        # long ago in the tenant's transaction and asks the prune function (SECURITY DEFINER) to delete the log's due rows
+        with psycopg.connect(desk.db.app, autocommit=True) as conn, conn.transaction():
+            conn.execute("SELECT set_config('app.tenant_id', %s, true)", (str(tenant),))
+            marked = conn.execute(
+                """UPDATE webhook_deliveries SET state = 'delivered', completed_at = '2000-01-01T00:00:00Z'
+                   WHERE id = %s""",
+                (young,),
+            )
+            assert marked.rowcount == 1
+            row = conn.execute(
+                """SELECT webhook_prune_deliveries(%s, now(), 100),
+                          (SELECT count(*) FROM webhook_log_tenants_due(now(), 100) AS t WHERE t = %s)""",
+                (tenant, tenant),
+            ).fetchone()
+        # Then nothing is deleted (it was created within the 30 days) and the lister does not name the tenant for it
+        assert row == (0, 0)
+        assert [r["id"] for r in deliveries(desk.db, hook["id"])] == [young]
+
 
 def _tls_for(name: str, folder: Path, monkeypatch: pytest.MonkeyPatch) -> ssl.SSLContext:
     """A CA the delivery trusts (SSL_CERT_FILE, read by ssl.create_default_context) and a certificate for `name`

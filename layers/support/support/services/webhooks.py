@@ -32,7 +32,8 @@ The shape of it (docs/webhooks.md for integrators, docs/ARCHITECTURE.md "Webhook
 * The delivery log's retention (`prune_log`, the workflow sweep's `webhook_log` step): a delivered or failed row is
   deleted 30 days after it finished (completed_at), per tenant in batches of LOG_PRUNE_BATCH; pending and queued
   rows never are. The 30 days are the database's (webhook_delivery_log_cutoff, sql/definitions/webhooks.sql), so
-  the runtime role, which has no DELETE on the log, cannot prune a younger delivery through the function.
+  the runtime role, which has no DELETE on the log, cannot prune a younger delivery through the function (nor by
+  marking one finished long ago: the row's created_at must be past the cut-off too).
 """
 
 from __future__ import annotations
