@@ -25,13 +25,14 @@ Steps:
 * `webhooks`: support.services.webhooks.sweep: hands to SQS the webhook deliveries whose dispatch after the commit
   was lost, and re-sends the messages of queued ones long past due (docs/webhooks.md).
 * `webhook_log`: support.services.webhooks.prune_log: deletes the deliveries that finished (delivered or failed) more
-  than 30 days ago, per tenant in bounded batches; pending and queued ones stay (docs/webhooks.md).
+  than 30 days ago, per tenant in bounded batches, within a budget (tenants and seconds) a run; pending and queued
+  ones stay (docs/webhooks.md).
 * `retention`: support.services.retention.sweep_step: the closed tickets and ended chats past their tenant's retention
   policy written to the archive bucket (mode archive) and then deleted, in bounded batches (docs/ARCHITECTURE.md,
   "Retention and archives").
 * `uploads`: support.services.attachments.sweep_unclaimed: deletes the uploads no message claimed within the bucket
-  lifecycle's day and a margin (their pending rows, and their objects, best effort), per tenant in bounded batches
-  (docs/ARCHITECTURE.md, "Attachments").
+  lifecycle's day and a margin (their pending rows, and their objects, best effort), per tenant in bounded batches,
+  within a budget (tenants and seconds) a run (docs/ARCHITECTURE.md, "Attachments").
 * `audit`: support.services.audit.seal: chains the audit entries written since the last run, per tenant (last, so the
   entries of the steps before it are chained in the same run).
 * `audit_check`: support.services.audit.check: verifies the next stretch of the audit chains; its count (the tenants

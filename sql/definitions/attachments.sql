@@ -57,27 +57,33 @@ GRANT EXECUTE ON FUNCTION public.chat_send_message_with_attachments(uuid, uuid, 
     text, text, text, text, text, uuid[], text[]) TO support_app;
 
 -- The tenants with uploads no message claimed, created before `p_before` (the workflow sweep's `uploads` step, whose
--- one look across tenants this is: ids only). At most the tenants of the `p_rows` oldest such rows, so a backlog is
--- listed a bounded part at a time (each tenant listed then gets a batch; the next minute lists the next). Owned by
--- support_analytics_lister, whose policy (row_level_security.sql) and column grants (sql/0044) let it see user_id,
--- state and created_at of every tenant's rows; replacing it takes membership in its owner, granted to the schema
--- owner for these statements only, as routing_tenants_waiting's.
+-- one look across tenants this is: ids only; the step shuffles them and works on a bounded number a run, within its
+-- time budget). Through sql/0045's per-tenant partial index: a walk over its distinct tenants (one probe each, a
+-- loose index scan), each kept when its oldest pending row is due. Owned by support_analytics_lister, whose policy
+-- (row_level_security.sql) and column grants (sql/0044) let it see user_id, state and created_at of every tenant's
+-- rows; replacing it takes membership in its owner, granted to the schema owner for these statements only, as
+-- routing_tenants_waiting's. Until sql/0045 it took a row count.
 GRANT support_analytics_lister TO support_owner;
-CREATE OR REPLACE FUNCTION public.attachments_tenants_unclaimed(p_before timestamptz, p_rows integer)
+DROP FUNCTION IF EXISTS public.attachments_tenants_unclaimed(timestamptz, integer);
+CREATE OR REPLACE FUNCTION public.attachments_tenants_unclaimed(p_before timestamptz)
 RETURNS SETOF uuid
 LANGUAGE sql STABLE SECURITY DEFINER
 SET search_path = pg_catalog, public, pg_temp
 AS $$
-    SELECT DISTINCT oldest.user_id FROM (
-        SELECT a.user_id FROM public.attachments a
-        WHERE a.state = 'pending' AND a.created_at < p_before
-        ORDER BY a.created_at
-        LIMIT p_rows
-    ) oldest
+    WITH RECURSIVE tenant(user_id, oldest) AS (
+        (SELECT a.user_id, a.created_at FROM public.attachments a
+         WHERE a.state = 'pending' ORDER BY a.user_id, a.created_at LIMIT 1)
+        UNION ALL
+        SELECT next.user_id, next.created_at FROM tenant, LATERAL (
+            SELECT a.user_id, a.created_at FROM public.attachments a
+            WHERE a.state = 'pending' AND a.user_id > tenant.user_id
+            ORDER BY a.user_id, a.created_at LIMIT 1) next
+    )
+    SELECT tenant.user_id FROM tenant WHERE tenant.oldest < p_before
 $$;
-REVOKE ALL ON FUNCTION public.attachments_tenants_unclaimed(timestamptz, integer) FROM PUBLIC;
-GRANT EXECUTE ON FUNCTION public.attachments_tenants_unclaimed(timestamptz, integer) TO support_app;
+REVOKE ALL ON FUNCTION public.attachments_tenants_unclaimed(timestamptz) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION public.attachments_tenants_unclaimed(timestamptz) TO support_app;
 GRANT CREATE ON SCHEMA public TO support_analytics_lister;
-ALTER FUNCTION public.attachments_tenants_unclaimed(timestamptz, integer) OWNER TO support_analytics_lister;
+ALTER FUNCTION public.attachments_tenants_unclaimed(timestamptz) OWNER TO support_analytics_lister;
 REVOKE CREATE ON SCHEMA public FROM support_analytics_lister;
 REVOKE support_analytics_lister FROM support_owner;

@@ -365,7 +365,10 @@ GRANT EXECUTE ON FUNCTION public.webhook_erase_deliveries(uuid, uuid[], uuid[], 
 -- The delivery log's retention (sql/0044; the workflow sweep's `webhook_log` step, support.services.webhooks.
 -- prune_log): a finished delivery (delivered, or failed after its day of attempts) is kept 30 days after it finished,
 -- then deleted; pending and queued ones are never. The 30 days are this function's alone: the two below take the
--- caller's clock, never a shorter keep, and no earlier than the database's own (least(p_at, now())). Internal.
+-- caller's clock, never a shorter keep, and no earlier than the database's own (least(p_at, now())). Both also
+-- require the row's created_at before the cut-off: the runtime role may UPDATE state and completed_at (the delivery
+-- worker records outcomes), so a row it marked finished long ago must not make a young delivery prunable; created_at
+-- is set at the insert and is in no UPDATE grant. Internal.
 CREATE OR REPLACE FUNCTION public.webhook_delivery_log_cutoff(p_at timestamptz) RETURNS timestamptz
 LANGUAGE sql STABLE
 SET search_path = pg_catalog, public, pg_temp
@@ -374,25 +377,37 @@ AS $$
 $$;
 REVOKE ALL ON FUNCTION public.webhook_delivery_log_cutoff(timestamptz) FROM PUBLIC;
 
--- The tenants with finished deliveries past the 30 days: those of the `p_rows` oldest (a backlog is worked through a
--- bounded part a run), through sql/0044's partial index. Across tenants (the table is not forced), ids only.
-CREATE OR REPLACE FUNCTION public.webhook_log_tenants_due(p_at timestamptz, p_rows integer)
+-- The tenants with finished deliveries past the 30 days (the step shuffles them and works on a bounded number a
+-- run, within its time budget). Through sql/0045's per-tenant partial index: a walk over its distinct tenants (one
+-- probe each, a loose index scan), then whether the tenant's oldest finished rows include one due (created_at too,
+-- as the prune asks). Across tenants (the table is not forced), ids only. Until sql/0045 it took a row count.
+DROP FUNCTION IF EXISTS public.webhook_log_tenants_due(timestamptz, integer);
+CREATE OR REPLACE FUNCTION public.webhook_log_tenants_due(p_at timestamptz)
 RETURNS SETOF uuid
 LANGUAGE sql STABLE SECURITY DEFINER
 SET search_path = pg_catalog, public, pg_temp
 AS $$
-    SELECT DISTINCT oldest.user_id FROM (
-        SELECT d.user_id FROM public.webhook_deliveries d
-        WHERE d.state IN ('delivered', 'failed') AND d.completed_at < public.webhook_delivery_log_cutoff(p_at)
-        ORDER BY d.completed_at
-        LIMIT p_rows
-    ) oldest
+    WITH RECURSIVE tenant(user_id) AS (
+        (SELECT d.user_id FROM public.webhook_deliveries d
+         WHERE d.state IN ('delivered', 'failed') ORDER BY d.user_id LIMIT 1)
+        UNION ALL
+        SELECT (SELECT d.user_id FROM public.webhook_deliveries d
+                WHERE d.state IN ('delivered', 'failed') AND d.user_id > tenant.user_id
+                ORDER BY d.user_id LIMIT 1)
+        FROM tenant WHERE tenant.user_id IS NOT NULL
+    ), cut(at) AS (SELECT public.webhook_delivery_log_cutoff(p_at))
+    SELECT tenant.user_id FROM tenant, cut
+    WHERE tenant.user_id IS NOT NULL
+      AND (SELECT true FROM public.webhook_deliveries d  -- per tenant (a subplan, never a join over the log)
+           WHERE d.user_id = tenant.user_id AND d.state IN ('delivered', 'failed')
+             AND d.completed_at < cut.at AND d.created_at < cut.at
+           LIMIT 1)
 $$;
-REVOKE ALL ON FUNCTION public.webhook_log_tenants_due(timestamptz, integer) FROM PUBLIC;
-GRANT EXECUTE ON FUNCTION public.webhook_log_tenants_due(timestamptz, integer) TO support_app;
+REVOKE ALL ON FUNCTION public.webhook_log_tenants_due(timestamptz) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION public.webhook_log_tenants_due(timestamptz) TO support_app;
 
--- One tenant's finished deliveries past the 30 days, at most `p_rows`, oldest first, deleted; for the transaction's
--- own tenant only (the runtime role has no DELETE on the table). Answers how many.
+-- One tenant's finished deliveries past the 30 days, at most `p_rows`, oldest first (sql/0045's index), deleted; for
+-- the transaction's own tenant only (the runtime role has no DELETE on the table). Answers how many.
 CREATE OR REPLACE FUNCTION public.webhook_prune_deliveries(p_tenant uuid, p_at timestamptz, p_rows integer)
 RETURNS integer
 LANGUAGE plpgsql VOLATILE SECURITY DEFINER
@@ -408,12 +423,13 @@ BEGIN
     WITH batch AS (
         SELECT d.id FROM public.webhook_deliveries d
         WHERE d.user_id = p_tenant AND d.state IN ('delivered', 'failed') AND d.completed_at < cutoff
+          AND d.created_at < cutoff
         ORDER BY d.completed_at
         LIMIT p_rows
         FOR UPDATE SKIP LOCKED
     )
     DELETE FROM public.webhook_deliveries d USING batch
-    WHERE d.id = batch.id AND d.state IN ('delivered', 'failed');
+    WHERE d.id = batch.id AND d.state IN ('delivered', 'failed') AND d.completed_at < cutoff AND d.created_at < cutoff;
     GET DIAGNOSTICS gone = ROW_COUNT;
     RETURN gone;
 END

@@ -675,3 +675,47 @@ class TestUnclaimedUploads:
             assert conn.execute("SELECT count(*) FROM attachments WHERE id = ANY(%s)", (list(created),)).fetchone() == (
                 3,
             )
+
+    def test_a_run_stops_at_its_budget_and_the_next_goes_on(
+        self,
+        db: DatabaseUrls,
+        tickets_api: HandlerClient,
+        attachments_api: HandlerClient,
+        s3: Any,
+        tenant: UUID,
+        other_tenant: UUID,
+    ) -> None:
+        # Given two tenants with unclaimed uploads past the lifecycle's day and the margin
+        now = datetime.now(UTC) - timedelta(minutes=1)
+        old = now - attachments.UNCLAIMED_AFTER - timedelta(minutes=1)
+        ids = []
+        for owner in (tenant, other_tenant):
+            api, ticket = attachments_api.as_tenant(owner), new_ticket(tickets_api.as_tenant(owner))
+            ids += [upload_url(api, ticketId=ticket["id"])["attachmentId"] for _ in range(2)]
+        with psycopg.connect(db.admin) as conn:
+            conn.execute("UPDATE attachments SET created_at = %s WHERE id = ANY(%s)", (old, ids))
+
+        def due() -> dict[UUID, int]:  # every tenant's due rows (the session's other tests leave some too)
+            with psycopg.connect(db.admin) as conn:
+                rows = conn.execute(
+                    """SELECT user_id, count(*) FROM attachments
+                       WHERE state = 'pending' AND created_at < %s GROUP BY user_id""",
+                    (now - attachments.UNCLAIMED_AFTER,),
+                )
+                return {row[0]: row[1] for row in rows}
+
+        before = due()
+        assert {tenant, other_tenant} <= set(before)
+        # When a run's time is up before its first tenant: it deletes nothing
+        assert attachments.sweep_unclaimed(now, max_seconds=0) == 0
+        assert due() == before
+        # When a run may work on one tenant: one tenant's rows go, the others' stay
+        deleted = attachments.sweep_unclaimed(now, max_tenants=1)
+        after = due()
+        changed = {t for t in before if after.get(t) != before[t]}
+        assert len(changed) == 1 and set(after) <= set(before)
+        assert deleted == sum(before.values()) - sum(after.values()) > 0
+        # Then the next runs go on where it stopped, until both tenants' are gone
+        for _ in range(len(before)):
+            attachments.sweep_unclaimed(now, max_tenants=1)
+        assert not {tenant, other_tenant} & set(due())

@@ -570,6 +570,77 @@ class TestDeliveryLogRetention:
         assert logged.status == 200, logged.body
         assert {UUID(row["id"]) for row in logged.data} == {young, queued, pending}
 
+    def test_the_runtime_role_cannot_make_a_young_delivery_prunable(
+        self, desk: Desk, receiver: Receiver, local_http: None, tenant: UUID
+    ) -> None:
+        # Given a young delivery of the tenant (its event just now)
+        hook = new_webhook(desk.hooks_api, f"http://127.0.0.1:{receiver.port}/hook")
+        new_ticket(desk.tickets)
+        [young] = [row["id"] for row in deliveries(desk.db, hook["id"])]
+        # When the runtime role, which may record a delivery's outcome (UPDATE state, completed_at), marks it finished
+        # long ago in the tenant's transaction and asks the prune function (SECURITY DEFINER) for the log's due rows
+        with psycopg.connect(desk.db.app, autocommit=True) as conn, conn.transaction():
+            conn.execute("SELECT set_config('app.tenant_id', %s, true)", (str(tenant),))
+            marked = conn.execute(
+                """UPDATE webhook_deliveries SET state = 'delivered', completed_at = '2000-01-01T00:00:00Z'
+                   WHERE id = %s""",
+                (young,),
+            )
+            assert marked.rowcount == 1
+            row = conn.execute(
+                """SELECT webhook_prune_deliveries(%s, now(), 100),
+                          (SELECT count(*) FROM webhook_log_tenants_due(now()) AS t WHERE t = %s)""",
+                (tenant, tenant),
+            ).fetchone()
+        # Then nothing is deleted (it was created within the 30 days) and the lister does not name the tenant for it
+        assert row == (0, 0)
+        assert [r["id"] for r in deliveries(desk.db, hook["id"])] == [young]
+
+    def test_a_run_stops_at_its_budget_and_the_next_goes_on(
+        self, desk: Desk, receiver: Receiver, local_http: None, other_tenant: UUID
+    ) -> None:
+        # Given two tenants with finished deliveries past their 30 days
+        now = dt.datetime.now(dt.UTC) - dt.timedelta(minutes=1)
+        old = now - dt.timedelta(days=31)
+        hooks = [
+            new_webhook(api, f"http://127.0.0.1:{receiver.port}/hook")
+            for api in (desk.hooks_api, desk.hooks_api.as_tenant(other_tenant))
+        ]
+        for tickets in (desk.tickets, desk.tickets.as_tenant(other_tenant)):
+            for _ in range(2):
+                new_ticket(tickets)
+        with psycopg.connect(desk.db.admin) as conn:
+            conn.execute(
+                """UPDATE webhook_deliveries SET state = 'delivered', completed_at = %s, created_at = %s
+                   WHERE endpoint_id = ANY(%s)""",
+                (old, old - dt.timedelta(hours=1), [hook["id"] for hook in hooks]),
+            )
+
+        def due() -> dict[UUID, int]:  # every tenant's due rows (the session's other tests leave some too)
+            with psycopg.connect(desk.db.admin) as conn:
+                rows = conn.execute(
+                    """SELECT user_id, count(*) FROM webhook_deliveries
+                       WHERE state IN ('delivered', 'failed') AND completed_at < %s GROUP BY user_id""",
+                    (now - dt.timedelta(days=30),),
+                )
+                return {row[0]: row[1] for row in rows}
+
+        before = due()
+        assert {desk.tickets.tenant, other_tenant} <= set(before)
+        # When a run's time is up before its first tenant: it deletes nothing
+        assert webhooks.prune_log(now, max_seconds=0) == 0
+        assert due() == before
+        # When a run may work on one tenant: one tenant's rows go, the others' stay
+        pruned = webhooks.prune_log(now, max_tenants=1)
+        after = due()
+        changed = {t for t in before if after.get(t) != before[t]}
+        assert len(changed) == 1 and set(after) <= set(before)
+        assert pruned == sum(before.values()) - sum(after.values()) > 0
+        # Then the next runs go on where it stopped, until both tenants' are gone
+        for _ in range(len(before)):
+            webhooks.prune_log(now, max_tenants=1)
+        assert not {desk.tickets.tenant, other_tenant} & set(due())
+
 
 def _tls_for(name: str, folder: Path, monkeypatch: pytest.MonkeyPatch) -> ssl.SSLContext:
     """A CA the delivery trusts (SSL_CERT_FILE, read by ssl.create_default_context) and a certificate for `name`

@@ -29,7 +29,7 @@ deletes objects and their rows.
 
 Unclaimed uploads (`sweep_unclaimed`, the workflow sweep's `uploads` step): a pending row older than
 UNCLAIMED_AFTER (the lifecycle's day and a margin) is deleted with its objects, per tenant in its own transaction, at
-most UNCLAIMED_BATCH rows a tenant a minute (the lister names the tenants of the oldest UNCLAIMED_LISTED rows). The
+most UNCLAIMED_BATCH rows a tenant, UNCLAIMED_TENANTS tenants (in a random order) and UNCLAIMED_SECONDS a minute. The
 rows are locked (FOR UPDATE SKIP LOCKED): a message claiming one at that moment keeps it, and a claim that comes after
 the delete finds no pending row (409) and deletes its copy. The objects are deleted before the commit, best effort:
 one already gone is no failure, and one S3 failed to delete is logged and left to the lifecycle (under `incoming/`).
@@ -39,6 +39,8 @@ from __future__ import annotations
 
 import contextlib
 import os
+import random
+import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -71,7 +73,8 @@ INCOMING_LIFETIME = timedelta(days=1)
 # minutes: a file uploaded at its end keeps its full day).
 UNCLAIMED_AFTER = INCOMING_LIFETIME + timedelta(hours=1)
 UNCLAIMED_BATCH = 500  # pending rows deleted per tenant and run (DeleteObjects takes 1,000 keys: two per row)
-UNCLAIMED_LISTED = 5_000  # the oldest pending rows whose tenants one run works on
+UNCLAIMED_TENANTS = 100  # tenants one run works on (each a transaction and a DeleteObjects)
+UNCLAIMED_SECONDS = 8.0  # the sweep's timeout is 60 s: the audit steps run after this one
 KEPT_PREFIX = "files/"  # a claimed file's home: expired by nothing
 
 
@@ -587,17 +590,26 @@ def _delete_keys(keys: Sequence[str]) -> None:
 # --- Unclaimed uploads -----------------------------------------------------------------------------------------------
 
 
-def sweep_unclaimed(now: datetime) -> int:
+def sweep_unclaimed(
+    now: datetime, *, max_tenants: int = UNCLAIMED_TENANTS, max_seconds: float = UNCLAIMED_SECONDS
+) -> int:
     """The workflow sweep's `uploads` step: the pending rows of every tenant older than UNCLAIMED_AFTER at `now` (or
     at the real time, whichever is earlier: a run by hand with a later clock deletes nothing early), deleted with
-    their objects, a batch per tenant. Answers how many rows it deleted. A tenant that fails is logged and the
-    others still run; the step then fails (the next minute tries again)."""
+    their objects, a batch per tenant, the tenants in a new order each run (a backlog does not always come first), at
+    most `max_tenants` of them and none started after `max_seconds`: the next minute goes on. Answers how many rows it
+    deleted. A tenant that fails is logged and the others still run; the step then fails (the next minute tries
+    again)."""
+    deadline = time.monotonic() + max_seconds
     before = min(now, datetime.now(UTC)) - UNCLAIMED_AFTER
     with anonymous_transaction() as cur:
-        cur.execute("SELECT t FROM attachments_tenants_unclaimed(%s, %s) AS t", (before, UNCLAIMED_LISTED))
+        cur.execute("SELECT t FROM attachments_tenants_unclaimed(%s) AS t", (before,))
         tenants = [row["t"] for row in cur.fetchall()]
+    random.shuffle(tenants)
     deleted, failed = 0, 0
-    for tenant_id in tenants:
+    for done, tenant_id in enumerate(tenants):
+        if done >= max_tenants or time.monotonic() >= deadline:
+            logger.info("deleting unclaimed uploads stopped at its budget", extra={"tenants_left": len(tenants) - done})
+            break
         try:
             deleted += delete_unclaimed(tenant_id, before)
         except Exception:

@@ -30,16 +30,20 @@ The shape of it (docs/webhooks.md for integrators, docs/ARCHITECTURE.md "Webhook
   that POSTed and died before recording the answer sends again after its lease; receivers deduplicate by the
   delivery id.
 * The delivery log's retention (`prune_log`, the workflow sweep's `webhook_log` step): a delivered or failed row is
-  deleted 30 days after it finished (completed_at), per tenant in batches of LOG_PRUNE_BATCH; pending and queued
-  rows never are. The 30 days are the database's (webhook_delivery_log_cutoff, sql/definitions/webhooks.sql), so
-  the runtime role, which has no DELETE on the log, cannot prune a younger delivery through the function.
+  deleted 30 days after it finished (completed_at), per tenant in batches of LOG_PRUNE_BATCH, at most
+  LOG_PRUNE_TENANTS tenants (in a random order) and LOG_PRUNE_SECONDS a run; pending and queued rows never are.
+  The 30 days are the database's (webhook_delivery_log_cutoff, sql/definitions/webhooks.sql), so the runtime role,
+  which has no DELETE on the log, cannot prune a younger delivery through the function (nor by marking one finished
+  long ago: the row's created_at must be past the cut-off too).
 """
 
 from __future__ import annotations
 
 import json
 import math
+import random
 import secrets
+import time
 from collections.abc import Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -602,18 +606,28 @@ def sweep(now: datetime) -> int:
 
 
 LOG_PRUNE_BATCH = 5_000  # finished deliveries deleted per tenant and run
-LOG_PRUNE_LISTED = 50_000  # the oldest finished deliveries past their 30 days whose tenants one run works on
+LOG_PRUNE_TENANTS = 200  # tenants one run works on (each a transaction)
+LOG_PRUNE_SECONDS = 8.0  # the sweep's timeout is 60 s: the audit steps run after this one
 
 
-def prune_log(now: datetime) -> int:
+def prune_log(now: datetime, *, max_tenants: int = LOG_PRUNE_TENANTS, max_seconds: float = LOG_PRUNE_SECONDS) -> int:
     """The workflow sweep's `webhook_log` step: every tenant's finished deliveries past their 30 days at `now` (or
-    the database's clock, whichever is earlier), a batch per tenant. Answers how many it deleted. A tenant that fails
-    is logged and the others still run; the step then fails (the next minute tries again)."""
+    the database's clock, whichever is earlier), a batch per tenant, the tenants in a new order each run (a backlog
+    does not always come first), at most `max_tenants` of them and none started after `max_seconds`: the next minute
+    goes on. Answers how many it deleted. A tenant that fails is logged and the others still run; the step then fails
+    (the next minute tries again)."""
+    deadline = time.monotonic() + max_seconds
     with anonymous_transaction() as cur:
-        cur.execute("SELECT t FROM webhook_log_tenants_due(%s, %s) AS t", (now, LOG_PRUNE_LISTED))
+        cur.execute("SELECT t FROM webhook_log_tenants_due(%s) AS t", (now,))
         tenants = [row["t"] for row in cur.fetchall()]
+    random.shuffle(tenants)
     deleted, failed = 0, 0
-    for tenant_id in tenants:
+    for done, tenant_id in enumerate(tenants):
+        if done >= max_tenants or time.monotonic() >= deadline:
+            logger.info(
+                "the webhook delivery log's pruning stopped at its budget", extra={"tenants_left": len(tenants) - done}
+            )
+            break
         try:
             with tenant_transaction(tenant_id) as cur:
                 cur.execute("SELECT webhook_prune_deliveries(%s, %s, %s) AS gone", (tenant_id, now, LOG_PRUNE_BATCH))
