@@ -30,8 +30,9 @@ END
 $$;
 
 -- The time before which the tenant's policy for `p_kind` ('tickets' or 'chats') makes a closed one due at
--- least(p_at, now()); NULL when the policy deletes nothing (none, or mode `keep`). Refuses a tenant that is not the
--- transaction's own (app.tenant_id, failing closed). The two deletes' first step; internal: the owner's only.
+-- least(p_at, now()): midnight UTC `days` days before (whole days, as support.services.retention.due_before); NULL
+-- when the policy deletes nothing (none, or mode `keep`). Refuses a tenant that is not the transaction's own
+-- (app.tenant_id, failing closed). The two deletes' first step; internal: the owner's only.
 CREATE OR REPLACE FUNCTION public.retention_cutoff(p_tenant uuid, p_kind text, p_at timestamptz)
 RETURNS timestamptz
 LANGUAGE plpgsql STABLE
@@ -49,7 +50,7 @@ BEGIN
     IF policy IS NULL OR coalesce(policy ->> 'mode', 'keep') NOT IN ('delete', 'archive') THEN
         RETURN NULL;
     END IF;
-    RETURN least(p_at, now()) - make_interval(days => (policy ->> 'days')::integer);
+    RETURN date_trunc('day', least(p_at, now()), 'UTC') - make_interval(days => (policy ->> 'days')::integer);
 END
 $$;
 REVOKE ALL ON FUNCTION public.retention_cutoff(uuid, text, timestamptz) FROM PUBLIC;

@@ -245,7 +245,8 @@ def test_an_archive_run_writes_the_due_rows_to_s3_then_deletes_them_and_every_fi
         assert kept <= {desk["old_open"], desk["young"], desk["young_chat"]}, table
     # and S3 holds them, each with what hung from it, encrypted, under archive/<tenant>/<day>/
     objects = archived(s3, tenant)
-    assert sorted(objects) == sorted(report.objects) and len(objects) == 2
+    # one object per kind and closing day (UTC): the tickets closed 40 days ago, the chats ended 45 and 31 days ago
+    assert sorted(objects) == sorted(report.objects) and len(objects) == 3
     lines = [line for batch in objects.values() for line in batch]
     tickets = {line["ticket"]["id"]: line for line in lines if line["kind"] == "ticket"}
     assert set(tickets) == set(desk["old"])
@@ -255,11 +256,16 @@ def test_an_archive_run_writes_the_due_rows_to_s3_then_deletes_them_and_every_fi
     chats = {line["session"]["id"]: line for line in lines if line["kind"] == "chat"}
     assert set(chats) == set(desk["chats"])
     assert all(sorted(m["message"] for m in c["messages"]) == ["message 0", "message 1"] for c in chats.values())
-    for key in objects:
+    for key, batch in objects.items():
         head = s3.head_object(Bucket=BUCKET, Key=key)
         assert head["ServerSideEncryption"] == "AES256"
         day, name = key.split("/")[2:]
         assert datetime.strptime(day, "%Y-%m-%d") and name.endswith(".jsonl")
+        closed = [
+            line["ticket"]["resolved_at"] if line["kind"] == "ticket" else line["session"]["session_end_time"]
+            for line in batch
+        ]
+        assert {datetime.fromisoformat(c).astimezone(UTC).strftime("%Y-%m-%d") for c in closed} == {day}
     # and every figure is as it was: the dashboard, the analytics, the totals, the agents' figures
     assert figures(db, tenant) == before
     # and the recount (make verify-totals) still agrees with them: the tombstones count what was deleted
@@ -268,7 +274,7 @@ def test_an_archive_run_writes_the_due_rows_to_s3_then_deletes_them_and_every_fi
     # When it runs again: nothing is due, nothing is written
     again = retention.run(datetime.now(UTC), tenants=[tenant])
     assert (again.rows, again.objects) == (0, [])
-    assert len(archived(s3, tenant)) == 2
+    assert len(archived(s3, tenant)) == 3
 
 
 def test_the_audit_records_a_retention_delete_by_row_and_keeps_none_of_its_values(
@@ -365,7 +371,7 @@ def test_a_crash_between_the_upload_and_the_delete_loses_nothing_and_the_rerun_r
     report = retention.run(now, tenants=[tenant])
 
     objects = archived(s3, tenant)
-    assert first.key in objects and len(objects) == 2  # the tickets' object once (rewritten), the chats'
+    assert first.key in objects and len(objects) == 3  # the tickets' object once (rewritten), the chats' two days
     assert {line["ticket"]["id"] for line in objects[first.key]} == set(desk["old"])
     assert report.deleted["tickets"] == 3
     assert not set(desk["old"]) & ticket_ids(db, tenant)

@@ -134,14 +134,25 @@ _DELETE: dict[Kind, str] = {
 }
 
 
+def due_before(now: datetime, days: int) -> datetime:
+    """What a policy of `days` makes due at `now`: the rows closed before midnight UTC `days` days ago. Whole days
+    (as retention_cutoff in the database): a day's closed rows become due together, once, so they are archived in
+    one object (in parts beyond BATCH rows), not in a new object every minute as each row comes of age."""
+    midnight = now.astimezone(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
+    return midnight - timedelta(days=days)
+
+
 def select_batch(tenant_id: UUID, kind: Kind, rule: RetentionRule, now: datetime, limit: int = BATCH) -> Batch | None:
-    """The oldest rows of `kind` due under `rule` at `now`, as JSON lines (step 1), or None when nothing is due."""
+    """The oldest rows of `kind` due under `rule` at `now`, those of the first one's closing day (UTC) only, as
+    JSON lines (step 1), or None when nothing is due."""
     assert rule.days is not None
     with tenant_transaction(tenant_id) as cur:
-        cur.execute(_SELECT[kind], {"tenant": tenant_id, "cutoff": now - timedelta(days=rule.days), "limit": limit})
+        cur.execute(_SELECT[kind], {"tenant": tenant_id, "cutoff": due_before(now, rule.days), "limit": limit})
         rows = cur.fetchall()
     if not rows:
         return None
+    day = rows[0]["closed_at"].astimezone(UTC).date()
+    rows = [r for r in rows if r["closed_at"].astimezone(UTC).date() == day]  # a batch never spans two days
     return Batch(tenant_id, kind, [r["id"] for r in rows], [r["line"] for r in rows], rows[0]["closed_at"])
 
 
