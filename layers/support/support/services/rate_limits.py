@@ -31,7 +31,7 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from uuid import UUID
 
 from psycopg import sql
@@ -41,7 +41,9 @@ from support.config import get_settings
 from support.db import write_one
 from support.db.connection import Admission, Cursor
 from support.errors import RateLimited
-from support.models.settings import LimitsSettings
+
+if TYPE_CHECKING:  # every HTTP handler imports this module (support.http): not the settings' models with it
+    from support.models.settings import LimitsSettings
 
 # A row idle this long is full again for every bucket below (burst / per_second is at most a few minutes), so
 # deleting it changes no answer.
