@@ -134,7 +134,7 @@ bench: $(VENV)/.installed ## benchmarks (see bench/README.md); figures go to ben
 	$(PY) -m bench.tickets
 
 bench-quick: $(VENV)/.installed ## the benchmarks on a 10,000-ticket tenant, 20 calls per case (its ratio target says FAIL: see docs/benchmarks.md)
-	$(PY) -m bench.tickets --tickets 10000 --iterations 20
+	$(PY) -m bench.tickets --tickets 10000 --iterations 20 --import-runs 2 --no-import-profile
 
 bench-analytics: $(VENV)/.installed ## the analytics benchmark: rollup, backfill, range summary, dashboard trends (bench/README.md)
 	$(PY) -m bench.analytics $(if $(ARGS),$(ARGS))
