@@ -39,8 +39,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import random
-import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -61,6 +59,7 @@ from support.models.attachments import (
     VisitorAttachmentUploadRequest,
 )
 from support.observability import logger
+from support.services.tenant_batches import each_tenant
 from support.visitors import VisitorClaims, verify_resume_token
 
 UPLOAD_LIFETIME = timedelta(minutes=15)
@@ -599,25 +598,17 @@ def sweep_unclaimed(
     most `max_tenants` of them and none started after `max_seconds`: the next minute goes on. Answers how many rows it
     deleted. A tenant that fails is logged and the others still run; the step then fails (the next minute tries
     again)."""
-    deadline = time.monotonic() + max_seconds
     before = min(now, datetime.now(UTC)) - UNCLAIMED_AFTER
     with anonymous_transaction() as cur:
         cur.execute("SELECT t FROM attachments_tenants_unclaimed(%s) AS t", (before,))
         tenants = [row["t"] for row in cur.fetchall()]
-    random.shuffle(tenants)
-    deleted, failed = 0, 0
-    for done, tenant_id in enumerate(tenants):
-        if done >= max_tenants or time.monotonic() >= deadline:
-            logger.info("deleting unclaimed uploads stopped at its budget", extra={"tenants_left": len(tenants) - done})
-            break
-        try:
-            deleted += delete_unclaimed(tenant_id, before)
-        except Exception:
-            logger.exception("deleting unclaimed uploads failed for a tenant", extra={"tenant_id": str(tenant_id)})
-            failed += 1
-    if failed:
-        raise RuntimeError(f"deleting unclaimed uploads failed for {failed} tenant(s)")
-    return deleted
+    return each_tenant(
+        tenants,
+        lambda tenant_id: delete_unclaimed(tenant_id, before),
+        what="deleting unclaimed uploads",
+        max_tenants=max_tenants,
+        max_seconds=max_seconds,
+    )
 
 
 def delete_unclaimed(tenant_id: UUID, before: datetime, *, limit: int = UNCLAIMED_BATCH) -> int:

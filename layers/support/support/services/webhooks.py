@@ -41,9 +41,7 @@ from __future__ import annotations
 
 import json
 import math
-import random
 import secrets
-import time
 from collections.abc import Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -65,6 +63,7 @@ from support.invocations import invoke_or_run
 from support.models.webhooks import Webhook, WebhookCreate, WebhookDelivery, WebhookUpdate, WebhookWithSecret
 from support.observability import logger
 from support.pagination import Page, decode_cursor, page_of
+from support.services.tenant_batches import each_tenant
 
 MAX_ENDPOINTS_PER_TENANT = 20
 SECRET_OVERLAP = timedelta(hours=24)
@@ -616,31 +615,19 @@ def prune_log(now: datetime, *, max_tenants: int = LOG_PRUNE_TENANTS, max_second
     does not always come first), at most `max_tenants` of them and none started after `max_seconds`: the next minute
     goes on. Answers how many it deleted. A tenant that fails is logged and the others still run; the step then fails
     (the next minute tries again)."""
-    deadline = time.monotonic() + max_seconds
     with anonymous_transaction() as cur:
         cur.execute("SELECT t FROM webhook_log_tenants_due(%s) AS t", (now,))
         tenants = [row["t"] for row in cur.fetchall()]
-    random.shuffle(tenants)
-    deleted, failed = 0, 0
-    for done, tenant_id in enumerate(tenants):
-        if done >= max_tenants or time.monotonic() >= deadline:
-            logger.info(
-                "the webhook delivery log's pruning stopped at its budget", extra={"tenants_left": len(tenants) - done}
-            )
-            break
-        try:
-            with tenant_transaction(tenant_id) as cur:
-                cur.execute("SELECT webhook_prune_deliveries(%s, %s, %s) AS gone", (tenant_id, now, LOG_PRUNE_BATCH))
-                row = cur.fetchone()
-            deleted += int(row["gone"]) if row else 0
-        except Exception:
-            logger.exception(
-                "pruning the webhook delivery log failed for a tenant", extra={"tenant_id": str(tenant_id)}
-            )
-            failed += 1
-    if failed:
-        raise RuntimeError(f"pruning the webhook delivery log failed for {failed} tenant(s)")
-    return deleted
+
+    def prune(tenant_id: UUID) -> int:
+        with tenant_transaction(tenant_id) as cur:
+            cur.execute("SELECT webhook_prune_deliveries(%s, %s, %s) AS gone", (tenant_id, now, LOG_PRUNE_BATCH))
+            row = cur.fetchone()
+        return int(row["gone"]) if row else 0
+
+    return each_tenant(
+        tenants, prune, what="pruning the webhook delivery log", max_tenants=max_tenants, max_seconds=max_seconds
+    )
 
 
 def _resend_lost(tenant_id: UUID, now: datetime) -> int:
